@@ -1,0 +1,191 @@
+/**
+ * Calendars: holds, bookings and blocks on half-open intervals [from, to) in epoch ms (UTC).
+ *
+ * These are the rules the Lua scripts enforce atomically in Redis. They are written here once
+ * more, as pure functions, for everything that must reason about a calendar outside Redis:
+ * the reference model of the property tests, the read models, the reconciler. The property test
+ * keeps the two in agreement.
+ */
+import type { ListingState, VehicleStatus } from './vehicle.ts';
+
+export const MINUTE_MS = 60_000;
+export const HOUR_MS = 60 * MINUTE_MS;
+export const MAX_INTERVAL_MS = 30 * 24 * HOUR_MS;
+/** Timestamps must stay below this (year 5138) so Lua's cjson encodes them exactly. */
+export const MAX_TIMESTAMP_MS = 99_999_999_999_999;
+/** A trip may start this long before its window (customer early at the pickup point). */
+export const START_EARLY_MS = 15 * MINUTE_MS;
+export const DEFAULT_HOLD_TTL_MS = 10 * MINUTE_MS;
+export const DEFAULT_MAX_LIVE_HOLDS = 5;
+export const IDEMPOTENCY_TTL_S = 24 * 3600;
+
+export const HOLD_STATUSES = ['held', 'converted', 'released', 'expired'] as const;
+export type HoldStatus = (typeof HOLD_STATUSES)[number];
+
+export const BOOKING_STATUSES = [
+  'confirmed', 'active', 'completed', 'cancelled', 'conflicted', 'reaccommodated',
+] as const;
+export type BookingStatus = (typeof BOOKING_STATUSES)[number];
+
+export const BLOCK_STATUSES = ['active', 'cleared', 'cancelled'] as const;
+export type BlockStatus = (typeof BLOCK_STATUSES)[number];
+
+export const BLOCK_REASONS = ['accident', 'maintenance', 'host'] as const;
+export type BlockReason = (typeof BLOCK_REASONS)[number];
+
+/** Why a booking became `conflicted`: the unrefusable fact that displaced it. */
+export type ConflictCause = BlockReason | 'late_return' | 'forced_extension' | 'delisted';
+
+/** Allowed transitions; anything else is INVALID_STATE. */
+export const HOLD_TRANSITIONS: Record<HoldStatus, readonly HoldStatus[]> = {
+  held: ['converted', 'released', 'expired'],
+  converted: [], released: [], expired: [],
+};
+export const BOOKING_TRANSITIONS: Record<BookingStatus, readonly BookingStatus[]> = {
+  confirmed: ['active', 'cancelled', 'conflicted'],
+  active: ['completed'],
+  conflicted: ['reaccommodated', 'cancelled'],
+  completed: [], cancelled: [], reaccommodated: [],
+};
+export const BLOCK_TRANSITIONS: Record<BlockStatus, readonly BlockStatus[]> = {
+  active: ['cleared', 'cancelled'],
+  cleared: [], cancelled: [],
+};
+
+interface EntryBase {
+  id: string;
+  from: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+export interface HoldEntry extends EntryBase {
+  kind: 'hold';
+  status: HoldStatus;
+  to: number;
+  customerId: string;
+  expiresAt: number;
+  bookingId?: string;
+  releaseReason?: string;
+}
+
+export interface BookingEntry extends EntryBase {
+  kind: 'booking';
+  status: BookingStatus;
+  to: number;
+  customerId: string;
+  holdId?: string;
+  startedAt?: number;
+  completedAt?: number;
+  /** The end that was booked, when a completion (early or late) moved `to`. */
+  scheduledTo?: number;
+  completion?: 'early' | 'on_time' | 'late';
+  conflictCause?: ConflictCause;
+  conflictedBy?: string;
+  conflictedAt?: number;
+  cancelReason?: string;
+}
+
+export interface BlockEntry extends EntryBase {
+  kind: 'block';
+  status: BlockStatus;
+  reason: BlockReason;
+  /** Absent for an open-ended block (an accident until cleared). */
+  to?: number;
+  note?: string;
+}
+
+export type CalendarEntry = HoldEntry | BookingEntry | BlockEntry;
+export type EntryKind = CalendarEntry['kind'];
+
+/** Holds and bookings are trips: the turnaround buffer separates them from each other. */
+export function isTrip(e: CalendarEntry): boolean {
+  return e.kind !== 'block';
+}
+
+/** Does the entry take the vehicle's time at `now`? Lapsed holds and displaced bookings do not. */
+export function occupies(e: CalendarEntry, now: number): boolean {
+  switch (e.kind) {
+    case 'hold': return e.status === 'held' && e.expiresAt > now;
+    case 'booking': return e.status === 'confirmed' || e.status === 'active';
+    case 'block': return e.status === 'active';
+  }
+}
+
+/** Where the entry's occupation ends: an overdue trip keeps the car until it is completed. */
+export function occupiedUntil(e: CalendarEntry, now: number): number {
+  if (e.to === undefined) return Number.POSITIVE_INFINITY;
+  if (e.kind === 'booking' && e.status === 'active' && e.to < now) return now;
+  return e.to;
+}
+
+export function overlapsWindow(
+  e: CalendarEntry, from: number, to: number, tripCandidate: boolean, turnaroundMs: number, now: number,
+): boolean {
+  const pad = tripCandidate && isTrip(e) ? turnaroundMs : 0;
+  return e.from < to + pad && from < occupiedUntil(e, now) + pad;
+}
+
+/** The first occupying entry (by start) that a new window would collide with, if any. */
+export function firstOverlap(
+  entries: readonly CalendarEntry[], from: number, to: number, tripCandidate: boolean,
+  turnaroundMs: number, now: number, exceptId?: string,
+): CalendarEntry | undefined {
+  return sortEntries(entries).find((e) =>
+    e.id !== exceptId && occupies(e, now) && overlapsWindow(e, from, to, tripCandidate, turnaroundMs, now));
+}
+
+export function sortEntries<T extends CalendarEntry>(entries: readonly T[]): T[] {
+  return [...entries].sort((a, b) => a.from - b.from || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+}
+
+export type IntervalProblem = 'missing' | 'minute' | 'order' | 'too_long' | 'past' | 'range';
+
+/**
+ * Time rules for a requested window: minute granularity, `to > from`, at most 30 days, and not
+ * starting before the current minute unless the caller may write the past (ops).
+ */
+export function intervalProblem(
+  from: number, to: number | undefined, now: number, opts: { allowPast?: boolean; openEnded?: boolean } = {},
+): IntervalProblem | undefined {
+  if (!Number.isFinite(from) || (to === undefined && !opts.openEnded)) return 'missing';
+  if (from < 0 || from > MAX_TIMESTAMP_MS || (to !== undefined && (!Number.isFinite(to) || to > MAX_TIMESTAMP_MS))) return 'range';
+  if (from % MINUTE_MS !== 0 || (to !== undefined && to % MINUTE_MS !== 0)) return 'minute';
+  if (to !== undefined && to <= from) return 'order';
+  if (to !== undefined && to - from > MAX_INTERVAL_MS) return 'too_long';
+  if (!opts.allowPast && from < now - (now % MINUTE_MS)) return 'past';
+  return undefined;
+}
+
+export interface DerivedStatus {
+  status: VehicleStatus;
+  /** The next instant at which the status may change by time alone, if any. */
+  due: number | undefined;
+}
+
+const BLOCK_STATUS: Record<BlockReason, VehicleStatus> = {
+  accident: 'accident', maintenance: 'maintenance', host: 'blocked',
+};
+
+/** "Status now" from the listing and the calendar (DESIGN §3); precedence as VEHICLE_STATUSES. */
+export function deriveStatus(listing: ListingState, entries: readonly CalendarEntry[], now: number): DerivedStatus {
+  const present = new Set<VehicleStatus>();
+  if (listing === 'delisted') present.add('delisted');
+  let due: number | undefined;
+  const consider = (t: number | undefined) => {
+    if (t !== undefined && t > now && (due === undefined || t < due)) due = t;
+  };
+  for (const e of entries) {
+    if (!occupies(e, now)) continue;
+    if (e.kind === 'booking' && e.status === 'active') {
+      present.add('in_trip');
+    } else if (e.from <= now && (e.to === undefined || now < e.to)) {
+      present.add(e.kind === 'block' ? BLOCK_STATUS[e.reason] : e.kind === 'booking' ? 'booked' : 'held');
+    }
+    consider(e.from);
+    consider(e.to);
+    if (e.kind === 'hold') consider(e.expiresAt);
+  }
+  const order: VehicleStatus[] = ['accident', 'in_trip', 'maintenance', 'delisted', 'blocked', 'booked', 'held'];
+  return { status: order.find((s) => present.has(s)) ?? 'available', due };
+}

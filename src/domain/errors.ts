@@ -1,0 +1,40 @@
+/**
+ * The one error type of the service. Every refusal carries a stable `code` that clients may
+ * branch on; Lua scripts return the same codes, and `src/redis/scripts.ts` turns them into this.
+ * The HTTP mapping lives in one place too (`httpStatusOf`), so routes never pick statuses.
+ */
+export const ERROR_CODES = {
+  NOT_FOUND: { status: 404, title: 'Not found' },
+  NOT_AVAILABLE: { status: 409, title: 'Not available for that window' },
+  INVALID_INTERVAL: { status: 400, title: 'Invalid interval' },
+  INVALID_STATE: { status: 409, title: 'Not allowed in the current state' },
+  VERSION_MISMATCH: { status: 409, title: 'Stale version' },
+  HOLD_EXPIRED: { status: 410, title: 'Hold expired' },
+  HOLD_LIMIT: { status: 429, title: 'Too many live holds' },
+  IDEMPOTENCY_CONFLICT: { status: 422, title: 'Idempotency key reused with other parameters' },
+  BUSY: { status: 429, title: 'Vehicle busy, retry shortly' },
+  VALIDATION: { status: 400, title: 'Invalid input' },
+  FORBIDDEN: { status: 403, title: 'Forbidden' },
+} as const;
+
+export type ErrorCode = keyof typeof ERROR_CODES;
+
+export class DomainError extends Error {
+  readonly code: ErrorCode;
+  readonly detail: Readonly<Record<string, unknown>>;
+
+  constructor(code: ErrorCode, message?: string, detail: Record<string, unknown> = {}) {
+    super(message ?? ERROR_CODES[code].title);
+    this.name = 'DomainError';
+    this.code = code;
+    this.detail = detail;
+  }
+}
+
+export function isErrorCode(value: string): value is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_CODES, value);
+}
+
+export function httpStatusOf(code: ErrorCode): number {
+  return ERROR_CODES[code].status;
+}

@@ -1,0 +1,83 @@
+/** Vehicles and hosts: what a marketplace lists. */
+
+/** Tier order matters: an upgrade is any category later in this list. */
+export const CATEGORIES = ['hatchback', 'sedan', 'suv', 'premium', 'luxury'] as const;
+export type Category = (typeof CATEGORIES)[number];
+
+export const TRANSMISSIONS = ['manual', 'automatic'] as const;
+export type Transmission = (typeof TRANSMISSIONS)[number];
+
+export const FUELS = ['petrol', 'diesel', 'electric', 'hybrid', 'cng'] as const;
+export type Fuel = (typeof FUELS)[number];
+
+export const LISTING_STATES = ['active', 'delisted'] as const;
+export type ListingState = (typeof LISTING_STATES)[number];
+
+/**
+ * "Status now", derived from the calendar at the server's time (DESIGN §3). The order is the
+ * precedence when several apply: an accident outranks a trip, a trip outranks maintenance, ...
+ */
+export const VEHICLE_STATUSES = [
+  'accident', 'in_trip', 'maintenance', 'delisted', 'blocked', 'booked', 'held', 'available',
+] as const;
+export type VehicleStatus = (typeof VEHICLE_STATUSES)[number];
+
+export function tierOf(category: Category): number {
+  return CATEGORIES.indexOf(category);
+}
+
+/** True when `candidate` is the same category as `wanted` or a higher one. */
+export function isSameOrBetter(candidate: Category, wanted: Category): boolean {
+  return tierOf(candidate) >= tierOf(wanted);
+}
+
+export interface Host {
+  readonly id: string;
+  readonly name: string;
+}
+
+export interface VehicleSpec {
+  hostId: string;
+  category: Category;
+  seats: number;
+  transmission: Transmission;
+  fuel: Fuel;
+  make: string;
+  model: string;
+  location: { lat: number; lng: number };
+  /** Price of one hour, in the city's currency (decimal, two places at most). */
+  pricePerHour: number;
+}
+
+export interface Vehicle extends VehicleSpec {
+  id: string;
+  city: string;
+  listing: ListingState;
+  /** Status as last derived by a script; `deriveStatus` recomputes it for any instant. */
+  status: VehicleStatus;
+  /** Bumped by every script that changes the vehicle or its calendar. */
+  version: number;
+  createdAt: number;
+  updatedAt: number;
+}
+
+/** Fields a vehicle update may change (owner and city never change). */
+export type VehiclePatch = Partial<Omit<VehicleSpec, 'hostId'>>;
+
+export function validateVehiclePatch(patch: VehiclePatch): string[] {
+  const problems: string[] = [];
+  if (patch.category !== undefined && !CATEGORIES.includes(patch.category)) problems.push('category');
+  if (patch.transmission !== undefined && !TRANSMISSIONS.includes(patch.transmission)) problems.push('transmission');
+  if (patch.fuel !== undefined && !FUELS.includes(patch.fuel)) problems.push('fuel');
+  if (patch.seats !== undefined && !(Number.isInteger(patch.seats) && patch.seats >= 1 && patch.seats <= 60)) problems.push('seats');
+  if (patch.pricePerHour !== undefined && !(Number.isFinite(patch.pricePerHour) && patch.pricePerHour >= 0 && patch.pricePerHour <= 1e7 && Math.round(patch.pricePerHour * 100) === patch.pricePerHour * 100)) problems.push('pricePerHour');
+  for (const f of ['make', 'model'] as const) {
+    const v = patch[f];
+    if (v !== undefined && !(typeof v === 'string' && v.length >= 1 && v.length <= 64)) problems.push(f);
+  }
+  if (patch.location !== undefined) {
+    const { lat, lng } = patch.location;
+    if (!(Number.isFinite(lat) && lat >= -90 && lat <= 90 && Number.isFinite(lng) && lng >= -180 && lng <= 180)) problems.push('location');
+  }
+  return problems;
+}

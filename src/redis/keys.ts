@@ -1,0 +1,37 @@
+/**
+ * Every Redis key of the service is built here. All keys of a city share the hash tag
+ * `{c:<city>}`, so on Redis Cluster a city is one slot and every script can touch all of them.
+ */
+const tag = (city: string) => `{c:${city}}`;
+
+export const keys = {
+  /** SET of the city's vehicle ids. */
+  vehicles: (city: string) => `${tag(city)}:vehicles`,
+  /** HASH of one vehicle: spec, listing, stored status, version. */
+  vehicle: (city: string, vehicleId: string) => `${tag(city)}:v:${vehicleId}`,
+  /** HASH entryId -> JSON calendar entry (hold, booking, block) of one vehicle. */
+  calendar: (city: string, vehicleId: string) => `${tag(city)}:cal:${vehicleId}`,
+  /** HASH of exact counters: `s:<status>`, `c:<category>`, `cs:<category>:<status>`. */
+  counters: (city: string) => `${tag(city)}:counters`,
+  /** STREAM: the city's outbox; every change appends its event here, in the same script. */
+  events: (city: string) => `${tag(city)}:events`,
+  /** ZSET vehicleId -> next instant its status may change by time alone (hold lapse, trip start...). */
+  statusDue: (city: string) => `${tag(city)}:status-due`,
+  /** HASH entryId -> vehicleId: where a hold, booking or block lives. */
+  entries: (city: string) => `${tag(city)}:entries`,
+  /** HASH holdId -> vehicleId of holds still in state `held`. */
+  liveHolds: (city: string) => `${tag(city)}:live-holds`,
+  /** ZSET holdId -> expiresAt of one customer's holds (the per-customer cap). */
+  customerHolds: (city: string, customerId: string) => `${tag(city)}:holds:${customerId}`,
+  /** SET of a host's vehicle ids in the city. */
+  hostVehicles: (city: string, hostId: string) => `${tag(city)}:host:${hostId}`,
+  /** GEO set of the city's vehicles, for nearest-first alternatives. */
+  geo: (city: string) => `${tag(city)}:geo`,
+  /** STRING fingerprint + first result of an idempotent command; 24 h. */
+  idempotency: (city: string, scope: string, key: string) => `${tag(city)}:idem:${scope}:${key}`,
+  /** Placeholder passed as the idempotency KEY when a command has none (never written). */
+  noIdempotency: (city: string) => `${tag(city)}:idem:-`,
+};
+
+/** Every key of a city matches this pattern (for snapshots, rebuild, and wiping a city). */
+export const cityKeyPattern = (city: string) => `${tag(city)}:*`;

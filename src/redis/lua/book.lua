@@ -1,0 +1,49 @@
+--[[
+  book: confirm a booking on [from, to), directly or by converting the customer's live hold.
+
+  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  ARGV[1..5]  common prefix
+  ARGV[6]     booking id   ARGV[7] customer id
+  ARGV[8]     from   ARGV[9] to   (ignored when converting a hold: the hold's window is booked)
+  ARGV[10]    hold id ('' = direct booking)
+  ARGV[11]    '1' when the caller may write the past (ops)
+
+  Returns  { json { booking, version, status, events }, replayed }
+  Errors   NOT_FOUND (vehicle, or hold not this customer's), INVALID_INTERVAL, NOT_AVAILABLE,
+           INVALID_STATE (hold not live), HOLD_EXPIRED
+  Events   hold.converted (when from a hold), booking.confirmed
+]]
+local replay = idem_replay(KEYS[8], ARGV[2])
+if replay then return { replay, 1 } end
+
+local ctx, shared = open_command()
+require_vehicle(ctx)
+local booking = { id = ARGV[6], kind = 'booking', status = 'confirmed', customerId = ARGV[7] }
+local hold = nil
+if ARGV[10] ~= '' then
+  hold = require_entry(ctx, ARGV[10], 'hold', ARGV[7])
+  require_status(hold, { 'held' })
+  if hold.expiresAt <= NOW then fail('HOLD_EXPIRED', { id = hold.id, expiresAt = hold.expiresAt }) end
+  require_listed(ctx)
+  -- The hold kept the window exclusive; check again all the same (a block may not release it).
+  require_free(ctx, hold.from, hold.to, true, hold.id)
+  booking.from, booking.to, booking.holdId = hold.from, hold.to, hold.id
+else
+  booking.from, booking.to = num(ARGV[8], 'from'), num(ARGV[9], 'to')
+  check_interval(booking.from, booking.to, ARGV[11] == '1', false)
+  require_listed(ctx)
+  require_free(ctx, booking.from, booking.to, true, nil)
+end
+
+if hold then
+  hold.status = 'converted'
+  hold.bookingId = booking.id
+  put(ctx, hold)
+  emit(ctx, 'hold.converted', hold.id, { bookingId = booking.id, customerId = hold.customerId })
+end
+put(ctx, booking)
+emit(ctx, 'booking.confirmed', booking.id,
+  { customerId = booking.customerId, from = booking.from, to = booking.to, holdId = booking.holdId })
+local out = commit(ctx, shared)
+out.booking = booking
+return finish(KEYS[8], ARGV[2], out)

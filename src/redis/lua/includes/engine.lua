@@ -1,0 +1,315 @@
+--[[
+  Shared core of every script, prepended to each script body by scripts.ts.
+
+  Conventions
+  - Every key comes in KEYS. Single-vehicle commands share this layout:
+      KEYS[1] vehicle hash          KEYS[5] status-due zset
+      KEYS[2] calendar hash         KEYS[6] entries index (entryId -> vehicleId)
+      KEYS[3] city counters         KEYS[7] live holds (holdId -> vehicleId)
+      KEYS[4] city event stream     KEYS[8] idempotency record (or the unused placeholder)
+    and this ARGV prefix:
+      ARGV[1] command id (correlates events with the command)
+      ARGV[2] idempotency fingerprint ('' = not idempotent)
+      ARGV[3] city id   ARGV[4] vehicle id   ARGV[5] turnaround buffer (ms)
+  - Validate first, write after: `fail` raises before any write, so a refused command leaves
+    no trace. Writes happen only in `commit` and `finish`.
+  - The clock is the server's: NOW is read once with TIME.
+]]
+
+local FOREVER = 99999999999999 -- end of an open-ended block; never encoded
+local MINUTE = 60000
+local MAX_SPAN = 30 * 24 * 3600 * 1000
+local MAX_TIME = 99999999999999
+local START_EARLY = 15 * MINUTE
+local IDEM_TTL = 86400
+
+local NOW
+do
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- Abort with a stable code; the reply is "CODE {json detail}".
+local function fail(code, detail)
+  detail = detail or {}
+  detail.at = NOW
+  error({ err = code .. ' ' .. cjson.encode(detail) })
+end
+
+local function num(s, name)
+  local n = tonumber(s)
+  if n == nil then fail('VALIDATION', { field = name }) end
+  return n
+end
+
+local function opt_num(s, name)
+  if s == nil or s == '' then return nil end
+  return num(s, name)
+end
+
+-- Idempotency -----------------------------------------------------------------------------
+
+local function idem_replay(key, fingerprint)
+  if fingerprint == '' then return nil end
+  local stored = redis.call('GET', key)
+  if not stored then return nil end
+  local sep = string.find(stored, '\n', 1, true)
+  if string.sub(stored, 1, sep - 1) ~= fingerprint then
+    fail('IDEMPOTENCY_CONFLICT', {})
+  end
+  return string.sub(stored, sep + 1)
+end
+
+-- Calendar rules (mirrored in src/domain/calendar.ts) -------------------------------------
+
+local function is_trip(e) return e.kind ~= 'block' end
+
+local function occupies(e, now)
+  if e.kind == 'hold' then return e.status == 'held' and e.expiresAt > now end
+  if e.kind == 'booking' then return e.status == 'confirmed' or e.status == 'active' end
+  return e.status == 'active'
+end
+
+local function occupied_until(e, now)
+  if e.to == nil then return FOREVER end
+  if e.kind == 'booking' and e.status == 'active' and e.to < now then return now end
+  return e.to
+end
+
+local function overlaps(e, from, to, trip, buffer, now)
+  local pad = 0
+  if trip and is_trip(e) then pad = buffer end
+  return e.from < to + pad and from < occupied_until(e, now) + pad
+end
+
+local function window_of(e)
+  return { kind = e.kind, from = e.from, to = e.to, reason = e.reason, status = e.status }
+end
+
+local function check_interval(from, to, allow_past, open_ok)
+  if from == nil or (to == nil and not open_ok) then fail('INVALID_INTERVAL', { problem = 'missing' }) end
+  if from < 0 or from > MAX_TIME or (to ~= nil and to > MAX_TIME) then fail('INVALID_INTERVAL', { problem = 'range' }) end
+  if from % MINUTE ~= 0 or (to ~= nil and to % MINUTE ~= 0) then fail('INVALID_INTERVAL', { problem = 'minute' }) end
+  if to ~= nil and to <= from then fail('INVALID_INTERVAL', { problem = 'order' }) end
+  if to ~= nil and to - from > MAX_SPAN then fail('INVALID_INTERVAL', { problem = 'too_long' }) end
+  if not allow_past and from < NOW - (NOW % MINUTE) then fail('INVALID_INTERVAL', { problem = 'past' }) end
+end
+
+local BLOCK_STATUS = { accident = 'accident', maintenance = 'maintenance', host = 'blocked' }
+local STATUS_ORDER = { 'accident', 'in_trip', 'maintenance', 'delisted', 'blocked', 'booked', 'held' }
+
+-- "Status now" and the next instant it may change by time alone.
+local function derive(listing, entries, now)
+  local present = {}
+  if listing == 'delisted' then present.delisted = true end
+  local due = nil
+  local function consider(t)
+    if t ~= nil and t > now and (due == nil or t < due) then due = t end
+  end
+  for _, e in ipairs(entries) do
+    if occupies(e, now) then
+      if e.kind == 'booking' and e.status == 'active' then
+        present.in_trip = true
+      elseif e.from <= now and (e.to == nil or now < e.to) then
+        if e.kind == 'block' then present[BLOCK_STATUS[e.reason]] = true
+        elseif e.kind == 'booking' then present.booked = true
+        else present.held = true end
+      end
+      consider(e.from)
+      consider(e.to)
+      if e.kind == 'hold' then consider(e.expiresAt) end
+    end
+  end
+  for _, s in ipairs(STATUS_ORDER) do
+    if present[s] then return s, due end
+  end
+  return 'available', due
+end
+
+-- Vehicle context -------------------------------------------------------------------------
+
+local function load_vehicle(vkey)
+  local flat = redis.call('HGETALL', vkey)
+  if #flat == 0 then return nil end
+  local v = {}
+  for i = 1, #flat, 2 do v[flat[i]] = flat[i + 1] end
+  v.version = tonumber(v.version) or 0
+  return v
+end
+
+local function by_start(a, b)
+  if a.from == b.from then return a.id < b.id end
+  return a.from < b.from
+end
+
+local function load_entries(calkey)
+  local raw = redis.call('HVALS', calkey)
+  local list = {}
+  for i = 1, #raw do list[i] = cjson.decode(raw[i]) end
+  table.sort(list, by_start)
+  return list
+end
+
+-- shared: the city-wide keys and the command id, for commit.
+local function city_shared(counters, events, due, index, live, cmd, city)
+  return { counters = counters, events = events, due = due, index = index, live = live, cmd = cmd, city = city }
+end
+
+local function open_vehicle(vkey, calkey, vid, buffer)
+  local ctx = { vkey = vkey, calkey = calkey, vid = vid, buffer = buffer,
+                vehicle = load_vehicle(vkey), entries = {}, by_id = {}, dirty = {}, events = {} }
+  if ctx.vehicle then
+    ctx.entries = load_entries(calkey)
+    ctx.old_status = ctx.vehicle.status
+    ctx.old_category = ctx.vehicle.category
+  end
+  for _, e in ipairs(ctx.entries) do ctx.by_id[e.id] = e end
+  return ctx
+end
+
+-- The usual opening of a single-vehicle command (layout above).
+local function open_command()
+  local shared = city_shared(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[3])
+  local ctx = open_vehicle(KEYS[1], KEYS[2], ARGV[4], num(ARGV[5], 'buffer'))
+  return ctx, shared
+end
+
+local function require_vehicle(ctx)
+  if not ctx.vehicle then fail('NOT_FOUND', { entity = 'vehicle', id = ctx.vid }) end
+  return ctx.vehicle
+end
+
+-- An entry of this vehicle, of the expected kind, owned by `customer` when one is given.
+-- A foreign entry answers NOT_FOUND, like a missing one: ids of others are not confirmed.
+local function require_entry(ctx, id, kind, customer)
+  local e = ctx.by_id[id]
+  if e == nil or e.kind ~= kind or (customer ~= nil and customer ~= '' and e.customerId ~= customer) then
+    fail('NOT_FOUND', { entity = kind, id = id })
+  end
+  return e
+end
+
+local function require_status(e, allowed)
+  for _, s in ipairs(allowed) do
+    if e.status == s then return end
+  end
+  fail('INVALID_STATE', { entity = e.kind, id = e.id, status = e.status, allowed = allowed })
+end
+
+local function require_free(ctx, from, to, trip, except_id)
+  for _, e in ipairs(ctx.entries) do
+    if e.id ~= except_id and occupies(e, NOW) and overlaps(e, from, to, trip, ctx.buffer, NOW) then
+      fail('NOT_AVAILABLE', { blocking = window_of(e), turnaroundMs = ctx.buffer })
+    end
+  end
+end
+
+local function require_listed(ctx)
+  if ctx.vehicle.listing ~= 'active' then
+    fail('NOT_AVAILABLE', { listing = ctx.vehicle.listing })
+  end
+end
+
+-- In-memory changes, written by commit ----------------------------------------------------
+
+local function put(ctx, e)
+  e.updatedAt = NOW
+  if ctx.by_id[e.id] == nil then
+    e.createdAt = NOW
+    ctx.by_id[e.id] = e
+    table.insert(ctx.entries, e)
+    table.sort(ctx.entries, by_start)
+  end
+  ctx.dirty[e.id] = e
+end
+
+local function emit(ctx, etype, subject, data)
+  table.insert(ctx.events, { etype, subject or '', data or {} })
+end
+
+-- The fact recorded on [from, to) cannot be refused: every confirmed booking it overlaps becomes
+-- `conflicted` (handed to the resolver) and every live hold there is released. Trips already
+-- under way keep the car.
+local function displace(ctx, from, to, trip, cause, by_id)
+  for _, e in ipairs(ctx.entries) do
+    if e.id ~= by_id and occupies(e, NOW) and overlaps(e, from, to, trip, ctx.buffer, NOW) then
+      if e.kind == 'booking' and e.status == 'confirmed' then
+        e.status = 'conflicted'
+        e.conflictCause = cause
+        e.conflictedBy = by_id
+        e.conflictedAt = NOW
+        put(ctx, e)
+        emit(ctx, 'booking.conflicted', e.id,
+          { cause = cause, by = by_id, customerId = e.customerId, from = e.from, to = e.to })
+      elseif e.kind == 'hold' then
+        e.status = 'released'
+        e.releaseReason = cause
+        put(ctx, e)
+        emit(ctx, 'hold.released', e.id, { reason = cause, by = by_id, customerId = e.customerId })
+      end
+    end
+  end
+end
+
+local function move_counters(key, old_cat, old_status, new_cat, new_status)
+  if old_cat == new_cat and old_status == new_status then return end
+  if old_status ~= nil then
+    redis.call('HINCRBY', key, 's:' .. old_status, -1)
+    redis.call('HINCRBY', key, 'c:' .. old_cat, -1)
+    redis.call('HINCRBY', key, 'cs:' .. old_cat .. ':' .. old_status, -1)
+  end
+  redis.call('HINCRBY', key, 's:' .. new_status, 1)
+  redis.call('HINCRBY', key, 'c:' .. new_cat, 1)
+  redis.call('HINCRBY', key, 'cs:' .. new_cat .. ':' .. new_status, 1)
+end
+
+local VEHICLE_FIELDS = { 'id', 'city', 'hostId', 'category', 'seats', 'transmission', 'fuel', 'make',
+  'model', 'lat', 'lng', 'pricePerHour', 'listing', 'createdAt' }
+
+-- Write the changed entries, re-derive the status, keep counters exact, bump the version and
+-- append the events. Returns { version, status, events = { stream ids } }.
+local function commit(ctx, shared)
+  local v = ctx.vehicle
+  for id, e in pairs(ctx.dirty) do
+    redis.call('HSET', ctx.calkey, id, cjson.encode(e))
+    redis.call('HSET', shared.index, id, ctx.vid)
+    if e.kind == 'hold' then
+      if e.status == 'held' then redis.call('HSET', shared.live, id, ctx.vid)
+      else redis.call('HDEL', shared.live, id) end
+    end
+  end
+  local status, due = derive(v.listing, ctx.entries, NOW)
+  move_counters(shared.counters, ctx.old_category, ctx.old_status, v.category, status)
+  v.status = status
+  v.version = v.version + 1
+  local fields = { 'status', status, 'version', v.version, 'updatedAt', NOW, 'statusDue', due or '' }
+  for _, f in ipairs(VEHICLE_FIELDS) do
+    if v[f] ~= nil then
+      table.insert(fields, f)
+      table.insert(fields, v[f])
+    end
+  end
+  redis.call('HSET', ctx.vkey, unpack(fields))
+  if due then redis.call('ZADD', shared.due, due, ctx.vid) else redis.call('ZREM', shared.due, ctx.vid) end
+  local ids = {}
+  for _, ev in ipairs(ctx.events) do
+    ids[#ids + 1] = redis.call('XADD', shared.events, '*',
+      'type', ev[1], 'city', shared.city, 'vehicle', ctx.vid, 'subject', ev[2],
+      'version', v.version, 'time', NOW, 'status', status, 'cmd', shared.cmd, 'data', cjson.encode(ev[3]))
+  end
+  ctx.old_status = status
+  ctx.old_category = v.category
+  ctx.dirty = {}
+  ctx.events = {}
+  return { version = v.version, status = status, events = ids }
+end
+
+-- Record the result under the idempotency key and reply { result json, replayed = 0 }.
+local function finish(idem_key, fingerprint, result)
+  result.at = NOW
+  local json = cjson.encode(result)
+  if fingerprint ~= '' then
+    redis.call('SET', idem_key, fingerprint .. '\n' .. json, 'EX', IDEM_TTL)
+  end
+  return { json, 0 }
+end

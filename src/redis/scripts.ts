@@ -1,0 +1,96 @@
+/**
+ * Loads `lua/*.lua` at start-up, prepends the shared core (`lua/includes/engine.lua`) and
+ * registers each script by its file name on a connection (EVALSHA, falling back to EVAL).
+ * Error replies of the form "CODE {json}" become DomainErrors; anything else is rethrown as is.
+ */
+import { readFileSync, readdirSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import type { Cluster, Redis } from 'ioredis';
+import { DomainError, isErrorCode } from '../domain/errors.ts';
+
+export type RedisConnection = Redis | Cluster;
+
+export const SCRIPT_NAMES = [
+  'upsert_vehicle', 'set_listing', 'place_hold', 'release_hold', 'book', 'cancel_booking',
+  'start_trip', 'complete_trip', 'extend_booking', 'place_block', 'remove_block', 'expire_holds',
+  'vehicle_state', 'verify_available',
+] as const;
+export type ScriptName = (typeof SCRIPT_NAMES)[number];
+
+const READ_ONLY: ReadonlySet<ScriptName> = new Set(['vehicle_state', 'verify_available']);
+const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
+
+export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {
+  const core = readFileSync(path.join(dir, 'includes', 'engine.lua'), 'utf8');
+  const files = new Set(readdirSync(dir).filter((f) => f.endsWith('.lua')).map((f) => f.slice(0, -4)));
+  const sources = new Map<ScriptName, string>();
+  for (const name of SCRIPT_NAMES) {
+    if (!files.has(name)) throw new Error(`missing Lua script ${name}.lua in ${dir}`);
+    sources.set(name, `${core}\n${readFileSync(path.join(dir, `${name}.lua`), 'utf8')}`);
+  }
+  return sources;
+}
+
+let cachedSources: Map<ScriptName, string> | undefined;
+const registered = new WeakSet<object>();
+
+/** Registers every script on the connection (once per connection). */
+export function registerScripts(conn: RedisConnection): void {
+  if (registered.has(conn)) return;
+  cachedSources ??= loadScriptSources();
+  for (const [name, lua] of cachedSources) {
+    conn.defineCommand(name, { lua, readOnly: READ_ONLY.has(name) });
+  }
+  registered.add(conn);
+}
+
+const SCRIPT_ERROR = /^([A-Z_]+) (\{.*\})/s;
+
+/** Turns a script's "CODE {json}" error reply into a DomainError. */
+export function toDomainError(err: unknown): unknown {
+  if (!(err instanceof Error)) return err;
+  const m = SCRIPT_ERROR.exec(err.message);
+  if (!m || !m[1] || !m[2] || !isErrorCode(m[1])) return err;
+  let detail: Record<string, unknown> = {};
+  try {
+    detail = JSON.parse(m[2]) as Record<string, unknown>;
+  } catch {
+    return err;
+  }
+  return new DomainError(m[1], describe(m[1], detail), detail);
+}
+
+function describe(code: string, d: Record<string, unknown>): string {
+  const iso = (t: unknown) => (typeof t === 'number' ? new Date(t).toISOString() : 'open-ended');
+  switch (code) {
+    case 'NOT_FOUND': return `${String(d.entity ?? 'entity')} ${String(d.id ?? '')} not found`.trim();
+    case 'NOT_AVAILABLE': {
+      const b = d.blocking as { kind?: string; from?: number; to?: number } | undefined;
+      if (b) return `vehicle is taken by a ${b.kind} from ${iso(b.from)} to ${iso(b.to)} (turnaround ${Number(d.turnaroundMs) / 60000} min)`;
+      return `vehicle is ${String(d.listing ?? 'not available')}`;
+    }
+    case 'INVALID_INTERVAL': return `invalid interval: ${String(d.problem)}`;
+    case 'INVALID_STATE': return `${String(d.entity ?? 'entity')} ${String(d.id ?? '')} is ${String(d.status ?? d.problem)}${d.problem ? ` (${String(d.problem)})` : ''}`;
+    case 'VERSION_MISMATCH': return `expected version ${String(d.expected)}, found ${String(d.actual)}`;
+    case 'HOLD_EXPIRED': return `hold ${String(d.id)} lapsed at ${iso(d.expiresAt)}`;
+    case 'HOLD_LIMIT': return `customer already has ${String(d.live)} live holds (max ${String(d.max)})`;
+    case 'IDEMPOTENCY_CONFLICT': return 'idempotency key already used for a different command';
+    case 'VALIDATION': return `invalid ${String(d.field)}`;
+    default: return code;
+  }
+}
+
+/** Runs a registered script; KEYS and ARGV as documented in its header. */
+export async function runScript(
+  conn: RedisConnection, name: ScriptName, keys: readonly string[], args: readonly (string | number)[],
+): Promise<unknown> {
+  registerScripts(conn);
+  const fn = (conn as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name];
+  if (!fn) throw new Error(`script ${name} not registered`);
+  try {
+    return await fn.call(conn, keys.length, ...keys, ...args);
+  } catch (err) {
+    throw toDomainError(err);
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * The inventory engine's commands and queries, shared by the API, the workers and the CLI.
+ * Each command: validate the shape -> per-vehicle in-process lock -> one Lua script (which checks,
+ * mutates, bumps the version and appends the events atomically) -> typed result.
+ */
+import { createHash, randomUUID } from 'node:crypto';
+import type { BlockEntry, BlockReason, BookingEntry, CalendarEntry, HoldEntry } from '../domain/calendar.ts';
+import { BLOCK_REASONS, DEFAULT_HOLD_TTL_MS, DEFAULT_MAX_LIVE_HOLDS, MAX_TIMESTAMP_MS } from '../domain/calendar.ts';
+import { CityCatalog, type City } from '../domain/cities.ts';
+import { DomainError } from '../domain/errors.ts';
+import { parseId, type IdKind } from '../domain/ids.ts';
+import type { Vehicle, VehiclePatch, VehicleSpec, VehicleStatus } from '../domain/vehicle.ts';
+import { validateVehiclePatch } from '../domain/vehicle.ts';
+import { keys } from '../redis/keys.ts';
+import { runScript, type RedisConnection, type ScriptName } from '../redis/scripts.ts';
+import { newId } from './ids.ts';
+import { VehicleLocks } from './vehicle-locks.ts';
+
+export interface CommandOptions {
+  /** Retrying with the same key returns the first result (24 h), never a second change. */
+  idempotencyKey?: string;
+  /** Whose keys these are: idempotency keys of different consumers never collide. */
+  actorId?: string;
+  /** Correlates the command's events (`cmd` field); defaults to a fresh UUID. */
+  commandId?: string;
+}
+
+export interface CommandResult {
+  /** The vehicle's version after the command. */
+  version: number;
+  /** The vehicle's status after the command. */
+  status: VehicleStatus;
+  /** Stream ids of the events the command appended, in order. */
+  events: string[];
+  /** Server time at which the command took effect. */
+  at: number;
+  /** True when this answer is the stored result of an earlier call with the same idempotency key. */
+  replayed: boolean;
+}
+
+export interface VehicleState {
+  vehicle: Vehicle;
+  entries: CalendarEntry[];
+  status: VehicleStatus;
+  due: number | undefined;
+  at: number;
+}
+
+export interface InventoryOptions {
+  cities?: CityCatalog;
+  locks?: VehicleLocks;
+  holdTtlMs?: number;
+  maxLiveHoldsPerCustomer?: number;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
+const PRINTABLE = /^[\x21-\x7e]{1,128}$/;
+
+export class Inventory {
+  readonly cities: CityCatalog;
+  readonly locks: VehicleLocks;
+  private readonly holdTtlMs: number;
+  private readonly maxLiveHolds: number;
+
+  constructor(private readonly redis: RedisConnection, opts: InventoryOptions = {}) {
+    this.cities = opts.cities ?? new CityCatalog();
+    this.locks = opts.locks ?? new VehicleLocks();
+    this.holdTtlMs = opts.holdTtlMs ?? DEFAULT_HOLD_TTL_MS;
+    this.maxLiveHolds = opts.maxLiveHoldsPerCustomer ?? DEFAULT_MAX_LIVE_HOLDS;
+  }
+
+  // Vehicles -------------------------------------------------------------------------------
+
+  async createVehicle(city: string, spec: VehicleSpec, opts: CommandOptions & { id?: string } = {}) {
+    this.city(city);
+    const id = opts.id ?? newId('vehicle', city);
+    if (opts.id !== undefined) this.cityOf(id, 'vehicle', city);
+    requireText(spec.hostId, 'hostId');
+    this.checkPatch(spec);
+    return this.upsert(city, id, spec, 0, opts);
+  }
+
+  async updateVehicle(vehicleId: string, patch: VehiclePatch, expectedVersion: number | undefined, opts: CommandOptions = {}) {
+    const city = this.cityOf(vehicleId, 'vehicle');
+    this.checkPatch(patch);
+    return this.upsert(city, vehicleId, patch, expectedVersion, opts);
+  }
+
+  async delist(vehicleId: string, reason = '', opts: CommandOptions = {}) {
+    return this.setListing(vehicleId, 'delisted', reason, opts);
+  }
+
+  async relist(vehicleId: string, reason = '', opts: CommandOptions = {}) {
+    return this.setListing(vehicleId, 'active', reason, opts);
+  }
+
+  // Holds and bookings ---------------------------------------------------------------------
+
+  async placeHold(input: { vehicleId: string; customerId: string; from: number; to: number; allowPast?: boolean }, opts: CommandOptions = {}) {
+    const city = this.cityOf(input.vehicleId, 'vehicle');
+    requireText(input.customerId, 'customerId');
+    const holdId = newId('hold', city);
+    const out = await this.command<{ hold: HoldEntry }>('place_hold', city, input.vehicleId, opts,
+      [keys.customerHolds(city, input.customerId)],
+      [holdId, input.customerId, time(input.from, 'from'), time(input.to, 'to'), this.holdTtlMs, this.maxLiveHolds, flag(input.allowPast)],
+      [input.customerId, input.from, input.to, flag(input.allowPast)]);
+    return out;
+  }
+
+  async releaseHold(holdId: string, customerId: string | undefined, opts: CommandOptions = {}) {
+    const { city, vehicleId } = await this.locate(holdId, 'hold');
+    return this.command<{ hold: HoldEntry }>('release_hold', city, vehicleId, opts, [],
+      [holdId, customerId ?? ''], [holdId, customerId ?? '']);
+  }
+
+  async book(
+    input: { vehicleId: string; customerId: string; from: number; to: number; allowPast?: boolean } | { holdId: string; customerId: string },
+    opts: CommandOptions = {},
+  ) {
+    requireText(input.customerId, 'customerId');
+    if ('holdId' in input) {
+      const { city, vehicleId } = await this.locate(input.holdId, 'hold');
+      return this.command<{ booking: BookingEntry }>('book', city, vehicleId, opts, [],
+        [newId('booking', city), input.customerId, '', '', input.holdId, '0'], [input.customerId, input.holdId]);
+    }
+    const city = this.cityOf(input.vehicleId, 'vehicle');
+    return this.command<{ booking: BookingEntry }>('book', city, input.vehicleId, opts, [],
+      [newId('booking', city), input.customerId, time(input.from, 'from'), time(input.to, 'to'), '', flag(input.allowPast)],
+      [input.customerId, input.from, input.to, flag(input.allowPast)]);
+  }
+
+  /** `customerId` undefined: any customer's booking (ops, host). */
+  async cancelBooking(bookingId: string, customerId: string | undefined, reason = 'customer', opts: CommandOptions = {}) {
+    const { city, vehicleId } = await this.locate(bookingId, 'booking');
+    return this.command<{ booking: BookingEntry }>('cancel_booking', city, vehicleId, opts, [],
+      [bookingId, customerId ?? '', reason], [bookingId, customerId ?? '', reason]);
+  }
+
+  async startTrip(bookingId: string, customerId: string | undefined, opts: CommandOptions = {}) {
+    const { city, vehicleId } = await this.locate(bookingId, 'booking');
+    return this.command<{ booking: BookingEntry }>('start_trip', city, vehicleId, opts, [],
+      [bookingId, customerId ?? ''], [bookingId, customerId ?? '']);
+  }
+
+  async completeTrip(bookingId: string, customerId: string | undefined, opts: CommandOptions = {}) {
+    const { city, vehicleId } = await this.locate(bookingId, 'booking');
+    return this.command<{ booking: BookingEntry }>('complete_trip', city, vehicleId, opts, [],
+      [bookingId, customerId ?? ''], [bookingId, customerId ?? '']);
+  }
+
+  /** `force` (ops only): overlapped confirmed bookings become conflicted instead of refusing. */
+  async extendBooking(bookingId: string, customerId: string | undefined, to: number, force = false, opts: CommandOptions = {}) {
+    const { city, vehicleId } = await this.locate(bookingId, 'booking');
+    return this.command<{ booking: BookingEntry }>('extend_booking', city, vehicleId, opts, [],
+      [bookingId, customerId ?? '', time(to, 'to'), flag(force)], [bookingId, customerId ?? '', to, flag(force)]);
+  }
+
+  // Blocks ---------------------------------------------------------------------------------
+
+  async placeBlock(
+    input: { vehicleId: string; reason: BlockReason; from?: number; to?: number; allowPast?: boolean; note?: string },
+    opts: CommandOptions = {},
+  ) {
+    const city = this.cityOf(input.vehicleId, 'vehicle');
+    if (!BLOCK_REASONS.includes(input.reason)) throw new DomainError('VALIDATION', 'reason must be accident, maintenance or host', { field: 'reason' });
+    if (input.reason !== 'accident' && (input.from === undefined || input.to === undefined)) {
+      throw new DomainError('INVALID_INTERVAL', `a ${input.reason} block needs from and to`, { problem: 'missing' });
+    }
+    if (input.note !== undefined && input.note.length > 512) throw new DomainError('VALIDATION', 'note too long', { field: 'note' });
+    const from = input.from === undefined ? '' : time(input.from, 'from');
+    const to = input.to === undefined ? '' : time(input.to, 'to');
+    return this.command<{ block: BlockEntry }>('place_block', city, input.vehicleId, opts, [],
+      [newId('block', city), input.reason, from, to, flag(input.allowPast), input.note ?? ''],
+      [input.reason, from, to, flag(input.allowPast), input.note ?? '']);
+  }
+
+  async removeBlock(blockId: string, opts: CommandOptions = {}) {
+    const { city, vehicleId } = await this.locate(blockId, 'block');
+    return this.command<{ block: BlockEntry }>('remove_block', city, vehicleId, opts, [], [blockId], [blockId]);
+  }
+
+  // Time-driven changes -------------------------------------------------------------------
+
+  /**
+   * One sweep over a city: lapsed holds expire and statuses move with the clock, for every
+   * vehicle whose next status change is due. Returns how many vehicles were looked at.
+   */
+  async sweepCity(city: string, batch = 100): Promise<{ vehicles: number; expired: number; events: string[] }> {
+    this.city(city);
+    // Candidates by our clock (a little ahead for skew); the script decides by the server's.
+    const due = await this.redis.zrangebyscore(keys.statusDue(city), '-inf', Date.now() + 1_000, 'LIMIT', 0, batch);
+    if (due.length === 0) return { vehicles: 0, expired: 0, events: [] };
+    const vehicleKeys = due.flatMap((v) => [keys.vehicle(city, v), keys.calendar(city, v)]);
+    const raw = await runScript(this.redis, 'expire_holds', [
+      keys.counters(city), keys.events(city), keys.statusDue(city), keys.entries(city), keys.liveHolds(city), ...vehicleKeys,
+    ], [randomUUID(), city, ...due]);
+    const out = JSON.parse(String(raw)) as { expired: number; events: string[] | Record<string, never> };
+    return { vehicles: due.length, expired: out.expired, events: Array.isArray(out.events) ? out.events : [] };
+  }
+
+  // Queries --------------------------------------------------------------------------------
+
+  async getVehicleState(vehicleId: string): Promise<VehicleState> {
+    const city = this.cityOf(vehicleId, 'vehicle');
+    const raw = await runScript(this.redis, 'vehicle_state', [keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId)], []);
+    if (raw === null) throw new DomainError('NOT_FOUND', `vehicle ${vehicleId} not found`, { entity: 'vehicle', id: vehicleId });
+    const s = JSON.parse(String(raw)) as { vehicle: Record<string, string>; entries: CalendarEntry[] | Record<string, never>; status: VehicleStatus; due?: number; at: number };
+    return { vehicle: vehicleFromHash(s.vehicle), entries: Array.isArray(s.entries) ? s.entries : [], status: s.status, due: s.due, at: s.at };
+  }
+
+  /** Of the candidates (all in `city`), those free for [from, to) at this instant, in order. */
+  async verifyAvailable(city: string, vehicleIds: readonly string[], from: number, to: number): Promise<string[]> {
+    const c = this.city(city);
+    if (vehicleIds.length === 0) return [];
+    for (const id of vehicleIds) this.cityOf(id, 'vehicle', city);
+    const k = vehicleIds.flatMap((v) => [keys.vehicle(city, v), keys.calendar(city, v)]);
+    const free = await runScript(this.redis, 'verify_available', k, [time(from, 'from'), time(to, 'to'), c.turnaroundMs, ...vehicleIds]);
+    return Array.isArray(free) ? (free as string[]) : [];
+  }
+
+  /** Where a hold, booking or block lives. */
+  async locate(entryId: string, kind: IdKind): Promise<{ city: string; vehicleId: string }> {
+    const city = this.cityOf(entryId, kind);
+    const vehicleId = await this.redis.hget(keys.entries(city), entryId);
+    if (!vehicleId) throw new DomainError('NOT_FOUND', `${kind} ${entryId} not found`, { entity: kind, id: entryId });
+    return { city, vehicleId };
+  }
+
+  // Internals ------------------------------------------------------------------------------
+
+  private async upsert(city: string, vehicleId: string, spec: Partial<VehicleSpec>, expectedVersion: number | undefined, opts: CommandOptions) {
+    const fields = JSON.stringify(spec);
+    const expected = expectedVersion === undefined ? '' : String(expectedVersion);
+    return this.command<{ created: boolean }>('upsert_vehicle', city, vehicleId, opts,
+      [keys.vehicles(city), keys.hostVehicles(city, spec.hostId ?? '-'), keys.geo(city)],
+      [expected, fields], [expected, fields]);
+  }
+
+  private async setListing(vehicleId: string, listing: 'active' | 'delisted', reason: string, opts: CommandOptions) {
+    const city = this.cityOf(vehicleId, 'vehicle');
+    if (reason.length > 512) throw new DomainError('VALIDATION', 'reason too long', { field: 'reason' });
+    return this.command<Record<string, never>>('set_listing', city, vehicleId, opts, [], [listing, reason], [listing, reason]);
+  }
+
+  /**
+   * Runs a single-vehicle script under the vehicle's lock. `fingerprintArgs` are what the caller
+   * asked for (never generated ids), so a retry with the same key and request matches.
+   */
+  private async command<T>(
+    script: ScriptName, city: string, vehicleId: string, opts: CommandOptions,
+    extraKeys: string[], args: (string | number)[], fingerprintArgs: unknown[],
+  ): Promise<T & CommandResult> {
+    const c = this.city(city);
+    let idemKey = keys.noIdempotency(city);
+    let fingerprint = '';
+    if (opts.idempotencyKey !== undefined) {
+      if (!IDEMPOTENCY_KEY.test(opts.idempotencyKey)) throw new DomainError('VALIDATION', 'idempotency key must be 1-200 printable characters', { field: 'idempotencyKey' });
+      idemKey = keys.idempotency(city, opts.actorId ?? '-', opts.idempotencyKey);
+      fingerprint = createHash('sha1').update(JSON.stringify([script, vehicleId, ...fingerprintArgs])).digest('hex');
+    }
+    const scriptKeys = [
+      keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId), keys.counters(city), keys.events(city),
+      keys.statusDue(city), keys.entries(city), keys.liveHolds(city), idemKey, ...extraKeys,
+    ];
+    const argv = [opts.commandId ?? randomUUID(), fingerprint, city, vehicleId, c.turnaroundMs, ...args];
+    const reply = await this.locks.run(`${city}:${vehicleId}`, () => runScript(this.redis, script, scriptKeys, argv));
+    const [json, replayed] = reply as [string, number];
+    const out = JSON.parse(json) as T & CommandResult & { events: string[] | Record<string, never> };
+    return { ...out, events: Array.isArray(out.events) ? out.events : [], replayed: replayed === 1 };
+  }
+
+  private city(id: string): City {
+    const c = this.cities.get(id);
+    if (!c) throw new DomainError('NOT_FOUND', `city ${id} not found`, { entity: 'city', id });
+    return c;
+  }
+
+  /** The city an id belongs to; a malformed id, or one of the wrong kind, is not found. */
+  private cityOf(id: string, kind: IdKind, expectedCity?: string): string {
+    const parsed = typeof id === 'string' ? parseId(id) : undefined;
+    if (!parsed || parsed.kind !== kind || (expectedCity !== undefined && parsed.city !== expectedCity)) {
+      throw new DomainError('NOT_FOUND', `${kind} ${String(id)} not found`, { entity: kind, id });
+    }
+    this.city(parsed.city);
+    return parsed.city;
+  }
+
+  private checkPatch(patch: VehiclePatch): void {
+    const problems = validateVehiclePatch(patch);
+    if (problems.length > 0) throw new DomainError('VALIDATION', `invalid ${problems.join(', ')}`, { fields: problems });
+  }
+}
+
+function vehicleFromHash(h: Record<string, string>): Vehicle {
+  return {
+    id: h.id ?? '', city: h.city ?? '', hostId: h.hostId ?? '',
+    category: h.category as Vehicle['category'], seats: Number(h.seats),
+    transmission: h.transmission as Vehicle['transmission'], fuel: h.fuel as Vehicle['fuel'],
+    make: h.make ?? '', model: h.model ?? '',
+    location: { lat: Number(h.lat), lng: Number(h.lng) }, pricePerHour: Number(h.pricePerHour),
+    listing: h.listing as Vehicle['listing'], status: h.status as VehicleStatus,
+    version: Number(h.version), createdAt: Number(h.createdAt), updatedAt: Number(h.updatedAt),
+  };
+}
+
+function time(t: number, field: string): number {
+  if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0 || t > MAX_TIMESTAMP_MS) {
+    throw new DomainError('INVALID_INTERVAL', `${field} must be epoch milliseconds`, { problem: 'range', field });
+  }
+  return t;
+}
+
+function requireText(v: unknown, field: string): void {
+  if (typeof v !== 'string' || !PRINTABLE.test(v)) throw new DomainError('VALIDATION', `${field} must be 1-128 printable characters`, { field });
+}
+
+const flag = (b: boolean | undefined) => (b ? '1' : '0');
