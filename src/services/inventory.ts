@@ -73,17 +73,17 @@ export class Inventory {
 
   async createVehicle(city: string, spec: VehicleSpec, opts: CommandOptions & { id?: string } = {}) {
     this.city(city);
-    const id = opts.id ?? newId('vehicle', city);
-    if (opts.id !== undefined) this.cityOf(id, 'vehicle', city);
+    if (opts.id !== undefined) this.cityOf(opts.id, 'vehicle', city);
     requireText(spec.hostId, 'hostId');
     this.checkPatch(spec);
-    return this.upsert(city, id, spec, 0, opts);
+    // A generated id is not part of the request: a retry with the same key must match it.
+    return this.upsert(city, opts.id ?? newId('vehicle', city), spec, 0, opts, opts.id ?? '');
   }
 
   async updateVehicle(vehicleId: string, patch: VehiclePatch, expectedVersion: number | undefined, opts: CommandOptions = {}) {
     const city = this.cityOf(vehicleId, 'vehicle');
     this.checkPatch(patch);
-    return this.upsert(city, vehicleId, patch, expectedVersion, opts);
+    return this.upsert(city, vehicleId, patch, expectedVersion, opts, vehicleId);
   }
 
   async delist(vehicleId: string, reason = '', opts: CommandOptions = {}) {
@@ -103,7 +103,7 @@ export class Inventory {
     const out = await this.command<{ hold: HoldEntry }>('place_hold', city, input.vehicleId, opts,
       [keys.customerHolds(city, input.customerId)],
       [holdId, input.customerId, time(input.from, 'from'), time(input.to, 'to'), this.holdTtlMs, this.maxLiveHolds, flag(input.allowPast)],
-      [input.customerId, input.from, input.to, flag(input.allowPast)]);
+      [input.vehicleId, input.customerId, input.from, input.to, flag(input.allowPast)]);
     return out;
   }
 
@@ -126,7 +126,7 @@ export class Inventory {
     const city = this.cityOf(input.vehicleId, 'vehicle');
     return this.command<{ booking: BookingEntry }>('book', city, input.vehicleId, opts, [],
       [newId('booking', city), input.customerId, time(input.from, 'from'), time(input.to, 'to'), '', flag(input.allowPast)],
-      [input.customerId, input.from, input.to, flag(input.allowPast)]);
+      [input.vehicleId, input.customerId, input.from, input.to, flag(input.allowPast)]);
   }
 
   /** `customerId` undefined: any customer's booking (ops, host). */
@@ -171,7 +171,7 @@ export class Inventory {
     const to = input.to === undefined ? '' : time(input.to, 'to');
     return this.command<{ block: BlockEntry }>('place_block', city, input.vehicleId, opts, [],
       [newId('block', city), input.reason, from, to, flag(input.allowPast), input.note ?? ''],
-      [input.reason, from, to, flag(input.allowPast), input.note ?? '']);
+      [input.vehicleId, input.reason, from, to, flag(input.allowPast), input.note ?? '']);
   }
 
   async removeBlock(blockId: string, opts: CommandOptions = {}) {
@@ -228,23 +228,26 @@ export class Inventory {
 
   // Internals ------------------------------------------------------------------------------
 
-  private async upsert(city: string, vehicleId: string, spec: Partial<VehicleSpec>, expectedVersion: number | undefined, opts: CommandOptions) {
+  private async upsert(
+    city: string, vehicleId: string, spec: Partial<VehicleSpec>, expectedVersion: number | undefined,
+    opts: CommandOptions, requestedId: string,
+  ) {
     const fields = JSON.stringify(spec);
     const expected = expectedVersion === undefined ? '' : String(expectedVersion);
-    return this.command<{ created: boolean }>('upsert_vehicle', city, vehicleId, opts,
+    return this.command<{ created: boolean; vehicleId: string }>('upsert_vehicle', city, vehicleId, opts,
       [keys.vehicles(city), keys.hostVehicles(city, spec.hostId ?? '-'), keys.geo(city)],
-      [expected, fields], [expected, fields]);
+      [expected, fields], [requestedId, expected, fields]);
   }
 
   private async setListing(vehicleId: string, listing: 'active' | 'delisted', reason: string, opts: CommandOptions) {
     const city = this.cityOf(vehicleId, 'vehicle');
     if (reason.length > 512) throw new DomainError('VALIDATION', 'reason too long', { field: 'reason' });
-    return this.command<Record<string, never>>('set_listing', city, vehicleId, opts, [], [listing, reason], [listing, reason]);
+    return this.command<Record<string, never>>('set_listing', city, vehicleId, opts, [], [listing, reason], [vehicleId, listing, reason]);
   }
 
   /**
    * Runs a single-vehicle script under the vehicle's lock. `fingerprintArgs` are what the caller
-   * asked for (never generated ids), so a retry with the same key and request matches.
+   * asked for, target included, and never generated ids: a retry of the same request matches.
    */
   private async command<T>(
     script: ScriptName, city: string, vehicleId: string, opts: CommandOptions,
@@ -256,7 +259,7 @@ export class Inventory {
     if (opts.idempotencyKey !== undefined) {
       if (!IDEMPOTENCY_KEY.test(opts.idempotencyKey)) throw new DomainError('VALIDATION', 'idempotency key must be 1-200 printable characters', { field: 'idempotencyKey' });
       idemKey = keys.idempotency(city, opts.actorId ?? '-', opts.idempotencyKey);
-      fingerprint = createHash('sha1').update(JSON.stringify([script, vehicleId, ...fingerprintArgs])).digest('hex');
+      fingerprint = createHash('sha1').update(JSON.stringify([script, ...fingerprintArgs])).digest('hex');
     }
     const scriptKeys = [
       keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId), keys.counters(city), keys.events(city),

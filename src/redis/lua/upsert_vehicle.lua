@@ -10,7 +10,7 @@
   ARGV[7]     JSON spec; on create every field of VehicleSpec, on update any subset
               (hostId may be repeated but never changed)
 
-  Returns  { json { vehicle, created, version, status, events }, replayed }
+  Returns  { json { vehicleId, created, version, status, events }, replayed }
   Errors   VERSION_MISMATCH, VALIDATION (missing fields on create), INVALID_STATE (owner change)
   Events   vehicle.created | vehicle.updated (data: the fields set)
 ]]
@@ -66,4 +66,5 @@ if spec.location ~= nil then
 end
 local out = commit(ctx, shared)
 out.created = created
+out.vehicleId = ctx.vid
 return finish(KEYS[8], ARGV[2], out)

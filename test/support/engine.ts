@@ -1,0 +1,165 @@
+/**
+ * Engine fixtures for tests: a fresh city per test (so tests may share one Redis, REDIS_URL
+ * included), byte-exact snapshots of a city's keys, and the invariants every storm must keep.
+ */
+import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { deriveStatus, isTrip, occupies, occupiedUntil, sortEntries, type CalendarEntry } from '../../src/domain/calendar.ts';
+import { CityCatalog, type City } from '../../src/domain/cities.ts';
+import type { ListingState, VehicleSpec, VehicleStatus } from '../../src/domain/vehicle.ts';
+import { cityKeyPattern, keys } from '../../src/redis/keys.ts';
+import { Inventory, type InventoryOptions } from '../../src/services/inventory.ts';
+
+export const MINUTE = 60_000;
+export const HOUR = 60 * MINUTE;
+
+export function testCity(turnaroundMs = 30 * MINUTE): City {
+  return { id: `t${randomBytes(5).toString('hex')}`, name: 'Test city', timeZone: 'UTC', turnaroundMs, center: { lat: 12.97, lng: 77.59 } };
+}
+
+export function catalogWith(city: City): CityCatalog {
+  return new CityCatalog([city]);
+}
+
+export function newInventory(redis: Redis, city: City, opts: Omit<InventoryOptions, 'cities'> = {}): Inventory {
+  return new Inventory(redis, { ...opts, cities: catalogWith(city) });
+}
+
+export const SEDAN: VehicleSpec = {
+  hostId: 'host-1', category: 'sedan', seats: 5, transmission: 'automatic', fuel: 'petrol',
+  make: 'Toyota', model: 'Corolla', location: { lat: 12.97, lng: 77.59 }, pricePerHour: 12.5,
+};
+
+export async function addVehicle(inv: Inventory, city: City, spec: Partial<VehicleSpec> = {}): Promise<string> {
+  return (await inv.createVehicle(city.id, { ...SEDAN, ...spec })).vehicleId;
+}
+
+/** The next whole hour at least `aheadMs` from now: a window start that is never "in the past". */
+export function futureHour(aheadMs = HOUR): number {
+  return Math.ceil((Date.now() + aheadMs) / HOUR) * HOUR;
+}
+
+/** Every key of the city with its DUMP bytes and TTL presence: equal snapshots = byte-for-byte equal. */
+export async function snapshotCity(redis: Redis, cityId: string): Promise<Map<string, string>> {
+  const snap = new Map<string, string>();
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', cityKeyPattern(cityId), 'COUNT', 1000);
+    cursor = next;
+    for (const k of batch) {
+      const [dump, ttl] = await Promise.all([redis.dumpBuffer(k), redis.pttl(k)]);
+      if (dump) snap.set(k, `${dump.toString('base64')}|ttl:${ttl >= 0 ? 'yes' : 'no'}`);
+    }
+  } while (cursor !== '0');
+  return snap;
+}
+
+export interface EventRecord {
+  id: string;
+  type: string;
+  vehicle: string;
+  subject: string;
+  version: number;
+  time: number;
+  status: string;
+  cmd: string;
+  data: Record<string, unknown>;
+}
+
+export async function readEvents(redis: Redis, cityId: string): Promise<EventRecord[]> {
+  const raw = await redis.xrange(keys.events(cityId), '-', '+');
+  return raw.map(([id, f]) => {
+    const o: Record<string, string> = {};
+    for (let i = 0; i < f.length; i += 2) o[f[i] as string] = f[i + 1] as string;
+    return {
+      id, type: o.type ?? '', vehicle: o.vehicle ?? '', subject: o.subject ?? '', version: Number(o.version),
+      time: Number(o.time), status: o.status ?? '', cmd: o.cmd ?? '', data: JSON.parse(o.data ?? '{}') as Record<string, unknown>,
+    };
+  });
+}
+
+export interface CityState {
+  at: number;
+  vehicles: Map<string, { listing: ListingState; status: VehicleStatus; category: string; version: number; statusDue: number | undefined; entries: CalendarEntry[] }>;
+  counters: Record<string, number>;
+}
+
+/** Reads the whole city in one MULTI, with the server's time, so the picture is consistent. */
+export async function readCity(redis: Redis, cityId: string): Promise<CityState> {
+  const ids = await redis.smembers(keys.vehicles(cityId));
+  const multi = redis.multi().time().hgetall(keys.counters(cityId));
+  for (const v of ids) multi.hgetall(keys.vehicle(cityId, v)).hvals(keys.calendar(cityId, v));
+  const res = (await multi.exec()) ?? [];
+  const val = (i: number) => { const r = res[i]; if (!r || r[0]) throw r?.[0] ?? new Error('multi'); return r[1]; };
+  const [sec, usec] = val(0) as [string, string];
+  const at = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
+  const counters: Record<string, number> = {};
+  for (const [k, n] of Object.entries(val(1) as Record<string, string>)) if (Number(n) !== 0) counters[k] = Number(n);
+  const vehicles: CityState['vehicles'] = new Map();
+  ids.forEach((v, i) => {
+    const h = val(2 + 2 * i) as Record<string, string>;
+    const entries = sortEntries((val(3 + 2 * i) as string[]).map((s) => JSON.parse(s) as CalendarEntry));
+    vehicles.set(v, {
+      listing: h.listing as ListingState, status: h.status as VehicleStatus, category: h.category ?? '',
+      version: Number(h.version), statusDue: h.statusDue ? Number(h.statusDue) : undefined, entries,
+    });
+  });
+  return { at, vehicles, counters };
+}
+
+/** Counters recomputed from the vehicles' stored statuses and categories (zeros dropped). */
+export function recomputeCounters(state: CityState): Record<string, number> {
+  const c: Record<string, number> = {};
+  const inc = (k: string) => { c[k] = (c[k] ?? 0) + 1; };
+  for (const v of state.vehicles.values()) {
+    inc(`s:${v.status}`); inc(`c:${v.category}`); inc(`cs:${v.category}:${v.status}`);
+  }
+  return c;
+}
+
+/**
+ * The invariants of DESIGN §3 over a city's state:
+ * - no two occupying trips (confirmed/active bookings, live holds) overlap, turnaround included;
+ * - no confirmed booking overlaps an active block (a block displaces it to `conflicted`);
+ * - counters equal a recomputation from the vehicles; each stored status equals the status
+ *   derived from the calendar at the read instant, unless a change was due before it.
+ */
+export function assertCityInvariants(state: CityState, turnaroundMs: number): void {
+  const now = state.at;
+  for (const [vid, v] of state.vehicles) {
+    const live = v.entries.filter((e) => occupies(e, now));
+    for (let i = 0; i < live.length; i++) {
+      for (let j = i + 1; j < live.length; j++) {
+        const a = live[i]!, b = live[j]!;
+        const bothTrips = isTrip(a) && isTrip(b);
+        const pad = bothTrips ? turnaroundMs : 0;
+        const overlap = a.from < occupiedUntil(b, now) + pad && b.from < occupiedUntil(a, now) + pad;
+        if (!overlap) continue;
+        if (bothTrips) assert.fail(`vehicle ${vid}: ${a.kind} ${a.id} [${a.from},${a.to}) and ${b.kind} ${b.id} [${b.from},${b.to}) overlap`);
+        const trip = isTrip(a) ? a : isTrip(b) ? b : undefined;
+        // A trip under way keeps the car through a block; nothing else may share time with one.
+        if (trip && !(trip.kind === 'booking' && trip.status === 'active')) {
+          assert.fail(`vehicle ${vid}: ${trip.kind} ${trip.id} (${trip.status}) overlaps a block`);
+        }
+      }
+    }
+    if (v.statusDue === undefined || v.statusDue > now) {
+      assert.equal(v.status, deriveStatus(v.listing, v.entries, now).status, `vehicle ${vid}: stored status vs derived at ${now}`);
+    }
+  }
+  assert.deepEqual(state.counters, recomputeCounters(state), 'counters equal a recomputation');
+}
+
+export async function wipeCity(redis: Redis, cityId: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', cityKeyPattern(cityId), 'COUNT', 1000);
+    cursor = next;
+    if (batch.length) await redis.del(...batch);
+  } while (cursor !== '0');
+}
+
+export function connect(url: string): Redis {
+  return new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
+}
