@@ -103,11 +103,14 @@ export function isTrip(e: CalendarEntry): boolean {
   return e.kind !== 'block';
 }
 
-/** Does the entry take the vehicle's time at `now`? Lapsed holds and displaced bookings do not. */
+/**
+ * Does the entry take the vehicle's time at `now`? Lapsed holds and displaced or cancelled
+ * bookings do not; a completed trip does, so its turnaround buffer still follows it.
+ */
 export function occupies(e: CalendarEntry, now: number): boolean {
   switch (e.kind) {
     case 'hold': return e.status === 'held' && e.expiresAt > now;
-    case 'booking': return e.status === 'confirmed' || e.status === 'active';
+    case 'booking': return e.status === 'confirmed' || e.status === 'active' || e.status === 'completed';
     case 'block': return e.status === 'active';
   }
 }
@@ -176,7 +179,7 @@ export function deriveStatus(listing: ListingState, entries: readonly CalendarEn
     if (t !== undefined && t > now && (due === undefined || t < due)) due = t;
   };
   for (const e of entries) {
-    if (!occupies(e, now)) continue;
+    if (!occupies(e, now) || (e.kind === 'booking' && e.status === 'completed')) continue;
     if (e.kind === 'booking' && e.status === 'active') {
       present.add('in_trip');
     } else if (e.from <= now && (e.to === undefined || now < e.to)) {

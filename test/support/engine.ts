@@ -138,8 +138,9 @@ export function assertCityInvariants(state: CityState, turnaroundMs: number): vo
         if (!overlap) continue;
         if (bothTrips) assert.fail(`vehicle ${vid}: ${a.kind} ${a.id} [${a.from},${a.to}) and ${b.kind} ${b.id} [${b.from},${b.to}) overlap`);
         const trip = isTrip(a) ? a : isTrip(b) ? b : undefined;
-        // A trip under way keeps the car through a block; nothing else may share time with one.
-        if (trip && !(trip.kind === 'booking' && trip.status === 'active')) {
+        // A trip under way keeps the car through a block (and so does the trip once completed);
+        // nothing else may share time with one.
+        if (trip && !(trip.kind === 'booking' && (trip.status === 'active' || trip.status === 'completed'))) {
           assert.fail(`vehicle ${vid}: ${trip.kind} ${trip.id} (${trip.status}) overlaps a block`);
         }
       }

@@ -64,9 +64,10 @@ end
 
 local function is_trip(e) return e.kind ~= 'block' end
 
+-- Does the entry take the vehicle's time? A completed trip still does: its turnaround follows it.
 local function occupies(e, now)
   if e.kind == 'hold' then return e.status == 'held' and e.expiresAt > now end
-  if e.kind == 'booking' then return e.status == 'confirmed' or e.status == 'active' end
+  if e.kind == 'booking' then return e.status == 'confirmed' or e.status == 'active' or e.status == 'completed' end
   return e.status == 'active'
 end
 
@@ -107,7 +108,7 @@ local function derive(listing, entries, now)
     if t ~= nil and t > now and (due == nil or t < due) then due = t end
   end
   for _, e in ipairs(entries) do
-    if occupies(e, now) then
+    if occupies(e, now) and e.status ~= 'completed' then
       if e.kind == 'booking' and e.status == 'active' then
         present.in_trip = true
       elseif e.from <= now and (e.to == nil or now < e.to) then
