@@ -70,7 +70,7 @@ export function validateVehiclePatch(patch: VehiclePatch): string[] {
   if (patch.transmission !== undefined && !TRANSMISSIONS.includes(patch.transmission)) problems.push('transmission');
   if (patch.fuel !== undefined && !FUELS.includes(patch.fuel)) problems.push('fuel');
   if (patch.seats !== undefined && !(Number.isInteger(patch.seats) && patch.seats >= 1 && patch.seats <= 60)) problems.push('seats');
-  if (patch.pricePerHour !== undefined && !(Number.isFinite(patch.pricePerHour) && patch.pricePerHour >= 0 && patch.pricePerHour <= 1e7 && Math.round(patch.pricePerHour * 100) === patch.pricePerHour * 100)) problems.push('pricePerHour');
+  if (patch.pricePerHour !== undefined && !(Number.isFinite(patch.pricePerHour) && patch.pricePerHour >= 0 && patch.pricePerHour <= 1e7 && Math.abs(Math.round(patch.pricePerHour * 100) - patch.pricePerHour * 100) < 1e-6)) problems.push('pricePerHour');
   for (const f of ['make', 'model'] as const) {
     const v = patch[f];
     if (v !== undefined && !(typeof v === 'string' && v.length >= 1 && v.length <= 64)) problems.push(f);

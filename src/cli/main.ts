@@ -1,0 +1,170 @@
+/**
+ * `fleet`: the operator's command line. Every command goes through the same services as the
+ * API and workers; results print as JSON, refusals as `CODE: message` on stderr with exit 2.
+ */
+import { parseArgs } from 'node:util';
+import { pino } from 'pino';
+import { loadConfig, ConfigError, type Config } from '../config.ts';
+import { BLOCK_REASONS, type BlockReason } from '../domain/calendar.ts';
+import { DomainError } from '../domain/errors.ts';
+import { createRedis, inspectDurability } from '../redis/connection.ts';
+import { keys } from '../redis/keys.ts';
+import type { RedisConnection } from '../redis/scripts.ts';
+import { seedCity } from '../services/demo.ts';
+import { Inventory } from '../services/inventory.ts';
+import { VehicleLocks } from '../services/vehicle-locks.ts';
+import { startSweeper, sweepAllCities } from '../workers/sweeper.ts';
+
+const USAGE = `fleet <command> [options]
+
+Engine
+  serve [--demo] [--vehicles-per-city N]   run the engine (sweeper; demo data with --demo)
+  seed [--vehicles-per-city N] [--city X]  demo fleets for empty cities (default 200 per city)
+  durability                               can acknowledged writes be lost on this Redis?
+  sweep                                    expire lapsed holds, refresh statuses, once
+
+Read
+  vehicle <vehicleId>                      vehicle, calendar and status now
+  counters --city X                        live counts by status and category
+  events --city X [--after ID] [--limit N] the city's event stream
+
+Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
+  hold --vehicle V --customer C --from T --to T
+  book --vehicle V --customer C --from T --to T [--allow-past] | book --hold H --customer C
+  release <holdId> | cancel <bookingId> | start <bookingId> | complete <bookingId>
+  extend <bookingId> --to T [--force]
+  block --vehicle V --reason accident|maintenance|host [--from T] [--to T] [--note N]
+  unblock <blockId> | delist <vehicleId> | relist <vehicleId>
+
+Environment: REDIS_URL, REDIS_CLUSTER_NODES, HOLD_TTL_MS, MAX_LIVE_HOLDS_PER_CUSTOMER,
+LOCK_MAX_QUEUE, LOCK_MAX_WAIT_MS, SWEEP_INTERVAL_MS, LOG_LEVEL (see docs/configuration.md).`;
+
+const { values: opt, positionals } = parseArgs({
+  allowPositionals: true,
+  options: {
+    demo: { type: 'boolean' }, 'vehicles-per-city': { type: 'string' }, city: { type: 'string' },
+    after: { type: 'string' }, limit: { type: 'string' }, vehicle: { type: 'string' }, customer: { type: 'string' },
+    hold: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' },
+    note: { type: 'string' }, force: { type: 'boolean' }, 'allow-past': { type: 'boolean' },
+    'idempotency-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+  },
+});
+
+function time(name: string, v: string | undefined): number {
+  if (v === undefined) throw new DomainError('VALIDATION', `--${name} is required`, { field: name });
+  const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
+  if (!Number.isFinite(t)) throw new DomainError('VALIDATION', `--${name} must be ISO 8601 or epoch ms`, { field: name });
+  return t;
+}
+
+function need(name: string, v: string | undefined): string {
+  if (!v) throw new DomainError('VALIDATION', `${name} is required`, { field: name });
+  return v;
+}
+
+const print = (x: unknown) => console.log(JSON.stringify(x, null, 2));
+
+async function seedAll(inventory: Inventory, redis: RedisConnection, perCity: number, only?: string) {
+  const cities = inventory.cities.all().filter((c) => !only || c.id === only);
+  const started = Date.now();
+  const reports = [];
+  for (const c of cities) reports.push(await seedCity(inventory, redis, c, perCity));
+  return { cities: reports.filter((r) => !r.skipped).length, skipped: reports.filter((r) => r.skipped).length, vehicles: reports.reduce((a, r) => a + r.vehicles, 0), ms: Date.now() - started };
+}
+
+async function serve(config: Config, inventory: Inventory, redis: RedisConnection) {
+  const log = pino({ level: config.LOG_LEVEL });
+  const durability = await inspectDurability(redis);
+  if (durability.warning) log.warn({ durability }, `Redis durability: ${durability.warning}`);
+  else log.info({ durability }, 'Redis durability: acknowledged writes survive a crash (AOF, appendfsync always)');
+  if (opt.demo) {
+    const perCity = Number(opt['vehicles-per-city'] ?? 200);
+    log.info({ perCity }, 'seeding demo fleets into empty cities');
+    log.info(await seedAll(inventory, redis, perCity), 'demo data ready');
+  }
+  const sweeper = startSweeper(inventory, { intervalMs: config.SWEEP_INTERVAL_MS, log });
+  const summary = setInterval(() => {
+    void summarize(inventory, redis).then((s) => log.info(s, 'fleet status')).catch((err: unknown) => log.error({ err }, 'summary failed'));
+  }, 10_000);
+  log.info({ cities: inventory.cities.all().length }, 'fleet engine running (HTTP API: see docs/engine.md); Ctrl-C stops');
+  await new Promise<void>((resolve) => {
+    const stop = () => resolve();
+    process.once('SIGINT', stop);
+    process.once('SIGTERM', stop);
+  });
+  clearInterval(summary);
+  await sweeper.stop();
+  log.info('stopped');
+}
+
+async function summarize(inventory: Inventory, redis: RedisConnection) {
+  const totals: Record<string, number> = {};
+  for (const c of inventory.cities.all()) {
+    for (const [k, v] of Object.entries(await redis.hgetall(keys.counters(c.id)))) {
+      if (k.startsWith('s:')) totals[k.slice(2)] = (totals[k.slice(2)] ?? 0) + Number(v);
+    }
+  }
+  return { byStatus: totals };
+}
+
+async function main(): Promise<number> {
+  const [command, arg] = positionals;
+  if (!command || opt.help) { console.log(USAGE); return command ? 0 : 1; }
+  const config = loadConfig();
+  const redis = createRedis({ url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES });
+  const inventory = new Inventory(redis, {
+    holdTtlMs: config.HOLD_TTL_MS, maxLiveHoldsPerCustomer: config.MAX_LIVE_HOLDS_PER_CUSTOMER,
+    locks: new VehicleLocks({ maxQueue: config.LOCK_MAX_QUEUE, maxWaitMs: config.LOCK_MAX_WAIT_MS }),
+  });
+  const o = { ...(opt['idempotency-key'] ? { idempotencyKey: opt['idempotency-key'], actorId: 'cli' } : {}) };
+  try {
+    switch (command) {
+      case 'serve': await serve(config, inventory, redis); break;
+      case 'seed': print(await seedAll(inventory, redis, Number(opt['vehicles-per-city'] ?? 200), opt.city)); break;
+      case 'durability': print(await inspectDurability(redis)); break;
+      case 'sweep': print(await sweepAllCities(inventory)); break;
+      case 'vehicle': print(await inventory.getVehicleState(need('vehicleId', arg))); break;
+      case 'counters': print(await redis.hgetall(keys.counters(need('--city', opt.city)))); break;
+      case 'events': {
+        const raw = await redis.xrange(keys.events(need('--city', opt.city)), opt.after ? `(${opt.after}` : '-', '+', 'COUNT', Number(opt.limit ?? 50));
+        print(raw.map(([id, f]) => ({ id, ...Object.fromEntries(Array.from({ length: f.length / 2 }, (_, i) => [f[2 * i], f[2 * i + 1]])) })));
+        break;
+      }
+      case 'hold': print(await inventory.placeHold({ vehicleId: need('--vehicle', opt.vehicle), customerId: need('--customer', opt.customer), from: time('from', opt.from), to: time('to', opt.to) }, o)); break;
+      case 'book':
+        print(opt.hold
+          ? await inventory.book({ holdId: opt.hold, customerId: need('--customer', opt.customer) }, o)
+          : await inventory.book({ vehicleId: need('--vehicle', opt.vehicle), customerId: need('--customer', opt.customer), from: time('from', opt.from), to: time('to', opt.to), allowPast: opt['allow-past'] ?? false }, o));
+        break;
+      case 'release': print(await inventory.releaseHold(need('holdId', arg), undefined, o)); break;
+      case 'cancel': print(await inventory.cancelBooking(need('bookingId', arg), undefined, 'ops', o)); break;
+      case 'start': print(await inventory.startTrip(need('bookingId', arg), undefined, o)); break;
+      case 'complete': print(await inventory.completeTrip(need('bookingId', arg), undefined, o)); break;
+      case 'extend': print(await inventory.extendBooking(need('bookingId', arg), undefined, time('to', opt.to), opt.force ?? false, o)); break;
+      case 'block': {
+        const reason = need('--reason', opt.reason) as BlockReason;
+        if (!BLOCK_REASONS.includes(reason)) throw new DomainError('VALIDATION', '--reason must be accident, maintenance or host', { field: 'reason' });
+        print(await inventory.placeBlock({
+          vehicleId: need('--vehicle', opt.vehicle), reason,
+          ...(opt.from ? { from: time('from', opt.from) } : {}), ...(opt.to ? { to: time('to', opt.to) } : {}),
+          ...(opt.note ? { note: opt.note } : {}), allowPast: true,
+        }, o));
+        break;
+      }
+      case 'unblock': print(await inventory.removeBlock(need('blockId', arg), o)); break;
+      case 'delist': print(await inventory.delist(need('vehicleId', arg), 'cli', o)); break;
+      case 'relist': print(await inventory.relist(need('vehicleId', arg), 'cli', o)); break;
+      default: console.error(`unknown command ${command}\n\n${USAGE}`); return 1;
+    }
+    return 0;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+main().then((code) => { process.exitCode = code; }).catch((err: unknown) => {
+  if (err instanceof DomainError) { console.error(`${err.code}: ${err.message}`); process.exitCode = 2; return; }
+  if (err instanceof ConfigError) { console.error(err.message); process.exitCode = 78; return; }
+  console.error(err);
+  process.exitCode = 1;
+});

@@ -1,0 +1,28 @@
+/** Configuration from the environment, validated once at boot and typed. */
+import { Type, type Static } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
+
+const ConfigSchema = Type.Object({
+  REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', pattern: '^rediss?://' }),
+  /** host:port,host:port — when set, Redis Cluster is used instead of REDIS_URL. */
+  REDIS_CLUSTER_NODES: Type.String({ default: '' }),
+  DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/fleet' }),
+  HOLD_TTL_MS: Type.Integer({ default: 600_000, minimum: 10_000, maximum: 3_600_000 }),
+  MAX_LIVE_HOLDS_PER_CUSTOMER: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
+  LOCK_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, maximum: 10_000 }),
+  LOCK_MAX_WAIT_MS: Type.Integer({ default: 2_000, minimum: 10, maximum: 60_000 }),
+  SWEEP_INTERVAL_MS: Type.Integer({ default: 1_000, minimum: 50, maximum: 60_000 }),
+  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+});
+
+export type Config = Static<typeof ConfigSchema>;
+
+export class ConfigError extends Error {}
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const known = Object.fromEntries(Object.keys(ConfigSchema.properties).filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
+  const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, known));
+  const problems = [...Value.Errors(ConfigSchema, value)].map((e) => `${e.path.slice(1) || '(root)'}: ${e.message}`);
+  if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
+  return value as Config;
+}
