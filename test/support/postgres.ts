@@ -1,0 +1,88 @@
+/**
+ * Throw-away PostgreSQL for tests: a fresh database per run on the server of `DATABASE_URL`
+ * (default the local one), or a whole private cluster (initdb as the postgres user) for tests
+ * that stop the server.
+ */
+import { execFile, execFileSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { chown, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { freePort } from './redis.ts';
+
+const run = promisify(execFile);
+const PG_BIN = '/usr/lib/postgresql/15/bin';
+const ADMIN_URL = () => process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
+
+export interface TestDatabase { url: string; name: string; drop(): Promise<void> }
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const name = `fleet_test_${randomBytes(6).toString('hex')}`;
+  const admin = new pg.Client({ connectionString: ADMIN_URL() });
+  await admin.connect();
+  try {
+    await admin.query(`CREATE DATABASE ${name}`);
+  } finally {
+    await admin.end();
+  }
+  const url = new URL(ADMIN_URL());
+  url.pathname = `/${name}`;
+  return {
+    url: url.toString(), name,
+    async drop() {
+      const c = new pg.Client({ connectionString: ADMIN_URL() });
+      await c.connect();
+      try {
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      } finally {
+        await c.end();
+      }
+    },
+  };
+}
+
+export interface PgCluster {
+  url: string;
+  port: number;
+  dataDir: string;
+  /** `pg_ctl -m immediate stop`: a crash, as far as PostgreSQL can tell. */
+  stopImmediate(): Promise<void>;
+  start(): Promise<void>;
+  destroy(): Promise<void>;
+}
+
+const clusters = new Set<string>();
+process.on('exit', () => {
+  for (const dir of clusters) {
+    try { execFileSync('runuser', ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, '-D', dir, '-m', 'immediate', 'stop'], { stdio: 'ignore' }); } catch { /* already down */ }
+  }
+});
+
+const asPostgres = (cmd: string, args: string[]) => run('runuser', ['-u', 'postgres', '--', cmd, ...args]);
+
+export async function startPgCluster(): Promise<PgCluster> {
+  const root = await mkdtemp(path.join(tmpdir(), 'fleet-pg-'));
+  const dataDir = path.join(root, 'data');
+  const { stdout } = await run('id', ['-u', 'postgres']);
+  const uid = Number(stdout.trim());
+  await chown(root, uid, uid);
+  await asPostgres(`${PG_BIN}/initdb`, ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  const port = await freePort();
+  const start = async () => {
+    await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-l', path.join(root, 'pg.log'), '-w', '-o',
+      `-p ${port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on`, 'start']);
+  };
+  await start();
+  clusters.add(dataDir);
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dataDir, start,
+    async stopImmediate() { await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-m', 'immediate', 'stop']); },
+    async destroy() {
+      try { await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-m', 'immediate', 'stop']); } catch { /* already down */ }
+      clusters.delete(dataDir);
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
