@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { deriveStatus, isTrip, occupies, occupiedUntil, sortEntries, type CalendarEntry } from '../../src/domain/calendar.ts';
+import { deriveStatus, isTrip, occupies, sortEntries, type CalendarEntry } from '../../src/domain/calendar.ts';
 import { CityCatalog, type City } from '../../src/domain/cities.ts';
 import type { ListingState, VehicleSpec, VehicleStatus } from '../../src/domain/vehicle.ts';
 import { cityKeyPattern, keys } from '../../src/redis/keys.ts';
@@ -120,7 +120,8 @@ export function recomputeCounters(state: CityState): Record<string, number> {
 
 /**
  * The invariants of DESIGN §3 over a city's state:
- * - no two occupying trips (confirmed/active bookings, live holds) overlap, turnaround included;
+ * - no two occupying trips (confirmed/active/completed bookings, live holds) overlap in their
+ *   booked windows, turnaround included;
  * - no confirmed booking overlaps an active block (a block displaces it to `conflicted`);
  * - counters equal a recomputation from the vehicles; each stored status equals the status
  *   derived from the calendar at the read instant, unless a change was due before it.
@@ -134,7 +135,10 @@ export function assertCityInvariants(state: CityState, turnaroundMs: number): vo
         const a = live[i]!, b = live[j]!;
         const bothTrips = isTrip(a) && isTrip(b);
         const pad = bothTrips ? turnaroundMs : 0;
-        const overlap = a.from < occupiedUntil(b, now) + pad && b.from < occupiedUntil(a, now) + pad;
+        // Booked windows, not effective ones: a trip running late overlaps the next booking only
+        // until it comes back, and then that booking is conflicted (checked after completion).
+        const end = (e: CalendarEntry) => e.to ?? Number.POSITIVE_INFINITY;
+        const overlap = a.from < end(b) + pad && b.from < end(a) + pad;
         if (!overlap) continue;
         if (bothTrips) assert.fail(`vehicle ${vid}: ${a.kind} ${a.id} [${a.from},${a.to}) and ${b.kind} ${b.id} [${b.from},${b.to}) overlap`);
         const trip = isTrip(a) ? a : isTrip(b) ? b : undefined;
