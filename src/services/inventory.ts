@@ -185,7 +185,7 @@ export class Inventory {
    * One sweep over a city: lapsed holds expire and statuses move with the clock, for every
    * vehicle whose next status change is due. Returns how many vehicles were looked at.
    */
-  async sweepCity(city: string, batch = 100): Promise<{ vehicles: number; expired: number; events: string[] }> {
+  async sweepCity(city: string, batch = 100): Promise<{ vehicles: number; expired: number; events: string[]; at?: number }> {
     this.city(city);
     // Candidates by our clock (a little ahead for skew); the script decides by the server's.
     const due = await this.redis.zrangebyscore(keys.statusDue(city), '-inf', Date.now() + 1_000, 'LIMIT', 0, batch);
@@ -194,8 +194,8 @@ export class Inventory {
     const raw = await runScript(this.redis, 'expire_holds', [
       keys.counters(city), keys.events(city), keys.statusDue(city), keys.entries(city), keys.liveHolds(city), ...vehicleKeys,
     ], [randomUUID(), city, ...due]);
-    const out = JSON.parse(String(raw)) as { expired: number; events: string[] | Record<string, never> };
-    return { vehicles: due.length, expired: out.expired, events: Array.isArray(out.events) ? out.events : [] };
+    const out = JSON.parse(String(raw)) as { expired: number; events: string[] | Record<string, never>; at: number };
+    return { vehicles: due.length, expired: out.expired, events: Array.isArray(out.events) ? out.events : [], at: out.at };
   }
 
   // Queries --------------------------------------------------------------------------------
