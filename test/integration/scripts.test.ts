@@ -10,6 +10,7 @@ import type { City } from '../../src/domain/cities.ts';
 import { DomainError, type ErrorCode } from '../../src/domain/errors.ts';
 import { keys } from '../../src/redis/keys.ts';
 import type { Inventory, InventoryOptions } from '../../src/services/inventory.ts';
+import { VehicleLocks } from '../../src/services/vehicle-locks.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import {
   HOUR, MINUTE, SEDAN, addVehicle, assertCityInvariants, connect, futureHour, newInventory, readCity, readEvents, snapshotCity, testCity,
@@ -329,6 +330,17 @@ describe('start_trip and complete_trip', () => {
     await done(f);
   });
 
+  test('a completion within the last minute of the window is on time and keeps the window', async () => {
+    const f = await fixture();
+    const end = thisMinute() + MINUTE;
+    const b = await f.inv.book({ vehicleId: f.v, customerId: 'c1', from: end - HOUR, to: end, allowPast: true });
+    await f.inv.startTrip(b.booking.id, 'c1');
+    const c = await f.inv.completeTrip(b.booking.id, 'c1');
+    assert.deepEqual([c.booking.completion, c.booking.to, c.booking.scheduledTo], ['on_time', end, undefined]);
+    assert.deepEqual(await eventTypes(f, c.events), ['booking.completed']);
+    await done(f);
+  });
+
   test('outside the pickup window is INVALID_STATE; a second trip under way is NOT_AVAILABLE', async () => {
     const f = await fixture({ });
     const future = await f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR });
@@ -471,6 +483,24 @@ describe('vehicle_state and verify_available', () => {
     assert.equal(s.status, 'available');
     assert.ok(s.at > 0);
     await refused(f, () => f.inv.verifyAvailable(f.city.id, [`veh_other_0000000000000000000`], f.t, f.t + HOUR), 'NOT_FOUND');
+  });
+});
+
+describe('per-vehicle lock', () => {
+  test('past the bounded queue, commands are refused with BUSY and change nothing', async () => {
+    const city = testCity();
+    const inv = newInventory(redis, city, { locks: new VehicleLocks({ maxQueue: 2, maxWaitMs: 5_000 }) });
+    const v = await addVehicle(inv, city);
+    const t = futureHour();
+    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) =>
+      inv.book({ vehicleId: v, customerId: `c${i}`, from: t + i * 2 * HOUR, to: t + i * 2 * HOUR + HOUR })));
+    const busy = results.filter((r) => r.status === 'rejected' && r.reason instanceof DomainError && r.reason.code === 'BUSY');
+    const ok = results.filter((r) => r.status === 'fulfilled');
+    assert.equal(ok.length, 3, 'the running command and two queued ones');
+    assert.equal(busy.length, 9);
+    const state = await readCity(redis, city.id);
+    assert.equal([...state.vehicles.values()][0]!.entries.length, 3, 'refused commands wrote nothing');
+    assert.equal((await readEvents(redis, city.id)).filter((e) => e.type === 'booking.confirmed').length, 3);
   });
 });
 
