@@ -292,11 +292,20 @@ local function commit(ctx, shared)
   end
   redis.call('HSET', ctx.vkey, unpack(fields))
   if due then redis.call('ZADD', shared.due, due, ctx.vid) else redis.call('ZREM', shared.due, ctx.vid) end
+  -- Events carry the state they leave behind (the entry, or the vehicle), so a consumer can
+  -- project the calendar exactly without reading Redis.
+  local vstate = {}
+  for _, f in ipairs(VEHICLE_FIELDS) do vstate[f] = v[f] end
+  vstate.status, vstate.version = status, v.version
   local ids = {}
   for _, ev in ipairs(ctx.events) do
+    local state = ctx.by_id[ev[2]]
+    local state_json
+    if state then state_json = cjson.encode(state) else state_json = cjson.encode(vstate) end
     ids[#ids + 1] = redis.call('XADD', shared.events, '*',
       'type', ev[1], 'city', shared.city, 'vehicle', ctx.vid, 'subject', ev[2],
-      'version', v.version, 'time', NOW, 'status', status, 'cmd', shared.cmd, 'data', cjson.encode(ev[3]))
+      'version', v.version, 'time', NOW, 'status', status, 'cmd', shared.cmd, 'data', cjson.encode(ev[3]),
+      'state', state_json)
   end
   ctx.old_status = status
   ctx.old_category = v.category
