@@ -1,0 +1,167 @@
+/**
+ * Redis and PostgreSQL side by side: `rebuild` restores a city's Redis state from PostgreSQL,
+ * `reconcile` compares the two (vehicle versions, listing, status, calendar entries, counters)
+ * and can repair each drifting vehicle from the side that is ahead.
+ */
+import { isDeepStrictEqual } from 'node:util';
+import type pg from 'pg';
+import { sortEntries, type CalendarEntry } from '../domain/calendar.ts';
+import { cityKeyPattern, keys } from '../redis/keys.ts';
+import { runScript, type RedisConnection } from '../redis/scripts.ts';
+import { upsertEntry, upsertVehicle } from '../pg/projection.ts';
+
+interface PgVehicle {
+  id: string; city: string; hostId: string; category: string; seats: number; transmission: string; fuel: string;
+  make: string; model: string; lat: number; lng: number; pricePerHour: number; listing: string; status: string;
+  version: number; createdAt: number;
+}
+
+interface Side {
+  vehicles: Map<string, { doc: Record<string, unknown>; version: number; listing: string; status: string; category: string; entries: CalendarEntry[] }>;
+}
+
+async function readPg(pool: pg.Pool, city: string): Promise<Side> {
+  const vs = await pool.query<PgVehicle>(
+    `SELECT id, city, host_id AS "hostId", category, seats, transmission, fuel, make, model, lat, lng,
+            price_per_hour::float8 AS "pricePerHour", listing, status, version::int AS version,
+            (extract(epoch from created_at) * 1000)::bigint::float8 AS "createdAt"
+     FROM vehicles WHERE city = $1`, [city]);
+  const es = await pool.query<{ vehicle_id: string; doc: CalendarEntry }>(
+    `SELECT vehicle_id, doc FROM bookings WHERE city = $1 UNION ALL SELECT vehicle_id, doc FROM holds WHERE city = $1
+     UNION ALL SELECT vehicle_id, doc FROM blocks WHERE city = $1`, [city]);
+  const byVehicle = new Map<string, CalendarEntry[]>();
+  for (const r of es.rows) byVehicle.set(r.vehicle_id, [...(byVehicle.get(r.vehicle_id) ?? []), r.doc]);
+  const vehicles: Side['vehicles'] = new Map();
+  for (const v of vs.rows) {
+    vehicles.set(v.id, { doc: { ...v }, version: v.version, listing: v.listing, status: v.status, category: v.category, entries: sortEntries(byVehicle.get(v.id) ?? []) });
+  }
+  return { vehicles };
+}
+
+async function readRedis(redis: RedisConnection, city: string): Promise<Side & { counters: Record<string, number> }> {
+  const ids = await redis.smembers(keys.vehicles(city));
+  const vehicles: Side['vehicles'] = new Map();
+  for (const id of ids) {
+    const [h, raw] = await Promise.all([redis.hgetall(keys.vehicle(city, id)), redis.hvals(keys.calendar(city, id))]);
+    if (!h.id) continue;
+    vehicles.set(id, {
+      doc: h, version: Number(h.version), listing: h.listing ?? '', status: h.status ?? '', category: h.category ?? '',
+      entries: sortEntries(raw.map((r) => JSON.parse(r) as CalendarEntry)),
+    });
+  }
+  const counters: Record<string, number> = {};
+  for (const [k, n] of Object.entries(await redis.hgetall(keys.counters(city)))) if (Number(n) !== 0) counters[k] = Number(n);
+  return { vehicles, counters };
+}
+
+function tally(side: Side): Record<string, number> {
+  const c: Record<string, number> = {};
+  const inc = (k: string) => { c[k] = (c[k] ?? 0) + 1; };
+  for (const v of side.vehicles.values()) { inc(`s:${v.status}`); inc(`c:${v.category}`); inc(`cs:${v.category}:${v.status}`); }
+  return c;
+}
+
+export interface Drift {
+  vehicleId: string;
+  what: 'missing_in_redis' | 'missing_in_pg' | 'version' | 'listing' | 'status' | 'entry' | 'counters';
+  entryId?: string;
+  redis?: unknown;
+  pg?: unknown;
+}
+
+export interface ReconcileReport {
+  city: string;
+  vehicles: { redis: number; pg: number };
+  entries: { redis: number; pg: number };
+  drift: Drift[];
+  repaired: { toPg: number; toRedis: number };
+}
+
+/** Restores one vehicle into Redis from its PostgreSQL copy. */
+async function restoreVehicle(redis: RedisConnection, city: string, v: Side['vehicles'] extends Map<string, infer T> ? T : never, id: string): Promise<void> {
+  const d = v.doc as unknown as PgVehicle;
+  const doc = { id, city, hostId: d.hostId, category: d.category, seats: d.seats, transmission: d.transmission, fuel: d.fuel, make: d.make, model: d.model, lat: d.lat, lng: d.lng, pricePerHour: d.pricePerHour, listing: d.listing, version: d.version, createdAt: d.createdAt };
+  await runScript(redis, 'restore_vehicle', [
+    keys.vehicle(city, id), keys.calendar(city, id), keys.counters(city), keys.statusDue(city), keys.entries(city),
+    keys.liveHolds(city), keys.vehicles(city), keys.hostVehicles(city, d.hostId), keys.geo(city),
+  ], [JSON.stringify(doc), v.entries.length ? JSON.stringify(v.entries) : '[]', id]);
+}
+
+/**
+ * Rebuilds a city's Redis state from PostgreSQL, for the day Redis loses its data. The city's
+ * operational keys are cleared first (the event stream and idempotency records are kept), then
+ * every vehicle is restored with its calendar; counters are recomputed by the restores.
+ */
+export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: string): Promise<{ vehicles: number; entries: number }> {
+  const pgSide = await readPg(pool, city);
+  const keep = new Set([keys.events(city)]);
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'MATCH', cityKeyPattern(city), 'COUNT', 1000);
+    cursor = next;
+    const doomed = batch.filter((k) => !keep.has(k) && !k.startsWith(`{c:${city}}:idem:`));
+    for (const k of doomed) await redis.del(k);
+  } while (cursor !== '0');
+  let entries = 0;
+  for (const [id, v] of pgSide.vehicles) {
+    await restoreVehicle(redis, city, v, id);
+    entries += v.entries.length;
+  }
+  return { vehicles: pgSide.vehicles.size, entries };
+}
+
+export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city: string, opts: { repair?: boolean } = {}): Promise<ReconcileReport> {
+  const [r, p] = await Promise.all([readRedis(redis, city), readPg(pool, city)]);
+  const drift: Drift[] = [];
+  const drifting = new Set<string>();
+  for (const id of new Set([...r.vehicles.keys(), ...p.vehicles.keys()])) {
+    const a = r.vehicles.get(id);
+    const b = p.vehicles.get(id);
+    const add = (d: Drift) => { drift.push(d); drifting.add(id); };
+    if (!a) { add({ vehicleId: id, what: 'missing_in_redis' }); continue; }
+    if (!b) { add({ vehicleId: id, what: 'missing_in_pg' }); continue; }
+    if (a.version !== b.version) add({ vehicleId: id, what: 'version', redis: a.version, pg: b.version });
+    if (a.listing !== b.listing) add({ vehicleId: id, what: 'listing', redis: a.listing, pg: b.listing });
+    if (a.status !== b.status) add({ vehicleId: id, what: 'status', redis: a.status, pg: b.status });
+    const pe = new Map(b.entries.map((e) => [e.id, e]));
+    for (const e of a.entries) {
+      const other = pe.get(e.id);
+      if (!isDeepStrictEqual(e, other)) add({ vehicleId: id, what: 'entry', entryId: e.id, redis: e, pg: other });
+      pe.delete(e.id);
+    }
+    for (const e of pe.values()) add({ vehicleId: id, what: 'entry', entryId: e.id, pg: e });
+  }
+  const recomputed = tally(r);
+  if (!isDeepStrictEqual(r.counters, recomputed)) drift.push({ vehicleId: '-', what: 'counters', redis: r.counters, pg: recomputed });
+  const pgCounts = tally(p);
+  if (!isDeepStrictEqual(recomputed, pgCounts)) drift.push({ vehicleId: '-', what: 'counters', redis: recomputed, pg: pgCounts });
+
+  const repaired = { toPg: 0, toRedis: 0 };
+  if (opts.repair) {
+    for (const id of drifting) {
+      const a = r.vehicles.get(id);
+      const b = p.vehicles.get(id);
+      if (a && (!b || a.version >= b.version)) {
+        // Redis is ahead (or equal and different): it is the operational truth; PostgreSQL follows.
+        const db = await pool.connect();
+        try {
+          await db.query('BEGIN');
+          await upsertVehicle(db, { ...a.doc, version: a.version, status: a.status, city });
+          for (const e of a.entries) await upsertEntry(db, city, id, e as unknown as Record<string, unknown>);
+          await db.query('COMMIT');
+        } catch (err) {
+          await db.query('ROLLBACK').catch(() => {});
+          throw err;
+        } finally {
+          db.release();
+        }
+        repaired.toPg++;
+      } else if (b) {
+        await restoreVehicle(redis, city, b, id);
+        repaired.toRedis++;
+      }
+    }
+  }
+  const count = (s: Side) => [...s.vehicles.values()].reduce((n, v) => n + v.entries.length, 0);
+  return { city, vehicles: { redis: r.vehicles.size, pg: p.vehicles.size }, entries: { redis: count(r), pg: count(p) }, drift, repaired };
+}
