@@ -91,6 +91,8 @@ export class SyncWorker {
           backoff = 100;
           if (n === 0) await sleep(this.o.idleMs);
         } catch (err) {
+          // A Redis that lost its data (then rebuilt) has streams without our group: recreate it.
+          if (/NOGROUP/.test((err as Error).message)) await this.ensureGroups().catch(() => {});
           this.opts.log?.warn({ err: (err as Error).message, retryInMs: backoff }, 'sync: store unavailable, backing off');
           this.stats.retries++;
           await sleep(backoff);
