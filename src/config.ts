@@ -12,6 +12,12 @@ const ConfigSchema = Type.Object({
   LOCK_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, maximum: 10_000 }),
   LOCK_MAX_WAIT_MS: Type.Integer({ default: 2_000, minimum: 10, maximum: 60_000 }),
   SWEEP_INTERVAL_MS: Type.Integer({ default: 1_000, minimum: 50, maximum: 60_000 }),
+  SYNC_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
+  SYNC_CLAIM_IDLE_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 3_600_000 }),
+  SYNC_MAX_ATTEMPTS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
+  STREAM_RETENTION_MS: Type.Integer({ default: 600_000, minimum: 0 }),
+  /** Test only: `point:probability,...` — the sync worker kills itself (SIGKILL) there. */
+  FLEET_FAILPOINTS: Type.String({ default: '' }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
 

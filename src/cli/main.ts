@@ -3,7 +3,7 @@
  * API and workers; results print as JSON, refusals as `CODE: message` on stderr with exit 2.
  */
 import { parseArgs } from 'node:util';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadConfig, ConfigError, type Config } from '../config.ts';
 import { BLOCK_REASONS, type BlockReason } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
@@ -14,11 +14,20 @@ import { seedCity } from '../services/demo.ts';
 import { Inventory } from '../services/inventory.ts';
 import { VehicleLocks } from '../services/vehicle-locks.ts';
 import { startSweeper, sweepAllCities } from '../workers/sweeper.ts';
+import { SyncWorker, cityLag, type Failpoint } from '../workers/sync.ts';
+import { migrate } from '../pg/migrate.ts';
+import { rebuildCity, reconcileCity } from '../services/durable.ts';
+import pg from 'pg';
 
 const USAGE = `fleet <command> [options]
 
 Engine
-  serve [--demo] [--vehicles-per-city N]   run the engine (sweeper; demo data with --demo)
+  serve [--demo] [--vehicles-per-city N]   migrate, run the sweeper and the sync worker (demo data with --demo)
+  migrate                                  apply PostgreSQL migrations (creates the database)
+  worker                                   run the sync worker only (streams -> PostgreSQL)
+  lag                                      events not yet in PostgreSQL, per city
+  rebuild --city X                         restore a city's Redis state from PostgreSQL
+  reconcile [--city X] [--repair] [--json] compare Redis and PostgreSQL; repair from the side ahead
   seed [--vehicles-per-city N] [--city X]  demo fleets for empty cities (default 200 per city)
   durability                               can acknowledged writes be lost on this Redis?
   sweep                                    expire lapsed holds, refresh statuses, once
@@ -36,7 +45,7 @@ Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
   block --vehicle V --reason accident|maintenance|host [--from T] [--to T] [--note N]
   unblock <blockId> | delist <vehicleId> | relist <vehicleId>
 
-Environment: REDIS_URL, REDIS_CLUSTER_NODES, HOLD_TTL_MS, MAX_LIVE_HOLDS_PER_CUSTOMER,
+Environment: REDIS_URL, REDIS_CLUSTER_NODES, DATABASE_URL, HOLD_TTL_MS, MAX_LIVE_HOLDS_PER_CUSTOMER,
 LOCK_MAX_QUEUE, LOCK_MAX_WAIT_MS, SWEEP_INTERVAL_MS, LOG_LEVEL (see docs/configuration.md).`;
 
 const { values: opt, positionals } = parseArgs({
@@ -47,6 +56,7 @@ const { values: opt, positionals } = parseArgs({
     hold: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' },
     note: { type: 'string' }, force: { type: 'boolean' }, 'allow-past': { type: 'boolean' },
     'idempotency-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+    repair: { type: 'boolean' }, json: { type: 'boolean' },
   },
 });
 
@@ -77,11 +87,15 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   const durability = await inspectDurability(redis);
   if (durability.warning) log.warn({ durability }, `Redis durability: ${durability.warning}`);
   else log.info({ durability }, 'Redis durability: acknowledged writes survive a crash (AOF, appendfsync always)');
+  log.info(await migrate(config.DATABASE_URL), 'PostgreSQL migrated');
   if (opt.demo) {
     const perCity = Number(opt['vehicles-per-city'] ?? 200);
     log.info({ perCity }, 'seeding demo fleets into empty cities');
     log.info(await seedAll(inventory, redis, perCity), 'demo data ready');
   }
+  const pool = newPool(config, log);
+  const sync = newSyncWorker(config, redis, pool, inventory, log);
+  sync.start();
   const sweeper = startSweeper(inventory, { intervalMs: config.SWEEP_INTERVAL_MS, log });
   const summary = setInterval(() => {
     void summarize(inventory, redis).then((s) => log.info(s, 'fleet status')).catch((err: unknown) => log.error({ err }, 'summary failed'));
@@ -94,7 +108,51 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   });
   clearInterval(summary);
   await sweeper.stop();
+  await sync.stop();
+  await pool.end();
   log.info('stopped');
+}
+
+function newPool(config: Config, log: Logger): pg.Pool {
+  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 });
+  // Idle clients die with the server; the sync backs off and reconnects.
+  pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
+  return pool;
+}
+
+function newSyncWorker(config: Config, redis: RedisConnection, pool: pg.Pool, inventory: Inventory, log: Logger): SyncWorker {
+  const points = new Map(config.FLEET_FAILPOINTS.split(',').filter(Boolean).map((p) => {
+    const [name, prob] = p.split(':');
+    return [name as Failpoint, Number(prob ?? 1)] as const;
+  }));
+  return new SyncWorker(redis, pool, inventory.cities, {
+    batchSize: config.SYNC_BATCH_SIZE, claimIdleMs: config.SYNC_CLAIM_IDLE_MS, maxAttempts: config.SYNC_MAX_ATTEMPTS,
+    retentionMs: config.STREAM_RETENTION_MS, log,
+    ...(points.size ? {
+      failpoint: (where: Failpoint) => {
+        if (Math.random() < (points.get(where) ?? 0)) {
+          process.stderr.write(`FAILPOINT ${where}\n`);
+          process.kill(process.pid, 'SIGKILL');
+        }
+      },
+    } : {}),
+  });
+}
+
+async function runWorker(config: Config, inventory: Inventory, redis: RedisConnection) {
+  const log = pino({ level: config.LOG_LEVEL });
+  const pool = newPool(config, log);
+  const sync = newSyncWorker(config, redis, pool, inventory, log);
+  sync.start();
+  log.info({ consumer: sync.consumer }, 'sync worker running; Ctrl-C stops');
+  await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+  await sync.stop();
+  await pool.end();
+}
+
+async function withPool<T>(config: Config, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
+  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 2 });
+  try { return await fn(pool); } finally { await pool.end(); }
 }
 
 async function summarize(inventory: Inventory, redis: RedisConnection) {
@@ -122,6 +180,27 @@ async function main(): Promise<number> {
       case 'serve': await serve(config, inventory, redis); break;
       case 'seed': print(await seedAll(inventory, redis, Number(opt['vehicles-per-city'] ?? 200), opt.city)); break;
       case 'durability': print(await inspectDurability(redis)); break;
+      case 'migrate': print(await migrate(config.DATABASE_URL)); break;
+      case 'worker': await runWorker(config, inventory, redis); break;
+      case 'lag': print(await Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id)))); break;
+      case 'rebuild': print(await withPool(config, (pool) => rebuildCity(redis, pool, need('--city', opt.city)))); break;
+      case 'reconcile': {
+        const cities = opt.city ? [opt.city] : inventory.cities.all().map((c) => c.id);
+        const reports = await withPool(config, async (pool) => {
+          const out = [];
+          for (const c of cities) out.push(await reconcileCity(redis, pool, c, { repair: opt.repair ?? false }));
+          return out;
+        });
+        const drift = reports.reduce((n, r) => n + r.drift.length, 0);
+        if (opt.json) print({ drift, cities: reports });
+        else {
+          console.log('city   vehicles(redis/pg)  entries(redis/pg)  drift  repaired(pg/redis)');
+          for (const r of reports) console.log(`${r.city.padEnd(6)} ${`${r.vehicles.redis}/${r.vehicles.pg}`.padEnd(19)} ${`${r.entries.redis}/${r.entries.pg}`.padEnd(18)} ${String(r.drift.length).padEnd(6)} ${r.repaired.toPg}/${r.repaired.toRedis}`);
+          for (const r of reports) for (const d of r.drift.slice(0, 20)) console.log(`  ${r.city} ${d.vehicleId} ${d.what}${d.entryId ? ` ${d.entryId}` : ''}`);
+        }
+        if (drift > 0 && !opt.repair) return 3;
+        break;
+      }
       case 'sweep': print(await sweepAllCities(inventory)); break;
       case 'vehicle': print(await inventory.getVehicleState(need('vehicleId', arg))); break;
       case 'counters': print(await redis.hgetall(keys.counters(need('--city', opt.city)))); break;
