@@ -114,7 +114,7 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
 }
 
 function newPool(config: Config, log: Logger): pg.Pool {
-  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4 });
+  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4, connectionTimeoutMillis: 5_000, query_timeout: 30_000 });
   // Idle clients die with the server; the sync backs off and reconnects.
   pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
   return pool;

@@ -9,6 +9,7 @@ import { sortEntries, type CalendarEntry } from '../domain/calendar.ts';
 import { cityKeyPattern, keys } from '../redis/keys.ts';
 import { runScript, type RedisConnection } from '../redis/scripts.ts';
 import { upsertEntry, upsertVehicle } from '../pg/projection.ts';
+import { inTransaction } from '../pg/tx.ts';
 
 interface PgVehicle {
   id: string; city: string; hostId: string; category: string; seats: number; transmission: string; fuel: string;
@@ -143,18 +144,10 @@ export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city:
       const b = p.vehicles.get(id);
       if (a && (!b || a.version >= b.version)) {
         // Redis is ahead (or equal and different): it is the operational truth; PostgreSQL follows.
-        const db = await pool.connect();
-        try {
-          await db.query('BEGIN');
+        await inTransaction(pool, async (db) => {
           await upsertVehicle(db, { ...a.doc, version: a.version, status: a.status, city });
           for (const e of a.entries) await upsertEntry(db, city, id, e as unknown as Record<string, unknown>);
-          await db.query('COMMIT');
-        } catch (err) {
-          await db.query('ROLLBACK').catch(() => {});
-          throw err;
-        } finally {
-          db.release();
-        }
+        });
         repaired.toPg++;
       } else if (b) {
         await restoreVehicle(redis, city, b, id);

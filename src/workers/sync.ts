@@ -19,6 +19,7 @@ import type { Logger } from 'pino';
 import type { CityCatalog } from '../domain/cities.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
+import { inTransaction } from '../pg/tx.ts';
 import { applyEvent, compareStreamIds, parseStreamEntry, parseStreamId, type StreamEvent } from '../pg/projection.ts';
 
 export const SYNC_GROUP = 'pg-sync';
@@ -209,43 +210,31 @@ export class SyncWorker {
 
   /** One transaction: the events newer than the cursor, then the cursor. */
   private async applyBatch(city: string, events: StreamEvent[]): Promise<void> {
-    const db = await this.pool.connect();
-    try {
-      await db.query('BEGIN');
-      await db.query('INSERT INTO sync_cursors (city, last_ms, last_seq) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING', [city]);
-      const { rows } = await db.query<{ last_ms: string; last_seq: string }>('SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1 FOR UPDATE', [city]);
-      const cursor = `${rows[0]!.last_ms}-${rows[0]!.last_seq}`;
-      const fresh = events.filter((e) => compareStreamIds(e.id, cursor) > 0);
-      for (let i = 0; i < fresh.length; i++) {
-        await applyEvent(db, fresh[i]!);
-        if (i === Math.floor(fresh.length / 2)) this.opts.failpoint?.('mid_batch');
+    const fresh = await inTransaction(this.pool, async (db) => {
+      const cursor = await lockCursor(db, city);
+      const todo = events.filter((e) => compareStreamIds(e.id, cursor) > 0);
+      for (let i = 0; i < todo.length; i++) {
+        await applyEvent(db, todo[i]!);
+        if (i === Math.floor(todo.length / 2)) this.opts.failpoint?.('mid_batch');
       }
-      const last = fresh.at(-1);
+      const last = todo.at(-1);
       if (last) {
         await db.query('UPDATE sync_cursors SET last_ms = $2, last_seq = $3, applied = applied + $4, updated_at = now() WHERE city = $1',
-          [city, last.ms, last.seq, fresh.length]);
+          [city, last.ms, last.seq, todo.length]);
       }
       this.opts.failpoint?.('before_commit');
-      await db.query('COMMIT');
-      this.opts.failpoint?.('after_commit');
-      this.stats.applied += fresh.length;
-      this.stats.skipped += events.length - fresh.length;
-      this.stats.batches++;
-    } catch (err) {
-      await db.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      db.release();
-    }
+      return todo.length;
+    });
+    this.opts.failpoint?.('after_commit');
+    this.stats.applied += fresh;
+    this.stats.skipped += events.length - fresh;
+    this.stats.batches++;
   }
 
   private async deadLetter(city: string, event: StreamEvent | { id: string; raw: string[] }, error: Error, attempts: number): Promise<void> {
     const [ms, seq] = parseStreamId(event.id);
-    const db = await this.pool.connect();
-    try {
-      await db.query('BEGIN');
-      await db.query('INSERT INTO sync_cursors (city, last_ms, last_seq) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING', [city]);
-      await db.query('SELECT 1 FROM sync_cursors WHERE city = $1 FOR UPDATE', [city]);
+    await inTransaction(this.pool, async (db) => {
+      await lockCursor(db, city);
       await db.query(
         `INSERT INTO dead_letters (city, stream_id, event, error, sqlstate, attempts) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (city, stream_id) DO UPDATE SET attempts = EXCLUDED.attempts, error = EXCLUDED.error`,
@@ -253,13 +242,7 @@ export class SyncWorker {
       await db.query(
         `UPDATE sync_cursors SET last_ms = $2, last_seq = $3, updated_at = now()
          WHERE city = $1 AND (last_ms, last_seq) < ($2::bigint, $3::bigint)`, [city, ms, seq]);
-      await db.query('COMMIT');
-    } catch (err) {
-      await db.query('ROLLBACK').catch(() => {});
-      throw err;
-    } finally {
-      db.release();
-    }
+    });
     this.stats.deadLettered++;
     this.opts.log?.error({ city, streamId: event.id, error: error.message, attempts }, 'sync: event dead-lettered; ALARM: Redis and PostgreSQL disagree until reconciled');
     this.opts.onDeadLetter?.(city, event as StreamEvent, error);
@@ -315,6 +298,13 @@ export async function cityLag(redis: RedisConnection, city: string): Promise<Cit
   else if (undelivered > 0) oldest = (await redis.xrange(stream, `(${String(g['last-delivered-id'])}`, '+', 'COUNT', 1))[0]?.[0];
   const secondsBehind = oldest ? Math.max(0, (Date.now() - parseStreamId(oldest)[0]) / 1000) : 0;
   return { city, eventsBehind: pending + undelivered, secondsBehind };
+}
+
+/** The city's cursor row, locked for this transaction (created at zero the first time). */
+async function lockCursor(db: pg.ClientBase, city: string): Promise<string> {
+  await db.query('INSERT INTO sync_cursors (city, last_ms, last_seq) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING', [city]);
+  const { rows } = await db.query<{ last_ms: string; last_seq: string }>('SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1 FOR UPDATE', [city]);
+  return `${rows[0]!.last_ms}-${rows[0]!.last_seq}`;
 }
 
 function toRecord(flat: unknown[]): Record<string, unknown> {

@@ -1,0 +1,28 @@
+/** One PostgreSQL transaction on a pooled client. */
+import type pg from 'pg';
+
+/**
+ * Runs `fn` inside BEGIN/COMMIT. A connection that dies while checked out would emit `error`
+ * with nobody listening (and crash the process); the failure reaches us through the failing
+ * query instead, and the broken client is discarded rather than returned to the pool.
+ */
+export async function inTransaction<T>(pool: pg.Pool, fn: (db: pg.PoolClient) => Promise<T>): Promise<T> {
+  const db = await pool.connect();
+  const swallow = () => {};
+  db.on('error', swallow);
+  let failure: Error | undefined;
+  try {
+    await db.query('BEGIN');
+    const out = await fn(db);
+    await db.query('COMMIT');
+    return out;
+  } catch (err) {
+    failure = err as Error;
+    await db.query('ROLLBACK').catch(() => {});
+    throw err;
+  } finally {
+    db.off('error', swallow);
+    // A SQL error leaves a healthy connection; anything else (reset, timeout) may not.
+    db.release(failure && !(failure as { code?: string }).code?.match(/^[0-9A-Z]{5}$/) ? failure : undefined);
+  }
+}
