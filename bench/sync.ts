@@ -117,6 +117,13 @@ event not yet in PostgreSQL.
 Last run: ${r.date}, node ${r.node}, ${r.cpus} cores.
 
 ${table}
+
+Reading it: a batch collapses to the last state of each vehicle and entry (events carry whole
+states) and is applied with one statement per table, so a batch of 500 costs about seven round
+trips. Draining alone, the sync reaches roughly two thirds of the top booking rate; with both
+running on the same two cores, bookings slow down and the lag stays bounded (about a second at
+p99) instead of growing. On separate machines the worker has PostgreSQL's cores to itself; and
+cities can be spread over several workers (one consumer group, any number of consumers).
 `;
     const re = /## Sync\n[\s\S]*?(?=\n## |$)/;
     await writeFile(file, re.test(doc) ? doc.replace(re, section) : `${doc.trimEnd()}\n\n${section}`);

@@ -58,27 +58,73 @@ const ts = 'to_timestamp($N::double precision / 1000)';
 const at = (n: number) => ts.replace('$N', `$${n}`);
 const range = (from: number, to: number) => `tstzrange(${at(from)}, CASE WHEN $${to}::bigint IS NULL THEN NULL ELSE ${at(to)} END, '[)')`;
 
-export async function applyEvent(db: pg.ClientBase, e: StreamEvent): Promise<void> {
+/**
+ * Applies a batch of events in order. Each event carries the whole state it left behind, so the
+ * batch collapses to the last state of each vehicle and entry, applied set-wise: one statement
+ * per table, whatever the batch size.
+ */
+export async function applyEvents(db: pg.ClientBase, events: readonly StreamEvent[]): Promise<void> {
+  if (events.length === 0) return;
   await db.query(
     `INSERT INTO events (city, stream_id, ms, seq, type, vehicle_id, subject, version, time, status, cmd, data, state)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, ${at(9)}, $10, $11, $12, $13) ON CONFLICT DO NOTHING`,
-    [e.city, e.id, e.ms, e.seq, e.type, e.vehicle, e.subject, e.version, e.time, e.status, e.cmd, e.data, e.state]);
+     SELECT e.city, e.id, e.ms, e.seq, e.type, e.vehicle, e.subject, e.version, to_timestamp(e.time::double precision / 1000),
+            e.status, e.cmd, e.data, e.state
+     FROM jsonb_to_recordset($1::jsonb) AS e(city text, id text, ms bigint, seq bigint, type text, vehicle text, subject text,
+          version bigint, time bigint, status text, cmd text, data jsonb, state jsonb)
+     ON CONFLICT DO NOTHING`, [JSON.stringify(events)]);
 
-  const s = e.state;
-  if (s && e.type.startsWith('vehicle.')) {
-    await upsertVehicle(db, { ...s, city: e.city, id: e.vehicle, status: e.status, version: e.version, updatedAt: e.time });
-    return;
+  const vehicleDocs = new Map<string, Record<string, unknown>>();
+  const lastByVehicle = new Map<string, StreamEvent>();
+  const entries = new Map<string, { vehicle: string; city: string; doc: Record<string, unknown> }>();
+  const conflicts: Record<string, unknown>[] = [];
+  for (const e of events) {
+    lastByVehicle.set(e.vehicle, e);
+    if (!e.state) continue;
+    if (e.type.startsWith('vehicle.')) {
+      vehicleDocs.set(e.vehicle, { ...e.state, city: e.city, id: e.vehicle, status: e.status, version: e.version, updatedAt: e.time });
+      continue;
+    }
+    if (e.state.kind !== 'booking' && e.state.kind !== 'hold' && e.state.kind !== 'block') {
+      throw new MalformedEventError(`event ${e.city}/${e.id}: unknown state kind ${String(e.state.kind)}`);
+    }
+    entries.set(String(e.state.id), { vehicle: e.vehicle, city: e.city, doc: e.state });
+    if (e.type === 'booking.conflicted') {
+      conflicts.push({ booking: e.state.id, id: e.id, city: e.city, vehicle: e.vehicle, cause: e.data.cause ?? e.state.conflictCause, by: e.data.by ?? e.state.conflictedBy ?? null, time: e.time });
+    }
   }
-  // Every change carries the vehicle's status and version after it.
-  await db.query(`UPDATE vehicles SET status = $2, version = $3, updated_at = ${at(4)} WHERE id = $1 AND version < $3`,
-    [e.vehicle, e.status, e.version, e.time]);
-  if (!s) return;
-  await upsertEntry(db, e.city, e.vehicle, s);
-  if (e.type === 'booking.conflicted') {
+  for (const doc of vehicleDocs.values()) await upsertVehicle(db, doc);
+  await db.query(
+    `UPDATE vehicles v SET status = x.status, version = x.version, updated_at = to_timestamp(x.time::double precision / 1000)
+     FROM jsonb_to_recordset($1::jsonb) AS x(vehicle text, status text, version bigint, time bigint)
+     WHERE v.id = x.vehicle AND v.version < x.version`,
+    [JSON.stringify([...lastByVehicle.values()].map((e) => ({ vehicle: e.vehicle, status: e.status, version: e.version, time: e.time })))]);
+  const rows = (kind: string) => JSON.stringify([...entries.values()].filter((x) => x.doc.kind === kind).map((x) => ({ ...x.doc, vehicleId: x.vehicle, city: x.city })));
+  const period = `tstzrange(to_timestamp(x."from"::double precision / 1000), CASE WHEN x."to" IS NULL THEN NULL ELSE to_timestamp(x."to"::double precision / 1000) END, '[)')`;
+  const stamps = `to_timestamp(x."createdAt"::double precision / 1000), to_timestamp(x."updatedAt"::double precision / 1000)`;
+  const cols = `id text, city text, "vehicleId" text, status text, "from" bigint, "to" bigint, "createdAt" bigint, "updatedAt" bigint`;
+  await db.query(
+    `INSERT INTO bookings (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id)
+     SELECT x.id, x.city, x."vehicleId", x.status, ${period}, d.doc - 'vehicleId' - 'city', ${stamps}, x."customerId"
+     FROM jsonb_array_elements($1::jsonb) AS d(doc), jsonb_to_record(d.doc) AS x(${cols}, "customerId" text)
+     ON CONFLICT (id) DO UPDATE SET vehicle_id = EXCLUDED.vehicle_id, status = EXCLUDED.status, period = EXCLUDED.period,
+       doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`, [rows('booking')]);
+  await db.query(
+    `INSERT INTO holds (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id, expires_at)
+     SELECT x.id, x.city, x."vehicleId", x.status, ${period}, d.doc - 'vehicleId' - 'city', ${stamps}, x."customerId", to_timestamp(x."expiresAt"::double precision / 1000)
+     FROM jsonb_array_elements($1::jsonb) AS d(doc), jsonb_to_record(d.doc) AS x(${cols}, "customerId" text, "expiresAt" bigint)
+     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`, [rows('hold')]);
+  await db.query(
+    `INSERT INTO blocks (id, city, vehicle_id, status, period, doc, created_at, updated_at, reason)
+     SELECT x.id, x.city, x."vehicleId", x.status, ${period}, d.doc - 'vehicleId' - 'city', ${stamps}, x.reason
+     FROM jsonb_array_elements($1::jsonb) AS d(doc), jsonb_to_record(d.doc) AS x(${cols}, reason text)
+     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, period = EXCLUDED.period, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`, [rows('block')]);
+  if (conflicts.length) {
     await db.query(
       `INSERT INTO conflicts (booking_id, stream_id, city, vehicle_id, host_id, cause, caused_by, conflicted_at)
-       VALUES ($1, $2, $3, $4, (SELECT host_id FROM vehicles WHERE id = $4), $5, $6, ${at(7)}) ON CONFLICT DO NOTHING`,
-      [s.id, e.id, e.city, e.vehicle, e.data.cause ?? s.conflictCause, e.data.by ?? s.conflictedBy ?? null, e.time]);
+       SELECT x.booking, x.id, x.city, x.vehicle, v.host_id, x.cause, x.by, to_timestamp(x.time::double precision / 1000)
+       FROM jsonb_to_recordset($1::jsonb) AS x(booking text, id text, city text, vehicle text, cause text, by text, time bigint)
+       LEFT JOIN vehicles v ON v.id = x.vehicle
+       ON CONFLICT DO NOTHING`, [JSON.stringify(conflicts)]);
   }
 }
 

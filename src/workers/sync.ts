@@ -20,7 +20,7 @@ import type { CityCatalog } from '../domain/cities.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { inTransaction } from '../pg/tx.ts';
-import { applyEvent, compareStreamIds, parseStreamEntry, parseStreamId, type StreamEvent } from '../pg/projection.ts';
+import { applyEvents, compareStreamIds, parseStreamEntry, parseStreamId, type StreamEvent } from '../pg/projection.ts';
 
 export const SYNC_GROUP = 'pg-sync';
 
@@ -213,10 +213,10 @@ export class SyncWorker {
     const fresh = await inTransaction(this.pool, async (db) => {
       const cursor = await lockCursor(db, city);
       const todo = events.filter((e) => compareStreamIds(e.id, cursor) > 0);
-      for (let i = 0; i < todo.length; i++) {
-        await applyEvent(db, todo[i]!);
-        if (i === Math.floor(todo.length / 2)) this.opts.failpoint?.('mid_batch');
-      }
+      const half = Math.ceil(todo.length / 2);
+      await applyEvents(db, todo.slice(0, half));
+      this.opts.failpoint?.('mid_batch');
+      await applyEvents(db, todo.slice(half));
       const last = todo.at(-1);
       if (last) {
         await db.query('UPDATE sync_cursors SET last_ms = $2, last_seq = $3, applied = applied + $4, updated_at = now() WHERE city = $1',
