@@ -11,8 +11,15 @@ import type { BookingEntry } from '../../src/domain/calendar.ts';
 import { DomainError } from '../../src/domain/errors.ts';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
+import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import pg from 'pg';
+import { migrate } from '../../src/pg/migrate.ts';
+import { keys } from '../../src/redis/keys.ts';
+import { SyncWorker } from '../../src/workers/sync.ts';
 import {
-  HOUR, MINUTE, addVehicle, assertCityInvariants, connect, newInventory, readCity, readEvents, testCity,
+  HOUR, MINUTE, addVehicle, assertCityInvariants, catalogWith, connect, newInventory, readCity, readEvents, testCity,
 } from '../support/engine.ts';
 
 const CLIENTS = 200;
@@ -22,11 +29,17 @@ const SLOT = 30 * MINUTE;
 const OPS_PER_CLIENT = 40;
 
 let server: RedisServer;
+let db: TestDatabase;
 const conns: Redis[] = [];
 
-before(async () => { server = await startRedis(); });
+before(async () => {
+  server = await startRedis();
+  db = await createTestDatabase();
+  await migrate(db.url);
+});
 after(async () => {
   for (const c of conns) c.disconnect();
+  await db.drop();
   await server.stop();
 });
 
@@ -277,5 +290,25 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
     const versions = events.filter((e) => e.vehicle === vid).map((e) => e.version);
     assert.equal(Math.max(...versions), v.version, `vehicle ${vid}: last event carries the version`);
     for (let i = 1; i < versions.length; i++) assert.ok(versions[i]! >= versions[i - 1]!, 'versions never go back');
+  }
+
+  // Durable truth: after a drain, PostgreSQL holds exactly the stream, and `fleet reconcile`
+  // finds no drift between the two stores.
+  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  try {
+    await new SyncWorker(redis, pool, catalogWith(city), { batchSize: 500 }).drain();
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'reconcile', '--city', city.id, '--json'], {
+      env: { ...process.env, REDIS_URL: server.url, DATABASE_URL: db.url },
+    });
+    const report = JSON.parse(stdout) as { drift: number; cities: { entries: { redis: number; pg: number }; vehicles: { redis: number; pg: number } }[] };
+    assert.equal(report.drift, 0, 'fleet reconcile --json: zero drift');
+    assert.deepEqual(report.cities[0]!.vehicles, { redis: VEHICLES, pg: VEHICLES });
+    const rows = await pool.query<{ events: string; entries: string }>(
+      `SELECT (SELECT count(*) FROM events WHERE city = $1) AS events,
+              (SELECT count(*) FROM bookings WHERE city = $1) + (SELECT count(*) FROM holds WHERE city = $1) + (SELECT count(*) FROM blocks WHERE city = $1) AS entries`, [city.id]);
+    assert.equal(Number(rows.rows[0]!.events), await redis.xlen(keys.events(city.id)), 'one event row per stream entry');
+    assert.equal(Number(rows.rows[0]!.entries), all.length, 'one row per calendar entry');
+  } finally {
+    await pool.end();
   }
 });

@@ -185,4 +185,68 @@ describe('sync, reconcile, rebuild', () => {
     assert.equal((await worker.lag())[0]?.eventsBehind, 0);
     void city;
   });
+
+  test('streams are trimmed only below what the group acknowledged', async () => {
+    const { city, inv, vehicles } = await setup(1);
+    const worker = new SyncWorker(redis, pool, new CityCatalog([city]), { retentionMs: 0, claimIdleMs: 100 });
+    const stream = keys.events(city.id);
+    const t = futureHour();
+    const book = (i: number) => inv.book({ vehicleId: vehicles[0]!, customerId: 'c1', from: t + i * 2 * HOUR, to: t + i * 2 * HOUR + HOUR });
+    for (let i = 0; i < 5; i++) await book(i);
+    await worker.drain();
+    await worker.trim(city.id);
+    assert.ok(await redis.xlen(stream) <= 1, 'acknowledged entries are trimmed');
+    for (let i = 5; i < 8; i++) await book(i);
+    await worker.trim(city.id);
+    assert.ok(await redis.xlen(stream) >= 3, 'undelivered entries stay');
+    // Delivered to another consumer but never acknowledged (it died): they stay too.
+    await redis.xreadgroup('GROUP', 'pg-sync', 'dead-consumer', 'COUNT', 10, 'STREAMS', stream, '>');
+    await worker.trim(city.id);
+    assert.ok(await redis.xlen(stream) >= 3, 'pending entries stay');
+    await new Promise((r) => setTimeout(r, 150));
+    await worker.drain();
+    assert.equal(await count('SELECT applied AS n FROM sync_cursors WHERE city = $1', city.id), 9, 'the dead consumer\'s entries were reclaimed and applied');
+    await worker.trim(city.id);
+    assert.ok(await redis.xlen(stream) <= 1);
+  });
+
+  test('reconcile --repair mends drift from the side that is ahead', async () => {
+    const { city, inv, vehicles, worker } = await setup(3);
+    const t = futureHour();
+    const a = await inv.book({ vehicleId: vehicles[0]!, customerId: 'c1', from: t, to: t + HOUR });
+    await inv.book({ vehicleId: vehicles[1]!, customerId: 'c1', from: t, to: t + HOUR });
+    await worker.drain();
+    // PostgreSQL behind: a row lost. Redis behind: a vehicle's calendar lost (a failover's lost write).
+    await pool.query('DELETE FROM bookings WHERE id = $1', [a.booking.id]);
+    await redis.del(keys.calendar(city.id, vehicles[1]!));
+    await redis.hset(keys.vehicle(city.id, vehicles[1]!), 'version', 0);
+    const before = await reconcileCity(redis, pool, city.id);
+    assert.deepEqual(new Set(before.drift.map((d) => d.vehicleId)), new Set([vehicles[0], vehicles[1]]));
+    const repaired = await reconcileCity(redis, pool, city.id, { repair: true });
+    assert.deepEqual(repaired.repaired, { toPg: 1, toRedis: 1 });
+    assert.deepEqual((await reconcileCity(redis, pool, city.id)).drift, [], 'no drift after repair');
+    await assert.rejects(inv.book({ vehicleId: vehicles[1]!, customerId: 'c2', from: t, to: t + HOUR }), (e: unknown) => e instanceof DomainError && e.code === 'NOT_AVAILABLE', 'the restored calendar holds');
+  });
+});
+
+describe('migrations', () => {
+  test('two starters at once: applied once, recorded with a checksum; re-running is a no-op', async () => {
+    const name = `fleet_mig_${Math.random().toString(16).slice(2, 10)}`;
+    const url = db.url.replace(/\/[^/]+$/, `/${name}`);
+    try {
+      const [x, y] = await Promise.all([migrate(url), migrate(url)]);
+      assert.deepEqual([...x.applied, ...y.applied], ['001_init']);
+      assert.deepEqual(await migrate(url), { applied: [] });
+      const c = new pg.Client({ connectionString: url });
+      await c.connect();
+      const { rows } = await c.query('SELECT version, name, length(checksum) AS len FROM schema_migrations');
+      await c.end();
+      assert.deepEqual(rows, [{ version: 1, name: 'init', len: 64 }]);
+    } finally {
+      const admin = new pg.Client({ connectionString: db.url });
+      await admin.connect();
+      await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+      await admin.end();
+    }
+  });
 });
