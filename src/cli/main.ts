@@ -16,7 +16,7 @@ import { VehicleLocks } from '../services/vehicle-locks.ts';
 import { startSweeper, sweepAllCities } from '../workers/sweeper.ts';
 import { SyncWorker, cityLag, type Failpoint } from '../workers/sync.ts';
 import { migrate } from '../pg/migrate.ts';
-import { rebuildCity, reconcileCity } from '../services/durable.ts';
+import { rebuildCity, reconcileCity, recordCities } from '../services/durable.ts';
 import pg from 'pg';
 
 const USAGE = `fleet <command> [options]
@@ -94,6 +94,7 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
     log.info(await seedAll(inventory, redis, perCity), 'demo data ready');
   }
   const pool = newPool(config, log);
+  await recordCities(pool, inventory.cities.all());
   const sync = newSyncWorker(config, redis, pool, inventory, log);
   sync.start();
   const sweeper = startSweeper(inventory, { intervalMs: config.SWEEP_INTERVAL_MS, log });
@@ -180,7 +181,12 @@ async function main(): Promise<number> {
       case 'serve': await serve(config, inventory, redis); break;
       case 'seed': print(await seedAll(inventory, redis, Number(opt['vehicles-per-city'] ?? 200), opt.city)); break;
       case 'durability': print(await inspectDurability(redis)); break;
-      case 'migrate': print(await migrate(config.DATABASE_URL)); break;
+      case 'migrate': {
+        const result = await migrate(config.DATABASE_URL);
+        await withPool(config, (pool) => recordCities(pool, inventory.cities.all()));
+        print(result);
+        break;
+      }
       case 'worker': await runWorker(config, inventory, redis); break;
       case 'lag': print(await Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id)))); break;
       case 'rebuild': print(await withPool(config, (pool) => rebuildCity(redis, pool, need('--city', opt.city)))); break;

@@ -6,10 +6,20 @@
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
 import { sortEntries, type CalendarEntry } from '../domain/calendar.ts';
+import type { City } from '../domain/cities.ts';
 import { cityKeyPattern, keys } from '../redis/keys.ts';
 import { runScript, type RedisConnection } from '../redis/scripts.ts';
 import { upsertEntry, upsertVehicle } from '../pg/projection.ts';
 import { inTransaction } from '../pg/tx.ts';
+
+/** The cities this process serves, recorded in PostgreSQL (reports join on them). */
+export async function recordCities(pool: pg.Pool, cities: readonly City[]): Promise<void> {
+  await pool.query(
+    `INSERT INTO cities (id, name, time_zone, turnaround_ms)
+     SELECT x.id, x.name, x."timeZone", x."turnaroundMs" FROM jsonb_to_recordset($1::jsonb) AS x(id text, name text, "timeZone" text, "turnaroundMs" integer)
+     ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, time_zone = EXCLUDED.time_zone, turnaround_ms = EXCLUDED.turnaround_ms`,
+    [JSON.stringify(cities)]);
+}
 
 interface PgVehicle {
   id: string; city: string; hostId: string; category: string; seats: number; transmission: string; fuel: string;

@@ -12,7 +12,9 @@ import { CityCatalog } from '../../src/domain/cities.ts';
 import { DomainError } from '../../src/domain/errors.ts';
 import { migrate } from '../../src/pg/migrate.ts';
 import { keys } from '../../src/redis/keys.ts';
-import { rebuildCity, reconcileCity } from '../../src/services/durable.ts';
+import { reconcileCity, recordCities } from '../../src/services/durable.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { SyncWorker } from '../../src/workers/sync.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
@@ -120,8 +122,10 @@ describe('sync, reconcile, rebuild', () => {
 
     await wipeCity(redis, city.id);
     assert.equal(await redis.exists(keys.vehicle(city.id, vehicles[0]!)), 0);
-    const rebuilt = await rebuildCity(redis, pool, city.id);
-    assert.equal(rebuilt.vehicles, 5);
+    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'rebuild', '--city', city.id], {
+      env: { ...process.env, REDIS_URL: server.url, DATABASE_URL: db.url },
+    });
+    assert.equal((JSON.parse(stdout) as { vehicles: number }).vehicles, 5, 'fleet rebuild restored every vehicle');
     const after = await reconcileCity(redis, pool, city.id);
     assert.deepEqual(after.drift, [], 'zero drift after rebuild');
     assert.deepEqual(after.entries, before.entries);
@@ -226,6 +230,16 @@ describe('sync, reconcile, rebuild', () => {
     assert.deepEqual(repaired.repaired, { toPg: 1, toRedis: 1 });
     assert.deepEqual((await reconcileCity(redis, pool, city.id)).drift, [], 'no drift after repair');
     await assert.rejects(inv.book({ vehicleId: vehicles[1]!, customerId: 'c2', from: t, to: t + HOUR }), (e: unknown) => e instanceof DomainError && e.code === 'NOT_AVAILABLE', 'the restored calendar holds');
+  });
+});
+
+describe('cities', () => {
+  test('the served cities are recorded, idempotently', async () => {
+    const c = testCity();
+    await recordCities(pool, [c]);
+    await recordCities(pool, [{ ...c, turnaroundMs: 45 * 60_000 }]);
+    const { rows } = await pool.query('SELECT time_zone, turnaround_ms FROM cities WHERE id = $1', [c.id]);
+    assert.deepEqual(rows, [{ time_zone: 'UTC', turnaround_ms: 45 * 60_000 }]);
   });
 });
 
