@@ -10,6 +10,7 @@ import { CityCatalog, type City } from '../../src/domain/cities.ts';
 import type { ListingState, VehicleSpec, VehicleStatus } from '../../src/domain/vehicle.ts';
 import { cityKeyPattern, keys } from '../../src/redis/keys.ts';
 import { Inventory, type InventoryOptions } from '../../src/services/inventory.ts';
+import { parseStreamEntry, type StreamEvent } from '../../src/pg/projection.ts';
 
 export const MINUTE = 60_000;
 export const HOUR = 60 * MINUTE;
@@ -55,28 +56,11 @@ export async function snapshotCity(redis: Redis, cityId: string): Promise<Map<st
   return snap;
 }
 
-export interface EventRecord {
-  id: string;
-  type: string;
-  vehicle: string;
-  subject: string;
-  version: number;
-  time: number;
-  status: string;
-  cmd: string;
-  data: Record<string, unknown>;
-}
+export type EventRecord = StreamEvent;
 
 export async function readEvents(redis: Redis, cityId: string): Promise<EventRecord[]> {
   const raw = await redis.xrange(keys.events(cityId), '-', '+');
-  return raw.map(([id, f]) => {
-    const o: Record<string, string> = {};
-    for (let i = 0; i < f.length; i += 2) o[f[i] as string] = f[i + 1] as string;
-    return {
-      id, type: o.type ?? '', vehicle: o.vehicle ?? '', subject: o.subject ?? '', version: Number(o.version),
-      time: Number(o.time), status: o.status ?? '', cmd: o.cmd ?? '', data: JSON.parse(o.data ?? '{}') as Record<string, unknown>,
-    };
-  });
+  return raw.map(([id, fields]) => parseStreamEntry(cityId, id, fields));
 }
 
 export interface CityState {

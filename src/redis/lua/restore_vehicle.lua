@@ -33,15 +33,7 @@ local status, due = derive(v.listing, entries, NOW)
 local old_status, old_category = nil, nil
 if old then old_status, old_category = old.status, old.category end
 move_counters(KEYS[3], old_category, old_status, v.category, status)
-local fields = { 'status', status, 'version', v.version, 'updatedAt', NOW, 'statusDue', due or '' }
-for _, f in ipairs(VEHICLE_FIELDS) do
-  if v[f] ~= nil then
-    table.insert(fields, f)
-    table.insert(fields, v[f])
-  end
-end
-redis.call('HSET', KEYS[1], unpack(fields))
-if due then redis.call('ZADD', KEYS[4], due, vid) else redis.call('ZREM', KEYS[4], vid) end
+write_vehicle(KEYS[1], KEYS[4], vid, v, status, due)
 redis.call('SADD', KEYS[7], vid)
 redis.call('SADD', KEYS[8], vid)
 redis.call('GEOADD', KEYS[9], v.lng, v.lat, vid)

@@ -267,6 +267,19 @@ end
 local VEHICLE_FIELDS = { 'id', 'city', 'hostId', 'category', 'seats', 'transmission', 'fuel', 'make',
   'model', 'lat', 'lng', 'pricePerHour', 'listing', 'createdAt' }
 
+-- The vehicle hash and its place in the status-due schedule.
+local function write_vehicle(vkey, due_key, vid, v, status, due)
+  local fields = { 'status', status, 'version', v.version, 'updatedAt', NOW, 'statusDue', due or '' }
+  for _, f in ipairs(VEHICLE_FIELDS) do
+    if v[f] ~= nil then
+      table.insert(fields, f)
+      table.insert(fields, v[f])
+    end
+  end
+  redis.call('HSET', vkey, unpack(fields))
+  if due then redis.call('ZADD', due_key, due, vid) else redis.call('ZREM', due_key, vid) end
+end
+
 -- Write the changed entries, re-derive the status, keep counters exact, bump the version and
 -- append the events. Returns { version, status, events = { stream ids } }.
 local function commit(ctx, shared)
@@ -283,15 +296,7 @@ local function commit(ctx, shared)
   move_counters(shared.counters, ctx.old_category, ctx.old_status, v.category, status)
   v.status = status
   v.version = v.version + 1
-  local fields = { 'status', status, 'version', v.version, 'updatedAt', NOW, 'statusDue', due or '' }
-  for _, f in ipairs(VEHICLE_FIELDS) do
-    if v[f] ~= nil then
-      table.insert(fields, f)
-      table.insert(fields, v[f])
-    end
-  end
-  redis.call('HSET', ctx.vkey, unpack(fields))
-  if due then redis.call('ZADD', shared.due, due, ctx.vid) else redis.call('ZREM', shared.due, ctx.vid) end
+  write_vehicle(ctx.vkey, shared.due, ctx.vid, v, status, due)
   -- Events carry the state they leave behind (the entry, or the vehicle), so a consumer can
   -- project the calendar exactly without reading Redis.
   local vstate = {}
