@@ -18,6 +18,8 @@ const ConfigSchema = Type.Object({
   STREAM_RETENTION_MS: Type.Integer({ default: 600_000, minimum: 0 }),
   /** Test only: `point:probability,...` — the sync worker kills itself (SIGKILL) there. */
   FLEET_FAILPOINTS: Type.String({ default: '' }),
+  /** Serve Prometheus metrics on this port from `fleet worker` / `fleet serve` (0 = off). */
+  METRICS_PORT: Type.Integer({ default: 0, minimum: 0, maximum: 65_535 }),
   LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
 });
 

@@ -2,9 +2,11 @@
  * `fleet`: the operator's command line. Every command goes through the same services as the
  * API and workers; results print as JSON, refusals as `CODE: message` on stderr with exit 2.
  */
+import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { loadConfig, ConfigError, type Config } from '../config.ts';
+import { registry } from '../metrics.ts';
 import { BLOCK_REASONS, type BlockReason } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
 import { createRedis, inspectDurability } from '../redis/connection.ts';
@@ -46,7 +48,8 @@ Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
   unblock <blockId> | delist <vehicleId> | relist <vehicleId>
 
 Environment: REDIS_URL, REDIS_CLUSTER_NODES, DATABASE_URL, HOLD_TTL_MS, MAX_LIVE_HOLDS_PER_CUSTOMER,
-LOCK_MAX_QUEUE, LOCK_MAX_WAIT_MS, SWEEP_INTERVAL_MS, LOG_LEVEL (see docs/configuration.md).`;
+LOCK_MAX_QUEUE, LOCK_MAX_WAIT_MS, SWEEP_INTERVAL_MS, SYNC_*, STREAM_RETENTION_MS, METRICS_PORT,
+LOG_LEVEL (see the README).`;
 
 const { values: opt, positionals } = parseArgs({
   allowPositionals: true,
@@ -98,6 +101,7 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   const sync = newSyncWorker(config, redis, pool, inventory, log);
   sync.start();
   const sweeper = startSweeper(inventory, { intervalMs: config.SWEEP_INTERVAL_MS, log });
+  const metricsServer = serveMetrics(config, log);
   const summary = setInterval(() => {
     void summarize(inventory, redis).then((s) => log.info(s, 'fleet status')).catch((err: unknown) => log.error({ err }, 'summary failed'));
   }, 10_000);
@@ -108,6 +112,7 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
     process.once('SIGTERM', stop);
   });
   clearInterval(summary);
+  metricsServer.close();
   await sweeper.stop();
   await sync.stop();
   await pool.end();
@@ -140,13 +145,25 @@ function newSyncWorker(config: Config, redis: RedisConnection, pool: pg.Pool, in
   });
 }
 
+/** `GET /metrics` on METRICS_PORT, when set. */
+function serveMetrics(config: Config, log: Logger): { close(): void } {
+  if (!config.METRICS_PORT) return { close() {} };
+  const server = createServer((req, res) => {
+    if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
+    registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body), () => res.writeHead(500).end());
+  }).listen(config.METRICS_PORT, () => log.info({ port: config.METRICS_PORT }, 'metrics at /metrics'));
+  return { close: () => server.close() };
+}
+
 async function runWorker(config: Config, inventory: Inventory, redis: RedisConnection) {
   const log = pino({ level: config.LOG_LEVEL });
   const pool = newPool(config, log);
   const sync = newSyncWorker(config, redis, pool, inventory, log);
   sync.start();
+  const metricsServer = serveMetrics(config, log);
   log.info({ consumer: sync.consumer }, 'sync worker running; Ctrl-C stops');
   await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+  metricsServer.close();
   await sync.stop();
   await pool.end();
 }

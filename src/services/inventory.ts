@@ -15,6 +15,7 @@ import { keys } from '../redis/keys.ts';
 import { runScript, type RedisConnection, type ScriptName } from '../redis/scripts.ts';
 import { newId } from './ids.ts';
 import { VehicleLocks } from './vehicle-locks.ts';
+import { metrics } from '../metrics.ts';
 
 export interface CommandOptions {
   /** Retrying with the same key returns the first result (24 h), never a second change. */
@@ -266,7 +267,14 @@ export class Inventory {
       keys.statusDue(city), keys.entries(city), keys.liveHolds(city), idemKey, ...extraKeys,
     ];
     const argv = [opts.commandId ?? randomUUID(), fingerprint, city, vehicleId, c.turnaroundMs, ...args];
-    const reply = await this.locks.run(`${city}:${vehicleId}`, () => runScript(this.redis, script, scriptKeys, argv));
+    let reply: unknown;
+    try {
+      reply = await this.locks.run(`${city}:${vehicleId}`, () => runScript(this.redis, script, scriptKeys, argv));
+      metrics.commands.inc({ command: script, outcome: 'ok' });
+    } catch (err) {
+      metrics.commands.inc({ command: script, outcome: err instanceof DomainError ? err.code : 'error' });
+      throw err;
+    }
     const [json, replayed] = reply as [string, number];
     const out = JSON.parse(json) as T & CommandResult & { events: string[] | Record<string, never> };
     return { ...out, events: Array.isArray(out.events) ? out.events : [], replayed: replayed === 1 };

@@ -5,13 +5,14 @@
  * on it: the Lua script is the guard, across any number of processes.
  */
 import { DomainError } from '../domain/errors.ts';
+import { metrics } from '../metrics.ts';
 
 export interface VehicleLockOptions {
   /** Commands allowed to wait behind the running one, per vehicle. */
   maxQueue: number;
   /** Longest a command may wait for its turn. */
   maxWaitMs: number;
-  /** Told how long each command waited (for metrics). */
+  /** Told how long each command waited (default: the lock-wait histogram). */
   onWait?: (ms: number, outcome: 'acquired' | 'queue_full' | 'timeout') => void;
 }
 
@@ -28,7 +29,11 @@ interface Lane {
 export class VehicleLocks {
   private readonly lanes = new Map<string, Lane>();
 
-  constructor(private readonly opts: VehicleLockOptions = { maxQueue: 64, maxWaitMs: 2_000 }) {}
+  private readonly opts: VehicleLockOptions;
+
+  constructor(opts: VehicleLockOptions = { maxQueue: 64, maxWaitMs: 2_000 }) {
+    this.opts = { ...opts, onWait: opts.onWait ?? ((ms, outcome) => metrics.lockWait.observe({ outcome }, ms / 1000)) };
+  }
 
   /** Runs `fn` when no other command of this process holds `vehicleKey`. */
   async run<T>(vehicleKey: string, fn: () => Promise<T>): Promise<T> {

@@ -18,6 +18,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { CityCatalog } from '../domain/cities.ts';
 import { keys } from '../redis/keys.ts';
+import { metrics } from '../metrics.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { inTransaction } from '../pg/tx.ts';
 import { applyEvents, compareStreamIds, parseStreamEntry, parseStreamId, type StreamEvent } from '../pg/projection.ts';
@@ -132,6 +133,7 @@ export class SyncWorker {
     if (now - this.lastTrim >= 10_000) {
       this.lastTrim = now;
       for (const c of this.cities.all()) await this.trim(c.id);
+      await this.lag(); // refreshes the lag gauges
     }
     return handled;
   }
@@ -226,6 +228,7 @@ export class SyncWorker {
       return todo.length;
     });
     this.opts.failpoint?.('after_commit');
+    metrics.syncApplied.inc({ city }, fresh);
     this.stats.applied += fresh;
     this.stats.skipped += events.length - fresh;
     this.stats.batches++;
@@ -244,6 +247,7 @@ export class SyncWorker {
          WHERE city = $1 AND (last_ms, last_seq) < ($2::bigint, $3::bigint)`, [city, ms, seq]);
     });
     this.stats.deadLettered++;
+    metrics.syncDeadLetters.inc({ city });
     this.opts.log?.error({ city, streamId: event.id, error: error.message, attempts }, 'sync: event dead-lettered; ALARM: Redis and PostgreSQL disagree until reconciled');
     this.opts.onDeadLetter?.(city, event as StreamEvent, error);
   }
@@ -277,10 +281,15 @@ export class SyncWorker {
     await this.redis.xtrim(stream, 'MINID', safe);
   }
 
-  /** Events not yet in PostgreSQL, and how old the oldest of them is, per city. */
+  /** Events not yet in PostgreSQL, and how old the oldest of them is, per city (also the gauges). */
   async lag(): Promise<CityLag[]> {
     const out: CityLag[] = [];
-    for (const c of this.cities.all()) out.push(await cityLag(this.redis, c.id));
+    for (const c of this.cities.all()) {
+      const l = await cityLag(this.redis, c.id);
+      metrics.syncLagEvents.set({ city: c.id }, l.eventsBehind);
+      metrics.syncLagSeconds.set({ city: c.id }, l.secondsBehind);
+      out.push(l);
+    }
     return out;
   }
 }

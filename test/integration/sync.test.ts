@@ -17,6 +17,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { SyncWorker } from '../../src/workers/sync.ts';
+import { registry } from '../../src/metrics.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, MINUTE, addVehicle, connect, futureHour, newInventory, testCity, wipeCity } from '../support/engine.ts';
@@ -160,6 +161,8 @@ describe('sync, reconcile, rebuild', () => {
     assert.equal(await count('SELECT count(*) AS n FROM bookings WHERE id = $1', after1.booking.id), 1, 'the event after it synced');
     assert.equal(await count('SELECT count(*) AS n FROM bookings WHERE id = $1', forged.id), 0);
     assert.equal(worker.stats.deadLettered, 1);
+    const metric = (await registry.getSingleMetric('fleet_sync_dead_letters_total')!.get()).values.find((v) => v.labels.city === city.id);
+    assert.equal(metric?.value, 1, 'the dead-letter metric counts it');
     const lag = await worker.lag();
     assert.deepEqual(lag.map((l) => l.eventsBehind), [0], 'nothing stuck behind it');
     const report = await reconcileCity(redis, pool, city.id);

@@ -1,0 +1,21 @@
+/**
+ * Prometheus metrics of the process, in one registry: the API's `/metrics` and the worker's
+ * metrics port expose it. Names follow Prometheus conventions (`_total`, `_seconds`).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export const registry = new Registry();
+collectDefaultMetrics({ register: registry, prefix: 'fleet_' });
+
+export const metrics = {
+  /** Every engine command, by script and outcome (`ok` or the error code). */
+  commands: new Counter({ name: 'fleet_commands_total', help: 'Engine commands by script and outcome', labelNames: ['command', 'outcome'] as const, registers: [registry] }),
+  lockWait: new Histogram({
+    name: 'fleet_vehicle_lock_wait_seconds', help: 'Time commands waited for their vehicle in this process', labelNames: ['outcome'] as const,
+    buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5], registers: [registry],
+  }),
+  syncApplied: new Counter({ name: 'fleet_sync_events_applied_total', help: 'Events applied to PostgreSQL', labelNames: ['city'] as const, registers: [registry] }),
+  syncDeadLetters: new Counter({ name: 'fleet_sync_dead_letters_total', help: 'Events moved to the dead-letter table (alarm when > 0)', labelNames: ['city'] as const, registers: [registry] }),
+  syncLagEvents: new Gauge({ name: 'fleet_sync_lag_events', help: 'Events not yet in PostgreSQL', labelNames: ['city'] as const, registers: [registry] }),
+  syncLagSeconds: new Gauge({ name: 'fleet_sync_lag_seconds', help: 'Age of the oldest event not yet in PostgreSQL', labelNames: ['city'] as const, registers: [registry] }),
+};
