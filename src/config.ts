@@ -3,6 +3,11 @@ import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 
 const ConfigSchema = Type.Object({
+  PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65_535 }),
+  /** HS256 secret for tokens; a dev secret is generated (and printed) when unset. */
+  JWT_SECRET: Type.String({ default: '' }),
+  /** Optional identity provider keys (RS256/EdDSA). */
+  JWKS_URL: Type.String({ default: '' }),
   REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', pattern: '^rediss?://' }),
   /** host:port,host:port — when set, Redis Cluster is used instead of REDIS_URL. */
   REDIS_CLUSTER_NODES: Type.String({ default: '' }),

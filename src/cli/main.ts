@@ -2,11 +2,15 @@
  * `fleet`: the operator's command line. Every command goes through the same services as the
  * API and workers; results print as JSON, refusals as `CODE: message` on stderr with exit 2.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { loadConfig, ConfigError, type Config } from '../config.ts';
 import { registry } from '../metrics.ts';
+import { buildApp } from '../api/app.ts';
+import { ROLES, authenticator, mintToken, type Role } from '../api/auth.ts';
+import { listen } from '../api/server.ts';
 import { BLOCK_REASONS, type BlockReason } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
 import { createRedis, inspectDurability } from '../redis/connection.ts';
@@ -24,7 +28,8 @@ import pg from 'pg';
 const USAGE = `fleet <command> [options]
 
 Engine
-  serve [--demo] [--vehicles-per-city N]   migrate, run the sweeper and the sync worker (demo data with --demo)
+  serve [--demo] [--vehicles-per-city N]   migrate; run the HTTP API (PORT), the sweeper and the sync worker
+  token --role R [--sub S] [--host-id H]   mint a dev token (HS256, JWT_SECRET)
   migrate                                  apply PostgreSQL migrations (creates the database)
   worker                                   run the sync worker only (streams -> PostgreSQL)
   lag                                      events not yet in PostgreSQL, per city
@@ -47,7 +52,7 @@ Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
   block --vehicle V --reason accident|maintenance|host [--from T] [--to T] [--note N]
   unblock <blockId> | delist <vehicleId> | relist <vehicleId>
 
-Environment: REDIS_URL, REDIS_CLUSTER_NODES, DATABASE_URL, HOLD_TTL_MS, MAX_LIVE_HOLDS_PER_CUSTOMER,
+Environment: PORT, JWT_SECRET, JWKS_URL, REDIS_URL, REDIS_CLUSTER_NODES, DATABASE_URL, HOLD_TTL_MS, MAX_LIVE_HOLDS_PER_CUSTOMER,
 LOCK_MAX_QUEUE, LOCK_MAX_WAIT_MS, SWEEP_INTERVAL_MS, SYNC_*, STREAM_RETENTION_MS, METRICS_PORT,
 LOG_LEVEL (see the README).`;
 
@@ -59,7 +64,7 @@ const { values: opt, positionals } = parseArgs({
     hold: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' },
     note: { type: 'string' }, force: { type: 'boolean' }, 'allow-past': { type: 'boolean' },
     'idempotency-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    repair: { type: 'boolean' }, json: { type: 'boolean' },
+    repair: { type: 'boolean' }, json: { type: 'boolean' }, role: { type: 'string' }, sub: { type: 'string' }, 'host-id': { type: 'string' },
   },
 });
 
@@ -102,6 +107,19 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   sync.start();
   const sweeper = startSweeper(inventory, { intervalMs: config.SWEEP_INTERVAL_MS, log });
   const metricsServer = serveMetrics(config, log);
+  const secret = jwtSecret(config, log);
+  const app = await buildApp({
+    inventory, redis, pool, lag: () => sync.lag(),
+    authenticate: authenticator({ secret, ...(config.JWKS_URL ? { jwksUrl: config.JWKS_URL } : {}) }),
+  });
+  const url = await listen(app, config.PORT);
+  const demo = {
+    customer: await mintToken(secret, { sub: 'demo-customer', role: 'customer' }),
+    host: await mintToken(secret, { sub: 'demo-host', role: 'host', hostId: `host-${inventory.cities.all()[0]?.id ?? 'blr'}-1` }),
+    ops: await mintToken(secret, { sub: 'demo-ops', role: 'ops' }),
+  };
+  log.info({ url, docs: `${url}/docs` }, 'API listening');
+  console.log(`\nfleet-inventory API at ${url} (OpenAPI: ${url}/openapi.json, docs: ${url}/docs)\nDemo tokens (24 h):\n  customer: ${demo.customer}\n  host:     ${demo.host}\n  ops:      ${demo.ops}\nTry: curl -H "authorization: Bearer $TOKEN" ${url}/v1/cities\n`);
   const summary = setInterval(() => {
     void summarize(inventory, redis).then((s) => log.info(s, 'fleet status')).catch((err: unknown) => log.error({ err }, 'summary failed'));
   }, 10_000);
@@ -112,6 +130,7 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
     process.once('SIGTERM', stop);
   });
   clearInterval(summary);
+  await app.close();
   metricsServer.close();
   await sweeper.stop();
   await sync.stop();
@@ -143,6 +162,14 @@ function newSyncWorker(config: Config, redis: RedisConnection, pool: pg.Pool, in
       },
     } : {}),
   });
+}
+
+function jwtSecret(config: Config, log: Logger): Uint8Array {
+  if (config.JWT_SECRET) return new TextEncoder().encode(config.JWT_SECRET);
+  const dev = randomBytes(32).toString('base64url');
+  log.warn('JWT_SECRET is unset: using a generated development secret (tokens die with this process)');
+  process.env.JWT_SECRET = dev;
+  return new TextEncoder().encode(dev);
 }
 
 /** `GET /metrics` on METRICS_PORT, when set. */
@@ -198,6 +225,15 @@ async function main(): Promise<number> {
       case 'serve': await serve(config, inventory, redis); break;
       case 'seed': print(await seedAll(inventory, redis, Number(opt['vehicles-per-city'] ?? 200), opt.city)); break;
       case 'durability': print(await inspectDurability(redis)); break;
+      case 'token': {
+        const role = need('--role', opt.role) as Role;
+        if (!ROLES.includes(role)) throw new DomainError('VALIDATION', `--role must be one of ${ROLES.join(', ')}`, { field: 'role' });
+        if (!config.JWT_SECRET) throw new DomainError('VALIDATION', 'set JWT_SECRET (the same as the server\'s) to mint tokens', { field: 'JWT_SECRET' });
+        console.log(await mintToken(new TextEncoder().encode(config.JWT_SECRET), {
+          sub: opt.sub ?? `${role}-cli`, role, ...(role === 'host' ? { hostId: need('--host-id', opt['host-id']) } : {}),
+        }));
+        break;
+      }
       case 'migrate': {
         const result = await migrate(config.DATABASE_URL);
         await withPool(config, (pool) => recordCities(pool, inventory.cities.all()));

@@ -15,6 +15,13 @@ export const ERROR_CODES = {
   BUSY: { status: 429, title: 'Vehicle busy, retry shortly' },
   VALIDATION: { status: 400, title: 'Invalid input' },
   FORBIDDEN: { status: 403, title: 'Forbidden' },
+  UNAUTHENTICATED: { status: 401, title: 'Authentication required' },
+  RATE_LIMITED: { status: 429, title: 'Too many requests' },
+  PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large' },
+  UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
+  ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
+  METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
+  INTERNAL: { status: 500, title: 'Internal error' },
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_CODES;

@@ -219,6 +219,15 @@ export class Inventory {
     return Array.isArray(free) ? (free as string[]) : [];
   }
 
+  /** A hold, booking or block with its vehicle, as Redis holds them now. */
+  async getEntry<K extends CalendarEntry['kind']>(entryId: string, kind: K): Promise<{ entry: Extract<CalendarEntry, { kind: K }>; vehicle: Vehicle; at: number }> {
+    const { vehicleId } = await this.locate(entryId, kind);
+    const state = await this.getVehicleState(vehicleId);
+    const entry = state.entries.find((e) => e.id === entryId && e.kind === kind);
+    if (!entry) throw new DomainError('NOT_FOUND', `${kind} ${entryId} not found`, { entity: kind, id: entryId });
+    return { entry: entry as Extract<CalendarEntry, { kind: K }>, vehicle: state.vehicle, at: state.at };
+  }
+
   /** Where a hold, booking or block lives. */
   async locate(entryId: string, kind: IdKind): Promise<{ city: string; vehicleId: string }> {
     const city = this.cityOf(entryId, kind);

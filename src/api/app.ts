@@ -1,0 +1,106 @@
+/**
+ * Builds the HTTP app from its dependencies (nothing here listens; see server.ts). Routes parse,
+ * authorise and call a service; business rules live in the services and the Lua scripts.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import swagger from '@fastify/swagger';
+import swaggerUi from '@fastify/swagger-ui';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type pg from 'pg';
+import { DomainError } from '../domain/errors.ts';
+import { registry } from '../metrics.ts';
+import { inspectDurability } from '../redis/connection.ts';
+import type { RedisConnection } from '../redis/scripts.ts';
+import type { Inventory } from '../services/inventory.ts';
+import type { CityLag } from '../workers/sync.ts';
+import type { Actor } from './auth.ts';
+import { sendProblem } from './problems.ts';
+import { Problem } from './schemas.ts';
+import { bookingRoutes } from './routes/bookings.ts';
+import { cityRoutes } from './routes/cities.ts';
+import { vehicleRoutes } from './routes/vehicles.ts';
+
+export interface AppDeps {
+  inventory: Inventory;
+  redis: RedisConnection;
+  pool?: pg.Pool;
+  authenticate: (authorization: string | undefined) => Promise<Actor>;
+  lag?: () => Promise<CityLag[]>;
+  logger?: boolean;
+  bodyLimit?: number;
+}
+
+declare module 'fastify' {
+  interface FastifyRequest { actor: Actor }
+  interface FastifyContextConfig { public?: boolean }
+}
+
+export type App = FastifyInstance<import('http').Server, import('http').IncomingMessage, import('http').ServerResponse, import('fastify').FastifyBaseLogger, TypeBoxTypeProvider>;
+
+export async function buildApp(deps: AppDeps): Promise<App> {
+  const app = Fastify({
+    logger: deps.logger ?? false,
+    bodyLimit: deps.bodyLimit ?? 256 * 1024,
+    // Unknown fields are refused (400), never silently dropped; nothing is coerced behind the caller's back.
+    ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+  }).withTypeProvider<TypeBoxTypeProvider>();
+
+  await app.register(swagger, {
+    openapi: {
+      openapi: '3.1.0',
+      info: { title: 'fleet-inventory', version: '0.1.0', description: 'Real-time inventory of a multi-city vehicle rental marketplace' },
+      components: { securitySchemes: { bearer: { type: 'http', scheme: 'bearer', bearerFormat: 'JWT' } } },
+      security: [{ bearer: [] }],
+    },
+  });
+  await app.register(swaggerUi, { routePrefix: '/docs' });
+  app.addSchema(Problem);
+
+  app.decorateRequest('actor', null as unknown as Actor);
+  app.addHook('onRequest', async (request) => {
+    if (request.routeOptions.config.public || !request.routeOptions.url) return;
+    if (!request.routeOptions.url.startsWith('/v1/')) return;
+    request.actor = await deps.authenticate(request.headers.authorization);
+  });
+  // JSON only: a text body is refused (415), never parsed into something else.
+  app.removeContentTypeParser('text/plain');
+  app.setErrorHandler((err, request, reply) => sendProblem(request, reply, err));
+  app.setNotFoundHandler((request, reply) => sendProblem(request, reply, new DomainError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
+
+  app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
+  app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/readyz', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
+    const checks: Record<string, unknown> = {};
+    let ready = true;
+    try {
+      await deps.redis.ping();
+      checks.redis = { ok: true, durability: await inspectDurability(deps.redis) };
+    } catch (err) {
+      ready = false;
+      checks.redis = { ok: false, error: (err as Error).message };
+    }
+    if (deps.pool) {
+      try {
+        await deps.pool.query('SELECT 1');
+        checks.postgres = { ok: true };
+      } catch (err) {
+        // PostgreSQL down does not stop commands (they go to Redis); readiness says so plainly.
+        checks.postgres = { ok: false, error: (err as Error).message };
+      }
+    }
+    if (deps.lag) {
+      const lag = await deps.lag().catch(() => []);
+      checks.sync = { eventsBehind: lag.reduce((n, l) => n + l.eventsBehind, 0), secondsBehind: Math.max(0, ...lag.map((l) => l.secondsBehind)) };
+    }
+    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks });
+  });
+  app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_request, reply) =>
+    reply.type(registry.contentType).send(await registry.metrics()));
+
+  await app.register(async (v1) => {
+    cityRoutes(v1 as unknown as App, deps);
+    bookingRoutes(v1 as unknown as App, deps);
+    vehicleRoutes(v1 as unknown as App, deps);
+  });
+  return app;
+}

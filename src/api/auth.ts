@@ -1,0 +1,61 @@
+/**
+ * Who is calling: a verified JWT (`sub`, `role`, `hostId` for hosts, `exp` required), HS256 with
+ * JWT_SECRET, or RS256/EdDSA keys from JWKS_URL. Algorithms are pinned: `alg: none`, a wrong
+ * key, an expired token or a missing claim is UNAUTHENTICATED.
+ */
+import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
+import { DomainError } from '../domain/errors.ts';
+
+export const ROLES = ['customer', 'host', 'ops', 'admin'] as const;
+export type Role = (typeof ROLES)[number];
+
+export interface Actor {
+  id: string;
+  role: Role;
+  /** Set for hosts: the fleet they own. */
+  hostId?: string;
+}
+
+export interface AuthConfig {
+  secret: Uint8Array;
+  jwksUrl?: string;
+}
+
+export function authenticator(cfg: AuthConfig): (authorization: string | undefined) => Promise<Actor> {
+  const jwks = cfg.jwksUrl ? createRemoteJWKSet(new URL(cfg.jwksUrl)) : undefined;
+  return async (authorization) => {
+    const m = /^Bearer ([A-Za-z0-9_\-.]+)$/.exec(authorization ?? '');
+    if (!m?.[1]) throw new DomainError('UNAUTHENTICATED', 'a Bearer token is required', { reason: 'missing' });
+    let payload: JWTPayload;
+    try {
+      payload = jwks && !isHmac(m[1])
+        ? (await jwtVerify(m[1], jwks, { algorithms: ['RS256', 'EdDSA'], requiredClaims: ['exp', 'sub'] })).payload
+        : (await jwtVerify(m[1], cfg.secret, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] })).payload;
+    } catch (err) {
+      throw new DomainError('UNAUTHENTICATED', `invalid token: ${(err as Error).message}`, { reason: (err as { code?: string }).code ?? 'invalid' });
+    }
+    const role = payload.role;
+    if (typeof payload.sub !== 'string' || !payload.sub || !ROLES.includes(role as Role)) {
+      throw new DomainError('UNAUTHENTICATED', 'token needs sub and a known role', { reason: 'claims' });
+    }
+    if (role === 'host' && (typeof payload.hostId !== 'string' || !payload.hostId)) {
+      throw new DomainError('UNAUTHENTICATED', 'a host token needs hostId', { reason: 'claims' });
+    }
+    return { id: payload.sub, role: role as Role, ...(role === 'host' ? { hostId: payload.hostId as string } : {}) };
+  };
+}
+
+function isHmac(token: string): boolean {
+  try {
+    const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as { alg?: string };
+    return header.alg === 'HS256';
+  } catch {
+    return false;
+  }
+}
+
+/** A dev token (`fleet token`, `npm start`), signed with the HS256 secret. */
+export async function mintToken(secret: Uint8Array, claims: { sub: string; role: Role; hostId?: string }, ttlSeconds = 24 * 3600): Promise<string> {
+  return new SignJWT({ role: claims.role, ...(claims.hostId ? { hostId: claims.hostId } : {}) })
+    .setProtectedHeader({ alg: 'HS256' }).setSubject(claims.sub).setIssuedAt().setExpirationTime(`${ttlSeconds}s`).sign(secret);
+}

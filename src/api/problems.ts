@@ -1,0 +1,38 @@
+/** Every error leaves the API as RFC 9457 problem+json with a stable `code`; mapped only here. */
+import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
+import { DomainError, ERROR_CODES, httpStatusOf, type ErrorCode } from '../domain/errors.ts';
+
+export const PROBLEM_TYPE_BASE = 'https://fleet-inventory.example/problems/';
+
+export function problemOf(err: unknown): { code: ErrorCode; status: number; detail: string; extra: Record<string, unknown> } {
+  if (err instanceof DomainError) {
+    // The problem's own members win; an entity's `status` travels as `currentStatus`.
+    const { at: _at, status, type: _t, title: _ti, detail: _d, code: _c, instance: _i, ...extra } = err.detail as Record<string, unknown>;
+    return { code: err.code, status: httpStatusOf(err.code), detail: err.message, extra: status === undefined ? extra : { ...extra, currentStatus: status } };
+  }
+  const f = err as Partial<FastifyError> & { validation?: unknown[] };
+  if (f.validation) return { code: 'VALIDATION', status: 400, detail: f.message ?? 'invalid request', extra: { errors: f.validation } };
+  switch (f.code) {
+    case 'FST_ERR_CTP_BODY_TOO_LARGE': return { code: 'PAYLOAD_TOO_LARGE', status: 413, detail: 'request body too large', extra: {} };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return { code: 'UNSUPPORTED_MEDIA_TYPE', status: 415, detail: f.message ?? 'unsupported media type', extra: {} };
+    case 'FST_ERR_CTP_EMPTY_JSON_BODY':
+    case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
+    case 'FST_ERR_CTP_INVALID_JSON_BODY':
+      return { code: 'VALIDATION', status: 400, detail: f.message ?? 'invalid body', extra: {} };
+    default:
+      if (typeof f.statusCode === 'number' && f.statusCode >= 400 && f.statusCode < 500) {
+        return { code: 'VALIDATION', status: f.statusCode, detail: f.message ?? 'bad request', extra: {} };
+      }
+      return { code: 'INTERNAL', status: 500, detail: 'internal error', extra: {} };
+  }
+}
+
+export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
+  const p = problemOf(err);
+  if (p.status >= 500) request.log.error({ err }, 'unhandled error');
+  if (p.code === 'BUSY' || p.code === 'RATE_LIMITED') void reply.header('retry-after', '1');
+  return reply.code(p.status).type('application/problem+json').send({
+    type: `${PROBLEM_TYPE_BASE}${p.code.toLowerCase()}`, title: ERROR_CODES[p.code].title, status: p.status,
+    ...p.extra, detail: p.detail, code: p.code, instance: request.url,
+  });
+}

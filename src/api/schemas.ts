@@ -1,0 +1,87 @@
+/**
+ * The API's schemas: one definition drives request validation, response serialisation and the
+ * OpenAPI document. Times are ISO 8601 strings with an offset; the engine speaks epoch ms.
+ */
+import { Type, type Static } from '@sinclair/typebox';
+import { BLOCK_REASONS, type BookingEntry, type CalendarEntry, type HoldEntry } from '../domain/calendar.ts';
+import { CATEGORIES, FUELS, TRANSMISSIONS, VEHICLE_STATUSES, type Vehicle } from '../domain/vehicle.ts';
+
+const literals = <T extends readonly string[]>(xs: T) => Type.Union(xs.map((x) => Type.Literal(x)));
+
+export const IsoTime = Type.String({ format: 'date-time', maxLength: 40, description: 'ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z' });
+export const EntityId = Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' });
+
+export const Problem = Type.Object({
+  type: Type.String(), title: Type.String(), status: Type.Integer(), detail: Type.String(), code: Type.String(),
+  instance: Type.Optional(Type.String()),
+}, { additionalProperties: true, $id: 'Problem', description: 'RFC 9457 problem details with a stable `code`' });
+
+export const Hold = Type.Object({
+  id: Type.String(), vehicleId: Type.String(), customerId: Type.String(), status: Type.String(),
+  from: IsoTime, to: IsoTime, expiresAt: IsoTime, bookingId: Type.Optional(Type.String()),
+}, { $id: 'Hold' });
+
+export const Booking = Type.Object({
+  id: Type.String(), vehicleId: Type.String(), customerId: Type.String(), status: Type.String(),
+  from: IsoTime, to: IsoTime, holdId: Type.Optional(Type.String()), startedAt: Type.Optional(IsoTime),
+  completedAt: Type.Optional(IsoTime), completion: Type.Optional(Type.String()), scheduledTo: Type.Optional(IsoTime),
+  conflictCause: Type.Optional(Type.String()), cancelReason: Type.Optional(Type.String()),
+}, { $id: 'Booking' });
+
+export const CalendarItem = Type.Object({
+  kind: Type.String(), id: Type.String(), status: Type.String(), from: IsoTime, to: Type.Union([IsoTime, Type.Null()]),
+  reason: Type.Optional(Type.String()),
+});
+
+export const VehicleOut = Type.Object({
+  id: Type.String(), city: Type.String(), hostId: Type.String(), category: literals(CATEGORIES), seats: Type.Integer(),
+  transmission: literals(TRANSMISSIONS), fuel: literals(FUELS), make: Type.String(), model: Type.String(),
+  location: Type.Object({ lat: Type.Number(), lng: Type.Number() }), pricePerHour: Type.Number(),
+  listing: Type.String(), status: literals(VEHICLE_STATUSES), version: Type.Integer(),
+}, { $id: 'Vehicle' });
+
+export const City = Type.Object({ id: Type.String(), name: Type.String(), timeZone: Type.String(), turnaroundMinutes: Type.Integer() });
+
+export const HoldRequest = Type.Object({ vehicleId: EntityId, from: IsoTime, to: IsoTime }, { additionalProperties: false });
+export const BookingRequest = Type.Union([
+  Type.Object({ vehicleId: EntityId, from: IsoTime, to: IsoTime }, { additionalProperties: false }),
+  Type.Object({ holdId: EntityId }, { additionalProperties: false }),
+]);
+export const ExtendRequest = Type.Object({ to: IsoTime, force: Type.Optional(Type.Boolean()) }, { additionalProperties: false });
+export const CancelRequest = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false });
+export const BlockReason = literals(BLOCK_REASONS);
+export const IdParams = Type.Object({ id: EntityId });
+export const CalendarQuery = Type.Object({ from: Type.Optional(IsoTime), to: Type.Optional(IsoTime) }, { additionalProperties: false });
+
+export type HoldRequestT = Static<typeof HoldRequest>;
+export type BookingRequestT = Static<typeof BookingRequest>;
+
+const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+
+/** ISO time to epoch ms; the schema has already checked the format. */
+export function toMs(t: string): number {
+  return Date.parse(t);
+}
+
+export function holdOut(h: HoldEntry, vehicleId: string): Static<typeof Hold> {
+  return { id: h.id, vehicleId, customerId: h.customerId, status: h.status, from: iso(h.from)!, to: iso(h.to)!, expiresAt: iso(h.expiresAt)!, ...(h.bookingId ? { bookingId: h.bookingId } : {}) };
+}
+
+export function bookingOut(b: BookingEntry, vehicleId: string): Static<typeof Booking> {
+  const opt = <K extends string>(k: K, v: string | undefined) => (v === undefined ? {} : { [k]: v });
+  return {
+    id: b.id, vehicleId, customerId: b.customerId, status: b.status, from: iso(b.from)!, to: iso(b.to)!,
+    ...opt('holdId', b.holdId), ...opt('startedAt', iso(b.startedAt)), ...opt('completedAt', iso(b.completedAt)),
+    ...opt('completion', b.completion), ...opt('scheduledTo', iso(b.scheduledTo)), ...opt('conflictCause', b.conflictCause),
+    ...opt('cancelReason', b.cancelReason),
+  };
+}
+
+export function calendarOut(e: CalendarEntry): Static<typeof CalendarItem> {
+  return { kind: e.kind, id: e.id, status: e.status, from: iso(e.from)!, to: iso(e.to) ?? null, ...(e.kind === 'block' ? { reason: e.reason } : {}) };
+}
+
+export function vehicleOut(v: Vehicle): Static<typeof VehicleOut> {
+  const { createdAt: _c, updatedAt: _u, ...rest } = v;
+  return rest;
+}

@@ -1,0 +1,175 @@
+/**
+ * The HTTP API over real HTTP against a started server: health, OpenAPI, authentication,
+ * holds and bookings for every role, tenancy, idempotency, and problem+json for bad input.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, test } from 'node:test';
+import { SignJWT, UnsecuredJWT } from 'jose';
+import type { Redis } from 'ioredis';
+import { buildApp, type App } from '../../src/api/app.ts';
+import { authenticator, mintToken } from '../../src/api/auth.ts';
+import type { Inventory } from '../../src/services/inventory.ts';
+import { startRedis, type RedisServer } from '../support/redis.ts';
+import { HOUR, addVehicle, connect, futureHour, newInventory, testCity } from '../support/engine.ts';
+
+const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
+let server: RedisServer;
+let redis: Redis;
+let app: App;
+let base: string;
+let inv: Inventory;
+const city = testCity();
+let vehicle: string;
+let otherVehicle: string;
+const tok: Record<string, string> = {};
+
+before(async () => {
+  server = await startRedis();
+  redis = connect(server.url);
+  inv = newInventory(redis, city);
+  vehicle = await addVehicle(inv, city, { hostId: 'host-a' });
+  otherVehicle = await addVehicle(inv, city, { hostId: 'host-b' });
+  app = await buildApp({ inventory: inv, redis, authenticate: authenticator({ secret: SECRET }) });
+  base = await app.listen({ port: 0, host: '127.0.0.1' });
+  tok.alice = await mintToken(SECRET, { sub: 'alice', role: 'customer' });
+  tok.bob = await mintToken(SECRET, { sub: 'bob', role: 'customer' });
+  tok.hostA = await mintToken(SECRET, { sub: 'ha', role: 'host', hostId: 'host-a' });
+  tok.hostB = await mintToken(SECRET, { sub: 'hb', role: 'host', hostId: 'host-b' });
+  tok.ops = await mintToken(SECRET, { sub: 'olga', role: 'ops' });
+});
+after(async () => {
+  await app.close();
+  redis.disconnect();
+  await server.stop();
+});
+
+async function call(method: string, path: string, opts: { token?: string; body?: unknown; raw?: string; headers?: Record<string, string> } = {}) {
+  const headers: Record<string, string> = { ...(opts.headers ?? {}) };
+  if (opts.token) headers.authorization = `Bearer ${opts.token}`;
+  if (opts.body !== undefined || opts.raw !== undefined) headers['content-type'] ??= 'application/json';
+  const res = await fetch(`${base}${path}`, { method, headers, ...(opts.raw !== undefined ? { body: opts.raw } : opts.body !== undefined ? { body: JSON.stringify(opts.body) } : {}) });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try { json = JSON.parse(text) as Record<string, unknown>; } catch { /* not JSON */ }
+  return { status: res.status, type: res.headers.get('content-type') ?? '', json, headers: res.headers };
+}
+
+function assertProblem(r: Awaited<ReturnType<typeof call>>, status: number, code: string) {
+  assert.equal(r.status, status, JSON.stringify(r.json));
+  assert.match(r.type, /^application\/problem\+json/);
+  assert.equal(r.json.code, code);
+  for (const f of ['type', 'title', 'status', 'detail']) assert.ok(f in r.json, `problem has ${f}`);
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+describe('operations endpoints', () => {
+  test('healthz, readyz (with durability), metrics, OpenAPI 3.1 covering the routes', async () => {
+    assert.equal((await call('GET', '/healthz')).status, 200);
+    const ready = await call('GET', '/readyz');
+    assert.equal(ready.status, 200);
+    assert.deepEqual((ready.json.checks as { redis: { durability: { durable: boolean } } }).redis.durability.durable, true);
+    const metrics = await fetch(`${base}/metrics`).then((r) => r.text());
+    assert.match(metrics, /fleet_commands_total/);
+    const doc = (await call('GET', '/openapi.json')).json as { openapi: string; paths: Record<string, unknown> };
+    assert.equal(doc.openapi, '3.1.0');
+    for (const p of ['/v1/holds', '/v1/bookings', '/v1/bookings/{id}', '/v1/bookings/{id}/extend', '/v1/vehicles/{id}/calendar', '/v1/cities']) assert.ok(doc.paths[p], `OpenAPI covers ${p}`);
+    assert.equal((await fetch(`${base}/docs`)).status, 200);
+  });
+});
+
+describe('authentication', () => {
+  test('missing, alg none, wrong key, expired and incomplete tokens are 401', async () => {
+    assertProblem(await call('GET', '/v1/cities'), 401, 'UNAUTHENTICATED');
+    const none = new UnsecuredJWT({ role: 'ops' }).setSubject('mallory').setExpirationTime('1h').encode();
+    assertProblem(await call('GET', '/v1/cities', { token: none }), 401, 'UNAUTHENTICATED');
+    const wrongKey = await mintToken(new TextEncoder().encode('another-secret-another-secret-123456'), { sub: 'm', role: 'ops' });
+    assertProblem(await call('GET', '/v1/cities', { token: wrongKey }), 401, 'UNAUTHENTICATED');
+    const expired = await new SignJWT({ role: 'ops' }).setProtectedHeader({ alg: 'HS256' }).setSubject('m').setExpirationTime(Math.floor(Date.now() / 1000) - 60).sign(SECRET);
+    assertProblem(await call('GET', '/v1/cities', { token: expired }), 401, 'UNAUTHENTICATED');
+    const noExp = await new SignJWT({ role: 'ops' }).setProtectedHeader({ alg: 'HS256' }).setSubject('m').sign(SECRET);
+    assertProblem(await call('GET', '/v1/cities', { token: noExp }), 401, 'UNAUTHENTICATED');
+    const noRole = await new SignJWT({}).setProtectedHeader({ alg: 'HS256' }).setSubject('m').setExpirationTime('1h').sign(SECRET);
+    assertProblem(await call('GET', '/v1/cities', { token: noRole }), 401, 'UNAUTHENTICATED');
+    const hostless = await new SignJWT({ role: 'host' }).setProtectedHeader({ alg: 'HS256' }).setSubject('h').setExpirationTime('1h').sign(SECRET);
+    assertProblem(await call('GET', '/v1/cities', { token: hostless }), 401, 'UNAUTHENTICATED');
+    assert.equal((await call('GET', '/v1/cities', { token: tok.alice })).status, 200);
+  });
+});
+
+describe('holds and bookings', () => {
+  test('a customer holds, books from the hold, reads and cancels; another tenant gets 404 and changes nothing', async () => {
+    const t = futureHour();
+    const hold = await call('POST', '/v1/holds', { token: tok.alice, body: { vehicleId: vehicle, from: iso(t), to: iso(t + 2 * HOUR) } });
+    assert.equal(hold.status, 201, JSON.stringify(hold.json));
+    assert.equal(hold.json.customerId, 'alice');
+    const taken = await call('POST', '/v1/bookings', { token: tok.bob, body: { vehicleId: vehicle, from: iso(t + HOUR), to: iso(t + 3 * HOUR) } });
+    assertProblem(taken, 409, 'NOT_AVAILABLE');
+    assert.ok(taken.json.blocking, 'the problem names the blocking window');
+    const foreignHold = await call('POST', '/v1/bookings', { token: tok.bob, body: { holdId: hold.json.id } });
+    assertProblem(foreignHold, 404, 'NOT_FOUND');
+    const booking = await call('POST', '/v1/bookings', { token: tok.alice, body: { holdId: hold.json.id } });
+    assert.equal(booking.status, 201);
+    assert.deepEqual([booking.json.status, booking.json.vehicleId, booking.json.from], ['confirmed', vehicle, iso(t)]);
+    const id = String(booking.json.id);
+    assert.equal((await call('GET', `/v1/bookings/${id}`, { token: tok.alice })).json.id, id);
+    assert.equal((await call('GET', `/v1/bookings/${id}`, { token: tok.hostA })).status, 200, 'the vehicle\'s host sees it');
+    assertProblem(await call('GET', `/v1/bookings/${id}`, { token: tok.hostB }), 404, 'NOT_FOUND');
+    assertProblem(await call('GET', `/v1/bookings/${id}`, { token: tok.bob }), 404, 'NOT_FOUND');
+    const before = (await inv.getVehicleState(vehicle)).vehicle.version;
+    assertProblem(await call('POST', `/v1/bookings/${id}/cancel`, { token: tok.bob }), 404, 'NOT_FOUND');
+    assertProblem(await call('POST', `/v1/bookings/${id}/extend`, { token: tok.bob, body: { to: iso(t + 4 * HOUR) } }), 404, 'NOT_FOUND');
+    assert.equal((await inv.getVehicleState(vehicle)).vehicle.version, before, 'nothing changed');
+    assertProblem(await call('POST', `/v1/bookings/${id}/extend`, { token: tok.alice, body: { to: iso(t + 4 * HOUR), force: true } }), 403, 'FORBIDDEN');
+    const ext = await call('POST', `/v1/bookings/${id}/extend`, { token: tok.alice, body: { to: iso(t + 4 * HOUR) } });
+    assert.equal(ext.json.to, iso(t + 4 * HOUR));
+    const cancelled = await call('POST', `/v1/bookings/${id}/cancel`, { token: tok.alice, body: { reason: 'plans changed' } });
+    assert.deepEqual([cancelled.status, cancelled.json.status, cancelled.json.cancelReason], [200, 'cancelled', 'plans changed']);
+    assertProblem(await call('POST', `/v1/bookings/${id}/cancel`, { token: tok.alice }), 409, 'INVALID_STATE');
+  });
+
+  test('hosts and staff may not book for themselves; hosts start and complete trips on their own vehicles', async () => {
+    const t = futureHour(3 * HOUR);
+    assertProblem(await call('POST', '/v1/bookings', { token: tok.hostA, body: { vehicleId: vehicle, from: iso(t), to: iso(t + HOUR) } }), 403, 'FORBIDDEN');
+    assertProblem(await call('POST', '/v1/holds', { token: tok.ops, body: { vehicleId: vehicle, from: iso(t), to: iso(t + HOUR) } }), 403, 'FORBIDDEN');
+    const b = await call('POST', '/v1/bookings', { token: tok.alice, body: { vehicleId: otherVehicle, from: iso(t), to: iso(t + HOUR) } });
+    assertProblem(await call('POST', `/v1/bookings/${String(b.json.id)}/start`, { token: tok.hostA }), 404, 'NOT_FOUND');
+    const early = await call('POST', `/v1/bookings/${String(b.json.id)}/start`, { token: tok.hostB });
+    assertProblem(early, 409, 'INVALID_STATE');
+    assertProblem(await call('POST', `/v1/bookings/${String(b.json.id)}/complete`, { token: tok.ops }), 409, 'INVALID_STATE');
+  });
+
+  test('an Idempotency-Key retry returns the first booking', async () => {
+    const t = futureHour(30 * HOUR);
+    const body = { vehicleId: vehicle, from: iso(t), to: iso(t + HOUR) };
+    const a = await call('POST', '/v1/bookings', { token: tok.bob, body, headers: { 'idempotency-key': 'bob-1' } });
+    const b = await call('POST', '/v1/bookings', { token: tok.bob, body, headers: { 'idempotency-key': 'bob-1' } });
+    assert.equal(a.status, 201);
+    assert.deepEqual(b.json, a.json);
+    const other = await call('POST', '/v1/bookings', { token: tok.bob, body: { ...body, to: iso(t + 2 * HOUR) }, headers: { 'idempotency-key': 'bob-1' } });
+    assertProblem(other, 422, 'IDEMPOTENCY_CONFLICT');
+  });
+});
+
+describe('bad input is a clear problem, never a 500', () => {
+  test('mass assignment, bad times, malformed JSON, wrong types, unknown routes and ids', async () => {
+    const t = futureHour();
+    assertProblem(await call('POST', '/v1/bookings', { token: tok.alice, body: { vehicleId: vehicle, from: iso(t), to: iso(t + HOUR), customerId: 'bob' } }), 400, 'VALIDATION');
+    assertProblem(await call('POST', '/v1/bookings', { token: tok.alice, body: { vehicleId: vehicle, from: iso(t), to: iso(t + HOUR), status: 'active' } }), 400, 'VALIDATION');
+    assertProblem(await call('POST', '/v1/holds', { token: tok.alice, body: { vehicleId: vehicle, from: 'tomorrow', to: iso(t) } }), 400, 'VALIDATION');
+    assertProblem(await call('POST', '/v1/holds', { token: tok.alice, body: { vehicleId: vehicle, from: iso(t + 30_000), to: iso(t + HOUR) } }), 400, 'INVALID_INTERVAL');
+    assertProblem(await call('POST', '/v1/holds', { token: tok.alice, body: { vehicleId: vehicle, from: iso(t - 48 * HOUR), to: iso(t) } }), 400, 'INVALID_INTERVAL');
+    assertProblem(await call('POST', '/v1/holds', { token: tok.alice, raw: '{"vehicleId": ' }), 400, 'VALIDATION');
+    assertProblem(await call('POST', '/v1/holds', { token: tok.alice, raw: 'x'.repeat(300_000) }), 413, 'PAYLOAD_TOO_LARGE');
+    assertProblem(await call('POST', '/v1/holds', { token: tok.alice, raw: 'a=b', headers: { 'content-type': 'text/plain' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    assertProblem(await call('POST', '/v1/holds', { token: tok.alice, body: { vehicleId: 42, from: iso(t), to: iso(t + HOUR) } }), 400, 'VALIDATION');
+    assertProblem(await call('GET', '/v1/bookings/nope', { token: tok.alice }), 404, 'NOT_FOUND');
+    assertProblem(await call('GET', '/v1/bookings/..%2F..%2Fetc', { token: tok.alice }), 400, 'VALIDATION');
+    assertProblem(await call('GET', '/v1/vehicles/veh_zz_00000000000000', { token: tok.alice }), 404, 'NOT_FOUND');
+    assertProblem(await call('GET', '/v1/nowhere', { token: tok.alice }), 404, 'ROUTE_NOT_FOUND');
+    assertProblem(await call('GET', `/v1/vehicles/${vehicle}/calendar`, { token: tok.alice }), 404, 'NOT_FOUND');
+    const cal = await call('GET', `/v1/vehicles/${vehicle}/calendar`, { token: tok.hostA });
+    assert.equal(cal.status, 200);
+    assert.ok(Array.isArray(cal.json.entries));
+  });
+});
