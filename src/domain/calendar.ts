@@ -179,6 +179,8 @@ export function deriveStatus(listing: ListingState, entries: readonly CalendarEn
     if (t !== undefined && t > now && (due === undefined || t < due)) due = t;
   };
   for (const e of entries) {
+    // A hold that lapsed but was not yet expired is due at once: the sweeper must expire it.
+    if (e.kind === 'hold' && e.status === 'held' && e.expiresAt <= now) due = now;
     if (!occupies(e, now) || (e.kind === 'booking' && e.status === 'completed')) continue;
     if (e.kind === 'booking' && e.status === 'active') {
       present.add('in_trip');

@@ -72,11 +72,21 @@ async function engine(run: () => Promise<CommandResult>): Promise<{ outcome: Mod
   }
 }
 
+/** fc.assert, with the failing assertion's own message kept in the error (the runner hides causes). */
+async function assertProperty(prop: fc.IAsyncProperty<[Cmd[]]>, params: fc.Parameters<[Cmd[]]>): Promise<void> {
+  try {
+    await fc.assert(prop, params);
+  } catch (err) {
+    const cause = (err as { cause?: Error }).cause;
+    throw new Error(`${(err as Error).message}\nCause: ${cause?.message ?? 'unknown'}`);
+  }
+}
+
 test('random command sequences: Redis and the reference model agree', { timeout: 300_000 }, async () => {
   let runs = 0;
   let commands = 0;
   const tally = new Map<string, number>();
-  await fc.assert(fc.asyncProperty(fc.array(cmd, { minLength: 10, maxLength: 50 }), async (cmds) => {
+  await assertProperty(fc.asyncProperty(fc.array(cmd, { minLength: 10, maxLength: 50 }), async (cmds) => {
     const city = testCity(SLOT);
     const inv: Inventory = newInventory(redis, city, { holdTtlMs: HOLD_TTL_MS, maxLiveHoldsPerCustomer: MAX_HOLDS });
     const model = new ReferenceModel(city.turnaroundMs, HOLD_TTL_MS, MAX_HOLDS);
@@ -212,7 +222,11 @@ test('random command sequences: Redis and the reference model agree', { timeout:
     }
     assertCityInvariants(await readCity(redis, city.id), city.turnaroundMs);
     runs++;
-  }), { numRuns: Number(process.env.MODEL_RUNS ?? 120), endOnFailure: true });
+  }), {
+    numRuns: Number(process.env.MODEL_RUNS ?? 120), endOnFailure: true,
+    // Replay a reported counterexample: MODEL_SEED=<seed> MODEL_PATH=<path>.
+    ...(process.env.MODEL_SEED ? { seed: Number(process.env.MODEL_SEED), path: process.env.MODEL_PATH } : {}),
+  });
 
   const summary = Object.fromEntries([...tally.entries()].sort());
   console.log(`model agreement: ${runs} runs, ${commands} commands`, summary);

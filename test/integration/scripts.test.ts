@@ -468,6 +468,23 @@ describe('expire_holds (the sweeper)', () => {
 
 });
 
+describe('expire_holds after another command', () => {
+  test('a hold that lapsed before another command on its vehicle is still expired by the next sweep', async () => {
+    const f = await fixture({ holdTtlMs: 150 });
+    const h = await f.inv.placeHold({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR });
+    await new Promise((r) => setTimeout(r, 250));
+    // The lapsed hold takes no time, so this booking of the same window succeeds...
+    const b = await f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t, to: f.t + HOUR });
+    // ...and leaves the vehicle due at once, so the sweeper expires the hold and says so.
+    assert.equal(Number(await redis.zscore(keys.statusDue(f.city.id), f.v)), b.at);
+    const r = await f.inv.sweepCity(f.city.id);
+    assert.equal(r.expired, 1);
+    assert.deepEqual(await eventTypes(f, r.events), ['hold.expired']);
+    assert.equal((await entry(f, h.hold.id)).status, 'expired');
+    await done(f);
+  });
+});
+
 describe('vehicle_state and verify_available', () => {
   test('state derives status now; verify_available checks candidates against the truth', async () => {
     const f = await fixture();

@@ -70,6 +70,10 @@ describe('status now', () => {
     const d = deriveStatus('active', [booking('b', NOW + H, NOW + 2 * H), hold('h', NOW + 3 * H, NOW + 4 * H, NOW + 10 * MINUTE_MS)], NOW);
     assert.deepEqual(d, { status: 'available', due: NOW + 10 * MINUTE_MS });
   });
+  test('a lapsed hold not yet expired makes the vehicle due at once', () => {
+    const d = deriveStatus('active', [hold('h', NOW + H, NOW + 2 * H, NOW - 1), booking('b', NOW + 3 * H, NOW + 4 * H)], NOW);
+    assert.deepEqual(d, { status: 'available', due: NOW });
+  });
   test('a completed trip never drives the status', () => {
     assert.equal(deriveStatus('active', [booking('b', NOW - H, NOW + MINUTE_MS, 'completed')], NOW).status, 'available');
   });

@@ -108,6 +108,8 @@ local function derive(listing, entries, now)
     if t ~= nil and t > now and (due == nil or t < due) then due = t end
   end
   for _, e in ipairs(entries) do
+    -- A hold that lapsed but was not yet expired is due at once: the sweeper must expire it.
+    if e.kind == 'hold' and e.status == 'held' and e.expiresAt <= now then due = now end
     if occupies(e, now) and e.status ~= 'completed' then
       if e.kind == 'booking' and e.status == 'active' then
         present.in_trip = true
