@@ -18,7 +18,8 @@ import { sendProblem } from './problems.ts';
 import { Problem } from './schemas.ts';
 import { bookingRoutes } from './routes/bookings.ts';
 import { cityRoutes } from './routes/cities.ts';
-import { vehicleRoutes } from './routes/vehicles.ts';
+import { fleetRoutes, vehicleRoutes } from './routes/vehicles.ts';
+import { eventRoutes } from './routes/events.ts';
 
 export interface AppDeps {
   inventory: Inventory;
@@ -101,6 +102,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     cityRoutes(v1 as unknown as App, deps);
     bookingRoutes(v1 as unknown as App, deps);
     vehicleRoutes(v1 as unknown as App, deps);
+    fleetRoutes(v1 as unknown as App, deps);
+    eventRoutes(v1 as unknown as App, deps);
   });
   return app;
 }

@@ -3,10 +3,10 @@
  * OpenAPI document. Times are ISO 8601 strings with an offset; the engine speaks epoch ms.
  */
 import { Type, type Static } from '@sinclair/typebox';
-import { BLOCK_REASONS, type BookingEntry, type CalendarEntry, type HoldEntry } from '../domain/calendar.ts';
+import { BLOCK_REASONS, type BlockEntry, type BookingEntry, type CalendarEntry, type HoldEntry } from '../domain/calendar.ts';
 import { CATEGORIES, FUELS, TRANSMISSIONS, VEHICLE_STATUSES, type Vehicle } from '../domain/vehicle.ts';
 
-const literals = <T extends readonly string[]>(xs: T) => Type.Union(xs.map((x) => Type.Literal(x)));
+const literals = <T extends readonly string[]>(xs: T) => Type.Unsafe<T[number]>(Type.Union(xs.map((x) => Type.Literal(x))));
 
 export const IsoTime = Type.String({ format: 'date-time', maxLength: 40, description: 'ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z' });
 export const EntityId = Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' });
@@ -51,6 +51,27 @@ export const ExtendRequest = Type.Object({ to: IsoTime, force: Type.Optional(Typ
 export const CancelRequest = Type.Object({ reason: Type.Optional(Type.String({ maxLength: 200 })) }, { additionalProperties: false });
 export const BlockReason = literals(BLOCK_REASONS);
 export const IdParams = Type.Object({ id: EntityId });
+export const BlockParams = Type.Object({ id: EntityId, blockId: EntityId });
+export const HostParams = Type.Object({ hostId: Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$' }) });
+
+const Location = Type.Object({ lat: Type.Number({ minimum: -90, maximum: 90 }), lng: Type.Number({ minimum: -180, maximum: 180 }) }, { additionalProperties: false });
+const specFields = {
+  category: literals(CATEGORIES), seats: Type.Integer({ minimum: 1, maximum: 60 }),
+  make: Type.String({ minLength: 1, maxLength: 64 }), model: Type.String({ minLength: 1, maxLength: 64 }),
+  transmission: literals(TRANSMISSIONS), fuel: literals(FUELS), location: Location,
+  pricePerHour: Type.Number({ minimum: 0, maximum: 10_000_000, multipleOf: 0.01 }),
+};
+/** A host lists a vehicle; the owner comes from the token, never from the body. */
+export const VehicleCreate = Type.Object({ city: Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' }), ...specFields }, { additionalProperties: false });
+export const VehiclePatch = Type.Partial(Type.Object(specFields, { additionalProperties: false }), { additionalProperties: false, minProperties: 1 });
+export const BlockCreate = Type.Object({ reason: literals(BLOCK_REASONS), from: Type.Optional(IsoTime), to: Type.Optional(IsoTime), note: Type.Optional(Type.String({ maxLength: 512 })) }, { additionalProperties: false });
+export const BlockOut = Type.Object({ id: Type.String(), vehicleId: Type.String(), reason: Type.String(), status: Type.String(), from: IsoTime, to: Type.Union([IsoTime, Type.Null()]), note: Type.Optional(Type.String()) }, { $id: 'Block' });
+export const EventsQuery = Type.Object({
+  city: Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' }),
+  after: Type.Optional(Type.String({ pattern: '^[0-9]{1,15}-[0-9]{1,10}$' })),
+  // Query strings are strings; bodies are never coerced, so numbers here are spelled as digits.
+  limit: Type.Optional(Type.String({ pattern: '^(?:[1-9][0-9]{0,2}|1000)$', description: '1 to 1000 (default 100)' })),
+}, { additionalProperties: false });
 export const CalendarQuery = Type.Object({ from: Type.Optional(IsoTime), to: Type.Optional(IsoTime) }, { additionalProperties: false });
 
 export type HoldRequestT = Static<typeof HoldRequest>;
@@ -84,4 +105,8 @@ export function calendarOut(e: CalendarEntry): Static<typeof CalendarItem> {
 export function vehicleOut(v: Vehicle): Static<typeof VehicleOut> {
   const { createdAt: _c, updatedAt: _u, ...rest } = v;
   return rest;
+}
+
+export function blockOut(b: BlockEntry, vehicleId: string): Static<typeof BlockOut> {
+  return { id: b.id, vehicleId, reason: b.reason, status: b.status, from: iso(b.from)!, to: iso(b.to) ?? null, ...(b.note ? { note: b.note } : {}) };
 }

@@ -173,3 +173,67 @@ describe('bad input is a clear problem, never a 500', () => {
     assert.ok(Array.isArray(cal.json.entries));
   });
 });
+
+describe('hosts: fleet, blocks', () => {
+  test('a host lists a vehicle as its own; owner, status and version cannot be set; others may not', async () => {
+    const body = { city: city.id, category: 'suv', seats: 7, make: 'Kia', model: 'Carnival', transmission: 'automatic', fuel: 'diesel', location: { lat: 12.9, lng: 77.6 }, pricePerHour: 19.5 };
+    const created = await call('POST', '/v1/vehicles', { token: tok.hostA, body });
+    assert.equal(created.status, 201, JSON.stringify(created.json));
+    assert.deepEqual([created.json.hostId, created.json.status, created.json.version, created.json.category], ['host-a', 'available', 1, 'suv']);
+    for (const extra of [{ hostId: 'host-b' }, { status: 'delisted' }, { version: 9 }]) {
+      assertProblem(await call('POST', '/v1/vehicles', { token: tok.hostA, body: { ...body, ...extra } }), 400, 'VALIDATION');
+    }
+    assertProblem(await call('POST', '/v1/vehicles', { token: tok.alice, body }), 403, 'FORBIDDEN');
+    assertProblem(await call('POST', '/v1/vehicles', { token: tok.hostA, body: { ...body, city: 'atlantis' } }), 404, 'NOT_FOUND');
+    const id = String(created.json.id);
+    assertProblem(await call('PATCH', `/v1/vehicles/${id}`, { token: tok.hostA, body: { seats: 6 }, headers: { 'if-match': '"7"' } }), 409, 'VERSION_MISMATCH');
+    const patched = await call('PATCH', `/v1/vehicles/${id}`, { token: tok.hostA, body: { seats: 6, pricePerHour: 21 }, headers: { 'if-match': '"1"' } });
+    assert.deepEqual([patched.json.seats, patched.json.pricePerHour, patched.json.version], [6, 21, 2]);
+    assertProblem(await call('PATCH', `/v1/vehicles/${id}`, { token: tok.hostB, body: { seats: 5 } }), 404, 'NOT_FOUND');
+    assertProblem(await call('PATCH', `/v1/vehicles/${id}`, { token: tok.hostA, body: { hostId: 'host-b' } }), 400, 'VALIDATION');
+    assertProblem(await call('PATCH', `/v1/vehicles/${id}`, { token: tok.hostA, body: {} }), 400, 'VALIDATION');
+    const fleet = await call('GET', '/v1/hosts/host-a/vehicles', { token: tok.hostA });
+    assert.deepEqual((fleet.json.vehicles as { id: string }[]).map((v) => v.id).sort(), [vehicle, id].sort());
+    assertProblem(await call('GET', '/v1/hosts/host-a/vehicles', { token: tok.hostB }), 403, 'FORBIDDEN');
+    assert.equal((await call('GET', '/v1/hosts/host-a/vehicles', { token: tok.ops })).status, 200);
+  });
+
+  test('hosts block their own vehicles; accidents are cleared by staff; blocked windows refuse bookings', async () => {
+    const t = futureHour(100 * HOUR);
+    const m = await call('POST', `/v1/vehicles/${vehicle}/blocks`, { token: tok.hostA, body: { reason: 'maintenance', from: iso(t), to: iso(t + 4 * HOUR), note: 'tyres' } });
+    assert.equal(m.status, 201, JSON.stringify(m.json));
+    assert.deepEqual([m.json.reason, m.json.status, m.json.to], ['maintenance', 'active', iso(t + 4 * HOUR)]);
+    assertProblem(await call('POST', '/v1/bookings', { token: tok.alice, body: { vehicleId: vehicle, from: iso(t + HOUR), to: iso(t + 2 * HOUR) } }), 409, 'NOT_AVAILABLE');
+    assertProblem(await call('POST', `/v1/vehicles/${otherVehicle}/blocks`, { token: tok.hostA, body: { reason: 'host', from: iso(t), to: iso(t + HOUR) } }), 404, 'NOT_FOUND');
+    assertProblem(await call('POST', `/v1/vehicles/${vehicle}/blocks`, { token: tok.alice, body: { reason: 'host', from: iso(t), to: iso(t + HOUR) } }), 403, 'FORBIDDEN');
+    assertProblem(await call('POST', `/v1/vehicles/${vehicle}/blocks`, { token: tok.hostA, body: { reason: 'maintenance', from: iso(t) } }), 400, 'INVALID_INTERVAL');
+    const cancelled = await call('DELETE', `/v1/vehicles/${vehicle}/blocks/${String(m.json.id)}`, { token: tok.hostA });
+    assert.equal(cancelled.json.status, 'cancelled');
+    const accident = await call('POST', `/v1/vehicles/${otherVehicle}/blocks`, { token: tok.hostB, body: { reason: 'accident' } });
+    assert.deepEqual([accident.status, accident.json.to], [201, null]);
+    assertProblem(await call('DELETE', `/v1/vehicles/${otherVehicle}/blocks/${String(accident.json.id)}`, { token: tok.hostB }), 403, 'FORBIDDEN');
+    assertProblem(await call('DELETE', `/v1/vehicles/${vehicle}/blocks/${String(accident.json.id)}`, { token: tok.ops }), 404, 'NOT_FOUND');
+    const cleared = await call('DELETE', `/v1/vehicles/${otherVehicle}/blocks/${String(accident.json.id)}`, { token: tok.ops });
+    assert.equal(cleared.json.status, 'cleared');
+  });
+});
+
+describe('events feed', () => {
+  test("staff read a city's events from a cursor, as valid CloudEvents 1.0", async () => {
+    const { CloudEvent } = await import('cloudevents');
+    assertProblem(await call('GET', `/v1/events?city=${city.id}`, { token: tok.alice }), 403, 'FORBIDDEN');
+    assertProblem(await call('GET', '/v1/events?city=atlantis', { token: tok.ops }), 404, 'NOT_FOUND');
+    assertProblem(await call('GET', `/v1/events?city=${city.id}&after=yesterday`, { token: tok.ops }), 400, 'VALIDATION');
+    const page1 = await call('GET', `/v1/events?city=${city.id}&limit=3`, { token: tok.ops });
+    const events = page1.json.events as Record<string, unknown>[];
+    assert.equal(events.length, 3);
+    for (const e of events) assert.equal(new CloudEvent(e as never, true).validate(), true);
+    assert.equal(events[0]!.type, 'vehicle.created');
+    const page2 = await call('GET', `/v1/events?city=${city.id}&limit=1000&after=${String(page1.json.next)}`, { token: tok.ops });
+    const rest = page2.json.events as { id: string }[];
+    assert.ok(rest.length > 3);
+    assert.notEqual(rest[0]!.id, events[2]!.id, 'the cursor is exclusive');
+    const all = await redis.xlen(`{c:${city.id}}:events`);
+    assert.equal(events.length + rest.length, all, 'every event, once');
+  });
+});

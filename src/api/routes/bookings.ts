@@ -8,7 +8,7 @@ import { Booking, BookingRequest, CancelRequest, ExtendRequest, Hold, HoldReques
 
 const problem = { $ref: 'Problem#' } as const;
 const errors = { 400: problem, 401: problem, 403: problem, 404: problem, 409: problem, 410: problem, 422: problem, 429: problem };
-const IdempotencyHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' })) });
+export const IdempotencyHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' })) });
 
 /** The command options of a request: its idempotency key, scoped by the caller. */
 export function commandOptions(request: FastifyRequest): CommandOptions {

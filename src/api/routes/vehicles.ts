@@ -1,8 +1,15 @@
 /** Vehicles: anyone signed in may read one; its calendar belongs to its host and to staff. */
 import { Type } from '@sinclair/typebox';
+import { DomainError } from '../../domain/errors.ts';
+import { keys } from '../../redis/keys.ts';
 import type { App, AppDeps } from '../app.ts';
-import { isStaff, notFound } from '../authorize.ts';
-import { CalendarItem, CalendarQuery, IdParams, VehicleOut, calendarOut, toMs, vehicleOut } from '../schemas.ts';
+import type { Actor } from '../auth.ts';
+import { isStaff, notFound, requireRole } from '../authorize.ts';
+import {
+  BlockCreate, BlockOut, BlockParams, CalendarItem, CalendarQuery, HostParams, IdParams, VehicleCreate, VehicleOut, VehiclePatch,
+  blockOut, calendarOut, toMs, vehicleOut,
+} from '../schemas.ts';
+import { IdempotencyHeaders, commandOptions } from './bookings.ts';
 
 const problem = { $ref: 'Problem#' } as const;
 
@@ -26,4 +33,72 @@ export function vehicleRoutes(app: App, { inventory }: AppDeps): void {
     const entries = state.entries.filter((e) => e.from < to && (e.to ?? Number.POSITIVE_INFINITY) > from);
     return { vehicleId: state.vehicle.id, entries: entries.map(calendarOut) };
   });
+}
+
+export function fleetRoutes(app: App, { inventory, redis }: AppDeps): void {
+  app.post('/v1/vehicles', {
+    schema: { tags: ['vehicles'], summary: 'List a vehicle (the host comes from the token)', headers: IdempotencyHeaders, body: VehicleCreate, response: { 201: VehicleOut, 400: problem, 401: problem, 403: problem, 404: problem, 422: problem } },
+  }, async (request, reply) => {
+    requireRole(request.actor, 'host');
+    const { city, ...spec } = request.body;
+    const r = await inventory.createVehicle(city, { ...spec, hostId: request.actor.hostId! }, commandOptions(request));
+    return reply.code(201).send(vehicleOut((await inventory.getVehicleState(r.vehicleId)).vehicle));
+  });
+
+  app.patch('/v1/vehicles/:id', {
+    schema: {
+      tags: ['vehicles'], summary: "Change a vehicle's spec; `If-Match: <version>` makes it conditional", params: IdParams, body: VehiclePatch,
+      headers: Type.Object({ 'if-match': Type.Optional(Type.String({ pattern: '^(W/)?"?[0-9]{1,12}"?$' })) }),
+      response: { 200: VehicleOut, 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+    },
+  }, async (request) => {
+    await ownVehicle(request.actor, request.params.id);
+    const ifMatch = request.headers['if-match'];
+    const expected = typeof ifMatch === 'string' ? Number(ifMatch.replace(/\D/g, '')) : undefined;
+    await inventory.updateVehicle(request.params.id, request.body, expected, commandOptions(request));
+    return vehicleOut((await inventory.getVehicleState(request.params.id)).vehicle);
+  });
+
+  app.get('/v1/hosts/:hostId/vehicles', {
+    schema: { tags: ['vehicles'], summary: "A host's fleet, in every city", params: HostParams, response: { 200: Type.Object({ vehicles: Type.Array(VehicleOut) }), 401: problem, 403: problem } },
+  }, async (request) => {
+    if (!isStaff(request.actor) && !(request.actor.role === 'host' && request.actor.hostId === request.params.hostId)) {
+      throw new DomainError('FORBIDDEN', 'a host sees only its own fleet', { hostId: request.params.hostId });
+    }
+    const ids: string[] = [];
+    for (const c of inventory.cities.all()) ids.push(...await redis.smembers(keys.hostVehicles(c.id, request.params.hostId)));
+    const vehicles = [];
+    for (const id of ids.sort()) vehicles.push(vehicleOut((await inventory.getVehicleState(id)).vehicle));
+    return { vehicles };
+  });
+
+  app.post('/v1/vehicles/:id/blocks', {
+    schema: { tags: ['blocks'], summary: 'Block a vehicle: accident (open-ended from now), maintenance, host', params: IdParams, headers: IdempotencyHeaders, body: BlockCreate, response: { 201: BlockOut, 400: problem, 401: problem, 403: problem, 404: problem, 422: problem } },
+  }, async (request, reply) => {
+    await ownVehicle(request.actor, request.params.id);
+    const b = request.body;
+    const r = await inventory.placeBlock({
+      vehicleId: request.params.id, reason: b.reason, ...(b.from ? { from: toMs(b.from) } : {}), ...(b.to ? { to: toMs(b.to) } : {}),
+      ...(b.note ? { note: b.note } : {}), allowPast: isStaff(request.actor),
+    }, commandOptions(request));
+    return reply.code(201).send(blockOut(r.block, request.params.id));
+  });
+
+  app.delete('/v1/vehicles/:id/blocks/:blockId', {
+    schema: { tags: ['blocks'], summary: 'Clear a block (ends now) or cancel a future one; accidents are cleared by staff', params: BlockParams, response: { 200: BlockOut, 401: problem, 403: problem, 404: problem, 409: problem } },
+  }, async (request) => {
+    await ownVehicle(request.actor, request.params.id);
+    const { entry, vehicle } = await inventory.getEntry(request.params.blockId, 'block');
+    if (vehicle.id !== request.params.id) throw notFound('block', request.params.blockId);
+    if (entry.reason === 'accident' && !isStaff(request.actor)) requireRole(request.actor, 'ops', 'admin');
+    const r = await inventory.removeBlock(request.params.blockId, commandOptions(request));
+    return blockOut(r.block, request.params.id);
+  });
+
+  /** The vehicle exists and the caller is its host or staff (others: not found). */
+  async function ownVehicle(actor: Actor, vehicleId: string): Promise<void> {
+    requireRole(actor, 'host', 'ops', 'admin');
+    const { vehicle } = await inventory.getVehicleState(vehicleId);
+    if (!isStaff(actor) && vehicle.hostId !== actor.hostId) throw notFound('vehicle', vehicleId);
+  }
 }

@@ -1,0 +1,59 @@
+/**
+ * The replayable event feed of a city, as CloudEvents 1.0 JSON, from a cursor (`after` = the last
+ * event id seen). Recent events come from the city's stream; older ones, once trimmed from it,
+ * from PostgreSQL's event log.
+ */
+import { Type } from '@sinclair/typebox';
+import { DomainError } from '../../domain/errors.ts';
+import { keys } from '../../redis/keys.ts';
+import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../../pg/projection.ts';
+import type { App, AppDeps } from '../app.ts';
+import { requireRole } from '../authorize.ts';
+import { EventsQuery } from '../schemas.ts';
+
+const problem = { $ref: 'Problem#' } as const;
+
+export const CloudEvent = Type.Object({
+  specversion: Type.Literal('1.0'), id: Type.String(), source: Type.String(), type: Type.String(), subject: Type.String(),
+  time: Type.String(), datacontenttype: Type.Literal('application/json'),
+  data: Type.Record(Type.String(), Type.Unknown()),
+}, { $id: 'CloudEvent' });
+
+export function toCloudEvent(e: StreamEvent) {
+  return {
+    specversion: '1.0' as const, id: e.id, source: `/cities/${e.city}/vehicles/${e.vehicle}`, type: e.type, subject: e.subject || e.vehicle,
+    time: new Date(e.time).toISOString(), datacontenttype: 'application/json' as const,
+    data: { ...e.data, city: e.city, vehicleId: e.vehicle, version: e.version, vehicleStatus: e.status, state: e.state },
+  };
+}
+
+export function eventRoutes(app: App, { inventory, redis, pool }: AppDeps): void {
+  app.get('/v1/events', {
+    schema: {
+      tags: ['events'], summary: "A city's events from a cursor (CloudEvents 1.0)", querystring: EventsQuery,
+      response: { 200: Type.Object({ events: Type.Array(CloudEvent), next: Type.Union([Type.String(), Type.Null()]) }), 400: problem, 401: problem, 403: problem, 404: problem },
+    },
+  }, async (request) => {
+    requireRole(request.actor, 'ops', 'admin');
+    const { city, after = '0-0' } = request.query;
+    const limit = Number(request.query.limit ?? 100);
+    if (!inventory.cities.get(city)) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
+    const stream = keys.events(city);
+    const first = (await redis.xrange(stream, '-', '+', 'COUNT', 1))[0]?.[0];
+    let events: StreamEvent[];
+    if (pool && first && compareStreamIds(after, first) < 0) {
+      // Older than what the stream still holds: the durable log.
+      const [ms, seq] = after.split('-').map(Number);
+      const { rows } = await pool.query(
+        `SELECT stream_id, type, vehicle_id, subject, version, (extract(epoch from time) * 1000)::bigint AS time, status, cmd, data, state
+         FROM events WHERE city = $1 AND (ms, seq) > ($2::bigint, $3::bigint) ORDER BY ms, seq LIMIT $4`, [city, ms, seq, limit]);
+      events = rows.map((r: Record<string, unknown>) => parseStreamEntry(city, String(r.stream_id), [
+        'type', String(r.type), 'vehicle', String(r.vehicle_id), 'subject', String(r.subject), 'version', String(r.version), 'time', String(r.time),
+        'status', String(r.status), 'cmd', String(r.cmd), 'data', JSON.stringify(r.data), ...(r.state ? ['state', JSON.stringify(r.state)] : []),
+      ]));
+    } else {
+      events = (await redis.xrange(stream, `(${after}`, '+', 'COUNT', limit)).map(([id, f]) => parseStreamEntry(city, id, f));
+    }
+    return { events: events.map(toCloudEvent), next: events.at(-1)?.id ?? null };
+  });
+}
