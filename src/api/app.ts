@@ -44,6 +44,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     bodyLimit: deps.bodyLimit ?? 256 * 1024,
     // Unknown fields are refused (400), never silently dropped; nothing is coerced behind the caller's back.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
+    // Errors the router raises before any route (bad URL, over-long parameter) get the same problem shape.
+    frameworkErrors: (err, request, reply) => { sendProblem(request, reply, err); },
   }).withTypeProvider<TypeBoxTypeProvider>();
 
   await app.register(swagger, {

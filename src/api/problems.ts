@@ -13,6 +13,10 @@ export function problemOf(err: unknown): { code: ErrorCode; status: number; deta
   const f = err as Partial<FastifyError> & { validation?: unknown[] };
   if (f.validation) return { code: 'VALIDATION', status: 400, detail: f.message ?? 'invalid request', extra: { errors: f.validation } };
   switch (f.code) {
+    case 'FST_ERR_MAX_PARAM_LENGTH': return { code: 'URI_TOO_LONG', status: 414, detail: 'a path parameter is too long', extra: {} };
+    case 'FST_ERR_BAD_URL':
+    case 'FST_ERR_ASYNC_CONSTRAINT':
+      return { code: 'VALIDATION', status: 400, detail: f.message ?? 'bad URL', extra: {} };
     case 'FST_ERR_CTP_BODY_TOO_LARGE': return { code: 'PAYLOAD_TOO_LARGE', status: 413, detail: 'request body too large', extra: {} };
     case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return { code: 'UNSUPPORTED_MEDIA_TYPE', status: 415, detail: f.message ?? 'unsupported media type', extra: {} };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':

@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   UNAUTHENTICATED: { status: 401, title: 'Authentication required' },
   RATE_LIMITED: { status: 429, title: 'Too many requests' },
   PAYLOAD_TOO_LARGE: { status: 413, title: 'Payload too large' },
+  URI_TOO_LONG: { status: 414, title: 'URI too long' },
   UNSUPPORTED_MEDIA_TYPE: { status: 415, title: 'Unsupported media type' },
   ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
   METHOD_NOT_ALLOWED: { status: 405, title: 'Method not allowed' },
