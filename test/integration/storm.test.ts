@@ -296,7 +296,9 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
   // finds no drift between the two stores.
   const pool = new pg.Pool({ connectionString: db.url, max: 4 });
   try {
-    await new SyncWorker(redis, pool, catalogWith(city), { batchSize: 500 }).drain();
+    const deadLetters: string[] = [];
+    await new SyncWorker(redis, pool, catalogWith(city), { batchSize: 50, onDeadLetter: (_c, e) => deadLetters.push(e.id) }).drain();
+    assert.deepEqual(deadLetters, [], 'everything Redis accepted applies in PostgreSQL');
     const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'reconcile', '--city', city.id, '--json'], {
       env: { ...process.env, REDIS_URL: server.url, DATABASE_URL: db.url },
     });

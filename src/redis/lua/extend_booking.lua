@@ -10,7 +10,7 @@
 
   Returns  { json { booking, version, status, events }, replayed }
   Errors   NOT_FOUND, INVALID_STATE, INVALID_INTERVAL (not later, not on a minute, > 30 days), NOT_AVAILABLE
-  Events   booking.extended, booking.conflicted*, hold.released*
+  Events   booking.conflicted*, hold.released* (forced only), then booking.extended
 ]]
 local replay = idem_replay(KEYS[8], ARGV[2])
 if replay then return { replay, 1 } end
@@ -36,9 +36,11 @@ end
 
 booking.to = new_to
 put(ctx, booking)
+-- The displaced bookings' events come first: a consumer applying any prefix of this command's
+-- events (a sync batch may end between them) never sees two confirmed bookings overlap.
+if forced then displace(ctx, old_to, new_to, true, 'forced_extension', booking.id) end
 emit(ctx, 'booking.extended', booking.id,
   { customerId = booking.customerId, previousTo = old_to, to = new_to, forced = forced })
-if forced then displace(ctx, old_to, new_to, true, 'forced_extension', booking.id) end
 local out = commit(ctx, shared)
 out.booking = booking
 return finish(KEYS[8], ARGV[2], out)
