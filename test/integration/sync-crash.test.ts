@@ -11,13 +11,13 @@ import pg from 'pg';
 import type { Redis } from 'ioredis';
 import { CityCatalog } from '../../src/domain/cities.ts';
 import { DomainError } from '../../src/domain/errors.ts';
-import { migrate } from '../../src/pg/migrate.ts';
 import { keys } from '../../src/redis/keys.ts';
 import { reconcileCity } from '../../src/services/durable.ts';
 import { SyncWorker } from '../../src/workers/sync.ts';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
-import { startRedis, type RedisServer } from '../support/redis.ts';
-import { HOUR, addVehicle, connect, futureHour, newInventory } from '../support/engine.ts';
+import type { TestDatabase } from '../support/postgres.ts';
+import type { RedisServer } from '../support/redis.ts';
+import { startStores, type Stores } from '../support/stores.ts';
+import { HOUR, addVehicle, futureHour, newInventory } from '../support/engine.ts';
 
 const ROUNDS = 21;
 const POINTS = ['mid_batch', 'before_commit', 'after_commit'] as const;
@@ -26,20 +26,13 @@ let server: RedisServer;
 let redis: Redis;
 let db: TestDatabase;
 let pool: pg.Pool;
+let stores: Stores;
 
 before(async () => {
-  server = await startRedis({ external: 'never' });
-  redis = connect(server.url);
-  db = await createTestDatabase();
-  await migrate(db.url);
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  stores = await startStores({ redis: { external: 'never' } });
+  ({ server, redis, db, pool } = stores);
 });
-after(async () => {
-  redis.disconnect();
-  await pool.end();
-  await db.drop();
-  await server.stop();
-});
+after(async () => { await stores.stop(); });
 
 /** Runs `fleet worker` until it kills itself at the failpoint (or `timeoutMs` passes). */
 function workerUntilFailpoint(point: string, timeoutMs: number): Promise<string | undefined> {

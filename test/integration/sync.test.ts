@@ -18,28 +18,22 @@ import { promisify } from 'node:util';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { SyncWorker } from '../../src/workers/sync.ts';
 import { registry } from '../../src/metrics.ts';
-import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
-import { startRedis, type RedisServer } from '../support/redis.ts';
-import { HOUR, MINUTE, addVehicle, connect, futureHour, newInventory, testCity, wipeCity } from '../support/engine.ts';
+import type { TestDatabase } from '../support/postgres.ts';
+import type { RedisServer } from '../support/redis.ts';
+import { startStores, type Stores } from '../support/stores.ts';
+import { HOUR, MINUTE, addVehicle, futureHour, newInventory, testCity, wipeCity } from '../support/engine.ts';
 
 let server: RedisServer;
 let redis: Redis;
 let db: TestDatabase;
 let pool: pg.Pool;
+let stores: Stores;
 
 before(async () => {
-  server = await startRedis();
-  redis = connect(server.url);
-  db = await createTestDatabase();
-  await migrate(db.url);
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  stores = await startStores();
+  ({ server, redis, db, pool } = stores);
 });
-after(async () => {
-  redis.disconnect();
-  await pool.end();
-  await db.drop();
-  await server.stop();
-});
+after(async () => { await stores.stop(); });
 
 const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
 

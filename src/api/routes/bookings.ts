@@ -44,20 +44,20 @@ export function bookingRoutes(app: App, { inventory }: AppDeps): void {
     return reply.code(201).send(bookingOut(r.booking, (await inventory.locate(r.booking.id, 'booking')).vehicleId));
   });
 
+  /** The booking, if the caller may see it (its customer, the vehicle's host, staff). */
+  async function visibleBooking(request: FastifyRequest<{ Params: { id: string } }>) {
+    const { entry, vehicle } = await inventory.getEntry(request.params.id, 'booking');
+    if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
+    return { entry, vehicleId: vehicle.id };
+  }
+  const authorised = async (request: FastifyRequest<{ Params: { id: string } }>) => (await visibleBooking(request)).vehicleId;
+
   app.get('/v1/bookings/:id', {
     schema: { tags: ['bookings'], summary: 'A booking', params: IdParams, response: { 200: Booking, ...errors } },
   }, async (request) => {
-    const { entry, vehicle } = await inventory.getEntry(request.params.id, 'booking');
-    if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
-    return bookingOut(entry, vehicle.id);
+    const { entry, vehicleId } = await visibleBooking(request);
+    return bookingOut(entry, vehicleId);
   });
-
-  /** Loads the booking and checks the caller may act on it, before the command runs. */
-  async function authorised(request: FastifyRequest<{ Params: { id: string } }>) {
-    const { entry, vehicle } = await inventory.getEntry(request.params.id, 'booking');
-    if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
-    return vehicle.id;
-  }
 
   app.post('/v1/bookings/:id/cancel', {
     schema: { tags: ['bookings'], summary: 'Cancel a booking not yet started (body optional)', params: IdParams, headers: IdempotencyHeaders, body: CancelRequest, response: { 200: Booking, ...errors } },
