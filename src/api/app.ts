@@ -5,6 +5,7 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
+import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type pg from 'pg';
 import { DomainError } from '../domain/errors.ts';
@@ -13,13 +14,16 @@ import { inspectDurability } from '../redis/connection.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { Inventory } from '../services/inventory.ts';
 import type { CityLag } from '../workers/sync.ts';
-import type { Actor } from './auth.ts';
+import type { Actor, Role } from './auth.ts';
 import { sendProblem } from './problems.ts';
 import { Problem } from './schemas.ts';
 import { bookingRoutes } from './routes/bookings.ts';
 import { cityRoutes } from './routes/cities.ts';
 import { fleetRoutes, vehicleRoutes } from './routes/vehicles.ts';
 import { eventRoutes } from './routes/events.ts';
+
+/** Requests per minute per caller, by role (configurable: RATE_LIMIT_* in the environment). */
+export const DEFAULT_RATE_LIMITS: Record<Role, number> = { customer: 120, host: 600, ops: 3000, admin: 3000 };
 
 export interface AppDeps {
   inventory: Inventory;
@@ -29,6 +33,7 @@ export interface AppDeps {
   lag?: () => Promise<CityLag[]>;
   logger?: boolean;
   bodyLimit?: number;
+  rateLimits?: Record<Role, number>;
 }
 
 declare module 'fastify' {
@@ -68,6 +73,17 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // JSON only: a text body is refused (415), never parsed into something else.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err, request, reply) => sendProblem(request, reply, err));
+
+  // Per-caller limits in Redis (shared by every process), after authentication: the key is the
+  // verified caller, the budget its role's. RateLimit-* headers on every /v1 answer; 429 beyond.
+  const limits = deps.rateLimits ?? DEFAULT_RATE_LIMITS;
+  await app.register(rateLimit, {
+    global: true, hook: 'preHandler', redis: deps.redis, nameSpace: 'fleet-rl:', enableDraftSpec: true, timeWindow: 60_000,
+    allowList: (request) => !request.url.startsWith('/v1/'),
+    keyGenerator: (request) => (request.actor ? `${request.actor.role}:${request.actor.id}` : `ip:${request.ip}`),
+    max: (request) => (request.actor ? limits[request.actor.role] : limits.customer),
+    errorResponseBuilder: (_request, ctx) => new DomainError('RATE_LIMITED', `more than ${ctx.max} requests per minute; retry in ${ctx.after}`, { limit: ctx.max, retryAfter: ctx.after }),
+  });
   app.setNotFoundHandler((request, reply) => sendProblem(request, reply, new DomainError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());

@@ -34,7 +34,8 @@ export function problemOf(err: unknown): { code: ErrorCode; status: number; deta
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   const p = problemOf(err);
   if (p.status >= 500) request.log.error({ err }, 'unhandled error');
-  if (p.code === 'BUSY' || p.code === 'RATE_LIMITED') void reply.header('retry-after', '1');
+  // The rate limiter sets an exact Retry-After; a busy vehicle frees up within a second.
+  if ((p.code === 'BUSY' || p.code === 'RATE_LIMITED') && !reply.hasHeader('retry-after')) void reply.header('retry-after', '1');
   return reply.code(p.status).type('application/problem+json').send({
     type: `${PROBLEM_TYPE_BASE}${p.code.toLowerCase()}`, title: ERROR_CODES[p.code].title, status: p.status,
     ...p.extra, detail: p.detail, code: p.code, instance: request.url,

@@ -110,6 +110,7 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   const secret = jwtSecret(config, log);
   const app = await buildApp({
     inventory, redis, pool, lag: () => sync.lag(),
+    rateLimits: { customer: config.RATE_LIMIT_CUSTOMER, host: config.RATE_LIMIT_HOST, ops: config.RATE_LIMIT_OPS, admin: config.RATE_LIMIT_ADMIN },
     authenticate: authenticator({ secret, ...(config.JWKS_URL ? { jwksUrl: config.JWKS_URL } : {}) }),
   });
   const url = await listen(app, config.PORT);

@@ -29,7 +29,7 @@ before(async () => {
   inv = newInventory(redis, city);
   vehicle = await addVehicle(inv, city, { hostId: 'host-a' });
   otherVehicle = await addVehicle(inv, city, { hostId: 'host-b' });
-  app = await buildApp({ inventory: inv, redis, authenticate: authenticator({ secret: SECRET }) });
+  app = await buildApp({ inventory: inv, redis, authenticate: authenticator({ secret: SECRET }), rateLimits: { customer: 10_000, host: 10_000, ops: 10_000, admin: 10_000 } });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   tok.alice = await mintToken(SECRET, { sub: 'alice', role: 'customer' });
   tok.bob = await mintToken(SECRET, { sub: 'bob', role: 'customer' });
@@ -235,5 +235,31 @@ describe('events feed', () => {
     assert.notEqual(rest[0]!.id, events[2]!.id, 'the cursor is exclusive');
     const all = await redis.xlen(`{c:${city.id}}:events`);
     assert.equal(events.length + rest.length, all, 'every event, once');
+  });
+});
+
+describe('rate limits', () => {
+  test('a burst past the caller\'s limit is 429 with Retry-After; limits are per caller and role', async () => {
+    const limited = await buildApp({ inventory: inv, redis, authenticate: authenticator({ secret: SECRET }), rateLimits: { customer: 5, host: 50, ops: 50, admin: 50 } });
+    const url = await limited.listen({ port: 0, host: '127.0.0.1' });
+    try {
+      const carol = await mintToken(SECRET, { sub: `carol-${Date.now()}`, role: 'customer' });
+      const get = (token: string) => fetch(`${url}/v1/cities`, { headers: { authorization: `Bearer ${token}` } });
+      const first = await get(carol);
+      assert.equal(first.headers.get('ratelimit-limit'), '5');
+      assert.equal(first.headers.get('ratelimit-remaining'), '4');
+      const burst = await Promise.all(Array.from({ length: 6 }, () => get(carol)));
+      const refused = burst.filter((r) => r.status === 429);
+      assert.equal(refused.length, 2, 'five per minute: the 6th and 7th are refused');
+      const r = refused[0]!;
+      assert.match(r.headers.get('content-type') ?? '', /application\/problem\+json/);
+      assert.equal(((await r.json()) as { code: string }).code, 'RATE_LIMITED');
+      assert.ok(Number(r.headers.get('retry-after')) >= 1, 'Retry-After in seconds');
+      const dave = await mintToken(SECRET, { sub: `dave-${Date.now()}`, role: 'customer' });
+      assert.equal((await get(dave)).status, 200, 'another caller has its own budget');
+      assert.equal((await fetch(`${url}/healthz`)).status, 200, 'operations endpoints are not limited');
+    } finally {
+      await limited.close();
+    }
   });
 });
