@@ -21,6 +21,8 @@ import { bookingRoutes } from './routes/bookings.ts';
 import { cityRoutes } from './routes/cities.ts';
 import { fleetRoutes, vehicleRoutes } from './routes/vehicles.ts';
 import { eventRoutes } from './routes/events.ts';
+import { searchRoutes } from './routes/search.ts';
+import type { ReadModel } from '../services/read-model.ts';
 
 /** Requests per minute per caller, by role (configurable: RATE_LIMIT_* in the environment). */
 export const DEFAULT_RATE_LIMITS: Record<Role, number> = { customer: 120, host: 600, ops: 3000, admin: 3000 };
@@ -34,6 +36,8 @@ export interface AppDeps {
   logger?: boolean;
   bodyLimit?: number;
   rateLimits?: Record<Role, number>;
+  /** The search read model; without it, search answers 500. */
+  readModel?: ReadModel;
 }
 
 declare module 'fastify' {
@@ -122,6 +126,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     vehicleRoutes(v1 as unknown as App, deps);
     fleetRoutes(v1 as unknown as App, deps);
     eventRoutes(v1 as unknown as App, deps);
+    searchRoutes(v1 as unknown as App, deps);
   });
   return app;
 }

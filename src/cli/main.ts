@@ -18,6 +18,7 @@ import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { seedCity } from '../services/demo.ts';
 import { Inventory } from '../services/inventory.ts';
+import { ReadModel } from '../services/read-model.ts';
 import { VehicleLocks } from '../services/vehicle-locks.ts';
 import { startSweeper, sweepAllCities } from '../workers/sweeper.ts';
 import { SyncWorker, cityLag, type Failpoint } from '../workers/sync.ts';
@@ -108,8 +109,10 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   const sweeper = startSweeper(inventory, { intervalMs: config.SWEEP_INTERVAL_MS, log });
   const metricsServer = serveMetrics(config, log);
   const secret = jwtSecret(config, log);
+  const readModel = new ReadModel(redis, inventory);
+  await readModel.start();
   const app = await buildApp({
-    inventory, redis, pool, lag: () => sync.lag(),
+    inventory, redis, pool, lag: () => sync.lag(), readModel,
     rateLimits: { customer: config.RATE_LIMIT_CUSTOMER, host: config.RATE_LIMIT_HOST, ops: config.RATE_LIMIT_OPS, admin: config.RATE_LIMIT_ADMIN },
     authenticate: authenticator({ secret, ...(config.JWKS_URL ? { jwksUrl: config.JWKS_URL } : {}) }),
   });
@@ -132,6 +135,7 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   });
   clearInterval(summary);
   await app.close();
+  await readModel.stop();
   metricsServer.close();
   await sweeper.stop();
   await sync.stop();

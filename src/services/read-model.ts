@@ -1,0 +1,165 @@
+/**
+ * The search read model (DESIGN §6): each process keeps its cities' vehicles and calendars in
+ * memory, loaded from Redis once and then fed by tailing the city streams (events carry whole
+ * states, so applying one twice is harmless). Searches are answered from memory; the page is then
+ * verified against Redis in one round trip, so no vehicle booked before the response is shown
+ * as free, however far the tail lags.
+ */
+import { firstOverlap, type CalendarEntry } from '../domain/calendar.ts';
+import type { CityCatalog } from '../domain/cities.ts';
+import { isSameOrBetter, type Category, type VehicleSpec } from '../domain/vehicle.ts';
+import { DomainError } from '../domain/errors.ts';
+import { keys } from '../redis/keys.ts';
+import type { RedisConnection } from '../redis/scripts.ts';
+import { parseStreamEntry } from '../pg/projection.ts';
+import type { Inventory } from './inventory.ts';
+
+interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
+  id: string;
+  lat: number;
+  lng: number;
+  listing: string;
+  entries: Map<string, CalendarEntry>;
+}
+
+interface CityView { vehicles: Map<string, ReadVehicle>; lastId: string }
+
+export interface SearchQuery {
+  from: number;
+  to: number;
+  category?: Category;
+  /** With `category`: that category or any higher one. */
+  orBetter?: boolean;
+  minSeats?: number;
+  near?: { lat: number; lng: number };
+  radiusKm?: number;
+  sort: 'distance' | 'price';
+  limit: number;
+  offset: number;
+}
+
+export interface SearchHit { vehicleId: string; category: Category; seats: number; make: string; model: string; transmission: string; fuel: string; location: { lat: number; lng: number }; pricePerHour: number; distanceKm?: number }
+
+/** Entries older than this are dropped from memory (history lives in PostgreSQL). */
+const KEEP_PAST_MS = 24 * 3600_000;
+
+export function distanceKm(a: { lat: number; lng: number }, b: { lat: number; lng: number }): number {
+  const rad = Math.PI / 180;
+  const dLat = (b.lat - a.lat) * rad;
+  const dLng = (b.lng - a.lng) * rad;
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLng / 2) ** 2;
+  return 2 * 6371 * Math.asin(Math.min(1, Math.sqrt(h)));
+}
+
+function readVehicle(id: string, s: Record<string, unknown>, entries = new Map<string, CalendarEntry>()): ReadVehicle {
+  return {
+    id, hostId: String(s.hostId), category: s.category as Category, seats: Number(s.seats), transmission: s.transmission as ReadVehicle['transmission'],
+    fuel: s.fuel as ReadVehicle['fuel'], make: String(s.make), model: String(s.model), lat: Number(s.lat), lng: Number(s.lng),
+    pricePerHour: Number(s.pricePerHour), listing: String(s.listing), entries,
+  };
+}
+
+export class ReadModel {
+  private readonly views = new Map<string, CityView>();
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+
+  constructor(private readonly redis: RedisConnection, private readonly inventory: Inventory, private readonly cities: CityCatalog = inventory.cities) {}
+
+  /** Loads every city, then keeps tailing the streams until `stop`. */
+  async start(pollMs = 20): Promise<void> {
+    for (const c of this.cities.all()) await this.load(c.id);
+    this.loop = (async () => {
+      while (!this.stopped) {
+        let applied = 0;
+        try {
+          for (const c of this.cities.all()) applied += await this.tail(c.id);
+        } catch {
+          // Redis unavailable: searches still verify against Redis (and fail loudly there).
+        }
+        if (applied === 0) await new Promise((r) => setTimeout(r, pollMs));
+      }
+    })();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  /** Snapshot of a city: the stream position first, so nothing between is missed. */
+  private async load(city: string): Promise<void> {
+    const last = (await this.redis.xrevrange(keys.events(city), '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+    const view: CityView = { vehicles: new Map(), lastId: last };
+    for (const id of await this.redis.smembers(keys.vehicles(city))) {
+      const [h, cal] = await Promise.all([this.redis.hgetall(keys.vehicle(city, id)), this.redis.hvals(keys.calendar(city, id))]);
+      if (!h.id) continue;
+      view.vehicles.set(id, readVehicle(id, h, new Map(cal.map((raw) => { const e = JSON.parse(raw) as CalendarEntry; return [e.id, e]; }))));
+    }
+    this.views.set(city, view);
+  }
+
+  /** Applies the city's new events; returns how many. */
+  async tail(city: string): Promise<number> {
+    const view = this.views.get(city);
+    if (!view) return 0;
+    const res = (await this.redis.xread('COUNT', 1000, 'STREAMS', keys.events(city), view.lastId)) as [string, [string, string[]][]][] | null;
+    const entries = res?.[0]?.[1] ?? [];
+    const horizon = Date.now() - KEEP_PAST_MS;
+    for (const [id, fields] of entries) {
+      view.lastId = id;
+      let e;
+      try { e = parseStreamEntry(city, id, fields); } catch { continue; }
+      if (!e.state) continue;
+      if (e.type.startsWith('vehicle.')) {
+        const prior = view.vehicles.get(e.vehicle);
+        view.vehicles.set(e.vehicle, readVehicle(e.vehicle, e.state, prior?.entries));
+        continue;
+      }
+      const v = view.vehicles.get(e.vehicle);
+      if (!v) continue;
+      const entry = e.state as unknown as CalendarEntry;
+      v.entries.set(entry.id, entry);
+      for (const [k, old] of v.entries) if (old.to !== undefined && old.to < horizon) v.entries.delete(k);
+    }
+    return entries.length;
+  }
+
+  /** Candidates from memory, sorted and paged, each page verified against Redis before it is returned. */
+  async search(city: string, q: SearchQuery): Promise<{ hits: SearchHit[]; nextOffset: number | null }> {
+    const c = this.cities.get(city);
+    const view = this.views.get(city);
+    if (!c || !view) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
+    const now = Date.now();
+    const candidates: SearchHit[] = [];
+    for (const v of view.vehicles.values()) {
+      if (v.listing !== 'active') continue;
+      if (q.category && !(q.orBetter ? isSameOrBetter(v.category, q.category) : v.category === q.category)) continue;
+      if (q.minSeats !== undefined && v.seats < q.minSeats) continue;
+      const d = q.near ? distanceKm(q.near, { lat: v.lat, lng: v.lng }) : undefined;
+      if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
+      if (firstOverlap([...v.entries.values()], q.from, q.to, true, c.turnaroundMs, now)) continue;
+      candidates.push({
+        vehicleId: v.id, category: v.category, seats: v.seats, make: v.make, model: v.model, transmission: v.transmission, fuel: v.fuel,
+        location: { lat: v.lat, lng: v.lng }, pricePerHour: v.pricePerHour, ...(d === undefined ? {} : { distanceKm: Math.round(d * 1000) / 1000 }),
+      });
+    }
+    const byPrice = (a: SearchHit, b: SearchHit) => a.pricePerHour - b.pricePerHour || a.vehicleId.localeCompare(b.vehicleId);
+    const byDistance = (a: SearchHit, b: SearchHit) => (a.distanceKm ?? 0) - (b.distanceKm ?? 0) || byPrice(a, b);
+    candidates.sort(q.sort === 'distance' && q.near ? byDistance : byPrice);
+    // Verify against the truth; what memory thought free but Redis says taken is skipped and the
+    // page filled from further candidates.
+    const hits: SearchHit[] = [];
+    let i = q.offset;
+    while (hits.length < q.limit && i < candidates.length) {
+      const slice = candidates.slice(i, i + (q.limit - hits.length) * 2);
+      const free = new Set(await this.inventory.verifyAvailable(city, slice.map((h) => h.vehicleId), q.from, q.to));
+      for (const h of slice) {
+        if (hits.length >= q.limit) break;
+        i++;
+        if (free.has(h.vehicleId)) hits.push(h);
+      }
+    }
+    return { hits, nextOffset: i < candidates.length ? i : null };
+  }
+}
