@@ -22,6 +22,8 @@ import { cityRoutes } from './routes/cities.ts';
 import { fleetRoutes, vehicleRoutes } from './routes/vehicles.ts';
 import { eventRoutes } from './routes/events.ts';
 import { searchRoutes } from './routes/search.ts';
+import { batchRoutes } from './routes/batch.ts';
+import { analyticsRoutes } from './routes/analytics.ts';
 import type { ReadModel } from '../services/read-model.ts';
 
 /** Requests per minute per caller, by role (configurable: RATE_LIMIT_* in the environment). */
@@ -50,7 +52,8 @@ export type App = FastifyInstance<import('http').Server, import('http').Incoming
 export async function buildApp(deps: AppDeps): Promise<App> {
   const app = Fastify({
     logger: deps.logger ?? false,
-    bodyLimit: deps.bodyLimit ?? 256 * 1024,
+    // Room for a full batch (1,000 vehicles), not much more.
+    bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     // Unknown fields are refused (400), never silently dropped; nothing is coerced behind the caller's back.
     ajv: { customOptions: { removeAdditional: false, coerceTypes: false, allErrors: false } },
     // Errors the router raises before any route (bad URL, over-long parameter) get the same problem shape.
@@ -127,6 +130,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     fleetRoutes(v1 as unknown as App, deps);
     eventRoutes(v1 as unknown as App, deps);
     searchRoutes(v1 as unknown as App, deps);
+    batchRoutes(v1 as unknown as App, deps);
+    analyticsRoutes(v1 as unknown as App, deps);
   });
   return app;
 }

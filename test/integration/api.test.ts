@@ -160,7 +160,7 @@ describe('bad input is a clear problem, never a 500', () => {
     assertProblem(await call('POST', '/v1/holds', { token: tok.alice, body: { vehicleId: vehicle, from: iso(t + 30_000), to: iso(t + HOUR) } }), 400, 'INVALID_INTERVAL');
     assertProblem(await call('POST', '/v1/holds', { token: tok.alice, body: { vehicleId: vehicle, from: iso(t - 48 * HOUR), to: iso(t) } }), 400, 'INVALID_INTERVAL');
     assertProblem(await call('POST', '/v1/holds', { token: tok.alice, raw: '{"vehicleId": ' }), 400, 'VALIDATION');
-    assertProblem(await call('POST', '/v1/holds', { token: tok.alice, raw: 'x'.repeat(300_000) }), 413, 'PAYLOAD_TOO_LARGE');
+    assertProblem(await call('POST', '/v1/holds', { token: tok.alice, raw: 'x'.repeat(1_200_000) }), 413, 'PAYLOAD_TOO_LARGE');
     assertProblem(await call('POST', '/v1/holds', { token: tok.alice, raw: 'a=b', headers: { 'content-type': 'text/plain' } }), 415, 'UNSUPPORTED_MEDIA_TYPE');
     assertProblem(await call('POST', '/v1/holds', { token: tok.alice, body: { vehicleId: 42, from: iso(t), to: iso(t + HOUR) } }), 400, 'VALIDATION');
     assertProblem(await call('GET', '/v1/bookings/nope', { token: tok.alice }), 404, 'NOT_FOUND');
@@ -261,5 +261,35 @@ describe('rate limits', () => {
     } finally {
       await limited.close();
     }
+  });
+});
+
+describe('batch and analytics', () => {
+  test('a vehicle batch reports per item; bad items do not sink the rest; the size is capped', async () => {
+    const good = { city: city.id, category: 'sedan', seats: 5, make: 'VW', model: 'Jetta', transmission: 'manual', fuel: 'petrol', location: { lat: 12.9, lng: 77.6 }, pricePerHour: 9 };
+    const r = await call('POST', '/v1/vehicles/batch', { token: tok.hostA, body: { items: [good, { ...good, category: 'spaceship' }, { ...good, city: 'atlantis' }, { ...good, hostId: 'host-b' }, good] } });
+    assert.equal(r.status, 200, JSON.stringify(r.json));
+    const results = r.json.results as { index: number; ok: boolean; status: number; code?: string; id?: string }[];
+    assert.deepEqual(results.map((x) => [x.index, x.ok, x.code ?? null]), [[0, true, null], [1, false, 'VALIDATION'], [2, false, 'NOT_FOUND'], [3, false, 'VALIDATION'], [4, true, null]]);
+    assert.deepEqual([r.json.succeeded, r.json.failed], [2, 3]);
+    assert.equal((await inv.getVehicleState(results[0]!.id!)).vehicle.hostId, 'host-a');
+    assertProblem(await call('POST', '/v1/vehicles/batch', { token: tok.hostA, body: { items: Array.from({ length: 1001 }, () => good) } }), 400, 'VALIDATION');
+    assertProblem(await call('POST', '/v1/vehicles/batch', { token: tok.alice, body: { items: [good] } }), 403, 'FORBIDDEN');
+  });
+
+  test('a block batch blocks the caller\'s own vehicles and reports the others as not found', async () => {
+    const t = futureHour(300 * HOUR);
+    const item = (vehicleId: string) => ({ vehicleId, reason: 'maintenance', from: iso(t), to: iso(t + 2 * HOUR) });
+    const r = await call('POST', '/v1/blocks/batch', { token: tok.hostA, body: { items: [item(vehicle), item(otherVehicle), { vehicleId: vehicle, reason: 'maintenance', from: iso(t) }] } });
+    const results = r.json.results as { ok: boolean; code?: string }[];
+    assert.deepEqual(results.map((x) => x.code ?? 'ok'), ['ok', 'NOT_FOUND', 'INVALID_INTERVAL']);
+  });
+
+  test('ops see live counts per city by status and category, exactly the counters', async () => {
+    assertProblem(await call('GET', '/v1/analytics/cities', { token: tok.hostA }), 403, 'FORBIDDEN');
+    const r = await call('GET', '/v1/analytics/cities', { token: tok.ops });
+    const mine = (r.json.cities as { city: string; vehicles: number; byStatus: Record<string, number> }[]).find((c) => c.city === city.id)!;
+    assert.equal(mine.vehicles, await redis.scard(`{c:${city.id}}:vehicles`));
+    assert.equal(Object.values(mine.byStatus).reduce((a, b) => a + b, 0), mine.vehicles);
   });
 });
