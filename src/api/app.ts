@@ -25,6 +25,7 @@ import { searchRoutes } from './routes/search.ts';
 import { batchRoutes } from './routes/batch.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
 import type { ReadModel } from '../services/read-model.ts';
+import { LIVE_PATH, LiveHub, type LiveOptions } from './live.ts';
 
 /** Requests per minute per caller, by role (configurable: RATE_LIMIT_* in the environment). */
 export const DEFAULT_RATE_LIMITS: Record<Role, number> = { customer: 120, host: 600, ops: 3000, admin: 3000 };
@@ -33,6 +34,8 @@ export interface AppDeps {
   inventory: Inventory;
   redis: RedisConnection;
   pool?: pg.Pool;
+  /** A read replica for heavy reads (analytics); falls back to `pool`. */
+  replicaPool?: pg.Pool;
   authenticate: (authorization: string | undefined) => Promise<Actor>;
   lag?: () => Promise<CityLag[]>;
   logger?: boolean;
@@ -40,11 +43,14 @@ export interface AppDeps {
   rateLimits?: Record<Role, number>;
   /** The search read model; without it, search answers 500. */
   readModel?: ReadModel;
+  /** WebSocket options for `GET /v1/live`. */
+  live?: LiveOptions;
 }
 
 declare module 'fastify' {
   interface FastifyRequest { actor: Actor }
   interface FastifyContextConfig { public?: boolean }
+  interface FastifyInstance { live: LiveHub }
 }
 
 export type App = FastifyInstance<import('http').Server, import('http').IncomingMessage, import('http').ServerResponse, import('fastify').FastifyBaseLogger, TypeBoxTypeProvider>;
@@ -93,6 +99,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   app.setNotFoundHandler((request, reply) => sendProblem(request, reply, new DomainError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
+  // WebSocket upgrades never reach the router: the hub answers them on the raw server.
+  const live = new LiveHub(deps.redis, deps.inventory, deps.authenticate, deps.live);
+  live.attach(app.server);
+  app.addHook('preClose', async () => { await live.close(); });
+  app.decorate('live', live);
+
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
   app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
   app.get('/readyz', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
@@ -132,6 +144,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     searchRoutes(v1 as unknown as App, deps);
     batchRoutes(v1 as unknown as App, deps);
     analyticsRoutes(v1 as unknown as App, deps);
+    v1.get(LIVE_PATH, {
+      schema: {
+        tags: ['live'], summary: 'Real-time events over WebSocket (send `Upgrade: websocket`); see docs/api.md for the protocol',
+        description: 'Subscribe with {"type":"subscribe","topic":"city:<id>|vehicle:<id>|booking:<id>|host:<id>","after":"<event id>"?}. Events arrive as {"type":"event","topic","event":<CloudEvent>}, with heartbeats. The token may also be passed as ?access_token=.',
+        response: { 401: { $ref: 'Problem#' }, 426: { $ref: 'Problem#' } },
+      },
+    }, async () => { throw new DomainError('UPGRADE_REQUIRED', 'GET /v1/live is a WebSocket: send Upgrade: websocket'); });
   });
   return app;
 }

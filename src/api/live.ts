@@ -1,0 +1,322 @@
+/**
+ * Real time over WebSocket (`GET /v1/live`): a client subscribes to topics and receives every
+ * matching city event as a CloudEvent, in stream order, with heartbeats.
+ *
+ * Topics, each authorised when subscribed:
+ *   city:<id>     operations and admin (a city's feed names every customer);
+ *   vehicle:<id>  the vehicle's host, staff;
+ *   booking:<id>  the booking's customer, the vehicle's host, staff;
+ *   host:<id>     that host, staff (all the host's vehicles, every city; live only).
+ * Resume: `{"type":"subscribe","topic":"city:ber","after":"<last event id>"}` replays the city
+ * stream after that id, then continues live with nothing missed or repeated (the event id is the
+ * stream id, so the cursor is the same one `GET /v1/events` takes).
+ *
+ * One hub per process tails the streams of the cities someone listens to; the stream is the
+ * outbox, so a process that restarts loses no event a client cannot replay.
+ */
+import type { IncomingMessage, Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer, type WebSocket } from 'ws';
+import { DomainError, ERROR_CODES } from '../domain/errors.ts';
+import { parseId } from '../domain/ids.ts';
+import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../pg/projection.ts';
+import { keys } from '../redis/keys.ts';
+import type { RedisConnection } from '../redis/scripts.ts';
+import type { Inventory } from '../services/inventory.ts';
+import type { Actor } from './auth.ts';
+import { canSeeTrip, isStaff } from './authorize.ts';
+import { PROBLEM_TYPE_BASE, problemOf } from './problems.ts';
+import { toCloudEvent } from './routes/events.ts';
+
+export const LIVE_PATH = '/v1/live';
+
+export interface LiveOptions {
+  /** Heartbeat period (a JSON message and a ping frame); a client silent for two periods is dropped. */
+  heartbeatMs?: number;
+  /** How often the streams of watched cities are read. */
+  pollMs?: number;
+  /** Subscriptions per connection. */
+  maxTopics?: number;
+}
+
+interface Topic { name: string; kind: 'city' | 'vehicle' | 'booking' | 'host'; id: string; cities: 'all' | string }
+
+interface Subscription {
+  topic: Topic;
+  /** Last event id sent, per city: live events at or before it were already replayed. */
+  sent: Map<string, string>;
+  /** While replaying, live events wait here. */
+  buffer: StreamEvent[] | null;
+}
+
+interface Client { ws: WebSocket; actor: Actor; subs: Map<string, Subscription>; alive: boolean }
+
+type ClientMessage = { type: 'subscribe'; topic: string; after?: string } | { type: 'unsubscribe'; topic: string } | { type: 'ping' };
+
+const STREAM_ID = /^\d{1,16}-\d{1,10}$/;
+
+export class LiveHub {
+  private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 });
+  private readonly clients = new Set<Client>();
+  /** Cities being tailed, and the last stream id read from each. */
+  private readonly cursors = new Map<string, string>();
+  private readonly hostOfVehicle = new Map<string, string>();
+  private readonly heartbeatMs: number;
+  private readonly pollMs: number;
+  private readonly maxTopics: number;
+  private timer: NodeJS.Timeout | undefined;
+  private heartbeat: NodeJS.Timeout | undefined;
+  private polling = false;
+  private closed = false;
+
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly inventory: Inventory,
+    private readonly authenticate: (authorization: string | undefined) => Promise<Actor>,
+    opts: LiveOptions = {},
+  ) {
+    this.heartbeatMs = opts.heartbeatMs ?? 15_000;
+    this.pollMs = opts.pollMs ?? 25;
+    this.maxTopics = opts.maxTopics ?? 100;
+  }
+
+  /** Takes over HTTP upgrades on `server` for LIVE_PATH; any other upgrade is refused. */
+  attach(server: Server): void {
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { void this.upgrade(req, socket, head); });
+    this.timer = setInterval(() => { void this.poll(); }, this.pollMs).unref();
+    this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs).unref();
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearInterval(this.timer);
+    clearInterval(this.heartbeat);
+    for (const c of this.clients) c.ws.terminate();
+    this.clients.clear();
+    await new Promise<void>((resolve) => this.wss.close(() => resolve()));
+  }
+
+  get connections(): number {
+    return this.clients.size;
+  }
+
+  private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
+    socket.on('error', () => socket.destroy());
+    const url = new URL(req.url ?? '/', 'http://local');
+    if (url.pathname !== LIVE_PATH || this.closed) return refuse(socket, new DomainError('ROUTE_NOT_FOUND', `no WebSocket at ${url.pathname}`));
+    // Browsers cannot set headers on a WebSocket: the token may come as `?access_token=`.
+    const token = url.searchParams.get('access_token');
+    let actor: Actor;
+    try {
+      actor = await this.authenticate(req.headers.authorization ?? (token ? `Bearer ${token}` : undefined));
+    } catch (err) {
+      return refuse(socket, err);
+    }
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connect(ws, actor));
+  }
+
+  private connect(ws: WebSocket, actor: Actor): void {
+    const client: Client = { ws, actor, subs: new Map(), alive: true };
+    this.clients.add(client);
+    ws.on('pong', () => { client.alive = true; });
+    ws.on('close', () => { this.clients.delete(client); this.forgetIdleCities(); });
+    ws.on('error', () => ws.terminate());
+    ws.on('message', (raw) => {
+      client.alive = true;
+      void this.receive(client, raw.toString()).catch((err: unknown) => send(client, errorMessage(err)));
+    });
+    send(client, { type: 'welcome', subject: actor.id, role: actor.role, heartbeatMs: this.heartbeatMs });
+  }
+
+  private async receive(client: Client, raw: string): Promise<void> {
+    let msg: ClientMessage;
+    try {
+      msg = JSON.parse(raw) as ClientMessage;
+    } catch {
+      throw new DomainError('VALIDATION', 'messages are JSON objects');
+    }
+    if (msg?.type === 'ping') return send(client, { type: 'pong', time: new Date().toISOString() });
+    if ((msg?.type !== 'subscribe' && msg?.type !== 'unsubscribe') || typeof msg.topic !== 'string') {
+      throw new DomainError('VALIDATION', 'expected {"type":"subscribe"|"unsubscribe","topic":"<kind>:<id>"} or {"type":"ping"}');
+    }
+    if (msg.type === 'unsubscribe') {
+      client.subs.delete(msg.topic);
+      this.forgetIdleCities();
+      return send(client, { type: 'unsubscribed', topic: msg.topic });
+    }
+    const after = msg.after;
+    if (after !== undefined && (typeof after !== 'string' || !STREAM_ID.test(after))) {
+      throw withTopic(new DomainError('VALIDATION', '`after` is an event id such as 1700000000000-0'), msg.topic);
+    }
+    if (client.subs.has(msg.topic)) return send(client, { type: 'subscribed', topic: msg.topic });
+    if (client.subs.size >= this.maxTopics) throw withTopic(new DomainError('VALIDATION', `at most ${this.maxTopics} topics per connection`), msg.topic);
+    const topic = await this.authorise(client.actor, msg.topic).catch((err: unknown) => { throw withTopic(err, msg.topic); });
+    if (after !== undefined && topic.cities === 'all') {
+      throw withTopic(new DomainError('VALIDATION', 'host topics span cities and are live only; resume per vehicle or city'), msg.topic);
+    }
+    const sub: Subscription = { topic, sent: new Map(), buffer: after !== undefined ? [] : null };
+    client.subs.set(msg.topic, sub);
+    const cities = topic.cities === 'all' ? this.inventory.cities.all().map((c) => c.id) : [topic.cities];
+    for (const city of cities) await this.watch(city);
+    if (after === undefined) {
+      for (const city of cities) sub.sent.set(city, this.cursors.get(city) ?? '0-0');
+      return send(client, { type: 'subscribed', topic: msg.topic });
+    }
+    const city = topic.cities as string;
+    send(client, { type: 'subscribed', topic: msg.topic, after });
+    // Replay what the stream holds after the cursor, then release the live events that arrived meanwhile.
+    let cursor = after;
+    for (;;) {
+      const page = await this.redis.xrange(keys.events(city), `(${cursor}`, '+', 'COUNT', 500);
+      for (const [id, fields] of page) {
+        cursor = id;
+        const event = safeParse(city, id, fields);
+        if (event && (await this.matches(topic, event))) send(client, { type: 'event', topic: msg.topic, event: toCloudEvent(event) });
+      }
+      if (page.length < 500) break;
+    }
+    sub.sent.set(city, cursor);
+    const buffered = sub.buffer ?? [];
+    sub.buffer = null;
+    for (const event of buffered) await this.deliver(client, sub, event);
+  }
+
+  /** Resolves a topic name for an actor, or refuses it (FORBIDDEN / NOT_FOUND / VALIDATION). */
+  private async authorise(actor: Actor, name: string): Promise<Topic> {
+    const m = /^(city|vehicle|booking|host):([A-Za-z0-9_\-]{1,100})$/.exec(name);
+    if (!m) throw new DomainError('VALIDATION', 'topics are city:<id>, vehicle:<id>, booking:<id> or host:<id>');
+    const kind = m[1] as Topic['kind'];
+    const id = m[2]!;
+    const forbidden = () => new DomainError('FORBIDDEN', `${actor.role} ${actor.id} may not watch ${name}`, { topic: name });
+    switch (kind) {
+      case 'city':
+        if (!isStaff(actor)) throw forbidden();
+        if (!this.inventory.cities.get(id)) throw new DomainError('NOT_FOUND', `city ${id} not found`, { entity: 'city', id });
+        return { name, kind, id, cities: id };
+      case 'host':
+        if (!isStaff(actor) && !(actor.role === 'host' && actor.hostId === id)) throw forbidden();
+        return { name, kind, id, cities: 'all' };
+      case 'vehicle': {
+        if (parseId(id)?.kind !== 'vehicle') throw new DomainError('NOT_FOUND', `vehicle ${id} not found`, { entity: 'vehicle', id });
+        const { vehicle } = await this.inventory.getVehicleState(id);
+        if (!isStaff(actor) && !(actor.role === 'host' && vehicle.hostId === actor.hostId)) throw forbidden();
+        return { name, kind, id, cities: vehicle.city };
+      }
+      case 'booking': {
+        if (parseId(id)?.kind !== 'booking') throw new DomainError('NOT_FOUND', `booking ${id} not found`, { entity: 'booking', id });
+        const { entry, vehicle } = await this.inventory.getEntry(id, 'booking');
+        if (!canSeeTrip(actor, entry, vehicle)) throw forbidden();
+        return { name, kind, id, cities: vehicle.city };
+      }
+    }
+  }
+
+  private async matches(topic: Topic, e: StreamEvent): Promise<boolean> {
+    switch (topic.kind) {
+      case 'city': return e.city === topic.id;
+      case 'vehicle': return e.vehicle === topic.id;
+      case 'booking': return e.subject === topic.id;
+      case 'host': return (await this.hostOf(e)) === topic.id;
+    }
+  }
+
+  private async hostOf(e: StreamEvent): Promise<string | undefined> {
+    if (e.type.startsWith('vehicle.') && typeof e.state?.hostId === 'string') this.hostOfVehicle.set(e.vehicle, e.state.hostId);
+    let host = this.hostOfVehicle.get(e.vehicle);
+    if (host === undefined) {
+      host = (await this.redis.hget(keys.vehicle(e.city, e.vehicle), 'hostId')) ?? '';
+      if (this.hostOfVehicle.size > 100_000) this.hostOfVehicle.clear();
+      this.hostOfVehicle.set(e.vehicle, host);
+    }
+    return host || undefined;
+  }
+
+  /** Starts tailing a city from its current end (if not already). */
+  private async watch(city: string): Promise<void> {
+    if (this.cursors.has(city)) return;
+    const last = (await this.redis.xrevrange(keys.events(city), '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
+    if (!this.cursors.has(city)) this.cursors.set(city, last);
+  }
+
+  private forgetIdleCities(): void {
+    const wanted = new Set<string>();
+    for (const c of this.clients) {
+      for (const s of c.subs.values()) {
+        if (s.topic.cities === 'all') return;
+        wanted.add(s.topic.cities);
+      }
+    }
+    for (const city of [...this.cursors.keys()]) if (!wanted.has(city)) this.cursors.delete(city);
+  }
+
+  private async poll(): Promise<void> {
+    if (this.polling || this.closed || this.cursors.size === 0) return;
+    this.polling = true;
+    try {
+      for (const [city, cursor] of [...this.cursors]) {
+        const res = (await this.redis.xread('COUNT', 1000, 'STREAMS', keys.events(city), cursor)) as [string, [string, string[]][]][] | null;
+        const entries = res?.[0]?.[1] ?? [];
+        if (entries.length === 0 || !this.cursors.has(city)) continue;
+        this.cursors.set(city, entries.at(-1)![0]);
+        for (const [id, fields] of entries) {
+          const event = safeParse(city, id, fields);
+          if (!event) continue;
+          for (const client of this.clients) {
+            for (const sub of client.subs.values()) {
+              if (sub.topic.cities !== 'all' && sub.topic.cities !== city) continue;
+              if (sub.buffer) sub.buffer.push(event);
+              else await this.deliver(client, sub, event);
+            }
+          }
+        }
+      }
+    } catch {
+      // Redis unreachable: the next poll retries from the same cursors, so nothing is skipped.
+    } finally {
+      this.polling = false;
+    }
+  }
+
+  private async deliver(client: Client, sub: Subscription, event: StreamEvent): Promise<void> {
+    const sent = sub.sent.get(event.city);
+    if (sent !== undefined && compareStreamIds(event.id, sent) <= 0) return;
+    sub.sent.set(event.city, event.id);
+    if (await this.matches(sub.topic, event)) send(client, { type: 'event', topic: sub.topic.name, event: toCloudEvent(event) });
+  }
+
+  private beat(): void {
+    for (const c of this.clients) {
+      if (!c.alive) { c.ws.terminate(); continue; }
+      c.alive = false;
+      c.ws.ping();
+      send(c, { type: 'heartbeat', time: new Date().toISOString() });
+    }
+  }
+}
+
+function send(client: Client, message: unknown): void {
+  if (client.ws.readyState === client.ws.OPEN) client.ws.send(JSON.stringify(message));
+}
+
+function safeParse(city: string, id: string, fields: string[]): StreamEvent | undefined {
+  try { return parseStreamEntry(city, id, fields); } catch { return undefined; }
+}
+
+function withTopic(err: unknown, topic: string): unknown {
+  if (err instanceof DomainError) (err as DomainError & { topic?: string }).topic = topic;
+  return err;
+}
+
+function errorMessage(err: unknown) {
+  const p = problemOf(err);
+  return { type: 'error', ...(typeof (err as { topic?: unknown }).topic === 'string' ? { topic: (err as { topic: string }).topic } : {}), code: p.code, status: p.status, detail: p.detail };
+}
+
+/** Refuses an upgrade with a plain HTTP problem response, then drops the socket. */
+function refuse(socket: Duplex, err: unknown): void {
+  const p = problemOf(err);
+  const title = ERROR_CODES[p.code].title;
+  const body = JSON.stringify({ type: `${PROBLEM_TYPE_BASE}${p.code.toLowerCase()}`, title, status: p.status, detail: p.detail, code: p.code, instance: LIVE_PATH });
+  socket.end(`HTTP/1.1 ${p.status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.destroy();
+}
