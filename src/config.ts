@@ -4,6 +4,8 @@ import { Value } from '@sinclair/typebox/value';
 
 const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65_535 }),
+  /** API processes for `serve` (0: one per core). */
+  WEB_CONCURRENCY: Type.Integer({ default: 0, minimum: 0, maximum: 256 }),
   /** HS256 secret for tokens; a dev secret is generated (and printed) when unset. */
   JWT_SECRET: Type.String({ default: '' }),
   /** Optional identity provider keys (RS256/EdDSA). */
@@ -16,6 +18,8 @@ const ConfigSchema = Type.Object({
   /** host:port,host:port — when set, Redis Cluster is used instead of REDIS_URL. */
   REDIS_CLUSTER_NODES: Type.String({ default: '' }),
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/fleet' }),
+  /** Optional read replica for heavy reads (analytics); unset = the primary (DATABASE_URL). */
+  DATABASE_REPLICA_URL: Type.String({ default: '' }),
   HOLD_TTL_MS: Type.Integer({ default: 600_000, minimum: 10_000, maximum: 3_600_000 }),
   MAX_LIVE_HOLDS_PER_CUSTOMER: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   LOCK_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, maximum: 10_000 }),

@@ -43,6 +43,8 @@ export interface AppDeps {
   rateLimits?: Record<Role, number>;
   /** The search read model; without it, search answers 500. */
   readModel?: ReadModel;
+  /** The text `/metrics` answers; by default this process's registry (a cluster passes the sum of its processes). */
+  metrics?: () => Promise<string>;
   /** WebSocket options for `GET /v1/live`. */
   live?: LiveOptions;
 }
@@ -106,7 +108,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.decorate('live', live);
 
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
-  app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok' }));
+  app.get('/healthz', { config: { public: true }, schema: { hide: true } }, async () => ({ status: 'ok', pid: process.pid }));
   app.get('/readyz', { config: { public: true }, schema: { hide: true } }, async (_request, reply) => {
     const checks: Record<string, unknown> = {};
     let ready = true;
@@ -133,7 +135,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks });
   });
   app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_request, reply) =>
-    reply.type(registry.contentType).send(await registry.metrics()));
+    reply.type(registry.contentType).send(await (deps.metrics ? deps.metrics() : registry.metrics())));
 
   await app.register(async (v1) => {
     cityRoutes(v1 as unknown as App, deps);

@@ -2,7 +2,9 @@
  * `fleet`: the operator's command line. Every command goes through the same services as the
  * API and workers; results print as JSON, refusals as `CODE: message` on stderr with exit 2.
  */
+import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
+import { availableParallelism } from 'node:os';
 import { createServer } from 'node:http';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
@@ -25,6 +27,7 @@ import { SyncWorker, cityLag, type Failpoint } from '../workers/sync.ts';
 import { migrate } from '../pg/migrate.ts';
 import { rebuildCity, reconcileCity, recordCities } from '../services/durable.ts';
 import pg from 'pg';
+import { ApiWorkers, apiWorkerChannel } from './cluster.ts';
 
 const USAGE = `fleet <command> [options]
 
@@ -53,7 +56,7 @@ Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
   block --vehicle V --reason accident|maintenance|host [--from T] [--to T] [--note N]
   unblock <blockId> | delist <vehicleId> | relist <vehicleId>
 
-Environment: PORT, JWT_SECRET, JWKS_URL, REDIS_URL, REDIS_CLUSTER_NODES, DATABASE_URL, HOLD_TTL_MS, MAX_LIVE_HOLDS_PER_CUSTOMER,
+Environment: PORT, JWT_SECRET, JWKS_URL, REDIS_URL, REDIS_CLUSTER_NODES, DATABASE_URL, DATABASE_REPLICA_URL, HOLD_TTL_MS, MAX_LIVE_HOLDS_PER_CUSTOMER,
 LOCK_MAX_QUEUE, LOCK_MAX_WAIT_MS, SWEEP_INTERVAL_MS, SYNC_*, STREAM_RETENTION_MS, METRICS_PORT,
 LOG_LEVEL (see the README).`;
 
@@ -92,6 +95,7 @@ async function seedAll(inventory: Inventory, redis: RedisConnection, perCity: nu
 }
 
 async function serve(config: Config, inventory: Inventory, redis: RedisConnection) {
+  if (cluster.isWorker) return serveApiProcess(config, inventory, redis);
   const log = pino({ level: config.LOG_LEVEL });
   const durability = await inspectDurability(redis);
   if (durability.warning) log.warn({ durability }, `Redis durability: ${durability.warning}`);
@@ -107,35 +111,39 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   const sync = newSyncWorker(config, redis, pool, inventory, log);
   sync.start();
   const sweeper = startSweeper(inventory, { intervalMs: config.SWEEP_INTERVAL_MS, log });
-  const metricsServer = serveMetrics(config, log);
   const secret = jwtSecret(config, log);
-  const readModel = new ReadModel(redis, inventory);
-  await readModel.start();
-  const app = await buildApp({
-    inventory, redis, pool, lag: () => sync.lag(), readModel,
-    rateLimits: { customer: config.RATE_LIMIT_CUSTOMER, host: config.RATE_LIMIT_HOST, ops: config.RATE_LIMIT_OPS, admin: config.RATE_LIMIT_ADMIN },
-    authenticate: authenticator({ secret, ...(config.JWKS_URL ? { jwksUrl: config.JWKS_URL } : {}) }),
-  });
-  const url = await listen(app, config.PORT);
+  // One API process per core (WEB_CONCURRENCY); with one, the API runs in this process.
+  const processes = config.WEB_CONCURRENCY || availableParallelism();
+  let api: { url: string; close(): Promise<void> };
+  let workers: ApiWorkers | undefined;
+  if (processes > 1) {
+    workers = new ApiWorkers(processes, log);
+    const port = await workers.start();
+    const w = workers;
+    api = { url: `http://localhost:${port}`, close: () => w.stop() };
+  } else {
+    api = await startApi(config, inventory, redis, log, secret);
+  }
+  const metricsServer = serveMetrics(config, log, workers ? () => workers.metrics() : undefined);
+  const url = api.url;
   const demo = {
     customer: await mintToken(secret, { sub: 'demo-customer', role: 'customer' }),
     host: await mintToken(secret, { sub: 'demo-host', role: 'host', hostId: `host-${inventory.cities.all()[0]?.id ?? 'blr'}-1` }),
     ops: await mintToken(secret, { sub: 'demo-ops', role: 'ops' }),
   };
-  log.info({ url, docs: `${url}/docs` }, 'API listening');
-  console.log(`\nfleet-inventory API at ${url} (OpenAPI: ${url}/openapi.json, docs: ${url}/docs)\nDemo tokens (24 h):\n  customer: ${demo.customer}\n  host:     ${demo.host}\n  ops:      ${demo.ops}\nTry: curl -H "authorization: Bearer $TOKEN" ${url}/v1/cities\n`);
+  log.info({ url, docs: `${url}/docs`, processes }, 'API listening');
+  console.log(`\nfleet-inventory API at ${url} on ${processes} process(es) (OpenAPI: ${url}/openapi.json, docs: ${url}/docs, live: ${url.replace('http', 'ws')}/v1/live)\nDemo tokens (24 h):\n  customer: ${demo.customer}\n  host:     ${demo.host}\n  ops:      ${demo.ops}\nTry: curl -H "authorization: Bearer $TOKEN" ${url}/v1/cities\n`);
   const summary = setInterval(() => {
     void summarize(inventory, redis).then((s) => log.info(s, 'fleet status')).catch((err: unknown) => log.error({ err }, 'summary failed'));
   }, 10_000);
-  log.info({ cities: inventory.cities.all().length }, 'fleet engine running (HTTP API: see docs/engine.md); Ctrl-C stops');
+  log.info({ cities: inventory.cities.all().length }, 'fleet engine running; Ctrl-C stops');
   await new Promise<void>((resolve) => {
-    const stop = () => resolve();
-    process.once('SIGINT', stop);
-    process.once('SIGTERM', stop);
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
   });
+  log.info('stopping: API first (in-flight requests finish), then the sweeper and the sync');
   clearInterval(summary);
-  await app.close();
-  await readModel.stop();
+  await api.close();
   metricsServer.close();
   await sweeper.stop();
   await sync.stop();
@@ -143,8 +151,46 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   log.info('stopped');
 }
 
-function newPool(config: Config, log: Logger): pg.Pool {
-  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 4, connectionTimeoutMillis: 5_000, query_timeout: 30_000 });
+/** One API process: its own read model, WebSocket hub and connections; the port is shared. */
+async function startApi(config: Config, inventory: Inventory, redis: RedisConnection, log: Logger, secret: Uint8Array, metrics?: () => Promise<string>) {
+  const pool = newPool(config, log);
+  const replicaPool = config.DATABASE_REPLICA_URL ? newPool(config, log, config.DATABASE_REPLICA_URL) : undefined;
+  const readModel = new ReadModel(redis, inventory);
+  await readModel.start();
+  const app = await buildApp({
+    inventory, redis, pool, ...(replicaPool ? { replicaPool } : {}), readModel, ...(metrics ? { metrics } : {}),
+    lag: () => Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id))),
+    rateLimits: { customer: config.RATE_LIMIT_CUSTOMER, host: config.RATE_LIMIT_HOST, ops: config.RATE_LIMIT_OPS, admin: config.RATE_LIMIT_ADMIN },
+    authenticate: authenticator({ secret, ...(config.JWKS_URL ? { jwksUrl: config.JWKS_URL } : {}) }),
+  });
+  const url = (await listen(app, config.PORT)).replace('127.0.0.1', 'localhost');
+  return {
+    url,
+    async close() {
+      await app.close();
+      await readModel.stop();
+      await pool.end();
+      await replicaPool?.end();
+    },
+  };
+}
+
+async function serveApiProcess(config: Config, inventory: Inventory, redis: RedisConnection) {
+  const log = pino({ level: config.LOG_LEVEL }).child({ process: 'api', pid: process.pid });
+  const channel = apiWorkerChannel();
+  // The primary passed its JWT secret down (generated or configured): every process checks the same tokens.
+  const api = await startApi(config, inventory, redis, log, new TextEncoder().encode(config.JWT_SECRET), channel.metrics);
+  // Ctrl-C reaches every process of the group; the primary orders the shutdown either way.
+  process.on('SIGINT', () => undefined);
+  process.once('SIGTERM', () => { void api.close().then(() => process.exit(0)); });
+  await channel.shutdown;
+  await api.close();
+  redis.disconnect();
+  process.exit(0);
+}
+
+function newPool(config: Config, log: Logger, url = config.DATABASE_URL): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5_000, query_timeout: 30_000 });
   // Idle clients die with the server; the sync backs off and reconnects.
   pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
   return pool;
@@ -178,11 +224,11 @@ function jwtSecret(config: Config, log: Logger): Uint8Array {
 }
 
 /** `GET /metrics` on METRICS_PORT, when set. */
-function serveMetrics(config: Config, log: Logger): { close(): void } {
+function serveMetrics(config: Config, log: Logger, metrics: () => Promise<string> = () => registry.metrics()): { close(): void } {
   if (!config.METRICS_PORT) return { close() {} };
   const server = createServer((req, res) => {
     if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
-    registry.metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body), () => res.writeHead(500).end());
+    metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body), () => res.writeHead(500).end());
   }).listen(config.METRICS_PORT, () => log.info({ port: config.METRICS_PORT }, 'metrics at /metrics'));
   return { close: () => server.close() };
 }
