@@ -24,6 +24,7 @@ import { eventRoutes } from './routes/events.ts';
 import { searchRoutes } from './routes/search.ts';
 import { batchRoutes } from './routes/batch.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
+import { icalRoutes } from './routes/calendar-ics.ts';
 import type { ReadModel } from '../services/read-model.ts';
 import { LIVE_PATH, LiveHub, type LiveOptions } from './live.ts';
 
@@ -146,6 +147,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     searchRoutes(v1 as unknown as App, deps);
     batchRoutes(v1 as unknown as App, deps);
     analyticsRoutes(v1 as unknown as App, deps);
+    icalRoutes(v1 as unknown as App, deps);
     v1.get(LIVE_PATH, {
       schema: {
         tags: ['live'], summary: 'Real-time events over WebSocket (send `Upgrade: websocket`); see docs/api.md for the protocol',

@@ -33,7 +33,7 @@ export function searchRoutes(app: App, { readModel }: AppDeps): void {
       querystring: Query, response: { 200: Type.Object({ vehicles: Type.Array(Hit), cursor: Type.Union([Type.String(), Type.Null()]) }), 400: problem, 401: problem, 404: problem, 503: problem },
     },
   }, async (request) => {
-    if (!readModel) throw new DomainError('INTERNAL', 'search is not enabled in this process');
+    if (!readModel) throw new DomainError('UNAVAILABLE', 'search is not enabled in this process');
     const q = request.query;
     const from = toMs(q.from);
     const to = toMs(q.to);
