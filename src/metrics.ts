@@ -14,6 +14,11 @@ export const metrics = {
     name: 'fleet_vehicle_lock_wait_seconds', help: 'Time commands waited for their vehicle in this process', labelNames: ['outcome'] as const,
     buckets: [0.0005, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 2, 5], registers: [registry],
   }),
+  conflictOutcomes: new Counter({ name: 'fleet_conflict_outcomes_total', help: 'Conflict resolutions by outcome (offered, no_alternative, declined, lapsed, ...)', labelNames: ['outcome'] as const, registers: [registry] }),
+  conflictTimeToOffer: new Histogram({
+    name: 'fleet_conflict_time_to_offer_seconds', help: 'From a booking becoming conflicted to its offers (or NO_ALTERNATIVE)',
+    buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2, 5, 10, 60], registers: [registry],
+  }),
   syncApplied: new Counter({ name: 'fleet_sync_events_applied_total', help: 'Events applied to PostgreSQL', labelNames: ['city'] as const, registers: [registry] }),
   syncDeadLetters: new Counter({ name: 'fleet_sync_dead_letters_total', help: 'Events moved to the dead-letter table (alarm when > 0)', labelNames: ['city'] as const, registers: [registry] }),
   syncLagEvents: new Gauge({ name: 'fleet_sync_lag_events', help: 'Events not yet in PostgreSQL', labelNames: ['city'] as const, registers: [registry] }),

@@ -34,7 +34,7 @@ export const BLOCK_REASONS = ['accident', 'maintenance', 'host'] as const;
 export type BlockReason = (typeof BLOCK_REASONS)[number];
 
 /** Why a booking became `conflicted`: the unrefusable fact that displaced it. */
-export type ConflictCause = BlockReason | 'late_return' | 'forced_extension' | 'delisted';
+export type ConflictCause = BlockReason | 'late_return' | 'forced_extension' | 'delisted' | 'overlap';
 
 /** Allowed transitions; anything else is INVALID_STATE. */
 export const HOLD_TRANSITIONS: Record<HoldStatus, readonly HoldStatus[]> = {
@@ -67,6 +67,9 @@ export interface HoldEntry extends EntryBase {
   expiresAt: number;
   bookingId?: string;
   releaseReason?: string;
+  /** An offer's hold, placed by the conflict resolver for this conflicted booking. */
+  offerFor?: string;
+  offerId?: string;
 }
 
 export interface BookingEntry extends EntryBase {
@@ -84,6 +87,25 @@ export interface BookingEntry extends EntryBase {
   conflictedBy?: string;
   conflictedAt?: number;
   cancelReason?: string;
+  /** Set when a conflict ended in cancellation: the customer is refunded in full. */
+  refund?: 'full';
+  /** A credit given with the cancellation (NO_ALTERNATIVE). */
+  credit?: Incentive;
+  /** While offers are open for this conflicted booking. */
+  offers?: { count: number; expiresAt: number };
+  /** A booking moved here by accepting an offer: where it came from. */
+  reaccommodatedFrom?: { vehicleId: string; cause?: ConflictCause; offerId: string; at: number };
+  incentive?: Incentive;
+  /** Only in the event a booking leaves its vehicle with: where it went. */
+  movedTo?: string;
+}
+
+/** What the marketplace gives a displaced customer (policy: src/domain/offers.ts). */
+export interface Incentive {
+  kind: 'free_upgrade' | 'credit';
+  /** What it costs the marketplace, in the vehicles' price currency. */
+  amount: number;
+  reason: string;
 }
 
 export interface BlockEntry extends EntryBase {

@@ -2,10 +2,10 @@
  * Entity ids carry their city: `<prefix>_<city>_<random>`. Any process can route a booking,
  * hold or block id to its city's keys (one Redis slot) without a lookup table that spans cities.
  */
-export const ID_PREFIXES = { vehicle: 'veh', hold: 'hld', booking: 'bkg', block: 'blk' } as const;
+export const ID_PREFIXES = { vehicle: 'veh', hold: 'hld', booking: 'bkg', block: 'blk', offer: 'ofr' } as const;
 export type IdKind = keyof typeof ID_PREFIXES;
 
-const ID_PATTERN = /^(veh|hld|bkg|blk)_([a-z0-9]{2,16})_([0-9A-Za-z]{6,40})$/;
+const ID_PATTERN = /^(veh|hld|bkg|blk|ofr)_([a-z0-9]{2,16})_([0-9A-Za-z]{6,40})$/;
 
 export function parseId(id: string): { kind: IdKind; city: string } | undefined {
   const m = ID_PATTERN.exec(id);

@@ -27,6 +27,10 @@ export const keys = {
   hostVehicles: (city: string, hostId: string) => `${tag(city)}:host:${hostId}`,
   /** GEO set of the city's vehicles, for nearest-first alternatives. */
   geo: (city: string) => `${tag(city)}:geo`,
+  /** HASH bookingId -> JSON offer record of a conflicted booking (alternatives, holds, incentives, outcome). */
+  offers: (city: string) => `${tag(city)}:offers`,
+  /** ZSET bookingId -> expiresAt of offer records still open (lapse schedule). */
+  offersDue: (city: string) => `${tag(city)}:offers-due`,
   /** STRING fingerprint + first result of an idempotent command; 24 h. */
   idempotency: (city: string, scope: string, key: string) => `${tag(city)}:idem:${scope}:${key}`,
   /** Placeholder passed as the idempotency KEY when a command has none (never written). */

@@ -255,6 +255,16 @@ export class Inventory {
     return this.command<Record<string, never>>('set_listing', city, vehicleId, opts, [], [listing, reason], [vehicleId, listing, reason]);
   }
 
+  /** The idempotency record key and fingerprint of a command (the placeholder and '' without a key). */
+  idempotency(city: string, script: ScriptName, opts: CommandOptions, fingerprintArgs: unknown[]): { key: string; fingerprint: string } {
+    if (opts.idempotencyKey === undefined) return { key: keys.noIdempotency(city), fingerprint: '' };
+    if (!IDEMPOTENCY_KEY.test(opts.idempotencyKey)) throw new DomainError('VALIDATION', 'idempotency key must be 1-200 printable characters', { field: 'idempotencyKey' });
+    return {
+      key: keys.idempotency(city, opts.actorId ?? '-', opts.idempotencyKey),
+      fingerprint: createHash('sha1').update(JSON.stringify([script, ...fingerprintArgs])).digest('hex'),
+    };
+  }
+
   /**
    * Runs a single-vehicle script under the vehicle's lock. `fingerprintArgs` are what the caller
    * asked for, target included, and never generated ids: a retry of the same request matches.
@@ -264,13 +274,7 @@ export class Inventory {
     extraKeys: string[], args: (string | number)[], fingerprintArgs: unknown[],
   ): Promise<T & CommandResult> {
     const c = this.city(city);
-    let idemKey = keys.noIdempotency(city);
-    let fingerprint = '';
-    if (opts.idempotencyKey !== undefined) {
-      if (!IDEMPOTENCY_KEY.test(opts.idempotencyKey)) throw new DomainError('VALIDATION', 'idempotency key must be 1-200 printable characters', { field: 'idempotencyKey' });
-      idemKey = keys.idempotency(city, opts.actorId ?? '-', opts.idempotencyKey);
-      fingerprint = createHash('sha1').update(JSON.stringify([script, ...fingerprintArgs])).digest('hex');
-    }
+    const { key: idemKey, fingerprint } = this.idempotency(city, script, opts, fingerprintArgs);
     const scriptKeys = [
       keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId), keys.counters(city), keys.events(city),
       keys.statusDue(city), keys.entries(city), keys.liveHolds(city), idemKey, ...extraKeys,

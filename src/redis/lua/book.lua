@@ -23,6 +23,8 @@ local hold = nil
 if ARGV[10] ~= '' then
   hold = require_entry(ctx, ARGV[10], 'hold', ARGV[7])
   require_status(hold, { 'held' })
+  -- An offer's hold is taken by accepting the offer (the conflicted booking moves), never booked anew.
+  if hold.offerFor then fail('INVALID_STATE', { entity = 'hold', id = hold.id, reason = 'offer_hold', bookingId = hold.offerFor }) end
   if hold.expiresAt <= NOW then fail('HOLD_EXPIRED', { id = hold.id, expiresAt = hold.expiresAt }) end
   require_listed(ctx)
   -- The hold kept the window exclusive; check again all the same (a block may not release it).

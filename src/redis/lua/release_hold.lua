@@ -16,6 +16,7 @@ local ctx, shared = open_command()
 require_vehicle(ctx)
 local hold = require_entry(ctx, ARGV[6], 'hold', ARGV[7])
 require_status(hold, { 'held' })
+if hold.offerFor then fail('INVALID_STATE', { entity = 'hold', id = hold.id, reason = 'offer_hold', bookingId = hold.offerFor }) end
 if hold.expiresAt <= NOW then fail('HOLD_EXPIRED', { id = hold.id, expiresAt = hold.expiresAt }) end
 
 hold.status = 'released'

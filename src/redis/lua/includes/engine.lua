@@ -226,8 +226,35 @@ local function put(ctx, e)
   ctx.dirty[e.id] = e
 end
 
-local function emit(ctx, etype, subject, data)
-  table.insert(ctx.events, { etype, subject or '', data or {} })
+-- `state` overrides what the event carries as the subject's state (for an entry that left).
+local function emit(ctx, etype, subject, data, state)
+  table.insert(ctx.events, { etype, subject or '', data or {}, state })
+end
+
+-- Take an entry out of this vehicle's calendar (a booking moving to another vehicle).
+local function remove(ctx, e)
+  ctx.by_id[e.id] = nil
+  ctx.dirty[e.id] = nil
+  for i, x in ipairs(ctx.entries) do
+    if x.id == e.id then table.remove(ctx.entries, i) break end
+  end
+  ctx.removed = ctx.removed or {}
+  ctx.removed[e.id] = true
+end
+
+local function copy(t)
+  local c = {}
+  for k, v in pairs(t) do c[k] = v end
+  return c
+end
+
+-- Is [from, to) free on this vehicle (listed, nothing occupying it, turnaround included)?
+local function is_free(ctx, from, to)
+  if not ctx.vehicle or ctx.vehicle.listing ~= 'active' then return false end
+  for _, e in ipairs(ctx.entries) do
+    if occupies(e, NOW) and overlaps(e, from, to, true, ctx.buffer, NOW) then return false end
+  end
+  return true
 end
 
 -- The fact recorded on [from, to) cannot be refused: every confirmed booking it overlaps becomes
@@ -286,6 +313,8 @@ end
 -- append the events. Returns { version, status, events = { stream ids } }.
 local function commit(ctx, shared)
   local v = ctx.vehicle
+  for id in pairs(ctx.removed or {}) do redis.call('HDEL', ctx.calkey, id) end
+  ctx.removed = {}
   for id, e in pairs(ctx.dirty) do
     redis.call('HSET', ctx.calkey, id, cjson.encode(e))
     redis.call('HSET', shared.index, id, ctx.vid)
@@ -306,7 +335,7 @@ local function commit(ctx, shared)
   vstate.status, vstate.version = status, v.version
   local ids = {}
   for _, ev in ipairs(ctx.events) do
-    local state = ctx.by_id[ev[2]]
+    local state = ev[4] or ctx.by_id[ev[2]]
     local state_json
     if state then state_json = cjson.encode(state) else state_json = cjson.encode(vstate) end
     ids[#ids + 1] = redis.call('XADD', shared.events, '*',

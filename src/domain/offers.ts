@@ -1,0 +1,87 @@
+/**
+ * Conflicts become rebookings (DESIGN §4): which alternatives a displaced customer is offered,
+ * in what order, and with what incentive. Pure rules; the resolver (src/services/conflicts.ts)
+ * finds the free vehicles and the scripts place the holds.
+ */
+import type { Incentive } from './calendar.ts';
+import { tierOf, type Category, type Fuel, type Transmission } from './vehicle.ts';
+
+export interface OfferPolicy {
+  /** How long offers (and their holds) stay open. */
+  offerTtlMs: number;
+  /** How many alternatives are held for one conflicted booking. */
+  maxOffers: number;
+  /** The credit given with a same-category alternative. */
+  credit: number;
+  /** Beyond this distance from the original pickup, the credit is `farCredit` instead. */
+  farKm: number;
+  farCredit: number;
+  /** The credit given when the booking is cancelled for want of any alternative. */
+  noAlternativeCredit: number;
+  /** Alternatives further than this from the original pickup are not offered. */
+  maxDistanceKm: number;
+}
+
+export const DEFAULT_OFFER_POLICY: OfferPolicy = {
+  offerTtlMs: 15 * 60_000, maxOffers: 3, credit: 10, farKm: 5, farCredit: 25, noAlternativeCredit: 50, maxDistanceKm: 50,
+};
+
+export interface Original {
+  category: Category;
+  seats: number;
+  transmission: Transmission;
+  fuel: Fuel;
+  pricePerHour: number;
+  hours: number;
+}
+
+export interface Alternative {
+  vehicleId: string;
+  category: Category;
+  seats: number;
+  transmission: string;
+  fuel: string;
+  pricePerHour: number;
+  distanceKm: number;
+}
+
+/**
+ * Lower is more similar: the same category first (each tier up costs), then seats, gearbox and
+ * fuel as booked, then nearness, then price. Weights are in "km-equivalents": one tier up weighs
+ * like 3 km, a different gearbox like 2 km.
+ */
+export function dissimilarity(o: Original, a: Alternative): number {
+  const tiers = tierOf(a.category) - tierOf(o.category);
+  return tiers * 3
+    + Math.max(0, o.seats - a.seats) * 2 + Math.max(0, a.seats - o.seats) * 0.25
+    + (a.transmission === o.transmission ? 0 : 2)
+    + (a.fuel === o.fuel ? 0 : 0.5)
+    + a.distanceKm
+    + Math.abs(a.pricePerHour - o.pricePerHour) / Math.max(1, o.pricePerHour);
+}
+
+/** Same category or higher, near enough, most similar first. */
+export function rankAlternatives(o: Original, candidates: readonly Alternative[], policy: OfferPolicy): Alternative[] {
+  return candidates
+    .filter((a) => tierOf(a.category) >= tierOf(o.category) && a.distanceKm <= policy.maxDistanceKm)
+    .sort((x, y) => dissimilarity(o, x) - dissimilarity(o, y) || x.vehicleId.localeCompare(y.vehicleId));
+}
+
+/**
+ * A higher category is a free upgrade (the marketplace pays the price difference); the same
+ * category gets a credit, a larger one when the alternative is far from the original pickup.
+ */
+export function incentiveFor(o: Original, a: Alternative, policy: OfferPolicy): Incentive {
+  if (tierOf(a.category) > tierOf(o.category)) {
+    const difference = Math.max(0, a.pricePerHour - o.pricePerHour) * o.hours;
+    return { kind: 'free_upgrade', amount: round2(difference), reason: `${o.category} → ${a.category} at the booked price` };
+  }
+  if (a.distanceKm > policy.farKm) return { kind: 'credit', amount: policy.farCredit, reason: `pickup ${a.distanceKm.toFixed(1)} km away` };
+  return { kind: 'credit', amount: policy.credit, reason: 'vehicle changed' };
+}
+
+export function noAlternativeCredit(policy: OfferPolicy): Incentive {
+  return { kind: 'credit', amount: policy.noAlternativeCredit, reason: 'NO_ALTERNATIVE' };
+}
+
+const round2 = (n: number) => Math.round(n * 100) / 100;

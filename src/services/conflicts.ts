@@ -1,0 +1,230 @@
+/**
+ * Conflicts become rebookings (DESIGN §4). A conflicted booking gets real offers — holds on the
+ * most similar free vehicles of its city, each with an incentive — or, when nothing equivalent
+ * or better is free, a cancellation with reason NO_ALTERNATIVE and a credit. The customer
+ * accepts one offer (the booking moves, atomically) or declines; offers that lapse are closed
+ * like a decline. The post-validation pass finds overlaps that slipped in another way and feeds
+ * them to the same flow. Every write is one Lua script; this class finds and orders.
+ */
+import { randomUUID } from 'node:crypto';
+import type { BookingEntry, Incentive } from '../domain/calendar.ts';
+import { DomainError } from '../domain/errors.ts';
+import { parseId } from '../domain/ids.ts';
+import { DEFAULT_OFFER_POLICY, incentiveFor, noAlternativeCredit, rankAlternatives, type OfferPolicy, type Original } from '../domain/offers.ts';
+import { occupies } from '../domain/calendar.ts';
+import { keys } from '../redis/keys.ts';
+import { runScript, type RedisConnection } from '../redis/scripts.ts';
+import { metrics } from '../metrics.ts';
+import { newId } from './ids.ts';
+import type { CommandOptions, Inventory } from './inventory.ts';
+import type { ReadModel } from './read-model.ts';
+
+export interface Offer {
+  id: string;
+  vehicleId: string;
+  holdId: string;
+  category: string;
+  distanceKm: number;
+  incentive: Incentive;
+  status: 'open' | 'accepted' | 'released';
+}
+
+/** What Redis keeps per conflicted booking (HASH offers, field = booking id). */
+export interface OfferRecord {
+  bookingId: string;
+  city: string;
+  vehicleId: string;
+  hostId: string;
+  customerId: string;
+  cause: string;
+  conflictedAt: number;
+  from: number;
+  to: number;
+  offeredAt: number;
+  status: 'open' | 'accepted' | 'declined' | 'lapsed' | 'no_alternative';
+  expiresAt?: number;
+  offers: Offer[];
+  acceptedOfferId?: string;
+  credit?: Incentive;
+  resolvedAt?: number;
+}
+
+export type ResolveOutcome = 'offered' | 'no_alternative' | 'exists' | 'not_conflicted' | 'not_found' | 'past';
+
+export class ConflictDesk {
+  readonly policy: OfferPolicy;
+
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly inventory: Inventory,
+    private readonly readModel: ReadModel,
+    policy: Partial<OfferPolicy> = {},
+  ) {
+    this.policy = { ...DEFAULT_OFFER_POLICY, ...policy };
+  }
+
+  /** Makes the offers of a conflicted booking (once; later calls answer the record). */
+  async resolve(bookingId: string): Promise<{ outcome: ResolveOutcome; record?: OfferRecord }> {
+    const { entry: booking, vehicle } = await this.inventory.getEntry(bookingId, 'booking');
+    if (booking.status !== 'conflicted') return { outcome: 'not_conflicted' };
+    // A window already over cannot be rebooked; the conflict stays on record as it is.
+    if (booking.to <= Date.now()) return { outcome: 'past' };
+    const city = vehicle.city;
+    const original: Original = {
+      category: vehicle.category, seats: vehicle.seats, transmission: vehicle.transmission, fuel: vehicle.fuel,
+      pricePerHour: vehicle.pricePerHour, hours: (booking.to - booking.from) / 3_600_000,
+    };
+    const { hits } = await this.readModel.search(city, {
+      from: booking.from, to: booking.to, category: vehicle.category, orBetter: true, near: vehicle.location,
+      radiusKm: this.policy.maxDistanceKm, sort: 'distance', limit: Math.max(12, this.policy.maxOffers * 4), offset: 0,
+    });
+    const ranked = rankAlternatives(original, hits.filter((h) => h.vehicleId !== vehicle.id).map((h) => ({ ...h, distanceKm: h.distanceKm ?? 0 })), this.policy);
+    // More candidates than offers: one another resolver took a moment ago is skipped in the script.
+    const candidates = ranked.slice(0, this.policy.maxOffers * 3).map((a) => ({
+      vehicleId: a.vehicleId, offerId: newId('offer', city), holdId: newId('hold', city), category: a.category,
+      distanceKm: a.distanceKm, incentive: incentiveFor(original, a, this.policy),
+    }));
+    const raw = await runScript(this.redis, 'make_offers', [
+      keys.vehicle(city, vehicle.id), keys.calendar(city, vehicle.id), ...this.cityKeys(city), keys.offers(city), keys.offersDue(city),
+      ...candidates.flatMap((c) => [keys.vehicle(city, c.vehicleId), keys.calendar(city, c.vehicleId)]),
+    ], [
+      randomUUID(), city, this.turnaround(city), bookingId, vehicle.id, this.policy.offerTtlMs, this.policy.maxOffers,
+      candidates.length ? JSON.stringify(candidates) : '[]', JSON.stringify(noAlternativeCredit(this.policy)),
+    ]);
+    const out = JSON.parse(String(raw)) as { outcome: ResolveOutcome; record?: OfferRecord };
+    metrics.conflictOutcomes.inc({ outcome: out.outcome });
+    return { outcome: out.outcome, ...(out.record ? { record: normalise(out.record) } : {}) };
+  }
+
+  /** The offers of a booking, as they stand. */
+  async offersOf(bookingId: string): Promise<OfferRecord> {
+    const city = this.cityOf(bookingId);
+    const raw = await this.redis.hget(keys.offers(city), bookingId);
+    if (!raw) throw new DomainError('NOT_FOUND', `no offers for booking ${bookingId}`, { entity: 'offers', id: bookingId });
+    return normalise(JSON.parse(raw) as OfferRecord);
+  }
+
+  /** The customer (`customerId`; undefined for staff) takes one offer: the booking moves. */
+  async accept(bookingId: string, offerId: string, customerId: string | undefined, opts: CommandOptions = {}): Promise<{ booking: BookingEntry; record: OfferRecord; replayed: boolean }> {
+    const record = await this.offersOf(bookingId);
+    const city = record.city;
+    const idem = this.inventory.idempotency(city, 'accept_offer', opts, [bookingId, offerId]);
+    const reply = await runScript(this.redis, 'accept_offer', this.recordKeys(record, idem.key),
+      [opts.commandId ?? randomUUID(), idem.fingerprint, city, this.turnaround(city), bookingId, offerId, customerId ?? '']);
+    const [json, replayed] = reply as [string, number];
+    const out = JSON.parse(json) as { booking: BookingEntry; record: OfferRecord };
+    return { booking: out.booking, record: normalise(out.record), replayed: replayed === 1 };
+  }
+
+  /** The customer declines every offer: the booking is cancelled with a full refund. */
+  async decline(bookingId: string, customerId: string | undefined, opts: CommandOptions = {}): Promise<{ booking?: BookingEntry; record: OfferRecord; replayed: boolean }> {
+    return this.close(bookingId, customerId, 'declined', opts);
+  }
+
+  /** Closes the open offers of `city` whose time is up; returns the bookings closed. */
+  async lapseDue(city: string): Promise<string[]> {
+    const due = await this.redis.zrangebyscore(keys.offersDue(city), '-inf', Date.now(), 'LIMIT', 0, 100);
+    const closed: string[] = [];
+    for (const bookingId of due) {
+      try {
+        await this.close(bookingId, undefined, 'lapsed', {});
+        closed.push(bookingId);
+      } catch (err) {
+        // Not yet due by Redis's clock, or closed meanwhile: the next round sees.
+        if (!(err instanceof DomainError)) throw err;
+        if (err.code === 'INVALID_STATE' || err.code === 'NOT_FOUND') {
+          const rec = await this.redis.hget(keys.offers(city), bookingId);
+          if (!rec || (JSON.parse(rec) as OfferRecord).status !== 'open') await this.redis.zrem(keys.offersDue(city), bookingId);
+        }
+      }
+    }
+    return closed;
+  }
+
+  /**
+   * The post-validation pass over a city: every confirmed booking that overlaps another booking
+   * or an active block (turnaround included) is marked `conflicted` — the later-made one of two
+   * bookings, a booking always before a block or a trip under way — and so reaches the resolver.
+   * Also resolves conflicted bookings that never got offers (a lost event, a resolver crash).
+   */
+  async postValidate(city: string): Promise<{ vehicles: number; conflicted: string[]; resolved: string[] }> {
+    const turnaround = this.turnaround(city);
+    const conflicted: string[] = [];
+    const resolved: string[] = [];
+    const vehicles = await this.redis.smembers(keys.vehicles(city));
+    const now = Date.now();
+    for (const vehicleId of vehicles) {
+      const state = await this.inventory.getVehicleState(vehicleId).catch(() => undefined);
+      if (!state) continue;
+      // A trip still under way past its end keeps the car until now: the next booking may be hit.
+      const live = state.entries.filter((e) => e.kind !== 'hold' && occupies(e, now))
+        .map((e) => (e.kind === 'booking' && e.status === 'active' && e.to < now ? { ...e, to: now } : e))
+        .filter((e) => (e.to ?? Infinity) > now);
+      for (const b of live) {
+        if (b.kind !== 'booking' || b.status !== 'confirmed') continue;
+        const rival = live.find((o) => o.id !== b.id && overlapsWith(b, o, o.kind === 'block' ? 0 : turnaround)
+          && (o.kind === 'block' || o.status !== 'confirmed' || o.createdAt < b.createdAt || (o.createdAt === b.createdAt && o.id < b.id)));
+        if (!rival) continue;
+        const raw = await runScript(this.redis, 'mark_conflicted', [
+          keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId), ...this.cityKeys(city), keys.noIdempotency(city),
+        ], [randomUUID(), '', city, vehicleId, turnaround, b.id]);
+        if ((JSON.parse((raw as [string, number])[0]) as { outcome: string }).outcome === 'conflicted') conflicted.push(b.id);
+      }
+      for (const e of state.entries) {
+        if (e.kind === 'booking' && e.status === 'conflicted' && e.to > now && (e.conflictedAt ?? 0) < now - 5_000
+          && !(await this.redis.hexists(keys.offers(city), e.id))) {
+          await this.resolve(e.id);
+          resolved.push(e.id);
+        }
+      }
+    }
+    return { vehicles: vehicles.length, conflicted, resolved };
+  }
+
+  private async close(bookingId: string, customerId: string | undefined, outcome: 'declined' | 'lapsed', opts: CommandOptions) {
+    const record = await this.offersOf(bookingId);
+    const city = record.city;
+    const idem = this.inventory.idempotency(city, 'close_offers', opts, [bookingId, outcome]);
+    const reply = await runScript(this.redis, 'close_offers', this.recordKeys(record, idem.key),
+      [opts.commandId ?? randomUUID(), idem.fingerprint, city, this.turnaround(city), bookingId, customerId ?? '', outcome]);
+    const [json, replayed] = reply as [string, number];
+    const out = JSON.parse(json) as { booking?: BookingEntry; record: OfferRecord };
+    metrics.conflictOutcomes.inc({ outcome });
+    return { ...(out.booking && 'id' in out.booking ? { booking: out.booking } : {}), record: normalise(out.record), replayed: replayed === 1 };
+  }
+
+  private recordKeys(record: OfferRecord, idemKey: string): string[] {
+    const city = record.city;
+    return [
+      keys.vehicle(city, record.vehicleId), keys.calendar(city, record.vehicleId), ...this.cityKeys(city), keys.offers(city), keys.offersDue(city), idemKey,
+      ...record.offers.flatMap((o) => [keys.vehicle(city, o.vehicleId), keys.calendar(city, o.vehicleId)]),
+    ];
+  }
+
+  private cityKeys(city: string): string[] {
+    return [keys.counters(city), keys.events(city), keys.statusDue(city), keys.entries(city), keys.liveHolds(city)];
+  }
+
+  private turnaround(city: string): number {
+    const c = this.inventory.cities.get(city);
+    if (!c) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
+    return c.turnaroundMs;
+  }
+
+  private cityOf(bookingId: string): string {
+    const parsed = typeof bookingId === 'string' ? parseId(bookingId) : undefined;
+    if (!parsed || parsed.kind !== 'booking' || !this.inventory.cities.get(parsed.city)) {
+      throw new DomainError('NOT_FOUND', `booking ${String(bookingId)} not found`, { entity: 'booking', id: bookingId });
+    }
+    return parsed.city;
+  }
+}
+
+function overlapsWith(b: { from: number; to?: number }, o: { from: number; to?: number }, pad: number): boolean {
+  return o.from < (b.to ?? Infinity) + pad && b.from < (o.to ?? Infinity) + pad;
+}
+
+/** cjson writes an empty array as {}. */
+function normalise(r: OfferRecord): OfferRecord {
+  return { ...r, offers: Array.isArray(r.offers) ? r.offers : [] };
+}

@@ -1,0 +1,146 @@
+/**
+ * The conflict resolver: reads every city stream through its own consumer group and turns each
+ * `booking.conflicted` into offers within moments; closes offers whose time is up; runs the
+ * post-validation pass now and then. An entry is acknowledged only once handled, so a resolver
+ * killed mid-way leaves it pending and the next one (or this one, after `claimIdleMs`) takes it
+ * over; making offers twice is harmless (the script answers the record it made).
+ */
+import type { Logger } from 'pino';
+import type { CityCatalog } from '../domain/cities.ts';
+import { DomainError } from '../domain/errors.ts';
+import { keys } from '../redis/keys.ts';
+import type { RedisConnection } from '../redis/scripts.ts';
+import { metrics } from '../metrics.ts';
+import type { ConflictDesk } from '../services/conflicts.ts';
+
+export const RESOLVER_GROUP = 'conflict-resolver';
+
+export interface ResolverOptions {
+  pollMs?: number;
+  lapseEveryMs?: number;
+  /** Period of the post-validation pass (0: never on its own). */
+  validateEveryMs?: number;
+  claimIdleMs?: number;
+  /** Conflicts resolved at once per city. */
+  concurrency?: number;
+  consumer?: string;
+  log?: Logger;
+}
+
+type Entries = [string, string[] | null][];
+
+export class ConflictWorker {
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private readonly o: Required<Omit<ResolverOptions, 'log'>> & { log?: Logger };
+
+  constructor(private readonly redis: RedisConnection, private readonly desk: ConflictDesk, private readonly cities: CityCatalog, opts: ResolverOptions = {}) {
+    this.o = {
+      pollMs: 20, lapseEveryMs: 1_000, validateEveryMs: 60_000, claimIdleMs: 10_000, concurrency: 8,
+      consumer: `resolver-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, ...opts,
+    };
+  }
+
+  start(): void {
+    this.loop = this.run();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  /** One pass over every city: new conflicts, then reclaimed ones. Returns how many were handled. */
+  async drainOnce(): Promise<number> {
+    let handled = 0;
+    for (const c of this.cities.all()) {
+      const res = (await this.redis.xreadgroup('GROUP', RESOLVER_GROUP, this.o.consumer, 'COUNT', 200, 'STREAMS', keys.events(c.id), '>')) as [string, Entries][] | null;
+      handled += await this.handle(c.id, res?.[0]?.[1] ?? []);
+    }
+    return handled;
+  }
+
+  private async run(): Promise<void> {
+    await this.ensureGroups();
+    let lastLapse = 0;
+    let lastValidate = Date.now();
+    let lastClaim = Date.now();
+    while (!this.stopped) {
+      let handled = 0;
+      try {
+        handled = await this.drainOnce();
+        const now = Date.now();
+        if (now - lastLapse >= this.o.lapseEveryMs) {
+          lastLapse = now;
+          for (const c of this.cities.all()) await this.desk.lapseDue(c.id);
+        }
+        if (now - lastClaim >= this.o.claimIdleMs) {
+          lastClaim = now;
+          for (const c of this.cities.all()) await this.reclaim(c.id);
+        }
+        if (this.o.validateEveryMs > 0 && now - lastValidate >= this.o.validateEveryMs) {
+          lastValidate = now;
+          for (const c of this.cities.all()) {
+            const r = await this.desk.postValidate(c.id);
+            if (r.conflicted.length || r.resolved.length) this.o.log?.warn({ city: c.id, ...r }, 'post-validation found conflicts');
+          }
+        }
+      } catch (err) {
+        if (/NOGROUP/.test((err as Error).message)) await this.ensureGroups().catch(() => {});
+        else this.o.log?.error({ err }, 'resolver round failed; retrying');
+        await sleep(500);
+      }
+      if (handled === 0) await sleep(this.o.pollMs);
+    }
+  }
+
+  private async handle(city: string, entries: Entries): Promise<number> {
+    const done: string[] = [];
+    const conflicts: Array<{ id: string; bookingId: string }> = [];
+    for (const [id, fields] of entries) {
+      const type = fields ? fieldOf(fields, 'type') : undefined;
+      if (type === 'booking.conflicted' && fields) conflicts.push({ id, bookingId: fieldOf(fields, 'subject') ?? '' });
+      else done.push(id);
+    }
+    for (let i = 0; i < conflicts.length; i += this.o.concurrency) {
+      await Promise.all(conflicts.slice(i, i + this.o.concurrency).map(async (c) => {
+        try {
+          const r = await this.desk.resolve(c.bookingId);
+          if (r.record && (r.outcome === 'offered' || r.outcome === 'no_alternative')) {
+            metrics.conflictTimeToOffer.observe(Math.max(0, r.record.offeredAt - r.record.conflictedAt) / 1000);
+          }
+          done.push(c.id);
+        } catch (err) {
+          // A booking gone (not found) is done; anything else stays pending and is retried.
+          if (err instanceof DomainError && err.code === 'NOT_FOUND') done.push(c.id);
+          else this.o.log?.error({ err, booking: c.bookingId }, 'conflict not resolved yet');
+        }
+      }));
+    }
+    if (done.length) await this.redis.xack(keys.events(city), RESOLVER_GROUP, ...done);
+    return entries.length;
+  }
+
+  private async reclaim(city: string): Promise<void> {
+    const res = (await this.redis.xautoclaim(keys.events(city), RESOLVER_GROUP, this.o.consumer, this.o.claimIdleMs, '0-0', 'COUNT', 200)) as [string, Entries];
+    await this.handle(city, res[1] ?? []);
+  }
+
+  private async ensureGroups(): Promise<void> {
+    for (const c of this.cities.all()) {
+      try {
+        // From the stream's start: conflicts recorded while no resolver ran are resolved too.
+        await this.redis.xgroup('CREATE', keys.events(c.id), RESOLVER_GROUP, '0', 'MKSTREAM');
+      } catch (err) {
+        if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+      }
+    }
+  }
+}
+
+function fieldOf(fields: string[], name: string): string | undefined {
+  for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
+  return undefined;
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
