@@ -4,6 +4,16 @@ import { Value } from '@sinclair/typebox/value';
 
 const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65_535 }),
+  /** Conflict offers (docs/conflicts.md). */
+  OFFER_TTL_MS: Type.Integer({ default: 900_000, minimum: 10_000, maximum: 86_400_000 }),
+  OFFER_COUNT: Type.Integer({ default: 3, minimum: 1, maximum: 10 }),
+  OFFER_CREDIT: Type.Number({ default: 10, minimum: 0 }),
+  OFFER_FAR_KM: Type.Number({ default: 5, minimum: 0 }),
+  OFFER_FAR_CREDIT: Type.Number({ default: 25, minimum: 0 }),
+  OFFER_MAX_DISTANCE_KM: Type.Number({ default: 50, minimum: 0 }),
+  NO_ALTERNATIVE_CREDIT: Type.Number({ default: 50, minimum: 0 }),
+  /** Period of the post-validation pass (ms; 0: off). */
+  POST_VALIDATION_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0 }),
   /** API processes for `serve` (0: one per core). */
   WEB_CONCURRENCY: Type.Integer({ default: 0, minimum: 0, maximum: 256 }),
   /** HS256 secret for tokens; a dev secret is generated (and printed) when unset. */

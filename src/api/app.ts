@@ -26,6 +26,8 @@ import { batchRoutes } from './routes/batch.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
 import { icalRoutes } from './routes/calendar-ics.ts';
 import type { ReadModel } from '../services/read-model.ts';
+import type { ConflictDesk } from '../services/conflicts.ts';
+import { offerRoutes } from './routes/offers.ts';
 import { LIVE_PATH, LiveHub, type LiveOptions } from './live.ts';
 
 /** Requests per minute per caller, by role (configurable: RATE_LIMIT_* in the environment). */
@@ -46,6 +48,8 @@ export interface AppDeps {
   readModel?: ReadModel;
   /** The text `/metrics` answers; by default this process's registry (a cluster passes the sum of its processes). */
   metrics?: () => Promise<string>;
+  /** The conflict desk (offers: read, accept, decline); without it those routes answer 503. */
+  conflicts?: ConflictDesk;
   /** WebSocket options for `GET /v1/live`. */
   live?: LiveOptions;
 }
@@ -147,6 +151,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     searchRoutes(v1 as unknown as App, deps);
     batchRoutes(v1 as unknown as App, deps);
     analyticsRoutes(v1 as unknown as App, deps);
+    offerRoutes(v1 as unknown as App, deps);
     icalRoutes(v1 as unknown as App, deps);
     v1.get(LIVE_PATH, {
       schema: {

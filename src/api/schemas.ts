@@ -5,6 +5,7 @@
 import { FormatRegistry, Type, type Static } from '@sinclair/typebox';
 import { BLOCK_REASONS, type BlockEntry, type BookingEntry, type CalendarEntry, type HoldEntry } from '../domain/calendar.ts';
 import { CATEGORIES, FUELS, TRANSMISSIONS, VEHICLE_STATUSES, type Vehicle } from '../domain/vehicle.ts';
+import type { OfferRecord } from '../services/conflicts.ts';
 
 const literals = <T extends readonly string[]>(xs: T) => Type.Unsafe<T[number]>(Type.Union(xs.map((x) => Type.Literal(x))));
 
@@ -25,12 +26,41 @@ export const Hold = Type.Object({
   from: IsoTime, to: IsoTime, expiresAt: IsoTime, bookingId: Type.Optional(Type.String()),
 }, { $id: 'Hold' });
 
+const IncentiveSchema = Type.Object({
+  kind: Type.Union([Type.Literal('free_upgrade'), Type.Literal('credit')]), amount: Type.Number(), reason: Type.String(),
+}, { description: 'What the marketplace gives the displaced customer; amount = its cost, in the price currency' });
+
 export const Booking = Type.Object({
   id: Type.String(), vehicleId: Type.String(), customerId: Type.String(), status: Type.String(),
   from: IsoTime, to: IsoTime, holdId: Type.Optional(Type.String()), startedAt: Type.Optional(IsoTime),
   completedAt: Type.Optional(IsoTime), completion: Type.Optional(Type.String()), scheduledTo: Type.Optional(IsoTime),
   conflictCause: Type.Optional(Type.String()), cancelReason: Type.Optional(Type.String()),
+  refund: Type.Optional(Type.Literal('full')), credit: Type.Optional(IncentiveSchema), incentive: Type.Optional(IncentiveSchema),
+  reaccommodatedFrom: Type.Optional(Type.Object({ vehicleId: Type.String(), cause: Type.Optional(Type.String()), offerId: Type.String(), at: IsoTime })),
+  offers: Type.Optional(Type.Object({ count: Type.Integer(), expiresAt: IsoTime })),
 }, { $id: 'Booking' });
+
+
+export const Offers = Type.Object({
+  bookingId: Type.String(), city: Type.String(), vehicleId: Type.String({ description: 'the original vehicle' }), customerId: Type.String(),
+  cause: Type.String(), conflictedAt: IsoTime, offeredAt: IsoTime, from: IsoTime, to: IsoTime,
+  status: Type.Union(['open', 'accepted', 'declined', 'lapsed', 'no_alternative'].map((x) => Type.Literal(x))),
+  expiresAt: Type.Optional(IsoTime), acceptedOfferId: Type.Optional(Type.String()), credit: Type.Optional(IncentiveSchema), resolvedAt: Type.Optional(IsoTime),
+  offers: Type.Array(Type.Object({
+    id: Type.String(), vehicleId: Type.String(), holdId: Type.String(), category: Type.String(), distanceKm: Type.Number(),
+    incentive: IncentiveSchema, status: Type.String(),
+  })),
+}, { $id: 'Offers' });
+
+export function offersOut(r: OfferRecord): Static<typeof Offers> {
+  return {
+    bookingId: r.bookingId, city: r.city, vehicleId: r.vehicleId, customerId: r.customerId, cause: r.cause,
+    conflictedAt: iso(r.conflictedAt)!, offeredAt: iso(r.offeredAt)!, from: iso(r.from)!, to: iso(r.to)!, status: r.status,
+    ...(r.expiresAt ? { expiresAt: iso(r.expiresAt)! } : {}), ...(r.acceptedOfferId ? { acceptedOfferId: r.acceptedOfferId } : {}),
+    ...(r.credit ? { credit: r.credit } : {}), ...(r.resolvedAt ? { resolvedAt: iso(r.resolvedAt)! } : {}),
+    offers: r.offers.map((o) => ({ id: o.id, vehicleId: o.vehicleId, holdId: o.holdId, category: o.category, distanceKm: o.distanceKm, incentive: o.incentive, status: o.status })),
+  };
+}
 
 export const CalendarItem = Type.Object({
   kind: Type.String(), id: Type.String(), status: Type.String(), from: IsoTime, to: Type.Union([IsoTime, Type.Null()]),
@@ -99,7 +129,10 @@ export function bookingOut(b: BookingEntry, vehicleId: string): Static<typeof Bo
     id: b.id, vehicleId, customerId: b.customerId, status: b.status, from: iso(b.from)!, to: iso(b.to)!,
     ...opt('holdId', b.holdId), ...opt('startedAt', iso(b.startedAt)), ...opt('completedAt', iso(b.completedAt)),
     ...opt('completion', b.completion), ...opt('scheduledTo', iso(b.scheduledTo)), ...opt('conflictCause', b.conflictCause),
-    ...opt('cancelReason', b.cancelReason),
+    ...opt('cancelReason', b.cancelReason), ...(b.refund ? { refund: b.refund } : {}), ...(b.credit ? { credit: b.credit } : {}),
+    ...(b.incentive ? { incentive: b.incentive } : {}),
+    ...(b.reaccommodatedFrom ? { reaccommodatedFrom: { ...b.reaccommodatedFrom, at: iso(b.reaccommodatedFrom.at)! } } : {}),
+    ...(b.offers ? { offers: { count: b.offers.count, expiresAt: iso(b.offers.expiresAt)! } } : {}),
   };
 }
 

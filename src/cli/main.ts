@@ -15,6 +15,7 @@ import { ROLES, authenticator, mintToken, type Role } from '../api/auth.ts';
 import { listen } from '../api/server.ts';
 import { BLOCK_REASONS, type BlockReason } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
+import { CityCatalog } from '../domain/cities.ts';
 import { createRedis, inspectDurability } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
@@ -28,6 +29,9 @@ import { migrate } from '../pg/migrate.ts';
 import { rebuildCity, reconcileCity, recordCities } from '../services/durable.ts';
 import pg from 'pg';
 import { ApiWorkers, apiWorkerChannel } from './cluster.ts';
+import { ConflictDesk } from '../services/conflicts.ts';
+import { ConflictWorker } from '../workers/resolver.ts';
+import type { OfferPolicy } from '../domain/offers.ts';
 
 const USAGE = `fleet <command> [options]
 
@@ -56,6 +60,12 @@ Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
   block --vehicle V --reason accident|maintenance|host [--from T] [--to T] [--note N]
   unblock <blockId> | delist <vehicleId> | relist <vehicleId>
 
+Conflicts (docs/conflicts.md)
+  offers <bookingId>                       a conflicted booking's offers
+  accept <bookingId> --offer O | decline <bookingId>
+  resolve <bookingId>                      make the offers of a conflicted booking now
+  validate [--city X]                      post-validation pass: find overlaps, resolve them
+
 Environment: PORT, JWT_SECRET, JWKS_URL, REDIS_URL, REDIS_CLUSTER_NODES, DATABASE_URL, DATABASE_REPLICA_URL, HOLD_TTL_MS, MAX_LIVE_HOLDS_PER_CUSTOMER,
 LOCK_MAX_QUEUE, LOCK_MAX_WAIT_MS, SWEEP_INTERVAL_MS, SYNC_*, STREAM_RETENTION_MS, METRICS_PORT,
 LOG_LEVEL (see the README).`;
@@ -68,7 +78,7 @@ const { values: opt, positionals } = parseArgs({
     hold: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' },
     note: { type: 'string' }, force: { type: 'boolean' }, 'allow-past': { type: 'boolean' },
     'idempotency-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    repair: { type: 'boolean' }, json: { type: 'boolean' }, role: { type: 'string' }, sub: { type: 'string' }, 'host-id': { type: 'string' },
+    repair: { type: 'boolean' }, json: { type: 'boolean' }, role: { type: 'string' }, sub: { type: 'string' }, 'host-id': { type: 'string' }, offer: { type: 'string' },
   },
 });
 
@@ -111,6 +121,13 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   const sync = newSyncWorker(config, redis, pool, inventory, log);
   sync.start();
   const sweeper = startSweeper(inventory, { intervalMs: config.SWEEP_INTERVAL_MS, log });
+  // The resolver runs once, here: its own read model finds the alternatives.
+  const resolverModel = new ReadModel(redis, inventory);
+  await resolverModel.start();
+  const resolver = new ConflictWorker(redis, new ConflictDesk(redis, inventory, resolverModel, offerPolicy(config)), inventory.cities, {
+    validateEveryMs: config.POST_VALIDATION_INTERVAL_MS, log,
+  });
+  resolver.start();
   const secret = jwtSecret(config, log);
   // One API process per core (WEB_CONCURRENCY); with one, the API runs in this process.
   const processes = config.WEB_CONCURRENCY || availableParallelism();
@@ -145,6 +162,8 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   clearInterval(summary);
   await api.close();
   metricsServer.close();
+  await resolver.stop();
+  await resolverModel.stop();
   await sweeper.stop();
   await sync.stop();
   await pool.end();
@@ -159,6 +178,7 @@ async function startApi(config: Config, inventory: Inventory, redis: RedisConnec
   await readModel.start();
   const app = await buildApp({
     inventory, redis, pool, ...(replicaPool ? { replicaPool } : {}), readModel, ...(metrics ? { metrics } : {}),
+    conflicts: new ConflictDesk(redis, inventory, readModel, offerPolicy(config)),
     lag: () => Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id))),
     rateLimits: { customer: config.RATE_LIMIT_CUSTOMER, host: config.RATE_LIMIT_HOST, ops: config.RATE_LIMIT_OPS, admin: config.RATE_LIMIT_ADMIN },
     authenticate: authenticator({ secret, ...(config.JWKS_URL ? { jwksUrl: config.JWKS_URL } : {}) }),
@@ -187,6 +207,18 @@ async function serveApiProcess(config: Config, inventory: Inventory, redis: Redi
   await api.close();
   redis.disconnect();
   process.exit(0);
+}
+
+function conflictDesk(config: Config, inventory: Inventory, redis: RedisConnection): ConflictDesk {
+  // Reading, accepting and declining offers never searches: the read model stays unloaded.
+  return new ConflictDesk(redis, inventory, new ReadModel(redis, inventory), offerPolicy(config));
+}
+
+function offerPolicy(config: Config): OfferPolicy {
+  return {
+    offerTtlMs: config.OFFER_TTL_MS, maxOffers: config.OFFER_COUNT, credit: config.OFFER_CREDIT, farKm: config.OFFER_FAR_KM,
+    farCredit: config.OFFER_FAR_CREDIT, noAlternativeCredit: config.NO_ALTERNATIVE_CREDIT, maxDistanceKm: config.OFFER_MAX_DISTANCE_KM,
+  };
 }
 
 function newPool(config: Config, log: Logger, url = config.DATABASE_URL): pg.Pool {
@@ -312,6 +344,27 @@ async function main(): Promise<number> {
         break;
       }
       case 'sweep': print(await sweepAllCities(inventory)); break;
+      case 'offers': print(await conflictDesk(config, inventory, redis).offersOf(need('bookingId', arg))); break;
+      case 'accept': print(await conflictDesk(config, inventory, redis).accept(need('bookingId', arg), need('--offer', opt.offer), undefined, o)); break;
+      case 'decline': print(await conflictDesk(config, inventory, redis).decline(need('bookingId', arg), undefined, o)); break;
+      case 'resolve':
+      case 'validate': {
+        // Both search for alternatives: they need a loaded read model.
+        const model = new ReadModel(redis, inventory, opt.city ? new CityCatalog(inventory.cities.all().filter((c) => c.id === opt.city)) : inventory.cities);
+        await model.start();
+        const desk = new ConflictDesk(redis, inventory, model, offerPolicy(config));
+        try {
+          if (command === 'resolve') print(await desk.resolve(need('bookingId', arg)));
+          else {
+            const out = [];
+            for (const c of inventory.cities.all().filter((x) => !opt.city || x.id === opt.city)) out.push({ city: c.id, ...await desk.postValidate(c.id) });
+            print(out);
+          }
+        } finally {
+          await model.stop();
+        }
+        break;
+      }
       case 'vehicle': print(await inventory.getVehicleState(need('vehicleId', arg))); break;
       case 'counters': print(await redis.hgetall(keys.counters(need('--city', opt.city)))); break;
       case 'events': {

@@ -9,6 +9,7 @@ import fc from 'fast-check';
 import { buildApp, type App } from '../../src/api/app.ts';
 import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
+import { ConflictDesk } from '../../src/services/conflicts.ts';
 import { HOUR, addVehicle, futureHour, newInventory, testCity } from '../support/engine.ts';
 import { startStores, type Stores } from '../support/stores.ts';
 
@@ -32,7 +33,7 @@ before(async () => {
   ids.push(v, b.booking.id, h.hold.id, k.block.id, city.id);
   readModel = new ReadModel(stores.redis, inv);
   await readModel.start();
-  app = await buildApp({ inventory: inv, redis: stores.redis, pool: stores.pool, readModel, authenticate: authenticator({ secret: SECRET }) });
+  app = await buildApp({ inventory: inv, redis: stores.redis, pool: stores.pool, readModel, conflicts: new ConflictDesk(stores.redis, inv, readModel), authenticate: authenticator({ secret: SECRET }) });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   // Every documented operation is fuzzed (new routes join by being documented), plus a few that do not exist.
   const doc = await fetch(`${base}/openapi.json`).then((r) => r.json()) as { paths: Record<string, Record<string, unknown>> };

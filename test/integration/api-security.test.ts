@@ -11,6 +11,7 @@ import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { ERROR_CODES, type ErrorCode } from '../../src/domain/errors.ts';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
+import { ConflictDesk } from '../../src/services/conflicts.ts';
 import { VehicleLocks } from '../../src/services/vehicle-locks.ts';
 import { HOUR, addVehicle, futureHour, newInventory, snapshotCity, testCity } from '../support/engine.ts';
 import { startStores, type Stores } from '../support/stores.ts';
@@ -63,7 +64,13 @@ before(async () => {
   ids.t = String(t);
   readModel = new ReadModel(stores.redis, inv);
   await readModel.start();
-  app = await buildApp({ inventory: inv, redis: stores.redis, pool: stores.pool, readModel, authenticate: authenticator({ secret: SECRET }), rateLimits: UNLIMITED });
+  // A conflicted booking of alice's with an offer on vehB (the resolver's work, done here directly).
+  ids.conflicted = (await inv.book({ vehicleId: ids.vehA, customerId: 'alice', from: t + 30 * HOUR, to: t + 32 * HOUR })).booking.id;
+  await inv.placeBlock({ vehicleId: ids.vehA, reason: 'maintenance', from: t + 29 * HOUR, to: t + 33 * HOUR });
+  const desk = new ConflictDesk(stores.redis, inv, readModel);
+  await readModel.tail(city.id);
+  ids.offer = (await desk.resolve(ids.conflicted)).record!.offers[0]!.id;
+  app = await buildApp({ inventory: inv, redis: stores.redis, pool: stores.pool, readModel, conflicts: desk, authenticate: authenticator({ secret: SECRET }), rateLimits: UNLIMITED });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   // The edge app: short holds, a one-deep vehicle queue, a tiny admin budget, no read model, no PostgreSQL.
   const edgeInv = newInventory(stores.redis, city, { holdTtlMs: 1_000, locks: new VehicleLocks({ maxQueue: 1, maxWaitMs: 2_000 }) });
@@ -97,6 +104,9 @@ describe('tenancy: another tenant is refused and nothing changes', () => {
       { method: 'POST', path: `/v1/bookings/${ids.booking}/start`, body: {} },
       { method: 'POST', path: `/v1/bookings/${ids.booking}/complete`, body: {} },
       { method: 'POST', path: `/v1/bookings/${ids.booking}/extend`, body: { to: iso(t + 6 * HOUR) } },
+      { method: 'GET', path: `/v1/bookings/${ids.conflicted}/offers` },
+      { method: 'POST', path: `/v1/bookings/${ids.conflicted}/offers/${ids.offer}/accept`, body: {} },
+      { method: 'POST', path: `/v1/bookings/${ids.conflicted}/offers/decline`, body: {} },
     ];
     const hostOwned: Call[] = [
       { method: 'GET', path: `/v1/vehicles/${ids.vehA}/calendar` },
@@ -147,6 +157,7 @@ describe('tenancy: another tenant is refused and nothing changes', () => {
       [{ method: 'GET', path: `/v1/cities/${city.id}/availability?from=${iso(t + 30 * HOUR)}&to=${iso(t + 31 * HOUR)}` }, ['alice', 'bob', 'hostA', 'hostB', 'ops', 'admin']],
       [{ method: 'GET', path: `/v1/vehicles/${ids.vehA}` }, ['alice', 'bob', 'hostA', 'hostB', 'ops', 'admin']],
       [{ method: 'GET', path: `/v1/bookings/${ids.booking}` }, ['alice', 'hostA', 'ops', 'admin']],
+      [{ method: 'GET', path: `/v1/bookings/${ids.conflicted}/offers` }, ['alice', 'hostA', 'ops', 'admin']],
       [{ method: 'GET', path: `/v1/vehicles/${ids.vehA}/calendar` }, ['hostA', 'ops', 'admin']],
       [{ method: 'GET', path: `/v1/vehicles/${ids.vehA}/calendar.ics` }, ['hostA', 'ops', 'admin']],
       [{ method: 'GET', path: '/v1/hosts/host-a/vehicles' }, ['hostA', 'ops', 'admin']],

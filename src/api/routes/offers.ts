@@ -1,0 +1,66 @@
+/**
+ * A conflicted booking's offers: its customer (and staff) see them, accept one or decline all;
+ * the vehicle's host may look. The moves themselves are single Lua scripts (see docs/conflicts.md).
+ */
+import { Type } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import { DomainError } from '../../domain/errors.ts';
+import type { App, AppDeps } from '../app.ts';
+import { canSeeTrip, customerScope, notFound, requireRole } from '../authorize.ts';
+import { Booking, Offers, bookingOut, offersOut } from '../schemas.ts';
+import { IdempotencyHeaders, commandOptions } from './bookings.ts';
+
+const problem = { $ref: 'Problem#' } as const;
+const errors = { 400: problem, 401: problem, 403: problem, 404: problem, 409: problem, 410: problem, 422: problem, 429: problem, 503: problem };
+const BookingParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' }) });
+const OfferParams = Type.Object({
+  id: Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' }),
+  offerId: Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' }),
+});
+// Accept and decline take no body; an empty JSON object is fine too.
+const NoBody = Type.Object({}, { additionalProperties: false });
+const emptyBodyIsFine = async (request: FastifyRequest) => { request.body ??= {}; };
+
+export function offerRoutes(app: App, { inventory, conflicts }: AppDeps): void {
+  const desk = () => {
+    if (!conflicts) throw new DomainError('UNAVAILABLE', 'conflict offers are not enabled in this process');
+    return conflicts;
+  };
+
+  /** The offers of a booking the caller may see (its customer, the host of its original vehicle, staff). */
+  async function visibleOffers(request: FastifyRequest<{ Params: { id: string } }>) {
+    const record = await desk().offersOf(request.params.id);
+    const { vehicle } = await inventory.getVehicleState(record.vehicleId).catch(() => ({ vehicle: undefined }));
+    const visible = vehicle ? canSeeTrip(request.actor, record, vehicle) : request.actor.role !== 'customer' && request.actor.role !== 'host';
+    if (!visible) throw notFound('offers', request.params.id);
+    return record;
+  }
+
+  app.get('/v1/bookings/:id/offers', {
+    schema: { tags: ['offers'], summary: "A conflicted booking's offers: alternatives held for the customer, with incentives", params: BookingParams, response: { 200: Offers, ...errors } },
+  }, async (request) => offersOut(await visibleOffers(request)));
+
+  app.post('/v1/bookings/:id/offers/:offerId/accept', {
+    schema: {
+      tags: ['offers'], summary: 'Take one offer: the booking moves to the offered vehicle (same id) in one step; the other holds are released',
+      params: OfferParams, headers: IdempotencyHeaders, body: NoBody, response: { 200: Booking, ...errors },
+    },
+    preValidation: emptyBodyIsFine,
+  }, async (request) => {
+    requireRole(request.actor, 'customer', 'ops', 'admin');
+    const r = await desk().accept(request.params.id, request.params.offerId, customerScope(request.actor), commandOptions(request));
+    return bookingOut(r.booking, r.record.offers.find((o) => o.id === r.record.acceptedOfferId)?.vehicleId ?? r.record.vehicleId);
+  });
+
+  app.post('/v1/bookings/:id/offers/decline', {
+    schema: {
+      tags: ['offers'], summary: 'Decline every offer: the booking is cancelled with a full refund and the holds released',
+      params: BookingParams, headers: IdempotencyHeaders, body: NoBody, response: { 200: Offers, ...errors },
+    },
+    preValidation: emptyBodyIsFine,
+  }, async (request) => {
+    requireRole(request.actor, 'customer', 'ops', 'admin');
+    const r = await desk().decline(request.params.id, customerScope(request.actor), commandOptions(request));
+    return offersOut(r.record);
+  });
+}
