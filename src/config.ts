@@ -14,6 +14,8 @@ const ConfigSchema = Type.Object({
   NO_ALTERNATIVE_CREDIT: Type.Number({ default: 50, minimum: 0 }),
   /** Period of the post-validation pass (ms; 0: off). */
   POST_VALIDATION_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0 }),
+  /** Comma-separated reference city ids to serve (empty: all 25). */
+  CITIES: Type.String({ default: '', pattern: '^[a-z0-9,]*$' }),
   /** API processes for `serve` (0: one per core). */
   WEB_CONCURRENCY: Type.Integer({ default: 0, minimum: 0, maximum: 256 }),
   /** HS256 secret for tokens; a dev secret is generated (and printed) when unset. */

@@ -6,6 +6,7 @@ import cluster from 'node:cluster';
 import { randomBytes } from 'node:crypto';
 import { availableParallelism } from 'node:os';
 import { createServer } from 'node:http';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { pino, type Logger } from 'pino';
 import { loadConfig, ConfigError, type Config } from '../config.ts';
@@ -15,7 +16,7 @@ import { ROLES, authenticator, mintToken, type Role } from '../api/auth.ts';
 import { listen } from '../api/server.ts';
 import { BLOCK_REASONS, type BlockReason } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
-import { CityCatalog } from '../domain/cities.ts';
+import { CityCatalog, REFERENCE_CITIES } from '../domain/cities.ts';
 import { createRedis, inspectDurability } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
@@ -60,6 +61,10 @@ Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
   block --vehicle V --reason accident|maintenance|host [--from T] [--to T] [--note N]
   unblock <blockId> | delist <vehicleId> | relist <vehicleId>
 
+Simulation (docs/simulation.md)
+  simulate [--cities 25] [--vehicles-per-city 2000] [--duration 60s] [--rate 400] [--concurrency 32] [--seed N] [--out DIR] [--json]
+                                           a marketplace against a fresh service (SIM_REDIS_URL, SIM_DATABASE_URL)
+
 Conflicts (docs/conflicts.md)
   offers <bookingId>                       a conflicted booking's offers
   accept <bookingId> --offer O | decline <bookingId>
@@ -78,7 +83,7 @@ const { values: opt, positionals } = parseArgs({
     hold: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' },
     note: { type: 'string' }, force: { type: 'boolean' }, 'allow-past': { type: 'boolean' },
     'idempotency-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    repair: { type: 'boolean' }, json: { type: 'boolean' }, role: { type: 'string' }, sub: { type: 'string' }, 'host-id': { type: 'string' }, offer: { type: 'string' },
+    repair: { type: 'boolean' }, json: { type: 'boolean' }, role: { type: 'string' }, sub: { type: 'string' }, 'host-id': { type: 'string' }, offer: { type: 'string' }, cities: { type: 'string' }, duration: { type: 'string' }, rate: { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
   },
 });
 
@@ -87,6 +92,13 @@ function time(name: string, v: string | undefined): number {
   const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
   if (!Number.isFinite(t)) throw new DomainError('VALIDATION', `--${name} must be ISO 8601 or epoch ms`, { field: name });
   return t;
+}
+
+/** `60s`, `2m`, `500ms` or plain milliseconds. */
+function duration(v: string): number {
+  const m = /^(\d+)(ms|s|m)?$/.exec(v);
+  if (!m) throw new DomainError('VALIDATION', '--duration is like 60s, 2m or 500ms', { field: 'duration' });
+  return Number(m[1]) * (m[2] === 'm' ? 60_000 : m[2] === 's' || m[2] === undefined ? 1_000 : 1);
 }
 
 function need(name: string, v: string | undefined): string {
@@ -298,7 +310,11 @@ async function main(): Promise<number> {
   if (!command || opt.help) { console.log(USAGE); return command ? 0 : 1; }
   const config = loadConfig();
   const redis = createRedis({ url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES });
+  // CITIES narrows the reference cities this process serves (a smaller demo, the simulator).
+  const only = config.CITIES.split(',').map((c) => c.trim()).filter(Boolean);
+  const cities = new CityCatalog(only.length ? REFERENCE_CITIES.filter((c) => only.includes(c.id)) : REFERENCE_CITIES);
   const inventory = new Inventory(redis, {
+    cities,
     holdTtlMs: config.HOLD_TTL_MS, maxLiveHoldsPerCustomer: config.MAX_LIVE_HOLDS_PER_CUSTOMER,
     locks: new VehicleLocks({ maxQueue: config.LOCK_MAX_QUEUE, maxWaitMs: config.LOCK_MAX_WAIT_MS }),
   });
@@ -344,6 +360,27 @@ async function main(): Promise<number> {
         break;
       }
       case 'sweep': print(await sweepAllCities(inventory)); break;
+      case 'simulate': {
+        redis.disconnect();
+        const { simulate, DEFAULT_SIM } = await import('../sim/simulate.ts');
+        const { report, ok } = await simulate({
+          ...DEFAULT_SIM,
+          ...(opt.cities ? { cities: Number(opt.cities) } : {}),
+          ...(opt['vehicles-per-city'] ? { vehiclesPerCity: Number(opt['vehicles-per-city']) } : {}),
+          ...(opt.duration ? { durationMs: duration(opt.duration) } : {}),
+          ...(opt.rate ? { rate: Number(opt.rate) } : {}),
+          ...(opt.concurrency ? { concurrency: Number(opt.concurrency) } : {}),
+          ...(opt.seed ? { seed: Number(opt.seed) } : {}),
+          ...(opt.out ? { out: opt.out } : {}),
+          ...(process.env.SIM_REDIS_URL ? { redisUrl: process.env.SIM_REDIS_URL } : {}),
+          ...(process.env.SIM_DATABASE_URL ? { databaseUrl: process.env.SIM_DATABASE_URL } : {}),
+          progress: !opt.json,
+        });
+        const summary = { throughput: report.throughput, totals: report.totals, invariants: report.invariants, conflicts: report.conflicts, endpoints: report.endpoints };
+        print(opt.json ? report : summary);
+        console.error(`report: ${path.join(opt.out ?? DEFAULT_SIM.out, 'report.html')} (and report.json); invariants ${ok ? 'hold' : 'VIOLATED'}`);
+        return ok ? 0 : 1;
+      }
       case 'offers': print(await conflictDesk(config, inventory, redis).offersOf(need('bookingId', arg))); break;
       case 'accept': print(await conflictDesk(config, inventory, redis).accept(need('bookingId', arg), need('--offer', opt.offer), undefined, o)); break;
       case 'decline': print(await conflictDesk(config, inventory, redis).decline(need('bookingId', arg), undefined, o)); break;

@@ -330,6 +330,17 @@ describe('start_trip and complete_trip', () => {
     await done(f);
   });
 
+  test('a trip started early and ended before its window began closes at its start, never before it', async () => {
+    const f = await fixture();
+    const from = thisMinute() + 10 * MINUTE;
+    const b = await f.inv.book({ vehicleId: f.v, customerId: 'c1', from, to: from + 2 * HOUR });
+    await f.inv.startTrip(b.booking.id, 'c1');
+    const c = await f.inv.completeTrip(b.booking.id, 'c1');
+    assert.deepEqual([c.booking.completion, c.booking.from, c.booking.to, c.booking.scheduledTo], ['early', from, from, from + 2 * HOUR]);
+    assert.equal(c.status, 'available');
+    await done(f);
+  });
+
   test('a completion within the last minute of the window is on time and keeps the window', async () => {
     const f = await fixture();
     const end = thisMinute() + MINUTE;

@@ -135,7 +135,7 @@ export class ReferenceModel {
     const scheduled = b.to;
     const completion = now < scheduled - MINUTE_MS ? 'early' : now > scheduled ? 'late' : 'on_time';
     Object.assign(b, { status: 'completed', completion });
-    if (completion !== 'on_time') b.to = now;
+    if (completion !== 'on_time') b.to = Math.max(now, b.from);
     if (completion === 'late') this.displace(this.vehicles.get(this.where.get(bookingId)!)!, scheduled, now, true, 'late_return', b.id, now);
     return OK;
   }

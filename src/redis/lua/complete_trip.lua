@@ -1,6 +1,7 @@
 --[[
   complete_trip: the car is back; the trip ends now.
-  - early (now < to): the rest of the window is freed (to = now);
+  - early (now < to): the rest of the window is freed (to = now, or `from` when the trip,
+    started early, ends before its window even began);
   - on time: the window stays;
   - late (now > to): the trip is extended to now, and every confirmed booking it now overlaps
     (turnaround included) becomes `conflicted` (cause `late_return`); live holds there are released.
@@ -29,7 +30,9 @@ booking.completedAt = NOW
 booking.completion = completion
 if completion ~= 'on_time' then
   booking.scheduledTo = scheduled
-  booking.to = NOW
+  -- A trip started early (up to START_EARLY) may also end before its window: the window then
+  -- closes at its start, never before it (an interval never ends before it begins).
+  booking.to = math.max(NOW, booking.from)
 end
 put(ctx, booking)
 emit(ctx, 'booking.completed', booking.id,
