@@ -1,7 +1,10 @@
 /**
  * Applies city events to PostgreSQL. Events carry the state they left behind (`state`), so each
  * is an upsert of that state: the vehicle row, or the hold/booking/block row with its full
- * document; plus the event log row and, for `booking.conflicted`, a conflicts row.
+ * document; plus the event log row; for `booking.conflicted`, a conflicts row; for
+ * `conflict.offers_ready`, one offers row per offer; and for the outcomes of a conflict
+ * (`booking.reaccommodated`, `booking.cancelled` of a conflicted booking), the conflict's
+ * resolution and its offers' statuses (docs/conflicts.md, "Tracking").
  */
 import type pg from 'pg';
 
@@ -77,8 +80,11 @@ export async function applyEvents(db: pg.ClientBase, events: readonly StreamEven
   const lastByVehicle = new Map<string, StreamEvent>();
   const entries = new Map<string, { vehicle: string; city: string; doc: Record<string, unknown> }>();
   const conflicts: Record<string, unknown>[] = [];
+  const offers: Record<string, unknown>[] = [];
+  const outcomes: ConflictOutcome[] = [];
   for (const e of events) {
     lastByVehicle.set(e.vehicle, e);
+    collectConflictFacts(e, offers, outcomes);
     if (!e.state) continue;
     if (e.type.startsWith('vehicle.')) {
       vehicleDocs.set(e.vehicle, { ...e.state, city: e.city, id: e.vehicle, status: e.status, version: e.version, updatedAt: e.time });
@@ -126,6 +132,94 @@ export async function applyEvents(db: pg.ClientBase, events: readonly StreamEven
        LEFT JOIN vehicles v ON v.id = x.vehicle
        ON CONFLICT DO NOTHING`, [JSON.stringify(conflicts)]);
   }
+  // After the conflicts and before the outcomes: a batch may hold a conflict, its offers and
+  // their outcome together, and each statement sees what the ones before it wrote.
+  if (offers.length) {
+    await db.query(
+      `INSERT INTO offers (id, booking_id, city, vehicle_id, hold_id, incentive, status, created_at, updated_at)
+       SELECT x.id, x.booking, x.city, x.vehicle, x.hold, x.incentive, 'open', to_timestamp(x.time::double precision / 1000), to_timestamp(x.time::double precision / 1000)
+       FROM jsonb_to_recordset($1::jsonb) AS x(id text, booking text, city text, vehicle text, hold text, incentive jsonb, time bigint)
+       ON CONFLICT (id) DO NOTHING`, [JSON.stringify(offers)]);
+  }
+  if (outcomes.length) {
+    const json = JSON.stringify(outcomes);
+    // Each outcome closes the latest conflict of its booking at or before it (stream order). The
+    // first outcome of a conflict wins, within the batch (DISTINCT ON, earliest first) and across
+    // batches (`resolution IS NULL`): a re-delivered outcome changes nothing.
+    await db.query(
+      `WITH x AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(booking text, ms bigint, seq bigint, time bigint, resolution text, offer text)
+       ), t AS (
+         SELECT DISTINCT ON (c.booking_id, c.stream_id) c.booking_id, c.stream_id, x.resolution, x.time
+         FROM x CROSS JOIN LATERAL (
+           SELECT k.booking_id, k.stream_id FROM conflicts k
+           WHERE k.booking_id = x.booking AND (${STREAM_POS('k')}) <= (x.ms, x.seq)
+           ORDER BY ${STREAM_POS('k', ' DESC')} LIMIT 1) c
+         ORDER BY c.booking_id, c.stream_id, x.ms, x.seq
+       )
+       UPDATE conflicts c SET resolution = t.resolution, resolved_at = to_timestamp(t.time::double precision / 1000)
+       FROM t WHERE c.booking_id = t.booking_id AND c.stream_id = t.stream_id AND c.resolution IS NULL`, [json]);
+    // The accepted offer becomes 'accepted'; every other offer of the booking still open (made
+    // before the outcome) 'released'. An offer is settled by the first outcome that reaches it.
+    await db.query(
+      `WITH x AS (
+         SELECT * FROM jsonb_to_recordset($1::jsonb) AS x(booking text, ms bigint, seq bigint, time bigint, resolution text, offer text)
+       ), t AS (
+         SELECT DISTINCT ON (o.id) o.id, CASE WHEN o.id = x.offer THEN 'accepted' ELSE 'released' END AS status, x.time
+         FROM x JOIN offers o ON o.booking_id = x.booking AND (o.id = x.offer OR o.status = 'open')
+           AND o.created_at <= to_timestamp(x.time::double precision / 1000)
+         ORDER BY o.id, x.ms, x.seq
+       )
+       UPDATE offers o SET status = t.status, updated_at = to_timestamp(t.time::double precision / 1000)
+       FROM t WHERE o.id = t.id AND o.status IS DISTINCT FROM t.status`, [json]);
+  }
+}
+
+/** How a conflict ended, as the conflicts table records it. */
+export type ConflictResolution = 'accepted' | 'declined' | 'lapsed' | 'no_alternative' | 'cancelled';
+
+interface ConflictOutcome { booking: string; ms: number; seq: number; time: number; resolution: ConflictResolution; offer: string | null }
+
+/** `booking.cancelled` reasons that close a conflict, and the resolution each records. */
+export const CANCEL_RESOLUTIONS: Readonly<Record<string, ConflictResolution>> = {
+  offers_declined: 'declined', offers_lapsed: 'lapsed', NO_ALTERNATIVE: 'no_alternative',
+};
+
+/**
+ * The resolution a conflict outcome event records, or undefined when the event is none:
+ * `booking.reaccommodated` → accepted; `booking.cancelled` by the offers' flow → declined, lapsed
+ * or no_alternative; any other cancellation of a booking that was `conflicted` (the customer or
+ * ops cancelling it while its offers were open) → cancelled.
+ */
+export function conflictResolutionOf(e: Pick<StreamEvent, 'type' | 'data'>): ConflictResolution | undefined {
+  if (e.type === 'booking.reaccommodated') return 'accepted';
+  if (e.type !== 'booking.cancelled') return undefined;
+  const reason = typeof e.data.reason === 'string' ? e.data.reason : '';
+  if (Object.hasOwn(CANCEL_RESOLUTIONS, reason)) return CANCEL_RESOLUTIONS[reason];
+  return e.data.previousStatus === 'conflicted' ? 'cancelled' : undefined;
+}
+
+/** A conflicts row's stream position, (ms, seq), for ordering in SQL. */
+const STREAM_POS = (t: string, dir = '') =>
+  `split_part(${t}.stream_id, '-', 1)::bigint${dir}, split_part(${t}.stream_id, '-', 2)::bigint${dir}`;
+
+function collectConflictFacts(e: StreamEvent, offers: Record<string, unknown>[], outcomes: ConflictOutcome[]): void {
+  const booking = e.subject || (e.state ? String(e.state.id) : '');
+  if (e.type === 'conflict.offers_ready') {
+    const list = e.data.offers;
+    // cjson writes an empty array as {}: no offers then (the script never emits that, but be lenient).
+    if (list !== undefined && !Array.isArray(list) && !(typeof list === 'object' && list !== null && Object.keys(list).length === 0)) {
+      throw new MalformedEventError(`event ${e.city}/${e.id}: data.offers is not a list`);
+    }
+    for (const o of (Array.isArray(list) ? list : []) as Record<string, unknown>[]) {
+      offers.push({ id: o.id, booking, city: e.city, vehicle: o.vehicleId, hold: o.holdId ?? null, incentive: o.incentive ?? null, time: e.time });
+    }
+    return;
+  }
+  const resolution = conflictResolutionOf(e);
+  if (!resolution) return;
+  const offer = resolution === 'accepted' && typeof e.data.offerId === 'string' ? e.data.offerId : null;
+  outcomes.push({ booking, ms: e.ms, seq: e.seq, time: e.time, resolution, offer });
 }
 
 /** The vehicle row from a vehicle document (the `state` of vehicle events, or Redis' hash). */

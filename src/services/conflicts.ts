@@ -172,13 +172,19 @@ export class ConflictDesk {
       }
       for (const e of state.entries) {
         if (e.kind === 'booking' && e.status === 'conflicted' && e.to > now && (e.conflictedAt ?? 0) < now - 5_000
-          && !(await this.redis.hexists(keys.offers(city), e.id))) {
+          && !(await this.hasOffersFor(city, e.id, e.conflictedAt))) {
           await this.resolve(e.id);
           resolved.push(e.id);
         }
       }
     }
     return { vehicles: vehicles.length, conflicted, resolved };
+  }
+
+  /** Whether this conflict (not an earlier one of the same booking) got its offers. */
+  private async hasOffersFor(city: string, bookingId: string, conflictedAt: number | undefined): Promise<boolean> {
+    const raw = await this.redis.hget(keys.offers(city), bookingId);
+    return raw !== null && (JSON.parse(raw) as OfferRecord).conflictedAt === conflictedAt;
   }
 
   private async close(bookingId: string, customerId: string | undefined, outcome: 'declined' | 'lapsed', opts: CommandOptions) {

@@ -127,6 +127,16 @@ describe('offers', () => {
     assertCityInvariants(await readCity(redis, main.id), main.turnaroundMs);
   });
 
+  test('a booking moved by an accepted offer and displaced again gets new offers', async () => {
+    const id = bookings[1]!;
+    const { vehicle, entry } = await inv.getEntry(id, 'booking');
+    await inv.placeBlock({ vehicleId: vehicle.id, reason: 'accident' });
+    const rec = await until(async () => { const r = await recordOf(main, id); return r?.status === 'open' && r.conflictedAt > entry.reaccommodatedFrom!.at ? r : undefined; });
+    assert.ok(rec.offers.length >= 1);
+    assert.ok(rec.offers.every((o) => o.vehicleId !== vehicle.id));
+    assert.equal(rec.cause, 'accident');
+  });
+
   test('concurrent accepts of different offers for one booking: exactly one wins', async () => {
     const id = bookings.find((b, i) => i > 1 && b)!;
     const rec = await offersOf(main, id);

@@ -1,7 +1,8 @@
 /**
  * Operations' view of the market: live counts per city, straight from the exact Redis counters;
- * and utilization over time, computed in PostgreSQL from the projected tables (a read replica
- * when one is configured), cached briefly in process.
+ * utilization over time and conflict tracking (how displaced bookings ended), computed in
+ * PostgreSQL from the projected tables (a read replica when one is configured), cached briefly
+ * in process.
  */
 import { Type, type Static } from '@sinclair/typebox';
 import type pg from 'pg';
@@ -121,9 +122,173 @@ class AnswerCache<V> {
   }
 }
 
+/** How long a conflicts answer is reused (and the `Cache-Control: max-age` it is sent with). */
+export const CONFLICTS_CACHE_TTL_MS = 10_000;
+/** Cached conflicts answers kept at most; the oldest is dropped beyond. */
+export const CONFLICTS_CACHE_MAX_ENTRIES = 500;
+
+const ConflictsQuery = Type.Object({
+  city: Type.Optional(Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' })),
+  hostId: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: 'the host of the original (displaced) vehicle' })),
+  from: Type.String({ format: 'date-time', maxLength: 40, description: 'ISO 8601 with offset: conflicts whose booking became conflicted at or after this instant' }),
+  to: Type.String({ format: 'date-time', maxLength: 40, description: 'ISO 8601 with offset: and before this one' }),
+}, { additionalProperties: false });
+
+const NullableInt = Type.Union([Type.Integer(), Type.Null()]);
+const figureFields = {
+  conflicts: Type.Integer({ description: 'bookings that became conflicted in [from, to) (a booking conflicted twice counts twice)' }),
+  byCause: Type.Record(Type.String(), Type.Integer(), { description: 'conflicts per cause (maintenance, accident, delisted, late_return, ...)' }),
+  offersMade: Type.Integer({ description: 'offers (held alternatives) made for these conflicts' }),
+  accepted: Type.Integer({ description: 'conflicts closed by accepting an offer' }),
+  declined: Type.Integer({ description: 'conflicts closed by declining the offers' }),
+  lapsed: Type.Integer({ description: 'conflicts whose offers lapsed' }),
+  noAlternative: Type.Integer({ description: 'conflicts cancelled with NO_ALTERNATIVE' }),
+  cancelled: Type.Integer({ description: 'conflicted bookings cancelled another way (by the customer or ops) before any outcome; not in acceptanceRate' }),
+  open: Type.Integer({ description: 'conflicts without an outcome yet; conflicts = accepted + declined + lapsed + noAlternative + cancelled + open' }),
+  acceptanceRate: Type.Union([Type.Number(), Type.Null()], { description: 'accepted / (accepted + declined + lapsed + noAlternative), 6 decimals; null when that is 0' }),
+  timeToFirstOffer: Type.Object({
+    p50Ms: NullableInt, p99Ms: NullableInt,
+  }, { description: 'from the booking becoming conflicted to its offers (or its NO_ALTERNATIVE cancellation), in ms: percentile_disc (nearest rank, an observed value); null without any' }),
+  incentiveCost: Type.Number({ description: "the accepted offers' incentive amounts plus the NO_ALTERNATIVE credits, 2 decimals" }),
+};
+const Figures = Type.Object(figureFields);
+const ConflictsAnswer = Type.Object({
+  from: IsoTime, to: IsoTime,
+  filters: Type.Object({ city: Type.Optional(Type.String()), hostId: Type.Optional(Type.String()) }),
+  totals: Figures,
+  byCity: Type.Array(Type.Object({ city: Type.String(), ...figureFields })),
+  byHost: Type.Array(Type.Object({ hostId: Type.Union([Type.String(), Type.Null()], { description: 'null when the vehicle is unknown to PostgreSQL' }), ...figureFields })),
+});
+type FiguresT = Static<typeof Figures>;
+type ConflictsAnswerT = Static<typeof ConflictsAnswer>;
+
+/** A conflicts row's stream position, (ms, seq), for ordering. */
+const POS = (t: string) => `split_part(${t}.stream_id, '-', 1)::bigint DESC, split_part(${t}.stream_id, '-', 2)::bigint DESC`;
+
+/**
+ * Figures for the whole selection, per city and per host, in one statement. $1 from, $2 to
+ * (epoch ms; conflicted_at in [from, to)), $3 city or null, $4 host or null.
+ * - An offer belongs to the latest conflict of its booking at or before the offer was made.
+ * - The first offer is the `conflict.offers_ready` time (offers.created_at); a NO_ALTERNATIVE
+ *   conflict's is its cancellation (resolved_at). Times go through epoch seconds (numeric), so the
+ *   difference is exact to the ms.
+ * - The cost is the accepted offer's incentive amount, or the NO_ALTERNATIVE credit (the
+ *   cancelled booking's document keeps it).
+ */
+const CONFLICTS_SQL = `
+WITH sel AS (
+  SELECT c.booking_id, c.stream_id, c.city, COALESCE(c.host_id, v.host_id) AS host_id, c.cause, c.conflicted_at, c.resolution, c.resolved_at
+  FROM conflicts c LEFT JOIN vehicles v ON v.id = c.vehicle_id
+  WHERE c.conflicted_at >= to_timestamp($1::float8 / 1000) AND c.conflicted_at < to_timestamp($2::float8 / 1000)
+    AND ($3::text IS NULL OR c.city = $3::text)
+    AND ($4::text IS NULL OR COALESCE(c.host_id, v.host_id) = $4::text)
+), offered AS (
+  SELECT k.booking_id, k.stream_id, count(*)::int AS offers_made, min(o.created_at) AS first_offer_at,
+    sum((o.incentive->>'amount')::numeric) FILTER (WHERE o.status = 'accepted') AS accepted_cost
+  FROM offers o CROSS JOIN LATERAL (
+    SELECT k.booking_id, k.stream_id FROM conflicts k
+    WHERE k.booking_id = o.booking_id AND k.conflicted_at <= o.created_at
+    ORDER BY k.conflicted_at DESC, ${POS('k')} LIMIT 1) k
+  WHERE o.booking_id IN (SELECT booking_id FROM sel)
+  GROUP BY k.booking_id, k.stream_id
+), f AS MATERIALIZED (
+  SELECT s.city, s.host_id, s.cause, s.resolution, COALESCE(x.offers_made, 0) AS offers_made,
+    round((extract(epoch FROM CASE WHEN x.first_offer_at IS NOT NULL THEN x.first_offer_at WHEN s.resolution = 'no_alternative' THEN s.resolved_at END)
+      - extract(epoch FROM s.conflicted_at)) * 1000)::bigint AS tto_ms,
+    CASE s.resolution WHEN 'accepted' THEN x.accepted_cost WHEN 'no_alternative' THEN (b.doc->'credit'->>'amount')::numeric END AS cost
+  FROM sel s
+  LEFT JOIN offered x ON x.booking_id = s.booking_id AND x.stream_id = s.stream_id
+  LEFT JOIN bookings b ON b.id = s.booking_id AND s.resolution = 'no_alternative'
+), figs AS (
+  SELECT CASE WHEN GROUPING(city) = 0 THEN 'city' WHEN GROUPING(host_id) = 0 THEN 'host' ELSE 'total' END AS dim,
+    CASE WHEN GROUPING(city) = 0 THEN city ELSE host_id END AS key,
+    count(*)::int AS conflicts, COALESCE(sum(offers_made), 0)::int AS offers_made,
+    count(*) FILTER (WHERE resolution = 'accepted')::int AS accepted,
+    count(*) FILTER (WHERE resolution = 'declined')::int AS declined,
+    count(*) FILTER (WHERE resolution = 'lapsed')::int AS lapsed,
+    count(*) FILTER (WHERE resolution = 'no_alternative')::int AS no_alternative,
+    count(*) FILTER (WHERE resolution = 'cancelled')::int AS cancelled,
+    count(*) FILTER (WHERE resolution IS NULL)::int AS open,
+    percentile_disc(0.5) WITHIN GROUP (ORDER BY tto_ms) AS p50,
+    percentile_disc(0.99) WITHIN GROUP (ORDER BY tto_ms) AS p99,
+    COALESCE(sum(cost), 0)::text AS cost
+  FROM f GROUP BY GROUPING SETS ((), (city), (host_id))
+), causes AS (
+  SELECT dim, key, jsonb_object_agg(cause, n) AS by_cause FROM (
+    SELECT CASE WHEN GROUPING(city) = 0 THEN 'city' WHEN GROUPING(host_id) = 0 THEN 'host' ELSE 'total' END AS dim,
+      CASE WHEN GROUPING(city) = 0 THEN city ELSE host_id END AS key, cause, count(*)::int AS n
+    FROM f GROUP BY GROUPING SETS ((cause), (city, cause), (host_id, cause))
+  ) y GROUP BY dim, key
+)
+SELECT g.*, COALESCE(c.by_cause, '{}'::jsonb) AS by_cause
+FROM figs g LEFT JOIN causes c ON c.dim = g.dim AND c.key IS NOT DISTINCT FROM g.key`;
+
+interface FigureRow {
+  dim: 'total' | 'city' | 'host'; key: string | null; conflicts: number; offers_made: number; accepted: number; declined: number;
+  lapsed: number; no_alternative: number; cancelled: number; open: number; p50: string | null; p99: string | null; cost: string;
+  by_cause: Record<string, number>;
+}
+
+const round2 = (x: number) => Math.round(x * 100) / 100;
+
+function figuresOf(r: FigureRow | undefined): FiguresT {
+  if (!r) {
+    return { conflicts: 0, byCause: {}, offersMade: 0, accepted: 0, declined: 0, lapsed: 0, noAlternative: 0, cancelled: 0, open: 0, acceptanceRate: null, timeToFirstOffer: { p50Ms: null, p99Ms: null }, incentiveCost: 0 };
+  }
+  const closed = r.accepted + r.declined + r.lapsed + r.no_alternative;
+  return {
+    conflicts: r.conflicts, byCause: r.by_cause, offersMade: r.offers_made, accepted: r.accepted, declined: r.declined, lapsed: r.lapsed,
+    noAlternative: r.no_alternative, cancelled: r.cancelled, open: r.open, acceptanceRate: closed > 0 ? round6(r.accepted / closed) : null,
+    timeToFirstOffer: { p50Ms: r.p50 === null ? null : Number(r.p50), p99Ms: r.p99 === null ? null : Number(r.p99) },
+    incentiveCost: round2(Number(r.cost)),
+  };
+}
+
+async function computeConflicts(db: pg.Pool, q: { from: number; to: number; city?: string; hostId?: string }): Promise<ConflictsAnswerT> {
+  let rows: FigureRow[];
+  try {
+    ({ rows } = await db.query<FigureRow>(CONFLICTS_SQL, [q.from, q.to, q.city ?? null, q.hostId ?? null]));
+  } catch (err) {
+    if (unavailable(err)) throw new DomainError('UNAVAILABLE', 'the analytics database is unavailable; retry shortly');
+    throw err;
+  }
+  const byKey = (a: FigureRow, b: FigureRow) => ((a.key ?? '') < (b.key ?? '') ? -1 : (a.key ?? '') > (b.key ?? '') ? 1 : 0);
+  return {
+    from: new Date(q.from).toISOString(), to: new Date(q.to).toISOString(),
+    filters: { ...(q.city !== undefined ? { city: q.city } : {}), ...(q.hostId !== undefined ? { hostId: q.hostId } : {}) },
+    totals: figuresOf(rows.find((r) => r.dim === 'total')),
+    byCity: rows.filter((r) => r.dim === 'city').sort(byKey).map((r) => ({ city: r.key ?? '', ...figuresOf(r) })),
+    byHost: rows.filter((r) => r.dim === 'host').sort(byKey).map((r) => ({ hostId: r.key, ...figuresOf(r) })),
+  };
+}
+
 export function analyticsRoutes(app: App, { inventory, redis, pool, replicaPool }: AppDeps): void {
   const cache = new AnswerCache<UtilizationT>(UTILIZATION_CACHE_TTL_MS, UTILIZATION_CACHE_MAX_ENTRIES);
+  const conflictsCache = new AnswerCache<ConflictsAnswerT>(CONFLICTS_CACHE_TTL_MS, CONFLICTS_CACHE_MAX_ENTRIES);
   const readPool = replicaPool ?? pool;
+
+  app.get('/v1/analytics/conflicts', {
+    schema: {
+      tags: ['analytics'], summary: 'How conflicted bookings ended: offers, outcomes, time to first offer, incentive cost (PostgreSQL; cached 10 s)',
+      description: 'Conflicts whose booking became conflicted in [from, to), optionally of one city and/or one host (the host of the original, displaced vehicle); totals, per city and per host. Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time. See docs/conflicts.md, "Tracking".',
+      querystring: ConflictsQuery,
+      response: { 200: ConflictsAnswer, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+    },
+  }, async (request, reply) => {
+    requireRole(request.actor, 'ops', 'admin');
+    const { city, hostId } = request.query;
+    const from = toMs(request.query.from);
+    const to = toMs(request.query.to);
+    if (!(from < to)) throw new DomainError('INVALID_INTERVAL', 'from must be before to', { from: request.query.from, to: request.query.to });
+    if (city !== undefined && !inventory.cities.get(city)) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
+    if (!readPool) throw new DomainError('UNAVAILABLE', 'conflict analytics needs PostgreSQL, and none is configured in this process');
+    const db = readPool;
+    const q = { from, to, ...(city !== undefined ? { city } : {}), ...(hostId !== undefined ? { hostId } : {}) };
+    const answer = await conflictsCache.get(JSON.stringify([from, to, city ?? null, hostId ?? null]), () => computeConflicts(db, q));
+    const maxAge = Math.max(0, Math.ceil((CONFLICTS_CACHE_TTL_MS - answer.ageMs) / 1000));
+    void reply.header('cache-control', `private, max-age=${maxAge}`).header('x-cache', answer.hit ? 'hit' : 'miss');
+    return answer.value;
+  });
 
   app.get('/v1/analytics/utilization', {
     schema: {

@@ -1,7 +1,7 @@
 --[[
   make_offers: turn a conflicted booking into real offers — a hold on each of the best free
   alternatives (up to ARGV[7]) for the booking's whole window — or, when none is free, cancel
-  it with reason NO_ALTERNATIVE and a credit. Runs once per booking: a second call answers the
+  it with reason NO_ALTERNATIVE and a credit. Runs once per conflict: a second call answers the
   record it made.
 
   KEYS[1] original vehicle hash      KEYS[2] original calendar
@@ -20,15 +20,21 @@
   Events   hold.placed* (data.offerFor, data.offerId) on each alternative, then on the original
            vehicle conflict.offers_ready (data.offers) — or booking.cancelled (reason NO_ALTERNATIVE)
 ]]
-local existing = redis.call('HGET', KEYS[8], ARGV[4])
-if existing then return cjson.encode({ outcome = 'exists', record = cjson.decode(existing) }) end
-
 local buffer = num(ARGV[3], 'buffer')
 local shared = city_shared(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[2])
 local orig = open_vehicle(KEYS[1], KEYS[2], ARGV[5], buffer)
 local booking = orig.by_id[ARGV[4]]
 if not orig.vehicle or booking == nil or booking.kind ~= 'booking' then return cjson.encode({ outcome = 'not_found' }) end
 if booking.status ~= 'conflicted' then return cjson.encode({ outcome = 'not_conflicted' }) end
+-- One record per conflict: a booking moved by an accepted offer may be displaced again later,
+-- and that new conflict gets offers of its own (the old record is history, in the stream).
+local existing = redis.call('HGET', KEYS[8], ARGV[4])
+if existing then
+  local rec = cjson.decode(existing)
+  if rec.status == 'open' or rec.conflictedAt == booking.conflictedAt then
+    return cjson.encode({ outcome = 'exists', record = rec })
+  end
+end
 
 local ttl, most = num(ARGV[6], 'ttl'), num(ARGV[7], 'maxOffers')
 local candidates = cjson.decode(ARGV[8])
