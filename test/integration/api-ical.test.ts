@@ -8,10 +8,11 @@ import { after, before, describe, test } from 'node:test';
 import ICAL from 'ical.js';
 import type { Redis } from 'ioredis';
 import { buildApp, type App } from '../../src/api/app.ts';
-import { authenticator, mintToken } from '../../src/api/auth.ts';
+import { authenticator } from '../../src/api/auth.ts';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, MINUTE, addVehicle, connect, futureHour, newInventory, testCity } from '../support/engine.ts';
+import { tenantTokens } from '../support/tokens.ts';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 const DAY = 24 * HOUR;
@@ -29,10 +30,7 @@ before(async () => {
   inv = newInventory(redis, city);
   app = await buildApp({ inventory: inv, redis, authenticate: authenticator({ secret: SECRET }), rateLimits: { customer: 10_000, host: 10_000, ops: 10_000, admin: 10_000 } });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
-  tok.alice = await mintToken(SECRET, { sub: 'alice', role: 'customer' });
-  tok.hostA = await mintToken(SECRET, { sub: 'ha', role: 'host', hostId: 'host-a' });
-  tok.hostB = await mintToken(SECRET, { sub: 'hb', role: 'host', hostId: 'host-b' });
-  tok.ops = await mintToken(SECRET, { sub: 'olga', role: 'ops' });
+  Object.assign(tok, await tenantTokens(SECRET));
 });
 after(async () => {
   await app.close();

@@ -8,12 +8,13 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import type { Redis } from 'ioredis';
 import { buildApp, type App } from '../../src/api/app.ts';
-import { authenticator, mintToken } from '../../src/api/auth.ts';
+import { authenticator } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
 import { Inventory } from '../../src/services/inventory.ts';
 import { keys } from '../../src/redis/keys.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, SEDAN, connect, futureHour, testCity } from '../support/engine.ts';
+import { tenantTokens } from '../support/tokens.ts';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 const cityA = testCity();
@@ -118,11 +119,7 @@ before(async () => {
   vehB = (await inv.createVehicle(cityB.id, { ...SEDAN, hostId: 'host-a' })).vehicleId;
   app = await buildApp({ inventory: inv, redis, authenticate: authenticator({ secret: SECRET }), live: { heartbeatMs: 300, pollMs: 10 } });
   wsBase = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
-  tok.alice = await mintToken(SECRET, { sub: 'alice', role: 'customer' });
-  tok.bob = await mintToken(SECRET, { sub: 'bob', role: 'customer' });
-  tok.hostA = await mintToken(SECRET, { sub: 'ha', role: 'host', hostId: 'host-a' });
-  tok.hostB = await mintToken(SECRET, { sub: 'hb', role: 'host', hostId: 'host-b' });
-  tok.ops = await mintToken(SECRET, { sub: 'olga', role: 'ops' });
+  Object.assign(tok, await tenantTokens(SECRET));
 });
 
 after(async () => {

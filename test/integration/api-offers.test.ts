@@ -8,13 +8,14 @@ import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import type { Redis } from 'ioredis';
 import { buildApp, type App } from '../../src/api/app.ts';
-import { authenticator, mintToken } from '../../src/api/auth.ts';
+import { authenticator } from '../../src/api/auth.ts';
 import { ConflictDesk } from '../../src/services/conflicts.ts';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
 import { ConflictWorker } from '../../src/workers/resolver.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, addVehicle, connect, futureHour, newInventory, snapshotCity, testCity } from '../support/engine.ts';
+import { tenantTokens } from '../support/tokens.ts';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 const city = testCity();
@@ -46,11 +47,7 @@ before(async () => {
   worker.start();
   app = await buildApp({ inventory: inv, redis, readModel, conflicts: desk, authenticate: authenticator({ secret: SECRET }), live: { pollMs: 5 } });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
-  tok.alice = await mintToken(SECRET, { sub: 'alice', role: 'customer' });
-  tok.bob = await mintToken(SECRET, { sub: 'bob', role: 'customer' });
-  tok.hostA = await mintToken(SECRET, { sub: 'ha', role: 'host', hostId: 'host-a' });
-  tok.hostB = await mintToken(SECRET, { sub: 'hb', role: 'host', hostId: 'host-b' });
-  tok.ops = await mintToken(SECRET, { sub: 'olga', role: 'ops' });
+  Object.assign(tok, await tenantTokens(SECRET));
 });
 
 after(async () => {

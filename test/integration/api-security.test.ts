@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import { buildApp, type App } from '../../src/api/app.ts';
-import { authenticator, mintToken } from '../../src/api/auth.ts';
+import { authenticator } from '../../src/api/auth.ts';
 import { ERROR_CODES, type ErrorCode } from '../../src/domain/errors.ts';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
@@ -15,6 +15,7 @@ import { ConflictDesk } from '../../src/services/conflicts.ts';
 import { VehicleLocks } from '../../src/services/vehicle-locks.ts';
 import { HOUR, addVehicle, futureHour, newInventory, snapshotCity, testCity } from '../support/engine.ts';
 import { startStores, type Stores } from '../support/stores.ts';
+import { tenantTokens } from '../support/tokens.ts';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 const UNLIMITED = { customer: 100_000, host: 100_000, ops: 100_000, admin: 100_000 };
@@ -76,13 +77,7 @@ before(async () => {
   const edgeInv = newInventory(stores.redis, city, { holdTtlMs: 1_000, locks: new VehicleLocks({ maxQueue: 1, maxWaitMs: 2_000 }) });
   edge = await buildApp({ inventory: edgeInv, redis: stores.redis, authenticate: authenticator({ secret: SECRET }), rateLimits: { ...UNLIMITED, admin: 3 } });
   edgeBase = await edge.listen({ port: 0, host: '127.0.0.1' });
-  tok.alice = await mintToken(SECRET, { sub: 'alice', role: 'customer' });
-  tok.bob = await mintToken(SECRET, { sub: 'bob', role: 'customer' });
-  tok.carol = await mintToken(SECRET, { sub: 'carol', role: 'customer' });
-  tok.hostA = await mintToken(SECRET, { sub: 'ha', role: 'host', hostId: 'host-a' });
-  tok.hostB = await mintToken(SECRET, { sub: 'hb', role: 'host', hostId: 'host-b' });
-  tok.ops = await mintToken(SECRET, { sub: 'olga', role: 'ops' });
-  tok.admin = await mintToken(SECRET, { sub: 'adam', role: 'admin' });
+  Object.assign(tok, await tenantTokens(SECRET));
 });
 
 after(async () => {

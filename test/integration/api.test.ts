@@ -11,6 +11,7 @@ import { authenticator, mintToken } from '../../src/api/auth.ts';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, addVehicle, connect, futureHour, newInventory, testCity } from '../support/engine.ts';
+import { tenantTokens } from '../support/tokens.ts';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 let server: RedisServer;
@@ -31,11 +32,7 @@ before(async () => {
   otherVehicle = await addVehicle(inv, city, { hostId: 'host-b' });
   app = await buildApp({ inventory: inv, redis, authenticate: authenticator({ secret: SECRET }), rateLimits: { customer: 10_000, host: 10_000, ops: 10_000, admin: 10_000 } });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
-  tok.alice = await mintToken(SECRET, { sub: 'alice', role: 'customer' });
-  tok.bob = await mintToken(SECRET, { sub: 'bob', role: 'customer' });
-  tok.hostA = await mintToken(SECRET, { sub: 'ha', role: 'host', hostId: 'host-a' });
-  tok.hostB = await mintToken(SECRET, { sub: 'hb', role: 'host', hostId: 'host-b' });
-  tok.ops = await mintToken(SECRET, { sub: 'olga', role: 'ops' });
+  Object.assign(tok, await tenantTokens(SECRET));
 });
 after(async () => {
   await app.close();
