@@ -3,6 +3,7 @@
  * JWT_SECRET, or RS256/EdDSA keys from JWKS_URL. Algorithms are pinned: `alg: none`, a wrong
  * key, an expired token or a missing claim is UNAUTHENTICATED.
  */
+import { createSecretKey } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { DomainError } from '../domain/errors.ts';
 
@@ -21,16 +22,29 @@ export interface AuthConfig {
   jwksUrl?: string;
 }
 
+/** Verified tokens are remembered this long at most (and never past their `exp`). */
+const VERIFIED_TTL_MS = 60_000;
+const VERIFIED_MAX = 10_000;
+
 export function authenticator(cfg: AuthConfig): (authorization: string | undefined) => Promise<Actor> {
   const jwks = cfg.jwksUrl ? createRemoteJWKSet(new URL(cfg.jwksUrl)) : undefined;
+  // The HMAC key is imported once: handing jose the raw bytes re-imports it on every request.
+  const hmacKey = createSecretKey(cfg.secret);
+  // A caller sends the same token with every request: the signature check (a third of a booking's
+  // CPU) is done once per token and minute. Keyed by the whole token, so a cached answer is the
+  // answer for exactly those bytes; bounded in size and time (key rotation, `exp`).
+  const verified = new Map<string, { actor: Actor; until: number }>();
   return async (authorization) => {
     const m = /^Bearer ([A-Za-z0-9_\-.]+)$/.exec(authorization ?? '');
     if (!m?.[1]) throw new DomainError('UNAUTHENTICATED', 'a Bearer token is required', { reason: 'missing' });
+    const now = Date.now();
+    const hit = verified.get(m[1]);
+    if (hit && hit.until > now) return hit.actor;
     let payload: JWTPayload;
     try {
       payload = jwks && !isHmac(m[1])
         ? (await jwtVerify(m[1], jwks, { algorithms: ['RS256', 'EdDSA'], requiredClaims: ['exp', 'sub'] })).payload
-        : (await jwtVerify(m[1], cfg.secret, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] })).payload;
+        : (await jwtVerify(m[1], hmacKey, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] })).payload;
     } catch (err) {
       throw new DomainError('UNAUTHENTICATED', `invalid token: ${(err as Error).message}`, { reason: (err as { code?: string }).code ?? 'invalid' });
     }
@@ -41,7 +55,10 @@ export function authenticator(cfg: AuthConfig): (authorization: string | undefin
     if (role === 'host' && (typeof payload.hostId !== 'string' || !payload.hostId)) {
       throw new DomainError('UNAUTHENTICATED', 'a host token needs hostId', { reason: 'claims' });
     }
-    return { id: payload.sub, role: role as Role, ...(role === 'host' ? { hostId: payload.hostId as string } : {}) };
+    const actor: Actor = { id: payload.sub, role: role as Role, ...(role === 'host' ? { hostId: payload.hostId as string } : {}) };
+    if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
+    verified.set(m[1], { actor, until: Math.min(now + VERIFIED_TTL_MS, (payload.exp as number) * 1000) });
+    return actor;
   };
 }
 

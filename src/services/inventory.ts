@@ -119,15 +119,18 @@ export class Inventory {
     opts: CommandOptions = {},
   ) {
     requireText(input.customerId, 'customerId');
+    // The answer names the vehicle, so callers need not look the new booking up again.
     if ('holdId' in input) {
       const { city, vehicleId } = await this.locate(input.holdId, 'hold');
-      return this.command<{ booking: BookingEntry }>('book', city, vehicleId, opts, [],
+      const r = await this.command<{ booking: BookingEntry }>('book', city, vehicleId, opts, [],
         [newId('booking', city), input.customerId, '', '', input.holdId, '0'], [input.customerId, input.holdId]);
+      return { ...r, vehicleId };
     }
     const city = this.cityOf(input.vehicleId, 'vehicle');
-    return this.command<{ booking: BookingEntry }>('book', city, input.vehicleId, opts, [],
+    const r = await this.command<{ booking: BookingEntry }>('book', city, input.vehicleId, opts, [],
       [newId('booking', city), input.customerId, time(input.from, 'from'), time(input.to, 'to'), '', flag(input.allowPast)],
       [input.vehicleId, input.customerId, input.from, input.to, flag(input.allowPast)]);
+    return { ...r, vehicleId: input.vehicleId };
   }
 
   /** `customerId` undefined: any customer's booking (ops, host). */

@@ -5,7 +5,7 @@
  * verified against Redis in one round trip, so no vehicle booked before the response is shown
  * as free, however far the tail lags.
  */
-import { firstOverlap, type CalendarEntry } from '../domain/calendar.ts';
+import { occupies, overlapsWindow, type CalendarEntry } from '../domain/calendar.ts';
 import type { CityCatalog } from '../domain/cities.ts';
 import { isSameOrBetter, type Category, type VehicleSpec } from '../domain/vehicle.ts';
 import { DomainError } from '../domain/errors.ts';
@@ -57,6 +57,14 @@ function readVehicle(id: string, s: Record<string, unknown>, entries = new Map<s
     fuel: s.fuel as ReadVehicle['fuel'], make: String(s.make), model: String(s.model), lat: Number(s.lat), lng: Number(s.lng),
     pricePerHour: Number(s.pricePerHour), listing: String(s.listing), entries,
   };
+}
+
+/** Is [from, to) taken on this vehicle (turnaround included)? The same rule as the scripts' `require_free`. */
+function isTaken(v: ReadVehicle, from: number, to: number, turnaroundMs: number, now: number): boolean {
+  for (const e of v.entries.values()) {
+    if (occupies(e, now) && overlapsWindow(e, from, to, true, turnaroundMs, now)) return true;
+  }
+  return false;
 }
 
 export class ReadModel {
@@ -131,21 +139,19 @@ export class ReadModel {
     const view = this.views.get(city);
     if (!c || !view) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
     const now = Date.now();
-    const candidates: SearchHit[] = [];
+    // Hot path (every search scans the city): no per-vehicle allocation until the page is built.
+    const candidates: Array<{ v: ReadVehicle; d: number | undefined }> = [];
     for (const v of view.vehicles.values()) {
       if (v.listing !== 'active') continue;
       if (q.category && !(q.orBetter ? isSameOrBetter(v.category, q.category) : v.category === q.category)) continue;
       if (q.minSeats !== undefined && v.seats < q.minSeats) continue;
       const d = q.near ? distanceKm(q.near, { lat: v.lat, lng: v.lng }) : undefined;
       if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
-      if (firstOverlap([...v.entries.values()], q.from, q.to, true, c.turnaroundMs, now)) continue;
-      candidates.push({
-        vehicleId: v.id, category: v.category, seats: v.seats, make: v.make, model: v.model, transmission: v.transmission, fuel: v.fuel,
-        location: { lat: v.lat, lng: v.lng }, pricePerHour: v.pricePerHour, ...(d === undefined ? {} : { distanceKm: Math.round(d * 1000) / 1000 }),
-      });
+      if (isTaken(v, q.from, q.to, c.turnaroundMs, now)) continue;
+      candidates.push({ v, d });
     }
-    const byPrice = (a: SearchHit, b: SearchHit) => a.pricePerHour - b.pricePerHour || a.vehicleId.localeCompare(b.vehicleId);
-    const byDistance = (a: SearchHit, b: SearchHit) => (a.distanceKm ?? 0) - (b.distanceKm ?? 0) || byPrice(a, b);
+    const byPrice = (a: { v: ReadVehicle }, b: { v: ReadVehicle }) => a.v.pricePerHour - b.v.pricePerHour || (a.v.id < b.v.id ? -1 : a.v.id > b.v.id ? 1 : 0);
+    const byDistance = (a: { v: ReadVehicle; d: number | undefined }, b: { v: ReadVehicle; d: number | undefined }) => (a.d ?? 0) - (b.d ?? 0) || byPrice(a, b);
     candidates.sort(q.sort === 'distance' && q.near ? byDistance : byPrice);
     // Verify against the truth; what memory thought free but Redis says taken is skipped and the
     // page filled from further candidates.
@@ -153,11 +159,15 @@ export class ReadModel {
     let i = q.offset;
     while (hits.length < q.limit && i < candidates.length) {
       const slice = candidates.slice(i, i + (q.limit - hits.length) * 2);
-      const free = new Set(await this.inventory.verifyAvailable(city, slice.map((h) => h.vehicleId), q.from, q.to));
-      for (const h of slice) {
+      const free = new Set(await this.inventory.verifyAvailable(city, slice.map((h) => h.v.id), q.from, q.to));
+      for (const { v, d } of slice) {
         if (hits.length >= q.limit) break;
         i++;
-        if (free.has(h.vehicleId)) hits.push(h);
+        if (!free.has(v.id)) continue;
+        hits.push({
+          vehicleId: v.id, category: v.category, seats: v.seats, make: v.make, model: v.model, transmission: v.transmission, fuel: v.fuel,
+          location: { lat: v.lat, lng: v.lng }, pricePerHour: v.pricePerHour, ...(d === undefined ? {} : { distanceKm: Math.round(d * 1000) / 1000 }),
+        });
       }
     }
     return { hits, nextOffset: i < candidates.length ? i : null };

@@ -41,7 +41,7 @@ export function bookingRoutes(app: App, { inventory }: AppDeps): void {
     const r = 'holdId' in b
       ? await inventory.book({ holdId: b.holdId, customerId: request.actor.id }, commandOptions(request))
       : await inventory.book({ vehicleId: b.vehicleId, customerId: request.actor.id, from: toMs(b.from), to: toMs(b.to) }, commandOptions(request));
-    return reply.code(201).send(bookingOut(r.booking, (await inventory.locate(r.booking.id, 'booking')).vehicleId));
+    return reply.code(201).send(bookingOut(r.booking, r.vehicleId));
   });
 
   /** The booking, if the caller may see it (its customer, the vehicle's host, staff). */
