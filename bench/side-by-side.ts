@@ -559,7 +559,7 @@ async function main() {
   };
   const json = JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v), 2);
   if (QUICK) {
-    const file = path.join(os.tmpdir(), 'fleet-side-by-side-quick.json');
+    const file = process.env.BENCH_QUICK_OUT ?? path.join(os.tmpdir(), 'fleet-side-by-side-quick.json');
     await writeFile(file, json);
     console.error(`quick run: ${seconds.toFixed(0)} s; results in ${file} (the tree is left alone)`);
     return;

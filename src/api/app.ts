@@ -28,6 +28,7 @@ import { icalRoutes } from './routes/calendar-ics.ts';
 import type { ReadModel } from '../services/read-model.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import { offerRoutes } from './routes/offers.ts';
+import { batchedRedisStore } from './rate-limit-store.ts';
 import { LIVE_PATH, LiveHub, type LiveOptions } from './live.ts';
 
 /** Requests per minute per caller, by role (configurable: RATE_LIMIT_* in the environment). */
@@ -94,11 +95,12 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err, request, reply) => sendProblem(request, reply, err));
 
-  // Per-caller limits in Redis (shared by every process), after authentication: the key is the
-  // verified caller, the budget its role's. RateLimit-* headers on every /v1 answer; 429 beyond.
+  // Per-caller limits in Redis (shared by every process; counted locally and added up every 50 ms,
+  // see rate-limit-store.ts), after authentication: the key is the verified caller, the budget its
+  // role's. RateLimit-* headers on every /v1 answer; 429 beyond.
   const limits = deps.rateLimits ?? DEFAULT_RATE_LIMITS;
   await app.register(rateLimit, {
-    global: true, hook: 'preHandler', redis: deps.redis, nameSpace: 'fleet-rl:', enableDraftSpec: true, timeWindow: 60_000,
+    global: true, hook: 'preHandler', store: batchedRedisStore({ redis: deps.redis, prefix: 'fleet-rl:' }), enableDraftSpec: true, timeWindow: 60_000,
     allowList: (request) => !request.url.startsWith('/v1/'),
     keyGenerator: (request) => (request.actor ? `${request.actor.role}:${request.actor.id}` : `ip:${request.ip}`),
     max: (request) => (request.actor ? limits[request.actor.role] : limits.customer),

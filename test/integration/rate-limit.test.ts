@@ -1,0 +1,64 @@
+/**
+ * Rate limits are per caller across every API process: two apps on one Redis share each caller's
+ * budget (counted locally, added up in Redis every 50 ms), and a burst on one process is cut at
+ * the limit exactly.
+ */
+import assert from 'node:assert/strict';
+import { after, before, test } from 'node:test';
+import type { Redis } from 'ioredis';
+import { buildApp, type App } from '../../src/api/app.ts';
+import { authenticator, mintToken } from '../../src/api/auth.ts';
+import { startRedis, type RedisServer } from '../support/redis.ts';
+import { connect, newInventory, testCity } from '../support/engine.ts';
+
+const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
+const LIMITS = { customer: 10, host: 10, ops: 10, admin: 10 };
+let server: RedisServer;
+let redis: Redis;
+const apps: App[] = [];
+const connections: Redis[] = [];
+const bases: string[] = [];
+
+before(async () => {
+  server = await startRedis();
+  redis = connect(server.url);
+  const inv = newInventory(redis, testCity());
+  for (let i = 0; i < 2; i++) {
+    // Each app its own Redis connection, as each API process has.
+    const own = connect(server.url);
+    connections.push(own);
+    const app = await buildApp({ inventory: inv, redis: own, authenticate: authenticator({ secret: SECRET }), rateLimits: LIMITS });
+    apps.push(app);
+    bases.push(await app.listen({ port: 0, host: '127.0.0.1' }));
+  }
+});
+after(async () => {
+  for (const a of apps) await a.close();
+  for (const c of connections) c.disconnect();
+  redis.disconnect();
+  await server.stop();
+});
+
+const get = (base: string, token: string) => fetch(`${base}/v1/cities`, { headers: { authorization: `Bearer ${token}` } });
+
+test('a burst on one process is cut at the limit exactly', async () => {
+  const token = await mintToken(SECRET, { sub: 'burst', role: 'customer' });
+  const statuses = await Promise.all(Array.from({ length: 25 }, () => get(bases[0]!, token).then((r) => r.status)));
+  assert.equal(statuses.filter((s) => s === 200).length, 10);
+  assert.equal(statuses.filter((s) => s === 429).length, 15);
+});
+
+test("two processes share a caller's budget; other callers keep theirs", async () => {
+  const token = await mintToken(SECRET, { sub: 'shared', role: 'customer' });
+  for (let i = 0; i < 6; i++) assert.equal((await get(bases[0]!, token)).status, 200);
+  await new Promise((r) => setTimeout(r, 150)); // past a flush
+  const second = [];
+  for (let i = 0; i < 6; i++) second.push((await get(bases[1]!, token)).status);
+  assert.deepEqual(second, [200, 200, 200, 200, 429, 429], 'the second process knows of the first six');
+  const last = await get(bases[1]!, token);
+  assert.ok(Number(last.headers.get('retry-after')) > 0);
+  const other = await mintToken(SECRET, { sub: 'other', role: 'customer' });
+  assert.equal((await get(bases[1]!, other)).status, 200);
+  await new Promise((r) => setTimeout(r, 150));
+  assert.ok(Number(await redis.get('fleet-rl:customer:shared')) >= 12, 'the counts reached Redis');
+});
