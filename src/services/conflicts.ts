@@ -7,7 +7,7 @@
  * them to the same flow. Every write is one Lua script; this class finds and orders.
  */
 import { randomUUID } from 'node:crypto';
-import type { BookingEntry, Incentive } from '../domain/calendar.ts';
+import type { BookingEntry, CalendarEntry, Incentive } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
 import { parseId } from '../domain/ids.ts';
 import { DEFAULT_OFFER_POLICY, incentiveFor, noAlternativeCredit, rankAlternatives, type OfferPolicy, type Original } from '../domain/offers.ts';
@@ -152,29 +152,29 @@ export class ConflictDesk {
     const conflicted: string[] = [];
     const resolved: string[] = [];
     const vehicles = await this.redis.smembers(keys.vehicles(city));
-    const now = Date.now();
-    for (const vehicleId of vehicles) {
-      const state = await this.inventory.getVehicleState(vehicleId).catch(() => undefined);
-      if (!state) continue;
-      // A trip still under way past its end keeps the car until now: the next booking may be hit.
-      const live = state.entries.filter((e) => e.kind !== 'hold' && occupies(e, now))
-        .map((e) => (e.kind === 'booking' && e.status === 'active' && e.to < now ? { ...e, to: now } : e))
-        .filter((e) => (e.to ?? Infinity) > now);
-      for (const b of live) {
-        if (b.kind !== 'booking' || b.status !== 'confirmed') continue;
-        const rival = live.find((o) => o.id !== b.id && overlapsWith(b, o, o.kind === 'block' ? 0 : turnaround)
-          && (o.kind === 'block' || o.status !== 'confirmed' || o.createdAt < b.createdAt || (o.createdAt === b.createdAt && o.id < b.id)));
-        if (!rival) continue;
-        const raw = await runScript(this.redis, 'mark_conflicted', [
-          keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId), ...this.cityKeys(city), keys.noIdempotency(city),
-        ], [randomUUID(), '', city, vehicleId, turnaround, b.id]);
-        if ((JSON.parse((raw as [string, number])[0]) as { outcome: string }).outcome === 'conflicted') conflicted.push(b.id);
-      }
-      for (const e of state.entries) {
-        if (e.kind === 'booking' && e.status === 'conflicted' && e.to > now && (e.conflictedAt ?? 0) < now - 5_000
-          && !(await this.hasOffersFor(city, e.id, e.conflictedAt))) {
-          await this.resolve(e.id);
-          resolved.push(e.id);
+    // Calendars are read in pipelined chunks (a city of thousands of vehicles in a few round
+    // trips); the suspects are then re-checked atomically by mark_conflicted.
+    for (let i = 0; i < vehicles.length; i += 200) {
+      const chunk = vehicles.slice(i, i + 200);
+      const pipe = this.redis.pipeline();
+      for (const v of chunk) pipe.hvals(keys.calendar(city, v));
+      const calendars = ((await pipe.exec()) ?? []).map(([err, raw]) => (err ? [] : (raw as string[]).map((j) => JSON.parse(j) as CalendarEntry)));
+      const now = Date.now();
+      for (let k = 0; k < chunk.length; k++) {
+        const vehicleId = chunk[k]!;
+        const entries = calendars[k] ?? [];
+        for (const b of overlapLosers(entries, turnaround, now)) {
+          const raw = await runScript(this.redis, 'mark_conflicted', [
+            keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId), ...this.cityKeys(city), keys.noIdempotency(city),
+          ], [randomUUID(), '', city, vehicleId, turnaround, b.id]);
+          if ((JSON.parse((raw as [string, number])[0]) as { outcome: string }).outcome === 'conflicted') conflicted.push(b.id);
+        }
+        for (const e of entries) {
+          if (e.kind === 'booking' && e.status === 'conflicted' && e.to > now && (e.conflictedAt ?? 0) < now - 5_000
+            && !(await this.hasOffersFor(city, e.id, e.conflictedAt))) {
+            await this.resolve(e.id);
+            resolved.push(e.id);
+          }
         }
       }
     }
@@ -224,6 +224,25 @@ export class ConflictDesk {
     }
     return parsed.city;
   }
+}
+
+/**
+ * The confirmed bookings of one calendar that overlap another booking or an active block
+ * (turnaround included): of two bookings the later-made one, a booking before a block or a trip
+ * under way (which, past its end, keeps the car until now).
+ */
+export function overlapLosers(entries: readonly CalendarEntry[], turnaround: number, now: number): BookingEntry[] {
+  const live = entries.filter((e) => e.kind !== 'hold' && occupies(e, now))
+    .map((e) => (e.kind === 'booking' && e.status === 'active' && e.to < now ? { ...e, to: now } : e))
+    .filter((e) => (e.to ?? Infinity) > now);
+  const losers: BookingEntry[] = [];
+  for (const b of live) {
+    if (b.kind !== 'booking' || b.status !== 'confirmed') continue;
+    const rival = live.find((o) => o.id !== b.id && overlapsWith(b, o, o.kind === 'block' ? 0 : turnaround)
+      && (o.kind === 'block' || o.status !== 'confirmed' || o.createdAt < b.createdAt || (o.createdAt === b.createdAt && o.id < b.id)));
+    if (rival) losers.push(b);
+  }
+  return losers;
 }
 
 function overlapsWith(b: { from: number; to?: number }, o: { from: number; to?: number }, pad: number): boolean {

@@ -42,12 +42,32 @@ export class ConflictWorker {
   }
 
   start(): void {
-    this.loop = this.run();
+    this.loop = Promise.all([this.run(), this.validate()]).then(() => undefined);
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     await this.loop;
+  }
+
+  /** The post-validation pass, on a loop of its own: a long pass never delays new conflicts. */
+  private async validate(): Promise<void> {
+    if (this.o.validateEveryMs <= 0) return;
+    let last = Date.now();
+    while (!this.stopped) {
+      await sleep(Math.min(250, this.o.validateEveryMs));
+      if (Date.now() - last < this.o.validateEveryMs) continue;
+      last = Date.now();
+      for (const c of this.cities.all()) {
+        if (this.stopped) break;
+        try {
+          const r = await this.desk.postValidate(c.id);
+          if (r.conflicted.length || r.resolved.length) this.o.log?.warn({ city: c.id, ...r }, 'post-validation found conflicts');
+        } catch (err) {
+          this.o.log?.error({ err, city: c.id }, 'post-validation pass failed; next round retries');
+        }
+      }
+    }
   }
 
   /** One pass over every city: new conflicts, then reclaimed ones. Returns how many were handled. */
@@ -63,7 +83,6 @@ export class ConflictWorker {
   private async run(): Promise<void> {
     await this.ensureGroups();
     let lastLapse = 0;
-    let lastValidate = Date.now();
     let lastClaim = Date.now();
     while (!this.stopped) {
       let handled = 0;
@@ -77,13 +96,6 @@ export class ConflictWorker {
         if (now - lastClaim >= this.o.claimIdleMs) {
           lastClaim = now;
           for (const c of this.cities.all()) await this.reclaim(c.id);
-        }
-        if (this.o.validateEveryMs > 0 && now - lastValidate >= this.o.validateEveryMs) {
-          lastValidate = now;
-          for (const c of this.cities.all()) {
-            const r = await this.desk.postValidate(c.id);
-            if (r.conflicted.length || r.resolved.length) this.o.log?.warn({ city: c.id, ...r }, 'post-validation found conflicts');
-          }
         }
       } catch (err) {
         if (/NOGROUP/.test((err as Error).message)) await this.ensureGroups().catch(() => {});
