@@ -51,7 +51,7 @@ async function main() {
       const from = base + Math.floor(i / VEHICLES) * 3 * HOUR;
       return inventory.book({ vehicleId: vehicles[i % VEHICLES]!, customerId: 'c1', from, to: from + HOUR });
     };
-    const worker = new SyncWorker(redis, pool, cities, { batchSize: 500 });
+    const worker = new SyncWorker(redis, pool, cities, { batchSize: Number(process.env.BENCH_SYNC_BATCH ?? 500) });
     await worker.drain(); // the vehicles
 
     // 1. Booking rate alone, building the backlog.
