@@ -36,6 +36,9 @@ const ConfigSchema = Type.Object({
   MAX_LIVE_HOLDS_PER_CUSTOMER: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   LOCK_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, maximum: 10_000 }),
   LOCK_MAX_WAIT_MS: Type.Integer({ default: 2_000, minimum: 10, maximum: 60_000 }),
+  /** Past, final calendar entries leave Redis this long after their window ended (once synced). */
+  CALENDAR_RETENTION_MS: Type.Integer({ default: 7 * 24 * 3_600_000, minimum: 3_600_000 }),
+  TRIM_INTERVAL_MS: Type.Integer({ default: 3_600_000, minimum: 1_000 }),
   SWEEP_INTERVAL_MS: Type.Integer({ default: 1_000, minimum: 50, maximum: 60_000 }),
   SYNC_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
   SYNC_CLAIM_IDLE_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 3_600_000 }),

@@ -10,7 +10,7 @@ export function requireRole(actor: Actor, ...roles: Role[]): void {
 export const isStaff = (actor: Actor) => actor.role === 'ops' || actor.role === 'admin';
 
 /** A customer's own booking or hold; the vehicle's host; staff. */
-export function canSeeTrip(actor: Actor, trip: { customerId: string }, vehicle: Vehicle): boolean {
+export function canSeeTrip(actor: Actor, trip: { customerId: string }, vehicle: Pick<Vehicle, 'hostId'>): boolean {
   if (isStaff(actor)) return true;
   if (actor.role === 'customer') return trip.customerId === actor.id;
   return actor.role === 'host' && vehicle.hostId === actor.hostId;

@@ -24,8 +24,8 @@ import { seedCity } from '../services/demo.ts';
 import { Inventory } from '../services/inventory.ts';
 import { ReadModel } from '../services/read-model.ts';
 import { VehicleLocks } from '../services/vehicle-locks.ts';
-import { startSweeper, sweepAllCities } from '../workers/sweeper.ts';
-import { SyncWorker, cityLag, type Failpoint } from '../workers/sync.ts';
+import { startSweeper, sweepAllCities, trimAllCities } from '../workers/sweeper.ts';
+import { SyncWorker, cityLag, syncedThrough, type Failpoint } from '../workers/sync.ts';
 import { migrate } from '../pg/migrate.ts';
 import { rebuildCity, reconcileCity, recordCities } from '../services/durable.ts';
 import pg from 'pg';
@@ -47,6 +47,7 @@ Engine
   seed [--vehicles-per-city N] [--city X]  demo fleets for empty cities (default 200 per city)
   durability                               can acknowledged writes be lost on this Redis?
   sweep                                    expire lapsed holds, refresh statuses, once
+  trim                                     past, final calendar entries leave Redis once synced (CALENDAR_RETENTION_MS)
 
 Read
   vehicle <vehicleId>                      vehicle, calendar and status now
@@ -132,7 +133,10 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   await recordCities(pool, inventory.cities.all());
   const sync = newSyncWorker(config, redis, pool, inventory, log);
   sync.start();
-  const sweeper = startSweeper(inventory, { intervalMs: config.SWEEP_INTERVAL_MS, log });
+  const sweeper = startSweeper(inventory, {
+    intervalMs: config.SWEEP_INTERVAL_MS, log,
+    trim: { everyMs: config.TRIM_INTERVAL_MS, retentionMs: config.CALENDAR_RETENTION_MS, syncedThrough: (city) => syncedThrough(redis, city) },
+  });
   // The resolver runs once, here: its own read model finds the alternatives.
   const resolverModel = new ReadModel(redis, inventory);
   await resolverModel.start();
@@ -341,12 +345,12 @@ async function main(): Promise<number> {
       }
       case 'worker': await runWorker(config, inventory, redis); break;
       case 'lag': print(await Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id)))); break;
-      case 'rebuild': print(await withPool(config, (pool) => rebuildCity(redis, pool, need('--city', opt.city)))); break;
+      case 'rebuild': print(await withPool(config, (pool) => rebuildCity(redis, pool, need('--city', opt.city), config.CALENDAR_RETENTION_MS))); break;
       case 'reconcile': {
         const cities = opt.city ? [opt.city] : inventory.cities.all().map((c) => c.id);
         const reports = await withPool(config, async (pool) => {
           const out = [];
-          for (const c of cities) out.push(await reconcileCity(redis, pool, c, { repair: opt.repair ?? false }));
+          for (const c of cities) out.push(await reconcileCity(redis, pool, c, { repair: opt.repair ?? false, retentionMs: config.CALENDAR_RETENTION_MS }));
           return out;
         });
         const drift = reports.reduce((n, r) => n + r.drift.length, 0);
@@ -360,6 +364,7 @@ async function main(): Promise<number> {
         break;
       }
       case 'sweep': print(await sweepAllCities(inventory)); break;
+      case 'trim': print({ removed: await trimAllCities(inventory, { retentionMs: config.CALENDAR_RETENTION_MS, syncedThrough: (city) => syncedThrough(redis, city) }) }); break;
       case 'simulate': {
         redis.disconnect();
         const { simulate, DEFAULT_SIM } = await import('../sim/simulate.ts');

@@ -160,6 +160,18 @@ export function firstOverlap(
     e.id !== exceptId && occupies(e, now) && overlapsWindow(e, from, to, tripCandidate, turnaroundMs, now));
 }
 
+/** Final states: nothing can happen to such an entry any more. */
+const FINAL = new Set(['completed', 'cancelled', 'reaccommodated', 'converted', 'released', 'expired', 'cleared']);
+
+/**
+ * May this entry leave Redis (DESIGN §3: Redis holds the present and the future; history lives
+ * in PostgreSQL)? Only a final one whose window ended before `before`. The caller adds the other
+ * condition: its last change is already in PostgreSQL.
+ */
+export function isArchivable(e: CalendarEntry, before: number): boolean {
+  return FINAL.has(e.status) && e.to !== undefined && e.to < before;
+}
+
 export function sortEntries<T extends CalendarEntry>(entries: readonly T[]): T[] {
   return [...entries].sort((a, b) => a.from - b.from || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
 }

@@ -15,7 +15,7 @@ export const SCRIPT_NAMES = [
   'upsert_vehicle', 'set_listing', 'place_hold', 'release_hold', 'book', 'cancel_booking',
   'start_trip', 'complete_trip', 'extend_booking', 'place_block', 'remove_block', 'expire_holds',
   'vehicle_state', 'verify_available', 'restore_vehicle',
-  'make_offers', 'accept_offer', 'close_offers', 'mark_conflicted',
+  'make_offers', 'accept_offer', 'close_offers', 'mark_conflicted', 'trim_calendar',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

@@ -5,7 +5,10 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
-import { sortEntries, type CalendarEntry } from '../domain/calendar.ts';
+import { isArchivable, sortEntries, type CalendarEntry } from '../domain/calendar.ts';
+
+/** As `CALENDAR_RETENTION_MS`: past, final entries older than this may be absent from Redis. */
+export const DEFAULT_RETENTION_MS = 7 * 24 * 3_600_000;
 import type { City } from '../domain/cities.ts';
 import { cityKeyPattern, keys } from '../redis/keys.ts';
 import { runScript, type RedisConnection } from '../redis/scripts.ts';
@@ -103,8 +106,11 @@ async function restoreVehicle(redis: RedisConnection, city: string, v: Side['veh
  * operational keys are cleared first (the event stream and idempotency records are kept), then
  * every vehicle is restored with its calendar; counters are recomputed by the restores.
  */
-export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: string): Promise<{ vehicles: number; entries: number }> {
+export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: string, retentionMs = DEFAULT_RETENTION_MS): Promise<{ vehicles: number; entries: number }> {
   const pgSide = await readPg(pool, city);
+  // History stays in PostgreSQL: what trimming would remove is not brought back.
+  const before = Date.now() - retentionMs;
+  for (const v of pgSide.vehicles.values()) v.entries = v.entries.filter((e) => !isArchivable(e, before));
   const keep = new Set([keys.events(city)]);
   let cursor = '0';
   do {
@@ -121,8 +127,9 @@ export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: s
   return { vehicles: pgSide.vehicles.size, entries };
 }
 
-export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city: string, opts: { repair?: boolean } = {}): Promise<ReconcileReport> {
+export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city: string, opts: { repair?: boolean; retentionMs?: number } = {}): Promise<ReconcileReport> {
   const [r, p] = await Promise.all([readRedis(redis, city), readPg(pool, city)]);
+  const before = Date.now() - (opts.retentionMs ?? DEFAULT_RETENTION_MS);
   const drift: Drift[] = [];
   const drifting = new Set<string>();
   for (const id of new Set([...r.vehicles.keys(), ...p.vehicles.keys()])) {
@@ -140,7 +147,8 @@ export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city:
       if (!isDeepStrictEqual(e, other)) add({ vehicleId: id, what: 'entry', entryId: e.id, redis: e, pg: other });
       pe.delete(e.id);
     }
-    for (const e of pe.values()) add({ vehicleId: id, what: 'entry', entryId: e.id, pg: e });
+    // Trimmed from Redis on purpose (past and final): history is PostgreSQL's alone.
+    for (const e of pe.values()) if (!isArchivable(e, before)) add({ vehicleId: id, what: 'entry', entryId: e.id, pg: e });
   }
   const recomputed = tally(r);
   if (!isDeepStrictEqual(r.counters, recomputed)) drift.push({ vehicleId: '-', what: 'counters', redis: r.counters, pg: recomputed });

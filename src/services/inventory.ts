@@ -202,6 +202,26 @@ export class Inventory {
     return { vehicles: due.length, expired: out.expired, events: Array.isArray(out.events) ? out.events : [], at: out.at };
   }
 
+  /**
+   * Past, final entries leave the city's calendars once PostgreSQL has them (`syncedThrough`:
+   * every change before it is synced). Returns how many entries were removed.
+   */
+  async trimCity(city: string, before: number, syncedThrough: number, batch = 200): Promise<number> {
+    this.city(city);
+    if (syncedThrough <= 0) return 0;
+    let removed = 0;
+    let cursor = '0';
+    do {
+      const [next, ids] = await this.redis.sscan(keys.vehicles(city), cursor, 'COUNT', batch);
+      cursor = next;
+      if (ids.length) {
+        removed += Number(await runScript(this.redis, 'trim_calendar', [keys.entries(city), ...ids.map((v) => keys.calendar(city, v))],
+          [time(before, 'before'), time(Math.min(syncedThrough, MAX_TIMESTAMP_MS), 'syncedThrough')]));
+      }
+    } while (cursor !== '0');
+    return removed;
+  }
+
   // Queries --------------------------------------------------------------------------------
 
   async getVehicleState(vehicleId: string): Promise<VehicleState> {

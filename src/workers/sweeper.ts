@@ -27,16 +27,40 @@ export interface Sweeper {
   sweepOnce(): Promise<{ vehicles: number; expired: number }>;
 }
 
-export function startSweeper(inventory: Inventory, opts: { intervalMs: number; batch?: number; log?: Logger }): Sweeper {
+/** Trimming of past, final calendar entries (DESIGN §3), once PostgreSQL has them. */
+export interface TrimOptions {
+  everyMs: number;
+  /** Entries whose window ended longer ago than this may leave Redis. */
+  retentionMs: number;
+  /** Every change of the city before this instant is in PostgreSQL (see syncedThrough in sync.ts). */
+  syncedThrough: (city: string) => Promise<number>;
+}
+
+export async function trimAllCities(inventory: Inventory, trim: Omit<TrimOptions, 'everyMs'>): Promise<number> {
+  let removed = 0;
+  for (const city of inventory.cities.all()) {
+    removed += await inventory.trimCity(city.id, Date.now() - trim.retentionMs, await trim.syncedThrough(city.id));
+  }
+  return removed;
+}
+
+export function startSweeper(inventory: Inventory, opts: { intervalMs: number; batch?: number; log?: Logger; trim?: TrimOptions }): Sweeper {
   const batch = opts.batch ?? 200;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
   let running: Promise<unknown> = Promise.resolve();
+  let lastTrim = 0;
 
   const sweepOnce = () => sweepAllCities(inventory, batch, () => stopped);
+  const maybeTrim = async () => {
+    if (!opts.trim || stopped || Date.now() - lastTrim < opts.trim.everyMs) return;
+    lastTrim = Date.now();
+    const removed = await trimAllCities(inventory, opts.trim);
+    if (removed > 0) opts.log?.info({ removed }, 'past calendar entries trimmed from Redis (PostgreSQL keeps them)');
+  };
 
   const tick = () => {
-    running = sweepOnce()
+    running = sweepOnce().then(async (r) => { await maybeTrim(); return r; })
       .then((r) => { if (r.expired > 0) opts.log?.debug(r, 'sweep'); })
       .catch((err: unknown) => opts.log?.error({ err }, 'sweep failed; retrying next tick'))
       .finally(() => { if (!stopped) timer = setTimeout(tick, opts.intervalMs); });

@@ -295,18 +295,33 @@ export class SyncWorker {
 }
 
 export async function cityLag(redis: RedisConnection, city: string): Promise<CityLag> {
+  const s = await syncState(redis, city);
+  const secondsBehind = s.oldestUnsynced !== undefined ? Math.max(0, (Date.now() - s.oldestUnsynced) / 1000) : 0;
+  return { city, eventsBehind: s.eventsBehind, secondsBehind };
+}
+
+/**
+ * Every change made before this instant (ms) is in PostgreSQL: the time of the oldest event the
+ * sync has not acknowledged, or now when it has them all; 0 when no sync ever ran for the city.
+ */
+export async function syncedThrough(redis: RedisConnection, city: string): Promise<number> {
+  const s = await syncState(redis, city);
+  if (!s.group) return 0;
+  return s.oldestUnsynced ?? Date.now();
+}
+
+async function syncState(redis: RedisConnection, city: string): Promise<{ group: boolean; eventsBehind: number; oldestUnsynced?: number }> {
   const stream = keys.events(city);
   const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
   const g = groups.map(toRecord).find((x) => x.name === SYNC_GROUP);
   const length = await redis.xlen(stream);
-  if (!g) return { city, eventsBehind: length, secondsBehind: 0 };
+  if (!g) return { group: false, eventsBehind: length };
   const pending = Number(g.pending);
   const undelivered = g.lag === null || g.lag === undefined ? length : Number(g.lag);
   let oldest: string | undefined;
   if (pending > 0) oldest = ((await redis.xpending(stream, SYNC_GROUP)) as [number, string])[1];
   else if (undelivered > 0) oldest = (await redis.xrange(stream, `(${String(g['last-delivered-id'])}`, '+', 'COUNT', 1))[0]?.[0];
-  const secondsBehind = oldest ? Math.max(0, (Date.now() - parseStreamId(oldest)[0]) / 1000) : 0;
-  return { city, eventsBehind: pending + undelivered, secondsBehind };
+  return { group: true, eventsBehind: pending + undelivered, ...(oldest ? { oldestUnsynced: parseStreamId(oldest)[0] } : {}) };
 }
 
 /** The city's cursor row, locked for this transaction (created at zero the first time). */

@@ -2,6 +2,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import type { CommandOptions } from '../../services/inventory.ts';
+import type { BookingEntry } from '../../domain/calendar.ts';
+import { DomainError } from '../../domain/errors.ts';
 import type { App, AppDeps } from '../app.ts';
 import { canSeeTrip, customerScope, isStaff, notFound, requireRole } from '../authorize.ts';
 import { Booking, BookingRequest, CancelRequest, ExtendRequest, Hold, HoldRequest, IdParams, bookingOut, holdOut, toMs } from '../schemas.ts';
@@ -16,7 +18,7 @@ export function commandOptions(request: FastifyRequest): CommandOptions {
   return { actorId: request.actor.id, commandId: request.id, ...(typeof key === 'string' ? { idempotencyKey: key } : {}) };
 }
 
-export function bookingRoutes(app: App, { inventory }: AppDeps): void {
+export function bookingRoutes(app: App, { inventory, pool }: AppDeps): void {
   app.post('/v1/holds', {
     schema: { tags: ['holds'], summary: 'Hold a vehicle for checkout', headers: IdempotencyHeaders, body: HoldRequest, response: { 201: Hold, ...errors } },
   }, async (request, reply) => {
@@ -53,10 +55,20 @@ export function bookingRoutes(app: App, { inventory }: AppDeps): void {
   const authorised = async (request: FastifyRequest<{ Params: { id: string } }>) => (await visibleBooking(request)).vehicleId;
 
   app.get('/v1/bookings/:id', {
-    schema: { tags: ['bookings'], summary: 'A booking', params: IdParams, response: { 200: Booking, ...errors } },
+    schema: { tags: ['bookings'], summary: 'A booking (past ones trimmed from Redis are read from PostgreSQL)', params: IdParams, response: { 200: Booking, ...errors } },
   }, async (request) => {
-    const { entry, vehicleId } = await visibleBooking(request);
-    return bookingOut(entry, vehicleId);
+    try {
+      const { entry, vehicleId } = await visibleBooking(request);
+      return bookingOut(entry, vehicleId);
+    } catch (err) {
+      // Past, final bookings leave Redis after the retention window; their history is PostgreSQL's.
+      if (!(err instanceof DomainError) || err.code !== 'NOT_FOUND' || !pool) throw err;
+      const { rows } = await pool.query<{ doc: BookingEntry; vehicle_id: string; host_id: string }>(
+        'SELECT b.doc, b.vehicle_id, v.host_id FROM bookings b JOIN vehicles v ON v.id = b.vehicle_id WHERE b.id = $1', [request.params.id]);
+      const row = rows[0];
+      if (!row || !canSeeTrip(request.actor, row.doc, { hostId: row.host_id })) throw err;
+      return bookingOut(row.doc, row.vehicle_id);
+    }
   });
 
   app.post('/v1/bookings/:id/cancel', {
