@@ -113,3 +113,58 @@ export async function startRedis(opts: { appendfsync?: 'always' | 'everysec' | '
     },
   };
 }
+
+export interface RedisCluster {
+  /** Seeds for REDIS_CLUSTER_NODES: `127.0.0.1:p1,127.0.0.1:p2,...`. */
+  nodes: string;
+  stop(): Promise<void>;
+}
+
+/** A real Redis Cluster of `masters` nodes (no replicas), each with AOF, on free ports. */
+export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+  const started: { child: ChildProcess; dir: string; port: number }[] = [];
+  const stop = async () => {
+    for (const s of started) {
+      s.child.kill('SIGTERM');
+      await exited(s.child);
+      await rm(s.dir, { recursive: true, force: true });
+    }
+  };
+  try {
+    for (let i = 0; i < masters; i++) {
+      const dir = await mkdtemp(path.join(tmpdir(), 'fleet-cluster-'));
+      const port = await freePort();
+      const child = spawn('redis-server', [
+        '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always',
+        '--save', '', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000',
+        '--logfile', path.join(dir, 'redis.log'),
+      ], { stdio: 'ignore' });
+      children.add(child);
+      child.once('exit', () => children.delete(child));
+      started.push({ child, dir, port });
+      await waitReady(`redis://127.0.0.1:${port}`, child);
+    }
+    const nodes = started.map((s) => `127.0.0.1:${s.port}`);
+    await new Promise<void>((resolve, reject) => {
+      const cli = spawn('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
+      cli.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited ${code}`))));
+    });
+    // Every node must agree the cluster is up before a client trusts its slot map.
+    for (const s of started) {
+      const probe = new Redis(s.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+      try {
+        for (let i = 0; ; i++) {
+          if (/cluster_state:ok/.test(await probe.cluster('INFO') as string)) break;
+          if (i > 100) throw new Error('cluster did not come up');
+          await new Promise((r) => setTimeout(r, 100));
+        }
+      } finally {
+        probe.disconnect();
+      }
+    }
+    return { nodes: nodes.join(','), stop };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
