@@ -5,7 +5,7 @@
  */
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
-import { isArchivable, sortEntries, type CalendarEntry } from '../domain/calendar.ts';
+import { isArchivable, sortEntries, type BookingEntry, type CalendarEntry } from '../domain/calendar.ts';
 
 /** As `CALENDAR_RETENTION_MS`: past, final entries older than this may be absent from Redis. */
 export const DEFAULT_RETENTION_MS = 7 * 24 * 3_600_000;
@@ -106,7 +106,7 @@ async function restoreVehicle(redis: RedisConnection, city: string, v: Side['veh
  * operational keys are cleared first (the event stream and idempotency records are kept), then
  * every vehicle is restored with its calendar; counters are recomputed by the restores.
  */
-export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: string, retentionMs = DEFAULT_RETENTION_MS): Promise<{ vehicles: number; entries: number }> {
+export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: string, retentionMs = DEFAULT_RETENTION_MS): Promise<{ vehicles: number; entries: number; offers: number }> {
   const pgSide = await readPg(pool, city);
   // History stays in PostgreSQL: what trimming would remove is not brought back.
   const before = Date.now() - retentionMs;
@@ -124,7 +124,37 @@ export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: s
     await restoreVehicle(redis, city, v, id);
     entries += v.entries.length;
   }
-  return { vehicles: pgSide.vehicles.size, entries };
+  const offers = await restoreOpenOffers(redis, pool, city);
+  return { vehicles: pgSide.vehicles.size, entries, offers };
+}
+
+/**
+ * The offer records of conflicted bookings whose offers were still open, rebuilt from the event
+ * log (the last `conflict.offers_ready` of each: the offers in their ranked order, with their
+ * incentives) and the projected rows (still conflicted, offers still open); their holds came back
+ * with the calendars. The customer can still accept, and lapses are scheduled again.
+ */
+async function restoreOpenOffers(redis: RedisConnection, pool: pg.Pool, city: string): Promise<number> {
+  const { rows } = await pool.query<{ subject: string; vehicle_id: string; data: Record<string, unknown>; offered_at: string; booking: BookingEntry; host_id: string }>(
+    `SELECT DISTINCT ON (e.subject) e.subject, e.vehicle_id, e.data, (extract(epoch from e.time) * 1000)::bigint::text AS offered_at,
+            b.doc AS booking, c.host_id
+     FROM events e
+     JOIN bookings b ON b.id = e.subject AND b.status = 'conflicted'
+     JOIN LATERAL (SELECT host_id FROM conflicts c WHERE c.booking_id = e.subject ORDER BY c.conflicted_at DESC LIMIT 1) c ON true
+     WHERE e.city = $1 AND e.type = 'conflict.offers_ready'
+       AND EXISTS (SELECT 1 FROM offers o WHERE o.booking_id = e.subject AND o.status = 'open')
+     ORDER BY e.subject, e.ms DESC, e.seq DESC`, [city]);
+  for (const r of rows) {
+    const d = r.data;
+    const record = {
+      bookingId: r.subject, city, vehicleId: r.vehicle_id, hostId: r.host_id, customerId: d.customerId, cause: d.cause,
+      conflictedAt: d.conflictedAt, from: r.booking.from, to: r.booking.to, offeredAt: Number(r.offered_at), status: 'open',
+      expiresAt: d.expiresAt, offers: d.offers,
+    };
+    await redis.hset(keys.offers(city), r.subject, JSON.stringify(record));
+    await redis.zadd(keys.offersDue(city), Number(d.expiresAt), r.subject);
+  }
+  return rows.length;
 }
 
 export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city: string, opts: { repair?: boolean; retentionMs?: number } = {}): Promise<ReconcileReport> {
