@@ -10,6 +10,7 @@ export function problemOf(err: unknown): { code: ErrorCode; status: number; deta
     const { at: _at, status, type: _t, title: _ti, detail: _d, code: _c, instance: _i, ...extra } = err.detail as Record<string, unknown>;
     return { code: err.code, status: httpStatusOf(err.code), detail: err.message, extra: status === undefined ? extra : { ...extra, currentStatus: status } };
   }
+  if (isStoreUnavailable(err)) return { code: 'UNAVAILABLE', status: 503, detail: 'a store is unreachable; retry shortly', extra: {} };
   const f = err as Partial<FastifyError> & { validation?: unknown[] };
   if (f.validation) return { code: 'VALIDATION', status: 400, detail: f.message ?? 'invalid request', extra: { errors: f.validation } };
   switch (f.code) {
@@ -40,4 +41,12 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: u
     type: `${PROBLEM_TYPE_BASE}${p.code.toLowerCase()}`, title: ERROR_CODES[p.code].title, status: p.status,
     ...p.extra, detail: p.detail, code: p.code, instance: request.url,
   });
+}
+
+/** Redis or PostgreSQL cannot be reached (a connection refused, closed, or out of retries): 503, not a bug. */
+function isStoreUnavailable(err: unknown): boolean {
+  const e = err as { name?: string; code?: string; message?: string };
+  if (e?.name === 'MaxRetriesPerRequestError') return true;
+  if (e?.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', '57P01', '57P03', '08006', '08001'].includes(e.code)) return true;
+  return typeof e?.message === 'string' && /^(Connection is closed|Stream isn't writeable|connect ECONNREFUSED|timeout exceeded when trying to connect|Connection terminated)/.test(e.message);
 }

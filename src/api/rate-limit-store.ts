@@ -88,8 +88,10 @@ export function batchedRedisStore(o: BatchedStoreOptions) {
         if (counters.size >= maxKeys) counters.delete(counters.keys().next().value!);
         const fresh: Counter = { shared: 0, pending: 1, windowEnd: now + timeWindow };
         counters.set(key, fresh);
+        // Redis unreachable: the request is counted here and the count sent later (fail open: the
+        // request itself then meets the outage, as a 503, rather than the limiter).
         fresh.flushing = flush(key, fresh, timeWindow).finally(() => { fresh.flushing = undefined; });
-        fresh.flushing.then(() => cb(null, { current: fresh.shared + fresh.pending, ttl: Math.max(0, fresh.windowEnd - Date.now()) }), (err: Error) => cb(err));
+        void fresh.flushing.then(() => cb(null, { current: fresh.shared + fresh.pending, ttl: Math.max(0, fresh.windowEnd - Date.now()) }));
         return;
       }
       c.pending++;

@@ -8,15 +8,22 @@ export interface RedisOptions {
   clusterNodes?: string;
 }
 
+/**
+ * Fail fast while Redis is away: a command gives up after 3 reconnection attempts at most 500 ms
+ * apart (the API then answers 503 at once instead of holding the request for many seconds);
+ * the workers retry with their own back-off.
+ */
+export const CLIENT_OPTIONS = { maxRetriesPerRequest: 3, retryStrategy: (times: number) => Math.min(times * 50, 500) };
+
 export function createRedis(opts: RedisOptions = {}): RedisConnection {
   if (opts.clusterNodes) {
     const nodes = opts.clusterNodes.split(',').map((hp) => {
       const [host, port] = hp.trim().split(':');
       return { host: host ?? '127.0.0.1', port: Number(port ?? 6379) };
     });
-    return new Cluster(nodes, { scaleReads: 'master', redisOptions: { maxRetriesPerRequest: 3 } });
+    return new Cluster(nodes, { scaleReads: 'master', redisOptions: CLIENT_OPTIONS });
   }
-  return new Redis(opts.url ?? 'redis://127.0.0.1:6379', { maxRetriesPerRequest: 3 });
+  return new Redis(opts.url ?? 'redis://127.0.0.1:6379', CLIENT_OPTIONS);
 }
 
 export interface DurabilityReport {

@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
+import { CLIENT_OPTIONS } from '../../src/redis/connection.ts';
 import { deriveStatus, isTrip, occupies, sortEntries, type CalendarEntry } from '../../src/domain/calendar.ts';
 import { CityCatalog, type City } from '../../src/domain/cities.ts';
 import type { ListingState, VehicleSpec, VehicleStatus } from '../../src/domain/vehicle.ts';
@@ -150,5 +151,5 @@ export async function wipeCity(redis: Redis, cityId: string): Promise<void> {
 }
 
 export function connect(url: string): Redis {
-  return new Redis(url, { maxRetriesPerRequest: 3, lazyConnect: false });
+  return new Redis(url, { ...CLIENT_OPTIONS, lazyConnect: false });
 }
