@@ -4,6 +4,7 @@
  * PostgreSQL from the projected tables (a read replica when one is configured), cached briefly
  * in process.
  */
+import type { FastifyReply } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import type pg from 'pg';
 import { DomainError } from '../../domain/errors.ts';
@@ -262,10 +263,32 @@ async function computeConflicts(db: pg.Pool, q: { from: number; to: number; city
   };
 }
 
+/** [from, to) of an analytics query, in ms; `from` must come first. */
+function windowOf(q: { from: string; to: string }): { from: number; to: number } {
+  const from = toMs(q.from);
+  const to = toMs(q.to);
+  if (!(from < to)) throw new DomainError('INVALID_INTERVAL', 'from must be before to', { from: q.from, to: q.to });
+  return { from, to };
+}
+
+/** A cached answer with its freshness headers (`private`: staff-only figures). */
+function cached<T>(reply: FastifyReply, answer: { value: T; hit: boolean; ageMs: number }, ttlMs: number): T {
+  const maxAge = Math.max(0, Math.ceil((ttlMs - answer.ageMs) / 1000));
+  void reply.header('cache-control', `private, max-age=${maxAge}`).header('x-cache', answer.hit ? 'hit' : 'miss');
+  return answer.value;
+}
+
 export function analyticsRoutes(app: App, { inventory, redis, pool, replicaPool }: AppDeps): void {
   const cache = new AnswerCache<UtilizationT>(UTILIZATION_CACHE_TTL_MS, UTILIZATION_CACHE_MAX_ENTRIES);
   const conflictsCache = new AnswerCache<ConflictsAnswerT>(CONFLICTS_CACHE_TTL_MS, CONFLICTS_CACHE_MAX_ENTRIES);
   const readPool = replicaPool ?? pool;
+  const analyticsDb = (what: string) => {
+    if (!readPool) throw new DomainError('UNAVAILABLE', `${what} needs PostgreSQL, and none is configured in this process`);
+    return readPool;
+  };
+  const servedCity = (city: string) => {
+    if (!inventory.cities.get(city)) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
+  };
 
   app.get('/v1/analytics/conflicts', {
     schema: {
@@ -277,17 +300,12 @@ export function analyticsRoutes(app: App, { inventory, redis, pool, replicaPool 
   }, async (request, reply) => {
     requireRole(request.actor, 'ops', 'admin');
     const { city, hostId } = request.query;
-    const from = toMs(request.query.from);
-    const to = toMs(request.query.to);
-    if (!(from < to)) throw new DomainError('INVALID_INTERVAL', 'from must be before to', { from: request.query.from, to: request.query.to });
-    if (city !== undefined && !inventory.cities.get(city)) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-    if (!readPool) throw new DomainError('UNAVAILABLE', 'conflict analytics needs PostgreSQL, and none is configured in this process');
-    const db = readPool;
+    const { from, to } = windowOf(request.query);
+    if (city !== undefined) servedCity(city);
+    const db = analyticsDb('conflict analytics');
     const q = { from, to, ...(city !== undefined ? { city } : {}), ...(hostId !== undefined ? { hostId } : {}) };
     const answer = await conflictsCache.get(JSON.stringify([from, to, city ?? null, hostId ?? null]), () => computeConflicts(db, q));
-    const maxAge = Math.max(0, Math.ceil((CONFLICTS_CACHE_TTL_MS - answer.ageMs) / 1000));
-    void reply.header('cache-control', `private, max-age=${maxAge}`).header('x-cache', answer.hit ? 'hit' : 'miss');
-    return answer.value;
+    return cached(reply, answer, CONFLICTS_CACHE_TTL_MS);
   });
 
   app.get('/v1/analytics/utilization', {
@@ -300,21 +318,16 @@ export function analyticsRoutes(app: App, { inventory, redis, pool, replicaPool 
   }, async (request, reply) => {
     requireRole(request.actor, 'ops', 'admin');
     const { city, granularity } = request.query;
-    const from = toMs(request.query.from);
-    const to = toMs(request.query.to);
-    if (!(from < to)) throw new DomainError('INVALID_INTERVAL', 'from must be before to', { from: request.query.from, to: request.query.to });
+    const { from, to } = windowOf(request.query);
     const step = STEP_MS[granularity];
     const first = Math.floor(from / step) * step;
     const buckets = Math.ceil((to - first) / step);
     const max = UTILIZATION_MAX_BUCKETS[granularity];
     if (buckets > max) throw new DomainError('VALIDATION', `at most ${max} ${granularity} buckets per request (asked for ${buckets})`, { buckets, max });
-    if (!inventory.cities.get(city)) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-    if (!readPool) throw new DomainError('UNAVAILABLE', 'utilization needs PostgreSQL, and none is configured in this process');
-    const db = readPool;
+    servedCity(city);
+    const db = analyticsDb('utilization');
     const answer = await cache.get(`${city}|${from}|${to}|${granularity}`, () => computeUtilization(db, city, { from, to, granularity, first, buckets }));
-    const maxAge = Math.max(0, Math.ceil((UTILIZATION_CACHE_TTL_MS - answer.ageMs) / 1000));
-    void reply.header('cache-control', `private, max-age=${maxAge}`).header('x-cache', answer.hit ? 'hit' : 'miss');
-    return answer.value;
+    return cached(reply, answer, UTILIZATION_CACHE_TTL_MS);
   });
 
   app.get('/v1/analytics/cities', {
