@@ -86,3 +86,32 @@ export async function startPgCluster(): Promise<PgCluster> {
     },
   };
 }
+
+/**
+ * A streaming replica of `primary` (pg_basebackup -R -X stream), started on its own port: a real
+ * hot standby, read-only, fed by the primary's WAL.
+ */
+export async function startPgReplica(primary: PgCluster): Promise<PgCluster> {
+  const root = await mkdtemp(path.join(tmpdir(), 'fleet-pg-replica-'));
+  const dataDir = path.join(root, 'data');
+  const { stdout } = await run('id', ['-u', 'postgres']);
+  const uid = Number(stdout.trim());
+  await chown(root, uid, uid);
+  await asPostgres(`${PG_BIN}/pg_basebackup`, ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
+  const port = await freePort();
+  const start = async () => {
+    await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-l', path.join(root, 'pg.log'), '-w', '-o',
+      `-p ${port} -k /tmp -c listen_addresses=127.0.0.1 -c hot_standby=on`, 'start']);
+  };
+  await start();
+  clusters.add(dataDir);
+  return {
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dataDir, start,
+    async stopImmediate() { await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-m', 'immediate', 'stop']); },
+    async destroy() {
+      try { await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-m', 'immediate', 'stop']); } catch { /* already down */ }
+      clusters.delete(dataDir);
+      await rm(root, { recursive: true, force: true });
+    },
+  };
+}
