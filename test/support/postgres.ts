@@ -62,56 +62,41 @@ process.on('exit', () => {
 
 const asPostgres = (cmd: string, args: string[]) => run('runuser', ['-u', 'postgres', '--', cmd, ...args]);
 
-export async function startPgCluster(): Promise<PgCluster> {
-  const root = await mkdtemp(path.join(tmpdir(), 'fleet-pg-'));
+/** A data directory owned by `postgres`, made by `create(dataDir)`, then started on a free port. */
+async function launchCluster(prefix: string, create: (dataDir: string) => Promise<unknown>, options: string): Promise<PgCluster> {
+  const root = await mkdtemp(path.join(tmpdir(), prefix));
   const dataDir = path.join(root, 'data');
   const { stdout } = await run('id', ['-u', 'postgres']);
   const uid = Number(stdout.trim());
   await chown(root, uid, uid);
-  await asPostgres(`${PG_BIN}/initdb`, ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']);
+  await create(dataDir);
   const port = await freePort();
+  const pgCtl = (...args: string[]) => asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, ...args]);
   const start = async () => {
-    await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-l', path.join(root, 'pg.log'), '-w', '-o',
-      `-p ${port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on`, 'start']);
+    await pgCtl('-l', path.join(root, 'pg.log'), '-w', '-o', `-p ${port} -k /tmp -c listen_addresses=127.0.0.1 ${options}`, 'start');
   };
   await start();
   clusters.add(dataDir);
   return {
     url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dataDir, start,
-    async stopImmediate() { await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-m', 'immediate', 'stop']); },
+    async stopImmediate() { await pgCtl('-m', 'immediate', 'stop'); },
     async destroy() {
-      try { await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-m', 'immediate', 'stop']); } catch { /* already down */ }
+      try { await pgCtl('-m', 'immediate', 'stop'); } catch { /* already down */ }
       clusters.delete(dataDir);
       await rm(root, { recursive: true, force: true });
     },
   };
 }
 
+export async function startPgCluster(): Promise<PgCluster> {
+  return launchCluster('fleet-pg-', (dataDir) => asPostgres(`${PG_BIN}/initdb`, ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']), '-c fsync=on');
+}
+
 /**
- * A streaming replica of `primary` (pg_basebackup -R -X stream), started on its own port: a real
- * hot standby, read-only, fed by the primary's WAL.
+ * A streaming replica of `primary` (pg_basebackup -R -X stream, a fast checkpoint), started on its
+ * own port: a real hot standby, read-only, fed by the primary's WAL.
  */
 export async function startPgReplica(primary: PgCluster): Promise<PgCluster> {
-  const root = await mkdtemp(path.join(tmpdir(), 'fleet-pg-replica-'));
-  const dataDir = path.join(root, 'data');
-  const { stdout } = await run('id', ['-u', 'postgres']);
-  const uid = Number(stdout.trim());
-  await chown(root, uid, uid);
-  await asPostgres(`${PG_BIN}/pg_basebackup`, ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
-  const port = await freePort();
-  const start = async () => {
-    await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-l', path.join(root, 'pg.log'), '-w', '-o',
-      `-p ${port} -k /tmp -c listen_addresses=127.0.0.1 -c hot_standby=on`, 'start']);
-  };
-  await start();
-  clusters.add(dataDir);
-  return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dataDir, start,
-    async stopImmediate() { await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-m', 'immediate', 'stop']); },
-    async destroy() {
-      try { await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, '-m', 'immediate', 'stop']); } catch { /* already down */ }
-      clusters.delete(dataDir);
-      await rm(root, { recursive: true, force: true });
-    },
-  };
+  return launchCluster('fleet-pg-replica-', (dataDir) => asPostgres(`${PG_BIN}/pg_basebackup`,
+    ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']), '-c hot_standby=on');
 }
