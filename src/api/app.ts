@@ -109,7 +109,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.setNotFoundHandler((request, reply) => sendProblem(request, reply, new DomainError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
   // WebSocket upgrades never reach the router: the hub answers them on the raw server.
-  const live = new LiveHub(deps.redis, deps.inventory, deps.authenticate, deps.live);
+  const live = new LiveHub(deps.redis, deps.inventory, deps.authenticate, deps.readModel, deps.live);
   live.attach(app.server);
   app.addHook('preClose', async () => { await live.close(); });
   app.decorate('live', live);

@@ -11,8 +11,9 @@
  * stream after that id, then continues live with nothing missed or repeated (the event id is the
  * stream id, so the cursor is the same one `GET /v1/events` takes).
  *
- * One hub per process tails the streams of the cities someone listens to; the stream is the
- * outbox, so a process that restarts loses no event a client cannot replay.
+ * One hub per process, fed by the process's search read model, which already tails every city
+ * stream (DESIGN §6: the same tail feeds the WebSocket fan-out). The stream is the outbox, so a
+ * process that restarts loses no event a client cannot replay.
  */
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
@@ -23,6 +24,7 @@ import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../pg/proj
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { Inventory } from '../services/inventory.ts';
+import type { ReadModel } from '../services/read-model.ts';
 import type { Actor } from './auth.ts';
 import { canSeeTrip, isStaff } from './authorize.ts';
 import { PROBLEM_TYPE_BASE, problemOf } from './problems.ts';
@@ -33,8 +35,6 @@ export const LIVE_PATH = '/v1/live';
 export interface LiveOptions {
   /** Heartbeat period (a JSON message and a ping frame); a client silent for two periods is dropped. */
   heartbeatMs?: number;
-  /** How often the streams of watched cities are read. */
-  pollMs?: number;
   /** Subscriptions per connection. */
   maxTopics?: number;
 }
@@ -58,38 +58,39 @@ const STREAM_ID = /^\d{1,16}-\d{1,10}$/;
 export class LiveHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 });
   private readonly clients = new Set<Client>();
-  /** Cities being tailed, and the last stream id read from each. */
-  private readonly cursors = new Map<string, string>();
   private readonly hostOfVehicle = new Map<string, string>();
   private readonly heartbeatMs: number;
-  private readonly pollMs: number;
   private readonly maxTopics: number;
-  private timer: NodeJS.Timeout | undefined;
   private heartbeat: NodeJS.Timeout | undefined;
-  private polling = false;
+  private unfeed: (() => void) | undefined;
+  /** Batches from the feed, delivered one after another (a delivery may wait for a host lookup). */
+  private delivering: Promise<void> = Promise.resolve();
   private closed = false;
 
   constructor(
     private readonly redis: RedisConnection,
     private readonly inventory: Inventory,
     private readonly authenticate: (authorization: string | undefined) => Promise<Actor>,
+    /** The process's search read model: its tail of the city streams is the hub's feed too. */
+    private readonly feed: ReadModel | undefined,
     opts: LiveOptions = {},
   ) {
     this.heartbeatMs = opts.heartbeatMs ?? 15_000;
-    this.pollMs = opts.pollMs ?? 25;
     this.maxTopics = opts.maxTopics ?? 100;
   }
 
   /** Takes over HTTP upgrades on `server` for LIVE_PATH; any other upgrade is refused. */
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { void this.upgrade(req, socket, head); });
-    this.timer = setInterval(() => { void this.poll(); }, this.pollMs).unref();
+    this.unfeed = this.feed?.onEvents((city, events) => {
+      this.delivering = this.delivering.then(() => this.dispatch(city, events)).catch(() => undefined);
+    });
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs).unref();
   }
 
   async close(): Promise<void> {
     this.closed = true;
-    clearInterval(this.timer);
+    this.unfeed?.();
     clearInterval(this.heartbeat);
     for (const c of this.clients) c.ws.terminate();
     this.clients.clear();
@@ -104,6 +105,7 @@ export class LiveHub {
     socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://local');
     if (url.pathname !== LIVE_PATH || this.closed) return refuse(socket, new DomainError('ROUTE_NOT_FOUND', `no WebSocket at ${url.pathname}`));
+    if (!this.feed) return refuse(socket, new DomainError('UNAVAILABLE', 'real time needs the read model, and this process has none'));
     // Browsers cannot set headers on a WebSocket: the token may come as `?access_token=`.
     const token = url.searchParams.get('access_token');
     let actor: Actor;
@@ -119,7 +121,7 @@ export class LiveHub {
     const client: Client = { ws, actor, subs: new Map(), alive: true };
     this.clients.add(client);
     ws.on('pong', () => { client.alive = true; });
-    ws.on('close', () => { this.clients.delete(client); this.forgetIdleCities(); });
+    ws.on('close', () => { this.clients.delete(client); });
     ws.on('error', () => ws.terminate());
     ws.on('message', (raw) => {
       client.alive = true;
@@ -141,7 +143,6 @@ export class LiveHub {
     }
     if (msg.type === 'unsubscribe') {
       client.subs.delete(msg.topic);
-      this.forgetIdleCities();
       return send(client, { type: 'unsubscribed', topic: msg.topic });
     }
     const after = msg.after;
@@ -157,9 +158,9 @@ export class LiveHub {
     const sub: Subscription = { topic, sent: new Map(), buffer: after !== undefined ? [] : null };
     client.subs.set(msg.topic, sub);
     const cities = topic.cities === 'all' ? this.inventory.cities.all().map((c) => c.id) : [topic.cities];
-    for (const city of cities) await this.watch(city);
     if (after === undefined) {
-      for (const city of cities) sub.sent.set(city, this.cursors.get(city) ?? '0-0');
+      // Live from here: what the feed has already passed on is not this subscriber's.
+      for (const city of cities) sub.sent.set(city, this.feed?.position(city) ?? '0-0');
       return send(client, { type: 'subscribed', topic: msg.topic });
     }
     const city = topic.cities as string;
@@ -231,49 +232,16 @@ export class LiveHub {
     return host || undefined;
   }
 
-  /** Starts tailing a city from its current end (if not already). */
-  private async watch(city: string): Promise<void> {
-    if (this.cursors.has(city)) return;
-    const last = (await this.redis.xrevrange(keys.events(city), '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
-    if (!this.cursors.has(city)) this.cursors.set(city, last);
-  }
-
-  private forgetIdleCities(): void {
-    const wanted = new Set<string>();
-    for (const c of this.clients) {
-      for (const s of c.subs.values()) {
-        if (s.topic.cities === 'all') return;
-        wanted.add(s.topic.cities);
-      }
-    }
-    for (const city of [...this.cursors.keys()]) if (!wanted.has(city)) this.cursors.delete(city);
-  }
-
-  private async poll(): Promise<void> {
-    if (this.polling || this.closed || this.cursors.size === 0) return;
-    this.polling = true;
-    try {
-      for (const [city, cursor] of [...this.cursors]) {
-        const res = (await this.redis.xread('COUNT', 1000, 'STREAMS', keys.events(city), cursor)) as [string, [string, string[]][]][] | null;
-        const entries = res?.[0]?.[1] ?? [];
-        if (entries.length === 0 || !this.cursors.has(city)) continue;
-        this.cursors.set(city, entries.at(-1)![0]);
-        for (const [id, fields] of entries) {
-          const event = safeParse(city, id, fields);
-          if (!event) continue;
-          for (const client of this.clients) {
-            for (const sub of client.subs.values()) {
-              if (sub.topic.cities !== 'all' && sub.topic.cities !== city) continue;
-              if (sub.buffer) sub.buffer.push(event);
-              else await this.deliver(client, sub, event);
-            }
-          }
+  /** One batch of a city's events from the feed, to every subscription of that city. */
+  private async dispatch(city: string, events: StreamEvent[]): Promise<void> {
+    for (const event of events) {
+      for (const client of this.clients) {
+        for (const sub of client.subs.values()) {
+          if (sub.topic.cities !== 'all' && sub.topic.cities !== city) continue;
+          if (sub.buffer) sub.buffer.push(event);
+          else await this.deliver(client, sub, event);
         }
       }
-    } catch {
-      // Redis unreachable: the next poll retries from the same cursors, so nothing is skipped.
-    } finally {
-      this.polling = false;
     }
   }
 

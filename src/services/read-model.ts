@@ -11,7 +11,7 @@ import { isSameOrBetter, type Category, type VehicleSpec } from '../domain/vehic
 import { DomainError } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
-import { parseStreamEntry } from '../pg/projection.ts';
+import { parseStreamEntry, type StreamEvent } from '../pg/projection.ts';
 import type { Inventory } from './inventory.ts';
 
 interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
@@ -69,6 +69,8 @@ function isTaken(v: ReadVehicle, from: number, to: number, turnaroundMs: number,
 
 export class ReadModel {
   private readonly views = new Map<string, CityView>();
+  /** Who else hears the tail (the WebSocket hub): one read of each stream per process. */
+  private readonly listeners = new Set<(city: string, events: StreamEvent[]) => void>();
   private stopped = false;
   private loop: Promise<void> | undefined;
 
@@ -107,6 +109,17 @@ export class ReadModel {
     this.views.set(city, view);
   }
 
+  /** Hears every event this model applies, city by city, in stream order. Returns the unsubscribe. */
+  onEvents(listener: (city: string, events: StreamEvent[]) => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  /** The id of the last event of the city this model has applied (and told its listeners of). */
+  position(city: string): string | undefined {
+    return this.views.get(city)?.lastId;
+  }
+
   /** Applies the city's new events; returns how many. */
   async tail(city: string): Promise<number> {
     const view = this.views.get(city);
@@ -114,10 +127,12 @@ export class ReadModel {
     const res = (await this.redis.xread('COUNT', 1000, 'STREAMS', keys.events(city), view.lastId)) as [string, [string, string[]][]][] | null;
     const entries = res?.[0]?.[1] ?? [];
     const horizon = Date.now() - KEEP_PAST_MS;
+    const heard: StreamEvent[] = [];
     for (const [id, fields] of entries) {
       view.lastId = id;
       let e;
       try { e = parseStreamEntry(city, id, fields); } catch { continue; }
+      heard.push(e);
       if (!e.state) continue;
       if (e.type.startsWith('vehicle.')) {
         const prior = view.vehicles.get(e.vehicle);
@@ -130,6 +145,7 @@ export class ReadModel {
       v.entries.set(entry.id, entry);
       for (const [k, old] of v.entries) if (old.to !== undefined && old.to < horizon) v.entries.delete(k);
     }
+    if (heard.length) for (const listener of this.listeners) listener(city, heard);
     return entries.length;
   }
 

@@ -11,6 +11,7 @@ import { buildApp, type App } from '../../src/api/app.ts';
 import { authenticator } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
 import { Inventory } from '../../src/services/inventory.ts';
+import { ReadModel } from '../../src/services/read-model.ts';
 import { keys } from '../../src/redis/keys.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, SEDAN, connect, futureHour, testCity } from '../support/engine.ts';
@@ -22,6 +23,7 @@ const cityB = testCity();
 let server: RedisServer;
 let redis: Redis;
 let inv: Inventory;
+let readModel: ReadModel;
 let app: App;
 let wsBase: string;
 const tok: Record<string, string> = {};
@@ -117,13 +119,17 @@ before(async () => {
   vehA = (await inv.createVehicle(cityA.id, { ...SEDAN, hostId: 'host-a' })).vehicleId;
   vehA2 = (await inv.createVehicle(cityA.id, { ...SEDAN, hostId: 'host-b' })).vehicleId;
   vehB = (await inv.createVehicle(cityB.id, { ...SEDAN, hostId: 'host-a' })).vehicleId;
-  app = await buildApp({ inventory: inv, redis, authenticate: authenticator({ secret: SECRET }), live: { heartbeatMs: 300, pollMs: 10 } });
+  // The hub hears the streams through the read model's tail, as in every API process.
+  readModel = new ReadModel(redis, inv);
+  await readModel.start(5);
+  app = await buildApp({ inventory: inv, redis, readModel, authenticate: authenticator({ secret: SECRET }), live: { heartbeatMs: 300 } });
   wsBase = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
   Object.assign(tok, await tenantTokens(SECRET));
 });
 
 after(async () => {
   await app.close();
+  await readModel.stop();
   redis.disconnect();
   await server.stop();
 });

@@ -45,7 +45,7 @@ before(async () => {
   const desk = new ConflictDesk(redis, inv, readModel);
   worker = new ConflictWorker(redis, desk, inv.cities, { pollMs: 5, validateEveryMs: 0 });
   worker.start();
-  app = await buildApp({ inventory: inv, redis, readModel, conflicts: desk, authenticate: authenticator({ secret: SECRET }), live: { pollMs: 5 } });
+  app = await buildApp({ inventory: inv, redis, readModel, conflicts: desk, authenticate: authenticator({ secret: SECRET }) });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   Object.assign(tok, await tenantTokens(SECRET));
 });
