@@ -29,9 +29,24 @@ const ConfigSchema = Type.Object({
   REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', pattern: '^rediss?://' }),
   /** host:port,host:port — when set, Redis Cluster is used instead of REDIS_URL. */
   REDIS_CLUSTER_NODES: Type.String({ default: '' }),
+  /** host:port,host:port of Redis Sentinels — when set, the primary they name is used (and followed through failovers). */
+  REDIS_SENTINELS: Type.String({ default: '', pattern: '^([^,:]+:[0-9]+(,[^,:]+:[0-9]+)*)?$' }),
+  /** The master name the Sentinels monitor. */
+  REDIS_SENTINEL_MASTER: Type.String({ default: 'fleet', pattern: '^[A-Za-z0-9._-]+$' }),
+  /** Replicas that must hold a write (WAIT) before it is acknowledged; `auto`: 1 when the primary has replicas, else 0. */
+  REDIS_SYNC_REPLICAS: Type.String({ default: 'auto', pattern: '^(auto|[0-9]{1,2})$' }),
+  /** How long a write waits for its replicas before the answer is 503 (outcome unknown: retry with the idempotency key). */
+  REDIS_SYNC_TIMEOUT_MS: Type.Integer({ default: 1_000, minimum: 10, maximum: 60_000 }),
+  /** How long a command waits through a failover (reconnect, promotion, retry) before the answer is 503. */
+  REDIS_FAILOVER_WAIT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
+  /** 1: customer-facing reads may go to replicas, only while every write is WAITed on all of them (docs/reliability.md). */
+  REDIS_REPLICA_READS: Type.Integer({ default: 0, minimum: 0, maximum: 1 }),
+  /** libpq URL; several hosts (`h1:p1,h2:p2`) with `target_session_attrs=read-write` follow a promotion. */
   DATABASE_URL: Type.String({ default: 'postgres://postgres@127.0.0.1:5432/fleet' }),
-  /** Optional read replica for heavy reads (analytics); unset = the primary (DATABASE_URL). */
+  /** Optional read replica(s) for heavy reads (analytics); unset = the primary (DATABASE_URL). */
   DATABASE_REPLICA_URL: Type.String({ default: '' }),
+  /** How often the failover monitor looks at the stores (Redis run ids, cluster slots, PostgreSQL writer). */
+  FAILOVER_CHECK_MS: Type.Integer({ default: 1_000, minimum: 100, maximum: 60_000 }),
   HOLD_TTL_MS: Type.Integer({ default: 600_000, minimum: 10_000, maximum: 3_600_000 }),
   MAX_LIVE_HOLDS_PER_CUSTOMER: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   LOCK_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, maximum: 10_000 }),

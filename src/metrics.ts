@@ -22,5 +22,15 @@ export const metrics = {
   syncApplied: new Counter({ name: 'fleet_sync_events_applied_total', help: 'Events applied to PostgreSQL', labelNames: ['city'] as const, registers: [registry] }),
   syncDeadLetters: new Counter({ name: 'fleet_sync_dead_letters_total', help: 'Events moved to the dead-letter table (alarm when > 0)', labelNames: ['city'] as const, registers: [registry] }),
   syncLagEvents: new Gauge({ name: 'fleet_sync_lag_events', help: 'Events not yet in PostgreSQL', labelNames: ['city'] as const, registers: [registry] }),
+  replicationWait: new Histogram({
+    name: 'fleet_redis_replication_wait_seconds', help: 'From a write\'s reply to its replicas confirming it (WAIT, group commit)',
+    buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1], registers: [registry],
+  }),
+  replicationUnconfirmed: new Counter({ name: 'fleet_redis_replication_unconfirmed_total', help: 'WAIT rounds that did not confirm their writes (the writes are retried)', registers: [registry] }),
+  failovers: new Counter({ name: 'fleet_failovers_total', help: 'Failovers (or restarts) of a store seen by this process', labelNames: ['store'] as const, registers: [registry] }),
+  failoverRestored: new Counter({ name: 'fleet_failover_restored_total', help: 'Entities Redis had lost, restored from PostgreSQL by a verification', labelNames: ['kind'] as const, registers: [registry] }),
+  failoverConflicts: new Counter({ name: 'fleet_failover_conflicts_total', help: 'Bookings a verification found overlapping and turned into conflicts', registers: [registry] }),
+  failoverVerifications: new Counter({ name: 'fleet_failover_verifications_total', help: 'Verifications of a city after a failover, by outcome', labelNames: ['outcome'] as const, registers: [registry] }),
+  syncRewinds: new Counter({ name: 'fleet_sync_rewinds_total', help: 'Times PostgreSQL lost applied events (a promoted standby) and the sync replayed them from the stream', labelNames: ['city'] as const, registers: [registry] }),
   syncLagSeconds: new Gauge({ name: 'fleet_sync_lag_seconds', help: 'Age of the oldest event not yet in PostgreSQL', labelNames: ['city'] as const, registers: [registry] }),
 };

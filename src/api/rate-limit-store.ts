@@ -20,6 +20,9 @@ interface Counter {
   flushing?: Promise<void>;
 }
 
+/** Longest a caller's first request of a window waits for the shared count. */
+const FIRST_FLUSH_WAIT_MS = 250;
+
 type Callback = (err: Error | null, res?: { current: number; ttl: number }) => void;
 
 // Adds `ARGV[1]` to the window's counter, starting the window (ARGV[2] ms) when it is new.
@@ -91,7 +94,16 @@ export function batchedRedisStore(o: BatchedStoreOptions) {
         // Redis unreachable: the request is counted here and the count sent later (fail open: the
         // request itself then meets the outage, as a 503, rather than the limiter).
         fresh.flushing = flush(key, fresh, timeWindow).finally(() => { fresh.flushing = undefined; });
-        void fresh.flushing.then(() => cb(null, { current: fresh.shared + fresh.pending, ttl: Math.max(0, fresh.windowEnd - Date.now()) }));
+        // During a failover Redis may take seconds to answer: the request does not wait for the
+        // limiter longer than FIRST_FLUSH_WAIT_MS (it counts locally meanwhile).
+        let answered = false;
+        const answer = () => {
+          if (answered) return;
+          answered = true;
+          cb(null, { current: fresh.shared + fresh.pending, ttl: Math.max(0, fresh.windowEnd - Date.now()) });
+        };
+        void fresh.flushing.then(answer);
+        setTimeout(answer, FIRST_FLUSH_WAIT_MS).unref();
         return;
       }
       c.pending++;

@@ -17,7 +17,8 @@ import { listen } from '../api/server.ts';
 import { BLOCK_REASONS, type BlockReason } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
 import { CityCatalog, REFERENCE_CITIES } from '../domain/cities.ts';
-import { createRedis, inspectDurability } from '../redis/connection.ts';
+import { inspectDurability } from '../redis/connection.ts';
+import { configureReplication, connectRedis } from '../redis/topology.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { seedCity } from '../services/demo.ts';
@@ -28,8 +29,10 @@ import { startSweeper, sweepAllCities, trimAllCities } from '../workers/sweeper.
 import { SyncWorker, cityLag, syncedThrough, type Failpoint } from '../workers/sync.ts';
 import { migrate } from '../pg/migrate.ts';
 import { rebuildCity, reconcileCity, recordCities } from '../services/durable.ts';
-import pg from 'pg';
+import type pg from 'pg';
+import { createPool, type FollowingPool } from '../pg/pool.ts';
 import { ApiWorkers, apiWorkerChannel } from './cluster.ts';
+import { haCommand } from './ha.ts';
 import { ConflictDesk } from '../services/conflicts.ts';
 import { ConflictWorker } from '../workers/resolver.ts';
 import type { OfferPolicy } from '../domain/offers.ts';
@@ -62,6 +65,10 @@ Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
   block --vehicle V --reason accident|maintenance|host [--from T] [--to T] [--note N]
   unblock <blockId> | delist <vehicleId> | relist <vehicleId>
 
+High availability (docs/reliability.md)
+  ha up [--dir D] [--base-port P]          Redis primary + 2 replicas + 3 Sentinels, PostgreSQL primary + standby; prints the environment
+  ha env | ha promote-pg | ha down         the environment again; promote the PostgreSQL standby; stop it all
+
 Simulation (docs/simulation.md)
   simulate [--cities 25] [--vehicles-per-city 2000] [--duration 60s] [--rate 400] [--concurrency 32] [--seed N] [--out DIR] [--json]
                                            a marketplace against a fresh service (SIM_REDIS_URL, SIM_DATABASE_URL)
@@ -84,7 +91,7 @@ const { values: opt, positionals } = parseArgs({
     hold: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' },
     note: { type: 'string' }, force: { type: 'boolean' }, 'allow-past': { type: 'boolean' },
     'idempotency-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    repair: { type: 'boolean' }, json: { type: 'boolean' }, role: { type: 'string' }, sub: { type: 'string' }, 'host-id': { type: 'string' }, offer: { type: 'string' }, cities: { type: 'string' }, duration: { type: 'string' }, rate: { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
+    repair: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' }, 'base-port': { type: 'string' }, role: { type: 'string' }, sub: { type: 'string' }, 'host-id': { type: 'string' }, offer: { type: 'string' }, cities: { type: 'string' }, duration: { type: 'string' }, rate: { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
   },
 });
 
@@ -237,8 +244,8 @@ function offerPolicy(config: Config): OfferPolicy {
   };
 }
 
-function newPool(config: Config, log: Logger, url = config.DATABASE_URL): pg.Pool {
-  const pool = new pg.Pool({ connectionString: url, max: 4, connectionTimeoutMillis: 5_000, query_timeout: 30_000 });
+function newPool(config: Config, log: Logger, url = config.DATABASE_URL): FollowingPool {
+  const pool = createPool(url, { max: 4, connectionTimeoutMillis: 5_000, query_timeout: 30_000 });
   // Idle clients die with the server; the sync backs off and reconnects.
   pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
   return pool;
@@ -295,7 +302,7 @@ async function runWorker(config: Config, inventory: Inventory, redis: RedisConne
 }
 
 async function withPool<T>(config: Config, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
-  const pool = new pg.Pool({ connectionString: config.DATABASE_URL, max: 2 });
+  const pool = createPool(config.DATABASE_URL, { max: 2 });
   try { return await fn(pool); } finally { await pool.end(); }
 }
 
@@ -312,8 +319,11 @@ async function summarize(inventory: Inventory, redis: RedisConnection) {
 async function main(): Promise<number> {
   const [command, arg] = positionals;
   if (!command || opt.help) { console.log(USAGE); return command ? 0 : 1; }
+  if (command === 'ha') return haCommand(arg, { ...(opt.dir ? { dir: opt.dir } : {}), ...(opt['base-port'] ? { basePort: Number(opt['base-port']) } : {}) });
   const config = loadConfig();
-  const redis = createRedis({ url: config.REDIS_URL, clusterNodes: config.REDIS_CLUSTER_NODES });
+  const redis = connectRedis(config);
+  // Commands that need no store (a token, the simulator, the HA topology) do not wait for one.
+  if (!['token', 'simulate'].includes(command)) await configureReplication(redis, config);
   // CITIES narrows the reference cities this process serves (a smaller demo, the simulator).
   const only = config.CITIES.split(',').map((c) => c.trim()).filter(Boolean);
   const cities = new CityCatalog(only.length ? REFERENCE_CITIES.filter((c) => only.includes(c.id)) : REFERENCE_CITIES);

@@ -8,6 +8,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
+import { resolveUrl } from './pool.ts';
 
 const DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 const LOCK_KEY = 7_421_001; // pg_advisory_lock key of the migrator
@@ -45,7 +46,9 @@ export async function ensureDatabase(url: string): Promise<void> {
   }
 }
 
-export async function migrate(url: string): Promise<{ applied: string[] }> {
+export async function migrate(databaseUrl: string): Promise<{ applied: string[] }> {
+  // Several hosts: the one the URL's session attributes select (the primary, for writers).
+  const url = await resolveUrl(databaseUrl);
   await ensureDatabase(url);
   const c = new pg.Client({ connectionString: url });
   await c.connect();

@@ -8,6 +8,8 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 import { DomainError, isErrorCode } from '../domain/errors.ts';
+import { DEFAULT_FAILOVER_WAIT_MS } from './connection.ts';
+import { ReplicationUnconfirmed, type SyncReplication } from './replication.ts';
 
 export type RedisConnection = Redis | Cluster;
 
@@ -82,16 +84,63 @@ function describe(code: string, d: Record<string, unknown>): string {
   }
 }
 
-/** Runs a registered script; KEYS and ARGV as documented in its header. */
+/** How a connection's writes are confirmed and how long a command may wait through a failover. */
+export interface ConnectionPolicy {
+  /** WAIT for replicas after every script that changes state (absent or 0 replicas: none). */
+  replication?: SyncReplication;
+  failoverWaitMs: number;
+}
+
+const policies = new WeakMap<object, ConnectionPolicy>();
+
+/** Set once per connection at start-up (see `connectStores` in src/redis/topology.ts). */
+export function setConnectionPolicy(conn: RedisConnection, policy: ConnectionPolicy): void {
+  policies.set(conn, policy);
+}
+
+export function connectionPolicy(conn: RedisConnection): ConnectionPolicy {
+  return policies.get(conn) ?? { failoverWaitMs: DEFAULT_FAILOVER_WAIT_MS };
+}
+
+/** A write whose outcome is not known (lost connection, replicas silent): sending it again is safe. */
+function isUnknownOutcome(err: unknown): boolean {
+  if (err instanceof ReplicationUnconfirmed) return true;
+  const m = (err as Error)?.message ?? '';
+  return /^(Connection is closed|Stream isn't writeable)/.test(m) || (err as { name?: string })?.name === 'MaxRetriesPerRequestError';
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/**
+ * Runs a registered script; KEYS and ARGV as documented in its header. A script that changes
+ * state is acknowledged only once its replicas hold it (the connection's policy). When the outcome
+ * is unknown, the same script with the same arguments — the same idempotency key — is sent again
+ * until `failoverWaitMs` has passed: the retry returns the first result if it was applied and
+ * applies it once if not. Every writing script is safe to resend: commands carry an idempotency
+ * key, the others set a state rather than change one (expire, trim, restore, offers, marks).
+ */
 export async function runScript(
   conn: RedisConnection, name: ScriptName, keys: readonly string[], args: readonly (string | number)[],
 ): Promise<unknown> {
   registerScripts(conn);
   const fn = (conn as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name];
   if (!fn) throw new Error(`script ${name} not registered`);
-  try {
-    return await fn.call(conn, keys.length, ...keys, ...args);
-  } catch (err) {
-    throw toDomainError(err);
+  const policy = connectionPolicy(conn);
+  const replication = !READ_ONLY.has(name) && policy.replication?.enabled ? policy.replication : undefined;
+  const deadline = Date.now() + policy.failoverWaitMs;
+  const routing = keys[0] ?? '';
+  for (let attempt = 1; ; attempt++) {
+    const ticket = replication?.ticket(routing);
+    try {
+      const reply = await fn.call(conn, keys.length, ...keys, ...args);
+      await replication?.confirm(routing, ticket);
+      return reply;
+    } catch (err) {
+      if (!isUnknownOutcome(err)) throw toDomainError(err);
+      if (Date.now() >= deadline) {
+        throw new DomainError('UNAVAILABLE', `the outcome of ${name} is unknown after ${policy.failoverWaitMs} ms (${(err as Error).message}); retry with the same Idempotency-Key`, { outcome: 'unknown' });
+      }
+      await sleep(Math.min(50 * attempt, 500));
+    }
   }
 }

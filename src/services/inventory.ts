@@ -278,14 +278,16 @@ export class Inventory {
     return this.command<Record<string, never>>('set_listing', city, vehicleId, opts, [], [listing, reason], [vehicleId, listing, reason]);
   }
 
-  /** The idempotency record key and fingerprint of a command (the placeholder and '' without a key). */
+  /**
+   * The idempotency record key and fingerprint of a command. Without a client key the command gets
+   * one of its own (`auto:` fingerprint, kept 15 min): a command resent after a lost connection or
+   * an unconfirmed write then returns its first result instead of applying twice (DESIGN §8).
+   */
   idempotency(city: string, script: ScriptName, opts: CommandOptions, fingerprintArgs: unknown[]): { key: string; fingerprint: string } {
-    if (opts.idempotencyKey === undefined) return { key: keys.noIdempotency(city), fingerprint: '' };
+    const digest = () => createHash('sha1').update(JSON.stringify([script, ...fingerprintArgs])).digest('hex');
+    if (opts.idempotencyKey === undefined) return { key: keys.idempotency(city, '~', randomUUID()), fingerprint: `auto:${digest()}` };
     if (!IDEMPOTENCY_KEY.test(opts.idempotencyKey)) throw new DomainError('VALIDATION', 'idempotency key must be 1-200 printable characters', { field: 'idempotencyKey' });
-    return {
-      key: keys.idempotency(city, opts.actorId ?? '-', opts.idempotencyKey),
-      fingerprint: createHash('sha1').update(JSON.stringify([script, ...fingerprintArgs])).digest('hex'),
-    };
+    return { key: keys.idempotency(city, opts.actorId ?? '-', opts.idempotencyKey), fingerprint: digest() };
   }
 
   /**

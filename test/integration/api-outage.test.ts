@@ -1,5 +1,5 @@
 /**
- * Redis down: the API answers 503 UNAVAILABLE problems (a store outage is not a bug, so never a
+ * Redis down: once REDIS_FAILOVER_WAIT_MS has passed (1 s here), the API answers 503 UNAVAILABLE problems (a store outage is not a bug, so never a
  * 500), keeps serving what needs no store, the rate limiter fails open rather than failing the
  * request, and everything works again once Redis is back.
  */
@@ -19,7 +19,7 @@ let base: string;
 
 before(async () => {
   server = await startRedis({ external: 'never' });
-  redis = connect(server.url);
+  redis = connect(server.url, 1_000);
 });
 after(async () => {
   await app.close();

@@ -5,7 +5,8 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { CLIENT_OPTIONS } from '../../src/redis/connection.ts';
+import { CLIENT_OPTIONS, clientOptions } from '../../src/redis/connection.ts';
+import { setConnectionPolicy } from '../../src/redis/scripts.ts';
 import { deriveStatus, isTrip, occupies, sortEntries, type CalendarEntry } from '../../src/domain/calendar.ts';
 import { CityCatalog, type City } from '../../src/domain/cities.ts';
 import type { ListingState, VehicleSpec, VehicleStatus } from '../../src/domain/vehicle.ts';
@@ -150,6 +151,9 @@ export async function wipeCity(redis: Redis, cityId: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-export function connect(url: string): Redis {
-  return new Redis(url, { ...CLIENT_OPTIONS, lazyConnect: false });
+/** A connection as the service makes them; `failoverWaitMs` bounds how long a command waits for Redis. */
+export function connect(url: string, failoverWaitMs?: number): Redis {
+  const redis = new Redis(url, { ...(failoverWaitMs ? clientOptions(failoverWaitMs) : CLIENT_OPTIONS), lazyConnect: false });
+  if (failoverWaitMs) setConnectionPolicy(redis, { failoverWaitMs });
+  return redis;
 }

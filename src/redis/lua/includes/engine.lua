@@ -9,7 +9,8 @@
       KEYS[4] city event stream     KEYS[8] idempotency record (or the unused placeholder)
     and this ARGV prefix:
       ARGV[1] command id (correlates events with the command)
-      ARGV[2] idempotency fingerprint ('' = not idempotent)
+      ARGV[2] idempotency fingerprint ('' = not idempotent; `auto:` prefix = a key the service
+              generated for its own retries, kept 15 min instead of 24 h)
       ARGV[3] city id   ARGV[4] vehicle id   ARGV[5] turnaround buffer (ms)
   - Validate first, write after: `fail` raises before any write, so a refused command leaves
     no trace. Writes happen only in `commit` and `finish`.
@@ -22,6 +23,9 @@ local MAX_SPAN = 30 * 24 * 3600 * 1000
 local MAX_TIME = 99999999999999
 local START_EARLY = 15 * MINUTE
 local IDEM_TTL = 86400
+-- A key the service made up itself (the client sent none; fingerprint `auto:...`) only has to
+-- outlive a failover's retries.
+local AUTO_IDEM_TTL = 900
 
 local NOW
 do
@@ -355,7 +359,9 @@ local function finish(idem_key, fingerprint, result)
   result.at = NOW
   local json = cjson.encode(result)
   if fingerprint ~= '' then
-    redis.call('SET', idem_key, fingerprint .. '\n' .. json, 'EX', IDEM_TTL)
+    local ttl = IDEM_TTL
+    if string.sub(fingerprint, 1, 5) == 'auto:' then ttl = AUTO_IDEM_TTL end
+    redis.call('SET', idem_key, fingerprint .. '\n' .. json, 'EX', ttl)
   end
   return { json, 0 }
 end
