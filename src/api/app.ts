@@ -53,6 +53,8 @@ export interface AppDeps {
   conflicts?: ConflictDesk;
   /** WebSocket options for `GET /v1/live`. */
   live?: LiveOptions;
+  /** How Redis is deployed and how many replicas confirm each write (shown by /readyz). */
+  redisTopology?: { mode: string; syncReplicas: number };
 }
 
 declare module 'fastify' {
@@ -121,15 +123,18 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     let ready = true;
     try {
       await deps.redis.ping();
-      checks.redis = { ok: true, durability: await inspectDurability(deps.redis) };
+      checks.redis = { ok: true, ...deps.redisTopology, durability: await inspectDurability(deps.redis) };
     } catch (err) {
       ready = false;
       checks.redis = { ok: false, error: (err as Error).message };
     }
+    // A failover's verification under way (as the city streams tell it): still serving, but say so.
+    const failover = deps.readModel?.failoverState();
+    if (failover) checks.failover = failover;
     if (deps.pool) {
       try {
         await deps.pool.query('SELECT 1');
-        checks.postgres = { ok: true };
+        checks.postgres = { ok: true, ...('writer' in deps.pool && deps.pool.writer ? { writer: deps.pool.writer } : {}) };
       } catch (err) {
         // PostgreSQL down does not stop commands (they go to Redis); readiness says so plainly.
         checks.postgres = { ok: false, error: (err as Error).message };
@@ -139,7 +144,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       const lag = await deps.lag().catch(() => []);
       checks.sync = { eventsBehind: lag.reduce((n, l) => n + l.eventsBehind, 0), secondsBehind: Math.max(0, ...lag.map((l) => l.secondsBehind)) };
     }
-    return reply.code(ready ? 200 : 503).send({ status: ready ? 'ready' : 'unavailable', checks });
+    return reply.code(ready ? 200 : 503).send({ status: ready ? (failover?.status === 'verifying' ? 'verifying' : 'ready') : 'unavailable', checks });
   });
   app.get('/metrics', { config: { public: true }, schema: { hide: true } }, async (_request, reply) =>
     reply.type(registry.contentType).send(await (deps.metrics ? deps.metrics() : registry.metrics())));

@@ -47,6 +47,6 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: u
 function isStoreUnavailable(err: unknown): boolean {
   const e = err as { name?: string; code?: string; message?: string };
   if (e?.name === 'MaxRetriesPerRequestError') return true;
-  if (e?.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', '57P01', '57P03', '08006', '08001'].includes(e.code)) return true;
+  if (e?.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '08006', '08001', '25006'].includes(e.code)) return true;
   return typeof e?.message === 'string' && /^(Connection is closed|Stream isn't writeable|connect ECONNREFUSED|timeout exceeded when trying to connect|Connection terminated|Command timed out|All sentinels are unreachable|Too many Cluster redirections|CLUSTERDOWN|READONLY|NOREPLICAS|MASTERDOWN|LOADING)/.test(e.message);
 }

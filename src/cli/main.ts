@@ -35,6 +35,8 @@ import { ApiWorkers, apiWorkerChannel } from './cluster.ts';
 import { haCommand } from './ha.ts';
 import { ConflictDesk } from '../services/conflicts.ts';
 import { ConflictWorker } from '../workers/resolver.ts';
+import { FailoverMonitor } from '../workers/failover-monitor.ts';
+import { verifyCity, type FailoverCause } from '../services/failover.ts';
 import type { OfferPolicy } from '../domain/offers.ts';
 
 const USAGE = `fleet <command> [options]
@@ -147,10 +149,14 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   // The resolver runs once, here: its own read model finds the alternatives.
   const resolverModel = new ReadModel(redis, inventory);
   await resolverModel.start();
-  const resolver = new ConflictWorker(redis, new ConflictDesk(redis, inventory, resolverModel, offerPolicy(config)), inventory.cities, {
+  const resolverDesk = new ConflictDesk(redis, inventory, resolverModel, offerPolicy(config));
+  const resolver = new ConflictWorker(redis, resolverDesk, inventory.cities, {
     validateEveryMs: config.POST_VALIDATION_INTERVAL_MS, log,
   });
   resolver.start();
+  // Failovers of either store are noticed here and the affected cities verified (docs/reliability.md).
+  const monitor = newFailoverMonitor(config, redis, pool, inventory, log, (city) => resolverDesk.postValidate(city));
+  monitor.start();
   const secret = jwtSecret(config, log);
   // One API process per core (WEB_CONCURRENCY); with one, the API runs in this process.
   const processes = config.WEB_CONCURRENCY || availableParallelism();
@@ -185,6 +191,7 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   clearInterval(summary);
   await api.close();
   metricsServer.close();
+  await monitor.stop();
   await resolver.stop();
   await resolverModel.stop();
   await sweeper.stop();
@@ -201,6 +208,7 @@ async function startApi(config: Config, inventory: Inventory, redis: RedisConnec
   await readModel.start();
   const app = await buildApp({
     inventory, redis, pool, ...(replicaPool ? { replicaPool } : {}), readModel, ...(metrics ? { metrics } : {}),
+    ...(redisTopology ? { redisTopology } : {}),
     conflicts: new ConflictDesk(redis, inventory, readModel, offerPolicy(config)),
     lag: () => Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id))),
     rateLimits: { customer: config.RATE_LIMIT_CUSTOMER, host: config.RATE_LIMIT_HOST, ops: config.RATE_LIMIT_OPS, admin: config.RATE_LIMIT_ADMIN },
@@ -251,12 +259,12 @@ function newPool(config: Config, log: Logger, url = config.DATABASE_URL): Follow
   return pool;
 }
 
-function newSyncWorker(config: Config, redis: RedisConnection, pool: pg.Pool, inventory: Inventory, log: Logger): SyncWorker {
+function newSyncWorker(config: Config, redis: RedisConnection, pool: FollowingPool, inventory: Inventory, log: Logger): SyncWorker {
   const points = new Map(config.FLEET_FAILPOINTS.split(',').filter(Boolean).map((p) => {
     const [name, prob] = p.split(':');
     return [name as Failpoint, Number(prob ?? 1)] as const;
   }));
-  return new SyncWorker(redis, pool, inventory.cities, {
+  const sync = new SyncWorker(redis, pool, inventory.cities, {
     batchSize: config.SYNC_BATCH_SIZE, claimIdleMs: config.SYNC_CLAIM_IDLE_MS, maxAttempts: config.SYNC_MAX_ATTEMPTS,
     retentionMs: config.STREAM_RETENTION_MS, log,
     ...(points.size ? {
@@ -268,6 +276,9 @@ function newSyncWorker(config: Config, redis: RedisConnection, pool: pg.Pool, in
       },
     } : {}),
   });
+  // A promoted standby may lack the last applied batches: check the cursors against the streams again.
+  pool.onWriterChange(() => sync.postgresChanged());
+  return sync;
 }
 
 function jwtSecret(config: Config, log: Logger): Uint8Array {
@@ -293,12 +304,31 @@ async function runWorker(config: Config, inventory: Inventory, redis: RedisConne
   const pool = newPool(config, log);
   const sync = newSyncWorker(config, redis, pool, inventory, log);
   sync.start();
+  // Without the resolver here, overlaps found after a failover are marked by the next post-validation pass.
+  const monitor = newFailoverMonitor(config, redis, pool, inventory, log);
+  monitor.start();
   const metricsServer = serveMetrics(config, log);
   log.info({ consumer: sync.consumer }, 'sync worker running; Ctrl-C stops');
   await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
   metricsServer.close();
+  await monitor.stop();
   await sync.stop();
   await pool.end();
+}
+
+function newFailoverMonitor(config: Config, redis: RedisConnection, pool: FollowingPool, inventory: Inventory, log: Logger,
+  postValidate?: (city: string) => Promise<{ conflicted: string[] }>): FailoverMonitor {
+  const verify = (city: string, cause: FailoverCause) => verifyCity({
+    redis, pool, inventory, log, retentionMs: config.CALENDAR_RETENTION_MS, ...(postValidate ? { postValidate } : {}),
+    drained: (c) => waitForSync(redis, c, 30_000),
+  }, city, cause);
+  return new FailoverMonitor(redis, inventory.cities, verify, { everyMs: config.FAILOVER_CHECK_MS, log, pool });
+}
+
+/** Until PostgreSQL has every event of the city, or `timeoutMs`. */
+async function waitForSync(redis: RedisConnection, city: string, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await cityLag(redis, city)).eventsBehind > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
 }
 
 async function withPool<T>(config: Config, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
@@ -316,6 +346,9 @@ async function summarize(inventory: Inventory, redis: RedisConnection) {
   return { byStatus: totals };
 }
 
+/** How this process reaches Redis (for /readyz), once configured. */
+let redisTopology: { mode: string; syncReplicas: number } | undefined;
+
 async function main(): Promise<number> {
   const [command, arg] = positionals;
   if (!command || opt.help) { console.log(USAGE); return command ? 0 : 1; }
@@ -323,7 +356,10 @@ async function main(): Promise<number> {
   const config = loadConfig();
   const redis = connectRedis(config);
   // Commands that need no store (a token, the simulator, the HA topology) do not wait for one.
-  if (!['token', 'simulate'].includes(command)) await configureReplication(redis, config);
+  if (!['token', 'simulate'].includes(command)) {
+    const opened = await configureReplication(redis, config);
+    redisTopology = { mode: opened.mode, syncReplicas: opened.syncReplicas };
+  }
   // CITIES narrows the reference cities this process serves (a smaller demo, the simulator).
   const only = config.CITIES.split(',').map((c) => c.trim()).filter(Boolean);
   const cities = new CityCatalog(only.length ? REFERENCE_CITIES.filter((c) => only.includes(c.id)) : REFERENCE_CITIES);

@@ -163,7 +163,8 @@ export class FollowingPool extends pg.Pool {
         cb(err, client, done);
       });
     };
-    const tries = parsed.hosts.length;
+    // prefer-standby: a whole round looking for a standby, then a round that takes any host.
+    const tries = parsed.hosts.length * (parsed.attrs === 'prefer-standby' ? 2 : 1);
     (this as { connect: unknown }).connect = (cb?: (err: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void) => {
       if (cb) return attempt(tries, cb);
       return new Promise<pg.PoolClient>((resolve, reject) => attempt(tries, (err, client) => (err ? reject(err) : resolve(client!))));
@@ -187,10 +188,9 @@ export function createPool(connectionString: string, options: Omit<pg.PoolConfig
 
 /** The single-host connection string that a URL's session attributes select right now (one-off clients). */
 export async function resolveUrl(url: string): Promise<string> {
-  const { hosts, database } = parseDatabaseUrl(url);
+  const { hosts } = parseDatabaseUrl(url);
   if (hosts.length === 1) return hosts[0]!.url;
   // Session attributes belong to the server: ask through `postgres`, which exists before ours does.
-  const dbPath = `/${encodeURIComponent(database)}`;
   const pool = createPool(url.replace(/(\/\/[^/?]*)\/[^?]*/, '$1/postgres'), { max: 1, connectionTimeoutMillis: 5_000 });
   const attrs = pool.selector.parsed.attrs;
   try {
@@ -199,7 +199,8 @@ export async function resolveUrl(url: string): Promise<string> {
       try {
         const client = await pool.connect();
         client.release();
-        return (client as unknown as { target: ParsedUrl['hosts'][number] }).target.url.replace('/postgres', dbPath);
+        const { target } = client as unknown as { target: ParsedUrl['hosts'][number] };
+        return hosts.find((h) => h.host === target.host && h.port === target.port)!.url;
       } catch (err) {
         last = err; // the pool moved on to the next host
       }

@@ -66,7 +66,7 @@ const range = (from: number, to: number) => `tstzrange(${at(from)}, CASE WHEN $$
  * batch collapses to the last state of each vehicle and entry, applied set-wise: one statement
  * per table, whatever the batch size.
  */
-export async function applyEvents(db: pg.ClientBase, events: readonly StreamEvent[]): Promise<void> {
+export async function applyEvents(db: pg.ClientBase, events: readonly StreamEvent[], midway?: () => void): Promise<void> {
   if (events.length === 0) return;
   await db.query(
     `INSERT INTO events (city, stream_id, ms, seq, type, vehicle_id, subject, version, time, status, cmd, data, state)
@@ -75,6 +75,8 @@ export async function applyEvents(db: pg.ClientBase, events: readonly StreamEven
      FROM jsonb_to_recordset($1::jsonb) AS e(city text, id text, ms bigint, seq bigint, type text, vehicle text, subject text,
           version bigint, time bigint, status text, cmd text, data jsonb, state jsonb)
      ON CONFLICT DO NOTHING`, [JSON.stringify(events)]);
+  // A test hook (the sync failpoints): the batch is half written here.
+  midway?.();
 
   const vehicleDocs = new Map<string, Record<string, unknown>>();
   const lastByVehicle = new Map<string, StreamEvent>();

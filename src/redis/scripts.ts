@@ -18,6 +18,7 @@ export const SCRIPT_NAMES = [
   'start_trip', 'complete_trip', 'extend_booking', 'place_block', 'remove_block', 'expire_holds',
   'vehicle_state', 'verify_available', 'restore_vehicle',
   'make_offers', 'accept_offer', 'close_offers', 'mark_conflicted', 'trim_calendar',
+  'restore_entries', 'record_system_event',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

@@ -3,6 +3,7 @@
  * `reconcile` compares the two (vehicle versions, listing, status, calendar entries, counters)
  * and can repair each drifting vehicle from the side that is ahead.
  */
+import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
 import { isArchivable, sortEntries, type BookingEntry, type CalendarEntry } from '../domain/calendar.ts';
@@ -27,18 +28,21 @@ export async function recordCities(pool: pg.Pool, cities: readonly City[]): Prom
 interface PgVehicle {
   id: string; city: string; hostId: string; category: string; seats: number; transmission: string; fuel: string;
   make: string; model: string; lat: number; lng: number; pricePerHour: number; listing: string; status: string;
-  version: number; createdAt: number;
+  version: number; createdAt: number; updatedAt: number;
 }
 
-interface Side {
-  vehicles: Map<string, { doc: Record<string, unknown>; version: number; listing: string; status: string; category: string; entries: CalendarEntry[] }>;
+export interface SideVehicle { doc: Record<string, unknown>; version: number; listing: string; status: string; category: string; updatedAt: number; entries: CalendarEntry[] }
+
+export interface Side {
+  vehicles: Map<string, SideVehicle>;
 }
 
-async function readPg(pool: pg.Pool, city: string): Promise<Side> {
+export async function readPg(pool: pg.Pool, city: string): Promise<Side> {
   const vs = await pool.query<PgVehicle>(
     `SELECT id, city, host_id AS "hostId", category, seats, transmission, fuel, make, model, lat, lng,
             price_per_hour::float8 AS "pricePerHour", listing, status, version::int AS version,
-            (extract(epoch from created_at) * 1000)::bigint::float8 AS "createdAt"
+            (extract(epoch from created_at) * 1000)::bigint::float8 AS "createdAt",
+            (extract(epoch from updated_at) * 1000)::bigint::float8 AS "updatedAt"
      FROM vehicles WHERE city = $1`, [city]);
   const es = await pool.query<{ vehicle_id: string; doc: CalendarEntry }>(
     `SELECT vehicle_id, doc FROM bookings WHERE city = $1 UNION ALL SELECT vehicle_id, doc FROM holds WHERE city = $1
@@ -47,19 +51,19 @@ async function readPg(pool: pg.Pool, city: string): Promise<Side> {
   for (const r of es.rows) byVehicle.set(r.vehicle_id, [...(byVehicle.get(r.vehicle_id) ?? []), r.doc]);
   const vehicles: Side['vehicles'] = new Map();
   for (const v of vs.rows) {
-    vehicles.set(v.id, { doc: { ...v }, version: v.version, listing: v.listing, status: v.status, category: v.category, entries: sortEntries(byVehicle.get(v.id) ?? []) });
+    vehicles.set(v.id, { doc: { ...v }, version: v.version, listing: v.listing, status: v.status, category: v.category, updatedAt: v.updatedAt, entries: sortEntries(byVehicle.get(v.id) ?? []) });
   }
   return { vehicles };
 }
 
-async function readRedis(redis: RedisConnection, city: string): Promise<Side & { counters: Record<string, number> }> {
+export async function readRedis(redis: RedisConnection, city: string): Promise<Side & { counters: Record<string, number> }> {
   const ids = await redis.smembers(keys.vehicles(city));
   const vehicles: Side['vehicles'] = new Map();
   for (const id of ids) {
     const [h, raw] = await Promise.all([redis.hgetall(keys.vehicle(city, id)), redis.hvals(keys.calendar(city, id))]);
     if (!h.id) continue;
     vehicles.set(id, {
-      doc: h, version: Number(h.version), listing: h.listing ?? '', status: h.status ?? '', category: h.category ?? '',
+      doc: h, version: Number(h.version), listing: h.listing ?? '', status: h.status ?? '', category: h.category ?? '', updatedAt: Number(h.updatedAt ?? 0),
       entries: sortEntries(raw.map((r) => JSON.parse(r) as CalendarEntry)),
     });
   }
@@ -91,14 +95,14 @@ export interface ReconcileReport {
   repaired: { toPg: number; toRedis: number };
 }
 
-/** Restores one vehicle into Redis from its PostgreSQL copy. */
-async function restoreVehicle(redis: RedisConnection, city: string, v: Side['vehicles'] extends Map<string, infer T> ? T : never, id: string): Promise<void> {
+/** Restores one vehicle into Redis from its PostgreSQL copy (restore_vehicle.lua, with its event). */
+export async function restoreVehicle(redis: RedisConnection, city: string, v: SideVehicle, id: string, reason: 'rebuild' | 'repair' | 'failover', turnaroundMs = 0): Promise<void> {
   const d = v.doc as unknown as PgVehicle;
   const doc = { id, city, hostId: d.hostId, category: d.category, seats: d.seats, transmission: d.transmission, fuel: d.fuel, make: d.make, model: d.model, lat: d.lat, lng: d.lng, pricePerHour: d.pricePerHour, listing: d.listing, version: d.version, createdAt: d.createdAt };
   await runScript(redis, 'restore_vehicle', [
-    keys.vehicle(city, id), keys.calendar(city, id), keys.counters(city), keys.statusDue(city), keys.entries(city),
-    keys.liveHolds(city), keys.vehicles(city), keys.hostVehicles(city, d.hostId), keys.geo(city),
-  ], [JSON.stringify(doc), v.entries.length ? JSON.stringify(v.entries) : '[]', id]);
+    keys.vehicle(city, id), keys.calendar(city, id), keys.counters(city), keys.events(city), keys.statusDue(city),
+    keys.entries(city), keys.liveHolds(city), keys.noIdempotency(city), keys.vehicles(city), keys.hostVehicles(city, d.hostId), keys.geo(city),
+  ], [randomUUID(), '', city, id, turnaroundMs, JSON.stringify(doc), v.entries.length ? JSON.stringify(v.entries) : '[]', reason]);
 }
 
 /**
@@ -121,7 +125,7 @@ export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: s
   } while (cursor !== '0');
   let entries = 0;
   for (const [id, v] of pgSide.vehicles) {
-    await restoreVehicle(redis, city, v, id);
+    await restoreVehicle(redis, city, v, id, 'rebuild');
     entries += v.entries.length;
   }
   const offers = await restoreOpenOffers(redis, pool, city);
@@ -198,7 +202,7 @@ export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city:
         });
         repaired.toPg++;
       } else if (b) {
-        await restoreVehicle(redis, city, b, id);
+        await restoreVehicle(redis, city, b, id, 'repair');
         repaired.toRedis++;
       }
     }

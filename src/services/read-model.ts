@@ -71,6 +71,7 @@ export class ReadModel {
   private readonly views = new Map<string, CityView>();
   /** Who else hears the tail (the WebSocket hub): one read of each stream per process. */
   private readonly listeners = new Set<(city: string, events: StreamEvent[]) => void>();
+  private readonly verifications = new Map<string, { status: 'verifying' | 'ok'; at: number; report?: Record<string, unknown> }>();
   private stopped = false;
   private loop: Promise<void> | undefined;
 
@@ -133,7 +134,14 @@ export class ReadModel {
       let e;
       try { e = parseStreamEntry(city, id, fields); } catch { continue; }
       heard.push(e);
+      if (e.type.startsWith('system.failover_')) this.noteVerification(city, e);
       if (!e.state) continue;
+      if (e.type === 'vehicle.restored' && Array.isArray(e.data.entries)) {
+        // A restore replaces the whole calendar: entries that vanished must vanish here too.
+        const restored = new Map((e.data.entries as CalendarEntry[]).map((x) => [x.id, x]));
+        view.vehicles.set(e.vehicle, readVehicle(e.vehicle, e.state, restored));
+        continue;
+      }
       if (e.type.startsWith('vehicle.')) {
         const prior = view.vehicles.get(e.vehicle);
         view.vehicles.set(e.vehicle, readVehicle(e.vehicle, e.state, prior?.entries));
@@ -147,6 +155,21 @@ export class ReadModel {
     }
     if (heard.length) for (const listener of this.listeners) listener(city, heard);
     return entries.length;
+  }
+
+  /**
+   * Failover verifications as the city streams tell them (services/failover.ts): a city whose
+   * `system.failover_detected` has no `system.failover_verified` after it is being verified.
+   */
+  failoverState(): { status: 'ok' | 'verifying'; verifying: string[]; last?: Record<string, unknown> } {
+    const verifying = [...this.verifications].filter(([, v]) => v.status === 'verifying').map(([city]) => city);
+    const last = [...this.verifications.values()].filter((v) => v.report).sort((a, b) => b.at - a.at)[0]?.report;
+    return { status: verifying.length ? 'verifying' : 'ok', verifying, ...(last ? { last } : {}) };
+  }
+
+  private noteVerification(city: string, e: StreamEvent): void {
+    if (e.type === 'system.failover_detected') this.verifications.set(city, { status: 'verifying', at: e.time });
+    else if (e.type === 'system.failover_verified') this.verifications.set(city, { status: 'ok', at: e.time, report: e.data });
   }
 
   /** Candidates from memory, sorted and paged, each page verified against Redis before it is returned. */

@@ -12,6 +12,15 @@
  *   writing to Redis meanwhile and the backlog drains when PostgreSQL is back.
  * - Streams are trimmed only below what every group has acknowledged (and older than
  *   `retentionMs`), never by a blind MAXLEN.
+ * - PostgreSQL that lost applied batches (an asynchronous standby promoted without the last
+ *   transactions): the city's cursor is found behind what this worker committed, or behind
+ *   events the group already acknowledged, and the missing events are replayed from the stream
+ *   (it keeps at least `retentionMs` of them). What the stream no longer has is reported and left
+ *   to the failover verification, which writes Redis's state to PostgreSQL.
+ * - An overlap PostgreSQL refuses (23P01) is, after a Redis failover, usually a booking that the
+ *   verification is about to displace: the worker applies the event together with the later
+ *   states of the same entry when the stream has them, and otherwise waits `overlapGraceMs`
+ *   before dead-lettering it.
  */
 import { hostname } from 'node:os';
 import type pg from 'pg';
@@ -41,6 +50,15 @@ export interface SyncOptions {
   onDeadLetter?: (city: string, event: StreamEvent | { id: string }, error: Error) => void;
   /** Test hook: called at named points of a batch (the failpoint tests kill the process there). */
   failpoint?: (where: Failpoint) => void;
+  /** How long an overlap refused by PostgreSQL waits for a verification to settle it. */
+  overlapGraceMs?: number;
+}
+
+/** PostgreSQL's cursor is behind what was applied: it lost transactions. */
+class SyncRewound extends Error {
+  constructor(readonly city: string, readonly cursor: string, readonly upTo: string) {
+    super(`PostgreSQL's cursor for ${city} went back to ${cursor} (applied up to ${upTo})`);
+  }
 }
 
 export interface CityLag { city: string; eventsBehind: number; secondsBehind: number }
@@ -56,19 +74,23 @@ function isPoison(err: unknown): boolean {
 export class SyncWorker {
   readonly consumer: string;
   private readonly o: Required<Omit<SyncOptions, 'log' | 'onDeadLetter' | 'failpoint' | 'consumer'>>;
-  private readonly attempts = new Map<string, number>();
+  private readonly attempts = new Map<string, { count: number; firstAt: number }>();
+  /** The cursor this worker last committed per city; PostgreSQL showing less means it lost them. */
+  private readonly committed = new Map<string, string>();
+  /** Cities whose cursor was checked against the stream since start (or since PostgreSQL changed). */
+  private readonly checked = new Set<string>();
   private stopped = false;
   private loop: Promise<void> | undefined;
   private lastClaim = 0;
   private lastTrim = 0;
   /** Counters for metrics and tests. */
-  readonly stats = { applied: 0, skipped: 0, deadLettered: 0, batches: 0, retries: 0 };
+  readonly stats = { applied: 0, skipped: 0, deadLettered: 0, batches: 0, retries: 0, replayed: 0, rewinds: 0 };
 
   constructor(private readonly redis: RedisConnection, private readonly pool: pg.Pool, private readonly cities: CityCatalog, private readonly opts: SyncOptions = {}) {
     this.consumer = opts.consumer ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.o = {
       batchSize: opts.batchSize ?? 500, idleMs: opts.idleMs ?? 50, claimIdleMs: opts.claimIdleMs ?? 15_000,
-      maxAttempts: opts.maxAttempts ?? 5, retentionMs: opts.retentionMs ?? 10 * 60_000,
+      maxAttempts: opts.maxAttempts ?? 5, retentionMs: opts.retentionMs ?? 10 * 60_000, overlapGraceMs: opts.overlapGraceMs ?? 60_000,
     };
   }
 
@@ -165,16 +187,27 @@ export class SyncWorker {
         poison.push({ id, error: err as Error });
       }
     }
-    if (poison.length === 0) {
-      try {
-        await this.applyBatch(city, events);
-        await this.ack(stream, entries.map(([id]) => id));
-        return entries.length;
-      } catch (err) {
-        if (!isPoison(err)) throw err;
+    try {
+      if (!this.checked.has(city)) await this.checkCursor(city, entries[0]![0]);
+      if (poison.length === 0) {
+        try {
+          await this.applyBatch(city, events);
+          await this.ack(stream, entries.map(([id]) => id));
+          return entries.length;
+        } catch (err) {
+          if (!isPoison(err)) throw err;
+        }
       }
+      return await this.oneByOne(city, stream, entries, poison);
+    } catch (err) {
+      if (!(err instanceof SyncRewound)) throw err;
+      await this.replay(err);
+      return 0; // the batch is still pending: the next pass applies it
     }
-    // Something in the batch is poison: go one by one, in order, so the rest keeps flowing.
+  }
+
+  /** Something in the batch is poison: go one by one, in order, so the rest keeps flowing. */
+  private async oneByOne(city: string, stream: string, entries: Entries, poison: { id: string; error: Error }[]): Promise<number> {
     let handled = 0;
     for (const [id, fields] of entries) {
       const bad = poison.find((p) => p.id === id);
@@ -184,17 +217,97 @@ export class SyncWorker {
         event = parseStreamEntry(city, id, fields);
         await this.applyBatch(city, [event]);
       } catch (err) {
+        if (err instanceof SyncRewound) throw err;
         if (!isPoison(err) && !bad) throw err;
-        const attempts = (this.attempts.get(id) ?? 0) + 1;
-        this.attempts.set(id, attempts);
-        if (attempts < this.o.maxAttempts) return handled; // retried next pass; nothing after it yet
-        await this.deadLetter(city, event ?? { id, raw: fields }, err as Error, attempts);
+        if (event && sqlstateOf(err) === '23P01' && await this.applyWithLaterStates(city, stream, event)) {
+          await this.ack(stream, [id]);
+          handled++;
+          continue;
+        }
+        const a = this.attempts.get(id) ?? { count: 0, firstAt: Date.now() };
+        a.count++;
+        this.attempts.set(id, a);
+        const grace = sqlstateOf(err) === '23P01' ? this.o.overlapGraceMs : 0;
+        if (a.count < this.o.maxAttempts || Date.now() - a.firstAt < grace) return handled; // retried next pass; nothing after it yet
+        await this.deadLetter(city, event ?? { id, raw: fields }, err as Error, a.count);
         this.attempts.delete(id);
       }
       await this.ack(stream, [id]);
       handled++;
     }
     return handled;
+  }
+
+  /**
+   * An overlap PostgreSQL refuses: when the stream has later states of the same entry (the
+   * booking was displaced since, say by a failover verification), the event is applied with them —
+   * its entry takes its latest state at once, which the later events would write anyway.
+   */
+  private async applyWithLaterStates(city: string, stream: string, event: StreamEvent): Promise<boolean> {
+    const later: StreamEvent[] = [];
+    for (let from = event.id; ;) {
+      const page = await this.redis.xrange(stream, `(${from}`, '+', 'COUNT', 1000);
+      for (const [id, fields] of page) {
+        const e = (() => { try { return parseStreamEntry(city, id, fields); } catch { return undefined; } })();
+        if (e && e.subject === event.subject) later.push(e);
+      }
+      if (page.length < 1000) break;
+      from = page.at(-1)![0];
+    }
+    if (later.length === 0) return false;
+    try {
+      await this.applyBatch(city, [event, ...later], event);
+      this.opts.log?.warn({ city, event: event.id, subject: event.subject, later: later.length }, 'sync: an overlap PostgreSQL refused was settled by the entry\'s later state');
+      return true;
+    } catch (err) {
+      if (err instanceof SyncRewound || !isPoison(err)) throw err;
+      return false;
+    }
+  }
+
+  /**
+   * Once per city (at start, and after PostgreSQL changed): events between PostgreSQL's cursor and
+   * the first entry we are about to apply were acknowledged before — PostgreSQL had them and lost
+   * them. Replayed from the stream.
+   */
+  private async checkCursor(city: string, firstId: string): Promise<void> {
+    const cursor = await readCursor(this.pool, city);
+    this.checked.add(city);
+    if (cursor === undefined || compareStreamIds(cursor, firstId) >= 0) return;
+    const gap = await this.redis.xrange(keys.events(city), `(${cursor}`, `(${firstId}`, 'COUNT', 1);
+    if (gap.length > 0) throw new SyncRewound(city, cursor, firstId);
+  }
+
+  /** Applies again, from the stream, what PostgreSQL lost: (cursor, upTo). */
+  private async replay(r: SyncRewound): Promise<void> {
+    this.stats.rewinds++;
+    metrics.syncRewinds.inc({ city: r.city });
+    const stream = keys.events(r.city);
+    const info = toRecord((await this.redis.xinfo('STREAM', stream)) as unknown[]);
+    const deleted = String(info['max-deleted-entry-id'] ?? '0-0');
+    if (compareStreamIds(deleted, r.cursor) > 0) {
+      this.opts.log?.error({ city: r.city, cursor: r.cursor, trimmedThrough: deleted },
+        'sync: PostgreSQL lost events the stream no longer has; the failover verification writes Redis\'s state to PostgreSQL (size STREAM_RETENTION_MS above the standby\'s lag)');
+    }
+    this.opts.log?.warn({ city: r.city, from: r.cursor, upTo: r.upTo }, 'sync: PostgreSQL lost applied events (a promoted standby?); replaying them from the stream');
+    this.committed.delete(r.city);
+    let from = r.cursor;
+    for (;;) {
+      const page = await this.redis.xrange(stream, `(${from}`, `(${r.upTo}`, 'COUNT', this.o.batchSize);
+      if (page.length === 0) break;
+      const events: StreamEvent[] = [];
+      for (const [id, fields] of page) {
+        try { events.push(parseStreamEntry(r.city, id, fields)); } catch { /* poison: its dead letter is still recorded */ }
+      }
+      await this.applyBatch(r.city, events);
+      this.stats.replayed += events.length;
+      from = page.at(-1)![0];
+    }
+  }
+
+  /** PostgreSQL changed (a promotion): check every city's cursor against the stream again. */
+  postgresChanged(): void {
+    this.checked.clear();
   }
 
   private async read(stream: string, from: '0' | '>'): Promise<Entries> {
@@ -210,27 +323,30 @@ export class SyncWorker {
     if (ids.length) await this.redis.xack(stream, SYNC_GROUP, ...ids);
   }
 
-  /** One transaction: the events newer than the cursor, then the cursor. */
-  private async applyBatch(city: string, events: StreamEvent[]): Promise<void> {
+  /**
+   * One transaction: the events newer than the cursor, then the cursor — moved to the last event,
+   * or to `cursorTo` (events after it applied early, see applyWithLaterStates).
+   */
+  private async applyBatch(city: string, events: StreamEvent[], cursorTo?: StreamEvent): Promise<void> {
     const fresh = await inTransaction(this.pool, async (db) => {
       const cursor = await lockCursor(db, city);
+      const known = this.committed.get(city);
+      if (known && compareStreamIds(cursor, known) < 0) throw new SyncRewound(city, cursor, events[0]?.id ?? known);
       const todo = events.filter((e) => compareStreamIds(e.id, cursor) > 0);
-      const half = Math.ceil(todo.length / 2);
-      await applyEvents(db, todo.slice(0, half));
-      this.opts.failpoint?.('mid_batch');
-      await applyEvents(db, todo.slice(half));
-      const last = todo.at(-1);
+      await applyEvents(db, todo, this.opts.failpoint ? () => this.opts.failpoint?.('mid_batch') : undefined);
+      const last = cursorTo && compareStreamIds(cursorTo.id, cursor) > 0 ? cursorTo : cursorTo ? undefined : todo.at(-1);
       if (last) {
         await db.query('UPDATE sync_cursors SET last_ms = $2, last_seq = $3, applied = applied + $4, updated_at = now() WHERE city = $1',
           [city, last.ms, last.seq, todo.length]);
       }
       this.opts.failpoint?.('before_commit');
-      return todo.length;
+      return { applied: todo.length, last: last?.id };
     });
+    if (fresh.last) this.committed.set(city, fresh.last);
     this.opts.failpoint?.('after_commit');
-    metrics.syncApplied.inc({ city }, fresh);
-    this.stats.applied += fresh;
-    this.stats.skipped += events.length - fresh;
+    metrics.syncApplied.inc({ city }, fresh.applied);
+    this.stats.applied += fresh.applied;
+    this.stats.skipped += events.length - fresh.applied;
     this.stats.batches++;
   }
 
@@ -322,6 +438,16 @@ async function syncState(redis: RedisConnection, city: string): Promise<{ group:
   if (pending > 0) oldest = ((await redis.xpending(stream, SYNC_GROUP)) as [number, string])[1];
   else if (undelivered > 0) oldest = (await redis.xrange(stream, `(${String(g['last-delivered-id'])}`, '+', 'COUNT', 1))[0]?.[0];
   return { group: true, eventsBehind: pending + undelivered, ...(oldest ? { oldestUnsynced: parseStreamId(oldest)[0] } : {}) };
+}
+
+/** The city's cursor, unlocked (undefined when the city never synced). */
+async function readCursor(pool: pg.Pool, city: string): Promise<string | undefined> {
+  const { rows } = await pool.query<{ last_ms: string; last_seq: string }>('SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1', [city]);
+  return rows[0] ? `${rows[0].last_ms}-${rows[0].last_seq}` : undefined;
+}
+
+function sqlstateOf(err: unknown): string | undefined {
+  return (err as { sqlstate?: string; code?: string }).sqlstate ?? (err as { code?: string }).code;
 }
 
 /** The city's cursor row, locked for this transaction (created at zero the first time). */

@@ -1,40 +1,55 @@
 --[[
-  restore_vehicle: put a vehicle and its calendar back into Redis from the durable copy
-  (PostgreSQL), for `fleet rebuild` and `fleet reconcile --repair`. It records no event: the
-  marketplace did not change, Redis is catching up with what was already published.
-  The status is derived again at the server's now; counters move from whatever Redis held.
+  restore_vehicle: put a vehicle and its whole calendar back into Redis from the durable copy
+  (PostgreSQL) — `fleet rebuild`, `fleet reconcile --repair`, and a failover verification that
+  finds a vehicle Redis lost. The calendar is replaced: entries Redis held that the copy lacks
+  leave it, with their index rows. The status is derived again at the server's now; counters move
+  from whatever Redis held; the version moves on from the copy's.
 
-  KEYS[1] vehicle hash   KEYS[2] calendar   KEYS[3] counters   KEYS[4] status-due
-  KEYS[5] entries index   KEYS[6] live holds   KEYS[7] city vehicles set   KEYS[8] host set
-  KEYS[9] geo
-  ARGV[1] vehicle JSON (spec fields, listing, version, createdAt)   ARGV[2] JSON array of entries
-  ARGV[3] vehicle id
+  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[9]     city vehicles set   KEYS[10] host vehicles set   KEYS[11] city geo set
+  ARGV[1..5]  common prefix
+  ARGV[6]     vehicle JSON (spec fields, listing, version, createdAt)
+  ARGV[7]     JSON array of calendar entries
+  ARGV[8]     why: rebuild | repair | failover
 
-  Returns  json { status, version, entries }
-  Events   none
+  Returns  json { status, version, entries, events }
+  Events   vehicle.restored (state: the vehicle; data: { reason, entries = the whole calendar }),
+           so read models and WebSocket subscribers learn the restored calendar
 ]]
-local vid = ARGV[3]
-local v = cjson.decode(ARGV[1])
-local list = cjson.decode(ARGV[2])
-local old = load_vehicle(KEYS[1])
-for _, raw in ipairs(redis.call('HVALS', KEYS[2])) do
-  local e = cjson.decode(raw)
-  if e.kind == 'hold' then redis.call('HDEL', KEYS[6], e.id) end
+local ctx, shared = open_command()
+local doc = cjson.decode(ARGV[6])
+local list = cjson.decode(ARGV[7])
+local vanished = {}
+for _, e in ipairs(ctx.entries) do vanished[e.id] = e end
+
+local v = ctx.vehicle or {}
+for _, f in ipairs(VEHICLE_FIELDS) do
+  if doc[f] ~= nil then v[f] = doc[f] end
 end
-redis.call('DEL', KEYS[2])
-local entries = {}
+v.id, v.city = ctx.vid, shared.city
+v.version = tonumber(doc.version) or 0
+if not ctx.vehicle then
+  ctx.vehicle = v
+  ctx.old_category = v.category
+end
+
+for id, e in pairs(vanished) do remove(ctx, e) end
 for _, e in ipairs(list) do
-  entries[#entries + 1] = e
-  redis.call('HSET', KEYS[2], e.id, cjson.encode(e))
-  redis.call('HSET', KEYS[5], e.id, vid)
-  if e.kind == 'hold' and e.status == 'held' then redis.call('HSET', KEYS[6], e.id, vid) end
+  vanished[e.id] = nil
+  local created, updated = e.createdAt, e.updatedAt
+  put(ctx, e)
+  -- The copy's times stand: they order bookings (the later-made one yields in an overlap).
+  e.createdAt, e.updatedAt = created, updated
 end
-local status, due = derive(v.listing, entries, NOW)
-local old_status, old_category = nil, nil
-if old then old_status, old_category = old.status, old.category end
-move_counters(KEYS[3], old_category, old_status, v.category, status)
-write_vehicle(KEYS[1], KEYS[4], vid, v, status, due)
-redis.call('SADD', KEYS[7], vid)
-redis.call('SADD', KEYS[8], vid)
-redis.call('GEOADD', KEYS[9], v.lng, v.lat, vid)
-return cjson.encode({ status = status, version = v.version, entries = #entries })
+for id, e in pairs(vanished) do
+  redis.call('HDEL', shared.index, id)
+  if e.kind == 'hold' then redis.call('HDEL', shared.live, id) end
+end
+
+emit(ctx, 'vehicle.restored', ctx.vid, { reason = ARGV[8], entries = list })
+redis.call('SADD', KEYS[9], ctx.vid)
+redis.call('SADD', KEYS[10], ctx.vid)
+redis.call('GEOADD', KEYS[11], v.lng, v.lat, ctx.vid)
+local out = commit(ctx, shared)
+out.entries = #list
+return cjson.encode(out)
