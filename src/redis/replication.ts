@@ -29,13 +29,19 @@ export class ReplicationUnconfirmed extends Error {
 export interface ReplicationOptions {
   /** Replicas that must hold each write (0: no WAIT). */
   replicas: number;
+  /**
+   * `auto` (REDIS_SYNC_REPLICAS=auto): one replica when the node has one — a primary left without
+   * replicas (its replica was promoted after it died) keeps taking writes, protected by its AOF
+   * alone until a replica is back. Without `auto` the count is strict: no replicas, no writes.
+   */
+  auto?: boolean;
   /** WAIT's own timeout (ms). */
   timeoutMs: number;
 }
 
 interface Waiter { epoch: number; resolve: () => void; reject: (err: Error) => void }
 
-interface NodeGate { epoch: number; waiting: Waiter[]; inflight: boolean }
+interface NodeGate { epoch: number; waiting: Waiter[]; inflight: boolean; replicas?: number; replicasAt: number; refreshing?: Promise<void> }
 
 /** Where a write went: the node (and its connection epoch) that answered it. */
 export interface WriteTicket { node: Redis; epoch: number }
@@ -47,6 +53,20 @@ export class SyncReplication {
 
   get enabled(): boolean {
     return this.opts.replicas > 0;
+  }
+
+  /** Replicas a write to this node must reach now. */
+  private async required(node: Redis, gate: NodeGate): Promise<number> {
+    if (!this.opts.auto) return this.opts.replicas;
+    if (gate.replicas === undefined || Date.now() - gate.replicasAt > 1_000) {
+      gate.refreshing ??= node.info('replication').then((info) => {
+        gate.replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
+        gate.replicasAt = Date.now();
+      }).catch(() => undefined).finally(() => { gate.refreshing = undefined; });
+      // The first time, wait for the answer; later, the last known count will do meanwhile.
+      if (gate.replicas === undefined) await gate.refreshing;
+    }
+    return Math.min(this.opts.replicas, gate.replicas ?? this.opts.replicas);
   }
 
   /** Before a write to `key`: the node that owns it and its connection epoch now. */
@@ -65,6 +85,7 @@ export class SyncReplication {
     if (!node || !before || node !== before.node) throw new ReplicationUnconfirmed('the key moved to another node');
     const gate = this.gate(node);
     if (gate.epoch !== before.epoch) throw new ReplicationUnconfirmed('the connection was lost during the write');
+    if ((await this.required(node, gate)) === 0) return;
     const started = performance.now();
     await new Promise<void>((resolve, reject) => {
       gate.waiting.push({ epoch: gate.epoch, resolve, reject });
@@ -81,10 +102,14 @@ export class SyncReplication {
       gate.waiting = [];
       const sentAt = gate.epoch;
       let failure: Error | undefined;
+      const required = Math.max(1, await this.required(node, gate));
       try {
-        const acked = Number(await node.wait(this.opts.replicas, this.opts.timeoutMs));
+        const acked = Number(await node.wait(required, this.opts.timeoutMs));
         if (gate.epoch !== sentAt) failure = new ReplicationUnconfirmed('the connection was lost while waiting');
-        else if (acked < this.opts.replicas) failure = new ReplicationUnconfirmed(`${acked} of ${this.opts.replicas} replicas within ${this.opts.timeoutMs} ms`);
+        else if (acked < required) {
+          failure = new ReplicationUnconfirmed(`${acked} of ${required} replicas within ${this.opts.timeoutMs} ms`);
+          gate.replicasAt = 0; // look again: a replica may be gone
+        }
       } catch (err) {
         failure = new ReplicationUnconfirmed((err as Error).message);
       }
@@ -101,7 +126,7 @@ export class SyncReplication {
   private gate(node: Redis): NodeGate {
     let gate = this.gates.get(node);
     if (!gate) {
-      const g: NodeGate = { epoch: 0, waiting: [], inflight: false };
+      const g: NodeGate = { epoch: 0, waiting: [], inflight: false, replicasAt: 0 };
       // Replies that arrive on a connection precede its close event, so a reply always sees the
       // epoch of the connection that carried it.
       node.on('close', () => { g.epoch++; });

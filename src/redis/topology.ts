@@ -37,7 +37,7 @@ export function connectRedis(config: RedisConfig, role: 'master' | 'slave' = 'ma
 /** Resolves REDIS_SYNC_REPLICAS against the primary and sets the connection's write policy. */
 export async function configureReplication(redis: RedisConnection, config: RedisConfig): Promise<OpenedRedis> {
   const syncReplicas = await resolveSyncReplicas(redis, config.REDIS_SYNC_REPLICAS);
-  const replication = new SyncReplication(redis, { replicas: syncReplicas, timeoutMs: config.REDIS_SYNC_TIMEOUT_MS });
+  const replication = new SyncReplication(redis, { replicas: syncReplicas, auto: config.REDIS_SYNC_REPLICAS === 'auto', timeoutMs: config.REDIS_SYNC_TIMEOUT_MS });
   setConnectionPolicy(redis, { replication, failoverWaitMs: config.REDIS_FAILOVER_WAIT_MS });
   return { redis, mode: redisMode(config), syncReplicas, replication };
 }

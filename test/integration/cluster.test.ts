@@ -1,5 +1,6 @@
 /**
- * The same service on a real Redis Cluster (three masters): cities hash to different nodes, and
+ * The same service on a real Redis Cluster (three masters, a replica each: every write waits for
+ * its replica): cities hash to different nodes, and
  * every script, pipeline, stream read and consumer group works unchanged because every key of a
  * city shares its hash tag and comes through KEYS. Bookings, holds, a conflict turned into offers
  * and accepted, the sweeper, search, the API with its rate limits, the sync into PostgreSQL and a
@@ -32,7 +33,7 @@ let pool: pg.Pool;
 const cities = Array.from({ length: 4 }, () => testCity());
 
 before(async () => {
-  cluster = await startRedisCluster(3);
+  cluster = await startRedisCluster(3, 1);
   redis = createRedis({ clusterNodes: cluster.nodes }) as Cluster;
   db = await createTestDatabase();
   await migrate(db.url);

@@ -117,11 +117,16 @@ export async function startRedis(opts: { appendfsync?: 'always' | 'everysec' | '
 export interface RedisCluster {
   /** Seeds for REDIS_CLUSTER_NODES: `127.0.0.1:p1,127.0.0.1:p2,...`. */
   nodes: string;
+  /** Every node's process (masters first, as created). */
+  processes: { child: ChildProcess; dir: string; port: number }[];
   stop(): Promise<void>;
 }
 
-/** A real Redis Cluster of `masters` nodes (no replicas), each with AOF, on free ports. */
-export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
+/**
+ * A real Redis Cluster of `masters` nodes, each with AOF, on free ports; with `replicas`, that
+ * many replicas per master (`--cluster-replicas`), so the loss of a master is survived.
+ */
+export async function startRedisCluster(masters = 3, replicas = 0): Promise<RedisCluster> {
   const started: { child: ChildProcess; dir: string; port: number }[] = [];
   const stop = async () => {
     for (const s of started) {
@@ -131,7 +136,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     }
   };
   try {
-    for (let i = 0; i < masters; i++) {
+    for (let i = 0; i < masters * (1 + replicas); i++) {
       const dir = await mkdtemp(path.join(tmpdir(), 'fleet-cluster-'));
       const port = await freePort();
       const child = spawn('redis-server', [
@@ -146,7 +151,7 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
     }
     const nodes = started.map((s) => `127.0.0.1:${s.port}`);
     await new Promise<void>((resolve, reject) => {
-      const cli = spawn('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
+      const cli = spawn('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes'], { stdio: 'ignore' });
       cli.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited ${code}`))));
     });
     // Every node must agree the cluster is up before a client trusts its slot map.
@@ -162,7 +167,26 @@ export async function startRedisCluster(masters = 3): Promise<RedisCluster> {
         probe.disconnect();
       }
     }
-    return { nodes: nodes.join(','), stop };
+    if (replicas > 0) {
+      // Replicas attach asynchronously: ready once every master reports its replicas.
+      for (let i = 0; ; i++) {
+        let ok = true;
+        for (const s of started) {
+          const probe = new Redis(s.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
+          try {
+            const info = await probe.info('replication');
+            if (/role:master/.test(info) && Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) < replicas) ok = false;
+            if (/role:slave/.test(info) && !/master_link_status:up/.test(info)) ok = false;
+          } finally {
+            probe.disconnect();
+          }
+        }
+        if (ok) break;
+        if (i > 200) throw new Error('cluster replicas did not attach');
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    }
+    return { nodes: nodes.join(','), processes: started, stop };
   } catch (err) {
     await stop();
     throw err;
