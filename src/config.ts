@@ -55,6 +55,8 @@ const ConfigSchema = Type.Object({
   CALENDAR_RETENTION_MS: Type.Integer({ default: 7 * 24 * 3_600_000, minimum: 3_600_000 }),
   TRIM_INTERVAL_MS: Type.Integer({ default: 3_600_000, minimum: 1_000 }),
   SWEEP_INTERVAL_MS: Type.Integer({ default: 1_000, minimum: 50, maximum: 60_000 }),
+  /** 0: `fleet serve` runs no sync worker (run `fleet worker` beside it, as its own process). */
+  SERVE_SYNC: Type.Integer({ default: 1, minimum: 0, maximum: 1 }),
   SYNC_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
   SYNC_CLAIM_IDLE_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 3_600_000 }),
   SYNC_MAX_ATTEMPTS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),

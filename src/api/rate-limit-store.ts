@@ -11,8 +11,9 @@
 import type { RedisConnection } from '../redis/scripts.ts';
 
 interface Counter {
-  /** The caller's count in Redis when last heard from, and this process's counts since. */
+  /** The caller's count in Redis when last heard from; this process's counts on their way there; and not yet sent. */
   shared: number;
+  inflight: number;
   pending: number;
   /** When the caller's window ends (ms). */
   windowEnd: number;
@@ -50,6 +51,7 @@ export function batchedRedisStore(o: BatchedStoreOptions) {
   async function flush(key: string, c: Counter, window: number): Promise<void> {
     const n = c.pending;
     c.pending = 0;
+    c.inflight += n;
     try {
       const [current, ttl] = await add(key, n, window);
       // Redis's count includes ours up to this flush; what arrived meanwhile is still pending.
@@ -58,6 +60,8 @@ export function batchedRedisStore(o: BatchedStoreOptions) {
     } catch {
       // Redis unreachable: keep the counts and try again with the next flush.
       c.pending += n;
+    } finally {
+      c.inflight -= n;
     }
   }
 
@@ -89,26 +93,28 @@ export function batchedRedisStore(o: BatchedStoreOptions) {
       if (!c) {
         // A new window for this caller here: start from the shared count.
         if (counters.size >= maxKeys) counters.delete(counters.keys().next().value!);
-        const fresh: Counter = { shared: 0, pending: 1, windowEnd: now + timeWindow };
+        const fresh: Counter = { shared: 0, inflight: 0, pending: 1, windowEnd: now + timeWindow };
         counters.set(key, fresh);
         // Redis unreachable: the request is counted here and the count sent later (fail open: the
         // request itself then meets the outage, as a 503, rather than the limiter).
         fresh.flushing = flush(key, fresh, timeWindow).finally(() => { fresh.flushing = undefined; });
         // During a failover Redis may take seconds to answer: the request does not wait for the
         // limiter longer than FIRST_FLUSH_WAIT_MS (it counts locally meanwhile).
+        // This request's place in the window: the shared count including it once flushed (later
+        // requests are still pending then), else 1 (counted here, sent with the next flush).
         let answered = false;
-        const answer = () => {
+        const answer = (current: number) => {
           if (answered) return;
           answered = true;
-          cb(null, { current: fresh.shared + fresh.pending, ttl: Math.max(0, fresh.windowEnd - Date.now()) });
+          cb(null, { current, ttl: Math.max(0, fresh.windowEnd - Date.now()) });
         };
-        void fresh.flushing.then(answer);
-        setTimeout(answer, FIRST_FLUSH_WAIT_MS).unref();
+        void fresh.flushing.then(() => answer(Math.max(1, fresh.shared)));
+        setTimeout(() => answer(1), FIRST_FLUSH_WAIT_MS).unref();
         return;
       }
       c.pending++;
       schedule(timeWindow);
-      cb(null, { current: c.shared + c.pending, ttl: Math.max(0, c.windowEnd - now) });
+      cb(null, { current: c.shared + c.inflight + c.pending, ttl: Math.max(0, c.windowEnd - now) });
     }
 
     child(): BatchedRedisStore {

@@ -75,6 +75,9 @@ Simulation (docs/simulation.md)
   simulate [--cities 25] [--vehicles-per-city 2000] [--duration 60s] [--rate 400] [--concurrency 32] [--seed N] [--out DIR] [--json]
                                            a marketplace against a fresh service (SIM_REDIS_URL, SIM_DATABASE_URL)
 
+  chaos [--duration 10m] [--fault-every 60s] [--faults a,b] [--seed N] [--out DIR] [--update-doc FILE]
+                                           the marketplace against the HA topology under a seeded fault schedule (docs/reliability.md)
+
 Conflicts (docs/conflicts.md)
   offers <bookingId>                       a conflicted booking's offers
   accept <bookingId> --offer O | decline <bookingId>
@@ -93,7 +96,7 @@ const { values: opt, positionals } = parseArgs({
     hold: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' },
     note: { type: 'string' }, force: { type: 'boolean' }, 'allow-past': { type: 'boolean' },
     'idempotency-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
-    repair: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' }, 'base-port': { type: 'string' }, role: { type: 'string' }, sub: { type: 'string' }, 'host-id': { type: 'string' }, offer: { type: 'string' }, cities: { type: 'string' }, duration: { type: 'string' }, rate: { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
+    repair: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' }, 'base-port': { type: 'string' }, 'fault-every': { type: 'string' }, faults: { type: 'string' }, 'update-doc': { type: 'string' }, role: { type: 'string' }, sub: { type: 'string' }, 'host-id': { type: 'string' }, offer: { type: 'string' }, cities: { type: 'string' }, duration: { type: 'string' }, rate: { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
   },
 });
 
@@ -140,8 +143,9 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   }
   const pool = newPool(config, log);
   await recordCities(pool, inventory.cities.all());
-  const sync = newSyncWorker(config, redis, pool, inventory, log);
-  sync.start();
+  // SERVE_SYNC=0: the sync runs as its own process (`fleet worker`), supervised apart.
+  const sync = config.SERVE_SYNC ? newSyncWorker(config, redis, pool, inventory, log) : undefined;
+  sync?.start();
   const sweeper = startSweeper(inventory, {
     intervalMs: config.SWEEP_INTERVAL_MS, log,
     trim: { everyMs: config.TRIM_INTERVAL_MS, retentionMs: config.CALENDAR_RETENTION_MS, syncedThrough: (city) => syncedThrough(redis, city) },
@@ -195,7 +199,7 @@ async function serve(config: Config, inventory: Inventory, redis: RedisConnectio
   await resolver.stop();
   await resolverModel.stop();
   await sweeper.stop();
-  await sync.stop();
+  await sync?.stop();
   await pool.end();
   log.info('stopped');
 }
@@ -356,7 +360,7 @@ async function main(): Promise<number> {
   const config = loadConfig();
   const redis = connectRedis(config);
   // Commands that need no store (a token, the simulator, the HA topology) do not wait for one.
-  if (!['token', 'simulate'].includes(command)) {
+  if (!['token', 'simulate', 'chaos'].includes(command)) {
     const opened = await configureReplication(redis, config);
     redisTopology = { mode: opened.mode, syncReplicas: opened.syncReplicas };
   }
@@ -430,6 +434,28 @@ async function main(): Promise<number> {
         const summary = { throughput: report.throughput, totals: report.totals, invariants: report.invariants, conflicts: report.conflicts, endpoints: report.endpoints };
         print(opt.json ? report : summary);
         console.error(`report: ${path.join(opt.out ?? DEFAULT_SIM.out, 'report.html')} (and report.json); invariants ${ok ? 'hold' : 'VIOLATED'}`);
+        return ok ? 0 : 1;
+      }
+      case 'chaos': {
+        redis.disconnect();
+        const { chaos, DEFAULT_CHAOS, FAULTS } = await import('../sim/chaos.ts');
+        const faults = opt.faults ? opt.faults.split(',') : DEFAULT_CHAOS.faults;
+        for (const f of faults) if (!(FAULTS as readonly string[]).includes(f)) throw new DomainError('VALIDATION', `--faults: one of ${FAULTS.join(', ')}`, { field: 'faults' });
+        const { report, ok } = await chaos({
+          ...DEFAULT_CHAOS, faults: faults as typeof DEFAULT_CHAOS.faults,
+          ...(opt.duration ? { durationMs: duration(opt.duration) } : {}),
+          ...(opt['fault-every'] ? { faultEveryMs: duration(opt['fault-every']) } : {}),
+          ...(opt.cities ? { cities: Number(opt.cities) } : {}),
+          ...(opt['vehicles-per-city'] ? { vehiclesPerCity: Number(opt['vehicles-per-city']) } : {}),
+          ...(opt.rate ? { rate: Number(opt.rate) } : {}),
+          ...(opt.seed ? { seed: Number(opt.seed) } : {}),
+          ...(opt.out ? { out: opt.out } : {}),
+          ...(opt['update-doc'] ? { updateDoc: opt['update-doc'] } : {}),
+          progress: !opt.json,
+        });
+        const { endpoints: _e, ...summary } = report;
+        print(opt.json ? report : summary);
+        console.error(`report: ${path.join(opt.out ?? DEFAULT_CHAOS.out, 'report.html')}; acknowledged writes lost, overlaps, drift: ${ok ? 'none' : 'SEE THE REPORT'}`);
         return ok ? 0 : 1;
       }
       case 'offers': print(await conflictDesk(config, inventory, redis).offersOf(need('bookingId', arg))); break;

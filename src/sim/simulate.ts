@@ -193,7 +193,7 @@ export async function simulate(o: SimOptions): Promise<{ report: Record<string, 
 }
 
 /** The promises the marketplace depends on, checked after the sync drained. */
-async function checkInvariants(redis: Redis, pool: pg.Pool, cities: string[], acknowledged: Map<string, string>) {
+export async function checkInvariants(redis: Redis, pool: pg.Pool, cities: string[], acknowledged: Map<string, string>) {
   let overlapping = 0;
   let vehicles = 0;
   for (const city of cities) {

@@ -1,0 +1,135 @@
+/**
+ * bench/replication: what synchronous replication costs a booking. One Redis primary with two
+ * replicas (AOF always, as `fleet ha up` starts them); the service layer books with
+ * REDIS_SYNC_REPLICAS=0 (acknowledged once the primary's AOF has it) and =1 (and once a replica
+ * holds it: WAIT, group-committed), in alternating rounds of the same run, same connection count,
+ * same concurrency. Reported as a ratio with p50/p99, stamped with the commit and the date, into
+ * bench/results/replication-latest.json and the generated section of docs/reliability.md.
+ *
+ *   npm run bench:replication     (BENCH_BOOKINGS=40000 BENCH_CONCURRENCY=50)
+ */
+import { execFileSync } from 'node:child_process';
+import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { Redis } from 'ioredis';
+import { CityCatalog } from '../src/domain/cities.ts';
+import { haDown, haUp } from '../src/ha/local.ts';
+import { createRedis } from '../src/redis/connection.ts';
+import { SyncReplication } from '../src/redis/replication.ts';
+import { setConnectionPolicy } from '../src/redis/scripts.ts';
+import { Inventory } from '../src/services/inventory.ts';
+
+const BOOKINGS = Number(process.env.BENCH_BOOKINGS ?? 40_000);
+const CONCURRENCY = Number(process.env.BENCH_CONCURRENCY ?? 50);
+const VEHICLES = 2_000;
+const ROUNDS = 4;
+const HOUR = 3_600_000;
+
+interface Stats { ops: number; seconds: number; opsPerSec: number; p50: number; p99: number }
+
+function stats(parts: { lat: number[]; seconds: number }[]): Stats {
+  const s = parts.flatMap((p) => p.lat).sort((a, b) => a - b);
+  const seconds = parts.reduce((a, p) => a + p.seconds, 0);
+  const q = (p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
+  return { ops: s.length, seconds, opsPerSec: s.length / seconds, p50: q(0.5), p99: q(0.99) };
+}
+
+async function load(n: number, op: (i: number) => Promise<unknown>): Promise<{ lat: number[]; seconds: number }> {
+  const lat: number[] = [];
+  let next = 0;
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
+    while (next < n) {
+      const i = next++;
+      const t = performance.now();
+      await op(i);
+      lat.push(performance.now() - t);
+    }
+  }));
+  return { lat, seconds: (performance.now() - t0) / 1000 };
+}
+
+function commit(): string {
+  try { return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim(); } catch { return 'unknown'; }
+}
+
+async function main() {
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-repl-'));
+  const layout = await haUp({ dir, postgres: false });
+  const sentinels = layout.redis.sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
+  const cityId = 'bench';
+  const cities = new CityCatalog([{ id: cityId, name: 'Bench', timeZone: 'UTC', turnaroundMs: 30 * 60_000, center: { lat: 0, lng: 0 } }]);
+  // One connection per side, as one API process has: the same work, only the WAIT differs.
+  const plain = createRedis({ sentinels }) as Redis;
+  const waited = createRedis({ sentinels }) as Redis;
+  setConnectionPolicy(plain, { failoverWaitMs: 10_000 });
+  setConnectionPolicy(waited, { failoverWaitMs: 10_000, replication: new SyncReplication(waited, { replicas: 1, timeoutMs: 1_000 }) });
+  const sides = { replicas0: new Inventory(plain, { cities }), replicas1: new Inventory(waited, { cities }) };
+  try {
+    const vehicles: string[] = [];
+    await load(VEHICLES, async () => {
+      vehicles.push((await sides.replicas0.createVehicle(cityId, {
+        hostId: 'h1', category: 'sedan', seats: 5, transmission: 'automatic', fuel: 'petrol', make: 'Bench', model: 'Car',
+        location: { lat: 12.9, lng: 77.6 }, pricePerHour: 10,
+      })).vehicleId);
+    });
+    const base = Math.ceil(Date.now() / HOUR) * HOUR + HOUR;
+    const windowOf = (i: number) => base + Math.floor(i / VEHICLES) * 3 * HOUR;
+    let offset = 0;
+    const book = (inv: Inventory) => (i: number) => {
+      const from = windowOf(offset + i);
+      return inv.book({ vehicleId: vehicles[(offset + i) % VEHICLES]!, customerId: 'c1', from, to: from + HOUR });
+    };
+    for (const inv of Object.values(sides)) { await load(2_000, book(inv)); offset += 2_000; }
+    const parts: Record<keyof typeof sides, { lat: number[]; seconds: number }[]> = { replicas0: [], replicas1: [] };
+    const perRound = Math.floor(BOOKINGS / ROUNDS);
+    for (let r = 0; r < ROUNDS; r++) {
+      const order = (r % 2 === 0 ? ['replicas0', 'replicas1'] : ['replicas1', 'replicas0']) as (keyof typeof sides)[];
+      for (const name of order) {
+        parts[name].push(await load(perRound, book(sides[name])));
+        offset += perRound;
+      }
+    }
+    const a = stats(parts.replicas0);
+    const b = stats(parts.replicas1);
+    const result = {
+      commit: commit(), date: new Date().toISOString(), machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`.trim(),
+      bookings: BOOKINGS, concurrency: CONCURRENCY, topology: 'primary + 2 replicas + 3 Sentinels, AOF always',
+      noWait: a, waitOneReplica: b, throughputRatio: b.opsPerSec / a.opsPerSec,
+    };
+    await mkdir('bench/results', { recursive: true });
+    await writeFile('bench/results/replication-latest.json', `${JSON.stringify(result, null, 2)}\n`);
+    await updateDoc('docs/reliability.md', result);
+    console.log(JSON.stringify(result, null, 2));
+  } finally {
+    plain.disconnect();
+    waited.disconnect();
+    await haDown(dir);
+  }
+}
+
+async function updateDoc(file: string, r: { commit: string; date: string; machine: string; bookings: number; concurrency: number; noWait: Stats; waitOneReplica: Stats; throughputRatio: number }) {
+  const start = '<!-- replication:start -->';
+  const end = '<!-- replication:end -->';
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  if (i < 0 || j < i) return;
+  const f = (n: number) => n.toFixed(2);
+  const cost = (1 - r.throughputRatio) * 100;
+  const lines = [
+    start,
+    `Latest run: commit \`${r.commit}\`, ${r.date}, ${r.machine}; ${r.bookings} bookings per side, ${r.concurrency} in flight, alternating rounds.`,
+    '',
+    '| | bookings/s | p50 ms | p99 ms |', '|---|---|---|---|',
+    `| REDIS_SYNC_REPLICAS=0 (AOF always only) | ${Math.round(r.noWait.opsPerSec)} | ${f(r.noWait.p50)} | ${f(r.noWait.p99)} |`,
+    `| REDIS_SYNC_REPLICAS=1 (WAIT, group commit) | ${Math.round(r.waitOneReplica.opsPerSec)} | ${f(r.waitOneReplica.p50)} | ${f(r.waitOneReplica.p99)} |`,
+    '',
+    `Throughput ratio ${f(r.throughputRatio)}: WAIT costs ${cost.toFixed(1)}% of booking throughput in this run (target: at most 15%).`,
+    end,
+  ];
+  await writeFile(file, text.slice(0, i) + lines.join('\n') + text.slice(j + end.length));
+}
+
+main().catch((err: unknown) => { console.error(err); process.exit(1); });

@@ -1,0 +1,440 @@
+/**
+ * `npm run chaos`: the simulator's marketplace traffic against the highly available topology
+ * (src/ha/local.ts) under a seeded, replayable schedule of faults — kill -9 of the Redis primary,
+ * kill of a replica, SIGSTOP of the primary for 5 s, a crash of the PostgreSQL primary with the
+ * standby promoted, kill of an API process, kill of the sync worker. A supervisor brings back
+ * what was killed, as systemd or Kubernetes would. The report: availability (requests answered
+ * without a 5xx or a network failure, over all requests), failover windows (from each fault to the
+ * next acknowledged write), acknowledged writes lost, overlaps, drift after the sync drains, and
+ * the conflicts failovers raised with how they ended (docs/reliability.md).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Redis } from 'ioredis';
+import { mintToken, type Role } from '../api/auth.ts';
+import { CityCatalog, REFERENCE_CITIES } from '../domain/cities.ts';
+import {
+  asPostgres, haDown, haEnvironment, haUp, pgPromote, pgStart, pgStop, startRedisNode, PG_BIN, type HaLayout, type PgNodeLayout, type RedisNodeLayout,
+} from '../ha/local.ts';
+import { createPool } from '../pg/pool.ts';
+import { keys } from '../redis/keys.ts';
+import { createRedis } from '../redis/connection.ts';
+import { SyncWorker, cityLag } from '../workers/sync.ts';
+import { Marketplace, rng } from './marketplace.ts';
+import { checkInvariants } from './simulate.ts';
+import { Recorder, percentile, round } from './stats.ts';
+
+export const FAULTS = ['redis-primary-kill', 'redis-replica-kill', 'redis-primary-stop', 'postgres-primary-crash', 'api-process-kill', 'sync-worker-kill'] as const;
+export type Fault = (typeof FAULTS)[number];
+
+export interface ChaosOptions {
+  durationMs: number;
+  /** Time between faults. */
+  faultEveryMs: number;
+  faults: readonly Fault[];
+  cities: number;
+  vehiclesPerCity: number;
+  rate: number;
+  concurrency: number;
+  seed: number;
+  out: string;
+  /** Rewrite the generated section of this file (docs/reliability.md). */
+  updateDoc?: string;
+  progress: boolean;
+}
+
+export const DEFAULT_CHAOS: ChaosOptions = {
+  durationMs: 600_000, faultEveryMs: 60_000, faults: FAULTS, cities: 3, vehiclesPerCity: 200, rate: 150, concurrency: 24, seed: 7,
+  out: 'chaos-report', progress: true,
+};
+
+const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+const SECRET = 'fleet-chaos-secret-of-at-least-32-bytes!';
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+interface FaultRecord { kind: Fault; at: number; detail: string; recoveredAt?: number; windowMs?: number }
+
+/** The processes the supervisor keeps alive: the service (`fleet serve`) and the sync worker (`fleet worker`). */
+class Supervisor {
+  service?: ChildProcess;
+  worker?: ChildProcess;
+  private output = '';
+
+  constructor(private readonly env: NodeJS.ProcessEnv) {}
+
+  async startService(perCity: number): Promise<void> {
+    this.service = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'serve', '--demo', '--vehicles-per-city', String(perCity)], {
+      cwd: ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    this.service.stdout!.on('data', (d: Buffer) => { this.output = (this.output + d.toString()).slice(-20_000); });
+    this.service.stderr!.on('data', (d: Buffer) => { this.output = (this.output + d.toString()).slice(-20_000); });
+    const deadline = Date.now() + 600_000;
+    while (!this.output.includes('Demo tokens')) {
+      if (this.service.exitCode !== null || Date.now() > deadline) throw new Error(`the service did not start:\n${this.output.slice(-3000)}`);
+      await sleep(100);
+    }
+  }
+
+  startWorker(): void {
+    this.worker = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'], { cwd: ROOT, env: this.env, stdio: 'ignore' });
+  }
+
+  async stop(): Promise<void> {
+    for (const child of [this.worker, this.service]) {
+      if (!child || child.exitCode !== null || child.signalCode !== null) continue;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGTERM');
+      const timer = setTimeout(() => child.kill('SIGKILL'), 20_000);
+      await exited;
+      clearTimeout(timer);
+    }
+  }
+
+  get log(): string {
+    return this.output;
+  }
+}
+
+async function sentinelPrimary(layout: HaLayout): Promise<RedisNodeLayout> {
+  for (const s of layout.redis.sentinels) {
+    const c = new Redis(s.port, '127.0.0.1', { maxRetriesPerRequest: 1, lazyConnect: true });
+    c.on('error', () => {});
+    try {
+      await c.connect();
+      const [, port] = (await c.call('SENTINEL', 'get-master-addr-by-name', layout.redis.master)) as [string, string];
+      const node = layout.redis.nodes.find((n) => n.port === Number(port));
+      if (node) return node;
+    } catch {
+      // the next Sentinel
+    } finally {
+      c.disconnect();
+    }
+  }
+  throw new Error('no Sentinel names a primary');
+}
+
+async function waitForPromotion(layout: HaLayout, old: RedisNodeLayout, timeoutMs = 30_000): Promise<RedisNodeLayout> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const p = await sentinelPrimary(layout).catch(() => old);
+    if (p.port !== old.port) return p;
+    if (Date.now() > deadline) throw new Error('no Redis failover');
+    await sleep(100);
+  }
+}
+
+/** A new standby from the (new) primary, in place of the one that died. */
+async function rebuildStandby(primary: PgNodeLayout, standby: PgNodeLayout): Promise<void> {
+  await pgStop(standby, 'immediate');
+  await asPostgres('rm', ['-rf', standby.dataDir]);
+  await asPostgres(`${PG_BIN}/pg_basebackup`, ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', standby.dataDir, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
+  await pgStart(standby, '-c hot_standby=on');
+}
+
+/** Injects one fault and has the supervisor repair what was killed. Returns what it did. */
+async function inject(kind: Fault, layout: HaLayout, sup: Supervisor, apiPids: () => number[], rand: () => number): Promise<string> {
+  switch (kind) {
+    case 'redis-primary-kill': {
+      const p = await sentinelPrimary(layout);
+      process.kill(p.pid!, 'SIGKILL');
+      const promoted = await waitForPromotion(layout, p);
+      await startRedisNode(p); // back as a primary: the Sentinels turn it into a replica
+      return `Redis primary :${p.port} killed; :${promoted.port} promoted; :${p.port} restarted`;
+    }
+    case 'redis-replica-kill': {
+      const p = await sentinelPrimary(layout);
+      const replicas = layout.redis.nodes.filter((n) => n.port !== p.port);
+      const r = replicas[Math.floor(rand() * replicas.length)]!;
+      process.kill(r.pid!, 'SIGKILL');
+      await sleep(2_000);
+      await startRedisNode(r, p.port);
+      return `Redis replica :${r.port} killed and restarted after 2 s`;
+    }
+    case 'redis-primary-stop': {
+      const p = await sentinelPrimary(layout);
+      process.kill(p.pid!, 'SIGSTOP');
+      await sleep(5_000);
+      process.kill(p.pid!, 'SIGCONT');
+      return `Redis primary :${p.port} stopped (SIGSTOP) for 5 s`;
+    }
+    case 'postgres-primary-crash': {
+      const pg = layout.pg!;
+      await pgStop(pg.primary, 'immediate');
+      await pgPromote(pg.standby);
+      const [oldPrimary, promoted] = [pg.primary, pg.standby];
+      pg.primary = promoted;
+      pg.standby = oldPrimary;
+      await rebuildStandby(pg.primary, pg.standby);
+      return `PostgreSQL primary :${oldPrimary.port} crashed; standby :${promoted.port} promoted; a new standby on :${oldPrimary.port}`;
+    }
+    case 'api-process-kill': {
+      const pids = apiPids();
+      const pid = pids[Math.floor(rand() * pids.length)];
+      if (!pid) return 'no API process known yet';
+      try { process.kill(pid, 'SIGKILL'); } catch { return `API process ${pid} already gone`; }
+      return `API process ${pid} killed (the service starts another)`;
+    }
+    case 'sync-worker-kill': {
+      sup.worker?.kill('SIGKILL');
+      await sleep(1_000);
+      sup.startWorker();
+      return 'sync worker killed; restarted after 1 s';
+    }
+  }
+}
+
+export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, unknown>; ok: boolean }> {
+  const log = (line: string) => { if (o.progress) process.stderr.write(`${line}\n`); };
+  const rand = rng(o.seed);
+  const cities = REFERENCE_CITIES.slice(0, Math.max(1, Math.min(REFERENCE_CITIES.length, o.cities)));
+  const dir = await mkdtemp(path.join(tmpdir(), 'fleet-chaos-'));
+  log('starting the topology: Redis primary + 2 replicas + 3 Sentinels, PostgreSQL primary + standby ...');
+  const layout = await haUp({ dir });
+  const port = 30_000 + Math.floor(rand() * 20_000);
+  const base = `http://127.0.0.1:${port}`;
+  const ha = haEnvironment(layout);
+  const env: NodeJS.ProcessEnv = {
+    ...process.env, ...ha, PORT: String(port), JWT_SECRET: SECRET, CITIES: cities.map((c) => c.id).join(','),
+    WEB_CONCURRENCY: '2', SERVE_SYNC: '0', LOG_LEVEL: 'warn', OFFER_TTL_MS: '20000', POST_VALIDATION_INTERVAL_MS: '10000',
+    RATE_LIMIT_CUSTOMER: '1000000', RATE_LIMIT_HOST: '1000000', RATE_LIMIT_OPS: '1000000', RATE_LIMIT_ADMIN: '1000000', MAX_LIVE_HOLDS_PER_CUSTOMER: '20',
+    // Events stay in the streams long enough for the sync to replay what a promoted standby lost.
+    STREAM_RETENTION_MS: String(Math.max(600_000, o.durationMs)),
+  };
+  const sup = new Supervisor(env);
+  const faults: FaultRecord[] = [];
+  const redis = createRedis({ sentinels: ha.REDIS_SENTINELS!, sentinelMaster: ha.REDIS_SENTINEL_MASTER! });
+  redis.on('error', () => {});
+  try {
+    log(`starting the service (2 API processes) and the sync worker: ${cities.length} cities x ${o.vehiclesPerCity} vehicles ...`);
+    await sup.startService(o.vehiclesPerCity);
+    sup.startWorker();
+
+    const recorder = new Recorder();
+    const writeAcks: number[] = [];
+    const pids = new Set<number>();
+    const tokens = new Map<string, Promise<string>>();
+    const secret = new TextEncoder().encode(SECRET);
+    const api = {
+      token(role: Role, sub: string, hostId?: string) {
+        const k = `${role}:${sub}`;
+        let t = tokens.get(k);
+        if (!t) tokens.set(k, (t = mintToken(secret, { sub, role, ...(hostId ? { hostId } : {}) })));
+        return t;
+      },
+      async call(token: string, method: string, p: string, endpoint: string, body?: unknown) {
+        const started = performance.now();
+        try {
+          // A client that waits: 15 s, beyond the service's own failover bound (10 s).
+          const res = await fetch(`${base}${p}`, {
+            method, signal: AbortSignal.timeout(15_000),
+            headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
+            ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+          });
+          const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+          recorder.call(endpoint, performance.now() - started, res.status, typeof json.code === 'string' ? json.code : undefined);
+          if (method !== 'GET' && res.status < 300) writeAcks.push(Date.now());
+          return { status: res.status, json };
+        } catch {
+          recorder.call(endpoint, performance.now() - started, 0, 'NETWORK');
+          return { status: 0, json: {} };
+        }
+      },
+    };
+    const market = new Marketplace(api, recorder, cities, rand, 2_000);
+    // The API processes, as they answer: the fault injector kills one of them.
+    const pidProbe = setInterval(() => {
+      void fetch(`${base}/healthz`).then((r) => r.json()).then((j) => pids.add(Number((j as { pid: number }).pid))).catch(() => undefined);
+    }, 200);
+
+    log(`driving ${o.rate} operations/s for ${o.durationMs / 1000} s; a fault every ${o.faultEveryMs / 1000} s (seed ${o.seed}) ...`);
+    const started = Date.now();
+    let inFlight = 0;
+    let due = 0;
+    const running = new Set<Promise<void>>();
+    let nextFault = started + o.faultEveryMs;
+    let faultIndex = 0;
+    const order = [...o.faults].sort(() => rand() - 0.5);
+    let injecting: Promise<void> | undefined;
+    let lastTrip = started;
+    while (Date.now() - started < o.durationMs) {
+      const now = Date.now();
+      due += (o.rate * 10) / 1000;
+      while (due >= 1) {
+        due--;
+        if (inFlight >= o.concurrency) continue;
+        inFlight++;
+        const p: Promise<void> = market.step().catch(() => undefined).finally(() => { inFlight--; running.delete(p); });
+        running.add(p);
+      }
+      if (now - lastTrip > 1_000) {
+        lastTrip = now;
+        void market.finishTrips(now);
+      }
+      if (!injecting && now >= nextFault && order.length > 0) {
+        const kind = order[faultIndex++ % order.length]!;
+        const record: FaultRecord = { kind, at: now, detail: '' };
+        faults.push(record);
+        log(`  +${Math.round((now - started) / 1000)} s  ${kind} ...`);
+        injecting = inject(kind, layout, sup, () => [...pids], rand)
+          .then((detail) => { record.detail = detail; log(`  +${Math.round((Date.now() - started) / 1000)} s  ${detail}`); })
+          .catch((err: unknown) => { record.detail = `failed: ${(err as Error).message}`; log(`  fault ${kind} failed: ${(err as Error).message}`); })
+          .finally(() => { injecting = undefined; nextFault = Date.now() + o.faultEveryMs; });
+      }
+      await sleep(10);
+    }
+    await injecting;
+    clearInterval(pidProbe);
+    await Promise.all(running);
+    await market.finishTrips(Date.now(), true);
+    for (const f of faults) {
+      f.recoveredAt = writeAcks.find((t) => t > f.at);
+      if (f.recoveredAt) f.windowMs = f.recoveredAt - f.at;
+    }
+    const elapsed = (Date.now() - started) / 1000;
+
+    log('draining the sync, then checking the invariants ...');
+    const catalog = new CityCatalog(cities);
+    await waitFor(async () => (await Promise.all(cities.map((c) => cityLag(redis, c.id)))).every((l) => l.eventsBehind === 0), 120_000);
+    await sup.stop();
+    const pool = createPool(ha.DATABASE_URL!, { max: 4, connectionTimeoutMillis: 5_000 });
+    pool.on('error', () => {});
+    await new SyncWorker(redis, pool, catalog).drain(120_000);
+    const invariants = await checkInvariants(redis as Redis, pool, cities.map((c) => c.id), market.acknowledged);
+    const failoverConflicts = await conflictsOfFailovers(redis, cities.map((c) => c.id));
+    await pool.end();
+
+    const windows = faults.map((f) => f.windowMs).filter((w): w is number => w !== undefined).sort((a, b) => a - b);
+    const failovers = faults.filter((f) => f.kind === 'redis-primary-kill' || f.kind === 'redis-primary-stop' || f.kind === 'postgres-primary-crash').length;
+    const failed = recorder.serverErrors;
+    const report = {
+      generatedAt: new Date().toISOString(),
+      commit: commitOf(),
+      options: { ...o },
+      durationSeconds: round(elapsed),
+      requests: recorder.total,
+      availability: recorder.total ? round((1 - failed / recorder.total) * 10_000) / 10_000 : 1,
+      failedRequests: failed,
+      outcomes: Object.fromEntries([...recorder.codes].sort((a, b) => b[1] - a[1])),
+      faults: faults.map((f) => ({ kind: f.kind, atSecond: round((f.at - started) / 1000), detail: f.detail, windowMs: f.windowMs ?? null })),
+      failovers,
+      failoverWindowMs: { p50: percentile(windows, 50), p99: percentile(windows, 99), max: windows.at(-1) ?? 0 },
+      acknowledgedWritesLost: invariants.acknowledgedMissingFromRedis + invariants.acknowledgedMissingFromPostgres,
+      invariants,
+      failoverConflicts,
+      endpoints: recorder.endpoints(),
+    };
+    const ok = report.acknowledgedWritesLost === 0 && invariants.overlappingConfirmedBookings === 0 && invariants.driftAfterSync === 0;
+    mkdirSync(o.out, { recursive: true });
+    writeFileSync(path.join(o.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+    writeFileSync(path.join(o.out, 'report.html'), renderChaosHtml(report));
+    if (o.updateDoc) updateDoc(o.updateDoc, report);
+    return { report, ok };
+  } catch (err) {
+    process.stderr.write(`${sup.log.slice(-4000)}\n`);
+    throw err;
+  } finally {
+    redis.disconnect();
+    await sup.stop().catch(() => undefined);
+    await haDown(dir).catch(() => undefined);
+    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+  }
+}
+
+async function waitFor(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await cond().catch(() => false)) return;
+    await sleep(200);
+  }
+}
+
+/** The bookings failover verifications displaced, and what became of each. */
+async function conflictsOfFailovers(redis: ReturnType<typeof createRedis>, cities: string[]) {
+  const verifications: Record<string, unknown>[] = [];
+  const outcomes: Record<string, number> = {};
+  for (const city of cities) {
+    for (const [, fields] of await redis.xrange(keys.events(city), '-', '+')) {
+      const f: Record<string, string> = {};
+      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      if (f.type !== 'system.failover_verified') continue;
+      const data = JSON.parse(f.data ?? '{}') as { conflicts?: string[] };
+      verifications.push(data);
+      for (const id of Array.isArray(data.conflicts) ? data.conflicts : []) {
+        const vehicle = await redis.hget(keys.entries(city), id);
+        const raw = vehicle ? await redis.hget(keys.calendar(city, vehicle), id) : null;
+        const status = raw ? String((JSON.parse(raw) as { status: string }).status) : 'gone';
+        outcomes[status] = (outcomes[status] ?? 0) + 1;
+      }
+    }
+  }
+  const sum = (k: string) => verifications.reduce((n, v) => n + (Number(v[k]) || 0), 0);
+  return {
+    verifications: verifications.length, vehiclesRestored: sum('vehiclesRestored'), entriesRestored: sum('entriesRestored'),
+    repairedInPg: sum('repairedInPg'), conflicts: Object.values(outcomes).reduce((a, b) => a + b, 0), outcomes,
+  };
+}
+
+function commitOf(): string {
+  try {
+    const head = readFileSync(path.join(ROOT, '.git', 'HEAD'), 'utf8').trim();
+    if (!head.startsWith('ref: ')) return head.slice(0, 12);
+    return readFileSync(path.join(ROOT, '.git', head.slice(5)), 'utf8').trim().slice(0, 12);
+  } catch {
+    return 'unknown';
+  }
+}
+
+const esc = (s: unknown) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+function renderChaosHtml(r: Record<string, unknown> & { faults: { kind: string; atSecond: number; detail: string; windowMs: number | null }[] }): string {
+  const rows = (o: Record<string, unknown>) => Object.entries(o).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</td></tr>`).join('');
+  const { faults, endpoints: _e, options: _o, outcomes, invariants, failoverConflicts, ...top } = r;
+  return `<!doctype html><html lang="en"><meta charset="utf-8"><title>fleet-inventory chaos run</title>
+<style>body{font:14px system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>
+<h1>Chaos run</h1><table>${rows(top)}</table>
+<h2>Faults</h2><table><tr><th>at (s)</th><th>fault</th><th>what happened</th><th>window (ms)</th></tr>${faults.map((f) => `<tr><td>${f.atSecond}</td><td>${esc(f.kind)}</td><td>${esc(f.detail)}</td><td>${f.windowMs ?? '-'}</td></tr>`).join('')}</table>
+<h2>Invariants</h2><table>${rows(invariants as Record<string, unknown>)}</table>
+<h2>Conflicts raised by failovers</h2><table>${rows(failoverConflicts as Record<string, unknown>)}</table>
+<h2>Outcomes</h2><table>${rows(outcomes as Record<string, unknown>)}</table></html>\n`;
+}
+
+/** Rewrites the part of `file` between the chaos markers with this run's figures. */
+function updateDoc(file: string, r: Record<string, unknown>): void {
+  const start = '<!-- chaos:start -->';
+  const end = '<!-- chaos:end -->';
+  const text = readFileSync(file, 'utf8');
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`${file} has no ${start} ... ${end} section`);
+  const f = r as {
+    commit: string; generatedAt: string; durationSeconds: number; requests: number; availability: number; failedRequests: number; failovers: number;
+    failoverWindowMs: { p50: number; p99: number; max: number }; acknowledgedWritesLost: number;
+    invariants: { overlappingConfirmedBookings: number; driftAfterSync: number; acknowledgedBookings: number };
+    failoverConflicts: { verifications: number; entriesRestored: number; vehiclesRestored: number; repairedInPg: number; conflicts: number; outcomes: Record<string, number> };
+    faults: { kind: string; atSecond: number; detail: string; windowMs: number | null }[];
+  };
+  const lines = [
+    start,
+    `Latest run: commit \`${f.commit}\`, ${f.generatedAt}, ${f.durationSeconds} s, ${f.faults.length} faults (${f.failovers} store failovers).`,
+    '',
+    '| figure | value |', '|---|---|',
+    `| requests | ${f.requests} |`,
+    `| answered without a 5xx or a network failure | ${(f.availability * 100).toFixed(3)}% (${f.failedRequests} failed) |`,
+    `| failover window p50 / p99 / max | ${f.failoverWindowMs.p50} / ${f.failoverWindowMs.p99} / ${f.failoverWindowMs.max} ms |`,
+    `| acknowledged bookings | ${f.invariants.acknowledgedBookings} |`,
+    `| acknowledged writes lost | ${f.acknowledgedWritesLost} |`,
+    `| overlapping confirmed bookings | ${f.invariants.overlappingConfirmedBookings} |`,
+    `| drift after the sync drained | ${f.invariants.driftAfterSync} |`,
+    `| verifications / entries restored / vehicles restored / repaired in PostgreSQL | ${f.failoverConflicts.verifications} / ${f.failoverConflicts.entriesRestored} / ${f.failoverConflicts.vehiclesRestored} / ${f.failoverConflicts.repairedInPg} |`,
+    `| conflicts raised by failovers (how they ended) | ${f.failoverConflicts.conflicts} ${JSON.stringify(f.failoverConflicts.outcomes)} |`,
+    '',
+    '| at (s) | fault | what happened | window (ms) |', '|---|---|---|---|',
+    ...f.faults.map((x) => `| ${x.atSecond} | ${x.kind} | ${x.detail} | ${x.windowMs ?? '-'} |`),
+    end,
+  ];
+  writeFileSync(file, text.slice(0, i) + lines.join('\n') + text.slice(j + end.length));
+}
