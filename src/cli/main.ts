@@ -350,6 +350,16 @@ async function summarize(inventory: Inventory, redis: RedisConnection) {
   return { byStatus: totals };
 }
 
+/** Redis connection errors, logged at most once a second (they come in bursts during a failover). */
+const redisErrors = {
+  last: 0,
+  log(err: Error) {
+    if (Date.now() - this.last < 1_000) return;
+    this.last = Date.now();
+    pino({ level: process.env.LOG_LEVEL ?? 'info' }).warn({ err: err.message }, 'Redis connection error (retrying)');
+  },
+};
+
 /** How this process reaches Redis (for /readyz), once configured. */
 let redisTopology: { mode: string; syncReplicas: number } | undefined;
 
@@ -359,6 +369,8 @@ async function main(): Promise<number> {
   if (command === 'ha') return haCommand(arg, { ...(opt.dir ? { dir: opt.dir } : {}), ...(opt['base-port'] ? { basePort: Number(opt['base-port']) } : {}) });
   const config = loadConfig();
   const redis = connectRedis(config);
+  // Connection errors during a failover are expected: commands wait and retry (REDIS_FAILOVER_WAIT_MS).
+  redis.on('error', (err: Error) => { redisErrors.log(err); });
   // Commands that need no store (a token, the simulator, the HA topology) do not wait for one.
   if (!['token', 'simulate', 'chaos'].includes(command)) {
     const opened = await configureReplication(redis, config);

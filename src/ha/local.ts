@@ -10,7 +10,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
@@ -189,6 +189,8 @@ export async function haUp(opts: HaOptions): Promise<HaLayout> {
   const dir = path.resolve(opts.dir);
   if (existsSync(path.join(dir, 'ha.json'))) throw new Error(`${dir} already holds a topology (fleet ha down first)`);
   await mkdir(dir, { recursive: true });
+  // PostgreSQL runs as `postgres`: it must be able to reach its data directory inside.
+  await chmod(dir, 0o755);
   const replicas = opts.replicas ?? 2;
   const sentinelCount = opts.sentinels ?? 3;
   let next = opts.basePort ?? 0;

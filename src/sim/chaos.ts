@@ -339,8 +339,12 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
   } finally {
     redis.disconnect();
     await sup.stop().catch(() => undefined);
-    await haDown(dir).catch(() => undefined);
-    await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    if (process.env.CHAOS_KEEP) {
+      process.stderr.write(`CHAOS_KEEP: the topology stays up in ${dir} (${JSON.stringify(haEnvironment(layout))})\n`);
+    } else {
+      await haDown(dir).catch(() => undefined);
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+    }
   }
 }
 

@@ -433,7 +433,11 @@ async function syncState(redis: RedisConnection, city: string): Promise<{ group:
   const length = await redis.xlen(stream);
   if (!g) return { group: false, eventsBehind: length };
   const pending = Number(g.pending);
-  const undelivered = g.lag === null || g.lag === undefined ? length : Number(g.lag);
+  // The group's `lag` is a counter Redis keeps alongside; after a failover it can be off (or
+  // null). Nothing is undelivered when the group has read up to the stream's last entry.
+  const lastId = (await redis.xrevrange(stream, '+', '-', 'COUNT', 1))[0]?.[0];
+  const caughtUp = !lastId || compareStreamIds(String(g['last-delivered-id']), lastId) >= 0;
+  const undelivered = caughtUp ? 0 : g.lag === null || g.lag === undefined ? length : Math.max(1, Number(g.lag));
   let oldest: string | undefined;
   if (pending > 0) oldest = ((await redis.xpending(stream, SYNC_GROUP)) as [number, string])[1];
   else if (undelivered > 0) oldest = (await redis.xrange(stream, `(${String(g['last-delivered-id'])}`, '+', 'COUNT', 1))[0]?.[0];
