@@ -33,6 +33,8 @@ export const keys = {
   offersDue: (city: string) => `${tag(city)}:offers-due`,
   /** STRING fingerprint + first result of an idempotent command; 24 h. */
   idempotency: (city: string, scope: string, key: string) => `${tag(city)}:idem:${scope}:${key}`,
+  /** STRING counter the replication confirmer writes before each WAIT; `tag` is a city's hash tag on a cluster, or ''. */
+  replicationProbe: (tag: string) => (tag ? `${tag}:replication-probe` : 'fleet:replication-probe'),
   /** Placeholder passed as the idempotency KEY when a command has none (never written). */
   noIdempotency: (city: string) => `${tag(city)}:idem:-`,
 };

@@ -1,23 +1,26 @@
 /**
- * Synchronous replication of acknowledged writes (DESIGN §8): after a script that changed state,
- * `WAIT n timeout` on the same connection confirms that `n` replicas hold it before the caller is
- * answered, so a failover cannot take an acknowledged write back.
+ * Synchronous replication of acknowledged writes (DESIGN §8): a script that changed state is
+ * acknowledged only once `n` replicas hold it, so a failover cannot take an acknowledged write back.
  *
- * WAIT covers every write the connection made before it, so one WAIT confirms every script whose
- * reply arrived before it was sent (group commit): while one WAIT is in flight the next scripts
- * queue up and the following WAIT confirms them all. A WAIT blocks its connection until it
- * returns, which is why the waits are coalesced instead of sent one per command.
+ * `WAIT n timeout` waits for the replicas to reach the last write *of the connection it is sent
+ * on*, and blocks that connection meanwhile. Sent on the connection that carries the scripts, it
+ * would stall them all for a replication round trip; so each node has a second connection, the
+ * confirmer, which runs rounds back to back: a tiny write of its own (`replication_probe.lua`, which
+ * also answers the node's run id), then `WAIT`. The probe is executed after every script whose reply
+ * had arrived when the round began, so its offset covers theirs, and WAIT on it confirms them all
+ * (group commit) while the scripts' connection keeps going.
  *
- * A reply and its confirmation must come from the same connection: a connection that closed in
- * between (a failover) may have lost the write, and a WAIT on the new connection would confirm
- * nothing of it. Each node's connection carries an epoch, bumped on every close; a mismatch (or
- * fewer replicas than required) is `ReplicationUnconfirmed`: the outcome is unknown and the
- * command is sent again with its idempotency key (scripts.ts).
+ * A round confirms a write only if the probe ran on the node that ran the write: the run id the
+ * probe answers must be the one of the scripts' connection when the write was answered. A
+ * connection that closed in between (a failover) may have lost the write; that, a probe on another
+ * node, or fewer replicas than required in time, is `ReplicationUnconfirmed`: the outcome is
+ * unknown and the command is sent again with its idempotency key (scripts.ts).
  */
 import calculateSlot from 'cluster-key-slot';
 import { Cluster, type Redis } from 'ioredis';
 import { metrics } from '../metrics.ts';
-import type { RedisConnection } from './scripts.ts';
+import { keys } from './keys.ts';
+import { registerScripts, type RedisConnection } from './scripts.ts';
 
 export class ReplicationUnconfirmed extends Error {
   constructor(reason: string) {
@@ -39,20 +42,104 @@ export interface ReplicationOptions {
   timeoutMs: number;
 }
 
-interface Waiter { epoch: number; resolve: () => void; reject: (err: Error) => void }
+interface Waiter { runId: string; resolve: () => void; reject: (err: Error) => void }
 
-interface NodeGate { epoch: number; waiting: Waiter[]; inflight: boolean; replicas?: number; replicasAt: number; refreshing?: Promise<void> }
+interface NodeGate {
+  /** Bumped whenever the scripts' connection to this node closes. */
+  epoch: number;
+  /** The run id of the server the scripts' connection reaches, for the current epoch. */
+  runId?: Promise<string>;
+  confirmer?: Redis;
+  waiting: Waiter[];
+  inflight: boolean;
+  replicas?: number;
+  replicasAt: number;
+  refreshing?: Promise<void>;
+}
 
-/** Where a write went: the node (and its connection epoch) that answered it. */
+/** Where a write went: the node and its connection epoch when the write was sent. */
 export interface WriteTicket { node: Redis; epoch: number }
+
+const runIdOf = (info: string) => /run_id:(\w+)/.exec(info)?.[1] ?? '';
+const tagOf = (key: string) => /^\{[^}]*\}/.exec(key)?.[0] ?? '';
 
 export class SyncReplication {
   private readonly gates = new WeakMap<Redis, NodeGate>();
+  private readonly confirmers = new Set<Redis>();
 
   constructor(private readonly conn: RedisConnection, readonly opts: ReplicationOptions) {}
 
   get enabled(): boolean {
     return this.opts.replicas > 0;
+  }
+
+  /** Before a write to `key`: the node that owns it and its connection epoch now. */
+  ticket(key: string): WriteTicket | undefined {
+    if (!this.enabled) return undefined;
+    const node = this.nodeFor(key);
+    return node ? { node, epoch: this.gate(node).epoch } : undefined;
+  }
+
+  /**
+   * After the write's reply: resolves once enough replicas hold it; rejects with
+   * ReplicationUnconfirmed when they do not in time, or when the write's connection changed.
+   */
+  async confirm(key: string, before: WriteTicket | undefined): Promise<void> {
+    if (!this.enabled) return;
+    const node = this.nodeFor(key);
+    if (!node || !before || node !== before.node) throw new ReplicationUnconfirmed('the key moved to another node');
+    const gate = this.gate(node);
+    if (gate.epoch !== before.epoch) throw new ReplicationUnconfirmed('the connection was lost during the write');
+    if ((await this.required(node, gate)) === 0) return;
+    const runId = await gate.runId!;
+    if (gate.epoch !== before.epoch) throw new ReplicationUnconfirmed('the connection was lost during the write');
+    const started = performance.now();
+    await new Promise<void>((resolve, reject) => {
+      gate.waiting.push({ runId, resolve, reject });
+      if (!gate.inflight) void this.rounds(node, gate, tagOf(key));
+    });
+    metrics.replicationWait.observe((performance.now() - started) / 1000);
+  }
+
+  /** Closes the confirmers (the scripts' connections belong to the caller). */
+  close(): void {
+    for (const c of this.confirmers) c.disconnect();
+    this.confirmers.clear();
+  }
+
+  /** Rounds back to back while writes wait: probe, WAIT, settle everything that queued before the probe. */
+  private async rounds(node: Redis, gate: NodeGate, tag: string): Promise<void> {
+    gate.inflight = true;
+    const confirmer = this.confirmerOf(node, gate);
+    while (gate.waiting.length > 0) {
+      const batch = gate.waiting;
+      gate.waiting = [];
+      let failure: Error | undefined;
+      let probedOn = '';
+      try {
+        const required = Math.max(1, await this.required(node, gate));
+        metrics.replicationRounds.inc();
+        // The probe and the WAIT go out together, in order, on the confirmer's connection.
+        const [probe, acked] = await Promise.all([
+          (confirmer as unknown as { replication_probe(n: number, key: string): Promise<string> }).replication_probe(1, keys.replicationProbe(tag)),
+          confirmer.wait(required, this.opts.timeoutMs),
+        ]);
+        probedOn = String(probe);
+        if (Number(acked) < required) {
+          failure = new ReplicationUnconfirmed(`${acked} of ${required} replicas within ${this.opts.timeoutMs} ms`);
+          gate.replicasAt = 0; // look again: a replica may be gone
+        }
+      } catch (err) {
+        failure = new ReplicationUnconfirmed((err as Error).message);
+      }
+      if (failure) metrics.replicationUnconfirmed.inc();
+      for (const w of batch) {
+        if (failure) w.reject(failure);
+        else if (w.runId !== probedOn) w.reject(new ReplicationUnconfirmed('the write and its confirmation reached different servers (a failover)'));
+        else w.resolve();
+      }
+    }
+    gate.inflight = false;
   }
 
   /** Replicas a write to this node must reach now. */
@@ -69,71 +156,37 @@ export class SyncReplication {
     return Math.min(this.opts.replicas, gate.replicas ?? this.opts.replicas);
   }
 
-  /** Before a write to `key`: the node that owns it and its connection epoch now. */
-  ticket(key: string): WriteTicket | undefined {
-    const node = this.nodeFor(key);
-    return node ? { node, epoch: this.gate(node).epoch } : undefined;
-  }
-
-  /**
-   * After the write's reply: resolves once `replicas` replicas hold it; rejects with
-   * ReplicationUnconfirmed when they do not in time, or when the connection changed meanwhile.
-   */
-  async confirm(key: string, before: WriteTicket | undefined): Promise<void> {
-    if (!this.enabled) return;
-    const node = this.nodeFor(key);
-    if (!node || !before || node !== before.node) throw new ReplicationUnconfirmed('the key moved to another node');
-    const gate = this.gate(node);
-    if (gate.epoch !== before.epoch) throw new ReplicationUnconfirmed('the connection was lost during the write');
-    if ((await this.required(node, gate)) === 0) return;
-    const started = performance.now();
-    await new Promise<void>((resolve, reject) => {
-      gate.waiting.push({ epoch: gate.epoch, resolve, reject });
-      if (!gate.inflight) void this.flush(node, gate);
-    });
-    metrics.replicationWait.observe((performance.now() - started) / 1000);
-  }
-
-  /** One WAIT for everything that queued up; then the next round, if more did meanwhile. */
-  private async flush(node: Redis, gate: NodeGate): Promise<void> {
-    gate.inflight = true;
-    while (gate.waiting.length > 0) {
-      const batch = gate.waiting;
-      gate.waiting = [];
-      const sentAt = gate.epoch;
-      let failure: Error | undefined;
-      const required = Math.max(1, await this.required(node, gate));
-      try {
-        const acked = Number(await node.wait(required, this.opts.timeoutMs));
-        if (gate.epoch !== sentAt) failure = new ReplicationUnconfirmed('the connection was lost while waiting');
-        else if (acked < required) {
-          failure = new ReplicationUnconfirmed(`${acked} of ${required} replicas within ${this.opts.timeoutMs} ms`);
-          gate.replicasAt = 0; // look again: a replica may be gone
-        }
-      } catch (err) {
-        failure = new ReplicationUnconfirmed((err as Error).message);
-      }
-      if (failure) metrics.replicationUnconfirmed.inc();
-      for (const w of batch) {
-        if (failure) w.reject(failure);
-        else if (w.epoch !== sentAt) w.reject(new ReplicationUnconfirmed('the connection was lost during the write'));
-        else w.resolve();
-      }
-    }
-    gate.inflight = false;
-  }
-
   private gate(node: Redis): NodeGate {
     let gate = this.gates.get(node);
     if (!gate) {
       const g: NodeGate = { epoch: 0, waiting: [], inflight: false, replicasAt: 0 };
+      const learnRunId = () => { g.runId = node.info('server').then(runIdOf, () => ''); };
       // Replies that arrive on a connection precede its close event, so a reply always sees the
-      // epoch of the connection that carried it.
+      // epoch of the connection that carried it; the run id is asked on the connection itself.
       node.on('close', () => { g.epoch++; });
+      node.on('ready', learnRunId);
+      learnRunId();
       this.gates.set(node, g);
       gate = g;
     }
     return gate;
+  }
+
+  /** The node's confirmer: a connection of its own to the same server (it follows failovers alike). */
+  private confirmerOf(node: Redis, gate: NodeGate): Redis {
+    if (!gate.confirmer) {
+      const confirmer = node.duplicate();
+      confirmer.on('error', () => {}); // its failures reject the rounds, which say why
+      registerScripts(confirmer);
+      this.confirmers.add(confirmer);
+      // It lives as long as the connection it confirms for.
+      node.once('end', () => {
+        confirmer.disconnect();
+        this.confirmers.delete(confirmer);
+      });
+      gate.confirmer = confirmer;
+    }
+    return gate.confirmer;
   }
 
   private nodeFor(key: string): Redis | undefined {

@@ -18,7 +18,7 @@ export const SCRIPT_NAMES = [
   'start_trip', 'complete_trip', 'extend_booking', 'place_block', 'remove_block', 'expire_holds',
   'vehicle_state', 'verify_available', 'restore_vehicle',
   'make_offers', 'accept_offer', 'close_offers', 'mark_conflicted', 'trim_calendar',
-  'restore_entries', 'record_system_event',
+  'restore_entries', 'record_system_event', 'replication_probe',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
@@ -123,11 +123,11 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export async function runScript(
   conn: RedisConnection, name: ScriptName, keys: readonly string[], args: readonly (string | number)[],
 ): Promise<unknown> {
+  const policy = connectionPolicy(conn);
+  const replication = !READ_ONLY.has(name) && name !== 'replication_probe' && policy.replication?.enabled ? policy.replication : undefined;
   registerScripts(conn);
   const fn = (conn as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name];
   if (!fn) throw new Error(`script ${name} not registered`);
-  const policy = connectionPolicy(conn);
-  const replication = !READ_ONLY.has(name) && policy.replication?.enabled ? policy.replication : undefined;
   const deadline = Date.now() + policy.failoverWaitMs;
   const routing = keys[0] ?? '';
   for (let attempt = 1; ; attempt++) {
