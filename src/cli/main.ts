@@ -373,7 +373,7 @@ async function main(): Promise<number> {
   redis.on('error', (err: Error) => { redisErrors.log(err); });
   // Commands that need no store (a token, the simulator, the HA topology) do not wait for one.
   if (!['token', 'simulate', 'chaos'].includes(command)) {
-    const opened = await configureReplication(redis, config);
+    const opened = await configureReplication(redis, config).catch((err: unknown) => { redis.disconnect(); throw err; });
     redisTopology = { mode: opened.mode, syncReplicas: opened.syncReplicas };
   }
   // CITIES narrows the reference cities this process serves (a smaller demo, the simulator).

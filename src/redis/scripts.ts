@@ -10,6 +10,7 @@ import type { Cluster, Redis } from 'ioredis';
 import { DomainError, isErrorCode } from '../domain/errors.ts';
 import { DEFAULT_FAILOVER_WAIT_MS } from './connection.ts';
 import { ReplicationUnconfirmed, type SyncReplication } from './replication.ts';
+import { metrics } from '../metrics.ts';
 
 export type RedisConnection = Redis | Cluster;
 
@@ -90,6 +91,12 @@ export interface ConnectionPolicy {
   /** WAIT for replicas after every script that changes state (absent or 0 replicas: none). */
   replication?: SyncReplication;
   failoverWaitMs: number;
+  /**
+   * Reads (vehicle_state, verify_available) from a replica, only while `allowed()` — every write
+   * waits for every replica (docs/reliability.md, "Reads from replicas"); else, and on any error,
+   * from the primary.
+   */
+  replicaReads?: { conn: RedisConnection; allowed: () => boolean };
 }
 
 const policies = new WeakMap<object, ConnectionPolicy>();
@@ -124,6 +131,19 @@ export async function runScript(
   conn: RedisConnection, name: ScriptName, keys: readonly string[], args: readonly (string | number)[],
 ): Promise<unknown> {
   const policy = connectionPolicy(conn);
+  if (READ_ONLY.has(name) && policy.replicaReads?.allowed()) {
+    const replica = policy.replicaReads.conn;
+    registerScripts(replica);
+    try {
+      const reply = await (replica as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name]!.call(replica, keys.length, ...keys, ...args);
+      metrics.replicaReads.inc({ served: 'replica' });
+      return reply;
+    } catch (err) {
+      const domain = toDomainError(err);
+      if (domain instanceof DomainError) throw domain;
+      metrics.replicaReads.inc({ served: 'primary_fallback' });
+    }
+  }
   const replication = !READ_ONLY.has(name) && name !== 'replication_probe' && policy.replication?.enabled ? policy.replication : undefined;
   registerScripts(conn);
   const fn = (conn as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name];
