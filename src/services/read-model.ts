@@ -11,7 +11,7 @@ import { isSameOrBetter, type Category, type VehicleSpec } from '../domain/vehic
 import { DomainError } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
-import { parseStreamEntry, type StreamEvent } from '../pg/projection.ts';
+import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../pg/projection.ts';
 import type { Inventory } from './inventory.ts';
 
 interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
@@ -129,12 +129,16 @@ export class ReadModel {
     const entries = res?.[0]?.[1] ?? [];
     const horizon = Date.now() - KEEP_PAST_MS;
     const heard: StreamEvent[] = [];
+    let reload = false;
     for (const [id, fields] of entries) {
       view.lastId = id;
       let e;
       try { e = parseStreamEntry(city, id, fields); } catch { continue; }
       heard.push(e);
       if (e.type.startsWith('system.failover_')) this.noteVerification(city, e);
+      // A failover may have taken back writes this model had applied: once the city is verified
+      // (what was lost restored, with events), load it afresh from Redis.
+      if (e.type === 'system.failover_verified') reload = true;
       if (!e.state) continue;
       if (e.type === 'vehicle.restored' && Array.isArray(e.data.entries)) {
         // A restore replaces the whole calendar: entries that vanished must vanish here too.
@@ -154,6 +158,12 @@ export class ReadModel {
       for (const [k, old] of v.entries) if (old.to !== undefined && old.to < horizon) v.entries.delete(k);
     }
     if (heard.length) for (const listener of this.listeners) listener(city, heard);
+    if (reload) {
+      const position = view.lastId;
+      await this.load(city);
+      // Events after the verification may already be in the snapshot; applying them again is harmless.
+      if (compareStreamIds(this.views.get(city)!.lastId, position) < 0) this.views.get(city)!.lastId = position;
+    }
     return entries.length;
   }
 
