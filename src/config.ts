@@ -49,6 +49,29 @@ const ConfigSchema = Type.Object({
   FAILOVER_CHECK_MS: Type.Integer({ default: 1_000, minimum: 100, maximum: 60_000 }),
   HOLD_TTL_MS: Type.Integer({ default: 600_000, minimum: 10_000, maximum: 3_600_000 }),
   MAX_LIVE_HOLDS_PER_CUSTOMER: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
+  /** Live holds one customer may have in every city together. */
+  MAX_LIVE_HOLDS_PER_CUSTOMER_TOTAL: Type.Integer({ default: 10, minimum: 1, maximum: 1_000 }),
+  /** Holds one customer may place per minute (every city). */
+  HOLDS_PER_MINUTE_PER_CUSTOMER: Type.Integer({ default: 30, minimum: 1, maximum: 100_000 }),
+  /** Requests per minute per client address without a valid token. */
+  RATE_LIMIT_ANONYMOUS: Type.Integer({ default: 60, minimum: 1 }),
+  /** Fraction of a caller's limit one API process admits between syncs with Redis: bounds the overshoot of a caller spread over processes. */
+  RATE_LIMIT_LOCAL_SHARE: Type.Number({ default: 0.1, exclusiveMinimum: 0, maximum: 1 }),
+  /** HTTP: the whole header block within this (a slow-header client is cut), the whole request within that. */
+  HTTP_HEADERS_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 600_000 }),
+  HTTP_REQUEST_TIMEOUT_MS: Type.Integer({ default: 30_000, minimum: 100, maximum: 3_600_000 }),
+  /** An idle keep-alive connection is closed after this (announced in `Keep-Alive: timeout=`). */
+  HTTP_KEEP_ALIVE_TIMEOUT_MS: Type.Integer({ default: 5_000, minimum: 100, maximum: 600_000 }),
+  /** Concurrent connections one client address may hold to one API process. */
+  HTTP_MAX_CONNECTIONS_PER_IP: Type.Integer({ default: 256, minimum: 1, maximum: 100_000 }),
+  /** WebSocket: connections per caller (per API process), messages per second per connection (and burst), topics per connection. */
+  WS_MAX_CONNECTIONS_PER_CALLER: Type.Integer({ default: 10, minimum: 1, maximum: 10_000 }),
+  WS_MESSAGES_PER_SECOND: Type.Number({ default: 20, exclusiveMinimum: 0 }),
+  WS_MESSAGE_BURST: Type.Integer({ default: 40, minimum: 1 }),
+  WS_MAX_TOPICS: Type.Integer({ default: 100, minimum: 1, maximum: 10_000 }),
+  /** A subscriber's unsent bytes: past the high-water mark replay pauses; past it for WS_SLOW_CONSUMER_MS (or past 4×), the connection is closed. */
+  WS_HIGH_WATER_BYTES: Type.Integer({ default: 1_048_576, minimum: 1_024 }),
+  WS_SLOW_CONSUMER_MS: Type.Integer({ default: 10_000, minimum: 100 }),
   LOCK_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, maximum: 10_000 }),
   LOCK_MAX_WAIT_MS: Type.Integer({ default: 2_000, minimum: 10, maximum: 60_000 }),
   /** Past, final calendar entries leave Redis this long after their window ended (once synced). */

@@ -26,6 +26,8 @@ export const metrics = {
     name: 'fleet_redis_replication_wait_seconds', help: 'From a write\'s reply to its replicas confirming it (WAIT, group commit)',
     buckets: [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.25, 1], registers: [registry],
   }),
+  connectionsRefused: new Counter({ name: 'fleet_http_connections_refused_total', help: 'Connections dropped: their client address already had HTTP_MAX_CONNECTIONS_PER_IP open', registers: [registry] }),
+  liveRefused: new Counter({ name: 'fleet_live_refused_total', help: 'WebSocket refusals by reason (connections per caller, message budget, slow consumer, topic cap)', labelNames: ['reason'] as const, registers: [registry] }),
   replicaReads: new Counter({ name: 'fleet_redis_replica_reads_total', help: 'Customer-facing reads served by a Redis replica (or by the primary after the replica failed)', labelNames: ['served'] as const, registers: [registry] }),
   replicationRounds: new Counter({ name: 'fleet_redis_wait_rounds_total', help: 'WAIT commands sent (each confirms every write that queued for it: writes / rounds = the group-commit factor)', registers: [registry] }),
   replicationUnconfirmed: new Counter({ name: 'fleet_redis_replication_unconfirmed_total', help: 'WAIT rounds that did not confirm their writes (the writes are retried)', registers: [registry] }),

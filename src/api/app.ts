@@ -5,16 +5,15 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
-import rateLimit from '@fastify/rate-limit';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type pg from 'pg';
 import { DomainError } from '../domain/errors.ts';
-import { registry } from '../metrics.ts';
+import { metrics, registry } from '../metrics.ts';
 import { inspectDurability } from '../redis/connection.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { Inventory } from '../services/inventory.ts';
 import type { CityLag } from '../workers/sync.ts';
-import type { Actor, Role } from './auth.ts';
+import type { Actor } from './auth.ts';
 import { sendProblem } from './problems.ts';
 import { Problem } from './schemas.ts';
 import { bookingRoutes } from './routes/bookings.ts';
@@ -28,11 +27,11 @@ import { icalRoutes } from './routes/calendar-ics.ts';
 import type { ReadModel } from '../services/read-model.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import { offerRoutes } from './routes/offers.ts';
-import { batchedRedisStore } from './rate-limit-store.ts';
+import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.ts';
 import { LIVE_PATH, LiveHub, type LiveOptions } from './live.ts';
 
-/** Requests per minute per caller, by role (configurable: RATE_LIMIT_* in the environment). */
-export const DEFAULT_RATE_LIMITS: Record<Role, number> = { customer: 120, host: 600, ops: 3000, admin: 3000 };
+/** Requests per minute per caller, by role, and per address without a valid token (RATE_LIMIT_* in the environment). */
+export const DEFAULT_RATE_LIMITS: RateLimits = { customer: 120, host: 600, ops: 3000, admin: 3000, anonymous: 60 };
 
 export interface AppDeps {
   inventory: Inventory;
@@ -44,7 +43,9 @@ export interface AppDeps {
   lag?: () => Promise<CityLag[]>;
   logger?: boolean;
   bodyLimit?: number;
-  rateLimits?: Record<Role, number>;
+  rateLimits?: RateLimits;
+  /** Fraction of a caller's limit one process admits between syncs with Redis (RATE_LIMIT_LOCAL_SHARE). */
+  rateLimitShare?: number;
   /** The search read model; without it, search answers 500. */
   readModel?: ReadModel;
   /** The text `/metrics` answers; by default this process's registry (a cluster passes the sum of its processes). */
@@ -53,6 +54,8 @@ export interface AppDeps {
   conflicts?: ConflictDesk;
   /** WebSocket options for `GET /v1/live`. */
   live?: LiveOptions;
+  /** Connection limits (HTTP_* in the environment; docs/api.md, "Limits"). */
+  http?: Partial<HttpLimits>;
   /** How Redis is deployed and how many replicas confirm each write (shown by /readyz). */
   redisTopology?: { mode: string; syncReplicas: number };
 }
@@ -65,8 +68,52 @@ declare module 'fastify' {
 
 export type App = FastifyInstance<import('http').Server, import('http').IncomingMessage, import('http').ServerResponse, import('fastify').FastifyBaseLogger, TypeBoxTypeProvider>;
 
+export interface HttpLimits { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; maxConnectionsPerIp: number }
+export const DEFAULT_HTTP_LIMITS: HttpLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnectionsPerIp: 256 };
+
+/**
+ * Connections: the header block must arrive within `headersTimeoutMs` (a client dribbling header
+ * bytes is cut then, the check running every second), the whole request within `requestTimeoutMs`;
+ * an idle keep-alive connection is closed after `keepAliveTimeoutMs`, which the server announces
+ * (`Keep-Alive: timeout=`) so that clients stop reusing a connection before the server closes it,
+ * and which stays below the header timeout so that it is always the keep-alive close, announced,
+ * that ends an idle connection (an idle connection cut by the header timeout instead is reset
+ * under a client that reuses it: ECONNRESET).
+ */
+function httpOptions(l: HttpLimits) {
+  const headersTimeout = Math.max(l.headersTimeoutMs, l.keepAliveTimeoutMs + 1_000);
+  const requestTimeout = Math.max(l.requestTimeoutMs, headersTimeout);
+  return {
+    keepAliveTimeout: l.keepAliveTimeoutMs,
+    requestTimeout,
+    http: { headersTimeout, requestTimeout, connectionsCheckingInterval: Math.min(1_000, Math.max(100, Math.floor(l.headersTimeoutMs / 8))) },
+  };
+}
+
+/** At most `max` concurrent connections per client address; more are dropped as they arrive. */
+function limitConnectionsPerAddress(server: import('http').Server, max: number): void {
+  const open = new Map<string, number>();
+  server.on('connection', (socket) => {
+    const address = socket.remoteAddress ?? '';
+    const n = open.get(address) ?? 0;
+    if (n >= max) {
+      metrics.connectionsRefused.inc();
+      socket.destroy();
+      return;
+    }
+    open.set(address, n + 1);
+    socket.once('close', () => {
+      const left = (open.get(address) ?? 1) - 1;
+      if (left <= 0) open.delete(address);
+      else open.set(address, left);
+    });
+  });
+}
+
 export async function buildApp(deps: AppDeps): Promise<App> {
+  const httpLimits = { ...DEFAULT_HTTP_LIMITS, ...deps.http };
   const app = Fastify({
+    ...httpOptions(httpLimits),
     logger: deps.logger ?? false,
     // Room for a full batch (1,000 vehicles), not much more.
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
@@ -88,30 +135,24 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.addSchema(Problem);
 
   app.decorateRequest('actor', null as unknown as Actor);
-  app.addHook('onRequest', async (request) => {
-    if (request.routeOptions.config.public || !request.routeOptions.url) return;
-    if (!request.routeOptions.url.startsWith('/v1/')) return;
-    request.actor = await deps.authenticate(request.headers.authorization);
-  });
   // JSON only: a text body is refused (415), never parsed into something else.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err, request, reply) => sendProblem(request, reply, err));
 
-  // Per-caller limits in Redis (shared by every process; counted locally and added up every 50 ms,
-  // see rate-limit-store.ts), after authentication: the key is the verified caller, the budget its
-  // role's. RateLimit-* headers on every /v1 answer; 429 beyond.
-  const limits = deps.rateLimits ?? DEFAULT_RATE_LIMITS;
-  await app.register(rateLimit, {
-    global: true, hook: 'preHandler', store: batchedRedisStore({ redis: deps.redis, prefix: 'fleet-rl:' }), enableDraftSpec: true, timeWindow: 60_000,
-    allowList: (request) => !request.url.startsWith('/v1/'),
-    keyGenerator: (request) => (request.actor ? `${request.actor.role}:${request.actor.id}` : `ip:${request.ip}`),
-    max: (request) => (request.actor ? limits[request.actor.role] : limits.customer),
-    errorResponseBuilder: (_request, ctx) => new DomainError('RATE_LIMITED', `more than ${ctx.max} requests per minute; retry in ${ctx.after}`, { limit: ctx.max, retryAfter: ctx.after }),
-  });
+  // Authentication and per-caller budgets, before validation and routing (rate-limit.ts): every
+  // request under /v1 is charged — malformed, unknown or unauthenticated ones too.
+  const limiter = new RateLimiter({ redis: deps.redis, limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS, authenticate: deps.authenticate, ...(deps.rateLimitShare !== undefined ? { localShare: deps.rateLimitShare } : {}) });
+  registerRateLimits(app, limiter, deps.authenticate);
   app.setNotFoundHandler((request, reply) => sendProblem(request, reply, new DomainError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`)));
 
+  limitConnectionsPerAddress(app.server, httpLimits.maxConnectionsPerIp);
+
   // WebSocket upgrades never reach the router: the hub answers them on the raw server.
-  const live = new LiveHub(deps.redis, deps.inventory, deps.authenticate, deps.readModel, deps.live);
+  const live = new LiveHub(deps.redis, deps.inventory, deps.authenticate, deps.readModel, {
+    // WebSocket messages spend the same budget as HTTP requests.
+    charge: async (actor, address, cost) => (await limiter.take(actor, address, cost)).allowed,
+    ...deps.live,
+  });
   live.attach(app.server);
   app.addHook('preClose', async () => { await live.close(); });
   app.decorate('live', live);

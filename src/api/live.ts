@@ -29,6 +29,7 @@ import type { Actor } from './auth.ts';
 import { canSeeTrip, isStaff } from './authorize.ts';
 import { PROBLEM_TYPE_BASE, problemOf } from './problems.ts';
 import { toCloudEvent } from './routes/events.ts';
+import { metrics } from '../metrics.ts';
 
 export const LIVE_PATH = '/v1/live';
 
@@ -37,7 +38,23 @@ export interface LiveOptions {
   heartbeatMs?: number;
   /** Subscriptions per connection. */
   maxTopics?: number;
+  /** Open connections per caller (in this process). */
+  maxConnectionsPerCaller?: number;
+  /** Each connection's message budget: a token bucket refilled at this rate, holding `messageBurst`. */
+  messagesPerSecond?: number;
+  messageBurst?: number;
+  /** Unsent bytes a subscriber may have: past it replay pauses; past it for `slowConsumerMs`, or past 4×, the connection is closed. */
+  highWaterBytes?: number;
+  slowConsumerMs?: number;
+  /** Events per replay page. */
+  replayPageSize?: number;
+  /** Charges the caller's HTTP budget (rate-limit.ts); false when spent. */
+  charge?: (actor: Actor, address: string, cost: number) => Promise<boolean>;
 }
+
+/** Close codes (RFC 6455): the message budget was exceeded; the client reads too slowly. */
+export const CLOSE_POLICY = 1008;
+export const CLOSE_SLOW = 1013;
 
 interface Topic { name: string; kind: 'city' | 'vehicle' | 'booking' | 'host'; id: string; cities: 'all' | string }
 
@@ -49,7 +66,22 @@ interface Subscription {
   buffer: StreamEvent[] | null;
 }
 
-interface Client { ws: WebSocket; actor: Actor; subs: Map<string, Subscription>; alive: boolean }
+interface Client {
+  ws: WebSocket;
+  actor: Actor;
+  address: string;
+  subs: Map<string, Subscription>;
+  /** Subscriptions being authorised: they count against the topic cap already. */
+  reserved: number;
+  /** Authorisation answers, per topic name: a repeated or refused topic costs no second lookup. */
+  answers: Map<string, Promise<Topic>>;
+  alive: boolean;
+  tokens: number;
+  refilledAt: number;
+  /** Messages refused in a row for the budget; past the burst, the connection is closed. */
+  strikes: number;
+  slowSince?: number;
+}
 
 type ClientMessage = { type: 'subscribe'; topic: string; after?: string } | { type: 'unsubscribe'; topic: string } | { type: 'ping' };
 
@@ -61,6 +93,8 @@ export class LiveHub {
   private readonly hostOfVehicle = new Map<string, string>();
   private readonly heartbeatMs: number;
   private readonly maxTopics: number;
+  private readonly o: Required<Omit<LiveOptions, 'heartbeatMs' | 'maxTopics' | 'charge'>> & Pick<LiveOptions, 'charge'>;
+  private readonly perCaller = new Map<string, number>();
   private heartbeat: NodeJS.Timeout | undefined;
   private unfeed: (() => void) | undefined;
   /** Batches from the feed, delivered one after another (a delivery may wait for a host lookup). */
@@ -77,6 +111,11 @@ export class LiveHub {
   ) {
     this.heartbeatMs = opts.heartbeatMs ?? 15_000;
     this.maxTopics = opts.maxTopics ?? 100;
+    this.o = {
+      maxConnectionsPerCaller: opts.maxConnectionsPerCaller ?? 10, messagesPerSecond: opts.messagesPerSecond ?? 20,
+      messageBurst: opts.messageBurst ?? 40, highWaterBytes: opts.highWaterBytes ?? 1_048_576, slowConsumerMs: opts.slowConsumerMs ?? 10_000,
+      replayPageSize: opts.replayPageSize ?? 100, ...(opts.charge ? { charge: opts.charge } : {}),
+    };
   }
 
   /** Takes over HTTP upgrades on `server` for LIVE_PATH; any other upgrade is refused. */
@@ -101,6 +140,11 @@ export class LiveHub {
     return this.clients.size;
   }
 
+  /** Bytes queued in this process for each open connection (what a slow reader costs the server). */
+  bufferedBytes(): number[] {
+    return [...this.clients].map((c) => c.ws.bufferedAmount);
+  }
+
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://local');
@@ -114,20 +158,65 @@ export class LiveHub {
     } catch (err) {
       return refuse(socket, err);
     }
-    this.wss.handleUpgrade(req, socket, head, (ws) => this.connect(ws, actor));
+    const address = req.socket.remoteAddress ?? '';
+    // The upgrade is a request like any other: it spends the caller's budget.
+    if (this.o.charge && !(await this.o.charge(actor, address, 1))) {
+      return refuse(socket, new DomainError('RATE_LIMITED', 'request budget spent; retry later', { retryAfterMs: 1_000 }));
+    }
+    const caller = `${actor.role}:${actor.id}`;
+    if ((this.perCaller.get(caller) ?? 0) >= this.o.maxConnectionsPerCaller) {
+      metrics.liveRefused.inc({ reason: 'connections' });
+      return refuse(socket, new DomainError('RATE_LIMITED', `at most ${this.o.maxConnectionsPerCaller} live connections per caller`, { limit: this.o.maxConnectionsPerCaller, retryAfterMs: 1_000 }));
+    }
+    this.perCaller.set(caller, (this.perCaller.get(caller) ?? 0) + 1);
+    this.wss.handleUpgrade(req, socket, head, (ws) => this.connect(ws, actor, address, caller));
   }
 
-  private connect(ws: WebSocket, actor: Actor): void {
-    const client: Client = { ws, actor, subs: new Map(), alive: true };
+  private connect(ws: WebSocket, actor: Actor, address: string, caller: string): void {
+    const client: Client = {
+      ws, actor, address, subs: new Map(), reserved: 0, answers: new Map(), alive: true,
+      tokens: this.o.messageBurst, refilledAt: performance.now(), strikes: 0,
+    };
     this.clients.add(client);
     ws.on('pong', () => { client.alive = true; });
-    ws.on('close', () => { this.clients.delete(client); });
+    ws.on('close', () => {
+      this.clients.delete(client);
+      const left = (this.perCaller.get(caller) ?? 1) - 1;
+      if (left <= 0) this.perCaller.delete(caller);
+      else this.perCaller.set(caller, left);
+    });
     ws.on('error', () => ws.terminate());
     ws.on('message', (raw) => {
       client.alive = true;
-      void this.receive(client, raw.toString()).catch((err: unknown) => send(client, errorMessage(err)));
+      if (!this.withinBudget(client)) return;
+      void this.receive(client, raw.toString()).catch((err: unknown) => this.send(client, errorMessage(err)));
     });
-    send(client, { type: 'welcome', subject: actor.id, role: actor.role, heartbeatMs: this.heartbeatMs });
+    this.send(client, { type: 'welcome', subject: actor.id, role: actor.role, heartbeatMs: this.heartbeatMs });
+  }
+
+  /**
+   * The connection's token bucket, charged before anything is parsed or looked up: a message past
+   * it is answered RATE_LIMITED; a burst of them closes the connection.
+   */
+  private withinBudget(client: Client): boolean {
+    const now = performance.now();
+    client.tokens = Math.min(this.o.messageBurst, client.tokens + ((now - client.refilledAt) / 1000) * this.o.messagesPerSecond);
+    client.refilledAt = now;
+    if (client.tokens >= 1) {
+      client.tokens -= 1;
+      client.strikes = 0;
+      return true;
+    }
+    client.strikes++;
+    metrics.liveRefused.inc({ reason: 'message_budget' });
+    if (client.strikes > this.o.messageBurst) {
+      client.ws.close(CLOSE_POLICY, 'message budget exceeded');
+      return false;
+    }
+    if (client.strikes === 1 || client.strikes % 10 === 0) {
+      this.send(client, { type: 'error', code: 'RATE_LIMITED', status: 429, detail: `more than ${this.o.messagesPerSecond} messages per second (burst ${this.o.messageBurst}); slow down or be disconnected` });
+    }
+    return false;
   }
 
   private async receive(client: Client, raw: string): Promise<void> {
@@ -137,21 +226,37 @@ export class LiveHub {
     } catch {
       throw new DomainError('VALIDATION', 'messages are JSON objects');
     }
-    if (msg?.type === 'ping') return send(client, { type: 'pong', time: new Date().toISOString() });
+    if (msg?.type === 'ping') return this.send(client, { type: 'pong', time: new Date().toISOString() });
     if ((msg?.type !== 'subscribe' && msg?.type !== 'unsubscribe') || typeof msg.topic !== 'string') {
       throw new DomainError('VALIDATION', 'expected {"type":"subscribe"|"unsubscribe","topic":"<kind>:<id>"} or {"type":"ping"}');
     }
     if (msg.type === 'unsubscribe') {
       client.subs.delete(msg.topic);
-      return send(client, { type: 'unsubscribed', topic: msg.topic });
+      return this.send(client, { type: 'unsubscribed', topic: msg.topic });
     }
     const after = msg.after;
     if (after !== undefined && (typeof after !== 'string' || !STREAM_ID.test(after))) {
       throw withTopic(new DomainError('VALIDATION', '`after` is an event id such as 1700000000000-0'), msg.topic);
     }
-    if (client.subs.has(msg.topic)) return send(client, { type: 'subscribed', topic: msg.topic });
-    if (client.subs.size >= this.maxTopics) throw withTopic(new DomainError('VALIDATION', `at most ${this.maxTopics} topics per connection`), msg.topic);
-    const topic = await this.authorise(client.actor, msg.topic).catch((err: unknown) => { throw withTopic(err, msg.topic); });
+    if (this.o.charge && !(await this.o.charge(client.actor, client.address, 1))) {
+      throw withTopic(new DomainError('RATE_LIMITED', 'request budget spent; retry later', { retryAfterMs: 1_000 }), msg.topic);
+    }
+    if (client.subs.has(msg.topic)) return this.send(client, { type: 'subscribed', topic: msg.topic });
+    // The slot is taken before the lookup: a burst of subscribes cannot pass the cap meanwhile.
+    if (client.subs.size + client.reserved >= this.maxTopics) {
+      metrics.liveRefused.inc({ reason: 'topics' });
+      throw withTopic(new DomainError('VALIDATION', `at most ${this.maxTopics} topics per connection`), msg.topic);
+    }
+    client.reserved++;
+    let topic: Topic;
+    try {
+      topic = await this.answer(client, msg.topic);
+    } catch (err) {
+      throw withTopic(err, msg.topic);
+    } finally {
+      client.reserved--;
+    }
+    if (client.subs.has(msg.topic)) return this.send(client, { type: 'subscribed', topic: msg.topic });
     if (after !== undefined && topic.cities === 'all') {
       throw withTopic(new DomainError('VALIDATION', 'host topics span cities and are live only; resume per vehicle or city'), msg.topic);
     }
@@ -161,25 +266,86 @@ export class LiveHub {
     if (after === undefined) {
       // Live from here: what the feed has already passed on is not this subscriber's.
       for (const city of cities) sub.sent.set(city, this.feed?.position(city) ?? '0-0');
-      return send(client, { type: 'subscribed', topic: msg.topic });
+      return this.send(client, { type: 'subscribed', topic: msg.topic });
     }
     const city = topic.cities as string;
-    send(client, { type: 'subscribed', topic: msg.topic, after });
-    // Replay what the stream holds after the cursor, then release the live events that arrived meanwhile.
+    this.send(client, { type: 'subscribed', topic: msg.topic, after });
+    // Replay what the stream holds after the cursor, a page at a time, each page only once the
+    // client has read most of the one before; then release the live events that arrived meanwhile.
     let cursor = after;
     for (;;) {
-      const page = await this.redis.xrange(keys.events(city), `(${cursor}`, '+', 'COUNT', 500);
+      if (!(await this.drained(client))) return;
+      const page = await this.redis.xrange(keys.events(city), `(${cursor}`, '+', 'COUNT', this.o.replayPageSize);
       for (const [id, fields] of page) {
         cursor = id;
         const event = safeParse(city, id, fields);
-        if (event && (await this.matches(topic, event))) send(client, { type: 'event', topic: msg.topic, event: toCloudEvent(event) });
+        if (event && (await this.matches(topic, event))) this.send(client, { type: 'event', topic: msg.topic, event: toCloudEvent(event) });
       }
-      if (page.length < 500) break;
+      if (page.length < this.o.replayPageSize) break;
     }
     sub.sent.set(city, cursor);
     const buffered = sub.buffer ?? [];
     sub.buffer = null;
     for (const event of buffered) await this.deliver(client, sub, event);
+  }
+
+  /**
+   * The authorisation answer for a topic, remembered for the connection — refusals too, and
+   * lookups still under way (a burst of the same topic waits for the one lookup).
+   */
+  private answer(client: Client, name: string): Promise<Topic> {
+    let answer = client.answers.get(name);
+    if (!answer) {
+      if (client.answers.size >= 10 * this.maxTopics) client.answers.clear();
+      answer = this.authorise(client.actor, name);
+      client.answers.set(name, answer);
+      // Refusals the store did not cause (forbidden, not found, malformed) are final for this connection.
+      answer.catch((err: unknown) => {
+        if (!(err instanceof DomainError) || err.code === 'UNAVAILABLE') client.answers.delete(name);
+      });
+    }
+    return answer;
+  }
+
+  /**
+   * Waits until the client has read most of what was sent (unsent bytes under half the high-water
+   * mark). A client that stays behind for `slowConsumerMs` is closed; returns false then.
+   */
+  private async drained(client: Client): Promise<boolean> {
+    const since = Date.now();
+    while (client.ws.bufferedAmount > this.o.highWaterBytes / 2) {
+      if (client.ws.readyState !== client.ws.OPEN) return false;
+      if (Date.now() - since > this.o.slowConsumerMs) {
+        this.closeSlow(client);
+        return false;
+      }
+      await new Promise((r) => setTimeout(r, 25));
+    }
+    return client.ws.readyState === client.ws.OPEN;
+  }
+
+  private closeSlow(client: Client): void {
+    metrics.liveRefused.inc({ reason: 'slow_consumer' });
+    client.ws.close(CLOSE_SLOW, `slow consumer: ${client.ws.bufferedAmount} bytes unread`);
+    // A client that does not read does not read the close frame either.
+    setTimeout(() => client.ws.terminate(), 1_000).unref();
+  }
+
+  /** Sends a message, or closes a client that has fallen too far behind to catch up. */
+  private send(client: Client, message: unknown): void {
+    const ws = client.ws;
+    if (ws.readyState !== ws.OPEN) return;
+    const behind = ws.bufferedAmount;
+    if (behind > this.o.highWaterBytes) {
+      client.slowSince ??= Date.now();
+      if (behind > 4 * this.o.highWaterBytes || Date.now() - client.slowSince > this.o.slowConsumerMs) {
+        this.closeSlow(client);
+        return;
+      }
+    } else {
+      client.slowSince = undefined;
+    }
+    ws.send(JSON.stringify(message));
   }
 
   /** Resolves a topic name for an actor, or refuses it (FORBIDDEN / NOT_FOUND / VALIDATION). */
@@ -238,8 +404,11 @@ export class LiveHub {
       for (const client of this.clients) {
         for (const sub of client.subs.values()) {
           if (sub.topic.cities !== 'all' && sub.topic.cities !== city) continue;
-          if (sub.buffer) sub.buffer.push(event);
-          else await this.deliver(client, sub, event);
+          if (sub.buffer) {
+            // Live events wait while the subscription replays; a replay that cannot keep up ends.
+            sub.buffer.push(event);
+            if (sub.buffer.length > 10_000) this.closeSlow(client);
+          } else await this.deliver(client, sub, event);
         }
       }
     }
@@ -249,7 +418,7 @@ export class LiveHub {
     const sent = sub.sent.get(event.city);
     if (sent !== undefined && compareStreamIds(event.id, sent) <= 0) return;
     sub.sent.set(event.city, event.id);
-    if (await this.matches(sub.topic, event)) send(client, { type: 'event', topic: sub.topic.name, event: toCloudEvent(event) });
+    if (await this.matches(sub.topic, event)) this.send(client, { type: 'event', topic: sub.topic.name, event: toCloudEvent(event) });
   }
 
   private beat(): void {
@@ -257,13 +426,9 @@ export class LiveHub {
       if (!c.alive) { c.ws.terminate(); continue; }
       c.alive = false;
       c.ws.ping();
-      send(c, { type: 'heartbeat', time: new Date().toISOString() });
+      this.send(c, { type: 'heartbeat', time: new Date().toISOString() });
     }
   }
-}
-
-function send(client: Client, message: unknown): void {
-  if (client.ws.readyState === client.ws.OPEN) client.ws.send(JSON.stringify(message));
 }
 
 function safeParse(city: string, id: string, fields: string[]): StreamEvent | undefined {

@@ -2,6 +2,8 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, ERROR_CODES, httpStatusOf, type ErrorCode } from '../domain/errors.ts';
 
+const RETRY_LATER: ReadonlySet<ErrorCode> = new Set(['BUSY', 'RATE_LIMITED', 'HOLD_LIMIT', 'HOLD_RATE_LIMITED', 'UNAVAILABLE']);
+
 export const PROBLEM_TYPE_BASE = 'https://fleet-inventory.example/problems/';
 
 export function problemOf(err: unknown): { code: ErrorCode; status: number; detail: string; extra: Record<string, unknown> } {
@@ -35,8 +37,10 @@ export function problemOf(err: unknown): { code: ErrorCode; status: number; deta
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   const p = problemOf(err);
   if (p.status >= 500) request.log.error({ err }, 'unhandled error');
-  // The rate limiter sets an exact Retry-After; a busy vehicle frees up within a second.
-  if ((p.code === 'BUSY' || p.code === 'RATE_LIMITED') && !reply.hasHeader('retry-after')) void reply.header('retry-after', '1');
+  // Refusals that pass with time say when (`retryAfterMs` of the refusal); a busy vehicle frees up within a second.
+  const retryAfterMs = typeof p.extra.retryAfterMs === 'number' ? p.extra.retryAfterMs : undefined;
+  if (retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
+  else if (RETRY_LATER.has(p.code)) void reply.header('retry-after', '1');
   return reply.code(p.status).type('application/problem+json').send({
     type: `${PROBLEM_TYPE_BASE}${p.code.toLowerCase()}`, title: ERROR_CODES[p.code].title, status: p.status,
     ...p.extra, detail: p.detail, code: p.code, instance: request.url,

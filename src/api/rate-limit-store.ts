@@ -1,124 +1,138 @@
 /**
- * A store for @fastify/rate-limit that keeps the counters in Redis (shared by every API process)
- * without a Redis round trip per request: each process counts locally and adds its counts to the
- * caller's Redis counter every `flushMs`, learning the others' counts in the same step. A caller's
- * first request of a window goes to Redis at once, so a new window starts from the shared count.
+ * Callers' budgets (requests per window, by weight), kept in Redis so every API process shares
+ * them, without a Redis round trip per request: each process counts locally and adds its counts
+ * to the caller's Redis counter every `flushMs` (rate_limit_add.lua), learning the others' counts
+ * in the same step.
  *
- * The price is bounded: between two flushes the other processes' requests are not yet seen, so a
- * caller may exceed its limit by what it sends to the other processes within `flushMs` (50 ms).
- * Per request this saves a Redis write (an fsync with `appendfsync always`) and a round trip.
+ * How far a caller can exceed its limit is bounded: a process admits at most a *local share* of
+ * the limit (`localShare` × limit, at least 1) between two syncs with Redis; past it, the request
+ * waits for a sync before it is decided. A caller spread over P processes can therefore exceed its
+ * limit by at most (P − 1) × share in a window; on one process, never. A caller's first request of
+ * a window always waits for the shared count (for at most `syncWaitMs`: when Redis is away, the
+ * limiter fails open rather than failing the request).
  */
-import type { RedisConnection } from '../redis/scripts.ts';
+import { runScript, type RedisConnection } from '../redis/scripts.ts';
 
+/**
+ * One caller's window in this process. A request's place in the window is what the other
+ * processes had counted when Redis last answered, plus this process's own count up to it.
+ */
 interface Counter {
-  /** The caller's count in Redis when last heard from; this process's counts on their way there; and not yet sent. */
-  shared: number;
-  inflight: number;
-  pending: number;
+  /** Everything this process counted in the window, in arrival order (a request's own place). */
+  local: number;
+  /** How much of `local` was sent to Redis (or is on its way). */
+  sent: number;
+  /** How much of it Redis confirmed. */
+  confirmed: number;
+  /** The other processes' count, as of Redis's last answer. */
+  others: number;
   /** When the caller's window ends (ms). */
   windowEnd: number;
-  /** A flush of this counter in flight. */
   flushing?: Promise<void>;
 }
 
-/** Longest a caller's first request of a window waits for the shared count. */
-const FIRST_FLUSH_WAIT_MS = 250;
+export interface BudgetOptions {
+  redis: RedisConnection;
+  prefix: string;
+  flushMs?: number;
+  /** Fraction of a caller's limit one process may admit between syncs (0 < share ≤ 1). */
+  localShare?: number;
+  /** Longest a request waits for the shared count. */
+  syncWaitMs?: number;
+  maxKeys?: number;
+}
 
-type Callback = (err: Error | null, res?: { current: number; ttl: number }) => void;
+export interface Taken {
+  allowed: boolean;
+  /** The caller's count in the window, this request included. */
+  current: number;
+  limit: number;
+  /** ms until the window ends. */
+  resetMs: number;
+}
 
-// Adds `ARGV[1]` to the window's counter, starting the window (ARGV[2] ms) when it is new.
-const ADD = `
-local current = redis.call('INCRBY', KEYS[1], ARGV[1])
-local ttl = redis.call('PTTL', KEYS[1])
-if ttl < 0 then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  ttl = tonumber(ARGV[2])
-end
-return { current, ttl }`;
+const sleep = (ms: number) => new Promise<void>((r) => { setTimeout(r, ms).unref(); });
 
-export interface BatchedStoreOptions { redis: RedisConnection; prefix: string; flushMs?: number; maxKeys?: number }
+export class CallerBudgets {
+  private readonly counters = new Map<string, Counter>();
+  private readonly flushMs: number;
+  private readonly localShare: number;
+  private readonly syncWaitMs: number;
+  private readonly maxKeys: number;
+  private timer: NodeJS.Timeout | undefined;
 
-/** Builds the store class the plugin instantiates (`store: batchedRedisStore({...})`). */
-export function batchedRedisStore(o: BatchedStoreOptions) {
-  const flushMs = o.flushMs ?? 50;
-  const maxKeys = o.maxKeys ?? 100_000;
-  const redis = o.redis as RedisConnection & { fleetRateAdd?: (key: string, n: number, window: number) => Promise<[number, number]> };
-  if (!redis.fleetRateAdd) (redis as unknown as { defineCommand(name: string, def: { numberOfKeys: number; lua: string }): void }).defineCommand('fleetRateAdd', { numberOfKeys: 1, lua: ADD });
-  const add = (key: string, n: number, window: number) => redis.fleetRateAdd!(key, n, window);
-  const counters = new Map<string, Counter>();
-  let timer: NodeJS.Timeout | undefined;
-
-  async function flush(key: string, c: Counter, window: number): Promise<void> {
-    const n = c.pending;
-    c.pending = 0;
-    c.inflight += n;
-    try {
-      const [current, ttl] = await add(key, n, window);
-      // Redis's count includes ours up to this flush; what arrived meanwhile is still pending.
-      c.shared = current;
-      c.windowEnd = Date.now() + ttl;
-    } catch {
-      // Redis unreachable: keep the counts and try again with the next flush.
-      c.pending += n;
-    } finally {
-      c.inflight -= n;
-    }
+  constructor(private readonly o: BudgetOptions) {
+    this.flushMs = o.flushMs ?? 50;
+    this.localShare = o.localShare ?? 0.1;
+    this.syncWaitMs = o.syncWaitMs ?? 250;
+    this.maxKeys = o.maxKeys ?? 100_000;
   }
 
-  function schedule(window: number): void {
-    if (timer) return;
-    timer = setTimeout(() => {
-      timer = undefined;
-      const now = Date.now();
-      for (const [key, c] of counters) {
-        if (c.pending > 0 && !c.flushing) c.flushing = flush(key, c, window).finally(() => { c.flushing = undefined; });
-        else if (c.pending === 0 && c.windowEnd <= now && !c.flushing) counters.delete(key);
-      }
-      if ([...counters.values()].some((c) => c.pending > 0)) schedule(window);
-    }, flushMs);
-    timer.unref();
+  /** Charges `cost` to the caller `key` (limit per `windowMs`) and says whether it is within budget. */
+  async take(key: string, cost: number, limit: number, windowMs: number): Promise<Taken> {
+    const now = Date.now();
+    let c = this.counters.get(key);
+    if (c && c.windowEnd <= now && c.sent === c.local && !c.flushing) {
+      this.counters.delete(key);
+      c = undefined;
+    }
+    const fresh = !c;
+    if (!c) {
+      if (this.counters.size >= this.maxKeys) this.counters.delete(this.counters.keys().next().value!);
+      c = { local: 0, sent: 0, confirmed: 0, others: 0, windowEnd: now + windowMs };
+      this.counters.set(key, c);
+    }
+    c.local += cost;
+    const place = c.local;
+    const share = Math.max(1, Math.floor(limit * this.localShare));
+    if (fresh || c.local - c.sent >= share) {
+      // A new window starts from the shared count; a process past its share syncs before deciding.
+      await Promise.race([this.flush(key, c, windowMs), sleep(this.syncWaitMs)]);
+    } else {
+      this.schedule(windowMs);
+    }
+    const current = c.others + place;
+    return { allowed: current <= limit, current, limit, resetMs: Math.max(0, c.windowEnd - Date.now()) };
   }
 
-  return class BatchedRedisStore {
-    constructor(_params: unknown) {}
+  /** Sends what this process counted for `key` since the last flush; the answer tells the others' count. */
+  private flush(key: string, c: Counter, windowMs: number): Promise<void> {
+    if (c.flushing) return c.flushing.then(() => (c.local > c.sent ? this.flush(key, c, windowMs) : undefined));
+    const n = c.local - c.sent;
+    if (n === 0) return Promise.resolve();
+    c.sent += n;
+    c.flushing = (async () => {
+      try {
+        const [current, ttl] = (await runScript(this.o.redis, 'rate_limit_add', [`${this.o.prefix}${key}`], [n, windowMs])) as [number, number];
+        c.confirmed += n;
+        c.others = Math.max(0, Number(current) - c.confirmed);
+        c.windowEnd = Date.now() + Number(ttl);
+      } catch {
+        // Redis unreachable: send these counts again with the next flush.
+        c.sent -= n;
+      } finally {
+        c.flushing = undefined;
+      }
+    })();
+    return c.flushing;
+  }
 
-    incr(id: string, cb: Callback, timeWindow: number): void {
-      const key = `${o.prefix}${id}`;
+  private schedule(windowMs: number): void {
+    if (this.timer) return;
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
       const now = Date.now();
-      let c = counters.get(key);
-      if (c && c.windowEnd <= now && c.pending === 0 && !c.flushing) {
-        counters.delete(key);
-        c = undefined;
+      let more = false;
+      for (const [key, c] of this.counters) {
+        if (c.local > c.sent) {
+          void this.flush(key, c, windowMs);
+          more = true;
+        } else if (c.windowEnd <= now && !c.flushing) {
+          this.counters.delete(key);
+        }
       }
-      if (!c) {
-        // A new window for this caller here: start from the shared count.
-        if (counters.size >= maxKeys) counters.delete(counters.keys().next().value!);
-        const fresh: Counter = { shared: 0, inflight: 0, pending: 1, windowEnd: now + timeWindow };
-        counters.set(key, fresh);
-        // Redis unreachable: the request is counted here and the count sent later (fail open: the
-        // request itself then meets the outage, as a 503, rather than the limiter).
-        fresh.flushing = flush(key, fresh, timeWindow).finally(() => { fresh.flushing = undefined; });
-        // During a failover Redis may take seconds to answer: the request does not wait for the
-        // limiter longer than FIRST_FLUSH_WAIT_MS (it counts locally meanwhile).
-        // This request's place in the window: the shared count including it once flushed (later
-        // requests are still pending then), else 1 (counted here, sent with the next flush).
-        let answered = false;
-        const answer = (current: number) => {
-          if (answered) return;
-          answered = true;
-          cb(null, { current, ttl: Math.max(0, fresh.windowEnd - Date.now()) });
-        };
-        void fresh.flushing.then(() => answer(Math.max(1, fresh.shared)));
-        setTimeout(() => answer(1), FIRST_FLUSH_WAIT_MS).unref();
-        return;
-      }
-      c.pending++;
-      schedule(timeWindow);
-      cb(null, { current: c.shared + c.inflight + c.pending, ttl: Math.max(0, c.windowEnd - now) });
-    }
-
-    child(): BatchedRedisStore {
-      return this;
-    }
-  };
+      if (more) this.schedule(windowMs);
+    }, this.flushMs);
+    this.timer.unref();
+  }
 }

@@ -215,7 +215,17 @@ async function startApi(config: Config, inventory: Inventory, redis: RedisConnec
     ...(redisTopology ? { redisTopology } : {}),
     conflicts: new ConflictDesk(redis, inventory, readModel, offerPolicy(config)),
     lag: () => Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id))),
-    rateLimits: { customer: config.RATE_LIMIT_CUSTOMER, host: config.RATE_LIMIT_HOST, ops: config.RATE_LIMIT_OPS, admin: config.RATE_LIMIT_ADMIN },
+    rateLimits: { customer: config.RATE_LIMIT_CUSTOMER, host: config.RATE_LIMIT_HOST, ops: config.RATE_LIMIT_OPS, admin: config.RATE_LIMIT_ADMIN, anonymous: config.RATE_LIMIT_ANONYMOUS },
+    rateLimitShare: config.RATE_LIMIT_LOCAL_SHARE,
+    http: {
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS, maxConnectionsPerIp: config.HTTP_MAX_CONNECTIONS_PER_IP,
+    },
+    live: {
+      maxConnectionsPerCaller: config.WS_MAX_CONNECTIONS_PER_CALLER, messagesPerSecond: config.WS_MESSAGES_PER_SECOND,
+      messageBurst: config.WS_MESSAGE_BURST, maxTopics: config.WS_MAX_TOPICS, highWaterBytes: config.WS_HIGH_WATER_BYTES,
+      slowConsumerMs: config.WS_SLOW_CONSUMER_MS,
+    },
     authenticate: authenticator({ secret, ...(config.JWKS_URL ? { jwksUrl: config.JWKS_URL } : {}) }),
   });
   const url = (await listen(app, config.PORT)).replace('127.0.0.1', 'localhost');
@@ -382,6 +392,7 @@ async function main(): Promise<number> {
   const inventory = new Inventory(redis, {
     cities,
     holdTtlMs: config.HOLD_TTL_MS, maxLiveHoldsPerCustomer: config.MAX_LIVE_HOLDS_PER_CUSTOMER,
+    holdLimits: { maxLiveHoldsTotal: config.MAX_LIVE_HOLDS_PER_CUSTOMER_TOTAL, holdsPerWindow: config.HOLDS_PER_MINUTE_PER_CUSTOMER, holdRateWindowMs: 60_000 },
     locks: new VehicleLocks({ maxQueue: config.LOCK_MAX_QUEUE, maxWaitMs: config.LOCK_MAX_WAIT_MS }),
   });
   const o = { ...(opt['idempotency-key'] ? { idempotencyKey: opt['idempotency-key'], actorId: 'cli' } : {}) };

@@ -11,6 +11,7 @@ export const ERROR_CODES = {
   VERSION_MISMATCH: { status: 409, title: 'Stale version' },
   HOLD_EXPIRED: { status: 410, title: 'Hold expired' },
   HOLD_LIMIT: { status: 429, title: 'Too many live holds' },
+  HOLD_RATE_LIMITED: { status: 429, title: 'Holds placed too fast' },
   IDEMPOTENCY_CONFLICT: { status: 422, title: 'Idempotency key reused with other parameters' },
   BUSY: { status: 429, title: 'Vehicle busy, retry shortly' },
   VALIDATION: { status: 400, title: 'Invalid input' },

@@ -2,7 +2,11 @@
  * Every Redis key of the service is built here. All keys of a city share the hash tag
  * `{c:<city>}`, so on Redis Cluster a city is one slot and every script can touch all of them.
  */
+import { createHash } from 'node:crypto';
+
 const tag = (city: string) => `{c:${city}}`;
+/** A customer's own slot (their id may hold any character, so the tag is a digest of it). */
+const customerTag = (customerId: string) => `{u:${createHash('sha1').update(customerId).digest('hex').slice(0, 16)}}`;
 
 export const keys = {
   /** SET of the city's vehicle ids. */
@@ -33,6 +37,10 @@ export const keys = {
   offersDue: (city: string) => `${tag(city)}:offers-due`,
   /** STRING fingerprint + first result of an idempotent command; 24 h. */
   idempotency: (city: string, scope: string, key: string) => `${tag(city)}:idem:${scope}:${key}`,
+  /** ZSET holdId -> expiry of a customer's live holds in every city (the cap across cities). */
+  customerHoldReservations: (customerId: string) => `${customerTag(customerId)}:holds`,
+  /** STRING holds a customer placed in the current rate window. */
+  customerHoldRate: (customerId: string) => `${customerTag(customerId)}:hold-rate`,
   /** STRING counter the replication confirmer writes before each WAIT; `tag` is a city's hash tag on a cluster, or ''. */
   replicationProbe: (tag: string) => (tag ? `${tag}:replication-probe` : 'fleet:replication-probe'),
   /** Placeholder passed as the idempotency KEY when a command has none (never written). */

@@ -19,11 +19,13 @@ export const SCRIPT_NAMES = [
   'start_trip', 'complete_trip', 'extend_booking', 'place_block', 'remove_block', 'expire_holds',
   'vehicle_state', 'verify_available', 'restore_vehicle',
   'make_offers', 'accept_offer', 'close_offers', 'mark_conflicted', 'trim_calendar',
-  'restore_entries', 'record_system_event', 'replication_probe',
+  'restore_entries', 'record_system_event', 'replication_probe', 'rate_limit_add', 'reserve_hold', 'release_hold_reservation',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 const READ_ONLY: ReadonlySet<ScriptName> = new Set(['vehicle_state', 'verify_available']);
+/** Writes that are not marketplace state: acknowledged without waiting for replicas. */
+const NO_WAIT: ReadonlySet<ScriptName> = new Set(['replication_probe', 'rate_limit_add']);
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
 
 export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {
@@ -144,7 +146,7 @@ export async function runScript(
       metrics.replicaReads.inc({ served: 'primary_fallback' });
     }
   }
-  const replication = !READ_ONLY.has(name) && name !== 'replication_probe' && policy.replication?.enabled ? policy.replication : undefined;
+  const replication = !READ_ONLY.has(name) && !NO_WAIT.has(name) && policy.replication?.enabled ? policy.replication : undefined;
   registerScripts(conn);
   const fn = (conn as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name];
   if (!fn) throw new Error(`script ${name} not registered`);

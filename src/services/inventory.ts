@@ -51,8 +51,15 @@ export interface InventoryOptions {
   cities?: CityCatalog;
   locks?: VehicleLocks;
   holdTtlMs?: number;
+  /** Live holds of one customer in one city. */
   maxLiveHoldsPerCustomer?: number;
+  /** Live holds of one customer in every city together, and holds placed per rate window. */
+  holdLimits?: Partial<HoldLimits>;
 }
+
+export interface HoldLimits { maxLiveHoldsTotal: number; holdsPerWindow: number; holdRateWindowMs: number }
+/** None by default (the engine's own tests): the service sets them from its configuration. */
+export const DEFAULT_HOLD_LIMITS: HoldLimits = { maxLiveHoldsTotal: Infinity, holdsPerWindow: Infinity, holdRateWindowMs: 60_000 };
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 const PRINTABLE = /^[\x21-\x7e]{1,128}$/;
@@ -62,12 +69,14 @@ export class Inventory {
   readonly locks: VehicleLocks;
   private readonly holdTtlMs: number;
   private readonly maxLiveHolds: number;
+  private readonly limits: HoldLimits;
 
   constructor(private readonly redis: RedisConnection, opts: InventoryOptions = {}) {
     this.cities = opts.cities ?? new CityCatalog();
     this.locks = opts.locks ?? new VehicleLocks();
     this.holdTtlMs = opts.holdTtlMs ?? DEFAULT_HOLD_TTL_MS;
     this.maxLiveHolds = opts.maxLiveHoldsPerCustomer ?? DEFAULT_MAX_LIVE_HOLDS;
+    this.limits = { ...DEFAULT_HOLD_LIMITS, ...opts.holdLimits };
   }
 
   // Vehicles -------------------------------------------------------------------------------
@@ -97,21 +106,61 @@ export class Inventory {
 
   // Holds and bookings ---------------------------------------------------------------------
 
+  /**
+   * A checkout hold. The customer's place among their live holds in every city is reserved first
+   * (reserve_hold: the cap across cities and the hold rate, in the customer's own slot), then the
+   * hold is placed in its city (place_hold: the per-city cap, the calendar); a refusal there gives
+   * the place back.
+   */
   async placeHold(input: { vehicleId: string; customerId: string; from: number; to: number; allowPast?: boolean }, opts: CommandOptions = {}) {
     const city = this.cityOf(input.vehicleId, 'vehicle');
     requireText(input.customerId, 'customerId');
     const holdId = newId('hold', city);
-    const out = await this.command<{ hold: HoldEntry }>('place_hold', city, input.vehicleId, opts,
-      [keys.customerHolds(city, input.customerId)],
-      [holdId, input.customerId, time(input.from, 'from'), time(input.to, 'to'), this.holdTtlMs, this.maxLiveHolds, flag(input.allowPast)],
-      [input.vehicleId, input.customerId, input.from, input.to, flag(input.allowPast)]);
-    return out;
+    const fingerprint = [input.vehicleId, input.customerId, input.from, input.to, flag(input.allowPast)];
+    // A retry of an idempotent command that already took effect answers without a new place.
+    const limited = Number.isFinite(this.limits.maxLiveHoldsTotal) || Number.isFinite(this.limits.holdsPerWindow);
+    const known = !limited || opts.idempotencyKey === undefined ? undefined : await this.replayOf<{ hold: HoldEntry }>(city, 'place_hold', opts, fingerprint);
+    if (known) return known;
+    if (limited) {
+      await runScript(this.redis, 'reserve_hold', [keys.customerHoldReservations(input.customerId), keys.customerHoldRate(input.customerId)],
+        [holdId, this.holdTtlMs, finite(this.limits.maxLiveHoldsTotal), finite(this.limits.holdsPerWindow), this.limits.holdRateWindowMs]);
+    }
+    try {
+      const out = await this.command<{ hold: HoldEntry }>('place_hold', city, input.vehicleId, opts,
+        [keys.customerHolds(city, input.customerId)],
+        [holdId, input.customerId, time(input.from, 'from'), time(input.to, 'to'), this.holdTtlMs, this.maxLiveHolds, flag(input.allowPast)],
+        fingerprint);
+      if (limited && out.hold.id !== holdId) await this.releaseReservation(input.customerId, holdId);
+      return out;
+    } catch (err) {
+      if (limited) await this.releaseReservation(input.customerId, holdId);
+      throw err;
+    }
   }
 
   async releaseHold(holdId: string, customerId: string | undefined, opts: CommandOptions = {}) {
     const { city, vehicleId } = await this.locate(holdId, 'hold');
-    return this.command<{ hold: HoldEntry }>('release_hold', city, vehicleId, opts, [],
+    const out = await this.command<{ hold: HoldEntry }>('release_hold', city, vehicleId, opts, [],
       [holdId, customerId ?? ''], [holdId, customerId ?? '']);
+    await this.releaseReservation(out.hold.customerId, holdId);
+    return out;
+  }
+
+  /** A hold no longer live gives its place among the customer's live holds back (best effort: it also lapses). */
+  private async releaseReservation(customerId: string, holdId: string): Promise<void> {
+    if (!Number.isFinite(this.limits.maxLiveHoldsTotal) && !Number.isFinite(this.limits.holdsPerWindow)) return;
+    await runScript(this.redis, 'release_hold_reservation', [keys.customerHoldReservations(customerId)], [holdId]).catch(() => undefined);
+  }
+
+  /** The stored answer of an idempotent command that already took effect, if any (read-only). */
+  private async replayOf<T>(city: string, script: ScriptName, opts: CommandOptions, fingerprintArgs: unknown[]): Promise<(T & CommandResult) | undefined> {
+    const { key, fingerprint } = this.idempotency(city, script, opts, fingerprintArgs);
+    const stored = await this.redis.get(key);
+    if (!stored) return undefined;
+    const sep = stored.indexOf('\n');
+    if (stored.slice(0, sep) !== fingerprint) return undefined; // the command itself answers IDEMPOTENCY_CONFLICT
+    const out = JSON.parse(stored.slice(sep + 1)) as T & CommandResult & { events: string[] | Record<string, never> };
+    return { ...out, events: Array.isArray(out.events) ? out.events : [], replayed: true };
   }
 
   async book(
@@ -124,6 +173,7 @@ export class Inventory {
       const { city, vehicleId } = await this.locate(input.holdId, 'hold');
       const r = await this.command<{ booking: BookingEntry }>('book', city, vehicleId, opts, [],
         [newId('booking', city), input.customerId, '', '', input.holdId, '0'], [input.customerId, input.holdId]);
+      await this.releaseReservation(input.customerId, input.holdId);
       return { ...r, vehicleId };
     }
     const city = this.cityOf(input.vehicleId, 'vehicle');
@@ -364,3 +414,5 @@ function requireText(v: unknown, field: string): void {
 }
 
 const flag = (b: boolean | undefined) => (b ? '1' : '0');
+/** Lua numbers: "no limit" as a count no one reaches. */
+const finite = (n: number) => (Number.isFinite(n) ? n : 1e12);

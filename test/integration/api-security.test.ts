@@ -74,7 +74,7 @@ before(async () => {
   app = await buildApp({ inventory: inv, redis: stores.redis, pool: stores.pool, readModel, conflicts: desk, authenticate: authenticator({ secret: SECRET }), rateLimits: UNLIMITED });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   // The edge app: short holds, a one-deep vehicle queue, a tiny admin budget, no read model, no PostgreSQL.
-  const edgeInv = newInventory(stores.redis, city, { holdTtlMs: 1_000, locks: new VehicleLocks({ maxQueue: 1, maxWaitMs: 2_000 }) });
+  const edgeInv = newInventory(stores.redis, city, { holdTtlMs: 1_000, locks: new VehicleLocks({ maxQueue: 1, maxWaitMs: 2_000 }), holdLimits: { holdsPerWindow: 2 } });
   edge = await buildApp({ inventory: edgeInv, redis: stores.redis, authenticate: authenticator({ secret: SECRET }), rateLimits: { ...UNLIMITED, admin: 3 } });
   edgeBase = await edge.listen({ port: 0, host: '127.0.0.1' });
   Object.assign(tok, await tenantTokens(SECRET));
@@ -206,6 +206,8 @@ describe('every documented error code is reachable over HTTP', () => {
     assert.equal(hold.status, 201);
     await new Promise((r) => setTimeout(r, 1_100));
     await expect(call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { holdId: hold.json.id } }, edgeBase), 410, 'HOLD_EXPIRED');
+    assert.equal((await call(tok.bob, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(520) } }, edgeBase)).status, 201);
+    await expect(call(tok.bob, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(540) } }, edgeBase), 429, 'HOLD_RATE_LIMITED');
     let busy: Answer | undefined;
     for (let round = 0; round < 5 && !busy; round++) {
       const burst = await Promise.all(Array.from({ length: 30 }, (_, i) =>

@@ -71,6 +71,8 @@ export function batchRoutes(app: App, { inventory }: AppDeps): void {
     },
   }, async (request) => {
     requireRole(request.actor, 'host');
+    // A batch costs what its items cost: one unit of the caller's budget each (the request paid one).
+    await request.charge(request.body.items.length - 1);
     return runItems(request, VehicleCreate, request.body.items, async ({ city, ...spec }, i) => {
       const r = await inventory.createVehicle(city, { ...spec, hostId: request.actor.hostId! }, itemOptions(request, i));
       return { id: r.vehicleId, status: 201 };
@@ -85,6 +87,7 @@ export function batchRoutes(app: App, { inventory }: AppDeps): void {
     },
   }, async (request) => {
     requireRole(request.actor, 'host', 'ops', 'admin');
+    await request.charge(request.body.items.length - 1);
     return runItems(request, BlockItem, request.body.items, async (item, i) => {
       const { vehicle } = await inventory.getVehicleState(item.vehicleId);
       if (!isStaff(request.actor) && vehicle.hostId !== request.actor.hostId) throw notFound('vehicle', item.vehicleId);

@@ -62,6 +62,8 @@ export function icalRoutes(app: App, { inventory }: AppDeps): void {
       const vehicleId = request.params.id;
       const { entries } = await visibleCalendar(request.actor, vehicleId);
       const items = parseICalendar(request.body, Date.now());
+      // An import costs what its occurrences cost: one unit of the caller's budget each.
+      await request.charge(items.length - 1);
       // Blocks this vehicle already has from earlier imports, by identity (their note starts with it).
       const known = new Map<string, string>();
       for (const e of entries) if (e.kind === 'block' && e.note?.startsWith('ical:')) known.set(e.note.slice(5, 37), e.id);
