@@ -110,6 +110,7 @@ async function main() {
       for (let i = 0; i < 500 && ws.readyState === WebSocket.OPEN; i++) { ws.send(JSON.stringify({ type: 'subscribe', topic: `host:h${sent++}` })); }
       await sleep(1);
     }
+    for (let i = 0; i < 50 && !closed; i++) await sleep(20); // the server's close frame
     ws.terminate();
     return { sent, answered, closed };
   });

@@ -9,6 +9,7 @@
  *   npm run bench:replication     (BENCH_BOOKINGS=40000 BENCH_CONCURRENCY=50,200)
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -53,6 +54,14 @@ async function load(n: number, op: (i: number) => Promise<unknown>): Promise<{ l
   return { lat, seconds: (performance.now() - t0) / 1000 };
 }
 
+/** CPU seconds a process has used (user + system), from /proc. */
+function cpuSeconds(pid: number): number {
+  try {
+    const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+    return (Number(fields[11]) + Number(fields[12])) / 100;
+  } catch { return 0; }
+}
+
 function commit(): string {
   try { return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim(); } catch { return 'unknown'; }
 }
@@ -92,17 +101,30 @@ async function main() {
       const parts: Record<keyof typeof sides, { lat: number[]; seconds: number }[]> = { replicas0: [], replicas1: [] };
       const perRound = Math.floor(BOOKINGS / ROUNDS);
       const roundsBefore = (await metrics.replicationRounds.get()).values[0]?.value ?? 0;
+      // Where the time goes: CPU of this process (the service layer), the primary and the replicas, per side.
+      const pids = { service: process.pid, primary: layout.redis.nodes[0]!.pid!, replicas: layout.redis.nodes.slice(1).map((n) => n.pid!) };
+      const cpu: Record<keyof typeof sides, { service: number; primary: number; replicas: number }> = { replicas0: { service: 0, primary: 0, replicas: 0 }, replicas1: { service: 0, primary: 0, replicas: 0 } };
+      const sample = () => ({ service: cpuSeconds(pids.service), primary: cpuSeconds(pids.primary), replicas: pids.replicas.reduce((a, p) => a + cpuSeconds(p), 0) });
       for (let r = 0; r < ROUNDS; r++) {
         const order = (r % 2 === 0 ? ['replicas0', 'replicas1'] : ['replicas1', 'replicas0']) as (keyof typeof sides)[];
         for (const name of order) {
+          const before = sample();
           parts[name].push(await load(perRound, book(sides[name])));
+          const after = sample();
+          for (const k of ['service', 'primary', 'replicas'] as const) cpu[name][k] += after[k] - before[k];
           offset += perRound;
         }
       }
       const rounds = ((await metrics.replicationRounds.get()).values[0]?.value ?? 0) - roundsBefore;
       const a = stats(parts.replicas0);
       const b = stats(parts.replicas1);
-      levels.push({ concurrency, noWait: a, waitOneReplica: b, throughputRatio: b.opsPerSec / a.opsPerSec, writesPerWait: b.ops / Math.max(1, rounds) });
+      const perBooking = (c: { service: number; primary: number; replicas: number }, n: number) => ({
+        serviceUs: Math.round((c.service / n) * 1e6), primaryUs: Math.round((c.primary / n) * 1e6), replicasUs: Math.round((c.replicas / n) * 1e6),
+      });
+      levels.push({
+        concurrency, noWait: a, waitOneReplica: b, throughputRatio: b.opsPerSec / a.opsPerSec, writesPerWait: b.ops / Math.max(1, rounds),
+        cpuPerBooking: { noWait: perBooking(cpu.replicas0, a.ops), waitOneReplica: perBooking(cpu.replicas1, b.ops) },
+      });
     }
     const result = {
       commit: commit(), date: new Date().toISOString(), machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`.trim(),
@@ -120,7 +142,8 @@ async function main() {
   }
 }
 
-interface Level { concurrency: number; noWait: Stats; waitOneReplica: Stats; throughputRatio: number; writesPerWait: number }
+interface Cpu { serviceUs: number; primaryUs: number; replicasUs: number }
+interface Level { concurrency: number; noWait: Stats; waitOneReplica: Stats; throughputRatio: number; writesPerWait: number; cpuPerBooking: { noWait: Cpu; waitOneReplica: Cpu } }
 
 async function updateDoc(file: string, r: { commit: string; date: string; machine: string; bookings: number; levels: Level[] }) {
   const start = '<!-- replication:start -->';
@@ -142,7 +165,10 @@ async function updateDoc(file: string, r: { commit: string; date: string; machin
     '',
     ...r.levels.map((l) => `With ${l.concurrency} in flight the throughput ratio is ${f(l.throughputRatio)}: ${l.throughputRatio < 1
       ? `WAIT costs ${((1 - l.throughputRatio) * 100).toFixed(1)}% of booking throughput (target: at most 15%)`
-      : 'no throughput cost measurable in this run'}; p50 ${l.waitOneReplica.p50 >= l.noWait.p50 ? '+' : ''}${f(l.waitOneReplica.p50 - l.noWait.p50)} ms.`),
+      : 'no throughput cost measurable in this run'}; p50 ${l.waitOneReplica.p50 >= l.noWait.p50 ? '+' : ''}${f(l.waitOneReplica.p50 - l.noWait.p50)} ms. `
+      + `CPU per booking without / with WAIT: service ${l.cpuPerBooking.noWait.serviceUs} / ${l.cpuPerBooking.waitOneReplica.serviceUs} µs, `
+      + `primary ${l.cpuPerBooking.noWait.primaryUs} / ${l.cpuPerBooking.waitOneReplica.primaryUs} µs, both replicas ${l.cpuPerBooking.noWait.replicasUs} / ${l.cpuPerBooking.waitOneReplica.replicasUs} µs `
+      + `(${os.cpus().length} cores for all of them and the load).`),
     end,
   ];
   await writeFile(file, text.slice(0, i) + lines.join('\n') + text.slice(j + end.length));

@@ -23,7 +23,7 @@ const ConfigSchema = Type.Object({
   /** Optional identity provider keys (RS256/EdDSA). */
   JWKS_URL: Type.String({ default: '' }),
   RATE_LIMIT_CUSTOMER: Type.Integer({ default: 120, minimum: 1 }),
-  RATE_LIMIT_HOST: Type.Integer({ default: 600, minimum: 1 }),
+  RATE_LIMIT_HOST: Type.Integer({ default: 1200, minimum: 1 }),
   RATE_LIMIT_OPS: Type.Integer({ default: 3000, minimum: 1 }),
   RATE_LIMIT_ADMIN: Type.Integer({ default: 3000, minimum: 1 }),
   REDIS_URL: Type.String({ default: 'redis://127.0.0.1:6379', pattern: '^rediss?://' }),

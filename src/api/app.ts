@@ -31,7 +31,7 @@ import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.t
 import { LIVE_PATH, LiveHub, type LiveOptions } from './live.ts';
 
 /** Requests per minute per caller, by role, and per address without a valid token (RATE_LIMIT_* in the environment). */
-export const DEFAULT_RATE_LIMITS: RateLimits = { customer: 120, host: 600, ops: 3000, admin: 3000, anonymous: 60 };
+export const DEFAULT_RATE_LIMITS: RateLimits = { customer: 120, host: 1200, ops: 3000, admin: 3000, anonymous: 60 };
 
 export interface AppDeps {
   inventory: Inventory;
