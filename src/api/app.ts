@@ -2,17 +2,13 @@
  * Builds the HTTP app from its dependencies (nothing here listens; see server.ts). Routes parse,
  * authorise and call a service; business rules live in the services and the Lua scripts.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import type pg from 'pg';
 import { DomainError } from '../domain/errors.ts';
 import { metrics, registry } from '../metrics.ts';
 import { inspectDurability } from '../redis/connection.ts';
-import type { RedisConnection } from '../redis/scripts.ts';
-import type { Inventory } from '../services/inventory.ts';
-import type { CityLag } from '../workers/sync.ts';
 import type { Actor } from './auth.ts';
 import { sendProblem } from './problems.ts';
 import { Problem } from './schemas.ts';
@@ -24,51 +20,16 @@ import { searchRoutes } from './routes/search.ts';
 import { batchRoutes } from './routes/batch.ts';
 import { analyticsRoutes } from './routes/analytics.ts';
 import { icalRoutes } from './routes/calendar-ics.ts';
-import type { ReadModel } from '../services/read-model.ts';
-import type { ConflictDesk } from '../services/conflicts.ts';
 import { offerRoutes } from './routes/offers.ts';
 import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.ts';
-import { LIVE_PATH, LiveHub, type LiveOptions } from './live.ts';
+import { LIVE_PATH, LiveHub } from './live.ts';
+import type { App, AppDeps, HttpLimits } from './types.ts';
+
+export type { App, AppDeps } from './types.ts';
 
 /** Requests per minute per caller, by role, and per address without a valid token (RATE_LIMIT_* in the environment). */
 export const DEFAULT_RATE_LIMITS: RateLimits = { customer: 120, host: 1200, ops: 3000, admin: 3000, anonymous: 60 };
 
-export interface AppDeps {
-  inventory: Inventory;
-  redis: RedisConnection;
-  pool?: pg.Pool;
-  /** A read replica for heavy reads (analytics); falls back to `pool`. */
-  replicaPool?: pg.Pool;
-  authenticate: (authorization: string | undefined) => Promise<Actor>;
-  lag?: () => Promise<CityLag[]>;
-  logger?: boolean;
-  bodyLimit?: number;
-  rateLimits?: RateLimits;
-  /** Fraction of a caller's limit one process admits between syncs with Redis (RATE_LIMIT_LOCAL_SHARE). */
-  rateLimitShare?: number;
-  /** The search read model; without it, search answers 500. */
-  readModel?: ReadModel;
-  /** The text `/metrics` answers; by default this process's registry (a cluster passes the sum of its processes). */
-  metrics?: () => Promise<string>;
-  /** The conflict desk (offers: read, accept, decline); without it those routes answer 503. */
-  conflicts?: ConflictDesk;
-  /** WebSocket options for `GET /v1/live`. */
-  live?: LiveOptions;
-  /** Connection limits (HTTP_* in the environment; docs/api.md, "Limits"). */
-  http?: Partial<HttpLimits>;
-  /** How Redis is deployed and how many replicas confirm each write (shown by /readyz). */
-  redisTopology?: { mode: string; syncReplicas: number };
-}
-
-declare module 'fastify' {
-  interface FastifyRequest { actor: Actor }
-  interface FastifyContextConfig { public?: boolean }
-  interface FastifyInstance { live: LiveHub }
-}
-
-export type App = FastifyInstance<import('http').Server, import('http').IncomingMessage, import('http').ServerResponse, import('fastify').FastifyBaseLogger, TypeBoxTypeProvider>;
-
-export interface HttpLimits { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; maxConnectionsPerIp: number }
 export const DEFAULT_HTTP_LIMITS: HttpLimits = { headersTimeoutMs: 10_000, requestTimeoutMs: 30_000, keepAliveTimeoutMs: 5_000, maxConnectionsPerIp: 256 };
 
 /**
@@ -134,7 +95,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   await app.register(swaggerUi, { routePrefix: '/docs' });
   app.addSchema(Problem);
 
-  app.decorateRequest('actor', null as unknown as Actor);
+  // The caller, once authenticated; `actor` reads it, and refuses a route that has none.
+  app.decorateRequest('caller', undefined);
+  app.decorateRequest('actor', {
+    getter(this: FastifyRequest): Actor {
+      if (!this.caller) throw new DomainError('UNAUTHENTICATED', 'this route needs a signed-in caller');
+      return this.caller;
+    },
+  });
   // JSON only: a text body is refused (415), never parsed into something else.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err, request, reply) => sendProblem(request, reply, err));
@@ -191,16 +159,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     reply.type(registry.contentType).send(await (deps.metrics ? deps.metrics() : registry.metrics())));
 
   await app.register(async (v1) => {
-    cityRoutes(v1 as unknown as App, deps);
-    bookingRoutes(v1 as unknown as App, deps);
-    vehicleRoutes(v1 as unknown as App, deps);
-    fleetRoutes(v1 as unknown as App, deps);
-    eventRoutes(v1 as unknown as App, deps);
-    searchRoutes(v1 as unknown as App, deps);
-    batchRoutes(v1 as unknown as App, deps);
-    analyticsRoutes(v1 as unknown as App, deps);
-    offerRoutes(v1 as unknown as App, deps);
-    icalRoutes(v1 as unknown as App, deps);
+    for (const routes of [cityRoutes, bookingRoutes, vehicleRoutes, fleetRoutes, eventRoutes, searchRoutes, batchRoutes, analyticsRoutes, offerRoutes, icalRoutes]) {
+      await v1.register(routes, deps);
+    }
     v1.get(LIVE_PATH, {
       schema: {
         tags: ['live'], summary: 'Real-time events over WebSocket (send `Upgrade: websocket`); see docs/api.md for the protocol',

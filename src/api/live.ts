@@ -20,7 +20,7 @@ import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DomainError, ERROR_CODES } from '../domain/errors.ts';
 import { parseId } from '../domain/ids.ts';
-import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../pg/projection.ts';
+import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { Inventory } from '../services/inventory.ts';

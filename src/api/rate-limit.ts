@@ -66,7 +66,7 @@ export class RateLimiter {
 export function registerRateLimits(app: FastifyInstance, limiter: RateLimiter, authenticate: RateLimitOptions['authenticate']): void {
   app.decorateRequest('charge', async function charge(this: FastifyRequest, cost: number) {
     if (cost <= 0) return;
-    const t = await limiter.take(this.actor ?? undefined, this.ip, cost);
+    const t = await limiter.take(this.caller, this.ip, cost);
     if (!t.allowed) throw limiter.refusal(t);
   });
   app.addHook('onRequest', async (request, reply) => {
@@ -75,13 +75,13 @@ export function registerRateLimits(app: FastifyInstance, limiter: RateLimiter, a
     const known = !!request.routeOptions.url;
     if (!request.routeOptions.config?.public && (known || request.headers.authorization)) {
       try {
-        request.actor = await authenticate(request.headers.authorization);
+        request.caller = await authenticate(request.headers.authorization);
       } catch (err) {
         // Counted against the address first. An unknown route stays a 404 whatever the token.
         if (known) refused = err;
       }
     }
-    const t = await limiter.take(request.actor ?? undefined, request.ip, 1);
+    const t = await limiter.take(request.caller, request.ip, 1);
     void reply.header('ratelimit-limit', t.limit);
     void reply.header('ratelimit-remaining', Math.max(0, t.limit - t.current));
     void reply.header('ratelimit-reset', Math.ceil(t.resetMs / 1000));

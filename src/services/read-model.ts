@@ -11,7 +11,7 @@ import { isSameOrBetter, type Category, type VehicleSpec } from '../domain/vehic
 import { DomainError } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
-import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../pg/projection.ts';
+import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { Inventory } from './inventory.ts';
 
 interface ReadVehicle extends Omit<VehicleSpec, 'location'> {

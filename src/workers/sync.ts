@@ -30,7 +30,8 @@ import { keys } from '../redis/keys.ts';
 import { metrics } from '../metrics.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { inTransaction } from '../pg/tx.ts';
-import { applyEvents, compareStreamIds, parseStreamEntry, parseStreamId, type StreamEvent } from '../pg/projection.ts';
+import { applyEvents } from '../pg/projection.ts';
+import { compareStreamIds, parseStreamEntry, parseStreamId, type StreamEvent } from '../redis/events.ts';
 
 export const SYNC_GROUP = 'pg-sync';
 

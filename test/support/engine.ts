@@ -12,7 +12,7 @@ import { CityCatalog, type City } from '../../src/domain/cities.ts';
 import type { ListingState, VehicleSpec, VehicleStatus } from '../../src/domain/vehicle.ts';
 import { cityKeyPattern, keys } from '../../src/redis/keys.ts';
 import { Inventory, type InventoryOptions } from '../../src/services/inventory.ts';
-import { parseStreamEntry, type StreamEvent } from '../../src/pg/projection.ts';
+import { parseStreamEntry, type StreamEvent } from '../../src/redis/events.ts';
 
 export const MINUTE = 60_000;
 export const HOUR = 60 * MINUTE;

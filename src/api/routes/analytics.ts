@@ -9,7 +9,8 @@ import { Type, type Static } from '@sinclair/typebox';
 import type pg from 'pg';
 import { DomainError } from '../../domain/errors.ts';
 import { keys } from '../../redis/keys.ts';
-import type { App, AppDeps } from '../app.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AppDeps } from '../types.ts';
 import { requireRole } from '../authorize.ts';
 import { IsoTime, toMs } from '../schemas.ts';
 
@@ -278,7 +279,7 @@ function cached<T>(reply: FastifyReply, answer: { value: T; hit: boolean; ageMs:
   return answer.value;
 }
 
-export function analyticsRoutes(app: App, { inventory, redis, pool, replicaPool }: AppDeps): void {
+export const analyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, redis, pool, replicaPool }) => {
   const cache = new AnswerCache<UtilizationT>(UTILIZATION_CACHE_TTL_MS, UTILIZATION_CACHE_MAX_ENTRIES);
   const conflictsCache = new AnswerCache<ConflictsAnswerT>(CONFLICTS_CACHE_TTL_MS, CONFLICTS_CACHE_MAX_ENTRIES);
   const readPool = replicaPool ?? pool;
@@ -355,4 +356,4 @@ export function analyticsRoutes(app: App, { inventory, redis, pool, replicaPool 
     }
     return { cities };
   });
-}
+};

@@ -6,7 +6,8 @@ import { Type, type Static, type TSchema } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyRequest } from 'fastify';
-import type { App, AppDeps } from '../app.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AppDeps } from '../types.ts';
 import { isStaff, notFound, requireRole } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { BlockCreate, EntityId, VehicleCreate, blockOut, toMs } from '../schemas.ts';
@@ -62,7 +63,7 @@ function itemOptions(request: FastifyRequest, index: number) {
   return { ...o, ...(o.idempotencyKey ? { idempotencyKey: `${o.idempotencyKey}#${index}` } : {}) };
 }
 
-export function batchRoutes(app: App, { inventory }: AppDeps): void {
+export const batchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
   app.post('/v1/vehicles/batch', {
     schema: {
       tags: ['batch'], summary: `List up to ${MAX_BATCH} vehicles; a result per item`, headers: IdempotencyHeaders,
@@ -98,5 +99,5 @@ export function batchRoutes(app: App, { inventory }: AppDeps): void {
       return { id: blockOut(r.block, item.vehicleId).id, status: 201 };
     });
   });
-}
+};
 

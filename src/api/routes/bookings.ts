@@ -4,7 +4,8 @@ import type { FastifyRequest } from 'fastify';
 import type { CommandOptions } from '../../services/inventory.ts';
 import type { BookingEntry } from '../../domain/calendar.ts';
 import { DomainError } from '../../domain/errors.ts';
-import type { App, AppDeps } from '../app.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AppDeps } from '../types.ts';
 import { canSeeTrip, customerScope, isStaff, notFound, requireRole } from '../authorize.ts';
 import { Booking, BookingRequest, CancelRequest, ExtendRequest, Hold, HoldRequest, IdParams, bookingOut, holdOut, toMs } from '../schemas.ts';
 
@@ -18,7 +19,7 @@ export function commandOptions(request: FastifyRequest): CommandOptions {
   return { actorId: request.actor.id, commandId: request.id, ...(typeof key === 'string' ? { idempotencyKey: key } : {}) };
 }
 
-export function bookingRoutes(app: App, { inventory, pool }: AppDeps): void {
+export const bookingRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, pool }) => {
   app.post('/v1/holds', {
     schema: { tags: ['holds'], summary: 'Hold a vehicle for checkout', headers: IdempotencyHeaders, body: HoldRequest, response: { 201: Hold, ...errors } },
   }, async (request, reply) => {
@@ -108,4 +109,4 @@ export function bookingRoutes(app: App, { inventory, pool }: AppDeps): void {
     const r = await inventory.extendBooking(request.params.id, customerScope(request.actor), toMs(request.body.to), request.body.force ?? false, commandOptions(request));
     return bookingOut(r.booking, vehicleId);
   });
-}
+};

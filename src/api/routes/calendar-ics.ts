@@ -5,7 +5,8 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { DomainError } from '../../domain/errors.ts';
 import { HORIZON_MS, importKey, parseICalendar, toICalendar } from '../../services/icalendar.ts';
-import type { App, AppDeps } from '../app.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AppDeps } from '../types.ts';
 import type { Actor } from '../auth.ts';
 import { isStaff, notFound, requireRole } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
@@ -21,80 +22,78 @@ const ImportResult = Type.Object({
 });
 const ImportResponse = Type.Object({ imported: Type.Integer(), skipped: Type.Integer(), failed: Type.Integer(), results: Type.Array(ImportResult) });
 
-export function icalRoutes(app: App, { inventory }: AppDeps): void {
-  // A scope of its own: text/calendar bodies are read as text for these routes only (app.ts refuses text elsewhere).
-  void app.register(async (instance) => {
-    const scope = instance as unknown as App;
-    scope.addContentTypeParser('text/calendar', { parseAs: 'string' }, (_request, body, done) => done(null, body));
+export const icalRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
+  // This plugin is a scope of its own: text/calendar bodies are read as text for these routes only
+  // (app.ts refuses text elsewhere).
+  app.addContentTypeParser('text/calendar', { parseAs: 'string' }, (_request, body, done) => done(null, body));
 
-    scope.get('/v1/vehicles/:id/calendar.ics', {
-      schema: {
-        tags: ['vehicles'], summary: "A vehicle's calendar as iCalendar (RFC 5545), overlapping [from, to)", params: IdParams, querystring: CalendarQuery,
-        response: { 200: { description: 'text/calendar; one VEVENT per hold, booking and block', content: { 'text/calendar': { schema: Type.String() } } }, 401: problem, 404: problem },
-      },
-    }, async (request, reply) => {
-      const { vehicle, entries, at } = await visibleCalendar(request.actor, request.params.id);
-      const from = request.query.from ? toMs(request.query.from) : Number.NEGATIVE_INFINITY;
-      const to = request.query.to ? toMs(request.query.to) : Number.POSITIVE_INFINITY;
-      const ics = toICalendar({
-        name: `${vehicle.make} ${vehicle.model} (${vehicle.id})`, now: at,
-        entries: entries.filter((e) => e.from < to && (e.to ?? Number.POSITIVE_INFINITY) > from),
-        openEndedUntil: Number.isFinite(to) ? to : at + HORIZON_MS,
-      });
-      return reply.type('text/calendar; charset=utf-8').send(ics);
+  app.get('/v1/vehicles/:id/calendar.ics', {
+    schema: {
+      tags: ['vehicles'], summary: "A vehicle's calendar as iCalendar (RFC 5545), overlapping [from, to)", params: IdParams, querystring: CalendarQuery,
+      response: { 200: { description: 'text/calendar; one VEVENT per hold, booking and block', content: { 'text/calendar': { schema: Type.String() } } }, 401: problem, 404: problem },
+    },
+  }, async (request, reply) => {
+    const { vehicle, entries, at } = await visibleCalendar(request.actor, request.params.id);
+    const from = request.query.from ? toMs(request.query.from) : Number.NEGATIVE_INFINITY;
+    const to = request.query.to ? toMs(request.query.to) : Number.POSITIVE_INFINITY;
+    const ics = toICalendar({
+      name: `${vehicle.make} ${vehicle.model} (${vehicle.id})`, now: at,
+      entries: entries.filter((e) => e.from < to && (e.to ?? Number.POSITIVE_INFINITY) > from),
+      openEndedUntil: Number.isFinite(to) ? to : at + HORIZON_MS,
     });
+    return reply.type('text/calendar; charset=utf-8').send(ics);
+  });
 
-    scope.post('/v1/vehicles/:id/calendar', {
-      schema: {
-        tags: ['blocks'], summary: "Import another channel's iCalendar VEVENTs as host blocks (idempotent per UID and DTSTART)", params: IdParams,
-        consumes: ['text/calendar'], body: Type.String({ description: 'an iCalendar (RFC 5545) VCALENDAR' }),
-        response: { 200: ImportResponse, 400: problem, 401: problem, 403: problem, 404: problem, 413: problem, 415: problem },
-      },
-      // Only iCalendar here: JSON (parsed by the app's parser) must not slip through as a string.
-      preParsing: async (request, _reply, payload) => {
-        if (!/^text\/calendar\s*(;|$)/i.test(request.headers['content-type'] ?? '')) {
-          throw new DomainError('UNSUPPORTED_MEDIA_TYPE', 'send the calendar as text/calendar', { accepted: ['text/calendar'] });
-        }
-        return payload;
-      },
-    }, async (request) => {
-      requireRole(request.actor, 'host', 'ops', 'admin');
-      const vehicleId = request.params.id;
-      const { entries } = await visibleCalendar(request.actor, vehicleId);
-      const items = parseICalendar(request.body, Date.now());
-      // An import costs what its occurrences cost: one unit of the caller's budget each.
-      await request.charge(items.length - 1);
-      // Blocks this vehicle already has from earlier imports, by identity (their note starts with it).
-      const known = new Map<string, string>();
-      for (const e of entries) if (e.kind === 'block' && e.note?.startsWith('ical:')) known.set(e.note.slice(5, 37), e.id);
-
-      const results: Static<typeof ImportResult>[] = [];
-      for (const item of items) {
-        const base = { uid: item.uid, ...(item.start === undefined ? {} : { from: new Date(item.start).toISOString() }) };
-        if ('skipped' in item) { results.push({ ...base, status: 'skipped', reason: item.skipped }); continue; }
-        if ('error' in item) { results.push({ ...base, status: 'error', error: item.error }); continue; }
-        const key = importKey(vehicleId, item.uid, item.start);
-        const existing = known.get(key);
-        if (existing) { results.push({ ...base, status: 'exists', blockId: existing }); continue; }
-        try {
-          // The key doubles as idempotency key, scoped to the import rather than the caller: two
-          // imports of the same event racing (host and staff alike) make one block.
-          const r = await inventory.placeBlock({
-            vehicleId, reason: 'host', from: item.from, to: item.to, note: `ical:${key} ${item.uid}`.slice(0, 512), allowPast: isStaff(request.actor),
-          }, { actorId: 'ical-import', idempotencyKey: `ical:${key}`, commandId: request.id });
-          known.set(key, r.block.id);
-          results.push({ ...base, status: r.replayed ? 'exists' : 'created', blockId: r.block.id });
-        } catch (err) {
-          const p = problemOf(err);
-          if (p.status >= 500) throw err;
-          // The same event was placed by an import within the last 24 h (with another window, e.g. clipped to now).
-          if (p.code === 'IDEMPOTENCY_CONFLICT') { results.push({ ...base, status: 'exists' }); continue; }
-          results.push({ ...base, status: 'error', error: { code: p.code, detail: p.detail } });
-        }
+  app.post('/v1/vehicles/:id/calendar', {
+    schema: {
+      tags: ['blocks'], summary: "Import another channel's iCalendar VEVENTs as host blocks (idempotent per UID and DTSTART)", params: IdParams,
+      consumes: ['text/calendar'], body: Type.String({ description: 'an iCalendar (RFC 5545) VCALENDAR' }),
+      response: { 200: ImportResponse, 400: problem, 401: problem, 403: problem, 404: problem, 413: problem, 415: problem },
+    },
+    // Only iCalendar here: JSON (parsed by the app's parser) must not slip through as a string.
+    preParsing: async (request, _reply, payload) => {
+      if (!/^text\/calendar\s*(;|$)/i.test(request.headers['content-type'] ?? '')) {
+        throw new DomainError('UNSUPPORTED_MEDIA_TYPE', 'send the calendar as text/calendar', { accepted: ['text/calendar'] });
       }
-      const count = (s: string) => results.filter((r) => r.status === s).length;
-      return { imported: count('created'), skipped: count('skipped') + count('exists'), failed: count('error'), results };
-    });
+      return payload;
+    },
+  }, async (request) => {
+    requireRole(request.actor, 'host', 'ops', 'admin');
+    const vehicleId = request.params.id;
+    const { entries } = await visibleCalendar(request.actor, vehicleId);
+    const items = parseICalendar(request.body, Date.now());
+    // An import costs what its occurrences cost: one unit of the caller's budget each.
+    await request.charge(items.length - 1);
+    // Blocks this vehicle already has from earlier imports, by identity (their note starts with it).
+    const known = new Map<string, string>();
+    for (const e of entries) if (e.kind === 'block' && e.note?.startsWith('ical:')) known.set(e.note.slice(5, 37), e.id);
+
+    const results: Static<typeof ImportResult>[] = [];
+    for (const item of items) {
+      const base = { uid: item.uid, ...(item.start === undefined ? {} : { from: new Date(item.start).toISOString() }) };
+      if ('skipped' in item) { results.push({ ...base, status: 'skipped', reason: item.skipped }); continue; }
+      if ('error' in item) { results.push({ ...base, status: 'error', error: item.error }); continue; }
+      const key = importKey(vehicleId, item.uid, item.start);
+      const existing = known.get(key);
+      if (existing) { results.push({ ...base, status: 'exists', blockId: existing }); continue; }
+      try {
+        // The key doubles as idempotency key, scoped to the import rather than the caller: two
+        // imports of the same event racing (host and staff alike) make one block.
+        const r = await inventory.placeBlock({
+          vehicleId, reason: 'host', from: item.from, to: item.to, note: `ical:${key} ${item.uid}`.slice(0, 512), allowPast: isStaff(request.actor),
+        }, { actorId: 'ical-import', idempotencyKey: `ical:${key}`, commandId: request.id });
+        known.set(key, r.block.id);
+        results.push({ ...base, status: r.replayed ? 'exists' : 'created', blockId: r.block.id });
+      } catch (err) {
+        const p = problemOf(err);
+        if (p.status >= 500) throw err;
+        // The same event was placed by an import within the last 24 h (with another window, e.g. clipped to now).
+        if (p.code === 'IDEMPOTENCY_CONFLICT') { results.push({ ...base, status: 'exists' }); continue; }
+        results.push({ ...base, status: 'error', error: { code: p.code, detail: p.detail } });
+      }
+    }
+    const count = (s: string) => results.filter((r) => r.status === s).length;
+    return { imported: count('created'), skipped: count('skipped') + count('exists'), failed: count('error'), results };
   });
 
   /** The vehicle's calendar, if the caller is its host or staff (others: not found). */
@@ -103,4 +102,4 @@ export function icalRoutes(app: App, { inventory }: AppDeps): void {
     if (!isStaff(actor) && !(actor.role === 'host' && state.vehicle.hostId === actor.hostId)) throw notFound('vehicle calendar', vehicleId);
     return state;
   }
-}
+};

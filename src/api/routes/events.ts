@@ -6,8 +6,9 @@
 import { Type } from '@sinclair/typebox';
 import { DomainError } from '../../domain/errors.ts';
 import { keys } from '../../redis/keys.ts';
-import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../../pg/projection.ts';
-import type { App, AppDeps } from '../app.ts';
+import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../../redis/events.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AppDeps } from '../types.ts';
 import { requireRole } from '../authorize.ts';
 import { EventsQuery } from '../schemas.ts';
 
@@ -27,7 +28,7 @@ export function toCloudEvent(e: StreamEvent) {
   };
 }
 
-export function eventRoutes(app: App, { inventory, redis, pool }: AppDeps): void {
+export const eventRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, redis, pool }) => {
   app.get('/v1/events', {
     schema: {
       tags: ['events'], summary: "A city's events from a cursor (CloudEvents 1.0)", querystring: EventsQuery,
@@ -56,4 +57,4 @@ export function eventRoutes(app: App, { inventory, redis, pool }: AppDeps): void
     }
     return { events: events.map(toCloudEvent), next: events.at(-1)?.id ?? null };
   });
-}
+};

@@ -5,7 +5,8 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { DomainError } from '../../domain/errors.ts';
-import type { App, AppDeps } from '../app.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AppDeps } from '../types.ts';
 import { canSeeTrip, customerScope, notFound, requireRole } from '../authorize.ts';
 import { Booking, Offers, bookingOut, offersOut } from '../schemas.ts';
 import { IdempotencyHeaders, commandOptions } from './bookings.ts';
@@ -21,7 +22,7 @@ const OfferParams = Type.Object({
 const NoBody = Type.Object({}, { additionalProperties: false });
 const emptyBodyIsFine = async (request: FastifyRequest) => { request.body ??= {}; };
 
-export function offerRoutes(app: App, { inventory, conflicts }: AppDeps): void {
+export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, conflicts }) => {
   const desk = () => {
     if (!conflicts) throw new DomainError('UNAVAILABLE', 'conflict offers are not enabled in this process');
     return conflicts;
@@ -63,4 +64,4 @@ export function offerRoutes(app: App, { inventory, conflicts }: AppDeps): void {
     const r = await desk().decline(request.params.id, customerScope(request.actor), commandOptions(request));
     return offersOut(r.record);
   });
-}
+};

@@ -3,7 +3,8 @@ import { Type } from '@sinclair/typebox';
 import { CATEGORIES, type Category } from '../../domain/vehicle.ts';
 import { DomainError } from '../../domain/errors.ts';
 import { intervalProblem } from '../../domain/calendar.ts';
-import type { App, AppDeps } from '../app.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AppDeps } from '../types.ts';
 import { IsoTime, toMs } from '../schemas.ts';
 
 const problem = { $ref: 'Problem#' } as const;
@@ -26,7 +27,7 @@ const Hit = Type.Object({
   fuel: Type.String(), location: Type.Object({ lat: Type.Number(), lng: Type.Number() }), pricePerHour: Type.Number(), distanceKm: Type.Optional(Type.Number()),
 });
 
-export function searchRoutes(app: App, { readModel }: AppDeps): void {
+export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { readModel }) => {
   app.get('/v1/cities/:city/availability', {
     schema: {
       tags: ['search'], summary: 'Vehicles free for [from, to), checked against the truth before the answer', params: Type.Object({ city: Type.String({ pattern: '^[a-z0-9]{2,16}$' }) }),
@@ -50,4 +51,4 @@ export function searchRoutes(app: App, { readModel }: AppDeps): void {
     });
     return { vehicles: hits, cursor: nextOffset === null ? null : String(nextOffset) };
   });
-}
+};

@@ -2,7 +2,8 @@
 import { Type } from '@sinclair/typebox';
 import { DomainError } from '../../domain/errors.ts';
 import { keys } from '../../redis/keys.ts';
-import type { App, AppDeps } from '../app.ts';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import type { AppDeps } from '../types.ts';
 import type { Actor } from '../auth.ts';
 import { isStaff, notFound, requireRole } from '../authorize.ts';
 import {
@@ -13,7 +14,7 @@ import { IdempotencyHeaders, commandOptions } from './bookings.ts';
 
 const problem = { $ref: 'Problem#' } as const;
 
-export function vehicleRoutes(app: App, { inventory }: AppDeps): void {
+export const vehicleRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
   app.get('/v1/vehicles/:id', {
     schema: { tags: ['vehicles'], summary: 'A vehicle and its status now', params: IdParams, response: { 200: VehicleOut, 401: problem, 404: problem } },
   }, async (request) => vehicleOut((await inventory.getVehicleState(request.params.id)).vehicle));
@@ -33,9 +34,9 @@ export function vehicleRoutes(app: App, { inventory }: AppDeps): void {
     const entries = state.entries.filter((e) => e.from < to && (e.to ?? Number.POSITIVE_INFINITY) > from);
     return { vehicleId: state.vehicle.id, entries: entries.map(calendarOut) };
   });
-}
+};
 
-export function fleetRoutes(app: App, { inventory, redis }: AppDeps): void {
+export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, redis }) => {
   app.post('/v1/vehicles', {
     schema: { tags: ['vehicles'], summary: 'List a vehicle (the host comes from the token)', headers: IdempotencyHeaders, body: VehicleCreate, response: { 201: VehicleOut, 400: problem, 401: problem, 403: problem, 404: problem, 422: problem } },
   }, async (request, reply) => {
@@ -101,4 +102,4 @@ export function fleetRoutes(app: App, { inventory, redis }: AppDeps): void {
     const { vehicle } = await inventory.getVehicleState(vehicleId);
     if (!isStaff(actor) && vehicle.hostId !== actor.hostId) throw notFound('vehicle', vehicleId);
   }
-}
+};

@@ -1,0 +1,59 @@
+/**
+ * What the HTTP layer is made of, for app.ts and every route plugin alike (routes import this,
+ * never app.ts): the dependencies a route may use, and what requests carry.
+ */
+import type { FastifyInstance } from 'fastify';
+import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
+import type { FastifyBaseLogger } from 'fastify';
+import type pg from 'pg';
+import type { RedisConnection } from '../redis/scripts.ts';
+import type { ConflictDesk } from '../services/conflicts.ts';
+import type { Inventory } from '../services/inventory.ts';
+import type { ReadModel } from '../services/read-model.ts';
+import type { CityLag } from '../workers/sync.ts';
+import type { Actor } from './auth.ts';
+import type { LiveHub, LiveOptions } from './live.ts';
+import type { RateLimits } from './rate-limit.ts';
+
+export interface HttpLimits { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; maxConnectionsPerIp: number }
+
+export interface AppDeps {
+  inventory: Inventory;
+  redis: RedisConnection;
+  pool?: pg.Pool;
+  /** A read replica for heavy reads (analytics); falls back to `pool`. */
+  replicaPool?: pg.Pool;
+  authenticate: (authorization: string | undefined) => Promise<Actor>;
+  lag?: () => Promise<CityLag[]>;
+  logger?: boolean;
+  bodyLimit?: number;
+  rateLimits?: RateLimits;
+  /** Fraction of a caller's limit one process admits between syncs with Redis (RATE_LIMIT_LOCAL_SHARE). */
+  rateLimitShare?: number;
+  /** The search read model; without it, search answers 503. */
+  readModel?: ReadModel;
+  /** The text `/metrics` answers; by default this process's registry (a cluster passes the sum of its processes). */
+  metrics?: () => Promise<string>;
+  /** The conflict desk (offers: read, accept, decline); without it those routes answer 503. */
+  conflicts?: ConflictDesk;
+  /** WebSocket options for `GET /v1/live`. */
+  live?: LiveOptions;
+  /** Connection limits (HTTP_* in the environment; docs/api.md, "Limits"). */
+  http?: Partial<HttpLimits>;
+  /** How Redis is deployed and how many replicas confirm each write (shown by /readyz). */
+  redisTopology?: { mode: string; syncReplicas: number };
+}
+
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The verified caller, once authenticated (rate-limit.ts); undefined before, or for public routes. */
+    caller: Actor | undefined;
+    /** The verified caller; on a route that has none, UNAUTHENTICATED (a route never runs without one). */
+    actor: Actor;
+  }
+  interface FastifyContextConfig { public?: boolean }
+  interface FastifyInstance { live: LiveHub }
+}
+
+export type App = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;

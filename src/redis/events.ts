@@ -1,0 +1,54 @@
+/**
+ * A city stream's entries as the service reads them: every consumer (the sync into PostgreSQL,
+ * the read models, the WebSocket hubs, the resolver, the event feed) parses an entry here.
+ * Stream ids are `<ms>-<seq>` and order the events of a city.
+ */
+export interface StreamEvent {
+  id: string;
+  ms: number;
+  seq: number;
+  city: string;
+  type: string;
+  vehicle: string;
+  subject: string;
+  version: number;
+  time: number;
+  status: string;
+  cmd: string;
+  data: Record<string, unknown>;
+  state: Record<string, unknown> | null;
+}
+
+/** A stream entry that cannot be understood: poison, never retried as infrastructure. */
+export class MalformedEventError extends Error {
+  readonly sqlstate = '22000';
+}
+
+export function parseStreamId(id: string): [number, number] {
+  const [ms, seq] = id.split('-');
+  return [Number(ms), Number(seq ?? 0)];
+}
+
+export function compareStreamIds(a: string, b: string): number {
+  const [am, as] = parseStreamId(a);
+  const [bm, bs] = parseStreamId(b);
+  return am - bm || as - bs;
+}
+
+export function parseStreamEntry(city: string, id: string, fields: string[]): StreamEvent {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  const [ms, seq] = parseStreamId(id);
+  try {
+    if (!f.type || !f.vehicle) throw new Error('type and vehicle are required');
+    return {
+      id, ms, seq, city: f.city ?? city, type: f.type, vehicle: f.vehicle, subject: f.subject ?? '',
+      version: Number(f.version ?? 0), time: Number(f.time ?? ms), status: f.status ?? '', cmd: f.cmd ?? '',
+      data: JSON.parse(f.data ?? '{}') as Record<string, unknown>,
+      state: f.state ? (JSON.parse(f.state) as Record<string, unknown>) : null,
+    };
+  } catch (err) {
+    throw new MalformedEventError(`event ${city}/${id}: ${(err as Error).message}`);
+  }
+}
+
