@@ -30,6 +30,7 @@ import { canSeeTrip, isStaff } from './authorize.ts';
 import { PROBLEM_TYPE_BASE, problemOf } from './problems.ts';
 import { toCloudEvent } from './routes/events.ts';
 import { metrics } from '../metrics.ts';
+import { survived } from '../log.ts';
 
 export const LIVE_PATH = '/v1/live';
 
@@ -122,7 +123,7 @@ export class LiveHub {
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { void this.upgrade(req, socket, head); });
     this.unfeed = this.feed?.onEvents((city, events) => {
-      this.delivering = this.delivering.then(() => this.dispatch(city, events)).catch(() => undefined);
+      this.delivering = this.delivering.then(() => this.dispatch(city, events)).catch((err: unknown) => survived('live.dispatch', err));
     });
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs).unref();
   }
@@ -432,7 +433,7 @@ export class LiveHub {
 }
 
 function safeParse(city: string, id: string, fields: string[]): StreamEvent | undefined {
-  try { return parseStreamEntry(city, id, fields); } catch { return undefined; }
+  try { return parseStreamEntry(city, id, fields); } catch (err) { survived('live.parse', err); return undefined; }
 }
 
 function withTopic(err: unknown, topic: string): unknown {

@@ -12,6 +12,7 @@
  * limiter fails open rather than failing the request).
  */
 import { runScript, type RedisConnection } from '../redis/scripts.ts';
+import { survived } from '../log.ts';
 
 /**
  * One caller's window in this process. A request's place in the window is what the other
@@ -107,8 +108,9 @@ export class CallerBudgets {
         c.confirmed += n;
         c.others = Math.max(0, Number(current) - c.confirmed);
         c.windowEnd = Date.now() + Number(ttl);
-      } catch {
+      } catch (err) {
         // Redis unreachable: send these counts again with the next flush.
+        survived('rate-limit.flush', err);
         c.sent -= n;
       } finally {
         c.flushing = undefined;

@@ -200,11 +200,15 @@ export interface DerivedStatus {
   due: number | undefined;
 }
 
-const BLOCK_STATUS: Record<BlockReason, VehicleStatus> = {
+/** The status a vehicle shows during each kind of block (engine.lua: BLOCK_STATUS; a test holds them equal). */
+export const BLOCK_STATUS: Record<BlockReason, VehicleStatus> = {
   accident: 'accident', maintenance: 'maintenance', host: 'blocked',
 };
 
-/** "Status now" from the listing and the calendar (DESIGN §3); precedence as VEHICLE_STATUSES. */
+/** Which status wins when several apply at once (engine.lua: STATUS_ORDER; a test holds them equal). */
+export const STATUS_PRECEDENCE: readonly VehicleStatus[] = ['accident', 'in_trip', 'maintenance', 'delisted', 'blocked', 'booked', 'held'];
+
+/** "Status now" from the listing and the calendar (DESIGN §3); precedence as STATUS_PRECEDENCE. */
 export function deriveStatus(listing: ListingState, entries: readonly CalendarEntry[], now: number): DerivedStatus {
   const present = new Set<VehicleStatus>();
   if (listing === 'delisted') present.add('delisted');
@@ -225,6 +229,5 @@ export function deriveStatus(listing: ListingState, entries: readonly CalendarEn
     consider(e.to);
     if (e.kind === 'hold') consider(e.expiresAt);
   }
-  const order: VehicleStatus[] = ['accident', 'in_trip', 'maintenance', 'delisted', 'blocked', 'booked', 'held'];
-  return { status: order.find((s) => present.has(s)) ?? 'available', due };
+  return { status: STATUS_PRECEDENCE.find((s) => present.has(s)) ?? 'available', due };
 }

@@ -3,6 +3,9 @@
  * the read models, the WebSocket hubs, the resolver, the event feed) parses an entry here.
  * Stream ids are `<ms>-<seq>` and order the events of a city.
  */
+import { keys } from './keys.ts';
+import type { RedisConnection } from './scripts.ts';
+
 export interface StreamEvent {
   id: string;
   ms: number;
@@ -52,3 +55,13 @@ export function parseStreamEntry(city: string, id: string, fields: string[]): St
   }
 }
 
+
+/** The city's events after `after` (exclusive), at most `limit`, from its stream. */
+export async function readStream(redis: RedisConnection, city: string, after: string, limit: number): Promise<StreamEvent[]> {
+  return (await redis.xrange(keys.events(city), `(${after}`, '+', 'COUNT', limit)).map(([id, f]) => parseStreamEntry(city, id, f));
+}
+
+/** The id of the oldest event the city's stream still holds (older ones were trimmed). */
+export async function oldestStreamId(redis: RedisConnection, city: string): Promise<string | undefined> {
+  return (await redis.xrange(keys.events(city), '-', '+', 'COUNT', 1))[0]?.[0];
+}

@@ -21,6 +21,7 @@ import { Cluster, type Redis } from 'ioredis';
 import { metrics } from '../metrics.ts';
 import { keys } from './keys.ts';
 import { registerScripts, type RedisConnection } from './scripts.ts';
+import { survived } from '../log.ts';
 
 export class ReplicationUnconfirmed extends Error {
   constructor(reason: string) {
@@ -149,7 +150,7 @@ export class SyncReplication {
       gate.refreshing ??= node.info('replication').then((info) => {
         gate.replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
         gate.replicasAt = Date.now();
-      }).catch(() => undefined).finally(() => { gate.refreshing = undefined; });
+      }).catch((err: unknown) => survived('replication.replicas', err)).finally(() => { gate.refreshing = undefined; });
       // The first time, wait for the answer; later, the last known count will do meanwhile.
       if (gate.replicas === undefined) await gate.refreshing;
     }

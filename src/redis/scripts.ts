@@ -20,12 +20,13 @@ export const SCRIPT_NAMES = [
   'vehicle_state', 'verify_available', 'restore_vehicle',
   'make_offers', 'accept_offer', 'close_offers', 'mark_conflicted', 'trim_calendar',
   'restore_entries', 'record_system_event', 'replication_probe', 'rate_limit_add', 'reserve_hold', 'release_hold_reservation',
+  'restore_offer_record', 'unschedule_lapse', 'wipe_city', 'trim_stream',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
 const READ_ONLY: ReadonlySet<ScriptName> = new Set(['vehicle_state', 'verify_available']);
 /** Writes that are not marketplace state: acknowledged without waiting for replicas. */
-const NO_WAIT: ReadonlySet<ScriptName> = new Set(['replication_probe', 'rate_limit_add']);
+const NO_WAIT: ReadonlySet<ScriptName> = new Set(['replication_probe', 'rate_limit_add', 'trim_stream']);
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
 
 export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {

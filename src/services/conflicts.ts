@@ -11,7 +11,7 @@ import type { BookingEntry, CalendarEntry, Incentive } from '../domain/calendar.
 import { DomainError } from '../domain/errors.ts';
 import { parseId } from '../domain/ids.ts';
 import { DEFAULT_OFFER_POLICY, incentiveFor, noAlternativeCredit, rankAlternatives, type OfferPolicy, type Original } from '../domain/offers.ts';
-import { occupies } from '../domain/calendar.ts';
+import { occupies, overlapsWindow } from '../domain/calendar.ts';
 import { keys } from '../redis/keys.ts';
 import { runScript, type RedisConnection } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
@@ -133,8 +133,7 @@ export class ConflictDesk {
         // Not yet due by Redis's clock, or closed meanwhile: the next round sees.
         if (!(err instanceof DomainError)) throw err;
         if (err.code === 'INVALID_STATE' || err.code === 'NOT_FOUND') {
-          const rec = await this.redis.hget(keys.offers(city), bookingId);
-          if (!rec || (JSON.parse(rec) as OfferRecord).status !== 'open') await this.redis.zrem(keys.offersDue(city), bookingId);
+          await runScript(this.redis, 'unschedule_lapse', [keys.offers(city), keys.offersDue(city)], [bookingId]);
         }
       }
     }
@@ -238,16 +237,13 @@ export function overlapLosers(entries: readonly CalendarEntry[], turnaround: num
   const losers: BookingEntry[] = [];
   for (const b of live) {
     if (b.kind !== 'booking' || b.status !== 'confirmed') continue;
-    const rival = live.find((o) => o.id !== b.id && overlapsWith(b, o, o.kind === 'block' ? 0 : turnaround)
+    const rival = live.find((o) => o.id !== b.id && overlapsWindow(o, b.from, b.to, true, turnaround, now)
       && (o.kind === 'block' || o.status !== 'confirmed' || o.createdAt < b.createdAt || (o.createdAt === b.createdAt && o.id < b.id)));
     if (rival) losers.push(b);
   }
   return losers;
 }
 
-function overlapsWith(b: { from: number; to?: number }, o: { from: number; to?: number }, pad: number): boolean {
-  return o.from < (b.to ?? Infinity) + pad && b.from < (o.to ?? Infinity) + pad;
-}
 
 /** cjson writes an empty array as {}. */
 function normalise(r: OfferRecord): OfferRecord {

@@ -121,7 +121,7 @@ export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: s
     const [next, batch] = await redis.scan(cursor, 'MATCH', cityKeyPattern(city), 'COUNT', 1000);
     cursor = next;
     const doomed = batch.filter((k) => !keep.has(k) && !k.startsWith(`{c:${city}}:idem:`));
-    for (const k of doomed) await redis.del(k);
+    if (doomed.length) await runScript(redis, 'wipe_city', doomed, []);
   } while (cursor !== '0');
   let entries = 0;
   for (const [id, v] of pgSide.vehicles) {
@@ -155,8 +155,7 @@ async function restoreOpenOffers(redis: RedisConnection, pool: pg.Pool, city: st
       conflictedAt: d.conflictedAt, from: r.booking.from, to: r.booking.to, offeredAt: Number(r.offered_at), status: 'open',
       expiresAt: d.expiresAt, offers: d.offers,
     };
-    await redis.hset(keys.offers(city), r.subject, JSON.stringify(record));
-    await redis.zadd(keys.offersDue(city), Number(d.expiresAt), r.subject);
+    await runScript(redis, 'restore_offer_record', [keys.offers(city), keys.offersDue(city)], [r.subject, JSON.stringify(record), Number(d.expiresAt)]);
   }
   return rows.length;
 }

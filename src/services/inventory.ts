@@ -16,6 +16,7 @@ import { runScript, type RedisConnection, type ScriptName } from '../redis/scrip
 import { newId } from './ids.ts';
 import { VehicleLocks } from './vehicle-locks.ts';
 import { metrics } from '../metrics.ts';
+import { survived } from '../log.ts';
 
 export interface CommandOptions {
   /** Retrying with the same key returns the first result (24 h), never a second change. */
@@ -149,7 +150,7 @@ export class Inventory {
   /** A hold no longer live gives its place among the customer's live holds back (best effort: it also lapses). */
   private async releaseReservation(customerId: string, holdId: string): Promise<void> {
     if (!Number.isFinite(this.limits.maxLiveHoldsTotal) && !Number.isFinite(this.limits.holdsPerWindow)) return;
-    await runScript(this.redis, 'release_hold_reservation', [keys.customerHoldReservations(customerId)], [holdId]).catch(() => undefined);
+    await runScript(this.redis, 'release_hold_reservation', [keys.customerHoldReservations(customerId)], [holdId]).catch((err: unknown) => survived('holds.release-reservation', err));
   }
 
   /** The stored answer of an idempotent command that already took effect, if any (read-only). */
@@ -290,6 +291,14 @@ export class Inventory {
     const k = vehicleIds.flatMap((v) => [keys.vehicle(city, v), keys.calendar(city, v)]);
     const free = await runScript(this.redis, 'verify_available', k, [time(from, 'from'), time(to, 'to'), c.turnaroundMs, ...vehicleIds]);
     return Array.isArray(free) ? (free as string[]) : [];
+  }
+
+  /** A host's vehicles in every city, by id (their states read together, pipelined on the connection). */
+  async vehiclesOfHost(hostId: string): Promise<Vehicle[]> {
+    const ids: string[] = [];
+    for (const c of this.cities.all()) ids.push(...await this.redis.smembers(keys.hostVehicles(c.id, hostId)));
+    const states = await Promise.all(ids.sort().map((id) => this.getVehicleState(id)));
+    return states.map((s) => s.vehicle);
   }
 
   /** A hold, booking or block with its vehicle, as Redis holds them now. */

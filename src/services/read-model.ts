@@ -13,6 +13,7 @@ import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { Inventory } from './inventory.ts';
+import { survived } from '../log.ts';
 
 interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
   id: string;
@@ -85,8 +86,9 @@ export class ReadModel {
         let applied = 0;
         try {
           for (const c of this.cities.all()) applied += await this.tail(c.id);
-        } catch {
+        } catch (err) {
           // Redis unavailable: searches still verify against Redis (and fail loudly there).
+          survived('read-model.tail', err);
         }
         if (applied === 0) await new Promise((r) => setTimeout(r, pollMs));
       }
@@ -133,7 +135,7 @@ export class ReadModel {
     for (const [id, fields] of entries) {
       view.lastId = id;
       let e;
-      try { e = parseStreamEntry(city, id, fields); } catch { continue; }
+      try { e = parseStreamEntry(city, id, fields); } catch (err) { survived('read-model.parse', err); continue; }
       heard.push(e);
       if (e.type.startsWith('system.failover_')) this.noteVerification(city, e);
       // A failover may have taken back writes this model had applied: once the city is verified

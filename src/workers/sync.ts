@@ -27,6 +27,7 @@ import type pg from 'pg';
 import type { Logger } from 'pino';
 import type { CityCatalog } from '../domain/cities.ts';
 import { keys } from '../redis/keys.ts';
+import { runScript } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { inTransaction } from '../pg/tx.ts';
@@ -395,7 +396,7 @@ export class SyncWorker {
       }
       if (compareStreamIds(floor, safe) < 0) safe = floor;
     }
-    await this.redis.xtrim(stream, 'MINID', safe);
+    await runScript(this.redis, 'trim_stream', [stream], [safe]);
   }
 
   /** Events not yet in PostgreSQL, and how old the oldest of them is, per city (also the gauges). */

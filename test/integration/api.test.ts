@@ -191,7 +191,7 @@ describe('hosts: fleet, blocks', () => {
     assertProblem(await call('PATCH', `/v1/vehicles/${id}`, { token: tok.hostA, body: {} }), 400, 'VALIDATION');
     const fleet = await call('GET', '/v1/hosts/host-a/vehicles', { token: tok.hostA });
     assert.deepEqual((fleet.json.vehicles as { id: string }[]).map((v) => v.id).sort(), [vehicle, id].sort());
-    assertProblem(await call('GET', '/v1/hosts/host-a/vehicles', { token: tok.hostB }), 403, 'FORBIDDEN');
+    assertProblem(await call('GET', '/v1/hosts/host-a/vehicles', { token: tok.hostB }), 404, 'NOT_FOUND');
     assert.equal((await call('GET', '/v1/hosts/host-a/vehicles', { token: tok.ops })).status, 200);
   });
 

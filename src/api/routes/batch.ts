@@ -8,7 +8,7 @@ import { DomainError } from '../../domain/errors.ts';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { isStaff, notFound, requireRole } from '../authorize.ts';
+import { isStaff, requireRole, requireVehicleManager } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { BlockCreate, EntityId, VehicleCreate, blockOut, toMs } from '../schemas.ts';
 import { IdempotencyHeaders, commandOptions } from './bookings.ts';
@@ -90,8 +90,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
     requireRole(request.actor, 'host', 'ops', 'admin');
     await request.charge(request.body.items.length - 1);
     return runItems(request, BlockItem, request.body.items, async (item, i) => {
-      const { vehicle } = await inventory.getVehicleState(item.vehicleId);
-      if (!isStaff(request.actor) && vehicle.hostId !== request.actor.hostId) throw notFound('vehicle', item.vehicleId);
+      requireVehicleManager(request.actor, (await inventory.getVehicleState(item.vehicleId)).vehicle);
       const r = await inventory.placeBlock({
         vehicleId: item.vehicleId, reason: item.reason, ...(item.from ? { from: toMs(item.from) } : {}), ...(item.to ? { to: toMs(item.to) } : {}),
         ...(item.note ? { note: item.note } : {}), allowPast: isStaff(request.actor),

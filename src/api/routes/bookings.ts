@@ -2,7 +2,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import type { CommandOptions } from '../../services/inventory.ts';
-import type { BookingEntry } from '../../domain/calendar.ts';
+import { bookingFromHistory } from '../../pg/bookings.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
@@ -64,11 +64,9 @@ export const bookingRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { i
     } catch (err) {
       // Past, final bookings leave Redis after the retention window; their history is PostgreSQL's.
       if (!(err instanceof DomainError) || err.code !== 'NOT_FOUND' || !pool) throw err;
-      const { rows } = await pool.query<{ doc: BookingEntry; vehicle_id: string; host_id: string }>(
-        'SELECT b.doc, b.vehicle_id, v.host_id FROM bookings b JOIN vehicles v ON v.id = b.vehicle_id WHERE b.id = $1', [request.params.id]);
-      const row = rows[0];
-      if (!row || !canSeeTrip(request.actor, row.doc, { hostId: row.host_id })) throw err;
-      return bookingOut(row.doc, row.vehicle_id);
+      const past = await bookingFromHistory(pool, request.params.id);
+      if (!past || !canSeeTrip(request.actor, past.booking, { hostId: past.hostId })) throw err;
+      return bookingOut(past.booking, past.vehicleId);
     }
   });
 

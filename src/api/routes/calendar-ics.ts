@@ -8,7 +8,7 @@ import { HORIZON_MS, importKey, parseICalendar, toICalendar } from '../../servic
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import type { Actor } from '../auth.ts';
-import { isStaff, notFound, requireRole } from '../authorize.ts';
+import { isStaff, requireRole, requireVehicleManager } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { CalendarQuery, IdParams, toMs } from '../schemas.ts';
 
@@ -99,7 +99,7 @@ export const icalRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
   /** The vehicle's calendar, if the caller is its host or staff (others: not found). */
   async function visibleCalendar(actor: Actor, vehicleId: string) {
     const state = await inventory.getVehicleState(vehicleId);
-    if (!isStaff(actor) && !(actor.role === 'host' && state.vehicle.hostId === actor.hostId)) throw notFound('vehicle calendar', vehicleId);
+    requireVehicleManager(actor, state.vehicle, 'vehicle calendar');
     return state;
   }
 };

@@ -5,8 +5,8 @@
  */
 import { Type } from '@sinclair/typebox';
 import { DomainError } from '../../domain/errors.ts';
-import { keys } from '../../redis/keys.ts';
-import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../../redis/events.ts';
+import { loggedEventsAfter } from '../../pg/events.ts';
+import { compareStreamIds, oldestStreamId, readStream, type StreamEvent } from '../../redis/events.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import { requireRole } from '../authorize.ts';
@@ -39,22 +39,11 @@ export const eventRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
     const { city, after = '0-0' } = request.query;
     const limit = Number(request.query.limit ?? 100);
     if (!inventory.cities.get(city)) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-    const stream = keys.events(city);
-    const first = (await redis.xrange(stream, '-', '+', 'COUNT', 1))[0]?.[0];
-    let events: StreamEvent[];
-    if (pool && first && compareStreamIds(after, first) < 0) {
-      // Older than what the stream still holds: the durable log.
-      const [ms, seq] = after.split('-').map(Number);
-      const { rows } = await pool.query(
-        `SELECT stream_id, type, vehicle_id, subject, version, (extract(epoch from time) * 1000)::bigint AS time, status, cmd, data, state
-         FROM events WHERE city = $1 AND (ms, seq) > ($2::bigint, $3::bigint) ORDER BY ms, seq LIMIT $4`, [city, ms, seq, limit]);
-      events = rows.map((r: Record<string, unknown>) => parseStreamEntry(city, String(r.stream_id), [
-        'type', String(r.type), 'vehicle', String(r.vehicle_id), 'subject', String(r.subject), 'version', String(r.version), 'time', String(r.time),
-        'status', String(r.status), 'cmd', String(r.cmd), 'data', JSON.stringify(r.data), ...(r.state ? ['state', JSON.stringify(r.state)] : []),
-      ]));
-    } else {
-      events = (await redis.xrange(stream, `(${after}`, '+', 'COUNT', limit)).map(([id, f]) => parseStreamEntry(city, id, f));
-    }
+    const first = await oldestStreamId(redis, city);
+    // Older than what the stream still holds: the durable log.
+    const events = pool && first && compareStreamIds(after, first) < 0
+      ? await loggedEventsAfter(pool, city, after, limit)
+      : await readStream(redis, city, after, limit);
     return { events: events.map(toCloudEvent), next: events.at(-1)?.id ?? null };
   });
 };

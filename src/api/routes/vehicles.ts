@@ -1,11 +1,9 @@
 /** Vehicles: anyone signed in may read one; its calendar belongs to its host and to staff. */
 import { Type } from '@sinclair/typebox';
-import { DomainError } from '../../domain/errors.ts';
-import { keys } from '../../redis/keys.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import type { Actor } from '../auth.ts';
-import { isStaff, notFound, requireRole } from '../authorize.ts';
+import { isStaff, notFound, requireHostScope, requireRole, requireVehicleManager } from '../authorize.ts';
 import {
   BlockCreate, BlockOut, BlockParams, CalendarItem, CalendarQuery, HostParams, IdParams, VehicleCreate, VehicleOut, VehiclePatch,
   blockOut, calendarOut, toMs, vehicleOut,
@@ -26,9 +24,7 @@ export const vehicleRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { i
     },
   }, async (request) => {
     const state = await inventory.getVehicleState(request.params.id);
-    if (!isStaff(request.actor) && !(request.actor.role === 'host' && state.vehicle.hostId === request.actor.hostId)) {
-      throw notFound('vehicle calendar', request.params.id);
-    }
+    requireVehicleManager(request.actor, state.vehicle, 'vehicle calendar');
     const from = request.query.from ? toMs(request.query.from) : Number.NEGATIVE_INFINITY;
     const to = request.query.to ? toMs(request.query.to) : Number.POSITIVE_INFINITY;
     const entries = state.entries.filter((e) => e.from < to && (e.to ?? Number.POSITIVE_INFINITY) > from);
@@ -36,7 +32,7 @@ export const vehicleRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { i
   });
 };
 
-export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, redis }) => {
+export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
   app.post('/v1/vehicles', {
     schema: { tags: ['vehicles'], summary: 'List a vehicle (the host comes from the token)', headers: IdempotencyHeaders, body: VehicleCreate, response: { 201: VehicleOut, 400: problem, 401: problem, 403: problem, 404: problem, 422: problem } },
   }, async (request, reply) => {
@@ -63,14 +59,8 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.get('/v1/hosts/:hostId/vehicles', {
     schema: { tags: ['vehicles'], summary: "A host's fleet, in every city", params: HostParams, response: { 200: Type.Object({ vehicles: Type.Array(VehicleOut) }), 401: problem, 403: problem } },
   }, async (request) => {
-    if (!isStaff(request.actor) && !(request.actor.role === 'host' && request.actor.hostId === request.params.hostId)) {
-      throw new DomainError('FORBIDDEN', 'a host sees only its own fleet', { hostId: request.params.hostId });
-    }
-    const ids: string[] = [];
-    for (const c of inventory.cities.all()) ids.push(...await redis.smembers(keys.hostVehicles(c.id, request.params.hostId)));
-    // In flight together (ioredis pipelines them on the one connection), not one round trip each.
-    const states = await Promise.all(ids.sort().map((id) => inventory.getVehicleState(id)));
-    return { vehicles: states.map((s) => vehicleOut(s.vehicle)) };
+    requireHostScope(request.actor, request.params.hostId);
+    return { vehicles: (await inventory.vehiclesOfHost(request.params.hostId)).map(vehicleOut) };
   });
 
   app.post('/v1/vehicles/:id/blocks', {
@@ -99,7 +89,6 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   /** The vehicle exists and the caller is its host or staff (others: not found). */
   async function ownVehicle(actor: Actor, vehicleId: string): Promise<void> {
     requireRole(actor, 'host', 'ops', 'admin');
-    const { vehicle } = await inventory.getVehicleState(vehicleId);
-    if (!isStaff(actor) && vehicle.hostId !== actor.hostId) throw notFound('vehicle', vehicleId);
+    requireVehicleManager(actor, (await inventory.getVehicleState(vehicleId)).vehicle);
   }
 };

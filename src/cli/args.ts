@@ -1,0 +1,71 @@
+/** The command line: its options (one set for every command) and the usage text. */
+import { parseArgs } from 'node:util';
+
+export const USAGE = `fleet <command> [options]
+
+Engine
+  serve [--demo] [--vehicles-per-city N]   migrate; run the HTTP API (PORT), the sweeper and the sync worker
+  token --role R [--sub S] [--host-id H]   mint a dev token (HS256, JWT_SECRET)
+  migrate                                  apply PostgreSQL migrations (creates the database)
+  worker                                   run the sync worker only (streams -> PostgreSQL)
+  lag                                      events not yet in PostgreSQL, per city
+  rebuild --city X                         restore a city's Redis state from PostgreSQL
+  reconcile [--city X] [--repair] [--json] compare Redis and PostgreSQL; repair from the side ahead
+  seed [--vehicles-per-city N] [--city X]  demo fleets for empty cities (default 200 per city)
+  durability                               can acknowledged writes be lost on this Redis?
+  sweep                                    expire lapsed holds, refresh statuses, once
+  trim                                     past, final calendar entries leave Redis once synced (CALENDAR_RETENTION_MS)
+
+Read
+  vehicle <vehicleId>                      vehicle, calendar and status now
+  counters --city X                        live counts by status and category
+  events --city X [--after ID] [--limit N] the city's event stream
+
+Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
+  hold --vehicle V --customer C --from T --to T
+  book --vehicle V --customer C --from T --to T [--allow-past] | book --hold H --customer C
+  release <holdId> | cancel <bookingId> | start <bookingId> | complete <bookingId>
+  extend <bookingId> --to T [--force]
+  block --vehicle V --reason accident|maintenance|host [--from T] [--to T] [--note N]
+  unblock <blockId> | delist <vehicleId> | relist <vehicleId>
+
+High availability (docs/reliability.md)
+  ha up [--dir D] [--base-port P]          Redis primary + 2 replicas + 3 Sentinels, PostgreSQL primary + standby; prints the environment
+  ha env | ha promote-pg | ha down         the environment again; promote the PostgreSQL standby; stop it all
+
+Simulation (docs/simulation.md)
+  simulate [--cities 25] [--vehicles-per-city 2000] [--duration 60s] [--rate 400] [--concurrency 32] [--seed N] [--out DIR] [--json]
+                                           a marketplace against a fresh service (SIM_REDIS_URL, SIM_DATABASE_URL)
+
+  chaos [--duration 10m] [--fault-every 60s] [--faults a,b] [--seed N] [--out DIR] [--update-doc FILE]
+                                           the marketplace against the HA topology under a seeded fault schedule (docs/reliability.md)
+
+Conflicts (docs/conflicts.md)
+  offers <bookingId>                       a conflicted booking's offers
+  accept <bookingId> --offer O | decline <bookingId>
+  resolve <bookingId>                      make the offers of a conflicted booking now
+  validate [--city X]                      post-validation pass: find overlaps, resolve them
+
+Environment: PORT, JWT_SECRET, JWKS_URL, REDIS_URL, REDIS_CLUSTER_NODES, DATABASE_URL, DATABASE_REPLICA_URL, HOLD_TTL_MS, MAX_LIVE_HOLDS_PER_CUSTOMER,
+LOCK_MAX_QUEUE, LOCK_MAX_WAIT_MS, SWEEP_INTERVAL_MS, SYNC_*, STREAM_RETENTION_MS, METRICS_PORT,
+LOG_LEVEL (see the README).`;
+
+export function parseCommandLine(argv: string[] = process.argv.slice(2)) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    options: {
+      demo: { type: 'boolean' }, 'vehicles-per-city': { type: 'string' }, city: { type: 'string' },
+      after: { type: 'string' }, limit: { type: 'string' }, vehicle: { type: 'string' }, customer: { type: 'string' },
+      hold: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, reason: { type: 'string' },
+      note: { type: 'string' }, force: { type: 'boolean' }, 'allow-past': { type: 'boolean' },
+      'idempotency-key': { type: 'string' }, help: { type: 'boolean', short: 'h' },
+      repair: { type: 'boolean' }, json: { type: 'boolean' }, dir: { type: 'string' }, 'base-port': { type: 'string' },
+      'fault-every': { type: 'string' }, faults: { type: 'string' }, 'update-doc': { type: 'string' }, role: { type: 'string' },
+      sub: { type: 'string' }, 'host-id': { type: 'string' }, offer: { type: 'string' }, cities: { type: 'string' },
+      duration: { type: 'string' }, rate: { type: 'string' }, concurrency: { type: 'string' }, seed: { type: 'string' }, out: { type: 'string' },
+    },
+  });
+}
+
+export type Options = ReturnType<typeof parseCommandLine>['values'];

@@ -1,0 +1,154 @@
+/**
+ * `fleet serve [--demo]`: the whole service. The primary process migrates, seeds the demo, runs the
+ * singletons (sync worker, sweeper, resolver, failover monitor) and forks one API process per core
+ * (WEB_CONCURRENCY); each API process has its own read model and WebSocket hub (cluster.ts).
+ */
+import cluster from 'node:cluster';
+import { availableParallelism } from 'node:os';
+import { pino, type Logger } from 'pino';
+import { buildApp } from '../../api/app.ts';
+import { authenticator, mintToken } from '../../api/auth.ts';
+import { listen } from '../../api/server.ts';
+import type { Config } from '../../config.ts';
+import { migrate } from '../../pg/migrate.ts';
+import { inspectDurability } from '../../redis/connection.ts';
+import type { RedisConnection } from '../../redis/scripts.ts';
+import { ConflictDesk } from '../../services/conflicts.ts';
+import { recordCities } from '../../services/durable.ts';
+import type { Inventory } from '../../services/inventory.ts';
+import { ReadModel } from '../../services/read-model.ts';
+import { ConflictWorker } from '../../workers/resolver.ts';
+import { startSweeper } from '../../workers/sweeper.ts';
+import { cityLag, syncedThrough } from '../../workers/sync.ts';
+import { ApiWorkers, apiWorkerChannel } from '../cluster.ts';
+import type { CliContext, Command } from '../context.ts';
+import { jwtSecret, newFailoverMonitor, newPool, newSyncWorker, offerPolicy, seedAll, serveMetrics, summarize } from '../wiring.ts';
+
+export const serveCommand: Command = { name: 'serve', run: serve };
+
+async function serve({ config, inventory, redis, opt, redisTopology }: CliContext): Promise<void> {
+  if (cluster.isWorker) return serveApiProcess(config, inventory, redis, redisTopology);
+  const log = pino({ level: config.LOG_LEVEL });
+  const durability = await inspectDurability(redis);
+  if (durability.warning) log.warn({ durability }, `Redis durability: ${durability.warning}`);
+  else log.info({ durability }, 'Redis durability: acknowledged writes survive a crash (AOF, appendfsync always)');
+  log.info(await migrate(config.DATABASE_URL), 'PostgreSQL migrated');
+  if (opt.demo) {
+    const perCity = Number(opt['vehicles-per-city'] ?? 200);
+    log.info({ perCity }, 'seeding demo fleets into empty cities');
+    log.info(await seedAll(inventory, redis, perCity), 'demo data ready');
+  }
+  const pool = newPool(config, log);
+  await recordCities(pool, inventory.cities.all());
+  // SERVE_SYNC=0: the sync runs as its own process (`fleet worker`), supervised apart.
+  const sync = config.SERVE_SYNC ? newSyncWorker(config, redis, pool, inventory, log) : undefined;
+  sync?.start();
+  const sweeper = startSweeper(inventory, {
+    intervalMs: config.SWEEP_INTERVAL_MS, log,
+    trim: { everyMs: config.TRIM_INTERVAL_MS, retentionMs: config.CALENDAR_RETENTION_MS, syncedThrough: (city) => syncedThrough(redis, city) },
+  });
+  // The resolver runs once, here: its own read model finds the alternatives.
+  const resolverModel = new ReadModel(redis, inventory);
+  await resolverModel.start();
+  const resolverDesk = new ConflictDesk(redis, inventory, resolverModel, offerPolicy(config));
+  const resolver = new ConflictWorker(redis, resolverDesk, inventory.cities, {
+    validateEveryMs: config.POST_VALIDATION_INTERVAL_MS, log,
+  });
+  resolver.start();
+  // Failovers of either store are noticed here and the affected cities verified (docs/reliability.md).
+  const monitor = newFailoverMonitor(config, redis, pool, inventory, log, (city) => resolverDesk.postValidate(city));
+  monitor.start();
+  const secret = jwtSecret(config, log);
+  // One API process per core (WEB_CONCURRENCY); with one, the API runs in this process.
+  const processes = config.WEB_CONCURRENCY || availableParallelism();
+  let api: { url: string; close(): Promise<void> };
+  let workers: ApiWorkers | undefined;
+  if (processes > 1) {
+    workers = new ApiWorkers(processes, log);
+    const port = await workers.start();
+    const w = workers;
+    api = { url: `http://localhost:${port}`, close: () => w.stop() };
+  } else {
+    api = await startApi(config, inventory, redis, log, secret, redisTopology);
+  }
+  const metricsServer = serveMetrics(config, log, workers ? () => workers.metrics() : undefined);
+  const url = api.url;
+  const demo = {
+    customer: await mintToken(secret, { sub: 'demo-customer', role: 'customer' }),
+    host: await mintToken(secret, { sub: 'demo-host', role: 'host', hostId: `host-${inventory.cities.all()[0]?.id ?? 'blr'}-1` }),
+    ops: await mintToken(secret, { sub: 'demo-ops', role: 'ops' }),
+  };
+  log.info({ url, docs: `${url}/docs`, processes }, 'API listening');
+  console.log(`\nfleet-inventory API at ${url} on ${processes} process(es) (OpenAPI: ${url}/openapi.json, docs: ${url}/docs, live: ${url.replace('http', 'ws')}/v1/live)\nDemo tokens (24 h):\n  customer: ${demo.customer}\n  host:     ${demo.host}\n  ops:      ${demo.ops}\nTry: curl -H "authorization: Bearer $TOKEN" ${url}/v1/cities\n`);
+  const summary = setInterval(() => {
+    void summarize(inventory, redis).then((s) => log.info(s, 'fleet status')).catch((err: unknown) => log.error({ err }, 'summary failed'));
+  }, 10_000);
+  log.info({ cities: inventory.cities.all().length }, 'fleet engine running; Ctrl-C stops');
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
+  log.info('stopping: API first (in-flight requests finish), then the sweeper and the sync');
+  clearInterval(summary);
+  await api.close();
+  metricsServer.close();
+  await monitor.stop();
+  await resolver.stop();
+  await resolverModel.stop();
+  await sweeper.stop();
+  await sync?.stop();
+  await pool.end();
+  log.info('stopped');
+}
+
+/** One API process: its own read model, WebSocket hub and connections; the port is shared. */
+async function startApi(config: Config, inventory: Inventory, redis: RedisConnection, log: Logger, secret: Uint8Array,
+  redisTopology?: CliContext['redisTopology'], metrics?: () => Promise<string>) {
+  const pool = newPool(config, log);
+  const replicaPool = config.DATABASE_REPLICA_URL ? newPool(config, log, config.DATABASE_REPLICA_URL) : undefined;
+  const readModel = new ReadModel(redis, inventory);
+  await readModel.start();
+  const app = await buildApp({
+    inventory, redis, pool, ...(replicaPool ? { replicaPool } : {}), readModel, ...(metrics ? { metrics } : {}),
+    ...(redisTopology ? { redisTopology } : {}),
+    conflicts: new ConflictDesk(redis, inventory, readModel, offerPolicy(config)),
+    lag: () => Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id))),
+    rateLimits: { customer: config.RATE_LIMIT_CUSTOMER, host: config.RATE_LIMIT_HOST, ops: config.RATE_LIMIT_OPS, admin: config.RATE_LIMIT_ADMIN, anonymous: config.RATE_LIMIT_ANONYMOUS },
+    rateLimitShare: config.RATE_LIMIT_LOCAL_SHARE,
+    http: {
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS, maxConnectionsPerIp: config.HTTP_MAX_CONNECTIONS_PER_IP,
+    },
+    live: {
+      maxConnectionsPerCaller: config.WS_MAX_CONNECTIONS_PER_CALLER, messagesPerSecond: config.WS_MESSAGES_PER_SECOND,
+      messageBurst: config.WS_MESSAGE_BURST, maxTopics: config.WS_MAX_TOPICS, highWaterBytes: config.WS_HIGH_WATER_BYTES,
+      slowConsumerMs: config.WS_SLOW_CONSUMER_MS,
+    },
+    authenticate: authenticator({ secret, ...(config.JWKS_URL ? { jwksUrl: config.JWKS_URL } : {}) }),
+  });
+  const url = (await listen(app, config.PORT)).replace('127.0.0.1', 'localhost');
+  return {
+    url,
+    async close() {
+      await app.close();
+      await readModel.stop();
+      await pool.end();
+      await replicaPool?.end();
+    },
+  };
+}
+
+async function serveApiProcess(config: Config, inventory: Inventory, redis: RedisConnection, redisTopology: CliContext['redisTopology']) {
+  const log = pino({ level: config.LOG_LEVEL }).child({ process: 'api', pid: process.pid });
+  const channel = apiWorkerChannel();
+  // The primary passed its JWT secret down (generated or configured): every process checks the same tokens.
+  const api = await startApi(config, inventory, redis, log, new TextEncoder().encode(config.JWT_SECRET), redisTopology, channel.metrics);
+  // Ctrl-C reaches every process of the group; the primary orders the shutdown either way.
+  process.on('SIGINT', () => undefined);
+  process.once('SIGTERM', () => { void api.close().then(() => process.exit(0)); });
+  await channel.shutdown;
+  await api.close();
+  redis.disconnect();
+  process.exit(0);
+}
+

@@ -1,0 +1,28 @@
+/** `fleet simulate [...]`: a marketplace against a fresh service (docs/simulation.md). */
+import path from 'node:path';
+import { duration, print, type Command } from '../context.ts';
+
+export const simulateCommand: Command = {
+  name: 'simulate',
+  needsStore: false,
+  async run({ opt }) {
+    const { simulate, DEFAULT_SIM } = await import('../../sim/simulate.ts');
+    const { report, ok } = await simulate({
+      ...DEFAULT_SIM,
+      ...(opt.cities ? { cities: Number(opt.cities) } : {}),
+      ...(opt['vehicles-per-city'] ? { vehiclesPerCity: Number(opt['vehicles-per-city']) } : {}),
+      ...(opt.duration ? { durationMs: duration(opt.duration) } : {}),
+      ...(opt.rate ? { rate: Number(opt.rate) } : {}),
+      ...(opt.concurrency ? { concurrency: Number(opt.concurrency) } : {}),
+      ...(opt.seed ? { seed: Number(opt.seed) } : {}),
+      ...(opt.out ? { out: opt.out } : {}),
+      ...(process.env.SIM_REDIS_URL ? { redisUrl: process.env.SIM_REDIS_URL } : {}),
+      ...(process.env.SIM_DATABASE_URL ? { databaseUrl: process.env.SIM_DATABASE_URL } : {}),
+      progress: !opt.json,
+    });
+    const summary = { throughput: report.throughput, totals: report.totals, invariants: report.invariants, conflicts: report.conflicts, endpoints: report.endpoints };
+    print(opt.json ? report : summary);
+    console.error(`report: ${path.join(opt.out ?? DEFAULT_SIM.out, 'report.html')} (and report.json); invariants ${ok ? 'hold' : 'VIOLATED'}`);
+    return ok ? 0 : 1;
+  },
+};
