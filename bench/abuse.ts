@@ -27,13 +27,25 @@ const SECRET = 'abuse-bench-secret-of-at-least-32-bytes!';
 const CITIES = REFERENCE_CITIES.slice(0, 3);
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface Phase { name: string; p50: number; p99: number; requests: number; errors: number; rssBeforeMb: number; rssPeakMb: number; rssAfterMb: number; attack: Record<string, unknown> }
+interface Phase {
+  name: string;
+  p50: number;
+  p99: number;
+  requests: number;
+  errors: number;
+  rssBeforeMb: number;
+  rssPeakMb: number;
+  rssAfterMb: number;
+  attack: Record<string, unknown>;
+}
 
 function rssMb(pid: number): number {
   try {
     const kb = Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${pid}/status`, 'utf8'))?.[1] ?? 0);
     return Math.round(kb / 102.4) / 10;
-  } catch { return 0; }
+  } catch {
+    return 0;
+  }
 }
 
 const q = (s: number[], p: number) => s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
@@ -43,43 +55,74 @@ async function main() {
   const db = await createTestDatabase();
   const port = await freePort();
   const base = `http://127.0.0.1:${port}`;
-  const service = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'serve', '--demo', '--vehicles-per-city', '300'], {
-    cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, PORT: String(port), REDIS_URL: redis.url, DATABASE_URL: db.url, JWT_SECRET: SECRET, CITIES: CITIES.map((c) => c.id).join(','), WEB_CONCURRENCY: '1', LOG_LEVEL: 'warn' },
-  });
+  const service = spawn(
+    process.execPath,
+    ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'serve', '--demo', '--vehicles-per-city', '300'],
+    {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: {
+        ...process.env,
+        PORT: String(port),
+        REDIS_URL: redis.url,
+        DATABASE_URL: db.url,
+        JWT_SECRET: SECRET,
+        CITIES: CITIES.map((c) => c.id).join(','),
+        WEB_CONCURRENCY: '1',
+        LOG_LEVEL: 'warn',
+      },
+    },
+  );
   let out = '';
-  service.stdout!.on('data', (d: Buffer) => { out += d.toString(); });
-  service.stderr!.on('data', (d: Buffer) => { out += d.toString(); });
+  service.stdout!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  service.stderr!.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
   for (let i = 0; !out.includes('Demo tokens'); i++) {
     if (i > 3000 || service.exitCode !== null) throw new Error(`service did not start:\n${out.slice(-2000)}`);
     await sleep(100);
   }
   const secret = new TextEncoder().encode(SECRET);
-  const token = (sub: string, role: 'customer' | 'host' | 'ops' | 'admin' = 'customer', hostId?: string) => mintToken(secret, { sub, role, ...(hostId ? { hostId } : {}) });
+  const token = (sub: string, role: 'customer' | 'host' | 'ops' | 'admin' = 'customer', hostId?: string) =>
+    mintToken(secret, { sub, role, ...(hostId ? { hostId } : {}) });
   const legit = await token('legit-customer');
   const phases: Phase[] = [];
 
   /** The legitimate customer: searches, 4 in flight, for `ms`, while `attack` runs. */
-  async function phase(name: string, attack: (signal: { stop: boolean }) => Promise<Record<string, unknown>>): Promise<void> {
+  async function phase(
+    name: string,
+    attack: (signal: { stop: boolean }) => Promise<Record<string, unknown>>,
+  ): Promise<void> {
     const rssBefore = rssMb(service.pid!);
     let peak = rssBefore;
-    const sampler = setInterval(() => { peak = Math.max(peak, rssMb(service.pid!)); }, 100);
+    const sampler = setInterval(() => {
+      peak = Math.max(peak, rssMb(service.pid!));
+    }, 100);
     const lat: number[] = [];
     let errors = 0;
     const signal = { stop: false };
     const from = new Date(Math.ceil(Date.now() / 3_600_000) * 3_600_000 + 24 * 3_600_000);
     const to = new Date(from.getTime() + 4 * 3_600_000);
-    const customer = Promise.all(Array.from({ length: 4 }, async (_, k) => {
-      while (!signal.stop) {
-        const t = performance.now();
-        try {
-          const r = await fetch(`${base}/v1/cities/${CITIES[k % CITIES.length]!.id}/availability?from=${from.toISOString()}&to=${to.toISOString()}`, { headers: { authorization: `Bearer ${legit}` } });
-          await r.arrayBuffer();
-          if (r.status !== 200) errors++;
-        } catch { errors++; }
-        lat.push(performance.now() - t);
-      }
-    }));
+    const customer = Promise.all(
+      Array.from({ length: 4 }, async (_, k) => {
+        while (!signal.stop) {
+          const t = performance.now();
+          try {
+            const r = await fetch(
+              `${base}/v1/cities/${CITIES[k % CITIES.length]!.id}/availability?from=${from.toISOString()}&to=${to.toISOString()}`,
+              { headers: { authorization: `Bearer ${legit}` } },
+            );
+            await r.arrayBuffer();
+            if (r.status !== 200) errors++;
+          } catch {
+            errors++;
+          }
+          lat.push(performance.now() - t);
+        }
+      }),
+    );
     const attacking = attack(signal);
     await sleep(SECONDS * 1000);
     signal.stop = true;
@@ -88,26 +131,47 @@ async function main() {
     await sleep(5_000);
     clearInterval(sampler);
     const s = lat.sort((a, b) => a - b);
-    phases.push({ name, p50: q(s, 0.5), p99: q(s, 0.99), requests: s.length, errors, rssBeforeMb: rssBefore, rssPeakMb: peak, rssAfterMb: rssMb(service.pid!), attack: result });
-    console.error(`${name}: p50 ${q(s, 0.5).toFixed(1)} ms, p99 ${q(s, 0.99).toFixed(1)} ms; RSS ${rssBefore} -> ${peak} -> ${rssMb(service.pid!)} MB; ${JSON.stringify(result)}`);
+    phases.push({
+      name,
+      p50: q(s, 0.5),
+      p99: q(s, 0.99),
+      requests: s.length,
+      errors,
+      rssBeforeMb: rssBefore,
+      rssPeakMb: peak,
+      rssAfterMb: rssMb(service.pid!),
+      attack: result,
+    });
+    console.error(
+      `${name}: p50 ${q(s, 0.5).toFixed(1)} ms, p99 ${q(s, 0.99).toFixed(1)} ms; RSS ${rssBefore} -> ${peak} -> ${rssMb(service.pid!)} MB; ${JSON.stringify(result)}`,
+    );
   }
 
   const wsUrl = `${base.replace('http', 'ws')}/v1/live`;
-  const openWs = (t: string) => new Promise<WebSocket>((resolve, reject) => {
-    const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${t}` } });
-    ws.once('open', () => resolve(ws));
-    ws.once('error', reject);
-  });
+  const openWs = (t: string) =>
+    new Promise<WebSocket>((resolve, reject) => {
+      const ws = new WebSocket(wsUrl, { headers: { authorization: `Bearer ${t}` } });
+      ws.once('open', () => resolve(ws));
+      ws.once('error', reject);
+    });
 
   await phase('baseline', async () => ({}));
 
   await phase('WebSocket subscribe flood (ops token)', async (signal) => {
     const ws = await openWs(await token('flood-ops', 'ops'));
-    let sent = 0; let answered = 0; let closed = '';
-    ws.on('message', () => { answered++; });
-    ws.on('close', (code, reason) => { closed = `${code} ${reason.toString()}`; });
+    let sent = 0;
+    let answered = 0;
+    let closed = '';
+    ws.on('message', () => {
+      answered++;
+    });
+    ws.on('close', (code, reason) => {
+      closed = `${code} ${reason.toString()}`;
+    });
     while (!signal.stop && ws.readyState === WebSocket.OPEN) {
-      for (let i = 0; i < 500 && ws.readyState === WebSocket.OPEN; i++) { ws.send(JSON.stringify({ type: 'subscribe', topic: `host:h${sent++}` })); }
+      for (let i = 0; i < 500 && ws.readyState === WebSocket.OPEN; i++) {
+        ws.send(JSON.stringify({ type: 'subscribe', topic: `host:h${sent++}` }));
+      }
       await sleep(1);
     }
     for (let i = 0; i < 50 && !closed; i++) await sleep(20); // the server's close frame
@@ -118,7 +182,9 @@ async function main() {
   await phase('topic cap burst (1,000 subscribes)', async () => {
     const ws = await openWs(await token('burst-ops', 'ops'));
     let subscribed = 0;
-    ws.on('message', (raw) => { if ((JSON.parse(raw.toString()) as { type: string }).type === 'subscribed') subscribed++; });
+    ws.on('message', (raw) => {
+      if ((JSON.parse(raw.toString()) as { type: string }).type === 'subscribed') subscribed++;
+    });
     for (let i = 0; i < 1_000; i++) ws.send(JSON.stringify({ type: 'subscribe', topic: `host:b${i}` }));
     await sleep(2_000);
     ws.terminate();
@@ -144,16 +210,31 @@ async function main() {
     const hoarder = await token('hoarder');
     const vehicles: string[] = [];
     for (const c of CITIES) {
-      const r = await fetch(`${base}/v1/cities/${c.id}/availability?from=${new Date(Date.now() + 7_200_000).toISOString().slice(0, 14)}00:00.000Z&to=${new Date(Date.now() + 10_800_000).toISOString().slice(0, 14)}00:00.000Z&limit=50`, { headers: { authorization: `Bearer ${hoarder}` } });
-      vehicles.push(...((await r.json()) as { vehicles?: { vehicleId: string }[] }).vehicles?.map((v) => v.vehicleId) ?? []);
+      const r = await fetch(
+        `${base}/v1/cities/${c.id}/availability?from=${new Date(Date.now() + 7_200_000).toISOString().slice(0, 14)}00:00.000Z&to=${new Date(Date.now() + 10_800_000).toISOString().slice(0, 14)}00:00.000Z&limit=50`,
+        { headers: { authorization: `Bearer ${hoarder}` } },
+      );
+      vehicles.push(
+        ...(((await r.json()) as { vehicles?: { vehicleId: string }[] }).vehicles?.map((v) => v.vehicleId) ?? []),
+      );
     }
     const from = new Date(Math.ceil(Date.now() / 3_600_000) * 3_600_000 + 2 * 3_600_000);
     const codes: Record<string, number> = {};
-    await Promise.all(vehicles.map(async (v) => {
-      const r = await fetch(`${base}/v1/holds`, { method: 'POST', headers: { authorization: `Bearer ${hoarder}`, 'content-type': 'application/json' }, body: JSON.stringify({ vehicleId: v, from: from.toISOString(), to: new Date(from.getTime() + 3_600_000).toISOString() }) });
-      const key = r.status === 201 ? '201' : `${r.status} ${((await r.json()) as { code?: string }).code}`;
-      codes[key] = (codes[key] ?? 0) + 1;
-    }));
+    await Promise.all(
+      vehicles.map(async (v) => {
+        const r = await fetch(`${base}/v1/holds`, {
+          method: 'POST',
+          headers: { authorization: `Bearer ${hoarder}`, 'content-type': 'application/json' },
+          body: JSON.stringify({
+            vehicleId: v,
+            from: from.toISOString(),
+            to: new Date(from.getTime() + 3_600_000).toISOString(),
+          }),
+        });
+        const key = r.status === 201 ? '201' : `${r.status} ${((await r.json()) as { code?: string }).code}`;
+        codes[key] = (codes[key] ?? 0) + 1;
+      }),
+    );
     return { attempted: vehicles.length, outcomes: codes };
   });
 
@@ -163,7 +244,9 @@ async function main() {
     for (let i = 0; i < 500; i++) {
       const s = tcpConnect(port, '127.0.0.1');
       s.on('error', () => {});
-      s.on('close', () => { closed++; });
+      s.on('close', () => {
+        closed++;
+      });
       sockets.push(s);
     }
     const started = Date.now();
@@ -179,7 +262,11 @@ async function main() {
     const bad = await token('bad-customer');
     const codes: Record<string, number> = {};
     while (!signal.stop) {
-      const r = await fetch(`${base}/v1/bookings`, { method: 'POST', headers: { authorization: `Bearer ${bad}`, 'content-type': 'application/json' }, body: '{"vehicleId":1}' });
+      const r = await fetch(`${base}/v1/bookings`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${bad}`, 'content-type': 'application/json' },
+        body: '{"vehicleId":1}',
+      });
       await r.arrayBuffer();
       codes[r.status] = (codes[r.status] ?? 0) + 1;
     }
@@ -189,9 +276,23 @@ async function main() {
   await phase('1,000-item batches (one host)', async (signal) => {
     const host = await token('batch-host', 'host', 'host-batch');
     const codes: Record<string, number> = {};
-    const items = Array.from({ length: 1_000 }, () => ({ city: CITIES[0]!.id, category: 'sedan', seats: 5, transmission: 'automatic', fuel: 'petrol', make: 'B', model: 'C', location: { lat: 12.9, lng: 77.6 }, pricePerHour: 10 }));
+    const items = Array.from({ length: 1_000 }, () => ({
+      city: CITIES[0]!.id,
+      category: 'sedan',
+      seats: 5,
+      transmission: 'automatic',
+      fuel: 'petrol',
+      make: 'B',
+      model: 'C',
+      location: { lat: 12.9, lng: 77.6 },
+      pricePerHour: 10,
+    }));
     while (!signal.stop) {
-      const r = await fetch(`${base}/v1/vehicles/batch`, { method: 'POST', headers: { authorization: `Bearer ${host}`, 'content-type': 'application/json' }, body: JSON.stringify({ items }) });
+      const r = await fetch(`${base}/v1/vehicles/batch`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${host}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ items }),
+      });
       await r.arrayBuffer();
       codes[r.status] = (codes[r.status] ?? 0) + 1;
       if (r.status === 429) await sleep(200);
@@ -206,16 +307,38 @@ async function main() {
 
   const baseline = phases[0]!;
   const result = {
-    commit: (() => { try { return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim(); } catch { return 'unknown'; } })(),
-    date: new Date().toISOString(), machine: `${os.cpus().length} cores`, secondsPerPhase: SECONDS,
-    phases: phases.map((p) => ({ ...p, p99VsBaseline: baseline.p99 ? p.p99 / baseline.p99 : null, rssGrowthMb: Math.round((p.rssPeakMb - p.rssBeforeMb) * 10) / 10, rssGivenBackMb: Math.round((p.rssPeakMb - p.rssAfterMb) * 10) / 10 })),
+    commit: (() => {
+      try {
+        return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
+      } catch {
+        return 'unknown';
+      }
+    })(),
+    date: new Date().toISOString(),
+    machine: `${os.cpus().length} cores`,
+    secondsPerPhase: SECONDS,
+    phases: phases.map((p) => ({
+      ...p,
+      p99VsBaseline: baseline.p99 ? p.p99 / baseline.p99 : null,
+      rssGrowthMb: Math.round((p.rssPeakMb - p.rssBeforeMb) * 10) / 10,
+      rssGivenBackMb: Math.round((p.rssPeakMb - p.rssAfterMb) * 10) / 10,
+    })),
   };
   await mkdir(path.join(ROOT, 'bench/results'), { recursive: true });
   await writeFile(path.join(ROOT, 'bench/results/abuse-latest.json'), `${JSON.stringify(result, null, 2)}\n`);
   await updateDoc(path.join(ROOT, 'docs/benchmarks.md'), result);
 }
 
-async function updateDoc(file: string, r: { commit: string; date: string; machine: string; secondsPerPhase: number; phases: (Phase & { p99VsBaseline: number | null; rssGrowthMb: number })[] }) {
+async function updateDoc(
+  file: string,
+  r: {
+    commit: string;
+    date: string;
+    machine: string;
+    secondsPerPhase: number;
+    phases: (Phase & { p99VsBaseline: number | null; rssGrowthMb: number })[];
+  },
+) {
   const start = '<!-- abuse:start -->';
   const end = '<!-- abuse:end -->';
   let text = await readFile(file, 'utf8');
@@ -227,13 +350,28 @@ async function updateDoc(file: string, r: { commit: string; date: string; machin
     start,
     `Latest run: commit \`${r.commit}\`, ${r.date}, ${r.machine}; ${r.secondsPerPhase} s per attack, a legitimate customer searching (4 in flight) throughout.`,
     '',
-    '| attack | customer p50 ms | p99 ms | p99 vs baseline | RSS before / peak / 5 s after (MB) | what the attack got |', '|---|---|---|---|---|---|',
-    ...r.phases.map((p) => `| ${p.name} | ${f(p.p50)} | ${f(p.p99)} | ${p.p99VsBaseline === null ? '-' : `${p.p99VsBaseline.toFixed(2)}×`} | ${p.rssBeforeMb} / ${p.rssPeakMb} / ${p.rssAfterMb} | ${JSON.stringify(p.attack).replace(/\|/g, '/')} |`),
+    '| attack | customer p50 ms | p99 ms | p99 vs baseline | RSS before / peak / 5 s after (MB) | what the attack got |',
+    '|---|---|---|---|---|---|',
+    ...r.phases.map(
+      (p) =>
+        `| ${p.name} | ${f(p.p50)} | ${f(p.p99)} | ${p.p99VsBaseline === null ? '-' : `${p.p99VsBaseline.toFixed(2)}×`} | ${p.rssBeforeMb} / ${p.rssPeakMb} / ${p.rssAfterMb} | ${JSON.stringify(p.attack).replace(/\|/g, '/')} |`,
+    ),
     '',
-    ...r.phases.slice(1).filter((p) => (p.p99VsBaseline ?? 0) > 2 || p.rssGrowthMb >= 100).map((p) => `Target missed: ${p.name}: p99 ${p.p99VsBaseline?.toFixed(2)}× the baseline, RSS +${p.rssGrowthMb} MB.`),
+    ...r.phases
+      .slice(1)
+      .filter((p) => (p.p99VsBaseline ?? 0) > 2 || p.rssGrowthMb >= 100)
+      .map(
+        (p) => `Target missed: ${p.name}: p99 ${p.p99VsBaseline?.toFixed(2)}× the baseline, RSS +${p.rssGrowthMb} MB.`,
+      ),
     end,
   ];
   await writeFile(file, text.slice(0, i) + lines.join('\n') + text.slice(j + end.length));
 }
 
-main().then(() => process.exit(0), (err: unknown) => { console.error(err); process.exit(1); });
+main().then(
+  () => process.exit(0),
+  (err: unknown) => {
+    console.error(err);
+    process.exit(1);
+  },
+);

@@ -23,7 +23,13 @@ const VEHICLES = 2_000;
 const ROUNDS = 4;
 const HOUR = 3_600_000;
 
-interface Stats { ops: number; seconds: number; opsPerSec: number; p50: number; p99: number }
+interface Stats {
+  ops: number;
+  seconds: number;
+  opsPerSec: number;
+  p50: number;
+  p99: number;
+}
 
 function stats(latencies: number[], seconds: number): Stats {
   const s = [...latencies].sort((a, b) => a - b);
@@ -32,7 +38,10 @@ function stats(latencies: number[], seconds: number): Stats {
 }
 
 function merge(parts: { lat: number[]; seconds: number }[]): Stats {
-  return stats(parts.flatMap((p) => p.lat), parts.reduce((a, p) => a + p.seconds, 0));
+  return stats(
+    parts.flatMap((p) => p.lat),
+    parts.reduce((a, p) => a + p.seconds, 0),
+  );
 }
 
 /** Runs `n` operations with `CONCURRENCY` in flight; returns every latency (ms). */
@@ -40,27 +49,42 @@ async function load(n: number, op: (i: number) => Promise<unknown>): Promise<{ l
   const lat: number[] = [];
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < n) {
-      const i = next++;
-      const t = performance.now();
-      await op(i);
-      lat.push(performance.now() - t);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < n) {
+        const i = next++;
+        const t = performance.now();
+        await op(i);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
   return { lat, seconds: (performance.now() - t0) / 1000 };
 }
 
 async function setUp(url: string, cityId: string) {
-  const cities = new CityCatalog([{ id: cityId, name: 'Bench', timeZone: 'UTC', turnaroundMs: 30 * 60_000, center: { lat: 0, lng: 0 } }]);
+  const cities = new CityCatalog([
+    { id: cityId, name: 'Bench', timeZone: 'UTC', turnaroundMs: 30 * 60_000, center: { lat: 0, lng: 0 } },
+  ]);
   const redis = new Redis(url);
   const inventory = new Inventory(redis, { cities });
   const vehicles: string[] = [];
   await load(VEHICLES, async () => {
-    vehicles.push((await inventory.createVehicle(cityId, {
-      hostId: 'h1', category: 'sedan', seats: 5, transmission: 'automatic', fuel: 'petrol', make: 'Bench', model: 'Car',
-      location: { lat: 12.9, lng: 77.6 }, pricePerHour: 10,
-    })).vehicleId);
+    vehicles.push(
+      (
+        await inventory.createVehicle(cityId, {
+          hostId: 'h1',
+          category: 'sedan',
+          seats: 5,
+          transmission: 'automatic',
+          fuel: 'petrol',
+          make: 'Bench',
+          model: 'Car',
+          location: { lat: 12.9, lng: 77.6 },
+          pricePerHour: 10,
+        })
+      ).vehicleId,
+    );
   });
   return { redis, inventory, vehicles };
 }
@@ -84,10 +108,33 @@ async function main() {
       const bareBook = (i: number) => {
         const vehicleId = vehicles[i % VEHICLES]!;
         const from = windowOf(i);
-        return runScript(redis, 'book', [
-          keys.vehicle(cityId, vehicleId), keys.calendar(cityId, vehicleId), keys.counters(cityId), keys.events(cityId),
-          keys.statusDue(cityId), keys.entries(cityId), keys.liveHolds(cityId), keys.noIdempotency(cityId),
-        ], [randomUUID(), '', cityId, vehicleId, 30 * 60_000, newId('booking', cityId), 'c1', from, from + HOUR, '', '0']);
+        return runScript(
+          redis,
+          'book',
+          [
+            keys.vehicle(cityId, vehicleId),
+            keys.calendar(cityId, vehicleId),
+            keys.counters(cityId),
+            keys.events(cityId),
+            keys.statusDue(cityId),
+            keys.entries(cityId),
+            keys.liveHolds(cityId),
+            keys.noIdempotency(cityId),
+          ],
+          [
+            randomUUID(),
+            '',
+            cityId,
+            vehicleId,
+            30 * 60_000,
+            newId('booking', cityId),
+            'c1',
+            from,
+            from + HOUR,
+            '',
+            '0',
+          ],
+        );
       };
       const serviceBook = (i: number) => {
         const from = windowOf(i);
@@ -100,7 +147,16 @@ async function main() {
       offset += 2_000;
       for (let r = 0; r < ROUNDS; r++) {
         // Alternate which side goes first: the machine is noisy and warms up.
-        const order = r % 2 === 0 ? [['bare', bareBook], ['service', serviceBook]] as const : [['service', serviceBook], ['bare', bareBook]] as const;
+        const order =
+          r % 2 === 0
+            ? ([
+                ['bare', bareBook],
+                ['service', serviceBook],
+              ] as const)
+            : ([
+                ['service', serviceBook],
+                ['bare', bareBook],
+              ] as const);
         for (const [name, fn] of order) {
           const o = offset;
           const res = await load(perRound, (i) => fn(o + i));
@@ -121,15 +177,32 @@ async function main() {
   const fmt = (x: number) => x.toFixed(2);
   const rows: string[] = [];
   for (const [mode, r] of Object.entries(results) as [string, { bare: Stats; service: Stats; ratio: number }][]) {
-    for (const [name, s] of [['bare script (EVALSHA)', r.bare], ['service layer', r.service]] as const) {
-      rows.push(`| ${mode.replace('appendfsync_', '')} | ${name} | ${s.ops} | ${Math.round(s.opsPerSec)} | ${fmt(s.p50)} | ${fmt(s.p99)} |`);
+    for (const [name, s] of [
+      ['bare script (EVALSHA)', r.bare],
+      ['service layer', r.service],
+    ] as const) {
+      rows.push(
+        `| ${mode.replace('appendfsync_', '')} | ${name} | ${s.ops} | ${Math.round(s.opsPerSec)} | ${fmt(s.p50)} | ${fmt(s.p99)} |`,
+      );
     }
     rows.push(`| ${mode.replace('appendfsync_', '')} | **service / bare** | | **${fmt(r.ratio)}** | | |`);
   }
-  const table = ['| appendfsync | path | bookings | bookings/s | p50 ms | p99 ms |', '|---|---|---|---|---|---|', ...rows].join('\n');
+  const table = [
+    '| appendfsync | path | bookings | bookings/s | p50 ms | p99 ms |',
+    '|---|---|---|---|---|---|',
+    ...rows,
+  ].join('\n');
   console.log(table);
 
-  const meta = { date: new Date().toISOString(), node: process.version, cpus: os.cpus().length, bookings: BOOKINGS, concurrency: CONCURRENCY, vehicles: VEHICLES, seconds: (Date.now() - started) / 1000 };
+  const meta = {
+    date: new Date().toISOString(),
+    node: process.version,
+    cpus: os.cpus().length,
+    bookings: BOOKINGS,
+    concurrency: CONCURRENCY,
+    vehicles: VEHICLES,
+    seconds: (Date.now() - started) / 1000,
+  };
   await mkdir(path.join('bench', 'results'), { recursive: true });
   await writeFile(path.join('bench', 'results', 'engine-latest.json'), JSON.stringify({ ...meta, results }, null, 2));
   if (!process.env.BENCH_QUICK) await updateDoc(table, meta);
@@ -137,12 +210,14 @@ async function main() {
 
 async function updateDoc(table: string, meta: Record<string, unknown>) {
   const file = path.join('docs', 'benchmarks.md');
-  let doc = await readFile(file, 'utf8').catch(() => `# Benchmarks
+  let doc = await readFile(file, 'utf8').catch(
+    () => `# Benchmarks
 
 Measured on this project's machines: 2 cores, 24 GiB, loopback only. Machines are noisy, so each
 benchmark reports a ratio against a baseline measured in the same run, plus percentiles.
 Run them with \`npm run bench\`; raw results land in \`bench/results/\`.
-`);
+`,
+  );
   const section = `## Engine
 
 Bookings through the service layer (\`Inventory.book\`: validation, per-vehicle lock, id
@@ -161,7 +236,9 @@ groups across concurrent clients. The script decodes the vehicle's whole calenda
 call, so its cost grows with the entries a vehicle holds (here up to ~24 future bookings each);
 trimming past entries (with the sync) keeps that bounded.
 `;
-  doc = /## Engine\n[\s\S]*?(?=\n## |$)/.test(doc) ? doc.replace(/## Engine\n[\s\S]*?(?=\n## |$)/, section) : `${doc.trimEnd()}\n\n${section}`;
+  doc = /## Engine\n[\s\S]*?(?=\n## |$)/.test(doc)
+    ? doc.replace(/## Engine\n[\s\S]*?(?=\n## |$)/, section)
+    : `${doc.trimEnd()}\n\n${section}`;
   await writeFile(file, doc);
 }
 

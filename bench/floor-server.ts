@@ -36,7 +36,8 @@ const sha = String(await redis.script('LOAD', BOOK));
 const ids = vehicleIds(Number(process.env.BENCH_VEHICLES ?? 0));
 for (let i = 0; i < ids.length; i += 1000) {
   const m = redis.pipeline();
-  for (const id of ids.slice(i, i + 1000)) m.hset(`floor:v:${id}`, { id, listing: 'active', category: 'sedan', seats: '5', pricePerHour: '10' });
+  for (const id of ids.slice(i, i + 1000))
+    m.hset(`floor:v:${id}`, { id, listing: 'active', category: 'sedan', seats: '5', pricePerHour: '10' });
   await m.exec();
 }
 const hashPrefix = process.env.HASH_PREFIX ?? 'floor:v:';
@@ -46,8 +47,19 @@ app.post('/book', async (request, reply) => {
   const b = request.body as { vehicleId: string; from: string; to: string };
   const id = randomUUID();
   try {
-    await redis.evalsha(sha, 3, `floor:v:${b.vehicleId}`, `floor:cal:${b.vehicleId}`, 'floor:events',
-      id, 'c1', Date.parse(b.from), Date.parse(b.to), TURNAROUND_MS, b.vehicleId);
+    await redis.evalsha(
+      sha,
+      3,
+      `floor:v:${b.vehicleId}`,
+      `floor:cal:${b.vehicleId}`,
+      'floor:events',
+      id,
+      'c1',
+      Date.parse(b.from),
+      Date.parse(b.to),
+      TURNAROUND_MS,
+      b.vehicleId,
+    );
   } catch (err) {
     const code = (err as Error).message;
     return reply.code(code.startsWith('NOT_FOUND') ? 404 : 409).send({ code });

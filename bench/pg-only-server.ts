@@ -27,7 +27,10 @@ await pool.query(`
     created_at  timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT bookings_no_overlap EXCLUDE USING gist (vehicle_id WITH =, period WITH &&)
   );`);
-await pool.query('INSERT INTO vehicles (id, city) SELECT unnest($1::text[]), $2', [vehicleIds(Number(process.env.BENCH_VEHICLES ?? 0)), WRITE_CITY]);
+await pool.query('INSERT INTO vehicles (id, city) SELECT unnest($1::text[]), $2', [
+  vehicleIds(Number(process.env.BENCH_VEHICLES ?? 0)),
+  WRITE_CITY,
+]);
 await pool.query('ANALYZE vehicles');
 
 const app = Fastify({ logger: false });
@@ -37,14 +40,18 @@ app.post('/book', async (request, reply) => {
   const client = await pool.connect();
   try {
     await client.query('BEGIN');
-    const v = await client.query('SELECT id FROM vehicles WHERE id = $1 AND listing = \'active\' FOR UPDATE', [b.vehicleId]);
+    const v = await client.query("SELECT id FROM vehicles WHERE id = $1 AND listing = 'active' FOR UPDATE", [
+      b.vehicleId,
+    ]);
     if (v.rowCount === 0) {
       await client.query('ROLLBACK');
       return reply.code(404).send({ code: 'NOT_FOUND' });
     }
     // The turnaround (30 min) is part of the occupied range, as in the engine.
-    await client.query('INSERT INTO bookings (id, vehicle_id, customer_id, period) VALUES ($1, $2, $3, tstzrange($4::timestamptz, $5::timestamptz + interval \'30 minutes\'))',
-      [id, b.vehicleId, 'c1', b.from, b.to]);
+    await client.query(
+      "INSERT INTO bookings (id, vehicle_id, customer_id, period) VALUES ($1, $2, $3, tstzrange($4::timestamptz, $5::timestamptz + interval '30 minutes'))",
+      [id, b.vehicleId, 'c1', b.from, b.to],
+    );
     await client.query('COMMIT');
   } catch (err) {
     await client.query('ROLLBACK').catch(() => {});
@@ -57,10 +64,14 @@ app.post('/book', async (request, reply) => {
 });
 
 const url = await app.listen({ port: 0, host: '127.0.0.1' });
-serveParent(url, {
-  cpu: () => cpuMs(),
-  count: async () => Number((await pool.query('SELECT count(*) AS n FROM bookings')).rows[0].n),
-}, async () => {
-  await app.close();
-  await pool.end();
-});
+serveParent(
+  url,
+  {
+    cpu: () => cpuMs(),
+    count: async () => Number((await pool.query('SELECT count(*) AS n FROM bookings')).rows[0].n),
+  },
+  async () => {
+    await app.close();
+    await pool.end();
+  },
+);

@@ -30,7 +30,13 @@ const VEHICLES = 2_000;
 const ROUNDS = 4;
 const HOUR = 3_600_000;
 
-interface Stats { ops: number; seconds: number; opsPerSec: number; p50: number; p99: number }
+interface Stats {
+  ops: number;
+  seconds: number;
+  opsPerSec: number;
+  p50: number;
+  p99: number;
+}
 
 function stats(parts: { lat: number[]; seconds: number }[]): Stats {
   const s = parts.flatMap((p) => p.lat).sort((a, b) => a - b);
@@ -43,14 +49,16 @@ async function load(n: number, op: (i: number) => Promise<unknown>): Promise<{ l
   const lat: number[] = [];
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: CONCURRENCY }, async () => {
-    while (next < n) {
-      const i = next++;
-      const t = performance.now();
-      await op(i);
-      lat.push(performance.now() - t);
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: CONCURRENCY }, async () => {
+      while (next < n) {
+        const i = next++;
+        const t = performance.now();
+        await op(i);
+        lat.push(performance.now() - t);
+      }
+    }),
+  );
   return { lat, seconds: (performance.now() - t0) / 1000 };
 }
 
@@ -59,11 +67,17 @@ function cpuSeconds(pid: number): number {
   try {
     const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
     return (Number(fields[11]) + Number(fields[12])) / 100;
-  } catch { return 0; }
+  } catch {
+    return 0;
+  }
 }
 
 function commit(): string {
-  try { return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim(); } catch { return 'unknown'; }
+  try {
+    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
+  } catch {
+    return 'unknown';
+  }
 }
 
 async function main() {
@@ -71,7 +85,9 @@ async function main() {
   const layout = await haUp({ dir, postgres: false });
   const sentinels = layout.redis.sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
   const cityId = 'bench';
-  const cities = new CityCatalog([{ id: cityId, name: 'Bench', timeZone: 'UTC', turnaroundMs: 30 * 60_000, center: { lat: 0, lng: 0 } }]);
+  const cities = new CityCatalog([
+    { id: cityId, name: 'Bench', timeZone: 'UTC', turnaroundMs: 30 * 60_000, center: { lat: 0, lng: 0 } },
+  ]);
   // One connection per side, as one API process has: the same work, only the WAIT differs.
   const plain = createRedis({ sentinels }) as Redis;
   const waited = createRedis({ sentinels }) as Redis;
@@ -82,10 +98,21 @@ async function main() {
   try {
     const vehicles: string[] = [];
     await load(VEHICLES, async () => {
-      vehicles.push((await sides.replicas0.createVehicle(cityId, {
-        hostId: 'h1', category: 'sedan', seats: 5, transmission: 'automatic', fuel: 'petrol', make: 'Bench', model: 'Car',
-        location: { lat: 12.9, lng: 77.6 }, pricePerHour: 10,
-      })).vehicleId);
+      vehicles.push(
+        (
+          await sides.replicas0.createVehicle(cityId, {
+            hostId: 'h1',
+            category: 'sedan',
+            seats: 5,
+            transmission: 'automatic',
+            fuel: 'petrol',
+            make: 'Bench',
+            model: 'Car',
+            location: { lat: 12.9, lng: 77.6 },
+            pricePerHour: 10,
+          })
+        ).vehicleId,
+      );
     });
     const base = Math.ceil(Date.now() / HOUR) * HOUR + HOUR;
     const windowOf = (i: number) => base + Math.floor(i / VEHICLES) * 3 * HOUR;
@@ -94,7 +121,10 @@ async function main() {
       const from = windowOf(offset + i);
       return inv.book({ vehicleId: vehicles[(offset + i) % VEHICLES]!, customerId: 'c1', from, to: from + HOUR });
     };
-    for (const inv of Object.values(sides)) { await load(2_000, book(inv)); offset += 2_000; }
+    for (const inv of Object.values(sides)) {
+      await load(2_000, book(inv));
+      offset += 2_000;
+    }
     const levels = [];
     for (const concurrency of CONCURRENCIES) {
       CONCURRENCY = concurrency;
@@ -102,9 +132,20 @@ async function main() {
       const perRound = Math.floor(BOOKINGS / ROUNDS);
       const roundsBefore = (await metrics.replicationRounds.get()).values[0]?.value ?? 0;
       // Where the time goes: CPU of this process (the service layer), the primary and the replicas, per side.
-      const pids = { service: process.pid, primary: layout.redis.nodes[0]!.pid!, replicas: layout.redis.nodes.slice(1).map((n) => n.pid!) };
-      const cpu: Record<keyof typeof sides, { service: number; primary: number; replicas: number }> = { replicas0: { service: 0, primary: 0, replicas: 0 }, replicas1: { service: 0, primary: 0, replicas: 0 } };
-      const sample = () => ({ service: cpuSeconds(pids.service), primary: cpuSeconds(pids.primary), replicas: pids.replicas.reduce((a, p) => a + cpuSeconds(p), 0) });
+      const pids = {
+        service: process.pid,
+        primary: layout.redis.nodes[0]!.pid!,
+        replicas: layout.redis.nodes.slice(1).map((n) => n.pid!),
+      };
+      const cpu: Record<keyof typeof sides, { service: number; primary: number; replicas: number }> = {
+        replicas0: { service: 0, primary: 0, replicas: 0 },
+        replicas1: { service: 0, primary: 0, replicas: 0 },
+      };
+      const sample = () => ({
+        service: cpuSeconds(pids.service),
+        primary: cpuSeconds(pids.primary),
+        replicas: pids.replicas.reduce((a, p) => a + cpuSeconds(p), 0),
+      });
       for (let r = 0; r < ROUNDS; r++) {
         const order = (r % 2 === 0 ? ['replicas0', 'replicas1'] : ['replicas1', 'replicas0']) as (keyof typeof sides)[];
         for (const name of order) {
@@ -119,16 +160,26 @@ async function main() {
       const a = stats(parts.replicas0);
       const b = stats(parts.replicas1);
       const perBooking = (c: { service: number; primary: number; replicas: number }, n: number) => ({
-        serviceUs: Math.round((c.service / n) * 1e6), primaryUs: Math.round((c.primary / n) * 1e6), replicasUs: Math.round((c.replicas / n) * 1e6),
+        serviceUs: Math.round((c.service / n) * 1e6),
+        primaryUs: Math.round((c.primary / n) * 1e6),
+        replicasUs: Math.round((c.replicas / n) * 1e6),
       });
       levels.push({
-        concurrency, noWait: a, waitOneReplica: b, throughputRatio: b.opsPerSec / a.opsPerSec, writesPerWait: b.ops / Math.max(1, rounds),
+        concurrency,
+        noWait: a,
+        waitOneReplica: b,
+        throughputRatio: b.opsPerSec / a.opsPerSec,
+        writesPerWait: b.ops / Math.max(1, rounds),
         cpuPerBooking: { noWait: perBooking(cpu.replicas0, a.ops), waitOneReplica: perBooking(cpu.replicas1, b.ops) },
       });
     }
     const result = {
-      commit: commit(), date: new Date().toISOString(), machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`.trim(),
-      bookings: BOOKINGS, topology: 'primary + 2 replicas + 3 Sentinels, AOF always', levels,
+      commit: commit(),
+      date: new Date().toISOString(),
+      machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`.trim(),
+      bookings: BOOKINGS,
+      topology: 'primary + 2 replicas + 3 Sentinels, AOF always',
+      levels,
     };
     await mkdir('bench/results', { recursive: true });
     await writeFile('bench/results/replication-latest.json', `${JSON.stringify(result, null, 2)}\n`);
@@ -142,10 +193,24 @@ async function main() {
   }
 }
 
-interface Cpu { serviceUs: number; primaryUs: number; replicasUs: number }
-interface Level { concurrency: number; noWait: Stats; waitOneReplica: Stats; throughputRatio: number; writesPerWait: number; cpuPerBooking: { noWait: Cpu; waitOneReplica: Cpu } }
+interface Cpu {
+  serviceUs: number;
+  primaryUs: number;
+  replicasUs: number;
+}
+interface Level {
+  concurrency: number;
+  noWait: Stats;
+  waitOneReplica: Stats;
+  throughputRatio: number;
+  writesPerWait: number;
+  cpuPerBooking: { noWait: Cpu; waitOneReplica: Cpu };
+}
 
-async function updateDoc(file: string, r: { commit: string; date: string; machine: string; bookings: number; levels: Level[] }) {
+async function updateDoc(
+  file: string,
+  r: { commit: string; date: string; machine: string; bookings: number; levels: Level[] },
+) {
   const start = '<!-- replication:start -->';
   const end = '<!-- replication:end -->';
   const text = await readFile(file, 'utf8').catch(() => '');
@@ -157,21 +222,30 @@ async function updateDoc(file: string, r: { commit: string; date: string; machin
     start,
     `Latest run: commit \`${r.commit}\`, ${r.date}, ${r.machine}; ${r.bookings} bookings per side and level, alternating rounds.`,
     '',
-    '| in flight | REDIS_SYNC_REPLICAS | bookings/s | p50 ms | p99 ms | writes per WAIT |', '|---|---|---|---|---|---|',
+    '| in flight | REDIS_SYNC_REPLICAS | bookings/s | p50 ms | p99 ms | writes per WAIT |',
+    '|---|---|---|---|---|---|',
     ...r.levels.flatMap((l) => [
       `| ${l.concurrency} | 0 (AOF always only) | ${Math.round(l.noWait.opsPerSec)} | ${f(l.noWait.p50)} | ${f(l.noWait.p99)} | - |`,
       `| ${l.concurrency} | 1 (WAIT, group commit) | ${Math.round(l.waitOneReplica.opsPerSec)} | ${f(l.waitOneReplica.p50)} | ${f(l.waitOneReplica.p99)} | ${l.writesPerWait.toFixed(1)} |`,
     ]),
     '',
-    ...r.levels.map((l) => `With ${l.concurrency} in flight the throughput ratio is ${f(l.throughputRatio)}: ${l.throughputRatio < 1
-      ? `WAIT costs ${((1 - l.throughputRatio) * 100).toFixed(1)}% of booking throughput (target: at most 15%)`
-      : 'no throughput cost measurable in this run'}; p50 ${l.waitOneReplica.p50 >= l.noWait.p50 ? '+' : ''}${f(l.waitOneReplica.p50 - l.noWait.p50)} ms. `
-      + `CPU per booking without / with WAIT: service ${l.cpuPerBooking.noWait.serviceUs} / ${l.cpuPerBooking.waitOneReplica.serviceUs} µs, `
-      + `primary ${l.cpuPerBooking.noWait.primaryUs} / ${l.cpuPerBooking.waitOneReplica.primaryUs} µs, both replicas ${l.cpuPerBooking.noWait.replicasUs} / ${l.cpuPerBooking.waitOneReplica.replicasUs} µs `
-      + `(${os.cpus().length} cores for all of them and the load).`),
+    ...r.levels.map(
+      (l) =>
+        `With ${l.concurrency} in flight the throughput ratio is ${f(l.throughputRatio)}: ${
+          l.throughputRatio < 1
+            ? `WAIT costs ${((1 - l.throughputRatio) * 100).toFixed(1)}% of booking throughput (target: at most 15%)`
+            : 'no throughput cost measurable in this run'
+        }; p50 ${l.waitOneReplica.p50 >= l.noWait.p50 ? '+' : ''}${f(l.waitOneReplica.p50 - l.noWait.p50)} ms. ` +
+        `CPU per booking without / with WAIT: service ${l.cpuPerBooking.noWait.serviceUs} / ${l.cpuPerBooking.waitOneReplica.serviceUs} µs, ` +
+        `primary ${l.cpuPerBooking.noWait.primaryUs} / ${l.cpuPerBooking.waitOneReplica.primaryUs} µs, both replicas ${l.cpuPerBooking.noWait.replicasUs} / ${l.cpuPerBooking.waitOneReplica.replicasUs} µs ` +
+        `(${os.cpus().length} cores for all of them and the load).`,
+    ),
     end,
   ];
   await writeFile(file, text.slice(0, i) + lines.join('\n') + text.slice(j + end.length));
 }
 
-main().catch((err: unknown) => { console.error(err); process.exit(1); });
+main().catch((err: unknown) => {
+  console.error(err);
+  process.exit(1);
+});

@@ -48,13 +48,19 @@ readModel.search = async (city: string, q: SearchQuery) => {
 
 const staticCaller: Actor = { id: 'bench-customer', role: 'customer' };
 const app = await buildApp({
-  inventory, redis, rateLimits: UNLIMITED, ...(withReadModel ? { readModel } : {}),
+  inventory,
+  redis,
+  rateLimits: UNLIMITED,
+  ...(withReadModel ? { readModel } : {}),
   authenticate: process.env.BENCH_AUTH === 'static' ? async () => staticCaller : authenticator({ secret }),
 });
 app.addHook('onResponse', async (request, reply) => {
   const route = `${request.method} ${request.routeOptions.url ?? '?'}`;
   let xs = routeTimes.get(route);
-  if (!xs) routeTimes.set(route, (xs = []));
+  if (!xs) {
+    xs = [];
+    routeTimes.set(route, xs);
+  }
   xs.push(reply.elapsedTime);
 });
 
@@ -66,7 +72,11 @@ async function probe(args: unknown) {
   for (let i = 0; i < n; i++) {
     const from = base + ((i * 7) % 72) * HOUR;
     const q: SearchQuery = {
-      from, to: from + (2 + ((i * 13) % 46)) * HOUR, sort: 'price', limit: 20, offset: 0,
+      from,
+      to: from + (2 + ((i * 13) % 46)) * HOUR,
+      sort: 'price',
+      limit: 20,
+      offset: 0,
       ...(i % 4 === 1 ? { category: CATEGORIES[i % CATEGORIES.length]!, orBetter: i % 8 === 1 } : {}),
     };
     const t = performance.now();
@@ -77,16 +87,26 @@ async function probe(args: unknown) {
 }
 
 const url = await app.listen({ port: 0, host: '127.0.0.1' });
-serveParent(url, {
-  cpu: () => cpuMs(),
-  stats: (args) => {
-    const out = { routes: Object.fromEntries([...routeTimes].map(([k, v]) => [k, percentiles(v)])), search: percentiles(searchTimes) };
-    if ((args as { reset?: boolean } | undefined)?.reset) { routeTimes = new Map(); searchTimes = []; }
-    return out;
+serveParent(
+  url,
+  {
+    cpu: () => cpuMs(),
+    stats: (args) => {
+      const out = {
+        routes: Object.fromEntries([...routeTimes].map(([k, v]) => [k, percentiles(v)])),
+        search: percentiles(searchTimes),
+      };
+      if ((args as { reset?: boolean } | undefined)?.reset) {
+        routeTimes = new Map();
+        searchTimes = [];
+      }
+      return out;
+    },
+    probe,
   },
-  probe,
-}, async () => {
-  await app.close();
-  if (withReadModel) await readModel.stop();
-  redis.disconnect();
-});
+  async () => {
+    await app.close();
+    if (withReadModel) await readModel.stop();
+    redis.disconnect();
+  },
+);

@@ -45,13 +45,33 @@ const QUICK = process.argv.includes('--quick') || (!!process.env.BENCH_QUICK && 
 const CONNECTIONS = 50;
 const C = QUICK
   ? {
-    writeVehicles: 200, readVehicles: 100, seedPerCity: 20, seedOps: 3_000, warmup: 0, seconds: 1, breakdownWarmup: 0, breakdownSeconds: 1,
-    probeN: 200, profileSeconds: process.env.BENCH_PROFILE === '1' ? 1 : 0, seedDeadline: 30, maxQuietWait: 0,
-  }
+      writeVehicles: 200,
+      readVehicles: 100,
+      seedPerCity: 20,
+      seedOps: 3_000,
+      warmup: 0,
+      seconds: 1,
+      breakdownWarmup: 0,
+      breakdownSeconds: 1,
+      probeN: 200,
+      profileSeconds: process.env.BENCH_PROFILE === '1' ? 1 : 0,
+      seedDeadline: 30,
+      maxQuietWait: 0,
+    }
   : {
-    writeVehicles: 10_000, readVehicles: 2_000, seedPerCity: 200, seedOps: 300_000, warmup: 5, seconds: Number(process.env.BENCH_SECONDS ?? 15),
-    breakdownWarmup: 2, breakdownSeconds: 8, probeN: 2_000, profileSeconds: process.env.BENCH_PROFILE === '0' ? 0 : 6, seedDeadline: 240, maxQuietWait: 60,
-  };
+      writeVehicles: 10_000,
+      readVehicles: 2_000,
+      seedPerCity: 200,
+      seedOps: 300_000,
+      warmup: 5,
+      seconds: Number(process.env.BENCH_SECONDS ?? 15),
+      breakdownWarmup: 2,
+      breakdownSeconds: 8,
+      probeN: 2_000,
+      profileSeconds: process.env.BENCH_PROFILE === '0' ? 0 : 6,
+      seedDeadline: 240,
+      maxQuietWait: 60,
+    };
 const READS_PER_WRITE = 50;
 const LAG_SAMPLE_MS = 100;
 const SECRET = 'side-by-side-bench-secret-0123456789abcdef';
@@ -63,14 +83,21 @@ const TARGETS = { vsFloor: 0.6, vsPg: 5, bookingP99Ms: 25, searchP99Ms: 5, seedD
 // Everything started here is released at the end, or on Ctrl-C.
 const cleanups: (() => Promise<unknown>)[] = [];
 async function cleanUp() {
-  while (cleanups.length) await cleanups.pop()!().catch((err: unknown) => console.error('cleanup:', (err as Error).message));
+  while (cleanups.length)
+    await cleanups.pop()!().catch((err: unknown) => console.error('cleanup:', (err as Error).message));
 }
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { void cleanUp().finally(() => process.exit(130)); });
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    void cleanUp().finally(() => process.exit(130));
+  });
 
 async function privateRedis(): Promise<{ server: RedisServer; redis: Redis; pid: number }> {
   const server = await startRedis({ external: 'never' });
   const redis = new Redis(server.url, { maxRetriesPerRequest: 3 });
-  cleanups.push(async () => { redis.disconnect(); await server.stop(); });
+  cleanups.push(async () => {
+    redis.disconnect();
+    await server.stop();
+  });
   const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0);
   return { server, redis, pid };
 }
@@ -92,13 +119,23 @@ const stop = (c: Child) => c.stop();
 
 async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => { while (next < items.length) await fn(items[next++] as T); }));
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
 }
 
 /** A small deterministic generator, so two runs send the same requests. */
 function rng(seed: number) {
   let s = seed >>> 0;
-  return () => { s = (s + 0x6d2b79f5) >>> 0; let t = s; t = Math.imul(t ^ (t >>> 15), t | 1); t ^= t + Math.imul(t ^ (t >>> 7), t | 61); return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32; };
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
 }
 
 interface Measured extends LoadResult {
@@ -118,8 +155,12 @@ async function awaitQuiet(): Promise<number> {
 }
 
 /** Warm-up (discarded), then the measured run, with the CPU each process used during it. */
-async function measure(url: string, request: RequestSpec, pids: Record<string, number | undefined>,
-  o: { warmup?: number; seconds?: number; onStart?: () => unknown; store?: 'redis' | 'postgres' } = {}): Promise<Measured> {
+async function measure(
+  url: string,
+  request: RequestSpec,
+  pids: Record<string, number | undefined>,
+  o: { warmup?: number; seconds?: number; onStart?: () => unknown; store?: 'redis' | 'postgres' } = {},
+): Promise<Measured> {
   const quietWaitSeconds = await awaitQuiet();
   const warmup = o.warmup ?? C.warmup;
   if (warmup > 0) await runLoad({ url, connections: CONNECTIONS, duration: warmup, request });
@@ -128,10 +169,25 @@ async function measure(url: string, request: RequestSpec, pids: Record<string, n
   const r = await runLoad({ url, connections: CONNECTIONS, duration: o.seconds ?? C.seconds, request });
   const cores = cpuBetween(before, cpuSnapshot({ loadgen: process.pid, ...pids }));
   const us = (c: number | undefined) => (r.requests ? Math.round(((c ?? 0) * r.seconds * 1e6) / r.requests) : 0);
-  return { ...r, cores, cpuUsPerRequest: { server: us(cores.server), store: us(cores[o.store ?? 'redis']) }, quietWaitSeconds };
+  return {
+    ...r,
+    cores,
+    cpuUsPerRequest: { server: us(cores.server), store: us(cores[o.store ?? 'redis']) },
+    quietWaitSeconds,
+  };
 }
 
-const SPEC = { hostId: 'h1', category: 'sedan' as const, seats: 5, transmission: 'automatic' as const, fuel: 'petrol' as const, make: 'Bench', model: 'Car', location: { lat: 12.97, lng: 77.59 }, pricePerHour: 10 };
+const SPEC = {
+  hostId: 'h1',
+  category: 'sedan' as const,
+  seats: 5,
+  transmission: 'automatic' as const,
+  fuel: 'petrol' as const,
+  make: 'Bench',
+  model: 'Car',
+  location: { lat: 12.97, lng: 77.59 },
+  pricePerHour: 10,
+};
 
 /** The benchmark's write vehicles, through the engine (same ids as the floor's and PostgreSQL's). */
 async function seedWriteVehicles(redis: Redis): Promise<void> {
@@ -142,15 +198,23 @@ async function seedWriteVehicles(redis: Redis): Promise<void> {
 function bookingRequest(path: string, ids: readonly string[], base: number, authorization?: string): RequestSpec {
   let slot = 0;
   return {
-    method: 'POST', path,
+    method: 'POST',
+    path,
     setupRequest: (req) => ({
-      ...req, method: 'POST', path, body: bookingBody(slot++, ids, base),
+      ...req,
+      method: 'POST',
+      path,
+      body: bookingBody(slot++, ids, base),
       headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
     }),
   };
 }
 
-async function profile(script: string, env: Record<string, string>, request: RequestSpec): Promise<ProfileSummary | undefined> {
+async function profile(
+  script: string,
+  env: Record<string, string>,
+  request: RequestSpec,
+): Promise<ProfileSummary | undefined> {
   if (!C.profileSeconds) return undefined;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-prof-'));
   try {
@@ -194,7 +258,9 @@ async function writes(base: number, token: string) {
     prof = await profile('service-server.ts', env, bookingRequest('/v1/bookings', ids, base + 400 * 24 * HOUR, auth));
   }
 
-  console.error('writes, cost breakdown of (b): without JWT verification, without the read model, with appendfsync everysec');
+  console.error(
+    'writes, cost breakdown of (b): without JWT verification, without the read model, with appendfsync everysec',
+  );
   out.breakdown = await bookingBreakdown(base + 200 * 24 * HOUR, ids, auth);
 
   console.error('writes (b+sync): service with the sync worker into a fresh database, lag sampled');
@@ -204,23 +270,31 @@ async function writes(base: number, token: string) {
     await seedWriteVehicles(redis);
     const sync = await child('sync-worker.ts', { REDIS_URL: server.url, DATABASE_URL: db.url });
     // The vehicles' own events first: the lag is measured from an empty backlog.
-    for (const t0 = Date.now(); (await cityLag(redis, WRITE_CITY)).eventsBehind > 0 && Date.now() - t0 < 120_000;) await sleep(100);
+    for (const t0 = Date.now(); (await cityLag(redis, WRITE_CITY)).eventsBehind > 0 && Date.now() - t0 < 120_000; )
+      await sleep(100);
     const c = await child('service-server.ts', { REDIS_URL: server.url, JWT_SECRET: SECRET });
     const lagMs: number[] = [];
     const lagEvents: number[] = [];
     let sampling = false;
     let sampler: Promise<void> = Promise.resolve();
-    const r = await measure(c.url, bookingRequest('/v1/bookings', ids, base, auth), { server: c.pid, redis: pid, sync: sync.pid }, { onStart: () => {
-      sampling = true;
-      sampler = (async () => {
-        while (sampling) {
-          const l = await cityLag(redis, WRITE_CITY);
-          lagMs.push(l.secondsBehind * 1000);
-          lagEvents.push(l.eventsBehind);
-          await sleep(LAG_SAMPLE_MS);
-        }
-      })();
-    } });
+    const r = await measure(
+      c.url,
+      bookingRequest('/v1/bookings', ids, base, auth),
+      { server: c.pid, redis: pid, sync: sync.pid },
+      {
+        onStart: () => {
+          sampling = true;
+          sampler = (async () => {
+            while (sampling) {
+              const l = await cityLag(redis, WRITE_CITY);
+              lagMs.push(l.secondsBehind * 1000);
+              lagEvents.push(l.eventsBehind);
+              await sleep(LAG_SAMPLE_MS);
+            }
+          })();
+        },
+      },
+    );
     sampling = false;
     await sampler;
     const t0 = Date.now();
@@ -230,23 +304,51 @@ async function writes(base: number, token: string) {
     await stop(c);
     await stop(sync);
     const lag = percentiles(lagMs);
-    out.serviceWithSync = { ...r, lag: { samples: lag.n, p50Ms: lag.p50, p99Ms: lag.p99, maxMs: lag.max, p99Events: percentiles(lagEvents).p99, drainAfterLoadSeconds: drainSeconds, sampleEveryMs: LAG_SAMPLE_MS }, sync: syncStats };
+    out.serviceWithSync = {
+      ...r,
+      lag: {
+        samples: lag.n,
+        p50Ms: lag.p50,
+        p99Ms: lag.p99,
+        maxMs: lag.max,
+        p99Events: percentiles(lagEvents).p99,
+        drainAfterLoadSeconds: drainSeconds,
+        sampleEveryMs: LAG_SAMPLE_MS,
+      },
+      sync: syncStats,
+    };
   }
 
   console.error('writes (c): PostgreSQL only');
   {
     const db = await freshDatabase();
-    const c = await child('pg-only-server.ts', { DATABASE_URL: db.url, BENCH_VEHICLES: String(C.writeVehicles), PG_POOL: '20' });
-    out.pgOnly = { ...(await measure(c.url, bookingRequest('/book', ids, base), { server: c.pid }, { store: 'postgres' })), pool: 20, rows: await c.call('count') };
+    const c = await child('pg-only-server.ts', {
+      DATABASE_URL: db.url,
+      BENCH_VEHICLES: String(C.writeVehicles),
+      PG_POOL: '20',
+    });
+    out.pgOnly = {
+      ...(await measure(c.url, bookingRequest('/book', ids, base), { server: c.pid }, { store: 'postgres' })),
+      pool: 20,
+      rows: await c.call('count'),
+    };
     await stop(c);
   }
   return { ...out, profile: prof } as {
-    floor: Measured; service: Measured; pgOnly: Measured; breakdown: BreakdownRow[]; profile?: ProfileSummary;
-    serviceWithSync: Measured & { lag: { p50Ms: number; p99Ms: number; maxMs: number; p99Events: number; drainAfterLoadSeconds: number } };
+    floor: Measured;
+    service: Measured;
+    pgOnly: Measured;
+    breakdown: BreakdownRow[];
+    profile?: ProfileSummary;
+    serviceWithSync: Measured & {
+      lag: { p50Ms: number; p99Ms: number; maxMs: number; p99Events: number; drainAfterLoadSeconds: number };
+    };
   };
 }
 
-interface BreakdownRow extends Measured { variant: string }
+interface BreakdownRow extends Measured {
+  variant: string;
+}
 
 /**
  * Where a booking's time goes, by taking layers away one at a time from the same app, each run
@@ -257,11 +359,41 @@ interface BreakdownRow extends Measured { variant: string }
  */
 async function bookingBreakdown(base: number, ids: readonly string[], auth: string): Promise<BreakdownRow[]> {
   const variants: { variant: string; script: string; env: Record<string, string>; fsync: string; path: string }[] = [
-    { variant: 'this service (b), as compared', script: 'service-server.ts', env: {}, fsync: 'always', path: '/v1/bookings' },
-    { variant: 'without JWT verification (a fixed caller)', script: 'service-server.ts', env: { BENCH_AUTH: 'static' }, fsync: 'always', path: '/v1/bookings' },
-    { variant: 'without JWT verification nor the read model', script: 'service-server.ts', env: { BENCH_AUTH: 'static', BENCH_READMODEL: '0' }, fsync: 'always', path: '/v1/bookings' },
-    { variant: 'the same, Redis appendfsync everysec', script: 'service-server.ts', env: { BENCH_AUTH: 'static', BENCH_READMODEL: '0' }, fsync: 'everysec', path: '/v1/bookings' },
-    { variant: 'the floor (a), Redis appendfsync everysec', script: 'floor-server.ts', env: { BENCH_VEHICLES: String(C.writeVehicles) }, fsync: 'everysec', path: '/book' },
+    {
+      variant: 'this service (b), as compared',
+      script: 'service-server.ts',
+      env: {},
+      fsync: 'always',
+      path: '/v1/bookings',
+    },
+    {
+      variant: 'without JWT verification (a fixed caller)',
+      script: 'service-server.ts',
+      env: { BENCH_AUTH: 'static' },
+      fsync: 'always',
+      path: '/v1/bookings',
+    },
+    {
+      variant: 'without JWT verification nor the read model',
+      script: 'service-server.ts',
+      env: { BENCH_AUTH: 'static', BENCH_READMODEL: '0' },
+      fsync: 'always',
+      path: '/v1/bookings',
+    },
+    {
+      variant: 'the same, Redis appendfsync everysec',
+      script: 'service-server.ts',
+      env: { BENCH_AUTH: 'static', BENCH_READMODEL: '0' },
+      fsync: 'everysec',
+      path: '/v1/bookings',
+    },
+    {
+      variant: 'the floor (a), Redis appendfsync everysec',
+      script: 'floor-server.ts',
+      env: { BENCH_VEHICLES: String(C.writeVehicles) },
+      fsync: 'everysec',
+      path: '/book',
+    },
   ];
   const rows: BreakdownRow[] = [];
   for (const [k, v] of variants.entries()) {
@@ -270,8 +402,21 @@ async function bookingBreakdown(base: number, ids: readonly string[], auth: stri
     if (v.script === 'service-server.ts') await seedWriteVehicles(redis);
     await redis.config('SET', 'appendfsync', v.fsync);
     const c = await child(v.script, { REDIS_URL: server.url, JWT_SECRET: SECRET, ...v.env });
-    const request = bookingRequest(v.path, ids, base + k * 100 * 24 * HOUR, v.script === 'floor-server.ts' ? undefined : auth);
-    rows.push({ variant: v.variant, ...(await measure(c.url, request, { server: c.pid, redis: pid }, { warmup: C.breakdownWarmup, seconds: C.breakdownSeconds })) });
+    const request = bookingRequest(
+      v.path,
+      ids,
+      base + k * 100 * 24 * HOUR,
+      v.script === 'floor-server.ts' ? undefined : auth,
+    );
+    rows.push({
+      variant: v.variant,
+      ...(await measure(
+        c.url,
+        request,
+        { server: c.pid, redis: pid },
+        { warmup: C.breakdownWarmup, seconds: C.breakdownSeconds },
+      )),
+    });
     await stop(c);
     redis.disconnect();
     await server.stop();
@@ -283,9 +428,16 @@ async function bookingBreakdown(base: number, ids: readonly string[], auth: stri
 
 function searchPath(city: string, base: number, rand: () => number): string {
   const from = base + Math.floor(rand() * 72) * HOUR;
-  const q = new URLSearchParams({ from: new Date(from).toISOString(), to: new Date(from + (2 + Math.floor(rand() * 46)) * HOUR).toISOString(), limit: '20' });
+  const q = new URLSearchParams({
+    from: new Date(from).toISOString(),
+    to: new Date(from + (2 + Math.floor(rand() * 46)) * HOUR).toISOString(),
+    limit: '20',
+  });
   const r = rand();
-  if (r < 0.25) { q.set('category', CATEGORIES[Math.floor(rand() * CATEGORIES.length)]!); if (rand() < 0.5) q.set('orBetter', 'true'); }
+  if (r < 0.25) {
+    q.set('category', CATEGORIES[Math.floor(rand() * CATEGORIES.length)]!);
+    if (rand() < 0.5) q.set('orBetter', 'true');
+  }
   return `/v1/cities/${city}/availability?${q}`;
 }
 
@@ -297,11 +449,25 @@ async function reads(base: number, token: string) {
   const ids = await redis.smembers(keys.vehicles(city.id));
 
   console.error(`reads (a'): floor, HGETALL of a vehicle hash (${ids.length} vehicles)`);
-  const floor = await child('floor-server.ts', { REDIS_URL: server.url, HASH_PREFIX: keys.vehicle(city.id, ''), BENCH_VEHICLES: '0' });
+  const floor = await child('floor-server.ts', {
+    REDIS_URL: server.url,
+    HASH_PREFIX: keys.vehicle(city.id, ''),
+    BENCH_VEHICLES: '0',
+  });
   const randA = rng(1);
-  const floorResult = await measure(floor.url, {
-    method: 'GET', setupRequest: (req) => ({ ...req, method: 'GET', path: `/vehicles/${ids[Math.floor(randA() * ids.length)]}`, headers: {} }),
-  }, { server: floor.pid, redis: pid });
+  const floorResult = await measure(
+    floor.url,
+    {
+      method: 'GET',
+      setupRequest: (req) => ({
+        ...req,
+        method: 'GET',
+        path: `/vehicles/${ids[Math.floor(randA() * ids.length)]}`,
+        headers: {},
+      }),
+    },
+    { server: floor.pid, redis: pid },
+  );
   await stop(floor);
 
   console.error(`reads (b'): service, availability search in a ${ids.length}-vehicle city`);
@@ -309,9 +475,20 @@ async function reads(base: number, token: string) {
   const svc = await child('service-server.ts', env);
   const randB = rng(2);
   const searchRequest = (rand: () => number): RequestSpec => ({
-    method: 'GET', setupRequest: (req) => ({ ...req, method: 'GET', path: searchPath(city.id, base, rand), headers: { authorization: `Bearer ${token}` } }),
+    method: 'GET',
+    setupRequest: (req) => ({
+      ...req,
+      method: 'GET',
+      path: searchPath(city.id, base, rand),
+      headers: { authorization: `Bearer ${token}` },
+    }),
   });
-  const serviceResult = await measure(svc.url, searchRequest(randB), { server: svc.pid, redis: pid }, { onStart: () => svc.call('stats', { reset: true }) });
+  const serviceResult = await measure(
+    svc.url,
+    searchRequest(randB),
+    { server: svc.pid, redis: pid },
+    { onStart: () => svc.call('stats', { reset: true }) },
+  );
   const stats = await svc.call<{ routes: Record<string, Percentiles>; search: Percentiles }>('stats', { reset: true });
   // The cost of one search alone: N searches one after another in the server process, nothing else running.
   const probe = await svc.call<Percentiles>('probe', { city: city.id, n: C.probeN });
@@ -330,7 +507,11 @@ async function reads(base: number, token: string) {
 
 // Seed day -----------------------------------------------------------------------------------
 
-interface KindStats { n: number; lat: number[]; status: Record<string, number> }
+interface KindStats {
+  n: number;
+  lat: number[];
+  status: Record<string, number>;
+}
 
 async function seedDay(base: number) {
   const { server, redis, pid } = await privateRedis();
@@ -341,9 +522,13 @@ async function seedDay(base: number) {
     await seedCity(inventory, redis, city, C.seedPerCity);
     cities.push({ city, ids: await redis.smembers(keys.vehicles(city.id)) });
   }
-  console.error(`seed day: ${cities.length} cities x ${C.seedPerCity} vehicles seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${C.seedOps} operations, ${READS_PER_WRITE} reads per write`);
+  console.error(
+    `seed day: ${cities.length} cities x ${C.seedPerCity} vehicles seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${C.seedOps} operations, ${READS_PER_WRITE} reads per write`,
+  );
   const secret = new TextEncoder().encode(SECRET);
-  const tokens = await Promise.all(Array.from({ length: 500 }, (_, i) => mintToken(secret, { sub: `bench-customer-${i}`, role: 'customer' })));
+  const tokens = await Promise.all(
+    Array.from({ length: 500 }, (_, i) => mintToken(secret, { sub: `bench-customer-${i}`, role: 'customer' })),
+  );
   const svc = await child('service-server.ts', { REDIS_URL: server.url, JWT_SECRET: SECRET });
 
   const rand = rng(42);
@@ -373,50 +558,102 @@ async function seedDay(base: number) {
         method = 'POST';
         const cancel = w === 9 ? booked.splice(Math.floor(rand() * booked.length), 1)[0] : undefined;
         if (cancel) {
-          kind = 'cancel'; path = `/v1/bookings/${cancel.id}/cancel`; body = '{}'; authorization = cancel.auth;
+          kind = 'cancel';
+          path = `/v1/bookings/${cancel.id}/cancel`;
+          body = '{}';
+          authorization = cancel.auth;
         } else if (w >= 7) {
-          kind = 'hold'; path = '/v1/holds'; body = JSON.stringify({ vehicleId, ...window(24 * 28, 24) });
+          kind = 'hold';
+          path = '/v1/holds';
+          body = JSON.stringify({ vehicleId, ...window(24 * 28, 24) });
         } else {
-          kind = 'book'; path = '/v1/bookings'; body = JSON.stringify({ vehicleId, ...window(24 * 28, 24) });
+          kind = 'book';
+          path = '/v1/bookings';
+          body = JSON.stringify({ vehicleId, ...window(24 * 28, 24) });
         }
       } else if (readsN++ % 10 === 9) {
-        kind = 'vehicle'; path = `/v1/vehicles/${vehicleId}`;
+        kind = 'vehicle';
+        path = `/v1/vehicles/${vehicleId}`;
       } else {
-        kind = 'search'; path = searchPath(city.id, base, rand);
+        kind = 'search';
+        path = searchPath(city.id, base, rand);
       }
       ctx.kind = kind;
       ctx.auth = authorization;
       ctx.t = performance.now();
-      return { ...req, method, path, headers: { authorization, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body } : { body: '' }) };
+      return {
+        ...req,
+        method,
+        path,
+        headers: { authorization, ...(body ? { 'content-type': 'application/json' } : {}) },
+        ...(body ? { body } : { body: '' }),
+      };
     },
     onResponse: (status, body, ctx) => {
-      const k = (kinds[ctx.kind as string] ??= { n: 0, lat: [], status: {} });
+      kinds[ctx.kind as string] ??= { n: 0, lat: [], status: {} };
+      const k = kinds[ctx.kind as string]!;
       k.n++;
       k.lat.push(performance.now() - (ctx.t as number));
       k.status[status] = (k.status[status] ?? 0) + 1;
-      if (ctx.kind === 'book' && status === 201) booked.push({ id: (JSON.parse(body) as { id: string }).id, auth: ctx.auth as string });
+      if (ctx.kind === 'book' && status === 201)
+        booked.push({ id: (JSON.parse(body) as { id: string }).id, auth: ctx.auth as string });
     },
   };
   // A short warm-up of searches only (JIT, connections), not counted.
   const warm = rng(7);
-  if (C.warmup > 0) await runLoad({ url: svc.url, connections: CONNECTIONS, duration: C.warmup, request: { setupRequest: (req) => ({ ...req, method: 'GET', path: searchPath(cities[Math.floor(warm() * cities.length)]!.city.id, base, warm), headers: { authorization: `Bearer ${tokens[0]}` } }) } });
+  if (C.warmup > 0)
+    await runLoad({
+      url: svc.url,
+      connections: CONNECTIONS,
+      duration: C.warmup,
+      request: {
+        setupRequest: (req) => ({
+          ...req,
+          method: 'GET',
+          path: searchPath(cities[Math.floor(warm() * cities.length)]!.city.id, base, warm),
+          headers: { authorization: `Bearer ${tokens[0]}` },
+        }),
+      },
+    });
   await svc.call('stats', { reset: true });
   const quietWaitSeconds = await awaitQuiet();
   const before = cpuSnapshot({ loadgen: process.pid, server: svc.pid, redis: pid });
-  const deadlineSeconds = Math.max(20, Math.min(C.seedDeadline, (RUN_BUDGET_MS - (Date.now() - runStarted)) / 1000 - 20));
+  const deadlineSeconds = Math.max(
+    20,
+    Math.min(C.seedDeadline, (RUN_BUDGET_MS - (Date.now() - runStarted)) / 1000 - 20),
+  );
   const r = await runLoad({ url: svc.url, connections: CONNECTIONS, amount: C.seedOps, deadlineSeconds, request });
   const cores = cpuBetween(before, cpuSnapshot({ loadgen: process.pid, server: svc.pid, redis: pid }));
   const stats = await svc.call<{ routes: Record<string, Percentiles> }>('stats', { reset: true });
   await stop(svc);
-  const byKind = Object.fromEntries(Object.entries(kinds).map(([k, v]) => {
-    const p = percentiles(v.lat);
-    return [k, { n: v.n, p50: p.p50, p99: p.p99, status: v.status }];
-  }));
+  const byKind = Object.fromEntries(
+    Object.entries(kinds).map(([k, v]) => {
+      const p = percentiles(v.lat);
+      return [k, { n: v.n, p50: p.p50, p99: p.p99, status: v.status }];
+    }),
+  );
   return {
-    cities: cities.length, vehiclesPerCity: C.seedPerCity, operations: C.seedOps, completed: r.requests, readsPerWrite: READS_PER_WRITE,
-    seconds: r.seconds, opsPerSec: r.perSec, p50: r.p50, p99: r.p99, status: r.status, errors: r.errors, timeouts: r.timeouts,
-    finished: r.requests >= C.seedOps, byKind, serverMs: stats.routes, cores, quietWaitSeconds,
-    cpuUsPerRequest: { server: Math.round(((cores.server ?? 0) * r.seconds * 1e6) / Math.max(1, r.requests)), store: Math.round(((cores.redis ?? 0) * r.seconds * 1e6) / Math.max(1, r.requests)) },
+    cities: cities.length,
+    vehiclesPerCity: C.seedPerCity,
+    operations: C.seedOps,
+    completed: r.requests,
+    readsPerWrite: READS_PER_WRITE,
+    seconds: r.seconds,
+    opsPerSec: r.perSec,
+    p50: r.p50,
+    p99: r.p99,
+    status: r.status,
+    errors: r.errors,
+    timeouts: r.timeouts,
+    finished: r.requests >= C.seedOps,
+    byKind,
+    serverMs: stats.routes,
+    cores,
+    quietWaitSeconds,
+    cpuUsPerRequest: {
+      server: Math.round(((cores.server ?? 0) * r.seconds * 1e6) / Math.max(1, r.requests)),
+      store: Math.round(((cores.redis ?? 0) * r.seconds * 1e6) / Math.max(1, r.requests)),
+    },
   };
 }
 
@@ -426,9 +663,25 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 const f1 = (x: number) => x.toFixed(1);
 const f2 = (x: number) => x.toFixed(2);
 const pct = (x: number) => `${Math.round(x * 100)}%`;
-const okShare = (status: Record<string, number>, n: number) => (n ? Object.entries(status).filter(([c]) => c.startsWith('2')).reduce((a, [, k]) => a + k, 0) / n : 0);
-const coresText = (c: Record<string, number>) => `${Object.entries(c).filter(([k]) => k !== 'machine').map(([k, v]) => `${k} ${f2(v)}`).join(', ')} (machine ${f2(c.machine ?? 0)} of ${os.cpus().length})`;
-const groupsText = (p: ProfileSummary | undefined, n = 5) => (p ? p.groups.filter((g) => g.share >= 0.01).slice(0, n).map((g) => `${g.group} ${pct(g.share)}`).join(', ') : 'not profiled');
+const okShare = (status: Record<string, number>, n: number) =>
+  n
+    ? Object.entries(status)
+        .filter(([c]) => c.startsWith('2'))
+        .reduce((a, [, k]) => a + k, 0) / n
+    : 0;
+const coresText = (c: Record<string, number>) =>
+  `${Object.entries(c)
+    .filter(([k]) => k !== 'machine')
+    .map(([k, v]) => `${k} ${f2(v)}`)
+    .join(', ')} (machine ${f2(c.machine ?? 0)} of ${os.cpus().length})`;
+const groupsText = (p: ProfileSummary | undefined, n = 5) =>
+  p
+    ? p.groups
+        .filter((g) => g.share >= 0.01)
+        .slice(0, n)
+        .map((g) => `${g.group} ${pct(g.share)}`)
+        .join(', ')
+    : 'not profiled';
 
 type Writes = Awaited<ReturnType<typeof writes>>;
 type Reads = Awaited<ReturnType<typeof reads>>;
@@ -445,9 +698,11 @@ async function fsyncProbe(): Promise<number> {
 }
 
 function tables(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, number>) {
-  const row = (name: string, x: Measured) => `| ${name} | ${Math.round(x.perSec)} | ${f2(x.p50)} | ${f2(x.p99)} | ${x.requests} | ${pct(okShare(x.status, x.requests))} | ${x.cpuUsPerRequest.server} | ${x.cpuUsPerRequest.store} |`;
+  const row = (name: string, x: Measured) =>
+    `| ${name} | ${Math.round(x.perSec)} | ${f2(x.p50)} | ${f2(x.p99)} | ${x.requests} | ${pct(okShare(x.status, x.requests))} | ${x.cpuUsPerRequest.server} | ${x.cpuUsPerRequest.store} |`;
   const main = [
-    '| scenario | req/s | p50 ms | p99 ms | requests | 2xx | server CPU µs/req | store CPU µs/req |', '|---|---|---|---|---|---|---|---|',
+    '| scenario | req/s | p50 ms | p99 ms | requests | 2xx | server CPU µs/req | store CPU µs/req |',
+    '|---|---|---|---|---|---|---|---|',
     row('writes (a) floor: fastify + ioredis, one EVALSHA', w.floor),
     row('writes (b) this service: `POST /v1/bookings`', w.service),
     row('writes (b+sync) the same, sync worker running beside it', w.serviceWithSync),
@@ -457,7 +712,8 @@ function tables(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, number>)
     `| seed day: ${s.completed} ops, ${s.readsPerWrite} reads per write, ${s.cities} cities | ${Math.round(s.opsPerSec)} | ${f2(s.p50)} | ${f2(s.p99)} | ${s.completed} in ${f1(s.seconds)} s | ${pct(okShare(s.status, s.completed))} | ${s.cpuUsPerRequest.server} | ${s.cpuUsPerRequest.store} |`,
   ].join('\n');
   const ratioTable = [
-    '| ratio (throughput) | value |', '|---|---|',
+    '| ratio (throughput) | value |',
+    '|---|---|',
     `| **b/a** bookings vs floor | **${f2(ratios.bookingVsFloor!)}** |`,
     `| **b/c** bookings vs PostgreSQL only | **${f2(ratios.bookingVsPgOnly!)}x** |`,
     `| (b+sync)/a, (b+sync)/c | ${f2(ratios.bookingWithSyncVsFloor!)}, ${f2(ratios.bookingWithSyncVsPgOnly!)}x |`,
@@ -466,18 +722,38 @@ function tables(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, number>)
   const sv = r.service.server;
   const probe = sv.probe;
   const server = [
-    '| server-side time, availability search | p50 ms | p99 ms | max ms | n |', '|---|---|---|---|---|',
+    '| server-side time, availability search | p50 ms | p99 ms | max ms | n |',
+    '|---|---|---|---|---|',
     `| one search alone (readModel.search + verification, ${probe.n} in a row, in-process) | ${f2(probe.p50)} | ${f2(probe.p99)} | ${f2(probe.max)} | ${probe.n} |`,
-    ...(sv.search ? [`| the same during the ${CONNECTIONS}-client load (event-loop queueing included) | ${f2(sv.search.p50)} | ${f2(sv.search.p99)} | ${f2(sv.search.max)} | ${sv.search.n} |`] : []),
-    ...(sv.request ? [`| whole request during the load (onResponse reply.elapsedTime: auth, rate limit, search, serialization) | ${f2(sv.request.p50)} | ${f2(sv.request.p99)} | ${f2(sv.request.max)} | ${sv.request.n} |`] : []),
+    ...(sv.search
+      ? [
+          `| the same during the ${CONNECTIONS}-client load (event-loop queueing included) | ${f2(sv.search.p50)} | ${f2(sv.search.p99)} | ${f2(sv.search.max)} | ${sv.search.n} |`,
+        ]
+      : []),
+    ...(sv.request
+      ? [
+          `| whole request during the load (onResponse reply.elapsedTime: auth, rate limit, search, serialization) | ${f2(sv.request.p50)} | ${f2(sv.request.p99)} | ${f2(sv.request.max)} | ${sv.request.n} |`,
+        ]
+      : []),
   ].join('\n');
   const lag = w.serviceWithSync.lag;
   const lagLine = `Sync lag during (b+sync), sampled every ${LAG_SAMPLE_MS} ms from the consumer group (${Math.round(w.serviceWithSync.perSec)} bookings/s): p50 ${Math.round(lag.p50Ms)} ms, p99 ${Math.round(lag.p99Ms)} ms, max ${Math.round(lag.maxMs)} ms (p99 ${lag.p99Events} events behind); caught up ${f1(lag.drainAfterLoadSeconds)} s after the load stopped.`;
   const breakdown = [
-    `| (b) with a layer taken away, ${C.breakdownSeconds} s each | req/s | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req |`, '|---|---|---|---|---|---|',
-    ...w.breakdown.map((x) => `| ${x.variant} | ${Math.round(x.perSec)} | ${f2(x.p50)} | ${f2(x.p99)} | ${x.cpuUsPerRequest.server} | ${x.cpuUsPerRequest.store} |`),
+    `| (b) with a layer taken away, ${C.breakdownSeconds} s each | req/s | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req |`,
+    '|---|---|---|---|---|---|',
+    ...w.breakdown.map(
+      (x) =>
+        `| ${x.variant} | ${Math.round(x.perSec)} | ${f2(x.p50)} | ${f2(x.p99)} | ${x.cpuUsPerRequest.server} | ${x.cpuUsPerRequest.store} |`,
+    ),
   ].join('\n');
-  const seedKinds = Object.entries(s.byKind).map(([k, v]) => `${k} ${v.n} (p50 ${f2(v.p50)} / p99 ${f2(v.p99)} ms; ${Object.entries(v.status).map(([c, n]) => `${c}: ${n}`).join(', ')})`).join('; ');
+  const seedKinds = Object.entries(s.byKind)
+    .map(
+      ([k, v]) =>
+        `${k} ${v.n} (p50 ${f2(v.p50)} / p99 ${f2(v.p99)} ms; ${Object.entries(v.status)
+          .map(([c, n]) => `${c}: ${n}`)
+          .join(', ')})`,
+    )
+    .join('; ');
   const cpu = [
     `- writes (a): ${coresText(w.floor.cores)}`,
     `- writes (b): ${coresText(w.service.cores)}`,
@@ -496,11 +772,17 @@ function reading(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, number>
   const b = w.service;
   const c = w.pgOnly;
   const [asIs, noJwt, noReadModel, everysec, floorEverysec] = w.breakdown;
-  const rel = (x?: Measured) => (x && asIs ? `${Math.round(x.perSec)}/s (${x.perSec >= asIs.perSec ? '+' : ''}${Math.round((x.perSec / asIs.perSec - 1) * 100)}%)` : 'n/a');
+  const rel = (x?: Measured) =>
+    x && asIs
+      ? `${Math.round(x.perSec)}/s (${x.perSec >= asIs.perSec ? '+' : ''}${Math.round((x.perSec / asIs.perSec - 1) * 100)}%)`
+      : 'n/a';
   const ceiling = (us: number) => (us > 0 ? Math.round(1e6 / us) : 0);
   const jwtUs = asIs && noJwt ? asIs.cpuUsPerRequest.server - noJwt.cpuUsPerRequest.server : 0;
   const readModelUs = noJwt && noReadModel ? noJwt.cpuUsPerRequest.server - noReadModel.cpuUsPerRequest.server : 0;
-  const busiest = [a, b, w.serviceWithSync, c, r.floor, r.service].reduce((m, x) => Math.max(m, x.cores.other ?? 0), s.cores.other ?? 0);
+  const busiest = [a, b, w.serviceWithSync, c, r.floor, r.service].reduce(
+    (m, x) => Math.max(m, x.cores.other ?? 0),
+    s.cores.other ?? 0,
+  );
   const p = r.service.server.probe;
   const sv = r.service.server.search;
   const machine = (x: { cores: Record<string, number> }) => `${f2(x.cores.machine ?? 0)} of ${os.cpus().length}`;
@@ -520,7 +802,9 @@ async function main() {
   const started = Date.now();
   const base = firstSlot();
   const token = await mintToken(new TextEncoder().encode(SECRET), { sub: 'bench-customer', role: 'customer' });
-  console.error(`side-by-side benchmark${QUICK ? ' (quick)' : ''}: ${CONNECTIONS} clients, ${C.seconds} s per scenario after ${C.warmup} s warm-up, ${os.cpus().length} cores shared by load generator and servers`);
+  console.error(
+    `side-by-side benchmark${QUICK ? ' (quick)' : ''}: ${CONNECTIONS} clients, ${C.seconds} s per scenario after ${C.warmup} s warm-up, ${os.cpus().length} cores shared by load generator and servers`,
+  );
 
   const fsyncMs = await fsyncProbe();
   const w = await writes(base, token);
@@ -537,27 +821,81 @@ async function main() {
   };
   const probe = r.service.server.probe;
   const targets = [
-    { target: `booking throughput >= ${TARGETS.vsFloor * 100}% of the floor (b/a)`, value: f2(ratios.bookingVsFloor), met: ratios.bookingVsFloor >= TARGETS.vsFloor },
-    { target: `booking throughput >= ${TARGETS.vsPg}x the PostgreSQL-only service (b/c)`, value: `${f2(ratios.bookingVsPgOnly)}x`, met: ratios.bookingVsPgOnly >= TARGETS.vsPg },
-    { target: `booking p99 < ${TARGETS.bookingP99Ms} ms at ${CONNECTIONS} clients (b)`, value: `${f1(w.service.p99)} ms`, met: w.service.p99 < TARGETS.bookingP99Ms },
-    { target: `search server p99 < ${TARGETS.searchP99Ms} ms in a ${r.vehicles}-vehicle city (one search alone, in-process, ${probe.n} in a row)`, value: `${f2(probe.p99)} ms`, met: probe.p99 < TARGETS.searchP99Ms },
-    { target: `seed day (${s.operations} ops) < ${TARGETS.seedDaySeconds} s`, value: `${f1(s.seconds)} s${s.finished ? '' : ` (stopped at ${s.completed} ops)`}`, met: s.finished && s.seconds < TARGETS.seedDaySeconds },
-    { target: `sync lag p99 < ${TARGETS.lagP99Ms} ms (during b+sync)`, value: `${Math.round(w.serviceWithSync.lag.p99Ms)} ms`, met: w.serviceWithSync.lag.p99Ms < TARGETS.lagP99Ms },
+    {
+      target: `booking throughput >= ${TARGETS.vsFloor * 100}% of the floor (b/a)`,
+      value: f2(ratios.bookingVsFloor),
+      met: ratios.bookingVsFloor >= TARGETS.vsFloor,
+    },
+    {
+      target: `booking throughput >= ${TARGETS.vsPg}x the PostgreSQL-only service (b/c)`,
+      value: `${f2(ratios.bookingVsPgOnly)}x`,
+      met: ratios.bookingVsPgOnly >= TARGETS.vsPg,
+    },
+    {
+      target: `booking p99 < ${TARGETS.bookingP99Ms} ms at ${CONNECTIONS} clients (b)`,
+      value: `${f1(w.service.p99)} ms`,
+      met: w.service.p99 < TARGETS.bookingP99Ms,
+    },
+    {
+      target: `search server p99 < ${TARGETS.searchP99Ms} ms in a ${r.vehicles}-vehicle city (one search alone, in-process, ${probe.n} in a row)`,
+      value: `${f2(probe.p99)} ms`,
+      met: probe.p99 < TARGETS.searchP99Ms,
+    },
+    {
+      target: `seed day (${s.operations} ops) < ${TARGETS.seedDaySeconds} s`,
+      value: `${f1(s.seconds)} s${s.finished ? '' : ` (stopped at ${s.completed} ops)`}`,
+      met: s.finished && s.seconds < TARGETS.seedDaySeconds,
+    },
+    {
+      target: `sync lag p99 < ${TARGETS.lagP99Ms} ms (during b+sync)`,
+      value: `${Math.round(w.serviceWithSync.lag.p99Ms)} ms`,
+      met: w.serviceWithSync.lag.p99Ms < TARGETS.lagP99Ms,
+    },
   ];
   const t = tables(w, r, s, ratios);
-  const targetTable = ['| target | measured | |', '|---|---|---|', ...targets.map((x) => `| ${x.target} | ${x.value} | ${x.met ? 'met' : '**missed**'} |`)].join('\n');
+  const targetTable = [
+    '| target | measured | |',
+    '|---|---|---|',
+    ...targets.map((x) => `| ${x.target} | ${x.value} | ${x.met ? 'met' : '**missed**'} |`),
+  ].join('\n');
   const text = reading(w, r, s, ratios, fsyncMs);
-  console.log(`\n${t.main}\n\n${t.ratioTable}\n\n${t.server}\n\n${t.lagLine}\n\n${t.breakdown}\n\nSeed day by kind: ${t.seedKinds}\n\nCores used during each measured run:\n${t.cpu}\n\nProfiles: bookings: ${groupsText(w.profile, 8)}; search: ${groupsText(r.profile, 8)}\n\n${targetTable}\n`);
+  console.log(
+    `\n${t.main}\n\n${t.ratioTable}\n\n${t.server}\n\n${t.lagLine}\n\n${t.breakdown}\n\nSeed day by kind: ${t.seedKinds}\n\nCores used during each measured run:\n${t.cpu}\n\nProfiles: bookings: ${groupsText(w.profile, 8)}; search: ${groupsText(r.profile, 8)}\n\n${targetTable}\n`,
+  );
 
   const seconds = (Date.now() - started) / 1000;
   const cpus = os.cpus();
   const result = {
-    date: new Date().toISOString(), mode: QUICK ? 'quick' : 'full', seconds: Math.round(seconds),
-    machine: { cpus: cpus.length, model: cpus[0]?.model, memGiB: Math.round(os.totalmem() / 2 ** 30), platform: `${os.platform()} ${os.release()}`, node: process.version, redisFsyncMs: fsyncMs },
-    load: { generator: 'autocannon, in the bench process, apart from every server', connections: CONNECTIONS, pipelining: 1, warmupSeconds: C.warmup, seconds: C.seconds },
-    config: C, writes: w, reads: r, seedDay: s, ratios, targets,
+    date: new Date().toISOString(),
+    mode: QUICK ? 'quick' : 'full',
+    seconds: Math.round(seconds),
+    machine: {
+      cpus: cpus.length,
+      model: cpus[0]?.model,
+      memGiB: Math.round(os.totalmem() / 2 ** 30),
+      platform: `${os.platform()} ${os.release()}`,
+      node: process.version,
+      redisFsyncMs: fsyncMs,
+    },
+    load: {
+      generator: 'autocannon, in the bench process, apart from every server',
+      connections: CONNECTIONS,
+      pipelining: 1,
+      warmupSeconds: C.warmup,
+      seconds: C.seconds,
+    },
+    config: C,
+    writes: w,
+    reads: r,
+    seedDay: s,
+    ratios,
+    targets,
   };
-  const json = JSON.stringify(result, (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v), 2);
+  const json = JSON.stringify(
+    result,
+    (_k, v: unknown) => (typeof v === 'number' && !Number.isInteger(v) ? Math.round(v * 1000) / 1000 : v),
+    2,
+  );
   if (QUICK) {
     const file = process.env.BENCH_QUICK_OUT ?? path.join(os.tmpdir(), 'fleet-side-by-side-quick.json');
     await writeFile(file, json);
@@ -570,7 +908,17 @@ async function main() {
   console.error(`done in ${seconds.toFixed(0)} s: bench/results/latest.json, docs/benchmarks.md (Side by side)`);
 }
 
-function section(x: ReturnType<typeof tables> & { targetTable: string; text: string; w: Writes; r: Reads; s: SeedDay; seconds: number; date: string }): string {
+function section(
+  x: ReturnType<typeof tables> & {
+    targetTable: string;
+    text: string;
+    w: Writes;
+    r: Reads;
+    s: SeedDay;
+    seconds: number;
+    date: string;
+  },
+): string {
   return `## Side by side
 
 This service next to its floor and next to the PostgreSQL-only service most teams build first, in

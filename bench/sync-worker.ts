@@ -22,11 +22,15 @@ await recordCities(pool, inventory.cities.all());
 const worker = new SyncWorker(redis, pool, inventory.cities, { batchSize: 500 });
 worker.start();
 
-serveParent('', {
-  cpu: () => cpuMs(),
-  stats: () => worker.stats,
-}, async () => {
-  await worker.stop();
-  await pool.end();
-  redis.disconnect();
-});
+serveParent(
+  '',
+  {
+    cpu: () => cpuMs(),
+    stats: () => worker.stats,
+  },
+  async () => {
+    await worker.stop();
+    await pool.end();
+    redis.disconnect();
+  },
+);

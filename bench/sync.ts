@@ -26,7 +26,10 @@ const CONCURRENCY = 50;
 const VEHICLES = 2_000;
 const HOUR = 3_600_000;
 
-const q = (xs: number[], p: number) => { const s = [...xs].sort((a, b) => a - b); return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0; };
+const q = (xs: number[], p: number) => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.floor(p * s.length))] ?? 0;
+};
 
 async function main() {
   const server = await startRedis({ external: 'never' });
@@ -40,9 +43,25 @@ async function main() {
     const inventory = new Inventory(redis, { cities });
     const vehicles: string[] = [];
     for (let i = 0; i < VEHICLES; i += CONCURRENCY) {
-      await Promise.all(Array.from({ length: Math.min(CONCURRENCY, VEHICLES - i) }, async () => {
-        vehicles.push((await inventory.createVehicle(city.id, { hostId: 'h1', category: 'sedan', seats: 5, transmission: 'automatic', fuel: 'petrol', make: 'B', model: 'C', location: { lat: 1, lng: 1 }, pricePerHour: 10 })).vehicleId);
-      }));
+      await Promise.all(
+        Array.from({ length: Math.min(CONCURRENCY, VEHICLES - i) }, async () => {
+          vehicles.push(
+            (
+              await inventory.createVehicle(city.id, {
+                hostId: 'h1',
+                category: 'sedan',
+                seats: 5,
+                transmission: 'automatic',
+                fuel: 'petrol',
+                make: 'B',
+                model: 'C',
+                location: { lat: 1, lng: 1 },
+                pricePerHour: 10,
+              })
+            ).vehicleId,
+          );
+        }),
+      );
     }
     const base = Math.ceil(Date.now() / HOUR) * HOUR + HOUR;
     let slot = 0;
@@ -57,7 +76,14 @@ async function main() {
     // 1. Booking rate alone, building the backlog.
     let t0 = performance.now();
     let done = 0;
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (done < BACKLOG) { done++; await book(); } }));
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (done < BACKLOG) {
+          done++;
+          await book();
+        }
+      }),
+    );
     const bookingRate = BACKLOG / ((performance.now() - t0) / 1000);
     const backlog = (await worker.lag())[0]!.eventsBehind;
     t0 = performance.now();
@@ -80,7 +106,14 @@ async function main() {
     t0 = performance.now();
     let concurrentBookings = 0;
     const until = Date.now() + LAG_SECONDS * 1000;
-    await Promise.all(Array.from({ length: CONCURRENCY }, async () => { while (Date.now() < until) { await book(); concurrentBookings++; } }));
+    await Promise.all(
+      Array.from({ length: CONCURRENCY }, async () => {
+        while (Date.now() < until) {
+          await book();
+          concurrentBookings++;
+        }
+      }),
+    );
     const concurrentRate = concurrentBookings / ((performance.now() - t0) / 1000);
     running = false;
     await sampler;
@@ -88,12 +121,27 @@ async function main() {
     await worker.drain();
 
     const r = {
-      date: new Date().toISOString(), node: process.version, cpus: os.cpus().length,
-      throughput: { backlogEvents: backlog, bookingsPerSec: Math.round(bookingRate), syncEventsPerSec: Math.round(syncRate), ratio: syncRate / bookingRate },
-      lag: { bookingsPerSec: Math.round(concurrentRate), samples: lagSeconds.length, p50s: q(lagSeconds, 0.5), p99s: q(lagSeconds, 0.99), maxS: Math.max(...lagSeconds), p99Events: q(lagEvents, 0.99) },
+      date: new Date().toISOString(),
+      node: process.version,
+      cpus: os.cpus().length,
+      throughput: {
+        backlogEvents: backlog,
+        bookingsPerSec: Math.round(bookingRate),
+        syncEventsPerSec: Math.round(syncRate),
+        ratio: syncRate / bookingRate,
+      },
+      lag: {
+        bookingsPerSec: Math.round(concurrentRate),
+        samples: lagSeconds.length,
+        p50s: q(lagSeconds, 0.5),
+        p99s: q(lagSeconds, 0.99),
+        maxS: Math.max(...lagSeconds),
+        p99Events: q(lagEvents, 0.99),
+      },
     };
     const table = [
-      '| measure | value |', '|---|---|',
+      '| measure | value |',
+      '|---|---|',
       `| booking rate alone (bookings/s, 1 event each) | ${r.throughput.bookingsPerSec} |`,
       `| sync drain of a ${backlog}-event backlog (events/s) | ${r.throughput.syncEventsPerSec} |`,
       `| **sync / booking rate** | **${r.throughput.ratio.toFixed(2)}** |`,

@@ -34,13 +34,18 @@ const byDir: Record<string, { casts: number; nonNull: number; longFunctions: num
 for (const d of dirs) byDir[d] = { casts: 0, nonNull: 0, longFunctions: 0 };
 for (const d of dirs) {
   const base = path.join(root, d);
-  try { statSync(base); } catch { continue; }
+  try {
+    statSync(base);
+  } catch {
+    continue;
+  }
   for (const f of files(base)) {
     const code = codeOnly(readFileSync(f, 'utf8'));
     // `x as T` (a cast), but not `as const`, nor `import { a as b }` / `* as ns` / `export { a as b }`.
     for (const m of code.matchAll(/[\w)\]}>'"`]\s+as\s+(?!const\b)[\w{[(]/g)) {
       const line = code.slice(code.lastIndexOf('\n', m.index) + 1, code.indexOf('\n', m.index));
-      if (/^\s*(import|export)\b/.test(line) || /\*\s+as\s/.test(line) || /\{[^}]*\bas\b[^}]*\}\s*from/.test(line)) continue;
+      if (/^\s*(import|export)\b/.test(line) || /\*\s+as\s/.test(line) || /\{[^}]*\bas\b[^}]*\}\s*from/.test(line))
+        continue;
       byDir[d]!.casts++;
     }
   }
@@ -48,16 +53,41 @@ for (const d of dirs) {
 const biome = path.join(process.cwd(), 'node_modules', '.bin', 'biome');
 let json = '';
 try {
-  json = execFileSync(biome, ['lint', '--reporter=json', '--max-diagnostics=10000', ...dirs.filter((d) => { try { statSync(path.join(root, d)); return true; } catch { return false; } })], { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] });
+  json = execFileSync(
+    biome,
+    [
+      'lint',
+      '--reporter=json',
+      '--max-diagnostics=10000',
+      ...dirs.filter((d) => {
+        try {
+          statSync(path.join(root, d));
+          return true;
+        } catch {
+          return false;
+        }
+      }),
+    ],
+    { cwd: root, encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] },
+  );
 } catch (err) {
   json = (err as { stdout?: string }).stdout ?? '';
 }
-const diagnostics = (JSON.parse(json || '{"diagnostics":[]}') as { diagnostics: { category: string; location: { path: string } }[] }).diagnostics;
+const diagnostics = (
+  JSON.parse(json || '{"diagnostics":[]}') as { diagnostics: { category: string; location: { path: string } }[] }
+).diagnostics;
 for (const x of diagnostics) {
   const d = dirs.find((dir) => x.location.path.startsWith(`${dir}/`) || x.location.path.includes(`/${dir}/`));
   if (!d) continue;
   if (x.category === 'lint/style/noNonNullAssertion') byDir[d]!.nonNull++;
   if (x.category === 'lint/complexity/noExcessiveLinesPerFunction') byDir[d]!.longFunctions++;
 }
-const total = Object.values(byDir).reduce((a, b) => ({ casts: a.casts + b.casts, nonNull: a.nonNull + b.nonNull, longFunctions: a.longFunctions + b.longFunctions }), { casts: 0, nonNull: 0, longFunctions: 0 });
+const total = Object.values(byDir).reduce(
+  (a, b) => ({
+    casts: a.casts + b.casts,
+    nonNull: a.nonNull + b.nonNull,
+    longFunctions: a.longFunctions + b.longFunctions,
+  }),
+  { casts: 0, nonNull: 0, longFunctions: 0 },
+);
 console.log(JSON.stringify({ root, byDir, total }, null, 2));

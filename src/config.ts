@@ -88,7 +88,10 @@ const ConfigSchema = Type.Object({
   FLEET_FAILPOINTS: Type.String({ default: '' }),
   /** Serve Prometheus metrics on this port from `fleet worker` / `fleet serve` (0 = off). */
   METRICS_PORT: Type.Integer({ default: 0, minimum: 0, maximum: 65_535 }),
-  LOG_LEVEL: Type.Union(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)), { default: 'info' }),
+  LOG_LEVEL: Type.Union(
+    ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].map((l) => Type.Literal(l)),
+    { default: 'info' },
+  ),
 });
 
 export type Config = Static<typeof ConfigSchema>;
@@ -96,7 +99,11 @@ export type Config = Static<typeof ConfigSchema>;
 export class ConfigError extends Error {}
 
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
-  const known = Object.fromEntries(Object.keys(ConfigSchema.properties).filter((k) => env[k] !== undefined && env[k] !== '').map((k) => [k, env[k]]));
+  const known = Object.fromEntries(
+    Object.keys(ConfigSchema.properties)
+      .filter((k) => env[k] !== undefined && env[k] !== '')
+      .map((k) => [k, env[k]]),
+  );
   const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, known));
   const problems = [...Value.Errors(ConfigSchema, value)].map((e) => `${e.path.slice(1) || '(root)'}: ${e.message}`);
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);

@@ -10,7 +10,9 @@ import { fileURLToPath } from 'node:url';
 const BENCH_DIR = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const live = new Set<ChildProcess>();
 // Whatever happens to the parent, no server under test outlives it.
-process.on('exit', () => { for (const c of live) c.kill('SIGKILL'); });
+process.on('exit', () => {
+  for (const c of live) c.kill('SIGKILL');
+});
 
 type Reply = { id: number; result?: unknown; error?: string };
 
@@ -23,13 +25,23 @@ export interface Child {
   stop(graceMs?: number): Promise<void>;
 }
 
-export async function spawnChild(script: string, env: Record<string, string>, opts: { nodeArgs?: string[]; readyTimeoutMs?: number } = {}): Promise<Child> {
+export async function spawnChild(
+  script: string,
+  env: Record<string, string>,
+  opts: { nodeArgs?: string[]; readyTimeoutMs?: number } = {},
+): Promise<Child> {
   const file = path.join(BENCH_DIR, script);
   const proc = spawn(process.execPath, [...(opts.nodeArgs ?? []), '--import', 'tsx', file], {
-    env: { ...process.env, ...env }, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
   });
   live.add(proc);
-  const exited = new Promise<void>((resolve) => proc.once('exit', () => { live.delete(proc); resolve(); }));
+  const exited = new Promise<void>((resolve) =>
+    proc.once('exit', () => {
+      live.delete(proc);
+      resolve();
+    }),
+  );
   let seq = 0;
   const pending = new Map<number, { resolve: (v: unknown) => void; reject: (e: Error) => void }>();
   proc.on('exit', (code, signal) => {
@@ -37,25 +49,51 @@ export async function spawnChild(script: string, env: Record<string, string>, op
     pending.clear();
   });
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`${script} not ready after ${opts.readyTimeoutMs ?? 120_000} ms`)), opts.readyTimeoutMs ?? 120_000);
+    const timer = setTimeout(
+      () => reject(new Error(`${script} not ready after ${opts.readyTimeoutMs ?? 120_000} ms`)),
+      opts.readyTimeoutMs ?? 120_000,
+    );
     proc.on('message', (m: { type?: string; url?: string } & Reply) => {
-      if (m.type === 'ready') { clearTimeout(timer); resolve(m.url ?? ''); return; }
+      if (m.type === 'ready') {
+        clearTimeout(timer);
+        resolve(m.url ?? '');
+        return;
+      }
       const p = pending.get(m.id);
       if (!p) return;
       pending.delete(m.id);
       if (m.error) p.reject(new Error(`${script}: ${m.error}`));
       else p.resolve(m.result);
     });
-    proc.once('exit', (code, signal) => { clearTimeout(timer); reject(new Error(`${script} exited before ready (${code ?? signal})`)); });
+    proc.once('exit', (code, signal) => {
+      clearTimeout(timer);
+      reject(new Error(`${script} exited before ready (${code ?? signal})`));
+    });
   });
-  const call = <T>(method: string, args?: unknown, timeoutMs = 120_000) => new Promise<T>((resolve, reject) => {
-    const id = ++seq;
-    const timer = setTimeout(() => { pending.delete(id); reject(new Error(`${script}: ${method} timed out`)); }, timeoutMs);
-    pending.set(id, { resolve: (v) => { clearTimeout(timer); resolve(v as T); }, reject: (e) => { clearTimeout(timer); reject(e); } });
-    proc.send({ id, method, args });
-  });
+  const call = <T>(method: string, args?: unknown, timeoutMs = 120_000) =>
+    new Promise<T>((resolve, reject) => {
+      const id = ++seq;
+      const timer = setTimeout(() => {
+        pending.delete(id);
+        reject(new Error(`${script}: ${method} timed out`));
+      }, timeoutMs);
+      pending.set(id, {
+        resolve: (v) => {
+          clearTimeout(timer);
+          resolve(v as T);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      });
+      proc.send({ id, method, args });
+    });
   return {
-    name: script, url, pid: proc.pid ?? 0, call,
+    name: script,
+    url,
+    pid: proc.pid ?? 0,
+    call,
     async stop(graceMs = 15_000) {
       if (proc.exitCode !== null || proc.signalCode !== null) return;
       call('stop', undefined, graceMs).catch(() => {});
@@ -70,21 +108,39 @@ export async function spawnChild(script: string, env: Record<string, string>, op
  * The child's side: `handlers` answer the parent's calls; `stop` must release everything, after
  * which the process exits (so `--cpu-prof` gets to write its profile).
  */
-export function serveParent(url: string, handlers: Record<string, (args: unknown) => unknown>, stop: () => Promise<void>): void {
+export function serveParent(
+  url: string,
+  handlers: Record<string, (args: unknown) => unknown>,
+  stop: () => Promise<void>,
+): void {
   if (!process.send) throw new Error('run me through bench/side-by-side.ts (no IPC channel)');
-  const send = (m: unknown) => new Promise<void>((resolve) => { process.send!(m, undefined, undefined, () => resolve()); });
+  const send = (m: unknown) =>
+    new Promise<void>((resolve) => {
+      process.send!(m, undefined, undefined, () => resolve());
+    });
   process.on('message', (m: { id: number; method: string; args?: unknown }) => {
     if (m.method === 'stop') {
-      void stop().catch((err: unknown) => console.error(err)).then(() => send({ id: m.id, result: true })).finally(() => process.exit(0));
+      void stop()
+        .catch((err: unknown) => console.error(err))
+        .then(() => send({ id: m.id, result: true }))
+        .finally(() => process.exit(0));
       return;
     }
     const h = handlers[m.method];
     Promise.resolve()
-      .then(() => { if (!h) throw new Error(`no method ${m.method}`); return h(m.args); })
-      .then((result) => send({ id: m.id, result }), (err: unknown) => send({ id: m.id, error: (err as Error).message }));
+      .then(() => {
+        if (!h) throw new Error(`no method ${m.method}`);
+        return h(m.args);
+      })
+      .then(
+        (result) => send({ id: m.id, result }),
+        (err: unknown) => send({ id: m.id, error: (err as Error).message }),
+      );
   });
   // The parent died: nothing left to serve.
-  process.on('disconnect', () => { void stop().finally(() => process.exit(0)); });
+  process.on('disconnect', () => {
+    void stop().finally(() => process.exit(0));
+  });
   void send({ type: 'ready', url });
 }
 

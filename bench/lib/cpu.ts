@@ -25,7 +25,9 @@ function commTimes(comm: string): number {
     if (!/^\d+$/.test(d)) continue;
     try {
       if (readFileSync(`/proc/${d}/comm`, 'utf8').trim() !== comm) continue;
-    } catch { continue; }
+    } catch {
+      continue;
+    }
     total += procTimes(Number(d)) ?? 0;
   }
   return total;
@@ -38,7 +40,12 @@ function machine(): { busy: number; total: number } {
   return { busy: (total - idle) * TICK_MS, total: total * TICK_MS };
 }
 
-export interface CpuSnapshot { at: number; pids: Record<string, number>; postgres: number; machine: { busy: number; total: number } }
+export interface CpuSnapshot {
+  at: number;
+  pids: Record<string, number>;
+  postgres: number;
+  machine: { busy: number; total: number };
+}
 
 export function cpuSnapshot(pids: Record<string, number | undefined>): CpuSnapshot {
   const out: Record<string, number> = {};
@@ -55,7 +62,10 @@ export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): Record<string, numbe
   const r = (x: number) => Math.round((x / wall) * 100) / 100;
   const out: Record<string, number> = {};
   let ours = 0;
-  for (const [name, ms] of Object.entries(b.pids)) { out[name] = r(ms - (a.pids[name] ?? 0)); ours += ms - (a.pids[name] ?? 0); }
+  for (const [name, ms] of Object.entries(b.pids)) {
+    out[name] = r(ms - (a.pids[name] ?? 0));
+    ours += ms - (a.pids[name] ?? 0);
+  }
   out.postgres = r(b.postgres - a.postgres);
   ours += b.postgres - a.postgres;
   const busy = b.machine.busy - a.machine.busy;
@@ -72,8 +82,16 @@ export async function machineBusy(ms = 1000): Promise<number> {
   return (machine().busy - a.busy) / (performance.now() - t);
 }
 
-interface ProfileNode { id: number; callFrame: { functionName: string; url: string; lineNumber: number }; hitCount?: number }
-interface Profile { nodes: ProfileNode[]; samples: number[]; timeDeltas: number[] }
+interface ProfileNode {
+  id: number;
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  hitCount?: number;
+}
+interface Profile {
+  nodes: ProfileNode[];
+  samples: number[];
+  timeDeltas: number[];
+}
 
 /** Where a package or file sits: `fastify`, `src/services`, `node:internal`, `(gc)`... */
 function area(url: string, fn: string): string {
@@ -82,27 +100,47 @@ function area(url: string, fn: string): string {
   if (nm) return nm[1]!;
   const src = /\/(src\/[^/]+|bench)\//.exec(url);
   if (src) return src[1]!;
-  if (url.startsWith('node:')) return url.split('/')[0]!.replace(/:.*/, ':') + (url.includes('internal') ? 'internal' : url.slice(5));
+  if (url.startsWith('node:'))
+    return url.split('/')[0]!.replace(/:.*/, ':') + (url.includes('internal') ? 'internal' : url.slice(5));
   return url;
 }
 
 /** Coarse groups of the server's own work, for the reading of the figures. */
 const GROUPS: [string, (fn: string, url: string) => boolean][] = [
-  ['JWT verification (jose, WebCrypto)', (_f, u) => /node_modules\/jose\/|node:internal\/crypto|js_transferable|webcrypto/.test(u)],
+  [
+    'JWT verification (jose, WebCrypto)',
+    (_f, u) => /node_modules\/jose\/|node:internal\/crypto|js_transferable|webcrypto/.test(u),
+  ],
   ['garbage collection', (f) => f === '(garbage collector)'],
-  ['socket reads and writes', (f, u) => /^(writeUtf8String|writev|writeBuffer|writeLatin1String|readStop|readStart)$/.test(f) || /stream_base_commons|node:net/.test(u)],
-  ['Redis client (ioredis)', (_f, u) => /node_modules\/(ioredis|redis-parser|denque|cluster-key-slot|standard-as-callback|@ioredis)\//.test(u)],
-  ['HTTP framework (fastify, validation, serialization)', (_f, u) => /node_modules\/(fastify|@fastify|find-my-way|avvio|ajv|fast-json-stringify|fast-querystring|fast-uri|light-my-request|secure-json-parse|toad-cache|json-schema-ref-resolver|@sinclair)\/|node:_http|internal\/http/.test(u)],
+  [
+    'socket reads and writes',
+    (f, u) =>
+      /^(writeUtf8String|writev|writeBuffer|writeLatin1String|readStop|readStart)$/.test(f) ||
+      /stream_base_commons|node:net/.test(u),
+  ],
+  [
+    'Redis client (ioredis)',
+    (_f, u) => /node_modules\/(ioredis|redis-parser|denque|cluster-key-slot|standard-as-callback|@ioredis)\//.test(u),
+  ],
+  [
+    'HTTP framework (fastify, validation, serialization)',
+    (_f, u) =>
+      /node_modules\/(fastify|@fastify|find-my-way|avvio|ajv|fast-json-stringify|fast-querystring|fast-uri|light-my-request|secure-json-parse|toad-cache|json-schema-ref-resolver|@sinclair)\/|node:_http|internal\/http/.test(
+        u,
+      ),
+  ],
   ['search read model (src/services/read-model.ts)', (_f, u) => /src\/services\/read-model/.test(u)],
   ['service code (src/)', (_f, u) => /\/src\//.test(u)],
 ];
 
 export interface ProfileSummary {
-  samples: number; busyShare: number;
+  samples: number;
+  busyShare: number;
   groups: { group: string; share: number }[];
   /** The largest functions of the `other` group. */
   other: { fn: string; share: number }[];
-  byArea: { area: string; share: number }[]; byFunction: { fn: string; share: number }[];
+  byArea: { area: string; share: number }[];
+  byFunction: { fn: string; share: number }[];
 }
 
 /** Self time by area and by function, as shares of the non-idle time. */
@@ -110,7 +148,7 @@ export async function summarizeProfile(file: string, top = 12): Promise<ProfileS
   const p = JSON.parse(await readFile(file, 'utf8')) as Profile;
   const byId = new Map(p.nodes.map((n) => [n.id, n]));
   const self = new Map<number, number>();
-  p.samples.forEach((id, i) => self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0)));
+  for (const [i, id] of p.samples.entries()) self.set(id, (self.get(id) ?? 0) + (p.timeDeltas[i] ?? 0));
   let idle = 0;
   let busy = 0;
   const areas = new Map<string, number>();
@@ -120,21 +158,32 @@ export async function summarizeProfile(file: string, top = 12): Promise<ProfileS
   for (const [id, t] of self) {
     const n = byId.get(id)!;
     const name = n.callFrame.functionName || '(anonymous)';
-    if (name === '(idle)') { idle += t; continue; }
+    if (name === '(idle)') {
+      idle += t;
+      continue;
+    }
     busy += t;
     const g = GROUPS.find(([, test]) => test(name, n.callFrame.url))?.[0] ?? 'other';
     groups.set(g, (groups.get(g) ?? 0) + t);
     const a = area(n.callFrame.url, name);
     if (g === 'other') other.set(`${name} (${a})`, (other.get(`${name} (${a})`) ?? 0) + t);
     areas.set(a, (areas.get(a) ?? 0) + t);
-    const short = n.callFrame.url ? `${name} ${n.callFrame.url.replace(/^.*\/(node_modules|src|bench)\//, '$1/')}:${n.callFrame.lineNumber + 1}` : name;
+    const short = n.callFrame.url
+      ? `${name} ${n.callFrame.url.replace(/^.*\/(node_modules|src|bench)\//, '$1/')}:${n.callFrame.lineNumber + 1}`
+      : name;
     fns.set(short, (fns.get(short) ?? 0) + t);
   }
-  const rank = (m: Map<string, number>) => [...m].sort((x, y) => y[1] - x[1]).slice(0, top).map(([k, v]) => ({ k, share: Math.round((v / busy) * 1000) / 1000 }));
+  const rank = (m: Map<string, number>) =>
+    [...m]
+      .sort((x, y) => y[1] - x[1])
+      .slice(0, top)
+      .map(([k, v]) => ({ k, share: Math.round((v / busy) * 1000) / 1000 }));
   return {
-    samples: p.samples.length, busyShare: Math.round((busy / (busy + idle)) * 1000) / 1000,
+    samples: p.samples.length,
+    busyShare: Math.round((busy / (busy + idle)) * 1000) / 1000,
     groups: rank(groups).map(({ k, share }) => ({ group: k, share })),
     other: rank(other).map(({ k, share }) => ({ fn: k, share })),
-    byArea: rank(areas).map(({ k, share }) => ({ area: k, share })), byFunction: rank(fns).map(({ k, share }) => ({ fn: k, share })),
+    byArea: rank(areas).map(({ k, share }) => ({ area: k, share })),
+    byFunction: rank(fns).map(({ k, share }) => ({ fn: k, share })),
   };
 }

@@ -35,7 +35,10 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const lat: number[] = [];
   const status: Record<string, number> = {};
   const instance = autocannon({
-    url: o.url, connections: o.connections, pipelining: 1, timeout: 30,
+    url: o.url,
+    connections: o.connections,
+    pipelining: 1,
+    timeout: 30,
     ...(o.amount ? { amount: o.amount } : { duration: o.duration ?? 10 }),
     ...(o.headers ? { headers: o.headers } : {}),
     requests: [o.request],
@@ -50,5 +53,15 @@ export async function runLoad(o: LoadOptions): Promise<LoadResult> {
   const seconds = (performance.now() - t0) / 1000;
   if (deadline) clearTimeout(deadline);
   const p = percentiles(lat);
-  return { requests: lat.length, seconds, perSec: lat.length / seconds, p50: p.p50, p99: p.p99, max: p.max, status, errors: result.errors, timeouts: result.timeouts };
+  return {
+    requests: lat.length,
+    seconds,
+    perSec: lat.length / seconds,
+    p50: p.p50,
+    p99: p.p99,
+    max: p.max,
+    status,
+    errors: result.errors,
+    timeouts: result.timeouts,
+  };
 }

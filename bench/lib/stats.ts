@@ -4,7 +4,12 @@ export function quantile(sorted: ArrayLike<number>, p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] ?? 0;
 }
 
-export interface Percentiles { n: number; p50: number; p99: number; max: number }
+export interface Percentiles {
+  n: number;
+  p50: number;
+  p99: number;
+  max: number;
+}
 
 export function percentiles(xs: ArrayLike<number>): Percentiles {
   const s = Float64Array.from(xs).sort();

@@ -19,5 +19,9 @@ export function firstSlot(now = Date.now()): number {
 
 export function bookingBody(i: number, ids: readonly string[], base: number): string {
   const from = base + Math.floor(i / ids.length) * 3 * HOUR;
-  return JSON.stringify({ vehicleId: ids[i % ids.length], from: new Date(from).toISOString(), to: new Date(from + 2 * HOUR).toISOString() });
+  return JSON.stringify({
+    vehicleId: ids[i % ids.length],
+    from: new Date(from).toISOString(),
+    to: new Date(from + 2 * HOUR).toISOString(),
+  });
 }

@@ -42,11 +42,14 @@ export function authenticator(cfg: AuthConfig): (authorization: string | undefin
     if (hit && hit.until > now) return hit.actor;
     let payload: JWTPayload;
     try {
-      payload = jwks && !isHmac(m[1])
-        ? (await jwtVerify(m[1], jwks, { algorithms: ['RS256', 'EdDSA'], requiredClaims: ['exp', 'sub'] })).payload
-        : (await jwtVerify(m[1], hmacKey, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] })).payload;
+      payload =
+        jwks && !isHmac(m[1])
+          ? (await jwtVerify(m[1], jwks, { algorithms: ['RS256', 'EdDSA'], requiredClaims: ['exp', 'sub'] })).payload
+          : (await jwtVerify(m[1], hmacKey, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] })).payload;
     } catch (err) {
-      throw new DomainError('UNAUTHENTICATED', `invalid token: ${(err as Error).message}`, { reason: (err as { code?: string }).code ?? 'invalid' });
+      throw new DomainError('UNAUTHENTICATED', `invalid token: ${(err as Error).message}`, {
+        reason: (err as { code?: string }).code ?? 'invalid',
+      });
     }
     const role = payload.role;
     if (typeof payload.sub !== 'string' || !payload.sub || !ROLES.includes(role as Role)) {
@@ -55,7 +58,11 @@ export function authenticator(cfg: AuthConfig): (authorization: string | undefin
     if (role === 'host' && (typeof payload.hostId !== 'string' || !payload.hostId)) {
       throw new DomainError('UNAUTHENTICATED', 'a host token needs hostId', { reason: 'claims' });
     }
-    const actor: Actor = { id: payload.sub, role: role as Role, ...(role === 'host' ? { hostId: payload.hostId as string } : {}) };
+    const actor: Actor = {
+      id: payload.sub,
+      role: role as Role,
+      ...(role === 'host' ? { hostId: payload.hostId as string } : {}),
+    };
     if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
     verified.set(m[1], { actor, until: Math.min(now + VERIFIED_TTL_MS, (payload.exp as number) * 1000) });
     return actor;
@@ -72,7 +79,15 @@ function isHmac(token: string): boolean {
 }
 
 /** A dev token (`fleet token`, `npm start`), signed with the HS256 secret. */
-export async function mintToken(secret: Uint8Array, claims: { sub: string; role: Role; hostId?: string }, ttlSeconds = 24 * 3600): Promise<string> {
+export async function mintToken(
+  secret: Uint8Array,
+  claims: { sub: string; role: Role; hostId?: string },
+  ttlSeconds = 24 * 3600,
+): Promise<string> {
   return new SignJWT({ role: claims.role, ...(claims.hostId ? { hostId: claims.hostId } : {}) })
-    .setProtectedHeader({ alg: 'HS256' }).setSubject(claims.sub).setIssuedAt().setExpirationTime(`${ttlSeconds}s`).sign(secret);
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject(claims.sub)
+    .setIssuedAt()
+    .setExpirationTime(`${ttlSeconds}s`)
+    .sign(secret);
 }

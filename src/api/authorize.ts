@@ -11,7 +11,8 @@ import type { Vehicle } from '../domain/vehicle.ts';
 import type { Actor, Role } from './auth.ts';
 
 export function requireRole(actor: Actor, ...roles: Role[]): void {
-  if (!roles.includes(actor.role)) throw new DomainError('FORBIDDEN', `role ${actor.role} may not do this`, { role: actor.role, allowed: roles });
+  if (!roles.includes(actor.role))
+    throw new DomainError('FORBIDDEN', `role ${actor.role} may not do this`, { role: actor.role, allowed: roles });
 }
 
 export const isStaff = (actor: Actor) => actor.role === 'ops' || actor.role === 'admin';

@@ -57,7 +57,12 @@ export interface LiveOptions {
 export const CLOSE_POLICY = 1008;
 export const CLOSE_SLOW = 1013;
 
-interface Topic { name: string; kind: 'city' | 'vehicle' | 'booking' | 'host'; id: string; cities: 'all' | string }
+interface Topic {
+  name: string;
+  kind: 'city' | 'vehicle' | 'booking' | 'host';
+  id: string;
+  cities: 'all' | string;
+}
 
 interface Subscription {
   topic: Topic;
@@ -84,7 +89,10 @@ interface Client {
   slowSince?: number;
 }
 
-type ClientMessage = { type: 'subscribe'; topic: string; after?: string } | { type: 'unsubscribe'; topic: string } | { type: 'ping' };
+type ClientMessage =
+  | { type: 'subscribe'; topic: string; after?: string }
+  | { type: 'unsubscribe'; topic: string }
+  | { type: 'ping' };
 
 const STREAM_ID = /^\d{1,16}-\d{1,10}$/;
 
@@ -113,17 +121,25 @@ export class LiveHub {
     this.heartbeatMs = opts.heartbeatMs ?? 15_000;
     this.maxTopics = opts.maxTopics ?? 100;
     this.o = {
-      maxConnectionsPerCaller: opts.maxConnectionsPerCaller ?? 10, messagesPerSecond: opts.messagesPerSecond ?? 20,
-      messageBurst: opts.messageBurst ?? 40, highWaterBytes: opts.highWaterBytes ?? 1_048_576, slowConsumerMs: opts.slowConsumerMs ?? 10_000,
-      replayPageSize: opts.replayPageSize ?? 100, ...(opts.charge ? { charge: opts.charge } : {}),
+      maxConnectionsPerCaller: opts.maxConnectionsPerCaller ?? 10,
+      messagesPerSecond: opts.messagesPerSecond ?? 20,
+      messageBurst: opts.messageBurst ?? 40,
+      highWaterBytes: opts.highWaterBytes ?? 1_048_576,
+      slowConsumerMs: opts.slowConsumerMs ?? 10_000,
+      replayPageSize: opts.replayPageSize ?? 100,
+      ...(opts.charge ? { charge: opts.charge } : {}),
     };
   }
 
   /** Takes over HTTP upgrades on `server` for LIVE_PATH; any other upgrade is refused. */
   attach(server: Server): void {
-    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => { void this.upgrade(req, socket, head); });
+    server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
+      void this.upgrade(req, socket, head);
+    });
     this.unfeed = this.feed?.onEvents((city, events) => {
-      this.delivering = this.delivering.then(() => this.dispatch(city, events)).catch((err: unknown) => survived('live.dispatch', err));
+      this.delivering = this.delivering
+        .then(() => this.dispatch(city, events))
+        .catch((err: unknown) => survived('live.dispatch', err));
     });
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs).unref();
   }
@@ -149,8 +165,13 @@ export class LiveHub {
   private async upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): Promise<void> {
     socket.on('error', () => socket.destroy());
     const url = new URL(req.url ?? '/', 'http://local');
-    if (url.pathname !== LIVE_PATH || this.closed) return refuse(socket, new DomainError('ROUTE_NOT_FOUND', `no WebSocket at ${url.pathname}`));
-    if (!this.feed) return refuse(socket, new DomainError('UNAVAILABLE', 'real time needs the read model, and this process has none'));
+    if (url.pathname !== LIVE_PATH || this.closed)
+      return refuse(socket, new DomainError('ROUTE_NOT_FOUND', `no WebSocket at ${url.pathname}`));
+    if (!this.feed)
+      return refuse(
+        socket,
+        new DomainError('UNAVAILABLE', 'real time needs the read model, and this process has none'),
+      );
     // Browsers cannot set headers on a WebSocket: the token may come as `?access_token=`.
     const token = url.searchParams.get('access_token');
     let actor: Actor;
@@ -162,12 +183,21 @@ export class LiveHub {
     const address = req.socket.remoteAddress ?? '';
     // The upgrade is a request like any other: it spends the caller's budget.
     if (this.o.charge && !(await this.o.charge(actor, address, 1))) {
-      return refuse(socket, new DomainError('RATE_LIMITED', 'request budget spent; retry later', { retryAfterMs: 1_000 }));
+      return refuse(
+        socket,
+        new DomainError('RATE_LIMITED', 'request budget spent; retry later', { retryAfterMs: 1_000 }),
+      );
     }
     const caller = `${actor.role}:${actor.id}`;
     if ((this.perCaller.get(caller) ?? 0) >= this.o.maxConnectionsPerCaller) {
       metrics.liveRefused.inc({ reason: 'connections' });
-      return refuse(socket, new DomainError('RATE_LIMITED', `at most ${this.o.maxConnectionsPerCaller} live connections per caller`, { limit: this.o.maxConnectionsPerCaller, retryAfterMs: 1_000 }));
+      return refuse(
+        socket,
+        new DomainError('RATE_LIMITED', `at most ${this.o.maxConnectionsPerCaller} live connections per caller`, {
+          limit: this.o.maxConnectionsPerCaller,
+          retryAfterMs: 1_000,
+        }),
+      );
     }
     this.perCaller.set(caller, (this.perCaller.get(caller) ?? 0) + 1);
     this.wss.handleUpgrade(req, socket, head, (ws) => this.connect(ws, actor, address, caller));
@@ -175,11 +205,21 @@ export class LiveHub {
 
   private connect(ws: WebSocket, actor: Actor, address: string, caller: string): void {
     const client: Client = {
-      ws, actor, address, subs: new Map(), reserved: 0, answers: new Map(), alive: true,
-      tokens: this.o.messageBurst, refilledAt: performance.now(), strikes: 0,
+      ws,
+      actor,
+      address,
+      subs: new Map(),
+      reserved: 0,
+      answers: new Map(),
+      alive: true,
+      tokens: this.o.messageBurst,
+      refilledAt: performance.now(),
+      strikes: 0,
     };
     this.clients.add(client);
-    ws.on('pong', () => { client.alive = true; });
+    ws.on('pong', () => {
+      client.alive = true;
+    });
     ws.on('close', () => {
       this.clients.delete(client);
       const left = (this.perCaller.get(caller) ?? 1) - 1;
@@ -201,7 +241,10 @@ export class LiveHub {
    */
   private withinBudget(client: Client): boolean {
     const now = performance.now();
-    client.tokens = Math.min(this.o.messageBurst, client.tokens + ((now - client.refilledAt) / 1000) * this.o.messagesPerSecond);
+    client.tokens = Math.min(
+      this.o.messageBurst,
+      client.tokens + ((now - client.refilledAt) / 1000) * this.o.messagesPerSecond,
+    );
     client.refilledAt = now;
     if (client.tokens >= 1) {
       client.tokens -= 1;
@@ -215,7 +258,12 @@ export class LiveHub {
       return false;
     }
     if (client.strikes === 1 || client.strikes % 10 === 0) {
-      this.send(client, { type: 'error', code: 'RATE_LIMITED', status: 429, detail: `more than ${this.o.messagesPerSecond} messages per second (burst ${this.o.messageBurst}); slow down or be disconnected` });
+      this.send(client, {
+        type: 'error',
+        code: 'RATE_LIMITED',
+        status: 429,
+        detail: `more than ${this.o.messagesPerSecond} messages per second (burst ${this.o.messageBurst}); slow down or be disconnected`,
+      });
     }
     return false;
   }
@@ -229,7 +277,10 @@ export class LiveHub {
     }
     if (msg?.type === 'ping') return this.send(client, { type: 'pong', time: new Date().toISOString() });
     if ((msg?.type !== 'subscribe' && msg?.type !== 'unsubscribe') || typeof msg.topic !== 'string') {
-      throw new DomainError('VALIDATION', 'expected {"type":"subscribe"|"unsubscribe","topic":"<kind>:<id>"} or {"type":"ping"}');
+      throw new DomainError(
+        'VALIDATION',
+        'expected {"type":"subscribe"|"unsubscribe","topic":"<kind>:<id>"} or {"type":"ping"}',
+      );
     }
     if (msg.type === 'unsubscribe') {
       client.subs.delete(msg.topic);
@@ -240,7 +291,10 @@ export class LiveHub {
       throw withTopic(new DomainError('VALIDATION', '`after` is an event id such as 1700000000000-0'), msg.topic);
     }
     if (this.o.charge && !(await this.o.charge(client.actor, client.address, 1))) {
-      throw withTopic(new DomainError('RATE_LIMITED', 'request budget spent; retry later', { retryAfterMs: 1_000 }), msg.topic);
+      throw withTopic(
+        new DomainError('RATE_LIMITED', 'request budget spent; retry later', { retryAfterMs: 1_000 }),
+        msg.topic,
+      );
     }
     if (client.subs.has(msg.topic)) return this.send(client, { type: 'subscribed', topic: msg.topic });
     // The slot is taken before the lookup: a burst of subscribes cannot pass the cap meanwhile.
@@ -259,7 +313,10 @@ export class LiveHub {
     }
     if (client.subs.has(msg.topic)) return this.send(client, { type: 'subscribed', topic: msg.topic });
     if (after !== undefined && topic.cities === 'all') {
-      throw withTopic(new DomainError('VALIDATION', 'host topics span cities and are live only; resume per vehicle or city'), msg.topic);
+      throw withTopic(
+        new DomainError('VALIDATION', 'host topics span cities and are live only; resume per vehicle or city'),
+        msg.topic,
+      );
     }
     const sub: Subscription = { topic, sent: new Map(), buffer: after !== undefined ? [] : null };
     client.subs.set(msg.topic, sub);
@@ -280,7 +337,8 @@ export class LiveHub {
       for (const [id, fields] of page) {
         cursor = id;
         const event = safeParse(city, id, fields);
-        if (event && (await this.matches(topic, event))) this.send(client, { type: 'event', topic: msg.topic, event: toCloudEvent(event) });
+        if (event && (await this.matches(topic, event)))
+          this.send(client, { type: 'event', topic: msg.topic, event: toCloudEvent(event) });
       }
       if (page.length < this.o.replayPageSize) break;
     }
@@ -355,23 +413,27 @@ export class LiveHub {
     if (!m) throw new DomainError('VALIDATION', 'topics are city:<id>, vehicle:<id>, booking:<id> or host:<id>');
     const kind = m[1] as Topic['kind'];
     const id = m[2]!;
-    const forbidden = () => new DomainError('FORBIDDEN', `${actor.role} ${actor.id} may not watch ${name}`, { topic: name });
+    const forbidden = () =>
+      new DomainError('FORBIDDEN', `${actor.role} ${actor.id} may not watch ${name}`, { topic: name });
     switch (kind) {
       case 'city':
         if (!isStaff(actor)) throw forbidden();
-        if (!this.inventory.cities.get(id)) throw new DomainError('NOT_FOUND', `city ${id} not found`, { entity: 'city', id });
+        if (!this.inventory.cities.get(id))
+          throw new DomainError('NOT_FOUND', `city ${id} not found`, { entity: 'city', id });
         return { name, kind, id, cities: id };
       case 'host':
         if (!isStaff(actor) && !(actor.role === 'host' && actor.hostId === id)) throw forbidden();
         return { name, kind, id, cities: 'all' };
       case 'vehicle': {
-        if (parseId(id)?.kind !== 'vehicle') throw new DomainError('NOT_FOUND', `vehicle ${id} not found`, { entity: 'vehicle', id });
+        if (parseId(id)?.kind !== 'vehicle')
+          throw new DomainError('NOT_FOUND', `vehicle ${id} not found`, { entity: 'vehicle', id });
         const { vehicle } = await this.inventory.getVehicleState(id);
         if (!isStaff(actor) && !(actor.role === 'host' && vehicle.hostId === actor.hostId)) throw forbidden();
         return { name, kind, id, cities: vehicle.city };
       }
       case 'booking': {
-        if (parseId(id)?.kind !== 'booking') throw new DomainError('NOT_FOUND', `booking ${id} not found`, { entity: 'booking', id });
+        if (parseId(id)?.kind !== 'booking')
+          throw new DomainError('NOT_FOUND', `booking ${id} not found`, { entity: 'booking', id });
         const { entry, vehicle } = await this.inventory.getEntry(id, 'booking');
         if (!canSeeTrip(actor, entry, vehicle)) throw forbidden();
         return { name, kind, id, cities: vehicle.city };
@@ -381,15 +443,20 @@ export class LiveHub {
 
   private async matches(topic: Topic, e: StreamEvent): Promise<boolean> {
     switch (topic.kind) {
-      case 'city': return e.city === topic.id;
-      case 'vehicle': return e.vehicle === topic.id;
-      case 'booking': return e.subject === topic.id;
-      case 'host': return (await this.hostOf(e)) === topic.id;
+      case 'city':
+        return e.city === topic.id;
+      case 'vehicle':
+        return e.vehicle === topic.id;
+      case 'booking':
+        return e.subject === topic.id;
+      case 'host':
+        return (await this.hostOf(e)) === topic.id;
     }
   }
 
   private async hostOf(e: StreamEvent): Promise<string | undefined> {
-    if (e.type.startsWith('vehicle.') && typeof e.state?.hostId === 'string') this.hostOfVehicle.set(e.vehicle, e.state.hostId);
+    if (e.type.startsWith('vehicle.') && typeof e.state?.hostId === 'string')
+      this.hostOfVehicle.set(e.vehicle, e.state.hostId);
     let host = this.hostOfVehicle.get(e.vehicle);
     if (host === undefined) {
       host = (await this.redis.hget(keys.vehicle(e.city, e.vehicle), 'hostId')) ?? '';
@@ -419,12 +486,16 @@ export class LiveHub {
     const sent = sub.sent.get(event.city);
     if (sent !== undefined && compareStreamIds(event.id, sent) <= 0) return;
     sub.sent.set(event.city, event.id);
-    if (await this.matches(sub.topic, event)) this.send(client, { type: 'event', topic: sub.topic.name, event: toCloudEvent(event) });
+    if (await this.matches(sub.topic, event))
+      this.send(client, { type: 'event', topic: sub.topic.name, event: toCloudEvent(event) });
   }
 
   private beat(): void {
     for (const c of this.clients) {
-      if (!c.alive) { c.ws.terminate(); continue; }
+      if (!c.alive) {
+        c.ws.terminate();
+        continue;
+      }
       c.alive = false;
       c.ws.ping();
       this.send(c, { type: 'heartbeat', time: new Date().toISOString() });
@@ -433,7 +504,12 @@ export class LiveHub {
 }
 
 function safeParse(city: string, id: string, fields: string[]): StreamEvent | undefined {
-  try { return parseStreamEntry(city, id, fields); } catch (err) { survived('live.parse', err); return undefined; }
+  try {
+    return parseStreamEntry(city, id, fields);
+  } catch (err) {
+    survived('live.parse', err);
+    return undefined;
+  }
 }
 
 function withTopic(err: unknown, topic: string): unknown {
@@ -443,14 +519,29 @@ function withTopic(err: unknown, topic: string): unknown {
 
 function errorMessage(err: unknown) {
   const p = problemOf(err);
-  return { type: 'error', ...(typeof (err as { topic?: unknown }).topic === 'string' ? { topic: (err as { topic: string }).topic } : {}), code: p.code, status: p.status, detail: p.detail };
+  return {
+    type: 'error',
+    ...(typeof (err as { topic?: unknown }).topic === 'string' ? { topic: (err as { topic: string }).topic } : {}),
+    code: p.code,
+    status: p.status,
+    detail: p.detail,
+  };
 }
 
 /** Refuses an upgrade with a plain HTTP problem response, then drops the socket. */
 function refuse(socket: Duplex, err: unknown): void {
   const p = problemOf(err);
   const title = ERROR_CODES[p.code].title;
-  const body = JSON.stringify({ type: `${PROBLEM_TYPE_BASE}${p.code.toLowerCase()}`, title, status: p.status, detail: p.detail, code: p.code, instance: LIVE_PATH });
-  socket.end(`HTTP/1.1 ${p.status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  const body = JSON.stringify({
+    type: `${PROBLEM_TYPE_BASE}${p.code.toLowerCase()}`,
+    title,
+    status: p.status,
+    detail: p.detail,
+    code: p.code,
+    instance: LIVE_PATH,
+  });
+  socket.end(
+    `HTTP/1.1 ${p.status} ${title}\r\nContent-Type: application/problem+json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
   socket.destroy();
 }

@@ -2,26 +2,56 @@
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
 import { DomainError, ERROR_CODES, httpStatusOf, type ErrorCode } from '../domain/errors.ts';
 
-const RETRY_LATER: ReadonlySet<ErrorCode> = new Set(['BUSY', 'RATE_LIMITED', 'HOLD_LIMIT', 'HOLD_RATE_LIMITED', 'UNAVAILABLE']);
+const RETRY_LATER: ReadonlySet<ErrorCode> = new Set([
+  'BUSY',
+  'RATE_LIMITED',
+  'HOLD_LIMIT',
+  'HOLD_RATE_LIMITED',
+  'UNAVAILABLE',
+]);
 
 export const PROBLEM_TYPE_BASE = 'https://fleet-inventory.example/problems/';
 
-export function problemOf(err: unknown): { code: ErrorCode; status: number; detail: string; extra: Record<string, unknown> } {
+export function problemOf(err: unknown): {
+  code: ErrorCode;
+  status: number;
+  detail: string;
+  extra: Record<string, unknown>;
+} {
   if (err instanceof DomainError) {
     // The problem's own members win; an entity's `status` travels as `currentStatus`.
-    const { at: _at, status, type: _t, title: _ti, detail: _d, code: _c, instance: _i, ...extra } = err.detail as Record<string, unknown>;
-    return { code: err.code, status: httpStatusOf(err.code), detail: err.message, extra: status === undefined ? extra : { ...extra, currentStatus: status } };
+    const {
+      at: _at,
+      status,
+      type: _t,
+      title: _ti,
+      detail: _d,
+      code: _c,
+      instance: _i,
+      ...extra
+    } = err.detail as Record<string, unknown>;
+    return {
+      code: err.code,
+      status: httpStatusOf(err.code),
+      detail: err.message,
+      extra: status === undefined ? extra : { ...extra, currentStatus: status },
+    };
   }
-  if (isStoreUnavailable(err)) return { code: 'UNAVAILABLE', status: 503, detail: 'a store is unreachable; retry shortly', extra: {} };
+  if (isStoreUnavailable(err))
+    return { code: 'UNAVAILABLE', status: 503, detail: 'a store is unreachable; retry shortly', extra: {} };
   const f = err as Partial<FastifyError> & { validation?: unknown[] };
-  if (f.validation) return { code: 'VALIDATION', status: 400, detail: f.message ?? 'invalid request', extra: { errors: f.validation } };
+  if (f.validation)
+    return { code: 'VALIDATION', status: 400, detail: f.message ?? 'invalid request', extra: { errors: f.validation } };
   switch (f.code) {
-    case 'FST_ERR_MAX_PARAM_LENGTH': return { code: 'URI_TOO_LONG', status: 414, detail: 'a path parameter is too long', extra: {} };
+    case 'FST_ERR_MAX_PARAM_LENGTH':
+      return { code: 'URI_TOO_LONG', status: 414, detail: 'a path parameter is too long', extra: {} };
     case 'FST_ERR_BAD_URL':
     case 'FST_ERR_ASYNC_CONSTRAINT':
       return { code: 'VALIDATION', status: 400, detail: f.message ?? 'bad URL', extra: {} };
-    case 'FST_ERR_CTP_BODY_TOO_LARGE': return { code: 'PAYLOAD_TOO_LARGE', status: 413, detail: 'request body too large', extra: {} };
-    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE': return { code: 'UNSUPPORTED_MEDIA_TYPE', status: 415, detail: f.message ?? 'unsupported media type', extra: {} };
+    case 'FST_ERR_CTP_BODY_TOO_LARGE':
+      return { code: 'PAYLOAD_TOO_LARGE', status: 413, detail: 'request body too large', extra: {} };
+    case 'FST_ERR_CTP_INVALID_MEDIA_TYPE':
+      return { code: 'UNSUPPORTED_MEDIA_TYPE', status: 415, detail: f.message ?? 'unsupported media type', extra: {} };
     case 'FST_ERR_CTP_EMPTY_JSON_BODY':
     case 'FST_ERR_CTP_INVALID_CONTENT_LENGTH':
     case 'FST_ERR_CTP_INVALID_JSON_BODY':
@@ -41,16 +71,46 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: u
   const retryAfterMs = typeof p.extra.retryAfterMs === 'number' ? p.extra.retryAfterMs : undefined;
   if (retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
   else if (RETRY_LATER.has(p.code)) void reply.header('retry-after', '1');
-  return reply.code(p.status).type('application/problem+json').send({
-    type: `${PROBLEM_TYPE_BASE}${p.code.toLowerCase()}`, title: ERROR_CODES[p.code].title, status: p.status,
-    ...p.extra, detail: p.detail, code: p.code, instance: request.url,
-  });
+  return reply
+    .code(p.status)
+    .type('application/problem+json')
+    .send({
+      type: `${PROBLEM_TYPE_BASE}${p.code.toLowerCase()}`,
+      title: ERROR_CODES[p.code].title,
+      status: p.status,
+      ...p.extra,
+      detail: p.detail,
+      code: p.code,
+      instance: request.url,
+    });
 }
 
 /** Redis or PostgreSQL cannot be reached (a connection refused, closed, or out of retries): 503, not a bug. */
 function isStoreUnavailable(err: unknown): boolean {
   const e = err as { name?: string; code?: string; message?: string };
   if (e?.name === 'MaxRetriesPerRequestError') return true;
-  if (e?.code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTCONN', 'EHOSTUNREACH', '57P01', '57P02', '57P03', '08006', '08001', '25006'].includes(e.code)) return true;
-  return typeof e?.message === 'string' && /^(Connection is closed|Stream isn't writeable|connect ECONNREFUSED|timeout exceeded when trying to connect|Connection terminated|Command timed out|All sentinels are unreachable|Too many Cluster redirections|CLUSTERDOWN|READONLY|NOREPLICAS|MASTERDOWN|LOADING)/.test(e.message);
+  if (
+    e?.code &&
+    [
+      'ECONNREFUSED',
+      'ECONNRESET',
+      'ETIMEDOUT',
+      'EPIPE',
+      'ENOTCONN',
+      'EHOSTUNREACH',
+      '57P01',
+      '57P02',
+      '57P03',
+      '08006',
+      '08001',
+      '25006',
+    ].includes(e.code)
+  )
+    return true;
+  return (
+    typeof e?.message === 'string' &&
+    /^(Connection is closed|Stream isn't writeable|connect ECONNREFUSED|timeout exceeded when trying to connect|Connection terminated|Command timed out|All sentinels are unreachable|Too many Cluster redirections|CLUSTERDOWN|READONLY|NOREPLICAS|MASTERDOWN|LOADING)/.test(
+      e.message,
+    )
+  );
 }

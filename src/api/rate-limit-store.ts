@@ -52,7 +52,10 @@ export interface Taken {
   resetMs: number;
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => { setTimeout(r, ms).unref(); });
+const sleep = (ms: number) =>
+  new Promise<void>((r) => {
+    setTimeout(r, ms).unref();
+  });
 
 export class CallerBudgets {
   private readonly counters = new Map<string, Counter>();
@@ -104,7 +107,12 @@ export class CallerBudgets {
     c.sent += n;
     c.flushing = (async () => {
       try {
-        const [current, ttl] = (await runScript(this.o.redis, 'rate_limit_add', [`${this.o.prefix}${key}`], [n, windowMs])) as [number, number];
+        const [current, ttl] = (await runScript(
+          this.o.redis,
+          'rate_limit_add',
+          [`${this.o.prefix}${key}`],
+          [n, windowMs],
+        )) as [number, number];
         c.confirmed += n;
         c.others = Math.max(0, Number(current) - c.confirmed);
         c.windowEnd = Date.now() + Number(ttl);

@@ -42,7 +42,11 @@ export class RateLimiter {
 
   constructor(private readonly o: RateLimitOptions) {
     this.windowMs = o.windowMs ?? WINDOW_MS;
-    this.budgets = new CallerBudgets({ redis: o.redis, prefix: 'fleet-rl:', ...(o.localShare !== undefined ? { localShare: o.localShare } : {}) });
+    this.budgets = new CallerBudgets({
+      redis: o.redis,
+      prefix: 'fleet-rl:',
+      ...(o.localShare !== undefined ? { localShare: o.localShare } : {}),
+    });
   }
 
   keyOf(actor: Actor | undefined, address: string): { key: string; limit: number } {
@@ -58,12 +62,20 @@ export class RateLimiter {
   /** 429 RATE_LIMITED for a refused charge. */
   refusal(t: Taken): DomainError {
     const retryAfter = Math.max(1, Math.ceil(t.resetMs / 1000));
-    return new DomainError('RATE_LIMITED', `more than ${t.limit} requests per minute; retry in ${retryAfter} s`, { limit: t.limit, retryAfter, retryAfterMs: retryAfter * 1000 });
+    return new DomainError('RATE_LIMITED', `more than ${t.limit} requests per minute; retry in ${retryAfter} s`, {
+      limit: t.limit,
+      retryAfter,
+      retryAfterMs: retryAfter * 1000,
+    });
   }
 }
 
 /** Authenticates, charges the budget, then refuses what must be refused — in that order. */
-export function registerRateLimits(app: FastifyInstance, limiter: RateLimiter, authenticate: RateLimitOptions['authenticate']): void {
+export function registerRateLimits(
+  app: FastifyInstance,
+  limiter: RateLimiter,
+  authenticate: RateLimitOptions['authenticate'],
+): void {
   app.decorateRequest('charge', async function charge(this: FastifyRequest, cost: number) {
     if (cost <= 0) return;
     const t = await limiter.take(this.caller, this.ip, cost);

@@ -16,7 +16,12 @@ import type { Actor } from './auth.ts';
 import type { LiveHub, LiveOptions } from './live.ts';
 import type { RateLimits } from './rate-limit.ts';
 
-export interface HttpLimits { headersTimeoutMs: number; requestTimeoutMs: number; keepAliveTimeoutMs: number; maxConnectionsPerIp: number }
+export interface HttpLimits {
+  headersTimeoutMs: number;
+  requestTimeoutMs: number;
+  keepAliveTimeoutMs: number;
+  maxConnectionsPerIp: number;
+}
 
 export interface AppDeps {
   inventory: Inventory;
@@ -52,8 +57,12 @@ declare module 'fastify' {
     /** The verified caller; on a route that has none, UNAUTHENTICATED (a route never runs without one). */
     actor: Actor;
   }
-  interface FastifyContextConfig { public?: boolean }
-  interface FastifyInstance { live: LiveHub }
+  interface FastifyContextConfig {
+    public?: boolean;
+  }
+  interface FastifyInstance {
+    live: LiveHub;
+  }
 }
 
 export type App = FastifyInstance<Server, IncomingMessage, ServerResponse, FastifyBaseLogger, TypeBoxTypeProvider>;

@@ -23,9 +23,15 @@ const TIMEOUT_MS = 2_000;
 /** Primary: forks `count` API workers, keeps them alive, answers their metrics requests. */
 export class ApiWorkers {
   private stopping = false;
-  private readonly pending = new Map<string, { left: Set<number>; parts: MetricsJson[]; done: (parts: MetricsJson[]) => void }>();
+  private readonly pending = new Map<
+    string,
+    { left: Set<number>; parts: MetricsJson[]; done: (parts: MetricsJson[]) => void }
+  >();
 
-  constructor(private readonly count: number, private readonly log: Logger) {}
+  constructor(
+    private readonly count: number,
+    private readonly log: Logger,
+  ) {}
 
   /** Forks the workers and resolves with the shared port when all of them listen. */
   async start(): Promise<number> {
@@ -36,11 +42,15 @@ export class ApiWorkers {
       this.log.error({ pid: worker.process.pid, code, signal }, 'API process died; starting another');
       cluster.fork();
     });
-    const listening = Array.from({ length: this.count }, () => new Promise<number>((resolve, reject) => {
-      const w = cluster.fork();
-      w.once('listening', (address) => resolve(address.port));
-      w.once('exit', (code) => reject(new Error(`API process exited with ${code} before listening`)));
-    }));
+    const listening = Array.from(
+      { length: this.count },
+      () =>
+        new Promise<number>((resolve, reject) => {
+          const w = cluster.fork();
+          w.once('listening', (address) => resolve(address.port));
+          w.once('exit', (code) => reject(new Error(`API process exited with ${code} before listening`)));
+        }),
+    );
     return (await Promise.all(listening))[0]!;
   }
 
@@ -48,12 +58,23 @@ export class ApiWorkers {
   async stop(graceMs = 10_000): Promise<void> {
     this.stopping = true;
     const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
-    await Promise.all(workers.map((w) => new Promise<void>((resolve) => {
-      if (w.isDead()) return resolve();
-      const timer = setTimeout(() => { w.kill('SIGKILL'); resolve(); }, graceMs);
-      w.once('exit', () => { clearTimeout(timer); resolve(); });
-      w.send({ type: 'fleet:shutdown' } satisfies Message);
-    })));
+    await Promise.all(
+      workers.map(
+        (w) =>
+          new Promise<void>((resolve) => {
+            if (w.isDead()) return resolve();
+            const timer = setTimeout(() => {
+              w.kill('SIGKILL');
+              resolve();
+            }, graceMs);
+            w.once('exit', () => {
+              clearTimeout(timer);
+              resolve();
+            });
+            w.send({ type: 'fleet:shutdown' } satisfies Message);
+          }),
+      ),
+    );
   }
 
   /** The metrics of the primary and every worker, summed. */
@@ -69,7 +90,7 @@ export class ApiWorkers {
       setTimeout(() => resolve(entry.parts), TIMEOUT_MS).unref();
     });
     this.pending.delete(id);
-    return AggregatorRegistry.aggregate([await registry.getMetricsAsJSON() as MetricsJson, ...parts]).metrics();
+    return AggregatorRegistry.aggregate([(await registry.getMetricsAsJSON()) as MetricsJson, ...parts]).metrics();
   }
 
   private onMessage(worker: Worker, message: Message): void {
@@ -80,7 +101,9 @@ export class ApiWorkers {
       p.left.delete(worker.id);
       if (p.left.size === 0) p.done(p.parts);
     } else if (message?.type === 'fleet:metrics?') {
-      void this.metrics().then((text) => worker.send({ type: 'fleet:metrics', id: message.id, text } satisfies Message));
+      void this.metrics().then((text) =>
+        worker.send({ type: 'fleet:metrics', id: message.id, text } satisfies Message),
+      );
     }
   }
 }
@@ -89,10 +112,16 @@ export class ApiWorkers {
 export function apiWorkerChannel(): { metrics: () => Promise<string>; shutdown: Promise<void> } {
   const waiting = new Map<string, (text: string) => void>();
   let onShutdown: () => void = () => undefined;
-  const shutdown = new Promise<void>((resolve) => { onShutdown = resolve; });
+  const shutdown = new Promise<void>((resolve) => {
+    onShutdown = resolve;
+  });
   process.on('message', (message: Message) => {
     if (message?.type === 'fleet:metrics?') {
-      void registry.getMetricsAsJSON().then((json) => process.send?.({ type: 'fleet:metrics', id: message.id, json: json as MetricsJson } satisfies Message));
+      void registry
+        .getMetricsAsJSON()
+        .then((json) =>
+          process.send?.({ type: 'fleet:metrics', id: message.id, json: json as MetricsJson } satisfies Message),
+        );
     } else if (message?.type === 'fleet:metrics' && message.text !== undefined) {
       waiting.get(message.id)?.(message.text);
       waiting.delete(message.id);
@@ -102,12 +131,15 @@ export function apiWorkerChannel(): { metrics: () => Promise<string>; shutdown: 
   });
   return {
     shutdown,
-    metrics: () => new Promise<string>((resolve) => {
-      const id = randomUUID();
-      waiting.set(id, resolve);
-      process.send?.({ type: 'fleet:metrics?', id } satisfies Message);
-      // The primary is gone or slow: this process's own figures are better than nothing.
-      setTimeout(() => { if (waiting.delete(id)) void registry.metrics().then(resolve); }, TIMEOUT_MS * 2).unref();
-    }),
+    metrics: () =>
+      new Promise<string>((resolve) => {
+        const id = randomUUID();
+        waiting.set(id, resolve);
+        process.send?.({ type: 'fleet:metrics?', id } satisfies Message);
+        // The primary is gone or slow: this process's own figures are better than nothing.
+        setTimeout(() => {
+          if (waiting.delete(id)) void registry.metrics().then(resolve);
+        }, TIMEOUT_MS * 2).unref();
+      }),
   };
 }

@@ -36,7 +36,8 @@ export const print = (x: unknown) => console.log(JSON.stringify(x, null, 2));
 export function time(name: string, v: string | undefined): number {
   if (v === undefined) throw new DomainError('VALIDATION', `--${name} is required`, { field: name });
   const t = /^\d+$/.test(v) ? Number(v) : Date.parse(v);
-  if (!Number.isFinite(t)) throw new DomainError('VALIDATION', `--${name} must be ISO 8601 or epoch ms`, { field: name });
+  if (!Number.isFinite(t))
+    throw new DomainError('VALIDATION', `--${name} must be ISO 8601 or epoch ms`, { field: name });
   return t;
 }
 

@@ -9,17 +9,25 @@ import { haDown, haEnvironment, haUp, pgPromote, readLayout } from '../ha/local.
 
 export const DEFAULT_HA_DIR = path.join(tmpdir(), 'fleet-ha');
 
-const exports_ = (env: Record<string, string>) => Object.entries(env).map(([k, v]) => `export ${k}='${v}'`).join('\n');
+const exports_ = (env: Record<string, string>) =>
+  Object.entries(env)
+    .map(([k, v]) => `export ${k}='${v}'`)
+    .join('\n');
 
 export async function haCommand(sub: string | undefined, opts: { dir?: string; basePort?: number }): Promise<number> {
   const dir = opts.dir ?? DEFAULT_HA_DIR;
   switch (sub) {
     case 'up': {
       const layout = await haUp({ dir, basePort: opts.basePort ?? 6391 });
-      console.error(`Redis primary :${layout.redis.nodes[0]!.port}, replicas ${layout.redis.nodes.slice(1).map((n) => `:${n.port}`).join(' ')}, `
-        + `Sentinels ${layout.redis.sentinels.map((n) => `:${n.port}`).join(' ')} (AOF always, min-replicas-to-write 1); `
-        + `PostgreSQL primary :${layout.pg?.primary.port}, standby :${layout.pg?.standby.port}. Layout: ${path.join(layout.dir, 'ha.json')}\n`
-        + 'Run the service against it with:\n');
+      console.error(
+        `Redis primary :${layout.redis.nodes[0]!.port}, replicas ${layout.redis.nodes
+          .slice(1)
+          .map((n) => `:${n.port}`)
+          .join(' ')}, ` +
+          `Sentinels ${layout.redis.sentinels.map((n) => `:${n.port}`).join(' ')} (AOF always, min-replicas-to-write 1); ` +
+          `PostgreSQL primary :${layout.pg?.primary.port}, standby :${layout.pg?.standby.port}. Layout: ${path.join(layout.dir, 'ha.json')}\n` +
+          'Run the service against it with:\n',
+      );
       console.log(exports_(haEnvironment(layout)));
       console.error('\n(eval "$(npx fleet ha env)" in another shell; npx fleet ha down stops it all)');
       return 0;

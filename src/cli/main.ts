@@ -24,11 +24,18 @@ function redisError(err: Error): void {
 
 function inventoryOf(config: Config, redis: CliContext['redis']): Inventory {
   // CITIES narrows the reference cities this process serves (a smaller demo, the simulator).
-  const only = config.CITIES.split(',').map((c) => c.trim()).filter(Boolean);
+  const only = config.CITIES.split(',')
+    .map((c) => c.trim())
+    .filter(Boolean);
   return new Inventory(redis, {
     cities: new CityCatalog(only.length ? REFERENCE_CITIES.filter((c) => only.includes(c.id)) : REFERENCE_CITIES),
-    holdTtlMs: config.HOLD_TTL_MS, maxLiveHoldsPerCustomer: config.MAX_LIVE_HOLDS_PER_CUSTOMER,
-    holdLimits: { maxLiveHoldsTotal: config.MAX_LIVE_HOLDS_PER_CUSTOMER_TOTAL, holdsPerWindow: config.HOLDS_PER_MINUTE_PER_CUSTOMER, holdRateWindowMs: 60_000 },
+    holdTtlMs: config.HOLD_TTL_MS,
+    maxLiveHoldsPerCustomer: config.MAX_LIVE_HOLDS_PER_CUSTOMER,
+    holdLimits: {
+      maxLiveHoldsTotal: config.MAX_LIVE_HOLDS_PER_CUSTOMER_TOTAL,
+      holdsPerWindow: config.HOLDS_PER_MINUTE_PER_CUSTOMER,
+      holdRateWindowMs: 60_000,
+    },
     locks: new VehicleLocks({ maxQueue: config.LOCK_MAX_QUEUE, maxWaitMs: config.LOCK_MAX_WAIT_MS }),
   });
 }
@@ -36,16 +43,27 @@ function inventoryOf(config: Config, redis: CliContext['redis']): Inventory {
 async function main(): Promise<number> {
   const { values: opt, positionals } = parseCommandLine();
   const [name, arg] = positionals;
-  if (!name || opt.help) { console.log(USAGE); return name ? 0 : 1; }
+  if (!name || opt.help) {
+    console.log(USAGE);
+    return name ? 0 : 1;
+  }
   const command = COMMANDS.get(name);
-  if (!command) { console.error(`unknown command ${name}\n\n${USAGE}`); return 1; }
+  if (!command) {
+    console.error(`unknown command ${name}\n\n${USAGE}`);
+    return 1;
+  }
   const config = loadConfig();
   const redis = connectRedis(config);
   // Connection errors during a failover are expected: commands wait and retry (REDIS_FAILOVER_WAIT_MS).
   redis.on('error', redisError);
   try {
     const ctx: CliContext = {
-      command: name, arg, opt, config, redis, inventory: inventoryOf(config, redis),
+      command: name,
+      arg,
+      opt,
+      config,
+      redis,
+      inventory: inventoryOf(config, redis),
       idem: opt['idempotency-key'] ? { idempotencyKey: opt['idempotency-key'], actorId: 'cli' } : {},
     };
     // Commands that need no store (a token, the simulator, the HA topology) do not wait for one.
@@ -59,9 +77,21 @@ async function main(): Promise<number> {
   }
 }
 
-main().then((code) => { process.exitCode = code; }).catch((err: unknown) => {
-  if (err instanceof DomainError) { console.error(`${err.code}: ${err.message}`); process.exitCode = 2; return; }
-  if (err instanceof ConfigError) { console.error(err.message); process.exitCode = 78; return; }
-  console.error(err);
-  process.exitCode = 1;
-});
+main()
+  .then((code) => {
+    process.exitCode = code;
+  })
+  .catch((err: unknown) => {
+    if (err instanceof DomainError) {
+      console.error(`${err.code}: ${err.message}`);
+      process.exitCode = 2;
+      return;
+    }
+    if (err instanceof ConfigError) {
+      console.error(err.message);
+      process.exitCode = 78;
+      return;
+    }
+    console.error(err);
+    process.exitCode = 1;
+  });

@@ -26,7 +26,12 @@ export async function seedAll(inventory: Inventory, redis: RedisConnection, perC
   const started = Date.now();
   const reports = [];
   for (const c of cities) reports.push(await seedCity(inventory, redis, c, perCity));
-  return { cities: reports.filter((r) => !r.skipped).length, skipped: reports.filter((r) => r.skipped).length, vehicles: reports.reduce((a, r) => a + r.vehicles, 0), ms: Date.now() - started };
+  return {
+    cities: reports.filter((r) => !r.skipped).length,
+    skipped: reports.filter((r) => r.skipped).length,
+    vehicles: reports.reduce((a, r) => a + r.vehicles, 0),
+    ms: Date.now() - started,
+  };
 }
 
 export function conflictDesk(config: Config, inventory: Inventory, redis: RedisConnection): ConflictDesk {
@@ -35,8 +40,13 @@ export function conflictDesk(config: Config, inventory: Inventory, redis: RedisC
 }
 
 /** A desk whose read model is loaded (resolving searches for alternatives), for the length of `fn`. */
-export async function withConflictDesk<T>(config: Config, inventory: Inventory, redis: RedisConnection, city: string | undefined,
-  fn: (desk: ConflictDesk) => Promise<T>): Promise<T> {
+export async function withConflictDesk<T>(
+  config: Config,
+  inventory: Inventory,
+  redis: RedisConnection,
+  city: string | undefined,
+  fn: (desk: ConflictDesk) => Promise<T>,
+): Promise<T> {
   const cities = city ? new CityCatalog(inventory.cities.all().filter((c) => c.id === city)) : inventory.cities;
   const model = new ReadModel(redis, inventory, cities);
   await model.start();
@@ -49,8 +59,13 @@ export async function withConflictDesk<T>(config: Config, inventory: Inventory, 
 
 export function offerPolicy(config: Config): OfferPolicy {
   return {
-    offerTtlMs: config.OFFER_TTL_MS, maxOffers: config.OFFER_COUNT, credit: config.OFFER_CREDIT, farKm: config.OFFER_FAR_KM,
-    farCredit: config.OFFER_FAR_CREDIT, noAlternativeCredit: config.NO_ALTERNATIVE_CREDIT, maxDistanceKm: config.OFFER_MAX_DISTANCE_KM,
+    offerTtlMs: config.OFFER_TTL_MS,
+    maxOffers: config.OFFER_COUNT,
+    credit: config.OFFER_CREDIT,
+    farKm: config.OFFER_FAR_KM,
+    farCredit: config.OFFER_FAR_CREDIT,
+    noAlternativeCredit: config.NO_ALTERNATIVE_CREDIT,
+    maxDistanceKm: config.OFFER_MAX_DISTANCE_KM,
   };
 }
 
@@ -61,22 +76,37 @@ export function newPool(config: Config, log: Logger, url = config.DATABASE_URL):
   return pool;
 }
 
-export function newSyncWorker(config: Config, redis: RedisConnection, pool: FollowingPool, inventory: Inventory, log: Logger): SyncWorker {
-  const points = new Map(config.FLEET_FAILPOINTS.split(',').filter(Boolean).map((p) => {
-    const [name, prob] = p.split(':');
-    return [name as Failpoint, Number(prob ?? 1)] as const;
-  }));
+export function newSyncWorker(
+  config: Config,
+  redis: RedisConnection,
+  pool: FollowingPool,
+  inventory: Inventory,
+  log: Logger,
+): SyncWorker {
+  const points = new Map(
+    config.FLEET_FAILPOINTS.split(',')
+      .filter(Boolean)
+      .map((p) => {
+        const [name, prob] = p.split(':');
+        return [name as Failpoint, Number(prob ?? 1)] as const;
+      }),
+  );
   const sync = new SyncWorker(redis, pool, inventory.cities, {
-    batchSize: config.SYNC_BATCH_SIZE, claimIdleMs: config.SYNC_CLAIM_IDLE_MS, maxAttempts: config.SYNC_MAX_ATTEMPTS,
-    retentionMs: config.STREAM_RETENTION_MS, log,
-    ...(points.size ? {
-      failpoint: (where: Failpoint) => {
-        if (Math.random() < (points.get(where) ?? 0)) {
-          process.stderr.write(`FAILPOINT ${where}\n`);
-          process.kill(process.pid, 'SIGKILL');
+    batchSize: config.SYNC_BATCH_SIZE,
+    claimIdleMs: config.SYNC_CLAIM_IDLE_MS,
+    maxAttempts: config.SYNC_MAX_ATTEMPTS,
+    retentionMs: config.STREAM_RETENTION_MS,
+    log,
+    ...(points.size
+      ? {
+          failpoint: (where: Failpoint) => {
+            if (Math.random() < (points.get(where) ?? 0)) {
+              process.stderr.write(`FAILPOINT ${where}\n`);
+              process.kill(process.pid, 'SIGKILL');
+            }
+          },
         }
-      },
-    } : {}),
+      : {}),
   });
   // A promoted standby may lack the last applied batches: check the cursors against the streams again.
   pool.onWriterChange(() => sync.postgresChanged());
@@ -92,40 +122,71 @@ export function jwtSecret(config: Config, log: Logger): Uint8Array {
 }
 
 /** `GET /metrics` on METRICS_PORT, when set. */
-export function serveMetrics(config: Config, log: Logger, metrics: () => Promise<string> = () => registry.metrics()): { close(): void } {
+export function serveMetrics(
+  config: Config,
+  log: Logger,
+  metrics: () => Promise<string> = () => registry.metrics(),
+): { close(): void } {
   if (!config.METRICS_PORT) return { close() {} };
   const server = createServer((req, res) => {
-    if (req.url !== '/metrics') { res.writeHead(404).end(); return; }
-    metrics().then((body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body), () => res.writeHead(500).end());
+    if (req.url !== '/metrics') {
+      res.writeHead(404).end();
+      return;
+    }
+    metrics().then(
+      (body) => res.writeHead(200, { 'content-type': registry.contentType }).end(body),
+      () => res.writeHead(500).end(),
+    );
   }).listen(config.METRICS_PORT, () => log.info({ port: config.METRICS_PORT }, 'metrics at /metrics'));
   return { close: () => server.close() };
 }
 
-export function newFailoverMonitor(config: Config, redis: RedisConnection, pool: FollowingPool, inventory: Inventory, log: Logger,
-  postValidate?: (city: string) => Promise<{ conflicted: string[] }>): FailoverMonitor {
-  const verify = (city: string, cause: FailoverCause) => verifyCity({
-    redis, pool, inventory, log, retentionMs: config.CALENDAR_RETENTION_MS, ...(postValidate ? { postValidate } : {}),
-    drained: (c) => waitForSync(redis, c, 30_000),
-  }, city, cause);
+export function newFailoverMonitor(
+  config: Config,
+  redis: RedisConnection,
+  pool: FollowingPool,
+  inventory: Inventory,
+  log: Logger,
+  postValidate?: (city: string) => Promise<{ conflicted: string[] }>,
+): FailoverMonitor {
+  const verify = (city: string, cause: FailoverCause) =>
+    verifyCity(
+      {
+        redis,
+        pool,
+        inventory,
+        log,
+        retentionMs: config.CALENDAR_RETENTION_MS,
+        ...(postValidate ? { postValidate } : {}),
+        drained: (c) => waitForSync(redis, c, 30_000),
+      },
+      city,
+      cause,
+    );
   return new FailoverMonitor(redis, inventory.cities, verify, { everyMs: config.FAILOVER_CHECK_MS, log, pool });
 }
 
 /** Until PostgreSQL has every event of the city, or `timeoutMs`. */
 export async function waitForSync(redis: RedisConnection, city: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while ((await cityLag(redis, city)).eventsBehind > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
+  while ((await cityLag(redis, city)).eventsBehind > 0 && Date.now() < deadline)
+    await new Promise((r) => setTimeout(r, 200));
 }
 
 export async function withPool<T>(config: Config, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {
   const pool = createPool(config.DATABASE_URL, { max: 2 });
-  try { return await fn(pool); } finally { await pool.end(); }
+  try {
+    return await fn(pool);
+  } finally {
+    await pool.end();
+  }
 }
 
 export async function summarize(inventory: Inventory, redis: RedisConnection) {
   const totals: Record<string, number> = {};
   for (const c of inventory.cities.all()) {
-    for (const [status, n] of Object.entries((await readCityCounts(redis, c.id)).byStatus)) totals[status] = (totals[status] ?? 0) + n;
+    for (const [status, n] of Object.entries((await readCityCounts(redis, c.id)).byStatus))
+      totals[status] = (totals[status] ?? 0) + n;
   }
   return { byStatus: totals };
 }
-

@@ -23,7 +23,12 @@ export const HOLD_STATUSES = ['held', 'converted', 'released', 'expired'] as con
 export type HoldStatus = (typeof HOLD_STATUSES)[number];
 
 export const BOOKING_STATUSES = [
-  'confirmed', 'active', 'completed', 'cancelled', 'conflicted', 'reaccommodated',
+  'confirmed',
+  'active',
+  'completed',
+  'cancelled',
+  'conflicted',
+  'reaccommodated',
 ] as const;
 export type BookingStatus = (typeof BOOKING_STATUSES)[number];
 
@@ -39,17 +44,22 @@ export type ConflictCause = BlockReason | 'late_return' | 'forced_extension' | '
 /** Allowed transitions; anything else is INVALID_STATE. */
 export const HOLD_TRANSITIONS: Record<HoldStatus, readonly HoldStatus[]> = {
   held: ['converted', 'released', 'expired'],
-  converted: [], released: [], expired: [],
+  converted: [],
+  released: [],
+  expired: [],
 };
 export const BOOKING_TRANSITIONS: Record<BookingStatus, readonly BookingStatus[]> = {
   confirmed: ['active', 'cancelled', 'conflicted'],
   active: ['completed'],
   conflicted: ['reaccommodated', 'cancelled'],
-  completed: [], cancelled: [], reaccommodated: [],
+  completed: [],
+  cancelled: [],
+  reaccommodated: [],
 };
 export const BLOCK_TRANSITIONS: Record<BlockStatus, readonly BlockStatus[]> = {
   active: ['cleared', 'cancelled'],
-  cleared: [], cancelled: [],
+  cleared: [],
+  cancelled: [],
 };
 
 interface EntryBase {
@@ -131,9 +141,12 @@ export function isTrip(e: CalendarEntry): boolean {
  */
 export function occupies(e: CalendarEntry, now: number): boolean {
   switch (e.kind) {
-    case 'hold': return e.status === 'held' && e.expiresAt > now;
-    case 'booking': return e.status === 'confirmed' || e.status === 'active' || e.status === 'completed';
-    case 'block': return e.status === 'active';
+    case 'hold':
+      return e.status === 'held' && e.expiresAt > now;
+    case 'booking':
+      return e.status === 'confirmed' || e.status === 'active' || e.status === 'completed';
+    case 'block':
+      return e.status === 'active';
   }
 }
 
@@ -145,7 +158,12 @@ export function occupiedUntil(e: CalendarEntry, now: number): number {
 }
 
 export function overlapsWindow(
-  e: CalendarEntry, from: number, to: number, tripCandidate: boolean, turnaroundMs: number, now: number,
+  e: CalendarEntry,
+  from: number,
+  to: number,
+  tripCandidate: boolean,
+  turnaroundMs: number,
+  now: number,
 ): boolean {
   const pad = tripCandidate && isTrip(e) ? turnaroundMs : 0;
   return e.from < to + pad && from < occupiedUntil(e, now) + pad;
@@ -153,11 +171,17 @@ export function overlapsWindow(
 
 /** The first occupying entry (by start) that a new window would collide with, if any. */
 export function firstOverlap(
-  entries: readonly CalendarEntry[], from: number, to: number, tripCandidate: boolean,
-  turnaroundMs: number, now: number, exceptId?: string,
+  entries: readonly CalendarEntry[],
+  from: number,
+  to: number,
+  tripCandidate: boolean,
+  turnaroundMs: number,
+  now: number,
+  exceptId?: string,
 ): CalendarEntry | undefined {
-  return sortEntries(entries).find((e) =>
-    e.id !== exceptId && occupies(e, now) && overlapsWindow(e, from, to, tripCandidate, turnaroundMs, now));
+  return sortEntries(entries).find(
+    (e) => e.id !== exceptId && occupies(e, now) && overlapsWindow(e, from, to, tripCandidate, turnaroundMs, now),
+  );
 }
 
 /** Final states: nothing can happen to such an entry any more. */
@@ -183,10 +207,14 @@ export type IntervalProblem = 'missing' | 'minute' | 'order' | 'too_long' | 'pas
  * starting before the current minute unless the caller may write the past (ops).
  */
 export function intervalProblem(
-  from: number, to: number | undefined, now: number, opts: { allowPast?: boolean; openEnded?: boolean } = {},
+  from: number,
+  to: number | undefined,
+  now: number,
+  opts: { allowPast?: boolean; openEnded?: boolean } = {},
 ): IntervalProblem | undefined {
   if (!Number.isFinite(from) || (to === undefined && !opts.openEnded)) return 'missing';
-  if (from < 0 || from > MAX_TIMESTAMP_MS || (to !== undefined && (!Number.isFinite(to) || to > MAX_TIMESTAMP_MS))) return 'range';
+  if (from < 0 || from > MAX_TIMESTAMP_MS || (to !== undefined && (!Number.isFinite(to) || to > MAX_TIMESTAMP_MS)))
+    return 'range';
   if (from % MINUTE_MS !== 0 || (to !== undefined && to % MINUTE_MS !== 0)) return 'minute';
   if (to !== undefined && to <= from) return 'order';
   if (to !== undefined && to - from > MAX_INTERVAL_MS) return 'too_long';
@@ -202,11 +230,21 @@ export interface DerivedStatus {
 
 /** The status a vehicle shows during each kind of block (engine.lua: BLOCK_STATUS; a test holds them equal). */
 export const BLOCK_STATUS: Record<BlockReason, VehicleStatus> = {
-  accident: 'accident', maintenance: 'maintenance', host: 'blocked',
+  accident: 'accident',
+  maintenance: 'maintenance',
+  host: 'blocked',
 };
 
 /** Which status wins when several apply at once (engine.lua: STATUS_ORDER; a test holds them equal). */
-export const STATUS_PRECEDENCE: readonly VehicleStatus[] = ['accident', 'in_trip', 'maintenance', 'delisted', 'blocked', 'booked', 'held'];
+export const STATUS_PRECEDENCE: readonly VehicleStatus[] = [
+  'accident',
+  'in_trip',
+  'maintenance',
+  'delisted',
+  'blocked',
+  'booked',
+  'held',
+];
 
 /** "Status now" from the listing and the calendar (DESIGN §3); precedence as STATUS_PRECEDENCE. */
 export function deriveStatus(listing: ListingState, entries: readonly CalendarEntry[], now: number): DerivedStatus {

@@ -16,7 +16,11 @@ export const DEFAULT_TURNAROUND_MS = 30 * 60_000;
 export const CITY_ID_PATTERN = /^[a-z0-9]{2,16}$/;
 
 const city = (id: string, name: string, timeZone: string, lat: number, lng: number): City => ({
-  id, name, timeZone, turnaroundMs: DEFAULT_TURNAROUND_MS, center: { lat, lng },
+  id,
+  name,
+  timeZone,
+  turnaroundMs: DEFAULT_TURNAROUND_MS,
+  center: { lat, lng },
 });
 
 export const REFERENCE_CITIES: readonly City[] = [

@@ -23,7 +23,13 @@ export interface OfferPolicy {
 }
 
 export const DEFAULT_OFFER_POLICY: OfferPolicy = {
-  offerTtlMs: 15 * 60_000, maxOffers: 3, credit: 10, farKm: 5, farCredit: 25, noAlternativeCredit: 50, maxDistanceKm: 50,
+  offerTtlMs: 15 * 60_000,
+  maxOffers: 3,
+  credit: 10,
+  farKm: 5,
+  farCredit: 25,
+  noAlternativeCredit: 50,
+  maxDistanceKm: 50,
 };
 
 export interface Original {
@@ -52,12 +58,15 @@ export interface Alternative {
  */
 export function dissimilarity(o: Original, a: Alternative): number {
   const tiers = tierOf(a.category) - tierOf(o.category);
-  return tiers * 3
-    + Math.max(0, o.seats - a.seats) * 2 + Math.max(0, a.seats - o.seats) * 0.25
-    + (a.transmission === o.transmission ? 0 : 2)
-    + (a.fuel === o.fuel ? 0 : 0.5)
-    + a.distanceKm
-    + Math.abs(a.pricePerHour - o.pricePerHour) / Math.max(1, o.pricePerHour);
+  return (
+    tiers * 3 +
+    Math.max(0, o.seats - a.seats) * 2 +
+    Math.max(0, a.seats - o.seats) * 0.25 +
+    (a.transmission === o.transmission ? 0 : 2) +
+    (a.fuel === o.fuel ? 0 : 0.5) +
+    a.distanceKm +
+    Math.abs(a.pricePerHour - o.pricePerHour) / Math.max(1, o.pricePerHour)
+  );
 }
 
 /** Same category or higher, near enough, most similar first. */
@@ -74,9 +83,14 @@ export function rankAlternatives(o: Original, candidates: readonly Alternative[]
 export function incentiveFor(o: Original, a: Alternative, policy: OfferPolicy): Incentive {
   if (tierOf(a.category) > tierOf(o.category)) {
     const difference = Math.max(0, a.pricePerHour - o.pricePerHour) * o.hours;
-    return { kind: 'free_upgrade', amount: round2(difference), reason: `${o.category} → ${a.category} at the booked price` };
+    return {
+      kind: 'free_upgrade',
+      amount: round2(difference),
+      reason: `${o.category} → ${a.category} at the booked price`,
+    };
   }
-  if (a.distanceKm > policy.farKm) return { kind: 'credit', amount: policy.farCredit, reason: `pickup ${a.distanceKm.toFixed(1)} km away` };
+  if (a.distanceKm > policy.farKm)
+    return { kind: 'credit', amount: policy.farCredit, reason: `pickup ${a.distanceKm.toFixed(1)} km away` };
   return { kind: 'credit', amount: policy.credit, reason: 'vehicle changed' };
 }
 

@@ -18,7 +18,14 @@ export type ListingState = (typeof LISTING_STATES)[number];
  * precedence when several apply: an accident outranks a trip, a trip outranks maintenance, ...
  */
 export const VEHICLE_STATUSES = [
-  'accident', 'in_trip', 'maintenance', 'delisted', 'blocked', 'booked', 'held', 'available',
+  'accident',
+  'in_trip',
+  'maintenance',
+  'delisted',
+  'blocked',
+  'booked',
+  'held',
+  'available',
 ] as const;
 export type VehicleStatus = (typeof VEHICLE_STATUSES)[number];
 
@@ -69,15 +76,26 @@ export function validateVehiclePatch(patch: VehiclePatch): string[] {
   if (patch.category !== undefined && !CATEGORIES.includes(patch.category)) problems.push('category');
   if (patch.transmission !== undefined && !TRANSMISSIONS.includes(patch.transmission)) problems.push('transmission');
   if (patch.fuel !== undefined && !FUELS.includes(patch.fuel)) problems.push('fuel');
-  if (patch.seats !== undefined && !(Number.isInteger(patch.seats) && patch.seats >= 1 && patch.seats <= 60)) problems.push('seats');
-  if (patch.pricePerHour !== undefined && !(Number.isFinite(patch.pricePerHour) && patch.pricePerHour >= 0 && patch.pricePerHour <= 1e7 && Math.abs(Math.round(patch.pricePerHour * 100) - patch.pricePerHour * 100) < 1e-6)) problems.push('pricePerHour');
+  if (patch.seats !== undefined && !(Number.isInteger(patch.seats) && patch.seats >= 1 && patch.seats <= 60))
+    problems.push('seats');
+  if (
+    patch.pricePerHour !== undefined &&
+    !(
+      Number.isFinite(patch.pricePerHour) &&
+      patch.pricePerHour >= 0 &&
+      patch.pricePerHour <= 1e7 &&
+      Math.abs(Math.round(patch.pricePerHour * 100) - patch.pricePerHour * 100) < 1e-6
+    )
+  )
+    problems.push('pricePerHour');
   for (const f of ['make', 'model'] as const) {
     const v = patch[f];
     if (v !== undefined && !(typeof v === 'string' && v.length >= 1 && v.length <= 64)) problems.push(f);
   }
   if (patch.location !== undefined) {
     const { lat, lng } = patch.location;
-    if (!(Number.isFinite(lat) && lat >= -90 && lat <= 90 && Number.isFinite(lng) && lng >= -180 && lng <= 180)) problems.push('location');
+    if (!(Number.isFinite(lat) && lat >= -90 && lat <= 90 && Number.isFinite(lng) && lng >= -180 && lng <= 180))
+      problems.push('location');
   }
   return problems;
 }

@@ -20,8 +20,16 @@ const run = promisify(execFile);
 export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
 export const SENTINEL_MASTER = 'fleet';
 
-export interface RedisNodeLayout { port: number; dir: string; pid?: number }
-export interface PgNodeLayout { port: number; dataDir: string; log: string }
+export interface RedisNodeLayout {
+  port: number;
+  dir: string;
+  pid?: number;
+}
+export interface PgNodeLayout {
+  port: number;
+  dataDir: string;
+  log: string;
+}
 
 export interface HaLayout {
   dir: string;
@@ -60,14 +68,31 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 /** Arguments of one Redis data node of the topology (a replica when `replicaOf` is set). */
 export function redisNodeArgs(node: RedisNodeLayout, replicaOf?: number): string[] {
   return [
-    '--port', String(node.port), '--bind', '127.0.0.1', '--dir', node.dir, '--daemonize', 'no',
-    '--appendonly', 'yes', '--appendfsync', 'always', '--save', '',
+    '--port',
+    String(node.port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    node.dir,
+    '--daemonize',
+    'no',
+    '--appendonly',
+    'yes',
+    '--appendfsync',
+    'always',
+    '--save',
+    '',
     // An isolated primary refuses writes instead of accepting what a failover will discard.
-    '--min-replicas-to-write', '1', '--min-replicas-max-lag', '3',
+    '--min-replicas-to-write',
+    '1',
+    '--min-replicas-max-lag',
+    '3',
     // A replica that must resync after a failover starts at once (the default waits 5 s for
     // more replicas to share the transfer, and writes wait for that replica meanwhile).
-    '--repl-diskless-sync-delay', '0',
-    '--logfile', path.join(node.dir, 'redis.log'),
+    '--repl-diskless-sync-delay',
+    '0',
+    '--logfile',
+    path.join(node.dir, 'redis.log'),
     ...(replicaOf ? ['--replicaof', '127.0.0.1', String(replicaOf)] : []),
   ];
 }
@@ -83,7 +108,12 @@ function launchDetached(cmd: string, args: string[]): number {
 export async function waitForRedis(port: number, timeoutMs = 15_000, sentinel = false): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const probe = new Redis(port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+    const probe = new Redis(port, '127.0.0.1', {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+    });
     probe.on('error', () => {});
     try {
       await probe.connect();
@@ -109,15 +139,21 @@ export async function startRedisNode(node: RedisNodeLayout, replicaOf?: number):
 async function startSentinel(node: RedisNodeLayout, masterPort: number, downAfterMs: number): Promise<void> {
   await mkdir(node.dir, { recursive: true });
   const conf = path.join(node.dir, 'sentinel.conf');
-  await writeFile(conf, [
-    `port ${node.port}`, 'bind 127.0.0.1', `dir ${node.dir}`, `logfile ${path.join(node.dir, 'sentinel.log')}`,
-    `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${masterPort} 2`,
-    `sentinel down-after-milliseconds ${SENTINEL_MASTER} ${downAfterMs}`,
-    // Also the pause before the same master may fail over again (twice this).
-    `sentinel failover-timeout ${SENTINEL_MASTER} 3000`,
-    `sentinel parallel-syncs ${SENTINEL_MASTER} 2`,
-    '',
-  ].join('\n'));
+  await writeFile(
+    conf,
+    [
+      `port ${node.port}`,
+      'bind 127.0.0.1',
+      `dir ${node.dir}`,
+      `logfile ${path.join(node.dir, 'sentinel.log')}`,
+      `sentinel monitor ${SENTINEL_MASTER} 127.0.0.1 ${masterPort} 2`,
+      `sentinel down-after-milliseconds ${SENTINEL_MASTER} ${downAfterMs}`,
+      // Also the pause before the same master may fail over again (twice this).
+      `sentinel failover-timeout ${SENTINEL_MASTER} 3000`,
+      `sentinel parallel-syncs ${SENTINEL_MASTER} 2`,
+      '',
+    ].join('\n'),
+  );
   node.pid = launchDetached('redis-server', [conf, '--sentinel']);
   await waitForRedis(node.port, 15_000, true);
 }
@@ -137,8 +173,18 @@ async function ownedByPostgres(dir: string): Promise<void> {
 }
 
 export async function pgStart(node: PgNodeLayout, extra = ''): Promise<void> {
-  await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', node.dataDir, '-l', node.log, '-w', '-t', '60', '-o',
-    `-p ${node.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on ${extra}`.trim(), 'start']);
+  await asPostgres(`${PG_BIN}/pg_ctl`, [
+    '-D',
+    node.dataDir,
+    '-l',
+    node.log,
+    '-w',
+    '-t',
+    '60',
+    '-o',
+    `-p ${node.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on ${extra}`.trim(),
+    'start',
+  ]);
 }
 
 export async function pgStop(node: PgNodeLayout, mode: 'immediate' | 'fast' = 'fast'): Promise<void> {
@@ -150,14 +196,41 @@ export async function pgPromote(node: PgNodeLayout): Promise<void> {
 }
 
 /** A primary (initdb) and a hot standby streaming from it (pg_basebackup -R). */
-async function startPostgres(dir: string, primaryPort: number, standbyPort: number): Promise<{ primary: PgNodeLayout; standby: PgNodeLayout }> {
+async function startPostgres(
+  dir: string,
+  primaryPort: number,
+  standbyPort: number,
+): Promise<{ primary: PgNodeLayout; standby: PgNodeLayout }> {
   const root = path.join(dir, 'pg');
   await ownedByPostgres(root);
-  const primary: PgNodeLayout = { port: primaryPort, dataDir: path.join(root, 'primary'), log: path.join(root, 'primary.log') };
-  const standby: PgNodeLayout = { port: standbyPort, dataDir: path.join(root, 'standby'), log: path.join(root, 'standby.log') };
+  const primary: PgNodeLayout = {
+    port: primaryPort,
+    dataDir: path.join(root, 'primary'),
+    log: path.join(root, 'primary.log'),
+  };
+  const standby: PgNodeLayout = {
+    port: standbyPort,
+    dataDir: path.join(root, 'standby'),
+    log: path.join(root, 'standby.log'),
+  };
   await asPostgres(`${PG_BIN}/initdb`, ['-D', primary.dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   await pgStart(primary);
-  await asPostgres(`${PG_BIN}/pg_basebackup`, ['-h', '127.0.0.1', '-p', String(primaryPort), '-U', 'postgres', '-D', standby.dataDir, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
+  await asPostgres(`${PG_BIN}/pg_basebackup`, [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(primaryPort),
+    '-U',
+    'postgres',
+    '-D',
+    standby.dataDir,
+    '-R',
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+    '--no-sync',
+  ]);
   await pgStart(standby, '-c hot_standby=on');
   return { primary, standby };
 }
@@ -170,7 +243,9 @@ async function sentinelsAgree(sentinels: RedisNodeLayout[], replicas: number, ti
       const c = new Redis(s.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
       try {
         const info = await c.info('sentinel');
-        const m = new RegExp(`name=${SENTINEL_MASTER},status=ok,address=[^,]+,slaves=(\\d+),sentinels=(\\d+)`).exec(info);
+        const m = new RegExp(`name=${SENTINEL_MASTER},status=ok,address=[^,]+,slaves=(\\d+),sentinels=(\\d+)`).exec(
+          info,
+        );
         if (!m || Number(m[1]) < replicas || Number(m[2]) < sentinels.length) ok = false;
       } catch {
         ok = false;
@@ -199,14 +274,15 @@ export async function haUp(opts: HaOptions): Promise<HaLayout> {
   for (let i = 0; i <= replicas; i++) nodes.push({ port: await port(), dir: path.join(dir, `redis-${i}`) });
   const sentinels: RedisNodeLayout[] = [];
   for (let i = 0; i < sentinelCount; i++) sentinels.push({ port: await port(), dir: path.join(dir, `sentinel-${i}`) });
-  const pgPorts = opts.postgres === false ? undefined : [await port(), await port()] as const;
+  const pgPorts = opts.postgres === false ? undefined : ([await port(), await port()] as const);
   const layout: HaLayout = { dir, redis: { nodes, sentinels, master: SENTINEL_MASTER } };
   try {
     await startRedisNode(nodes[0]!);
     for (const n of nodes.slice(1)) await startRedisNode(n, nodes[0]!.port);
     for (const s of sentinels) await startSentinel(s, nodes[0]!.port, opts.downAfterMs ?? 1_000);
     await sentinelsAgree(sentinels, replicas);
-    if (pgPorts) layout.pg = { ...await startPostgres(dir, pgPorts[0], pgPorts[1]), database: opts.database ?? 'fleet' };
+    if (pgPorts)
+      layout.pg = { ...(await startPostgres(dir, pgPorts[0], pgPorts[1])), database: opts.database ?? 'fleet' };
   } catch (err) {
     await haDown(dir, layout).catch(() => undefined);
     throw err;
@@ -245,14 +321,22 @@ function alive(pid: number | undefined): boolean {
 
 /** Stops every process of the topology and removes its directory. */
 export async function haDown(dir: string, known?: HaLayout): Promise<void> {
-  const layout = known ?? await readLayout(dir).catch(() => undefined);
+  const layout = known ?? (await readLayout(dir).catch(() => undefined));
   if (layout) {
     for (const n of [...layout.redis.sentinels, ...layout.redis.nodes]) {
       if (alive(n.pid)) process.kill(n.pid!, 'SIGKILL');
       // A node restarted since (a chaos run) has another pid: ask it by its port.
-      const c = new Redis(n.port, '127.0.0.1', { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+      const c = new Redis(n.port, '127.0.0.1', {
+        lazyConnect: true,
+        maxRetriesPerRequest: 0,
+        retryStrategy: () => null,
+        enableOfflineQueue: false,
+      });
       c.on('error', () => {});
-      await c.connect().then(() => c.call('SHUTDOWN', 'NOSAVE')).catch(() => undefined);
+      await c
+        .connect()
+        .then(() => c.call('SHUTDOWN', 'NOSAVE'))
+        .catch(() => undefined);
       c.disconnect();
     }
     if (layout.pg) for (const n of [layout.pg.primary, layout.pg.standby]) await pgStop(n, 'immediate');

@@ -10,16 +10,41 @@ const HOUR_MS = 3_600_000;
 export const STEP_MS = { hour: HOUR_MS, day: 24 * HOUR_MS } as const;
 export type Granularity = keyof typeof STEP_MS;
 
-export interface UtilizationBucket { start: string; end: string; vehicles: number; bookedHours: number; blockedHours: number; utilization: number; blockedShare: number }
-export interface UtilizationAnswer { city: string; from: string; to: string; granularity: Granularity; buckets: UtilizationBucket[] }
+export interface UtilizationBucket {
+  start: string;
+  end: string;
+  vehicles: number;
+  bookedHours: number;
+  blockedHours: number;
+  utilization: number;
+  blockedShare: number;
+}
+export interface UtilizationAnswer {
+  city: string;
+  from: string;
+  to: string;
+  granularity: Granularity;
+  buckets: UtilizationBucket[];
+}
 
 export interface ConflictFigures {
-  conflicts: number; byCause: Record<string, number>; offersMade: number; accepted: number; declined: number; lapsed: number;
-  noAlternative: number; cancelled: number; open: number; acceptanceRate: number | null;
-  timeToFirstOffer: { p50Ms: number | null; p99Ms: number | null }; incentiveCost: number;
+  conflicts: number;
+  byCause: Record<string, number>;
+  offersMade: number;
+  accepted: number;
+  declined: number;
+  lapsed: number;
+  noAlternative: number;
+  cancelled: number;
+  open: number;
+  acceptanceRate: number | null;
+  timeToFirstOffer: { p50Ms: number | null; p99Ms: number | null };
+  incentiveCost: number;
 }
 export interface ConflictsAnswer {
-  from: string; to: string; filters: { city?: string; hostId?: string };
+  from: string;
+  to: string;
+  filters: { city?: string; hostId?: string };
   totals: ConflictFigures;
   byCity: ({ city: string } & ConflictFigures)[];
   byHost: ({ hostId: string | null } & ConflictFigures)[];
@@ -28,8 +53,12 @@ export interface ConflictsAnswer {
 /** Connection trouble (the database or replica is down or unreachable) is a 503, not a 500. */
 function unavailable(err: unknown): boolean {
   const code = String((err as { code?: unknown }).code ?? '');
-  return code.startsWith('08') || code.startsWith('57P') || ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', '25006'].includes(code)
-    || /timeout|Connection terminated/i.test((err as Error).message ?? '');
+  return (
+    code.startsWith('08') ||
+    code.startsWith('57P') ||
+    ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', '25006'].includes(code) ||
+    /timeout|Connection terminated/i.test((err as Error).message ?? '')
+  );
 }
 
 async function query<R extends pg.QueryResultRow>(db: pg.Pool, sql: string, params: unknown[]): Promise<R[]> {
@@ -66,17 +95,30 @@ SELECT lower(b.r) AS start, upper(b.r) AS "end",
      WHERE k.city = $1 AND k.status IN ('active', 'cleared') AND k.period && b.r)::float8 / 3600 AS blocked_hours
 FROM buckets b ORDER BY b.i`;
 
-export async function computeUtilization(db: pg.Pool, city: string, q: { from: number; to: number; granularity: Granularity; first: number; buckets: number }): Promise<UtilizationAnswer> {
+export async function computeUtilization(
+  db: pg.Pool,
+  city: string,
+  q: { from: number; to: number; granularity: Granularity; first: number; buckets: number },
+): Promise<UtilizationAnswer> {
   const step = STEP_MS[q.granularity];
   // Hours, never days, as the step: '1 day' would follow the session time zone's DST changes.
   const rows = await query<{ start: Date; end: Date; vehicles: number; booked_hours: number; blocked_hours: number }>(
-    db, UTILIZATION_SQL, [city, q.first, `${step / HOUR_MS} hours`, q.buckets]);
+    db,
+    UTILIZATION_SQL,
+    [city, q.first, `${step / HOUR_MS} hours`, q.buckets],
+  );
   const capacity = (vehicles: number) => vehicles * (step / HOUR_MS);
   return {
-    city, from: new Date(q.from).toISOString(), to: new Date(q.to).toISOString(), granularity: q.granularity,
+    city,
+    from: new Date(q.from).toISOString(),
+    to: new Date(q.to).toISOString(),
+    granularity: q.granularity,
     buckets: rows.map((r) => ({
-      start: r.start.toISOString(), end: r.end.toISOString(), vehicles: r.vehicles,
-      bookedHours: round6(r.booked_hours), blockedHours: round6(r.blocked_hours),
+      start: r.start.toISOString(),
+      end: r.end.toISOString(),
+      vehicles: r.vehicles,
+      bookedHours: round6(r.booked_hours),
+      blockedHours: round6(r.blocked_hours),
       utilization: r.vehicles > 0 ? round6(r.booked_hours / capacity(r.vehicles)) : 0,
       blockedShare: r.vehicles > 0 ? round6(r.blocked_hours / capacity(r.vehicles)) : 0,
     })),
@@ -84,7 +126,8 @@ export async function computeUtilization(db: pg.Pool, city: string, q: { from: n
 }
 
 /** A conflicts row's stream position, (ms, seq), for ordering. */
-const POS = (t: string) => `split_part(${t}.stream_id, '-', 1)::bigint DESC, split_part(${t}.stream_id, '-', 2)::bigint DESC`;
+const POS = (t: string) =>
+  `split_part(${t}.stream_id, '-', 1)::bigint DESC, split_part(${t}.stream_id, '-', 2)::bigint DESC`;
 
 /**
  * Figures for the whole selection, per city and per host, in one statement. $1 from, $2 to
@@ -145,33 +188,78 @@ SELECT g.*, COALESCE(c.by_cause, '{}'::jsonb) AS by_cause
 FROM figs g LEFT JOIN causes c ON c.dim = g.dim AND c.key IS NOT DISTINCT FROM g.key`;
 
 interface FigureRow {
-  dim: 'total' | 'city' | 'host'; key: string | null; conflicts: number; offers_made: number; accepted: number; declined: number;
-  lapsed: number; no_alternative: number; cancelled: number; open: number; p50: string | null; p99: string | null; cost: string;
+  dim: 'total' | 'city' | 'host';
+  key: string | null;
+  conflicts: number;
+  offers_made: number;
+  accepted: number;
+  declined: number;
+  lapsed: number;
+  no_alternative: number;
+  cancelled: number;
+  open: number;
+  p50: string | null;
+  p99: string | null;
+  cost: string;
   by_cause: Record<string, number>;
 }
 
 function figuresOf(r: FigureRow | undefined): ConflictFigures {
   if (!r) {
-    return { conflicts: 0, byCause: {}, offersMade: 0, accepted: 0, declined: 0, lapsed: 0, noAlternative: 0, cancelled: 0, open: 0, acceptanceRate: null, timeToFirstOffer: { p50Ms: null, p99Ms: null }, incentiveCost: 0 };
+    return {
+      conflicts: 0,
+      byCause: {},
+      offersMade: 0,
+      accepted: 0,
+      declined: 0,
+      lapsed: 0,
+      noAlternative: 0,
+      cancelled: 0,
+      open: 0,
+      acceptanceRate: null,
+      timeToFirstOffer: { p50Ms: null, p99Ms: null },
+      incentiveCost: 0,
+    };
   }
   const closed = r.accepted + r.declined + r.lapsed + r.no_alternative;
   return {
-    conflicts: r.conflicts, byCause: r.by_cause, offersMade: r.offers_made, accepted: r.accepted, declined: r.declined, lapsed: r.lapsed,
-    noAlternative: r.no_alternative, cancelled: r.cancelled, open: r.open, acceptanceRate: closed > 0 ? round6(r.accepted / closed) : null,
+    conflicts: r.conflicts,
+    byCause: r.by_cause,
+    offersMade: r.offers_made,
+    accepted: r.accepted,
+    declined: r.declined,
+    lapsed: r.lapsed,
+    noAlternative: r.no_alternative,
+    cancelled: r.cancelled,
+    open: r.open,
+    acceptanceRate: closed > 0 ? round6(r.accepted / closed) : null,
     timeToFirstOffer: { p50Ms: r.p50 === null ? null : Number(r.p50), p99Ms: r.p99 === null ? null : Number(r.p99) },
     incentiveCost: round2(Number(r.cost)),
   };
 }
 
-export async function computeConflicts(db: pg.Pool, q: { from: number; to: number; city?: string; hostId?: string }): Promise<ConflictsAnswer> {
+export async function computeConflicts(
+  db: pg.Pool,
+  q: { from: number; to: number; city?: string; hostId?: string },
+): Promise<ConflictsAnswer> {
   const rows = await query<FigureRow>(db, CONFLICTS_SQL, [q.from, q.to, q.city ?? null, q.hostId ?? null]);
-  const byKey = (a: FigureRow, b: FigureRow) => ((a.key ?? '') < (b.key ?? '') ? -1 : (a.key ?? '') > (b.key ?? '') ? 1 : 0);
+  const byKey = (a: FigureRow, b: FigureRow) =>
+    (a.key ?? '') < (b.key ?? '') ? -1 : (a.key ?? '') > (b.key ?? '') ? 1 : 0;
   return {
-    from: new Date(q.from).toISOString(), to: new Date(q.to).toISOString(),
-    filters: { ...(q.city !== undefined ? { city: q.city } : {}), ...(q.hostId !== undefined ? { hostId: q.hostId } : {}) },
+    from: new Date(q.from).toISOString(),
+    to: new Date(q.to).toISOString(),
+    filters: {
+      ...(q.city !== undefined ? { city: q.city } : {}),
+      ...(q.hostId !== undefined ? { hostId: q.hostId } : {}),
+    },
     totals: figuresOf(rows.find((r) => r.dim === 'total')),
-    byCity: rows.filter((r) => r.dim === 'city').sort(byKey).map((r) => ({ city: r.key ?? '', ...figuresOf(r) })),
-    byHost: rows.filter((r) => r.dim === 'host').sort(byKey).map((r) => ({ hostId: r.key, ...figuresOf(r) })),
+    byCity: rows
+      .filter((r) => r.dim === 'city')
+      .sort(byKey)
+      .map((r) => ({ city: r.key ?? '', ...figuresOf(r) })),
+    byHost: rows
+      .filter((r) => r.dim === 'host')
+      .sort(byKey)
+      .map((r) => ({ hostId: r.key, ...figuresOf(r) })),
   };
 }
-

@@ -13,13 +13,26 @@ import { resolveUrl } from './pool.ts';
 const DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 const LOCK_KEY = 7_421_001; // pg_advisory_lock key of the migrator
 
-export interface Migration { version: number; name: string; sql: string; checksum: string }
+export interface Migration {
+  version: number;
+  name: string;
+  sql: string;
+  checksum: string;
+}
 
 export function loadMigrations(dir = DIR): Migration[] {
-  return readdirSync(dir).filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f)).sort().map((file) => {
-    const sql = readFileSync(path.join(dir, file), 'utf8');
-    return { version: Number(file.slice(0, 3)), name: file.slice(4, -4), sql, checksum: createHash('sha256').update(sql).digest('hex') };
-  });
+  return readdirSync(dir)
+    .filter((f) => /^\d{3}_[a-z0-9_]+\.sql$/.test(f))
+    .sort()
+    .map((file) => {
+      const sql = readFileSync(path.join(dir, file), 'utf8');
+      return {
+        version: Number(file.slice(0, 3)),
+        name: file.slice(4, -4),
+        sql,
+        checksum: createHash('sha256').update(sql).digest('hex'),
+      };
+    });
 }
 
 /** Creates the database named in `url` when it does not exist (connecting to `postgres`). */
@@ -57,17 +70,26 @@ export async function migrate(databaseUrl: string): Promise<{ applied: string[] 
     await c.query('SELECT pg_advisory_lock($1)', [LOCK_KEY]);
     await c.query(`CREATE TABLE IF NOT EXISTS schema_migrations (
       version integer PRIMARY KEY, name text NOT NULL, checksum text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`);
-    const done = new Map((await c.query<{ version: number; checksum: string }>('SELECT version, checksum FROM schema_migrations')).rows.map((r) => [r.version, r.checksum]));
+    const done = new Map(
+      (
+        await c.query<{ version: number; checksum: string }>('SELECT version, checksum FROM schema_migrations')
+      ).rows.map((r) => [r.version, r.checksum]),
+    );
     for (const m of loadMigrations()) {
       const prior = done.get(m.version);
       if (prior !== undefined) {
-        if (prior !== m.checksum) throw new Error(`migration ${m.version}_${m.name} changed after it was applied; add a new migration instead`);
+        if (prior !== m.checksum)
+          throw new Error(`migration ${m.version}_${m.name} changed after it was applied; add a new migration instead`);
         continue;
       }
       await c.query('BEGIN');
       try {
         await c.query(m.sql);
-        await c.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [m.version, m.name, m.checksum]);
+        await c.query('INSERT INTO schema_migrations (version, name, checksum) VALUES ($1, $2, $3)', [
+          m.version,
+          m.name,
+          m.checksum,
+        ]);
         await c.query('COMMIT');
       } catch (err) {
         await c.query('ROLLBACK');

@@ -34,35 +34,56 @@ export interface ParsedUrl {
 /** Splits a libpq URL with one or several hosts. */
 export function parseDatabaseUrl(url: string): ParsedUrl {
   const m = /^(postgres(?:ql)?:\/\/)(?:([^@/]*)@)?([^/?]*)(\/[^?]*)?(?:\?(.*))?$/.exec(url);
-  if (!m) throw new Error('DATABASE_URL must be postgres://[user[:password]@]host[:port][,host[:port]...]/database[?params]');
+  if (!m)
+    throw new Error('DATABASE_URL must be postgres://[user[:password]@]host[:port][,host[:port]...]/database[?params]');
   const [, scheme, auth, hostList, dbPath, query] = m;
   const params = new URLSearchParams(query ?? '');
   const attrs = (params.get('target_session_attrs') ?? 'any') as SessionAttrs;
   if (!ATTRS.includes(attrs)) throw new Error(`target_session_attrs must be one of ${ATTRS.join(', ')}`);
   params.delete('target_session_attrs');
   const rest = params.toString();
-  const hosts = (hostList ?? '').split(',').filter(Boolean).map((hp) => {
-    const i = hp.lastIndexOf(':');
-    const host = i < 0 || hp.endsWith(']') ? hp : hp.slice(0, i);
-    const port = i < 0 || hp.endsWith(']') ? 5432 : Number(hp.slice(i + 1));
-    return { host, port, url: `${scheme}${auth ? `${auth}@` : ''}${host}:${port}${dbPath ?? ''}${rest ? `?${rest}` : ''}` };
-  });
+  const hosts = (hostList ?? '')
+    .split(',')
+    .filter(Boolean)
+    .map((hp) => {
+      const i = hp.lastIndexOf(':');
+      const host = i < 0 || hp.endsWith(']') ? hp : hp.slice(0, i);
+      const port = i < 0 || hp.endsWith(']') ? 5432 : Number(hp.slice(i + 1));
+      return {
+        host,
+        port,
+        url: `${scheme}${auth ? `${auth}@` : ''}${host}:${port}${dbPath ?? ''}${rest ? `?${rest}` : ''}`,
+      };
+    });
   if (hosts.length === 0) throw new Error('DATABASE_URL names no host');
   return { hosts, attrs, database: decodeURIComponent((dbPath ?? '/').slice(1)) };
 }
 
-export interface WriterIdentity { host: string; port: number; startedAt: string }
+export interface WriterIdentity {
+  host: string;
+  port: number;
+  startedAt: string;
+}
 
-interface Session { standby: boolean; readOnly: boolean }
+interface Session {
+  standby: boolean;
+  readOnly: boolean;
+}
 
 function matches(attrs: SessionAttrs, s: Session, anyAllowed: boolean): boolean {
   switch (attrs) {
-    case 'read-write': return !s.standby && !s.readOnly;
-    case 'primary': return !s.standby;
-    case 'read-only': return s.standby || s.readOnly;
-    case 'standby': return s.standby;
-    case 'prefer-standby': return s.standby || anyAllowed;
-    default: return true;
+    case 'read-write':
+      return !s.standby && !s.readOnly;
+    case 'primary':
+      return !s.standby;
+    case 'read-only':
+      return s.standby || s.readOnly;
+    case 'standby':
+      return s.standby;
+    case 'prefer-standby':
+      return s.standby || anyAllowed;
+    default:
+      return true;
   }
 }
 
@@ -97,7 +118,10 @@ class HostSelector extends EventEmitter {
     if (this.parsed.attrs !== 'read-write' && this.parsed.attrs !== 'primary') return;
     const before = this.writer;
     this.writer = identity;
-    if (before && (before.host !== identity.host || before.port !== identity.port || before.startedAt !== identity.startedAt)) {
+    if (
+      before &&
+      (before.host !== identity.host || before.port !== identity.port || before.startedAt !== identity.startedAt)
+    ) {
       this.emit('writer-change', before, identity);
     }
   }
@@ -129,11 +153,17 @@ export class FollowingPool extends pg.Pool {
       onConnect: async (client: pg.ClientBase) => {
         const target = (client as unknown as HostClient).target;
         const { rows } = await client.query<{ standby: boolean; ro: string; started: string }>(
-          `SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS ro, pg_postmaster_start_time()::text AS started`);
+          `SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS ro, pg_postmaster_start_time()::text AS started`,
+        );
         const s = { standby: rows[0]!.standby, readOnly: rows[0]!.ro === 'on' };
         if (!matches(parsed.attrs, s, selector.anyAllowed)) {
           selector.failed(target.host, target.port);
-          throw Object.assign(new Error(`${target.host}:${target.port} is ${s.standby ? 'a standby' : 'read-write'}, not ${parsed.attrs}`), { code: '25006' });
+          throw Object.assign(
+            new Error(
+              `${target.host}:${target.port} is ${s.standby ? 'a standby' : 'read-write'}, not ${parsed.attrs}`,
+            ),
+            { code: '25006' },
+          );
         }
         selector.succeeded({ host: target.host, port: target.port, startedAt: rows[0]!.started });
       },
@@ -147,7 +177,9 @@ export class FollowingPool extends pg.Pool {
     });
     // Like libpq, one connect tries every host in turn: a host that refuses the connection or
     // has the wrong kind of session moves the pool on to the next.
-    const connect = this.connect.bind(this) as (cb: (err: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void) => void;
+    const connect = this.connect.bind(this) as (
+      cb: (err: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void,
+    ) => void;
     const moveOn = (err: unknown): boolean => {
       const code = (err as { code?: string }).code;
       if (code === '25006') return true; // onConnect already moved on
@@ -157,7 +189,10 @@ export class FollowingPool extends pg.Pool {
       }
       return false;
     };
-    const attempt = (left: number, cb: (err: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void) => {
+    const attempt = (
+      left: number,
+      cb: (err: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void,
+    ) => {
       connect((err, client, done) => {
         if (err && moveOn(err) && left > 1) return attempt(left - 1, cb);
         cb(err, client, done);
@@ -165,9 +200,13 @@ export class FollowingPool extends pg.Pool {
     };
     // prefer-standby: a whole round looking for a standby, then a round that takes any host.
     const tries = parsed.hosts.length * (parsed.attrs === 'prefer-standby' ? 2 : 1);
-    (this as { connect: unknown }).connect = (cb?: (err: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void) => {
+    (this as { connect: unknown }).connect = (
+      cb?: (err: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void,
+    ) => {
       if (cb) return attempt(tries, cb);
-      return new Promise<pg.PoolClient>((resolve, reject) => attempt(tries, (err, client) => (err ? reject(err) : resolve(client!))));
+      return new Promise<pg.PoolClient>((resolve, reject) =>
+        attempt(tries, (err, client) => (err ? reject(err) : resolve(client!))),
+      );
     };
   }
 
@@ -182,7 +221,10 @@ export class FollowingPool extends pg.Pool {
 }
 
 /** The pool every part of the service uses: single-host URLs behave exactly like pg.Pool. */
-export function createPool(connectionString: string, options: Omit<pg.PoolConfig, 'connectionString'> = {}): FollowingPool {
+export function createPool(
+  connectionString: string,
+  options: Omit<pg.PoolConfig, 'connectionString'> = {},
+): FollowingPool {
   return new FollowingPool({ ...options, connectionString });
 }
 
@@ -191,7 +233,10 @@ export async function resolveUrl(url: string): Promise<string> {
   const { hosts } = parseDatabaseUrl(url);
   if (hosts.length === 1) return hosts[0]!.url;
   // Session attributes belong to the server: ask through `postgres`, which exists before ours does.
-  const pool = createPool(url.replace(/(\/\/[^/?]*)\/[^?]*/, '$1/postgres'), { max: 1, connectionTimeoutMillis: 5_000 });
+  const pool = createPool(url.replace(/(\/\/[^/?]*)\/[^?]*/, '$1/postgres'), {
+    max: 1,
+    connectionTimeoutMillis: 5_000,
+  });
   const attrs = pool.selector.parsed.attrs;
   try {
     let last: unknown;
@@ -205,7 +250,9 @@ export async function resolveUrl(url: string): Promise<string> {
         last = err; // the pool moved on to the next host
       }
     }
-    throw new Error(`no host of ${hosts.map((h) => `${h.host}:${h.port}`).join(',')} is ${attrs}: ${(last as Error)?.message}`);
+    throw new Error(
+      `no host of ${hosts.map((h) => `${h.host}:${h.port}`).join(',')} is ${attrs}: ${(last as Error)?.message}`,
+    );
   } finally {
     await pool.end();
   }

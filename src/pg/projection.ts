@@ -13,28 +13,23 @@ import { metrics } from '../metrics.ts';
 
 const ts = 'to_timestamp($N::double precision / 1000)';
 const at = (n: number) => ts.replace('$N', `$${n}`);
-const range = (from: number, to: number) => `tstzrange(${at(from)}, CASE WHEN $${to}::bigint IS NULL THEN NULL ELSE ${at(to)} END, '[)')`;
+const range = (from: number, to: number) =>
+  `tstzrange(${at(from)}, CASE WHEN $${to}::bigint IS NULL THEN NULL ELSE ${at(to)} END, '[)')`;
 
-/**
- * Applies a batch of events in order. Each event carries the whole state it left behind, so the
- * batch collapses to the last state of each vehicle and entry, applied set-wise: one statement
- * per table, whatever the batch size.
- */
-export async function applyEvents(db: pg.ClientBase, events: readonly StreamEvent[], midway?: () => void): Promise<void> {
-  if (events.length === 0) return;
-  await db.query(
-    `INSERT INTO events (city, stream_id, ms, seq, type, vehicle_id, subject, version, time, status, cmd, data, state)
-     SELECT e.city, e.id, e.ms, e.seq, e.type, e.vehicle, e.subject, e.version, to_timestamp(e.time::double precision / 1000),
-            e.status, e.cmd, e.data, e.state
-     FROM jsonb_to_recordset($1::jsonb) AS e(city text, id text, ms bigint, seq bigint, type text, vehicle text, subject text,
-          version bigint, time bigint, status text, cmd text, data jsonb, state jsonb)
-     ON CONFLICT DO NOTHING`, [JSON.stringify(events)]);
-  // A test hook (the sync failpoints): the batch is half written here.
-  midway?.();
+/** What a batch leaves behind, collapsed: the last state of each vehicle and entry, and the conflict facts. */
+interface BatchStates {
+  vehicleDocs: Map<string, Record<string, unknown>>;
+  lastByVehicle: Map<string, StreamEvent>;
+  entries: Map<string, { vehicle: string; city: string; doc: Record<string, unknown> }>;
+  conflicts: Record<string, unknown>[];
+  offers: Record<string, unknown>[];
+  outcomes: ConflictOutcome[];
+}
 
+function collect(events: readonly StreamEvent[]): BatchStates {
   const vehicleDocs = new Map<string, Record<string, unknown>>();
   const lastByVehicle = new Map<string, StreamEvent>();
-  const entries = new Map<string, { vehicle: string; city: string; doc: Record<string, unknown> }>();
+  const entries: BatchStates['entries'] = new Map();
   const conflicts: Record<string, unknown>[] = [];
   const offers: Record<string, unknown>[] = [];
   const outcomes: ConflictOutcome[] = [];
@@ -43,7 +38,14 @@ export async function applyEvents(db: pg.ClientBase, events: readonly StreamEven
     collectConflictFacts(e, offers, outcomes);
     if (!e.state) continue;
     if (e.type.startsWith('vehicle.')) {
-      vehicleDocs.set(e.vehicle, { ...e.state, city: e.city, id: e.vehicle, status: e.status, version: e.version, updatedAt: e.time });
+      vehicleDocs.set(e.vehicle, {
+        ...e.state,
+        city: e.city,
+        id: e.vehicle,
+        status: e.status,
+        version: e.version,
+        updatedAt: e.time,
+      });
       continue;
     }
     if (e.state.kind !== 'booking' && e.state.kind !== 'hold' && e.state.kind !== 'block') {
@@ -51,45 +53,117 @@ export async function applyEvents(db: pg.ClientBase, events: readonly StreamEven
     }
     entries.set(String(e.state.id), { vehicle: e.vehicle, city: e.city, doc: e.state });
     if (e.type === 'booking.conflicted') {
-      conflicts.push({ booking: e.state.id, id: e.id, city: e.city, vehicle: e.vehicle, cause: e.data.cause ?? e.state.conflictCause, by: e.data.by ?? e.state.conflictedBy ?? null, time: e.time });
+      conflicts.push({
+        booking: e.state.id,
+        id: e.id,
+        city: e.city,
+        vehicle: e.vehicle,
+        cause: e.data.cause ?? e.state.conflictCause,
+        by: e.data.by ?? e.state.conflictedBy ?? null,
+        time: e.time,
+      });
     }
   }
+  return { vehicleDocs, lastByVehicle, entries, conflicts, offers, outcomes };
+}
+
+/**
+ * Applies a batch of events in order. Each event carries the whole state it left behind, so the
+ * batch collapses to the last state of each vehicle and entry, applied set-wise: one statement
+ * per table, whatever the batch size.
+ */
+export async function applyEvents(
+  db: pg.ClientBase,
+  events: readonly StreamEvent[],
+  midway?: () => void,
+): Promise<void> {
+  if (events.length === 0) return;
+  await db.query(
+    `INSERT INTO events (city, stream_id, ms, seq, type, vehicle_id, subject, version, time, status, cmd, data, state)
+     SELECT e.city, e.id, e.ms, e.seq, e.type, e.vehicle, e.subject, e.version, to_timestamp(e.time::double precision / 1000),
+            e.status, e.cmd, e.data, e.state
+     FROM jsonb_to_recordset($1::jsonb) AS e(city text, id text, ms bigint, seq bigint, type text, vehicle text, subject text,
+          version bigint, time bigint, status text, cmd text, data jsonb, state jsonb)
+     ON CONFLICT DO NOTHING`,
+    [JSON.stringify(events)],
+  );
+  // A test hook (the sync failpoints): the batch is half written here.
+  midway?.();
+  const b = collect(events);
   await checkVersionsFollow(db, events);
+  await writeVehicles(db, b);
+  await writeEntries(db, b.entries);
+  await writeConflictFacts(db, b);
+}
+
+async function writeVehicles(db: pg.ClientBase, { vehicleDocs, lastByVehicle }: BatchStates): Promise<void> {
   for (const doc of vehicleDocs.values()) await upsertVehicle(db, doc);
   await db.query(
     `UPDATE vehicles v SET status = x.status, version = x.version, updated_at = to_timestamp(x.time::double precision / 1000)
      FROM jsonb_to_recordset($1::jsonb) AS x(vehicle text, status text, version bigint, time bigint)
      WHERE v.id = x.vehicle AND v.version < x.version`,
-    [JSON.stringify([...lastByVehicle.values()].map((e) => ({ vehicle: e.vehicle, status: e.status, version: e.version, time: e.time })))]);
-  const rows = (kind: string) => JSON.stringify([...entries.values()].filter((x) => x.doc.kind === kind).map((x) => ({ ...x.doc, vehicleId: x.vehicle, city: x.city })));
+    [
+      JSON.stringify(
+        [...lastByVehicle.values()].map((e) => ({
+          vehicle: e.vehicle,
+          status: e.status,
+          version: e.version,
+          time: e.time,
+        })),
+      ),
+    ],
+  );
+}
+
+async function writeEntries(db: pg.ClientBase, entries: BatchStates['entries']): Promise<void> {
+  const rows = (kind: string) =>
+    JSON.stringify(
+      [...entries.values()]
+        .filter((x) => x.doc.kind === kind)
+        .map((x) => ({ ...x.doc, vehicleId: x.vehicle, city: x.city })),
+    );
   // A batch of bookings only needs no statement for holds or blocks (a round trip each, twice a batch).
   const kinds = new Set([...entries.values()].map((x) => x.doc.kind));
   const period = `tstzrange(to_timestamp(x."from"::double precision / 1000), CASE WHEN x."to" IS NULL THEN NULL ELSE to_timestamp(x."to"::double precision / 1000) END, '[)')`;
   const stamps = `to_timestamp(x."createdAt"::double precision / 1000), to_timestamp(x."updatedAt"::double precision / 1000)`;
   const cols = `id text, city text, "vehicleId" text, status text, "from" bigint, "to" bigint, "createdAt" bigint, "updatedAt" bigint`;
-  if (kinds.has('booking')) await db.query(
-    `INSERT INTO bookings (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id)
+  if (kinds.has('booking'))
+    await db.query(
+      `INSERT INTO bookings (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id)
      SELECT x.id, x.city, x."vehicleId", x.status, ${period}, d.doc - 'vehicleId' - 'city', ${stamps}, x."customerId"
      FROM jsonb_array_elements($1::jsonb) AS d(doc), jsonb_to_record(d.doc) AS x(${cols}, "customerId" text)
      ON CONFLICT (id) DO UPDATE SET vehicle_id = EXCLUDED.vehicle_id, status = EXCLUDED.status, period = EXCLUDED.period,
-       doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`, [rows('booking')]);
-  if (kinds.has('hold')) await db.query(
-    `INSERT INTO holds (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id, expires_at)
+       doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
+      [rows('booking')],
+    );
+  if (kinds.has('hold'))
+    await db.query(
+      `INSERT INTO holds (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id, expires_at)
      SELECT x.id, x.city, x."vehicleId", x.status, ${period}, d.doc - 'vehicleId' - 'city', ${stamps}, x."customerId", to_timestamp(x."expiresAt"::double precision / 1000)
      FROM jsonb_array_elements($1::jsonb) AS d(doc), jsonb_to_record(d.doc) AS x(${cols}, "customerId" text, "expiresAt" bigint)
-     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`, [rows('hold')]);
-  if (kinds.has('block')) await db.query(
-    `INSERT INTO blocks (id, city, vehicle_id, status, period, doc, created_at, updated_at, reason)
+     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
+      [rows('hold')],
+    );
+  if (kinds.has('block'))
+    await db.query(
+      `INSERT INTO blocks (id, city, vehicle_id, status, period, doc, created_at, updated_at, reason)
      SELECT x.id, x.city, x."vehicleId", x.status, ${period}, d.doc - 'vehicleId' - 'city', ${stamps}, x.reason
      FROM jsonb_array_elements($1::jsonb) AS d(doc), jsonb_to_record(d.doc) AS x(${cols}, reason text)
-     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, period = EXCLUDED.period, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`, [rows('block')]);
+     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, period = EXCLUDED.period, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
+      [rows('block')],
+    );
+}
+
+async function writeConflictFacts(db: pg.ClientBase, { conflicts, offers, outcomes }: BatchStates): Promise<void> {
   if (conflicts.length) {
     await db.query(
       `INSERT INTO conflicts (booking_id, stream_id, city, vehicle_id, host_id, cause, caused_by, conflicted_at)
        SELECT x.booking, x.id, x.city, x.vehicle, v.host_id, x.cause, x.by, to_timestamp(x.time::double precision / 1000)
        FROM jsonb_to_recordset($1::jsonb) AS x(booking text, id text, city text, vehicle text, cause text, by text, time bigint)
        LEFT JOIN vehicles v ON v.id = x.vehicle
-       ON CONFLICT DO NOTHING`, [JSON.stringify(conflicts)]);
+       ON CONFLICT DO NOTHING`,
+      [JSON.stringify(conflicts)],
+    );
   }
   // After the conflicts and before the outcomes: a batch may hold a conflict, its offers and
   // their outcome together, and each statement sees what the ones before it wrote.
@@ -98,7 +172,9 @@ export async function applyEvents(db: pg.ClientBase, events: readonly StreamEven
       `INSERT INTO offers (id, booking_id, city, vehicle_id, hold_id, incentive, status, created_at, updated_at)
        SELECT x.id, x.booking, x.city, x.vehicle, x.hold, x.incentive, 'open', to_timestamp(x.time::double precision / 1000), to_timestamp(x.time::double precision / 1000)
        FROM jsonb_to_recordset($1::jsonb) AS x(id text, booking text, city text, vehicle text, hold text, incentive jsonb, time bigint)
-       ON CONFLICT (id) DO NOTHING`, [JSON.stringify(offers)]);
+       ON CONFLICT (id) DO NOTHING`,
+      [JSON.stringify(offers)],
+    );
   }
   if (outcomes.length) {
     const json = JSON.stringify(outcomes);
@@ -117,7 +193,9 @@ export async function applyEvents(db: pg.ClientBase, events: readonly StreamEven
          ORDER BY c.booking_id, c.stream_id, x.ms, x.seq
        )
        UPDATE conflicts c SET resolution = t.resolution, resolved_at = to_timestamp(t.time::double precision / 1000)
-       FROM t WHERE c.booking_id = t.booking_id AND c.stream_id = t.stream_id AND c.resolution IS NULL`, [json]);
+       FROM t WHERE c.booking_id = t.booking_id AND c.stream_id = t.stream_id AND c.resolution IS NULL`,
+      [json],
+    );
     // The accepted offer becomes 'accepted'; every other offer of the booking still open (made
     // before the outcome) 'released'. An offer is settled by the first outcome that reaches it.
     await db.query(
@@ -130,7 +208,9 @@ export async function applyEvents(db: pg.ClientBase, events: readonly StreamEven
          ORDER BY o.id, x.ms, x.seq
        )
        UPDATE offers o SET status = t.status, updated_at = to_timestamp(t.time::double precision / 1000)
-       FROM t WHERE o.id = t.id AND o.status IS DISTINCT FROM t.status`, [json]);
+       FROM t WHERE o.id = t.id AND o.status IS DISTINCT FROM t.status`,
+      [json],
+    );
   }
 }
 
@@ -148,7 +228,10 @@ async function checkVersionsFollow(db: pg.ClientBase, events: readonly StreamEve
     seen.set(e.vehicle, list);
   }
   if (seen.size === 0) return;
-  const { rows } = await db.query<{ id: string; version: string }>('SELECT id, version FROM vehicles WHERE id = ANY($1)', [[...seen.keys()]]);
+  const { rows } = await db.query<{ id: string; version: string }>(
+    'SELECT id, version FROM vehicles WHERE id = ANY($1)',
+    [[...seen.keys()]],
+  );
   const before = new Map(rows.map((r) => [r.id, Number(r.version)]));
   for (const [vehicle, versions] of seen) {
     let expected = before.has(vehicle) ? before.get(vehicle)! + 1 : versions[0]!;
@@ -167,11 +250,20 @@ async function checkVersionsFollow(db: pg.ClientBase, events: readonly StreamEve
 /** How a conflict ended, as the conflicts table records it. */
 export type ConflictResolution = 'accepted' | 'declined' | 'lapsed' | 'no_alternative' | 'cancelled';
 
-interface ConflictOutcome { booking: string; ms: number; seq: number; time: number; resolution: ConflictResolution; offer: string | null }
+interface ConflictOutcome {
+  booking: string;
+  ms: number;
+  seq: number;
+  time: number;
+  resolution: ConflictResolution;
+  offer: string | null;
+}
 
 /** `booking.cancelled` reasons that close a conflict, and the resolution each records. */
 export const CANCEL_RESOLUTIONS: Readonly<Record<string, ConflictResolution>> = {
-  offers_declined: 'declined', offers_lapsed: 'lapsed', NO_ALTERNATIVE: 'no_alternative',
+  offers_declined: 'declined',
+  offers_lapsed: 'lapsed',
+  NO_ALTERNATIVE: 'no_alternative',
 };
 
 /**
@@ -197,11 +289,23 @@ function collectConflictFacts(e: StreamEvent, offers: Record<string, unknown>[],
   if (e.type === 'conflict.offers_ready') {
     const list = e.data.offers;
     // cjson writes an empty array as {}: no offers then (the script never emits that, but be lenient).
-    if (list !== undefined && !Array.isArray(list) && !(typeof list === 'object' && list !== null && Object.keys(list).length === 0)) {
+    if (
+      list !== undefined &&
+      !Array.isArray(list) &&
+      !(typeof list === 'object' && list !== null && Object.keys(list).length === 0)
+    ) {
       throw new MalformedEventError(`event ${e.city}/${e.id}: data.offers is not a list`);
     }
     for (const o of (Array.isArray(list) ? list : []) as Record<string, unknown>[]) {
-      offers.push({ id: o.id, booking, city: e.city, vehicle: o.vehicleId, hold: o.holdId ?? null, incentive: o.incentive ?? null, time: e.time });
+      offers.push({
+        id: o.id,
+        booking,
+        city: e.city,
+        vehicle: o.vehicleId,
+        hold: o.holdId ?? null,
+        incentive: o.incentive ?? null,
+        time: e.time,
+      });
     }
     return;
   }
@@ -222,34 +326,70 @@ export async function upsertVehicle(db: pg.ClientBase, s: Record<string, unknown
        price_per_hour = EXCLUDED.price_per_hour, listing = EXCLUDED.listing, status = EXCLUDED.status,
        version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
      WHERE vehicles.version <= EXCLUDED.version`,
-    [s.id, s.city, s.hostId, s.category, Number(s.seats), s.transmission, s.fuel, s.make, s.model, Number(s.lat), Number(s.lng),
-      Number(s.pricePerHour), s.listing, s.status, Number(s.version), Number(s.createdAt), Number(s.updatedAt ?? s.createdAt)]);
+    [
+      s.id,
+      s.city,
+      s.hostId,
+      s.category,
+      Number(s.seats),
+      s.transmission,
+      s.fuel,
+      s.make,
+      s.model,
+      Number(s.lat),
+      Number(s.lng),
+      Number(s.pricePerHour),
+      s.listing,
+      s.status,
+      Number(s.version),
+      Number(s.createdAt),
+      Number(s.updatedAt ?? s.createdAt),
+    ],
+  );
 }
 
 /** The hold, booking or block row from its document. */
-export async function upsertEntry(db: pg.ClientBase, city: string, vehicleId: string, s: Record<string, unknown>): Promise<void> {
+export async function upsertEntry(
+  db: pg.ClientBase,
+  city: string,
+  vehicleId: string,
+  s: Record<string, unknown>,
+): Promise<void> {
   const kind = s.kind;
   const now = Date.now();
-  const common = [s.id, city, vehicleId, s.status, Number(s.from), s.to === undefined || s.to === null ? null : Number(s.to), s, Number(s.createdAt ?? now), Number(s.updatedAt ?? now)];
+  const common = [
+    s.id,
+    city,
+    vehicleId,
+    s.status,
+    Number(s.from),
+    s.to === undefined || s.to === null ? null : Number(s.to),
+    s,
+    Number(s.createdAt ?? now),
+    Number(s.updatedAt ?? now),
+  ];
   if (kind === 'booking') {
     await db.query(
       `INSERT INTO bookings (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id)
        VALUES ($1, $2, $3, $4, ${range(5, 6)}, $7, ${at(8)}, ${at(9)}, $10)
        ON CONFLICT (id) DO UPDATE SET vehicle_id = EXCLUDED.vehicle_id, status = EXCLUDED.status, period = EXCLUDED.period,
          doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
-      [...common, s.customerId]);
+      [...common, s.customerId],
+    );
   } else if (kind === 'hold') {
     await db.query(
       `INSERT INTO holds (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id, expires_at)
        VALUES ($1, $2, $3, $4, ${range(5, 6)}, $7, ${at(8)}, ${at(9)}, $10, ${at(11)})
        ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
-      [...common, s.customerId, Number(s.expiresAt)]);
+      [...common, s.customerId, Number(s.expiresAt)],
+    );
   } else if (kind === 'block') {
     await db.query(
       `INSERT INTO blocks (id, city, vehicle_id, status, period, doc, created_at, updated_at, reason)
        VALUES ($1, $2, $3, $4, ${range(5, 6)}, $7, ${at(8)}, ${at(9)}, $10)
        ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, period = EXCLUDED.period, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
-      [...common, s.reason]);
+      [...common, s.reason],
+    );
   } else {
     throw new MalformedEventError(`entry ${String(s.id)} of ${city}: unknown kind ${String(kind)}`);
   }

@@ -49,26 +49,40 @@ export function clientOptions(failoverWaitMs = DEFAULT_FAILOVER_WAIT_MS): IoRedi
 export const CLIENT_OPTIONS = clientOptions();
 
 export function parseHostPorts(list: string, defaultPort = 6379): { host: string; port: number }[] {
-  return list.split(',').map((hp) => hp.trim()).filter(Boolean).map((hp) => {
-    const i = hp.lastIndexOf(':');
-    return i < 0 ? { host: hp, port: defaultPort } : { host: hp.slice(0, i) || '127.0.0.1', port: Number(hp.slice(i + 1)) };
-  });
+  return list
+    .split(',')
+    .map((hp) => hp.trim())
+    .filter(Boolean)
+    .map((hp) => {
+      const i = hp.lastIndexOf(':');
+      return i < 0
+        ? { host: hp, port: defaultPort }
+        : { host: hp.slice(0, i) || '127.0.0.1', port: Number(hp.slice(i + 1)) };
+    });
 }
 
 export function createRedis(opts: RedisOptions = {}): RedisConnection {
   const base = clientOptions(opts.failoverWaitMs);
   if (opts.clusterNodes) {
     const clusterOptions: ClusterOptions = {
-      scaleReads: 'master', redisOptions: base,
+      scaleReads: 'master',
+      redisOptions: base,
       // A dead master's slots move to its replica: learn the new map quickly and resend there.
-      slotsRefreshInterval: 1_000, retryDelayOnFailover: 200, retryDelayOnClusterDown: 200, retryDelayOnTryAgain: 100,
-      maxRedirections: 64, clusterRetryStrategy: (times: number) => Math.min(times * 100, 1_000),
+      slotsRefreshInterval: 1_000,
+      retryDelayOnFailover: 200,
+      retryDelayOnClusterDown: 200,
+      retryDelayOnTryAgain: 100,
+      maxRedirections: 64,
+      clusterRetryStrategy: (times: number) => Math.min(times * 100, 1_000),
     };
     return new Cluster(parseHostPorts(opts.clusterNodes), clusterOptions);
   }
   if (opts.sentinels) {
     return new Redis({
-      ...base, sentinels: parseHostPorts(opts.sentinels, 26379), name: opts.sentinelMaster ?? 'fleet', role: opts.role ?? 'master',
+      ...base,
+      sentinels: parseHostPorts(opts.sentinels, 26379),
+      name: opts.sentinelMaster ?? 'fleet',
+      role: opts.role ?? 'master',
       // Told of a switch by the Sentinels (+switch-master), the client reconnects at once rather
       // than keep writing to a primary that is about to become a replica.
       failoverDetector: true,

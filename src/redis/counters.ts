@@ -24,12 +24,18 @@ export async function readCityCounts(redis: RedisConnection, city: string): Prom
     if (n === 0) continue;
     if (n < 0) {
       metrics.counterAnomalies.inc({ city });
-      process.emitWarning(`counter ${k} of ${city} is ${n}: the scripts keep counters exact, this is a bug`, 'CounterAnomaly');
+      process.emitWarning(
+        `counter ${k} of ${city} is ${n}: the scripts keep counters exact, this is a bug`,
+        'CounterAnomaly',
+      );
     }
     const [kind, a, b] = k.split(':');
     if (kind === 's' && a) byStatus[a] = n;
     else if (kind === 'c' && a) byCategory[a] = n;
-    else if (kind === 'cs' && a && b) (byCategoryAndStatus[a] ??= {})[b] = n;
+    else if (kind === 'cs' && a && b) {
+      byCategoryAndStatus[a] ??= {};
+      byCategoryAndStatus[a][b] = n;
+    }
   }
   return { vehicles: Object.values(byCategory).reduce((x, y) => x + y, 0), byStatus, byCategory, byCategoryAndStatus };
 }

@@ -45,8 +45,17 @@ export function parseStreamEntry(city: string, id: string, fields: string[]): St
   try {
     if (!f.type || !f.vehicle) throw new Error('type and vehicle are required');
     return {
-      id, ms, seq, city: f.city ?? city, type: f.type, vehicle: f.vehicle, subject: f.subject ?? '',
-      version: Number(f.version ?? 0), time: Number(f.time ?? ms), status: f.status ?? '', cmd: f.cmd ?? '',
+      id,
+      ms,
+      seq,
+      city: f.city ?? city,
+      type: f.type,
+      vehicle: f.vehicle,
+      subject: f.subject ?? '',
+      version: Number(f.version ?? 0),
+      time: Number(f.time ?? ms),
+      status: f.status ?? '',
+      cmd: f.cmd ?? '',
       data: JSON.parse(f.data ?? '{}') as Record<string, unknown>,
       state: f.state ? (JSON.parse(f.state) as Record<string, unknown>) : null,
     };
@@ -55,10 +64,16 @@ export function parseStreamEntry(city: string, id: string, fields: string[]): St
   }
 }
 
-
 /** The city's events after `after` (exclusive), at most `limit`, from its stream. */
-export async function readStream(redis: RedisConnection, city: string, after: string, limit: number): Promise<StreamEvent[]> {
-  return (await redis.xrange(keys.events(city), `(${after}`, '+', 'COUNT', limit)).map(([id, f]) => parseStreamEntry(city, id, f));
+export async function readStream(
+  redis: RedisConnection,
+  city: string,
+  after: string,
+  limit: number,
+): Promise<StreamEvent[]> {
+  return (await redis.xrange(keys.events(city), `(${after}`, '+', 'COUNT', limit)).map(([id, f]) =>
+    parseStreamEntry(city, id, f),
+  );
 }
 
 /** The id of the oldest event the city's stream still holds (older ones were trimmed). */

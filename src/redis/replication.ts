@@ -43,7 +43,11 @@ export interface ReplicationOptions {
   timeoutMs: number;
 }
 
-interface Waiter { runId: string; resolve: () => void; reject: (err: Error) => void }
+interface Waiter {
+  runId: string;
+  resolve: () => void;
+  reject: (err: Error) => void;
+}
 
 interface NodeGate {
   /** Bumped whenever the scripts' connection to this node closes. */
@@ -59,7 +63,10 @@ interface NodeGate {
 }
 
 /** Where a write went: the node and its connection epoch when the write was sent. */
-export interface WriteTicket { node: Redis; epoch: number }
+export interface WriteTicket {
+  node: Redis;
+  epoch: number;
+}
 
 const runIdOf = (info: string) => /run_id:(\w+)/.exec(info)?.[1] ?? '';
 const tagOf = (key: string) => /^\{[^}]*\}/.exec(key)?.[0] ?? '';
@@ -68,7 +75,10 @@ export class SyncReplication {
   private readonly gates = new WeakMap<Redis, NodeGate>();
   private readonly confirmers = new Set<Redis>();
 
-  constructor(private readonly conn: RedisConnection, readonly opts: ReplicationOptions) {}
+  constructor(
+    private readonly conn: RedisConnection,
+    readonly opts: ReplicationOptions,
+  ) {}
 
   get enabled(): boolean {
     return this.opts.replicas > 0;
@@ -122,7 +132,10 @@ export class SyncReplication {
         metrics.replicationRounds.inc();
         // The probe and the WAIT go out together, in order, on the confirmer's connection.
         const [probe, acked] = await Promise.all([
-          (confirmer as unknown as { replication_probe(n: number, key: string): Promise<string> }).replication_probe(1, keys.replicationProbe(tag)),
+          (confirmer as unknown as { replication_probe(n: number, key: string): Promise<string> }).replication_probe(
+            1,
+            keys.replicationProbe(tag),
+          ),
           confirmer.wait(required, this.opts.timeoutMs),
         ]);
         probedOn = String(probe);
@@ -136,7 +149,8 @@ export class SyncReplication {
       if (failure) metrics.replicationUnconfirmed.inc();
       for (const w of batch) {
         if (failure) w.reject(failure);
-        else if (w.runId !== probedOn) w.reject(new ReplicationUnconfirmed('the write and its confirmation reached different servers (a failover)'));
+        else if (w.runId !== probedOn)
+          w.reject(new ReplicationUnconfirmed('the write and its confirmation reached different servers (a failover)'));
         else w.resolve();
       }
     }
@@ -147,10 +161,16 @@ export class SyncReplication {
   private async required(node: Redis, gate: NodeGate): Promise<number> {
     if (!this.opts.auto) return this.opts.replicas;
     if (gate.replicas === undefined || Date.now() - gate.replicasAt > 1_000) {
-      gate.refreshing ??= node.info('replication').then((info) => {
-        gate.replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
-        gate.replicasAt = Date.now();
-      }).catch((err: unknown) => survived('replication.replicas', err)).finally(() => { gate.refreshing = undefined; });
+      gate.refreshing ??= node
+        .info('replication')
+        .then((info) => {
+          gate.replicas = Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0);
+          gate.replicasAt = Date.now();
+        })
+        .catch((err: unknown) => survived('replication.replicas', err))
+        .finally(() => {
+          gate.refreshing = undefined;
+        });
       // The first time, wait for the answer; later, the last known count will do meanwhile.
       if (gate.replicas === undefined) await gate.refreshing;
     }
@@ -161,10 +181,14 @@ export class SyncReplication {
     let gate = this.gates.get(node);
     if (!gate) {
       const g: NodeGate = { epoch: 0, waiting: [], inflight: false, replicasAt: 0 };
-      const learnRunId = () => { g.runId = node.info('server').then(runIdOf, () => ''); };
+      const learnRunId = () => {
+        g.runId = node.info('server').then(runIdOf, () => '');
+      };
       // Replies that arrive on a connection precede its close event, so a reply always sees the
       // epoch of the connection that carried it; the run id is asked on the connection itself.
-      node.on('close', () => { g.epoch++; });
+      node.on('close', () => {
+        g.epoch++;
+      });
       node.on('ready', learnRunId);
       learnRunId();
       this.gates.set(node, g);
@@ -207,6 +231,8 @@ export async function resolveSyncReplicas(conn: RedisConnection, setting: string
   await conn.ping(); // a cluster knows its masters once it is ready
   const masters = conn instanceof Cluster ? conn.nodes('master') : [conn];
   if (masters.length === 0) return 0;
-  const counts = await Promise.all(masters.map(async (m) => Number(/connected_slaves:(\d+)/.exec(await m.info('replication'))?.[1] ?? 0)));
+  const counts = await Promise.all(
+    masters.map(async (m) => Number(/connected_slaves:(\d+)/.exec(await m.info('replication'))?.[1] ?? 0)),
+  );
   return Math.min(...counts) > 0 ? 1 : 0;
 }

@@ -15,12 +15,36 @@ import { metrics } from '../metrics.ts';
 export type RedisConnection = Redis | Cluster;
 
 export const SCRIPT_NAMES = [
-  'upsert_vehicle', 'set_listing', 'place_hold', 'release_hold', 'book', 'cancel_booking',
-  'start_trip', 'complete_trip', 'extend_booking', 'place_block', 'remove_block', 'expire_holds',
-  'vehicle_state', 'verify_available', 'restore_vehicle',
-  'make_offers', 'accept_offer', 'close_offers', 'mark_conflicted', 'trim_calendar',
-  'restore_entries', 'record_system_event', 'replication_probe', 'rate_limit_add', 'reserve_hold', 'release_hold_reservation',
-  'restore_offer_record', 'unschedule_lapse', 'wipe_city', 'trim_stream',
+  'upsert_vehicle',
+  'set_listing',
+  'place_hold',
+  'release_hold',
+  'book',
+  'cancel_booking',
+  'start_trip',
+  'complete_trip',
+  'extend_booking',
+  'place_block',
+  'remove_block',
+  'expire_holds',
+  'vehicle_state',
+  'verify_available',
+  'restore_vehicle',
+  'make_offers',
+  'accept_offer',
+  'close_offers',
+  'mark_conflicted',
+  'trim_calendar',
+  'restore_entries',
+  'record_system_event',
+  'replication_probe',
+  'rate_limit_add',
+  'reserve_hold',
+  'release_hold_reservation',
+  'restore_offer_record',
+  'unschedule_lapse',
+  'wipe_city',
+  'trim_stream',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 
@@ -31,7 +55,11 @@ const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
 
 export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {
   const core = readFileSync(path.join(dir, 'includes', 'engine.lua'), 'utf8');
-  const files = new Set(readdirSync(dir).filter((f) => f.endsWith('.lua')).map((f) => f.slice(0, -4)));
+  const files = new Set(
+    readdirSync(dir)
+      .filter((f) => f.endsWith('.lua'))
+      .map((f) => f.slice(0, -4)),
+  );
   const sources = new Map<ScriptName, string>();
   for (const name of SCRIPT_NAMES) {
     if (!files.has(name)) throw new Error(`missing Lua script ${name}.lua in ${dir}`);
@@ -72,20 +100,30 @@ export function toDomainError(err: unknown): unknown {
 function describe(code: string, d: Record<string, unknown>): string {
   const iso = (t: unknown) => (typeof t === 'number' ? new Date(t).toISOString() : 'open-ended');
   switch (code) {
-    case 'NOT_FOUND': return `${String(d.entity ?? 'entity')} ${String(d.id ?? '')} not found`.trim();
+    case 'NOT_FOUND':
+      return `${String(d.entity ?? 'entity')} ${String(d.id ?? '')} not found`.trim();
     case 'NOT_AVAILABLE': {
       const b = d.blocking as { kind?: string; from?: number; to?: number } | undefined;
-      if (b) return `vehicle is taken by a ${b.kind} from ${iso(b.from)} to ${iso(b.to)} (turnaround ${Number(d.turnaroundMs) / 60000} min)`;
+      if (b)
+        return `vehicle is taken by a ${b.kind} from ${iso(b.from)} to ${iso(b.to)} (turnaround ${Number(d.turnaroundMs) / 60000} min)`;
       return `vehicle is ${String(d.listing ?? 'not available')}`;
     }
-    case 'INVALID_INTERVAL': return `invalid interval: ${String(d.problem)}`;
-    case 'INVALID_STATE': return `${String(d.entity ?? 'entity')} ${String(d.id ?? '')} is ${String(d.status ?? d.problem)}${d.problem ? ` (${String(d.problem)})` : ''}`;
-    case 'VERSION_MISMATCH': return `expected version ${String(d.expected)}, found ${String(d.actual)}`;
-    case 'HOLD_EXPIRED': return `hold ${String(d.id)} lapsed at ${iso(d.expiresAt)}`;
-    case 'HOLD_LIMIT': return `customer already has ${String(d.live)} live holds (max ${String(d.max)})`;
-    case 'IDEMPOTENCY_CONFLICT': return 'idempotency key already used for a different command';
-    case 'VALIDATION': return `invalid ${String(d.field)}`;
-    default: return code;
+    case 'INVALID_INTERVAL':
+      return `invalid interval: ${String(d.problem)}`;
+    case 'INVALID_STATE':
+      return `${String(d.entity ?? 'entity')} ${String(d.id ?? '')} is ${String(d.status ?? d.problem)}${d.problem ? ` (${String(d.problem)})` : ''}`;
+    case 'VERSION_MISMATCH':
+      return `expected version ${String(d.expected)}, found ${String(d.actual)}`;
+    case 'HOLD_EXPIRED':
+      return `hold ${String(d.id)} lapsed at ${iso(d.expiresAt)}`;
+    case 'HOLD_LIMIT':
+      return `customer already has ${String(d.live)} live holds (max ${String(d.max)})`;
+    case 'IDEMPOTENCY_CONFLICT':
+      return 'idempotency key already used for a different command';
+    case 'VALIDATION':
+      return `invalid ${String(d.field)}`;
+    default:
+      return code;
   }
 }
 
@@ -117,7 +155,10 @@ export function connectionPolicy(conn: RedisConnection): ConnectionPolicy {
 function isUnknownOutcome(err: unknown): boolean {
   if (err instanceof ReplicationUnconfirmed) return true;
   const m = (err as Error)?.message ?? '';
-  return /^(Connection is closed|Stream isn't writeable)/.test(m) || (err as { name?: string })?.name === 'MaxRetriesPerRequestError';
+  return (
+    /^(Connection is closed|Stream isn't writeable)/.test(m) ||
+    (err as { name?: string })?.name === 'MaxRetriesPerRequestError'
+  );
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
@@ -131,14 +172,22 @@ const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
  * key, the others set a state rather than change one (expire, trim, restore, offers, marks).
  */
 export async function runScript(
-  conn: RedisConnection, name: ScriptName, keys: readonly string[], args: readonly (string | number)[],
+  conn: RedisConnection,
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly (string | number)[],
 ): Promise<unknown> {
   const policy = connectionPolicy(conn);
   if (READ_ONLY.has(name) && policy.replicaReads?.allowed()) {
     const replica = policy.replicaReads.conn;
     registerScripts(replica);
     try {
-      const reply = await (replica as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name]!.call(replica, keys.length, ...keys, ...args);
+      const reply = await (replica as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name]!.call(
+        replica,
+        keys.length,
+        ...keys,
+        ...args,
+      );
       metrics.replicaReads.inc({ served: 'replica' });
       return reply;
     } catch (err) {
@@ -147,7 +196,8 @@ export async function runScript(
       metrics.replicaReads.inc({ served: 'primary_fallback' });
     }
   }
-  const replication = !READ_ONLY.has(name) && !NO_WAIT.has(name) && policy.replication?.enabled ? policy.replication : undefined;
+  const replication =
+    !READ_ONLY.has(name) && !NO_WAIT.has(name) && policy.replication?.enabled ? policy.replication : undefined;
   registerScripts(conn);
   const fn = (conn as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name];
   if (!fn) throw new Error(`script ${name} not registered`);
@@ -162,7 +212,11 @@ export async function runScript(
     } catch (err) {
       if (!isUnknownOutcome(err)) throw toDomainError(err);
       if (Date.now() >= deadline) {
-        throw new DomainError('UNAVAILABLE', `the outcome of ${name} is unknown after ${policy.failoverWaitMs} ms (${(err as Error).message}); retry with the same Idempotency-Key`, { outcome: 'unknown' });
+        throw new DomainError(
+          'UNAVAILABLE',
+          `the outcome of ${name} is unknown after ${policy.failoverWaitMs} ms (${(err as Error).message}); retry with the same Idempotency-Key`,
+          { outcome: 'unknown' },
+        );
       }
       await sleep(Math.min(50 * attempt, 500));
     }

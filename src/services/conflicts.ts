@@ -10,7 +10,14 @@ import { randomUUID } from 'node:crypto';
 import type { BookingEntry, CalendarEntry, Incentive } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
 import { parseId } from '../domain/ids.ts';
-import { DEFAULT_OFFER_POLICY, incentiveFor, noAlternativeCredit, rankAlternatives, type OfferPolicy, type Original } from '../domain/offers.ts';
+import {
+  DEFAULT_OFFER_POLICY,
+  incentiveFor,
+  noAlternativeCredit,
+  rankAlternatives,
+  type OfferPolicy,
+  type Original,
+} from '../domain/offers.ts';
 import { occupies, overlapsWindow } from '../domain/calendar.ts';
 import { keys } from '../redis/keys.ts';
 import { runScript, type RedisConnection } from '../redis/scripts.ts';
@@ -71,26 +78,61 @@ export class ConflictDesk {
     if (booking.to <= Date.now()) return { outcome: 'past' };
     const city = vehicle.city;
     const original: Original = {
-      category: vehicle.category, seats: vehicle.seats, transmission: vehicle.transmission, fuel: vehicle.fuel,
-      pricePerHour: vehicle.pricePerHour, hours: (booking.to - booking.from) / 3_600_000,
+      category: vehicle.category,
+      seats: vehicle.seats,
+      transmission: vehicle.transmission,
+      fuel: vehicle.fuel,
+      pricePerHour: vehicle.pricePerHour,
+      hours: (booking.to - booking.from) / 3_600_000,
     };
     const { hits } = await this.readModel.search(city, {
-      from: booking.from, to: booking.to, category: vehicle.category, orBetter: true, near: vehicle.location,
-      radiusKm: this.policy.maxDistanceKm, sort: 'distance', limit: Math.max(12, this.policy.maxOffers * 4), offset: 0,
+      from: booking.from,
+      to: booking.to,
+      category: vehicle.category,
+      orBetter: true,
+      near: vehicle.location,
+      radiusKm: this.policy.maxDistanceKm,
+      sort: 'distance',
+      limit: Math.max(12, this.policy.maxOffers * 4),
+      offset: 0,
     });
-    const ranked = rankAlternatives(original, hits.filter((h) => h.vehicleId !== vehicle.id).map((h) => ({ ...h, distanceKm: h.distanceKm ?? 0 })), this.policy);
+    const ranked = rankAlternatives(
+      original,
+      hits.filter((h) => h.vehicleId !== vehicle.id).map((h) => ({ ...h, distanceKm: h.distanceKm ?? 0 })),
+      this.policy,
+    );
     // More candidates than offers: one another resolver took a moment ago is skipped in the script.
     const candidates = ranked.slice(0, this.policy.maxOffers * 3).map((a) => ({
-      vehicleId: a.vehicleId, offerId: newId('offer', city), holdId: newId('hold', city), category: a.category,
-      distanceKm: a.distanceKm, incentive: incentiveFor(original, a, this.policy),
+      vehicleId: a.vehicleId,
+      offerId: newId('offer', city),
+      holdId: newId('hold', city),
+      category: a.category,
+      distanceKm: a.distanceKm,
+      incentive: incentiveFor(original, a, this.policy),
     }));
-    const raw = await runScript(this.redis, 'make_offers', [
-      keys.vehicle(city, vehicle.id), keys.calendar(city, vehicle.id), ...this.cityKeys(city), keys.offers(city), keys.offersDue(city),
-      ...candidates.flatMap((c) => [keys.vehicle(city, c.vehicleId), keys.calendar(city, c.vehicleId)]),
-    ], [
-      randomUUID(), city, this.turnaround(city), bookingId, vehicle.id, this.policy.offerTtlMs, this.policy.maxOffers,
-      candidates.length ? JSON.stringify(candidates) : '[]', JSON.stringify(noAlternativeCredit(this.policy)),
-    ]);
+    const raw = await runScript(
+      this.redis,
+      'make_offers',
+      [
+        keys.vehicle(city, vehicle.id),
+        keys.calendar(city, vehicle.id),
+        ...this.cityKeys(city),
+        keys.offers(city),
+        keys.offersDue(city),
+        ...candidates.flatMap((c) => [keys.vehicle(city, c.vehicleId), keys.calendar(city, c.vehicleId)]),
+      ],
+      [
+        randomUUID(),
+        city,
+        this.turnaround(city),
+        bookingId,
+        vehicle.id,
+        this.policy.offerTtlMs,
+        this.policy.maxOffers,
+        candidates.length ? JSON.stringify(candidates) : '[]',
+        JSON.stringify(noAlternativeCredit(this.policy)),
+      ],
+    );
     const out = JSON.parse(String(raw)) as { outcome: ResolveOutcome; record?: OfferRecord };
     metrics.conflictOutcomes.inc({ outcome: out.outcome });
     return { outcome: out.outcome, ...(out.record ? { record: normalise(out.record) } : {}) };
@@ -100,24 +142,41 @@ export class ConflictDesk {
   async offersOf(bookingId: string): Promise<OfferRecord> {
     const city = this.cityOf(bookingId);
     const raw = await this.redis.hget(keys.offers(city), bookingId);
-    if (!raw) throw new DomainError('NOT_FOUND', `no offers for booking ${bookingId}`, { entity: 'offers', id: bookingId });
+    if (!raw)
+      throw new DomainError('NOT_FOUND', `no offers for booking ${bookingId}`, { entity: 'offers', id: bookingId });
     return normalise(JSON.parse(raw) as OfferRecord);
   }
 
   /** The customer (`customerId`; undefined for staff) takes one offer: the booking moves. */
-  async accept(bookingId: string, offerId: string, customerId: string | undefined, opts: CommandOptions = {}): Promise<{ booking: BookingEntry; record: OfferRecord; replayed: boolean }> {
+  async accept(
+    bookingId: string,
+    offerId: string,
+    customerId: string | undefined,
+    opts: CommandOptions = {},
+  ): Promise<{ booking: BookingEntry; record: OfferRecord; replayed: boolean }> {
     const record = await this.offersOf(bookingId);
     const city = record.city;
     const idem = this.inventory.idempotency(city, 'accept_offer', opts, [bookingId, offerId]);
-    const reply = await runScript(this.redis, 'accept_offer', this.recordKeys(record, idem.key),
-      [opts.commandId ?? randomUUID(), idem.fingerprint, city, this.turnaround(city), bookingId, offerId, customerId ?? '']);
+    const reply = await runScript(this.redis, 'accept_offer', this.recordKeys(record, idem.key), [
+      opts.commandId ?? randomUUID(),
+      idem.fingerprint,
+      city,
+      this.turnaround(city),
+      bookingId,
+      offerId,
+      customerId ?? '',
+    ]);
     const [json, replayed] = reply as [string, number];
     const out = JSON.parse(json) as { booking: BookingEntry; record: OfferRecord };
     return { booking: out.booking, record: normalise(out.record), replayed: replayed === 1 };
   }
 
   /** The customer declines every offer: the booking is cancelled with a full refund. */
-  async decline(bookingId: string, customerId: string | undefined, opts: CommandOptions = {}): Promise<{ booking?: BookingEntry; record: OfferRecord; replayed: boolean }> {
+  async decline(
+    bookingId: string,
+    customerId: string | undefined,
+    opts: CommandOptions = {},
+  ): Promise<{ booking?: BookingEntry; record: OfferRecord; replayed: boolean }> {
     return this.close(bookingId, customerId, 'declined', opts);
   }
 
@@ -157,20 +216,36 @@ export class ConflictDesk {
       const chunk = vehicles.slice(i, i + 200);
       const pipe = this.redis.pipeline();
       for (const v of chunk) pipe.hvals(keys.calendar(city, v));
-      const calendars = ((await pipe.exec()) ?? []).map(([err, raw]) => (err ? [] : (raw as string[]).map((j) => JSON.parse(j) as CalendarEntry)));
+      const calendars = ((await pipe.exec()) ?? []).map(([err, raw]) =>
+        err ? [] : (raw as string[]).map((j) => JSON.parse(j) as CalendarEntry),
+      );
       const now = Date.now();
       for (let k = 0; k < chunk.length; k++) {
         const vehicleId = chunk[k]!;
         const entries = calendars[k] ?? [];
         for (const b of overlapLosers(entries, turnaround, now)) {
-          const raw = await runScript(this.redis, 'mark_conflicted', [
-            keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId), ...this.cityKeys(city), keys.noIdempotency(city),
-          ], [randomUUID(), '', city, vehicleId, turnaround, b.id]);
-          if ((JSON.parse((raw as [string, number])[0]) as { outcome: string }).outcome === 'conflicted') conflicted.push(b.id);
+          const raw = await runScript(
+            this.redis,
+            'mark_conflicted',
+            [
+              keys.vehicle(city, vehicleId),
+              keys.calendar(city, vehicleId),
+              ...this.cityKeys(city),
+              keys.noIdempotency(city),
+            ],
+            [randomUUID(), '', city, vehicleId, turnaround, b.id],
+          );
+          if ((JSON.parse((raw as [string, number])[0]) as { outcome: string }).outcome === 'conflicted')
+            conflicted.push(b.id);
         }
         for (const e of entries) {
-          if (e.kind === 'booking' && e.status === 'conflicted' && e.to > now && (e.conflictedAt ?? 0) < now - 5_000
-            && !(await this.hasOffersFor(city, e.id, e.conflictedAt))) {
+          if (
+            e.kind === 'booking' &&
+            e.status === 'conflicted' &&
+            e.to > now &&
+            (e.conflictedAt ?? 0) < now - 5_000 &&
+            !(await this.hasOffersFor(city, e.id, e.conflictedAt))
+          ) {
             await this.resolve(e.id);
             resolved.push(e.id);
           }
@@ -186,22 +261,43 @@ export class ConflictDesk {
     return raw !== null && (JSON.parse(raw) as OfferRecord).conflictedAt === conflictedAt;
   }
 
-  private async close(bookingId: string, customerId: string | undefined, outcome: 'declined' | 'lapsed', opts: CommandOptions) {
+  private async close(
+    bookingId: string,
+    customerId: string | undefined,
+    outcome: 'declined' | 'lapsed',
+    opts: CommandOptions,
+  ) {
     const record = await this.offersOf(bookingId);
     const city = record.city;
     const idem = this.inventory.idempotency(city, 'close_offers', opts, [bookingId, outcome]);
-    const reply = await runScript(this.redis, 'close_offers', this.recordKeys(record, idem.key),
-      [opts.commandId ?? randomUUID(), idem.fingerprint, city, this.turnaround(city), bookingId, customerId ?? '', outcome]);
+    const reply = await runScript(this.redis, 'close_offers', this.recordKeys(record, idem.key), [
+      opts.commandId ?? randomUUID(),
+      idem.fingerprint,
+      city,
+      this.turnaround(city),
+      bookingId,
+      customerId ?? '',
+      outcome,
+    ]);
     const [json, replayed] = reply as [string, number];
     const out = JSON.parse(json) as { booking?: BookingEntry; record: OfferRecord };
     metrics.conflictOutcomes.inc({ outcome });
-    return { ...(out.booking && 'id' in out.booking ? { booking: out.booking } : {}), record: normalise(out.record), replayed: replayed === 1 };
+    return {
+      ...(out.booking && 'id' in out.booking ? { booking: out.booking } : {}),
+      record: normalise(out.record),
+      replayed: replayed === 1,
+    };
   }
 
   private recordKeys(record: OfferRecord, idemKey: string): string[] {
     const city = record.city;
     return [
-      keys.vehicle(city, record.vehicleId), keys.calendar(city, record.vehicleId), ...this.cityKeys(city), keys.offers(city), keys.offersDue(city), idemKey,
+      keys.vehicle(city, record.vehicleId),
+      keys.calendar(city, record.vehicleId),
+      ...this.cityKeys(city),
+      keys.offers(city),
+      keys.offersDue(city),
+      idemKey,
       ...record.offers.flatMap((o) => [keys.vehicle(city, o.vehicleId), keys.calendar(city, o.vehicleId)]),
     ];
   }
@@ -219,7 +315,10 @@ export class ConflictDesk {
   private cityOf(bookingId: string): string {
     const parsed = typeof bookingId === 'string' ? parseId(bookingId) : undefined;
     if (!parsed || parsed.kind !== 'booking' || !this.inventory.cities.get(parsed.city)) {
-      throw new DomainError('NOT_FOUND', `booking ${String(bookingId)} not found`, { entity: 'booking', id: bookingId });
+      throw new DomainError('NOT_FOUND', `booking ${String(bookingId)} not found`, {
+        entity: 'booking',
+        id: bookingId,
+      });
     }
     return parsed.city;
   }
@@ -231,19 +330,26 @@ export class ConflictDesk {
  * under way (which, past its end, keeps the car until now).
  */
 export function overlapLosers(entries: readonly CalendarEntry[], turnaround: number, now: number): BookingEntry[] {
-  const live = entries.filter((e) => e.kind !== 'hold' && occupies(e, now))
+  const live = entries
+    .filter((e) => e.kind !== 'hold' && occupies(e, now))
     .map((e) => (e.kind === 'booking' && e.status === 'active' && e.to < now ? { ...e, to: now } : e))
     .filter((e) => (e.to ?? Infinity) > now);
   const losers: BookingEntry[] = [];
   for (const b of live) {
     if (b.kind !== 'booking' || b.status !== 'confirmed') continue;
-    const rival = live.find((o) => o.id !== b.id && overlapsWindow(o, b.from, b.to, true, turnaround, now)
-      && (o.kind === 'block' || o.status !== 'confirmed' || o.createdAt < b.createdAt || (o.createdAt === b.createdAt && o.id < b.id)));
+    const rival = live.find(
+      (o) =>
+        o.id !== b.id &&
+        overlapsWindow(o, b.from, b.to, true, turnaround, now) &&
+        (o.kind === 'block' ||
+          o.status !== 'confirmed' ||
+          o.createdAt < b.createdAt ||
+          (o.createdAt === b.createdAt && o.id < b.id)),
+    );
     if (rival) losers.push(b);
   }
   return losers;
 }
-
 
 /** cjson writes an empty array as {}. */
 function normalise(r: OfferRecord): OfferRecord {

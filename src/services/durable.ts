@@ -22,16 +22,39 @@ export async function recordCities(pool: pg.Pool, cities: readonly City[]): Prom
     `INSERT INTO cities (id, name, time_zone, turnaround_ms)
      SELECT x.id, x.name, x."timeZone", x."turnaroundMs" FROM jsonb_to_recordset($1::jsonb) AS x(id text, name text, "timeZone" text, "turnaroundMs" integer)
      ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, time_zone = EXCLUDED.time_zone, turnaround_ms = EXCLUDED.turnaround_ms`,
-    [JSON.stringify(cities)]);
+    [JSON.stringify(cities)],
+  );
 }
 
 interface PgVehicle {
-  id: string; city: string; hostId: string; category: string; seats: number; transmission: string; fuel: string;
-  make: string; model: string; lat: number; lng: number; pricePerHour: number; listing: string; status: string;
-  version: number; createdAt: number; updatedAt: number;
+  id: string;
+  city: string;
+  hostId: string;
+  category: string;
+  seats: number;
+  transmission: string;
+  fuel: string;
+  make: string;
+  model: string;
+  lat: number;
+  lng: number;
+  pricePerHour: number;
+  listing: string;
+  status: string;
+  version: number;
+  createdAt: number;
+  updatedAt: number;
 }
 
-export interface SideVehicle { doc: Record<string, unknown>; version: number; listing: string; status: string; category: string; updatedAt: number; entries: CalendarEntry[] }
+export interface SideVehicle {
+  doc: Record<string, unknown>;
+  version: number;
+  listing: string;
+  status: string;
+  category: string;
+  updatedAt: number;
+  entries: CalendarEntry[];
+}
 
 export interface Side {
   vehicles: Map<string, SideVehicle>;
@@ -43,39 +66,66 @@ export async function readPg(pool: pg.Pool, city: string): Promise<Side> {
             price_per_hour::float8 AS "pricePerHour", listing, status, version::int AS version,
             (extract(epoch from created_at) * 1000)::bigint::float8 AS "createdAt",
             (extract(epoch from updated_at) * 1000)::bigint::float8 AS "updatedAt"
-     FROM vehicles WHERE city = $1`, [city]);
+     FROM vehicles WHERE city = $1`,
+    [city],
+  );
   const es = await pool.query<{ vehicle_id: string; doc: CalendarEntry }>(
     `SELECT vehicle_id, doc FROM bookings WHERE city = $1 UNION ALL SELECT vehicle_id, doc FROM holds WHERE city = $1
-     UNION ALL SELECT vehicle_id, doc FROM blocks WHERE city = $1`, [city]);
+     UNION ALL SELECT vehicle_id, doc FROM blocks WHERE city = $1`,
+    [city],
+  );
   const byVehicle = new Map<string, CalendarEntry[]>();
   for (const r of es.rows) byVehicle.set(r.vehicle_id, [...(byVehicle.get(r.vehicle_id) ?? []), r.doc]);
   const vehicles: Side['vehicles'] = new Map();
   for (const v of vs.rows) {
-    vehicles.set(v.id, { doc: { ...v }, version: v.version, listing: v.listing, status: v.status, category: v.category, updatedAt: v.updatedAt, entries: sortEntries(byVehicle.get(v.id) ?? []) });
+    vehicles.set(v.id, {
+      doc: { ...v },
+      version: v.version,
+      listing: v.listing,
+      status: v.status,
+      category: v.category,
+      updatedAt: v.updatedAt,
+      entries: sortEntries(byVehicle.get(v.id) ?? []),
+    });
   }
   return { vehicles };
 }
 
-export async function readRedis(redis: RedisConnection, city: string): Promise<Side & { counters: Record<string, number> }> {
+export async function readRedis(
+  redis: RedisConnection,
+  city: string,
+): Promise<Side & { counters: Record<string, number> }> {
   const ids = await redis.smembers(keys.vehicles(city));
   const vehicles: Side['vehicles'] = new Map();
   for (const id of ids) {
     const [h, raw] = await Promise.all([redis.hgetall(keys.vehicle(city, id)), redis.hvals(keys.calendar(city, id))]);
     if (!h.id) continue;
     vehicles.set(id, {
-      doc: h, version: Number(h.version), listing: h.listing ?? '', status: h.status ?? '', category: h.category ?? '', updatedAt: Number(h.updatedAt ?? 0),
+      doc: h,
+      version: Number(h.version),
+      listing: h.listing ?? '',
+      status: h.status ?? '',
+      category: h.category ?? '',
+      updatedAt: Number(h.updatedAt ?? 0),
       entries: sortEntries(raw.map((r) => JSON.parse(r) as CalendarEntry)),
     });
   }
   const counters: Record<string, number> = {};
-  for (const [k, n] of Object.entries(await redis.hgetall(keys.counters(city)))) if (Number(n) !== 0) counters[k] = Number(n);
+  for (const [k, n] of Object.entries(await redis.hgetall(keys.counters(city))))
+    if (Number(n) !== 0) counters[k] = Number(n);
   return { vehicles, counters };
 }
 
 function tally(side: Side): Record<string, number> {
   const c: Record<string, number> = {};
-  const inc = (k: string) => { c[k] = (c[k] ?? 0) + 1; };
-  for (const v of side.vehicles.values()) { inc(`s:${v.status}`); inc(`c:${v.category}`); inc(`cs:${v.category}:${v.status}`); }
+  const inc = (k: string) => {
+    c[k] = (c[k] ?? 0) + 1;
+  };
+  for (const v of side.vehicles.values()) {
+    inc(`s:${v.status}`);
+    inc(`c:${v.category}`);
+    inc(`cs:${v.category}:${v.status}`);
+  }
   return c;
 }
 
@@ -96,13 +146,59 @@ export interface ReconcileReport {
 }
 
 /** Restores one vehicle into Redis from its PostgreSQL copy (restore_vehicle.lua, with its event). */
-export async function restoreVehicle(redis: RedisConnection, city: string, v: SideVehicle, id: string, reason: 'rebuild' | 'repair' | 'failover', turnaroundMs = 0): Promise<void> {
+export async function restoreVehicle(
+  redis: RedisConnection,
+  city: string,
+  v: SideVehicle,
+  id: string,
+  reason: 'rebuild' | 'repair' | 'failover',
+  turnaroundMs = 0,
+): Promise<void> {
   const d = v.doc as unknown as PgVehicle;
-  const doc = { id, city, hostId: d.hostId, category: d.category, seats: d.seats, transmission: d.transmission, fuel: d.fuel, make: d.make, model: d.model, lat: d.lat, lng: d.lng, pricePerHour: d.pricePerHour, listing: d.listing, version: d.version, createdAt: d.createdAt };
-  await runScript(redis, 'restore_vehicle', [
-    keys.vehicle(city, id), keys.calendar(city, id), keys.counters(city), keys.events(city), keys.statusDue(city),
-    keys.entries(city), keys.liveHolds(city), keys.noIdempotency(city), keys.vehicles(city), keys.hostVehicles(city, d.hostId), keys.geo(city),
-  ], [randomUUID(), '', city, id, turnaroundMs, JSON.stringify(doc), v.entries.length ? JSON.stringify(v.entries) : '[]', reason]);
+  const doc = {
+    id,
+    city,
+    hostId: d.hostId,
+    category: d.category,
+    seats: d.seats,
+    transmission: d.transmission,
+    fuel: d.fuel,
+    make: d.make,
+    model: d.model,
+    lat: d.lat,
+    lng: d.lng,
+    pricePerHour: d.pricePerHour,
+    listing: d.listing,
+    version: d.version,
+    createdAt: d.createdAt,
+  };
+  await runScript(
+    redis,
+    'restore_vehicle',
+    [
+      keys.vehicle(city, id),
+      keys.calendar(city, id),
+      keys.counters(city),
+      keys.events(city),
+      keys.statusDue(city),
+      keys.entries(city),
+      keys.liveHolds(city),
+      keys.noIdempotency(city),
+      keys.vehicles(city),
+      keys.hostVehicles(city, d.hostId),
+      keys.geo(city),
+    ],
+    [
+      randomUUID(),
+      '',
+      city,
+      id,
+      turnaroundMs,
+      JSON.stringify(doc),
+      v.entries.length ? JSON.stringify(v.entries) : '[]',
+      reason,
+    ],
+  );
 }
 
 /**
@@ -110,7 +206,12 @@ export async function restoreVehicle(redis: RedisConnection, city: string, v: Si
  * operational keys are cleared first (the event stream and idempotency records are kept), then
  * every vehicle is restored with its calendar; counters are recomputed by the restores.
  */
-export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: string, retentionMs = DEFAULT_RETENTION_MS): Promise<{ vehicles: number; entries: number; offers: number }> {
+export async function rebuildCity(
+  redis: RedisConnection,
+  pool: pg.Pool,
+  city: string,
+  retentionMs = DEFAULT_RETENTION_MS,
+): Promise<{ vehicles: number; entries: number; offers: number }> {
   const pgSide = await readPg(pool, city);
   // History stays in PostgreSQL: what trimming would remove is not brought back.
   const before = Date.now() - retentionMs;
@@ -139,7 +240,14 @@ export async function rebuildCity(redis: RedisConnection, pool: pg.Pool, city: s
  * with the calendars. The customer can still accept, and lapses are scheduled again.
  */
 async function restoreOpenOffers(redis: RedisConnection, pool: pg.Pool, city: string): Promise<number> {
-  const { rows } = await pool.query<{ subject: string; vehicle_id: string; data: Record<string, unknown>; offered_at: string; booking: BookingEntry; host_id: string }>(
+  const { rows } = await pool.query<{
+    subject: string;
+    vehicle_id: string;
+    data: Record<string, unknown>;
+    offered_at: string;
+    booking: BookingEntry;
+    host_id: string;
+  }>(
     `SELECT DISTINCT ON (e.subject) e.subject, e.vehicle_id, e.data, (extract(epoch from e.time) * 1000)::bigint::text AS offered_at,
             b.doc AS booking, c.host_id
      FROM events e
@@ -147,20 +255,42 @@ async function restoreOpenOffers(redis: RedisConnection, pool: pg.Pool, city: st
      JOIN LATERAL (SELECT host_id FROM conflicts c WHERE c.booking_id = e.subject ORDER BY c.conflicted_at DESC LIMIT 1) c ON true
      WHERE e.city = $1 AND e.type = 'conflict.offers_ready'
        AND EXISTS (SELECT 1 FROM offers o WHERE o.booking_id = e.subject AND o.status = 'open')
-     ORDER BY e.subject, e.ms DESC, e.seq DESC`, [city]);
+     ORDER BY e.subject, e.ms DESC, e.seq DESC`,
+    [city],
+  );
   for (const r of rows) {
     const d = r.data;
     const record = {
-      bookingId: r.subject, city, vehicleId: r.vehicle_id, hostId: r.host_id, customerId: d.customerId, cause: d.cause,
-      conflictedAt: d.conflictedAt, from: r.booking.from, to: r.booking.to, offeredAt: Number(r.offered_at), status: 'open',
-      expiresAt: d.expiresAt, offers: d.offers,
+      bookingId: r.subject,
+      city,
+      vehicleId: r.vehicle_id,
+      hostId: r.host_id,
+      customerId: d.customerId,
+      cause: d.cause,
+      conflictedAt: d.conflictedAt,
+      from: r.booking.from,
+      to: r.booking.to,
+      offeredAt: Number(r.offered_at),
+      status: 'open',
+      expiresAt: d.expiresAt,
+      offers: d.offers,
     };
-    await runScript(redis, 'restore_offer_record', [keys.offers(city), keys.offersDue(city)], [r.subject, JSON.stringify(record), Number(d.expiresAt)]);
+    await runScript(
+      redis,
+      'restore_offer_record',
+      [keys.offers(city), keys.offersDue(city)],
+      [r.subject, JSON.stringify(record), Number(d.expiresAt)],
+    );
   }
   return rows.length;
 }
 
-export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city: string, opts: { repair?: boolean; retentionMs?: number } = {}): Promise<ReconcileReport> {
+export async function reconcileCity(
+  redis: RedisConnection,
+  pool: pg.Pool,
+  city: string,
+  opts: { repair?: boolean; retentionMs?: number } = {},
+): Promise<ReconcileReport> {
   const [r, p] = await Promise.all([readRedis(redis, city), readPg(pool, city)]);
   const before = Date.now() - (opts.retentionMs ?? DEFAULT_RETENTION_MS);
   const drift: Drift[] = [];
@@ -168,9 +298,18 @@ export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city:
   for (const id of new Set([...r.vehicles.keys(), ...p.vehicles.keys()])) {
     const a = r.vehicles.get(id);
     const b = p.vehicles.get(id);
-    const add = (d: Drift) => { drift.push(d); drifting.add(id); };
-    if (!a) { add({ vehicleId: id, what: 'missing_in_redis' }); continue; }
-    if (!b) { add({ vehicleId: id, what: 'missing_in_pg' }); continue; }
+    const add = (d: Drift) => {
+      drift.push(d);
+      drifting.add(id);
+    };
+    if (!a) {
+      add({ vehicleId: id, what: 'missing_in_redis' });
+      continue;
+    }
+    if (!b) {
+      add({ vehicleId: id, what: 'missing_in_pg' });
+      continue;
+    }
     if (a.version !== b.version) add({ vehicleId: id, what: 'version', redis: a.version, pg: b.version });
     if (a.listing !== b.listing) add({ vehicleId: id, what: 'listing', redis: a.listing, pg: b.listing });
     if (a.status !== b.status) add({ vehicleId: id, what: 'status', redis: a.status, pg: b.status });
@@ -181,12 +320,15 @@ export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city:
       pe.delete(e.id);
     }
     // Trimmed from Redis on purpose (past and final): history is PostgreSQL's alone.
-    for (const e of pe.values()) if (!isArchivable(e, before)) add({ vehicleId: id, what: 'entry', entryId: e.id, pg: e });
+    for (const e of pe.values())
+      if (!isArchivable(e, before)) add({ vehicleId: id, what: 'entry', entryId: e.id, pg: e });
   }
   const recomputed = tally(r);
-  if (!isDeepStrictEqual(r.counters, recomputed)) drift.push({ vehicleId: '-', what: 'counters', redis: r.counters, pg: recomputed });
+  if (!isDeepStrictEqual(r.counters, recomputed))
+    drift.push({ vehicleId: '-', what: 'counters', redis: r.counters, pg: recomputed });
   const pgCounts = tally(p);
-  if (!isDeepStrictEqual(recomputed, pgCounts)) drift.push({ vehicleId: '-', what: 'counters', redis: recomputed, pg: pgCounts });
+  if (!isDeepStrictEqual(recomputed, pgCounts))
+    drift.push({ vehicleId: '-', what: 'counters', redis: recomputed, pg: pgCounts });
 
   const repaired = { toPg: 0, toRedis: 0 };
   if (opts.repair) {
@@ -207,5 +349,11 @@ export async function reconcileCity(redis: RedisConnection, pool: pg.Pool, city:
     }
   }
   const count = (s: Side) => [...s.vehicles.values()].reduce((n, v) => n + v.entries.length, 0);
-  return { city, vehicles: { redis: r.vehicles.size, pg: p.vehicles.size }, entries: { redis: count(r), pg: count(p) }, drift, repaired };
+  return {
+    city,
+    vehicles: { redis: r.vehicles.size, pg: p.vehicles.size },
+    entries: { redis: count(r), pg: count(p) },
+    drift,
+    repaired,
+  };
 }

@@ -60,12 +60,30 @@ export interface VerifierDeps {
   log?: Logger;
 }
 
-export async function recordSystemEvent(redis: RedisConnection, city: string, type: string, data: Record<string, unknown>): Promise<string> {
-  return String(await runScript(redis, 'record_system_event', [keys.events(city)], [type, city, JSON.stringify(data), randomUUID()]));
+export async function recordSystemEvent(
+  redis: RedisConnection,
+  city: string,
+  type: string,
+  data: Record<string, unknown>,
+): Promise<string> {
+  return String(
+    await runScript(
+      redis,
+      'record_system_event',
+      [keys.events(city)],
+      [type, city, JSON.stringify(data), randomUUID()],
+    ),
+  );
 }
 
 /** Entries of a PostgreSQL vehicle that Redis lacks or holds an older state of. */
-function lostEntries(pgSide: SideVehicle, redisEntries: Map<string, { vehicleId: string; entry: CalendarEntry }>, vehicleId: string, before: number, unresolved: string[]): CalendarEntry[] {
+function lostEntries(
+  pgSide: SideVehicle,
+  redisEntries: Map<string, { vehicleId: string; entry: CalendarEntry }>,
+  vehicleId: string,
+  before: number,
+  unresolved: string[],
+): CalendarEntry[] {
   const lost: CalendarEntry[] = [];
   for (const e of pgSide.entries) {
     if (isArchivable(e, before)) continue; // history: PostgreSQL's alone
@@ -79,7 +97,18 @@ function lostEntries(pgSide: SideVehicle, redisEntries: Map<string, { vehicleId:
   return lost;
 }
 
-const SPEC = ['category', 'seats', 'transmission', 'fuel', 'make', 'model', 'lat', 'lng', 'pricePerHour', 'listing'] as const;
+const SPEC = [
+  'category',
+  'seats',
+  'transmission',
+  'fuel',
+  'make',
+  'model',
+  'lat',
+  'lng',
+  'pricePerHour',
+  'listing',
+] as const;
 
 function vehicleChanged(pgSide: SideVehicle, redisSide: SideVehicle): boolean {
   if (pgSide.updatedAt <= redisSide.updatedAt) return false;
@@ -98,7 +127,16 @@ export async function verifyCity(deps: VerifierDeps, city: string, cause: Failov
   const redisEntries = new Map<string, { vehicleId: string; entry: CalendarEntry }>();
   for (const [vehicleId, v] of r.vehicles) for (const e of v.entries) redisEntries.set(e.id, { vehicleId, entry: e });
   const report: VerificationReport = {
-    city, cause, startedAt, durationMs: 0, vehiclesRestored: 0, entriesRestored: 0, vehicleChangesRestored: 0, repairedInPg: 0, conflicts: [], unresolved: [],
+    city,
+    cause,
+    startedAt,
+    durationMs: 0,
+    vehiclesRestored: 0,
+    entriesRestored: 0,
+    vehicleChangesRestored: 0,
+    repairedInPg: 0,
+    conflicts: [],
+    unresolved: [],
   };
 
   for (const [id, pv] of p.vehicles) {
@@ -114,15 +152,36 @@ export async function verifyCity(deps: VerifierDeps, city: string, cause: Failov
     const lost = lostEntries(pv, redisEntries, id, before, report.unresolved);
     const changed = vehicleChanged(pv, rv);
     if (lost.length === 0 && !changed) continue;
-    const raw = await runScript(deps.redis, 'restore_entries', [
-      keys.vehicle(city, id), keys.calendar(city, id), keys.counters(city), keys.events(city), keys.statusDue(city),
-      keys.entries(city), keys.liveHolds(city), keys.noIdempotency(city),
-    ], [randomUUID(), '', city, id, turnaround, lost.length ? JSON.stringify(lost) : '[]', changed ? JSON.stringify(pv.doc) : '', 'failover']);
+    const raw = await runScript(
+      deps.redis,
+      'restore_entries',
+      [
+        keys.vehicle(city, id),
+        keys.calendar(city, id),
+        keys.counters(city),
+        keys.events(city),
+        keys.statusDue(city),
+        keys.entries(city),
+        keys.liveHolds(city),
+        keys.noIdempotency(city),
+      ],
+      [
+        randomUUID(),
+        '',
+        city,
+        id,
+        turnaround,
+        lost.length ? JSON.stringify(lost) : '[]',
+        changed ? JSON.stringify(pv.doc) : '',
+        'failover',
+      ],
+    );
     const out = JSON.parse(String(raw)) as { restored: string[] | Record<string, never>; vehicle: number };
     const restored = Array.isArray(out.restored) ? out.restored : [];
     report.entriesRestored += restored.length;
     report.vehicleChangesRestored += out.vehicle;
-    for (const entryId of restored) metrics.failoverRestored.inc({ kind: lost.find((e) => e.id === entryId)?.kind ?? 'entry' });
+    for (const entryId of restored)
+      metrics.failoverRestored.inc({ kind: lost.find((e) => e.id === entryId)?.kind ?? 'entry' });
     if (out.vehicle) metrics.failoverRestored.inc({ kind: 'vehicle_change' });
   }
 

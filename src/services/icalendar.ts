@@ -10,6 +10,10 @@ import ICAL from 'ical.js';
 import { MINUTE_MS, type CalendarEntry } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
 
+/** Control characters (but TAB) have no place in a text value: RFC 5545 §3.3.11. */
+// biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
+const CONTROL_CHARACTERS = /[\x00-\x08\x0a-\x1f\x7f]/g;
+
 /** Our own UIDs end with this; an import skips them (a re-published export must not block its own trips). */
 export const UID_DOMAIN = '@fleet-inventory';
 export const DAY_MS = 24 * 60 * MINUTE_MS;
@@ -27,11 +31,18 @@ const TENTATIVE = new Set(['held', 'conflicted']);
 const CANCELLED = new Set(['cancelled', 'released', 'expired', 'converted', 'reaccommodated']);
 
 /** 2026-12-01T10:00:00.000Z -> 20261201T100000Z */
-export const icalTime = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}/, '').replace(/[-:]/g, '');
+export const icalTime = (ms: number) =>
+  new Date(ms)
+    .toISOString()
+    .replace(/\.\d{3}/, '')
+    .replace(/[-:]/g, '');
 
 /** TEXT escaping (RFC 5545 3.3.11); other control characters are dropped. */
 export const escapeText = (s: string) =>
-  s.replace(/[\\;,]/g, (c) => `\\${c}`).replace(/\r\n|\r|\n/g, '\\n').replace(/[\x00-\x08\x0a-\x1f\x7f]/g, '');
+  s
+    .replace(/[\\;,]/g, (c) => `\\${c}`)
+    .replace(/\r\n|\r|\n/g, '\\n')
+    .replace(CONTROL_CHARACTERS, '');
 
 /** Folds a content line at 75 octets (continuations start with a space), never inside a UTF-8 character. */
 export function foldLine(line: string): string {
@@ -56,19 +67,47 @@ export function foldLine(line: string): string {
  * A VCALENDAR with one VEVENT per entry. `openEndedUntil` ends a block that has no end yet (an
  * accident until cleared): the end of the requested window, marked `X-FLEET-OPEN-ENDED:TRUE`.
  */
-export function toICalendar(cal: { name: string; entries: readonly CalendarEntry[]; openEndedUntil: number; now: number }): string {
-  const lines = ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//fleet-inventory//vehicle calendar//EN', 'CALSCALE:GREGORIAN', `X-WR-CALNAME:${escapeText(cal.name)}`];
+export function toICalendar(cal: {
+  name: string;
+  entries: readonly CalendarEntry[];
+  openEndedUntil: number;
+  now: number;
+}): string {
+  const lines = [
+    'BEGIN:VCALENDAR',
+    'VERSION:2.0',
+    'PRODID:-//fleet-inventory//vehicle calendar//EN',
+    'CALSCALE:GREGORIAN',
+    `X-WR-CALNAME:${escapeText(cal.name)}`,
+  ];
   for (const e of cal.entries) {
-    const status = TENTATIVE.has(e.status) ? 'TENTATIVE' : CANCELLED.has(e.status) || (e.kind === 'block' && e.status === 'cancelled') ? 'CANCELLED' : 'CONFIRMED';
+    const status = TENTATIVE.has(e.status)
+      ? 'TENTATIVE'
+      : CANCELLED.has(e.status) || (e.kind === 'block' && e.status === 'cancelled')
+        ? 'CANCELLED'
+        : 'CONFIRMED';
     const end = e.to ?? Math.max(cal.openEndedUntil, e.from + DAY_MS);
-    const about = e.kind === 'block'
-      ? [`reason: ${e.reason}`, ...(e.to === undefined ? ['open-ended until cleared'] : []), ...(e.note ? [`note: ${e.note}`] : [])].join('\n')
-      : undefined;
+    const about =
+      e.kind === 'block'
+        ? [
+            `reason: ${e.reason}`,
+            ...(e.to === undefined ? ['open-ended until cleared'] : []),
+            ...(e.note ? [`note: ${e.note}`] : []),
+          ].join('\n')
+        : undefined;
     lines.push(
-      'BEGIN:VEVENT', `UID:${escapeText(e.id)}${UID_DOMAIN}`, `DTSTAMP:${icalTime(e.updatedAt ?? cal.now)}`,
-      `DTSTART:${icalTime(e.from)}`, `DTEND:${icalTime(end)}`, `SUMMARY:${escapeText(`${e.kind} (${e.status})`)}`,
-      `STATUS:${status}`, `CATEGORIES:${escapeText(e.kind)}`, `TRANSP:${status === 'CANCELLED' ? 'TRANSPARENT' : 'OPAQUE'}`,
-      ...(about ? [`DESCRIPTION:${escapeText(about)}`] : []), ...(e.to === undefined ? ['X-FLEET-OPEN-ENDED:TRUE'] : []), 'END:VEVENT',
+      'BEGIN:VEVENT',
+      `UID:${escapeText(e.id)}${UID_DOMAIN}`,
+      `DTSTAMP:${icalTime(e.updatedAt ?? cal.now)}`,
+      `DTSTART:${icalTime(e.from)}`,
+      `DTEND:${icalTime(end)}`,
+      `SUMMARY:${escapeText(`${e.kind} (${e.status})`)}`,
+      `STATUS:${status}`,
+      `CATEGORIES:${escapeText(e.kind)}`,
+      `TRANSP:${status === 'CANCELLED' ? 'TRANSPARENT' : 'OPAQUE'}`,
+      ...(about ? [`DESCRIPTION:${escapeText(about)}`] : []),
+      ...(e.to === undefined ? ['X-FLEET-OPEN-ENDED:TRUE'] : []),
+      'END:VEVENT',
     );
   }
   lines.push('END:VCALENDAR');
@@ -104,7 +143,8 @@ export function parseICalendar(text: string, now: number): ImportItem[] {
   } catch (err) {
     throw new DomainError('VALIDATION', `not iCalendar: ${(err as Error).message}`, { field: 'body' });
   }
-  if (roots.length === 0 || roots.some((c) => c.name !== 'vcalendar')) throw new DomainError('VALIDATION', 'not iCalendar: expected BEGIN:VCALENDAR', { field: 'body' });
+  if (roots.length === 0 || roots.some((c) => c.name !== 'vcalendar'))
+    throw new DomainError('VALIDATION', 'not iCalendar: expected BEGIN:VCALENDAR', { field: 'body' });
 
   const items: ImportItem[] = [];
   for (const root of roots) {
@@ -116,7 +156,14 @@ export function parseICalendar(text: string, now: number): ImportItem[] {
       const uid = uidOf(c);
       if (c.hasProperty('recurrence-id') && masters.has(uid)) continue;
       try {
-        items.push(...eventItems(c, uid, vevents.filter((x) => x !== c && x.hasProperty('recurrence-id') && uidOf(x) === uid), now));
+        items.push(
+          ...eventItems(
+            c,
+            uid,
+            vevents.filter((x) => x !== c && x.hasProperty('recurrence-id') && uidOf(x) === uid),
+            now,
+          ),
+        );
       } catch (err) {
         items.push({ uid, error: { code: 'VALIDATION', detail: (err as Error).message } });
       }
@@ -124,7 +171,11 @@ export function parseICalendar(text: string, now: number): ImportItem[] {
   }
   const blocks = items.filter((i) => 'to' in i).length;
   if (blocks > MAX_IMPORT_BLOCKS) {
-    throw new DomainError('VALIDATION', `the calendar expands to ${blocks} events in the next 365 days; at most ${MAX_IMPORT_BLOCKS} per import`, { field: 'body', limit: MAX_IMPORT_BLOCKS });
+    throw new DomainError(
+      'VALIDATION',
+      `the calendar expands to ${blocks} events in the next 365 days; at most ${MAX_IMPORT_BLOCKS} per import`,
+      { field: 'body', limit: MAX_IMPORT_BLOCKS },
+    );
   }
   return items;
 }
@@ -147,7 +198,8 @@ function eventItems(c: Component, uid: string, overrides: Component[], now: numb
     const next = it.next();
     if (!next) break;
     if (instant(next, c, 'dtstart') >= now + HORIZON_MS) break;
-    if (steps >= MAX_RECURRENCE_STEPS) throw new Error(`recurrence too dense: more than ${MAX_RECURRENCE_STEPS} occurrences before the horizon`);
+    if (steps >= MAX_RECURRENCE_STEPS)
+      throw new Error(`recurrence too dense: more than ${MAX_RECURRENCE_STEPS} occurrences before the horizon`);
     const d = event.getOccurrenceDetails(next);
     const item = d.item as Event;
     const skipped = item === event ? undefined : skipReason(item.component);
@@ -184,7 +236,14 @@ const floorMinute = (t: number) => t - (t % MINUTE_MS);
  * them; a TZID without VTIMEZONE by its IANA name; a DATE at 00:00 UTC; floating time as UTC.
  */
 function instant(t: Time, c: Component, prop: 'dtstart' | 'dtend'): number {
-  const wall = Date.UTC(t.year, t.month - 1, t.day, t.isDate ? 0 : t.hour, t.isDate ? 0 : t.minute, t.isDate ? 0 : t.second);
+  const wall = Date.UTC(
+    t.year,
+    t.month - 1,
+    t.day,
+    t.isDate ? 0 : t.hour,
+    t.isDate ? 0 : t.minute,
+    t.isDate ? 0 : t.second,
+  );
   let ms: number;
   if (t.isDate) ms = wall;
   else if (t.zone && t.zone.tzid !== 'floating') ms = t.toUnixTime() * 1000;
@@ -200,7 +259,16 @@ function instant(t: Time, c: Component, prop: 'dtstart' | 'dtend'): number {
 function zonedToUtc(wall: number, tzid: string): number {
   let fmt: Intl.DateTimeFormat;
   try {
-    fmt = new Intl.DateTimeFormat('en-US', { timeZone: tzid, hourCycle: 'h23', year: 'numeric', month: 'numeric', day: 'numeric', hour: 'numeric', minute: 'numeric', second: 'numeric' });
+    fmt = new Intl.DateTimeFormat('en-US', {
+      timeZone: tzid,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
   } catch {
     throw new Error(`unknown TZID ${tzid} (no VTIMEZONE in the file)`);
   }

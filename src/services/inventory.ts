@@ -58,9 +58,17 @@ export interface InventoryOptions {
   holdLimits?: Partial<HoldLimits>;
 }
 
-export interface HoldLimits { maxLiveHoldsTotal: number; holdsPerWindow: number; holdRateWindowMs: number }
+export interface HoldLimits {
+  maxLiveHoldsTotal: number;
+  holdsPerWindow: number;
+  holdRateWindowMs: number;
+}
 /** None by default (the engine's own tests): the service sets them from its configuration. */
-export const DEFAULT_HOLD_LIMITS: HoldLimits = { maxLiveHoldsTotal: Infinity, holdsPerWindow: Infinity, holdRateWindowMs: 60_000 };
+export const DEFAULT_HOLD_LIMITS: HoldLimits = {
+  maxLiveHoldsTotal: Infinity,
+  holdsPerWindow: Infinity,
+  holdRateWindowMs: 60_000,
+};
 
 const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
 const PRINTABLE = /^[\x21-\x7e]{1,128}$/;
@@ -72,7 +80,10 @@ export class Inventory {
   private readonly maxLiveHolds: number;
   private readonly limits: HoldLimits;
 
-  constructor(private readonly redis: RedisConnection, opts: InventoryOptions = {}) {
+  constructor(
+    private readonly redis: RedisConnection,
+    opts: InventoryOptions = {},
+  ) {
     this.cities = opts.cities ?? new CityCatalog();
     this.locks = opts.locks ?? new VehicleLocks();
     this.holdTtlMs = opts.holdTtlMs ?? DEFAULT_HOLD_TTL_MS;
@@ -91,7 +102,12 @@ export class Inventory {
     return this.upsert(city, opts.id ?? newId('vehicle', city), spec, 0, opts, opts.id ?? '');
   }
 
-  async updateVehicle(vehicleId: string, patch: VehiclePatch, expectedVersion: number | undefined, opts: CommandOptions = {}) {
+  async updateVehicle(
+    vehicleId: string,
+    patch: VehiclePatch,
+    expectedVersion: number | undefined,
+    opts: CommandOptions = {},
+  ) {
     const city = this.cityOf(vehicleId, 'vehicle');
     this.checkPatch(patch);
     return this.upsert(city, vehicleId, patch, expectedVersion, opts, vehicleId);
@@ -113,24 +129,53 @@ export class Inventory {
    * hold is placed in its city (place_hold: the per-city cap, the calendar); a refusal there gives
    * the place back.
    */
-  async placeHold(input: { vehicleId: string; customerId: string; from: number; to: number; allowPast?: boolean }, opts: CommandOptions = {}) {
+  async placeHold(
+    input: { vehicleId: string; customerId: string; from: number; to: number; allowPast?: boolean },
+    opts: CommandOptions = {},
+  ) {
     const city = this.cityOf(input.vehicleId, 'vehicle');
     requireText(input.customerId, 'customerId');
     const holdId = newId('hold', city);
     const fingerprint = [input.vehicleId, input.customerId, input.from, input.to, flag(input.allowPast)];
     // A retry of an idempotent command that already took effect answers without a new place.
     const limited = Number.isFinite(this.limits.maxLiveHoldsTotal) || Number.isFinite(this.limits.holdsPerWindow);
-    const known = !limited || opts.idempotencyKey === undefined ? undefined : await this.replayOf<{ hold: HoldEntry }>(city, 'place_hold', opts, fingerprint);
+    const known =
+      !limited || opts.idempotencyKey === undefined
+        ? undefined
+        : await this.replayOf<{ hold: HoldEntry }>(city, 'place_hold', opts, fingerprint);
     if (known) return known;
     if (limited) {
-      await runScript(this.redis, 'reserve_hold', [keys.customerHoldReservations(input.customerId), keys.customerHoldRate(input.customerId)],
-        [holdId, this.holdTtlMs, finite(this.limits.maxLiveHoldsTotal), finite(this.limits.holdsPerWindow), this.limits.holdRateWindowMs]);
+      await runScript(
+        this.redis,
+        'reserve_hold',
+        [keys.customerHoldReservations(input.customerId), keys.customerHoldRate(input.customerId)],
+        [
+          holdId,
+          this.holdTtlMs,
+          finite(this.limits.maxLiveHoldsTotal),
+          finite(this.limits.holdsPerWindow),
+          this.limits.holdRateWindowMs,
+        ],
+      );
     }
     try {
-      const out = await this.command<{ hold: HoldEntry }>('place_hold', city, input.vehicleId, opts,
+      const out = await this.command<{ hold: HoldEntry }>(
+        'place_hold',
+        city,
+        input.vehicleId,
+        opts,
         [keys.customerHolds(city, input.customerId)],
-        [holdId, input.customerId, time(input.from, 'from'), time(input.to, 'to'), this.holdTtlMs, this.maxLiveHolds, flag(input.allowPast)],
-        fingerprint);
+        [
+          holdId,
+          input.customerId,
+          time(input.from, 'from'),
+          time(input.to, 'to'),
+          this.holdTtlMs,
+          this.maxLiveHolds,
+          flag(input.allowPast),
+        ],
+        fingerprint,
+      );
       if (limited && out.hold.id !== holdId) await this.releaseReservation(input.customerId, holdId);
       return out;
     } catch (err) {
@@ -141,8 +186,15 @@ export class Inventory {
 
   async releaseHold(holdId: string, customerId: string | undefined, opts: CommandOptions = {}) {
     const { city, vehicleId } = await this.locate(holdId, 'hold');
-    const out = await this.command<{ hold: HoldEntry }>('release_hold', city, vehicleId, opts, [],
-      [holdId, customerId ?? ''], [holdId, customerId ?? '']);
+    const out = await this.command<{ hold: HoldEntry }>(
+      'release_hold',
+      city,
+      vehicleId,
+      opts,
+      [],
+      [holdId, customerId ?? ''],
+      [holdId, customerId ?? ''],
+    );
     await this.releaseReservation(out.hold.customerId, holdId);
     return out;
   }
@@ -150,11 +202,21 @@ export class Inventory {
   /** A hold no longer live gives its place among the customer's live holds back (best effort: it also lapses). */
   private async releaseReservation(customerId: string, holdId: string): Promise<void> {
     if (!Number.isFinite(this.limits.maxLiveHoldsTotal) && !Number.isFinite(this.limits.holdsPerWindow)) return;
-    await runScript(this.redis, 'release_hold_reservation', [keys.customerHoldReservations(customerId)], [holdId]).catch((err: unknown) => survived('holds.release-reservation', err));
+    await runScript(
+      this.redis,
+      'release_hold_reservation',
+      [keys.customerHoldReservations(customerId)],
+      [holdId],
+    ).catch((err: unknown) => survived('holds.release-reservation', err));
   }
 
   /** The stored answer of an idempotent command that already took effect, if any (read-only). */
-  private async replayOf<T>(city: string, script: ScriptName, opts: CommandOptions, fingerprintArgs: unknown[]): Promise<(T & CommandResult) | undefined> {
+  private async replayOf<T>(
+    city: string,
+    script: ScriptName,
+    opts: CommandOptions,
+    fingerprintArgs: unknown[],
+  ): Promise<(T & CommandResult) | undefined> {
     const { key, fingerprint } = this.idempotency(city, script, opts, fingerprintArgs);
     const stored = await this.redis.get(key);
     if (!stored) return undefined;
@@ -165,49 +227,110 @@ export class Inventory {
   }
 
   async book(
-    input: { vehicleId: string; customerId: string; from: number; to: number; allowPast?: boolean } | { holdId: string; customerId: string },
+    input:
+      | { vehicleId: string; customerId: string; from: number; to: number; allowPast?: boolean }
+      | { holdId: string; customerId: string },
     opts: CommandOptions = {},
   ) {
     requireText(input.customerId, 'customerId');
     // The answer names the vehicle, so callers need not look the new booking up again.
     if ('holdId' in input) {
       const { city, vehicleId } = await this.locate(input.holdId, 'hold');
-      const r = await this.command<{ booking: BookingEntry }>('book', city, vehicleId, opts, [],
-        [newId('booking', city), input.customerId, '', '', input.holdId, '0'], [input.customerId, input.holdId]);
+      const r = await this.command<{ booking: BookingEntry }>(
+        'book',
+        city,
+        vehicleId,
+        opts,
+        [],
+        [newId('booking', city), input.customerId, '', '', input.holdId, '0'],
+        [input.customerId, input.holdId],
+      );
       await this.releaseReservation(input.customerId, input.holdId);
       return { ...r, vehicleId };
     }
     const city = this.cityOf(input.vehicleId, 'vehicle');
-    const r = await this.command<{ booking: BookingEntry }>('book', city, input.vehicleId, opts, [],
-      [newId('booking', city), input.customerId, time(input.from, 'from'), time(input.to, 'to'), '', flag(input.allowPast)],
-      [input.vehicleId, input.customerId, input.from, input.to, flag(input.allowPast)]);
+    const r = await this.command<{ booking: BookingEntry }>(
+      'book',
+      city,
+      input.vehicleId,
+      opts,
+      [],
+      [
+        newId('booking', city),
+        input.customerId,
+        time(input.from, 'from'),
+        time(input.to, 'to'),
+        '',
+        flag(input.allowPast),
+      ],
+      [input.vehicleId, input.customerId, input.from, input.to, flag(input.allowPast)],
+    );
     return { ...r, vehicleId: input.vehicleId };
   }
 
   /** `customerId` undefined: any customer's booking (ops, host). */
-  async cancelBooking(bookingId: string, customerId: string | undefined, reason = 'customer', opts: CommandOptions = {}) {
+  async cancelBooking(
+    bookingId: string,
+    customerId: string | undefined,
+    reason = 'customer',
+    opts: CommandOptions = {},
+  ) {
     const { city, vehicleId } = await this.locate(bookingId, 'booking');
-    return this.command<{ booking: BookingEntry }>('cancel_booking', city, vehicleId, opts, [],
-      [bookingId, customerId ?? '', reason], [bookingId, customerId ?? '', reason]);
+    return this.command<{ booking: BookingEntry }>(
+      'cancel_booking',
+      city,
+      vehicleId,
+      opts,
+      [],
+      [bookingId, customerId ?? '', reason],
+      [bookingId, customerId ?? '', reason],
+    );
   }
 
   async startTrip(bookingId: string, customerId: string | undefined, opts: CommandOptions = {}) {
     const { city, vehicleId } = await this.locate(bookingId, 'booking');
-    return this.command<{ booking: BookingEntry }>('start_trip', city, vehicleId, opts, [],
-      [bookingId, customerId ?? ''], [bookingId, customerId ?? '']);
+    return this.command<{ booking: BookingEntry }>(
+      'start_trip',
+      city,
+      vehicleId,
+      opts,
+      [],
+      [bookingId, customerId ?? ''],
+      [bookingId, customerId ?? ''],
+    );
   }
 
   async completeTrip(bookingId: string, customerId: string | undefined, opts: CommandOptions = {}) {
     const { city, vehicleId } = await this.locate(bookingId, 'booking');
-    return this.command<{ booking: BookingEntry }>('complete_trip', city, vehicleId, opts, [],
-      [bookingId, customerId ?? ''], [bookingId, customerId ?? '']);
+    return this.command<{ booking: BookingEntry }>(
+      'complete_trip',
+      city,
+      vehicleId,
+      opts,
+      [],
+      [bookingId, customerId ?? ''],
+      [bookingId, customerId ?? ''],
+    );
   }
 
   /** `force` (ops only): overlapped confirmed bookings become conflicted instead of refusing. */
-  async extendBooking(bookingId: string, customerId: string | undefined, to: number, force = false, opts: CommandOptions = {}) {
+  async extendBooking(
+    bookingId: string,
+    customerId: string | undefined,
+    to: number,
+    force = false,
+    opts: CommandOptions = {},
+  ) {
     const { city, vehicleId } = await this.locate(bookingId, 'booking');
-    return this.command<{ booking: BookingEntry }>('extend_booking', city, vehicleId, opts, [],
-      [bookingId, customerId ?? '', time(to, 'to'), flag(force)], [bookingId, customerId ?? '', to, flag(force)]);
+    return this.command<{ booking: BookingEntry }>(
+      'extend_booking',
+      city,
+      vehicleId,
+      opts,
+      [],
+      [bookingId, customerId ?? '', time(to, 'to'), flag(force)],
+      [bookingId, customerId ?? '', to, flag(force)],
+    );
   }
 
   // Blocks ---------------------------------------------------------------------------------
@@ -217,16 +340,24 @@ export class Inventory {
     opts: CommandOptions = {},
   ) {
     const city = this.cityOf(input.vehicleId, 'vehicle');
-    if (!BLOCK_REASONS.includes(input.reason)) throw new DomainError('VALIDATION', 'reason must be accident, maintenance or host', { field: 'reason' });
+    if (!BLOCK_REASONS.includes(input.reason))
+      throw new DomainError('VALIDATION', 'reason must be accident, maintenance or host', { field: 'reason' });
     if (input.reason !== 'accident' && (input.from === undefined || input.to === undefined)) {
       throw new DomainError('INVALID_INTERVAL', `a ${input.reason} block needs from and to`, { problem: 'missing' });
     }
-    if (input.note !== undefined && input.note.length > 512) throw new DomainError('VALIDATION', 'note too long', { field: 'note' });
+    if (input.note !== undefined && input.note.length > 512)
+      throw new DomainError('VALIDATION', 'note too long', { field: 'note' });
     const from = input.from === undefined ? '' : time(input.from, 'from');
     const to = input.to === undefined ? '' : time(input.to, 'to');
-    return this.command<{ block: BlockEntry }>('place_block', city, input.vehicleId, opts, [],
+    return this.command<{ block: BlockEntry }>(
+      'place_block',
+      city,
+      input.vehicleId,
+      opts,
+      [],
       [newId('block', city), input.reason, from, to, flag(input.allowPast), input.note ?? ''],
-      [input.vehicleId, input.reason, from, to, flag(input.allowPast), input.note ?? '']);
+      [input.vehicleId, input.reason, from, to, flag(input.allowPast), input.note ?? ''],
+    );
   }
 
   async removeBlock(blockId: string, opts: CommandOptions = {}) {
@@ -240,17 +371,35 @@ export class Inventory {
    * One sweep over a city: lapsed holds expire and statuses move with the clock, for every
    * vehicle whose next status change is due. Returns how many vehicles were looked at.
    */
-  async sweepCity(city: string, batch = 100): Promise<{ vehicles: number; expired: number; events: string[]; at?: number }> {
+  async sweepCity(
+    city: string,
+    batch = 100,
+  ): Promise<{ vehicles: number; expired: number; events: string[]; at?: number }> {
     this.city(city);
     // Candidates by our clock (a little ahead for skew); the script decides by the server's.
     const due = await this.redis.zrangebyscore(keys.statusDue(city), '-inf', Date.now() + 1_000, 'LIMIT', 0, batch);
     if (due.length === 0) return { vehicles: 0, expired: 0, events: [] };
     const vehicleKeys = due.flatMap((v) => [keys.vehicle(city, v), keys.calendar(city, v)]);
-    const raw = await runScript(this.redis, 'expire_holds', [
-      keys.counters(city), keys.events(city), keys.statusDue(city), keys.entries(city), keys.liveHolds(city), ...vehicleKeys,
-    ], [randomUUID(), city, ...due]);
+    const raw = await runScript(
+      this.redis,
+      'expire_holds',
+      [
+        keys.counters(city),
+        keys.events(city),
+        keys.statusDue(city),
+        keys.entries(city),
+        keys.liveHolds(city),
+        ...vehicleKeys,
+      ],
+      [randomUUID(), city, ...due],
+    );
     const out = JSON.parse(String(raw)) as { expired: number; events: string[] | Record<string, never>; at: number };
-    return { vehicles: due.length, expired: out.expired, events: Array.isArray(out.events) ? out.events : [], at: out.at };
+    return {
+      vehicles: due.length,
+      expired: out.expired,
+      events: Array.isArray(out.events) ? out.events : [],
+      at: out.at,
+    };
   }
 
   /**
@@ -266,8 +415,14 @@ export class Inventory {
       const [next, ids] = await this.redis.sscan(keys.vehicles(city), cursor, 'COUNT', batch);
       cursor = next;
       if (ids.length) {
-        removed += Number(await runScript(this.redis, 'trim_calendar', [keys.entries(city), ...ids.map((v) => keys.calendar(city, v))],
-          [time(before, 'before'), time(Math.min(syncedThrough, MAX_TIMESTAMP_MS), 'syncedThrough')]));
+        removed += Number(
+          await runScript(
+            this.redis,
+            'trim_calendar',
+            [keys.entries(city), ...ids.map((v) => keys.calendar(city, v))],
+            [time(before, 'before'), time(Math.min(syncedThrough, MAX_TIMESTAMP_MS), 'syncedThrough')],
+          ),
+        );
       }
     } while (cursor !== '0');
     return removed;
@@ -277,10 +432,28 @@ export class Inventory {
 
   async getVehicleState(vehicleId: string): Promise<VehicleState> {
     const city = this.cityOf(vehicleId, 'vehicle');
-    const raw = await runScript(this.redis, 'vehicle_state', [keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId)], []);
-    if (raw === null) throw new DomainError('NOT_FOUND', `vehicle ${vehicleId} not found`, { entity: 'vehicle', id: vehicleId });
-    const s = JSON.parse(String(raw)) as { vehicle: Record<string, string>; entries: CalendarEntry[] | Record<string, never>; status: VehicleStatus; due?: number; at: number };
-    return { vehicle: vehicleFromHash(s.vehicle), entries: Array.isArray(s.entries) ? s.entries : [], status: s.status, due: s.due, at: s.at };
+    const raw = await runScript(
+      this.redis,
+      'vehicle_state',
+      [keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId)],
+      [],
+    );
+    if (raw === null)
+      throw new DomainError('NOT_FOUND', `vehicle ${vehicleId} not found`, { entity: 'vehicle', id: vehicleId });
+    const s = JSON.parse(String(raw)) as {
+      vehicle: Record<string, string>;
+      entries: CalendarEntry[] | Record<string, never>;
+      status: VehicleStatus;
+      due?: number;
+      at: number;
+    };
+    return {
+      vehicle: vehicleFromHash(s.vehicle),
+      entries: Array.isArray(s.entries) ? s.entries : [],
+      status: s.status,
+      due: s.due,
+      at: s.at,
+    };
   }
 
   /** Of the candidates (all in `city`), those free for [from, to) at this instant, in order. */
@@ -289,20 +462,28 @@ export class Inventory {
     if (vehicleIds.length === 0) return [];
     for (const id of vehicleIds) this.cityOf(id, 'vehicle', city);
     const k = vehicleIds.flatMap((v) => [keys.vehicle(city, v), keys.calendar(city, v)]);
-    const free = await runScript(this.redis, 'verify_available', k, [time(from, 'from'), time(to, 'to'), c.turnaroundMs, ...vehicleIds]);
+    const free = await runScript(this.redis, 'verify_available', k, [
+      time(from, 'from'),
+      time(to, 'to'),
+      c.turnaroundMs,
+      ...vehicleIds,
+    ]);
     return Array.isArray(free) ? (free as string[]) : [];
   }
 
   /** A host's vehicles in every city, by id (their states read together, pipelined on the connection). */
   async vehiclesOfHost(hostId: string): Promise<Vehicle[]> {
     const ids: string[] = [];
-    for (const c of this.cities.all()) ids.push(...await this.redis.smembers(keys.hostVehicles(c.id, hostId)));
+    for (const c of this.cities.all()) ids.push(...(await this.redis.smembers(keys.hostVehicles(c.id, hostId))));
     const states = await Promise.all(ids.sort().map((id) => this.getVehicleState(id)));
     return states.map((s) => s.vehicle);
   }
 
   /** A hold, booking or block with its vehicle, as Redis holds them now. */
-  async getEntry<K extends CalendarEntry['kind']>(entryId: string, kind: K): Promise<{ entry: Extract<CalendarEntry, { kind: K }>; vehicle: Vehicle; at: number }> {
+  async getEntry<K extends CalendarEntry['kind']>(
+    entryId: string,
+    kind: K,
+  ): Promise<{ entry: Extract<CalendarEntry, { kind: K }>; vehicle: Vehicle; at: number }> {
     const { vehicleId } = await this.locate(entryId, kind);
     const state = await this.getVehicleState(vehicleId);
     const entry = state.entries.find((e) => e.id === entryId && e.kind === kind);
@@ -321,20 +502,38 @@ export class Inventory {
   // Internals ------------------------------------------------------------------------------
 
   private async upsert(
-    city: string, vehicleId: string, spec: Partial<VehicleSpec>, expectedVersion: number | undefined,
-    opts: CommandOptions, requestedId: string,
+    city: string,
+    vehicleId: string,
+    spec: Partial<VehicleSpec>,
+    expectedVersion: number | undefined,
+    opts: CommandOptions,
+    requestedId: string,
   ) {
     const fields = JSON.stringify(spec);
     const expected = expectedVersion === undefined ? '' : String(expectedVersion);
-    return this.command<{ created: boolean; vehicleId: string }>('upsert_vehicle', city, vehicleId, opts,
+    return this.command<{ created: boolean; vehicleId: string }>(
+      'upsert_vehicle',
+      city,
+      vehicleId,
+      opts,
       [keys.vehicles(city), keys.hostVehicles(city, spec.hostId ?? '-'), keys.geo(city)],
-      [expected, fields], [requestedId, expected, fields]);
+      [expected, fields],
+      [requestedId, expected, fields],
+    );
   }
 
   private async setListing(vehicleId: string, listing: 'active' | 'delisted', reason: string, opts: CommandOptions) {
     const city = this.cityOf(vehicleId, 'vehicle');
     if (reason.length > 512) throw new DomainError('VALIDATION', 'reason too long', { field: 'reason' });
-    return this.command<Record<string, never>>('set_listing', city, vehicleId, opts, [], [listing, reason], [vehicleId, listing, reason]);
+    return this.command<Record<string, never>>(
+      'set_listing',
+      city,
+      vehicleId,
+      opts,
+      [],
+      [listing, reason],
+      [vehicleId, listing, reason],
+    );
   }
 
   /**
@@ -342,10 +541,22 @@ export class Inventory {
    * one of its own (`auto:` fingerprint, kept 15 min): a command resent after a lost connection or
    * an unconfirmed write then returns its first result instead of applying twice (DESIGN §8).
    */
-  idempotency(city: string, script: ScriptName, opts: CommandOptions, fingerprintArgs: unknown[]): { key: string; fingerprint: string } {
-    const digest = () => createHash('sha1').update(JSON.stringify([script, ...fingerprintArgs])).digest('hex');
-    if (opts.idempotencyKey === undefined) return { key: keys.idempotency(city, '~', randomUUID()), fingerprint: `auto:${digest()}` };
-    if (!IDEMPOTENCY_KEY.test(opts.idempotencyKey)) throw new DomainError('VALIDATION', 'idempotency key must be 1-200 printable characters', { field: 'idempotencyKey' });
+  idempotency(
+    city: string,
+    script: ScriptName,
+    opts: CommandOptions,
+    fingerprintArgs: unknown[],
+  ): { key: string; fingerprint: string } {
+    const digest = () =>
+      createHash('sha1')
+        .update(JSON.stringify([script, ...fingerprintArgs]))
+        .digest('hex');
+    if (opts.idempotencyKey === undefined)
+      return { key: keys.idempotency(city, '~', randomUUID()), fingerprint: `auto:${digest()}` };
+    if (!IDEMPOTENCY_KEY.test(opts.idempotencyKey))
+      throw new DomainError('VALIDATION', 'idempotency key must be 1-200 printable characters', {
+        field: 'idempotencyKey',
+      });
     return { key: keys.idempotency(city, opts.actorId ?? '-', opts.idempotencyKey), fingerprint: digest() };
   }
 
@@ -354,14 +565,26 @@ export class Inventory {
    * asked for, target included, and never generated ids: a retry of the same request matches.
    */
   private async command<T>(
-    script: ScriptName, city: string, vehicleId: string, opts: CommandOptions,
-    extraKeys: string[], args: (string | number)[], fingerprintArgs: unknown[],
+    script: ScriptName,
+    city: string,
+    vehicleId: string,
+    opts: CommandOptions,
+    extraKeys: string[],
+    args: (string | number)[],
+    fingerprintArgs: unknown[],
   ): Promise<T & CommandResult> {
     const c = this.city(city);
     const { key: idemKey, fingerprint } = this.idempotency(city, script, opts, fingerprintArgs);
     const scriptKeys = [
-      keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId), keys.counters(city), keys.events(city),
-      keys.statusDue(city), keys.entries(city), keys.liveHolds(city), idemKey, ...extraKeys,
+      keys.vehicle(city, vehicleId),
+      keys.calendar(city, vehicleId),
+      keys.counters(city),
+      keys.events(city),
+      keys.statusDue(city),
+      keys.entries(city),
+      keys.liveHolds(city),
+      idemKey,
+      ...extraKeys,
     ];
     const argv = [opts.commandId ?? randomUUID(), fingerprint, city, vehicleId, c.turnaroundMs, ...args];
     let reply: unknown;
@@ -395,19 +618,29 @@ export class Inventory {
 
   private checkPatch(patch: VehiclePatch): void {
     const problems = validateVehiclePatch(patch);
-    if (problems.length > 0) throw new DomainError('VALIDATION', `invalid ${problems.join(', ')}`, { fields: problems });
+    if (problems.length > 0)
+      throw new DomainError('VALIDATION', `invalid ${problems.join(', ')}`, { fields: problems });
   }
 }
 
 function vehicleFromHash(h: Record<string, string>): Vehicle {
   return {
-    id: h.id ?? '', city: h.city ?? '', hostId: h.hostId ?? '',
-    category: h.category as Vehicle['category'], seats: Number(h.seats),
-    transmission: h.transmission as Vehicle['transmission'], fuel: h.fuel as Vehicle['fuel'],
-    make: h.make ?? '', model: h.model ?? '',
-    location: { lat: Number(h.lat), lng: Number(h.lng) }, pricePerHour: Number(h.pricePerHour),
-    listing: h.listing as Vehicle['listing'], status: h.status as VehicleStatus,
-    version: Number(h.version), createdAt: Number(h.createdAt), updatedAt: Number(h.updatedAt),
+    id: h.id ?? '',
+    city: h.city ?? '',
+    hostId: h.hostId ?? '',
+    category: h.category as Vehicle['category'],
+    seats: Number(h.seats),
+    transmission: h.transmission as Vehicle['transmission'],
+    fuel: h.fuel as Vehicle['fuel'],
+    make: h.make ?? '',
+    model: h.model ?? '',
+    location: { lat: Number(h.lat), lng: Number(h.lng) },
+    pricePerHour: Number(h.pricePerHour),
+    listing: h.listing as Vehicle['listing'],
+    status: h.status as VehicleStatus,
+    version: Number(h.version),
+    createdAt: Number(h.createdAt),
+    updatedAt: Number(h.updatedAt),
   };
 }
 
@@ -419,7 +652,8 @@ function time(t: number, field: string): number {
 }
 
 function requireText(v: unknown, field: string): void {
-  if (typeof v !== 'string' || !PRINTABLE.test(v)) throw new DomainError('VALIDATION', `${field} must be 1-128 printable characters`, { field });
+  if (typeof v !== 'string' || !PRINTABLE.test(v))
+    throw new DomainError('VALIDATION', `${field} must be 1-128 printable characters`, { field });
 }
 
 const flag = (b: boolean | undefined) => (b ? '1' : '0');

@@ -23,7 +23,10 @@ interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
   entries: Map<string, CalendarEntry>;
 }
 
-interface CityView { vehicles: Map<string, ReadVehicle>; lastId: string }
+interface CityView {
+  vehicles: Map<string, ReadVehicle>;
+  lastId: string;
+}
 
 export interface SearchQuery {
   from: number;
@@ -39,7 +42,18 @@ export interface SearchQuery {
   offset: number;
 }
 
-export interface SearchHit { vehicleId: string; category: Category; seats: number; make: string; model: string; transmission: string; fuel: string; location: { lat: number; lng: number }; pricePerHour: number; distanceKm?: number }
+export interface SearchHit {
+  vehicleId: string;
+  category: Category;
+  seats: number;
+  make: string;
+  model: string;
+  transmission: string;
+  fuel: string;
+  location: { lat: number; lng: number };
+  pricePerHour: number;
+  distanceKm?: number;
+}
 
 /** Entries older than this are dropped from memory (history lives in PostgreSQL). */
 const KEEP_PAST_MS = 24 * 3600_000;
@@ -54,9 +68,19 @@ export function distanceKm(a: { lat: number; lng: number }, b: { lat: number; ln
 
 function readVehicle(id: string, s: Record<string, unknown>, entries = new Map<string, CalendarEntry>()): ReadVehicle {
   return {
-    id, hostId: String(s.hostId), category: s.category as Category, seats: Number(s.seats), transmission: s.transmission as ReadVehicle['transmission'],
-    fuel: s.fuel as ReadVehicle['fuel'], make: String(s.make), model: String(s.model), lat: Number(s.lat), lng: Number(s.lng),
-    pricePerHour: Number(s.pricePerHour), listing: String(s.listing), entries,
+    id,
+    hostId: String(s.hostId),
+    category: s.category as Category,
+    seats: Number(s.seats),
+    transmission: s.transmission as ReadVehicle['transmission'],
+    fuel: s.fuel as ReadVehicle['fuel'],
+    make: String(s.make),
+    model: String(s.model),
+    lat: Number(s.lat),
+    lng: Number(s.lng),
+    pricePerHour: Number(s.pricePerHour),
+    listing: String(s.listing),
+    entries,
   };
 }
 
@@ -72,11 +96,18 @@ export class ReadModel {
   private readonly views = new Map<string, CityView>();
   /** Who else hears the tail (the WebSocket hub): one read of each stream per process. */
   private readonly listeners = new Set<(city: string, events: StreamEvent[]) => void>();
-  private readonly verifications = new Map<string, { status: 'verifying' | 'ok'; at: number; report?: Record<string, unknown> }>();
+  private readonly verifications = new Map<
+    string,
+    { status: 'verifying' | 'ok'; at: number; report?: Record<string, unknown> }
+  >();
   private stopped = false;
   private loop: Promise<void> | undefined;
 
-  constructor(private readonly redis: RedisConnection, private readonly inventory: Inventory, private readonly cities: CityCatalog = inventory.cities) {}
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly inventory: Inventory,
+    private readonly cities: CityCatalog = inventory.cities,
+  ) {}
 
   /** Loads every city, then keeps tailing the streams until `stop`. */
   async start(pollMs = 20): Promise<void> {
@@ -105,9 +136,24 @@ export class ReadModel {
     const last = (await this.redis.xrevrange(keys.events(city), '+', '-', 'COUNT', 1))[0]?.[0] ?? '0-0';
     const view: CityView = { vehicles: new Map(), lastId: last };
     for (const id of await this.redis.smembers(keys.vehicles(city))) {
-      const [h, cal] = await Promise.all([this.redis.hgetall(keys.vehicle(city, id)), this.redis.hvals(keys.calendar(city, id))]);
+      const [h, cal] = await Promise.all([
+        this.redis.hgetall(keys.vehicle(city, id)),
+        this.redis.hvals(keys.calendar(city, id)),
+      ]);
       if (!h.id) continue;
-      view.vehicles.set(id, readVehicle(id, h, new Map(cal.map((raw) => { const e = JSON.parse(raw) as CalendarEntry; return [e.id, e]; }))));
+      view.vehicles.set(
+        id,
+        readVehicle(
+          id,
+          h,
+          new Map(
+            cal.map((raw) => {
+              const e = JSON.parse(raw) as CalendarEntry;
+              return [e.id, e];
+            }),
+          ),
+        ),
+      );
     }
     this.views.set(city, view);
   }
@@ -127,15 +173,22 @@ export class ReadModel {
   async tail(city: string): Promise<number> {
     const view = this.views.get(city);
     if (!view) return 0;
-    const res = (await this.redis.xread('COUNT', 1000, 'STREAMS', keys.events(city), view.lastId)) as [string, [string, string[]][]][] | null;
+    const res = (await this.redis.xread('COUNT', 1000, 'STREAMS', keys.events(city), view.lastId)) as
+      | [string, [string, string[]][]][]
+      | null;
     const entries = res?.[0]?.[1] ?? [];
     const horizon = Date.now() - KEEP_PAST_MS;
     const heard: StreamEvent[] = [];
     let reload = false;
     for (const [id, fields] of entries) {
       view.lastId = id;
-      let e;
-      try { e = parseStreamEntry(city, id, fields); } catch (err) { survived('read-model.parse', err); continue; }
+      let e: StreamEvent;
+      try {
+        e = parseStreamEntry(city, id, fields);
+      } catch (err) {
+        survived('read-model.parse', err);
+        continue;
+      }
       heard.push(e);
       if (e.type.startsWith('system.failover_')) this.noteVerification(city, e);
       // A failover may have taken back writes this model had applied: once the city is verified
@@ -181,7 +234,8 @@ export class ReadModel {
 
   private noteVerification(city: string, e: StreamEvent): void {
     if (e.type === 'system.failover_detected') this.verifications.set(city, { status: 'verifying', at: e.time });
-    else if (e.type === 'system.failover_verified') this.verifications.set(city, { status: 'ok', at: e.time, report: e.data });
+    else if (e.type === 'system.failover_verified')
+      this.verifications.set(city, { status: 'ok', at: e.time, report: e.data });
   }
 
   /** Candidates from memory, sorted and paged, each page verified against Redis before it is returned. */
@@ -201,8 +255,10 @@ export class ReadModel {
       if (isTaken(v, q.from, q.to, c.turnaroundMs, now)) continue;
       candidates.push({ v, d });
     }
-    const byPrice = (a: { v: ReadVehicle }, b: { v: ReadVehicle }) => a.v.pricePerHour - b.v.pricePerHour || (a.v.id < b.v.id ? -1 : a.v.id > b.v.id ? 1 : 0);
-    const byDistance = (a: { v: ReadVehicle; d: number | undefined }, b: { v: ReadVehicle; d: number | undefined }) => (a.d ?? 0) - (b.d ?? 0) || byPrice(a, b);
+    const byPrice = (a: { v: ReadVehicle }, b: { v: ReadVehicle }) =>
+      a.v.pricePerHour - b.v.pricePerHour || (a.v.id < b.v.id ? -1 : a.v.id > b.v.id ? 1 : 0);
+    const byDistance = (a: { v: ReadVehicle; d: number | undefined }, b: { v: ReadVehicle; d: number | undefined }) =>
+      (a.d ?? 0) - (b.d ?? 0) || byPrice(a, b);
     candidates.sort(q.sort === 'distance' && q.near ? byDistance : byPrice);
     // Verify against the truth; what memory thought free but Redis says taken is skipped and the
     // page filled from further candidates.
@@ -210,14 +266,29 @@ export class ReadModel {
     let i = q.offset;
     while (hits.length < q.limit && i < candidates.length) {
       const slice = candidates.slice(i, i + (q.limit - hits.length) * 2);
-      const free = new Set(await this.inventory.verifyAvailable(city, slice.map((h) => h.v.id), q.from, q.to));
+      const free = new Set(
+        await this.inventory.verifyAvailable(
+          city,
+          slice.map((h) => h.v.id),
+          q.from,
+          q.to,
+        ),
+      );
       for (const { v, d } of slice) {
         if (hits.length >= q.limit) break;
         i++;
         if (!free.has(v.id)) continue;
         hits.push({
-          vehicleId: v.id, category: v.category, seats: v.seats, make: v.make, model: v.model, transmission: v.transmission, fuel: v.fuel,
-          location: { lat: v.lat, lng: v.lng }, pricePerHour: v.pricePerHour, ...(d === undefined ? {} : { distanceKm: Math.round(d * 1000) / 1000 }),
+          vehicleId: v.id,
+          category: v.category,
+          seats: v.seats,
+          make: v.make,
+          model: v.model,
+          transmission: v.transmission,
+          fuel: v.fuel,
+          location: { lat: v.lat, lng: v.lng },
+          pricePerHour: v.pricePerHour,
+          ...(d === undefined ? {} : { distanceKm: Math.round(d * 1000) / 1000 }),
         });
       }
     }

@@ -59,7 +59,9 @@ export class VehicleLocks {
     }
     if (lane.queue.length >= this.opts.maxQueue) {
       this.opts.onWait?.(0, 'queue_full');
-      return Promise.reject(new DomainError('BUSY', `too many commands waiting for vehicle ${key}`, { vehicle: key, reason: 'queue_full' }));
+      return Promise.reject(
+        new DomainError('BUSY', `too many commands waiting for vehicle ${key}`, { vehicle: key, reason: 'queue_full' }),
+      );
     }
     const queuedAt = performance.now();
     return new Promise<void>((resolve, reject) => {
@@ -72,7 +74,12 @@ export class VehicleLocks {
         timer: setTimeout(() => {
           lane.queue.splice(lane.queue.indexOf(waiter), 1);
           this.opts.onWait?.(performance.now() - queuedAt, 'timeout');
-          reject(new DomainError('BUSY', `waited over ${this.opts.maxWaitMs} ms for vehicle ${key}`, { vehicle: key, reason: 'timeout' }));
+          reject(
+            new DomainError('BUSY', `waited over ${this.opts.maxWaitMs} ms for vehicle ${key}`, {
+              vehicle: key,
+              reason: 'timeout',
+            }),
+          );
         }, this.opts.maxWaitMs),
       };
       lane.queue.push(waiter);

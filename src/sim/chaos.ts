@@ -15,20 +15,39 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Redis } from 'ioredis';
-import { mintToken, type Role } from '../api/auth.ts';
-import { CityCatalog, REFERENCE_CITIES } from '../domain/cities.ts';
+import { CityCatalog, REFERENCE_CITIES, type City } from '../domain/cities.ts';
 import {
-  asPostgres, haDown, haEnvironment, haUp, pgPromote, pgStart, pgStop, startRedisNode, PG_BIN, type HaLayout, type PgNodeLayout, type RedisNodeLayout,
+  asPostgres,
+  haDown,
+  haEnvironment,
+  haUp,
+  pgPromote,
+  pgStart,
+  pgStop,
+  startRedisNode,
+  PG_BIN,
+  type HaLayout,
+  type PgNodeLayout,
+  type RedisNodeLayout,
 } from '../ha/local.ts';
 import { createPool } from '../pg/pool.ts';
 import { keys } from '../redis/keys.ts';
 import { createRedis } from '../redis/connection.ts';
+import type { RedisConnection } from '../redis/scripts.ts';
 import { SyncWorker, cityLag } from '../workers/sync.ts';
 import { Marketplace, rng } from './marketplace.ts';
 import { checkInvariants } from './simulate.ts';
+import { httpApi } from './api.ts';
 import { Recorder, percentile, round } from './stats.ts';
 
-export const FAULTS = ['redis-primary-kill', 'redis-replica-kill', 'redis-primary-stop', 'postgres-primary-crash', 'api-process-kill', 'sync-worker-kill'] as const;
+export const FAULTS = [
+  'redis-primary-kill',
+  'redis-replica-kill',
+  'redis-primary-stop',
+  'postgres-primary-crash',
+  'api-process-kill',
+  'sync-worker-kill',
+] as const;
 export type Fault = (typeof FAULTS)[number];
 
 export interface ChaosOptions {
@@ -48,15 +67,29 @@ export interface ChaosOptions {
 }
 
 export const DEFAULT_CHAOS: ChaosOptions = {
-  durationMs: 600_000, faultEveryMs: 60_000, faults: FAULTS, cities: 3, vehiclesPerCity: 200, rate: 150, concurrency: 24, seed: 7,
-  out: 'chaos-report', progress: true,
+  durationMs: 600_000,
+  faultEveryMs: 60_000,
+  faults: FAULTS,
+  cities: 3,
+  vehiclesPerCity: 200,
+  rate: 150,
+  concurrency: 24,
+  seed: 7,
+  out: 'chaos-report',
+  progress: true,
 };
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const SECRET = 'fleet-chaos-secret-of-at-least-32-bytes!';
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
-interface FaultRecord { kind: Fault; at: number; detail: string; recoveredAt?: number; windowMs?: number }
+interface FaultRecord {
+  kind: Fault;
+  at: number;
+  detail: string;
+  recoveredAt?: number;
+  windowMs?: number;
+}
 
 /** The processes the supervisor keeps alive: the service (`fleet serve`) and the sync worker (`fleet worker`). */
 class Supervisor {
@@ -67,20 +100,43 @@ class Supervisor {
   constructor(private readonly env: NodeJS.ProcessEnv) {}
 
   async startService(perCity: number): Promise<void> {
-    this.service = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'serve', '--demo', '--vehicles-per-city', String(perCity)], {
-      cwd: ROOT, env: this.env, stdio: ['ignore', 'pipe', 'pipe'],
+    this.service = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        path.join(ROOT, 'src/cli/main.ts'),
+        'serve',
+        '--demo',
+        '--vehicles-per-city',
+        String(perCity),
+      ],
+      {
+        cwd: ROOT,
+        env: this.env,
+        stdio: ['ignore', 'pipe', 'pipe'],
+      },
+    );
+    this.service.stdout!.on('data', (d: Buffer) => {
+      this.output = (this.output + d.toString()).slice(-20_000);
     });
-    this.service.stdout!.on('data', (d: Buffer) => { this.output = (this.output + d.toString()).slice(-20_000); });
-    this.service.stderr!.on('data', (d: Buffer) => { this.output = (this.output + d.toString()).slice(-20_000); });
+    this.service.stderr!.on('data', (d: Buffer) => {
+      this.output = (this.output + d.toString()).slice(-20_000);
+    });
     const deadline = Date.now() + 600_000;
     while (!this.output.includes('Demo tokens')) {
-      if (this.service.exitCode !== null || Date.now() > deadline) throw new Error(`the service did not start:\n${this.output.slice(-3000)}`);
+      if (this.service.exitCode !== null || Date.now() > deadline)
+        throw new Error(`the service did not start:\n${this.output.slice(-3000)}`);
       await sleep(100);
     }
   }
 
   startWorker(): void {
-    this.worker = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'], { cwd: ROOT, env: this.env, stdio: 'ignore' });
+    this.worker = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
+      cwd: ROOT,
+      env: this.env,
+      stdio: 'ignore',
+    });
   }
 
   async stop(): Promise<void> {
@@ -131,12 +187,33 @@ async function waitForPromotion(layout: HaLayout, old: RedisNodeLayout, timeoutM
 async function rebuildStandby(primary: PgNodeLayout, standby: PgNodeLayout): Promise<void> {
   await pgStop(standby, 'immediate');
   await asPostgres('rm', ['-rf', standby.dataDir]);
-  await asPostgres(`${PG_BIN}/pg_basebackup`, ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', standby.dataDir, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']);
+  await asPostgres(`${PG_BIN}/pg_basebackup`, [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(primary.port),
+    '-U',
+    'postgres',
+    '-D',
+    standby.dataDir,
+    '-R',
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+    '--no-sync',
+  ]);
   await pgStart(standby, '-c hot_standby=on');
 }
 
 /** Injects one fault and has the supervisor repair what was killed. Returns what it did. */
-async function inject(kind: Fault, layout: HaLayout, sup: Supervisor, apiPids: () => number[], rand: () => number): Promise<string> {
+async function inject(
+  kind: Fault,
+  layout: HaLayout,
+  sup: Supervisor,
+  apiPids: () => number[],
+  rand: () => number,
+): Promise<string> {
   switch (kind) {
     case 'redis-primary-kill': {
       const p = await sentinelPrimary(layout);
@@ -175,7 +252,11 @@ async function inject(kind: Fault, layout: HaLayout, sup: Supervisor, apiPids: (
       const pids = apiPids();
       const pid = pids[Math.floor(rand() * pids.length)];
       if (!pid) return 'no API process known yet';
-      try { process.kill(pid, 'SIGKILL'); } catch { return `API process ${pid} already gone`; }
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        return `API process ${pid} already gone`;
+      }
       return `API process ${pid} killed (the service starts another)`;
     }
     case 'sync-worker-kill': {
@@ -187,8 +268,70 @@ async function inject(kind: Fault, layout: HaLayout, sup: Supervisor, apiPids: (
   }
 }
 
+/** The environment `fleet serve` and `fleet worker` run with under chaos: the topology, two API processes, no limits. */
+function serviceEnvironment(
+  o: ChaosOptions,
+  ha: Record<string, string>,
+  port: number,
+  cities: readonly { id: string }[],
+): NodeJS.ProcessEnv {
+  return {
+    ...process.env,
+    ...ha,
+    PORT: String(port),
+    JWT_SECRET: SECRET,
+    CITIES: cities.map((c) => c.id).join(','),
+    WEB_CONCURRENCY: '2',
+    SERVE_SYNC: '0',
+    LOG_LEVEL: 'warn',
+    OFFER_TTL_MS: '20000',
+    POST_VALIDATION_INTERVAL_MS: '10000',
+    RATE_LIMIT_CUSTOMER: '1000000',
+    RATE_LIMIT_HOST: '1000000',
+    RATE_LIMIT_OPS: '1000000',
+    RATE_LIMIT_ADMIN: '1000000',
+    MAX_LIVE_HOLDS_PER_CUSTOMER: '20',
+    // Events stay in the streams long enough for the sync to replay what a promoted standby lost.
+    STREAM_RETENTION_MS: String(Math.max(600_000, o.durationMs)),
+  };
+}
+
+/** Once the traffic stopped: the sync drained (the service stopped), then the invariants and the verifications' figures. */
+async function checkAfterRun(
+  redis: RedisConnection,
+  ha: Record<string, string>,
+  cities: readonly City[],
+  sup: Supervisor,
+  market: Marketplace,
+) {
+  const catalog = new CityCatalog(cities);
+  await waitFor(
+    async () => (await Promise.all(cities.map((c) => cityLag(redis, c.id)))).every((l) => l.eventsBehind === 0),
+    120_000,
+  );
+  await sup.stop();
+  const pool = createPool(ha.DATABASE_URL!, { max: 4, connectionTimeoutMillis: 5_000 });
+  pool.on('error', () => {});
+  await new SyncWorker(redis, pool, catalog).drain(120_000);
+  const invariants = await checkInvariants(
+    redis as Redis,
+    pool,
+    cities.map((c) => c.id),
+    market.acknowledged,
+  );
+  const failoverConflicts = await conflictsOfFailovers(
+    redis,
+    cities.map((c) => c.id),
+  );
+  await pool.end();
+
+  return { invariants, failoverConflicts };
+}
+
 export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, unknown>; ok: boolean }> {
-  const log = (line: string) => { if (o.progress) process.stderr.write(`${line}\n`); };
+  const log = (line: string) => {
+    if (o.progress) process.stderr.write(`${line}\n`);
+  };
   const rand = rng(o.seed);
   const cities = REFERENCE_CITIES.slice(0, Math.max(1, Math.min(REFERENCE_CITIES.length, o.cities)));
   const dir = await mkdtemp(path.join(tmpdir(), 'fleet-chaos-'));
@@ -197,98 +340,45 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
   const port = 30_000 + Math.floor(rand() * 20_000);
   const base = `http://127.0.0.1:${port}`;
   const ha = haEnvironment(layout);
-  const env: NodeJS.ProcessEnv = {
-    ...process.env, ...ha, PORT: String(port), JWT_SECRET: SECRET, CITIES: cities.map((c) => c.id).join(','),
-    WEB_CONCURRENCY: '2', SERVE_SYNC: '0', LOG_LEVEL: 'warn', OFFER_TTL_MS: '20000', POST_VALIDATION_INTERVAL_MS: '10000',
-    RATE_LIMIT_CUSTOMER: '1000000', RATE_LIMIT_HOST: '1000000', RATE_LIMIT_OPS: '1000000', RATE_LIMIT_ADMIN: '1000000', MAX_LIVE_HOLDS_PER_CUSTOMER: '20',
-    // Events stay in the streams long enough for the sync to replay what a promoted standby lost.
-    STREAM_RETENTION_MS: String(Math.max(600_000, o.durationMs)),
-  };
+  const env = serviceEnvironment(o, ha, port, cities);
   const sup = new Supervisor(env);
   const faults: FaultRecord[] = [];
   const redis = createRedis({ sentinels: ha.REDIS_SENTINELS!, sentinelMaster: ha.REDIS_SENTINEL_MASTER! });
   redis.on('error', () => {});
   try {
-    log(`starting the service (2 API processes) and the sync worker: ${cities.length} cities x ${o.vehiclesPerCity} vehicles ...`);
+    log(
+      `starting the service (2 API processes) and the sync worker: ${cities.length} cities x ${o.vehiclesPerCity} vehicles ...`,
+    );
     await sup.startService(o.vehiclesPerCity);
     sup.startWorker();
 
     const recorder = new Recorder();
     const writeAcks: number[] = [];
     const pids = new Set<number>();
-    const tokens = new Map<string, Promise<string>>();
-    const secret = new TextEncoder().encode(SECRET);
-    const api = {
-      token(role: Role, sub: string, hostId?: string) {
-        const k = `${role}:${sub}`;
-        let t = tokens.get(k);
-        if (!t) tokens.set(k, (t = mintToken(secret, { sub, role, ...(hostId ? { hostId } : {}) })));
-        return t;
-      },
-      async call(token: string, method: string, p: string, endpoint: string, body?: unknown) {
-        const started = performance.now();
-        try {
-          // A client that waits: 15 s, beyond the service's own failover bound (10 s).
-          const res = await fetch(`${base}${p}`, {
-            method, signal: AbortSignal.timeout(15_000),
-            headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-            ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-          });
-          const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-          recorder.call(endpoint, performance.now() - started, res.status, typeof json.code === 'string' ? json.code : undefined);
-          if (method !== 'GET' && res.status < 300) writeAcks.push(Date.now());
-          return { status: res.status, json };
-        } catch {
-          recorder.call(endpoint, performance.now() - started, 0, 'NETWORK');
-          return { status: 0, json: {} };
-        }
-      },
-    };
+    const api = httpApi(base, recorder, SECRET, { timeoutMs: 15_000, onWrite: () => writeAcks.push(Date.now()) });
     const market = new Marketplace(api, recorder, cities, rand, 2_000);
     // The API processes, as they answer: the fault injector kills one of them.
     const pidProbe = setInterval(() => {
-      void fetch(`${base}/healthz`).then((r) => r.json()).then((j) => pids.add(Number((j as { pid: number }).pid))).catch(() => undefined);
+      void fetch(`${base}/healthz`)
+        .then((r) => r.json())
+        .then((j) => pids.add(Number((j as { pid: number }).pid)))
+        .catch(() => undefined);
     }, 200);
 
-    log(`driving ${o.rate} operations/s for ${o.durationMs / 1000} s; a fault every ${o.faultEveryMs / 1000} s (seed ${o.seed}) ...`);
+    log(
+      `driving ${o.rate} operations/s for ${o.durationMs / 1000} s; a fault every ${o.faultEveryMs / 1000} s (seed ${o.seed}) ...`,
+    );
     const started = Date.now();
-    let inFlight = 0;
-    let due = 0;
-    const running = new Set<Promise<void>>();
-    let nextFault = started + o.faultEveryMs;
-    let faultIndex = 0;
-    const order = [...o.faults].sort(() => rand() - 0.5);
-    let injecting: Promise<void> | undefined;
-    let lastTrip = started;
-    while (Date.now() - started < o.durationMs) {
-      const now = Date.now();
-      due += (o.rate * 10) / 1000;
-      while (due >= 1) {
-        due--;
-        if (inFlight >= o.concurrency) continue;
-        inFlight++;
-        const p: Promise<void> = market.step().catch(() => undefined).finally(() => { inFlight--; running.delete(p); });
-        running.add(p);
-      }
-      if (now - lastTrip > 1_000) {
-        lastTrip = now;
-        void market.finishTrips(now);
-      }
-      if (!injecting && now >= nextFault && order.length > 0) {
-        const kind = order[faultIndex++ % order.length]!;
-        const record: FaultRecord = { kind, at: now, detail: '' };
-        faults.push(record);
-        log(`  +${Math.round((now - started) / 1000)} s  ${kind} ...`);
-        injecting = inject(kind, layout, sup, () => [...pids], rand)
-          .then((detail) => { record.detail = detail; log(`  +${Math.round((Date.now() - started) / 1000)} s  ${detail}`); })
-          .catch((err: unknown) => { record.detail = `failed: ${(err as Error).message}`; log(`  fault ${kind} failed: ${(err as Error).message}`); })
-          .finally(() => { injecting = undefined; nextFault = Date.now() + o.faultEveryMs; });
-      }
-      await sleep(10);
-    }
-    await injecting;
+    await trafficUnderFaults({
+      o,
+      market,
+      faults,
+      inject: (kind) => inject(kind, layout, sup, () => [...pids], rand),
+      rand,
+      log,
+      started,
+    });
     clearInterval(pidProbe);
-    await Promise.all(running);
     await market.finishTrips(Date.now(), true);
     for (const f of faults) {
       f.recoveredAt = writeAcks.find((t) => t > f.at);
@@ -297,37 +387,8 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
     const elapsed = (Date.now() - started) / 1000;
 
     log('draining the sync, then checking the invariants ...');
-    const catalog = new CityCatalog(cities);
-    await waitFor(async () => (await Promise.all(cities.map((c) => cityLag(redis, c.id)))).every((l) => l.eventsBehind === 0), 120_000);
-    await sup.stop();
-    const pool = createPool(ha.DATABASE_URL!, { max: 4, connectionTimeoutMillis: 5_000 });
-    pool.on('error', () => {});
-    await new SyncWorker(redis, pool, catalog).drain(120_000);
-    const invariants = await checkInvariants(redis as Redis, pool, cities.map((c) => c.id), market.acknowledged);
-    const failoverConflicts = await conflictsOfFailovers(redis, cities.map((c) => c.id));
-    await pool.end();
-
-    const windows = faults.map((f) => f.windowMs).filter((w): w is number => w !== undefined).sort((a, b) => a - b);
-    const failovers = faults.filter((f) => f.kind === 'redis-primary-kill' || f.kind === 'redis-primary-stop' || f.kind === 'postgres-primary-crash').length;
-    const failed = recorder.serverErrors;
-    const report = {
-      generatedAt: new Date().toISOString(),
-      commit: commitOf(),
-      options: { ...o },
-      durationSeconds: round(elapsed),
-      requests: recorder.total,
-      availability: recorder.total ? round((1 - failed / recorder.total) * 10_000) / 10_000 : 1,
-      failedRequests: failed,
-      outcomes: Object.fromEntries([...recorder.codes].sort((a, b) => b[1] - a[1])),
-      faults: faults.map((f) => ({ kind: f.kind, atSecond: round((f.at - started) / 1000), detail: f.detail, windowMs: f.windowMs ?? null })),
-      failovers,
-      failoverWindowMs: { p50: percentile(windows, 50), p99: percentile(windows, 99), max: windows.at(-1) ?? 0 },
-      acknowledgedWritesLost: invariants.acknowledgedMissingFromRedis + invariants.acknowledgedMissingFromPostgres,
-      invariants,
-      failoverConflicts,
-      endpoints: recorder.endpoints(),
-    };
-    const ok = report.acknowledgedWritesLost === 0 && invariants.overlappingConfirmedBookings === 0 && invariants.driftAfterSync === 0;
+    const { invariants, failoverConflicts } = await checkAfterRun(redis, ha, cities, sup, market);
+    const { report, ok } = chaosReport({ o, recorder, faults, invariants, failoverConflicts, started, elapsed });
     mkdirSync(o.out, { recursive: true });
     writeFileSync(path.join(o.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     writeFileSync(path.join(o.out, 'report.html'), renderChaosHtml(report));
@@ -346,6 +407,120 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
       await rm(dir, { recursive: true, force: true }).catch(() => undefined);
     }
   }
+}
+
+interface TrafficRun {
+  o: ChaosOptions;
+  market: Marketplace;
+  faults: FaultRecord[];
+  inject: (kind: Fault) => Promise<string>;
+  rand: () => number;
+  log: (line: string) => void;
+  started: number;
+}
+
+/** The marketplace's traffic at the target rate, and a fault every `faultEveryMs`, one at a time, in a seeded order. */
+async function trafficUnderFaults({ o, market, faults, inject, rand, log, started }: TrafficRun): Promise<void> {
+  let inFlight = 0;
+  let due = 0;
+  const running = new Set<Promise<void>>();
+  let nextFault = started + o.faultEveryMs;
+  let faultIndex = 0;
+  const order = [...o.faults].sort(() => rand() - 0.5);
+  let injecting: Promise<void> | undefined;
+  let lastTrip = started;
+  while (Date.now() - started < o.durationMs) {
+    const now = Date.now();
+    due += (o.rate * 10) / 1000;
+    while (due >= 1) {
+      due--;
+      if (inFlight >= o.concurrency) continue;
+      inFlight++;
+      const p: Promise<void> = market
+        .step()
+        .catch(() => undefined)
+        .finally(() => {
+          inFlight--;
+          running.delete(p);
+        });
+      running.add(p);
+    }
+    if (now - lastTrip > 1_000) {
+      lastTrip = now;
+      void market.finishTrips(now);
+    }
+    if (!injecting && now >= nextFault && order.length > 0) {
+      const kind = order[faultIndex++ % order.length]!;
+      const record: FaultRecord = { kind, at: now, detail: '' };
+      faults.push(record);
+      log(`  +${Math.round((now - started) / 1000)} s  ${kind} ...`);
+      injecting = inject(kind)
+        .then((detail) => {
+          record.detail = detail;
+          log(`  +${Math.round((Date.now() - started) / 1000)} s  ${detail}`);
+        })
+        .catch((err: unknown) => {
+          record.detail = `failed: ${(err as Error).message}`;
+          log(`  fault ${kind} failed: ${(err as Error).message}`);
+        })
+        .finally(() => {
+          injecting = undefined;
+          nextFault = Date.now() + o.faultEveryMs;
+        });
+    }
+    await sleep(10);
+  }
+  await injecting;
+  await Promise.all(running);
+}
+
+interface ChaosFigures {
+  o: ChaosOptions;
+  recorder: Recorder;
+  faults: FaultRecord[];
+  invariants: Awaited<ReturnType<typeof checkInvariants>>;
+  failoverConflicts: Awaited<ReturnType<typeof conflictsOfFailovers>>;
+  started: number;
+  elapsed: number;
+}
+
+/** The run's report, and whether nothing acknowledged was lost, nothing overlaps and nothing drifts. */
+function chaosReport({ o, recorder, faults, invariants, failoverConflicts, started, elapsed }: ChaosFigures) {
+  const windows = faults
+    .map((f) => f.windowMs)
+    .filter((w): w is number => w !== undefined)
+    .sort((a, b) => a - b);
+  const failovers = faults.filter(
+    (f) => f.kind === 'redis-primary-kill' || f.kind === 'redis-primary-stop' || f.kind === 'postgres-primary-crash',
+  ).length;
+  const failed = recorder.serverErrors;
+  const report = {
+    generatedAt: new Date().toISOString(),
+    commit: commitOf(),
+    options: { ...o },
+    durationSeconds: round(elapsed),
+    requests: recorder.total,
+    availability: recorder.total ? round((1 - failed / recorder.total) * 10_000) / 10_000 : 1,
+    failedRequests: failed,
+    outcomes: Object.fromEntries([...recorder.codes].sort((a, b) => b[1] - a[1])),
+    faults: faults.map((f) => ({
+      kind: f.kind,
+      atSecond: round((f.at - started) / 1000),
+      detail: f.detail,
+      windowMs: f.windowMs ?? null,
+    })),
+    failovers,
+    failoverWindowMs: { p50: percentile(windows, 50), p99: percentile(windows, 99), max: windows.at(-1) ?? 0 },
+    acknowledgedWritesLost: invariants.acknowledgedMissingFromRedis + invariants.acknowledgedMissingFromPostgres,
+    invariants,
+    failoverConflicts,
+    endpoints: recorder.endpoints(),
+  };
+  const ok =
+    report.acknowledgedWritesLost === 0 &&
+    invariants.overlappingConfirmedBookings === 0 &&
+    invariants.driftAfterSync === 0;
+  return { report, ok };
 }
 
 async function waitFor(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -377,8 +552,12 @@ async function conflictsOfFailovers(redis: ReturnType<typeof createRedis>, citie
   }
   const sum = (k: string) => verifications.reduce((n, v) => n + (Number(v[k]) || 0), 0);
   return {
-    verifications: verifications.length, vehiclesRestored: sum('vehiclesRestored'), entriesRestored: sum('entriesRestored'),
-    repairedInPg: sum('repairedInPg'), conflicts: Object.values(outcomes).reduce((a, b) => a + b, 0), outcomes,
+    verifications: verifications.length,
+    vehiclesRestored: sum('vehiclesRestored'),
+    entriesRestored: sum('entriesRestored'),
+    repairedInPg: sum('repairedInPg'),
+    conflicts: Object.values(outcomes).reduce((a, b) => a + b, 0),
+    outcomes,
   };
 }
 
@@ -386,16 +565,26 @@ function commitOf(): string {
   try {
     const head = readFileSync(path.join(ROOT, '.git', 'HEAD'), 'utf8').trim();
     if (!head.startsWith('ref: ')) return head.slice(0, 12);
-    return readFileSync(path.join(ROOT, '.git', head.slice(5)), 'utf8').trim().slice(0, 12);
+    return readFileSync(path.join(ROOT, '.git', head.slice(5)), 'utf8')
+      .trim()
+      .slice(0, 12);
   } catch {
     return 'unknown';
   }
 }
 
-const esc = (s: unknown) => String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+const esc = (s: unknown) =>
+  String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
-function renderChaosHtml(r: Record<string, unknown> & { faults: { kind: string; atSecond: number; detail: string; windowMs: number | null }[] }): string {
-  const rows = (o: Record<string, unknown>) => Object.entries(o).map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</td></tr>`).join('');
+function renderChaosHtml(
+  r: Record<string, unknown> & {
+    faults: { kind: string; atSecond: number; detail: string; windowMs: number | null }[];
+  },
+): string {
+  const rows = (o: Record<string, unknown>) =>
+    Object.entries(o)
+      .map(([k, v]) => `<tr><th>${esc(k)}</th><td>${esc(typeof v === 'object' ? JSON.stringify(v) : v)}</td></tr>`)
+      .join('');
   const { faults, endpoints: _e, options: _o, outcomes, invariants, failoverConflicts, ...top } = r;
   return `<!doctype html><html lang="en"><meta charset="utf-8"><title>fleet-inventory chaos run</title>
 <style>body{font:14px system-ui,sans-serif;max-width:960px;margin:2em auto;padding:0 1em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:4px 8px;text-align:left}</style>
@@ -415,17 +604,32 @@ function updateDoc(file: string, r: Record<string, unknown>): void {
   const j = text.indexOf(end);
   if (i < 0 || j < i) throw new Error(`${file} has no ${start} ... ${end} section`);
   const f = r as {
-    commit: string; generatedAt: string; durationSeconds: number; requests: number; availability: number; failedRequests: number; failovers: number;
-    failoverWindowMs: { p50: number; p99: number; max: number }; acknowledgedWritesLost: number;
+    commit: string;
+    generatedAt: string;
+    durationSeconds: number;
+    requests: number;
+    availability: number;
+    failedRequests: number;
+    failovers: number;
+    failoverWindowMs: { p50: number; p99: number; max: number };
+    acknowledgedWritesLost: number;
     invariants: { overlappingConfirmedBookings: number; driftAfterSync: number; acknowledgedBookings: number };
-    failoverConflicts: { verifications: number; entriesRestored: number; vehiclesRestored: number; repairedInPg: number; conflicts: number; outcomes: Record<string, number> };
+    failoverConflicts: {
+      verifications: number;
+      entriesRestored: number;
+      vehiclesRestored: number;
+      repairedInPg: number;
+      conflicts: number;
+      outcomes: Record<string, number>;
+    };
     faults: { kind: string; atSecond: number; detail: string; windowMs: number | null }[];
   };
   const lines = [
     start,
     `Latest run: commit \`${f.commit}\`, ${f.generatedAt}, ${f.durationSeconds} s, ${f.faults.length} faults (${f.failovers} store failovers).`,
     '',
-    '| figure | value |', '|---|---|',
+    '| figure | value |',
+    '|---|---|',
     `| requests | ${f.requests} |`,
     `| answered without a 5xx or a network failure | ${(f.availability * 100).toFixed(3)}% (${f.failedRequests} failed) |`,
     `| failover window p50 / p99 / max | ${f.failoverWindowMs.p50} / ${f.failoverWindowMs.p99} / ${f.failoverWindowMs.max} ms |`,
@@ -436,7 +640,8 @@ function updateDoc(file: string, r: Record<string, unknown>): void {
     `| verifications / entries restored / vehicles restored / repaired in PostgreSQL | ${f.failoverConflicts.verifications} / ${f.failoverConflicts.entriesRestored} / ${f.failoverConflicts.vehiclesRestored} / ${f.failoverConflicts.repairedInPg} |`,
     `| conflicts raised by failovers (how they ended) | ${f.failoverConflicts.conflicts} ${JSON.stringify(f.failoverConflicts.outcomes)} |`,
     '',
-    '| at (s) | fault | what happened | window (ms) |', '|---|---|---|---|',
+    '| at (s) | fault | what happened | window (ms) |',
+    '|---|---|---|---|',
     ...f.faults.map((x) => `| ${x.atSecond} | ${x.kind} | ${x.detail} | ${x.windowMs ?? '-'} |`),
     end,
   ];

@@ -13,16 +13,32 @@ const DAY = 24 * HOUR;
 export function rng(seed: number): () => number {
   let s = seed >>> 0 || 1;
   return () => {
-    s ^= s << 13; s >>>= 0; s ^= s >>> 17; s ^= s << 5; s >>>= 0;
+    s ^= s << 13;
+    s >>>= 0;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    s >>>= 0;
     return s / 2 ** 32;
   };
 }
 
-export interface Offer { id: string; vehicleId: string; category: string; distanceKm: number; incentive: { kind: string; amount: number } }
+export interface Offer {
+  id: string;
+  vehicleId: string;
+  category: string;
+  distanceKm: number;
+  incentive: { kind: string; amount: number };
+}
 
 export interface Api {
   /** One call; the recorder hears of it. Never throws: network failures answer status 0. */
-  call(token: string, method: string, path: string, endpoint: string, body?: unknown): Promise<{ status: number; json: Record<string, unknown> }>;
+  call(
+    token: string,
+    method: string,
+    path: string,
+    endpoint: string,
+    body?: unknown,
+  ): Promise<{ status: number; json: Record<string, unknown> }>;
   token(role: 'customer' | 'host' | 'ops', sub: string, hostId?: string): Promise<string>;
 }
 
@@ -31,7 +47,16 @@ export const CATEGORIES = ['hatchback', 'sedan', 'suv', 'premium', 'luxury'] as 
 export class Marketplace {
   readonly acknowledged = new Map<string, string>();
   readonly trips: Array<{ bookingId: string; customer: string; to: number; endAt: number }> = [];
-  readonly funnel = { conflicts: 0, offered: 0, noAlternative: 0, accepted: 0, declined: 0, ignored: 0, lapsed: 0, acceptFailed: 0 };
+  readonly funnel = {
+    conflicts: 0,
+    offered: 0,
+    noAlternative: 0,
+    accepted: 0,
+    declined: 0,
+    ignored: 0,
+    lapsed: 0,
+    acceptFailed: 0,
+  };
   private readonly vehiclesByCity = new Map<string, string[]>();
 
   constructor(
@@ -66,7 +91,13 @@ export class Marketplace {
     for (const trip of ending) {
       const token = await this.api.token('customer', trip.customer);
       this.recorder.operation(now > trip.to ? 'trip.complete_late' : 'trip.complete_early');
-      await this.api.call(token, 'POST', `/v1/bookings/${trip.bookingId}/complete`, 'POST /v1/bookings/{id}/complete', {});
+      await this.api.call(
+        token,
+        'POST',
+        `/v1/bookings/${trip.bookingId}/complete`,
+        'POST /v1/bookings/{id}/complete',
+        {},
+      );
     }
   }
 
@@ -77,12 +108,24 @@ export class Marketplace {
     const p = best ? appeal(best) : 0;
     const r = this.rand();
     if (best && r < p) {
-      const res = await this.api.call(token, 'POST', `/v1/bookings/${bookingId}/offers/${best.id}/accept`, 'POST /v1/bookings/{id}/offers/{offerId}/accept', {});
+      const res = await this.api.call(
+        token,
+        'POST',
+        `/v1/bookings/${bookingId}/offers/${best.id}/accept`,
+        'POST /v1/bookings/{id}/offers/{offerId}/accept',
+        {},
+      );
       if (res.status === 200) this.funnel.accepted++;
       else this.funnel.acceptFailed++;
       this.recorder.operation('offer.accept');
     } else if (r < p + (1 - p) * 0.7) {
-      const res = await this.api.call(token, 'POST', `/v1/bookings/${bookingId}/offers/decline`, 'POST /v1/bookings/{id}/offers/decline', {});
+      const res = await this.api.call(
+        token,
+        'POST',
+        `/v1/bookings/${bookingId}/offers/decline`,
+        'POST /v1/bookings/{id}/offers/decline',
+        {},
+      );
       if (res.status === 200) this.funnel.declined++;
       this.recorder.operation('offer.decline');
     } else {
@@ -109,7 +152,12 @@ export class Marketplace {
       if (day === 5 || day === 6 || this.rand() < 0.55) break;
     }
     const r = this.rand();
-    const hours = r < 0.6 ? 2 + Math.floor(this.rand() * 10) : r < 0.9 ? 24 + Math.floor(this.rand() * 48) : 72 + Math.floor(this.rand() * 96);
+    const hours =
+      r < 0.6
+        ? 2 + Math.floor(this.rand() * 10)
+        : r < 0.9
+          ? 24 + Math.floor(this.rand() * 48)
+          : 72 + Math.floor(this.rand() * 96);
     return { from: start, to: start + hours * HOUR };
   }
 
@@ -120,16 +168,25 @@ export class Marketplace {
     if (this.rand() < 0.5) q.set('category', CATEGORIES[Math.floor(this.rand() * CATEGORIES.length)]!);
     if (this.rand() < 0.3) q.set('orBetter', 'true');
     if (this.rand() < 0.5) {
-      q.set('near', `${(c.center.lat + (this.rand() - 0.5) * 0.2).toFixed(5)},${(c.center.lng + (this.rand() - 0.5) * 0.2).toFixed(5)}`);
+      q.set(
+        'near',
+        `${(c.center.lat + (this.rand() - 0.5) * 0.2).toFixed(5)},${(c.center.lng + (this.rand() - 0.5) * 0.2).toFixed(5)}`,
+      );
       q.set('sort', 'distance');
     }
     const token = await this.api.token('customer', this.customer());
-    const r = await this.api.call(token, 'GET', `/v1/cities/${c.id}/availability?${q}`, 'GET /v1/cities/{city}/availability');
+    const r = await this.api.call(
+      token,
+      'GET',
+      `/v1/cities/${c.id}/availability?${q}`,
+      'GET /v1/cities/{city}/availability',
+    );
     this.recorder.operation('search');
     const hits = (r.json.vehicles as Array<{ vehicleId: string }> | undefined) ?? [];
     if (hits.length) {
       const known = this.vehiclesByCity.get(c.id) ?? [];
-      for (const h of hits.slice(0, 5)) if (known.length < 5_000 && !known.includes(h.vehicleId)) known.push(h.vehicleId);
+      for (const h of hits.slice(0, 5))
+        if (known.length < 5_000 && !known.includes(h.vehicleId)) known.push(h.vehicleId);
       this.vehiclesByCity.set(c.id, known);
     }
   }
@@ -138,14 +195,24 @@ export class Marketplace {
     const v = this.knownVehicle();
     if (!v) return this.search();
     this.recorder.operation('vehicle.read');
-    await this.api.call(await this.api.token('customer', this.customer()), 'GET', `/v1/vehicles/${v}`, 'GET /v1/vehicles/{id}');
+    await this.api.call(
+      await this.api.token('customer', this.customer()),
+      'GET',
+      `/v1/vehicles/${v}`,
+      'GET /v1/vehicles/{id}',
+    );
   }
 
   private async readBooking(): Promise<void> {
     const pick = this.someBooking();
     if (!pick) return this.search();
     this.recorder.operation('booking.read');
-    await this.api.call(await this.api.token('customer', pick[1]), 'GET', `/v1/bookings/${pick[0]}`, 'GET /v1/bookings/{id}');
+    await this.api.call(
+      await this.api.token('customer', pick[1]),
+      'GET',
+      `/v1/bookings/${pick[0]}`,
+      'GET /v1/bookings/{id}',
+    );
   }
 
   /** Search, pick, then hold-and-book (checkout) or book at once. */
@@ -154,18 +221,31 @@ export class Marketplace {
     const w = this.window();
     const customer = this.customer();
     const token = await this.api.token('customer', customer);
-    const found = await this.api.call(token, 'GET', `/v1/cities/${c.id}/availability?${new URLSearchParams({ from: iso(w.from), to: iso(w.to), limit: '10' })}`, 'GET /v1/cities/{city}/availability');
+    const found = await this.api.call(
+      token,
+      'GET',
+      `/v1/cities/${c.id}/availability?${new URLSearchParams({ from: iso(w.from), to: iso(w.to), limit: '10' })}`,
+      'GET /v1/cities/{city}/availability',
+    );
     const hits = (found.json.vehicles as Array<{ vehicleId: string }> | undefined) ?? [];
     const pick = hits[Math.floor(this.rand() * hits.length)];
     if (!pick) return;
     this.recorder.operation('book');
-    let r;
+    let r: { status: number; json: Record<string, unknown> };
     if (this.rand() < 0.5) {
-      const hold = await this.api.call(token, 'POST', '/v1/holds', 'POST /v1/holds', { vehicleId: pick.vehicleId, from: iso(w.from), to: iso(w.to) });
+      const hold = await this.api.call(token, 'POST', '/v1/holds', 'POST /v1/holds', {
+        vehicleId: pick.vehicleId,
+        from: iso(w.from),
+        to: iso(w.to),
+      });
       if (hold.status !== 201) return;
       r = await this.api.call(token, 'POST', '/v1/bookings', 'POST /v1/bookings', { holdId: hold.json.id });
     } else {
-      r = await this.api.call(token, 'POST', '/v1/bookings', 'POST /v1/bookings', { vehicleId: pick.vehicleId, from: iso(w.from), to: iso(w.to) });
+      r = await this.api.call(token, 'POST', '/v1/bookings', 'POST /v1/bookings', {
+        vehicleId: pick.vehicleId,
+        from: iso(w.from),
+        to: iso(w.to),
+      });
     }
     if (r.status === 201) this.acknowledged.set(String(r.json.id), customer);
   }
@@ -174,7 +254,13 @@ export class Marketplace {
     const pick = this.someBooking();
     if (!pick) return this.book();
     this.recorder.operation('cancel');
-    await this.api.call(await this.api.token('customer', pick[1]), 'POST', `/v1/bookings/${pick[0]}/cancel`, 'POST /v1/bookings/{id}/cancel', { reason: 'plans changed' });
+    await this.api.call(
+      await this.api.token('customer', pick[1]),
+      'POST',
+      `/v1/bookings/${pick[0]}/cancel`,
+      'POST /v1/bookings/{id}/cancel',
+      { reason: 'plans changed' },
+    );
   }
 
   private async extend(): Promise<void> {
@@ -184,7 +270,9 @@ export class Marketplace {
     const b = await this.api.call(token, 'GET', `/v1/bookings/${pick[0]}`, 'GET /v1/bookings/{id}');
     if (b.status !== 200 || b.json.status !== 'confirmed') return;
     this.recorder.operation('extend');
-    await this.api.call(token, 'POST', `/v1/bookings/${pick[0]}/extend`, 'POST /v1/bookings/{id}/extend', { to: iso(Date.parse(String(b.json.to)) + (1 + Math.floor(this.rand() * 6)) * HOUR) });
+    await this.api.call(token, 'POST', `/v1/bookings/${pick[0]}/extend`, 'POST /v1/bookings/{id}/extend', {
+      to: iso(Date.parse(String(b.json.to)) + (1 + Math.floor(this.rand() * 6)) * HOUR),
+    });
   }
 
   /**
@@ -200,21 +288,47 @@ export class Marketplace {
     // This very minute may still be booked: a one-minute trip then ends within the run.
     const from = (late ? Math.floor : Math.ceil)(Date.now() / 60_000) * 60_000;
     const to = late ? from + 60_000 : from + (1 + Math.floor(this.rand() * 3)) * HOUR;
-    const found = await this.api.call(token, 'GET', `/v1/cities/${c.id}/availability?${new URLSearchParams({ from: iso(from), to: iso(to + HOUR), limit: '5' })}`, 'GET /v1/cities/{city}/availability');
+    const found = await this.api.call(
+      token,
+      'GET',
+      `/v1/cities/${c.id}/availability?${new URLSearchParams({ from: iso(from), to: iso(to + HOUR), limit: '5' })}`,
+      'GET /v1/cities/{city}/availability',
+    );
     const pick = ((found.json.vehicles as Array<{ vehicleId: string }> | undefined) ?? [])[0];
     if (!pick) return;
     this.recorder.operation('trip.start');
-    const b = await this.api.call(token, 'POST', '/v1/bookings', 'POST /v1/bookings', { vehicleId: pick.vehicleId, from: iso(from), to: iso(to) });
+    const b = await this.api.call(token, 'POST', '/v1/bookings', 'POST /v1/bookings', {
+      vehicleId: pick.vehicleId,
+      from: iso(from),
+      to: iso(to),
+    });
     if (b.status !== 201) return;
     this.acknowledged.set(String(b.json.id), customer);
-    const s = await this.api.call(token, 'POST', `/v1/bookings/${String(b.json.id)}/start`, 'POST /v1/bookings/{id}/start', {});
+    const s = await this.api.call(
+      token,
+      'POST',
+      `/v1/bookings/${String(b.json.id)}/start`,
+      'POST /v1/bookings/{id}/start',
+      {},
+    );
     if (s.status !== 200) return;
-    this.trips.push({ bookingId: String(b.json.id), customer, to, endAt: late ? to + 5_000 + this.rand() * 10_000 : Date.now() + 3_000 + this.rand() * 20_000 });
+    this.trips.push({
+      bookingId: String(b.json.id),
+      customer,
+      to,
+      endAt: late ? to + 5_000 + this.rand() * 10_000 : Date.now() + 3_000 + this.rand() * 20_000,
+    });
     if (late) {
       // Someone else books the car right after the turnaround: a late return lands on them.
       const next = this.customer();
       const after = to + 30 * 60_000;
-      const r = await this.api.call(await this.api.token('customer', next), 'POST', '/v1/bookings', 'POST /v1/bookings', { vehicleId: pick.vehicleId, from: iso(after), to: iso(after + 2 * HOUR) });
+      const r = await this.api.call(
+        await this.api.token('customer', next),
+        'POST',
+        '/v1/bookings',
+        'POST /v1/bookings',
+        { vehicleId: pick.vehicleId, from: iso(after), to: iso(after + 2 * HOUR) },
+      );
       if (r.status === 201) this.acknowledged.set(String(r.json.id), next);
     }
   }
@@ -226,7 +340,12 @@ export class Marketplace {
     if (!host) return;
     const from = Math.ceil((Date.now() + this.rand() * 10 * DAY) / HOUR) * HOUR;
     this.recorder.operation('host.maintenance');
-    await this.api.call(host, 'POST', `/v1/vehicles/${v}/blocks`, 'POST /v1/vehicles/{id}/blocks', { reason: 'maintenance', from: iso(from), to: iso(from + (4 + Math.floor(this.rand() * 44)) * HOUR), note: 'sim service' });
+    await this.api.call(host, 'POST', `/v1/vehicles/${v}/blocks`, 'POST /v1/vehicles/{id}/blocks', {
+      reason: 'maintenance',
+      from: iso(from),
+      to: iso(from + (4 + Math.floor(this.rand() * 44)) * HOUR),
+      note: 'sim service',
+    });
   }
 
   private async accident(): Promise<void> {
@@ -235,7 +354,10 @@ export class Marketplace {
     const host = await this.hostOf(v);
     if (!host) return;
     this.recorder.operation('host.accident');
-    await this.api.call(host, 'POST', `/v1/vehicles/${v}/blocks`, 'POST /v1/vehicles/{id}/blocks', { reason: 'accident', note: 'sim accident' });
+    await this.api.call(host, 'POST', `/v1/vehicles/${v}/blocks`, 'POST /v1/vehicles/{id}/blocks', {
+      reason: 'accident',
+      note: 'sim accident',
+    });
   }
 
   private async addVehicle(): Promise<void> {
@@ -245,8 +367,15 @@ export class Marketplace {
     this.recorder.operation('host.add_vehicle');
     const category = CATEGORIES[Math.floor(this.rand() ** 1.6 * CATEGORIES.length)]!;
     const r = await this.api.call(token, 'POST', '/v1/vehicles', 'POST /v1/vehicles', {
-      city: c.id, category, seats: category === 'suv' ? 7 : 5, make: 'Sim', model: 'Car', transmission: this.rand() < 0.6 ? 'automatic' : 'manual',
-      fuel: 'petrol', location: { lat: c.center.lat + (this.rand() - 0.5) * 0.3, lng: c.center.lng + (this.rand() - 0.5) * 0.3 }, pricePerHour: 5 + Math.round(this.rand() * 3000) / 100,
+      city: c.id,
+      category,
+      seats: category === 'suv' ? 7 : 5,
+      make: 'Sim',
+      model: 'Car',
+      transmission: this.rand() < 0.6 ? 'automatic' : 'manual',
+      fuel: 'petrol',
+      location: { lat: c.center.lat + (this.rand() - 0.5) * 0.3, lng: c.center.lng + (this.rand() - 0.5) * 0.3 },
+      pricePerHour: 5 + Math.round(this.rand() * 3000) / 100,
     });
     if (r.status === 201) this.vehiclesByCity.get(c.id)?.push(String(r.json.id));
   }
@@ -262,7 +391,12 @@ export class Marketplace {
     const from = Math.ceil((Date.now() + (3 + this.rand() * 20) * DAY) / HOUR) * HOUR;
     this.recorder.operation('host.bulk_update');
     await this.api.call(token, 'POST', '/v1/blocks/batch', 'POST /v1/blocks/batch', {
-      items: vehicles.filter(() => this.rand() < 0.3).map((v) => ({ vehicleId: v.id, reason: 'maintenance', from: iso(from), to: iso(from + 6 * HOUR) })).concat([{ vehicleId: vehicles[0]!.id, reason: 'maintenance', from: iso(from + DAY), to: iso(from + DAY + 2 * HOUR) }]),
+      items: vehicles
+        .filter(() => this.rand() < 0.3)
+        .map((v) => ({ vehicleId: v.id, reason: 'maintenance', from: iso(from), to: iso(from + 6 * HOUR) }))
+        .concat([
+          { vehicleId: vehicles[0]!.id, reason: 'maintenance', from: iso(from + DAY), to: iso(from + DAY + 2 * HOUR) },
+        ]),
     });
   }
 
@@ -284,7 +418,12 @@ export class Marketplace {
   private async hostOf(vehicleId: string): Promise<string | undefined> {
     let hostId = this.hosts.get(vehicleId);
     if (!hostId) {
-      const v = await this.api.call(await this.api.token('ops', 'sim-ops'), 'GET', `/v1/vehicles/${vehicleId}`, 'GET /v1/vehicles/{id}');
+      const v = await this.api.call(
+        await this.api.token('ops', 'sim-ops'),
+        'GET',
+        `/v1/vehicles/${vehicleId}`,
+        'GET /v1/vehicles/{id}',
+      );
       if (v.status !== 200) return undefined;
       hostId = String(v.json.hostId);
       this.hosts.set(vehicleId, hostId);

@@ -11,13 +11,13 @@ import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import WebSocket from 'ws';
 import { Redis } from 'ioredis';
-import { mintToken, type Role } from '../api/auth.ts';
-import { CityCatalog, REFERENCE_CITIES } from '../domain/cities.ts';
+import { CityCatalog, REFERENCE_CITIES, type City } from '../domain/cities.ts';
 import { keys } from '../redis/keys.ts';
 import { reconcileCity } from '../services/durable.ts';
 import { SyncWorker, cityLag } from '../workers/sync.ts';
-import { Marketplace, rng, type Offer } from './marketplace.ts';
+import { Marketplace, rng, type Api, type Offer } from './marketplace.ts';
 import { renderHtml } from './report.ts';
+import { httpApi } from './api.ts';
 import { Recorder, round } from './stats.ts';
 
 export interface SimOptions {
@@ -39,8 +39,18 @@ export interface SimOptions {
 }
 
 export const DEFAULT_SIM: SimOptions = {
-  cities: 25, vehiclesPerCity: 2000, durationMs: 60_000, rate: 400, concurrency: 32, seed: 42, out: 'sim-report',
-  redisUrl: 'redis://127.0.0.1:6379/15', databaseUrl: 'postgres://postgres@127.0.0.1:5432/fleet_sim', port: 0, offerTtlMs: 20_000, progress: true,
+  cities: 25,
+  vehiclesPerCity: 2000,
+  durationMs: 60_000,
+  rate: 400,
+  concurrency: 32,
+  seed: 42,
+  out: 'sim-report',
+  redisUrl: 'redis://127.0.0.1:6379/15',
+  databaseUrl: 'postgres://postgres@127.0.0.1:5432/fleet_sim',
+  port: 0,
+  offerTtlMs: 20_000,
+  progress: true,
 };
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -48,7 +58,9 @@ const SECRET = 'fleet-simulator-secret-of-32-bytes-or-more';
 
 export async function simulate(o: SimOptions): Promise<{ report: Record<string, unknown>; ok: boolean }> {
   const cities = REFERENCE_CITIES.slice(0, Math.max(1, Math.min(REFERENCE_CITIES.length, o.cities)));
-  const log = (line: string) => { if (o.progress) process.stderr.write(`${line}\n`); };
+  const log = (line: string) => {
+    if (o.progress) process.stderr.write(`${line}\n`);
+  };
 
   // Fresh stores: the simulator's own Redis database and PostgreSQL database, emptied first.
   const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 2 });
@@ -59,97 +71,23 @@ export async function simulate(o: SimOptions): Promise<{ report: Record<string, 
 
   log(`starting the service: ${cities.length} cities x ${o.vehiclesPerCity} vehicles ...`);
   const seedStarted = Date.now();
-  const server = await startService(o, cities.map((c) => c.id), port);
+  const server = await startService(
+    o,
+    cities.map((c) => c.id),
+    port,
+  );
   const seedSeconds = (Date.now() - seedStarted) / 1000;
   log(`service ready in ${seedSeconds.toFixed(1)} s (migrate + seed)`);
 
   const recorder = new Recorder();
-  const tokens = new Map<string, Promise<string>>();
-  const secret = new TextEncoder().encode(SECRET);
-  const api = {
-    token(role: Role, sub: string, hostId?: string) {
-      const k = `${role}:${sub}`;
-      let t = tokens.get(k);
-      if (!t) tokens.set(k, (t = mintToken(secret, { sub, role, ...(hostId ? { hostId } : {}) })));
-      return t;
-    },
-    async call(token: string, method: string, p: string, endpoint: string, body?: unknown) {
-      const started = performance.now();
-      try {
-        const res = await fetch(`${base}${p}`, {
-          method, headers: { authorization: `Bearer ${token}`, ...(body !== undefined ? { 'content-type': 'application/json' } : {}) },
-          ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
-        });
-        const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
-        recorder.call(endpoint, performance.now() - started, res.status, typeof json.code === 'string' ? json.code : undefined);
-        return { status: res.status, json };
-      } catch {
-        recorder.call(endpoint, performance.now() - started, 0, 'NETWORK');
-        return { status: 0, json: {} };
-      }
-    },
-  };
+  const api = httpApi(base, recorder, SECRET);
   const rand = rng(o.seed);
   const market = new Marketplace(api, recorder, cities, rand, 5_000);
 
-  // Operations watch every city live; displaced customers hear of their offers the same way.
-  const ws = new WebSocket(`${base.replace('http', 'ws')}/v1/live?access_token=${await api.token('ops', 'sim-ops')}`);
-  await new Promise((resolve, reject) => { ws.once('open', resolve); ws.once('error', reject); });
-  const liveEvents = new Map<string, number>();
-  const decisions: Promise<void>[] = [];
-  ws.on('message', (raw) => {
-    const m = JSON.parse(raw.toString()) as { type: string; event?: { type: string; subject: string; data: Record<string, unknown> } };
-    if (m.type !== 'event' || !m.event) return;
-    liveEvents.set(m.event.type, (liveEvents.get(m.event.type) ?? 0) + 1);
-    const e = m.event;
-    if (e.type === 'booking.conflicted') market.funnel.conflicts++;
-    if (e.type === 'booking.cancelled' && e.data.reason === 'NO_ALTERNATIVE') market.funnel.noAlternative++;
-    if (e.type === 'booking.cancelled' && e.data.reason === 'offers_lapsed') market.funnel.lapsed++;
-    if (e.type === 'conflict.offers_ready') {
-      market.funnel.offered++;
-      const customer = String(e.data.customerId);
-      // A customer takes a moment to choose.
-      decisions.push(sleep(200 + rand() * 2_000).then(() => market.decide(e.subject, customer, e.data.offers as Offer[])));
-    }
-  });
-  for (const c of cities) ws.send(JSON.stringify({ type: 'subscribe', topic: `city:${c.id}` }));
-
-  // Open loop at the target rate, bounded by the concurrency: a slow service shows as latency and shortfall.
+  const { ws, liveEvents, decisions } = await watchLive(base, api, cities, market, rand);
   log(`driving ${o.rate} operations/s for ${o.durationMs / 1000} s ...`);
-  const started = Date.now();
-  let inFlight = 0;
-  let shortfall = 0;
-  let due = 0;
-  const running = new Set<Promise<void>>();
-  let nextSample = started + 1_000;
-  let lastTripSweep = started;
-  while (Date.now() - started < o.durationMs) {
-    const now = Date.now();
-    due += (o.rate * 10) / 1000;
-    while (due >= 1) {
-      due--;
-      if (inFlight >= o.concurrency) { shortfall++; continue; }
-      inFlight++;
-      const p: Promise<void> = market.step().catch(() => undefined).finally(() => { inFlight--; running.delete(p); });
-      running.add(p);
-    }
-    if (now - lastTripSweep > 1_000) {
-      lastTripSweep = now;
-      void market.finishTrips(now);
-    }
-    if (now >= nextSample) {
-      nextSample += 1_000;
-      const lag = await Promise.all(cities.map((c) => cityLag(redis, c.id)));
-      const s = recorder.sample(Math.round((now - started) / 1000), Math.round(Math.max(0, ...lag.map((l) => l.secondsBehind)) * 1000), lag.reduce((a, l) => a + l.eventsBehind, 0));
-      if (o.progress) {
-        const done = Math.min(1, (now - started) / o.durationMs);
-        process.stderr.write(`\r[${'#'.repeat(Math.round(done * 30)).padEnd(30)}] ${s.t}s ${s.ops} ops/s p99 ${s.p99Ms} ms  lag ${s.syncLagMs} ms  conflicts ${market.funnel.conflicts} accepted ${market.funnel.accepted}   `);
-      }
-    }
-    await sleep(10);
-  }
+  const { started, shortfall } = await drive(o, market, recorder, redis, cities);
   const elapsed = (Date.now() - started) / 1000;
-  await Promise.all(running);
   await market.finishTrips(Date.now(), true);
   await Promise.all(decisions);
   if (o.progress) process.stderr.write('\n');
@@ -159,33 +97,39 @@ export async function simulate(o: SimOptions): Promise<{ report: Record<string, 
   const pool = new pg.Pool({ connectionString: o.databaseUrl, max: 4 });
   // Drained by the service first (the conflict figures read PostgreSQL), then stopped; whatever its
   // sweeper and resolver wrote while stopping is drained here, so the stores are still when compared.
-  await waitForSync(redis, cities.map((c) => c.id));
-  const conflictsFromApi = await api.call(await api.token('ops', 'sim-ops'), 'GET', `/v1/analytics/conflicts?from=${new Date(started - 3_600_000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`, 'GET /v1/analytics/conflicts');
+  await waitForSync(
+    redis,
+    cities.map((c) => c.id),
+  );
+  const conflictsFromApi = await api.call(
+    await api.token('ops', 'sim-ops'),
+    'GET',
+    `/v1/analytics/conflicts?from=${new Date(started - 3_600_000).toISOString()}&to=${new Date(Date.now() + 60_000).toISOString()}`,
+    'GET /v1/analytics/conflicts',
+  );
   await stopService(server);
   const catalog = new CityCatalog(cities);
   await new SyncWorker(redis, pool, catalog).drain();
-  const invariants = await checkInvariants(redis, pool, cities.map((c) => c.id), market.acknowledged);
+  const invariants = await checkInvariants(
+    redis,
+    pool,
+    cities.map((c) => c.id),
+    market.acknowledged,
+  );
   await pool.end();
   redis.disconnect();
 
-  const f = market.funnel;
-  const report = {
-    generatedAt: new Date().toISOString(),
-    options: { ...o, redisUrl: redact(o.redisUrl), databaseUrl: redact(o.databaseUrl) },
-    seedSeconds: round(seedSeconds),
-    durationSeconds: round(elapsed),
-    totals: { requests: recorder.total, operations: [...recorder.operations.values()].reduce((a, b) => a + b, 0), shortfall, serverErrors: recorder.serverErrors },
-    throughput: { requestsPerSecond: round(recorder.total / elapsed) },
-    operations: Object.fromEntries([...recorder.operations].sort((a, b) => b[1] - a[1])),
-    endpoints: recorder.endpoints(),
-    outcomes: Object.fromEntries([...recorder.codes].sort((a, b) => b[1] - a[1])),
-    liveEvents: Object.fromEntries([...liveEvents].sort((a, b) => b[1] - a[1])),
-    conflicts: { ...f, resolutionRate: f.conflicts ? round(f.accepted / f.conflicts) : null, analytics: conflictsFromApi.status === 200 ? conflictsFromApi.json.totals : null },
+  const { report, ok } = reportOf({
+    o,
+    recorder,
+    market,
+    liveEvents,
     invariants,
-    series: recorder.series,
-  };
-  const ok = invariants.overlappingConfirmedBookings === 0 && invariants.acknowledgedMissingFromRedis === 0
-    && invariants.acknowledgedMissingFromPostgres === 0 && invariants.driftAfterSync === 0 && recorder.serverErrors === 0;
+    seedSeconds,
+    elapsed,
+    shortfall,
+    conflictsFromApi,
+  });
   mkdirSync(o.out, { recursive: true });
   writeFileSync(path.join(o.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(path.join(o.out, 'report.html'), renderHtml(report));
@@ -193,7 +137,12 @@ export async function simulate(o: SimOptions): Promise<{ report: Record<string, 
 }
 
 /** The promises the marketplace depends on, checked after the sync drained. */
-export async function checkInvariants(redis: Redis, pool: pg.Pool, cities: string[], acknowledged: Map<string, string>) {
+export async function checkInvariants(
+  redis: Redis,
+  pool: pg.Pool,
+  cities: string[],
+  acknowledged: Map<string, string>,
+) {
   let overlapping = 0;
   let vehicles = 0;
   for (const city of cities) {
@@ -202,15 +151,25 @@ export async function checkInvariants(redis: Redis, pool: pg.Pool, cities: strin
     const pipe = redis.pipeline();
     for (const id of ids) pipe.hvals(keys.calendar(city, id));
     for (const [, raw] of (await pipe.exec()) ?? []) {
-      const trips = (raw as string[]).map((j) => JSON.parse(j) as { kind: string; status: string; from: number; to: number })
-        .filter((e) => e.kind === 'booking' && (e.status === 'confirmed' || e.status === 'active')).sort((a, b) => a.from - b.from);
+      const trips = (raw as string[])
+        .map((j) => JSON.parse(j) as { kind: string; status: string; from: number; to: number })
+        .filter((e) => e.kind === 'booking' && (e.status === 'confirmed' || e.status === 'active'))
+        .sort((a, b) => a.from - b.from);
       for (let i = 1; i < trips.length; i++) if (trips[i]!.from < trips[i - 1]!.to) overlapping++;
     }
   }
+  // PostgreSQL's exclusion constraint already refuses two bookings on one window; what it does not
+  // hold is the turnaround between trips (nor a completed trip's): checked here, so this can fail.
   const { rows } = await pool.query(
-    `SELECT count(*)::int AS n FROM bookings a JOIN bookings b ON a.vehicle_id = b.vehicle_id AND a.id < b.id AND a.period && b.period
-     WHERE a.status IN ('confirmed', 'active') AND b.status IN ('confirmed', 'active')`);
+    `SELECT count(*)::int AS n FROM bookings a
+     JOIN bookings b ON a.vehicle_id = b.vehicle_id AND a.id < b.id
+     JOIN cities c ON c.id = a.city
+     WHERE a.status IN ('confirmed', 'active', 'completed') AND b.status IN ('confirmed', 'active', 'completed')
+       AND tstzrange(lower(a.period), upper(a.period) + c.turnaround_ms * interval '1 millisecond')
+        && tstzrange(lower(b.period), upper(b.period) + c.turnaround_ms * interval '1 millisecond')`,
+  );
   overlapping += (rows[0] as { n: number }).n;
+  const deadLetters = (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM dead_letters')).rows[0]?.n ?? 0;
   const ackIds = [...acknowledged.keys()];
   let missingRedis = 0;
   for (const city of cities) {
@@ -223,9 +182,13 @@ export async function checkInvariants(redis: Redis, pool: pg.Pool, cities: strin
   let drift = 0;
   for (const city of cities) drift += (await reconcileCity(redis, pool, city)).drift.length;
   return {
-    vehiclesChecked: vehicles, acknowledgedBookings: ackIds.length,
-    overlappingConfirmedBookings: overlapping, acknowledgedMissingFromRedis: missingRedis,
-    acknowledgedMissingFromPostgres: ackIds.length - (inPg.rows[0] as { n: number }).n, driftAfterSync: drift,
+    vehiclesChecked: vehicles,
+    acknowledgedBookings: ackIds.length,
+    overlappingConfirmedBookings: overlapping,
+    acknowledgedMissingFromRedis: missingRedis,
+    acknowledgedMissingFromPostgres: ackIds.length - (inPg.rows[0] as { n: number }).n,
+    driftAfterSync: drift,
+    deadLetters,
   };
 }
 
@@ -255,22 +218,50 @@ async function recreateDatabase(url: string): Promise<void> {
 
 /** `fleet serve` with the simulator's stores, one API process (the load generator needs the other core). */
 async function startService(o: SimOptions, cities: string[], port: number): Promise<ChildProcess> {
-  const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'serve', '--demo', '--vehicles-per-city', String(o.vehiclesPerCity)], {
-    cwd: ROOT,
-    env: {
-      ...process.env, PORT: String(port), REDIS_URL: o.redisUrl, DATABASE_URL: o.databaseUrl, JWT_SECRET: SECRET, CITIES: cities.join(','),
-      WEB_CONCURRENCY: '1', LOG_LEVEL: 'warn', OFFER_TTL_MS: String(o.offerTtlMs), POST_VALIDATION_INTERVAL_MS: '10000',
-      RATE_LIMIT_CUSTOMER: '1000000', RATE_LIMIT_HOST: '1000000', RATE_LIMIT_OPS: '1000000', RATE_LIMIT_ADMIN: '1000000',
-      MAX_LIVE_HOLDS_PER_CUSTOMER: '20',
+  const child = spawn(
+    process.execPath,
+    [
+      '--import',
+      'tsx',
+      path.join(ROOT, 'src/cli/main.ts'),
+      'serve',
+      '--demo',
+      '--vehicles-per-city',
+      String(o.vehiclesPerCity),
+    ],
+    {
+      cwd: ROOT,
+      env: {
+        ...process.env,
+        PORT: String(port),
+        REDIS_URL: o.redisUrl,
+        DATABASE_URL: o.databaseUrl,
+        JWT_SECRET: SECRET,
+        CITIES: cities.join(','),
+        WEB_CONCURRENCY: '1',
+        LOG_LEVEL: 'warn',
+        OFFER_TTL_MS: String(o.offerTtlMs),
+        POST_VALIDATION_INTERVAL_MS: '10000',
+        RATE_LIMIT_CUSTOMER: '1000000',
+        RATE_LIMIT_HOST: '1000000',
+        RATE_LIMIT_OPS: '1000000',
+        RATE_LIMIT_ADMIN: '1000000',
+        MAX_LIVE_HOLDS_PER_CUSTOMER: '20',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
     },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  );
   let output = '';
-  child.stdout!.on('data', (d: Buffer) => { output += d.toString(); });
-  child.stderr!.on('data', (d: Buffer) => { output += d.toString(); });
+  child.stdout!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
+  child.stderr!.on('data', (d: Buffer) => {
+    output += d.toString();
+  });
   const deadline = Date.now() + 600_000;
   while (!output.includes('Demo tokens')) {
-    if (child.exitCode !== null || Date.now() > deadline) throw new Error(`the service did not start:\n${output.slice(-3000)}`);
+    if (child.exitCode !== null || Date.now() > deadline)
+      throw new Error(`the service did not start:\n${output.slice(-3000)}`);
     await sleep(100);
   }
   return child;
@@ -292,3 +283,149 @@ function redact(url: string): string {
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** Operations watch every city live; displaced customers hear of their offers the same way, and decide. */
+async function watchLive(base: string, api: Api, cities: readonly City[], market: Marketplace, rand: () => number) {
+  const ws = new WebSocket(`${base.replace('http', 'ws')}/v1/live?access_token=${await api.token('ops', 'sim-ops')}`);
+  await new Promise((resolve, reject) => {
+    ws.once('open', resolve);
+    ws.once('error', reject);
+  });
+  const liveEvents = new Map<string, number>();
+  const decisions: Promise<void>[] = [];
+  ws.on('message', (raw) => {
+    const m = JSON.parse(raw.toString()) as {
+      type: string;
+      event?: { type: string; subject: string; data: Record<string, unknown> };
+    };
+    if (m.type !== 'event' || !m.event) return;
+    liveEvents.set(m.event.type, (liveEvents.get(m.event.type) ?? 0) + 1);
+    const e = m.event;
+    if (e.type === 'booking.conflicted') market.funnel.conflicts++;
+    if (e.type === 'booking.cancelled' && e.data.reason === 'NO_ALTERNATIVE') market.funnel.noAlternative++;
+    if (e.type === 'booking.cancelled' && e.data.reason === 'offers_lapsed') market.funnel.lapsed++;
+    if (e.type === 'conflict.offers_ready') {
+      market.funnel.offered++;
+      const customer = String(e.data.customerId);
+      // A customer takes a moment to choose.
+      decisions.push(
+        sleep(200 + rand() * 2_000).then(() => market.decide(e.subject, customer, e.data.offers as Offer[])),
+      );
+    }
+  });
+  for (const c of cities) ws.send(JSON.stringify({ type: 'subscribe', topic: `city:${c.id}` }));
+
+  return { ws, liveEvents, decisions };
+}
+
+/** Open loop at the target rate, bounded by the concurrency: a slow service shows as latency and shortfall. */
+async function drive(o: SimOptions, market: Marketplace, recorder: Recorder, redis: Redis, cities: readonly City[]) {
+  const started = Date.now();
+  let inFlight = 0;
+  let shortfall = 0;
+  let due = 0;
+  const running = new Set<Promise<void>>();
+  let nextSample = started + 1_000;
+  let lastTripSweep = started;
+  while (Date.now() - started < o.durationMs) {
+    const now = Date.now();
+    due += (o.rate * 10) / 1000;
+    while (due >= 1) {
+      due--;
+      if (inFlight >= o.concurrency) {
+        shortfall++;
+        continue;
+      }
+      inFlight++;
+      const p: Promise<void> = market
+        .step()
+        .catch(() => undefined)
+        .finally(() => {
+          inFlight--;
+          running.delete(p);
+        });
+      running.add(p);
+    }
+    if (now - lastTripSweep > 1_000) {
+      lastTripSweep = now;
+      void market.finishTrips(now);
+    }
+    if (now >= nextSample) {
+      nextSample += 1_000;
+      const lag = await Promise.all(cities.map((c) => cityLag(redis, c.id)));
+      const s = recorder.sample(
+        Math.round((now - started) / 1000),
+        Math.round(Math.max(0, ...lag.map((l) => l.secondsBehind)) * 1000),
+        lag.reduce((a, l) => a + l.eventsBehind, 0),
+      );
+      if (o.progress) {
+        const done = Math.min(1, (now - started) / o.durationMs);
+        process.stderr.write(
+          `\r[${'#'.repeat(Math.round(done * 30)).padEnd(30)}] ${s.t}s ${s.ops} ops/s p99 ${s.p99Ms} ms  lag ${s.syncLagMs} ms  conflicts ${market.funnel.conflicts} accepted ${market.funnel.accepted}   `,
+        );
+      }
+    }
+    await sleep(10);
+  }
+  await Promise.all(running);
+  return { started, shortfall };
+}
+
+interface RunFigures {
+  o: SimOptions;
+  recorder: Recorder;
+  market: Marketplace;
+  liveEvents: Map<string, number>;
+  invariants: Awaited<ReturnType<typeof checkInvariants>>;
+  seedSeconds: number;
+  elapsed: number;
+  shortfall: number;
+  conflictsFromApi: { status: number; json: Record<string, unknown> };
+}
+
+/** The run's report, and whether every invariant held with no server error. */
+function reportOf({
+  o,
+  recorder,
+  market,
+  liveEvents,
+  invariants,
+  seedSeconds,
+  elapsed,
+  shortfall,
+  conflictsFromApi,
+}: RunFigures) {
+  const f = market.funnel;
+  const report = {
+    generatedAt: new Date().toISOString(),
+    options: { ...o, redisUrl: redact(o.redisUrl), databaseUrl: redact(o.databaseUrl) },
+    seedSeconds: round(seedSeconds),
+    durationSeconds: round(elapsed),
+    totals: {
+      requests: recorder.total,
+      operations: [...recorder.operations.values()].reduce((a, b) => a + b, 0),
+      shortfall,
+      serverErrors: recorder.serverErrors,
+    },
+    throughput: { requestsPerSecond: round(recorder.total / elapsed) },
+    operations: Object.fromEntries([...recorder.operations].sort((a, b) => b[1] - a[1])),
+    endpoints: recorder.endpoints(),
+    outcomes: Object.fromEntries([...recorder.codes].sort((a, b) => b[1] - a[1])),
+    liveEvents: Object.fromEntries([...liveEvents].sort((a, b) => b[1] - a[1])),
+    conflicts: {
+      ...f,
+      resolutionRate: f.conflicts ? round(f.accepted / f.conflicts) : null,
+      analytics: conflictsFromApi.status === 200 ? conflictsFromApi.json.totals : null,
+    },
+    invariants,
+    series: recorder.series,
+  };
+  const ok =
+    invariants.overlappingConfirmedBookings === 0 &&
+    invariants.acknowledgedMissingFromRedis === 0 &&
+    invariants.acknowledgedMissingFromPostgres === 0 &&
+    invariants.driftAfterSync === 0 &&
+    invariants.deadLetters === 0 &&
+    recorder.serverErrors === 0;
+  return { report, ok };
+}

@@ -5,9 +5,25 @@ export function percentile(sorted: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1))]!;
 }
 
-export interface EndpointFigures { endpoint: string; count: number; errors: number; p50Ms: number; p95Ms: number; p99Ms: number; maxMs: number }
+export interface EndpointFigures {
+  endpoint: string;
+  count: number;
+  errors: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
 
-export interface SecondSample { t: number; ops: number; errors: number; p50Ms: number; p99Ms: number; syncLagMs: number; syncEventsBehind: number }
+export interface SecondSample {
+  t: number;
+  ops: number;
+  errors: number;
+  p50Ms: number;
+  p99Ms: number;
+  syncLagMs: number;
+  syncEventsBehind: number;
+}
 
 export class Recorder {
   private readonly latencies = new Map<string, number[]>();
@@ -22,7 +38,10 @@ export class Recorder {
   /** One HTTP call: endpoint = method + route template; code = the problem code or the status. */
   call(endpoint: string, ms: number, status: number, code?: string): void {
     let list = this.latencies.get(endpoint);
-    if (!list) this.latencies.set(endpoint, (list = []));
+    if (!list) {
+      list = [];
+      this.latencies.set(endpoint, list);
+    }
     list.push(ms);
     this.window.push(ms);
     this.total++;
@@ -43,7 +62,15 @@ export class Recorder {
   /** Closes the current second. */
   sample(t: number, syncLagMs: number, syncEventsBehind: number): SecondSample {
     const sorted = this.window.sort((a, b) => a - b);
-    const s = { t, ops: sorted.length, errors: this.windowErrors, p50Ms: round(percentile(sorted, 50)), p99Ms: round(percentile(sorted, 99)), syncLagMs, syncEventsBehind };
+    const s = {
+      t,
+      ops: sorted.length,
+      errors: this.windowErrors,
+      p50Ms: round(percentile(sorted, 50)),
+      p99Ms: round(percentile(sorted, 99)),
+      syncLagMs,
+      syncEventsBehind,
+    };
     this.series.push(s);
     this.window = [];
     this.windowErrors = 0;
@@ -51,13 +78,20 @@ export class Recorder {
   }
 
   endpoints(): EndpointFigures[] {
-    return [...this.latencies].map(([endpoint, list]) => {
-      const sorted = [...list].sort((a, b) => a - b);
-      return {
-        endpoint, count: sorted.length, errors: this.errorsByEndpoint.get(endpoint) ?? 0,
-        p50Ms: round(percentile(sorted, 50)), p95Ms: round(percentile(sorted, 95)), p99Ms: round(percentile(sorted, 99)), maxMs: round(sorted.at(-1) ?? 0),
-      };
-    }).sort((a, b) => b.count - a.count);
+    return [...this.latencies]
+      .map(([endpoint, list]) => {
+        const sorted = [...list].sort((a, b) => a - b);
+        return {
+          endpoint,
+          count: sorted.length,
+          errors: this.errorsByEndpoint.get(endpoint) ?? 0,
+          p50Ms: round(percentile(sorted, 50)),
+          p95Ms: round(percentile(sorted, 95)),
+          p99Ms: round(percentile(sorted, 99)),
+          maxMs: round(sorted.at(-1) ?? 0),
+        };
+      })
+      .sort((a, b) => b.count - a.count);
   }
 
   get serverErrors(): number {

@@ -87,7 +87,8 @@ export class FailoverMonitor {
       const before = this.identities.get(city);
       this.identities.set(city, identity);
       if (before !== undefined && before !== identity) {
-        if (!this.pending.has(city)) metrics.failovers.inc({ store: this.redis instanceof Cluster ? 'redis-cluster' : 'redis' });
+        if (!this.pending.has(city))
+          metrics.failovers.inc({ store: this.redis instanceof Cluster ? 'redis-cluster' : 'redis' });
         this.opts.log?.warn({ city, before, after: identity }, 'Redis primary changed: verifying the city');
         this.schedule(city, this.redis instanceof Cluster ? 'redis-cluster' : 'redis');
       }

@@ -34,10 +34,20 @@ export class ConflictWorker {
   private loop: Promise<void> | undefined;
   private readonly o: Required<Omit<ResolverOptions, 'log'>> & { log?: Logger };
 
-  constructor(private readonly redis: RedisConnection, private readonly desk: ConflictDesk, private readonly cities: CityCatalog, opts: ResolverOptions = {}) {
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly desk: ConflictDesk,
+    private readonly cities: CityCatalog,
+    opts: ResolverOptions = {},
+  ) {
     this.o = {
-      pollMs: 20, lapseEveryMs: 1_000, validateEveryMs: 60_000, claimIdleMs: 10_000, concurrency: 8,
-      consumer: `resolver-${process.pid}-${Math.random().toString(36).slice(2, 8)}`, ...opts,
+      pollMs: 20,
+      lapseEveryMs: 1_000,
+      validateEveryMs: 60_000,
+      claimIdleMs: 10_000,
+      concurrency: 8,
+      consumer: `resolver-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
+      ...opts,
     };
   }
 
@@ -62,7 +72,8 @@ export class ConflictWorker {
         if (this.stopped) break;
         try {
           const r = await this.desk.postValidate(c.id);
-          if (r.conflicted.length || r.resolved.length) this.o.log?.warn({ city: c.id, ...r }, 'post-validation found conflicts');
+          if (r.conflicted.length || r.resolved.length)
+            this.o.log?.warn({ city: c.id, ...r }, 'post-validation found conflicts');
         } catch (err) {
           this.o.log?.error({ err, city: c.id }, 'post-validation pass failed; next round retries');
         }
@@ -74,7 +85,16 @@ export class ConflictWorker {
   async drainOnce(): Promise<number> {
     let handled = 0;
     for (const c of this.cities.all()) {
-      const res = (await this.redis.xreadgroup('GROUP', RESOLVER_GROUP, this.o.consumer, 'COUNT', 200, 'STREAMS', keys.events(c.id), '>')) as [string, Entries][] | null;
+      const res = (await this.redis.xreadgroup(
+        'GROUP',
+        RESOLVER_GROUP,
+        this.o.consumer,
+        'COUNT',
+        200,
+        'STREAMS',
+        keys.events(c.id),
+        '>',
+      )) as [string, Entries][] | null;
       handled += await this.handle(c.id, res?.[0]?.[1] ?? []);
     }
     return handled;
@@ -115,26 +135,36 @@ export class ConflictWorker {
       else done.push(id);
     }
     for (let i = 0; i < conflicts.length; i += this.o.concurrency) {
-      await Promise.all(conflicts.slice(i, i + this.o.concurrency).map(async (c) => {
-        try {
-          const r = await this.desk.resolve(c.bookingId);
-          if (r.record && (r.outcome === 'offered' || r.outcome === 'no_alternative')) {
-            metrics.conflictTimeToOffer.observe(Math.max(0, r.record.offeredAt - r.record.conflictedAt) / 1000);
+      await Promise.all(
+        conflicts.slice(i, i + this.o.concurrency).map(async (c) => {
+          try {
+            const r = await this.desk.resolve(c.bookingId);
+            if (r.record && (r.outcome === 'offered' || r.outcome === 'no_alternative')) {
+              metrics.conflictTimeToOffer.observe(Math.max(0, r.record.offeredAt - r.record.conflictedAt) / 1000);
+            }
+            done.push(c.id);
+          } catch (err) {
+            // A booking gone (not found) is done; anything else stays pending and is retried.
+            if (err instanceof DomainError && err.code === 'NOT_FOUND') done.push(c.id);
+            else this.o.log?.error({ err, booking: c.bookingId }, 'conflict not resolved yet');
           }
-          done.push(c.id);
-        } catch (err) {
-          // A booking gone (not found) is done; anything else stays pending and is retried.
-          if (err instanceof DomainError && err.code === 'NOT_FOUND') done.push(c.id);
-          else this.o.log?.error({ err, booking: c.bookingId }, 'conflict not resolved yet');
-        }
-      }));
+        }),
+      );
     }
     if (done.length) await this.redis.xack(keys.events(city), RESOLVER_GROUP, ...done);
     return entries.length;
   }
 
   private async reclaim(city: string): Promise<void> {
-    const res = (await this.redis.xautoclaim(keys.events(city), RESOLVER_GROUP, this.o.consumer, this.o.claimIdleMs, '0-0', 'COUNT', 200)) as [string, Entries];
+    const res = (await this.redis.xautoclaim(
+      keys.events(city),
+      RESOLVER_GROUP,
+      this.o.consumer,
+      this.o.claimIdleMs,
+      '0-0',
+      'COUNT',
+      200,
+    )) as [string, Entries];
     await this.handle(city, res[1] ?? []);
   }
 

@@ -44,7 +44,10 @@ export async function trimAllCities(inventory: Inventory, trim: Omit<TrimOptions
   return removed;
 }
 
-export function startSweeper(inventory: Inventory, opts: { intervalMs: number; batch?: number; log?: Logger; trim?: TrimOptions }): Sweeper {
+export function startSweeper(
+  inventory: Inventory,
+  opts: { intervalMs: number; batch?: number; log?: Logger; trim?: TrimOptions },
+): Sweeper {
   const batch = opts.batch ?? 200;
   let stopped = false;
   let timer: NodeJS.Timeout | undefined;
@@ -60,10 +63,18 @@ export function startSweeper(inventory: Inventory, opts: { intervalMs: number; b
   };
 
   const tick = () => {
-    running = sweepOnce().then(async (r) => { await maybeTrim(); return r; })
-      .then((r) => { if (r.expired > 0) opts.log?.debug(r, 'sweep'); })
+    running = sweepOnce()
+      .then(async (r) => {
+        await maybeTrim();
+        return r;
+      })
+      .then((r) => {
+        if (r.expired > 0) opts.log?.debug(r, 'sweep');
+      })
       .catch((err: unknown) => opts.log?.error({ err }, 'sweep failed; retrying next tick'))
-      .finally(() => { if (!stopped) timer = setTimeout(tick, opts.intervalMs); });
+      .finally(() => {
+        if (!stopped) timer = setTimeout(tick, opts.intervalMs);
+      });
   };
   timer = setTimeout(tick, 0);
 

@@ -58,12 +58,20 @@ export interface SyncOptions {
 
 /** PostgreSQL's cursor is behind what was applied: it lost transactions. */
 class SyncRewound extends Error {
-  constructor(readonly city: string, readonly cursor: string, readonly upTo: string) {
+  constructor(
+    readonly city: string,
+    readonly cursor: string,
+    readonly upTo: string,
+  ) {
     super(`PostgreSQL's cursor for ${city} went back to ${cursor} (applied up to ${upTo})`);
   }
 }
 
-export interface CityLag { city: string; eventsBehind: number; secondsBehind: number }
+export interface CityLag {
+  city: string;
+  eventsBehind: number;
+  secondsBehind: number;
+}
 
 type Entries = [string, string[]][];
 
@@ -88,11 +96,20 @@ export class SyncWorker {
   /** Counters for metrics and tests. */
   readonly stats = { applied: 0, skipped: 0, deadLettered: 0, batches: 0, retries: 0, replayed: 0, rewinds: 0 };
 
-  constructor(private readonly redis: RedisConnection, private readonly pool: pg.Pool, private readonly cities: CityCatalog, private readonly opts: SyncOptions = {}) {
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly pool: pg.Pool,
+    private readonly cities: CityCatalog,
+    private readonly opts: SyncOptions = {},
+  ) {
     this.consumer = opts.consumer ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.o = {
-      batchSize: opts.batchSize ?? 500, idleMs: opts.idleMs ?? 50, claimIdleMs: opts.claimIdleMs ?? 15_000,
-      maxAttempts: opts.maxAttempts ?? 5, retentionMs: opts.retentionMs ?? 10 * 60_000, overlapGraceMs: opts.overlapGraceMs ?? 60_000,
+      batchSize: opts.batchSize ?? 500,
+      idleMs: opts.idleMs ?? 50,
+      claimIdleMs: opts.claimIdleMs ?? 15_000,
+      maxAttempts: opts.maxAttempts ?? 5,
+      retentionMs: opts.retentionMs ?? 10 * 60_000,
+      overlapGraceMs: opts.overlapGraceMs ?? 60_000,
     };
   }
 
@@ -119,7 +136,10 @@ export class SyncWorker {
         } catch (err) {
           // A Redis that lost its data (then rebuilt) has streams without our group: recreate it.
           if (/NOGROUP/.test((err as Error).message)) await this.ensureGroups().catch(() => {});
-          this.opts.log?.warn({ err: (err as Error).message, retryInMs: backoff }, 'sync: store unavailable, backing off');
+          this.opts.log?.warn(
+            { err: (err as Error).message, retryInMs: backoff },
+            'sync: store unavailable, backing off',
+          );
           this.stats.retries++;
           await sleep(backoff);
           backoff = Math.min(backoff * 2, 5_000);
@@ -194,7 +214,10 @@ export class SyncWorker {
       if (poison.length === 0) {
         try {
           await this.applyBatch(city, events);
-          await this.ack(stream, entries.map(([id]) => id));
+          await this.ack(
+            stream,
+            entries.map(([id]) => id),
+          );
           return entries.length;
         } catch (err) {
           if (!isPoison(err)) throw err;
@@ -209,7 +232,12 @@ export class SyncWorker {
   }
 
   /** Something in the batch is poison: go one by one, in order, so the rest keeps flowing. */
-  private async oneByOne(city: string, stream: string, entries: Entries, poison: { id: string; error: Error }[]): Promise<number> {
+  private async oneByOne(
+    city: string,
+    stream: string,
+    entries: Entries,
+    poison: { id: string; error: Error }[],
+  ): Promise<number> {
     let handled = 0;
     for (const [id, fields] of entries) {
       const bad = poison.find((p) => p.id === id);
@@ -221,7 +249,7 @@ export class SyncWorker {
       } catch (err) {
         if (err instanceof SyncRewound) throw err;
         if (!isPoison(err) && !bad) throw err;
-        if (event && sqlstateOf(err) === '23P01' && await this.applyWithLaterStates(city, stream, event)) {
+        if (event && sqlstateOf(err) === '23P01' && (await this.applyWithLaterStates(city, stream, event))) {
           await this.ack(stream, [id]);
           handled++;
           continue;
@@ -247,10 +275,16 @@ export class SyncWorker {
    */
   private async applyWithLaterStates(city: string, stream: string, event: StreamEvent): Promise<boolean> {
     const later: StreamEvent[] = [];
-    for (let from = event.id; ;) {
+    for (let from = event.id; ; ) {
       const page = await this.redis.xrange(stream, `(${from}`, '+', 'COUNT', 1000);
       for (const [id, fields] of page) {
-        const e = (() => { try { return parseStreamEntry(city, id, fields); } catch { return undefined; } })();
+        const e = (() => {
+          try {
+            return parseStreamEntry(city, id, fields);
+          } catch {
+            return undefined;
+          }
+        })();
         if (e && e.subject === event.subject) later.push(e);
       }
       if (page.length < 1000) break;
@@ -259,7 +293,10 @@ export class SyncWorker {
     if (later.length === 0) return false;
     try {
       await this.applyBatch(city, [event, ...later], event);
-      this.opts.log?.warn({ city, event: event.id, subject: event.subject, later: later.length }, 'sync: an overlap PostgreSQL refused was settled by the entry\'s later state');
+      this.opts.log?.warn(
+        { city, event: event.id, subject: event.subject, later: later.length },
+        "sync: an overlap PostgreSQL refused was settled by the entry's later state",
+      );
       return true;
     } catch (err) {
       if (err instanceof SyncRewound || !isPoison(err)) throw err;
@@ -288,10 +325,15 @@ export class SyncWorker {
     const info = toRecord((await this.redis.xinfo('STREAM', stream)) as unknown[]);
     const deleted = String(info['max-deleted-entry-id'] ?? '0-0');
     if (compareStreamIds(deleted, r.cursor) > 0) {
-      this.opts.log?.error({ city: r.city, cursor: r.cursor, trimmedThrough: deleted },
-        'sync: PostgreSQL lost events the stream no longer has; the failover verification writes Redis\'s state to PostgreSQL (size STREAM_RETENTION_MS above the standby\'s lag)');
+      this.opts.log?.error(
+        { city: r.city, cursor: r.cursor, trimmedThrough: deleted },
+        "sync: PostgreSQL lost events the stream no longer has; the failover verification writes Redis's state to PostgreSQL (size STREAM_RETENTION_MS above the standby's lag)",
+      );
     }
-    this.opts.log?.warn({ city: r.city, from: r.cursor, upTo: r.upTo }, 'sync: PostgreSQL lost applied events (a promoted standby?); replaying them from the stream');
+    this.opts.log?.warn(
+      { city: r.city, from: r.cursor, upTo: r.upTo },
+      'sync: PostgreSQL lost applied events (a promoted standby?); replaying them from the stream',
+    );
     this.committed.delete(r.city);
     let from = r.cursor;
     for (;;) {
@@ -299,7 +341,11 @@ export class SyncWorker {
       if (page.length === 0) break;
       const events: StreamEvent[] = [];
       for (const [id, fields] of page) {
-        try { events.push(parseStreamEntry(r.city, id, fields)); } catch { /* poison: its dead letter is still recorded */ }
+        try {
+          events.push(parseStreamEntry(r.city, id, fields));
+        } catch {
+          /* poison: its dead letter is still recorded */
+        }
       }
       await this.applyBatch(r.city, events);
       this.stats.replayed += events.length;
@@ -313,7 +359,16 @@ export class SyncWorker {
   }
 
   private async read(stream: string, from: '0' | '>'): Promise<Entries> {
-    const res = (await this.redis.xreadgroup('GROUP', SYNC_GROUP, this.consumer, 'COUNT', this.o.batchSize, 'STREAMS', stream, from)) as [string, Entries][] | null;
+    const res = (await this.redis.xreadgroup(
+      'GROUP',
+      SYNC_GROUP,
+      this.consumer,
+      'COUNT',
+      this.o.batchSize,
+      'STREAMS',
+      stream,
+      from,
+    )) as [string, Entries][] | null;
     // Pending entries trimmed away come back with null fields: nothing to apply, just acknowledge.
     const entries = res?.[0]?.[1] ?? [];
     const gone = entries.filter(([, f]) => !f).map(([id]) => id);
@@ -336,10 +391,13 @@ export class SyncWorker {
       if (known && compareStreamIds(cursor, known) < 0) throw new SyncRewound(city, cursor, events[0]?.id ?? known);
       const todo = events.filter((e) => compareStreamIds(e.id, cursor) > 0);
       await applyEvents(db, todo, this.opts.failpoint ? () => this.opts.failpoint?.('mid_batch') : undefined);
-      const last = cursorTo && compareStreamIds(cursorTo.id, cursor) > 0 ? cursorTo : cursorTo ? undefined : todo.at(-1);
+      const last =
+        cursorTo && compareStreamIds(cursorTo.id, cursor) > 0 ? cursorTo : cursorTo ? undefined : todo.at(-1);
       if (last) {
-        await db.query('UPDATE sync_cursors SET last_ms = $2, last_seq = $3, applied = applied + $4, updated_at = now() WHERE city = $1',
-          [city, last.ms, last.seq, todo.length]);
+        await db.query(
+          'UPDATE sync_cursors SET last_ms = $2, last_seq = $3, applied = applied + $4, updated_at = now() WHERE city = $1',
+          [city, last.ms, last.seq, todo.length],
+        );
       }
       this.opts.failpoint?.('before_commit');
       return { applied: todo.length, last: last?.id };
@@ -352,21 +410,32 @@ export class SyncWorker {
     this.stats.batches++;
   }
 
-  private async deadLetter(city: string, event: StreamEvent | { id: string; raw: string[] }, error: Error, attempts: number): Promise<void> {
+  private async deadLetter(
+    city: string,
+    event: StreamEvent | { id: string; raw: string[] },
+    error: Error,
+    attempts: number,
+  ): Promise<void> {
     const [ms, seq] = parseStreamId(event.id);
     await inTransaction(this.pool, async (db) => {
       await lockCursor(db, city);
       await db.query(
         `INSERT INTO dead_letters (city, stream_id, event, error, sqlstate, attempts) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (city, stream_id) DO UPDATE SET attempts = EXCLUDED.attempts, error = EXCLUDED.error`,
-        [city, event.id, event, error.message, (error as { code?: string }).code ?? null, attempts]);
+        [city, event.id, event, error.message, (error as { code?: string }).code ?? null, attempts],
+      );
       await db.query(
         `UPDATE sync_cursors SET last_ms = $2, last_seq = $3, updated_at = now()
-         WHERE city = $1 AND (last_ms, last_seq) < ($2::bigint, $3::bigint)`, [city, ms, seq]);
+         WHERE city = $1 AND (last_ms, last_seq) < ($2::bigint, $3::bigint)`,
+        [city, ms, seq],
+      );
     });
     this.stats.deadLettered++;
     metrics.syncDeadLetters.inc({ city });
-    this.opts.log?.error({ city, streamId: event.id, error: error.message, attempts }, 'sync: event dead-lettered; ALARM: Redis and PostgreSQL disagree until reconciled');
+    this.opts.log?.error(
+      { city, streamId: event.id, error: error.message, attempts },
+      'sync: event dead-lettered; ALARM: Redis and PostgreSQL disagree until reconciled',
+    );
     this.opts.onDeadLetter?.(city, event as StreamEvent, error);
   }
 
@@ -374,7 +443,16 @@ export class SyncWorker {
   private async reclaim(city: string): Promise<void> {
     let cursor = '0-0';
     do {
-      const res = (await this.redis.xautoclaim(keys.events(city), SYNC_GROUP, this.consumer, this.o.claimIdleMs, cursor, 'COUNT', this.o.batchSize, 'JUSTID')) as [string, string[]];
+      const res = (await this.redis.xautoclaim(
+        keys.events(city),
+        SYNC_GROUP,
+        this.consumer,
+        this.o.claimIdleMs,
+        cursor,
+        'COUNT',
+        this.o.batchSize,
+        'JUSTID',
+      )) as [string, string[]];
       cursor = res[0];
     } while (cursor !== '0-0');
   }
@@ -428,7 +506,10 @@ export async function syncedThrough(redis: RedisConnection, city: string): Promi
   return s.oldestUnsynced ?? Date.now();
 }
 
-async function syncState(redis: RedisConnection, city: string): Promise<{ group: boolean; eventsBehind: number; oldestUnsynced?: number }> {
+async function syncState(
+  redis: RedisConnection,
+  city: string,
+): Promise<{ group: boolean; eventsBehind: number; oldestUnsynced?: number }> {
   const stream = keys.events(city);
   const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
   const g = groups.map(toRecord).find((x) => x.name === SYNC_GROUP);
@@ -442,13 +523,21 @@ async function syncState(redis: RedisConnection, city: string): Promise<{ group:
   const undelivered = caughtUp ? 0 : g.lag === null || g.lag === undefined ? length : Math.max(1, Number(g.lag));
   let oldest: string | undefined;
   if (pending > 0) oldest = ((await redis.xpending(stream, SYNC_GROUP)) as [number, string])[1];
-  else if (undelivered > 0) oldest = (await redis.xrange(stream, `(${String(g['last-delivered-id'])}`, '+', 'COUNT', 1))[0]?.[0];
-  return { group: true, eventsBehind: pending + undelivered, ...(oldest ? { oldestUnsynced: parseStreamId(oldest)[0] } : {}) };
+  else if (undelivered > 0)
+    oldest = (await redis.xrange(stream, `(${String(g['last-delivered-id'])}`, '+', 'COUNT', 1))[0]?.[0];
+  return {
+    group: true,
+    eventsBehind: pending + undelivered,
+    ...(oldest ? { oldestUnsynced: parseStreamId(oldest)[0] } : {}),
+  };
 }
 
 /** The city's cursor, unlocked (undefined when the city never synced). */
 async function readCursor(pool: pg.Pool, city: string): Promise<string | undefined> {
-  const { rows } = await pool.query<{ last_ms: string; last_seq: string }>('SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1', [city]);
+  const { rows } = await pool.query<{ last_ms: string; last_seq: string }>(
+    'SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1',
+    [city],
+  );
   return rows[0] ? `${rows[0].last_ms}-${rows[0].last_seq}` : undefined;
 }
 
@@ -459,7 +548,10 @@ function sqlstateOf(err: unknown): string | undefined {
 /** The city's cursor row, locked for this transaction (created at zero the first time). */
 async function lockCursor(db: pg.ClientBase, city: string): Promise<string> {
   await db.query('INSERT INTO sync_cursors (city, last_ms, last_seq) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING', [city]);
-  const { rows } = await db.query<{ last_ms: string; last_seq: string }>('SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1 FOR UPDATE', [city]);
+  const { rows } = await db.query<{ last_ms: string; last_seq: string }>(
+    'SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1 FOR UPDATE',
+    [city],
+  );
   return `${rows[0]!.last_ms}-${rows[0]!.last_seq}`;
 }
 

@@ -64,7 +64,11 @@ async function recordOf(bookingId: string): Promise<OfferRecord | undefined> {
 }
 const offersOf = (bookingId: string) => until(`offers of ${bookingId}`, () => recordOf(bookingId));
 const settled = (bookingId: string, status: OfferRecord['status'], timeoutMs?: number) =>
-  until(`${bookingId} ${status}`, async () => ((await recordOf(bookingId))?.status === status ? true : undefined), timeoutMs);
+  until(
+    `${bookingId} ${status}`,
+    async () => ((await recordOf(bookingId))?.status === status ? true : undefined),
+    timeoutMs,
+  );
 
 async function vehicle(hostId: string, spec: Partial<typeof SEDAN> = {}): Promise<string> {
   return (await inv.createVehicle(city.id, { ...SEDAN, hostId, ...spec })).vehicleId;
@@ -132,18 +136,24 @@ before(async () => {
   // k1, now on the SUV, is displaced again: a second conflict of the same booking, with offers of
   // its own — none here (no other SUV or better is free), so NO_ALTERNATIVE.
   await inv.placeBlock({ vehicleId: suv, reason: 'maintenance', from: w(0).from, to: w(0).to });
-  await until('k1 conflicted again', async () => ((await inv.getEntry(ids.k1!, 'booking')).entry.status === 'conflicted' ? true : undefined));
+  await until('k1 conflicted again', async () =>
+    (await inv.getEntry(ids.k1!, 'booking')).entry.status === 'conflicted' ? true : undefined,
+  );
 
   // k3 lapses; so do k7's offers (its booking is gone: only the holds are released).
   await settled(ids.k3!, 'lapsed', OFFER_TTL + 5_000);
   await settled(ids.k7!, 'lapsed', OFFER_TTL + 5_000);
-  await until('k1 resolved again', async () => ((await inv.getEntry(ids.k1!, 'booking')).entry.cancelReason === 'NO_ALTERNATIVE' ? true : undefined));
+  await until('k1 resolved again', async () =>
+    (await inv.getEntry(ids.k1!, 'booking')).entry.cancelReason === 'NO_ALTERNATIVE' ? true : undefined,
+  );
   await resolver.stop();
   await readModel.stop();
 
   // Small batches: boundaries fall between a conflict, its offers and their outcome.
   await new SyncWorker(redis, stores.pool, catalog, { batchSize: 5 }).drain();
-  events = (await redis.xrange(keys.events(city.id), '-', '+')).map(([id, fields]) => parseStreamEntry(city.id, id, fields));
+  events = (await redis.xrange(keys.events(city.id), '-', '+')).map(([id, fields]) =>
+    parseStreamEntry(city.id, id, fields),
+  );
 
   const common = { inventory: inv, redis, authenticate: authenticator({ secret: SECRET }), rateLimits: LIMITS };
   app = await buildApp({ ...common, pool: stores.pool });
@@ -168,11 +178,23 @@ after(async () => {
 // ---- The expected figures, from the events alone -------------------------------------------
 
 interface Conflict {
-  booking: string; streamId: string; city: string; host: string | null; cause: string; at: number;
-  resolution?: string; firstAt?: number; offers: number; cost: number;
+  booking: string;
+  streamId: string;
+  city: string;
+  host: string | null;
+  cause: string;
+  at: number;
+  resolution?: string;
+  firstAt?: number;
+  offers: number;
+  cost: number;
 }
 
-const RESOLUTION: Record<string, string> = { offers_declined: 'declined', offers_lapsed: 'lapsed', NO_ALTERNATIVE: 'no_alternative' };
+const RESOLUTION: Record<string, string> = {
+  offers_declined: 'declined',
+  offers_lapsed: 'lapsed',
+  NO_ALTERNATIVE: 'no_alternative',
+};
 
 /** Every conflict of the stream with what became of it: outcomes go to the booking's latest conflict. */
 function conflictsFrom(evs: readonly StreamEvent[]): Conflict[] {
@@ -184,7 +206,16 @@ function conflictsFrom(evs: readonly StreamEvent[]): Conflict[] {
     if (e.type.startsWith('vehicle.') && e.state?.hostId) hostOf.set(e.vehicle, String(e.state.hostId));
     const c = latest.get(e.subject);
     if (e.type === 'booking.conflicted') {
-      const next: Conflict = { booking: e.subject, streamId: e.id, city: e.city, host: hostOf.get(e.vehicle) ?? null, cause: String(e.data.cause), at: e.time, offers: 0, cost: 0 };
+      const next: Conflict = {
+        booking: e.subject,
+        streamId: e.id,
+        city: e.city,
+        host: hostOf.get(e.vehicle) ?? null,
+        cause: String(e.data.cause),
+        at: e.time,
+        offers: 0,
+        cost: 0,
+      };
       all.push(next);
       latest.set(e.subject, next);
     } else if (e.type === 'conflict.offers_ready' && c) {
@@ -222,11 +253,21 @@ function figures(cs: readonly Conflict[]) {
   for (const c of cs) byCause[c.cause] = (byCause[c.cause] ?? 0) + 1;
   const [accepted, declined, lapsed, noAlternative] = [n('accepted'), n('declined'), n('lapsed'), n('no_alternative')];
   const closed = accepted + declined + lapsed + noAlternative;
-  const waits = cs.filter((c) => c.firstAt !== undefined).map((c) => c.firstAt! - c.at).sort((a, b) => a - b);
+  const waits = cs
+    .filter((c) => c.firstAt !== undefined)
+    .map((c) => c.firstAt! - c.at)
+    .sort((a, b) => a - b);
   const cents = cs.reduce((sum, c) => sum + Math.round(c.cost * 100), 0);
   return {
-    conflicts: cs.length, byCause, offersMade: cs.reduce((s, c) => s + c.offers, 0),
-    accepted, declined, lapsed, noAlternative, cancelled: n('cancelled'), open: n(undefined),
+    conflicts: cs.length,
+    byCause,
+    offersMade: cs.reduce((s, c) => s + c.offers, 0),
+    accepted,
+    declined,
+    lapsed,
+    noAlternative,
+    cancelled: n('cancelled'),
+    open: n(undefined),
     acceptanceRate: closed > 0 ? round6(accepted / closed) : null,
     timeToFirstOffer: { p50Ms: percentileDisc(waits, 0.5), p99Ms: percentileDisc(waits, 0.99) },
     incentiveCost: cents / 100,
@@ -234,12 +275,22 @@ function figures(cs: readonly Conflict[]) {
 }
 
 function expected(q: { from: number; to: number; city?: string; hostId?: string }) {
-  const cs = conflictsFrom(events).filter((c) => c.at >= q.from && c.at < q.to
-    && (q.city === undefined || c.city === q.city) && (q.hostId === undefined || c.host === q.hostId));
-  const keysOf = (f: (c: Conflict) => string | null) => [...new Set(cs.map(f))].sort((a, b) => ((a ?? '') < (b ?? '') ? -1 : 1));
+  const cs = conflictsFrom(events).filter(
+    (c) =>
+      c.at >= q.from &&
+      c.at < q.to &&
+      (q.city === undefined || c.city === q.city) &&
+      (q.hostId === undefined || c.host === q.hostId),
+  );
+  const keysOf = (f: (c: Conflict) => string | null) =>
+    [...new Set(cs.map(f))].sort((a, b) => ((a ?? '') < (b ?? '') ? -1 : 1));
   return {
-    from: new Date(q.from).toISOString(), to: new Date(q.to).toISOString(),
-    filters: { ...(q.city !== undefined ? { city: q.city } : {}), ...(q.hostId !== undefined ? { hostId: q.hostId } : {}) },
+    from: new Date(q.from).toISOString(),
+    to: new Date(q.to).toISOString(),
+    filters: {
+      ...(q.city !== undefined ? { city: q.city } : {}),
+      ...(q.hostId !== undefined ? { hostId: q.hostId } : {}),
+    },
     totals: figures(cs),
     byCity: keysOf((c) => c.city).map((k) => ({ city: k, ...figures(cs.filter((c) => c.city === k)) })),
     byHost: keysOf((c) => c.host).map((k) => ({ hostId: k, ...figures(cs.filter((c) => c.host === k)) })),
@@ -249,7 +300,9 @@ function expected(q: { from: number; to: number; city?: string; hostId?: string 
 // ---- Over HTTP ---------------------------------------------------------------------------------
 
 async function get(query: Record<string, string>, token: string = tok.ops!) {
-  const res = await fetch(`${base}/v1/analytics/conflicts?${new URLSearchParams(query)}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  const res = await fetch(`${base}/v1/analytics/conflicts?${new URLSearchParams(query)}`, {
+    headers: token ? { authorization: `Bearer ${token}` } : {},
+  });
   return { status: res.status, json: (await res.json()) as Record<string, unknown>, headers: res.headers };
 }
 
@@ -260,7 +313,10 @@ describe('GET /v1/analytics/conflicts', () => {
   test('the scenario happened as scripted (from the events)', () => {
     const t = figures(conflictsFrom(events));
     assert.deepEqual(t.byCause, { maintenance: 3, accident: 1, delisted: 4 });
-    assert.deepEqual([t.conflicts, t.accepted, t.declined, t.lapsed, t.noAlternative, t.cancelled, t.open], [8, 3, 1, 1, 2, 1, 0]);
+    assert.deepEqual(
+      [t.conflicts, t.accepted, t.declined, t.lapsed, t.noAlternative, t.cancelled, t.open],
+      [8, 3, 1, 1, 2, 1, 0],
+    );
     assert.ok(t.offersMade >= 6, `offers made: ${t.offersMade}`);
     assert.ok(t.incentiveCost >= 50 + 3 * 10, `incentive cost: ${t.incentiveCost}`);
     assert.notEqual(t.timeToFirstOffer.p50Ms, null);
@@ -282,7 +338,13 @@ describe('GET /v1/analytics/conflicts', () => {
 
   test('filters: city, host, both; and a window that cuts the span', async () => {
     const { from, to } = span();
-    const filters: Record<string, string>[] = [{ city: city.id }, { hostId: HOST_A }, { hostId: HOST_B }, { city: city.id, hostId: HOST_B }, { hostId: 'nobody' }];
+    const filters: Record<string, string>[] = [
+      { city: city.id },
+      { hostId: HOST_A },
+      { hostId: HOST_B },
+      { city: city.id, hostId: HOST_B },
+      { hostId: 'nobody' },
+    ];
     for (const f of filters) {
       const r = await get({ from: iso(from), to: iso(to), ...f });
       assert.equal(r.status, 200, JSON.stringify(r.json));
@@ -299,20 +361,34 @@ describe('GET /v1/analytics/conflicts', () => {
     // Long ago: nothing, and the rates and percentiles are null.
     const empty = await get({ from: '2001-01-01T00:00:00Z', to: '2001-02-01T00:00:00Z' });
     assert.equal(empty.status, 200, JSON.stringify(empty.json));
-    assert.deepEqual(empty.json, expected({ from: Date.parse('2001-01-01T00:00:00Z'), to: Date.parse('2001-02-01T00:00:00Z') }));
-    assert.deepEqual((empty.json.totals as { acceptanceRate: unknown; timeToFirstOffer: unknown }).acceptanceRate, null);
+    assert.deepEqual(
+      empty.json,
+      expected({ from: Date.parse('2001-01-01T00:00:00Z'), to: Date.parse('2001-02-01T00:00:00Z') }),
+    );
+    assert.deepEqual(
+      (empty.json.totals as { acceptanceRate: unknown; timeToFirstOffer: unknown }).acceptanceRate,
+      null,
+    );
   });
 
   test('reads from the replica pool when one is given', async () => {
     let onReplica = 0;
     let onMain = 0;
-    const countReplica = () => { onReplica++; };
-    const countMain = () => { onMain++; };
+    const countReplica = () => {
+      onReplica++;
+    };
+    const countMain = () => {
+      onMain++;
+    };
     replica.on('acquire', countReplica);
     stores.pool.on('acquire', countMain);
     try {
       const { from, to } = span();
-      const res = await replicaApp.inject({ method: 'GET', url: `/v1/analytics/conflicts?${new URLSearchParams({ from: iso(from), to: iso(to) })}`, headers: { authorization: `Bearer ${tok.ops}` } });
+      const res = await replicaApp.inject({
+        method: 'GET',
+        url: `/v1/analytics/conflicts?${new URLSearchParams({ from: iso(from), to: iso(to) })}`,
+        headers: { authorization: `Bearer ${tok.ops}` },
+      });
       assert.equal(res.statusCode, 200, res.body);
       assert.deepEqual(res.json(), expected({ from, to }));
     } finally {
@@ -347,26 +423,49 @@ describe('GET /v1/analytics/conflicts', () => {
 
 async function rowsOf(pool: pg.Pool) {
   const conflicts = await pool.query(
-    `SELECT booking_id, stream_id, host_id, cause, conflicted_at, resolution, resolved_at FROM conflicts WHERE city = $1 ORDER BY booking_id, stream_id`, [city.id]);
+    `SELECT booking_id, stream_id, host_id, cause, conflicted_at, resolution, resolved_at FROM conflicts WHERE city = $1 ORDER BY booking_id, stream_id`,
+    [city.id],
+  );
   const offers = await pool.query(
-    `SELECT id, booking_id, vehicle_id, hold_id, incentive, status, created_at, updated_at FROM offers WHERE city = $1 ORDER BY id`, [city.id]);
+    `SELECT id, booking_id, vehicle_id, hold_id, incentive, status, created_at, updated_at FROM offers WHERE city = $1 ORDER BY id`,
+    [city.id],
+  );
   return { conflicts: conflicts.rows, offers: offers.rows };
 }
 
 describe('projection of conflicts and offers', () => {
   test('offers rows: one per offer, accepted or released as the events say; conflicts carry their resolution', async () => {
     const { conflicts, offers } = await rowsOf(stores.pool);
-    const accepted = new Set(events.filter((e) => e.type === 'booking.reaccommodated').map((e) => String(e.data.offerId)));
-    const made = events.filter((e) => e.type === 'conflict.offers_ready').flatMap((e) =>
-      (e.data.offers as { id: string; vehicleId: string; holdId: string; incentive: unknown }[]).map((o) => ({
-        id: o.id, booking_id: e.subject, vehicle_id: o.vehicleId, hold_id: o.holdId, incentive: o.incentive,
-        status: accepted.has(o.id) ? 'accepted' : 'released', created_at: new Date(e.time),
-      })));
-    assert.deepEqual(offers.map(({ updated_at: _u, ...o }) => o), made.sort((a, b) => (a.id < b.id ? -1 : 1)));
-    const want = conflictsFrom(events).map((c) => [c.booking, c.streamId, c.host, c.resolution ?? null]).sort();
+    const accepted = new Set(
+      events.filter((e) => e.type === 'booking.reaccommodated').map((e) => String(e.data.offerId)),
+    );
+    const made = events
+      .filter((e) => e.type === 'conflict.offers_ready')
+      .flatMap((e) =>
+        (e.data.offers as { id: string; vehicleId: string; holdId: string; incentive: unknown }[]).map((o) => ({
+          id: o.id,
+          booking_id: e.subject,
+          vehicle_id: o.vehicleId,
+          hold_id: o.holdId,
+          incentive: o.incentive,
+          status: accepted.has(o.id) ? 'accepted' : 'released',
+          created_at: new Date(e.time),
+        })),
+      );
+    assert.deepEqual(
+      offers.map(({ updated_at: _u, ...o }) => o),
+      made.sort((a, b) => (a.id < b.id ? -1 : 1)),
+    );
+    const want = conflictsFrom(events)
+      .map((c) => [c.booking, c.streamId, c.host, c.resolution ?? null])
+      .sort();
     assert.deepEqual(conflicts.map((c) => [c.booking_id, c.stream_id, c.host_id, c.resolution]).sort(), want);
     const k1 = conflicts.filter((c) => c.booking_id === ids.k1);
-    assert.deepEqual(k1.map((c) => c.resolution), ['accepted', 'no_alternative'], 'each conflict of the booking has its own outcome');
+    assert.deepEqual(
+      k1.map((c) => c.resolution),
+      ['accepted', 'no_alternative'],
+      'each conflict of the booking has its own outcome',
+    );
   });
 
   test('the whole stream as ONE batch into a fresh database, then again (re-delivery): the same rows', async () => {

@@ -28,7 +28,12 @@ before(async () => {
   server = await startRedis();
   redis = connect(server.url);
   inv = newInventory(redis, city);
-  app = await buildApp({ inventory: inv, redis, authenticate: authenticator({ secret: SECRET }), rateLimits: { customer: 10_000, host: 10_000, ops: 10_000, admin: 10_000 } });
+  app = await buildApp({
+    inventory: inv,
+    redis,
+    authenticate: authenticator({ secret: SECRET }),
+    rateLimits: { customer: 10_000, host: 10_000, ops: 10_000, admin: 10_000 },
+  });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   Object.assign(tok, await tenantTokens(SECRET));
 });
@@ -42,10 +47,18 @@ async function call(method: string, path: string, opts: { token?: string; body?:
   const headers: Record<string, string> = {};
   if (opts.token) headers.authorization = `Bearer ${opts.token}`;
   if (opts.type) headers['content-type'] = opts.type;
-  const res = await fetch(`${base}${path}`, { method, headers, ...(opts.body !== undefined ? { body: opts.body } : {}) });
+  const res = await fetch(`${base}${path}`, {
+    method,
+    headers,
+    ...(opts.body !== undefined ? { body: opts.body } : {}),
+  });
   const text = await res.text();
   let json: Record<string, unknown> = {};
-  try { json = JSON.parse(text) as Record<string, unknown>; } catch { /* not JSON */ }
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    /* not JSON */
+  }
   return { status: res.status, type: res.headers.get('content-type') ?? '', text, json };
 }
 
@@ -58,11 +71,20 @@ function assertProblem(r: Awaited<ReturnType<typeof call>>, status: number, code
 const ics = (path: string, token: string) => call('GET', path, { token });
 const importCal = (vehicleId: string, body: string, token = tok.hostA!, type = 'text/calendar; charset=utf-8') =>
   call('POST', `/v1/vehicles/${vehicleId}/calendar`, { token, body, type });
-const vcal = (...events: string[]) => ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//other channel//EN', ...events, 'END:VCALENDAR', ''].join('\r\n');
-const vevent = (...props: string[]) => ['BEGIN:VEVENT', 'DTSTAMP:20250101T000000Z', ...props, 'END:VEVENT'].join('\r\n');
+const vcal = (...events: string[]) =>
+  ['BEGIN:VCALENDAR', 'VERSION:2.0', 'PRODID:-//other channel//EN', ...events, 'END:VCALENDAR', ''].join('\r\n');
+const vevent = (...props: string[]) =>
+  ['BEGIN:VEVENT', 'DTSTAMP:20250101T000000Z', ...props, 'END:VEVENT'].join('\r\n');
 const ms = (t: InstanceType<typeof ICAL.Time>) => t.toUnixTime() * 1000;
 
-interface Item { kind: string; id: string; status: string; from: string; to: string | null; reason?: string }
+interface Item {
+  kind: string;
+  id: string;
+  status: string;
+  from: string;
+  to: string | null;
+  reason?: string;
+}
 async function hostBlocks(vehicleId: string) {
   const r = await call('GET', `/v1/vehicles/${vehicleId}/calendar`, { token: tok.hostA });
   return (r.json.entries as Item[]).filter((e) => e.kind === 'block' && e.reason === 'host');
@@ -81,7 +103,13 @@ describe('GET /v1/vehicles/:id/calendar.ics', () => {
     T = futureHour(2 * HOUR);
     const b = await inv.book({ vehicleId: vehicle, customerId: 'alice', from: T, to: T + 2 * HOUR });
     const h = await inv.placeHold({ vehicleId: vehicle, customerId: 'bob', from: T + 5 * HOUR, to: T + 6 * HOUR });
-    const k = await inv.placeBlock({ vehicleId: vehicle, reason: 'maintenance', from: T + 10 * HOUR, to: T + 12 * HOUR, note });
+    const k = await inv.placeBlock({
+      vehicleId: vehicle,
+      reason: 'maintenance',
+      from: T + 10 * HOUR,
+      to: T + 12 * HOUR,
+      note,
+    });
     ids = { booking: b.booking.id, hold: h.hold.id, block: k.block.id };
     await inv.placeBlock({ vehicleId: wreck, reason: 'accident' });
   });
@@ -91,7 +119,8 @@ describe('GET /v1/vehicles/:id/calendar.ics', () => {
     assert.equal(r.status, 200);
     assert.equal(r.type, 'text/calendar; charset=utf-8');
     assert.ok(r.text.endsWith('\r\n') && !/[^\r]\n/.test(r.text), 'CRLF line endings only');
-    for (const line of r.text.split('\r\n')) assert.ok(Buffer.byteLength(line) <= 75, `line of ${Buffer.byteLength(line)} octets`);
+    for (const line of r.text.split('\r\n'))
+      assert.ok(Buffer.byteLength(line) <= 75, `line of ${Buffer.byteLength(line)} octets`);
     assert.match(r.text, /\r\n [^\r]/, 'the long note is folded');
 
     const cal = new ICAL.Component(ICAL.parse(r.text));
@@ -118,13 +147,21 @@ describe('GET /v1/vehicles/:id/calendar.ics', () => {
       assert.ok(c.getFirstPropertyValue('dtstamp'));
     }
     // Text escaping and folding round-trip through a standard parser.
-    assert.equal(events.get(`${ids.block}@fleet-inventory`)!.getFirstPropertyValue('description'), `reason: maintenance\nnote: ${note}`);
+    assert.equal(
+      events.get(`${ids.block}@fleet-inventory`)!.getFirstPropertyValue('description'),
+      `reason: maintenance\nnote: ${note}`,
+    );
     assert.match(r.text, /\r\nDTSTART:\d{8}T\d{6}Z\r\n/);
   });
 
   test('from/to select entries as the JSON calendar does', async () => {
-    const r = await ics(`/v1/vehicles/${vehicle}/calendar.ics?from=${new Date(T + 4 * HOUR).toISOString()}&to=${new Date(T + 7 * HOUR).toISOString()}`, tok.hostA!);
-    const uids = new ICAL.Component(ICAL.parse(r.text)).getAllSubcomponents('vevent').map((c) => c.getFirstPropertyValue('uid'));
+    const r = await ics(
+      `/v1/vehicles/${vehicle}/calendar.ics?from=${new Date(T + 4 * HOUR).toISOString()}&to=${new Date(T + 7 * HOUR).toISOString()}`,
+      tok.hostA!,
+    );
+    const uids = new ICAL.Component(ICAL.parse(r.text))
+      .getAllSubcomponents('vevent')
+      .map((c) => c.getFirstPropertyValue('uid'));
     assert.deepEqual(uids, [`${ids.hold}@fleet-inventory`]);
   });
 
@@ -137,7 +174,10 @@ describe('GET /v1/vehicles/:id/calendar.ics', () => {
     assert.ok(Math.abs(ms(ev.endDate) - (Date.now() + 365 * DAY)) < 5 * MINUTE);
     const until = T + 3 * DAY;
     const w = await ics(`/v1/vehicles/${wreck}/calendar.ics?to=${new Date(until).toISOString()}`, tok.hostA!);
-    assert.equal(ms(new ICAL.Event(new ICAL.Component(ICAL.parse(w.text)).getFirstSubcomponent('vevent')!).endDate), until);
+    assert.equal(
+      ms(new ICAL.Event(new ICAL.Component(ICAL.parse(w.text)).getFirstSubcomponent('vevent')!).endDate),
+      until,
+    );
   });
 
   test('the vehicle host and staff only: another host and a customer get 404, no token 401', async () => {
@@ -151,7 +191,9 @@ describe('GET /v1/vehicles/:id/calendar.ics', () => {
   });
 
   test('both routes are in the OpenAPI document', async () => {
-    const doc = (await call('GET', '/openapi.json')).json as { paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>> };
+    const doc = (await call('GET', '/openapi.json')).json as {
+      paths: Record<string, Record<string, { requestBody?: { content: Record<string, unknown> } }>>;
+    };
     assert.ok(doc.paths['/v1/vehicles/{id}/calendar.ics']?.get);
     assert.ok(doc.paths['/v1/vehicles/{id}/calendar']?.post?.requestBody?.content['text/calendar']);
   });
@@ -161,26 +203,61 @@ describe('POST /v1/vehicles/:id/calendar (import)', () => {
   const Y = new Date().getUTCFullYear() + 1;
   const at = (m: number, d: number, h = 0, min = 0) => Date.UTC(Y, m - 1, d, h, min);
   const berlin = [
-    'BEGIN:VTIMEZONE', 'TZID:Europe/Berlin',
-    'BEGIN:DAYLIGHT', 'TZOFFSETFROM:+0100', 'TZOFFSETTO:+0200', 'TZNAME:CEST', 'DTSTART:19700329T020000', 'RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU', 'END:DAYLIGHT',
-    'BEGIN:STANDARD', 'TZOFFSETFROM:+0200', 'TZOFFSETTO:+0100', 'TZNAME:CET', 'DTSTART:19701025T030000', 'RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU', 'END:STANDARD',
+    'BEGIN:VTIMEZONE',
+    'TZID:Europe/Berlin',
+    'BEGIN:DAYLIGHT',
+    'TZOFFSETFROM:+0100',
+    'TZOFFSETTO:+0200',
+    'TZNAME:CEST',
+    'DTSTART:19700329T020000',
+    'RRULE:FREQ=YEARLY;BYMONTH=3;BYDAY=-1SU',
+    'END:DAYLIGHT',
+    'BEGIN:STANDARD',
+    'TZOFFSETFROM:+0200',
+    'TZOFFSETTO:+0100',
+    'TZNAME:CET',
+    'DTSTART:19701025T030000',
+    'RRULE:FREQ=YEARLY;BYMONTH=10;BYDAY=-1SU',
+    'END:STANDARD',
     'END:VTIMEZONE',
   ].join('\r\n');
   // Weekly, four times from the day after tomorrow, the second one excepted (EXDATE).
   const weekly = Math.ceil((Date.now() + 2 * DAY) / DAY) * DAY + 10 * HOUR;
-  const stamp = (t: number) => new Date(t).toISOString().replace(/\.\d{3}/, '').replace(/[-:]/g, '');
+  const stamp = (t: number) =>
+    new Date(t)
+      .toISOString()
+      .replace(/\.\d{3}/, '')
+      .replace(/[-:]/g, '');
   const file = vcal(
     berlin,
     vevent('UID:utc-\r\n 1', `DTSTART:${Y}0115T090000Z`, `DTEND:${Y}0115T113000Z`, 'SUMMARY:Booked elsewhere'),
-    vevent('UID:berlin-winter', `DTSTART;TZID=Europe/Berlin:${Y}0116T100000`, `DTEND;TZID=Europe/Berlin:${Y}0116T120000`),
-    vevent('UID:berlin-summer', `DTSTART;TZID=Europe/Berlin:${Y}0716T100000`, `DTEND;TZID=Europe/Berlin:${Y}0716T120000`),
-    vevent('UID:new-york', `DTSTART;TZID=America/New_York:${Y}0117T100000`, `DTEND;TZID=America/New_York:${Y}0117T110000`),
+    vevent(
+      'UID:berlin-winter',
+      `DTSTART;TZID=Europe/Berlin:${Y}0116T100000`,
+      `DTEND;TZID=Europe/Berlin:${Y}0116T120000`,
+    ),
+    vevent(
+      'UID:berlin-summer',
+      `DTSTART;TZID=Europe/Berlin:${Y}0716T100000`,
+      `DTEND;TZID=Europe/Berlin:${Y}0716T120000`,
+    ),
+    vevent(
+      'UID:new-york',
+      `DTSTART;TZID=America/New_York:${Y}0117T100000`,
+      `DTEND;TZID=America/New_York:${Y}0117T110000`,
+    ),
     vevent('UID:all-day', `DTSTART;VALUE=DATE:${Y}0120`, `DTEND;VALUE=DATE:${Y}0122`),
     vevent('UID:one-day', `DTSTART;VALUE=DATE:${Y}0130`),
     vevent('UID:duration', `DTSTART:${Y}0125T080000Z`, 'DURATION:PT3H30M'),
     vevent('UID:floating', `DTSTART:${Y}0127T100000`, `DTEND:${Y}0127T110000`),
     vevent('UID:seconds', `DTSTART:${Y}0128T100030Z`, `DTEND:${Y}0128T110010Z`),
-    vevent('UID:weekly', `DTSTART:${stamp(weekly)}`, 'DURATION:PT1H', 'RRULE:FREQ=WEEKLY;COUNT=4', `EXDATE:${stamp(weekly + 7 * DAY)}`),
+    vevent(
+      'UID:weekly',
+      `DTSTART:${stamp(weekly)}`,
+      'DURATION:PT1H',
+      'RRULE:FREQ=WEEKLY;COUNT=4',
+      `EXDATE:${stamp(weekly + 7 * DAY)}`,
+    ),
     vevent('UID:cancelled', 'STATUS:CANCELLED', `DTSTART:${Y}0126T080000Z`, `DTEND:${Y}0126T090000Z`),
     vevent('UID:free', 'TRANSP:TRANSPARENT', `DTSTART:${Y}0126T100000Z`, `DTEND:${Y}0126T110000Z`),
     vevent('UID:last-year', `DTSTART:${Y - 2}0101T100000Z`, `DTEND:${Y - 2}0101T110000Z`),
@@ -188,20 +265,42 @@ describe('POST /v1/vehicles/:id/calendar (import)', () => {
     vevent('UID:too-long', `DTSTART:${Y}0301T000000Z`, `DTEND:${Y}0501T000000Z`),
   );
   const expected = [
-    [at(1, 15, 9), at(1, 15, 11, 30)], [at(1, 16, 9), at(1, 16, 11)], [at(7, 16, 8), at(7, 16, 10)],
-    [at(1, 17, 15), at(1, 17, 16)], [at(1, 20), at(1, 22)], [at(1, 30), at(1, 31)], [at(1, 25, 8), at(1, 25, 11, 30)],
-    [at(1, 27, 10), at(1, 27, 11)], [at(1, 28, 10), at(1, 28, 11, 1)],
-    [weekly, weekly + HOUR], [weekly + 14 * DAY, weekly + 14 * DAY + HOUR], [weekly + 21 * DAY, weekly + 21 * DAY + HOUR],
-  ].map(([f, t]) => `${new Date(f!).toISOString()}/${new Date(t!).toISOString()}`).sort();
+    [at(1, 15, 9), at(1, 15, 11, 30)],
+    [at(1, 16, 9), at(1, 16, 11)],
+    [at(7, 16, 8), at(7, 16, 10)],
+    [at(1, 17, 15), at(1, 17, 16)],
+    [at(1, 20), at(1, 22)],
+    [at(1, 30), at(1, 31)],
+    [at(1, 25, 8), at(1, 25, 11, 30)],
+    [at(1, 27, 10), at(1, 27, 11)],
+    [at(1, 28, 10), at(1, 28, 11, 1)],
+    [weekly, weekly + HOUR],
+    [weekly + 14 * DAY, weekly + 14 * DAY + HOUR],
+    [weekly + 21 * DAY, weekly + 21 * DAY + HOUR],
+  ]
+    .map(([f, t]) => `${new Date(f!).toISOString()}/${new Date(t!).toISOString()}`)
+    .sort();
   let vehicle: string;
 
-  before(async () => { vehicle = await addVehicle(inv, city, { hostId: 'host-a' }); });
+  before(async () => {
+    vehicle = await addVehicle(inv, city, { hostId: 'host-a' });
+  });
 
   test('a multi-event file: UTC, TZID with VTIMEZONE and without, all-day, DURATION, floating, RRULE; cancelled and free time skipped', async () => {
     const r = await importCal(vehicle, file);
     assert.equal(r.status, 200, r.text);
-    const results = r.json.results as { uid: string; status: string; from?: string; blockId?: string; reason?: string; error?: { code: string } }[];
-    assert.deepEqual({ imported: r.json.imported, skipped: r.json.skipped, failed: r.json.failed }, { imported: 12, skipped: 4, failed: 1 });
+    const results = r.json.results as {
+      uid: string;
+      status: string;
+      from?: string;
+      blockId?: string;
+      reason?: string;
+      error?: { code: string };
+    }[];
+    assert.deepEqual(
+      { imported: r.json.imported, skipped: r.json.skipped, failed: r.json.failed },
+      { imported: 12, skipped: 4, failed: 1 },
+    );
     const byUid = (uid: string) => results.filter((x) => x.uid === uid);
     assert.equal(byUid('utc-1')[0]?.status, 'created', 'folded UID unfolded');
     assert.equal(byUid('weekly').length, 3);
@@ -214,14 +313,20 @@ describe('POST /v1/vehicles/:id/calendar (import)', () => {
     const blocks = await hostBlocks(vehicle);
     assert.deepEqual(blocks.map((b) => `${b.from}/${b.to}`).sort(), expected);
     assert.ok(blocks.every((b) => b.status === 'active'));
-    assert.deepEqual(new Set(blocks.map((b) => b.id)), new Set(results.filter((x) => x.status === 'created').map((x) => x.blockId)));
+    assert.deepEqual(
+      new Set(blocks.map((b) => b.id)),
+      new Set(results.filter((x) => x.status === 'created').map((x) => x.blockId)),
+    );
   });
 
   test('re-importing the same file creates nothing (whoever imports it)', async () => {
     for (const token of [tok.hostA!, tok.ops!]) {
       const r = await importCal(vehicle, file, token);
       assert.equal(r.status, 200, r.text);
-      assert.deepEqual({ imported: r.json.imported, skipped: r.json.skipped, failed: r.json.failed }, { imported: 0, skipped: 16, failed: 1 });
+      assert.deepEqual(
+        { imported: r.json.imported, skipped: r.json.skipped, failed: r.json.failed },
+        { imported: 0, skipped: 16, failed: 1 },
+      );
       assert.equal((r.json.results as { status: string }[]).filter((x) => x.status === 'exists').length, 12);
       assert.equal((await hostBlocks(vehicle)).length, 12);
     }
@@ -230,7 +335,10 @@ describe('POST /v1/vehicles/:id/calendar (import)', () => {
   test('an event over a booking is placed anyway and conflicts the booking (blocks are facts)', async () => {
     const from = at(2, 10, 10);
     const b = await inv.book({ vehicleId: vehicle, customerId: 'alice', from, to: from + 2 * HOUR });
-    const r = await importCal(vehicle, vcal(vevent('UID:sold-elsewhere', `DTSTART:${Y}0210T110000Z`, `DTEND:${Y}0210T130000Z`)));
+    const r = await importCal(
+      vehicle,
+      vcal(vevent('UID:sold-elsewhere', `DTSTART:${Y}0210T110000Z`, `DTEND:${Y}0210T130000Z`)),
+    );
     assert.equal(r.json.imported, 1, r.text);
     const booking = await call('GET', `/v1/bookings/${b.booking.id}`, { token: tok.hostA });
     assert.equal(booking.json.status, 'conflicted');
@@ -243,14 +351,27 @@ describe('POST /v1/vehicles/:id/calendar (import)', () => {
     assertProblem(await importCal(vehicle, vevent('UID:x', `DTSTART:${Y}0101T100000Z`)), 400, 'VALIDATION');
     assertProblem(await importCal(vehicle, ''), 400, 'VALIDATION');
     assertProblem(await importCal(vehicle, JSON.stringify('BEGIN:VCALENDAR')), 400, 'VALIDATION');
-    assertProblem(await importCal(vehicle, JSON.stringify({ calendar: file }), tok.hostA!, 'application/json'), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    assertProblem(
+      await importCal(vehicle, JSON.stringify({ calendar: file }), tok.hostA!, 'application/json'),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    );
     assertProblem(await importCal(vehicle, file, tok.hostA!, 'text/plain'), 415, 'UNSUPPORTED_MEDIA_TYPE');
-    assertProblem(await call('POST', `/v1/vehicles/${vehicle}/calendar`, { token: tok.hostA }), 415, 'UNSUPPORTED_MEDIA_TYPE');
-    const daily = (uid: string) => vevent(`UID:${uid}`, `DTSTART:${stamp(weekly)}`, 'DURATION:PT1H', 'RRULE:FREQ=DAILY');
+    assertProblem(
+      await call('POST', `/v1/vehicles/${vehicle}/calendar`, { token: tok.hostA }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    );
+    const daily = (uid: string) =>
+      vevent(`UID:${uid}`, `DTSTART:${stamp(weekly)}`, 'DURATION:PT1H', 'RRULE:FREQ=DAILY');
     const capped = await importCal(vehicle, vcal(daily('d1'), daily('d2')));
     assertProblem(capped, 400, 'VALIDATION');
     assert.match(String(capped.json.detail), /at most 500/);
-    assertProblem(await importCal(vehicle, 'BEGIN:VCALENDAR\r\n' + 'X'.repeat(1100 * 1024) + '\r\nEND:VCALENDAR\r\n'), 413, 'PAYLOAD_TOO_LARGE');
+    assertProblem(
+      await importCal(vehicle, 'BEGIN:VCALENDAR\r\n' + 'X'.repeat(1100 * 1024) + '\r\nEND:VCALENDAR\r\n'),
+      413,
+      'PAYLOAD_TOO_LARGE',
+    );
     assert.equal((await hostBlocks(vehicle)).length, before);
   });
 

@@ -31,7 +31,12 @@ let vehA: string;
 let vehA2: string;
 let vehB: string;
 
-interface Message { type: string; topic?: string; code?: string; event?: { id: string; type: string; subject: string; source: string; data: Record<string, unknown> } }
+interface Message {
+  type: string;
+  topic?: string;
+  code?: string;
+  event?: { id: string; type: string; subject: string; source: string; data: Record<string, unknown> };
+}
 
 /** A client that records every message and can wait for one that matches. */
 class LiveClient {
@@ -45,11 +50,15 @@ class LiveClient {
   }
 
   static async open(token: string, how: 'header' | 'query' = 'header'): Promise<LiveClient> {
-    const ws = how === 'header'
-      ? new WebSocket(`${wsBase}/v1/live`, { headers: { authorization: `Bearer ${token}` } })
-      : new WebSocket(`${wsBase}/v1/live?access_token=${token}`);
+    const ws =
+      how === 'header'
+        ? new WebSocket(`${wsBase}/v1/live`, { headers: { authorization: `Bearer ${token}` } })
+        : new WebSocket(`${wsBase}/v1/live?access_token=${token}`);
     const client = new LiveClient(ws);
-    await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+    await new Promise<void>((resolve, reject) => {
+      ws.once('open', () => resolve());
+      ws.once('error', reject);
+    });
     await client.waitFor((m) => m.type === 'welcome');
     return client;
   }
@@ -64,7 +73,10 @@ class LiveClient {
       const hit = this.messages.find(pred);
       if (hit) return hit;
       if (Date.now() > deadline) throw new Error(`timed out; got ${JSON.stringify(this.messages.slice(-5))}`);
-      await new Promise<void>((r) => { this.waiters.push(r); setTimeout(r, 50); });
+      await new Promise<void>((r) => {
+        this.waiters.push(r);
+        setTimeout(r, 50);
+      });
     }
   }
 
@@ -79,7 +91,10 @@ class LiveClient {
 
   async close(): Promise<void> {
     if (this.ws.readyState === WebSocket.CLOSED) return;
-    await new Promise<void>((r) => { this.ws.once('close', () => r()); this.ws.close(); });
+    await new Promise<void>((r) => {
+      this.ws.once('close', () => r());
+      this.ws.close();
+    });
   }
 }
 
@@ -122,7 +137,13 @@ before(async () => {
   // The hub hears the streams through the read model's tail, as in every API process.
   readModel = new ReadModel(redis, inv);
   await readModel.start(5);
-  app = await buildApp({ inventory: inv, redis, readModel, authenticate: authenticator({ secret: SECRET }), live: { heartbeatMs: 300 } });
+  app = await buildApp({
+    inventory: inv,
+    redis,
+    readModel,
+    authenticate: authenticator({ secret: SECRET }),
+    live: { heartbeatMs: 300 },
+  });
   wsBase = (await app.listen({ port: 0, host: '127.0.0.1' })).replace('http', 'ws');
   Object.assign(tok, await tenantTokens(SECRET));
 });
@@ -145,13 +166,22 @@ describe('WebSocket /v1/live', () => {
     await until(() => ops.events().length >= expected.length);
     await new Promise((r) => setTimeout(r, 100));
     const got = ops.events();
-    assert.deepEqual(got.map((e) => e.id), expected, 'every event of city A, in stream order, once');
-    assert.ok(got.every((e) => e.source.startsWith(`/cities/${cityA.id}/`)), 'nothing from city B');
+    assert.deepEqual(
+      got.map((e) => e.id),
+      expected,
+      'every event of city A, in stream order, once',
+    );
+    assert.ok(
+      got.every((e) => e.source.startsWith(`/cities/${cityA.id}/`)),
+      'nothing from city B',
+    );
     await ops.close();
   });
 
   test('each topic is authorised: refused topics get an error and no events', async () => {
-    const bookingOfAlice = (await inv.book({ vehicleId: vehA, customerId: 'alice', from: futureHour(400 * HOUR), to: futureHour(401 * HOUR) })).booking.id;
+    const bookingOfAlice = (
+      await inv.book({ vehicleId: vehA, customerId: 'alice', from: futureHour(400 * HOUR), to: futureHour(401 * HOUR) })
+    ).booking.id;
     const alice = await LiveClient.open(tok.alice!, 'query');
     const bob = await LiveClient.open(tok.bob!);
     const hostA = await LiveClient.open(tok.hostA!);
@@ -182,25 +212,43 @@ describe('WebSocket /v1/live', () => {
     await alice.waitFor((m) => m.type === 'event' && m.event?.type === 'booking.cancelled');
     await until(() => hostA.events('host:host-a').length >= 2);
     await new Promise((r) => setTimeout(r, 150));
-    assert.deepEqual(alice.events().map((e) => e.subject), [bookingOfAlice], 'only her booking');
+    assert.deepEqual(
+      alice.events().map((e) => e.subject),
+      [bookingOfAlice],
+      'only her booking',
+    );
     assert.ok(hostA.events(`vehicle:${vehA}`).every((e) => e.source.endsWith(vehA)));
     const hostVehicles = new Set(hostA.events('host:host-a').map((e) => e.source.split('/').at(-1)));
-    assert.deepEqual([...hostVehicles].sort(), [vehA, vehB].sort(), "the host's vehicles in every city, not another host's");
+    assert.deepEqual(
+      [...hostVehicles].sort(),
+      [vehA, vehB].sort(),
+      "the host's vehicles in every city, not another host's",
+    );
     for (const c of [bob, hostB]) assert.equal(c.events().length, 0, 'refused subscribers get nothing');
     await Promise.all([alice, bob, hostA, hostB].map((c) => c.close()));
   });
 
   test('an upgrade without a valid token is refused with 401; another path with 404', async () => {
-    const status = (url: string, headers: Record<string, string> = {}) => new Promise<number>((resolve, reject) => {
-      const ws = new WebSocket(url, { headers });
-      ws.on('unexpected-response', (_req, res) => { resolve(res.statusCode ?? 0); res.resume(); ws.terminate(); });
-      ws.on('open', () => { ws.terminate(); reject(new Error('opened')); });
-      ws.on('error', () => undefined);
-    });
+    const status = (url: string, headers: Record<string, string> = {}) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(url, { headers });
+        ws.on('unexpected-response', (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          res.resume();
+          ws.terminate();
+        });
+        ws.on('open', () => {
+          ws.terminate();
+          reject(new Error('opened'));
+        });
+        ws.on('error', () => undefined);
+      });
     assert.equal(await status(`${wsBase}/v1/live`), 401);
     assert.equal(await status(`${wsBase}/v1/live`, { authorization: 'Bearer not.a.token' }), 401);
     assert.equal(await status(`${wsBase}/v1/elsewhere`, { authorization: `Bearer ${tok.ops}` }), 404);
-    const plain = await fetch(`${wsBase.replace('ws', 'http')}/v1/live`, { headers: { authorization: `Bearer ${tok.ops}` } });
+    const plain = await fetch(`${wsBase.replace('ws', 'http')}/v1/live`, {
+      headers: { authorization: `Bearer ${tok.ops}` },
+    });
     assert.equal(plain.status, 426);
   });
 

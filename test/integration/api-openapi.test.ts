@@ -15,8 +15,15 @@ import { buildApp, type App } from '../../src/api/app.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { connect, newInventory, testCity } from '../support/engine.ts';
 
-interface Operation { parameters?: { name: string; in: string; required?: boolean }[]; responses?: Record<string, unknown> }
-interface Doc { openapi: string; paths: Record<string, Record<string, Operation>>; components?: { schemas?: Record<string, unknown> } }
+interface Operation {
+  parameters?: { name: string; in: string; required?: boolean }[];
+  responses?: Record<string, unknown>;
+}
+interface Doc {
+  openapi: string;
+  paths: Record<string, Record<string, Operation>>;
+  components?: { schemas?: Record<string, unknown> };
+}
 
 const HTTP_METHODS = ['get', 'put', 'post', 'delete', 'options', 'head', 'patch', 'trace'];
 /** A WebSocket; documenting it is welcome but not required. */
@@ -41,7 +48,13 @@ before(async () => {
   };
   subscribe('fastify.initialization', onInit);
   try {
-    app = await buildApp({ inventory: newInventory(redis, testCity()), redis, authenticate: async () => { throw new Error('no calls here'); } });
+    app = await buildApp({
+      inventory: newInventory(redis, testCity()),
+      redis,
+      authenticate: async () => {
+        throw new Error('no calls here');
+      },
+    });
   } finally {
     unsubscribe('fastify.initialization', onInit);
   }
@@ -61,7 +74,10 @@ const toFastifyPath = (path: string) => path.replace(/\{(\w+)\}/g, ':$1');
 
 function operations(): [string, string, Operation][] {
   return Object.entries(doc.paths).flatMap(([path, item]) =>
-    Object.entries(item).filter(([m]) => HTTP_METHODS.includes(m)).map(([m, op]) => [m.toUpperCase(), path, op] as [string, string, Operation]));
+    Object.entries(item)
+      .filter(([m]) => HTTP_METHODS.includes(m))
+      .map(([m, op]) => [m.toUpperCase(), path, op] as [string, string, Operation]),
+  );
 }
 
 describe('OpenAPI document', () => {
@@ -77,12 +93,16 @@ describe('OpenAPI document', () => {
 
   test('every schema is a valid JSON Schema 2020-12 schema', () => {
     const ajv = new Ajv2020({ strict: false, validateFormats: false });
-    const schemas: [string, unknown][] = Object.entries(doc.components?.schemas ?? {}).map(([name, s]) => [`#/components/schemas/${name}`, s]);
+    const schemas: [string, unknown][] = Object.entries(doc.components?.schemas ?? {}).map(([name, s]) => [
+      `#/components/schemas/${name}`,
+      s,
+    ]);
     const collect = (node: unknown, at: string): void => {
       if (!node || typeof node !== 'object') return;
       for (const [k, v] of Object.entries(node)) {
         // `schema` of a parameter or media type; a property named "schema" is inside a schema already.
-        if (k === 'schema' && v && typeof v === 'object' && !at.endsWith('/properties')) schemas.push([`${at}/schema`, v]);
+        if (k === 'schema' && v && typeof v === 'object' && !at.endsWith('/properties'))
+          schemas.push([`${at}/schema`, v]);
         else collect(v, `${at}/${k}`);
       }
     };
@@ -112,7 +132,10 @@ describe('OpenAPI document', () => {
       const declared = (op.parameters ?? []).filter((p) => p.in === 'path');
       const templated = [...path.matchAll(/\{(\w+)\}/g)].map((m) => m[1]);
       assert.deepEqual(declared.map((p) => p.name).sort(), templated.sort(), `${method} ${path}: path parameters`);
-      assert.ok(declared.every((p) => p.required === true), `${method} ${path}: path parameters are required`);
+      assert.ok(
+        declared.every((p) => p.required === true),
+        `${method} ${path}: path parameters are required`,
+      );
       assert.ok(Object.keys(op.responses ?? {}).length > 0, `${method} ${path}: responses`);
     }
   });

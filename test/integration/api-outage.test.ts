@@ -35,10 +35,18 @@ test('Redis down: 503 problems, never a 500; back up: business as usual', { time
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   const token = await mintToken(SECRET, { sub: 'alice', role: 'customer' });
   const t = futureHour();
-  const call = (method: string, path: string, body?: unknown) => fetch(`${base}${path}`, {
-    method, headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) }, ...(body ? { body: JSON.stringify(body) } : {}),
-  });
-  const book = (h: number) => call('POST', '/v1/bookings', { vehicleId: vehicle, from: new Date(t + h * HOUR).toISOString(), to: new Date(t + (h + 1) * HOUR).toISOString() });
+  const call = (method: string, path: string, body?: unknown) =>
+    fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, ...(body ? { 'content-type': 'application/json' } : {}) },
+      ...(body ? { body: JSON.stringify(body) } : {}),
+    });
+  const book = (h: number) =>
+    call('POST', '/v1/bookings', {
+      vehicleId: vehicle,
+      from: new Date(t + h * HOUR).toISOString(),
+      to: new Date(t + (h + 1) * HOUR).toISOString(),
+    });
 
   await server.kill9();
   const t0 = Date.now();

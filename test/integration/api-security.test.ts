@@ -30,19 +30,35 @@ let edgeBase: string;
 const tok: Record<string, string> = {};
 const ids: Record<string, string> = {};
 const iso = (ms: number) => new Date(ms).toISOString();
-const ICS = 'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:sec-1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20400101T100000Z\r\nDTEND:20400101T120000Z\r\nSUMMARY:outside booking\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n';
+const ICS =
+  'BEGIN:VCALENDAR\r\nVERSION:2.0\r\nPRODID:-//test//EN\r\nBEGIN:VEVENT\r\nUID:sec-1\r\nDTSTAMP:20260101T000000Z\r\nDTSTART:20400101T100000Z\r\nDTEND:20400101T120000Z\r\nSUMMARY:outside booking\r\nEND:VEVENT\r\nEND:VCALENDAR\r\n';
 
-interface Call { method: string; path: string; body?: unknown; raw?: string; type?: string; headers?: Record<string, string> }
+interface Call {
+  method: string;
+  path: string;
+  body?: unknown;
+  raw?: string;
+  type?: string;
+  headers?: Record<string, string>;
+}
 type Answer = { status: number; type: string; json: Record<string, unknown>; headers: Headers };
 
 async function call(token: string | undefined, c: Call, at = base): Promise<Answer> {
   const headers: Record<string, string> = { ...(c.headers ?? {}) };
   if (token) headers.authorization = `Bearer ${token}`;
   if (c.body !== undefined || c.raw !== undefined) headers['content-type'] ??= c.type ?? 'application/json';
-  const res = await fetch(`${at}${c.path}`, { method: c.method, headers, ...(c.raw !== undefined ? { body: c.raw } : c.body !== undefined ? { body: JSON.stringify(c.body) } : {}) });
+  const res = await fetch(`${at}${c.path}`, {
+    method: c.method,
+    headers,
+    ...(c.raw !== undefined ? { body: c.raw } : c.body !== undefined ? { body: JSON.stringify(c.body) } : {}),
+  });
   const text = await res.text();
   let json: Record<string, unknown> = {};
-  try { json = JSON.parse(text) as Record<string, unknown>; } catch { /* not JSON */ }
+  try {
+    json = JSON.parse(text) as Record<string, unknown>;
+  } catch {
+    /* not JSON */
+  }
   return { status: res.status, type: res.headers.get('content-type') ?? '', json, headers: res.headers };
 }
 
@@ -60,22 +76,45 @@ before(async () => {
   ids.vehB = await addVehicle(inv, city, { hostId: 'host-b' });
   const t = futureHour(48 * HOUR);
   ids.hold = (await inv.placeHold({ vehicleId: ids.vehA, customerId: 'alice', from: t, to: t + HOUR })).hold.id;
-  ids.booking = (await inv.book({ vehicleId: ids.vehA, customerId: 'alice', from: t + 3 * HOUR, to: t + 5 * HOUR })).booking.id;
-  ids.block = (await inv.placeBlock({ vehicleId: ids.vehA, reason: 'maintenance', from: t + 10 * HOUR, to: t + 12 * HOUR })).block.id;
+  ids.booking = (
+    await inv.book({ vehicleId: ids.vehA, customerId: 'alice', from: t + 3 * HOUR, to: t + 5 * HOUR })
+  ).booking.id;
+  ids.block = (
+    await inv.placeBlock({ vehicleId: ids.vehA, reason: 'maintenance', from: t + 10 * HOUR, to: t + 12 * HOUR })
+  ).block.id;
   ids.t = String(t);
   readModel = new ReadModel(stores.redis, inv);
   await readModel.start();
   // A conflicted booking of alice's with an offer on vehB (the resolver's work, done here directly).
-  ids.conflicted = (await inv.book({ vehicleId: ids.vehA, customerId: 'alice', from: t + 30 * HOUR, to: t + 32 * HOUR })).booking.id;
+  ids.conflicted = (
+    await inv.book({ vehicleId: ids.vehA, customerId: 'alice', from: t + 30 * HOUR, to: t + 32 * HOUR })
+  ).booking.id;
   await inv.placeBlock({ vehicleId: ids.vehA, reason: 'maintenance', from: t + 29 * HOUR, to: t + 33 * HOUR });
   const desk = new ConflictDesk(stores.redis, inv, readModel);
   await readModel.tail(city.id);
   ids.offer = (await desk.resolve(ids.conflicted)).record!.offers[0]!.id;
-  app = await buildApp({ inventory: inv, redis: stores.redis, pool: stores.pool, readModel, conflicts: desk, authenticate: authenticator({ secret: SECRET }), rateLimits: UNLIMITED });
+  app = await buildApp({
+    inventory: inv,
+    redis: stores.redis,
+    pool: stores.pool,
+    readModel,
+    conflicts: desk,
+    authenticate: authenticator({ secret: SECRET }),
+    rateLimits: UNLIMITED,
+  });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   // The edge app: short holds, a one-deep vehicle queue, a tiny admin budget, no read model, no PostgreSQL.
-  const edgeInv = newInventory(stores.redis, city, { holdTtlMs: 1_000, locks: new VehicleLocks({ maxQueue: 1, maxWaitMs: 2_000 }), holdLimits: { holdsPerWindow: 2 } });
-  edge = await buildApp({ inventory: edgeInv, redis: stores.redis, authenticate: authenticator({ secret: SECRET }), rateLimits: { ...UNLIMITED, admin: 3 } });
+  const edgeInv = newInventory(stores.redis, city, {
+    holdTtlMs: 1_000,
+    locks: new VehicleLocks({ maxQueue: 1, maxWaitMs: 2_000 }),
+    holdLimits: { holdsPerWindow: 2 },
+  });
+  edge = await buildApp({
+    inventory: edgeInv,
+    redis: stores.redis,
+    authenticate: authenticator({ secret: SECRET }),
+    rateLimits: { ...UNLIMITED, admin: 3 },
+  });
   edgeBase = await edge.listen({ port: 0, host: '127.0.0.1' });
   Object.assign(tok, await tenantTokens(SECRET));
 });
@@ -111,20 +150,101 @@ describe('tenancy: another tenant is refused and nothing changes', () => {
       { method: 'POST', path: `/v1/vehicles/${ids.vehA}/blocks`, body: { reason: 'host', ...later } },
       { method: 'DELETE', path: `/v1/vehicles/${ids.vehA}/blocks/${ids.block}` },
       { method: 'GET', path: '/v1/hosts/host-a/vehicles' },
-      { method: 'POST', path: '/v1/blocks/batch', body: { items: [{ vehicleId: ids.vehA, reason: 'host', ...later }] } },
+      {
+        method: 'POST',
+        path: '/v1/blocks/batch',
+        body: { items: [{ vehicleId: ids.vehA, reason: 'host', ...later }] },
+      },
     ];
     const staffOnly: Call[] = [
       { method: 'GET', path: `/v1/events?city=${city.id}` },
       { method: 'GET', path: '/v1/analytics/cities' },
-      { method: 'GET', path: `/v1/analytics/utilization?city=${city.id}&from=${iso(t)}&to=${iso(t + 24 * HOUR)}&granularity=hour` },
+      {
+        method: 'GET',
+        path: `/v1/analytics/utilization?city=${city.id}&from=${iso(t)}&to=${iso(t + 24 * HOUR)}&granularity=hour`,
+      },
     ];
     const attempts: Array<[string, Call]> = [
-      ...customerOwned.flatMap((c) => [['bob', c], ['hostB', c]] as Array<[string, Call]>),
-      ...hostOwned.flatMap((c) => [['hostB', c], ['alice', c], ['bob', c]] as Array<[string, Call]>),
-      ...staffOnly.flatMap((c) => [['alice', c], ['hostA', c]] as Array<[string, Call]>),
-      ['alice', { method: 'POST', path: '/v1/vehicles', body: { city: city.id, category: 'sedan', seats: 5, make: 'X', model: 'Y', transmission: 'manual', fuel: 'petrol', location: { lat: 1, lng: 1 }, pricePerHour: 5 } }],
-      ['ops', { method: 'POST', path: '/v1/vehicles', body: { city: city.id, category: 'sedan', seats: 5, make: 'X', model: 'Y', transmission: 'manual', fuel: 'petrol', location: { lat: 1, lng: 1 }, pricePerHour: 5 } }],
-      ['bob', { method: 'POST', path: '/v1/vehicles/batch', body: { items: [{ city: city.id, category: 'sedan', seats: 5, make: 'X', model: 'Y', transmission: 'manual', fuel: 'petrol', location: { lat: 1, lng: 1 }, pricePerHour: 5 }] } }],
+      ...customerOwned.flatMap(
+        (c) =>
+          [
+            ['bob', c],
+            ['hostB', c],
+          ] as Array<[string, Call]>,
+      ),
+      ...hostOwned.flatMap(
+        (c) =>
+          [
+            ['hostB', c],
+            ['alice', c],
+            ['bob', c],
+          ] as Array<[string, Call]>,
+      ),
+      ...staffOnly.flatMap(
+        (c) =>
+          [
+            ['alice', c],
+            ['hostA', c],
+          ] as Array<[string, Call]>,
+      ),
+      [
+        'alice',
+        {
+          method: 'POST',
+          path: '/v1/vehicles',
+          body: {
+            city: city.id,
+            category: 'sedan',
+            seats: 5,
+            make: 'X',
+            model: 'Y',
+            transmission: 'manual',
+            fuel: 'petrol',
+            location: { lat: 1, lng: 1 },
+            pricePerHour: 5,
+          },
+        },
+      ],
+      [
+        'ops',
+        {
+          method: 'POST',
+          path: '/v1/vehicles',
+          body: {
+            city: city.id,
+            category: 'sedan',
+            seats: 5,
+            make: 'X',
+            model: 'Y',
+            transmission: 'manual',
+            fuel: 'petrol',
+            location: { lat: 1, lng: 1 },
+            pricePerHour: 5,
+          },
+        },
+      ],
+      [
+        'bob',
+        {
+          method: 'POST',
+          path: '/v1/vehicles/batch',
+          body: {
+            items: [
+              {
+                city: city.id,
+                category: 'sedan',
+                seats: 5,
+                make: 'X',
+                model: 'Y',
+                transmission: 'manual',
+                fuel: 'petrol',
+                location: { lat: 1, lng: 1 },
+                pricePerHour: 5,
+              },
+            ],
+          },
+        },
+      ],
     ];
     let checked = 0;
     for (const [who, c] of attempts) {
@@ -149,7 +269,13 @@ describe('tenancy: another tenant is refused and nothing changes', () => {
     const t = Number(ids.t);
     const reads: Array<[Call, string[]]> = [
       [{ method: 'GET', path: '/v1/cities' }, ['alice', 'bob', 'hostA', 'hostB', 'ops', 'admin']],
-      [{ method: 'GET', path: `/v1/cities/${city.id}/availability?from=${iso(t + 30 * HOUR)}&to=${iso(t + 31 * HOUR)}` }, ['alice', 'bob', 'hostA', 'hostB', 'ops', 'admin']],
+      [
+        {
+          method: 'GET',
+          path: `/v1/cities/${city.id}/availability?from=${iso(t + 30 * HOUR)}&to=${iso(t + 31 * HOUR)}`,
+        },
+        ['alice', 'bob', 'hostA', 'hostB', 'ops', 'admin'],
+      ],
       [{ method: 'GET', path: `/v1/vehicles/${ids.vehA}` }, ['alice', 'bob', 'hostA', 'hostB', 'ops', 'admin']],
       [{ method: 'GET', path: `/v1/bookings/${ids.booking}` }, ['alice', 'hostA', 'ops', 'admin']],
       [{ method: 'GET', path: `/v1/bookings/${ids.conflicted}/offers` }, ['alice', 'hostA', 'ops', 'admin']],
@@ -180,39 +306,133 @@ describe('every documented error code is reachable over HTTP', () => {
     };
     const w = (h: number, len = 1) => ({ from: iso(t + h * HOUR), to: iso(t + (h + len) * HOUR) });
     await expect(call(tok.alice, { method: 'GET', path: `/v1/bookings/bkg_${city.id}_missing` }), 404, 'NOT_FOUND');
-    await expect(call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehA, ...w(3) } }), 409, 'NOT_AVAILABLE');
-    await expect(call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehB, from: iso(t + HOUR), to: iso(t) } }), 400, 'INVALID_INTERVAL');
+    await expect(
+      call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehA, ...w(3) } }),
+      409,
+      'NOT_AVAILABLE',
+    );
+    await expect(
+      call(tok.bob, {
+        method: 'POST',
+        path: '/v1/bookings',
+        body: { vehicleId: ids.vehB, from: iso(t + HOUR), to: iso(t) },
+      }),
+      400,
+      'INVALID_INTERVAL',
+    );
     const b = await call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehB, ...w(100) } });
     assert.equal(b.status, 201);
     await call(tok.bob, { method: 'POST', path: `/v1/bookings/${String(b.json.id)}/cancel`, body: {} });
-    await expect(call(tok.bob, { method: 'POST', path: `/v1/bookings/${String(b.json.id)}/cancel`, body: {} }), 409, 'INVALID_STATE');
-    await expect(call(tok.hostB, { method: 'PATCH', path: `/v1/vehicles/${ids.vehB}`, body: { pricePerHour: 20 }, headers: { 'if-match': '"1"' } }), 409, 'VERSION_MISMATCH');
+    await expect(
+      call(tok.bob, { method: 'POST', path: `/v1/bookings/${String(b.json.id)}/cancel`, body: {} }),
+      409,
+      'INVALID_STATE',
+    );
+    await expect(
+      call(tok.hostB, {
+        method: 'PATCH',
+        path: `/v1/vehicles/${ids.vehB}`,
+        body: { pricePerHour: 20 },
+        headers: { 'if-match': '"1"' },
+      }),
+      409,
+      'VERSION_MISMATCH',
+    );
     const headers = { 'idempotency-key': 'same-key' };
-    assert.equal((await call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehB, ...w(110) }, headers })).status, 201);
-    await expect(call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehB, ...w(120) }, headers }), 422, 'IDEMPOTENCY_CONFLICT');
-    for (let i = 0; i < 3; i++) assert.equal((await call(tok.carol, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(200 + 2 * i) } })).status, 201);
-    await expect(call(tok.carol, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(210) } }), 429, 'HOLD_LIMIT');
-    await expect(call(tok.alice, { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehB, customerId: 'bob', ...w(300) } }), 400, 'VALIDATION');
+    assert.equal(
+      (await call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehB, ...w(110) }, headers }))
+        .status,
+      201,
+    );
+    await expect(
+      call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehB, ...w(120) }, headers }),
+      422,
+      'IDEMPOTENCY_CONFLICT',
+    );
+    for (let i = 0; i < 3; i++)
+      assert.equal(
+        (await call(tok.carol, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(200 + 2 * i) } }))
+          .status,
+        201,
+      );
+    await expect(
+      call(tok.carol, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(210) } }),
+      429,
+      'HOLD_LIMIT',
+    );
+    await expect(
+      call(tok.alice, {
+        method: 'POST',
+        path: '/v1/bookings',
+        body: { vehicleId: ids.vehB, customerId: 'bob', ...w(300) },
+      }),
+      400,
+      'VALIDATION',
+    );
     await expect(call(tok.alice, { method: 'GET', path: `/v1/events?city=${city.id}` }), 403, 'FORBIDDEN');
     await expect(call('not-a-token', { method: 'GET', path: '/v1/cities' }), 401, 'UNAUTHENTICATED');
-    await expect(call(tok.alice, { method: 'POST', path: '/v1/bookings', raw: JSON.stringify({ vehicleId: ids.vehB, note: 'x'.repeat(1_200_000) }) }), 413, 'PAYLOAD_TOO_LARGE');
+    await expect(
+      call(tok.alice, {
+        method: 'POST',
+        path: '/v1/bookings',
+        raw: JSON.stringify({ vehicleId: ids.vehB, note: 'x'.repeat(1_200_000) }),
+      }),
+      413,
+      'PAYLOAD_TOO_LARGE',
+    );
     await expect(call(tok.alice, { method: 'GET', path: `/v1/bookings/${'b'.repeat(600)}` }), 414, 'URI_TOO_LONG');
-    await expect(call(tok.alice, { method: 'POST', path: '/v1/bookings', raw: 'vehicleId=x', type: 'text/plain' }), 415, 'UNSUPPORTED_MEDIA_TYPE');
+    await expect(
+      call(tok.alice, { method: 'POST', path: '/v1/bookings', raw: 'vehicleId=x', type: 'text/plain' }),
+      415,
+      'UNSUPPORTED_MEDIA_TYPE',
+    );
     await expect(call(tok.alice, { method: 'GET', path: '/v1/nowhere' }), 404, 'ROUTE_NOT_FOUND');
     await expect(call(tok.alice, { method: 'GET', path: '/v1/live' }), 426, 'UPGRADE_REQUIRED');
     // The edge app: no read model and no PostgreSQL, short holds, a one-deep queue, a tiny admin budget.
-    await expect(call(tok.alice, { method: 'GET', path: `/v1/cities/${city.id}/availability?${new URLSearchParams(w(400))}` }, edgeBase), 503, 'UNAVAILABLE');
-    const hold = await call(tok.bob, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(500) } }, edgeBase);
+    await expect(
+      call(
+        tok.alice,
+        { method: 'GET', path: `/v1/cities/${city.id}/availability?${new URLSearchParams(w(400))}` },
+        edgeBase,
+      ),
+      503,
+      'UNAVAILABLE',
+    );
+    const hold = await call(
+      tok.bob,
+      { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(500) } },
+      edgeBase,
+    );
     assert.equal(hold.status, 201);
     await new Promise((r) => setTimeout(r, 1_100));
-    await expect(call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { holdId: hold.json.id } }, edgeBase), 410, 'HOLD_EXPIRED');
-    assert.equal((await call(tok.bob, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(520) } }, edgeBase)).status, 201);
-    await expect(call(tok.bob, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(540) } }, edgeBase), 429, 'HOLD_RATE_LIMITED');
+    await expect(
+      call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { holdId: hold.json.id } }, edgeBase),
+      410,
+      'HOLD_EXPIRED',
+    );
+    assert.equal(
+      (await call(tok.bob, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(520) } }, edgeBase))
+        .status,
+      201,
+    );
+    await expect(
+      call(tok.bob, { method: 'POST', path: '/v1/holds', body: { vehicleId: ids.vehB, ...w(540) } }, edgeBase),
+      429,
+      'HOLD_RATE_LIMITED',
+    );
     let busy: Answer | undefined;
     for (let round = 0; round < 5 && !busy; round++) {
-      const burst = await Promise.all(Array.from({ length: 30 }, (_, i) =>
-        call(tok.carol, { method: 'GET', path: `/v1/vehicles/${ids.vehB}` }, edgeBase).then(() =>
-          call(tok[i % 2 ? 'bob' : 'alice'], { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehB, ...w(600 + round * 100 + i * 2) } }, edgeBase))));
+      const burst = await Promise.all(
+        Array.from({ length: 30 }, (_, i) =>
+          call(tok.carol, { method: 'GET', path: `/v1/vehicles/${ids.vehB}` }, edgeBase).then(() =>
+            call(
+              tok[i % 2 ? 'bob' : 'alice'],
+              { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehB, ...w(600 + round * 100 + i * 2) } },
+              edgeBase,
+            ),
+          ),
+        ),
+      );
       busy = burst.find((r) => r.json.code === 'BUSY');
     }
     assert.ok(busy, 'a burst on one vehicle past its queue sheds load');
@@ -224,6 +444,10 @@ describe('every documented error code is reachable over HTTP', () => {
 
     // A 500 is a bug, never a documented answer: every other code must have been produced.
     const documented = (Object.keys(ERROR_CODES) as ErrorCode[]).filter((c) => c !== 'INTERNAL');
-    assert.deepEqual(documented.filter((c) => !seen.has(c)), [], 'codes never produced over HTTP');
+    assert.deepEqual(
+      documented.filter((c) => !seen.has(c)),
+      [],
+      'codes never produced over HTTP',
+    );
   });
 });

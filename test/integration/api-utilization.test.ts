@@ -49,7 +49,12 @@ before(async () => {
   await new SyncWorker(stores.redis, stores.pool, new CityCatalog([city])).drain();
 
   replica = new pg.Pool({ connectionString: stores.db.url, max: 2 });
-  const common = { inventory: inv, redis: stores.redis, authenticate: authenticator({ secret: SECRET }), rateLimits: LIMITS };
+  const common = {
+    inventory: inv,
+    redis: stores.redis,
+    authenticate: authenticator({ secret: SECRET }),
+    rateLimits: LIMITS,
+  };
   app = await buildApp({ ...common, pool: stores.pool });
   replicaApp = await buildApp({ ...common, pool: stores.pool, replicaPool: replica });
   noDbApp = await buildApp(common);
@@ -67,12 +72,19 @@ after(async () => {
 });
 
 async function get(a: App, query: Record<string, string>, token = tok.ops!) {
-  const res = await a.inject({ method: 'GET', url: `/v1/analytics/utilization?${new URLSearchParams(query)}`, headers: { authorization: `Bearer ${token}` } });
+  const res = await a.inject({
+    method: 'GET',
+    url: `/v1/analytics/utilization?${new URLSearchParams(query)}`,
+    headers: { authorization: `Bearer ${token}` },
+  });
   return { status: res.statusCode, json: res.json() as Record<string, unknown>, headers: res.headers };
 }
 
 const q = (from: number | string, to: number | string, granularity = 'day') => ({
-  city: city.id, from: typeof from === 'number' ? iso(from) : from, to: typeof to === 'number' ? iso(to) : to, granularity,
+  city: city.id,
+  from: typeof from === 'number' ? iso(from) : from,
+  to: typeof to === 'number' ? iso(to) : to,
+  granularity,
 });
 
 function assertProblem(r: Awaited<ReturnType<typeof get>>, status: number, code: string) {
@@ -82,15 +94,37 @@ function assertProblem(r: Awaited<ReturnType<typeof get>>, status: number, code:
 }
 
 const DAY_BUCKETS = [
-  { start: iso(D - DAY), end: iso(D), vehicles: 2, bookedHours: 2, blockedHours: 0, utilization: 0.041667, blockedShare: 0 },
-  { start: iso(D), end: iso(D + DAY), vehicles: 2, bookedHours: 1, blockedHours: 2, utilization: 0.020833, blockedShare: 0.041667 },
+  {
+    start: iso(D - DAY),
+    end: iso(D),
+    vehicles: 2,
+    bookedHours: 2,
+    blockedHours: 0,
+    utilization: 0.041667,
+    blockedShare: 0,
+  },
+  {
+    start: iso(D),
+    end: iso(D + DAY),
+    vehicles: 2,
+    bookedHours: 1,
+    blockedHours: 2,
+    utilization: 0.020833,
+    blockedShare: 0.041667,
+  },
 ];
 
 describe('GET /v1/analytics/utilization', () => {
   test('day buckets: exact figures from the projection, then a cache hit', async () => {
     const first = await get(app, q(D - DAY, D + DAY));
     assert.equal(first.status, 200, JSON.stringify(first.json));
-    assert.deepEqual(first.json, { city: city.id, from: iso(D - DAY), to: iso(D + DAY), granularity: 'day', buckets: DAY_BUCKETS });
+    assert.deepEqual(first.json, {
+      city: city.id,
+      from: iso(D - DAY),
+      to: iso(D + DAY),
+      granularity: 'day',
+      buckets: DAY_BUCKETS,
+    });
     assert.equal(first.headers['x-cache'], 'miss');
     assert.match(String(first.headers['cache-control']), /max-age=10\b/);
 
@@ -113,16 +147,52 @@ describe('GET /v1/analytics/utilization', () => {
     const r = await get(app, q(local, D + HOUR, 'hour'));
     assert.equal(r.status, 200, JSON.stringify(r.json));
     assert.equal(r.json.from, iso(from.getTime()));
-    const buckets = r.json.buckets as { start: string; end: string; vehicles: number; bookedHours: number; blockedHours: number; utilization: number; blockedShare: number }[];
-    assert.deepEqual(buckets.map((b) => b.start), [iso(D - 3 * HOUR), iso(D - 2 * HOUR), iso(D - HOUR), iso(D)]);
-    assert.deepEqual(buckets.map((b) => b.end), [iso(D - 2 * HOUR), iso(D - HOUR), iso(D), iso(D + HOUR)]);
-    assert.deepEqual(buckets.map((b) => b.vehicles), [2, 2, 2, 2]);
-    assert.deepEqual(buckets.map((b) => b.bookedHours), [0, 1, 1, 1]);
-    assert.deepEqual(buckets.map((b) => b.utilization), [0, 0.5, 0.5, 0.5]);
-    assert.deepEqual(buckets.map((b) => b.blockedHours), [0, 0, 0, 0]);
+    const buckets = r.json.buckets as {
+      start: string;
+      end: string;
+      vehicles: number;
+      bookedHours: number;
+      blockedHours: number;
+      utilization: number;
+      blockedShare: number;
+    }[];
+    assert.deepEqual(
+      buckets.map((b) => b.start),
+      [iso(D - 3 * HOUR), iso(D - 2 * HOUR), iso(D - HOUR), iso(D)],
+    );
+    assert.deepEqual(
+      buckets.map((b) => b.end),
+      [iso(D - 2 * HOUR), iso(D - HOUR), iso(D), iso(D + HOUR)],
+    );
+    assert.deepEqual(
+      buckets.map((b) => b.vehicles),
+      [2, 2, 2, 2],
+    );
+    assert.deepEqual(
+      buckets.map((b) => b.bookedHours),
+      [0, 1, 1, 1],
+    );
+    assert.deepEqual(
+      buckets.map((b) => b.utilization),
+      [0, 0.5, 0.5, 0.5],
+    );
+    assert.deepEqual(
+      buckets.map((b) => b.blockedHours),
+      [0, 0, 0, 0],
+    );
 
     const block = await get(app, q(D + 4 * HOUR, D + 7 * HOUR, 'hour'));
-    assert.deepEqual((block.json.buckets as { blockedHours: number; blockedShare: number }[]).map((b) => [b.blockedHours, b.blockedShare]), [[1, 0.5], [1, 0.5], [0, 0]]);
+    assert.deepEqual(
+      (block.json.buckets as { blockedHours: number; blockedShare: number }[]).map((b) => [
+        b.blockedHours,
+        b.blockedShare,
+      ]),
+      [
+        [1, 0.5],
+        [1, 0.5],
+        [0, 0],
+      ],
+    );
   });
 
   test('before the vehicles existed: no vehicles, utilization 0', async () => {
@@ -135,7 +205,10 @@ describe('GET /v1/analytics/utilization', () => {
     // The ends of the ISO range are answered too (PostgreSQL has no year 0: times go as epoch ms).
     const first = await get(app, q('0000-01-01T00:30:00Z', '0000-01-01T02:00:00Z', 'hour'));
     assert.equal(first.status, 200, JSON.stringify(first.json));
-    assert.deepEqual((first.json.buckets as { start: string }[]).map((x) => x.start), ['0000-01-01T00:00:00.000Z', '0000-01-01T01:00:00.000Z']);
+    assert.deepEqual(
+      (first.json.buckets as { start: string }[]).map((x) => x.start),
+      ['0000-01-01T00:00:00.000Z', '0000-01-01T01:00:00.000Z'],
+    );
     const last = await get(app, q('9999-12-30T00:00:00Z', '9999-12-31T23:59:59Z'));
     assert.equal(last.status, 200, JSON.stringify(last.json));
     assert.equal((last.json.buckets as unknown[]).length, 2);
@@ -144,8 +217,12 @@ describe('GET /v1/analytics/utilization', () => {
   test('reads from the replica pool when one is given, never the main pool', async () => {
     let onReplica = 0;
     let onMain = 0;
-    const countReplica = () => { onReplica++; };
-    const countMain = () => { onMain++; };
+    const countReplica = () => {
+      onReplica++;
+    };
+    const countMain = () => {
+      onMain++;
+    };
     replica.on('acquire', countReplica);
     stores.pool.on('acquire', countMain);
     try {
@@ -174,7 +251,10 @@ describe('GET /v1/analytics/utilization', () => {
     assertProblem(await get(app, { ...q(D - DAY, D + DAY), extra: '1' }), 400, 'VALIDATION');
     const { granularity: _g, ...noGranularity } = q(D - DAY, D + DAY);
     assertProblem(await get(app, noGranularity), 400, 'VALIDATION');
-    const res = await app.inject({ method: 'GET', url: `/v1/analytics/utilization?${new URLSearchParams(q(D - DAY, D + DAY))}` });
+    const res = await app.inject({
+      method: 'GET',
+      url: `/v1/analytics/utilization?${new URLSearchParams(q(D - DAY, D + DAY))}`,
+    });
     assert.equal(res.statusCode, 401);
     assertProblem(await get(noDbApp, q(D - DAY, D + DAY)), 503, 'UNAVAILABLE');
   });

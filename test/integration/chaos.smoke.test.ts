@@ -18,12 +18,33 @@ test('chaos at tiny scale: faults come and go, nothing acknowledged is lost', { 
   const out = await mkdtemp(path.join(tmpdir(), 'fleet-chaos-report-'));
   try {
     const { report, ok } = await chaos({
-      ...DEFAULT_CHAOS, durationMs: 24_000, faultEveryMs: 4_000, cities: 1, vehiclesPerCity: 20, rate: 60, concurrency: 8,
+      ...DEFAULT_CHAOS,
+      durationMs: 24_000,
+      faultEveryMs: 4_000,
+      cities: 1,
+      vehiclesPerCity: 20,
+      rate: 60,
+      concurrency: 8,
       faults: ['redis-primary-kill', 'postgres-primary-crash', 'api-process-kill', 'sync-worker-kill'],
-      seed: Math.floor(seeded('chaos.smoke')() * 1e9), out, progress: false,
+      seed: Math.floor(seeded('chaos.smoke')() * 1e9),
+      out,
+      progress: false,
     });
-    const r = report as { faults: { kind: string; detail: string }[]; requests: number; availability: number; acknowledgedWritesLost: number; invariants: Record<string, number> };
-    console.log(JSON.stringify({ faults: r.faults, requests: r.requests, availability: r.availability, invariants: r.invariants }));
+    const r = report as {
+      faults: { kind: string; detail: string }[];
+      requests: number;
+      availability: number;
+      acknowledgedWritesLost: number;
+      invariants: Record<string, number>;
+    };
+    console.log(
+      JSON.stringify({
+        faults: r.faults,
+        requests: r.requests,
+        availability: r.availability,
+        invariants: r.invariants,
+      }),
+    );
     assert.ok(ok, 'no acknowledged write lost, no overlap, no drift');
     assert.equal(r.faults.length, 4, 'every fault was injected');
     for (const f of r.faults) assert.doesNotMatch(f.detail, /^failed/, `${f.kind}: ${f.detail}`);

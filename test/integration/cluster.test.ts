@@ -60,7 +60,9 @@ test('the whole flow on a three-node Redis Cluster', { timeout: 120_000 }, async
     for (const shard of shards) {
       const fields = shard as unknown[];
       const ranges = fields[fields.indexOf('slots') + 1] as number[];
-      for (let i = 0; i < ranges.length; i += 2) if (slot >= Number(ranges[i]) && slot <= Number(ranges[i + 1])) owners.add(JSON.stringify(fields[fields.indexOf('nodes') + 1]));
+      for (let i = 0; i < ranges.length; i += 2)
+        if (slot >= Number(ranges[i]) && slot <= Number(ranges[i + 1]))
+          owners.add(JSON.stringify(fields[fields.indexOf('nodes') + 1]));
     }
   }
   assert.ok(owners.size >= 2, `cities spread over ${owners.size} node(s)`);
@@ -86,10 +88,10 @@ test('the whole flow on a three-node Redis Cluster', { timeout: 120_000 }, async
     // A conflict in each city becomes offers; the customer accepts: the booking moves, atomically.
     for (const [i, c] of cities.entries()) {
       await inv.placeBlock({ vehicleId: victims[i]!, reason: 'accident' });
-      let record;
+      let record: { offers: { id: string; vehicleId: string }[] } | undefined;
       for (let n = 0; n < 200 && !record; n++) {
         const raw = await redis.hget(keys.offers(c.id), bookings[i]!);
-        record = raw ? JSON.parse(raw) as { offers: { id: string; vehicleId: string }[] } : undefined;
+        record = raw ? (JSON.parse(raw) as { offers: { id: string; vehicleId: string }[] }) : undefined;
         if (!record) await new Promise((r) => setTimeout(r, 10));
       }
       assert.ok(record?.offers.length, `offers in ${c.id}`);
@@ -99,18 +101,35 @@ test('the whole flow on a three-node Redis Cluster', { timeout: 120_000 }, async
     const pass = await desk.postValidate(cities[0]!.id);
     assert.deepEqual(pass.conflicted, []);
     await inv.sweepCity(cities[0]!.id);
-    const search = await readModel.search(cities[1]!.id, { from: t + 10 * HOUR, to: t + 12 * HOUR, sort: 'price', limit: 10, offset: 0 });
+    const search = await readModel.search(cities[1]!.id, {
+      from: t + 10 * HOUR,
+      to: t + 12 * HOUR,
+      sort: 'price',
+      limit: 10,
+      offset: 0,
+    });
     assert.equal(search.hits.length, 1, 'the free vehicle (the other is in an accident)');
 
     // The API on the cluster: auth, the batched rate-limit store, a booking.
     const secret = new TextEncoder().encode('cluster-test-secret-of-32-bytes-or-more');
-    const app = await buildApp({ inventory: inv, redis, readModel, conflicts: desk, authenticate: authenticator({ secret }) });
+    const app = await buildApp({
+      inventory: inv,
+      redis,
+      readModel,
+      conflicts: desk,
+      authenticate: authenticator({ secret }),
+    });
     try {
       const base = await app.listen({ port: 0, host: '127.0.0.1' });
       const token = await mintToken(secret, { sub: 'bob', role: 'customer' });
       const r = await fetch(`${base}/v1/bookings`, {
-        method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-        body: JSON.stringify({ vehicleId: search.hits[0]!.vehicleId, from: new Date(t + 10 * HOUR).toISOString(), to: new Date(t + 12 * HOUR).toISOString() }),
+        method: 'POST',
+        headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+        body: JSON.stringify({
+          vehicleId: search.hits[0]!.vehicleId,
+          from: new Date(t + 10 * HOUR).toISOString(),
+          to: new Date(t + 12 * HOUR).toISOString(),
+        }),
       });
       assert.equal(r.status, 201, await r.text());
       assert.ok(r.headers.get('ratelimit-remaining') ?? r.headers.get('ratelimit'), 'rate limited through the cluster');

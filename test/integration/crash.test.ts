@@ -12,27 +12,56 @@ import { DomainError } from '../../src/domain/errors.ts';
 import { keys } from '../../src/redis/keys.ts';
 import { setConnectionPolicy } from '../../src/redis/scripts.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
-import { HOUR, addVehicle, assertCityInvariants, newInventory, readCity, readEvents, testCity } from '../support/engine.ts';
+import {
+  HOUR,
+  addVehicle,
+  assertCityInvariants,
+  newInventory,
+  readCity,
+  readEvents,
+  testCity,
+} from '../support/engine.ts';
+import { seeded } from '../support/random.ts';
+
+/** Every draw of this file comes from here: TEST_SEED replays a run. */
+const random = seeded('crash');
 
 const VEHICLES = 20;
 const CLIENTS = 50;
 const ROUNDS = 3;
 
 let server: RedisServer;
-before(async () => { server = await startRedis({ external: 'never', appendfsync: 'always' }); });
-after(async () => { await server.stop(); });
+before(async () => {
+  server = await startRedis({ external: 'never', appendfsync: 'always' });
+});
+after(async () => {
+  await server.stop();
+});
 
 /** A connection that fails fast when the server dies, instead of queueing or retrying. */
 function fragile(url: string): Redis {
-  const r = new Redis(url, { maxRetriesPerRequest: 0, enableOfflineQueue: false, retryStrategy: () => null, autoResendUnfulfilledCommands: false });
+  const r = new Redis(url, {
+    maxRetriesPerRequest: 0,
+    enableOfflineQueue: false,
+    retryStrategy: () => null,
+    autoResendUnfulfilledCommands: false,
+  });
   r.on('error', () => {}); // the kill is the point of the test
   setConnectionPolicy(r, { failoverWaitMs: 200 }); // and waiting through it is not
   return r;
 }
 
-interface Acked { id: string; vehicleId: string; from: number; to: number; events: string[] }
+interface Acked {
+  id: string;
+  vehicleId: string;
+  from: number;
+  to: number;
+  events: string[];
+}
 
-test('kill -9 during a booking storm: acknowledged bookings survive whole, nothing is half-written', { timeout: 120_000 }, async () => {
+test('kill -9 during a booking storm: acknowledged bookings survive whole, nothing is half-written', {
+  timeout: 120_000,
+}, async () => {
   const city = testCity();
   let conn = fragile(server.url);
   await new Promise((r) => conn.once('ready', r));
@@ -63,7 +92,7 @@ test('kill -9 during a booking storm: acknowledged bookings survive whole, nothi
       }
     };
     const storm = Promise.all(Array.from({ length: CLIENTS }, (_, n) => client(n)));
-    await new Promise((r) => setTimeout(r, 700 + Math.random() * 600));
+    await new Promise((r) => setTimeout(r, 700 + random() * 600));
     const before = acked.length;
     await server.kill9();
     alive = false;
@@ -102,7 +131,9 @@ test('kill -9 during a booking storm: acknowledged bookings survive whole, nothi
       assert.equal(last?.version, v.version, `vehicle ${vid}: version matches its last event`);
     }
     assertCityInvariants(state, city.turnaroundMs);
-    console.log(`round ${round}: ${acked.length} acknowledged so far, ${bookings.length} in Redis, ${unacknowledged} cut off by the kill`);
+    console.log(
+      `round ${round}: ${acked.length} acknowledged so far, ${bookings.length} in Redis, ${unacknowledged} cut off by the kill`,
+    );
   }
   assert.ok(unacknowledged > 0, 'some commands were in flight at the kill');
   conn.disconnect();

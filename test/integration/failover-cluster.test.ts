@@ -42,7 +42,9 @@ async function ownerOf(redis: Cluster, city: string): Promise<string> {
   return `${range[2][0]}:${range[2][1]}`;
 }
 
-test('a master killed: its replica takes over, its cities are served again, no acknowledged booking is lost', { timeout: 120_000 }, async () => {
+test('a master killed: its replica takes over, its cities are served again, no acknowledged booking is lost', {
+  timeout: 120_000,
+}, async () => {
   const redis = opened.redis as Cluster;
   assert.equal(opened.mode, 'cluster');
   assert.equal(opened.syncReplicas, 1, 'every master has a replica: each write waits for it');
@@ -76,7 +78,10 @@ test('a master killed: its replica takes over, its cities are served again, no a
       const list = vehicles.get(c.id)!;
       const from = t + Math.floor(k / list.length) * 2 * HOUR + n * 1_000 * HOUR;
       try {
-        const b = await inv.book({ vehicleId: list[k % list.length]!, customerId: `c${n}`, from, to: from + HOUR }, { idempotencyKey: `n${n}-k${k}`, actorId: `c${n}` });
+        const b = await inv.book(
+          { vehicleId: list[k % list.length]!, customerId: `c${n}`, from, to: from + HOUR },
+          { idempotencyKey: `n${n}-k${k}`, actorId: `c${n}` },
+        );
         acknowledged.push({ id: b.booking.id, city: c.id, at: Date.now() });
       } catch (err) {
         const code = err instanceof DomainError ? `${err.code} ${err.message.slice(0, 80)}` : (err as Error).message;
@@ -96,7 +101,7 @@ test('a master killed: its replica takes over, its cities are served again, no a
   for (let i = 0; !promotedAt; i++) {
     assert.ok(i < 300, 'the replica was promoted');
     await new Promise((r) => setTimeout(r, 100));
-    const probe = new Redis(cluster.processes.find((p) => p.port !== Number(port))!.port, host ?? "127.0.0.1");
+    const probe = new Redis(cluster.processes.find((p) => p.port !== Number(port))!.port, host ?? '127.0.0.1');
     try {
       const owner = await ownerOf(probe as unknown as Cluster, victimCities[0]!);
       if (owner !== victim) promotedAt = Date.now();
@@ -106,23 +111,35 @@ test('a master killed: its replica takes over, its cities are served again, no a
   }
   const served = () => acknowledged.filter((a) => victimCities.includes(a.city) && a.at > promotedAt).length;
   for (let i = 0; served() < 20; i++) {
-    assert.ok(i < 200, `the failed shard's cities are served again (${served()}); refused ${JSON.stringify(Object.fromEntries(refused))}`);
+    assert.ok(
+      i < 200,
+      `the failed shard's cities are served again (${served()}); refused ${JSON.stringify(Object.fromEntries(refused))}`,
+    );
     await new Promise((r) => setTimeout(r, 100));
   }
   const firstAgain = acknowledged.find((a) => victimCities.includes(a.city) && a.at > killedAt)!.at;
   stop = true;
   await Promise.all(clients);
-  console.log(`killed ${victim}; promoted after ${promotedAt - killedAt} ms; its cities booked again after ${firstAgain - killedAt} ms; ${acknowledged.length} acknowledged; refused ${JSON.stringify(Object.fromEntries(refused))}`);
+  console.log(
+    `killed ${victim}; promoted after ${promotedAt - killedAt} ms; its cities booked again after ${firstAgain - killedAt} ms; ${acknowledged.length} acknowledged; refused ${JSON.stringify(Object.fromEntries(refused))}`,
+  );
 
   const missing: string[] = [];
   for (const a of acknowledged) {
-    const entry = await inv.getEntry(a.id, 'booking').then((r) => r.entry, () => undefined);
+    const entry = await inv.getEntry(a.id, 'booking').then(
+      (r) => r.entry,
+      () => undefined,
+    );
     if (entry?.status !== 'confirmed') missing.push(a.id);
   }
   assert.deepEqual(missing, [], 'every acknowledged booking is there after the promotion');
 
   await monitor.check();
   await monitor.idle();
-  assert.deepEqual(scheduled.map((s) => s.city).sort(), [...victimCities].sort(), 'only the failed shard\'s cities are verified');
+  assert.deepEqual(
+    scheduled.map((s) => s.city).sort(),
+    [...victimCities].sort(),
+    "only the failed shard's cities are verified",
+  );
   assert.ok(scheduled.every((s) => s.cause === 'redis-cluster'));
 });

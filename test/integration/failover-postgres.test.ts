@@ -38,7 +38,10 @@ before(async () => {
   await migrate(url);
   writes = createPool(url, { max: 3, connectionTimeoutMillis: 2_000 });
   writes.on('error', () => {});
-  reads = createPool(`postgres://postgres@${hosts}/fleet?target_session_attrs=prefer-standby`, { max: 2, connectionTimeoutMillis: 2_000 });
+  reads = createPool(`postgres://postgres@${hosts}/fleet?target_session_attrs=prefer-standby`, {
+    max: 2,
+    connectionTimeoutMillis: 2_000,
+  });
   server = await startRedis({ external: 'never' });
   redis = connect(server.url);
 });
@@ -54,7 +57,9 @@ after(async () => {
 
 const asPgNode = (c: PgCluster) => ({ port: c.port, dataDir: c.dataDir, log: `${c.dataDir}/../pg.log` });
 
-test('primary crashed under load, a lagging standby promoted: the sync replays what it lost, nothing acknowledged is missing', { timeout: 180_000 }, async () => {
+test('primary crashed under load, a lagging standby promoted: the sync replays what it lost, nothing acknowledged is missing', {
+  timeout: 180_000,
+}, async () => {
   await recordCities(writes, [city]);
   const inv = newInventory(redis, city);
   const vehicles: string[] = [];
@@ -70,7 +75,16 @@ test('primary crashed under load, a lagging standby promoted: the sync replays w
     for (let k = 0; loading; k++) {
       const from = t + Math.floor(k / vehicles.length) * 2 * HOUR;
       try {
-        acknowledged.push((await inv.book({ vehicleId: vehicles[k % vehicles.length]!, customerId: `c${k % 7}`, from, to: from + HOUR })).booking.id);
+        acknowledged.push(
+          (
+            await inv.book({
+              vehicleId: vehicles[k % vehicles.length]!,
+              customerId: `c${k % 7}`,
+              from,
+              to: from + HOUR,
+            })
+          ).booking.id,
+        );
         starts.push(from);
       } catch (err) {
         if (!(err instanceof DomainError)) throw err;
@@ -89,7 +103,9 @@ test('primary crashed under load, a lagging standby promoted: the sync replays w
   await primary.stopImmediate();
   await pgStart(asPgNode(standby), '-c hot_standby=on');
   await pgPromote(asPgNode(standby));
-  console.log(`standby stopped after ${behindFrom} bookings; the primary had ${syncedOnPrimary} synced when it crashed`);
+  console.log(
+    `standby stopped after ${behindFrom} bookings; the primary had ${syncedOnPrimary} synced when it crashed`,
+  );
   await new Promise((r) => setTimeout(r, 2_000));
   loading = false;
   await load;
@@ -101,23 +117,44 @@ test('primary crashed under load, a lagging standby promoted: the sync replays w
   const { rows } = await writes.query<{ id: string }>('SELECT id FROM bookings WHERE id = ANY($1)', [acknowledged]);
   const present = new Set(rows.map((r) => r.id));
   const missing = acknowledged.filter((id) => !present.has(id));
-  console.log(`${acknowledged.length} acknowledged, ${sync.stats.replayed} events replayed after the promotion, ${missing.length} missing`);
+  console.log(
+    `${acknowledged.length} acknowledged, ${sync.stats.replayed} events replayed after the promotion, ${missing.length} missing`,
+  );
   assert.deepEqual(missing, [], 'every acknowledged booking is in the promoted database');
-  assert.equal((await writes.query('SELECT pg_is_in_recovery() AS r')).rows[0].r, false, 'the writers are on the promoted standby');
+  assert.equal(
+    (await writes.query('SELECT pg_is_in_recovery() AS r')).rows[0].r,
+    false,
+    'the writers are on the promoted standby',
+  );
   assert.equal(writes.writer?.port, standby.port);
 
   const secret = new TextEncoder().encode('pg-failover-secret-of-32-bytes-or-more');
-  const app = await buildApp({ inventory: inv, redis, pool: writes, replicaPool: reads, authenticate: authenticator({ secret }) });
+  const app = await buildApp({
+    inventory: inv,
+    redis,
+    pool: writes,
+    replicaPool: reads,
+    authenticate: authenticator({ secret }),
+  });
   try {
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
     const token = await mintToken(secret, { sub: 'olga', role: 'ops' });
     const day = Math.floor(t / (24 * HOUR)) * 24 * HOUR;
-    const q = new URLSearchParams({ city: city.id, from: new Date(day).toISOString(), to: new Date(day + 7 * 24 * HOUR).toISOString(), granularity: 'day' });
+    const q = new URLSearchParams({
+      city: city.id,
+      from: new Date(day).toISOString(),
+      to: new Date(day + 7 * 24 * HOUR).toISOString(),
+      granularity: 'day',
+    });
     const r = await fetch(`${base}/v1/analytics/utilization?${q}`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(r.status, 200, await r.clone().text());
     const buckets = ((await r.json()) as { buckets: { bookedHours: number }[] }).buckets;
     const inWindow = starts.filter((s) => s >= day && s < day + 7 * 24 * HOUR).length;
-    assert.equal(buckets.reduce((n, b) => n + b.bookedHours, 0), inWindow, 'the analytics count every acknowledged booking of the window');
+    assert.equal(
+      buckets.reduce((n, b) => n + b.bookedHours, 0),
+      inWindow,
+      'the analytics count every acknowledged booking of the window',
+    );
   } finally {
     await app.close();
   }

@@ -14,7 +14,14 @@ import { Redis } from 'ioredis';
 import { buildApp, type App } from '../../src/api/app.ts';
 import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { loadConfig } from '../../src/config.ts';
-import { haDown, haEnvironment, haUp, startRedisNode, type HaLayout, type RedisNodeLayout } from '../../src/ha/local.ts';
+import {
+  haDown,
+  haEnvironment,
+  haUp,
+  startRedisNode,
+  type HaLayout,
+  type RedisNodeLayout,
+} from '../../src/ha/local.ts';
 import { openRedis, type OpenedRedis } from '../../src/redis/topology.ts';
 import { HOUR, addVehicle, futureHour, newInventory, testCity } from '../support/engine.ts';
 import { seeded } from '../support/random.ts';
@@ -58,7 +65,9 @@ async function waitForNewPrimary(old: RedisNodeLayout, timeoutMs = 20_000): Prom
   }
 }
 
-test('kill -9 of the primary, twice: every acknowledged booking survives, no 5xx, no long gap', { timeout: 120_000 }, async () => {
+test('kill -9 of the primary, twice: every acknowledged booking survives, no 5xx, no long gap', {
+  timeout: 120_000,
+}, async () => {
   const rnd = seeded('failover-sentinel');
   assert.equal(opened.mode, 'sentinel');
   assert.equal(opened.syncReplicas, 1, 'auto: the primary has replicas, so every write waits for one');
@@ -66,7 +75,12 @@ test('kill -9 of the primary, twice: every acknowledged booking survives, no 5xx
   const inv = newInventory(opened.redis as Redis, city);
   const vehicles: string[] = [];
   for (let i = 0; i < CLIENTS; i++) vehicles.push(await addVehicle(inv, city));
-  app = await buildApp({ inventory: inv, redis: opened.redis, authenticate: authenticator({ secret: SECRET }), rateLimits: { customer: 1e6, host: 1e6, ops: 1e6, admin: 1e6 } });
+  app = await buildApp({
+    inventory: inv,
+    redis: opened.redis,
+    authenticate: authenticator({ secret: SECRET }),
+    rateLimits: { customer: 1e6, host: 1e6, ops: 1e6, admin: 1e6 },
+  });
   const base = await app.listen({ port: 0, host: '127.0.0.1' });
   const token = await mintToken(SECRET, { sub: 'failover-customer', role: 'customer' });
   const t0 = futureHour(2 * HOUR);
@@ -80,13 +94,25 @@ test('kill -9 of the primary, twice: every acknowledged booking survives, no 5xx
       const started = Date.now();
       try {
         const res = await fetch(`${base}/v1/bookings`, {
-          method: 'POST', signal: AbortSignal.timeout(15_000),
-          headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json', 'idempotency-key': `c${c}-k${k}` },
-          body: JSON.stringify({ vehicleId: vehicles[c], from: new Date(from).toISOString(), to: new Date(from + HOUR).toISOString() }),
+          method: 'POST',
+          signal: AbortSignal.timeout(15_000),
+          headers: {
+            authorization: `Bearer ${token}`,
+            'content-type': 'application/json',
+            'idempotency-key': `c${c}-k${k}`,
+          },
+          body: JSON.stringify({
+            vehicleId: vehicles[c],
+            from: new Date(from).toISOString(),
+            to: new Date(from + HOUR).toISOString(),
+          }),
         });
         const body = (await res.json()) as { id?: string; code?: string; detail?: string };
         if (res.status === 201) acknowledged.push({ id: body.id!, at: Date.now() });
-        else failures.push(`client ${c} booking ${k}: ${res.status} ${body.code} ${body.detail} after ${Date.now() - started} ms`);
+        else
+          failures.push(
+            `client ${c} booking ${k}: ${res.status} ${body.code} ${body.detail} after ${Date.now() - started} ms`,
+          );
       } catch (err) {
         failures.push(`client ${c} booking ${k}: ${(err as Error).message} after ${Date.now() - started} ms`);
       }
@@ -109,7 +135,9 @@ test('kill -9 of the primary, twice: every acknowledged booking survives, no 5xx
     const n = acknowledged.length;
     await new Promise((r) => setTimeout(r, 4_000));
     const firstAfter = acknowledged.slice(n).find((a) => a.at > killedAt)?.at;
-    console.log(`round ${round}: ${primary.port} killed, ${promoted.port} promoted after ${windows.at(-1)} ms; first acknowledgement after the kill at +${firstAfter ? firstAfter - killedAt : '-'} ms`);
+    console.log(
+      `round ${round}: ${primary.port} killed, ${promoted.port} promoted after ${windows.at(-1)} ms; first acknowledgement after the kill at +${firstAfter ? firstAfter - killedAt : '-'} ms`,
+    );
   }
   await new Promise((r) => setTimeout(r, 2_000));
   stop = true;
@@ -119,7 +147,9 @@ test('kill -9 of the primary, twice: every acknowledged booking survives, no 5xx
   assert.ok(acknowledged.length > 200, `bookings flowed (${acknowledged.length})`);
   const ats = acknowledged.map((a) => a.at).sort((a, b) => a - b);
   const gap = Math.max(...ats.slice(1).map((t, i) => t - ats[i]!));
-  console.log(`acknowledged ${acknowledged.length}, longest gap between acknowledgements ${gap} ms, failover windows ${windows.join(', ')} ms`);
+  console.log(
+    `acknowledged ${acknowledged.length}, longest gap between acknowledgements ${gap} ms, failover windows ${windows.join(', ')} ms`,
+  );
   assert.ok(gap <= 10_000, `longest gap ${gap} ms`);
   const missing: string[] = [];
   for (const a of acknowledged) {

@@ -57,7 +57,9 @@ async function primaryPort(): Promise<number> {
   }
 }
 
-test('a booking and a vehicle lost in a failover are restored from PostgreSQL, and the overlap becomes a conflict', { timeout: 120_000 }, async () => {
+test('a booking and a vehicle lost in a failover are restored from PostgreSQL, and the overlap becomes a conflict', {
+  timeout: 120_000,
+}, async () => {
   const redis = opened.redis as Redis;
   const city = testCity();
   const inv = newInventory(redis, city);
@@ -65,9 +67,18 @@ test('a booking and a vehicle lost in a failover are restored from PostgreSQL, a
   const sync = new SyncWorker(redis, pool, catalogWith(city));
   const v1 = (await inv.createVehicle(city.id, { ...SEDAN })).vehicleId;
   await sync.drain();
-  const monitor = new FailoverMonitor(redis, catalogWith(city), (c, cause) => verifyCity({
-    redis, pool, inventory: inv, postValidate: (x) => desk.postValidate(x),
-  }, c, cause));
+  const monitor = new FailoverMonitor(redis, catalogWith(city), (c, cause) =>
+    verifyCity(
+      {
+        redis,
+        pool,
+        inventory: inv,
+        postValidate: (x) => desk.postValidate(x),
+      },
+      c,
+      cause,
+    ),
+  );
   const model = new ReadModel(redis, inv);
   await model.start();
   const desk = new ConflictDesk(redis, inv, model);
@@ -81,7 +92,11 @@ test('a booking and a vehicle lost in a failover are restored from PostgreSQL, a
   const lost = await inv.book({ vehicleId: v1, customerId: 'first', from: t, to: t + 4 * HOUR });
   const v2 = (await inv.createVehicle(city.id, { ...SEDAN, make: 'Lost', model: 'Vehicle' })).vehicleId;
   await sync.drain();
-  assert.equal((await pool.query('SELECT count(*)::int AS n FROM bookings WHERE id = $1', [lost.booking.id])).rows[0].n, 1, 'PostgreSQL has the booking');
+  assert.equal(
+    (await pool.query('SELECT count(*)::int AS n FROM bookings WHERE id = $1', [lost.booking.id])).rows[0].n,
+    1,
+    'PostgreSQL has the booking',
+  );
 
   // The primary dies before anything replicated, and so do the replicas, with what sat unread in
   // their sockets; they come back from their own AOF files, and one of them is promoted.
@@ -107,12 +122,26 @@ test('a booking and a vehicle lost in a failover are restored from PostgreSQL, a
   assert.equal(report.entriesRestored, 1, 'the lost booking came back');
   assert.deepEqual(report.conflicts, [later.booking.id], 'the later-made booking yields');
 
-  assert.equal((await inv.getEntry(lost.booking.id, 'booking')).entry.status, 'confirmed', 'the acknowledged booking is back, confirmed');
-  assert.equal((await inv.getEntry(later.booking.id, 'booking')).entry.status, 'conflicted', 'and the overlapping one is conflicted (offers follow)');
+  assert.equal(
+    (await inv.getEntry(lost.booking.id, 'booking')).entry.status,
+    'confirmed',
+    'the acknowledged booking is back, confirmed',
+  );
+  assert.equal(
+    (await inv.getEntry(later.booking.id, 'booking')).entry.status,
+    'conflicted',
+    'and the overlapping one is conflicted (offers follow)',
+  );
   assert.equal((await inv.getVehicleState(v2)).vehicle.make, 'Lost');
   const events = await readEvents(redis, city.id);
   const types = events.map((e) => e.type);
-  for (const type of ['system.failover_detected', 'vehicle.restored', 'booking.restored', 'booking.conflicted', 'system.failover_verified']) {
+  for (const type of [
+    'system.failover_detected',
+    'vehicle.restored',
+    'booking.restored',
+    'booking.conflicted',
+    'system.failover_verified',
+  ]) {
     assert.ok(types.includes(type), `${type} is in the stream`);
   }
   const verified = events.find((e) => e.type === 'system.failover_verified')!;
@@ -126,7 +155,10 @@ test('a booking and a vehicle lost in a failover are restored from PostgreSQL, a
   // PostgreSQL gets the restore's events like any others, overlap settled: no dead letter.
   await sync.drain();
   assert.equal((await pool.query('SELECT count(*)::int AS n FROM dead_letters')).rows[0].n, 0);
-  assert.equal((await pool.query('SELECT status FROM bookings WHERE id = $1', [later.booking.id])).rows[0].status, 'conflicted');
+  assert.equal(
+    (await pool.query('SELECT status FROM bookings WHERE id = $1', [later.booking.id])).rows[0].status,
+    'conflicted',
+  );
   assert.equal(await redis.hget(keys.entries(city.id), lost.booking.id), v1, 'the restored booking is indexed');
   await model.stop();
 });

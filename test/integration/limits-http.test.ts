@@ -31,7 +31,10 @@ let tok: Awaited<ReturnType<typeof tenantTokens>>;
 before(async () => {
   server = await startRedis({ external: 'never' });
   redis = connect(server.url);
-  inv = new Inventory(redis, { cities: new CityCatalog(cities), holdLimits: { maxLiveHoldsTotal: 4, holdsPerWindow: 6, holdRateWindowMs: 60_000 } });
+  inv = new Inventory(redis, {
+    cities: new CityCatalog(cities),
+    holdLimits: { maxLiveHoldsTotal: 4, holdsPerWindow: 6, holdRateWindowMs: 60_000 },
+  });
   tok = await tenantTokens(SECRET);
 });
 after(async () => {
@@ -54,7 +57,11 @@ test('a batch of N items charges N; invalid requests, unknown routes and anonymo
   const first = await fetch(`${base}/v1/cities`, { headers: h });
   assert.equal(remaining(first), 99);
   const items = Array.from({ length: 30 }, () => ({ city: cities[0]!.id, ...SEDAN, hostId: undefined }));
-  const batch = await fetch(`${base}/v1/vehicles/batch`, { method: 'POST', headers: h, body: JSON.stringify({ items }) });
+  const batch = await fetch(`${base}/v1/vehicles/batch`, {
+    method: 'POST',
+    headers: h,
+    body: JSON.stringify({ items }),
+  });
   assert.equal(batch.status, 200, await batch.clone().text());
   assert.equal(remaining(await fetch(`${base}/v1/cities`, { headers: h })), 100 - 1 - 30 - 1, 'the batch cost 30');
   const seen: number[] = [];
@@ -69,22 +76,30 @@ test('a batch of N items charges N; invalid requests, unknown routes and anonymo
     seen.push(remaining(r));
   }
   assert.deepEqual(seen, [67, 66, 65, 64, 63, 62, 61, 60, 59, 58], 'each refused request spent a unit');
-  assert.equal(remaining(await fetch(`${base}/v1/cities`, { headers: h })), 100 - 1 - 30 - 1 - 10 - 1, '10 refused requests cost 10');
+  assert.equal(
+    remaining(await fetch(`${base}/v1/cities`, { headers: h })),
+    100 - 1 - 30 - 1 - 10 - 1,
+    '10 refused requests cost 10',
+  );
   // Without a valid token: counted per address, against RATE_LIMIT_ANONYMOUS.
   const anonymous = [];
-  for (let i = 0; i < 8; i++) anonymous.push((await fetch(`${base}/v1/cities`, { headers: { authorization: 'Bearer nonsense' } })).status);
+  for (let i = 0; i < 8; i++)
+    anonymous.push((await fetch(`${base}/v1/cities`, { headers: { authorization: 'Bearer nonsense' } })).status);
   assert.deepEqual(anonymous, [401, 401, 401, 401, 401, 429, 429, 429]);
 });
 
 test("a customer's live holds across every city stop at the cap; holds placed too fast are refused; both say when to retry", async () => {
   const base = await serve({ rateLimits: { customer: 1e6, host: 1e6, ops: 1e6, admin: 1e6 } });
   const vehicles = [];
-  for (const c of cities) for (let i = 0; i < 3; i++) vehicles.push((await inv.createVehicle(c.id, { ...SEDAN })).vehicleId);
+  for (const c of cities)
+    for (let i = 0; i < 3; i++) vehicles.push((await inv.createVehicle(c.id, { ...SEDAN })).vehicleId);
   const t = futureHour(HOUR);
-  const hold = (v: string, token = tok.alice) => fetch(`${base}/v1/holds`, {
-    method: 'POST', headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
-    body: JSON.stringify({ vehicleId: v, from: new Date(t).toISOString(), to: new Date(t + HOUR).toISOString() }),
-  });
+  const hold = (v: string, token = tok.alice) =>
+    fetch(`${base}/v1/holds`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      body: JSON.stringify({ vehicleId: v, from: new Date(t).toISOString(), to: new Date(t + HOUR).toISOString() }),
+    });
   const statuses = [];
   for (const v of vehicles) statuses.push((await hold(v)).status);
   assert.deepEqual(statuses.slice(0, 4), [201, 201, 201, 201], 'four live holds, in three cities');
@@ -95,9 +110,18 @@ test("a customer's live holds across every city stop at the cap; holds placed to
   assert.ok(Number(refused.headers.get('retry-after')) > 0, 'Retry-After: when the first hold lapses');
   assert.equal(statuses.filter((s) => s === 201).length, 4, 'never more than the cap');
   // Released holds give their place back; but the hold rate (6 a minute) is spent soon after.
-  const ids = await redis.zrange((await import('../../src/redis/keys.ts')).keys.customerHoldReservations('alice'), '0', '-1');
+  const ids = await redis.zrange(
+    (await import('../../src/redis/keys.ts')).keys.customerHoldReservations('alice'),
+    '0',
+    '-1',
+  );
   assert.equal(ids.length, 4);
-  for (const id of ids.slice(0, 3)) assert.equal((await fetch(`${base}/v1/holds/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${tok.alice}` } })).status, 200);
+  for (const id of ids.slice(0, 3))
+    assert.equal(
+      (await fetch(`${base}/v1/holds/${id}`, { method: 'DELETE', headers: { authorization: `Bearer ${tok.alice}` } }))
+        .status,
+      200,
+    );
   assert.equal((await hold(vehicles[5]!)).status, 201, 'a released hold freed a place');
   assert.equal((await hold(vehicles[6]!)).status, 201, 'the sixth hold placed this minute');
   const fast = await hold(vehicles[7]!);
@@ -115,9 +139,12 @@ test('a client sending one header byte a second is cut within the header timeout
   socket.resume(); // read what the server says (408), so that its close is seen at once
   await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
   const started = Date.now();
-  const request = 'GET /v1/cities HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n';
+  const request =
+    'GET /v1/cities HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\r\n\r\n';
   let i = 0;
-  const drip = setInterval(() => { if (!socket.destroyed && i < request.length) socket.write(request[i++]!); }, 1_000);
+  const drip = setInterval(() => {
+    if (!socket.destroyed && i < request.length) socket.write(request[i++]!);
+  }, 1_000);
   const at = await closed;
   clearInterval(drip);
   console.log(`slow-header connection closed after ${at - started} ms (${i} bytes sent)`);
@@ -128,14 +155,19 @@ test('a client sending one header byte a second is cut within the header timeout
 test('connections per client address are capped', async () => {
   const base = new URL(await serve({ http: { maxConnectionsPerIp: 5 } }));
   const sockets = Array.from({ length: 8 }, () => tcpConnect(Number(base.port), base.hostname));
-  const outcomes = await Promise.all(sockets.map((s) => new Promise<string>((resolve) => {
-    s.on('error', () => {});
-    s.once('connect', () => {
-      s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
-      s.once('data', () => resolve('answered'));
-      s.once('close', () => resolve('dropped'));
-    });
-  })));
+  const outcomes = await Promise.all(
+    sockets.map(
+      (s) =>
+        new Promise<string>((resolve) => {
+          s.on('error', () => {});
+          s.once('connect', () => {
+            s.write('GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n');
+            s.once('data', () => resolve('answered'));
+            s.once('close', () => resolve('dropped'));
+          });
+        }),
+    ),
+  );
   assert.equal(outcomes.filter((o) => o === 'answered').length, 5);
   assert.equal(outcomes.filter((o) => o === 'dropped').length, 3);
   for (const s of sockets) s.destroy();
@@ -143,7 +175,10 @@ test('connections per client address are capped', async () => {
 
 test("a keep-alive client's long sequential run meets no reset connection", { timeout: 120_000 }, async () => {
   const rnd = seeded('keep-alive');
-  const base = await serve({ http: { keepAliveTimeoutMs: 1_000 }, rateLimits: { customer: 1e6, host: 1e6, ops: 1e6, admin: 1e6 } });
+  const base = await serve({
+    http: { keepAliveTimeoutMs: 1_000 },
+    rateLimits: { customer: 1e6, host: 1e6, ops: 1e6, admin: 1e6 },
+  });
   // undici's own defaults: it keeps connections alive and honours the server's Keep-Alive hint.
   const agent = new Agent({ connections: 4 });
   const failures: string[] = [];
@@ -152,7 +187,10 @@ test("a keep-alive client's long sequential run meets no reset connection", { ti
     // Now and then the client pauses around the server's keep-alive timeout: the race that resets.
     if (i % 150 === 149) await new Promise((r) => setTimeout(r, 800 + rnd() * 400));
     try {
-      const r = await undiciFetch(`${base}/v1/cities`, { headers: { authorization: `Bearer ${tok.alice}` }, dispatcher: agent });
+      const r = await undiciFetch(`${base}/v1/cities`, {
+        headers: { authorization: `Bearer ${tok.alice}` },
+        dispatcher: agent,
+      });
       await r.arrayBuffer();
       ok++;
     } catch (err) {

@@ -47,7 +47,11 @@ after(async () => {
 
 async function serve(live: LiveOptions): Promise<{ app: App; url: string }> {
   const app = await buildApp({
-    inventory: inv, redis, readModel, authenticate: authenticator({ secret: SECRET }), live,
+    inventory: inv,
+    redis,
+    readModel,
+    authenticate: authenticator({ secret: SECRET }),
+    live,
     rateLimits: { customer: 1e6, host: 1e6, ops: 1e6, admin: 1e6 },
   });
   apps.push(app);
@@ -55,14 +59,26 @@ async function serve(live: LiveOptions): Promise<{ app: App; url: string }> {
   return { app, url: `${base.replace('http', 'ws')}/v1/live` };
 }
 
-interface Message { type: string; topic?: string; code?: string }
+interface Message {
+  type: string;
+  topic?: string;
+  code?: string;
+}
 
-async function open(url: string, token: string): Promise<{ ws: WebSocket; messages: Message[]; closed: Promise<{ code: number; reason: string }> }> {
+async function open(
+  url: string,
+  token: string,
+): Promise<{ ws: WebSocket; messages: Message[]; closed: Promise<{ code: number; reason: string }> }> {
   const ws = new WebSocket(url, { headers: { authorization: `Bearer ${token}` } });
   const messages: Message[] = [];
   ws.on('message', (raw) => messages.push(JSON.parse(raw.toString()) as Message));
-  const closed = new Promise<{ code: number; reason: string }>((resolve) => ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })));
-  await new Promise<void>((resolve, reject) => { ws.once('open', () => resolve()); ws.once('error', reject); });
+  const closed = new Promise<{ code: number; reason: string }>((resolve) =>
+    ws.on('close', (code, reason) => resolve({ code, reason: reason.toString() })),
+  );
+  await new Promise<void>((resolve, reject) => {
+    ws.once('open', () => resolve());
+    ws.once('error', reject);
+  });
   return { ws, messages, closed };
 }
 
@@ -91,7 +107,10 @@ test('a refused topic is looked up once', async () => {
   // Count the lookups the hub makes (the vehicle's state, from Redis).
   let lookups = 0;
   const read = inv.getVehicleState.bind(inv);
-  inv.getVehicleState = (id: string) => { lookups++; return read(id); };
+  inv.getVehicleState = (id: string) => {
+    lookups++;
+    return read(id);
+  };
   try {
     for (let i = 0; i < 5; i++) c.ws.send(JSON.stringify({ type: 'subscribe', topic: `vehicle:${vehicle}` }));
     await until(() => c.messages.filter((m) => m.type === 'error').length >= 5, 5_000, 'five refusals');
@@ -109,26 +128,35 @@ test('a connection flooding messages gets errors, then is closed; another connec
   quiet.ws.send(JSON.stringify({ type: 'subscribe', topic: `city:${city.id}` }));
   await until(() => quiet.messages.some((m) => m.type === 'subscribed'));
   const flood = await open(url, tok.admin);
-  for (let i = 0; i < 2_000 && flood.ws.readyState === WebSocket.OPEN; i++) flood.ws.send(JSON.stringify({ type: 'ping' }));
+  for (let i = 0; i < 2_000 && flood.ws.readyState === WebSocket.OPEN; i++)
+    flood.ws.send(JSON.stringify({ type: 'ping' }));
   const closed = await flood.closed;
   assert.equal(closed.code, CLOSE_POLICY);
   assert.match(closed.reason, /message budget/);
-  assert.ok(flood.messages.some((m) => m.type === 'error' && m.code === 'RATE_LIMITED'), 'it was told before being closed');
+  assert.ok(
+    flood.messages.some((m) => m.type === 'error' && m.code === 'RATE_LIMITED'),
+    'it was told before being closed',
+  );
   assert.ok(flood.messages.filter((m) => m.type === 'pong').length <= 45, 'at most the burst was answered');
   const t = futureHour(HOUR);
   await inv.book({ vehicleId: vehicle, customerId: 'alice', from: t, to: t + HOUR });
-  await until(() => quiet.messages.some((m) => m.type === 'event'), 5_000, 'the quiet subscriber\'s event');
+  await until(() => quiet.messages.some((m) => m.type === 'event'), 5_000, "the quiet subscriber's event");
   quiet.ws.close();
 });
 
-test('a client that never reads, asking for replays, stays under the high-water mark and is closed', { timeout: 120_000 }, async () => {
+test('a client that never reads, asking for replays, stays under the high-water mark and is closed', {
+  timeout: 120_000,
+}, async () => {
   // A city with a long history to replay: more than the kernel's socket buffers can absorb (~18 MB).
   const vehicles: string[] = [];
   for (let i = 0; i < 60; i++) vehicles.push((await inv.createVehicle(busy.id, { ...SEDAN })).vehicleId);
   const t = futureHour(HOUR);
-  await Promise.all(vehicles.map(async (v) => {
-    for (let k = 0; k < 350; k++) await inv.book({ vehicleId: v, customerId: 'alice', from: t + k * 2 * HOUR, to: t + k * 2 * HOUR + HOUR });
-  }));
+  await Promise.all(
+    vehicles.map(async (v) => {
+      for (let k = 0; k < 350; k++)
+        await inv.book({ vehicleId: v, customerId: 'alice', from: t + k * 2 * HOUR, to: t + k * 2 * HOUR + HOUR });
+    }),
+  );
   const HIGH_WATER = 256 * 1024;
   const { app, url } = await serve({ highWaterBytes: HIGH_WATER, slowConsumerMs: 2_000 });
   const hub = app.live;
@@ -137,7 +165,9 @@ test('a client that never reads, asking for replays, stays under the high-water 
   (c.ws as unknown as { _socket: { pause(): void } })._socket.pause();
   c.ws.send(JSON.stringify({ type: 'subscribe', topic: `city:${busy.id}`, after: '0-0' }));
   let most = 0;
-  const sampler = setInterval(() => { most = Math.max(most, ...hub.bufferedBytes(), 0); }, 5);
+  const sampler = setInterval(() => {
+    most = Math.max(most, ...hub.bufferedBytes(), 0);
+  }, 5);
   await until(() => hub.connections === 0, 30_000, 'the slow consumer to be closed');
   clearInterval(sampler);
   console.log(`most buffered for the slow client: ${most} bytes (high-water mark ${HIGH_WATER})`);

@@ -27,7 +27,12 @@ before(async () => {
     // Each app its own Redis connection, as each API process has.
     const own = connect(server.url);
     connections.push(own);
-    const app = await buildApp({ inventory: inv, redis: own, authenticate: authenticator({ secret: SECRET }), rateLimits: LIMITS });
+    const app = await buildApp({
+      inventory: inv,
+      redis: own,
+      authenticate: authenticator({ secret: SECRET }),
+      rateLimits: LIMITS,
+    });
     apps.push(app);
     bases.push(await app.listen({ port: 0, host: '127.0.0.1' }));
   }
@@ -39,7 +44,8 @@ after(async () => {
   await server.stop();
 });
 
-const get = (base: string, token: string) => fetch(`${base}/v1/cities`, { headers: { authorization: `Bearer ${token}` } });
+const get = (base: string, token: string) =>
+  fetch(`${base}/v1/cities`, { headers: { authorization: `Bearer ${token}` } });
 
 test('a burst on one process is cut at the limit exactly', async () => {
   const token = await mintToken(SECRET, { sub: 'burst', role: 'customer' });

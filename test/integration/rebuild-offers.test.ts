@@ -20,7 +20,9 @@ before(async () => {
   stores = await startStores();
   await recordCities(stores.pool, [city]);
 });
-after(async () => { await stores.stop(); });
+after(async () => {
+  await stores.stop();
+});
 
 test('open offers survive a rebuild: the record is restored and can be accepted', async () => {
   const inv = newInventory(stores.redis, city);
@@ -44,7 +46,11 @@ test('open offers survive a rebuild: the record is restored and can be accepted'
     await wipeCity(stores.redis, city.id);
     const rebuilt = await rebuildCity(stores.redis, stores.pool, city.id);
     assert.equal(rebuilt.offers, 1);
-    assert.deepEqual(JSON.parse((await stores.redis.hget(keys.offers(city.id), booking))!), before, 'the record, as it was');
+    assert.deepEqual(
+      JSON.parse((await stores.redis.hget(keys.offers(city.id), booking))!),
+      before,
+      'the record, as it was',
+    );
     assert.equal(await stores.redis.zscore(keys.offersDue(city.id), booking), due, 'its lapse scheduled again');
 
     const upgrade = made.record!.offers.find((o) => o.category === 'suv')!;

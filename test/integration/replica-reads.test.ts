@@ -21,16 +21,21 @@ let opened: OpenedRedis;
 
 before(async () => {
   layout = await haUp({ dir: await mkdtemp(path.join(tmpdir(), 'fleet-replica-reads-')), postgres: false });
-  opened = await openRedis(loadConfig({ ...haEnvironment(layout), REDIS_SYNC_REPLICAS: '2', REDIS_REPLICA_READS: '1' }));
+  opened = await openRedis(
+    loadConfig({ ...haEnvironment(layout), REDIS_SYNC_REPLICAS: '2', REDIS_REPLICA_READS: '1' }),
+  );
 });
 after(async () => {
   opened?.redis.disconnect();
   if (layout) await haDown(layout.dir);
 });
 
-const replicaReads = async () => (await metrics.replicaReads.get()).values.find((v) => v.labels.served === 'replica')?.value ?? 0;
+const replicaReads = async () =>
+  (await metrics.replicaReads.get()).values.find((v) => v.labels.served === 'replica')?.value ?? 0;
 
-test('writes wait for every replica: a read right after an acknowledged booking, served by a replica, never shows the vehicle free', { timeout: 120_000 }, async () => {
+test('writes wait for every replica: a read right after an acknowledged booking, served by a replica, never shows the vehicle free', {
+  timeout: 120_000,
+}, async () => {
   const city = testCity();
   const inv = newInventory(opened.redis as Redis, city);
   const vehicles: string[] = [];
@@ -39,16 +44,18 @@ test('writes wait for every replica: a read right after an acknowledged booking,
   const t = futureHour(HOUR);
   let stale = 0;
   let checked = 0;
-  await Promise.all(vehicles.map(async (vehicleId) => {
-    for (let k = 0; k < 150; k++) {
-      const from = t + k * 2 * HOUR;
-      await inv.book({ vehicleId, customerId: 'c1', from, to: from + HOUR });
-      const free = await inv.verifyAvailable(city.id, [vehicleId], from, from + HOUR);
-      const state = await inv.getVehicleState(vehicleId);
-      checked++;
-      if (free.length > 0 || state.entries.filter((e) => e.kind === 'booking').length < k + 1) stale++;
-    }
-  }));
+  await Promise.all(
+    vehicles.map(async (vehicleId) => {
+      for (let k = 0; k < 150; k++) {
+        const from = t + k * 2 * HOUR;
+        await inv.book({ vehicleId, customerId: 'c1', from, to: from + HOUR });
+        const free = await inv.verifyAvailable(city.id, [vehicleId], from, from + HOUR);
+        const state = await inv.getVehicleState(vehicleId);
+        checked++;
+        if (free.length > 0 || state.entries.filter((e) => e.kind === 'booking').length < k + 1) stale++;
+      }
+    }),
+  );
   const served = (await replicaReads()) - before;
   console.log(`${checked} reads right after acknowledgement, ${served} served by a replica, ${stale} stale`);
   assert.equal(stale, 0, 'no read showed an acknowledged booking missing');
@@ -56,6 +63,9 @@ test('writes wait for every replica: a read right after an acknowledged booking,
 });
 
 test('replica reads without every write on every replica are refused at start-up', async () => {
-  await assert.rejects(openRedis(loadConfig({ ...haEnvironment(layout), REDIS_SYNC_REPLICAS: '1', REDIS_REPLICA_READS: '1' })), ConfigError);
+  await assert.rejects(
+    openRedis(loadConfig({ ...haEnvironment(layout), REDIS_SYNC_REPLICAS: '1', REDIS_REPLICA_READS: '1' })),
+    ConfigError,
+  );
   await assert.rejects(openRedis(loadConfig({ ...haEnvironment(layout), REDIS_REPLICA_READS: '1' })), ConfigError);
 });

@@ -63,17 +63,36 @@ test('the sync writes the primary; analytics read the streaming replica', { time
 
   const secret = new TextEncoder().encode('replica-test-secret-of-32-bytes-or-more');
   // The main pool points at a dead port: any read sent there instead of the replica would fail.
-  const nowhere = new pg.Pool({ connectionString: 'postgres://postgres@127.0.0.1:1/fleet', max: 1, connectionTimeoutMillis: 500 });
-  const app = await buildApp({ inventory: inv, redis, pool: nowhere, replicaPool: reads, authenticate: authenticator({ secret }) });
+  const nowhere = new pg.Pool({
+    connectionString: 'postgres://postgres@127.0.0.1:1/fleet',
+    max: 1,
+    connectionTimeoutMillis: 500,
+  });
+  const app = await buildApp({
+    inventory: inv,
+    redis,
+    pool: nowhere,
+    replicaPool: reads,
+    authenticate: authenticator({ secret }),
+  });
   try {
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
     const token = await mintToken(secret, { sub: 'olga', role: 'ops' });
-    const q = new URLSearchParams({ city: city.id, from: new Date(day).toISOString(), to: new Date(day + 24 * HOUR).toISOString(), granularity: 'day' });
+    const q = new URLSearchParams({
+      city: city.id,
+      from: new Date(day).toISOString(),
+      to: new Date(day + 24 * HOUR).toISOString(),
+      granularity: 'day',
+    });
     const r = await fetch(`${base}/v1/analytics/utilization?${q}`, { headers: { authorization: `Bearer ${token}` } });
     assert.equal(r.status, 200, await r.clone().text());
-    const bucket = ((await r.json()) as { buckets: { vehicles: number; bookedHours: number; utilization: number }[] }).buckets[0]!;
+    const bucket = ((await r.json()) as { buckets: { vehicles: number; bookedHours: number; utilization: number }[] })
+      .buckets[0]!;
     assert.deepEqual([bucket.vehicles, bucket.bookedHours, bucket.utilization], [1, 6, 0.25]);
-    const c = await fetch(`${base}/v1/analytics/conflicts?${new URLSearchParams({ from: new Date(day - 7 * 24 * HOUR).toISOString(), to: new Date(day).toISOString() })}`, { headers: { authorization: `Bearer ${token}` } });
+    const c = await fetch(
+      `${base}/v1/analytics/conflicts?${new URLSearchParams({ from: new Date(day - 7 * 24 * HOUR).toISOString(), to: new Date(day).toISOString() })}`,
+      { headers: { authorization: `Bearer ${token}` } },
+    );
     assert.equal(c.status, 200, await c.clone().text());
   } finally {
     await app.close();

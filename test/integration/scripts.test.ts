@@ -13,15 +13,37 @@ import type { Inventory, InventoryOptions } from '../../src/services/inventory.t
 import { VehicleLocks } from '../../src/services/vehicle-locks.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import {
-  HOUR, MINUTE, SEDAN, addVehicle, assertCityInvariants, connect, futureHour, newInventory, readCity, readEvents, snapshotCity, testCity,
+  HOUR,
+  MINUTE,
+  SEDAN,
+  addVehicle,
+  assertCityInvariants,
+  connect,
+  futureHour,
+  newInventory,
+  readCity,
+  readEvents,
+  snapshotCity,
+  testCity,
 } from '../support/engine.ts';
 
 let server: RedisServer;
 let redis: Redis;
-before(async () => { server = await startRedis(); redis = connect(server.url); });
-after(async () => { redis.disconnect(); await server.stop(); });
+before(async () => {
+  server = await startRedis();
+  redis = connect(server.url);
+});
+after(async () => {
+  redis.disconnect();
+  await server.stop();
+});
 
-interface Fixture { city: City; inv: Inventory; v: string; t: number }
+interface Fixture {
+  city: City;
+  inv: Inventory;
+  v: string;
+  t: number;
+}
 
 async function fixture(opts: Omit<InventoryOptions, 'cities'> = {}): Promise<Fixture> {
   const city = testCity();
@@ -107,7 +129,11 @@ describe('upsert_vehicle', () => {
 
   test('an unknown vehicle or city is NOT_FOUND', async () => {
     const f = await fixture();
-    await refused(f, () => f.inv.updateVehicle(`veh_${f.city.id}_0000000000000000000`, { seats: 4 }, 1), 'VERSION_MISMATCH');
+    await refused(
+      f,
+      () => f.inv.updateVehicle(`veh_${f.city.id}_0000000000000000000`, { seats: 4 }, 1),
+      'VERSION_MISMATCH',
+    );
     await refused(f, () => f.inv.getVehicleState(`veh_${f.city.id}_0000000000000000000`), 'NOT_FOUND');
     await refused(f, () => f.inv.createVehicle('nowhere', SEDAN), 'NOT_FOUND');
   });
@@ -120,12 +146,17 @@ describe('set_listing', () => {
     const trip = await f.inv.book({ vehicleId: f.v, customerId: 'c0', from: m - HOUR, to: m + HOUR, allowPast: true });
     await f.inv.startTrip(trip.booking.id, 'c0');
     const later = await f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR });
-    const hold = await f.inv.placeHold({ vehicleId: f.v, customerId: 'c2', from: f.t + 10 * HOUR, to: f.t + 11 * HOUR });
+    const hold = await f.inv.placeHold({
+      vehicleId: f.v,
+      customerId: 'c2',
+      from: f.t + 10 * HOUR,
+      to: f.t + 11 * HOUR,
+    });
     const r = await f.inv.delist(f.v, 'sold');
     assert.deepEqual(await eventTypes(f, r.events), ['vehicle.delisted', 'booking.conflicted', 'hold.released']);
     assert.equal(r.status, 'in_trip', 'the trip under way outranks delisted');
     assert.equal((await entry(f, trip.booking.id)).status, 'active');
-    const b = await entry(f, later.booking.id) as BookingEntry;
+    const b = (await entry(f, later.booking.id)) as BookingEntry;
     assert.deepEqual([b.status, b.conflictCause, b.conflictedBy], ['conflicted', 'delisted', f.v]);
     assert.equal((await entry(f, hold.hold.id)).status, 'released');
     assert.equal(await redis.hexists(keys.liveHolds(f.city.id), hold.hold.id), 0);
@@ -137,9 +168,17 @@ describe('set_listing', () => {
     await f.inv.delist(f.v);
     assert.equal((await f.inv.getVehicleState(f.v)).status, 'delisted');
     await refused(f, () => f.inv.delist(f.v), 'INVALID_STATE');
-    const err = await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c', from: f.t, to: f.t + HOUR }), 'NOT_AVAILABLE');
+    const err = await refused(
+      f,
+      () => f.inv.book({ vehicleId: f.v, customerId: 'c', from: f.t, to: f.t + HOUR }),
+      'NOT_AVAILABLE',
+    );
     assert.equal(err.detail.listing, 'delisted');
-    await refused(f, () => f.inv.placeHold({ vehicleId: f.v, customerId: 'c', from: f.t, to: f.t + HOUR }), 'NOT_AVAILABLE');
+    await refused(
+      f,
+      () => f.inv.placeHold({ vehicleId: f.v, customerId: 'c', from: f.t, to: f.t + HOUR }),
+      'NOT_AVAILABLE',
+    );
     const r = await f.inv.relist(f.v);
     assert.equal(r.status, 'available');
     await refused(f, () => f.inv.relist(f.v), 'INVALID_STATE');
@@ -150,7 +189,10 @@ describe('set_listing', () => {
 describe('place_hold', () => {
   test('places a hold that expires after the ttl', async () => {
     const f = await fixture({ holdTtlMs: 60_000 });
-    const r = await f.inv.placeHold({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR }, { commandId: 'cmd-h' });
+    const r = await f.inv.placeHold(
+      { vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR },
+      { commandId: 'cmd-h' },
+    );
     assert.equal(r.hold.status, 'held');
     assert.equal(r.hold.expiresAt, r.at + 60_000);
     assert.equal(r.version, 2);
@@ -163,7 +205,12 @@ describe('place_hold', () => {
   test('an overlap, turnaround included, is NOT_AVAILABLE naming the blocking window', async () => {
     const f = await fixture();
     await f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + 2 * HOUR });
-    const err = await refused(f, () => f.inv.placeHold({ vehicleId: f.v, customerId: 'c2', from: f.t + 2 * HOUR + 20 * MINUTE, to: f.t + 4 * HOUR }), 'NOT_AVAILABLE');
+    const err = await refused(
+      f,
+      () =>
+        f.inv.placeHold({ vehicleId: f.v, customerId: 'c2', from: f.t + 2 * HOUR + 20 * MINUTE, to: f.t + 4 * HOUR }),
+      'NOT_AVAILABLE',
+    );
     assert.deepEqual(err.detail.blocking, { kind: 'booking', from: f.t, to: f.t + 2 * HOUR, status: 'confirmed' });
     assert.equal(err.detail.turnaroundMs, 30 * MINUTE);
     assert.match(err.message, /turnaround 30 min/);
@@ -175,11 +222,18 @@ describe('place_hold', () => {
   test('bad intervals are INVALID_INTERVAL', async () => {
     const f = await fixture();
     const cases: [number, number, string][] = [
-      [f.t + 1, f.t + HOUR, 'minute'], [f.t, f.t, 'order'], [f.t + HOUR, f.t, 'order'],
-      [f.t, f.t + 30 * 24 * HOUR + MINUTE, 'too_long'], [thisMinute() - HOUR, thisMinute() + HOUR, 'past'],
+      [f.t + 1, f.t + HOUR, 'minute'],
+      [f.t, f.t, 'order'],
+      [f.t + HOUR, f.t, 'order'],
+      [f.t, f.t + 30 * 24 * HOUR + MINUTE, 'too_long'],
+      [thisMinute() - HOUR, thisMinute() + HOUR, 'past'],
     ];
     for (const [from, to, problem] of cases) {
-      const err = await refused(f, () => f.inv.placeHold({ vehicleId: f.v, customerId: 'c', from, to }), 'INVALID_INTERVAL');
+      const err = await refused(
+        f,
+        () => f.inv.placeHold({ vehicleId: f.v, customerId: 'c', from, to }),
+        'INVALID_INTERVAL',
+      );
       assert.equal(err.detail.problem, problem);
     }
     await refused(f, () => f.inv.placeHold({ vehicleId: f.v, customerId: 'c', from: -1, to: f.t }), 'INVALID_INTERVAL');
@@ -190,7 +244,11 @@ describe('place_hold', () => {
     const v2 = await addVehicle(f.inv, f.city);
     const h1 = await f.inv.placeHold({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR });
     await f.inv.placeHold({ vehicleId: v2, customerId: 'c1', from: f.t, to: f.t + HOUR });
-    const err = await refused(f, () => f.inv.placeHold({ vehicleId: f.v, customerId: 'c1', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR }), 'HOLD_LIMIT');
+    const err = await refused(
+      f,
+      () => f.inv.placeHold({ vehicleId: f.v, customerId: 'c1', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR }),
+      'HOLD_LIMIT',
+    );
     assert.deepEqual([err.detail.live, err.detail.max], [2, 2]);
     await f.inv.placeHold({ vehicleId: f.v, customerId: 'other', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR });
     await f.inv.releaseHold(h1.hold.id, 'c1');
@@ -200,8 +258,22 @@ describe('place_hold', () => {
 
   test('an unknown vehicle is NOT_FOUND', async () => {
     const f = await fixture();
-    await refused(f, () => f.inv.placeHold({ vehicleId: `veh_${f.city.id}_0000000000000000000`, customerId: 'c', from: f.t, to: f.t + HOUR }), 'NOT_FOUND');
-    await refused(f, () => f.inv.placeHold({ vehicleId: 'garbage', customerId: 'c', from: f.t, to: f.t + HOUR }), 'NOT_FOUND');
+    await refused(
+      f,
+      () =>
+        f.inv.placeHold({
+          vehicleId: `veh_${f.city.id}_0000000000000000000`,
+          customerId: 'c',
+          from: f.t,
+          to: f.t + HOUR,
+        }),
+      'NOT_FOUND',
+    );
+    await refused(
+      f,
+      () => f.inv.placeHold({ vehicleId: 'garbage', customerId: 'c', from: f.t, to: f.t + HOUR }),
+      'NOT_FOUND',
+    );
   });
 });
 
@@ -236,11 +308,20 @@ describe('release_hold', () => {
 describe('book', () => {
   test('books directly: confirmed, version bumped, booking.confirmed with the command id', async () => {
     const f = await fixture();
-    const r = await f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + 3 * HOUR }, { commandId: 'cmd-b' });
-    assert.deepEqual([r.booking.status, r.booking.from, r.booking.to, r.booking.customerId], ['confirmed', f.t, f.t + 3 * HOUR, 'c1']);
+    const r = await f.inv.book(
+      { vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + 3 * HOUR },
+      { commandId: 'cmd-b' },
+    );
+    assert.deepEqual(
+      [r.booking.status, r.booking.from, r.booking.to, r.booking.customerId],
+      ['confirmed', f.t, f.t + 3 * HOUR, 'c1'],
+    );
     assert.equal(r.version, 2);
     const [ev] = (await readEvents(redis, f.city.id)).filter((e) => e.cmd === 'cmd-b');
-    assert.deepEqual([ev?.type, ev?.subject, ev?.version, ev?.status], ['booking.confirmed', r.booking.id, 2, 'available']);
+    assert.deepEqual(
+      [ev?.type, ev?.subject, ev?.version, ev?.status],
+      ['booking.confirmed', r.booking.id, 2, 'available'],
+    );
     assert.equal(await redis.hget(keys.entries(f.city.id), r.booking.id), f.v);
     await done(f);
   });
@@ -251,7 +332,7 @@ describe('book', () => {
     const r = await f.inv.book({ holdId: h.hold.id, customerId: 'c1' });
     assert.deepEqual([r.booking.from, r.booking.to, r.booking.holdId], [f.t, f.t + HOUR, h.hold.id]);
     assert.deepEqual(await eventTypes(f, r.events), ['hold.converted', 'booking.confirmed']);
-    const hold = await entry(f, h.hold.id) as HoldEntry;
+    const hold = (await entry(f, h.hold.id)) as HoldEntry;
     assert.deepEqual([hold.status, hold.bookingId], ['converted', r.booking.id]);
     await refused(f, () => f.inv.book({ holdId: h.hold.id, customerId: 'c1' }), 'INVALID_STATE');
     await done(f);
@@ -271,13 +352,40 @@ describe('book', () => {
     const f = await fixture();
     await f.inv.placeHold({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR });
     await f.inv.placeBlock({ vehicleId: f.v, reason: 'maintenance', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR });
-    assert.equal((await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t, to: f.t + HOUR }), 'NOT_AVAILABLE')).detail.blocking && 'hold', 'hold');
-    const err = await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t + 5 * HOUR, to: f.t + 7 * HOUR }), 'NOT_AVAILABLE');
-    assert.deepEqual(err.detail.blocking, { kind: 'block', reason: 'maintenance', status: 'active', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR });
+    assert.equal(
+      (
+        await refused(
+          f,
+          () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t, to: f.t + HOUR }),
+          'NOT_AVAILABLE',
+        )
+      ).detail.blocking && 'hold',
+      'hold',
+    );
+    const err = await refused(
+      f,
+      () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t + 5 * HOUR, to: f.t + 7 * HOUR }),
+      'NOT_AVAILABLE',
+    );
+    assert.deepEqual(err.detail.blocking, {
+      kind: 'block',
+      reason: 'maintenance',
+      status: 'active',
+      from: f.t + 5 * HOUR,
+      to: f.t + 6 * HOUR,
+    });
     // A block needs no turnaround after it.
     await f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t + 6 * HOUR, to: f.t + 7 * HOUR });
-    await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t + 30_000, to: f.t + HOUR }), 'INVALID_INTERVAL');
-    await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: Number.NaN, to: f.t }), 'INVALID_INTERVAL');
+    await refused(
+      f,
+      () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t + 30_000, to: f.t + HOUR }),
+      'INVALID_INTERVAL',
+    );
+    await refused(
+      f,
+      () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: Number.NaN, to: f.t }),
+      'INVALID_INTERVAL',
+    );
     await done(f);
   });
 });
@@ -317,7 +425,11 @@ describe('start_trip and complete_trip', () => {
     await refused(f, () => f.inv.cancelBooking(b.booking.id, 'c1'), 'INVALID_STATE');
     await refused(f, () => f.inv.startTrip(b.booking.id, 'c1'), 'INVALID_STATE');
     // While the trip runs, the rest of its window is taken.
-    await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: m + 2 * HOUR, to: m + 4 * HOUR }), 'NOT_AVAILABLE');
+    await refused(
+      f,
+      () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: m + 2 * HOUR, to: m + 4 * HOUR }),
+      'NOT_AVAILABLE',
+    );
     const c = await f.inv.completeTrip(b.booking.id, 'c1');
     assert.equal(c.booking.status, 'completed');
     assert.equal(c.booking.completion, 'early');
@@ -336,7 +448,10 @@ describe('start_trip and complete_trip', () => {
     const b = await f.inv.book({ vehicleId: f.v, customerId: 'c1', from, to: from + 2 * HOUR });
     await f.inv.startTrip(b.booking.id, 'c1');
     const c = await f.inv.completeTrip(b.booking.id, 'c1');
-    assert.deepEqual([c.booking.completion, c.booking.from, c.booking.to, c.booking.scheduledTo], ['early', from, from, from + 2 * HOUR]);
+    assert.deepEqual(
+      [c.booking.completion, c.booking.from, c.booking.to, c.booking.scheduledTo],
+      ['early', from, from, from + 2 * HOUR],
+    );
     assert.equal(c.status, 'available');
     await done(f);
   });
@@ -353,7 +468,7 @@ describe('start_trip and complete_trip', () => {
   });
 
   test('outside the pickup window is INVALID_STATE; a second trip under way is NOT_AVAILABLE', async () => {
-    const f = await fixture({ });
+    const f = await fixture({});
     const future = await f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR });
     const err = await refused(f, () => f.inv.startTrip(future.booking.id, 'c1'), 'INVALID_STATE');
     assert.equal(err.detail.problem, 'outside_pickup_window');
@@ -362,14 +477,19 @@ describe('start_trip and complete_trip', () => {
     const city2 = testCity(0);
     const inv2 = newInventory(redis, city2);
     const g: Fixture = { city: city2, inv: inv2, v: await addVehicle(inv2, city2), t: f.t };
-    const a = await g.inv.book({ vehicleId: g.v, customerId: 'c1', from: m - HOUR, to: m + 10 * MINUTE, allowPast: true });
+    const a = await g.inv.book({
+      vehicleId: g.v,
+      customerId: 'c1',
+      from: m - HOUR,
+      to: m + 10 * MINUTE,
+      allowPast: true,
+    });
     const b = await g.inv.book({ vehicleId: g.v, customerId: 'c2', from: m + 10 * MINUTE, to: m + HOUR });
     await g.inv.startTrip(a.booking.id, 'c1');
     const busy = await refused(g, () => g.inv.startTrip(b.booking.id, 'c2'), 'NOT_AVAILABLE');
     assert.equal((busy.detail.blocking as { status: string }).status, 'active');
     await refused(f, () => f.inv.startTrip(future.booking.id, 'someone-else'), 'NOT_FOUND');
   });
-
 });
 
 describe('extend_booking', () => {
@@ -382,7 +502,11 @@ describe('extend_booking', () => {
     assert.deepEqual(await eventTypes(f, r.events), ['booking.extended']);
     const err = await refused(f, () => f.inv.extendBooking(b.booking.id, 'c1', f.t + 4 * HOUR), 'NOT_AVAILABLE');
     assert.equal((err.detail.blocking as { from: number }).from, f.t + 4 * HOUR);
-    assert.equal((await refused(f, () => f.inv.extendBooking(b.booking.id, 'c1', f.t + 2 * HOUR), 'INVALID_INTERVAL')).detail.problem, 'not_later');
+    assert.equal(
+      (await refused(f, () => f.inv.extendBooking(b.booking.id, 'c1', f.t + 2 * HOUR), 'INVALID_INTERVAL')).detail
+        .problem,
+      'not_later',
+    );
     await refused(f, () => f.inv.extendBooking(b.booking.id, 'c1', f.t + 2 * HOUR + 1), 'INVALID_INTERVAL');
     await refused(f, () => f.inv.extendBooking(b.booking.id, 'c1', f.t + 31 * 24 * HOUR), 'INVALID_INTERVAL');
     await refused(f, () => f.inv.extendBooking(b.booking.id, 'c9', f.t + 3 * HOUR), 'NOT_FOUND');
@@ -398,11 +522,16 @@ describe('extend_booking', () => {
     const r = await f.inv.extendBooking(b.booking.id, undefined, f.t + 4 * HOUR, true);
     // Displacements first: any prefix of the command's events is consistent for a consumer.
     assert.deepEqual(await eventTypes(f, r.events), ['booking.conflicted', 'hold.released', 'booking.extended']);
-    const v = await entry(f, victim.booking.id) as BookingEntry;
+    const v = (await entry(f, victim.booking.id)) as BookingEntry;
     assert.deepEqual([v.status, v.conflictCause], ['conflicted', 'forced_extension']);
     assert.equal((await entry(f, hold.hold.id)).status, 'released');
     await refused(f, () => f.inv.extendBooking(b.booking.id, undefined, f.t + 9 * HOUR, true), 'NOT_AVAILABLE');
-    const cancelled = await f.inv.book({ vehicleId: f.v, customerId: 'c4', from: f.t + 20 * HOUR, to: f.t + 21 * HOUR });
+    const cancelled = await f.inv.book({
+      vehicleId: f.v,
+      customerId: 'c4',
+      from: f.t + 20 * HOUR,
+      to: f.t + 21 * HOUR,
+    });
     await f.inv.cancelBooking(cancelled.booking.id, 'c4');
     await refused(f, () => f.inv.extendBooking(cancelled.booking.id, 'c4', f.t + 22 * HOUR), 'INVALID_STATE');
     await done(f);
@@ -423,14 +552,23 @@ describe('place_block and remove_block', () => {
     assert.equal(r.block.from, thisMinute() <= r.at ? r.block.from : 0);
     assert.equal(r.block.from % MINUTE, 0);
     assert.equal(r.status, 'accident');
-    assert.deepEqual(await eventTypes(f, r.events), ['block.placed', 'booking.conflicted', 'hold.released', 'booking.conflicted']);
+    assert.deepEqual(await eventTypes(f, r.events), [
+      'block.placed',
+      'booking.conflicted',
+      'hold.released',
+      'booking.conflicted',
+    ]);
     for (const id of [b1.booking.id, b2.booking.id]) {
-      const e = await entry(f, id) as BookingEntry;
+      const e = (await entry(f, id)) as BookingEntry;
       assert.deepEqual([e.status, e.conflictCause, e.conflictedBy], ['conflicted', 'accident', r.block.id]);
     }
     assert.equal((await entry(f, trip.booking.id)).status, 'active');
     assert.equal((await entry(f, h.hold.id)).status, 'released');
-    await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c4', from: f.t + 500 * HOUR, to: f.t + 501 * HOUR }), 'NOT_AVAILABLE');
+    await refused(
+      f,
+      () => f.inv.book({ vehicleId: f.v, customerId: 'c4', from: f.t + 500 * HOUR, to: f.t + 501 * HOUR }),
+      'NOT_AVAILABLE',
+    );
     // Clearing it ends it now; the displaced bookings stay conflicted.
     const c = await f.inv.removeBlock(r.block.id);
     assert.deepEqual([c.block.status, c.block.to], ['cleared', c.at]);
@@ -444,12 +582,26 @@ describe('place_block and remove_block', () => {
   test('maintenance and host blocks need an interval; a future block is cancelled, not cleared', async () => {
     const f = await fixture();
     await refused(f, () => f.inv.placeBlock({ vehicleId: f.v, reason: 'maintenance', from: f.t }), 'INVALID_INTERVAL');
-    await refused(f, () => f.inv.placeBlock({ vehicleId: f.v, reason: 'host', from: f.t + HOUR, to: f.t }), 'INVALID_INTERVAL');
-    await refused(f, () => f.inv.placeBlock({ vehicleId: f.v, reason: 'flood' as 'host', from: f.t, to: f.t + HOUR }), 'VALIDATION');
+    await refused(
+      f,
+      () => f.inv.placeBlock({ vehicleId: f.v, reason: 'host', from: f.t + HOUR, to: f.t }),
+      'INVALID_INTERVAL',
+    );
+    await refused(
+      f,
+      () => f.inv.placeBlock({ vehicleId: f.v, reason: 'flood' as 'host', from: f.t, to: f.t + HOUR }),
+      'VALIDATION',
+    );
     const b = await f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR });
     const m = await f.inv.placeBlock({ vehicleId: f.v, reason: 'maintenance', from: f.t + HOUR, to: f.t + 2 * HOUR });
     assert.equal(m.events.length, 1, 'adjacent to a trip: no turnaround needed, nothing displaced');
-    const host = await f.inv.placeBlock({ vehicleId: f.v, reason: 'host', from: f.t, to: f.t + HOUR, note: 'ical:abc@other' });
+    const host = await f.inv.placeBlock({
+      vehicleId: f.v,
+      reason: 'host',
+      from: f.t,
+      to: f.t + HOUR,
+      note: 'ical:abc@other',
+    });
     assert.equal(((await entry(f, b.booking.id)) as BookingEntry).conflictCause, 'host');
     assert.equal(host.block.note, 'ical:abc@other');
     const c = await f.inv.removeBlock(m.block.id);
@@ -477,7 +629,6 @@ describe('expire_holds (the sweeper)', () => {
     assert.equal((await f.inv.sweepCity(f.city.id)).vehicles, 0, 'nothing more is due');
     await done(f);
   });
-
 });
 
 describe('expire_holds after another command', () => {
@@ -511,7 +662,11 @@ describe('vehicle_state and verify_available', () => {
     assert.equal(s.entries.length, 1);
     assert.equal(s.status, 'available');
     assert.ok(s.at > 0);
-    await refused(f, () => f.inv.verifyAvailable(f.city.id, [`veh_other_0000000000000000000`], f.t, f.t + HOUR), 'NOT_FOUND');
+    await refused(
+      f,
+      () => f.inv.verifyAvailable(f.city.id, [`veh_other_0000000000000000000`], f.t, f.t + HOUR),
+      'NOT_FOUND',
+    );
   });
 });
 
@@ -521,9 +676,14 @@ describe('per-vehicle lock', () => {
     const inv = newInventory(redis, city, { locks: new VehicleLocks({ maxQueue: 2, maxWaitMs: 5_000 }) });
     const v = await addVehicle(inv, city);
     const t = futureHour();
-    const results = await Promise.allSettled(Array.from({ length: 12 }, (_, i) =>
-      inv.book({ vehicleId: v, customerId: `c${i}`, from: t + i * 2 * HOUR, to: t + i * 2 * HOUR + HOUR })));
-    const busy = results.filter((r) => r.status === 'rejected' && r.reason instanceof DomainError && r.reason.code === 'BUSY');
+    const results = await Promise.allSettled(
+      Array.from({ length: 12 }, (_, i) =>
+        inv.book({ vehicleId: v, customerId: `c${i}`, from: t + i * 2 * HOUR, to: t + i * 2 * HOUR + HOUR }),
+      ),
+    );
+    const busy = results.filter(
+      (r) => r.status === 'rejected' && r.reason instanceof DomainError && r.reason.code === 'BUSY',
+    );
     const ok = results.filter((r) => r.status === 'fulfilled');
     assert.equal(ok.length, 3, 'the running command and two queued ones');
     assert.equal(busy.length, 9);
@@ -544,7 +704,15 @@ describe('idempotency', () => {
     assert.deepEqual({ ...again, replayed: false }, first);
     assert.equal((await readEvents(redis, f.city.id)).length, events);
     // Another actor's same key is another command.
-    await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t, to: f.t + HOUR }, { idempotencyKey: 'key-1', actorId: 'c2' }), 'NOT_AVAILABLE');
+    await refused(
+      f,
+      () =>
+        f.inv.book(
+          { vehicleId: f.v, customerId: 'c2', from: f.t, to: f.t + HOUR },
+          { idempotencyKey: 'key-1', actorId: 'c2' },
+        ),
+      'NOT_AVAILABLE',
+    );
     const ttl = await redis.ttl(keys.idempotency(f.city.id, 'c1', 'key-1'));
     assert.ok(ttl > 86_000 && ttl <= 86_400, `kept for 24 h (${ttl} s)`);
   });
@@ -553,8 +721,20 @@ describe('idempotency', () => {
     const f = await fixture();
     const o = { idempotencyKey: 'key-2', actorId: 'c1' };
     await f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR }, o);
-    await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR }, o), 'IDEMPOTENCY_CONFLICT');
-    await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR }, { ...o, idempotencyKey: 'bad key with spaces' }), 'VALIDATION');
+    await refused(
+      f,
+      () => f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR }, o),
+      'IDEMPOTENCY_CONFLICT',
+    );
+    await refused(
+      f,
+      () =>
+        f.inv.book(
+          { vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR },
+          { ...o, idempotencyKey: 'bad key with spaces' },
+        ),
+      'VALIDATION',
+    );
   });
 
   test('a create retried with the same key returns the same vehicle', async () => {
@@ -580,13 +760,17 @@ describe('the clock moves: late returns and time-driven statuses', { concurrency
     // The car is not back at the end of the window: wait for it to pass.
     await new Promise((r) => setTimeout(r, end - Date.now() + 1_500));
     // Overdue: nobody may book the time it is still out.
-    await refused(f, () => f.inv.book({ vehicleId: f.v, customerId: 'c4', from: thisMinute(), to: thisMinute() + 10 * MINUTE }), 'NOT_AVAILABLE');
+    await refused(
+      f,
+      () => f.inv.book({ vehicleId: f.v, customerId: 'c4', from: thisMinute(), to: thisMinute() + 10 * MINUTE }),
+      'NOT_AVAILABLE',
+    );
     const c = await f.inv.completeTrip(trip.booking.id, undefined);
     assert.equal(c.booking.completion, 'late');
     assert.equal(c.booking.scheduledTo, end);
     assert.ok(c.booking.to > end);
     assert.deepEqual(await eventTypes(f, c.events), ['booking.completed', 'booking.conflicted']);
-    const n = await entry(f, next.booking.id) as BookingEntry;
+    const n = (await entry(f, next.booking.id)) as BookingEntry;
     assert.deepEqual([n.status, n.conflictCause, n.conflictedBy], ['conflicted', 'late_return', trip.booking.id]);
     assert.equal((await entry(f, hold.hold.id)).status, 'held', 'a hold beyond the turnaround stays');
     await done(f);

@@ -14,6 +14,10 @@ import type { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, addVehicle, connect, futureHour, newInventory, testCity } from '../support/engine.ts';
+import { seeded } from '../support/random.ts';
+
+/** Every draw of this file comes from here: TEST_SEED replays a run. */
+const random = seeded('search');
 
 const SECRET = new TextEncoder().encode('search-secret-search-secret-search!!');
 const UNLIMITED = { customer: 1e6, host: 1e6, ops: 1e6, admin: 1e6 };
@@ -34,13 +38,32 @@ before(async () => {
   inv = newInventory(redis, city, { maxLiveHoldsPerCustomer: 1000 });
   const cats: Category[] = ['hatchback', 'sedan', 'suv', 'premium', 'luxury'];
   for (let i = 0; i < 30; i++) {
-    const v = { category: cats[i % 5]!, seats: i % 3 === 0 ? 7 : 5, lat: CENTER.lat + i * 0.01, price: 10 + ((i * 7) % 30) };
-    vehicles.push({ id: await addVehicle(inv, city, { category: v.category, seats: v.seats, location: { lat: v.lat, lng: CENTER.lng }, pricePerHour: v.price }), ...v });
+    const v = {
+      category: cats[i % 5]!,
+      seats: i % 3 === 0 ? 7 : 5,
+      lat: CENTER.lat + i * 0.01,
+      price: 10 + ((i * 7) % 30),
+    };
+    vehicles.push({
+      id: await addVehicle(inv, city, {
+        category: v.category,
+        seats: v.seats,
+        location: { lat: v.lat, lng: CENTER.lng },
+        pricePerHour: v.price,
+      }),
+      ...v,
+    });
   }
   readModel = new ReadModel(redis, inv);
   // A lagging read model on purpose: freshness must come from verifying against Redis.
   await readModel.start(150);
-  app = await buildApp({ inventory: inv, redis, readModel, authenticate: authenticator({ secret: SECRET }), rateLimits: UNLIMITED });
+  app = await buildApp({
+    inventory: inv,
+    redis,
+    readModel,
+    authenticate: authenticator({ secret: SECRET }),
+    rateLimits: UNLIMITED,
+  });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   token = await mintToken(SECRET, { sub: 'searcher', role: 'customer' });
 });
@@ -52,8 +75,12 @@ after(async () => {
 });
 
 type Hit = { vehicleId: string; category: string; seats: number; pricePerHour: number; distanceKm?: number };
-async function search(params: Record<string, string>): Promise<{ status: number; vehicles: Hit[]; cursor: string | null; code?: string }> {
-  const res = await fetch(`${base}/v1/cities/${city.id}/availability?${new URLSearchParams(params)}`, { headers: { authorization: `Bearer ${token}` } });
+async function search(
+  params: Record<string, string>,
+): Promise<{ status: number; vehicles: Hit[]; cursor: string | null; code?: string }> {
+  const res = await fetch(`${base}/v1/cities/${city.id}/availability?${new URLSearchParams(params)}`, {
+    headers: { authorization: `Bearer ${token}` },
+  });
   const body = (await res.json()) as { vehicles: Hit[]; cursor: string | null; code?: string };
   return { status: res.status, ...body };
 }
@@ -71,7 +98,11 @@ describe('availability search', () => {
     assert.equal(all.vehicles.length, 28);
     assert.ok(!all.vehicles.some((h) => h.vehicleId === vehicles[0]!.id || h.vehicleId === vehicles[1]!.id));
     const prices = all.vehicles.map((h) => h.pricePerHour);
-    assert.deepEqual(prices, [...prices].sort((a, b) => a - b), 'cheapest first by default');
+    assert.deepEqual(
+      prices,
+      [...prices].sort((a, b) => a - b),
+      'cheapest first by default',
+    );
 
     const suvs = await search({ ...window, category: 'suv', limit: '100' });
     assert.ok(suvs.vehicles.length > 0 && suvs.vehicles.every((h) => h.category === 'suv'));
@@ -83,7 +114,11 @@ describe('availability search', () => {
     const near = await search({ ...window, near: `${CENTER.lat},${CENTER.lng}`, radiusKm: '5', limit: '100' });
     const d = near.vehicles.map((h) => h.distanceKm!);
     assert.ok(d.length > 0 && d.every((x) => x <= 5));
-    assert.deepEqual(d, [...d].sort((a, b) => a - b), 'nearest first with near');
+    assert.deepEqual(
+      d,
+      [...d].sort((a, b) => a - b),
+      'nearest first with near',
+    );
 
     const seen: string[] = [];
     let cursor: string | null = '0';
@@ -98,17 +133,21 @@ describe('availability search', () => {
     assert.equal((await search({ from: iso(t + 1), to: iso(t + HOUR) })).code, 'INVALID_INTERVAL');
     assert.equal((await search({ from: window.from })).code, 'VALIDATION');
     assert.equal((await search({ ...window, near: '123,456' })).code, 'VALIDATION');
-    const res = await fetch(`${base}/v1/cities/atlantis/availability?${new URLSearchParams(window)}`, { headers: { authorization: `Bearer ${token}` } });
+    const res = await fetch(`${base}/v1/cities/atlantis/availability?${new URLSearchParams(window)}`, {
+      headers: { authorization: `Bearer ${token}` },
+    });
     assert.equal(res.status, 404);
   });
 
-  test('freshness: while bookings storm, no search lists a vehicle booked before it was sent', { timeout: 60_000 }, async () => {
+  test('freshness: while bookings storm, no search lists a vehicle booked before it was sent', {
+    timeout: 60_000,
+  }, async () => {
     const t = futureHour(48 * HOUR);
     const window = { from: t, to: t + 4 * HOUR };
     const acknowledged = new Map<string, number>(); // vehicle -> when its booking was acknowledged
     let storming = true;
     const storm = (async () => {
-      const order = vehicles.map((v) => v.id).sort(() => Math.random() - 0.5);
+      const order = vehicles.map((v) => v.id).sort(() => random() - 0.5);
       for (const vehicleId of order) {
         try {
           await inv.book({ vehicleId, customerId: 'stormer', from: window.from, to: window.to });
@@ -122,16 +161,18 @@ describe('availability search', () => {
     })();
     let searches = 0;
     let stale = 0;
-    await Promise.all(Array.from({ length: 4 }, async () => {
-      while (storming) {
-        const sentAt = performance.now();
-        const bookedBefore = new Set([...acknowledged].filter(([, at]) => at < sentAt).map(([id]) => id));
-        const r = await search({ from: iso(window.from), to: iso(window.to), limit: '100' });
-        assert.equal(r.status, 200);
-        searches++;
-        for (const h of r.vehicles) if (bookedBefore.has(h.vehicleId)) stale++;
-      }
-    }));
+    await Promise.all(
+      Array.from({ length: 4 }, async () => {
+        while (storming) {
+          const sentAt = performance.now();
+          const bookedBefore = new Set([...acknowledged].filter(([, at]) => at < sentAt).map(([id]) => id));
+          const r = await search({ from: iso(window.from), to: iso(window.to), limit: '100' });
+          assert.equal(r.status, 200);
+          searches++;
+          for (const h of r.vehicles) if (bookedBefore.has(h.vehicleId)) stale++;
+        }
+      }),
+    );
     await storm;
     console.log(`freshness: ${searches} searches during ${acknowledged.size} bookings; stale answers: ${stale}`);
     assert.ok(searches > 20);

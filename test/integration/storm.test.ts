@@ -19,8 +19,18 @@ import { migrate } from '../../src/pg/migrate.ts';
 import { keys } from '../../src/redis/keys.ts';
 import { SyncWorker } from '../../src/workers/sync.ts';
 import {
-  HOUR, MINUTE, addVehicle, assertCityInvariants, catalogWith, connect, newInventory, readCity, readEvents, testCity,
+  HOUR,
+  MINUTE,
+  addVehicle,
+  assertCityInvariants,
+  catalogWith,
+  connect,
+  newInventory,
+  readCity,
+  readEvents,
+  testCity,
 } from '../support/engine.ts';
+import { seeded } from '../support/random.ts';
 
 const CLIENTS = 200;
 const INSTANCES = 4;
@@ -53,19 +63,33 @@ interface Outcome {
   answer: string;
 }
 
-const pick = <T>(xs: readonly T[]): T => xs[Math.floor(Math.random() * xs.length)]!;
+/** Every draw of the storm comes from here: TEST_SEED replays a run. */
+const random = seeded('storm');
+const pick = <T>(xs: readonly T[]): T => xs[Math.floor(random() * xs.length)]!;
 
 const OP_WEIGHTS = {
-  hold: 18, book: 20, 'book-hold': 10, release: 4, cancel: 8, block: 2, unblock: 2, extend: 14, start: 6, complete: 6,
+  hold: 18,
+  book: 20,
+  'book-hold': 10,
+  release: 4,
+  cancel: 8,
+  block: 2,
+  unblock: 2,
+  extend: 14,
+  start: 6,
+  complete: 6,
 } as const;
 type Op = keyof typeof OP_WEIGHTS;
 function weightedOp(): Op {
   const total = Object.values(OP_WEIGHTS).reduce((a, b) => a + b, 0);
-  let r = Math.random() * total;
-  for (const [op, w] of Object.entries(OP_WEIGHTS) as [Op, number][]) if ((r -= w) < 0) return op;
+  let r = random() * total;
+  for (const [op, w] of Object.entries(OP_WEIGHTS) as [Op, number][]) {
+    r -= w;
+    if (r < 0) return op;
+  }
   return 'book';
 }
-const chance = (p: number) => Math.random() < p;
+const chance = (p: number) => random() < p;
 
 test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000 }, async () => {
   const city = testCity(SLOT);
@@ -92,14 +116,21 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
   const blocks: string[] = [];
   let seq = 0;
 
-  async function run(op: string, fn: (opts: { commandId: string; idempotencyKey?: string; actorId?: string }) => Promise<unknown>, customer: string): Promise<unknown> {
+  async function run(
+    op: string,
+    fn: (opts: { commandId: string; idempotencyKey?: string; actorId?: string }) => Promise<unknown>,
+    customer: string,
+  ): Promise<unknown> {
     const cmd = `cmd-${seq++}`;
     const idempotent = chance(0.15);
     const attempt = async (): Promise<{ outcome: Outcome; value: unknown }> => {
       try {
         const value = await fn({ commandId: cmd, ...(idempotent ? { idempotencyKey: cmd, actorId: customer } : {}) });
         const { replayed, ...answer } = value as { events: string[]; replayed: boolean };
-        return { outcome: { cmd, op, ok: true, events: replayed ? [] : answer.events, answer: JSON.stringify(answer) }, value };
+        return {
+          outcome: { cmd, op, ok: true, events: replayed ? [] : answer.events, answer: JSON.stringify(answer) },
+          value,
+        };
       } catch (err) {
         if (!(err instanceof DomainError)) throw err;
         return { outcome: { cmd, op, ok: false, code: err.code, events: [], answer: err.code }, value: undefined };
@@ -113,7 +144,10 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
     // The same command sent twice at once (a client retrying on a timeout), then once more.
     const results = await Promise.all([attempt(), attempt()]);
     results.push(await attempt());
-    repeats.set(cmd, results.map((r) => r.outcome));
+    repeats.set(
+      cmd,
+      results.map((r) => r.outcome),
+    );
     outcomes.push(...results.map((r) => r.outcome));
     return results.find((r) => r.value !== undefined)?.value;
   }
@@ -123,7 +157,15 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
   const trips: { customer: string; bookingId: string; late: boolean }[] = [];
   for (let i = 0; i < VEHICLES; i++) {
     const customer = `cust-${i * 10}`;
-    const b = await run('book-trip', (o) => instances[0]!.book({ vehicleId: vehicles[i]!, customerId: customer, from: m1 - HOUR, to: m1, allowPast: true }, o), customer) as { booking: BookingEntry };
+    const b = (await run(
+      'book-trip',
+      (o) =>
+        instances[0]!.book(
+          { vehicleId: vehicles[i]!, customerId: customer, from: m1 - HOUR, to: m1, allowPast: true },
+          o,
+        ),
+      customer,
+    )) as { booking: BookingEntry };
     await run('start', (o) => instances[0]!.startTrip(b.booking.id, customer, o), customer);
     trips.push({ customer, bookingId: b.booking.id, late: i % 2 === 0 });
   }
@@ -136,55 +178,96 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
     const lateTrip = trips.find((t) => t.customer === customer && t.late)?.bookingId;
     for (let step = 0; step < OPS_PER_CLIENT; step++) {
       const vehicleId = pick(vehicles);
-      const from = windowStart(1 + Math.floor(Math.random() * 96));
-      const to = from + SLOT * (1 + Math.floor(Math.random() * 4));
+      const from = windowStart(1 + Math.floor(random() * 96));
+      const to = from + SLOT * (1 + Math.floor(random() * 4));
       let op = weightedOp();
       if ((op === 'book-hold' || op === 'release') && !myHolds.length) op = 'hold';
-      if ((op === 'cancel' || op === 'extend' || op === 'start' || op === 'complete') && !myBookings.length) op = 'book';
+      if ((op === 'cancel' || op === 'extend' || op === 'start' || op === 'complete') && !myBookings.length)
+        op = 'book';
       if (op === 'unblock' && !blocks.length) op = 'book';
       switch (op) {
         case 'hold': {
-          const h = await run('hold', (o) => inv.placeHold({ vehicleId, customerId: customer, from, to }, o), customer) as { hold: { id: string } } | undefined;
+          const h = (await run(
+            'hold',
+            (o) => inv.placeHold({ vehicleId, customerId: customer, from, to }, o),
+            customer,
+          )) as { hold: { id: string } } | undefined;
           if (h) myHolds.push(h.hold.id);
           break;
         }
         case 'book': {
-          const b = await run('book', (o) => inv.book({ vehicleId, customerId: customer, from, to }, o), customer) as { booking: BookingEntry } | undefined;
+          const b = (await run('book', (o) => inv.book({ vehicleId, customerId: customer, from, to }, o), customer)) as
+            | { booking: BookingEntry }
+            | undefined;
           if (b) myBookings.push(b.booking.id);
           break;
         }
         case 'book-hold': {
           const holdId = pick(myHolds);
-          const b = await run('book-hold', (o) => inv.book({ holdId, customerId: customer }, o), customer) as { booking: BookingEntry } | undefined;
+          const b = (await run('book-hold', (o) => inv.book({ holdId, customerId: customer }, o), customer)) as
+            | { booking: BookingEntry }
+            | undefined;
           if (b) myBookings.push(b.booking.id);
           break;
         }
-        case 'release': { const holdId = pick(myHolds); await run('release', (o) => inv.releaseHold(holdId, customer, o), customer); break; }
-        case 'cancel': { const id = pick(myBookings); await run('cancel', (o) => inv.cancelBooking(id, customer, 'customer', o), customer); break; }
+        case 'release': {
+          const holdId = pick(myHolds);
+          await run('release', (o) => inv.releaseHold(holdId, customer, o), customer);
+          break;
+        }
+        case 'cancel': {
+          const id = pick(myBookings);
+          await run('cancel', (o) => inv.cancelBooking(id, customer, 'customer', o), customer);
+          break;
+        }
         case 'block': {
           // Arguments are fixed before `run`: a retry must repeat the very same request.
           // Accidents are open-ended and displace everything after them: keep them to one vehicle,
           // so the others fill up with trips whose spacing the invariants can judge.
-          const reason = vehicleId === vehicles[VEHICLES - 1] && chance(0.3) ? 'accident' : pick(['maintenance', 'host'] as const);
-          const input = reason === 'accident' ? { vehicleId, reason } as const : { vehicleId, reason, from, to: from + SLOT } as const;
-          const b = await run('block', (o) => inv.placeBlock(input, o), 'ops') as { block: { id: string } } | undefined;
+          const reason =
+            vehicleId === vehicles[VEHICLES - 1] && chance(0.3) ? 'accident' : pick(['maintenance', 'host'] as const);
+          const input =
+            reason === 'accident'
+              ? ({ vehicleId, reason } as const)
+              : ({ vehicleId, reason, from, to: from + SLOT } as const);
+          const b = (await run('block', (o) => inv.placeBlock(input, o), 'ops')) as
+            | { block: { id: string } }
+            | undefined;
           if (b) blocks.push(b.block.id);
           break;
         }
-        case 'unblock': { const id = pick(blocks); await run('unblock', (o) => inv.removeBlock(id, o), 'ops'); break; }
+        case 'unblock': {
+          const id = pick(blocks);
+          await run('unblock', (o) => inv.removeBlock(id, o), 'ops');
+          break;
+        }
         case 'extend': {
           const id = pick(myBookings);
           const forced = chance(0.3);
-          const b = (await inv.getVehicleState((await inv.locate(id, 'booking')).vehicleId)).entries.find((e) => e.id === id);
+          const b = (await inv.getVehicleState((await inv.locate(id, 'booking')).vehicleId)).entries.find(
+            (e) => e.id === id,
+          );
           if (b?.to === undefined) break;
-          const newTo = b.to + SLOT * (1 + Math.floor(Math.random() * 2));
-          await run(forced ? 'extend-forced' : 'extend', (o) => inv.extendBooking(id, forced ? undefined : customer, newTo, forced, o), forced ? 'ops' : customer);
+          const newTo = b.to + SLOT * (1 + Math.floor(random() * 2));
+          await run(
+            forced ? 'extend-forced' : 'extend',
+            (o) => inv.extendBooking(id, forced ? undefined : customer, newTo, forced, o),
+            forced ? 'ops' : customer,
+          );
           break;
         }
-        case 'start': { const id = pick(myBookings); await run('start', (o) => inv.startTrip(id, customer, o), customer); break; }
-        case 'complete': { const id = pick(myBookings); await run('complete', (o) => inv.completeTrip(id, customer, o), customer); break; }
+        case 'start': {
+          const id = pick(myBookings);
+          await run('start', (o) => inv.startTrip(id, customer, o), customer);
+          break;
+        }
+        case 'complete': {
+          const id = pick(myBookings);
+          await run('complete', (o) => inv.completeTrip(id, customer, o), customer);
+          break;
+        }
       }
-      await new Promise((res) => setTimeout(res, Math.random() * 40));
+      await new Promise((res) => setTimeout(res, random() * 40));
     }
     // The trips kept going come back late, once m1 has passed.
     if (lateTrip) {
@@ -204,7 +287,9 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
       snapshots++;
     }
   })();
-  await Promise.all(Array.from({ length: CLIENTS }, (_, n) => client(n))).finally(() => { stormDone = true; });
+  await Promise.all(Array.from({ length: CLIENTS }, (_, n) => client(n))).finally(() => {
+    stormDone = true;
+  });
   await watcher;
   assert.ok(snapshots >= 5, `invariants checked during the storm (${snapshots} snapshots)`);
   await instances[0]!.sweepCity(city.id, 1000);
@@ -212,13 +297,26 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
   const byOp = new Map<string, { ok: number; refused: number }>();
   for (const o of outcomes) {
     const s = byOp.get(o.op) ?? { ok: 0, refused: 0 };
-    if (o.ok) s.ok++; else s.refused++;
+    if (o.ok) s.ok++;
+    else s.refused++;
     byOp.set(o.op, s);
   }
   console.log('storm outcomes by op:', Object.fromEntries(byOp));
 
   // Every kind of race really happened.
-  for (const op of ['hold', 'book', 'book-hold', 'release', 'cancel', 'block', 'unblock', 'extend', 'extend-forced', 'start', 'complete-late']) {
+  for (const op of [
+    'hold',
+    'book',
+    'book-hold',
+    'release',
+    'cancel',
+    'block',
+    'unblock',
+    'extend',
+    'extend-forced',
+    'start',
+    'complete-late',
+  ]) {
     assert.ok((byOp.get(op)?.ok ?? 0) > 0, `some ${op} succeeded`);
   }
 
@@ -228,7 +326,9 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
 
   const all = [...state.vehicles.values()].flatMap((v) => v.entries);
   const bookings = all.filter((e): e is BookingEntry => e.kind === 'booking');
-  const held = [...state.vehicles.values()].map((v) => v.entries.filter((e) => e.kind === 'booking' && e.status === 'confirmed').length);
+  const held = [...state.vehicles.values()].map(
+    (v) => v.entries.filter((e) => e.kind === 'booking' && e.status === 'confirmed').length,
+  );
   assert.ok(held.filter((n) => n >= 5).length >= 3, `most vehicles end with trips to judge: ${held.join(',')}`);
   const late = bookings.filter((b) => b.completion === 'late');
   assert.ok(late.length > 0, 'some trips came back late');
@@ -236,7 +336,10 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
   for (const [vid, v] of state.vehicles) {
     for (const t of v.entries.filter((e): e is BookingEntry => e.kind === 'booking' && e.completion === 'late')) {
       for (const b of v.entries.filter((e): e is BookingEntry => e.kind === 'booking' && e.status === 'confirmed')) {
-        assert.ok(!(b.from < t.to + city.turnaroundMs && t.from < b.to + city.turnaroundMs), `vehicle ${vid}: confirmed ${b.id} overlaps late trip ${t.id}`);
+        assert.ok(
+          !(b.from < t.to + city.turnaroundMs && t.from < b.to + city.turnaroundMs),
+          `vehicle ${vid}: confirmed ${b.id} overlaps late trip ${t.id}`,
+        );
       }
     }
   }
@@ -279,7 +382,10 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
     for (const s of successes) assert.equal(s.answer, successes[0]!.answer, `idempotent ${cmd}: identical answers`);
     const firstOk = attempts.findIndex((a) => a.ok);
     if (firstOk >= 0 && firstOk < 2) {
-      assert.ok(attempts[2]!.ok, `idempotent ${cmd}: the retry after a success is that success: ${JSON.stringify(attempts)}`);
+      assert.ok(
+        attempts[2]!.ok,
+        `idempotent ${cmd}: the retry after a success is that success: ${JSON.stringify(attempts)}`,
+      );
       replays++;
     }
   }
@@ -297,18 +403,34 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
   const pool = new pg.Pool({ connectionString: db.url, max: 4 });
   try {
     const deadLetters: string[] = [];
-    await new SyncWorker(redis, pool, catalogWith(city), { batchSize: 50, onDeadLetter: (_c, e) => deadLetters.push(e.id) }).drain();
+    await new SyncWorker(redis, pool, catalogWith(city), {
+      batchSize: 50,
+      onDeadLetter: (_c, e) => deadLetters.push(e.id),
+    }).drain();
     assert.deepEqual(deadLetters, [], 'everything Redis accepted applies in PostgreSQL');
-    const { stdout } = await promisify(execFile)(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'reconcile', '--city', city.id, '--json'], {
-      env: { ...process.env, REDIS_URL: server.url, DATABASE_URL: db.url },
-    });
-    const report = JSON.parse(stdout) as { drift: number; cities: { entries: { redis: number; pg: number }; vehicles: { redis: number; pg: number } }[] };
+    const { stdout } = await promisify(execFile)(
+      process.execPath,
+      ['--import', 'tsx', 'src/cli/main.ts', 'reconcile', '--city', city.id, '--json'],
+      {
+        env: { ...process.env, REDIS_URL: server.url, DATABASE_URL: db.url },
+      },
+    );
+    const report = JSON.parse(stdout) as {
+      drift: number;
+      cities: { entries: { redis: number; pg: number }; vehicles: { redis: number; pg: number } }[];
+    };
     assert.equal(report.drift, 0, 'fleet reconcile --json: zero drift');
     assert.deepEqual(report.cities[0]!.vehicles, { redis: VEHICLES, pg: VEHICLES });
     const rows = await pool.query<{ events: string; entries: string }>(
       `SELECT (SELECT count(*) FROM events WHERE city = $1) AS events,
-              (SELECT count(*) FROM bookings WHERE city = $1) + (SELECT count(*) FROM holds WHERE city = $1) + (SELECT count(*) FROM blocks WHERE city = $1) AS entries`, [city.id]);
-    assert.equal(Number(rows.rows[0]!.events), await redis.xlen(keys.events(city.id)), 'one event row per stream entry');
+              (SELECT count(*) FROM bookings WHERE city = $1) + (SELECT count(*) FROM holds WHERE city = $1) + (SELECT count(*) FROM blocks WHERE city = $1) AS entries`,
+      [city.id],
+    );
+    assert.equal(
+      Number(rows.rows[0]!.events),
+      await redis.xlen(keys.events(city.id)),
+      'one event row per stream entry',
+    );
     assert.equal(Number(rows.rows[0]!.entries), all.length, 'one row per calendar entry');
   } finally {
     await pool.end();

@@ -38,7 +38,11 @@ test('a private PostgreSQL cluster survives an immediate stop', { timeout: 60_00
     const q = async (sql: string) => {
       const c = new pg.Client({ connectionString: cluster.url });
       await c.connect();
-      try { return await c.query(sql); } finally { await c.end(); }
+      try {
+        return await c.query(sql);
+      } finally {
+        await c.end();
+      }
     };
     await q('create table t (x int); insert into t values (1)');
     await cluster.stopImmediate();

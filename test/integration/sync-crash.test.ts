@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import type { Redis } from 'ioredis';
 import { CityCatalog } from '../../src/domain/cities.ts';
 import { DomainError } from '../../src/domain/errors.ts';
@@ -32,26 +32,40 @@ before(async () => {
   stores = await startStores({ redis: { external: 'never' } });
   ({ server, redis, db, pool } = stores);
 });
-after(async () => { await stores.stop(); });
+after(async () => {
+  await stores.stop();
+});
 
 /** Runs `fleet worker` until it kills itself at the failpoint (or `timeoutMs` passes). */
 function workerUntilFailpoint(point: string, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'worker'], {
       env: {
-        ...process.env, REDIS_URL: server.url, DATABASE_URL: db.url, LOG_LEVEL: 'silent',
-        FLEET_FAILPOINTS: `${point}:0.35`, SYNC_BATCH_SIZE: '20', SYNC_CLAIM_IDLE_MS: '300',
+        ...process.env,
+        REDIS_URL: server.url,
+        DATABASE_URL: db.url,
+        LOG_LEVEL: 'silent',
+        FLEET_FAILPOINTS: `${point}:0.35`,
+        SYNC_BATCH_SIZE: '20',
+        SYNC_CLAIM_IDLE_MS: '300',
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     let hit: string | undefined;
-    child.stderr.on('data', (d: Buffer) => { hit ??= /FAILPOINT (\w+)/.exec(d.toString())?.[1]; });
+    child.stderr.on('data', (d: Buffer) => {
+      hit ??= /FAILPOINT (\w+)/.exec(d.toString())?.[1];
+    });
     const timer = setTimeout(() => child.kill('SIGKILL'), timeoutMs);
-    child.on('exit', () => { clearTimeout(timer); resolve(hit); });
+    child.on('exit', () => {
+      clearTimeout(timer);
+      resolve(hit);
+    });
   });
 }
 
-test('kill -9 of the sync worker at every failpoint, 21 rounds under load: no duplicate, nothing missing, no drift', { timeout: 300_000 }, async () => {
+test('kill -9 of the sync worker at every failpoint, 21 rounds under load: no duplicate, nothing missing, no drift', {
+  timeout: 300_000,
+}, async () => {
   // `fleet worker` syncs the reference cities: use one of them, on this test's own Redis.
   const city = new CityCatalog().get('blr')!;
   const inv = newInventory(redis, city);
@@ -99,8 +113,13 @@ test('kill -9 of the sync worker at every failpoint, 21 rounds under load: no du
   const { rows } = await pool.query<{ stream_id: string }>('SELECT stream_id FROM events WHERE city = $1', [city.id]);
   const synced = new Set(rows.map((r) => r.stream_id));
   const missing = ids.filter((id) => !synced.has(id));
-  const applied = Number((await pool.query<{ applied: string }>('SELECT applied FROM sync_cursors WHERE city = $1', [city.id])).rows[0]!.applied);
-  console.log(`failpoints hit: ${JSON.stringify(Object.fromEntries(hits))}; ${booked} bookings; ${streamLength} events; applied ${applied}; missing ${missing.length}`);
+  const applied = Number(
+    (await pool.query<{ applied: string }>('SELECT applied FROM sync_cursors WHERE city = $1', [city.id])).rows[0]!
+      .applied,
+  );
+  console.log(
+    `failpoints hit: ${JSON.stringify(Object.fromEntries(hits))}; ${booked} bookings; ${streamLength} events; applied ${applied}; missing ${missing.length}`,
+  );
   assert.deepEqual(missing, [], 'zero missing events');
   assert.equal(rows.length, streamLength, 'no extra rows');
   assert.equal(applied, streamLength, 'zero duplicate applications (each event applied exactly once)');

@@ -26,22 +26,38 @@ before(async () => {
   inv = newInventory(stores.redis, city);
   await recordCities(stores.pool, [city]);
 });
-after(async () => { await stores.stop(); });
+after(async () => {
+  await stores.stop();
+});
 
 const calendarIds = async (v: string) => (await stores.redis.hkeys(keys.calendar(city.id, v))).sort();
 
 test('past, final entries leave Redis once synced; nothing else moves', async () => {
   const v = await addVehicle(inv, city, { hostId: 'host-a' });
   const long = Math.floor((Date.now() - 20 * DAY) / HOUR) * HOUR;
-  const past = (await inv.book({ vehicleId: v, customerId: 'alice', from: long, to: long + 2 * HOUR, allowPast: true })).booking.id;
+  const past = (await inv.book({ vehicleId: v, customerId: 'alice', from: long, to: long + 2 * HOUR, allowPast: true }))
+    .booking.id;
   await inv.cancelBooking(past, undefined, 'no_show');
   const recentPast = Math.floor((Date.now() - 2 * DAY) / HOUR) * HOUR;
-  const recent = (await inv.book({ vehicleId: v, customerId: 'alice', from: recentPast, to: recentPast + HOUR, allowPast: true })).booking.id;
+  const recent = (
+    await inv.book({ vehicleId: v, customerId: 'alice', from: recentPast, to: recentPast + HOUR, allowPast: true })
+  ).booking.id;
   await inv.cancelBooking(recent, undefined, 'no_show');
-  const oldBlock = (await inv.placeBlock({ vehicleId: v, reason: 'maintenance', from: long + 5 * HOUR, to: long + 6 * HOUR, allowPast: true })).block.id;
+  const oldBlock = (
+    await inv.placeBlock({
+      vehicleId: v,
+      reason: 'maintenance',
+      from: long + 5 * HOUR,
+      to: long + 6 * HOUR,
+      allowPast: true,
+    })
+  ).block.id;
   await inv.removeBlock(oldBlock);
-  const stillConfirmed = (await inv.book({ vehicleId: v, customerId: 'bob', from: long + 10 * HOUR, to: long + 11 * HOUR, allowPast: true })).booking.id;
-  const future = (await inv.book({ vehicleId: v, customerId: 'bob', from: futureHour(), to: futureHour() + HOUR })).booking.id;
+  const stillConfirmed = (
+    await inv.book({ vehicleId: v, customerId: 'bob', from: long + 10 * HOUR, to: long + 11 * HOUR, allowPast: true })
+  ).booking.id;
+  const future = (await inv.book({ vehicleId: v, customerId: 'bob', from: futureHour(), to: futureHour() + HOUR }))
+    .booking.id;
   const hash = await stores.redis.hgetall(keys.vehicle(city.id, v));
   const counters = await stores.redis.hgetall(keys.counters(city.id));
 
@@ -55,7 +71,11 @@ test('past, final entries leave Redis once synced; nothing else moves', async ()
   await sync.drain();
   const removed = await inv.trimCity(city.id, Date.now() - RETENTION, await syncedThrough(stores.redis, city.id));
   assert.equal(removed, 2, 'the cancelled booking and the cleared block of three weeks ago');
-  assert.deepEqual(await calendarIds(v), [recent, stillConfirmed, future].sort(), 'recent history, a non-final entry and the future stay');
+  assert.deepEqual(
+    await calendarIds(v),
+    [recent, stillConfirmed, future].sort(),
+    'recent history, a non-final entry and the future stay',
+  );
   assert.equal(await stores.redis.hexists(keys.entries(city.id), past), 0, 'the index forgets them too');
   const { version, updatedAt: _u, ...rest } = await stores.redis.hgetall(keys.vehicle(city.id, v));
   const { version: v0, updatedAt: _u0, ...rest0 } = hash;
@@ -67,10 +87,18 @@ test('past, final entries leave Redis once synced; nothing else moves', async ()
 
   // The customer still sees the past booking, from PostgreSQL.
   const secret = new TextEncoder().encode('trim-test-secret-of-at-least-32-bytes!!');
-  const app = await buildApp({ inventory: inv, redis: stores.redis, pool: stores.pool, authenticate: authenticator({ secret }) });
+  const app = await buildApp({
+    inventory: inv,
+    redis: stores.redis,
+    pool: stores.pool,
+    authenticate: authenticator({ secret }),
+  });
   try {
     const base = await app.listen({ port: 0, host: '127.0.0.1' });
-    const read = async (sub: string) => fetch(`${base}/v1/bookings/${past}`, { headers: { authorization: `Bearer ${await mintToken(secret, { sub, role: 'customer' })}` } });
+    const read = async (sub: string) =>
+      fetch(`${base}/v1/bookings/${past}`, {
+        headers: { authorization: `Bearer ${await mintToken(secret, { sub, role: 'customer' })}` },
+      });
     const mine = await read('alice');
     assert.equal(mine.status, 200);
     assert.deepEqual(((await mine.json()) as { status: string; cancelReason: string }).cancelReason, 'no_show');

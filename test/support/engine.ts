@@ -18,7 +18,13 @@ export const MINUTE = 60_000;
 export const HOUR = 60 * MINUTE;
 
 export function testCity(turnaroundMs = 30 * MINUTE): City {
-  return { id: `t${randomBytes(5).toString('hex')}`, name: 'Test city', timeZone: 'UTC', turnaroundMs, center: { lat: 12.97, lng: 77.59 } };
+  return {
+    id: `t${randomBytes(5).toString('hex')}`,
+    name: 'Test city',
+    timeZone: 'UTC',
+    turnaroundMs,
+    center: { lat: 12.97, lng: 77.59 },
+  };
 }
 
 export function catalogWith(city: City): CityCatalog {
@@ -30,8 +36,15 @@ export function newInventory(redis: Redis, city: City, opts: Omit<InventoryOptio
 }
 
 export const SEDAN: VehicleSpec = {
-  hostId: 'host-1', category: 'sedan', seats: 5, transmission: 'automatic', fuel: 'petrol',
-  make: 'Toyota', model: 'Corolla', location: { lat: 12.97, lng: 77.59 }, pricePerHour: 12.5,
+  hostId: 'host-1',
+  category: 'sedan',
+  seats: 5,
+  transmission: 'automatic',
+  fuel: 'petrol',
+  make: 'Toyota',
+  model: 'Corolla',
+  location: { lat: 12.97, lng: 77.59 },
+  pricePerHour: 12.5,
 };
 
 export async function addVehicle(inv: Inventory, city: City, spec: Partial<VehicleSpec> = {}): Promise<string> {
@@ -67,7 +80,17 @@ export async function readEvents(redis: Redis, cityId: string): Promise<EventRec
 
 export interface CityState {
   at: number;
-  vehicles: Map<string, { listing: ListingState; status: VehicleStatus; category: string; version: number; statusDue: number | undefined; entries: CalendarEntry[] }>;
+  vehicles: Map<
+    string,
+    {
+      listing: ListingState;
+      status: VehicleStatus;
+      category: string;
+      version: number;
+      statusDue: number | undefined;
+      entries: CalendarEntry[];
+    }
+  >;
   counters: Record<string, number>;
 }
 
@@ -77,7 +100,11 @@ export async function readCity(redis: Redis, cityId: string): Promise<CityState>
   const multi = redis.multi().time().hgetall(keys.counters(cityId));
   for (const v of ids) multi.hgetall(keys.vehicle(cityId, v)).hvals(keys.calendar(cityId, v));
   const res = (await multi.exec()) ?? [];
-  const val = (i: number) => { const r = res[i]; if (!r || r[0]) throw r?.[0] ?? new Error('multi'); return r[1]; };
+  const val = (i: number) => {
+    const r = res[i];
+    if (!r || r[0]) throw r?.[0] ?? new Error('multi');
+    return r[1];
+  };
   const [sec, usec] = val(0) as [string, string];
   const at = Number(sec) * 1000 + Math.floor(Number(usec) / 1000);
   const counters: Record<string, number> = {};
@@ -87,8 +114,12 @@ export async function readCity(redis: Redis, cityId: string): Promise<CityState>
     const h = val(2 + 2 * i) as Record<string, string>;
     const entries = sortEntries((val(3 + 2 * i) as string[]).map((s) => JSON.parse(s) as CalendarEntry));
     vehicles.set(v, {
-      listing: h.listing as ListingState, status: h.status as VehicleStatus, category: h.category ?? '',
-      version: Number(h.version), statusDue: h.statusDue ? Number(h.statusDue) : undefined, entries,
+      listing: h.listing as ListingState,
+      status: h.status as VehicleStatus,
+      category: h.category ?? '',
+      version: Number(h.version),
+      statusDue: h.statusDue ? Number(h.statusDue) : undefined,
+      entries,
     });
   });
   return { at, vehicles, counters };
@@ -97,9 +128,13 @@ export async function readCity(redis: Redis, cityId: string): Promise<CityState>
 /** Counters recomputed from the vehicles' stored statuses and categories (zeros dropped). */
 export function recomputeCounters(state: CityState): Record<string, number> {
   const c: Record<string, number> = {};
-  const inc = (k: string) => { c[k] = (c[k] ?? 0) + 1; };
+  const inc = (k: string) => {
+    c[k] = (c[k] ?? 0) + 1;
+  };
   for (const v of state.vehicles.values()) {
-    inc(`s:${v.status}`); inc(`c:${v.category}`); inc(`cs:${v.category}:${v.status}`);
+    inc(`s:${v.status}`);
+    inc(`c:${v.category}`);
+    inc(`cs:${v.category}:${v.status}`);
   }
   return c;
 }
@@ -118,7 +153,8 @@ export function assertCityInvariants(state: CityState, turnaroundMs: number): vo
     const live = v.entries.filter((e) => occupies(e, now));
     for (let i = 0; i < live.length; i++) {
       for (let j = i + 1; j < live.length; j++) {
-        const a = live[i]!, b = live[j]!;
+        const a = live[i]!,
+          b = live[j]!;
         const bothTrips = isTrip(a) && isTrip(b);
         const pad = bothTrips ? turnaroundMs : 0;
         // Booked windows, not effective ones: a trip running late overlaps the next booking only
@@ -126,7 +162,10 @@ export function assertCityInvariants(state: CityState, turnaroundMs: number): vo
         const end = (e: CalendarEntry) => e.to ?? Number.POSITIVE_INFINITY;
         const overlap = a.from < end(b) + pad && b.from < end(a) + pad;
         if (!overlap) continue;
-        if (bothTrips) assert.fail(`vehicle ${vid}: ${a.kind} ${a.id} [${a.from},${a.to}) and ${b.kind} ${b.id} [${b.from},${b.to}) overlap`);
+        if (bothTrips)
+          assert.fail(
+            `vehicle ${vid}: ${a.kind} ${a.id} [${a.from},${a.to}) and ${b.kind} ${b.id} [${b.from},${b.to}) overlap`,
+          );
         const trip = isTrip(a) ? a : isTrip(b) ? b : undefined;
         // A trip under way keeps the car through a block (and so does the trip once completed);
         // nothing else may share time with one.
@@ -136,7 +175,11 @@ export function assertCityInvariants(state: CityState, turnaroundMs: number): vo
       }
     }
     if (v.statusDue === undefined || v.statusDue > now) {
-      assert.equal(v.status, deriveStatus(v.listing, v.entries, now).status, `vehicle ${vid}: stored status vs derived at ${now}`);
+      assert.equal(
+        v.status,
+        deriveStatus(v.listing, v.entries, now).status,
+        `vehicle ${vid}: stored status vs derived at ${now}`,
+      );
     }
   }
   assert.deepEqual(state.counters, recomputeCounters(state), 'counters equal a recomputation');
@@ -153,7 +196,10 @@ export async function wipeCity(redis: Redis, cityId: string): Promise<void> {
 
 /** A connection as the service makes them; `failoverWaitMs` bounds how long a command waits for Redis. */
 export function connect(url: string, failoverWaitMs?: number): Redis {
-  const redis = new Redis(url, { ...(failoverWaitMs ? clientOptions(failoverWaitMs) : CLIENT_OPTIONS), lazyConnect: false });
+  const redis = new Redis(url, {
+    ...(failoverWaitMs ? clientOptions(failoverWaitMs) : CLIENT_OPTIONS),
+    lazyConnect: false,
+  });
   if (failoverWaitMs) setConnectionPolicy(redis, { failoverWaitMs });
   return redis;
 }

@@ -16,7 +16,11 @@ const run = promisify(execFile);
 const PG_BIN = '/usr/lib/postgresql/15/bin';
 const ADMIN_URL = () => process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres';
 
-export interface TestDatabase { url: string; name: string; drop(): Promise<void> }
+export interface TestDatabase {
+  url: string;
+  name: string;
+  drop(): Promise<void>;
+}
 
 export async function createTestDatabase(): Promise<TestDatabase> {
   const name = `fleet_test_${randomBytes(6).toString('hex')}`;
@@ -30,7 +34,8 @@ export async function createTestDatabase(): Promise<TestDatabase> {
   const url = new URL(ADMIN_URL());
   url.pathname = `/${name}`;
   return {
-    url: url.toString(), name,
+    url: url.toString(),
+    name,
     async drop() {
       const c = new pg.Client({ connectionString: ADMIN_URL() });
       await c.connect();
@@ -56,14 +61,24 @@ export interface PgCluster {
 const clusters = new Set<string>();
 process.on('exit', () => {
   for (const dir of clusters) {
-    try { execFileSync('runuser', ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, '-D', dir, '-m', 'immediate', 'stop'], { stdio: 'ignore' }); } catch { /* already down */ }
+    try {
+      execFileSync('runuser', ['-u', 'postgres', '--', `${PG_BIN}/pg_ctl`, '-D', dir, '-m', 'immediate', 'stop'], {
+        stdio: 'ignore',
+      });
+    } catch {
+      /* already down */
+    }
   }
 });
 
 const asPostgres = (cmd: string, args: string[]) => run('runuser', ['-u', 'postgres', '--', cmd, ...args]);
 
 /** A data directory owned by `postgres`, made by `create(dataDir)`, then started on a free port. */
-async function launchCluster(prefix: string, create: (dataDir: string) => Promise<unknown>, options: string): Promise<PgCluster> {
+async function launchCluster(
+  prefix: string,
+  create: (dataDir: string) => Promise<unknown>,
+  options: string,
+): Promise<PgCluster> {
   const root = await mkdtemp(path.join(tmpdir(), prefix));
   const dataDir = path.join(root, 'data');
   const { stdout } = await run('id', ['-u', 'postgres']);
@@ -73,15 +88,31 @@ async function launchCluster(prefix: string, create: (dataDir: string) => Promis
   const port = await freePort();
   const pgCtl = (...args: string[]) => asPostgres(`${PG_BIN}/pg_ctl`, ['-D', dataDir, ...args]);
   const start = async () => {
-    await pgCtl('-l', path.join(root, 'pg.log'), '-w', '-o', `-p ${port} -k /tmp -c listen_addresses=127.0.0.1 ${options}`, 'start');
+    await pgCtl(
+      '-l',
+      path.join(root, 'pg.log'),
+      '-w',
+      '-o',
+      `-p ${port} -k /tmp -c listen_addresses=127.0.0.1 ${options}`,
+      'start',
+    );
   };
   await start();
   clusters.add(dataDir);
   return {
-    url: `postgres://postgres@127.0.0.1:${port}/postgres`, port, dataDir, start,
-    async stopImmediate() { await pgCtl('-m', 'immediate', 'stop'); },
+    url: `postgres://postgres@127.0.0.1:${port}/postgres`,
+    port,
+    dataDir,
+    start,
+    async stopImmediate() {
+      await pgCtl('-m', 'immediate', 'stop');
+    },
     async destroy() {
-      try { await pgCtl('-m', 'immediate', 'stop'); } catch { /* already down */ }
+      try {
+        await pgCtl('-m', 'immediate', 'stop');
+      } catch {
+        /* already down */
+      }
       clusters.delete(dataDir);
       await rm(root, { recursive: true, force: true });
     },
@@ -89,7 +120,11 @@ async function launchCluster(prefix: string, create: (dataDir: string) => Promis
 }
 
 export async function startPgCluster(): Promise<PgCluster> {
-  return launchCluster('fleet-pg-', (dataDir) => asPostgres(`${PG_BIN}/initdb`, ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']), '-c fsync=on');
+  return launchCluster(
+    'fleet-pg-',
+    (dataDir) => asPostgres(`${PG_BIN}/initdb`, ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']),
+    '-c fsync=on',
+  );
 }
 
 /**
@@ -97,6 +132,25 @@ export async function startPgCluster(): Promise<PgCluster> {
  * own port: a real hot standby, read-only, fed by the primary's WAL.
  */
 export async function startPgReplica(primary: PgCluster): Promise<PgCluster> {
-  return launchCluster('fleet-pg-replica-', (dataDir) => asPostgres(`${PG_BIN}/pg_basebackup`,
-    ['-h', '127.0.0.1', '-p', String(primary.port), '-U', 'postgres', '-D', dataDir, '-R', '-X', 'stream', '-c', 'fast', '--no-sync']), '-c hot_standby=on');
+  return launchCluster(
+    'fleet-pg-replica-',
+    (dataDir) =>
+      asPostgres(`${PG_BIN}/pg_basebackup`, [
+        '-h',
+        '127.0.0.1',
+        '-p',
+        String(primary.port),
+        '-U',
+        'postgres',
+        '-D',
+        dataDir,
+        '-R',
+        '-X',
+        'stream',
+        '-c',
+        'fast',
+        '--no-sync',
+      ]),
+    '-c hot_standby=on',
+  );
 }

@@ -25,7 +25,9 @@ export interface RedisServer {
 }
 
 const children = new Set<ChildProcess>();
-process.on('exit', () => { for (const c of children) c.kill('SIGKILL'); });
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -43,7 +45,12 @@ async function waitReady(url: string, child: ChildProcess | undefined, timeoutMs
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     if (child && child.exitCode !== null) throw new Error(`redis-server exited with ${child.exitCode}`);
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null, enableOfflineQueue: false });
+    const probe = new Redis(url, {
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+      enableOfflineQueue: false,
+    });
     probe.on('error', () => {}); // refused while the server starts: expected
     try {
       await probe.connect();
@@ -60,25 +67,48 @@ async function waitReady(url: string, child: ChildProcess | undefined, timeoutMs
 }
 
 function exited(child: ChildProcess): Promise<void> {
-  return child.exitCode !== null || child.signalCode !== null ? Promise.resolve() : new Promise((r) => child.once('exit', () => r()));
+  return child.exitCode !== null || child.signalCode !== null
+    ? Promise.resolve()
+    : new Promise((r) => child.once('exit', () => r()));
 }
 
-export async function startRedis(opts: { appendfsync?: 'always' | 'everysec' | 'no'; external?: 'allow' | 'never' } = {}): Promise<RedisServer> {
+export async function startRedis(
+  opts: { appendfsync?: 'always' | 'everysec' | 'no'; external?: 'allow' | 'never' } = {},
+): Promise<RedisServer> {
   const envUrl = process.env.REDIS_URL;
   if (envUrl && opts.external !== 'never') {
     const port = Number(new URL(envUrl).port || 6379);
-    const refuse = async () => { throw new Error('cannot kill an external Redis (REDIS_URL)'); };
+    const refuse = async () => {
+      throw new Error('cannot kill an external Redis (REDIS_URL)');
+    };
     return { url: envUrl, port, dir: null, external: true, kill9: refuse, restart: refuse, stop: async () => {} };
   }
   const dir = await mkdtemp(path.join(tmpdir(), 'fleet-redis-'));
   let port = 0;
   let child: ChildProcess | undefined;
   const launch = async () => {
-    child = spawn('redis-server', [
-      '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes',
-      '--appendfsync', opts.appendfsync ?? 'always', '--save', '', '--daemonize', 'no',
-      '--logfile', path.join(dir, 'redis.log'),
-    ], { stdio: 'ignore' });
+    child = spawn(
+      'redis-server',
+      [
+        '--port',
+        String(port),
+        '--bind',
+        '127.0.0.1',
+        '--dir',
+        dir,
+        '--appendonly',
+        'yes',
+        '--appendfsync',
+        opts.appendfsync ?? 'always',
+        '--save',
+        '',
+        '--daemonize',
+        'no',
+        '--logfile',
+        path.join(dir, 'redis.log'),
+      ],
+      { stdio: 'ignore' },
+    );
     children.add(child);
     const c = child;
     c.once('exit', () => children.delete(c));
@@ -95,7 +125,10 @@ export async function startRedis(opts: { appendfsync?: 'always' | 'everysec' | '
   }
   const url = `redis://127.0.0.1:${port}`;
   return {
-    url, port, dir, external: false,
+    url,
+    port,
+    dir,
+    external: false,
     async kill9() {
       if (!child) return;
       child.kill('SIGKILL');
@@ -139,11 +172,32 @@ export async function startRedisCluster(masters = 3, replicas = 0): Promise<Redi
     for (let i = 0; i < masters * (1 + replicas); i++) {
       const dir = await mkdtemp(path.join(tmpdir(), 'fleet-cluster-'));
       const port = await freePort();
-      const child = spawn('redis-server', [
-        '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--appendonly', 'yes', '--appendfsync', 'always',
-        '--save', '', '--cluster-enabled', 'yes', '--cluster-config-file', 'nodes.conf', '--cluster-node-timeout', '2000',
-        '--logfile', path.join(dir, 'redis.log'),
-      ], { stdio: 'ignore' });
+      const child = spawn(
+        'redis-server',
+        [
+          '--port',
+          String(port),
+          '--bind',
+          '127.0.0.1',
+          '--dir',
+          dir,
+          '--appendonly',
+          'yes',
+          '--appendfsync',
+          'always',
+          '--save',
+          '',
+          '--cluster-enabled',
+          'yes',
+          '--cluster-config-file',
+          'nodes.conf',
+          '--cluster-node-timeout',
+          '2000',
+          '--logfile',
+          path.join(dir, 'redis.log'),
+        ],
+        { stdio: 'ignore' },
+      );
       children.add(child);
       child.once('exit', () => children.delete(child));
       started.push({ child, dir, port });
@@ -151,15 +205,21 @@ export async function startRedisCluster(masters = 3, replicas = 0): Promise<Redi
     }
     const nodes = started.map((s) => `127.0.0.1:${s.port}`);
     await new Promise<void>((resolve, reject) => {
-      const cli = spawn('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes'], { stdio: 'ignore' });
-      cli.once('exit', (code) => (code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited ${code}`))));
+      const cli = spawn(
+        'redis-cli',
+        ['--cluster', 'create', ...nodes, '--cluster-replicas', String(replicas), '--cluster-yes'],
+        { stdio: 'ignore' },
+      );
+      cli.once('exit', (code) =>
+        code === 0 ? resolve() : reject(new Error(`redis-cli --cluster create exited ${code}`)),
+      );
     });
     // Every node must agree the cluster is up before a client trusts its slot map.
     for (const s of started) {
       const probe = new Redis(s.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
       try {
         for (let i = 0; ; i++) {
-          if (/cluster_state:ok/.test(await probe.cluster('INFO') as string)) break;
+          if (/cluster_state:ok/.test((await probe.cluster('INFO')) as string)) break;
           if (i > 100) throw new Error('cluster did not come up');
           await new Promise((r) => setTimeout(r, 100));
         }
@@ -175,7 +235,8 @@ export async function startRedisCluster(masters = 3, replicas = 0): Promise<Redi
           const probe = new Redis(s.port, '127.0.0.1', { maxRetriesPerRequest: 1 });
           try {
             const info = await probe.info('replication');
-            if (/role:master/.test(info) && Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) < replicas) ok = false;
+            if (/role:master/.test(info) && Number(/connected_slaves:(\d+)/.exec(info)?.[1] ?? 0) < replicas)
+              ok = false;
             if (/role:slave/.test(info) && !/master_link_status:up/.test(info)) ok = false;
           } finally {
             probe.disconnect();

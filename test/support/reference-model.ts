@@ -8,8 +8,18 @@
  * error), so the model and Redis judge by the same clock.
  */
 import {
-  MINUTE_MS, START_EARLY_MS, intervalProblem, occupies, overlapsWindow, sortEntries,
-  type BlockEntry, type BlockReason, type BookingEntry, type CalendarEntry, type ConflictCause, type HoldEntry,
+  MINUTE_MS,
+  START_EARLY_MS,
+  intervalProblem,
+  occupies,
+  overlapsWindow,
+  sortEntries,
+  type BlockEntry,
+  type BlockReason,
+  type BookingEntry,
+  type CalendarEntry,
+  type ConflictCause,
+  type HoldEntry,
 } from '../../src/domain/calendar.ts';
 import type { ErrorCode } from '../../src/domain/errors.ts';
 import type { ListingState } from '../../src/domain/vehicle.ts';
@@ -20,14 +30,21 @@ const FOREVER = Number.POSITIVE_INFINITY;
 const refuse = (error: ErrorCode): ModelOutcome => ({ error });
 const OK: ModelOutcome = { ok: true };
 
-interface ModelVehicle { listing: ListingState; entries: Map<string, CalendarEntry> }
+interface ModelVehicle {
+  listing: ListingState;
+  entries: Map<string, CalendarEntry>;
+}
 
 export class ReferenceModel {
   readonly vehicles = new Map<string, ModelVehicle>();
   /** entry id -> vehicle id */
   readonly where = new Map<string, string>();
 
-  constructor(readonly turnaroundMs: number, readonly holdTtlMs: number, readonly maxLiveHolds: number) {}
+  constructor(
+    readonly turnaroundMs: number,
+    readonly holdTtlMs: number,
+    readonly maxLiveHolds: number,
+  ) {}
 
   addVehicle(id: string): void {
     this.vehicles.set(id, { listing: 'active', entries: new Map() });
@@ -38,19 +55,34 @@ export class ReferenceModel {
   }
 
   private firstTaking(v: ModelVehicle, from: number, to: number, trip: boolean, now: number, except?: string) {
-    return this.sorted(v).find((e) => e.id !== except && occupies(e, now) && overlapsWindow(e, from, to, trip, this.turnaroundMs, now));
+    return this.sorted(v).find(
+      (e) => e.id !== except && occupies(e, now) && overlapsWindow(e, from, to, trip, this.turnaroundMs, now),
+    );
   }
 
   /** Facts displace: confirmed bookings they overlap become conflicted, live holds there released. */
-  private displace(v: ModelVehicle, from: number, to: number, trip: boolean, cause: ConflictCause, by: string, now: number): void {
+  private displace(
+    v: ModelVehicle,
+    from: number,
+    to: number,
+    trip: boolean,
+    cause: ConflictCause,
+    by: string,
+    now: number,
+  ): void {
     for (const e of this.sorted(v)) {
       if (e.id === by || !occupies(e, now) || !overlapsWindow(e, from, to, trip, this.turnaroundMs, now)) continue;
-      if (e.kind === 'booking' && e.status === 'confirmed') Object.assign(e, { status: 'conflicted', conflictCause: cause });
+      if (e.kind === 'booking' && e.status === 'confirmed')
+        Object.assign(e, { status: 'conflicted', conflictCause: cause });
       else if (e.kind === 'hold') Object.assign(e, { status: 'released', releaseReason: cause });
     }
   }
 
-  private entryOf<K extends CalendarEntry['kind']>(id: string, kind: K, customer?: string): Extract<CalendarEntry, { kind: K }> | undefined {
+  private entryOf<K extends CalendarEntry['kind']>(
+    id: string,
+    kind: K,
+    customer?: string,
+  ): Extract<CalendarEntry, { kind: K }> | undefined {
     const vid = this.where.get(id);
     const e = vid ? this.vehicles.get(vid)?.entries.get(id) : undefined;
     if (!e || e.kind !== kind) return undefined;
@@ -68,10 +100,23 @@ export class ReferenceModel {
     if (!v) return refuse('NOT_FOUND');
     if (intervalProblem(from, to, now)) return refuse('INVALID_INTERVAL');
     if (v.listing !== 'active' || this.firstTaking(v, from, to, true, now)) return refuse('NOT_AVAILABLE');
-    const live = [...this.vehicles.values()].flatMap((x) => [...x.entries.values()])
-      .filter((e) => e.kind === 'hold' && e.customerId === customerId && e.status === 'held' && e.expiresAt > now).length;
+    const live = [...this.vehicles.values()]
+      .flatMap((x) => [...x.entries.values()])
+      .filter(
+        (e) => e.kind === 'hold' && e.customerId === customerId && e.status === 'held' && e.expiresAt > now,
+      ).length;
     if (live >= this.maxLiveHolds) return refuse('HOLD_LIMIT');
-    this.add(vehicleId, { id, kind: 'hold', status: 'held', from, to, customerId, expiresAt: now + this.holdTtlMs, createdAt: now, updatedAt: now });
+    this.add(vehicleId, {
+      id,
+      kind: 'hold',
+      status: 'held',
+      from,
+      to,
+      customerId,
+      expiresAt: now + this.holdTtlMs,
+      createdAt: now,
+      updatedAt: now,
+    });
     return OK;
   }
 
@@ -84,12 +129,29 @@ export class ReferenceModel {
     return OK;
   }
 
-  book(now: number, vehicleId: string, id: string, customerId: string, from: number, to: number, allowPast: boolean): ModelOutcome {
+  book(
+    now: number,
+    vehicleId: string,
+    id: string,
+    customerId: string,
+    from: number,
+    to: number,
+    allowPast: boolean,
+  ): ModelOutcome {
     const v = this.vehicles.get(vehicleId);
     if (!v) return refuse('NOT_FOUND');
     if (intervalProblem(from, to, now, { allowPast })) return refuse('INVALID_INTERVAL');
     if (v.listing !== 'active' || this.firstTaking(v, from, to, true, now)) return refuse('NOT_AVAILABLE');
-    this.add(vehicleId, { id, kind: 'booking', status: 'confirmed', from, to, customerId, createdAt: now, updatedAt: now });
+    this.add(vehicleId, {
+      id,
+      kind: 'booking',
+      status: 'confirmed',
+      from,
+      to,
+      customerId,
+      createdAt: now,
+      updatedAt: now,
+    });
     return OK;
   }
 
@@ -102,7 +164,17 @@ export class ReferenceModel {
     const v = this.vehicles.get(vid)!;
     if (v.listing !== 'active' || this.firstTaking(v, h.from, h.to, true, now, h.id)) return refuse('NOT_AVAILABLE');
     Object.assign(h, { status: 'converted', bookingId: id });
-    this.add(vid, { id, kind: 'booking', status: 'confirmed', from: h.from, to: h.to, customerId, holdId, createdAt: now, updatedAt: now });
+    this.add(vid, {
+      id,
+      kind: 'booking',
+      status: 'confirmed',
+      from: h.from,
+      to: h.to,
+      customerId,
+      holdId,
+      createdAt: now,
+      updatedAt: now,
+    });
     return OK;
   }
 
@@ -120,9 +192,13 @@ export class ReferenceModel {
     if (b.status !== 'confirmed') return refuse('INVALID_STATE');
     if (now < b.from - START_EARLY_MS || now >= b.to) return refuse('INVALID_STATE');
     const v = this.vehicles.get(this.where.get(bookingId)!)!;
-    const busy = this.sorted(v).some((e) => e.id !== b.id && occupies(e, now) && (
-      (e.kind === 'booking' && e.status === 'active') ||
-      (e.kind === 'block' && e.from <= now && now < (e.to ?? FOREVER))));
+    const busy = this.sorted(v).some(
+      (e) =>
+        e.id !== b.id &&
+        occupies(e, now) &&
+        ((e.kind === 'booking' && e.status === 'active') ||
+          (e.kind === 'block' && e.from <= now && now < (e.to ?? FOREVER))),
+    );
     if (busy) return refuse('NOT_AVAILABLE');
     b.status = 'active';
     return OK;
@@ -136,7 +212,8 @@ export class ReferenceModel {
     const completion = now < scheduled - MINUTE_MS ? 'early' : now > scheduled ? 'late' : 'on_time';
     Object.assign(b, { status: 'completed', completion });
     if (completion !== 'on_time') b.to = Math.max(now, b.from);
-    if (completion === 'late') this.displace(this.vehicles.get(this.where.get(bookingId)!)!, scheduled, now, true, 'late_return', b.id, now);
+    if (completion === 'late')
+      this.displace(this.vehicles.get(this.where.get(bookingId)!)!, scheduled, now, true, 'late_return', b.id, now);
     return OK;
   }
 
@@ -157,13 +234,31 @@ export class ReferenceModel {
     return OK;
   }
 
-  placeBlock(now: number, vehicleId: string, id: string, reason: BlockReason, from: number | undefined, to: number | undefined, allowPast: boolean): ModelOutcome {
+  placeBlock(
+    now: number,
+    vehicleId: string,
+    id: string,
+    reason: BlockReason,
+    from: number | undefined,
+    to: number | undefined,
+    allowPast: boolean,
+  ): ModelOutcome {
     const v = this.vehicles.get(vehicleId);
     if (!v) return refuse('NOT_FOUND');
     if (reason !== 'accident' && (from === undefined || to === undefined)) return refuse('INVALID_INTERVAL');
     const start = from ?? now - (now % MINUTE_MS);
-    if (intervalProblem(start, to, now, { allowPast, openEnded: reason === 'accident' })) return refuse('INVALID_INTERVAL');
-    const block: BlockEntry = { id, kind: 'block', status: 'active', reason, from: start, createdAt: now, updatedAt: now, ...(to === undefined ? {} : { to }) };
+    if (intervalProblem(start, to, now, { allowPast, openEnded: reason === 'accident' }))
+      return refuse('INVALID_INTERVAL');
+    const block: BlockEntry = {
+      id,
+      kind: 'block',
+      status: 'active',
+      reason,
+      from: start,
+      createdAt: now,
+      updatedAt: now,
+      ...(to === undefined ? {} : { to }),
+    };
     this.add(vehicleId, block);
     this.displace(v, start, to ?? FOREVER, false, reason, id, now);
     return OK;
@@ -194,7 +289,8 @@ export class ReferenceModel {
   /** The sweeper at `now`: lapsed holds expire. */
   sweep(now: number): void {
     for (const v of this.vehicles.values()) {
-      for (const e of v.entries.values()) if (e.kind === 'hold' && e.status === 'held' && e.expiresAt <= now) e.status = 'expired';
+      for (const e of v.entries.values())
+        if (e.kind === 'hold' && e.status === 'held' && e.expiresAt <= now) e.status = 'expired';
     }
   }
 
@@ -204,11 +300,22 @@ export class ReferenceModel {
   }
 }
 
-export interface ComparableEntry { id: string; kind: string; status: string; from: number; to: number | null; cause: string | null }
+export interface ComparableEntry {
+  id: string;
+  kind: string;
+  status: string;
+  from: number;
+  to: number | null;
+  cause: string | null;
+}
 
 export function comparable(entries: readonly CalendarEntry[]): ComparableEntry[] {
   return sortEntries(entries).map((e) => ({
-    id: e.id, kind: e.kind, status: e.status, from: e.from, to: e.to ?? null,
+    id: e.id,
+    kind: e.kind,
+    status: e.status,
+    from: e.from,
+    to: e.to ?? null,
     cause: (e as BookingEntry).conflictCause ?? (e as HoldEntry).releaseReason ?? (e as BlockEntry).reason ?? null,
   }));
 }

@@ -6,7 +6,13 @@ import { connect } from './engine.ts';
 import { createTestDatabase, type TestDatabase } from './postgres.ts';
 import { startRedis, type RedisServer } from './redis.ts';
 
-export interface Stores { server: RedisServer; redis: Redis; db: TestDatabase; pool: pg.Pool; stop(): Promise<void> }
+export interface Stores {
+  server: RedisServer;
+  redis: Redis;
+  db: TestDatabase;
+  pool: pg.Pool;
+  stop(): Promise<void>;
+}
 
 export async function startStores(opts: { redis?: Parameters<typeof startRedis>[0] } = {}): Promise<Stores> {
   const server = await startRedis(opts.redis);
@@ -15,7 +21,10 @@ export async function startStores(opts: { redis?: Parameters<typeof startRedis>[
   await migrate(db.url);
   const pool = new pg.Pool({ connectionString: db.url, max: 4 });
   return {
-    server, redis, db, pool,
+    server,
+    redis,
+    db,
+    pool,
     async stop() {
       redis.disconnect();
       await pool.end();

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { SignJWT } from 'jose';
 import { authenticator, mintToken } from '../../src/api/auth.ts';
-import { DomainError } from '../../src/domain/errors.ts';
+import type { DomainError } from '../../src/domain/errors.ts';
 
 const SECRET = new TextEncoder().encode('unit-secret-of-at-least-32-bytes-long!!');
 const refused = (p: Promise<unknown>) => assert.rejects(p, (e: DomainError) => e.code === 'UNAUTHENTICATED');
@@ -27,7 +27,10 @@ test('same claims, another signature: refused although the genuine token is reme
   await authenticate(`Bearer ${token}`);
   const [h, p] = token.split('.');
   await refused(authenticate(`Bearer ${h}.${p}.${'A'.repeat(43)}`));
-  const forged = await new SignJWT({ role: 'admin' }).setProtectedHeader({ alg: 'HS256' }).setSubject('alice').setExpirationTime('1h')
+  const forged = await new SignJWT({ role: 'admin' })
+    .setProtectedHeader({ alg: 'HS256' })
+    .setSubject('alice')
+    .setExpirationTime('1h')
     .sign(new TextEncoder().encode('another-secret-of-at-least-32-bytes!!!'));
   await refused(authenticate(`Bearer ${forged}`));
 });

@@ -9,10 +9,19 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import {
-  BLOCK_STATUS, IDEMPOTENCY_TTL_S, MAX_INTERVAL_MS, MAX_TIMESTAMP_MS, MINUTE_MS, START_EARLY_MS, STATUS_PRECEDENCE,
+  BLOCK_STATUS,
+  IDEMPOTENCY_TTL_S,
+  MAX_INTERVAL_MS,
+  MAX_TIMESTAMP_MS,
+  MINUTE_MS,
+  START_EARLY_MS,
+  STATUS_PRECEDENCE,
 } from '../../src/domain/calendar.ts';
 
-const lua = readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/redis/lua/includes/engine.lua'), 'utf8');
+const lua = readFileSync(
+  path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/redis/lua/includes/engine.lua'),
+  'utf8',
+);
 
 /** A `local NAME = <arithmetic of numbers and earlier names>` of the engine, evaluated. */
 function luaNumber(name: string, known: Record<string, number> = {}): number {
@@ -37,12 +46,18 @@ test('the status of each block reason and the precedence of statuses are equal i
   const parsed = Object.fromEntries([...blocks.matchAll(/(\w+) = '(\w+)'/g)].map((m) => [m[1], m[2]]));
   assert.deepEqual(parsed, BLOCK_STATUS);
   const order = /local STATUS_ORDER = \{([^}]*)\}/.exec(lua)?.[1] ?? '';
-  assert.deepEqual([...order.matchAll(/'(\w+)'/g)].map((m) => m[1]), [...STATUS_PRECEDENCE]);
+  assert.deepEqual(
+    [...order.matchAll(/'(\w+)'/g)].map((m) => m[1]),
+    [...STATUS_PRECEDENCE],
+  );
 });
 
 test('which entries occupy a vehicle is the same rule in Lua and TypeScript', () => {
   const body = /local function occupies\(e, now\)([\s\S]*?)\nend/.exec(lua)?.[1] ?? '';
   assert.match(body, /e\.kind == 'hold' then return e\.status == 'held' and e\.expiresAt > now/);
-  assert.match(body, /e\.kind == 'booking' then return e\.status == 'confirmed' or e\.status == 'active' or e\.status == 'completed'/);
+  assert.match(
+    body,
+    /e\.kind == 'booking' then return e\.status == 'confirmed' or e\.status == 'active' or e\.status == 'completed'/,
+  );
   assert.match(body, /return e\.status == 'active'/);
 });

@@ -24,23 +24,38 @@ export const UTILIZATION_CACHE_MAX_ENTRIES = 500;
 /** Buckets per request at most: 92 days of hours, or ten years of days. */
 export const UTILIZATION_MAX_BUCKETS = { hour: 24 * 92, day: 3660 } as const;
 
-
-const UtilizationQuery = Type.Object({
-  city: Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' }),
-  from: IsoTime, to: IsoTime,
-  granularity: Type.Unsafe<Granularity>({ type: 'string', enum: ['hour', 'day'], description: 'UTC hours or UTC days' }),
-}, { additionalProperties: false });
+const UtilizationQuery = Type.Object(
+  {
+    city: Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' }),
+    from: IsoTime,
+    to: IsoTime,
+    granularity: Type.Unsafe<Granularity>({
+      type: 'string',
+      enum: ['hour', 'day'],
+      description: 'UTC hours or UTC days',
+    }),
+  },
+  { additionalProperties: false },
+);
 
 const Bucket = Type.Object({
-  start: IsoTime, end: IsoTime,
-  vehicles: Type.Integer({ description: 'vehicles of the city listed now (not delisted) and created before the bucket ends' }),
-  bookedHours: Type.Number({ description: 'vehicle-hours of confirmed, active and completed bookings inside the bucket' }),
+  start: IsoTime,
+  end: IsoTime,
+  vehicles: Type.Integer({
+    description: 'vehicles of the city listed now (not delisted) and created before the bucket ends',
+  }),
+  bookedHours: Type.Number({
+    description: 'vehicle-hours of confirmed, active and completed bookings inside the bucket',
+  }),
   blockedHours: Type.Number({ description: 'vehicle-hours of active and cleared blocks inside the bucket' }),
   utilization: Type.Number({ description: 'bookedHours / (vehicles × hours in the bucket); 0 without vehicles' }),
   blockedShare: Type.Number({ description: 'blockedHours / (vehicles × hours in the bucket); 0 without vehicles' }),
 });
 const Utilization = Type.Object({
-  city: Type.String(), from: IsoTime, to: IsoTime, granularity: Type.Unsafe<Granularity>({ type: 'string', enum: ['hour', 'day'] }),
+  city: Type.String(),
+  from: IsoTime,
+  to: IsoTime,
+  granularity: Type.Unsafe<Granularity>({ type: 'string', enum: ['hour', 'day'] }),
   buckets: Type.Array(Bucket),
 });
 type UtilizationT = Static<typeof Utilization>;
@@ -48,7 +63,10 @@ type UtilizationT = Static<typeof Utilization>;
 /** A small TTL cache of answers (in flight ones included, so a burst of equal requests runs one query). */
 class AnswerCache<V> {
   private readonly entries = new Map<string, { at: number; value: Promise<V> }>();
-  constructor(private readonly ttlMs: number, private readonly maxEntries: number) {}
+  constructor(
+    private readonly ttlMs: number,
+    private readonly maxEntries: number,
+  ) {}
 
   /** The cached answer and its age, or a fresh one from `compute`. */
   async get(key: string, compute: () => Promise<V>): Promise<{ value: V; hit: boolean; ageMs: number }> {
@@ -73,37 +91,80 @@ export const CONFLICTS_CACHE_TTL_MS = 10_000;
 /** Cached conflicts answers kept at most; the oldest is dropped beyond. */
 export const CONFLICTS_CACHE_MAX_ENTRIES = 500;
 
-const ConflictsQuery = Type.Object({
-  city: Type.Optional(Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' })),
-  hostId: Type.Optional(Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: 'the host of the original (displaced) vehicle' })),
-  from: Type.String({ format: 'date-time', maxLength: 40, description: 'ISO 8601 with offset: conflicts whose booking became conflicted at or after this instant' }),
-  to: Type.String({ format: 'date-time', maxLength: 40, description: 'ISO 8601 with offset: and before this one' }),
-}, { additionalProperties: false });
+const ConflictsQuery = Type.Object(
+  {
+    city: Type.Optional(Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' })),
+    hostId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        pattern: '^[\\x21-\\x7e]+$',
+        description: 'the host of the original (displaced) vehicle',
+      }),
+    ),
+    from: Type.String({
+      format: 'date-time',
+      maxLength: 40,
+      description: 'ISO 8601 with offset: conflicts whose booking became conflicted at or after this instant',
+    }),
+    to: Type.String({ format: 'date-time', maxLength: 40, description: 'ISO 8601 with offset: and before this one' }),
+  },
+  { additionalProperties: false },
+);
 
 const NullableInt = Type.Union([Type.Integer(), Type.Null()]);
 const figureFields = {
-  conflicts: Type.Integer({ description: 'bookings that became conflicted in [from, to) (a booking conflicted twice counts twice)' }),
-  byCause: Type.Record(Type.String(), Type.Integer(), { description: 'conflicts per cause (maintenance, accident, delisted, late_return, ...)' }),
+  conflicts: Type.Integer({
+    description: 'bookings that became conflicted in [from, to) (a booking conflicted twice counts twice)',
+  }),
+  byCause: Type.Record(Type.String(), Type.Integer(), {
+    description: 'conflicts per cause (maintenance, accident, delisted, late_return, ...)',
+  }),
   offersMade: Type.Integer({ description: 'offers (held alternatives) made for these conflicts' }),
   accepted: Type.Integer({ description: 'conflicts closed by accepting an offer' }),
   declined: Type.Integer({ description: 'conflicts closed by declining the offers' }),
   lapsed: Type.Integer({ description: 'conflicts whose offers lapsed' }),
   noAlternative: Type.Integer({ description: 'conflicts cancelled with NO_ALTERNATIVE' }),
-  cancelled: Type.Integer({ description: 'conflicted bookings cancelled another way (by the customer or ops) before any outcome; not in acceptanceRate' }),
-  open: Type.Integer({ description: 'conflicts without an outcome yet; conflicts = accepted + declined + lapsed + noAlternative + cancelled + open' }),
-  acceptanceRate: Type.Union([Type.Number(), Type.Null()], { description: 'accepted / (accepted + declined + lapsed + noAlternative), 6 decimals; null when that is 0' }),
-  timeToFirstOffer: Type.Object({
-    p50Ms: NullableInt, p99Ms: NullableInt,
-  }, { description: 'from the booking becoming conflicted to its offers (or its NO_ALTERNATIVE cancellation), in ms: percentile_disc (nearest rank, an observed value); null without any' }),
-  incentiveCost: Type.Number({ description: "the accepted offers' incentive amounts plus the NO_ALTERNATIVE credits, 2 decimals" }),
+  cancelled: Type.Integer({
+    description:
+      'conflicted bookings cancelled another way (by the customer or ops) before any outcome; not in acceptanceRate',
+  }),
+  open: Type.Integer({
+    description:
+      'conflicts without an outcome yet; conflicts = accepted + declined + lapsed + noAlternative + cancelled + open',
+  }),
+  acceptanceRate: Type.Union([Type.Number(), Type.Null()], {
+    description: 'accepted / (accepted + declined + lapsed + noAlternative), 6 decimals; null when that is 0',
+  }),
+  timeToFirstOffer: Type.Object(
+    {
+      p50Ms: NullableInt,
+      p99Ms: NullableInt,
+    },
+    {
+      description:
+        'from the booking becoming conflicted to its offers (or its NO_ALTERNATIVE cancellation), in ms: percentile_disc (nearest rank, an observed value); null without any',
+    },
+  ),
+  incentiveCost: Type.Number({
+    description: "the accepted offers' incentive amounts plus the NO_ALTERNATIVE credits, 2 decimals",
+  }),
 };
 const Figures = Type.Object(figureFields);
 const ConflictsAnswer = Type.Object({
-  from: IsoTime, to: IsoTime,
+  from: IsoTime,
+  to: IsoTime,
   filters: Type.Object({ city: Type.Optional(Type.String()), hostId: Type.Optional(Type.String()) }),
   totals: Figures,
   byCity: Type.Array(Type.Object({ city: Type.String(), ...figureFields })),
-  byHost: Type.Array(Type.Object({ hostId: Type.Union([Type.String(), Type.Null()], { description: 'null when the vehicle is unknown to PostgreSQL' }), ...figureFields })),
+  byHost: Type.Array(
+    Type.Object({
+      hostId: Type.Union([Type.String(), Type.Null()], {
+        description: 'null when the vehicle is unknown to PostgreSQL',
+      }),
+      ...figureFields,
+    }),
+  ),
 });
 type ConflictsAnswerT = Static<typeof ConflictsAnswer>;
 
@@ -122,67 +183,119 @@ function cached<T>(reply: FastifyReply, answer: { value: T; hit: boolean; ageMs:
   return answer.value;
 }
 
-export const analyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, redis, pool, replicaPool }) => {
-  const cache = new AnswerCache<UtilizationT>(UTILIZATION_CACHE_TTL_MS, UTILIZATION_CACHE_MAX_ENTRIES);
+/** PostgreSQL for the analytics: the read replica when one is configured, else the primary. */
+function analyticsDb({ pool, replicaPool }: AppDeps, what: string) {
+  const db = replicaPool ?? pool;
+  if (!db) throw new DomainError('UNAVAILABLE', `${what} needs PostgreSQL, and none is configured in this process`);
+  return db;
+}
+
+function servedCity({ inventory }: AppDeps, city: string): void {
+  if (!inventory.cities.get(city))
+    throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
+}
+
+/** How conflicts ended, per city and host (PostgreSQL, cached). */
+export const conflictsAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
   const conflictsCache = new AnswerCache<ConflictsAnswerT>(CONFLICTS_CACHE_TTL_MS, CONFLICTS_CACHE_MAX_ENTRIES);
-  const readPool = replicaPool ?? pool;
-  const analyticsDb = (what: string) => {
-    if (!readPool) throw new DomainError('UNAVAILABLE', `${what} needs PostgreSQL, and none is configured in this process`);
-    return readPool;
-  };
-  const servedCity = (city: string) => {
-    if (!inventory.cities.get(city)) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-  };
-
-  app.get('/v1/analytics/conflicts', {
-    schema: {
-      tags: ['analytics'], summary: 'How conflicted bookings ended: offers, outcomes, time to first offer, incentive cost (PostgreSQL; cached 10 s)',
-      description: 'Conflicts whose booking became conflicted in [from, to), optionally of one city and/or one host (the host of the original, displaced vehicle); totals, per city and per host. Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time. See docs/conflicts.md, "Tracking".',
-      querystring: ConflictsQuery,
-      response: { 200: ConflictsAnswer, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+  app.get(
+    '/v1/analytics/conflicts',
+    {
+      schema: {
+        tags: ['analytics'],
+        summary:
+          'How conflicted bookings ended: offers, outcomes, time to first offer, incentive cost (PostgreSQL; cached 10 s)',
+        description:
+          'Conflicts whose booking became conflicted in [from, to), optionally of one city and/or one host (the host of the original, displaced vehicle); totals, per city and per host. Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time. See docs/conflicts.md, "Tracking".',
+        querystring: ConflictsQuery,
+        response: { 200: ConflictsAnswer, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+      },
     },
-  }, async (request, reply) => {
-    requireRole(request.actor, 'ops', 'admin');
-    const { city, hostId } = request.query;
-    const { from, to } = windowOf(request.query);
-    if (city !== undefined) servedCity(city);
-    const db = analyticsDb('conflict analytics');
-    const q = { from, to, ...(city !== undefined ? { city } : {}), ...(hostId !== undefined ? { hostId } : {}) };
-    const answer = await conflictsCache.get(JSON.stringify([from, to, city ?? null, hostId ?? null]), () => computeConflicts(db, q));
-    return cached(reply, answer, CONFLICTS_CACHE_TTL_MS);
-  });
-
-  app.get('/v1/analytics/utilization', {
-    schema: {
-      tags: ['analytics'], summary: 'Booked and blocked vehicle-hours per UTC hour or day, and utilization (PostgreSQL; cached 10 s)',
-      description: 'Buckets are whole UTC hours or days covering [from, to). Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time.',
-      querystring: UtilizationQuery,
-      response: { 200: Utilization, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+    async (request, reply) => {
+      requireRole(request.actor, 'ops', 'admin');
+      const { city, hostId } = request.query;
+      const { from, to } = windowOf(request.query);
+      if (city !== undefined) servedCity(deps, city);
+      const db = analyticsDb(deps, 'conflict analytics');
+      const q = { from, to, ...(city !== undefined ? { city } : {}), ...(hostId !== undefined ? { hostId } : {}) };
+      const answer = await conflictsCache.get(JSON.stringify([from, to, city ?? null, hostId ?? null]), () =>
+        computeConflicts(db, q),
+      );
+      return cached(reply, answer, CONFLICTS_CACHE_TTL_MS);
     },
-  }, async (request, reply) => {
-    requireRole(request.actor, 'ops', 'admin');
-    const { city, granularity } = request.query;
-    const { from, to } = windowOf(request.query);
-    const step = STEP_MS[granularity];
-    const first = Math.floor(from / step) * step;
-    const buckets = Math.ceil((to - first) / step);
-    const max = UTILIZATION_MAX_BUCKETS[granularity];
-    if (buckets > max) throw new DomainError('VALIDATION', `at most ${max} ${granularity} buckets per request (asked for ${buckets})`, { buckets, max });
-    servedCity(city);
-    const db = analyticsDb('utilization');
-    const answer = await cache.get(`${city}|${from}|${to}|${granularity}`, () => computeUtilization(db, city, { from, to, granularity, first, buckets }));
-    return cached(reply, answer, UTILIZATION_CACHE_TTL_MS);
-  });
+  );
+};
 
-  app.get('/v1/analytics/cities', {
-    schema: {
-      tags: ['analytics'], summary: 'Live vehicle counts per city, by status and by category (exact, real time)',
-      response: { 200: Type.Object({ cities: Type.Array(Type.Object({ city: Type.String(), vehicles: Type.Integer(), byStatus: Counts, byCategory: Counts, byCategoryAndStatus: Type.Record(Type.String(), Counts) })) }), 401: problem, 403: problem },
+/** Utilization over time (PostgreSQL, cached). */
+export const utilizationAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+  const cache = new AnswerCache<UtilizationT>(UTILIZATION_CACHE_TTL_MS, UTILIZATION_CACHE_MAX_ENTRIES);
+  app.get(
+    '/v1/analytics/utilization',
+    {
+      schema: {
+        tags: ['analytics'],
+        summary: 'Booked and blocked vehicle-hours per UTC hour or day, and utilization (PostgreSQL; cached 10 s)',
+        description:
+          'Buckets are whole UTC hours or days covering [from, to). Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time.',
+        querystring: UtilizationQuery,
+        response: { 200: Utilization, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+      },
     },
-  }, async (request) => {
-    requireRole(request.actor, 'ops', 'admin');
-    const cities = [];
-    for (const c of inventory.cities.all()) cities.push({ city: c.id, ...await readCityCounts(redis, c.id) });
-    return { cities };
-  });
+    async (request, reply) => {
+      requireRole(request.actor, 'ops', 'admin');
+      const { city, granularity } = request.query;
+      const { from, to } = windowOf(request.query);
+      const step = STEP_MS[granularity];
+      const first = Math.floor(from / step) * step;
+      const buckets = Math.ceil((to - first) / step);
+      const max = UTILIZATION_MAX_BUCKETS[granularity];
+      if (buckets > max)
+        throw new DomainError(
+          'VALIDATION',
+          `at most ${max} ${granularity} buckets per request (asked for ${buckets})`,
+          { buckets, max },
+        );
+      servedCity(deps, city);
+      const db = analyticsDb(deps, 'utilization');
+      const answer = await cache.get(`${city}|${from}|${to}|${granularity}`, () =>
+        computeUtilization(db, city, { from, to, granularity, first, buckets }),
+      );
+      return cached(reply, answer, UTILIZATION_CACHE_TTL_MS);
+    },
+  );
+};
+
+/** Live counts per city, from the exact Redis counters. */
+export const citiesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+  app.get(
+    '/v1/analytics/cities',
+    {
+      schema: {
+        tags: ['analytics'],
+        summary: 'Live vehicle counts per city, by status and by category (exact, real time)',
+        response: {
+          200: Type.Object({
+            cities: Type.Array(
+              Type.Object({
+                city: Type.String(),
+                vehicles: Type.Integer(),
+                byStatus: Counts,
+                byCategory: Counts,
+                byCategoryAndStatus: Type.Record(Type.String(), Counts),
+              }),
+            ),
+          }),
+          401: problem,
+          403: problem,
+        },
+      },
+    },
+    async (request) => {
+      requireRole(request.actor, 'ops', 'admin');
+      const cities = [];
+      for (const c of deps.inventory.cities.all())
+        cities.push({ city: c.id, ...(await readCityCounts(deps.redis, c.id)) });
+      return { cities };
+    },
+  );
 };

@@ -17,16 +17,29 @@ const problem = { $ref: 'Problem#' } as const;
 export const MAX_BATCH = 1000;
 
 const ItemResult = Type.Object({
-  index: Type.Integer(), ok: Type.Boolean(), status: Type.Integer(),
-  id: Type.Optional(Type.String()), code: Type.Optional(Type.String()), detail: Type.Optional(Type.String()),
+  index: Type.Integer(),
+  ok: Type.Boolean(),
+  status: Type.Integer(),
+  id: Type.Optional(Type.String()),
+  code: Type.Optional(Type.String()),
+  detail: Type.Optional(Type.String()),
 });
-const BatchResponse = Type.Object({ succeeded: Type.Integer(), failed: Type.Integer(), results: Type.Array(ItemResult) });
+const BatchResponse = Type.Object({
+  succeeded: Type.Integer(),
+  failed: Type.Integer(),
+  results: Type.Array(ItemResult),
+});
 
 /**
  * Runs every item, sequentially (a batch is one caller's work, not a way around the locks).
  * Items are validated one by one against `schema`, so a malformed item is that item's 400.
  */
-async function runItems<S extends TSchema>(request: FastifyRequest, schema: S, items: unknown[], run: (item: Static<S>, index: number) => Promise<{ id: string; status: number }>) {
+async function runItems<S extends TSchema>(
+  request: FastifyRequest,
+  schema: S,
+  items: unknown[],
+  run: (item: Static<S>, index: number) => Promise<{ id: string; status: number }>,
+) {
   const check = compiled(schema);
   const results = [];
   for (let i = 0; i < items.length; i++) {
@@ -50,11 +63,17 @@ async function runItems<S extends TSchema>(request: FastifyRequest, schema: S, i
 const checkers = new Map<TSchema, ReturnType<typeof TypeCompiler.Compile>>();
 function compiled(schema: TSchema) {
   let c = checkers.get(schema);
-  if (!c) checkers.set(schema, (c = TypeCompiler.Compile(schema)));
+  if (!c) {
+    c = TypeCompiler.Compile(schema);
+    checkers.set(schema, c);
+  }
   return c;
 }
 
-const Items = Type.Object({ items: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) }, { additionalProperties: false });
+const Items = Type.Object(
+  { items: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) },
+  { additionalProperties: false },
+);
 const BlockItem = Type.Object({ vehicleId: EntityId, ...BlockCreate.properties }, { additionalProperties: false });
 
 /** Each item gets its own idempotency key derived from the batch's: a retried batch is safe. */
@@ -64,39 +83,61 @@ function itemOptions(request: FastifyRequest, index: number) {
 }
 
 export const batchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
-  app.post('/v1/vehicles/batch', {
-    schema: {
-      tags: ['batch'], summary: `List up to ${MAX_BATCH} vehicles; a result per item`, headers: IdempotencyHeaders,
-      body: Items,
-      response: { 200: BatchResponse, 400: problem, 401: problem, 403: problem },
+  app.post(
+    '/v1/vehicles/batch',
+    {
+      schema: {
+        tags: ['batch'],
+        summary: `List up to ${MAX_BATCH} vehicles; a result per item`,
+        headers: IdempotencyHeaders,
+        body: Items,
+        response: { 200: BatchResponse, 400: problem, 401: problem, 403: problem },
+      },
     },
-  }, async (request) => {
-    requireRole(request.actor, 'host');
-    // A batch costs what its items cost: one unit of the caller's budget each (the request paid one).
-    await request.charge(request.body.items.length - 1);
-    return runItems(request, VehicleCreate, request.body.items, async ({ city, ...spec }, i) => {
-      const r = await inventory.createVehicle(city, { ...spec, hostId: request.actor.hostId! }, itemOptions(request, i));
-      return { id: r.vehicleId, status: 201 };
-    });
-  });
+    async (request) => {
+      requireRole(request.actor, 'host');
+      // A batch costs what its items cost: one unit of the caller's budget each (the request paid one).
+      await request.charge(request.body.items.length - 1);
+      return runItems(request, VehicleCreate, request.body.items, async ({ city, ...spec }, i) => {
+        const r = await inventory.createVehicle(
+          city,
+          { ...spec, hostId: request.actor.hostId! },
+          itemOptions(request, i),
+        );
+        return { id: r.vehicleId, status: 201 };
+      });
+    },
+  );
 
-  app.post('/v1/blocks/batch', {
-    schema: {
-      tags: ['batch'], summary: `Block up to ${MAX_BATCH} vehicles (e.g. a fleet-wide maintenance day); a result per item`, headers: IdempotencyHeaders,
-      body: Items,
-      response: { 200: BatchResponse, 400: problem, 401: problem, 403: problem },
+  app.post(
+    '/v1/blocks/batch',
+    {
+      schema: {
+        tags: ['batch'],
+        summary: `Block up to ${MAX_BATCH} vehicles (e.g. a fleet-wide maintenance day); a result per item`,
+        headers: IdempotencyHeaders,
+        body: Items,
+        response: { 200: BatchResponse, 400: problem, 401: problem, 403: problem },
+      },
     },
-  }, async (request) => {
-    requireRole(request.actor, 'host', 'ops', 'admin');
-    await request.charge(request.body.items.length - 1);
-    return runItems(request, BlockItem, request.body.items, async (item, i) => {
-      requireVehicleManager(request.actor, (await inventory.getVehicleState(item.vehicleId)).vehicle);
-      const r = await inventory.placeBlock({
-        vehicleId: item.vehicleId, reason: item.reason, ...(item.from ? { from: toMs(item.from) } : {}), ...(item.to ? { to: toMs(item.to) } : {}),
-        ...(item.note ? { note: item.note } : {}), allowPast: isStaff(request.actor),
-      }, itemOptions(request, i));
-      return { id: blockOut(r.block, item.vehicleId).id, status: 201 };
-    });
-  });
+    async (request) => {
+      requireRole(request.actor, 'host', 'ops', 'admin');
+      await request.charge(request.body.items.length - 1);
+      return runItems(request, BlockItem, request.body.items, async (item, i) => {
+        requireVehicleManager(request.actor, (await inventory.getVehicleState(item.vehicleId)).vehicle);
+        const r = await inventory.placeBlock(
+          {
+            vehicleId: item.vehicleId,
+            reason: item.reason,
+            ...(item.from ? { from: toMs(item.from) } : {}),
+            ...(item.to ? { to: toMs(item.to) } : {}),
+            ...(item.note ? { note: item.note } : {}),
+            allowPast: isStaff(request.actor),
+          },
+          itemOptions(request, i),
+        );
+        return { id: blockOut(r.block, item.vehicleId).id, status: 201 };
+      });
+    },
+  );
 };
-

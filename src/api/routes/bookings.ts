@@ -1,110 +1,250 @@
 /** Holds and bookings: customers book for themselves; hosts run trips on their vehicles; staff all. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import type { CommandOptions } from '../../services/inventory.ts';
+import type { CommandOptions, Inventory } from '../../services/inventory.ts';
 import { bookingFromHistory } from '../../pg/bookings.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import { canSeeTrip, customerScope, isStaff, notFound, requireRole } from '../authorize.ts';
-import { Booking, BookingRequest, CancelRequest, ExtendRequest, Hold, HoldRequest, IdParams, bookingOut, holdOut, toMs } from '../schemas.ts';
+import {
+  Booking,
+  BookingRequest,
+  CancelRequest,
+  ExtendRequest,
+  Hold,
+  HoldRequest,
+  IdParams,
+  bookingOut,
+  holdOut,
+  toMs,
+} from '../schemas.ts';
 
 const problem = { $ref: 'Problem#' } as const;
-const errors = { 400: problem, 401: problem, 403: problem, 404: problem, 409: problem, 410: problem, 422: problem, 429: problem };
-export const IdempotencyHeaders = Type.Object({ 'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' })) });
+const errors = {
+  400: problem,
+  401: problem,
+  403: problem,
+  404: problem,
+  409: problem,
+  410: problem,
+  422: problem,
+  429: problem,
+};
+export const IdempotencyHeaders = Type.Object({
+  'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' })),
+});
 
 /** The command options of a request: its idempotency key, scoped by the caller. */
 export function commandOptions(request: FastifyRequest): CommandOptions {
   const key = request.headers['idempotency-key'];
-  return { actorId: request.actor.id, commandId: request.id, ...(typeof key === 'string' ? { idempotencyKey: key } : {}) };
+  return {
+    actorId: request.actor.id,
+    commandId: request.id,
+    ...(typeof key === 'string' ? { idempotencyKey: key } : {}),
+  };
+}
+
+/** Holds: a customer places one for checkout and releases it (staff may release any). */
+export const holdRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
+  app.post(
+    '/v1/holds',
+    {
+      schema: {
+        tags: ['holds'],
+        summary: 'Hold a vehicle for checkout',
+        headers: IdempotencyHeaders,
+        body: HoldRequest,
+        response: { 201: Hold, ...errors },
+      },
+    },
+    async (request, reply) => {
+      requireRole(request.actor, 'customer');
+      const r = await inventory.placeHold(
+        {
+          vehicleId: request.body.vehicleId,
+          customerId: request.actor.id,
+          from: toMs(request.body.from),
+          to: toMs(request.body.to),
+        },
+        commandOptions(request),
+      );
+      return reply.code(201).send(holdOut(r.hold, request.body.vehicleId));
+    },
+  );
+
+  app.delete(
+    '/v1/holds/:id',
+    {
+      schema: { tags: ['holds'], summary: 'Release a hold', params: IdParams, response: { 200: Hold, ...errors } },
+    },
+    async (request) => {
+      requireRole(request.actor, 'customer', 'ops', 'admin');
+      const r = await inventory.releaseHold(request.params.id, customerScope(request.actor), commandOptions(request));
+      return holdOut(r.hold, (await inventory.locate(request.params.id, 'hold')).vehicleId);
+    },
+  );
+};
+
+/** Booking: directly, or from the customer's hold. */
+export const bookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
+  app.post(
+    '/v1/bookings',
+    {
+      schema: {
+        tags: ['bookings'],
+        summary: 'Book a vehicle, directly or from a hold',
+        headers: IdempotencyHeaders,
+        body: BookingRequest,
+        response: { 201: Booking, ...errors },
+      },
+    },
+    async (request, reply) => {
+      requireRole(request.actor, 'customer');
+      const b = request.body;
+      const r =
+        'holdId' in b
+          ? await inventory.book({ holdId: b.holdId, customerId: request.actor.id }, commandOptions(request))
+          : await inventory.book(
+              { vehicleId: b.vehicleId, customerId: request.actor.id, from: toMs(b.from), to: toMs(b.to) },
+              commandOptions(request),
+            );
+      return reply.code(201).send(bookingOut(r.booking, r.vehicleId));
+    },
+  );
+
+  /** The booking, if the caller may see it (its customer, the vehicle's host, staff). */
+};
+
+/** A booking's life: read it (history from PostgreSQL), cancel, start, complete, extend. */
+/** The booking, if the caller may see it (its customer, the vehicle's host, staff); others: not found. */
+async function visibleBooking(inventory: Inventory, request: FastifyRequest<{ Params: { id: string } }>) {
+  const { entry, vehicle } = await inventory.getEntry(request.params.id, 'booking');
+  if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
+  return { entry, vehicleId: vehicle.id };
 }
 
 export const bookingRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, pool }) => {
-  app.post('/v1/holds', {
-    schema: { tags: ['holds'], summary: 'Hold a vehicle for checkout', headers: IdempotencyHeaders, body: HoldRequest, response: { 201: Hold, ...errors } },
-  }, async (request, reply) => {
-    requireRole(request.actor, 'customer');
-    const r = await inventory.placeHold({ vehicleId: request.body.vehicleId, customerId: request.actor.id, from: toMs(request.body.from), to: toMs(request.body.to) }, commandOptions(request));
-    return reply.code(201).send(holdOut(r.hold, request.body.vehicleId));
-  });
+  app.get(
+    '/v1/bookings/:id',
+    {
+      schema: {
+        tags: ['bookings'],
+        summary: 'A booking (past ones trimmed from Redis are read from PostgreSQL)',
+        params: IdParams,
+        response: { 200: Booking, ...errors },
+      },
+    },
+    async (request) => {
+      try {
+        const { entry, vehicleId } = await visibleBooking(inventory, request);
+        return bookingOut(entry, vehicleId);
+      } catch (err) {
+        // Past, final bookings leave Redis after the retention window; their history is PostgreSQL's.
+        if (!(err instanceof DomainError) || err.code !== 'NOT_FOUND' || !pool) throw err;
+        const past = await bookingFromHistory(pool, request.params.id);
+        if (!past || !canSeeTrip(request.actor, past.booking, { hostId: past.hostId })) throw err;
+        return bookingOut(past.booking, past.vehicleId);
+      }
+    },
+  );
+};
 
-  app.delete('/v1/holds/:id', {
-    schema: { tags: ['holds'], summary: 'Release a hold', params: IdParams, response: { 200: Hold, ...errors } },
-  }, async (request) => {
-    requireRole(request.actor, 'customer', 'ops', 'admin');
-    const r = await inventory.releaseHold(request.params.id, customerScope(request.actor), commandOptions(request));
-    return holdOut(r.hold, (await inventory.locate(request.params.id, 'hold')).vehicleId);
-  });
+/** A booking's moves: cancel, start (pickup), complete (return), extend. */
+export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
+  const authorised = async (request: FastifyRequest<{ Params: { id: string } }>) =>
+    (await visibleBooking(inventory, request)).vehicleId;
 
-  app.post('/v1/bookings', {
-    schema: { tags: ['bookings'], summary: 'Book a vehicle, directly or from a hold', headers: IdempotencyHeaders, body: BookingRequest, response: { 201: Booking, ...errors } },
-  }, async (request, reply) => {
-    requireRole(request.actor, 'customer');
-    const b = request.body;
-    const r = 'holdId' in b
-      ? await inventory.book({ holdId: b.holdId, customerId: request.actor.id }, commandOptions(request))
-      : await inventory.book({ vehicleId: b.vehicleId, customerId: request.actor.id, from: toMs(b.from), to: toMs(b.to) }, commandOptions(request));
-    return reply.code(201).send(bookingOut(r.booking, r.vehicleId));
-  });
+  app.post(
+    '/v1/bookings/:id/cancel',
+    {
+      schema: {
+        tags: ['bookings'],
+        summary: 'Cancel a booking not yet started (body optional)',
+        params: IdParams,
+        headers: IdempotencyHeaders,
+        body: CancelRequest,
+        response: { 200: Booking, ...errors },
+      },
+      // The body is optional: an empty one means no reason given.
+      preValidation: async (request) => {
+        request.body ??= {};
+      },
+    },
+    async (request) => {
+      requireRole(request.actor, 'customer', 'ops', 'admin');
+      const vehicleId = await authorised(request);
+      const reason = request.body?.reason ?? (request.actor.role === 'customer' ? 'customer' : request.actor.role);
+      const r = await inventory.cancelBooking(
+        request.params.id,
+        customerScope(request.actor),
+        reason,
+        commandOptions(request),
+      );
+      return bookingOut(r.booking, vehicleId);
+    },
+  );
 
-  /** The booking, if the caller may see it (its customer, the vehicle's host, staff). */
-  async function visibleBooking(request: FastifyRequest<{ Params: { id: string } }>) {
-    const { entry, vehicle } = await inventory.getEntry(request.params.id, 'booking');
-    if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
-    return { entry, vehicleId: vehicle.id };
-  }
-  const authorised = async (request: FastifyRequest<{ Params: { id: string } }>) => (await visibleBooking(request)).vehicleId;
+  app.post(
+    '/v1/bookings/:id/start',
+    {
+      schema: {
+        tags: ['bookings'],
+        summary: 'Start the trip (pickup)',
+        params: IdParams,
+        headers: IdempotencyHeaders,
+        response: { 200: Booking, ...errors },
+      },
+    },
+    async (request) => {
+      const vehicleId = await authorised(request);
+      const r = await inventory.startTrip(request.params.id, customerScope(request.actor), commandOptions(request));
+      return bookingOut(r.booking, vehicleId);
+    },
+  );
 
-  app.get('/v1/bookings/:id', {
-    schema: { tags: ['bookings'], summary: 'A booking (past ones trimmed from Redis are read from PostgreSQL)', params: IdParams, response: { 200: Booking, ...errors } },
-  }, async (request) => {
-    try {
-      const { entry, vehicleId } = await visibleBooking(request);
-      return bookingOut(entry, vehicleId);
-    } catch (err) {
-      // Past, final bookings leave Redis after the retention window; their history is PostgreSQL's.
-      if (!(err instanceof DomainError) || err.code !== 'NOT_FOUND' || !pool) throw err;
-      const past = await bookingFromHistory(pool, request.params.id);
-      if (!past || !canSeeTrip(request.actor, past.booking, { hostId: past.hostId })) throw err;
-      return bookingOut(past.booking, past.vehicleId);
-    }
-  });
+  app.post(
+    '/v1/bookings/:id/complete',
+    {
+      schema: {
+        tags: ['bookings'],
+        summary: 'Complete the trip (return): early, on time or late',
+        params: IdParams,
+        headers: IdempotencyHeaders,
+        response: { 200: Booking, ...errors },
+      },
+    },
+    async (request) => {
+      const vehicleId = await authorised(request);
+      const r = await inventory.completeTrip(request.params.id, customerScope(request.actor), commandOptions(request));
+      return bookingOut(r.booking, vehicleId);
+    },
+  );
 
-  app.post('/v1/bookings/:id/cancel', {
-    schema: { tags: ['bookings'], summary: 'Cancel a booking not yet started (body optional)', params: IdParams, headers: IdempotencyHeaders, body: CancelRequest, response: { 200: Booking, ...errors } },
-    // The body is optional: an empty one means no reason given.
-    preValidation: async (request) => { request.body ??= {}; },
-  }, async (request) => {
-    requireRole(request.actor, 'customer', 'ops', 'admin');
-    const vehicleId = await authorised(request);
-    const reason = request.body?.reason ?? (request.actor.role === 'customer' ? 'customer' : request.actor.role);
-    const r = await inventory.cancelBooking(request.params.id, customerScope(request.actor), reason, commandOptions(request));
-    return bookingOut(r.booking, vehicleId);
-  });
-
-  app.post('/v1/bookings/:id/start', {
-    schema: { tags: ['bookings'], summary: 'Start the trip (pickup)', params: IdParams, headers: IdempotencyHeaders, response: { 200: Booking, ...errors } },
-  }, async (request) => {
-    const vehicleId = await authorised(request);
-    const r = await inventory.startTrip(request.params.id, customerScope(request.actor), commandOptions(request));
-    return bookingOut(r.booking, vehicleId);
-  });
-
-  app.post('/v1/bookings/:id/complete', {
-    schema: { tags: ['bookings'], summary: 'Complete the trip (return): early, on time or late', params: IdParams, headers: IdempotencyHeaders, response: { 200: Booking, ...errors } },
-  }, async (request) => {
-    const vehicleId = await authorised(request);
-    const r = await inventory.completeTrip(request.params.id, customerScope(request.actor), commandOptions(request));
-    return bookingOut(r.booking, vehicleId);
-  });
-
-  app.post('/v1/bookings/:id/extend', {
-    schema: { tags: ['bookings'], summary: 'Extend a booking; staff may force it over later bookings', params: IdParams, headers: IdempotencyHeaders, body: ExtendRequest, response: { 200: Booking, ...errors } },
-  }, async (request) => {
-    requireRole(request.actor, 'customer', 'ops', 'admin');
-    if (request.body.force && !isStaff(request.actor)) requireRole(request.actor, 'ops', 'admin');
-    const vehicleId = await authorised(request);
-    const r = await inventory.extendBooking(request.params.id, customerScope(request.actor), toMs(request.body.to), request.body.force ?? false, commandOptions(request));
-    return bookingOut(r.booking, vehicleId);
-  });
+  app.post(
+    '/v1/bookings/:id/extend',
+    {
+      schema: {
+        tags: ['bookings'],
+        summary: 'Extend a booking; staff may force it over later bookings',
+        params: IdParams,
+        headers: IdempotencyHeaders,
+        body: ExtendRequest,
+        response: { 200: Booking, ...errors },
+      },
+    },
+    async (request) => {
+      requireRole(request.actor, 'customer', 'ops', 'admin');
+      if (request.body.force && !isStaff(request.actor)) requireRole(request.actor, 'ops', 'admin');
+      const vehicleId = await authorised(request);
+      const r = await inventory.extendBooking(
+        request.params.id,
+        customerScope(request.actor),
+        toMs(request.body.to),
+        request.body.force ?? false,
+        commandOptions(request),
+      );
+      return bookingOut(r.booking, vehicleId);
+    },
+  );
 };

@@ -14,36 +14,70 @@ import { EventsQuery } from '../schemas.ts';
 
 const problem = { $ref: 'Problem#' } as const;
 
-export const CloudEvent = Type.Object({
-  specversion: Type.Literal('1.0'), id: Type.String(), source: Type.String(), type: Type.String(), subject: Type.String(),
-  time: Type.String(), datacontenttype: Type.Literal('application/json'),
-  data: Type.Record(Type.String(), Type.Unknown()),
-}, { $id: 'CloudEvent' });
+export const CloudEvent = Type.Object(
+  {
+    specversion: Type.Literal('1.0'),
+    id: Type.String(),
+    source: Type.String(),
+    type: Type.String(),
+    subject: Type.String(),
+    time: Type.String(),
+    datacontenttype: Type.Literal('application/json'),
+    data: Type.Record(Type.String(), Type.Unknown()),
+  },
+  { $id: 'CloudEvent' },
+);
 
 export function toCloudEvent(e: StreamEvent) {
   return {
-    specversion: '1.0' as const, id: e.id, source: `/cities/${e.city}/vehicles/${e.vehicle}`, type: e.type, subject: e.subject || e.vehicle,
-    time: new Date(e.time).toISOString(), datacontenttype: 'application/json' as const,
-    data: { ...e.data, city: e.city, vehicleId: e.vehicle, version: e.version, vehicleStatus: e.status, state: e.state },
+    specversion: '1.0' as const,
+    id: e.id,
+    source: `/cities/${e.city}/vehicles/${e.vehicle}`,
+    type: e.type,
+    subject: e.subject || e.vehicle,
+    time: new Date(e.time).toISOString(),
+    datacontenttype: 'application/json' as const,
+    data: {
+      ...e.data,
+      city: e.city,
+      vehicleId: e.vehicle,
+      version: e.version,
+      vehicleStatus: e.status,
+      state: e.state,
+    },
   };
 }
 
 export const eventRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, redis, pool }) => {
-  app.get('/v1/events', {
-    schema: {
-      tags: ['events'], summary: "A city's events from a cursor (CloudEvents 1.0)", querystring: EventsQuery,
-      response: { 200: Type.Object({ events: Type.Array(CloudEvent), next: Type.Union([Type.String(), Type.Null()]) }), 400: problem, 401: problem, 403: problem, 404: problem },
+  app.get(
+    '/v1/events',
+    {
+      schema: {
+        tags: ['events'],
+        summary: "A city's events from a cursor (CloudEvents 1.0)",
+        querystring: EventsQuery,
+        response: {
+          200: Type.Object({ events: Type.Array(CloudEvent), next: Type.Union([Type.String(), Type.Null()]) }),
+          400: problem,
+          401: problem,
+          403: problem,
+          404: problem,
+        },
+      },
     },
-  }, async (request) => {
-    requireRole(request.actor, 'ops', 'admin');
-    const { city, after = '0-0' } = request.query;
-    const limit = Number(request.query.limit ?? 100);
-    if (!inventory.cities.get(city)) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-    const first = await oldestStreamId(redis, city);
-    // Older than what the stream still holds: the durable log.
-    const events = pool && first && compareStreamIds(after, first) < 0
-      ? await loggedEventsAfter(pool, city, after, limit)
-      : await readStream(redis, city, after, limit);
-    return { events: events.map(toCloudEvent), next: events.at(-1)?.id ?? null };
-  });
+    async (request) => {
+      requireRole(request.actor, 'ops', 'admin');
+      const { city, after = '0-0' } = request.query;
+      const limit = Number(request.query.limit ?? 100);
+      if (!inventory.cities.get(city))
+        throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
+      const first = await oldestStreamId(redis, city);
+      // Older than what the stream still holds: the durable log.
+      const events =
+        pool && first && compareStreamIds(after, first) < 0
+          ? await loggedEventsAfter(pool, city, after, limit)
+          : await readStream(redis, city, after, limit);
+      return { events: events.map(toCloudEvent), next: events.at(-1)?.id ?? null };
+    },
+  );
 };

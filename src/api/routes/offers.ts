@@ -12,7 +12,17 @@ import { Booking, Offers, bookingOut, offersOut } from '../schemas.ts';
 import { IdempotencyHeaders, commandOptions } from './bookings.ts';
 
 const problem = { $ref: 'Problem#' } as const;
-const errors = { 400: problem, 401: problem, 403: problem, 404: problem, 409: problem, 410: problem, 422: problem, 429: problem, 503: problem };
+const errors = {
+  400: problem,
+  401: problem,
+  403: problem,
+  404: problem,
+  409: problem,
+  410: problem,
+  422: problem,
+  429: problem,
+  503: problem,
+};
 const BookingParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' }) });
 const OfferParams = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' }),
@@ -20,7 +30,9 @@ const OfferParams = Type.Object({
 });
 // Accept and decline take no body; an empty JSON object is fine too.
 const NoBody = Type.Object({}, { additionalProperties: false });
-const emptyBodyIsFine = async (request: FastifyRequest) => { request.body ??= {}; };
+const emptyBodyIsFine = async (request: FastifyRequest) => {
+  request.body ??= {};
+};
 
 export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, conflicts }) => {
   const desk = () => {
@@ -32,36 +44,72 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   async function visibleOffers(request: FastifyRequest<{ Params: { id: string } }>) {
     const record = await desk().offersOf(request.params.id);
     const { vehicle } = await inventory.getVehicleState(record.vehicleId).catch(() => ({ vehicle: undefined }));
-    const visible = vehicle ? canSeeTrip(request.actor, record, vehicle) : request.actor.role !== 'customer' && request.actor.role !== 'host';
+    const visible = vehicle
+      ? canSeeTrip(request.actor, record, vehicle)
+      : request.actor.role !== 'customer' && request.actor.role !== 'host';
     if (!visible) throw notFound('offers', request.params.id);
     return record;
   }
 
-  app.get('/v1/bookings/:id/offers', {
-    schema: { tags: ['offers'], summary: "A conflicted booking's offers: alternatives held for the customer, with incentives", params: BookingParams, response: { 200: Offers, ...errors } },
-  }, async (request) => offersOut(await visibleOffers(request)));
-
-  app.post('/v1/bookings/:id/offers/:offerId/accept', {
-    schema: {
-      tags: ['offers'], summary: 'Take one offer: the booking moves to the offered vehicle (same id) in one step; the other holds are released',
-      params: OfferParams, headers: IdempotencyHeaders, body: NoBody, response: { 200: Booking, ...errors },
+  app.get(
+    '/v1/bookings/:id/offers',
+    {
+      schema: {
+        tags: ['offers'],
+        summary: "A conflicted booking's offers: alternatives held for the customer, with incentives",
+        params: BookingParams,
+        response: { 200: Offers, ...errors },
+      },
     },
-    preValidation: emptyBodyIsFine,
-  }, async (request) => {
-    requireRole(request.actor, 'customer', 'ops', 'admin');
-    const r = await desk().accept(request.params.id, request.params.offerId, customerScope(request.actor), commandOptions(request));
-    return bookingOut(r.booking, r.record.offers.find((o) => o.id === r.record.acceptedOfferId)?.vehicleId ?? r.record.vehicleId);
-  });
+    async (request) => offersOut(await visibleOffers(request)),
+  );
 
-  app.post('/v1/bookings/:id/offers/decline', {
-    schema: {
-      tags: ['offers'], summary: 'Decline every offer: the booking is cancelled with a full refund and the holds released',
-      params: BookingParams, headers: IdempotencyHeaders, body: NoBody, response: { 200: Offers, ...errors },
+  app.post(
+    '/v1/bookings/:id/offers/:offerId/accept',
+    {
+      schema: {
+        tags: ['offers'],
+        summary:
+          'Take one offer: the booking moves to the offered vehicle (same id) in one step; the other holds are released',
+        params: OfferParams,
+        headers: IdempotencyHeaders,
+        body: NoBody,
+        response: { 200: Booking, ...errors },
+      },
+      preValidation: emptyBodyIsFine,
     },
-    preValidation: emptyBodyIsFine,
-  }, async (request) => {
-    requireRole(request.actor, 'customer', 'ops', 'admin');
-    const r = await desk().decline(request.params.id, customerScope(request.actor), commandOptions(request));
-    return offersOut(r.record);
-  });
+    async (request) => {
+      requireRole(request.actor, 'customer', 'ops', 'admin');
+      const r = await desk().accept(
+        request.params.id,
+        request.params.offerId,
+        customerScope(request.actor),
+        commandOptions(request),
+      );
+      return bookingOut(
+        r.booking,
+        r.record.offers.find((o) => o.id === r.record.acceptedOfferId)?.vehicleId ?? r.record.vehicleId,
+      );
+    },
+  );
+
+  app.post(
+    '/v1/bookings/:id/offers/decline',
+    {
+      schema: {
+        tags: ['offers'],
+        summary: 'Decline every offer: the booking is cancelled with a full refund and the holds released',
+        params: BookingParams,
+        headers: IdempotencyHeaders,
+        body: NoBody,
+        response: { 200: Offers, ...errors },
+      },
+      preValidation: emptyBodyIsFine,
+    },
+    async (request) => {
+      requireRole(request.actor, 'customer', 'ops', 'admin');
+      const r = await desk().decline(request.params.id, customerScope(request.actor), commandOptions(request));
+      return offersOut(r.record);
+    },
+  );
 };

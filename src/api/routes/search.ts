@@ -10,45 +10,82 @@ import { IsoTime, toMs } from '../schemas.ts';
 const problem = { $ref: 'Problem#' } as const;
 const digits = (max: number, description: string) => Type.String({ pattern: `^[0-9]{1,${max}}$`, description });
 
-const Query = Type.Object({
-  from: IsoTime, to: IsoTime,
-  category: Type.Optional(Type.Unsafe<Category>(Type.Union(CATEGORIES.map((c) => Type.Literal(c))))),
-  orBetter: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')], { description: 'with category: that category or higher' })),
-  minSeats: Type.Optional(digits(2, 'at least this many seats')),
-  near: Type.Optional(Type.String({ pattern: '^-?[0-9]{1,2}(\\.[0-9]{1,8})?,-?[0-9]{1,3}(\\.[0-9]{1,8})?$', description: 'lat,lng' })),
-  radiusKm: Type.Optional(digits(4, 'with near: only vehicles within this distance')),
-  sort: Type.Optional(Type.Union([Type.Literal('distance'), Type.Literal('price')])),
-  limit: Type.Optional(Type.String({ pattern: '^(?:[1-9][0-9]?|100)$', description: '1 to 100 (default 20)' })),
-  cursor: Type.Optional(digits(7, 'from the previous page')),
-}, { additionalProperties: false });
+const Query = Type.Object(
+  {
+    from: IsoTime,
+    to: IsoTime,
+    category: Type.Optional(Type.Unsafe<Category>(Type.Union(CATEGORIES.map((c) => Type.Literal(c))))),
+    orBetter: Type.Optional(
+      Type.Union([Type.Literal('true'), Type.Literal('false')], {
+        description: 'with category: that category or higher',
+      }),
+    ),
+    minSeats: Type.Optional(digits(2, 'at least this many seats')),
+    near: Type.Optional(
+      Type.String({ pattern: '^-?[0-9]{1,2}(\\.[0-9]{1,8})?,-?[0-9]{1,3}(\\.[0-9]{1,8})?$', description: 'lat,lng' }),
+    ),
+    radiusKm: Type.Optional(digits(4, 'with near: only vehicles within this distance')),
+    sort: Type.Optional(Type.Union([Type.Literal('distance'), Type.Literal('price')])),
+    limit: Type.Optional(Type.String({ pattern: '^(?:[1-9][0-9]?|100)$', description: '1 to 100 (default 20)' })),
+    cursor: Type.Optional(digits(7, 'from the previous page')),
+  },
+  { additionalProperties: false },
+);
 
 const Hit = Type.Object({
-  vehicleId: Type.String(), category: Type.String(), seats: Type.Integer(), make: Type.String(), model: Type.String(), transmission: Type.String(),
-  fuel: Type.String(), location: Type.Object({ lat: Type.Number(), lng: Type.Number() }), pricePerHour: Type.Number(), distanceKm: Type.Optional(Type.Number()),
+  vehicleId: Type.String(),
+  category: Type.String(),
+  seats: Type.Integer(),
+  make: Type.String(),
+  model: Type.String(),
+  transmission: Type.String(),
+  fuel: Type.String(),
+  location: Type.Object({ lat: Type.Number(), lng: Type.Number() }),
+  pricePerHour: Type.Number(),
+  distanceKm: Type.Optional(Type.Number()),
 });
 
 export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { readModel }) => {
-  app.get('/v1/cities/:city/availability', {
-    schema: {
-      tags: ['search'], summary: 'Vehicles free for [from, to), checked against the truth before the answer', params: Type.Object({ city: Type.String({ pattern: '^[a-z0-9]{2,16}$' }) }),
-      querystring: Query, response: { 200: Type.Object({ vehicles: Type.Array(Hit), cursor: Type.Union([Type.String(), Type.Null()]) }), 400: problem, 401: problem, 404: problem, 503: problem },
+  app.get(
+    '/v1/cities/:city/availability',
+    {
+      schema: {
+        tags: ['search'],
+        summary: 'Vehicles free for [from, to), checked against the truth before the answer',
+        params: Type.Object({ city: Type.String({ pattern: '^[a-z0-9]{2,16}$' }) }),
+        querystring: Query,
+        response: {
+          200: Type.Object({ vehicles: Type.Array(Hit), cursor: Type.Union([Type.String(), Type.Null()]) }),
+          400: problem,
+          401: problem,
+          404: problem,
+          503: problem,
+        },
+      },
     },
-  }, async (request) => {
-    if (!readModel) throw new DomainError('UNAVAILABLE', 'search is not enabled in this process');
-    const q = request.query;
-    const from = toMs(q.from);
-    const to = toMs(q.to);
-    const problemWith = intervalProblem(from, to, Date.now());
-    if (problemWith) throw new DomainError('INVALID_INTERVAL', `invalid interval: ${problemWith}`, { problem: problemWith });
-    const [lat, lng] = q.near ? q.near.split(',').map(Number) : [];
-    if (lat !== undefined && (Math.abs(lat) > 90 || Math.abs(lng ?? 0) > 180)) throw new DomainError('VALIDATION', 'near must be a valid lat,lng', { field: 'near' });
-    const { hits, nextOffset } = await readModel.search(request.params.city, {
-      from, to, sort: q.sort ?? (q.near ? 'distance' : 'price'), limit: Number(q.limit ?? 20), offset: Number(q.cursor ?? 0),
-      ...(q.category ? { category: q.category, orBetter: q.orBetter === 'true' } : {}),
-      ...(q.minSeats ? { minSeats: Number(q.minSeats) } : {}),
-      ...(lat !== undefined && lng !== undefined ? { near: { lat, lng } } : {}),
-      ...(q.radiusKm ? { radiusKm: Number(q.radiusKm) } : {}),
-    });
-    return { vehicles: hits, cursor: nextOffset === null ? null : String(nextOffset) };
-  });
+    async (request) => {
+      if (!readModel) throw new DomainError('UNAVAILABLE', 'search is not enabled in this process');
+      const q = request.query;
+      const from = toMs(q.from);
+      const to = toMs(q.to);
+      const problemWith = intervalProblem(from, to, Date.now());
+      if (problemWith)
+        throw new DomainError('INVALID_INTERVAL', `invalid interval: ${problemWith}`, { problem: problemWith });
+      const [lat, lng] = q.near ? q.near.split(',').map(Number) : [];
+      if (lat !== undefined && (Math.abs(lat) > 90 || Math.abs(lng ?? 0) > 180))
+        throw new DomainError('VALIDATION', 'near must be a valid lat,lng', { field: 'near' });
+      const { hits, nextOffset } = await readModel.search(request.params.city, {
+        from,
+        to,
+        sort: q.sort ?? (q.near ? 'distance' : 'price'),
+        limit: Number(q.limit ?? 20),
+        offset: Number(q.cursor ?? 0),
+        ...(q.category ? { category: q.category, orBetter: q.orBetter === 'true' } : {}),
+        ...(q.minSeats ? { minSeats: Number(q.minSeats) } : {}),
+        ...(lat !== undefined && lng !== undefined ? { near: { lat, lng } } : {}),
+        ...(q.radiusKm ? { radiusKm: Number(q.radiusKm) } : {}),
+      });
+      return { vehicles: hits, cursor: nextOffset === null ? null : String(nextOffset) };
+    },
+  );
 };

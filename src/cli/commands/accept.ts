@@ -5,6 +5,13 @@ import { conflictDesk } from '../wiring.ts';
 export const acceptCommand: Command = {
   name: 'accept',
   async run({ config, inventory, redis, arg, opt, idem }) {
-    print(await conflictDesk(config, inventory, redis).accept(need('bookingId', arg), need('--offer', opt.offer), undefined, idem));
+    print(
+      await conflictDesk(config, inventory, redis).accept(
+        need('bookingId', arg),
+        need('--offer', opt.offer),
+        undefined,
+        idem,
+      ),
+    );
   },
 };

@@ -5,10 +5,19 @@ export const bookCommand: Command = {
   name: 'book',
   async run({ inventory, opt, idem }) {
     const customerId = need('--customer', opt.customer);
-    print(opt.hold
-      ? await inventory.book({ holdId: opt.hold, customerId }, idem)
-      : await inventory.book({
-        vehicleId: need('--vehicle', opt.vehicle), customerId, from: time('from', opt.from), to: time('to', opt.to), allowPast: opt['allow-past'] ?? false,
-      }, idem));
+    print(
+      opt.hold
+        ? await inventory.book({ holdId: opt.hold, customerId }, idem)
+        : await inventory.book(
+            {
+              vehicleId: need('--vehicle', opt.vehicle),
+              customerId,
+              from: time('from', opt.from),
+              to: time('to', opt.to),
+              allowPast: opt['allow-past'] ?? false,
+            },
+            idem,
+          ),
+    );
   },
 };

@@ -10,9 +10,11 @@ export const chaosCommand: Command = {
     const { chaos, DEFAULT_CHAOS, FAULTS } = await import('../../sim/chaos.ts');
     const faults = opt.faults ? opt.faults.split(',') : DEFAULT_CHAOS.faults;
     const known = (f: string): f is (typeof FAULTS)[number] => (FAULTS as readonly string[]).includes(f);
-    if (!faults.every(known)) throw new DomainError('VALIDATION', `--faults: one of ${FAULTS.join(', ')}`, { field: 'faults' });
+    if (!faults.every(known))
+      throw new DomainError('VALIDATION', `--faults: one of ${FAULTS.join(', ')}`, { field: 'faults' });
     const { report, ok } = await chaos({
-      ...DEFAULT_CHAOS, faults,
+      ...DEFAULT_CHAOS,
+      faults,
       ...(opt.duration ? { durationMs: duration(opt.duration) } : {}),
       ...(opt['fault-every'] ? { faultEveryMs: duration(opt['fault-every']) } : {}),
       ...(opt.cities ? { cities: Number(opt.cities) } : {}),
@@ -25,7 +27,9 @@ export const chaosCommand: Command = {
     });
     const { endpoints: _endpoints, ...summary } = report;
     print(opt.json ? report : summary);
-    console.error(`report: ${path.join(opt.out ?? DEFAULT_CHAOS.out, 'report.html')}; acknowledged writes lost, overlaps, drift: ${ok ? 'none' : 'SEE THE REPORT'}`);
+    console.error(
+      `report: ${path.join(opt.out ?? DEFAULT_CHAOS.out, 'report.html')}; acknowledged writes lost, overlaps, drift: ${ok ? 'none' : 'SEE THE REPORT'}`,
+    );
     return ok ? 0 : 1;
   },
 };

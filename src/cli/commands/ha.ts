@@ -5,5 +5,9 @@ import { haCommand } from '../ha.ts';
 export const haCliCommand: Command = {
   name: 'ha',
   needsStore: false,
-  run: ({ arg, opt }) => haCommand(arg, { ...(opt.dir ? { dir: opt.dir } : {}), ...(opt['base-port'] ? { basePort: Number(opt['base-port']) } : {}) }),
+  run: ({ arg, opt }) =>
+    haCommand(arg, {
+      ...(opt.dir ? { dir: opt.dir } : {}),
+      ...(opt['base-port'] ? { basePort: Number(opt['base-port']) } : {}),
+    }),
 };

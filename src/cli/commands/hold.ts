@@ -4,8 +4,16 @@ import { need, print, time, type Command } from '../context.ts';
 export const holdCommand: Command = {
   name: 'hold',
   async run({ inventory, opt, idem }) {
-    print(await inventory.placeHold({
-      vehicleId: need('--vehicle', opt.vehicle), customerId: need('--customer', opt.customer), from: time('from', opt.from), to: time('to', opt.to),
-    }, idem));
+    print(
+      await inventory.placeHold(
+        {
+          vehicleId: need('--vehicle', opt.vehicle),
+          customerId: need('--customer', opt.customer),
+          from: time('from', opt.from),
+          to: time('to', opt.to),
+        },
+        idem,
+      ),
+    );
   },
 };

@@ -34,10 +34,40 @@ import { validateCommand } from './validate.ts';
 import { vehicleCommand } from './vehicle.ts';
 import { workerCommand } from './worker.ts';
 
-export const COMMANDS: ReadonlyMap<string, Command> = new Map([
-  serveCommand, workerCommand, tokenCommand, migrateCommand, lagCommand, rebuildCommand, reconcileCommand, seedCommand,
-  durabilityCommand, sweepCommand, trimCommand, vehicleCommand, countersCommand, eventsCommand, holdCommand, bookCommand,
-  releaseCommand, cancelCommand, startCommand, completeCommand, extendCommand, blockCommand, unblockCommand, delistCommand,
-  relistCommand, offersCommand, acceptCommand, declineCommand, resolveCommand, validateCommand, simulateCommand, chaosCommand,
-  haCliCommand,
-].map((c) => [c.name, c]));
+export const COMMANDS: ReadonlyMap<string, Command> = new Map(
+  [
+    serveCommand,
+    workerCommand,
+    tokenCommand,
+    migrateCommand,
+    lagCommand,
+    rebuildCommand,
+    reconcileCommand,
+    seedCommand,
+    durabilityCommand,
+    sweepCommand,
+    trimCommand,
+    vehicleCommand,
+    countersCommand,
+    eventsCommand,
+    holdCommand,
+    bookCommand,
+    releaseCommand,
+    cancelCommand,
+    startCommand,
+    completeCommand,
+    extendCommand,
+    blockCommand,
+    unblockCommand,
+    delistCommand,
+    relistCommand,
+    offersCommand,
+    acceptCommand,
+    declineCommand,
+    resolveCommand,
+    validateCommand,
+    simulateCommand,
+    chaosCommand,
+    haCliCommand,
+  ].map((c) => [c.name, c]),
+);

@@ -6,6 +6,10 @@ import { withPool } from '../wiring.ts';
 export const rebuildCommand: Command = {
   name: 'rebuild',
   async run({ config, redis, opt }) {
-    print(await withPool(config, (pool) => rebuildCity(redis, pool, need('--city', opt.city), config.CALENDAR_RETENTION_MS)));
+    print(
+      await withPool(config, (pool) =>
+        rebuildCity(redis, pool, need('--city', opt.city), config.CALENDAR_RETENTION_MS),
+      ),
+    );
   },
 };

@@ -10,7 +10,12 @@ export const reconcileCommand: Command = {
     const reports = await withPool(config, async (pool) => {
       const out = [];
       for (const c of cities) {
-        out.push(await reconcileCity(redis, pool, c, { repair: opt.repair ?? false, retentionMs: config.CALENDAR_RETENTION_MS }));
+        out.push(
+          await reconcileCity(redis, pool, c, {
+            repair: opt.repair ?? false,
+            retentionMs: config.CALENDAR_RETENTION_MS,
+          }),
+        );
       }
       return out;
     });
@@ -21,10 +26,13 @@ export const reconcileCommand: Command = {
       for (const r of reports) {
         const vehicles = `${r.vehicles.redis}/${r.vehicles.pg}`.padEnd(19);
         const entries = `${r.entries.redis}/${r.entries.pg}`.padEnd(18);
-        console.log(`${r.city.padEnd(6)} ${vehicles} ${entries} ${String(r.drift.length).padEnd(6)} ${r.repaired.toPg}/${r.repaired.toRedis}`);
+        console.log(
+          `${r.city.padEnd(6)} ${vehicles} ${entries} ${String(r.drift.length).padEnd(6)} ${r.repaired.toPg}/${r.repaired.toRedis}`,
+        );
       }
       for (const r of reports) {
-        for (const d of r.drift.slice(0, 20)) console.log(`  ${r.city} ${d.vehicleId} ${d.what}${d.entryId ? ` ${d.entryId}` : ''}`);
+        for (const d of r.drift.slice(0, 20))
+          console.log(`  ${r.city} ${d.vehicleId} ${d.what}${d.entryId ? ` ${d.entryId}` : ''}`);
       }
     }
     return drift > 0 && !opt.repair ? 3 : 0;

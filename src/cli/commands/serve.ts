@@ -22,7 +22,16 @@ import { startSweeper } from '../../workers/sweeper.ts';
 import { cityLag, syncedThrough } from '../../workers/sync.ts';
 import { ApiWorkers, apiWorkerChannel } from '../cluster.ts';
 import type { CliContext, Command } from '../context.ts';
-import { jwtSecret, newFailoverMonitor, newPool, newSyncWorker, offerPolicy, seedAll, serveMetrics, summarize } from '../wiring.ts';
+import {
+  jwtSecret,
+  newFailoverMonitor,
+  newPool,
+  newSyncWorker,
+  offerPolicy,
+  seedAll,
+  serveMetrics,
+  summarize,
+} from '../wiring.ts';
 
 export const serveCommand: Command = { name: 'serve', run: serve };
 
@@ -44,15 +53,21 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   const sync = config.SERVE_SYNC ? newSyncWorker(config, redis, pool, inventory, log) : undefined;
   sync?.start();
   const sweeper = startSweeper(inventory, {
-    intervalMs: config.SWEEP_INTERVAL_MS, log,
-    trim: { everyMs: config.TRIM_INTERVAL_MS, retentionMs: config.CALENDAR_RETENTION_MS, syncedThrough: (city) => syncedThrough(redis, city) },
+    intervalMs: config.SWEEP_INTERVAL_MS,
+    log,
+    trim: {
+      everyMs: config.TRIM_INTERVAL_MS,
+      retentionMs: config.CALENDAR_RETENTION_MS,
+      syncedThrough: (city) => syncedThrough(redis, city),
+    },
   });
   // The resolver runs once, here: its own read model finds the alternatives.
   const resolverModel = new ReadModel(redis, inventory);
   await resolverModel.start();
   const resolverDesk = new ConflictDesk(redis, inventory, resolverModel, offerPolicy(config));
   const resolver = new ConflictWorker(redis, resolverDesk, inventory.cities, {
-    validateEveryMs: config.POST_VALIDATION_INTERVAL_MS, log,
+    validateEveryMs: config.POST_VALIDATION_INTERVAL_MS,
+    log,
   });
   resolver.start();
   // Failovers of either store are noticed here and the affected cities verified (docs/reliability.md).
@@ -75,13 +90,21 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   const url = api.url;
   const demo = {
     customer: await mintToken(secret, { sub: 'demo-customer', role: 'customer' }),
-    host: await mintToken(secret, { sub: 'demo-host', role: 'host', hostId: `host-${inventory.cities.all()[0]?.id ?? 'blr'}-1` }),
+    host: await mintToken(secret, {
+      sub: 'demo-host',
+      role: 'host',
+      hostId: `host-${inventory.cities.all()[0]?.id ?? 'blr'}-1`,
+    }),
     ops: await mintToken(secret, { sub: 'demo-ops', role: 'ops' }),
   };
   log.info({ url, docs: `${url}/docs`, processes }, 'API listening');
-  console.log(`\nfleet-inventory API at ${url} on ${processes} process(es) (OpenAPI: ${url}/openapi.json, docs: ${url}/docs, live: ${url.replace('http', 'ws')}/v1/live)\nDemo tokens (24 h):\n  customer: ${demo.customer}\n  host:     ${demo.host}\n  ops:      ${demo.ops}\nTry: curl -H "authorization: Bearer $TOKEN" ${url}/v1/cities\n`);
+  console.log(
+    `\nfleet-inventory API at ${url} on ${processes} process(es) (OpenAPI: ${url}/openapi.json, docs: ${url}/docs, live: ${url.replace('http', 'ws')}/v1/live)\nDemo tokens (24 h):\n  customer: ${demo.customer}\n  host:     ${demo.host}\n  ops:      ${demo.ops}\nTry: curl -H "authorization: Bearer $TOKEN" ${url}/v1/cities\n`,
+  );
   const summary = setInterval(() => {
-    void summarize(inventory, redis).then((s) => log.info(s, 'fleet status')).catch((err: unknown) => log.error({ err }, 'summary failed'));
+    void summarize(inventory, redis)
+      .then((s) => log.info(s, 'fleet status'))
+      .catch((err: unknown) => log.error({ err }, 'summary failed'));
   }, 10_000);
   log.info({ cities: inventory.cities.all().length }, 'fleet engine running; Ctrl-C stops');
   await new Promise<void>((resolve) => {
@@ -102,26 +125,49 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
 }
 
 /** One API process: its own read model, WebSocket hub and connections; the port is shared. */
-async function startApi(config: Config, inventory: Inventory, redis: RedisConnection, log: Logger, secret: Uint8Array,
-  redisTopology?: CliContext['redisTopology'], metrics?: () => Promise<string>) {
+async function startApi(
+  config: Config,
+  inventory: Inventory,
+  redis: RedisConnection,
+  log: Logger,
+  secret: Uint8Array,
+  redisTopology?: CliContext['redisTopology'],
+  metrics?: () => Promise<string>,
+) {
   const pool = newPool(config, log);
   const replicaPool = config.DATABASE_REPLICA_URL ? newPool(config, log, config.DATABASE_REPLICA_URL) : undefined;
   const readModel = new ReadModel(redis, inventory);
   await readModel.start();
   const app = await buildApp({
-    inventory, redis, pool, ...(replicaPool ? { replicaPool } : {}), readModel, ...(metrics ? { metrics } : {}),
+    inventory,
+    redis,
+    pool,
+    ...(replicaPool ? { replicaPool } : {}),
+    readModel,
+    ...(metrics ? { metrics } : {}),
     ...(redisTopology ? { redisTopology } : {}),
     conflicts: new ConflictDesk(redis, inventory, readModel, offerPolicy(config)),
     lag: () => Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id))),
-    rateLimits: { customer: config.RATE_LIMIT_CUSTOMER, host: config.RATE_LIMIT_HOST, ops: config.RATE_LIMIT_OPS, admin: config.RATE_LIMIT_ADMIN, anonymous: config.RATE_LIMIT_ANONYMOUS },
+    rateLimits: {
+      customer: config.RATE_LIMIT_CUSTOMER,
+      host: config.RATE_LIMIT_HOST,
+      ops: config.RATE_LIMIT_OPS,
+      admin: config.RATE_LIMIT_ADMIN,
+      anonymous: config.RATE_LIMIT_ANONYMOUS,
+    },
     rateLimitShare: config.RATE_LIMIT_LOCAL_SHARE,
     http: {
-      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS, requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
-      keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS, maxConnectionsPerIp: config.HTTP_MAX_CONNECTIONS_PER_IP,
+      headersTimeoutMs: config.HTTP_HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: config.HTTP_REQUEST_TIMEOUT_MS,
+      keepAliveTimeoutMs: config.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+      maxConnectionsPerIp: config.HTTP_MAX_CONNECTIONS_PER_IP,
     },
     live: {
-      maxConnectionsPerCaller: config.WS_MAX_CONNECTIONS_PER_CALLER, messagesPerSecond: config.WS_MESSAGES_PER_SECOND,
-      messageBurst: config.WS_MESSAGE_BURST, maxTopics: config.WS_MAX_TOPICS, highWaterBytes: config.WS_HIGH_WATER_BYTES,
+      maxConnectionsPerCaller: config.WS_MAX_CONNECTIONS_PER_CALLER,
+      messagesPerSecond: config.WS_MESSAGES_PER_SECOND,
+      messageBurst: config.WS_MESSAGE_BURST,
+      maxTopics: config.WS_MAX_TOPICS,
+      highWaterBytes: config.WS_HIGH_WATER_BYTES,
       slowConsumerMs: config.WS_SLOW_CONSUMER_MS,
     },
     authenticate: authenticator({ secret, ...(config.JWKS_URL ? { jwksUrl: config.JWKS_URL } : {}) }),
@@ -138,17 +184,31 @@ async function startApi(config: Config, inventory: Inventory, redis: RedisConnec
   };
 }
 
-async function serveApiProcess(config: Config, inventory: Inventory, redis: RedisConnection, redisTopology: CliContext['redisTopology']) {
+async function serveApiProcess(
+  config: Config,
+  inventory: Inventory,
+  redis: RedisConnection,
+  redisTopology: CliContext['redisTopology'],
+) {
   const log = pino({ level: config.LOG_LEVEL }).child({ process: 'api', pid: process.pid });
   const channel = apiWorkerChannel();
   // The primary passed its JWT secret down (generated or configured): every process checks the same tokens.
-  const api = await startApi(config, inventory, redis, log, new TextEncoder().encode(config.JWT_SECRET), redisTopology, channel.metrics);
+  const api = await startApi(
+    config,
+    inventory,
+    redis,
+    log,
+    new TextEncoder().encode(config.JWT_SECRET),
+    redisTopology,
+    channel.metrics,
+  );
   // Ctrl-C reaches every process of the group; the primary orders the shutdown either way.
   process.on('SIGINT', () => undefined);
-  process.once('SIGTERM', () => { void api.close().then(() => process.exit(0)); });
+  process.once('SIGTERM', () => {
+    void api.close().then(() => process.exit(0));
+  });
   await channel.shutdown;
   await api.close();
   redis.disconnect();
   process.exit(0);
 }
-

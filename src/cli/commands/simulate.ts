@@ -20,9 +20,17 @@ export const simulateCommand: Command = {
       ...(process.env.SIM_DATABASE_URL ? { databaseUrl: process.env.SIM_DATABASE_URL } : {}),
       progress: !opt.json,
     });
-    const summary = { throughput: report.throughput, totals: report.totals, invariants: report.invariants, conflicts: report.conflicts, endpoints: report.endpoints };
+    const summary = {
+      throughput: report.throughput,
+      totals: report.totals,
+      invariants: report.invariants,
+      conflicts: report.conflicts,
+      endpoints: report.endpoints,
+    };
     print(opt.json ? report : summary);
-    console.error(`report: ${path.join(opt.out ?? DEFAULT_SIM.out, 'report.html')} (and report.json); invariants ${ok ? 'hold' : 'VIOLATED'}`);
+    console.error(
+      `report: ${path.join(opt.out ?? DEFAULT_SIM.out, 'report.html')} (and report.json); invariants ${ok ? 'hold' : 'VIOLATED'}`,
+    );
     return ok ? 0 : 1;
   },
 };

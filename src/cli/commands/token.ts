@@ -8,10 +8,18 @@ export const tokenCommand: Command = {
   needsStore: false,
   async run({ config, opt }) {
     const role = need('--role', opt.role) as Role;
-    if (!ROLES.includes(role)) throw new DomainError('VALIDATION', `--role must be one of ${ROLES.join(', ')}`, { field: 'role' });
-    if (!config.JWT_SECRET) throw new DomainError('VALIDATION', "set JWT_SECRET (the same as the server's) to mint tokens", { field: 'JWT_SECRET' });
-    console.log(await mintToken(new TextEncoder().encode(config.JWT_SECRET), {
-      sub: opt.sub ?? `${role}-cli`, role, ...(role === 'host' ? { hostId: need('--host-id', opt['host-id']) } : {}),
-    }));
+    if (!ROLES.includes(role))
+      throw new DomainError('VALIDATION', `--role must be one of ${ROLES.join(', ')}`, { field: 'role' });
+    if (!config.JWT_SECRET)
+      throw new DomainError('VALIDATION', "set JWT_SECRET (the same as the server's) to mint tokens", {
+        field: 'JWT_SECRET',
+      });
+    console.log(
+      await mintToken(new TextEncoder().encode(config.JWT_SECRET), {
+        sub: opt.sub ?? `${role}-cli`,
+        role,
+        ...(role === 'host' ? { hostId: need('--host-id', opt['host-id']) } : {}),
+      }),
+    );
   },
 };

@@ -6,7 +6,10 @@ import { print, type Command } from '../context.ts';
 export const trimCommand: Command = {
   name: 'trim',
   async run({ config, inventory, redis }) {
-    const removed = await trimAllCities(inventory, { retentionMs: config.CALENDAR_RETENTION_MS, syncedThrough: (city) => syncedThrough(redis, city) });
+    const removed = await trimAllCities(inventory, {
+      retentionMs: config.CALENDAR_RETENTION_MS,
+      syncedThrough: (city) => syncedThrough(redis, city),
+    });
     print({ removed });
   },
 };

@@ -6,10 +6,12 @@ export const validateCommand: Command = {
   name: 'validate',
   async run({ config, inventory, redis, opt }) {
     const cities = inventory.cities.all().filter((c) => !opt.city || c.id === opt.city);
-    print(await withConflictDesk(config, inventory, redis, opt.city, async (desk) => {
-      const out = [];
-      for (const c of cities) out.push({ city: c.id, ...await desk.postValidate(c.id) });
-      return out;
-    }));
+    print(
+      await withConflictDesk(config, inventory, redis, opt.city, async (desk) => {
+        const out = [];
+        for (const c of cities) out.push({ city: c.id, ...(await desk.postValidate(c.id)) });
+        return out;
+      }),
+    );
   },
 };

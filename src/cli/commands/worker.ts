@@ -15,10 +15,12 @@ async function runWorker({ config, inventory, redis }: CliContext): Promise<void
   monitor.start();
   const metricsServer = serveMetrics(config, log);
   log.info({ consumer: sync.consumer }, 'sync worker running; Ctrl-C stops');
-  await new Promise<void>((resolve) => { process.once('SIGINT', resolve); process.once('SIGTERM', resolve); });
+  await new Promise<void>((resolve) => {
+    process.once('SIGINT', resolve);
+    process.once('SIGTERM', resolve);
+  });
   metricsServer.close();
   await monitor.stop();
   await sync.stop();
   await pool.end();
 }
-
