@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
-const root = path.resolve(process.argv[2] ?? '.');
+const root = path.resolve(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? '.');
 const dirs = ['src', 'test', 'bench'];
 
 function files(dir: string): string[] {
@@ -30,6 +30,7 @@ function codeOnly(text: string): string {
     .replace(/`(?:\\.|[^`\\])*`/g, '``');
 }
 
+const castsByFile = new Map<string, number>();
 const byDir: Record<string, { casts: number; nonNull: number; longFunctions: number }> = {};
 for (const d of dirs) byDir[d] = { casts: 0, nonNull: 0, longFunctions: 0 };
 for (const d of dirs) {
@@ -47,6 +48,7 @@ for (const d of dirs) {
       if (/^\s*(import|export)\b/.test(line) || /\*\s+as\s/.test(line) || /\{[^}]*\bas\b[^}]*\}\s*from/.test(line))
         continue;
       byDir[d]!.casts++;
+      castsByFile.set(f, (castsByFile.get(f) ?? 0) + 1);
     }
   }
 }
@@ -91,3 +93,7 @@ const total = Object.values(byDir).reduce(
   { casts: 0, nonNull: 0, longFunctions: 0 },
 );
 console.log(JSON.stringify({ root, byDir, total }, null, 2));
+if (process.argv.includes('--files')) {
+  const top = [...castsByFile].sort((a, b) => b[1] - a[1]).filter(([f]) => f.includes(`${path.sep}src${path.sep}`));
+  for (const [f, n] of top) console.log(`${String(n).padStart(4)} casts  ${path.relative(root, f)}`);
+}

@@ -1,6 +1,7 @@
 /** Configuration from the environment, validated once at boot and typed. */
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
+import type { OfferPolicy } from './domain/offers.ts';
 
 const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65_535 }),
@@ -108,4 +109,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems = [...Value.Errors(ConfigSchema, value)].map((e) => `${e.path.slice(1) || '(root)'}: ${e.message}`);
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
   return value as Config;
+}
+
+/**
+ * Every default, from the schema above: the one place a default lives. Modules that take a
+ * setting as an option fall back to these (a library user who passes nothing gets what the
+ * service runs with).
+ */
+export const defaults: Readonly<Config> = loadConfig({});
+
+/** The conflict offers' policy (docs/conflicts.md) the configuration sets. */
+export function offerPolicy(config: Config = defaults): OfferPolicy {
+  return {
+    offerTtlMs: config.OFFER_TTL_MS,
+    maxOffers: config.OFFER_COUNT,
+    credit: config.OFFER_CREDIT,
+    farKm: config.OFFER_FAR_KM,
+    farCredit: config.OFFER_FAR_CREDIT,
+    noAlternativeCredit: config.NO_ALTERNATIVE_CREDIT,
+    maxDistanceKm: config.OFFER_MAX_DISTANCE_KM,
+  };
 }

@@ -5,7 +5,7 @@
  */
 import { createSecretKey } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
-import { DomainError } from '../domain/errors.ts';
+import { codeOf, DomainError, messageOf } from '../domain/errors.ts';
 
 export const ROLES = ['customer', 'host', 'ops', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -47,8 +47,8 @@ export function authenticator(cfg: AuthConfig): (authorization: string | undefin
           ? (await jwtVerify(m[1], jwks, { algorithms: ['RS256', 'EdDSA'], requiredClaims: ['exp', 'sub'] })).payload
           : (await jwtVerify(m[1], hmacKey, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] })).payload;
     } catch (err) {
-      throw new DomainError('UNAUTHENTICATED', `invalid token: ${(err as Error).message}`, {
-        reason: (err as { code?: string }).code ?? 'invalid',
+      throw new DomainError('UNAUTHENTICATED', `invalid token: ${messageOf(err)}`, {
+        reason: codeOf(err) ?? 'invalid',
       });
     }
     const role = payload.role;

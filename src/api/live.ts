@@ -15,6 +15,7 @@
  * stream (DESIGN §6: the same tail feeds the WebSocket fan-out). The stream is the outbox, so a
  * process that restarts loses no event a client cannot replay.
  */
+import { defaults } from '../config.ts';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
@@ -119,13 +120,13 @@ export class LiveHub {
     opts: LiveOptions = {},
   ) {
     this.heartbeatMs = opts.heartbeatMs ?? 15_000;
-    this.maxTopics = opts.maxTopics ?? 100;
+    this.maxTopics = opts.maxTopics ?? defaults.WS_MAX_TOPICS;
     this.o = {
-      maxConnectionsPerCaller: opts.maxConnectionsPerCaller ?? 10,
-      messagesPerSecond: opts.messagesPerSecond ?? 20,
-      messageBurst: opts.messageBurst ?? 40,
-      highWaterBytes: opts.highWaterBytes ?? 1_048_576,
-      slowConsumerMs: opts.slowConsumerMs ?? 10_000,
+      maxConnectionsPerCaller: opts.maxConnectionsPerCaller ?? defaults.WS_MAX_CONNECTIONS_PER_CALLER,
+      messagesPerSecond: opts.messagesPerSecond ?? defaults.WS_MESSAGES_PER_SECOND,
+      messageBurst: opts.messageBurst ?? defaults.WS_MESSAGE_BURST,
+      highWaterBytes: opts.highWaterBytes ?? defaults.WS_HIGH_WATER_BYTES,
+      slowConsumerMs: opts.slowConsumerMs ?? defaults.WS_SLOW_CONSUMER_MS,
       replayPageSize: opts.replayPageSize ?? 100,
       ...(opts.charge ? { charge: opts.charge } : {}),
     };
@@ -409,7 +410,7 @@ export class LiveHub {
 
   /** Resolves a topic name for an actor, or refuses it (FORBIDDEN / NOT_FOUND / VALIDATION). */
   private async authorise(actor: Actor, name: string): Promise<Topic> {
-    const m = /^(city|vehicle|booking|host):([A-Za-z0-9_\-]{1,100})$/.exec(name);
+    const m = /^(city|vehicle|booking|host):([A-Za-z0-9_-]{1,100})$/.exec(name);
     if (!m) throw new DomainError('VALIDATION', 'topics are city:<id>, vehicle:<id>, booking:<id> or host:<id>');
     const kind = m[1] as Topic['kind'];
     const id = m[2]!;

@@ -11,6 +11,7 @@
  * a window always waits for the shared count (for at most `syncWaitMs`: when Redis is away, the
  * limiter fails open rather than failing the request).
  */
+import { defaults } from '../config.ts';
 import { runScript, type RedisConnection } from '../redis/scripts.ts';
 import { survived } from '../log.ts';
 
@@ -67,7 +68,7 @@ export class CallerBudgets {
 
   constructor(private readonly o: BudgetOptions) {
     this.flushMs = o.flushMs ?? 50;
-    this.localShare = o.localShare ?? 0.1;
+    this.localShare = o.localShare ?? defaults.RATE_LIMIT_LOCAL_SHARE;
     this.syncWaitMs = o.syncWaitMs ?? 250;
     this.maxKeys = o.maxKeys ?? 100_000;
   }

@@ -132,15 +132,15 @@ export function offersOut(r: OfferRecord): Static<typeof Offers> {
     vehicleId: r.vehicleId,
     customerId: r.customerId,
     cause: r.cause,
-    conflictedAt: iso(r.conflictedAt)!,
-    offeredAt: iso(r.offeredAt)!,
-    from: iso(r.from)!,
-    to: iso(r.to)!,
+    conflictedAt: iso(r.conflictedAt),
+    offeredAt: iso(r.offeredAt),
+    from: iso(r.from),
+    to: iso(r.to),
     status: r.status,
-    ...(r.expiresAt ? { expiresAt: iso(r.expiresAt)! } : {}),
+    ...(r.expiresAt ? { expiresAt: iso(r.expiresAt) } : {}),
     ...(r.acceptedOfferId ? { acceptedOfferId: r.acceptedOfferId } : {}),
     ...(r.credit ? { credit: r.credit } : {}),
-    ...(r.resolvedAt ? { resolvedAt: iso(r.resolvedAt)! } : {}),
+    ...(r.resolvedAt ? { resolvedAt: iso(r.resolvedAt) } : {}),
     offers: r.offers.map((o) => ({
       id: o.id,
       vehicleId: o.vehicleId,
@@ -276,7 +276,11 @@ export const CalendarQuery = Type.Object(
 export type HoldRequestT = Static<typeof HoldRequest>;
 export type BookingRequestT = Static<typeof BookingRequest>;
 
-const iso = (ms: number | undefined) => (ms === undefined ? undefined : new Date(ms).toISOString());
+function iso(ms: number): string;
+function iso(ms: number | undefined): string | undefined;
+function iso(ms: number | undefined): string | undefined {
+  return ms === undefined ? undefined : new Date(ms).toISOString();
+}
 
 /** ISO time to epoch ms; the schema has already checked the format. */
 export function toMs(t: string): number {
@@ -289,9 +293,9 @@ export function holdOut(h: HoldEntry, vehicleId: string): Static<typeof Hold> {
     vehicleId,
     customerId: h.customerId,
     status: h.status,
-    from: iso(h.from)!,
-    to: iso(h.to)!,
-    expiresAt: iso(h.expiresAt)!,
+    from: iso(h.from),
+    to: iso(h.to),
+    expiresAt: iso(h.expiresAt),
     ...(h.bookingId ? { bookingId: h.bookingId } : {}),
   };
 }
@@ -303,8 +307,8 @@ export function bookingOut(b: BookingEntry, vehicleId: string): Static<typeof Bo
     vehicleId,
     customerId: b.customerId,
     status: b.status,
-    from: iso(b.from)!,
-    to: iso(b.to)!,
+    from: iso(b.from),
+    to: iso(b.to),
     ...opt('holdId', b.holdId),
     ...opt('startedAt', iso(b.startedAt)),
     ...opt('completedAt', iso(b.completedAt)),
@@ -316,9 +320,9 @@ export function bookingOut(b: BookingEntry, vehicleId: string): Static<typeof Bo
     ...(b.credit ? { credit: b.credit } : {}),
     ...(b.incentive ? { incentive: b.incentive } : {}),
     ...(b.reaccommodatedFrom
-      ? { reaccommodatedFrom: { ...b.reaccommodatedFrom, at: iso(b.reaccommodatedFrom.at)! } }
+      ? { reaccommodatedFrom: { ...b.reaccommodatedFrom, at: iso(b.reaccommodatedFrom.at) } }
       : {}),
-    ...(b.offers ? { offers: { count: b.offers.count, expiresAt: iso(b.offers.expiresAt)! } } : {}),
+    ...(b.offers ? { offers: { count: b.offers.count, expiresAt: iso(b.offers.expiresAt) } } : {}),
   };
 }
 
@@ -327,7 +331,7 @@ export function calendarOut(e: CalendarEntry): Static<typeof CalendarItem> {
     kind: e.kind,
     id: e.id,
     status: e.status,
-    from: iso(e.from)!,
+    from: iso(e.from),
     to: iso(e.to) ?? null,
     ...(e.kind === 'block' ? { reason: e.reason } : {}),
   };
@@ -344,7 +348,7 @@ export function blockOut(b: BlockEntry, vehicleId: string): Static<typeof BlockO
     vehicleId,
     reason: b.reason,
     status: b.status,
-    from: iso(b.from)!,
+    from: iso(b.from),
     to: iso(b.to) ?? null,
     ...(b.note ? { note: b.note } : {}),
   };

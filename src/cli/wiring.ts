@@ -6,9 +6,8 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import type { Config } from '../config.ts';
+import { offerPolicy, type Config } from '../config.ts';
 import { CityCatalog } from '../domain/cities.ts';
-import type { OfferPolicy } from '../domain/offers.ts';
 import { registry } from '../metrics.ts';
 import { createPool, type FollowingPool } from '../pg/pool.ts';
 import { readCityCounts } from '../redis/counters.ts';
@@ -55,18 +54,6 @@ export async function withConflictDesk<T>(
   } finally {
     await model.stop();
   }
-}
-
-export function offerPolicy(config: Config): OfferPolicy {
-  return {
-    offerTtlMs: config.OFFER_TTL_MS,
-    maxOffers: config.OFFER_COUNT,
-    credit: config.OFFER_CREDIT,
-    farKm: config.OFFER_FAR_KM,
-    farCredit: config.OFFER_FAR_CREDIT,
-    noAlternativeCredit: config.NO_ALTERNATIVE_CREDIT,
-    maxDistanceKm: config.OFFER_MAX_DISTANCE_KM,
-  };
 }
 
 export function newPool(config: Config, log: Logger, url = config.DATABASE_URL): FollowingPool {

@@ -15,8 +15,6 @@ export const MAX_INTERVAL_MS = 30 * 24 * HOUR_MS;
 export const MAX_TIMESTAMP_MS = 99_999_999_999_999;
 /** A trip may start this long before its window (customer early at the pickup point). */
 export const START_EARLY_MS = 15 * MINUTE_MS;
-export const DEFAULT_HOLD_TTL_MS = 10 * MINUTE_MS;
-export const DEFAULT_MAX_LIVE_HOLDS = 5;
 export const IDEMPOTENCY_TTL_S = 24 * 3600;
 
 export const HOLD_STATUSES = ['held', 'converted', 'released', 'expired'] as const;

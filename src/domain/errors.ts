@@ -42,9 +42,30 @@ export class DomainError extends Error {
 }
 
 export function isErrorCode(value: string): value is ErrorCode {
-  return Object.prototype.hasOwnProperty.call(ERROR_CODES, value);
+  return Object.hasOwn(ERROR_CODES, value);
 }
 
 export function httpStatusOf(code: ErrorCode): number {
   return ERROR_CODES[code].status;
+}
+
+/**
+ * What a thrown value says, whatever was thrown: libraries throw Errors, but a `catch` clause
+ * types its binding `unknown`, and these three read it without a cast at every call site.
+ */
+export function messageOf(err: unknown): string {
+  if (err instanceof Error) return err.message;
+  return typeof err === 'string' ? err : String(err);
+}
+
+/** The machine-readable code a driver attaches (pg's SQLSTATE in `code`, jose's `code`, Node's `code`). */
+export function codeOf(err: unknown): string | undefined {
+  if (typeof err !== 'object' || err === null) return undefined;
+  const { sqlstate, code } = err as { sqlstate?: unknown; code?: unknown }; // reason: reads two optional fields of any object
+  if (typeof sqlstate === 'string') return sqlstate;
+  return typeof code === 'string' ? code : undefined;
+}
+
+export function asError(err: unknown): Error {
+  return err instanceof Error ? err : new Error(String(err));
 }

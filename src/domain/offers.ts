@@ -22,16 +22,6 @@ export interface OfferPolicy {
   maxDistanceKm: number;
 }
 
-export const DEFAULT_OFFER_POLICY: OfferPolicy = {
-  offerTtlMs: 15 * 60_000,
-  maxOffers: 3,
-  credit: 10,
-  farKm: 5,
-  farCredit: 25,
-  noAlternativeCredit: 50,
-  maxDistanceKm: 50,
-};
-
 export interface Original {
   category: Category;
   seats: number;

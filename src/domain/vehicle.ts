@@ -99,3 +99,10 @@ export function validateVehiclePatch(patch: VehiclePatch): string[] {
   }
   return problems;
 }
+
+/** `value` as one of `values`, read back from a store; anything else is a corrupted record, not input. */
+export function oneOf<T extends string>(values: readonly T[], value: unknown, field: string): T {
+  const found = values.find((v) => v === value);
+  if (found === undefined) throw new Error(`stored ${field} ${String(value)} is not one of ${values.join(', ')}`);
+  return found;
+}

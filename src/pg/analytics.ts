@@ -4,7 +4,7 @@
  * is configured.
  */
 import type pg from 'pg';
-import { DomainError } from '../domain/errors.ts';
+import { codeOf, DomainError, messageOf } from '../domain/errors.ts';
 
 const HOUR_MS = 3_600_000;
 export const STEP_MS = { hour: HOUR_MS, day: 24 * HOUR_MS } as const;
@@ -52,12 +52,12 @@ export interface ConflictsAnswer {
 
 /** Connection trouble (the database or replica is down or unreachable) is a 503, not a 500. */
 function unavailable(err: unknown): boolean {
-  const code = String((err as { code?: unknown }).code ?? '');
+  const code = codeOf(err) ?? '';
   return (
     code.startsWith('08') ||
     code.startsWith('57P') ||
     ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', '25006'].includes(code) ||
-    /timeout|Connection terminated/i.test((err as Error).message ?? '')
+    /timeout|Connection terminated/i.test(messageOf(err))
   );
 }
 

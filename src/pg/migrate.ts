@@ -9,6 +9,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import pg from 'pg';
 import { resolveUrl } from './pool.ts';
+import { codeOf } from '../domain/errors.ts';
 
 const DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'migrations');
 const LOCK_KEY = 7_421_001; // pg_advisory_lock key of the migrator
@@ -50,7 +51,7 @@ export async function ensureDatabase(url: string): Promise<void> {
       try {
         await c.query(`CREATE DATABASE "${name}"`);
       } catch (err) {
-        const code = (err as { code?: string }).code;
+        const code = codeOf(err);
         if (code !== '42P04' && code !== '23505') throw err; // created meanwhile by another starter
       }
     }

@@ -20,6 +20,7 @@
  */
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
+import { codeOf } from '../domain/errors.ts';
 
 export type SessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby' | 'prefer-standby';
 const ATTRS: readonly SessionAttrs[] = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby'];
@@ -181,7 +182,7 @@ export class FollowingPool extends pg.Pool {
       cb: (err: Error | undefined, client?: pg.PoolClient, done?: (release?: unknown) => void) => void,
     ) => void;
     const moveOn = (err: unknown): boolean => {
-      const code = (err as { code?: string }).code;
+      const code = codeOf(err);
       if (code === '25006') return true; // onConnect already moved on
       if (code && ['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EHOSTUNREACH', '57P01', '57P03'].includes(code)) {
         selector.failed(selector.current.host, selector.current.port);

@@ -13,8 +13,6 @@ import { metrics } from '../metrics.ts';
 
 const ts = 'to_timestamp($N::double precision / 1000)';
 const at = (n: number) => ts.replace('$N', `$${n}`);
-const range = (from: number, to: number) =>
-  `tstzrange(${at(from)}, CASE WHEN $${to}::bigint IS NULL THEN NULL ELSE ${at(to)} END, '[)')`;
 
 /** What a batch leaves behind, collapsed: the last state of each vehicle and entry, and the conflict facts. */
 interface BatchStates {
@@ -94,6 +92,35 @@ export async function applyEvents(
   await writeVehicles(db, b);
   await writeEntries(db, b.entries);
   await writeConflictFacts(db, b);
+}
+
+/**
+ * States read from Redis (reconcile --repair, a failover's repair of PostgreSQL), written by the
+ * same statements as the sync: the vehicle rows (never over a newer version) and the entries.
+ */
+export async function projectStates(
+  db: pg.ClientBase,
+  city: string,
+  vehicles: readonly { doc: Record<string, unknown>; entries: readonly object[] }[],
+): Promise<void> {
+  const b: BatchStates = {
+    vehicleDocs: new Map(),
+    lastByVehicle: new Map(),
+    entries: new Map(),
+    conflicts: [],
+    offers: [],
+    outcomes: [],
+  };
+  for (const v of vehicles) {
+    const vehicleId = String(v.doc.id);
+    b.vehicleDocs.set(vehicleId, { ...v.doc, city });
+    for (const entry of v.entries) {
+      const doc: Record<string, unknown> = { ...entry };
+      b.entries.set(String(doc.id), { vehicle: vehicleId, city, doc });
+    }
+  }
+  await writeVehicles(db, b);
+  await writeEntries(db, b.entries);
 }
 
 async function writeVehicles(db: pg.ClientBase, { vehicleDocs, lastByVehicle }: BatchStates): Promise<void> {
@@ -234,12 +261,13 @@ async function checkVersionsFollow(db: pg.ClientBase, events: readonly StreamEve
   );
   const before = new Map(rows.map((r) => [r.id, Number(r.version)]));
   for (const [vehicle, versions] of seen) {
-    let expected = before.has(vehicle) ? before.get(vehicle)! + 1 : versions[0]!;
+    const stored = before.get(vehicle);
+    let expected = stored !== undefined ? stored + 1 : (versions[0] ?? 0);
     for (const v of versions) {
       // Versions at or below PostgreSQL's are a re-delivery the cursor let through: harmless.
-      if (v < expected && before.has(vehicle)) continue;
+      if (v < expected && stored !== undefined) continue;
       if (v !== expected) {
-        metrics.versionGaps.inc({ city: events[0]!.city });
+        metrics.versionGaps.inc({ city: events[0]?.city ?? '' });
         survived('projection.version-gap', new Error(`vehicle ${vehicle}: version ${v} after ${expected - 1}`));
       }
       expected = v + 1;
@@ -346,51 +374,4 @@ export async function upsertVehicle(db: pg.ClientBase, s: Record<string, unknown
       Number(s.updatedAt ?? s.createdAt),
     ],
   );
-}
-
-/** The hold, booking or block row from its document. */
-export async function upsertEntry(
-  db: pg.ClientBase,
-  city: string,
-  vehicleId: string,
-  s: Record<string, unknown>,
-): Promise<void> {
-  const kind = s.kind;
-  const now = Date.now();
-  const common = [
-    s.id,
-    city,
-    vehicleId,
-    s.status,
-    Number(s.from),
-    s.to === undefined || s.to === null ? null : Number(s.to),
-    s,
-    Number(s.createdAt ?? now),
-    Number(s.updatedAt ?? now),
-  ];
-  if (kind === 'booking') {
-    await db.query(
-      `INSERT INTO bookings (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id)
-       VALUES ($1, $2, $3, $4, ${range(5, 6)}, $7, ${at(8)}, ${at(9)}, $10)
-       ON CONFLICT (id) DO UPDATE SET vehicle_id = EXCLUDED.vehicle_id, status = EXCLUDED.status, period = EXCLUDED.period,
-         doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
-      [...common, s.customerId],
-    );
-  } else if (kind === 'hold') {
-    await db.query(
-      `INSERT INTO holds (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id, expires_at)
-       VALUES ($1, $2, $3, $4, ${range(5, 6)}, $7, ${at(8)}, ${at(9)}, $10, ${at(11)})
-       ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
-      [...common, s.customerId, Number(s.expiresAt)],
-    );
-  } else if (kind === 'block') {
-    await db.query(
-      `INSERT INTO blocks (id, city, vehicle_id, status, period, doc, created_at, updated_at, reason)
-       VALUES ($1, $2, $3, $4, ${range(5, 6)}, $7, ${at(8)}, ${at(9)}, $10)
-       ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, period = EXCLUDED.period, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
-      [...common, s.reason],
-    );
-  } else {
-    throw new MalformedEventError(`entry ${String(s.id)} of ${city}: unknown kind ${String(kind)}`);
-  }
 }

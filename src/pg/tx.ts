@@ -1,5 +1,6 @@
 /** One PostgreSQL transaction on a pooled client. */
 import type pg from 'pg';
+import { asError, codeOf } from '../domain/errors.ts';
 
 /**
  * Runs `fn` inside BEGIN/COMMIT. A connection that dies while checked out would emit `error`
@@ -17,12 +18,19 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (db: pg.PoolClient) =>
     await db.query('COMMIT');
     return out;
   } catch (err) {
-    failure = err as Error;
+    failure = asError(err);
     await db.query('ROLLBACK').catch(() => {});
     throw err;
   } finally {
     db.off('error', swallow);
     // A SQL error leaves a healthy connection; anything else (reset, timeout) may not.
-    db.release(failure && !(failure as { code?: string }).code?.match(/^[0-9A-Z]{5}$/) ? failure : undefined);
+    db.release(failure && !/^[0-9A-Z]{5}$/.test(codeOf(failure) ?? '') ? failure : undefined);
   }
+}
+
+/** The row a query always returns (an aggregate, `SELECT ... FOR UPDATE` of a row just ensured). */
+export function onlyRow<T>(result: { rows: T[] }, what: string): T {
+  const [row] = result.rows;
+  if (row === undefined) throw new Error(`${what}: the query returned no row`);
+  return row;
 }

@@ -3,6 +3,7 @@
  * cluster (REDIS_CLUSTER_NODES). Whatever the topology, a command waits through a failover — the
  * reconnect, the promotion, the resend — for at most `failoverWaitMs`, then fails (503 UNAVAILABLE).
  */
+import { defaults } from '../config.ts';
 import { Cluster, Redis, type ClusterOptions, type RedisOptions as IoRedisOptions } from 'ioredis';
 import type { RedisConnection } from './scripts.ts';
 
@@ -20,8 +21,6 @@ export interface RedisOptions {
   failoverWaitMs?: number;
 }
 
-export const DEFAULT_FAILOVER_WAIT_MS = 10_000;
-
 /**
  * Errors that mean "this node is not (or no longer) the writable primary": reconnect — through the
  * Sentinels, to whichever node is primary now — and send the command again. The scripts validate
@@ -35,7 +34,7 @@ const NOT_THE_PRIMARY = /^(READONLY|NOREPLICAS|MASTERDOWN|LOADING|UNBLOCKED)/;
  * that changes state carries an idempotency key, so the resend returns the first result if the
  * first attempt was applied and applies it once if it was not. `commandTimeout` bounds the wait.
  */
-export function clientOptions(failoverWaitMs = DEFAULT_FAILOVER_WAIT_MS): IoRedisOptions {
+export function clientOptions(failoverWaitMs = defaults.REDIS_FAILOVER_WAIT_MS): IoRedisOptions {
   return {
     maxRetriesPerRequest: null,
     commandTimeout: failoverWaitMs,

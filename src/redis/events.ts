@@ -5,6 +5,7 @@
  */
 import { keys } from './keys.ts';
 import type { RedisConnection } from './scripts.ts';
+import { messageOf } from '../domain/errors.ts';
 
 export interface StreamEvent {
   id: string;
@@ -39,8 +40,7 @@ export function compareStreamIds(a: string, b: string): number {
 }
 
 export function parseStreamEntry(city: string, id: string, fields: string[]): StreamEvent {
-  const f: Record<string, string> = {};
-  for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+  const f = fieldMap(fields);
   const [ms, seq] = parseStreamId(id);
   try {
     if (!f.type || !f.vehicle) throw new Error('type and vehicle are required');
@@ -60,7 +60,7 @@ export function parseStreamEntry(city: string, id: string, fields: string[]): St
       state: f.state ? (JSON.parse(f.state) as Record<string, unknown>) : null,
     };
   } catch (err) {
-    throw new MalformedEventError(`event ${city}/${id}: ${(err as Error).message}`);
+    throw new MalformedEventError(`event ${city}/${id}: ${messageOf(err)}`);
   }
 }
 
@@ -79,4 +79,15 @@ export async function readStream(
 /** The id of the oldest event the city's stream still holds (older ones were trimmed). */
 export async function oldestStreamId(redis: RedisConnection, city: string): Promise<string | undefined> {
   return (await redis.xrange(keys.events(city), '-', '+', 'COUNT', 1))[0]?.[0];
+}
+
+/** A stream entry's flat `[field, value, ...]` list as a record. */
+export function fieldMap(fields: readonly string[]): Record<string, string> {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i];
+    const value = fields[i + 1];
+    if (name !== undefined && value !== undefined) f[name] = value;
+  }
+  return f;
 }

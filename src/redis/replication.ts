@@ -22,6 +22,7 @@ import { metrics } from '../metrics.ts';
 import { keys } from './keys.ts';
 import { registerScripts, type RedisConnection } from './scripts.ts';
 import { survived } from '../log.ts';
+import { messageOf } from '../domain/errors.ts';
 
 export class ReplicationUnconfirmed extends Error {
   constructor(reason: string) {
@@ -144,7 +145,7 @@ export class SyncReplication {
           gate.replicasAt = 0; // look again: a replica may be gone
         }
       } catch (err) {
-        failure = new ReplicationUnconfirmed((err as Error).message);
+        failure = new ReplicationUnconfirmed(messageOf(err));
       }
       if (failure) metrics.replicationUnconfirmed.inc();
       for (const w of batch) {

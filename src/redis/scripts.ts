@@ -7,8 +7,8 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
-import { DomainError, isErrorCode } from '../domain/errors.ts';
-import { DEFAULT_FAILOVER_WAIT_MS } from './connection.ts';
+import { DomainError, isErrorCode, messageOf } from '../domain/errors.ts';
+import { defaults } from '../config.ts';
 import { ReplicationUnconfirmed, type SyncReplication } from './replication.ts';
 import { metrics } from '../metrics.ts';
 
@@ -53,8 +53,8 @@ const READ_ONLY: ReadonlySet<ScriptName> = new Set(['vehicle_state', 'verify_ava
 const NO_WAIT: ReadonlySet<ScriptName> = new Set(['replication_probe', 'rate_limit_add', 'trim_stream']);
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
 
-export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {
-  const core = readFileSync(path.join(dir, 'includes', 'engine.lua'), 'utf8');
+export function loadScriptSources(dir = LUA_DIR, clockOffsetMs = 0): Map<ScriptName, string> {
+  const core = withClockOffset(readFileSync(path.join(dir, 'includes', 'engine.lua'), 'utf8'), clockOffsetMs);
   const files = new Set(
     readdirSync(dir)
       .filter((f) => f.endsWith('.lua'))
@@ -68,6 +68,25 @@ export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {
   return sources;
 }
 
+const CLOCK_LINE = /^local CLOCK_OFFSET_MS = 0$/m;
+
+function withClockOffset(core: string, offsetMs: number): string {
+  if (!CLOCK_LINE.test(core)) throw new Error('engine.lua lost its `local CLOCK_OFFSET_MS = 0` line');
+  if (!Number.isSafeInteger(offsetMs)) throw new Error(`clock offset ${offsetMs} is not an integer`);
+  return offsetMs === 0 ? core : core.replace(CLOCK_LINE, `local CLOCK_OFFSET_MS = ${offsetMs}`);
+}
+
+/**
+ * Re-registers every script on `conn` with its clock shifted by `offsetMs` (src/redis/clock.ts,
+ * tests only): the scripts then see Redis's TIME + offset as now.
+ */
+export function registerShiftedScripts(conn: RedisConnection, offsetMs: number): void {
+  for (const [name, lua] of loadScriptSources(LUA_DIR, offsetMs)) {
+    conn.defineCommand(name, { lua, readOnly: READ_ONLY.has(name) });
+  }
+  registered.add(conn);
+}
+
 let cachedSources: Map<ScriptName, string> | undefined;
 const registered = new WeakSet<object>();
 
@@ -79,6 +98,31 @@ export function registerScripts(conn: RedisConnection): void {
     conn.defineCommand(name, { lua, readOnly: READ_ONLY.has(name) });
   }
   registered.add(conn);
+}
+
+/**
+ * JSON written by a script (a reply, a calendar entry, an offer record), typed as the script's
+ * header documents it. The one cast of script output: the scripts are this service's own code and
+ * their headers the contract, so what they wrote is not validated a second time.
+ */
+export function fromScript<T>(json: unknown): T {
+  return JSON.parse(String(json)) as T;
+}
+
+/** A command script's reply, `[json, replayed]` (engine.lua's `reply`). */
+export function commandReply<T>(reply: unknown): { out: T; replayed: boolean } {
+  if (!Array.isArray(reply) || reply.length !== 2) throw new Error('a command script answers [json, replayed]');
+  return { out: fromScript<T>(reply[0]), replayed: reply[1] === 1 };
+}
+
+/** cjson encodes an empty Lua table as `{}`: the empty list it stood for. */
+export function luaList<T>(v: readonly T[] | Record<string, never> | null | undefined): T[] {
+  return Array.isArray(v) ? [...v] : [];
+}
+
+/** A script's reply that is a list of strings (ids), or an empty table. */
+export function stringList(reply: unknown): string[] {
+  return Array.isArray(reply) ? reply.map(String) : [];
 }
 
 const SCRIPT_ERROR = /^([A-Z_]+) (\{.*\})/s;
@@ -148,13 +192,13 @@ export function setConnectionPolicy(conn: RedisConnection, policy: ConnectionPol
 }
 
 export function connectionPolicy(conn: RedisConnection): ConnectionPolicy {
-  return policies.get(conn) ?? { failoverWaitMs: DEFAULT_FAILOVER_WAIT_MS };
+  return policies.get(conn) ?? { failoverWaitMs: defaults.REDIS_FAILOVER_WAIT_MS };
 }
 
 /** A write whose outcome is not known (lost connection, replicas silent): sending it again is safe. */
 function isUnknownOutcome(err: unknown): boolean {
   if (err instanceof ReplicationUnconfirmed) return true;
-  const m = (err as Error)?.message ?? '';
+  const m = messageOf(err);
   return (
     /^(Connection is closed|Stream isn't writeable)/.test(m) ||
     (err as { name?: string })?.name === 'MaxRetriesPerRequestError'
@@ -214,7 +258,7 @@ export async function runScript(
       if (Date.now() >= deadline) {
         throw new DomainError(
           'UNAVAILABLE',
-          `the outcome of ${name} is unknown after ${policy.failoverWaitMs} ms (${(err as Error).message}); retry with the same Idempotency-Key`,
+          `the outcome of ${name} is unknown after ${policy.failoverWaitMs} ms (${messageOf(err)}); retry with the same Idempotency-Key`,
           { outcome: 'unknown' },
         );
       }

@@ -6,12 +6,12 @@
  * like a decline. The post-validation pass finds overlaps that slipped in another way and feeds
  * them to the same flow. Every write is one Lua script; this class finds and orders.
  */
+import { offerPolicy } from '../config.ts';
 import { randomUUID } from 'node:crypto';
 import type { BookingEntry, CalendarEntry, Incentive } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
 import { parseId } from '../domain/ids.ts';
 import {
-  DEFAULT_OFFER_POLICY,
   incentiveFor,
   noAlternativeCredit,
   rankAlternatives,
@@ -20,7 +20,7 @@ import {
 } from '../domain/offers.ts';
 import { occupies, overlapsWindow } from '../domain/calendar.ts';
 import { keys } from '../redis/keys.ts';
-import { runScript, type RedisConnection } from '../redis/scripts.ts';
+import { commandReply, fromScript, luaList, runScript, stringList, type RedisConnection } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
 import { newId } from './ids.ts';
 import type { CommandOptions, Inventory } from './inventory.ts';
@@ -67,7 +67,7 @@ export class ConflictDesk {
     private readonly readModel: ReadModel,
     policy: Partial<OfferPolicy> = {},
   ) {
-    this.policy = { ...DEFAULT_OFFER_POLICY, ...policy };
+    this.policy = { ...offerPolicy(), ...policy };
   }
 
   /** Makes the offers of a conflicted booking (once; later calls answer the record). */
@@ -133,7 +133,7 @@ export class ConflictDesk {
         JSON.stringify(noAlternativeCredit(this.policy)),
       ],
     );
-    const out = JSON.parse(String(raw)) as { outcome: ResolveOutcome; record?: OfferRecord };
+    const out = fromScript<{ outcome: ResolveOutcome; record?: OfferRecord }>(raw);
     metrics.conflictOutcomes.inc({ outcome: out.outcome });
     return { outcome: out.outcome, ...(out.record ? { record: normalise(out.record) } : {}) };
   }
@@ -144,7 +144,7 @@ export class ConflictDesk {
     const raw = await this.redis.hget(keys.offers(city), bookingId);
     if (!raw)
       throw new DomainError('NOT_FOUND', `no offers for booking ${bookingId}`, { entity: 'offers', id: bookingId });
-    return normalise(JSON.parse(raw) as OfferRecord);
+    return normalise(fromScript<OfferRecord>(raw));
   }
 
   /** The customer (`customerId`; undefined for staff) takes one offer: the booking moves. */
@@ -166,9 +166,8 @@ export class ConflictDesk {
       offerId,
       customerId ?? '',
     ]);
-    const [json, replayed] = reply as [string, number];
-    const out = JSON.parse(json) as { booking: BookingEntry; record: OfferRecord };
-    return { booking: out.booking, record: normalise(out.record), replayed: replayed === 1 };
+    const { out, replayed } = commandReply<{ booking: BookingEntry; record: OfferRecord }>(reply);
+    return { booking: out.booking, record: normalise(out.record), replayed };
   }
 
   /** The customer declines every offer: the booking is cancelled with a full refund. */
@@ -217,7 +216,7 @@ export class ConflictDesk {
       const pipe = this.redis.pipeline();
       for (const v of chunk) pipe.hvals(keys.calendar(city, v));
       const calendars = ((await pipe.exec()) ?? []).map(([err, raw]) =>
-        err ? [] : (raw as string[]).map((j) => JSON.parse(j) as CalendarEntry),
+        err ? [] : stringList(raw).map((j) => fromScript<CalendarEntry>(j)),
       );
       const now = Date.now();
       for (let k = 0; k < chunk.length; k++) {
@@ -235,8 +234,7 @@ export class ConflictDesk {
             ],
             [randomUUID(), '', city, vehicleId, turnaround, b.id],
           );
-          if ((JSON.parse((raw as [string, number])[0]) as { outcome: string }).outcome === 'conflicted')
-            conflicted.push(b.id);
+          if (commandReply<{ outcome: string }>(raw).out.outcome === 'conflicted') conflicted.push(b.id);
         }
         for (const e of entries) {
           if (
@@ -258,7 +256,7 @@ export class ConflictDesk {
   /** Whether this conflict (not an earlier one of the same booking) got its offers. */
   private async hasOffersFor(city: string, bookingId: string, conflictedAt: number | undefined): Promise<boolean> {
     const raw = await this.redis.hget(keys.offers(city), bookingId);
-    return raw !== null && (JSON.parse(raw) as OfferRecord).conflictedAt === conflictedAt;
+    return raw !== null && fromScript<OfferRecord>(raw).conflictedAt === conflictedAt;
   }
 
   private async close(
@@ -279,13 +277,12 @@ export class ConflictDesk {
       customerId ?? '',
       outcome,
     ]);
-    const [json, replayed] = reply as [string, number];
-    const out = JSON.parse(json) as { booking?: BookingEntry; record: OfferRecord };
+    const { out, replayed } = commandReply<{ booking?: BookingEntry; record: OfferRecord }>(reply);
     metrics.conflictOutcomes.inc({ outcome });
     return {
       ...(out.booking && 'id' in out.booking ? { booking: out.booking } : {}),
       record: normalise(out.record),
-      replayed: replayed === 1,
+      replayed,
     };
   }
 
@@ -353,5 +350,5 @@ export function overlapLosers(entries: readonly CalendarEntry[], turnaround: num
 
 /** cjson writes an empty array as {}. */
 function normalise(r: OfferRecord): OfferRecord {
-  return { ...r, offers: Array.isArray(r.offers) ? r.offers : [] };
+  return { ...r, offers: luaList(r.offers) };
 }

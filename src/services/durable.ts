@@ -3,17 +3,17 @@
  * `reconcile` compares the two (vehicle versions, listing, status, calendar entries, counters)
  * and can repair each drifting vehicle from the side that is ahead.
  */
+import { defaults } from '../config.ts';
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
 import { isArchivable, sortEntries, type BookingEntry, type CalendarEntry } from '../domain/calendar.ts';
 
 /** As `CALENDAR_RETENTION_MS`: past, final entries older than this may be absent from Redis. */
-export const DEFAULT_RETENTION_MS = 7 * 24 * 3_600_000;
 import type { City } from '../domain/cities.ts';
 import { cityKeyPattern, keys } from '../redis/keys.ts';
-import { runScript, type RedisConnection } from '../redis/scripts.ts';
-import { upsertEntry, upsertVehicle } from '../pg/projection.ts';
+import { fromScript, runScript, type RedisConnection } from '../redis/scripts.ts';
+import { projectStates } from '../pg/projection.ts';
 import { inTransaction } from '../pg/tx.ts';
 
 /** The cities this process serves, recorded in PostgreSQL (reports join on them). */
@@ -107,7 +107,7 @@ export async function readRedis(
       status: h.status ?? '',
       category: h.category ?? '',
       updatedAt: Number(h.updatedAt ?? 0),
-      entries: sortEntries(raw.map((r) => JSON.parse(r) as CalendarEntry)),
+      entries: sortEntries(raw.map((r) => fromScript<CalendarEntry>(r))),
     });
   }
   const counters: Record<string, number> = {};
@@ -210,7 +210,7 @@ export async function rebuildCity(
   redis: RedisConnection,
   pool: pg.Pool,
   city: string,
-  retentionMs = DEFAULT_RETENTION_MS,
+  retentionMs = defaults.CALENDAR_RETENTION_MS,
 ): Promise<{ vehicles: number; entries: number; offers: number }> {
   const pgSide = await readPg(pool, city);
   // History stays in PostgreSQL: what trimming would remove is not brought back.
@@ -292,7 +292,7 @@ export async function reconcileCity(
   opts: { repair?: boolean; retentionMs?: number } = {},
 ): Promise<ReconcileReport> {
   const [r, p] = await Promise.all([readRedis(redis, city), readPg(pool, city)]);
-  const before = Date.now() - (opts.retentionMs ?? DEFAULT_RETENTION_MS);
+  const before = Date.now() - (opts.retentionMs ?? defaults.CALENDAR_RETENTION_MS);
   const drift: Drift[] = [];
   const drifting = new Set<string>();
   for (const id of new Set([...r.vehicles.keys(), ...p.vehicles.keys()])) {
@@ -337,10 +337,11 @@ export async function reconcileCity(
       const b = p.vehicles.get(id);
       if (a && (!b || a.version >= b.version)) {
         // Redis is ahead (or equal and different): it is the operational truth; PostgreSQL follows.
-        await inTransaction(pool, async (db) => {
-          await upsertVehicle(db, { ...a.doc, version: a.version, status: a.status, city });
-          for (const e of a.entries) await upsertEntry(db, city, id, e as unknown as Record<string, unknown>);
-        });
+        await inTransaction(pool, (db) =>
+          projectStates(db, city, [
+            { doc: { ...a.doc, id, version: a.version, status: a.status }, entries: a.entries },
+          ]),
+        );
         repaired.toPg++;
       } else if (b) {
         await restoreVehicle(redis, city, b, id, 'repair');

@@ -15,16 +15,17 @@
  * The city's stream tells every process: `system.failover_detected` when a verification starts,
  * `system.failover_verified` with the figures when it ends (read models keep `/readyz` honest).
  */
+import { defaults } from '../config.ts';
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { isArchivable, type CalendarEntry } from '../domain/calendar.ts';
 import { metrics } from '../metrics.ts';
-import { upsertEntry, upsertVehicle } from '../pg/projection.ts';
+import { projectStates } from '../pg/projection.ts';
 import { inTransaction } from '../pg/tx.ts';
 import { keys } from '../redis/keys.ts';
-import { runScript, type RedisConnection } from '../redis/scripts.ts';
-import { DEFAULT_RETENTION_MS, readPg, readRedis, restoreVehicle, type SideVehicle } from './durable.ts';
+import { fromScript, luaList, runScript, type RedisConnection } from '../redis/scripts.ts';
+import { readPg, readRedis, restoreVehicle, type SideVehicle } from './durable.ts';
 import type { Inventory } from './inventory.ts';
 
 export type FailoverCause = 'redis' | 'redis-cluster' | 'postgres' | 'manual';
@@ -123,7 +124,7 @@ export async function verifyCity(deps: VerifierDeps, city: string, cause: Failov
   await recordSystemEvent(deps.redis, city, 'system.failover_detected', { cause, startedAt });
   if (cause === 'postgres') await deps.drained?.(city);
   const [r, p] = await Promise.all([readRedis(deps.redis, city), readPg(deps.pool, city)]);
-  const before = Date.now() - (deps.retentionMs ?? DEFAULT_RETENTION_MS);
+  const before = Date.now() - (deps.retentionMs ?? defaults.CALENDAR_RETENTION_MS);
   const redisEntries = new Map<string, { vehicleId: string; entry: CalendarEntry }>();
   for (const [vehicleId, v] of r.vehicles) for (const e of v.entries) redisEntries.set(e.id, { vehicleId, entry: e });
   const report: VerificationReport = {
@@ -176,8 +177,8 @@ export async function verifyCity(deps: VerifierDeps, city: string, cause: Failov
         'failover',
       ],
     );
-    const out = JSON.parse(String(raw)) as { restored: string[] | Record<string, never>; vehicle: number };
-    const restored = Array.isArray(out.restored) ? out.restored : [];
+    const out = fromScript<{ restored: string[] | Record<string, never>; vehicle: number }>(raw);
+    const restored = luaList(out.restored);
     report.entriesRestored += restored.length;
     report.vehicleChangesRestored += out.vehicle;
     for (const entryId of restored)
@@ -193,10 +194,9 @@ export async function verifyCity(deps: VerifierDeps, city: string, cause: Failov
       const pgEntries = new Map((pv?.entries ?? []).map((e) => [e.id, e]));
       const behind = rv.entries.filter((e) => (pgEntries.get(e.id)?.updatedAt ?? -1) < (e.updatedAt ?? 0));
       if (pv && pv.version >= rv.version && behind.length === 0) continue;
-      await inTransaction(deps.pool, async (db) => {
-        await upsertVehicle(db, { ...rv.doc, version: rv.version, status: rv.status, city });
-        for (const e of behind) await upsertEntry(db, city, id, e as unknown as Record<string, unknown>);
-      });
+      await inTransaction(deps.pool, (db) =>
+        projectStates(db, city, [{ doc: { ...rv.doc, id, version: rv.version, status: rv.status }, entries: behind }]),
+      );
       report.repairedInPg++;
     }
   }

@@ -8,7 +8,7 @@
 import { createHash } from 'node:crypto';
 import ICAL from 'ical.js';
 import { MINUTE_MS, type CalendarEntry } from '../domain/calendar.ts';
-import { DomainError } from '../domain/errors.ts';
+import { DomainError, messageOf } from '../domain/errors.ts';
 
 /** Control characters (but TAB) have no place in a text value: RFC 5545 §3.3.11. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
@@ -141,7 +141,7 @@ export function parseICalendar(text: string, now: number): ImportItem[] {
     const list = (Array.isArray(jcal[0]) ? jcal : [jcal]) as ConstructorParameters<typeof ICAL.Component>[0][];
     roots = list.map((j) => new ICAL.Component(j));
   } catch (err) {
-    throw new DomainError('VALIDATION', `not iCalendar: ${(err as Error).message}`, { field: 'body' });
+    throw new DomainError('VALIDATION', `not iCalendar: ${messageOf(err)}`, { field: 'body' });
   }
   if (roots.length === 0 || roots.some((c) => c.name !== 'vcalendar'))
     throw new DomainError('VALIDATION', 'not iCalendar: expected BEGIN:VCALENDAR', { field: 'body' });
@@ -165,7 +165,7 @@ export function parseICalendar(text: string, now: number): ImportItem[] {
           ),
         );
       } catch (err) {
-        items.push({ uid, error: { code: 'VALIDATION', detail: (err as Error).message } });
+        items.push({ uid, error: { code: 'VALIDATION', detail: messageOf(err) } });
       }
     }
   }
@@ -273,8 +273,9 @@ function zonedToUtc(wall: number, tzid: string): number {
     throw new Error(`unknown TZID ${tzid} (no VTIMEZONE in the file)`);
   }
   const offset = (ms: number) => {
-    const p = Object.fromEntries(fmt.formatToParts(ms).map((x) => [x.type, Number(x.value)]));
-    return Date.UTC(p.year!, p.month! - 1, p.day!, p.hour!, p.minute!, p.second!) - ms;
+    const parts = new Map(fmt.formatToParts(ms).map((x) => [x.type, Number(x.value)]));
+    const p = (type: Intl.DateTimeFormatPartTypes) => parts.get(type) ?? 0;
+    return Date.UTC(p('year'), p('month') - 1, p('day'), p('hour'), p('minute'), p('second')) - ms;
   };
   const guess = wall - offset(wall);
   return wall - offset(guess);

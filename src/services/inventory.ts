@@ -3,16 +3,34 @@
  * Each command: validate the shape -> per-vehicle in-process lock -> one Lua script (which checks,
  * mutates, bumps the version and appends the events atomically) -> typed result.
  */
+import { systemClock, type Clock } from '../redis/clock.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import type { BlockEntry, BlockReason, BookingEntry, CalendarEntry, HoldEntry } from '../domain/calendar.ts';
-import { BLOCK_REASONS, DEFAULT_HOLD_TTL_MS, DEFAULT_MAX_LIVE_HOLDS, MAX_TIMESTAMP_MS } from '../domain/calendar.ts';
+import { BLOCK_REASONS, MAX_TIMESTAMP_MS } from '../domain/calendar.ts';
+import { defaults } from '../config.ts';
 import { CityCatalog, type City } from '../domain/cities.ts';
 import { DomainError } from '../domain/errors.ts';
 import { parseId, type IdKind } from '../domain/ids.ts';
 import type { Vehicle, VehiclePatch, VehicleSpec, VehicleStatus } from '../domain/vehicle.ts';
-import { validateVehiclePatch } from '../domain/vehicle.ts';
+import {
+  CATEGORIES,
+  FUELS,
+  LISTING_STATES,
+  oneOf,
+  TRANSMISSIONS,
+  VEHICLE_STATUSES,
+  validateVehiclePatch,
+} from '../domain/vehicle.ts';
 import { keys } from '../redis/keys.ts';
-import { runScript, type RedisConnection, type ScriptName } from '../redis/scripts.ts';
+import {
+  commandReply,
+  fromScript,
+  luaList,
+  runScript,
+  stringList,
+  type RedisConnection,
+  type ScriptName,
+} from '../redis/scripts.ts';
 import { newId } from './ids.ts';
 import { VehicleLocks } from './vehicle-locks.ts';
 import { metrics } from '../metrics.ts';
@@ -56,6 +74,8 @@ export interface InventoryOptions {
   maxLiveHoldsPerCustomer?: number;
   /** Live holds of one customer in every city together, and holds placed per rate window. */
   holdLimits?: Partial<HoldLimits>;
+  /** Agrees with the scripts' clock (redis/clock.ts): the system clock, or a test's shifted one. */
+  clock?: Clock;
 }
 
 export interface HoldLimits {
@@ -76,6 +96,7 @@ const PRINTABLE = /^[\x21-\x7e]{1,128}$/;
 export class Inventory {
   readonly cities: CityCatalog;
   readonly locks: VehicleLocks;
+  readonly clock: Clock;
   private readonly holdTtlMs: number;
   private readonly maxLiveHolds: number;
   private readonly limits: HoldLimits;
@@ -86,8 +107,9 @@ export class Inventory {
   ) {
     this.cities = opts.cities ?? new CityCatalog();
     this.locks = opts.locks ?? new VehicleLocks();
-    this.holdTtlMs = opts.holdTtlMs ?? DEFAULT_HOLD_TTL_MS;
-    this.maxLiveHolds = opts.maxLiveHoldsPerCustomer ?? DEFAULT_MAX_LIVE_HOLDS;
+    this.clock = opts.clock ?? systemClock;
+    this.holdTtlMs = opts.holdTtlMs ?? defaults.HOLD_TTL_MS;
+    this.maxLiveHolds = opts.maxLiveHoldsPerCustomer ?? defaults.MAX_LIVE_HOLDS_PER_CUSTOMER;
     this.limits = { ...DEFAULT_HOLD_LIMITS, ...opts.holdLimits };
   }
 
@@ -222,8 +244,8 @@ export class Inventory {
     if (!stored) return undefined;
     const sep = stored.indexOf('\n');
     if (stored.slice(0, sep) !== fingerprint) return undefined; // the command itself answers IDEMPOTENCY_CONFLICT
-    const out = JSON.parse(stored.slice(sep + 1)) as T & CommandResult & { events: string[] | Record<string, never> };
-    return { ...out, events: Array.isArray(out.events) ? out.events : [], replayed: true };
+    const out = fromScript<T & CommandResult & { events: string[] | Record<string, never> }>(stored.slice(sep + 1));
+    return { ...out, events: luaList(out.events), replayed: true };
   }
 
   async book(
@@ -377,7 +399,14 @@ export class Inventory {
   ): Promise<{ vehicles: number; expired: number; events: string[]; at?: number }> {
     this.city(city);
     // Candidates by our clock (a little ahead for skew); the script decides by the server's.
-    const due = await this.redis.zrangebyscore(keys.statusDue(city), '-inf', Date.now() + 1_000, 'LIMIT', 0, batch);
+    const due = await this.redis.zrangebyscore(
+      keys.statusDue(city),
+      '-inf',
+      this.clock.now() + 1_000,
+      'LIMIT',
+      0,
+      batch,
+    );
     if (due.length === 0) return { vehicles: 0, expired: 0, events: [] };
     const vehicleKeys = due.flatMap((v) => [keys.vehicle(city, v), keys.calendar(city, v)]);
     const raw = await runScript(
@@ -393,11 +422,11 @@ export class Inventory {
       ],
       [randomUUID(), city, ...due],
     );
-    const out = JSON.parse(String(raw)) as { expired: number; events: string[] | Record<string, never>; at: number };
+    const out = fromScript<{ expired: number; events: string[] | Record<string, never>; at: number }>(raw);
     return {
       vehicles: due.length,
       expired: out.expired,
-      events: Array.isArray(out.events) ? out.events : [],
+      events: luaList(out.events),
       at: out.at,
     };
   }
@@ -440,16 +469,16 @@ export class Inventory {
     );
     if (raw === null)
       throw new DomainError('NOT_FOUND', `vehicle ${vehicleId} not found`, { entity: 'vehicle', id: vehicleId });
-    const s = JSON.parse(String(raw)) as {
+    const s = fromScript<{
       vehicle: Record<string, string>;
       entries: CalendarEntry[] | Record<string, never>;
       status: VehicleStatus;
       due?: number;
       at: number;
-    };
+    }>(raw);
     return {
       vehicle: vehicleFromHash(s.vehicle),
-      entries: Array.isArray(s.entries) ? s.entries : [],
+      entries: luaList(s.entries),
       status: s.status,
       due: s.due,
       at: s.at,
@@ -468,7 +497,7 @@ export class Inventory {
       c.turnaroundMs,
       ...vehicleIds,
     ]);
-    return Array.isArray(free) ? (free as string[]) : [];
+    return stringList(free);
   }
 
   /** A host's vehicles in every city, by id (their states read together, pipelined on the connection). */
@@ -595,9 +624,8 @@ export class Inventory {
       metrics.commands.inc({ command: script, outcome: err instanceof DomainError ? err.code : 'error' });
       throw err;
     }
-    const [json, replayed] = reply as [string, number];
-    const out = JSON.parse(json) as T & CommandResult & { events: string[] | Record<string, never> };
-    return { ...out, events: Array.isArray(out.events) ? out.events : [], replayed: replayed === 1 };
+    const { out, replayed } = commandReply<T & CommandResult & { events: string[] | Record<string, never> }>(reply);
+    return { ...out, events: luaList(out.events), replayed };
   }
 
   private city(id: string): City {
@@ -628,16 +656,16 @@ function vehicleFromHash(h: Record<string, string>): Vehicle {
     id: h.id ?? '',
     city: h.city ?? '',
     hostId: h.hostId ?? '',
-    category: h.category as Vehicle['category'],
+    category: oneOf(CATEGORIES, h.category, 'category'),
     seats: Number(h.seats),
-    transmission: h.transmission as Vehicle['transmission'],
-    fuel: h.fuel as Vehicle['fuel'],
+    transmission: oneOf(TRANSMISSIONS, h.transmission, 'transmission'),
+    fuel: oneOf(FUELS, h.fuel, 'fuel'),
     make: h.make ?? '',
     model: h.model ?? '',
     location: { lat: Number(h.lat), lng: Number(h.lng) },
     pricePerHour: Number(h.pricePerHour),
-    listing: h.listing as Vehicle['listing'],
-    status: h.status as VehicleStatus,
+    listing: oneOf(LISTING_STATES, h.listing, 'listing'),
+    status: oneOf(VEHICLE_STATUSES, h.status, 'status'),
     version: Number(h.version),
     createdAt: Number(h.createdAt),
     updatedAt: Number(h.updatedAt),

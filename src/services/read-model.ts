@@ -7,10 +7,18 @@
  */
 import { occupies, overlapsWindow, type CalendarEntry } from '../domain/calendar.ts';
 import type { CityCatalog } from '../domain/cities.ts';
-import { isSameOrBetter, type Category, type VehicleSpec } from '../domain/vehicle.ts';
+import {
+  CATEGORIES,
+  FUELS,
+  isSameOrBetter,
+  oneOf,
+  TRANSMISSIONS,
+  type Category,
+  type VehicleSpec,
+} from '../domain/vehicle.ts';
 import { DomainError } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
-import type { RedisConnection } from '../redis/scripts.ts';
+import { fromScript, type RedisConnection } from '../redis/scripts.ts';
 import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { Inventory } from './inventory.ts';
 import { survived } from '../log.ts';
@@ -70,10 +78,10 @@ function readVehicle(id: string, s: Record<string, unknown>, entries = new Map<s
   return {
     id,
     hostId: String(s.hostId),
-    category: s.category as Category,
+    category: oneOf(CATEGORIES, s.category, 'category'),
     seats: Number(s.seats),
-    transmission: s.transmission as ReadVehicle['transmission'],
-    fuel: s.fuel as ReadVehicle['fuel'],
+    transmission: oneOf(TRANSMISSIONS, s.transmission, 'transmission'),
+    fuel: oneOf(FUELS, s.fuel, 'fuel'),
     make: String(s.make),
     model: String(s.model),
     lat: Number(s.lat),
@@ -148,7 +156,7 @@ export class ReadModel {
           h,
           new Map(
             cal.map((raw) => {
-              const e = JSON.parse(raw) as CalendarEntry;
+              const e = fromScript<CalendarEntry>(raw);
               return [e.id, e];
             }),
           ),
@@ -217,7 +225,8 @@ export class ReadModel {
       const position = view.lastId;
       await this.load(city);
       // Events after the verification may already be in the snapshot; applying them again is harmless.
-      if (compareStreamIds(this.views.get(city)!.lastId, position) < 0) this.views.get(city)!.lastId = position;
+      const reloaded = this.views.get(city);
+      if (reloaded && compareStreamIds(reloaded.lastId, position) < 0) reloaded.lastId = position;
     }
     return entries.length;
   }

@@ -39,6 +39,8 @@ import { Marketplace, rng } from './marketplace.ts';
 import { checkInvariants } from './simulate.ts';
 import { httpApi } from './api.ts';
 import { Recorder, percentile, round } from './stats.ts';
+import { messageOf } from '../domain/errors.ts';
+import { fieldMap } from '../redis/events.ts';
 
 export const FAULTS = [
   'redis-primary-kill',
@@ -460,8 +462,8 @@ async function trafficUnderFaults({ o, market, faults, inject, rand, log, starte
           log(`  +${Math.round((Date.now() - started) / 1000)} s  ${detail}`);
         })
         .catch((err: unknown) => {
-          record.detail = `failed: ${(err as Error).message}`;
-          log(`  fault ${kind} failed: ${(err as Error).message}`);
+          record.detail = `failed: ${messageOf(err)}`;
+          log(`  fault ${kind} failed: ${messageOf(err)}`);
         })
         .finally(() => {
           injecting = undefined;
@@ -537,8 +539,7 @@ async function conflictsOfFailovers(redis: ReturnType<typeof createRedis>, citie
   const outcomes: Record<string, number> = {};
   for (const city of cities) {
     for (const [, fields] of await redis.xrange(keys.events(city), '-', '+')) {
-      const f: Record<string, string> = {};
-      for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
+      const f = fieldMap(fields);
       if (f.type !== 'system.failover_verified') continue;
       const data = JSON.parse(f.data ?? '{}') as { conflicts?: string[] };
       verifications.push(data);

@@ -10,6 +10,7 @@
  * Checks run every `everyMs`; verifications run one city at a time, a city at most once at a
  * time (a second failover during a verification queues one more).
  */
+import { defaults } from '../config.ts';
 import { Cluster } from 'ioredis';
 import calculateSlot from 'cluster-key-slot';
 import type { Logger } from 'pino';
@@ -19,6 +20,7 @@ import type { FollowingPool } from '../pg/pool.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { FailoverCause, VerificationReport } from '../services/failover.ts';
+import { messageOf } from '../domain/errors.ts';
 
 export interface FailoverMonitorOptions {
   everyMs?: number;
@@ -56,9 +58,9 @@ export class FailoverMonitor {
         try {
           await this.check();
         } catch (err) {
-          this.opts.log?.debug({ err: (err as Error).message }, 'failover check skipped: Redis unreachable');
+          this.opts.log?.debug({ err: messageOf(err) }, 'failover check skipped: Redis unreachable');
         }
-        await new Promise((r) => setTimeout(r, this.opts.everyMs ?? 1_000));
+        await new Promise((r) => setTimeout(r, this.opts.everyMs ?? defaults.FAILOVER_CHECK_MS));
       }
     })();
   }

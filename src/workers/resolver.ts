@@ -7,7 +7,7 @@
  */
 import type { Logger } from 'pino';
 import type { CityCatalog } from '../domain/cities.ts';
-import { DomainError } from '../domain/errors.ts';
+import { DomainError, messageOf } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
@@ -118,7 +118,7 @@ export class ConflictWorker {
           for (const c of this.cities.all()) await this.reclaim(c.id);
         }
       } catch (err) {
-        if (/NOGROUP/.test((err as Error).message)) await this.ensureGroups().catch(() => {});
+        if (/NOGROUP/.test(messageOf(err))) await this.ensureGroups().catch(() => {});
         else this.o.log?.error({ err }, 'resolver round failed; retrying');
         await sleep(500);
       }
@@ -174,7 +174,7 @@ export class ConflictWorker {
         // From the stream's start: conflicts recorded while no resolver ran are resolved too.
         await this.redis.xgroup('CREATE', keys.events(c.id), RESOLVER_GROUP, '0', 'MKSTREAM');
       } catch (err) {
-        if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+        if (!/BUSYGROUP/.test(messageOf(err))) throw err;
       }
     }
   }

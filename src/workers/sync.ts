@@ -22,6 +22,7 @@
  *   states of the same entry when the stream has them, and otherwise waits `overlapGraceMs`
  *   before dead-lettering it.
  */
+import { defaults } from '../config.ts';
 import { hostname } from 'node:os';
 import type pg from 'pg';
 import type { Logger } from 'pino';
@@ -30,9 +31,10 @@ import { keys } from '../redis/keys.ts';
 import { runScript } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
-import { inTransaction } from '../pg/tx.ts';
+import { inTransaction, onlyRow } from '../pg/tx.ts';
 import { applyEvents } from '../pg/projection.ts';
 import { compareStreamIds, parseStreamEntry, parseStreamId, type StreamEvent } from '../redis/events.ts';
+import { messageOf, codeOf, asError } from '../domain/errors.ts';
 
 export const SYNC_GROUP = 'pg-sync';
 
@@ -77,7 +79,7 @@ type Entries = [string, string[]][];
 
 /** Data errors (SQLSTATE classes 22 and 23) mean this event cannot be applied: poison. */
 function isPoison(err: unknown): boolean {
-  const code = (err as { sqlstate?: string; code?: string }).sqlstate ?? (err as { code?: string }).code;
+  const code = codeOf(err);
   return typeof code === 'string' && /^2[23]/.test(code);
 }
 
@@ -104,11 +106,11 @@ export class SyncWorker {
   ) {
     this.consumer = opts.consumer ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.o = {
-      batchSize: opts.batchSize ?? 500,
+      batchSize: opts.batchSize ?? defaults.SYNC_BATCH_SIZE,
       idleMs: opts.idleMs ?? 50,
-      claimIdleMs: opts.claimIdleMs ?? 15_000,
-      maxAttempts: opts.maxAttempts ?? 5,
-      retentionMs: opts.retentionMs ?? 10 * 60_000,
+      claimIdleMs: opts.claimIdleMs ?? defaults.SYNC_CLAIM_IDLE_MS,
+      maxAttempts: opts.maxAttempts ?? defaults.SYNC_MAX_ATTEMPTS,
+      retentionMs: opts.retentionMs ?? defaults.STREAM_RETENTION_MS,
       overlapGraceMs: opts.overlapGraceMs ?? 60_000,
     };
   }
@@ -119,7 +121,7 @@ export class SyncWorker {
       try {
         await this.redis.xgroup('CREATE', keys.events(c.id), SYNC_GROUP, '0', 'MKSTREAM');
       } catch (err) {
-        if (!/BUSYGROUP/.test((err as Error).message)) throw err;
+        if (!/BUSYGROUP/.test(messageOf(err))) throw err;
       }
     }
   }
@@ -135,11 +137,8 @@ export class SyncWorker {
           if (n === 0) await sleep(this.o.idleMs);
         } catch (err) {
           // A Redis that lost its data (then rebuilt) has streams without our group: recreate it.
-          if (/NOGROUP/.test((err as Error).message)) await this.ensureGroups().catch(() => {});
-          this.opts.log?.warn(
-            { err: (err as Error).message, retryInMs: backoff },
-            'sync: store unavailable, backing off',
-          );
+          if (/NOGROUP/.test(messageOf(err))) await this.ensureGroups().catch(() => {});
+          this.opts.log?.warn({ err: messageOf(err), retryInMs: backoff }, 'sync: store unavailable, backing off');
           this.stats.retries++;
           await sleep(backoff);
           backoff = Math.min(backoff * 2, 5_000);
@@ -159,7 +158,7 @@ export class SyncWorker {
         await this.ensureGroups();
         return;
       } catch (err) {
-        this.opts.log?.warn({ err: (err as Error).message }, 'sync: cannot create consumer groups yet');
+        this.opts.log?.warn({ err: messageOf(err) }, 'sync: cannot create consumer groups yet');
         await sleep(wait);
       }
     }
@@ -206,11 +205,12 @@ export class SyncWorker {
       try {
         events.push(parseStreamEntry(city, id, fields));
       } catch (err) {
-        poison.push({ id, error: err as Error });
+        poison.push({ id, error: asError(err) });
       }
     }
     try {
-      if (!this.checked.has(city)) await this.checkCursor(city, entries[0]![0]);
+      const first = entries[0]?.[0];
+      if (first && !this.checked.has(city)) await this.checkCursor(city, first);
       if (poison.length === 0) {
         try {
           await this.applyBatch(city, events);
@@ -259,7 +259,7 @@ export class SyncWorker {
         this.attempts.set(id, a);
         const grace = sqlstateOf(err) === '23P01' ? this.o.overlapGraceMs : 0;
         if (a.count < this.o.maxAttempts || Date.now() - a.firstAt < grace) return handled; // retried next pass; nothing after it yet
-        await this.deadLetter(city, event ?? { id, raw: fields }, err as Error, a.count);
+        await this.deadLetter(city, event ?? { id, raw: fields }, asError(err), a.count);
         this.attempts.delete(id);
       }
       await this.ack(stream, [id]);
@@ -287,8 +287,9 @@ export class SyncWorker {
         })();
         if (e && e.subject === event.subject) later.push(e);
       }
-      if (page.length < 1000) break;
-      from = page.at(-1)![0];
+      const last = page.at(-1);
+      if (page.length < 1000 || !last) break;
+      from = last[0];
     }
     if (later.length === 0) return false;
     try {
@@ -349,7 +350,7 @@ export class SyncWorker {
       }
       await this.applyBatch(r.city, events);
       this.stats.replayed += events.length;
-      from = page.at(-1)![0];
+      from = page.at(-1)?.[0] ?? from;
     }
   }
 
@@ -422,7 +423,7 @@ export class SyncWorker {
       await db.query(
         `INSERT INTO dead_letters (city, stream_id, event, error, sqlstate, attempts) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (city, stream_id) DO UPDATE SET attempts = EXCLUDED.attempts, error = EXCLUDED.error`,
-        [city, event.id, event, error.message, (error as { code?: string }).code ?? null, attempts],
+        [city, event.id, event, error.message, codeOf(error) ?? null, attempts],
       );
       await db.query(
         `UPDATE sync_cursors SET last_ms = $2, last_seq = $3, updated_at = now()
@@ -542,17 +543,20 @@ async function readCursor(pool: pg.Pool, city: string): Promise<string | undefin
 }
 
 function sqlstateOf(err: unknown): string | undefined {
-  return (err as { sqlstate?: string; code?: string }).sqlstate ?? (err as { code?: string }).code;
+  return codeOf(err);
 }
 
 /** The city's cursor row, locked for this transaction (created at zero the first time). */
 async function lockCursor(db: pg.ClientBase, city: string): Promise<string> {
   await db.query('INSERT INTO sync_cursors (city, last_ms, last_seq) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING', [city]);
-  const { rows } = await db.query<{ last_ms: string; last_seq: string }>(
-    'SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1 FOR UPDATE',
-    [city],
+  const cursor = onlyRow(
+    await db.query<{ last_ms: string; last_seq: string }>(
+      'SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1 FOR UPDATE',
+      [city],
+    ),
+    'sync cursor',
   );
-  return `${rows[0]!.last_ms}-${rows[0]!.last_seq}`;
+  return `${cursor.last_ms}-${cursor.last_seq}`;
 }
 
 function toRecord(flat: unknown[]): Record<string, unknown> {

@@ -8,6 +8,7 @@ import type { Redis } from 'ioredis';
 import type { BookingEntry, CalendarEntry, HoldEntry } from '../../src/domain/calendar.ts';
 import type { City } from '../../src/domain/cities.ts';
 import { DomainError, type ErrorCode } from '../../src/domain/errors.ts';
+import { ShiftedClock } from '../../src/redis/clock.ts';
 import { keys } from '../../src/redis/keys.ts';
 import type { Inventory, InventoryOptions } from '../../src/services/inventory.ts';
 import { VehicleLocks } from '../../src/services/vehicle-locks.ts';
@@ -77,8 +78,8 @@ async function eventTypes(f: Fixture, ids: string[]): Promise<string[]> {
   return ids.map((id) => all.find((e) => e.id === id)?.type ?? 'missing');
 }
 
-async function done(f: Fixture): Promise<void> {
-  assertCityInvariants(await readCity(redis, f.city.id), f.city.turnaroundMs);
+async function done(f: Fixture, now?: number): Promise<void> {
+  assertCityInvariants(await readCity(redis, f.city.id), f.city.turnaroundMs, now);
 }
 
 /** The start of the current minute: windows from here may start a trip now (ops books the past). */
@@ -748,21 +749,33 @@ describe('idempotency', () => {
 });
 
 // Both wait for the next minute boundary (windows are whole minutes): they wait together.
-describe('the clock moves: late returns and time-driven statuses', { concurrency: 2 }, () => {
-  test('a late return extends the trip and conflicts the bookings it now overlaps', { timeout: 90_000 }, async () => {
-    const f = await fixture();
-    const m = thisMinute();
+describe('the clock moves: late returns and time-driven statuses', () => {
+  // Each test owns a connection whose scripts run on a clock it moves (redis/clock.ts): time
+  // passes at once, instead of waiting for a real minute boundary.
+  async function timedFixture(): Promise<Fixture & { clock: ShiftedClock; conn: Redis }> {
+    const conn = redis.duplicate();
+    const clock = new ShiftedClock(conn);
+    const city = testCity();
+    const inv = newInventory(conn, city, { clock });
+    return { city, inv, v: await addVehicle(inv, city), t: futureHour(), clock, conn };
+  }
+  const minuteOf = (clock: ShiftedClock) => Math.floor(clock.now() / MINUTE) * MINUTE;
+
+  test('a late return extends the trip and conflicts the bookings it now overlaps', async () => {
+    const f = await timedFixture();
+    const m = minuteOf(f.clock);
     const end = m + MINUTE;
     const trip = await f.inv.book({ vehicleId: f.v, customerId: 'c1', from: m - HOUR, to: end, allowPast: true });
     const next = await f.inv.book({ vehicleId: f.v, customerId: 'c2', from: end + 30 * MINUTE, to: end + 2 * HOUR });
     const hold = await f.inv.placeHold({ vehicleId: f.v, customerId: 'c3', from: end + 3 * HOUR, to: end + 4 * HOUR });
     await f.inv.startTrip(trip.booking.id, 'c1');
-    // The car is not back at the end of the window: wait for it to pass.
-    await new Promise((r) => setTimeout(r, end - Date.now() + 1_500));
+    // The car is not back at the end of the window: time passes it.
+    f.clock.advanceTo(end + 1_500);
     // Overdue: nobody may book the time it is still out.
     await refused(
       f,
-      () => f.inv.book({ vehicleId: f.v, customerId: 'c4', from: thisMinute(), to: thisMinute() + 10 * MINUTE }),
+      () =>
+        f.inv.book({ vehicleId: f.v, customerId: 'c4', from: minuteOf(f.clock), to: minuteOf(f.clock) + 10 * MINUTE }),
       'NOT_AVAILABLE',
     );
     const c = await f.inv.completeTrip(trip.booking.id, undefined);
@@ -773,20 +786,22 @@ describe('the clock moves: late returns and time-driven statuses', { concurrency
     const n = (await entry(f, next.booking.id)) as BookingEntry;
     assert.deepEqual([n.status, n.conflictCause, n.conflictedBy], ['conflicted', 'late_return', trip.booking.id]);
     assert.equal((await entry(f, hold.hold.id)).status, 'held', 'a hold beyond the turnaround stays');
-    await done(f);
+    await done(f, f.clock.now());
+    f.conn.disconnect();
   });
   test('a status that changes by time alone emits vehicle.status_changed', async () => {
-    const f = await fixture();
+    const f = await timedFixture();
     // A maintenance block (ops, in the past) that ends at the next minute boundary.
-    const end = thisMinute() + MINUTE;
+    const end = minuteOf(f.clock) + MINUTE;
     await f.inv.placeBlock({ vehicleId: f.v, reason: 'maintenance', from: end - HOUR, to: end, allowPast: true });
     assert.equal((await f.inv.getVehicleState(f.v)).vehicle.status, 'maintenance');
     assert.equal(Number(await redis.zscore(keys.statusDue(f.city.id), f.v)), end);
-    await new Promise((r) => setTimeout(r, end - Date.now() + 200));
+    f.clock.advanceTo(end + 200);
     const r = await f.inv.sweepCity(f.city.id);
     const [ev] = (await readEvents(redis, f.city.id)).filter((e) => r.events.includes(e.id));
     assert.deepEqual([ev?.type, ev?.data], ['vehicle.status_changed', { from: 'maintenance', to: 'available' }]);
     assert.equal(await redis.hget(keys.counters(f.city.id), 's:available'), '1');
-    await done(f);
+    await done(f, f.clock.now());
+    f.conn.disconnect();
   });
 });

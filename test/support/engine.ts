@@ -147,8 +147,8 @@ export function recomputeCounters(state: CityState): Record<string, number> {
  * - counters equal a recomputation from the vehicles; each stored status equals the status
  *   derived from the calendar at the read instant, unless a change was due before it.
  */
-export function assertCityInvariants(state: CityState, turnaroundMs: number): void {
-  const now = state.at;
+/** `now`: the scripts' clock when a test shifted it (redis/clock.ts); Redis's TIME otherwise. */
+export function assertCityInvariants(state: CityState, turnaroundMs: number, now = state.at): void {
   for (const [vid, v] of state.vehicles) {
     const live = v.entries.filter((e) => occupies(e, now));
     for (let i = 0; i < live.length; i++) {

@@ -6,6 +6,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { registry } from '../../metrics.ts';
 import { inspectDurability } from '../../redis/connection.ts';
 import type { AppDeps } from '../types.ts';
+import { messageOf } from '../../domain/errors.ts';
 
 export const operationsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
   app.get('/openapi.json', { config: { public: true }, schema: { hide: true } }, async () => app.swagger());
@@ -21,7 +22,7 @@ export const operationsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, 
       checks.redis = { ok: true, ...deps.redisTopology, durability: await inspectDurability(deps.redis) };
     } catch (err) {
       ready = false;
-      checks.redis = { ok: false, error: (err as Error).message };
+      checks.redis = { ok: false, error: messageOf(err) };
     }
     // A failover's verification under way (as the city streams tell it): still serving, but say so.
     const failover = deps.readModel?.failoverState();
@@ -35,7 +36,7 @@ export const operationsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, 
         };
       } catch (err) {
         // PostgreSQL down does not stop commands (they go to Redis); readiness says so plainly.
-        checks.postgres = { ok: false, error: (err as Error).message };
+        checks.postgres = { ok: false, error: messageOf(err) };
       }
     }
     if (deps.lag) {

@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino';
 import { buildApp } from '../../api/app.ts';
 import { authenticator, mintToken } from '../../api/auth.ts';
 import { listen } from '../../api/server.ts';
-import type { Config } from '../../config.ts';
+import { offerPolicy, type Config } from '../../config.ts';
 import { migrate } from '../../pg/migrate.ts';
 import { inspectDurability } from '../../redis/connection.ts';
 import type { RedisConnection } from '../../redis/scripts.ts';
@@ -22,16 +22,7 @@ import { startSweeper } from '../../workers/sweeper.ts';
 import { cityLag, syncedThrough } from '../../workers/sync.ts';
 import { ApiWorkers, apiWorkerChannel } from '../cluster.ts';
 import type { CliContext, Command } from '../context.ts';
-import {
-  jwtSecret,
-  newFailoverMonitor,
-  newPool,
-  newSyncWorker,
-  offerPolicy,
-  seedAll,
-  serveMetrics,
-  summarize,
-} from '../wiring.ts';
+import { jwtSecret, newFailoverMonitor, newPool, newSyncWorker, seedAll, serveMetrics, summarize } from '../wiring.ts';
 
 export const serveCommand: Command = { name: 'serve', run: serve };
 

@@ -27,10 +27,13 @@ local IDEM_TTL = 86400
 -- outlive a failover's retries.
 local AUTO_IDEM_TTL = 900
 
+-- The scripts' clock: Redis's TIME. A test may shift it (src/redis/clock.ts rewrites this line
+-- when it registers the scripts on its own connection); production always runs with 0.
+local CLOCK_OFFSET_MS = 0
 local NOW
 do
   local t = redis.call('TIME')
-  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + CLOCK_OFFSET_MS
 end
 
 -- Abort with a stable code; the reply is "CODE {json detail}".
