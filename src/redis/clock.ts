@@ -16,9 +16,12 @@ export const systemClock: Clock = { now: () => Date.now() };
 export class ShiftedClock implements Clock {
   private offsetMs = 0;
 
-  /** `conn` becomes this clock's: its scripts are registered with the offset (and again on each move). */
-  constructor(private readonly conn: RedisConnection) {
-    registerShiftedScripts(conn, 0);
+  private readonly conns: RedisConnection[];
+
+  /** The connections become this clock's: their scripts are registered with the offset (and again on each move). */
+  constructor(...conns: RedisConnection[]) {
+    this.conns = conns;
+    for (const conn of conns) registerShiftedScripts(conn, 0);
   }
 
   now(): number {
@@ -29,7 +32,7 @@ export class ShiftedClock implements Clock {
   advance(ms: number): void {
     if (!(ms >= 0) || !Number.isSafeInteger(ms)) throw new Error(`advance by ${ms} ms: a whole, non-negative number`);
     this.offsetMs += ms;
-    registerShiftedScripts(this.conn, this.offsetMs);
+    for (const conn of this.conns) registerShiftedScripts(conn, this.offsetMs);
   }
 
   /** Moves time to `t` (or leaves it, if it is already past). */

@@ -1,0 +1,170 @@
+/**
+ * Shared by every scenario of the side-by-side benchmark: its scale (quick or full), the
+ * private stores and child servers it starts (and cleans up), and the measured run.
+ */
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import type { RequestSpec } from 'autocannon';
+import { createTestDatabase, type TestDatabase } from '../../test/support/postgres.ts';
+import { startRedis, type RedisServer } from '../../test/support/redis.ts';
+import { spawnChild, type Child } from '../lib/child.ts';
+import { cpuBetween, cpuSnapshot, machineBusy, summarizeProfile, type ProfileSummary } from '../lib/cpu.ts';
+import { runLoad, type LoadResult } from '../lib/load.ts';
+
+export const QUICK = process.argv.includes('--quick') || (!!process.env.BENCH_QUICK && process.env.BENCH_QUICK !== '0');
+export const CONNECTIONS = 50;
+export const C = QUICK
+  ? {
+      writeVehicles: 200,
+      readVehicles: 100,
+      seedPerCity: 20,
+      seedOps: 3_000,
+      warmup: 0,
+      seconds: 1,
+      breakdownWarmup: 0,
+      breakdownSeconds: 1,
+      probeN: 200,
+      profileSeconds: process.env.BENCH_PROFILE === '1' ? 1 : 0,
+      seedDeadline: 30,
+      maxQuietWait: 0,
+    }
+  : {
+      writeVehicles: 10_000,
+      readVehicles: 2_000,
+      seedPerCity: 200,
+      seedOps: 300_000,
+      warmup: 5,
+      seconds: Number(process.env.BENCH_SECONDS ?? 15),
+      breakdownWarmup: 2,
+      breakdownSeconds: 8,
+      probeN: 2_000,
+      profileSeconds: process.env.BENCH_PROFILE === '0' ? 0 : 6,
+      seedDeadline: 240,
+      maxQuietWait: 60,
+    };
+export const READS_PER_WRITE = 50;
+export const LAG_SAMPLE_MS = 100;
+export const SECRET = 'side-by-side-bench-secret-0123456789abcdef';
+/** The whole run is bounded: the seed day (the only open-ended part) is cut short to stay within it. */
+export const RUN_BUDGET_MS = QUICK ? 120_000 : 570_000;
+export const runStarted = Date.now();
+export const TARGETS = { vsFloor: 0.6, vsPg: 5, bookingP99Ms: 25, searchP99Ms: 5, seedDaySeconds: 30, lagP99Ms: 500 };
+
+// Everything started here is released at the end, or on Ctrl-C.
+export const cleanups: (() => Promise<unknown>)[] = [];
+export async function cleanUp() {
+  while (cleanups.length)
+    await cleanups.pop()!().catch((err: unknown) => console.error('cleanup:', (err as Error).message));
+}
+for (const sig of ['SIGINT', 'SIGTERM'] as const)
+  process.once(sig, () => {
+    void cleanUp().finally(() => process.exit(130));
+  });
+
+export async function privateRedis(): Promise<{ server: RedisServer; redis: Redis; pid: number }> {
+  const server = await startRedis({ external: 'never' });
+  const redis = new Redis(server.url, { maxRetriesPerRequest: 3 });
+  cleanups.push(async () => {
+    redis.disconnect();
+    await server.stop();
+  });
+  const pid = Number(/process_id:(\d+)/.exec(await redis.info('server'))?.[1] ?? 0);
+  return { server, redis, pid };
+}
+
+export async function freshDatabase(): Promise<TestDatabase> {
+  const db = await createTestDatabase();
+  cleanups.push(() => db.drop());
+  return db;
+}
+
+export async function child(script: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<Child> {
+  const c = await spawnChild(script, env, { nodeArgs });
+  cleanups.push(() => c.stop());
+  return c;
+}
+
+/** Stops a child now (its cleanup entry then finds it gone). */
+export const stop = (c: Child) => c.stop();
+
+export async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: width }, async () => {
+      while (next < items.length) await fn(items[next++] as T);
+    }),
+  );
+}
+
+/** A small deterministic generator, so two runs send the same requests. */
+export function rng(seed: number) {
+  let s = seed >>> 0;
+  return () => {
+    s = (s + 0x6d2b79f5) >>> 0;
+    let t = s;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
+  };
+}
+
+export interface Measured extends LoadResult {
+  /** Cores each process used during the measured run (see lib/cpu.ts). */
+  cores: Record<string, number>;
+  /** CPU microseconds per request of the server process and of its store (redis-server or PostgreSQL). */
+  cpuUsPerRequest: { server: number; store: number };
+  quietWaitSeconds: number;
+}
+
+export let quietBudget = C.maxQuietWait;
+/** Another process busy on the machine (a test run, say) skews everything: wait a little for it. */
+export async function awaitQuiet(): Promise<number> {
+  const t0 = Date.now();
+  while (quietBudget > 0 && (await machineBusy(1000)) > 0.3) quietBudget--;
+  return Math.round((Date.now() - t0) / 100) / 10;
+}
+
+/** Warm-up (discarded), then the measured run, with the CPU each process used during it. */
+export async function measure(
+  url: string,
+  request: RequestSpec,
+  pids: Record<string, number | undefined>,
+  o: { warmup?: number; seconds?: number; onStart?: () => unknown; store?: 'redis' | 'postgres' } = {},
+): Promise<Measured> {
+  const quietWaitSeconds = await awaitQuiet();
+  const warmup = o.warmup ?? C.warmup;
+  if (warmup > 0) await runLoad({ url, connections: CONNECTIONS, duration: warmup, request });
+  await o.onStart?.();
+  const before = cpuSnapshot({ loadgen: process.pid, ...pids });
+  const r = await runLoad({ url, connections: CONNECTIONS, duration: o.seconds ?? C.seconds, request });
+  const cores = cpuBetween(before, cpuSnapshot({ loadgen: process.pid, ...pids }));
+  const us = (c: number | undefined) => (r.requests ? Math.round(((c ?? 0) * r.seconds * 1e6) / r.requests) : 0);
+  return {
+    ...r,
+    cores,
+    cpuUsPerRequest: { server: us(cores.server), store: us(cores[o.store ?? 'redis']) },
+    quietWaitSeconds,
+  };
+}
+
+export async function profile(
+  script: string,
+  env: Record<string, string>,
+  request: RequestSpec,
+): Promise<ProfileSummary | undefined> {
+  if (!C.profileSeconds) return undefined;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-prof-'));
+  try {
+    const c = await child(script, env, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=500']);
+    await runLoad({ url: c.url, connections: CONNECTIONS, duration: 2, request });
+    // The profile covers the whole process; the start-up part is small next to the load.
+    await runLoad({ url: c.url, connections: CONNECTIONS, duration: C.profileSeconds, request });
+    await stop(c);
+    const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'));
+    return file ? await summarizeProfile(path.join(dir, file)) : undefined;
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}

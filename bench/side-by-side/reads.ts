@@ -1,0 +1,90 @@
+import type { RequestSpec } from 'autocannon';
+import { REFERENCE_CITIES } from '../../src/domain/cities.ts';
+import { CATEGORIES } from '../../src/domain/vehicle.ts';
+import { keys } from '../../src/redis/keys.ts';
+import { seedCity } from '../../src/services/demo.ts';
+import { Inventory } from '../../src/services/inventory.ts';
+import type { Percentiles } from '../lib/stats.ts';
+import { HOUR } from '../lib/workload.ts';
+import { C, SECRET, child, measure, privateRedis, profile, rng, stop } from './harness.ts';
+
+// Reads --------------------------------------------------------------------------------------
+
+export function searchPath(city: string, base: number, rand: () => number): string {
+  const from = base + Math.floor(rand() * 72) * HOUR;
+  const q = new URLSearchParams({
+    from: new Date(from).toISOString(),
+    to: new Date(from + (2 + Math.floor(rand() * 46)) * HOUR).toISOString(),
+    limit: '20',
+  });
+  const r = rand();
+  if (r < 0.25) {
+    q.set('category', CATEGORIES[Math.floor(rand() * CATEGORIES.length)]!);
+    if (rand() < 0.5) q.set('orBetter', 'true');
+  }
+  return `/v1/cities/${city}/availability?${q}`;
+}
+
+export async function reads(base: number, token: string) {
+  const city = REFERENCE_CITIES[0]!;
+  const { server, redis, pid } = await privateRedis();
+  const inventory = new Inventory(redis);
+  await seedCity(inventory, redis, city, C.readVehicles);
+  const ids = await redis.smembers(keys.vehicles(city.id));
+
+  console.error(`reads (a'): floor, HGETALL of a vehicle hash (${ids.length} vehicles)`);
+  const floor = await child('floor-server.ts', {
+    REDIS_URL: server.url,
+    HASH_PREFIX: keys.vehicle(city.id, ''),
+    BENCH_VEHICLES: '0',
+  });
+  const randA = rng(1);
+  const floorResult = await measure(
+    floor.url,
+    {
+      method: 'GET',
+      setupRequest: (req) => ({
+        ...req,
+        method: 'GET',
+        path: `/vehicles/${ids[Math.floor(randA() * ids.length)]}`,
+        headers: {},
+      }),
+    },
+    { server: floor.pid, redis: pid },
+  );
+  await stop(floor);
+
+  console.error(`reads (b'): service, availability search in a ${ids.length}-vehicle city`);
+  const env = { REDIS_URL: server.url, JWT_SECRET: SECRET };
+  const svc = await child('service-server.ts', env);
+  const randB = rng(2);
+  const searchRequest = (rand: () => number): RequestSpec => ({
+    method: 'GET',
+    setupRequest: (req) => ({
+      ...req,
+      method: 'GET',
+      path: searchPath(city.id, base, rand),
+      headers: { authorization: `Bearer ${token}` },
+    }),
+  });
+  const serviceResult = await measure(
+    svc.url,
+    searchRequest(randB),
+    { server: svc.pid, redis: pid },
+    { onStart: () => svc.call('stats', { reset: true }) },
+  );
+  const stats = await svc.call<{ routes: Record<string, Percentiles>; search: Percentiles }>('stats', { reset: true });
+  // The cost of one search alone: N searches one after another in the server process, nothing else running.
+  const probe = await svc.call<Percentiles>('probe', { city: city.id, n: C.probeN });
+  await stop(svc);
+  const prof = await profile('service-server.ts', env, searchRequest(rng(3)));
+  return {
+    vehicles: ids.length,
+    floor: floorResult,
+    service: {
+      ...serviceResult,
+      server: { request: stats.routes['GET /v1/cities/:city/availability'], search: stats.search, probe },
+    },
+    profile: prof,
+  };
+}

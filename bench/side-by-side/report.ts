@@ -1,0 +1,254 @@
+/**
+ * The benchmark's report: tables, ratios against the floors, the reading of the figures, and
+ * the "Side by side" section of docs/benchmarks.md.
+ */
+import { readFile, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import type { ProfileSummary } from '../lib/cpu.ts';
+import {
+  C,
+  CONNECTIONS,
+  LAG_SAMPLE_MS,
+  type Measured,
+  QUICK,
+  READS_PER_WRITE,
+  TARGETS,
+  privateRedis,
+} from './harness.ts';
+import type { writes } from './writes.ts';
+import type { reads } from './reads.ts';
+import type { seedDay } from './seed-day.ts';
+
+// Report -------------------------------------------------------------------------------------
+
+export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+export const f1 = (x: number) => x.toFixed(1);
+export const f2 = (x: number) => x.toFixed(2);
+export const pct = (x: number) => `${Math.round(x * 100)}%`;
+export const okShare = (status: Record<string, number>, n: number) =>
+  n
+    ? Object.entries(status)
+        .filter(([c]) => c.startsWith('2'))
+        .reduce((a, [, k]) => a + k, 0) / n
+    : 0;
+export const coresText = (c: Record<string, number>) =>
+  `${Object.entries(c)
+    .filter(([k]) => k !== 'machine')
+    .map(([k, v]) => `${k} ${f2(v)}`)
+    .join(', ')} (machine ${f2(c.machine ?? 0)} of ${os.cpus().length})`;
+export const groupsText = (p: ProfileSummary | undefined, n = 5) =>
+  p
+    ? p.groups
+        .filter((g) => g.share >= 0.01)
+        .slice(0, n)
+        .map((g) => `${g.group} ${pct(g.share)}`)
+        .join(', ')
+    : 'not profiled';
+
+export type Writes = Awaited<ReturnType<typeof writes>>;
+export type Reads = Awaited<ReturnType<typeof reads>>;
+export type SeedDay = Awaited<ReturnType<typeof seedDay>>;
+
+/** Sequential writes to a private redis-server with appendfsync always: what one fsync costs here. */
+export async function fsyncProbe(): Promise<number> {
+  const { redis } = await privateRedis();
+  for (let i = 0; i < 50; i++) await redis.set('probe', i);
+  const t = performance.now();
+  const n = QUICK ? 100 : 1_000;
+  for (let i = 0; i < n; i++) await redis.set('probe', i);
+  return (performance.now() - t) / n;
+}
+
+export function tables(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, number>) {
+  const row = (name: string, x: Measured) =>
+    `| ${name} | ${Math.round(x.perSec)} | ${f2(x.p50)} | ${f2(x.p99)} | ${x.requests} | ${pct(okShare(x.status, x.requests))} | ${x.cpuUsPerRequest.server} | ${x.cpuUsPerRequest.store} |`;
+  const main = [
+    '| scenario | req/s | p50 ms | p99 ms | requests | 2xx | server CPU µs/req | store CPU µs/req |',
+    '|---|---|---|---|---|---|---|---|',
+    row('writes (a) floor: fastify + ioredis, one EVALSHA', w.floor),
+    row('writes (b) this service: `POST /v1/bookings`', w.service),
+    row('writes (b+sync) the same, sync worker running beside it', w.serviceWithSync),
+    row('writes (c) PostgreSQL only: `FOR UPDATE` + INSERT, exclusion constraint', w.pgOnly),
+    row("reads (a') floor: fastify + `HGETALL`", r.floor),
+    row(`reads (b') this service: availability search, ${r.vehicles}-vehicle city`, r.service),
+    `| seed day: ${s.completed} ops, ${s.readsPerWrite} reads per write, ${s.cities} cities | ${Math.round(s.opsPerSec)} | ${f2(s.p50)} | ${f2(s.p99)} | ${s.completed} in ${f1(s.seconds)} s | ${pct(okShare(s.status, s.completed))} | ${s.cpuUsPerRequest.server} | ${s.cpuUsPerRequest.store} |`,
+  ].join('\n');
+  const ratioTable = [
+    '| ratio (throughput) | value |',
+    '|---|---|',
+    `| **b/a** bookings vs floor | **${f2(ratios.bookingVsFloor!)}** |`,
+    `| **b/c** bookings vs PostgreSQL only | **${f2(ratios.bookingVsPgOnly!)}x** |`,
+    `| (b+sync)/a, (b+sync)/c | ${f2(ratios.bookingWithSyncVsFloor!)}, ${f2(ratios.bookingWithSyncVsPgOnly!)}x |`,
+    `| **b'/a'** search vs floor read | **${f2(ratios.searchVsFloor!)}** |`,
+  ].join('\n');
+  const sv = r.service.server;
+  const probe = sv.probe;
+  const server = [
+    '| server-side time, availability search | p50 ms | p99 ms | max ms | n |',
+    '|---|---|---|---|---|',
+    `| one search alone (readModel.search + verification, ${probe.n} in a row, in-process) | ${f2(probe.p50)} | ${f2(probe.p99)} | ${f2(probe.max)} | ${probe.n} |`,
+    ...(sv.search
+      ? [
+          `| the same during the ${CONNECTIONS}-client load (event-loop queueing included) | ${f2(sv.search.p50)} | ${f2(sv.search.p99)} | ${f2(sv.search.max)} | ${sv.search.n} |`,
+        ]
+      : []),
+    ...(sv.request
+      ? [
+          `| whole request during the load (onResponse reply.elapsedTime: auth, rate limit, search, serialization) | ${f2(sv.request.p50)} | ${f2(sv.request.p99)} | ${f2(sv.request.max)} | ${sv.request.n} |`,
+        ]
+      : []),
+  ].join('\n');
+  const lag = w.serviceWithSync.lag;
+  const lagLine = `Sync lag during (b+sync), sampled every ${LAG_SAMPLE_MS} ms from the consumer group (${Math.round(w.serviceWithSync.perSec)} bookings/s): p50 ${Math.round(lag.p50Ms)} ms, p99 ${Math.round(lag.p99Ms)} ms, max ${Math.round(lag.maxMs)} ms (p99 ${lag.p99Events} events behind); caught up ${f1(lag.drainAfterLoadSeconds)} s after the load stopped.`;
+  const breakdown = [
+    `| (b) with a layer taken away, ${C.breakdownSeconds} s each | req/s | p50 ms | p99 ms | server CPU µs/req | Redis CPU µs/req |`,
+    '|---|---|---|---|---|---|',
+    ...w.breakdown.map(
+      (x) =>
+        `| ${x.variant} | ${Math.round(x.perSec)} | ${f2(x.p50)} | ${f2(x.p99)} | ${x.cpuUsPerRequest.server} | ${x.cpuUsPerRequest.store} |`,
+    ),
+  ].join('\n');
+  const seedKinds = Object.entries(s.byKind)
+    .map(
+      ([k, v]) =>
+        `${k} ${v.n} (p50 ${f2(v.p50)} / p99 ${f2(v.p99)} ms; ${Object.entries(v.status)
+          .map(([c, n]) => `${c}: ${n}`)
+          .join(', ')})`,
+    )
+    .join('; ');
+  const cpu = [
+    `- writes (a): ${coresText(w.floor.cores)}`,
+    `- writes (b): ${coresText(w.service.cores)}`,
+    `- writes (b+sync): ${coresText(w.serviceWithSync.cores)}`,
+    `- writes (c): ${coresText(w.pgOnly.cores)}`,
+    `- reads (a'): ${coresText(r.floor.cores)}`,
+    `- reads (b'): ${coresText(r.service.cores)}`,
+    `- seed day: ${coresText(s.cores)}`,
+  ].join('\n');
+  return { main, ratioTable, server, lagLine, breakdown, seedKinds, cpu };
+}
+
+/** The reading of this run's figures, written from them (so it never goes stale). */
+export function reading(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, number>, fsyncMs: number): string {
+  const a = w.floor;
+  const b = w.service;
+  const c = w.pgOnly;
+  const [asIs, noJwt, noReadModel, everysec, floorEverysec] = w.breakdown;
+  const rel = (x?: Measured) =>
+    x && asIs
+      ? `${Math.round(x.perSec)}/s (${x.perSec >= asIs.perSec ? '+' : ''}${Math.round((x.perSec / asIs.perSec - 1) * 100)}%)`
+      : 'n/a';
+  const ceiling = (us: number) => (us > 0 ? Math.round(1e6 / us) : 0);
+  const jwtUs = asIs && noJwt ? asIs.cpuUsPerRequest.server - noJwt.cpuUsPerRequest.server : 0;
+  const readModelUs = noJwt && noReadModel ? noJwt.cpuUsPerRequest.server - noReadModel.cpuUsPerRequest.server : 0;
+  const busiest = [a, b, w.serviceWithSync, c, r.floor, r.service].reduce(
+    (m, x) => Math.max(m, x.cores.other ?? 0),
+    s.cores.other ?? 0,
+  );
+  const p = r.service.server.probe;
+  const sv = r.service.server.search;
+  const machine = (x: { cores: Record<string, number> }) => `${f2(x.cores.machine ?? 0)} of ${os.cpus().length}`;
+  return [
+    `**In short.** Each server under test is one Node.js process, and its CPU time per request sets its ceiling: one core gives it about 1 s / (CPU per request), a little more since the garbage collector and the thread pool run beside its JavaScript thread. The floor's process spends ${a.cpuUsPerRequest.server} µs per booking; this service's ${b.cpuUsPerRequest.server} µs (a ceiling of about ${ceiling(b.cpuUsPerRequest.server)}/s; it reached ${Math.round(b.perSec)}/s, its process at ${f2(b.cores.server ?? 0)} cores, the machine at ${machine(b)}), ${r.service.cpuUsPerRequest.server} µs per search in a ${r.vehicles}-vehicle city (ceiling ${ceiling(r.service.cpuUsPerRequest.server)}/s) and ${s.cpuUsPerRequest.server} µs per seed-day operation (ceiling ${ceiling(s.cpuUsPerRequest.server)}/s, where the ${TARGETS.seedDaySeconds} s target needs ${Math.round(s.operations / TARGETS.seedDaySeconds)}/s). Redis is not the limit: ${b.cpuUsPerRequest.store} µs per booking (${ceiling(b.cpuUsPerRequest.store)}/s).`,
+    `**Bookings against the floor (b/a ${f2(ratios.bookingVsFloor!)}).** JWT verification no longer weighs: \`authenticator\` (src/api/auth.ts) imports the HMAC key once and remembers a verified token for up to a minute (never past its \`exp\`), so taking it away changes ${jwtUs} µs of the process's CPU per booking (${asIs ? `${asIs.cpuUsPerRequest.server} → ${noJwt?.cpuUsPerRequest.server}` : 'n/a'} µs; ${rel(noJwt)}); the profile shows JWT verification (jose, WebCrypto) at ${pct(w.profile?.groups.find((g) => g.group.startsWith('JWT'))?.share ?? 0)} of the process's busy time. The read model tailing the streams in the API process costs ${readModelUs} µs per booking (without it as well: ${rel(noReadModel)}). The rest is the request's path itself: per-caller rate limiting (counted in process, added up in Redis every 50 ms), schema validation and serialization, the service layer (per-vehicle queue, idempotency, result parsing) and one Redis round trip to the \`book\` script — a much bigger script than the floor's: it loads and decodes the vehicle's whole calendar, re-derives the status, keeps the city counters exact and appends an event that carries the entry's full state. It is a write, which with \`appendfsync always\` Redis answers only after the fsync of its event-loop turn (${f2(fsyncMs)} ms for a write alone here): with \`everysec\` as well, ${rel(everysec)}; the floor with everysec: ${floorEverysec ? `${Math.round(floorEverysec.perSec)}/s` : 'n/a'}. Profile of the process under the bookings: ${groupsText(w.profile, 6)}.`,
+    `**Bookings against PostgreSQL only (b/c ${f2(ratios.bookingVsPgOnly!)}x).** The PostgreSQL-only service's Node process does little per booking (${c.cpuUsPerRequest.server} µs, four round trips), and PostgreSQL, which group-commits its 20 connections' transactions, spends ${c.cpuUsPerRequest.store} µs per booking on ${f2(c.cores.postgres ?? 0)} cores (machine ${machine(c)}): it reaches ${Math.round(c.perSec)}/s with about all the machine has left after the load generator. Five times that is ${Math.round(5 * c.perSec)}/s, more than one Node process spending ${b.cpuUsPerRequest.server} µs per booking can do (about ${ceiling(b.cpuUsPerRequest.server)}/s); the floor's process (${a.cpuUsPerRequest.server} µs) could. \`fleet serve\` runs one API process per core; this benchmark runs one, like the floor and the PostgreSQL-only service.`,
+    `**Booking latency (p99 ${f1(b.p99)} ms).** With ${CONNECTIONS} clients always waiting, the mean latency is ${CONNECTIONS} / throughput (${f1((CONNECTIONS / b.perSec) * 1000)} ms at ${Math.round(b.perSec)}/s): latency follows throughput.`,
+    `**Search (b'/a' ${f2(ratios.searchVsFloor!)}).** In a ${r.vehicles}-vehicle city a search costs the process ${r.service.cpuUsPerRequest.server} µs of CPU where an \`HGETALL\` behind fastify costs ${r.floor.cpuUsPerRequest.server} µs. For each search the read model scans every vehicle of the city in memory (filters, then the vehicle's calendar against the window), sorts the free ones, and only then builds and verifies one page against Redis; the profile: ${groupsText(r.profile, 5)}. One search alone takes ${f2(p.p50)} ms at the median and ${f2(p.p99)} ms at p99 (${p.n} in a row, in-process); under ${CONNECTIONS} clients${sv ? ` the same call measures ${f2(sv.p50)} / ${f2(sv.p99)} ms (p50 / p99)` : ''}, queueing behind the other searches on one event loop.`,
+    `**Seed day (${f1(s.seconds)} s, ${Math.round(s.opsPerSec)} ops/s).** ${pct(READS_PER_WRITE / (READS_PER_WRITE + 1))} of the operations are reads, mostly searches in ${s.vehiclesPerCity}-vehicle cities. Every request, reads included, is authenticated (a remembered token) and counted against its caller's rate limit (in process; Redis every 50 ms) before its handler runs. The process used ${f2(s.cores.server ?? 0)} cores (${s.cpuUsPerRequest.server} µs per operation), Redis ${f2(s.cores.redis ?? 0)}, the load generator ${f2(s.cores.loadgen ?? 0)}: the API process is the limit.`,
+    `**Sync lag (p99 ${Math.round(w.serviceWithSync.lag.p99Ms)} ms).** Measured at ${Math.round(w.serviceWithSync.perSec)} bookings/s: with the sync worker (${f2(w.serviceWithSync.cores.sync ?? 0)} cores) and PostgreSQL (${f2(w.serviceWithSync.cores.postgres ?? 0)}) on the same cores, bookings drop from ${Math.round(b.perSec)}/s to that${w.serviceWithSync.lag.p99Ms < TARGETS.lagP99Ms ? ', and the worker keeps up' : `; the worker, left ${f2(w.serviceWithSync.cores.sync ?? 0)} cores by the rest, drains fewer events per second than the bookings make, so the lag grows for as long as bookings come at that rate (it is bounded by the run, and gone ${f1(w.serviceWithSync.lag.drainAfterLoadSeconds ?? 0)} s after the load stops). On its own the worker drains faster (see Sync above); a deployment gives PostgreSQL and the worker cores of their own, and spreads cities over several workers`}.`,
+    `**The machine.** ${os.cpus().length} cores for everything: the load generator (autocannon: ${f2(a.cores.loadgen ?? 0)} cores during the floor's run, ${f2(b.cores.loadgen ?? 0)} during the service's), the server under test, redis-server or PostgreSQL, and in (b+sync) the sync worker. The floors are partly held back by the load generator, so the ratios against them flatter the service a little; on separate machines every figure would be higher. Processes outside the benchmark used up to ${f2(busiest)} cores during a measured run (\`other\`).`,
+  ].join('\n\n');
+}
+
+export function section(
+  x: ReturnType<typeof tables> & {
+    targetTable: string;
+    text: string;
+    w: Writes;
+    r: Reads;
+    s: SeedDay;
+    seconds: number;
+    date: string;
+  },
+): string {
+  return `## Side by side
+
+This service next to its floor and next to the PostgreSQL-only service most teams build first, in
+one run (\`npm run bench\`, ${Math.round(x.seconds)} s), with the same load generator (autocannon, ${CONNECTIONS} keep-alive clients,
+one request in flight each, loopback only), ${C.warmup} s of warm-up then ${C.seconds} s per scenario. Every server
+under test is its own child process (\`node --import tsx bench/<x>.ts\`) with its own private
+redis-server (AOF, \`appendfsync always\`) or fresh database (PostgreSQL 15, \`fsync\` and
+\`synchronous_commit\` on): every acknowledged booking is durable on all three.
+
+- **writes**: ${C.writeVehicles} vehicles in one city; request *i* books vehicle *i mod ${C.writeVehicles}* for 2 h in the
+  *i div ${C.writeVehicles}*-th 3-hour slot, the same sequence for (a), (b), (c), so every booking can succeed.
+  (a) \`bench/floor-server.ts\`: fastify + ioredis, one EVALSHA (vehicle exists? does the nearest earlier
+  interval of the vehicle's sorted set overlap, turnaround included? ZADD + XADD), no auth or
+  validation. (b) \`bench/service-server.ts\`: the real \`buildApp\` as \`fleet serve\` runs one API
+  process (JWT authenticator, per-caller rate limits in Redis raised out of the way but still
+  counted, the search read model tailing the streams), one customer's token. (b+sync) the same with
+  \`bench/sync-worker.ts\` (the sync worker as \`fleet worker\` runs it) projecting into a fresh
+  database. (c) \`bench/pg-only-server.ts\`: fastify + pg (pool 20), \`BEGIN; SELECT ... FROM vehicles
+  WHERE id = $1 FOR UPDATE; INSERT\` into a table with \`EXCLUDE USING gist (vehicle_id WITH =, period WITH &&)\`; \`COMMIT\`.
+- **reads**: a ${x.r.vehicles}-vehicle city seeded by \`seedCity\` (some booked, some blocked). (a') \`HGETALL\`
+  of a random vehicle's hash behind fastify; (b') \`GET /v1/cities/{city}/availability\`, a random
+  window in the next 72 h, 2 to 48 h long, a quarter with a category filter, 20 per page.
+- **seed day**: ${x.s.cities} reference cities x ${x.s.vehiclesPerCity} vehicles (\`seedCity\`), then ${x.s.operations} operations through the
+  API with ${CONNECTIONS} clients, ${READS_PER_WRITE} reads per write: reads are availability searches (9 in 10) and
+  \`GET /v1/vehicles/{id}\`; writes are bookings (7 in 10), holds (2 in 10) and cancellations (1 in 10) of
+  bookings made earlier, by 500 customers, in random cities, vehicles and windows (some refused: taken).
+
+Latencies are client-side and count every answer. CPU per request is the process's CPU time over
+the measured run divided by its requests (\`store\`: redis-server, or every PostgreSQL backend).
+**The machine has ${os.cpus().length} cores, shared by the load generator, the server process, redis-server,
+PostgreSQL and in (b+sync) the sync worker**: absolute figures are lower than on separate machines.
+
+Last run: ${x.date}, node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}).
+
+${x.main}
+
+${x.ratioTable}
+
+${x.server}
+
+${x.lagLine}
+
+Seed day by kind: ${x.seedKinds}.
+
+### Targets
+
+${x.targetTable}
+
+### Where the time goes
+
+${x.breakdown}
+
+CPU profiles (\`--cpu-prof\`) of the service's server process under the same load, ${C.profileSeconds} s each, self time
+as a share of its busy time: bookings (b): ${groupsText(x.w.profile, 8)}; search (b'): ${groupsText(x.r.profile, 8)}.
+
+Cores used during each measured run (CPU seconds per second from /proc; \`other\`: processes outside the benchmark):
+
+${x.cpu}
+
+${x.text}
+
+### Reproduce
+
+\`\`\`
+npm run bench                  # this section and bench/results/latest.json (~6 min, at most 10; BENCH_SECONDS=15, BENCH_PROFILE=0)
+npm run bench -- --quick       # every scenario at tiny scale in under a minute (or BENCH_QUICK=1); writes nothing in the tree
+npm run bench:engine           # the Engine section; npm run bench:sync: the Sync section
+\`\`\`
+
+Needs \`redis-server\` on the PATH and PostgreSQL at \`DATABASE_URL\` (default \`postgres://postgres@127.0.0.1:5432/postgres\`).
+`;
+}
+
+/** Replaces only this benchmark's section of docs/benchmarks.md (as bench/engine.ts and bench/sync.ts do theirs). */
+export async function updateDoc(section: string) {
+  const file = path.join('docs', 'benchmarks.md');
+  const doc = await readFile(file, 'utf8');
+  const re = /## Side by side\n[\s\S]*?(?=\n## |$)/;
+  await writeFile(file, re.test(doc) ? doc.replace(re, () => section) : `${doc.trimEnd()}\n\n${section}`);
+}
