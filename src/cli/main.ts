@@ -47,11 +47,12 @@ async function main(): Promise<number> {
     console.log(USAGE);
     return name ? 0 : 1;
   }
-  const command = COMMANDS.get(name);
-  if (!command) {
+  const load = COMMANDS.get(name);
+  if (!load) {
     console.error(`unknown command ${name}\n\n${USAGE}`);
     return 1;
   }
+  const command = await load();
   const config = loadConfig();
   const redis = connectRedis(config);
   // Connection errors during a failover are expected: commands wait and retry (REDIS_FAILOVER_WAIT_MS).

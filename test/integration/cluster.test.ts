@@ -56,14 +56,9 @@ test('the whole flow on a three-node Redis Cluster', { timeout: 120_000 }, async
     for (const k of [keys.vehicles(c.id), keys.counters(c.id), keys.calendar(c.id, 'veh_x_1'), keys.offers(c.id)]) {
       assert.equal(Number(await redis.cluster('KEYSLOT', k)), slot, `${k} shares the city's slot`);
     }
-    const shards = (await redis.cluster('SHARDS')) as unknown[][];
-    for (const shard of shards) {
-      const fields = shard as unknown[];
-      const ranges = fields[fields.indexOf('slots') + 1] as number[];
-      for (let i = 0; i < ranges.length; i += 2)
-        if (slot >= Number(ranges[i]) && slot <= Number(ranges[i + 1]))
-          owners.add(JSON.stringify(fields[fields.indexOf('nodes') + 1]));
-    }
+    // The owner is the master's node id (CLUSTER SLOTS: [start, end, [host, port, id], ...replicas]).
+    for (const [start, end, master] of await redis.cluster('SLOTS'))
+      if (master && slot >= start && slot <= end) owners.add(master[2]);
   }
   assert.ok(owners.size >= 2, `cities spread over ${owners.size} node(s)`);
   assert.equal((await inspectDurability(redis)).durable, true);

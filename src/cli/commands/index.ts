@@ -1,73 +1,41 @@
-/** Every `fleet` command, one per file; `main.ts` dispatches by name. */
+/**
+ * Every `fleet` command, one per file; `main.ts` dispatches by name. Each loads on demand, so a
+ * short command (a worker a crash test restarts twenty times) does not pay for the API's imports.
+ */
 import type { Command } from '../context.ts';
-import { acceptCommand } from './accept.ts';
-import { blockCommand } from './block.ts';
-import { bookCommand } from './book.ts';
-import { cancelCommand } from './cancel.ts';
-import { chaosCommand } from './chaos.ts';
-import { completeCommand } from './complete.ts';
-import { countersCommand } from './counters.ts';
-import { declineCommand } from './decline.ts';
-import { delistCommand } from './delist.ts';
-import { durabilityCommand } from './durability.ts';
-import { eventsCommand } from './events.ts';
-import { extendCommand } from './extend.ts';
-import { haCliCommand } from './ha.ts';
-import { holdCommand } from './hold.ts';
-import { lagCommand } from './lag.ts';
-import { migrateCommand } from './migrate.ts';
-import { offersCommand } from './offers.ts';
-import { rebuildCommand } from './rebuild.ts';
-import { reconcileCommand } from './reconcile.ts';
-import { relistCommand } from './relist.ts';
-import { releaseCommand } from './release.ts';
-import { resolveCommand } from './resolve.ts';
-import { seedCommand } from './seed.ts';
-import { serveCommand } from './serve.ts';
-import { simulateCommand } from './simulate.ts';
-import { startCommand } from './start.ts';
-import { sweepCommand } from './sweep.ts';
-import { tokenCommand } from './token.ts';
-import { trimCommand } from './trim.ts';
-import { unblockCommand } from './unblock.ts';
-import { validateCommand } from './validate.ts';
-import { vehicleCommand } from './vehicle.ts';
-import { workerCommand } from './worker.ts';
 
-export const COMMANDS: ReadonlyMap<string, Command> = new Map(
-  [
-    serveCommand,
-    workerCommand,
-    tokenCommand,
-    migrateCommand,
-    lagCommand,
-    rebuildCommand,
-    reconcileCommand,
-    seedCommand,
-    durabilityCommand,
-    sweepCommand,
-    trimCommand,
-    vehicleCommand,
-    countersCommand,
-    eventsCommand,
-    holdCommand,
-    bookCommand,
-    releaseCommand,
-    cancelCommand,
-    startCommand,
-    completeCommand,
-    extendCommand,
-    blockCommand,
-    unblockCommand,
-    delistCommand,
-    relistCommand,
-    offersCommand,
-    acceptCommand,
-    declineCommand,
-    resolveCommand,
-    validateCommand,
-    simulateCommand,
-    chaosCommand,
-    haCliCommand,
-  ].map((c) => [c.name, c]),
-);
+export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map<string, () => Promise<Command>>([
+  ['accept', async () => (await import('./accept.ts')).acceptCommand],
+  ['block', async () => (await import('./block.ts')).blockCommand],
+  ['book', async () => (await import('./book.ts')).bookCommand],
+  ['cancel', async () => (await import('./cancel.ts')).cancelCommand],
+  ['chaos', async () => (await import('./chaos.ts')).chaosCommand],
+  ['complete', async () => (await import('./complete.ts')).completeCommand],
+  ['counters', async () => (await import('./counters.ts')).countersCommand],
+  ['decline', async () => (await import('./decline.ts')).declineCommand],
+  ['delist', async () => (await import('./delist.ts')).delistCommand],
+  ['durability', async () => (await import('./durability.ts')).durabilityCommand],
+  ['events', async () => (await import('./events.ts')).eventsCommand],
+  ['extend', async () => (await import('./extend.ts')).extendCommand],
+  ['ha', async () => (await import('./ha.ts')).haCliCommand],
+  ['hold', async () => (await import('./hold.ts')).holdCommand],
+  ['lag', async () => (await import('./lag.ts')).lagCommand],
+  ['migrate', async () => (await import('./migrate.ts')).migrateCommand],
+  ['offers', async () => (await import('./offers.ts')).offersCommand],
+  ['rebuild', async () => (await import('./rebuild.ts')).rebuildCommand],
+  ['reconcile', async () => (await import('./reconcile.ts')).reconcileCommand],
+  ['release', async () => (await import('./release.ts')).releaseCommand],
+  ['relist', async () => (await import('./relist.ts')).relistCommand],
+  ['resolve', async () => (await import('./resolve.ts')).resolveCommand],
+  ['seed', async () => (await import('./seed.ts')).seedCommand],
+  ['serve', async () => (await import('./serve.ts')).serveCommand],
+  ['simulate', async () => (await import('./simulate.ts')).simulateCommand],
+  ['start', async () => (await import('./start.ts')).startCommand],
+  ['sweep', async () => (await import('./sweep.ts')).sweepCommand],
+  ['token', async () => (await import('./token.ts')).tokenCommand],
+  ['trim', async () => (await import('./trim.ts')).trimCommand],
+  ['unblock', async () => (await import('./unblock.ts')).unblockCommand],
+  ['validate', async () => (await import('./validate.ts')).validateCommand],
+  ['vehicle', async () => (await import('./vehicle.ts')).vehicleCommand],
+  ['worker', async () => (await import('./worker.ts')).workerCommand],
+]);
