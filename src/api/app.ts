@@ -10,6 +10,7 @@ import { DomainError } from '../domain/errors.ts';
 import { metrics } from '../metrics.ts';
 import type { Actor } from './auth.ts';
 import { sendProblem } from './problems.ts';
+import { requireScope } from './authorize.ts';
 import { Problem } from './schemas.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { liveRoutes } from './routes/live.ts';
@@ -22,6 +23,8 @@ import { batchRoutes } from './routes/batch.ts';
 import { citiesAnalyticsRoutes, conflictsAnalyticsRoutes, utilizationAnalyticsRoutes } from './routes/analytics.ts';
 import { icalRoutes } from './routes/calendar-ics.ts';
 import { offerRoutes } from './routes/offers.ts';
+import { adminRoutes } from './routes/admin.ts';
+import { tripListRoutes } from './routes/trips.ts';
 import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.ts';
 import { LiveHub } from './live.ts';
 import type { App, AppDeps, HttpLimits } from './types.ts';
@@ -37,6 +40,7 @@ const V1_ROUTES = [
   holdRoutes,
   bookRoutes,
   bookingRoutes,
+  tripListRoutes,
   tripRoutes,
   vehicleRoutes,
   fleetRoutes,
@@ -50,6 +54,7 @@ const V1_ROUTES = [
   offerRoutes,
   icalRoutes,
   liveRoutes,
+  adminRoutes,
 ];
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
@@ -160,6 +165,17 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       new DomainError('ROUTE_NOT_FOUND', `no route ${request.method} ${request.url.split('?')[0]}`),
     ),
   );
+
+  // Scopes: declared per route (`config.scope`), enforced once here after validation, and shown
+  // in the OpenAPI document as the bearer scheme's scope.
+  app.addHook('onRoute', (route) => {
+    const scope = route.config?.scope;
+    if (scope && route.schema) route.schema = { ...route.schema, security: [{ bearer: [scope] }] };
+  });
+  app.addHook('preHandler', async (request) => {
+    const scope = request.routeOptions.config.scope;
+    if (scope) requireScope(request.actor, scope);
+  });
 
   limitConnectionsPerAddress(app.server, httpLimits.maxConnectionsPerIp);
 

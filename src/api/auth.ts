@@ -10,11 +10,26 @@ import { codeOf, DomainError, messageOf } from '../domain/errors.ts';
 export const ROLES = ['customer', 'host', 'ops', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
 
+/** What a token may be narrowed to (`scope`, space-separated, RFC 8693 §4.2); docs/api.md, "Permissions". */
+export const SCOPES = [
+  'bookings:read',
+  'bookings:write',
+  'fleet:read',
+  'fleet:write',
+  'analytics:read',
+  'webhooks:manage',
+] as const;
+export type Scope = (typeof SCOPES)[number];
+
 export interface Actor {
   id: string;
   role: Role;
   /** Set for hosts: the fleet they own. */
   hostId?: string;
+  /** Set when the token carries `scope`: only these; unset, the role's every permission. */
+  scopes?: ReadonlySet<Scope>;
+  /** Set for staff whose token carries `cities`: the only cities they may see or change. */
+  cities?: ReadonlySet<string>;
 }
 
 export interface AuthConfig {
@@ -62,11 +77,35 @@ export function authenticator(cfg: AuthConfig): (authorization: string | undefin
       id: payload.sub,
       role: role as Role,
       ...(role === 'host' ? { hostId: payload.hostId as string } : {}),
+      ...narrowing(payload),
     };
     if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
     verified.set(m[1], { actor, until: Math.min(now + VERIFIED_TTL_MS, (payload.exp as number) * 1000) });
     return actor;
   };
+}
+
+/** The token's `scope` and (staff) `cities` claims; a malformed one refuses the token rather than widen it. */
+function narrowing(payload: JWTPayload): Pick<Actor, 'scopes' | 'cities'> {
+  const out: { scopes?: Set<Scope>; cities?: Set<string> } = {};
+  if (payload.scope !== undefined) {
+    const words = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : undefined;
+    const unknown = words?.find((w) => !SCOPES.includes(w as Scope));
+    if (!words || unknown !== undefined)
+      throw new DomainError('UNAUTHENTICATED', `scope must be space-separated scopes of ${SCOPES.join(', ')}`, {
+        reason: 'claims',
+      });
+    out.scopes = new Set(words as Scope[]);
+  }
+  if (payload.cities !== undefined) {
+    const cities = payload.cities;
+    if (!Array.isArray(cities) || !cities.every((c): c is string => typeof c === 'string'))
+      throw new DomainError('UNAUTHENTICATED', 'cities must be an array of city ids', { reason: 'claims' });
+    if (payload.role !== 'ops')
+      throw new DomainError('UNAUTHENTICATED', 'only ops tokens are limited to cities', { reason: 'claims' });
+    out.cities = new Set(cities);
+  }
+  return out;
 }
 
 function isHmac(token: string): boolean {
@@ -81,10 +120,15 @@ function isHmac(token: string): boolean {
 /** A dev token (`fleet token`, `npm start`), signed with the HS256 secret. */
 export async function mintToken(
   secret: Uint8Array,
-  claims: { sub: string; role: Role; hostId?: string },
+  claims: { sub: string; role: Role; hostId?: string; scope?: string; cities?: string[] },
   ttlSeconds = 24 * 3600,
 ): Promise<string> {
-  return new SignJWT({ role: claims.role, ...(claims.hostId ? { hostId: claims.hostId } : {}) })
+  return new SignJWT({
+    role: claims.role,
+    ...(claims.hostId ? { hostId: claims.hostId } : {}),
+    ...(claims.scope !== undefined ? { scope: claims.scope } : {}),
+    ...(claims.cities ? { cities: claims.cities } : {}),
+  })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(claims.sub)
     .setIssuedAt()

@@ -4,11 +4,14 @@
  * - a resource of another tenant answers 404 NOT_FOUND, exactly as a missing one would, so ids of
  *   others are never confirmed: another customer's booking, another host's vehicle, calendar,
  *   blocks or fleet (`canSeeTrip`, `requireVehicleManager`, `requireHostScope`).
- * Staff (ops, admin) see and manage everything.
+ * Staff (ops, admin) see and manage everything, except that ops whose token names `cities` see
+ * only those: another city's resources are another tenant's (404). On top of the role, a token
+ * that carries `scope` may use only the routes of those scopes (403, `requireScope`); admin alone
+ * reads the configuration and manages every webhook (`requireAdmin`).
  */
 import { DomainError } from '../domain/errors.ts';
 import type { Vehicle } from '../domain/vehicle.ts';
-import type { Actor, Role } from './auth.ts';
+import type { Actor, Role, Scope } from './auth.ts';
 
 export function requireRole(actor: Actor, ...roles: Role[]): void {
   if (!roles.includes(actor.role))
@@ -17,24 +20,56 @@ export function requireRole(actor: Actor, ...roles: Role[]): void {
 
 export const isStaff = (actor: Actor) => actor.role === 'ops' || actor.role === 'admin';
 
-/** A customer's own booking or hold; the vehicle's host; staff. */
-export function canSeeTrip(actor: Actor, trip: { customerId: string }, vehicle: Pick<Vehicle, 'hostId'>): boolean {
-  if (isStaff(actor)) return true;
+/** Staff, in this city: ops limited to cities cover only those. */
+export const staffIn = (actor: Actor, city: string) => isStaff(actor) && (actor.cities?.has(city) ?? true);
+
+/** The cities a caller may see, or undefined for every city. */
+export const citiesOf = (actor: Actor): ReadonlySet<string> | undefined => actor.cities;
+
+/** A city outside the caller's cities is, to them, a city that does not exist. */
+export function requireCity(actor: Actor, city: string): void {
+  if (actor.cities && !actor.cities.has(city)) throw notFound('city', city);
+}
+
+/** A token narrowed by `scope` must carry this one; a token without `scope` has all of its role's. */
+export function requireScope(actor: Actor, scope: Scope): void {
+  if (actor.scopes && !actor.scopes.has(scope))
+    throw new DomainError('FORBIDDEN', `this token lacks the scope ${scope}`, { scope });
+}
+
+export function requireAdmin(actor: Actor): void {
+  requireRole(actor, 'admin');
+}
+
+/** A customer's own booking or hold; the vehicle's host; staff of its city. */
+export function canSeeTrip(
+  actor: Actor,
+  trip: { customerId: string },
+  vehicle: Pick<Vehicle, 'hostId' | 'city'>,
+): boolean {
+  if (isStaff(actor)) return staffIn(actor, vehicle.city);
   if (actor.role === 'customer') return trip.customerId === actor.id;
   return actor.role === 'host' && vehicle.hostId === actor.hostId;
 }
 
-/** A vehicle's host, or staff: who manages its spec, calendar and blocks. */
-export function mayManageVehicle(actor: Actor, vehicle: Pick<Vehicle, 'hostId'>): boolean {
-  return isStaff(actor) || (actor.role === 'host' && vehicle.hostId === actor.hostId);
+/** A vehicle's host, or staff of its city: who manages its spec, calendar and blocks. */
+export function mayManageVehicle(actor: Actor, vehicle: Pick<Vehicle, 'hostId' | 'city'>): boolean {
+  return staffIn(actor, vehicle.city) || (actor.role === 'host' && vehicle.hostId === actor.hostId);
 }
 
 /** Anyone else is told the vehicle (or what of it they asked for) does not exist. */
-export function requireVehicleManager(actor: Actor, vehicle: Pick<Vehicle, 'hostId' | 'id'>, what = 'vehicle'): void {
+export function requireVehicleManager(
+  actor: Actor,
+  vehicle: Pick<Vehicle, 'hostId' | 'id' | 'city'>,
+  what = 'vehicle',
+): void {
   if (!mayManageVehicle(actor, vehicle)) throw notFound(what, vehicle.id);
 }
 
-/** A host's own scope (its fleet, its trips), or staff; another host is told it does not exist. */
+/**
+ * A host's own scope (its fleet, its trips), or staff; another host is told it does not exist.
+ * Ops limited to cities see the part of a fleet in their cities (filter with `citiesOf`).
+ */
 export function requireHostScope(actor: Actor, hostId: string): void {
   if (!isStaff(actor) && !(actor.role === 'host' && actor.hostId === hostId)) throw notFound('host', hostId);
 }

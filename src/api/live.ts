@@ -27,7 +27,7 @@ import type { RedisConnection } from '../redis/scripts.ts';
 import type { Inventory } from '../services/inventory.ts';
 import type { ReadModel } from '../services/read-model.ts';
 import type { Actor } from './auth.ts';
-import { canSeeTrip, isStaff } from './authorize.ts';
+import { canSeeTrip, isStaff, mayManageVehicle } from './authorize.ts';
 import { PROBLEM_TYPE_BASE, problemOf } from './problems.ts';
 import { toCloudEvent } from './routes/events.ts';
 import { metrics } from '../metrics.ts';
@@ -418,18 +418,19 @@ export class LiveHub {
       new DomainError('FORBIDDEN', `${actor.role} ${actor.id} may not watch ${name}`, { topic: name });
     switch (kind) {
       case 'city':
-        if (!isStaff(actor)) throw forbidden();
+        if (!isStaff(actor) || (actor.cities && !actor.cities.has(id))) throw forbidden();
         if (!this.inventory.cities.get(id))
           throw new DomainError('NOT_FOUND', `city ${id} not found`, { entity: 'city', id });
         return { name, kind, id, cities: id };
       case 'host':
-        if (!isStaff(actor) && !(actor.role === 'host' && actor.hostId === id)) throw forbidden();
+        // A host's fleet spans cities: staff limited to some cities watch it city by city instead.
+        if (!(isStaff(actor) && !actor.cities) && !(actor.role === 'host' && actor.hostId === id)) throw forbidden();
         return { name, kind, id, cities: 'all' };
       case 'vehicle': {
         if (parseId(id)?.kind !== 'vehicle')
           throw new DomainError('NOT_FOUND', `vehicle ${id} not found`, { entity: 'vehicle', id });
         const { vehicle } = await this.inventory.getVehicleState(id);
-        if (!isStaff(actor) && !(actor.role === 'host' && vehicle.hostId === actor.hostId)) throw forbidden();
+        if (!mayManageVehicle(actor, vehicle)) throw forbidden();
         return { name, kind, id, cities: vehicle.city };
       }
       case 'booking': {

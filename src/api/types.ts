@@ -7,12 +7,13 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { FastifyBaseLogger } from 'fastify';
 import type pg from 'pg';
+import type { Config } from '../config.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import type { Inventory } from '../services/inventory.ts';
 import type { ReadModel } from '../services/read-model.ts';
 import type { CityLag } from '../workers/sync.ts';
-import type { Actor } from './auth.ts';
+import type { Actor, Scope } from './auth.ts';
 import type { LiveHub, LiveOptions } from './live.ts';
 import type { RateLimits } from './rate-limit.ts';
 
@@ -24,6 +25,8 @@ export interface HttpLimits {
 }
 
 export interface AppDeps {
+  /** The running configuration (admin's `GET /v1/admin/config`). */
+  config?: Config;
   inventory: Inventory;
   redis: RedisConnection;
   pool?: pg.Pool;
@@ -59,6 +62,8 @@ declare module 'fastify' {
   }
   interface FastifyContextConfig {
     public?: boolean;
+    /** The scope a `scope`-narrowed token needs for this route (authorize.ts, requireScope). */
+    scope?: Scope;
   }
   interface FastifyInstance {
     live: LiveHub;

@@ -5,7 +5,7 @@ export const USAGE = `fleet <command> [options]
 
 Engine
   serve [--demo] [--vehicles-per-city N]   migrate; run the HTTP API (PORT), the sweeper and the sync worker
-  token --role R [--sub S] [--host-id H]   mint a dev token (HS256, JWT_SECRET)
+  token --role R [--sub S] [--host-id H] [--scope S] [--cities C]   mint a dev token (HS256, JWT_SECRET)
   migrate                                  apply PostgreSQL migrations (creates the database)
   worker                                   run the sync worker only (streams -> PostgreSQL)
   lag                                      events not yet in PostgreSQL, per city
@@ -79,6 +79,7 @@ export function parseCommandLine(argv: string[] = process.argv.slice(2)) {
       faults: { type: 'string' },
       'update-doc': { type: 'string' },
       role: { type: 'string' },
+      scope: { type: 'string' },
       sub: { type: 'string' },
       'host-id': { type: 'string' },
       offer: { type: 'string' },

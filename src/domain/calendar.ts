@@ -37,7 +37,7 @@ export const BLOCK_REASONS = ['accident', 'maintenance', 'host'] as const;
 export type BlockReason = (typeof BLOCK_REASONS)[number];
 
 /** Why a booking became `conflicted`: the unrefusable fact that displaced it. */
-export type ConflictCause = BlockReason | 'late_return' | 'forced_extension' | 'delisted' | 'overlap';
+export type ConflictCause = BlockReason | 'late_return' | 'forced_extension' | 'delisted' | 'retired' | 'overlap';
 
 /** Allowed transitions; anything else is INVALID_STATE. */
 export const HOLD_TRANSITIONS: Record<HoldStatus, readonly HoldStatus[]> = {
@@ -127,6 +127,20 @@ export interface BlockEntry extends EntryBase {
 
 export type CalendarEntry = HoldEntry | BookingEntry | BlockEntry;
 export type EntryKind = CalendarEntry['kind'];
+
+/** Where a booking is in its life, as a customer or host lists it. */
+export const TRIP_PHASES = ['upcoming', 'active', 'past'] as const;
+export type TripPhase = (typeof TRIP_PHASES)[number];
+
+/**
+ * Upcoming: confirmed (or conflicted, awaiting its offers) and not yet over; active: under way;
+ * past: everything else. The SQL twin is `TRIP_PHASE_SQL` in src/pg/bookings.ts.
+ */
+export function tripPhase(b: Pick<BookingEntry, 'status' | 'to'>, now: number): TripPhase {
+  if (b.status === 'active') return 'active';
+  if ((b.status === 'confirmed' || b.status === 'conflicted') && b.to > now) return 'upcoming';
+  return 'past';
+}
 
 /** Holds and bookings are trips: the turnaround buffer separates them from each other. */
 export function isTrip(e: CalendarEntry): boolean {
@@ -247,7 +261,7 @@ export const STATUS_PRECEDENCE: readonly VehicleStatus[] = [
 /** "Status now" from the listing and the calendar (DESIGN §3); precedence as STATUS_PRECEDENCE. */
 export function deriveStatus(listing: ListingState, entries: readonly CalendarEntry[], now: number): DerivedStatus {
   const present = new Set<VehicleStatus>();
-  if (listing === 'delisted') present.add('delisted');
+  if (listing !== 'active') present.add('delisted');
   let due: number | undefined;
   const consider = (t: number | undefined) => {
     if (t !== undefined && t > now && (due === undefined || t < due)) due = t;

@@ -9,6 +9,7 @@ export const ERROR_CODES = {
   INVALID_INTERVAL: { status: 400, title: 'Invalid interval' },
   INVALID_STATE: { status: 409, title: 'Not allowed in the current state' },
   VERSION_MISMATCH: { status: 409, title: 'Stale version' },
+  HAS_FUTURE_BOOKINGS: { status: 409, title: 'The vehicle has trips to come' },
   HOLD_EXPIRED: { status: 410, title: 'Hold expired' },
   HOLD_LIMIT: { status: 429, title: 'Too many live holds' },
   HOLD_RATE_LIMITED: { status: 429, title: 'Holds placed too fast' },

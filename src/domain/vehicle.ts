@@ -10,7 +10,8 @@ export type Transmission = (typeof TRANSMISSIONS)[number];
 export const FUELS = ['petrol', 'diesel', 'electric', 'hybrid', 'cng'] as const;
 export type Fuel = (typeof FUELS)[number];
 
-export const LISTING_STATES = ['active', 'delisted'] as const;
+/** `retired` is final: delisted for good, kept for its history. */
+export const LISTING_STATES = ['active', 'delisted', 'retired'] as const;
 export type ListingState = (typeof LISTING_STATES)[number];
 
 /**

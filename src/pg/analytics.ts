@@ -75,7 +75,7 @@ const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /**
  * One row per bucket. $1 city, $2 first bucket start (epoch ms: any year, 0000 included), $3 bucket
- * length, $4 number of buckets.
+ * length, $4 number of buckets, $5 one host's fleet or null (the whole city).
  * Only vehicles counted in a bucket contribute hours to it, so utilization never exceeds 1.
  */
 const UTILIZATION_SQL = `
@@ -83,7 +83,7 @@ WITH buckets AS (
   SELECT g.i, tstzrange(to_timestamp($2::float8 / 1000) + g.i * $3::interval, to_timestamp($2::float8 / 1000) + (g.i + 1) * $3::interval, '[)') AS r
   FROM generate_series(0, $4::int - 1) AS g(i)
 ), fleet AS (
-  SELECT id, created_at FROM vehicles WHERE city = $1 AND listing <> 'delisted'
+  SELECT id, created_at FROM vehicles WHERE city = $1 AND listing = 'active' AND ($5::text IS NULL OR host_id = $5::text)
 )
 SELECT lower(b.r) AS start, upper(b.r) AS "end",
   (SELECT count(*) FROM fleet f WHERE f.created_at < upper(b.r))::int AS vehicles,
@@ -98,18 +98,19 @@ FROM buckets b ORDER BY b.i`;
 export async function computeUtilization(
   db: pg.Pool,
   city: string,
-  q: { from: number; to: number; granularity: Granularity; first: number; buckets: number },
+  q: { from: number; to: number; granularity: Granularity; first: number; buckets: number; hostId?: string },
 ): Promise<UtilizationAnswer> {
   const step = STEP_MS[q.granularity];
   // Hours, never days, as the step: '1 day' would follow the session time zone's DST changes.
   const rows = await query<{ start: Date; end: Date; vehicles: number; booked_hours: number; blocked_hours: number }>(
     db,
     UTILIZATION_SQL,
-    [city, q.first, `${step / HOUR_MS} hours`, q.buckets],
+    [city, q.first, `${step / HOUR_MS} hours`, q.buckets, q.hostId ?? null],
   );
   const capacity = (vehicles: number) => vehicles * (step / HOUR_MS);
   return {
     city,
+    ...(q.hostId !== undefined ? { hostId: q.hostId } : {}),
     from: new Date(q.from).toISOString(),
     to: new Date(q.to).toISOString(),
     granularity: q.granularity,
@@ -131,7 +132,7 @@ const POS = (t: string) =>
 
 /**
  * Figures for the whole selection, per city and per host, in one statement. $1 from, $2 to
- * (epoch ms; conflicted_at in [from, to)), $3 city or null, $4 host or null.
+ * (epoch ms; conflicted_at in [from, to)), $3 cities or null (all), $4 host or null.
  * - An offer belongs to the latest conflict of its booking at or before the offer was made.
  * - The first offer is the `conflict.offers_ready` time (offers.created_at); a NO_ALTERNATIVE
  *   conflict's is its cancellation (resolved_at). Times go through epoch seconds (numeric), so the
@@ -144,7 +145,7 @@ WITH sel AS (
   SELECT c.booking_id, c.stream_id, c.city, COALESCE(c.host_id, v.host_id) AS host_id, c.cause, c.conflicted_at, c.resolution, c.resolved_at
   FROM conflicts c LEFT JOIN vehicles v ON v.id = c.vehicle_id
   WHERE c.conflicted_at >= to_timestamp($1::float8 / 1000) AND c.conflicted_at < to_timestamp($2::float8 / 1000)
-    AND ($3::text IS NULL OR c.city = $3::text)
+    AND ($3::text[] IS NULL OR c.city = ANY($3::text[]))
     AND ($4::text IS NULL OR COALESCE(c.host_id, v.host_id) = $4::text)
 ), offered AS (
   SELECT k.booking_id, k.stream_id, count(*)::int AS offers_made, min(o.created_at) AS first_offer_at,
@@ -240,9 +241,10 @@ function figuresOf(r: FigureRow | undefined): ConflictFigures {
 
 export async function computeConflicts(
   db: pg.Pool,
-  q: { from: number; to: number; city?: string; hostId?: string },
+  q: { from: number; to: number; city?: string; hostId?: string; cities?: readonly string[] },
 ): Promise<ConflictsAnswer> {
-  const rows = await query<FigureRow>(db, CONFLICTS_SQL, [q.from, q.to, q.city ?? null, q.hostId ?? null]);
+  const cities = q.city !== undefined ? [q.city] : q.cities ? [...q.cities] : null;
+  const rows = await query<FigureRow>(db, CONFLICTS_SQL, [q.from, q.to, cities, q.hostId ?? null]);
   const byKey = (a: FigureRow, b: FigureRow) =>
     (a.key ?? '') < (b.key ?? '') ? -1 : (a.key ?? '') > (b.key ?? '') ? 1 : 0;
   return {

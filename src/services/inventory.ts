@@ -16,6 +16,7 @@ import {
   CATEGORIES,
   FUELS,
   LISTING_STATES,
+  type ListingState,
   oneOf,
   TRANSMISSIONS,
   VEHICLE_STATUSES,
@@ -141,6 +142,11 @@ export class Inventory {
 
   async relist(vehicleId: string, reason = '', opts: CommandOptions = {}) {
     return this.setListing(vehicleId, 'active', reason, opts);
+  }
+
+  /** Retire for good; `force` displaces the trips to come (they become conflicts, with offers). */
+  async retire(vehicleId: string, force: boolean, reason = '', opts: CommandOptions = {}) {
+    return this.setListing(vehicleId, 'retired', reason, opts, force);
   }
 
   // Holds and bookings ---------------------------------------------------------------------
@@ -551,7 +557,13 @@ export class Inventory {
     );
   }
 
-  private async setListing(vehicleId: string, listing: 'active' | 'delisted', reason: string, opts: CommandOptions) {
+  private async setListing(
+    vehicleId: string,
+    listing: ListingState,
+    reason: string,
+    opts: CommandOptions,
+    force = false,
+  ) {
     const city = this.cityOf(vehicleId, 'vehicle');
     if (reason.length > 512) throw new DomainError('VALIDATION', 'reason too long', { field: 'reason' });
     return this.command<Record<string, never>>(
@@ -560,8 +572,8 @@ export class Inventory {
       vehicleId,
       opts,
       [],
-      [listing, reason],
-      [vehicleId, listing, reason],
+      [listing, reason, flag(force)],
+      [vehicleId, listing, reason, flag(force)],
     );
   }
 

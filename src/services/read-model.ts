@@ -63,6 +63,9 @@ export interface SearchHit {
   distanceKm?: number;
 }
 
+/** Events applied per read of a stream. */
+const TAIL_BATCH = 1000;
+
 /** Entries older than this are dropped from memory (history lives in PostgreSQL). */
 const KEEP_PAST_MS = 24 * 3600_000;
 
@@ -110,6 +113,8 @@ export class ReadModel {
   >();
   private stopped = false;
   private loop: Promise<void> | undefined;
+  /** The tail of a city in flight: one at a time, so listeners hear each event once. */
+  private readonly tailing = new Map<string, Promise<number>>();
 
   constructor(
     private readonly redis: RedisConnection,
@@ -177,11 +182,50 @@ export class ReadModel {
     return this.views.get(city)?.lastId;
   }
 
-  /** Applies the city's new events; returns how many. */
+  /** Applies the city's new events; returns how many. Serialised per city (the loop, `catchUp`). */
   async tail(city: string): Promise<number> {
+    const next = (this.tailing.get(city) ?? Promise.resolve(0)).catch(() => 0).then(() => this.tailOnce(city));
+    this.tailing.set(city, next);
+    try {
+      return await next;
+    } finally {
+      if (this.tailing.get(city) === next) this.tailing.delete(city);
+    }
+  }
+
+  /**
+   * Applies everything the cities' streams hold now: a read after this sees every change
+   * acknowledged before it was called (read-your-writes for the lists, docs/api.md).
+   */
+  async catchUp(cities: readonly string[] = [...this.views.keys()]): Promise<void> {
+    await Promise.all(
+      cities.map(async (city) => {
+        while ((await this.tail(city)) >= TAIL_BATCH);
+      }),
+    );
+  }
+
+  /** Calendar entries (with their vehicle) that `keep` selects, in every city or in `cities`. */
+  entries(
+    keep: (e: CalendarEntry, v: { id: string; hostId: string; city: string }) => boolean,
+    cities: ReadonlySet<string> | undefined = undefined,
+  ): { entry: CalendarEntry; vehicleId: string; city: string; hostId: string }[] {
+    const out: { entry: CalendarEntry; vehicleId: string; city: string; hostId: string }[] = [];
+    for (const [city, view] of this.views) {
+      if (cities && !cities.has(city)) continue;
+      for (const v of view.vehicles.values()) {
+        const where = { id: v.id, hostId: v.hostId, city };
+        for (const e of v.entries.values())
+          if (keep(e, where)) out.push({ entry: e, vehicleId: v.id, city, hostId: v.hostId });
+      }
+    }
+    return out;
+  }
+
+  private async tailOnce(city: string): Promise<number> {
     const view = this.views.get(city);
     if (!view) return 0;
-    const res = (await this.redis.xread('COUNT', 1000, 'STREAMS', keys.events(city), view.lastId)) as
+    const res = (await this.redis.xread('COUNT', TAIL_BATCH, 'STREAMS', keys.events(city), view.lastId)) as
       | [string, [string, string[]][]][]
       | null;
     const entries = res?.[0]?.[1] ?? [];

@@ -399,7 +399,18 @@ describe('GET /v1/analytics/conflicts', () => {
     assert.equal(onMain, 0);
   });
 
-  test('refusals: 403 for customers and hosts, 400 for bad times and from >= to, 404 unknown city, 401 without a token', async () => {
+  test("a host sees its own fleet's conflicts only; another host's is not found", async () => {
+    const { from, to } = span();
+    const own = await get({ from: iso(from), to: iso(to) }, tok.host);
+    assert.equal(own.status, 200, JSON.stringify(own.json));
+    assert.deepEqual(own.json, expected({ from, to, hostId: HOST_A }));
+    const named = await get({ from: iso(from), to: iso(to), hostId: HOST_A }, tok.host);
+    assert.deepEqual(named.json, own.json);
+    const other = await get({ from: iso(from), to: iso(to), hostId: HOST_B }, tok.host);
+    assert.equal(other.status, 404, JSON.stringify(other.json));
+  });
+
+  test('refusals: 403 for customers, 400 for bad times and from >= to, 404 unknown city, 401 without a token', async () => {
     const { from, to } = span();
     const ok = { from: iso(from), to: iso(to) };
     const problem = (r: Awaited<ReturnType<typeof get>>, status: number, code: string) => {
@@ -408,7 +419,6 @@ describe('GET /v1/analytics/conflicts', () => {
       assert.equal(r.json.code, code);
     };
     problem(await get(ok, tok.customer), 403, 'FORBIDDEN');
-    problem(await get(ok, tok.host), 403, 'FORBIDDEN');
     problem(await get({ ...ok, from: 'yesterday' }), 400, 'VALIDATION');
     problem(await get({ from: ok.from }), 400, 'VALIDATION');
     problem(await get({ ...ok, to: ok.from }), 400, 'INVALID_INTERVAL');

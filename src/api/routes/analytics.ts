@@ -11,7 +11,8 @@ import { STEP_MS, computeConflicts, computeUtilization, type Granularity } from 
 import { readCityCounts } from '../../redis/counters.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { requireRole } from '../authorize.ts';
+import { citiesOf, requireCity, requireHostScope, requireRole } from '../authorize.ts';
+import type { Actor } from '../auth.ts';
 import { IsoTime, toMs } from '../schemas.ts';
 
 const problem = { $ref: 'Problem#' } as const;
@@ -27,6 +28,14 @@ export const UTILIZATION_MAX_BUCKETS = { hour: 24 * 92, day: 3660 } as const;
 const UtilizationQuery = Type.Object(
   {
     city: Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' }),
+    hostId: Type.Optional(
+      Type.String({
+        minLength: 1,
+        maxLength: 128,
+        pattern: '^[\\x21-\\x7e]+$',
+        description: "one host's fleet (a host's token: always its own)",
+      }),
+    ),
     from: IsoTime,
     to: IsoTime,
     granularity: Type.Unsafe<Granularity>({
@@ -53,6 +62,7 @@ const Bucket = Type.Object({
 });
 const Utilization = Type.Object({
   city: Type.String(),
+  hostId: Type.Optional(Type.String()),
   from: IsoTime,
   to: IsoTime,
   granularity: Type.Unsafe<Granularity>({ type: 'string', enum: ['hour', 'day'] }),
@@ -190,9 +200,18 @@ function analyticsDb({ pool, replicaPool }: AppDeps, what: string) {
   return db;
 }
 
-function servedCity({ inventory }: AppDeps, city: string): void {
+function servedCity({ inventory }: AppDeps, city: string, actor: Actor): void {
   if (!inventory.cities.get(city))
     throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
+  requireCity(actor, city);
+}
+
+/** Whose fleet an analytics answer covers: staff choose (or all); a host always its own. */
+function analyticsHost(actor: Actor, asked: string | undefined): string | undefined {
+  requireRole(actor, 'host', 'ops', 'admin');
+  if (actor.role !== 'host') return asked;
+  if (asked !== undefined) requireHostScope(actor, asked);
+  return actor.hostId;
 }
 
 /** How conflicts ended, per city and host (PostgreSQL, cached). */
@@ -201,6 +220,7 @@ export const conflictsAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asyn
   app.get(
     '/v1/analytics/conflicts',
     {
+      config: { scope: 'analytics:read' },
       schema: {
         tags: ['analytics'],
         summary:
@@ -212,13 +232,20 @@ export const conflictsAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asyn
       },
     },
     async (request, reply) => {
-      requireRole(request.actor, 'ops', 'admin');
-      const { city, hostId } = request.query;
+      const { city } = request.query;
+      const hostId = analyticsHost(request.actor, request.query.hostId);
       const { from, to } = windowOf(request.query);
-      if (city !== undefined) servedCity(deps, city);
+      if (city !== undefined) servedCity(deps, city, request.actor);
+      const cities = city === undefined ? citiesOf(request.actor) : undefined;
       const db = analyticsDb(deps, 'conflict analytics');
-      const q = { from, to, ...(city !== undefined ? { city } : {}), ...(hostId !== undefined ? { hostId } : {}) };
-      const answer = await conflictsCache.get(JSON.stringify([from, to, city ?? null, hostId ?? null]), () =>
+      const q = {
+        from,
+        to,
+        ...(city !== undefined ? { city } : {}),
+        ...(hostId !== undefined ? { hostId } : {}),
+        ...(cities ? { cities: [...cities].sort() } : {}),
+      };
+      const answer = await conflictsCache.get(JSON.stringify([from, to, city ?? null, hostId ?? null, q.cities]), () =>
         computeConflicts(db, q),
       );
       return cached(reply, answer, CONFLICTS_CACHE_TTL_MS);
@@ -232,6 +259,7 @@ export const utilizationAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = as
   app.get(
     '/v1/analytics/utilization',
     {
+      config: { scope: 'analytics:read' },
       schema: {
         tags: ['analytics'],
         summary: 'Booked and blocked vehicle-hours per UTC hour or day, and utilization (PostgreSQL; cached 10 s)',
@@ -242,8 +270,8 @@ export const utilizationAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = as
       },
     },
     async (request, reply) => {
-      requireRole(request.actor, 'ops', 'admin');
       const { city, granularity } = request.query;
+      const hostId = analyticsHost(request.actor, request.query.hostId);
       const { from, to } = windowOf(request.query);
       const step = STEP_MS[granularity];
       const first = Math.floor(from / step) * step;
@@ -255,10 +283,10 @@ export const utilizationAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = as
           `at most ${max} ${granularity} buckets per request (asked for ${buckets})`,
           { buckets, max },
         );
-      servedCity(deps, city);
+      servedCity(deps, city, request.actor);
       const db = analyticsDb(deps, 'utilization');
-      const answer = await cache.get(`${city}|${from}|${to}|${granularity}`, () =>
-        computeUtilization(db, city, { from, to, granularity, first, buckets }),
+      const answer = await cache.get(`${city}|${from}|${to}|${granularity}|${hostId ?? ''}`, () =>
+        computeUtilization(db, city, { from, to, granularity, first, buckets, ...(hostId ? { hostId } : {}) }),
       );
       return cached(reply, answer, UTILIZATION_CACHE_TTL_MS);
     },
@@ -270,6 +298,7 @@ export const citiesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
   app.get(
     '/v1/analytics/cities',
     {
+      config: { scope: 'analytics:read' },
       schema: {
         tags: ['analytics'],
         summary: 'Live vehicle counts per city, by status and by category (exact, real time)',
@@ -294,7 +323,8 @@ export const citiesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
       requireRole(request.actor, 'ops', 'admin');
       const cities = [];
       for (const c of deps.inventory.cities.all())
-        cities.push({ city: c.id, ...(await readCityCounts(deps.redis, c.id)) });
+        if (!request.actor.cities || request.actor.cities.has(c.id))
+          cities.push({ city: c.id, ...(await readCityCounts(deps.redis, c.id)) });
       return { cities };
     },
   );

@@ -86,6 +86,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.post(
     '/v1/vehicles/batch',
     {
+      config: { scope: 'fleet:write' },
       schema: {
         tags: ['batch'],
         summary: `List up to ${MAX_BATCH} vehicles; a result per item`,
@@ -112,6 +113,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.post(
     '/v1/blocks/batch',
     {
+      config: { scope: 'fleet:write' },
       schema: {
         tags: ['batch'],
         summary: `Block up to ${MAX_BATCH} vehicles (e.g. a fleet-wide maintenance day); a result per item`,

@@ -6,7 +6,7 @@ import { bookingFromHistory } from '../../pg/bookings.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { canSeeTrip, customerScope, isStaff, notFound, requireRole } from '../authorize.ts';
+import { canSeeTrip, customerScope, isStaff, notFound, requireCity, requireRole } from '../authorize.ts';
 import {
   Booking,
   BookingRequest,
@@ -50,6 +50,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
   app.post(
     '/v1/holds',
     {
+      config: { scope: 'bookings:write' },
       schema: {
         tags: ['holds'],
         summary: 'Hold a vehicle for checkout',
@@ -76,10 +77,12 @@ export const holdRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
   app.delete(
     '/v1/holds/:id',
     {
+      config: { scope: 'bookings:write' },
       schema: { tags: ['holds'], summary: 'Release a hold', params: IdParams, response: { 200: Hold, ...errors } },
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
+      if (request.actor.cities) requireCity(request.actor, (await inventory.locate(request.params.id, 'hold')).city);
       const r = await inventory.releaseHold(request.params.id, customerScope(request.actor), commandOptions(request));
       return holdOut(r.hold, (await inventory.locate(request.params.id, 'hold')).vehicleId);
     },
@@ -91,6 +94,7 @@ export const bookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
   app.post(
     '/v1/bookings',
     {
+      config: { scope: 'bookings:write' },
       schema: {
         tags: ['bookings'],
         summary: 'Book a vehicle, directly or from a hold',
@@ -128,6 +132,7 @@ export const bookingRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { i
   app.get(
     '/v1/bookings/:id',
     {
+      config: { scope: 'bookings:read' },
       schema: {
         tags: ['bookings'],
         summary: 'A booking (past ones trimmed from Redis are read from PostgreSQL)',
@@ -143,7 +148,7 @@ export const bookingRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { i
         // Past, final bookings leave Redis after the retention window; their history is PostgreSQL's.
         if (!(err instanceof DomainError) || err.code !== 'NOT_FOUND' || !pool) throw err;
         const past = await bookingFromHistory(pool, request.params.id);
-        if (!past || !canSeeTrip(request.actor, past.booking, { hostId: past.hostId })) throw err;
+        if (!past || !canSeeTrip(request.actor, past.booking, past)) throw err;
         return bookingOut(past.booking, past.vehicleId);
       }
     },
@@ -158,6 +163,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
   app.post(
     '/v1/bookings/:id/cancel',
     {
+      config: { scope: 'bookings:write' },
       schema: {
         tags: ['bookings'],
         summary: 'Cancel a booking not yet started (body optional)',
@@ -188,6 +194,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
   app.post(
     '/v1/bookings/:id/start',
     {
+      config: { scope: 'bookings:write' },
       schema: {
         tags: ['bookings'],
         summary: 'Start the trip (pickup)',
@@ -206,6 +213,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
   app.post(
     '/v1/bookings/:id/complete',
     {
+      config: { scope: 'bookings:write' },
       schema: {
         tags: ['bookings'],
         summary: 'Complete the trip (return): early, on time or late',
@@ -224,6 +232,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
   app.post(
     '/v1/bookings/:id/extend',
     {
+      config: { scope: 'bookings:write' },
       schema: {
         tags: ['bookings'],
         summary: 'Extend a booking; staff may force it over later bookings',

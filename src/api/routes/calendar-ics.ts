@@ -42,6 +42,7 @@ export const icalRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
   app.get(
     '/v1/vehicles/:id/calendar.ics',
     {
+      config: { scope: 'fleet:read' },
       schema: {
         tags: ['vehicles'],
         summary: "A vehicle's calendar as iCalendar (RFC 5545), overlapping [from, to)",
@@ -74,6 +75,7 @@ export const icalRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
   app.post(
     '/v1/vehicles/:id/calendar',
     {
+      config: { scope: 'fleet:write' },
       schema: {
         tags: ['blocks'],
         summary: "Import another channel's iCalendar VEVENTs as host blocks (idempotent per UID and DTSTART)",

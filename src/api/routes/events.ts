@@ -9,7 +9,7 @@ import { loggedEventsAfter } from '../../pg/events.ts';
 import { compareStreamIds, oldestStreamId, readStream, type StreamEvent } from '../../redis/events.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { requireRole } from '../authorize.ts';
+import { requireCity, requireRole } from '../authorize.ts';
 import { EventsQuery } from '../schemas.ts';
 
 const problem = { $ref: 'Problem#' } as const;
@@ -52,6 +52,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.get(
     '/v1/events',
     {
+      config: { scope: 'analytics:read' },
       schema: {
         tags: ['events'],
         summary: "A city's events from a cursor (CloudEvents 1.0)",
@@ -71,6 +72,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
       const limit = Number(request.query.limit ?? 100);
       if (!inventory.cities.get(city))
         throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
+      requireCity(request.actor, city);
       const first = await oldestStreamId(redis, city);
       // Older than what the stream still holds: the durable log.
       const events =

@@ -54,6 +54,7 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.get(
     '/v1/bookings/:id/offers',
     {
+      config: { scope: 'bookings:read' },
       schema: {
         tags: ['offers'],
         summary: "A conflicted booking's offers: alternatives held for the customer, with incentives",
@@ -67,6 +68,7 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.post(
     '/v1/bookings/:id/offers/:offerId/accept',
     {
+      config: { scope: 'bookings:write' },
       schema: {
         tags: ['offers'],
         summary:
@@ -80,6 +82,7 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
+      await visibleOffers(request);
       const r = await desk().accept(
         request.params.id,
         request.params.offerId,
@@ -96,6 +99,7 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.post(
     '/v1/bookings/:id/offers/decline',
     {
+      config: { scope: 'bookings:write' },
       schema: {
         tags: ['offers'],
         summary: 'Decline every offer: the booking is cancelled with a full refund and the holds released',
@@ -108,6 +112,7 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
+      await visibleOffers(request);
       const r = await desk().decline(request.params.id, customerScope(request.actor), commandOptions(request));
       return offersOut(r.record);
     },

@@ -4,7 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import type { Actor } from '../auth.ts';
 import type { Inventory } from '../../services/inventory.ts';
-import { isStaff, notFound, requireHostScope, requireRole, requireVehicleManager } from '../authorize.ts';
+import { citiesOf, isStaff, notFound, requireHostScope, requireRole, requireVehicleManager } from '../authorize.ts';
 import {
   BlockCreate,
   BlockOut,
@@ -42,6 +42,7 @@ export const vehicleRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { i
   app.get(
     '/v1/vehicles/:id/calendar',
     {
+      config: { scope: 'fleet:read' },
       schema: {
         tags: ['vehicles'],
         summary: "A vehicle's calendar (holds, bookings, blocks) overlapping [from, to)",
@@ -75,6 +76,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.post(
     '/v1/vehicles',
     {
+      config: { scope: 'fleet:write' },
       schema: {
         tags: ['vehicles'],
         summary: 'List a vehicle (the host comes from the token)',
@@ -98,6 +100,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.patch(
     '/v1/vehicles/:id',
     {
+      config: { scope: 'fleet:write' },
       schema: {
         tags: ['vehicles'],
         summary: "Change a vehicle's spec; `If-Match: <version>` makes it conditional",
@@ -116,9 +119,76 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
     },
   );
 
+  const ListingBody = Type.Object(
+    { reason: Type.Optional(Type.String({ maxLength: 512 })) },
+    { additionalProperties: false },
+  );
+  for (const [action, summary] of [
+    ['delist', 'Take a vehicle off the market; its bookings to come become conflicts with offers'],
+    ['relist', 'Put a delisted vehicle back on the market'],
+  ] as const) {
+    app.post(
+      `/v1/vehicles/:id/${action}`,
+      {
+        config: { scope: 'fleet:write' },
+        schema: {
+          tags: ['vehicles'],
+          summary,
+          params: IdParams,
+          headers: IdempotencyHeaders,
+          body: ListingBody,
+          response: { 200: VehicleOut, 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+        },
+        preValidation: async (request) => {
+          request.body ??= {};
+        },
+      },
+      async (request) => {
+        await ownVehicle(inventory, request.actor, request.params.id);
+        const reason = request.body?.reason ?? '';
+        if (action === 'delist') await inventory.delist(request.params.id, reason, commandOptions(request));
+        else await inventory.relist(request.params.id, reason, commandOptions(request));
+        return vehicleOut((await inventory.getVehicleState(request.params.id)).vehicle);
+      },
+    );
+  }
+
+  app.delete(
+    '/v1/vehicles/:id',
+    {
+      config: { scope: 'fleet:write' },
+      schema: {
+        tags: ['vehicles'],
+        summary:
+          'Retire a vehicle for good; refused (409 HAS_FUTURE_BOOKINGS) while trips are to come, unless `force=true`, which turns them into conflicts with offers',
+        params: IdParams,
+        querystring: Type.Object(
+          {
+            force: Type.Optional(Type.Union([Type.Literal('true'), Type.Literal('false')])),
+            reason: Type.Optional(Type.String({ maxLength: 512 })),
+          },
+          { additionalProperties: false },
+        ),
+        headers: IdempotencyHeaders,
+        response: { 200: VehicleOut, 400: problem, 401: problem, 403: problem, 404: problem, 409: problem },
+      },
+    },
+    async (request) => {
+      await ownVehicle(inventory, request.actor, request.params.id);
+      await inventory.retire(
+        request.params.id,
+        request.query.force === 'true',
+        request.query.reason ?? '',
+        commandOptions(request),
+      );
+      return vehicleOut((await inventory.getVehicleState(request.params.id)).vehicle);
+    },
+  );
+
   app.get(
     '/v1/hosts/:hostId/vehicles',
     {
+      config: { scope: 'fleet:read' },
       schema: {
         tags: ['vehicles'],
         summary: "A host's fleet, in every city",
@@ -128,7 +198,9 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
     },
     async (request) => {
       requireHostScope(request.actor, request.params.hostId);
-      return { vehicles: (await inventory.vehiclesOfHost(request.params.hostId)).map(vehicleOut) };
+      const cities = citiesOf(request.actor);
+      const fleet = await inventory.vehiclesOfHost(request.params.hostId);
+      return { vehicles: fleet.filter((v) => !cities || cities.has(v.city)).map(vehicleOut) };
     },
   );
 };
@@ -138,6 +210,7 @@ export const blockRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.post(
     '/v1/vehicles/:id/blocks',
     {
+      config: { scope: 'fleet:write' },
       schema: {
         tags: ['blocks'],
         summary: 'Block a vehicle: accident (open-ended from now), maintenance, host',
@@ -168,6 +241,7 @@ export const blockRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
   app.delete(
     '/v1/vehicles/:id/blocks/:blockId',
     {
+      config: { scope: 'fleet:write' },
       schema: {
         tags: ['blocks'],
         summary: 'Clear a block (ends now) or cancel a future one; accidents are cleared by staff',

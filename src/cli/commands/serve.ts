@@ -130,6 +130,7 @@ async function startApi(
   const readModel = new ReadModel(redis, inventory);
   await readModel.start();
   const app = await buildApp({
+    config,
     inventory,
     redis,
     pool,

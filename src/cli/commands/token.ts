@@ -1,4 +1,4 @@
-/** `fleet token --role R [--sub S] [--host-id H]`: a development token (HS256, JWT_SECRET). */
+/** `fleet token --role R [--sub S] [--host-id H] [--scope 'a b'] [--cities blr,del]`: a development token (HS256, JWT_SECRET). */
 import { ROLES, mintToken, type Role } from '../../api/auth.ts';
 import { DomainError } from '../../domain/errors.ts';
 import { need, type Command } from '../context.ts';
@@ -19,6 +19,8 @@ export const tokenCommand: Command = {
         sub: opt.sub ?? `${role}-cli`,
         role,
         ...(role === 'host' ? { hostId: need('--host-id', opt['host-id']) } : {}),
+        ...(opt.scope !== undefined ? { scope: opt.scope } : {}),
+        ...(opt.cities !== undefined ? { cities: opt.cities.split(',').filter(Boolean) } : {}),
       }),
     );
   },

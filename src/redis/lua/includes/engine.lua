@@ -109,7 +109,7 @@ local STATUS_ORDER = { 'accident', 'in_trip', 'maintenance', 'delisted', 'blocke
 -- "Status now" and the next instant it may change by time alone.
 local function derive(listing, entries, now)
   local present = {}
-  if listing == 'delisted' then present.delisted = true end
+  if listing ~= 'active' then present.delisted = true end
   local due = nil
   local function consider(t)
     if t ~= nil and t > now and (due == nil or t < due) then due = t end

@@ -1,0 +1,147 @@
+/**
+ * Lists: a customer's bookings and live holds, the trips on a host's fleet. Each caller sees
+ * exactly its own (staff: everything in their cities); services/trips.ts merges the live
+ * calendars with PostgreSQL's history.
+ */
+import { Type } from '@sinclair/typebox';
+import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { BOOKING_STATUSES, TRIP_PHASES, type BookingStatus, type TripPhase } from '../../domain/calendar.ts';
+import { DomainError } from '../../domain/errors.ts';
+import { TripLists, type TripFilter } from '../../services/trips.ts';
+import type { Actor } from '../auth.ts';
+import { citiesOf, requireHostScope, requireRole } from '../authorize.ts';
+import { Booking, Hold, HostParams, IsoTime, bookingOut, holdOut, toMs } from '../schemas.ts';
+import type { AppDeps } from '../types.ts';
+
+const problem = { $ref: 'Problem#' } as const;
+const errors = { 400: problem, 401: problem, 403: problem, 404: problem, 503: problem };
+
+const ListQuery = Type.Object(
+  {
+    status: Type.Optional(
+      Type.String({
+        pattern: `^(${BOOKING_STATUSES.join('|')})(,(${BOOKING_STATUSES.join('|')})){0,5}$`,
+        description: `comma-separated statuses: ${BOOKING_STATUSES.join(', ')}`,
+      }),
+    ),
+    when: Type.Optional(
+      Type.Unsafe<TripPhase>({
+        type: 'string',
+        enum: [...TRIP_PHASES],
+        description: 'upcoming (confirmed or conflicted, not over), active (under way), past (the rest)',
+      }),
+    ),
+    from: Type.Optional({ ...IsoTime, description: 'trips ending after this instant' }),
+    to: Type.Optional({ ...IsoTime, description: 'trips starting before this instant' }),
+    limit: Type.Optional(
+      Type.String({ pattern: '^(?:[1-9][0-9]?|1[0-9][0-9]|200)$', description: '1 to 200 (default 50)' }),
+    ),
+    cursor: Type.Optional(
+      Type.String({ maxLength: 200, pattern: '^[A-Za-z0-9_-]+$', description: 'from the previous page' }),
+    ),
+  },
+  { additionalProperties: false },
+);
+const CustomerListQuery = Type.Composite(
+  [
+    ListQuery,
+    Type.Object({
+      customerId: Type.Optional(
+        Type.String({ minLength: 1, maxLength: 128, pattern: '^[\\x21-\\x7e]+$', description: 'staff: one customer' }),
+      ),
+    }),
+  ],
+  { additionalProperties: false },
+);
+const BookingList = Type.Object({ bookings: Type.Array(Booking), cursor: Type.Union([Type.String(), Type.Null()]) });
+
+function filterOf(q: {
+  status?: string;
+  when?: TripPhase;
+  from?: string;
+  to?: string;
+}): Omit<TripFilter, 'customerId' | 'hostId'> {
+  return {
+    ...(q.status ? { statuses: q.status.split(',') as BookingStatus[] } : {}),
+    ...(q.when ? { phase: q.when } : {}),
+    ...(q.from ? { from: toMs(q.from) } : {}),
+    ...(q.to ? { to: toMs(q.to) } : {}),
+  };
+}
+
+const scopeOf = (actor: Actor) => {
+  const cities = citiesOf(actor);
+  return cities ? { cities } : {};
+};
+
+export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { readModel, pool }) => {
+  const lists = readModel ? new TripLists(readModel, pool) : undefined;
+  const need = () => {
+    if (!lists) throw new DomainError('UNAVAILABLE', 'lists need the read model, not enabled in this process');
+    return lists;
+  };
+
+  app.get(
+    '/v1/bookings',
+    {
+      config: { scope: 'bookings:read' },
+      schema: {
+        tags: ['bookings'],
+        summary: "The caller's bookings (staff: any customer's), upcoming and past, in start order",
+        querystring: CustomerListQuery,
+        response: { 200: BookingList, ...errors },
+      },
+    },
+    async (request) => {
+      const { actor } = request;
+      requireRole(actor, 'customer', 'ops', 'admin');
+      const customerId = actor.role === 'customer' ? actor.id : request.query.customerId;
+      if (actor.role === 'customer' && request.query.customerId !== undefined && request.query.customerId !== actor.id)
+        throw new DomainError('FORBIDDEN', 'a customer lists only its own bookings', { field: 'customerId' });
+      const page = await need().bookings(
+        { ...filterOf(request.query), ...(customerId !== undefined ? { customerId } : {}), ...scopeOf(actor) },
+        { limit: Number(request.query.limit ?? 50), ...(request.query.cursor ? { cursor: request.query.cursor } : {}) },
+      );
+      return { bookings: page.trips.map((t) => bookingOut(t.booking, t.vehicleId)), cursor: page.cursor };
+    },
+  );
+
+  app.get(
+    '/v1/hosts/:hostId/bookings',
+    {
+      config: { scope: 'bookings:read' },
+      schema: {
+        tags: ['bookings'],
+        summary: "The trips on a host's vehicles, upcoming, active and past, in start order",
+        params: HostParams,
+        querystring: ListQuery,
+        response: { 200: BookingList, ...errors },
+      },
+    },
+    async (request) => {
+      requireHostScope(request.actor, request.params.hostId);
+      const page = await need().bookings(
+        { ...filterOf(request.query), hostId: request.params.hostId, ...scopeOf(request.actor) },
+        { limit: Number(request.query.limit ?? 50), ...(request.query.cursor ? { cursor: request.query.cursor } : {}) },
+      );
+      return { bookings: page.trips.map((t) => bookingOut(t.booking, t.vehicleId)), cursor: page.cursor };
+    },
+  );
+
+  app.get(
+    '/v1/holds',
+    {
+      config: { scope: 'bookings:read' },
+      schema: {
+        tags: ['holds'],
+        summary: "The caller's live holds, soonest first",
+        response: { 200: Type.Object({ holds: Type.Array(Hold) }), ...errors },
+      },
+    },
+    async (request) => {
+      requireRole(request.actor, 'customer');
+      const holds = await need().holds(request.actor.id);
+      return { holds: holds.map((h) => holdOut(h.hold, h.vehicleId)) };
+    },
+  );
+};
