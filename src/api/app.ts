@@ -24,6 +24,7 @@ import { citiesAnalyticsRoutes, conflictsAnalyticsRoutes, utilizationAnalyticsRo
 import { icalRoutes } from './routes/calendar-ics.ts';
 import { offerRoutes } from './routes/offers.ts';
 import { adminRoutes } from './routes/admin.ts';
+import { gbfsRoutes } from './routes/gbfs.ts';
 import { tripListRoutes } from './routes/trips.ts';
 import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.ts';
 import { LiveHub } from './live.ts';
@@ -192,6 +193,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.decorate('live', live);
 
   await app.register(operationsRoutes, deps);
+  await app.register(gbfsRoutes, deps);
   await app.register(async (v1) => {
     for (const routes of V1_ROUTES) await v1.register(routes, deps);
   });

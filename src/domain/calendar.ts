@@ -181,6 +181,35 @@ export function overlapsWindow(
   return e.from < to + pad && from < occupiedUntil(e, now) + pad;
 }
 
+/**
+ * The windows from `now` on in which a new trip fits: the complement of every occupying entry,
+ * padded by the turnaround around trips (the rule of `overlapsWindow`). The last window is open
+ * (no `until`) unless an open-ended entry (an accident) takes the vehicle for good.
+ */
+export function freeWindows(
+  entries: readonly CalendarEntry[],
+  turnaroundMs: number,
+  now: number,
+): { from: number; until?: number }[] {
+  const busy = entries
+    .filter((e) => occupies(e, now))
+    .map((e) => {
+      const pad = isTrip(e) ? turnaroundMs : 0;
+      return { from: e.from - pad, to: occupiedUntil(e, now) + pad };
+    })
+    .filter((b) => b.to > now)
+    .sort((a, b) => a.from - b.from);
+  const out: { from: number; until?: number }[] = [];
+  let cursor = now;
+  for (const b of busy) {
+    if (b.from > cursor) out.push({ from: cursor, until: b.from });
+    cursor = Math.max(cursor, b.to);
+    if (cursor === Number.POSITIVE_INFINITY) return out;
+  }
+  out.push({ from: cursor });
+  return out;
+}
+
 /** The first occupying entry (by start) that a new window would collide with, if any. */
 export function firstOverlap(
   entries: readonly CalendarEntry[],

@@ -23,7 +23,7 @@ import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/e
 import type { Inventory } from './inventory.ts';
 import { survived } from '../log.ts';
 
-interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
+export interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
   id: string;
   lat: number;
   lng: number;
@@ -203,6 +203,11 @@ export class ReadModel {
         while ((await this.tail(city)) >= TAIL_BATCH);
       }),
     );
+  }
+
+  /** The city's vehicles as this model holds them (call `catchUp` first for read-your-writes). */
+  vehiclesOf(city: string): Iterable<ReadVehicle> {
+    return this.views.get(city)?.vehicles.values() ?? [];
   }
 
   /** Calendar entries (with their vehicle) that `keep` selects, in every city or in `cities`. */
