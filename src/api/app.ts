@@ -16,7 +16,7 @@ import { operationsRoutes } from './routes/operations.ts';
 import { liveRoutes } from './routes/live.ts';
 import { bookRoutes, bookingRoutes, holdRoutes, tripRoutes } from './routes/bookings.ts';
 import { cityRoutes } from './routes/cities.ts';
-import { blockRoutes, fleetRoutes, vehicleRoutes } from './routes/vehicles.ts';
+import { blockRoutes, fleetRoutes, listingRoutes, vehicleRoutes } from './routes/vehicles.ts';
 import { eventRoutes } from './routes/events.ts';
 import { searchRoutes } from './routes/search.ts';
 import { batchRoutes } from './routes/batch.ts';
@@ -45,6 +45,7 @@ const V1_ROUTES = [
   tripRoutes,
   vehicleRoutes,
   fleetRoutes,
+  listingRoutes,
   blockRoutes,
   eventRoutes,
   searchRoutes,

@@ -119,6 +119,28 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
     },
   );
 
+  app.get(
+    '/v1/hosts/:hostId/vehicles',
+    {
+      config: { scope: 'fleet:read' },
+      schema: {
+        tags: ['vehicles'],
+        summary: "A host's fleet, in every city",
+        params: HostParams,
+        response: { 200: Type.Object({ vehicles: Type.Array(VehicleOut) }), 401: problem, 403: problem },
+      },
+    },
+    async (request) => {
+      requireHostScope(request.actor, request.params.hostId);
+      const cities = citiesOf(request.actor);
+      const fleet = await inventory.vehiclesOfHost(request.params.hostId);
+      return { vehicles: fleet.filter((v) => !cities || cities.has(v.city)).map(vehicleOut) };
+    },
+  );
+};
+
+/** On and off the market: delist, relist, retire (for good). */
+export const listingRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
   const ListingBody = Type.Object(
     { reason: Type.Optional(Type.String({ maxLength: 512 })) },
     { additionalProperties: false },
@@ -182,25 +204,6 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
         commandOptions(request),
       );
       return vehicleOut((await inventory.getVehicleState(request.params.id)).vehicle);
-    },
-  );
-
-  app.get(
-    '/v1/hosts/:hostId/vehicles',
-    {
-      config: { scope: 'fleet:read' },
-      schema: {
-        tags: ['vehicles'],
-        summary: "A host's fleet, in every city",
-        params: HostParams,
-        response: { 200: Type.Object({ vehicles: Type.Array(VehicleOut) }), 401: problem, 403: problem },
-      },
-    },
-    async (request) => {
-      requireHostScope(request.actor, request.params.hostId);
-      const cities = citiesOf(request.actor);
-      const fleet = await inventory.vehiclesOfHost(request.params.hostId);
-      return { vehicles: fleet.filter((v) => !cities || cities.has(v.city)).map(vehicleOut) };
     },
   );
 };
