@@ -85,6 +85,15 @@ const ConfigSchema = Type.Object({
   SYNC_CLAIM_IDLE_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 3_600_000 }),
   SYNC_MAX_ATTEMPTS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   STREAM_RETENTION_MS: Type.Integer({ default: 600_000, minimum: 0 }),
+  /** Outbound webhooks (docs/webhooks.md). 1: private and loopback targets allowed (development, tests). */
+  WEBHOOK_ALLOW_PRIVATE: Type.Integer({ default: 0, minimum: 0, maximum: 1 }),
+  WEBHOOK_RETRY_BASE_MS: Type.Integer({ default: 1_000, minimum: 10 }),
+  WEBHOOK_RETRY_MAX_MS: Type.Integer({ default: 3_600_000, minimum: 10 }),
+  /** A delivery still failing this long after it was queued goes to the dead letters (at least 24 h). */
+  WEBHOOK_RETRY_HORIZON_MS: Type.Integer({ default: 90_000_000, minimum: 1_000 }),
+  WEBHOOK_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 60_000 }),
+  /** After a rotation the old secret keeps signing, beside the new one, this long. */
+  WEBHOOK_SECRET_GRACE_MS: Type.Integer({ default: 86_400_000, minimum: 0 }),
   /** Test only: `point:probability,...` — the sync worker kills itself (SIGKILL) there. */
   FLEET_FAILPOINTS: Type.String({ default: '' }),
   /** Serve Prometheus metrics on this port from `fleet worker` / `fleet serve` (0 = off). */

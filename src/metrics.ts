@@ -8,6 +8,12 @@ export const registry = new Registry();
 collectDefaultMetrics({ register: registry, prefix: 'fleet_' });
 
 export const metrics = {
+  /** Webhook delivery attempts by result: delivered, retry, dead (dead letters). */
+  webhookAttempts: new Counter({
+    name: 'fleet_webhook_attempts_total',
+    help: 'Webhook delivery attempts by result',
+    labelNames: ['result'] as const,
+  }),
   /** Every engine command, by script and outcome (`ok` or the error code). */
   commands: new Counter({
     name: 'fleet_commands_total',

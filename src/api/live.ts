@@ -29,7 +29,7 @@ import type { ReadModel } from '../services/read-model.ts';
 import type { Actor } from './auth.ts';
 import { canSeeTrip, isStaff, mayManageVehicle } from './authorize.ts';
 import { PROBLEM_TYPE_BASE, problemOf } from './problems.ts';
-import { toCloudEvent } from './routes/events.ts';
+import { toCloudEvent } from '../services/cloud-events.ts';
 import { metrics } from '../metrics.ts';
 import { survived } from '../log.ts';
 

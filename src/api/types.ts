@@ -11,6 +11,7 @@ import type { Config } from '../config.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import type { Inventory } from '../services/inventory.ts';
+import type { WebhookDesk } from '../services/webhooks.ts';
 import type { ReadModel } from '../services/read-model.ts';
 import type { CityLag } from '../workers/sync.ts';
 import type { Actor, Scope } from './auth.ts';
@@ -25,6 +26,8 @@ export interface HttpLimits {
 }
 
 export interface AppDeps {
+  /** Webhook subscriptions (needs PostgreSQL); without it those routes answer 503. */
+  webhooks?: WebhookDesk;
   /** The running configuration (admin's `GET /v1/admin/config`). */
   config?: Config;
   inventory: Inventory;

@@ -19,6 +19,8 @@ import type { Inventory } from '../services/inventory.ts';
 import { ReadModel } from '../services/read-model.ts';
 import { FailoverMonitor } from '../workers/failover-monitor.ts';
 import { SyncWorker, cityLag, type Failpoint } from '../workers/sync.ts';
+import { WebhookDispatcher } from '../workers/webhooks.ts';
+import { EventMatcher, WebhookDesk } from '../services/webhooks.ts';
 
 export async function seedAll(inventory: Inventory, redis: RedisConnection, perCity: number, only?: string) {
   const cities = inventory.cities.all().filter((c) => !only || c.id === only);
@@ -176,4 +178,31 @@ export async function summarize(inventory: Inventory, redis: RedisConnection) {
       totals[status] = (totals[status] ?? 0) + n;
   }
   return { byStatus: totals };
+}
+
+/** The webhook dispatcher: one leader at a time across every process that runs one. */
+export function newWebhookDispatcher(
+  config: Config,
+  redis: RedisConnection,
+  pool: pg.Pool,
+  inventory: Inventory,
+  log: Logger,
+): WebhookDispatcher {
+  return new WebhookDispatcher(redis, pool, inventory, {
+    retry: {
+      baseMs: config.WEBHOOK_RETRY_BASE_MS,
+      maxMs: config.WEBHOOK_RETRY_MAX_MS,
+      horizonMs: config.WEBHOOK_RETRY_HORIZON_MS,
+    },
+    timeoutMs: config.WEBHOOK_TIMEOUT_MS,
+    allowPrivate: config.WEBHOOK_ALLOW_PRIVATE === 1,
+    log,
+  });
+}
+
+export function newWebhookDesk(config: Config, pool: pg.Pool, inventory: Inventory): WebhookDesk {
+  return new WebhookDesk(pool, inventory.cities, new EventMatcher(inventory), {
+    allowPrivate: config.WEBHOOK_ALLOW_PRIVATE === 1,
+    secretGraceMs: config.WEBHOOK_SECRET_GRACE_MS,
+  });
 }

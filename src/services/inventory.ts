@@ -514,6 +514,12 @@ export class Inventory {
     return states.map((s) => s.vehicle);
   }
 
+  /** The host of a vehicle (a vehicle never changes hands), or undefined when unknown. */
+  async hostOfVehicle(vehicleId: string): Promise<string | undefined> {
+    const city = this.cityOf(vehicleId, 'vehicle');
+    return (await this.redis.hget(keys.vehicle(city, vehicleId), 'hostId')) ?? undefined;
+  }
+
   /** A hold, booking or block with its vehicle, as Redis holds them now. */
   async getEntry<K extends CalendarEntry['kind']>(
     entryId: string,

@@ -6,7 +6,8 @@
 import { Type } from '@sinclair/typebox';
 import { DomainError } from '../../domain/errors.ts';
 import { loggedEventsAfter } from '../../pg/events.ts';
-import { compareStreamIds, oldestStreamId, readStream, type StreamEvent } from '../../redis/events.ts';
+import { compareStreamIds, oldestStreamId, readStream } from '../../redis/events.ts';
+import { toCloudEvent } from '../../services/cloud-events.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import { requireCity, requireRole } from '../authorize.ts';
@@ -27,26 +28,6 @@ export const CloudEvent = Type.Object(
   },
   { $id: 'CloudEvent' },
 );
-
-export function toCloudEvent(e: StreamEvent) {
-  return {
-    specversion: '1.0' as const,
-    id: e.id,
-    source: `/cities/${e.city}/vehicles/${e.vehicle}`,
-    type: e.type,
-    subject: e.subject || e.vehicle,
-    time: new Date(e.time).toISOString(),
-    datacontenttype: 'application/json' as const,
-    data: {
-      ...e.data,
-      city: e.city,
-      vehicleId: e.vehicle,
-      version: e.version,
-      vehicleStatus: e.status,
-      state: e.state,
-    },
-  };
-}
 
 export const eventRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, redis, pool }) => {
   app.get(

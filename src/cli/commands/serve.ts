@@ -22,7 +22,17 @@ import { startSweeper } from '../../workers/sweeper.ts';
 import { cityLag, syncedThrough } from '../../workers/sync.ts';
 import { ApiWorkers, apiWorkerChannel } from '../cluster.ts';
 import type { CliContext, Command } from '../context.ts';
-import { jwtSecret, newFailoverMonitor, newPool, newSyncWorker, seedAll, serveMetrics, summarize } from '../wiring.ts';
+import {
+  jwtSecret,
+  newFailoverMonitor,
+  newPool,
+  newSyncWorker,
+  newWebhookDesk,
+  newWebhookDispatcher,
+  seedAll,
+  serveMetrics,
+  summarize,
+} from '../wiring.ts';
 
 export const serveCommand: Command = { name: 'serve', run: serve };
 
@@ -61,6 +71,8 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
     log,
   });
   resolver.start();
+  const dispatcher = newWebhookDispatcher(config, redis, pool, inventory, log);
+  dispatcher.start();
   // Failovers of either store are noticed here and the affected cities verified (docs/reliability.md).
   const monitor = newFailoverMonitor(config, redis, pool, inventory, log, (city) => resolverDesk.postValidate(city));
   monitor.start();
@@ -107,6 +119,7 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   await api.close();
   metricsServer.close();
   await monitor.stop();
+  await dispatcher.stop();
   await resolver.stop();
   await resolverModel.stop();
   await sweeper.stop();
@@ -139,6 +152,7 @@ async function startApi(
     ...(metrics ? { metrics } : {}),
     ...(redisTopology ? { redisTopology } : {}),
     conflicts: new ConflictDesk(redis, inventory, readModel, offerPolicy(config)),
+    webhooks: newWebhookDesk(config, pool, inventory),
     lag: () => Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id))),
     rateLimits: {
       customer: config.RATE_LIMIT_CUSTOMER,

@@ -1,7 +1,7 @@
-/** `fleet worker`: the sync worker (streams -> PostgreSQL) and the failover monitor, as their own process. */
+/** `fleet worker`: the sync worker (streams -> PostgreSQL), the failover monitor and a standby webhook dispatcher, as their own process. */
 import { pino } from 'pino';
 import type { CliContext, Command } from '../context.ts';
-import { newFailoverMonitor, newPool, newSyncWorker, serveMetrics } from '../wiring.ts';
+import { newFailoverMonitor, newPool, newSyncWorker, newWebhookDispatcher, serveMetrics } from '../wiring.ts';
 
 export const workerCommand: Command = { name: 'worker', run: runWorker };
 
@@ -10,6 +10,9 @@ async function runWorker({ config, inventory, redis }: CliContext): Promise<void
   const pool = newPool(config, log);
   const sync = newSyncWorker(config, redis, pool, inventory, log);
   sync.start();
+  // Stands by for the webhook dispatcher of `fleet serve` (one leader at a time).
+  const dispatcher = newWebhookDispatcher(config, redis, pool, inventory, log);
+  dispatcher.start();
   // Without the resolver here, overlaps found after a failover are marked by the next post-validation pass.
   const monitor = newFailoverMonitor(config, redis, pool, inventory, log);
   monitor.start();
@@ -21,6 +24,7 @@ async function runWorker({ config, inventory, redis }: CliContext): Promise<void
   });
   metricsServer.close();
   await monitor.stop();
+  await dispatcher.stop();
   await sync.stop();
   await pool.end();
 }

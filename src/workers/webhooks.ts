@@ -1,0 +1,246 @@
+/**
+ * The webhook dispatcher (docs/webhooks.md). Two loops, run by one leader at a time (a
+ * PostgreSQL advisory lock; every `fleet serve` and `fleet worker` stands by to take over):
+ *
+ * - intake: the city streams are read through the consumer group `webhooks`; each event is matched
+ *   against the active subscriptions and one delivery per hearing subscription is queued in
+ *   PostgreSQL, in one statement, before the entries are acknowledged. A crash in between reads
+ *   them again, and the queue ignores what it already holds: a restart misses nothing.
+ * - delivery: the head of each subscription's queue is POSTed (Standard Webhooks 1.0 headers and
+ *   signature; the body is the CloudEvent) when due. Deliveries of a subscription go out in
+ *   order, at least once; a failure is retried with exponential back-off, and a delivery still
+ *   failing after the horizon (25 h) goes to the dead letters and disables the endpoint.
+ */
+import { hostname } from 'node:os';
+import { lookup } from 'node:dns/promises';
+import type pg from 'pg';
+import type { Logger } from 'pino';
+import { Webhook } from 'standardwebhooks';
+import { messageOf } from '../domain/errors.ts';
+import { isPrivateAddress, messageIdOf, nextDelayMs, type RetryPolicy } from '../domain/webhooks.ts';
+import {
+  activeSubscriptions,
+  disableSubscription,
+  dueHeads,
+  enqueueDeliveries,
+  recordAttempt,
+  type DueDelivery,
+  type NewDelivery,
+  type StoredSubscription,
+} from '../pg/webhooks.ts';
+import { metrics } from '../metrics.ts';
+import { keys } from '../redis/keys.ts';
+import { parseStreamEntry, type StreamEvent } from '../redis/events.ts';
+import type { RedisConnection } from '../redis/scripts.ts';
+import { toCloudEvent } from '../services/cloud-events.ts';
+import type { Inventory } from '../services/inventory.ts';
+import { EventMatcher } from '../services/webhooks.ts';
+import { survived } from '../log.ts';
+
+export const WEBHOOK_GROUP = 'webhooks';
+const LEADER_LOCK = 7_421_002;
+const READ_BATCH = 500;
+const SEND_BATCH = 32;
+
+export interface DispatcherOptions {
+  retry: RetryPolicy;
+  timeoutMs: number;
+  allowPrivate: boolean;
+  pollMs?: number;
+  log?: Logger;
+}
+
+export class WebhookDispatcher {
+  private readonly consumer = `${hostname()}-${process.pid}`;
+  private readonly matcher: EventMatcher;
+  private stopped = false;
+  private loop: Promise<void> | undefined;
+  private subscriptions = new Map<string, StoredSubscription>();
+  private groupsReady = false;
+
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly pool: pg.Pool,
+    private readonly inventory: Inventory,
+    private readonly opts: DispatcherOptions,
+  ) {
+    this.matcher = new EventMatcher(inventory);
+  }
+
+  /** Creates the group on every city stream, from now on (history is for `replay`). */
+  async ensureGroups(): Promise<void> {
+    if (this.groupsReady) return;
+    for (const c of this.inventory.cities.all()) {
+      await this.redis.xgroup('CREATE', keys.events(c.id), WEBHOOK_GROUP, '$', 'MKSTREAM').catch((err: unknown) => {
+        if (!messageOf(err).includes('BUSYGROUP')) throw err;
+      });
+    }
+    this.groupsReady = true;
+  }
+
+  start(): void {
+    this.loop = this.lead();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await this.loop;
+  }
+
+  /** One round of both loops (tests, `drain`): returns how much was read and sent. */
+  async runOnce(): Promise<{ read: number; sent: number }> {
+    await this.ensureGroups();
+    const read = await this.intake();
+    const sent = await this.send();
+    return { read, sent };
+  }
+
+  /** Holds the leader lock (on its own connection) while running both loops; stands by otherwise. */
+  private async lead(): Promise<void> {
+    while (!this.stopped) {
+      let client: pg.PoolClient | undefined;
+      try {
+        client = await this.pool.connect();
+        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK]);
+        if (rows[0]?.ok) {
+          while (!this.stopped) {
+            const { read, sent } = await this.runOnce();
+            if (read === 0 && sent === 0) await sleep(this.opts.pollMs ?? 100);
+          }
+          await client.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK]);
+        }
+      } catch (err) {
+        survived('webhooks.dispatcher', err);
+      } finally {
+        client?.release();
+      }
+      if (!this.stopped) await sleep(1_000);
+    }
+  }
+
+  private async intake(): Promise<number> {
+    const read: { stream: string; ids: string[]; events: StreamEvent[] }[] = [];
+    for (const c of this.inventory.cities.all()) {
+      const stream = keys.events(c.id);
+      const res = (await this.redis.xreadgroup(
+        'GROUP',
+        WEBHOOK_GROUP,
+        this.consumer,
+        'COUNT',
+        READ_BATCH,
+        'STREAMS',
+        stream,
+        // What this consumer read but did not acknowledge (a crash) comes first.
+        (await this.redis.xpending(stream, WEBHOOK_GROUP, '-', '+', 1, this.consumer)).length ? '0' : '>',
+      )) as [string, [string, string[] | null][]][] | null;
+      const entries = res?.[0]?.[1] ?? [];
+      if (!entries.length) continue;
+      const events: StreamEvent[] = [];
+      for (const [id, fields] of entries) {
+        if (!fields) continue;
+        try {
+          events.push(parseStreamEntry(c.id, id, fields));
+        } catch (err) {
+          survived('webhooks.parse', err);
+        }
+      }
+      read.push({ stream, ids: entries.map(([id]) => id), events });
+    }
+    if (!read.length) return 0;
+    // Subscriptions are read after the events: every one created before an event was written hears it.
+    this.subscriptions = new Map((await activeSubscriptions(this.pool)).map((s) => [s.id, s]));
+    const rows: NewDelivery[] = [];
+    for (const { events } of read)
+      for (const e of events)
+        for (const sub of this.subscriptions.values())
+          if (await this.matcher.hears(sub, e))
+            rows.push({
+              subscriptionId: sub.id,
+              messageId: messageIdOf(e.city, e.id),
+              city: e.city,
+              streamId: e.id,
+              type: e.type,
+              body: toCloudEvent(e),
+              replay: 0,
+            });
+    await enqueueDeliveries(this.pool, rows);
+    for (const { stream, ids } of read) await this.redis.xack(stream, WEBHOOK_GROUP, ...ids);
+    return read.reduce((n, r) => n + r.ids.length, 0);
+  }
+
+  private async send(): Promise<number> {
+    const heads = await dueHeads(this.pool, SEND_BATCH);
+    if (!heads.length) return 0;
+    const missing = heads.some((h) => !this.subscriptions.has(h.subscriptionId));
+    if (missing) this.subscriptions = new Map((await activeSubscriptions(this.pool)).map((s) => [s.id, s]));
+    await Promise.all(heads.map((h) => this.deliver(h)));
+    return heads.length;
+  }
+
+  private async deliver(d: DueDelivery): Promise<void> {
+    const sub = this.subscriptions.get(d.subscriptionId);
+    if (!sub) return;
+    const started = performance.now();
+    let httpStatus: number | undefined;
+    let error: string | undefined;
+    try {
+      await this.checkAddress(sub.url);
+      const res = await fetch(sub.url, {
+        method: 'POST',
+        headers: this.headers(sub, d),
+        body: JSON.stringify(d.body),
+        redirect: 'manual',
+        signal: AbortSignal.timeout(this.opts.timeoutMs),
+      });
+      httpStatus = res.status;
+      await res.body?.cancel();
+      if (res.status < 200 || res.status >= 300) error = `HTTP ${res.status}`;
+    } catch (err) {
+      error = messageOf(err).slice(0, 500);
+    }
+    const latencyMs = Math.round(performance.now() - started);
+    const base = { latencyMs, ...(httpStatus !== undefined ? { httpStatus } : {}), ...(error ? { error } : {}) };
+    if (!error) {
+      metrics.webhookAttempts.inc({ result: 'delivered' });
+      await recordAttempt(this.pool, d, { ...base, result: 'delivered' });
+      return;
+    }
+    const retryAt = Date.now() + nextDelayMs(this.opts.retry, d.attempts + 1);
+    if (retryAt - d.createdAt <= this.opts.retry.horizonMs) {
+      metrics.webhookAttempts.inc({ result: 'retry' });
+      await recordAttempt(this.pool, d, { ...base, result: 'retry', retryAt });
+      return;
+    }
+    metrics.webhookAttempts.inc({ result: 'dead' });
+    await recordAttempt(this.pool, d, { ...base, result: 'dead' });
+    // An endpoint that failed for the whole horizon is switched off; its owner sees why (GET /v1/webhooks).
+    const reason = `delivery ${d.messageId} failed for ${Math.round(this.opts.retry.horizonMs / 3_600_000)} h (last: ${error})`;
+    await disableSubscription(this.pool, sub.id, reason);
+    this.opts.log?.warn({ webhook: sub.id, owner: sub.ownerId, reason }, 'webhook endpoint disabled');
+  }
+
+  /** Standard Webhooks 1.0: id, timestamp, and a v1 signature per live secret (two during a rotation). */
+  private headers(sub: StoredSubscription, d: DueDelivery): Record<string, string> {
+    const at = new Date();
+    const body = JSON.stringify(d.body);
+    const secrets = [sub.secret];
+    if (sub.previousSecret && (sub.previousSecretUntil ?? 0) > at.getTime()) secrets.push(sub.previousSecret);
+    return {
+      'content-type': 'application/json',
+      'webhook-id': d.messageId,
+      'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
+      'webhook-signature': secrets.map((s) => new Webhook(s).sign(d.messageId, at, body)).join(' '),
+    };
+  }
+
+  /** DNS may have changed since the subscription was made: a private address is refused here too. */
+  private async checkAddress(url: string): Promise<void> {
+    if (this.opts.allowPrivate) return;
+    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
+    const addresses = await lookup(host, { all: true });
+    const refused = addresses.find((a) => isPrivateAddress(a.address));
+    if (refused) throw new Error(`${host} resolves to a private address (${refused.address})`);
+  }
+}
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
