@@ -13,6 +13,7 @@ import { ConflictDesk } from '../../src/services/conflicts.ts';
 import { HOUR, addVehicle, futureHour, newInventory, testCity } from '../support/engine.ts';
 import { startStores, type Stores } from '../support/stores.ts';
 import { seeded } from '../support/random.ts';
+import { EventMatcher, WebhookDesk } from '../../src/services/webhooks.ts';
 
 const SECRET = new TextEncoder().encode('fuzz-secret-fuzz-secret-fuzz-secret!!');
 let stores: Stores;
@@ -40,6 +41,7 @@ before(async () => {
     pool: stores.pool,
     readModel,
     conflicts: new ConflictDesk(stores.redis, inv, readModel),
+    webhooks: new WebhookDesk(stores.pool, inv.cities, new EventMatcher(inv), { allowPrivate: false, secretGraceMs: 0 }),
     authenticate: authenticator({ secret: SECRET }),
   });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
@@ -87,6 +89,7 @@ const oddString = fc.oneof(
     '2026-12-01T10:00:00+14:00',
     '2026-12-01',
   ),
+  fc.constantFrom('http://127.0.0.1:9/hook', 'https://[::1]/x', 'ftp://example.com/', 'msg_x_1-0', 'booking.*'),
 );
 const idLike = fc.oneof(
   fc.constantFrom(...['veh_', 'bkg_', 'hld_', 'blk_'].map((p) => `${p}x_000000`)),
@@ -127,6 +130,9 @@ const FIELDS = [
   'customerId',
   'items',
   'offerId',
+  'url',
+  'types',
+  'cities',
   '__proto__',
   'constructor',
 ];
@@ -158,7 +164,24 @@ const request = () =>
     route: fc.constantFrom(...ROUTES),
     pathIds: fc.array(idLike, { minLength: 2, maxLength: 2 }),
     query: fc.dictionary(
-      fc.constantFrom('city', 'after', 'limit', 'from', 'to', 'x', 'granularity', 'category', 'near', 'sort', 'cursor'),
+      fc.constantFrom(
+        'city',
+        'after',
+        'limit',
+        'from',
+        'to',
+        'x',
+        'granularity',
+        'category',
+        'near',
+        'sort',
+        'cursor',
+        'status',
+        'when',
+        'customerId',
+        'hostId',
+        'force',
+      ),
       oddString,
       { maxKeys: 4 },
     ),

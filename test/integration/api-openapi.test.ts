@@ -112,8 +112,8 @@ describe('OpenAPI document', () => {
     assert.deepEqual(invalid, [], 'schemas that are not JSON Schema 2020-12');
   });
 
-  test('covers every /v1 route, and documents only routes that exist', () => {
-    const served = [...routes].filter((r) => r.split(' ')[1]!.startsWith('/v1/') && !r.startsWith('HEAD '));
+  test('covers every /v1 and /gbfs route, and documents only routes that exist', () => {
+    const served = [...routes].filter((r) => /^\/(v1|gbfs)\//.test(r.split(' ')[1] ?? '') && !r.startsWith('HEAD '));
     assert.ok(served.length >= 20, `saw the routes (${served.length})`);
     const documented = new Set(operations().map(([m, p]) => `${m} ${p}`));
     const missing = served.filter((r) => {
@@ -122,7 +122,7 @@ describe('OpenAPI document', () => {
     });
     assert.deepEqual(missing, [], 'routes missing from the OpenAPI document');
     for (const [method, path] of operations()) {
-      assert.ok(path.startsWith('/v1/'), `only /v1 routes are documented (${method} ${path})`);
+      assert.ok(/^\/(v1|gbfs)\//.test(path), `only /v1 and /gbfs routes are documented (${method} ${path})`);
       assert.ok(app.hasRoute({ method: method as 'GET', url: toFastifyPath(path) }), `${method} ${path} is served`);
     }
   });
