@@ -243,6 +243,46 @@ export function sortEntries<T extends CalendarEntry>(entries: readonly T[]): T[]
 
 export type IntervalProblem = 'missing' | 'minute' | 'order' | 'too_long' | 'past' | 'range';
 
+/** The rule each interval problem breaks, as the refusal's `detail` states it. */
+export const INTERVAL_RULES: Record<IntervalProblem, string> = {
+  missing: 'a window needs both from and to',
+  range: 'instants are between 1970-01-01 and the year 9999',
+  minute: 'windows start and end on whole minutes (no seconds); blocks from now round down themselves',
+  order: 'to must be after from',
+  too_long: 'a window is at most 30 days',
+  past: 'a window may not start before the current minute',
+};
+
+/** "from 2026-12-01T10:00:30.000Z: windows start and end on whole minutes …" */
+export function describeInterval(d: { problem?: unknown; field?: unknown; value?: unknown }): string {
+  const rule =
+    Object.entries(INTERVAL_RULES).find(([problem]) => problem === d.problem)?.[1] ??
+    `invalid interval (${String(d.problem)})`;
+  const value = typeof d.value === 'number' && Number.isFinite(d.value) ? ` ${iso(d.value)}` : '';
+  return typeof d.field === 'string' ? `${d.field}${value}: ${rule}` : rule;
+}
+
+const iso = (t: number) => (t >= 0 && t <= 253402300799999 ? new Date(t).toISOString() : String(t));
+
+/** The problem of a window, with the field at fault and its value (for the refusal's detail). */
+export function intervalFault(
+  from: number,
+  to: number | undefined,
+  now: number,
+  opts: { allowPast?: boolean; openEnded?: boolean } = {},
+): { problem: IntervalProblem; field: 'from' | 'to'; value?: number } | undefined {
+  const problem = intervalProblem(from, to, now, opts);
+  if (!problem) return undefined;
+  const fromAtFault =
+    problem === 'past' ||
+    (problem === 'minute' && from % MINUTE_MS !== 0) ||
+    (problem === 'range' && (from < 0 || from > MAX_TIMESTAMP_MS)) ||
+    (problem === 'missing' && !Number.isFinite(from));
+  const field = fromAtFault ? 'from' : 'to';
+  const value = field === 'from' ? from : to;
+  return { problem, field, ...(value !== undefined && Number.isFinite(value) ? { value } : {}) };
+}
+
 /**
  * Time rules for a requested window: minute granularity, `to > from`, at most 30 days, and not
  * starting before the current minute unless the caller may write the past (ops).

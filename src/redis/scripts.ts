@@ -8,6 +8,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import type { Cluster, Redis } from 'ioredis';
 import { DomainError, isErrorCode, messageOf } from '../domain/errors.ts';
+import { describeInterval } from '../domain/calendar.ts';
 import { defaults } from '../config.ts';
 import { ReplicationUnconfirmed, type SyncReplication } from './replication.ts';
 import { metrics } from '../metrics.ts';
@@ -153,7 +154,7 @@ function describe(code: string, d: Record<string, unknown>): string {
       return `vehicle is ${String(d.listing ?? 'not available')}`;
     }
     case 'INVALID_INTERVAL':
-      return `invalid interval: ${String(d.problem)}`;
+      return describeInterval(d);
     case 'INVALID_STATE':
       return `${String(d.entity ?? 'entity')} ${String(d.id ?? '')} is ${String(d.status ?? d.problem)}${d.problem ? ` (${String(d.problem)})` : ''}`;
     case 'VERSION_MISMATCH':

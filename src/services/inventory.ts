@@ -6,7 +6,7 @@
 import { systemClock, type Clock } from '../redis/clock.ts';
 import { createHash, randomUUID } from 'node:crypto';
 import type { BlockEntry, BlockReason, BookingEntry, CalendarEntry, HoldEntry } from '../domain/calendar.ts';
-import { BLOCK_REASONS, MAX_TIMESTAMP_MS } from '../domain/calendar.ts';
+import { BLOCK_REASONS, MAX_TIMESTAMP_MS, MINUTE_MS } from '../domain/calendar.ts';
 import { defaults } from '../config.ts';
 import { CityCatalog, type City } from '../domain/cities.ts';
 import { DomainError } from '../domain/errors.ts';
@@ -375,8 +375,12 @@ export class Inventory {
     }
     if (input.note !== undefined && input.note.length > 512)
       throw new DomainError('VALIDATION', 'note too long', { field: 'note' });
-    const from = input.from === undefined ? '' : time(input.from, 'from');
-    const to = input.to === undefined ? '' : time(input.to, 'to');
+    // An accident or a maintenance starts "now", at whatever second a person reports it: the
+    // window widens to whole minutes (from rounded down, to up) instead of being refused.
+    const widen = input.reason !== 'host';
+    const from =
+      input.from === undefined ? '' : widen ? floorMinute(time(input.from, 'from')) : time(input.from, 'from');
+    const to = input.to === undefined ? '' : widen ? ceilMinute(time(input.to, 'to')) : time(input.to, 'to');
     return this.command<{ block: BlockEntry }>(
       'place_block',
       city,
@@ -689,6 +693,9 @@ function vehicleFromHash(h: Record<string, string>): Vehicle {
     updatedAt: Number(h.updatedAt),
   };
 }
+
+const floorMinute = (t: number) => t - (t % MINUTE_MS);
+const ceilMinute = (t: number) => (t % MINUTE_MS === 0 ? t : t - (t % MINUTE_MS) + MINUTE_MS);
 
 function time(t: number, field: string): number {
   if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0 || t > MAX_TIMESTAMP_MS) {

@@ -210,6 +210,38 @@ describe('fleet self-service', () => {
   });
 });
 
+describe('times a person would send', () => {
+  test('a block from now takes any instant, rounded to whole minutes; a trip window off the minute is refused, saying why', async () => {
+    const spare = await addVehicle(inv, city, { hostId: 'host-a' });
+    const now = Date.now();
+    const odd = now - (now % 60_000) + 37_123;
+    const maintenance = await call(tok.hostA, 'POST', `/v1/vehicles/${spare}/blocks`, {
+      reason: 'maintenance',
+      from: iso(odd),
+      to: iso(odd + HOUR),
+    });
+    assert.equal(maintenance.status, 201, JSON.stringify(maintenance.json));
+    assert.equal(maintenance.json.from, iso(odd - 37_123));
+    assert.equal(maintenance.json.to, iso(odd - 37_123 + HOUR + 60_000));
+    const t = futureHour(3000 * HOUR) + 30_000;
+    const hold = await call(tok.alice, 'POST', '/v1/holds', {
+      vehicleId: v.a1,
+      from: iso(t),
+      to: iso(t + HOUR - 30_000),
+    });
+    assert.equal(hold.status, 400);
+    assert.equal(hold.json.code, 'INVALID_INTERVAL');
+    assert.equal(hold.json.field, 'from');
+    assert.match(String(hold.json.detail), new RegExp(`^from ${iso(t).replace(/[.]/g, '\\.')}: .*whole minutes`));
+    const order = await call(tok.alice, 'POST', '/v1/holds', {
+      vehicleId: v.a1,
+      from: iso(t - 30_000 + HOUR),
+      to: iso(t - 30_000),
+    });
+    assert.match(String(order.json.detail), /^to .*: to must be after from$/);
+  });
+});
+
 describe('permissions beyond the role', () => {
   test('a token narrowed by scope may read but not write; nothing changes', async () => {
     const t = futureHour(1000 * HOUR);

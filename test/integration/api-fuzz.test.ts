@@ -41,7 +41,10 @@ before(async () => {
     pool: stores.pool,
     readModel,
     conflicts: new ConflictDesk(stores.redis, inv, readModel),
-    webhooks: new WebhookDesk(stores.pool, inv.cities, new EventMatcher(inv), { allowPrivate: false, secretGraceMs: 0 }),
+    webhooks: new WebhookDesk(stores.pool, inv.cities, new EventMatcher(inv), {
+      allowPrivate: false,
+      secretGraceMs: 0,
+    }),
     authenticate: authenticator({ secret: SECRET }),
   });
   base = await app.listen({ port: 0, host: '127.0.0.1' });

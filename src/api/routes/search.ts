@@ -2,7 +2,7 @@
 import { Type } from '@sinclair/typebox';
 import { CATEGORIES, type Category } from '../../domain/vehicle.ts';
 import { DomainError } from '../../domain/errors.ts';
-import { intervalProblem } from '../../domain/calendar.ts';
+import { describeInterval, intervalFault } from '../../domain/calendar.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import { IsoTime, toMs } from '../schemas.ts';
@@ -68,9 +68,8 @@ export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { re
       const q = request.query;
       const from = toMs(q.from);
       const to = toMs(q.to);
-      const problemWith = intervalProblem(from, to, Date.now());
-      if (problemWith)
-        throw new DomainError('INVALID_INTERVAL', `invalid interval: ${problemWith}`, { problem: problemWith });
+      const fault = intervalFault(from, to, Date.now());
+      if (fault) throw new DomainError('INVALID_INTERVAL', describeInterval(fault), fault);
       const [lat, lng] = q.near ? q.near.split(',').map(Number) : [];
       if (lat !== undefined && (Math.abs(lat) > 90 || Math.abs(lng ?? 0) > 180))
         throw new DomainError('VALIDATION', 'near must be a valid lat,lng', { field: 'near' });

@@ -94,13 +94,19 @@ local function window_of(e)
   return { kind = e.kind, from = e.from, to = e.to, reason = e.reason, status = e.status }
 end
 
+-- The refusal names the problem, the field at fault and its value (scripts.ts words the detail).
 local function check_interval(from, to, allow_past, open_ok)
-  if from == nil or (to == nil and not open_ok) then fail('INVALID_INTERVAL', { problem = 'missing' }) end
-  if from < 0 or from > MAX_TIME or (to ~= nil and to > MAX_TIME) then fail('INVALID_INTERVAL', { problem = 'range' }) end
-  if from % MINUTE ~= 0 or (to ~= nil and to % MINUTE ~= 0) then fail('INVALID_INTERVAL', { problem = 'minute' }) end
-  if to ~= nil and to <= from then fail('INVALID_INTERVAL', { problem = 'order' }) end
-  if to ~= nil and to - from > MAX_SPAN then fail('INVALID_INTERVAL', { problem = 'too_long' }) end
-  if not allow_past and from < NOW - (NOW % MINUTE) then fail('INVALID_INTERVAL', { problem = 'past' }) end
+  if from == nil then fail('INVALID_INTERVAL', { problem = 'missing', field = 'from' }) end
+  if to == nil and not open_ok then fail('INVALID_INTERVAL', { problem = 'missing', field = 'to' }) end
+  if from < 0 or from > MAX_TIME then fail('INVALID_INTERVAL', { problem = 'range', field = 'from', value = from }) end
+  if to ~= nil and to > MAX_TIME then fail('INVALID_INTERVAL', { problem = 'range', field = 'to', value = to }) end
+  if from % MINUTE ~= 0 then fail('INVALID_INTERVAL', { problem = 'minute', field = 'from', value = from }) end
+  if to ~= nil and to % MINUTE ~= 0 then fail('INVALID_INTERVAL', { problem = 'minute', field = 'to', value = to }) end
+  if to ~= nil and to <= from then fail('INVALID_INTERVAL', { problem = 'order', field = 'to', value = to }) end
+  if to ~= nil and to - from > MAX_SPAN then fail('INVALID_INTERVAL', { problem = 'too_long', field = 'to', value = to }) end
+  if not allow_past and from < NOW - (NOW % MINUTE) then
+    fail('INVALID_INTERVAL', { problem = 'past', field = 'from', value = from })
+  end
 end
 
 local BLOCK_STATUS = { accident = 'accident', maintenance = 'maintenance', host = 'blocked' }
