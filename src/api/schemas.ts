@@ -72,6 +72,7 @@ export const Booking = Type.Object(
     from: IsoTime,
     to: IsoTime,
     holdId: Type.Optional(Type.String()),
+    flexibleMinutes: Type.Optional(Type.Integer({ description: 'how far offers may move the trip if displaced' })),
     startedAt: Type.Optional(IsoTime),
     completedAt: Type.Optional(IsoTime),
     completion: Type.Optional(Type.String()),
@@ -119,6 +120,10 @@ export const Offers = Type.Object(
         distanceKm: Type.Number(),
         incentive: IncentiveSchema,
         status: Type.String(),
+        kind: Type.Optional(Type.String({ description: 'same_category, upgrade or shifted (a moved window)' })),
+        from: Type.Optional(IsoTime),
+        to: Type.Optional(IsoTime),
+        shiftMinutes: Type.Optional(Type.Integer()),
       }),
     ),
   },
@@ -149,6 +154,10 @@ export function offersOut(r: OfferRecord): Static<typeof Offers> {
       distanceKm: o.distanceKm,
       incentive: o.incentive,
       status: o.status,
+      ...(o.kind ? { kind: o.kind } : {}),
+      ...(o.from !== undefined ? { from: iso(o.from) } : {}),
+      ...(o.to !== undefined ? { to: iso(o.to) } : {}),
+      ...(o.shiftMinutes ? { shiftMinutes: o.shiftMinutes } : {}),
     })),
   };
 }
@@ -193,9 +202,19 @@ export const HoldRequest = Type.Object(
   { vehicleId: EntityId, from: IsoTime, to: IsoTime },
   { additionalProperties: false },
 );
+const FlexibleMinutes = Type.Optional(
+  Type.Integer({
+    minimum: 0,
+    maximum: 120,
+    description: 'should the trip be displaced, offers may move it this many minutes earlier or later',
+  }),
+);
 export const BookingRequest = Type.Union([
-  Type.Object({ vehicleId: EntityId, from: IsoTime, to: IsoTime }, { additionalProperties: false }),
-  Type.Object({ holdId: EntityId }, { additionalProperties: false }),
+  Type.Object(
+    { vehicleId: EntityId, from: IsoTime, to: IsoTime, flexibleMinutes: FlexibleMinutes },
+    { additionalProperties: false },
+  ),
+  Type.Object({ holdId: EntityId, flexibleMinutes: FlexibleMinutes }, { additionalProperties: false }),
 ]);
 export const ExtendRequest = Type.Object(
   { to: IsoTime, force: Type.Optional(Type.Boolean()) },
@@ -319,6 +338,7 @@ export function bookingOut(b: BookingEntry, vehicleId: string): Static<typeof Bo
     ...(b.refund ? { refund: b.refund } : {}),
     ...(b.credit ? { credit: b.credit } : {}),
     ...(b.incentive ? { incentive: b.incentive } : {}),
+    ...(b.flexMinutes ? { flexibleMinutes: b.flexMinutes } : {}),
     ...(b.reaccommodatedFrom
       ? { reaccommodatedFrom: { ...b.reaccommodatedFrom, at: iso(b.reaccommodatedFrom.at) } }
       : {}),

@@ -92,6 +92,8 @@ export interface BookingEntry extends EntryBase {
   scheduledTo?: number;
   completion?: 'early' | 'on_time' | 'late';
   conflictCause?: ConflictCause;
+  /** Minutes the customer allows the trip to move if displaced: offers may then shift its window. */
+  flexMinutes?: number;
   conflictedBy?: string;
   conflictedAt?: number;
   cancelReason?: string;

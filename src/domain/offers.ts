@@ -39,6 +39,26 @@ export interface Alternative {
   fuel: string;
   pricePerHour: number;
   distanceKm: number;
+  /** Minutes the offered window moves from the booked one (0 or absent: the same window). */
+  shiftMinutes?: number;
+  from?: number;
+  to?: number;
+}
+
+export const ALTERNATIVE_KINDS = ['same_category', 'upgrade', 'shifted'] as const;
+export type AlternativeKind = (typeof ALTERNATIVE_KINDS)[number];
+
+export function alternativeKind(o: Original, a: Alternative): AlternativeKind {
+  if (a.shiftMinutes) return 'shifted';
+  return tierOf(a.category) > tierOf(o.category) ? 'upgrade' : 'same_category';
+}
+
+/** The shifts (minutes) to try for a customer who allows `flex`: ±30, ±60, … up to ±flex, nearest first. */
+export function flexShifts(flex: number): number[] {
+  const out: number[] = [];
+  for (let m = 30; m <= flex; m += 30) out.push(-m, m);
+  if (flex > 0 && flex % 30 !== 0) out.push(-flex, flex);
+  return out;
 }
 
 /**
@@ -55,7 +75,9 @@ export function dissimilarity(o: Original, a: Alternative): number {
     (a.transmission === o.transmission ? 0 : 2) +
     (a.fuel === o.fuel ? 0 : 0.5) +
     a.distanceKm +
-    Math.abs(a.pricePerHour - o.pricePerHour) / Math.max(1, o.pricePerHour)
+    Math.abs(a.pricePerHour - o.pricePerHour) / Math.max(1, o.pricePerHour) +
+    // An hour's move weighs like 3 km: a car at the next corner an hour later beats one across town.
+    Math.abs(a.shiftMinutes ?? 0) / 20
   );
 }
 
@@ -71,6 +93,14 @@ export function rankAlternatives(o: Original, candidates: readonly Alternative[]
  * category gets a credit, a larger one when the alternative is far from the original pickup.
  */
 export function incentiveFor(o: Original, a: Alternative, policy: OfferPolicy): Incentive {
+  if (a.shiftMinutes) {
+    const m = a.shiftMinutes;
+    return {
+      kind: 'credit',
+      amount: policy.credit,
+      reason: `trip moved ${Math.abs(m)} min ${m < 0 ? 'earlier' : 'later'}`,
+    };
+  }
   if (tierOf(a.category) > tierOf(o.category)) {
     const difference = Math.max(0, a.pricePerHour - o.pricePerHour) * o.hours;
     return {

@@ -48,6 +48,7 @@ export interface ConflictsAnswer {
   totals: ConflictFigures;
   byCity: ({ city: string } & ConflictFigures)[];
   byHost: ({ hostId: string | null } & ConflictFigures)[];
+  conversion: Conversion;
 }
 
 /** Connection trouble (the database or replica is down or unreachable) is a 503, not a 500. */
@@ -140,14 +141,17 @@ const POS = (t: string) =>
  * - The cost is the accepted offer's incentive amount, or the NO_ALTERNATIVE credit (the
  *   cancelled booking's document keeps it).
  */
-const CONFLICTS_SQL = `
-WITH sel AS (
-  SELECT c.booking_id, c.stream_id, c.city, COALESCE(c.host_id, v.host_id) AS host_id, c.cause, c.conflicted_at, c.resolution, c.resolved_at
+/** The conflicts of the selection: $1 from, $2 to (epoch ms), $3 cities or null, $4 host or null. */
+const SELECTED = `  SELECT c.booking_id, c.stream_id, c.city, COALESCE(c.host_id, v.host_id) AS host_id, c.cause, c.conflicted_at, c.resolution, c.resolved_at
   FROM conflicts c LEFT JOIN vehicles v ON v.id = c.vehicle_id
   WHERE c.conflicted_at >= to_timestamp($1::float8 / 1000) AND c.conflicted_at < to_timestamp($2::float8 / 1000)
     AND ($3::text[] IS NULL OR c.city = ANY($3::text[]))
     AND ($4::text IS NULL OR COALESCE(c.host_id, v.host_id) = $4::text)
-), offered AS (
+`;
+
+const CONFLICTS_SQL = `
+WITH sel AS (
+${SELECTED}), offered AS (
   SELECT k.booking_id, k.stream_id, count(*)::int AS offers_made, min(o.created_at) AS first_offer_at,
     sum((o.incentive->>'amount')::numeric) FILTER (WHERE o.status = 'accepted') AS accepted_cost
   FROM offers o CROSS JOIN LATERAL (
@@ -239,12 +243,69 @@ function figuresOf(r: FigureRow | undefined): ConflictFigures {
   };
 }
 
+/**
+ * Conversion of the offers made for the selected conflicts, per kind of alternative
+ * (same_category, upgrade, shifted; `unknown` for offers made before kinds were recorded) and
+ * per incentive (kind and amount).
+ */
+const CONVERSION_SQL = `
+WITH sel AS (
+${SELECTED}), o AS (
+  SELECT COALESCE(o.alternative, 'unknown') AS alternative, COALESCE(o.incentive->>'kind', 'none') AS incentive,
+    COALESCE((o.incentive->>'amount')::numeric, 0) AS amount, o.status
+  FROM offers o WHERE o.booking_id IN (SELECT booking_id FROM sel)
+)
+SELECT CASE WHEN GROUPING(alternative) = 0 THEN 'alternative' ELSE 'incentive' END AS dim,
+  alternative, incentive, amount, count(*)::int AS offered, count(*) FILTER (WHERE status = 'accepted')::int AS accepted
+FROM o GROUP BY GROUPING SETS ((alternative), (incentive, amount))
+ORDER BY dim, alternative, incentive, amount`;
+
+export interface Conversion {
+  byAlternative: { alternative: string; offered: number; accepted: number; conversion: number }[];
+  byIncentive: { incentive: string; amount: number; offered: number; accepted: number; conversion: number }[];
+}
+
+async function computeConversion(db: pg.Pool, params: unknown[]): Promise<Conversion> {
+  const rows = await query<{
+    dim: 'alternative' | 'incentive';
+    alternative: string | null;
+    incentive: string | null;
+    amount: string | null;
+    offered: number;
+    accepted: number;
+  }>(db, CONVERSION_SQL, params);
+  const rate = (r: { offered: number; accepted: number }) => (r.offered > 0 ? round6(r.accepted / r.offered) : 0);
+  return {
+    byAlternative: rows
+      .filter((r) => r.dim === 'alternative')
+      .map((r) => ({
+        alternative: r.alternative ?? '',
+        offered: r.offered,
+        accepted: r.accepted,
+        conversion: rate(r),
+      })),
+    byIncentive: rows
+      .filter((r) => r.dim === 'incentive')
+      .map((r) => ({
+        incentive: r.incentive ?? '',
+        amount: Number(r.amount ?? 0),
+        offered: r.offered,
+        accepted: r.accepted,
+        conversion: rate(r),
+      })),
+  };
+}
+
 export async function computeConflicts(
   db: pg.Pool,
   q: { from: number; to: number; city?: string; hostId?: string; cities?: readonly string[] },
 ): Promise<ConflictsAnswer> {
   const cities = q.city !== undefined ? [q.city] : q.cities ? [...q.cities] : null;
-  const rows = await query<FigureRow>(db, CONFLICTS_SQL, [q.from, q.to, cities, q.hostId ?? null]);
+  const params = [q.from, q.to, cities, q.hostId ?? null];
+  const [rows, conversion] = await Promise.all([
+    query<FigureRow>(db, CONFLICTS_SQL, params),
+    computeConversion(db, params),
+  ]);
   const byKey = (a: FigureRow, b: FigureRow) =>
     (a.key ?? '') < (b.key ?? '') ? -1 : (a.key ?? '') > (b.key ?? '') ? 1 : 0;
   return {
@@ -263,5 +324,6 @@ export async function computeConflicts(
       .filter((r) => r.dim === 'host')
       .sort(byKey)
       .map((r) => ({ hostId: r.key, ...figuresOf(r) })),
+    conversion,
   };
 }

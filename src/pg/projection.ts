@@ -196,9 +196,9 @@ async function writeConflictFacts(db: pg.ClientBase, { conflicts, offers, outcom
   // their outcome together, and each statement sees what the ones before it wrote.
   if (offers.length) {
     await db.query(
-      `INSERT INTO offers (id, booking_id, city, vehicle_id, hold_id, incentive, status, created_at, updated_at)
-       SELECT x.id, x.booking, x.city, x.vehicle, x.hold, x.incentive, 'open', to_timestamp(x.time::double precision / 1000), to_timestamp(x.time::double precision / 1000)
-       FROM jsonb_to_recordset($1::jsonb) AS x(id text, booking text, city text, vehicle text, hold text, incentive jsonb, time bigint)
+      `INSERT INTO offers (id, booking_id, city, vehicle_id, hold_id, incentive, alternative, shift_minutes, status, created_at, updated_at)
+       SELECT x.id, x.booking, x.city, x.vehicle, x.hold, x.incentive, x.alternative, x.shift, 'open', to_timestamp(x.time::double precision / 1000), to_timestamp(x.time::double precision / 1000)
+       FROM jsonb_to_recordset($1::jsonb) AS x(id text, booking text, city text, vehicle text, hold text, incentive jsonb, alternative text, shift integer, time bigint)
        ON CONFLICT (id) DO NOTHING`,
       [JSON.stringify(offers)],
     );
@@ -332,6 +332,8 @@ function collectConflictFacts(e: StreamEvent, offers: Record<string, unknown>[],
         vehicle: o.vehicleId,
         hold: o.holdId ?? null,
         incentive: o.incentive ?? null,
+        alternative: o.kind ?? null,
+        shift: o.shiftMinutes ?? null,
         time: e.time,
       });
     }

@@ -12,12 +12,17 @@ import type { BookingEntry, CalendarEntry, Incentive } from '../domain/calendar.
 import { DomainError } from '../domain/errors.ts';
 import { parseId } from '../domain/ids.ts';
 import {
+  alternativeKind,
+  flexShifts,
   incentiveFor,
   noAlternativeCredit,
   rankAlternatives,
+  type Alternative,
+  type AlternativeKind,
   type OfferPolicy,
   type Original,
 } from '../domain/offers.ts';
+import type { Vehicle } from '../domain/vehicle.ts';
 import { occupies, overlapsWindow } from '../domain/calendar.ts';
 import { keys } from '../redis/keys.ts';
 import { commandReply, fromScript, luaList, runScript, stringList, type RedisConnection } from '../redis/scripts.ts';
@@ -34,6 +39,12 @@ export interface Offer {
   distanceKm: number;
   incentive: Incentive;
   status: 'open' | 'accepted' | 'released';
+  /** same_category, upgrade, or shifted (the same class at a moved time); older records: absent. */
+  kind?: AlternativeKind;
+  /** The offered window (a shifted offer's differs from the booking's). */
+  from?: number;
+  to?: number;
+  shiftMinutes?: number;
 }
 
 /** What Redis keeps per conflicted booking (HASH offers, field = booking id). */
@@ -85,31 +96,23 @@ export class ConflictDesk {
       pricePerHour: vehicle.pricePerHour,
       hours: (booking.to - booking.from) / 3_600_000,
     };
-    const { hits } = await this.readModel.search(city, {
-      from: booking.from,
-      to: booking.to,
-      category: vehicle.category,
-      orBetter: true,
-      near: vehicle.location,
-      radiusKm: this.policy.maxDistanceKm,
-      sort: 'distance',
-      limit: Math.max(12, this.policy.maxOffers * 4),
-      offset: 0,
-    });
-    const ranked = rankAlternatives(
-      original,
-      hits.filter((h) => h.vehicleId !== vehicle.id).map((h) => ({ ...h, distanceKm: h.distanceKm ?? 0 })),
-      this.policy,
-    );
+    const ranked = rankAlternatives(original, await this.alternativesFor(booking, vehicle), this.policy);
     // More candidates than offers: one another resolver took a moment ago is skipped in the script.
-    const candidates = ranked.slice(0, this.policy.maxOffers * 3).map((a) => ({
-      vehicleId: a.vehicleId,
-      offerId: newId('offer', city),
-      holdId: newId('hold', city),
-      category: a.category,
-      distanceKm: a.distanceKm,
-      incentive: incentiveFor(original, a, this.policy),
-    }));
+    // One per vehicle: a vehicle is offered once, at its best window.
+    const seen = new Set<string>();
+    const candidates = ranked
+      .filter((a) => !seen.has(a.vehicleId) && seen.add(a.vehicleId))
+      .slice(0, this.policy.maxOffers * 3)
+      .map((a) => ({
+        vehicleId: a.vehicleId,
+        offerId: newId('offer', city),
+        holdId: newId('hold', city),
+        category: a.category,
+        distanceKm: a.distanceKm,
+        incentive: incentiveFor(original, a, this.policy),
+        kind: alternativeKind(original, a),
+        ...(a.shiftMinutes ? { from: a.from, to: a.to, shiftMinutes: a.shiftMinutes } : {}),
+      }));
     const raw = await runScript(
       this.redis,
       'make_offers',
@@ -136,6 +139,27 @@ export class ConflictDesk {
     const out = fromScript<{ outcome: ResolveOutcome; record?: OfferRecord }>(raw);
     metrics.conflictOutcomes.inc({ outcome: out.outcome });
     return { outcome: out.outcome, ...(out.record ? { record: normalise(out.record) } : {}) };
+  }
+
+  /**
+   * Free vehicles for the booking's window, the same category or better, near its pickup; and,
+   * when the customer allowed the trip to move (`flexMinutes`), the same category at windows
+   * shifted by up to that much, in 30-minute steps, nearest shifts first.
+   */
+  private async alternativesFor(booking: BookingEntry, vehicle: Vehicle): Promise<Alternative[]> {
+    const city = vehicle.city;
+    const near = { near: vehicle.location, radiusKm: this.policy.maxDistanceKm, sort: 'distance' as const, offset: 0 };
+    const found = async (from: number, to: number, shiftMinutes: number, orBetter: boolean, limit: number) =>
+      (await this.readModel.search(city, { from, to, category: vehicle.category, orBetter, limit, ...near })).hits
+        .filter((h) => h.vehicleId !== vehicle.id)
+        .map((h) => ({ ...h, distanceKm: h.distanceKm ?? 0, from, to, shiftMinutes }));
+    const out = await found(booking.from, booking.to, 0, true, Math.max(12, this.policy.maxOffers * 4));
+    for (const shift of flexShifts(booking.flexMinutes ?? 0)) {
+      const from = booking.from + shift * 60_000;
+      if (from < Date.now()) continue;
+      out.push(...(await found(from, booking.to + shift * 60_000, shift, false, this.policy.maxOffers)));
+    }
+    return out;
   }
 
   /** The offers of a booking, as they stand. */

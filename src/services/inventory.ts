@@ -255,12 +255,17 @@ export class Inventory {
   }
 
   async book(
-    input:
+    input: (
       | { vehicleId: string; customerId: string; from: number; to: number; allowPast?: boolean }
-      | { holdId: string; customerId: string },
+      | { holdId: string; customerId: string }
+    ) & {
+      /** Minutes the customer allows the trip to move (0-120), should it be displaced (docs/conflicts.md). */
+      flexibleMinutes?: number;
+    },
     opts: CommandOptions = {},
   ) {
     requireText(input.customerId, 'customerId');
+    const flex = String(input.flexibleMinutes ?? 0);
     // The answer names the vehicle, so callers need not look the new booking up again.
     if ('holdId' in input) {
       const { city, vehicleId } = await this.locate(input.holdId, 'hold');
@@ -270,8 +275,8 @@ export class Inventory {
         vehicleId,
         opts,
         [],
-        [newId('booking', city), input.customerId, '', '', input.holdId, '0'],
-        [input.customerId, input.holdId],
+        [newId('booking', city), input.customerId, '', '', input.holdId, '0', flex],
+        [input.customerId, input.holdId, flex],
       );
       await this.releaseReservation(input.customerId, input.holdId);
       return { ...r, vehicleId };
@@ -290,8 +295,9 @@ export class Inventory {
         time(input.to, 'to'),
         '',
         flag(input.allowPast),
+        flex,
       ],
-      [input.vehicleId, input.customerId, input.from, input.to, flag(input.allowPast)],
+      [input.vehicleId, input.customerId, input.from, input.to, flag(input.allowPast), flex],
     );
     return { ...r, vehicleId: input.vehicleId };
   }

@@ -239,6 +239,49 @@ function conflictsFrom(evs: readonly StreamEvent[]): Conflict[] {
   return all;
 }
 
+/** Conversion of the offers of these bookings, per kind of alternative and per incentive. */
+function conversionFrom(evs: readonly StreamEvent[], bookings: ReadonlySet<string>) {
+  const offers: { kind: string; incentive: string; amount: number; id: string }[] = [];
+  const accepted = new Set<string>();
+  for (const e of evs) {
+    if (e.type === 'conflict.offers_ready' && bookings.has(e.subject))
+      for (const o of e.data.offers as { id: string; kind?: string; incentive: { kind: string; amount: number } }[])
+        offers.push({ id: o.id, kind: o.kind ?? 'unknown', incentive: o.incentive.kind, amount: o.incentive.amount });
+    if (e.type === 'booking.reaccommodated') accepted.add(String(e.data.offerId));
+  }
+  const group = (key: (o: (typeof offers)[number]) => string) => {
+    const m = new Map<string, { offered: number; accepted: number; sample: (typeof offers)[number] }>();
+    for (const o of offers) {
+      const g = m.get(key(o)) ?? { offered: 0, accepted: 0, sample: o };
+      g.offered++;
+      if (accepted.has(o.id)) g.accepted++;
+      m.set(key(o), g);
+    }
+    return [...m.values()];
+  };
+  const rate = (g: { offered: number; accepted: number }) => round6(g.accepted / g.offered);
+  return {
+    byAlternative: group((o) => o.kind)
+      .sort((a, b) => (a.sample.kind < b.sample.kind ? -1 : 1))
+      .map((g) => ({ alternative: g.sample.kind, offered: g.offered, accepted: g.accepted, conversion: rate(g) })),
+    byIncentive: group((o) => `${o.incentive}|${o.amount}`)
+      .sort((a, b) =>
+        a.sample.incentive < b.sample.incentive
+          ? -1
+          : a.sample.incentive > b.sample.incentive
+            ? 1
+            : a.sample.amount - b.sample.amount,
+      )
+      .map((g) => ({
+        incentive: g.sample.incentive,
+        amount: g.sample.amount,
+        offered: g.offered,
+        accepted: g.accepted,
+        conversion: rate(g),
+      })),
+  };
+}
+
 /** percentile_disc: the first value (ascending) whose cumulative share reaches p. */
 function percentileDisc(sorted: readonly number[], p: number): number | null {
   if (sorted.length === 0) return null;
@@ -294,6 +337,7 @@ function expected(q: { from: number; to: number; city?: string; hostId?: string 
     totals: figures(cs),
     byCity: keysOf((c) => c.city).map((k) => ({ city: k, ...figures(cs.filter((c) => c.city === k)) })),
     byHost: keysOf((c) => c.host).map((k) => ({ hostId: k, ...figures(cs.filter((c) => c.host === k)) })),
+    conversion: conversionFrom(events, new Set(cs.map((c) => c.booking))),
   };
 }
 

@@ -22,6 +22,7 @@ const main = testCity();
 const upgrade = testCity();
 const none = testCity();
 const post = testCity();
+const flexible = testCity();
 let server: RedisServer;
 let redis: Redis;
 let inv: Inventory;
@@ -54,7 +55,7 @@ const offersOf = (city: City, id: string) => until(() => recordOf(city, id));
 before(async () => {
   server = await startRedis();
   redis = connect(server.url);
-  inv = new Inventory(redis, { cities: new CityCatalog([main, upgrade, none, post]) });
+  inv = new Inventory(redis, { cities: new CityCatalog([main, upgrade, none, post, flexible]) });
   readModel = new ReadModel(redis, inv);
   await readModel.start(5);
   desk = new ConflictDesk(redis, inv, readModel, { offerTtlMs: OFFER_TTL });
@@ -264,6 +265,32 @@ describe('when nothing equivalent is free', () => {
       reason: 'sedan → suv at the booked price',
     });
     assert.equal(rec.cause, 'accident');
+  });
+
+  test('a customer who allows the trip to move is offered the same class an hour later, and moves there on accepting', async () => {
+    const t = futureHour(96 * HOUR);
+    const victim = await vehicle(flexible);
+    const other = await vehicle(flexible);
+    // The other sedan is taken for the booked window (and its turnaround), free from an hour later.
+    await inv.book({ vehicleId: other, customerId: 'x', from: t - 2 * HOUR, to: t + 30 * 60_000 });
+    const b = await inv.book({ vehicleId: victim, customerId: 'f1', from: t, to: t + 2 * HOUR, flexibleMinutes: 120 });
+    assert.equal(b.booking.flexMinutes, 120);
+    const rigid = await inv.book({ vehicleId: victim, customerId: 'f2', from: t + 5 * HOUR, to: t + 6 * HOUR });
+    await inv.placeBlock({ vehicleId: victim, reason: 'accident' });
+    const rec = await offersOf(flexible, b.booking.id);
+    assert.equal(rec.status, 'open');
+    const shifted = rec.offers.find((o) => o.kind === 'shifted');
+    assert.ok(shifted, JSON.stringify(rec.offers));
+    assert.equal(shifted.vehicleId, other);
+    assert.equal(shifted.shiftMinutes, 60);
+    assert.deepEqual([shifted.from, shifted.to], [t + HOUR, t + 3 * HOUR]);
+    assert.match(shifted.incentive.reason ?? '', /60 min later/);
+    // Without the customer's leave, the same trip gets no moved window.
+    const rigidRec = await offersOf(flexible, rigid.booking.id);
+    assert.ok(rigidRec.offers.every((o) => o.kind !== 'shifted'));
+    const moved = await desk.accept(b.booking.id, shifted.id, 'f1');
+    assert.deepEqual([moved.booking.from, moved.booking.to], [t + HOUR, t + 3 * HOUR]);
+    assertCityInvariants(await readCity(redis, flexible.id), flexible.turnaroundMs);
   });
 
   test('nothing at all: cancelled with NO_ALTERNATIVE and a credit', async () => {

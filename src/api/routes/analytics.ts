@@ -175,6 +175,33 @@ const ConflictsAnswer = Type.Object({
       ...figureFields,
     }),
   ),
+  conversion: Type.Object(
+    {
+      byAlternative: Type.Array(
+        Type.Object({
+          alternative: Type.String({
+            description: 'same_category, upgrade, shifted (unknown: made before kinds were recorded)',
+          }),
+          offered: Type.Integer(),
+          accepted: Type.Integer(),
+          conversion: Type.Number({ description: 'accepted / offered' }),
+        }),
+      ),
+      byIncentive: Type.Array(
+        Type.Object({
+          incentive: Type.String({ description: 'credit or free_upgrade' }),
+          amount: Type.Number(),
+          offered: Type.Integer(),
+          accepted: Type.Integer(),
+          conversion: Type.Number(),
+        }),
+      ),
+    },
+    {
+      description:
+        'Offers of the selected conflicts: how many were made and accepted, per kind of alternative and per incentive',
+    },
+  ),
 });
 type ConflictsAnswerT = Static<typeof ConflictsAnswer>;
 

@@ -106,11 +106,12 @@ export const bookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
     async (request, reply) => {
       requireRole(request.actor, 'customer');
       const b = request.body;
+      const flex = b.flexibleMinutes ? { flexibleMinutes: b.flexibleMinutes } : {};
       const r =
         'holdId' in b
-          ? await inventory.book({ holdId: b.holdId, customerId: request.actor.id }, commandOptions(request))
+          ? await inventory.book({ holdId: b.holdId, customerId: request.actor.id, ...flex }, commandOptions(request))
           : await inventory.book(
-              { vehicleId: b.vehicleId, customerId: request.actor.id, from: toMs(b.from), to: toMs(b.to) },
+              { vehicleId: b.vehicleId, customerId: request.actor.id, from: toMs(b.from), to: toMs(b.to), ...flex },
               commandOptions(request),
             );
       return reply.code(201).send(bookingOut(r.booking, r.vehicleId));

@@ -7,6 +7,7 @@
   ARGV[8]     from   ARGV[9] to   (ignored when converting a hold: the hold's window is booked)
   ARGV[10]    hold id ('' = direct booking)
   ARGV[11]    '1' when the caller may write the past (ops)
+  ARGV[12]    minutes the customer allows the trip to move, should it be displaced (0-120; '' = 0)
 
   Returns  { json { booking, version, status, events }, replayed }
   Errors   NOT_FOUND (vehicle, or hold not this customer's), INVALID_INTERVAL, NOT_AVAILABLE,
@@ -19,6 +20,9 @@ if replay then return { replay, 1 } end
 local ctx, shared = open_command()
 require_vehicle(ctx)
 local booking = { id = ARGV[6], kind = 'booking', status = 'confirmed', customerId = ARGV[7] }
+local flex = tonumber(ARGV[12] or '') or 0
+if flex < 0 or flex > 120 or flex % 1 ~= 0 then fail('VALIDATION', { field = 'flexibleMinutes' }) end
+if flex > 0 then booking.flexMinutes = flex end
 local hold = nil
 if ARGV[10] ~= '' then
   hold = require_entry(ctx, ARGV[10], 'hold', ARGV[7])

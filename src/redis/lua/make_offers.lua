@@ -1,6 +1,7 @@
 --[[
   make_offers: turn a conflicted booking into real offers — a hold on each of the best free
-  alternatives (up to ARGV[7]) for the booking's whole window — or, when none is free, cancel
+  alternatives (up to ARGV[7]) for the booking's whole window, or for a shifted window when the
+  customer allowed the trip to move (a candidate's `from`/`to`) — or, when none is free, cancel
   it with reason NO_ALTERNATIVE and a credit. Runs once per conflict: a second call answers the
   record it made.
 
@@ -13,7 +14,8 @@
   ARGV[1] command id   ARGV[2] city   ARGV[3] turnaround (ms)
   ARGV[4] booking id   ARGV[5] original vehicle id
   ARGV[6] offer ttl (ms)   ARGV[7] most offers to make
-  ARGV[8] JSON candidates [{vehicleId, offerId, holdId, category, distanceKm, incentive}], in KEYS order
+  ARGV[8] JSON candidates [{vehicleId, offerId, holdId, category, distanceKm, incentive, kind,
+          from?, to?, shiftMinutes?}], in KEYS order (one per vehicle)
   ARGV[9] JSON credit given when nothing is free ({kind, amount})
 
   Returns  json { outcome = offered | no_alternative | exists | not_conflicted | not_found, record? }
@@ -45,15 +47,18 @@ for i, c in ipairs(candidates) do
   if c.vehicleId ~= ARGV[5] then
     local ctx = open_vehicle(KEYS[10 + 2 * (i - 1)], KEYS[11 + 2 * (i - 1)], c.vehicleId, buffer)
     -- The search may be a moment behind: only a vehicle free now, in this step, gets an offer.
-    if is_free(ctx, booking.from, booking.to) then
-      local hold = { id = c.holdId, kind = 'hold', status = 'held', from = booking.from, to = booking.to,
+    local from, to = c.from or booking.from, c.to or booking.to
+    -- A shifted window never starts in the past; the booked one may (a late return displaces it at pickup).
+    if (c.from == nil or from >= NOW - (NOW % 60000)) and is_free(ctx, from, to) then
+      local hold = { id = c.holdId, kind = 'hold', status = 'held', from = from, to = to,
                      customerId = booking.customerId, expiresAt = expires, offerFor = booking.id, offerId = c.offerId }
       put(ctx, hold)
       emit(ctx, 'hold.placed', hold.id, { customerId = hold.customerId, from = hold.from, to = hold.to,
         expiresAt = expires, offerFor = booking.id, offerId = c.offerId })
       commit(ctx, shared)
       offers[#offers + 1] = { id = c.offerId, vehicleId = c.vehicleId, holdId = c.holdId, category = c.category,
-                              distanceKm = c.distanceKm, incentive = c.incentive, status = 'open' }
+                              distanceKm = c.distanceKm, incentive = c.incentive, status = 'open',
+                              kind = c.kind, from = from, to = to, shiftMinutes = c.shiftMinutes }
     end
   end
 end
