@@ -24,7 +24,7 @@ import { citiesAnalyticsRoutes, conflictsAnalyticsRoutes, utilizationAnalyticsRo
 import { icalRoutes } from './routes/calendar-ics.ts';
 import { offerRoutes } from './routes/offers.ts';
 import { adminRoutes } from './routes/admin.ts';
-import { webhookRoutes } from './routes/webhooks.ts';
+import { webhookDeliveryRoutes, webhookRoutes } from './routes/webhooks.ts';
 import { gbfsRoutes } from './routes/gbfs.ts';
 import { tripListRoutes } from './routes/trips.ts';
 import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.ts';
@@ -59,6 +59,7 @@ const V1_ROUTES = [
   liveRoutes,
   adminRoutes,
   webhookRoutes,
+  webhookDeliveryRoutes,
 ];
 
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {

@@ -6,7 +6,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DomainError } from '../../domain/errors.ts';
 import type { StoredSubscription } from '../../pg/webhooks.ts';
-import type { WebhookOwner } from '../../services/webhooks.ts';
+import type { WebhookDesk, WebhookOwner } from '../../services/webhooks.ts';
 import type { Actor } from '../auth.ts';
 import { IdParams } from '../schemas.ts';
 import type { AppDeps } from '../types.ts';
@@ -50,12 +50,18 @@ const ownerOf = (a: Actor): WebhookOwner => ({
   ...(a.cities ? { cities: a.cities } : {}),
 });
 
-export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { webhooks }) => {
-  const desk = () => {
+const config = { scope: 'webhooks:manage' } as const;
+
+function deskOf({ webhooks }: AppDeps): () => WebhookDesk {
+  return () => {
     if (!webhooks) throw new DomainError('UNAVAILABLE', 'webhooks need PostgreSQL, not configured in this process');
     return webhooks;
   };
-  const config = { scope: 'webhooks:manage' } as const;
+}
+
+/** Subscriptions: create, list, read, delete, rotate the secret. */
+export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+  const desk = deskOf(deps);
 
   app.post(
     '/v1/webhooks',
@@ -147,6 +153,11 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { w
       return { ...out(sub), secret };
     },
   );
+};
+
+/** What was sent: the attempts, and replays from an event. */
+export const webhookDeliveryRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+  const desk = deskOf(deps);
 
   app.get(
     '/v1/webhooks/:id/deliveries',
