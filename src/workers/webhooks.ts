@@ -217,6 +217,34 @@ export class WebhookDispatcher {
     const reason = `delivery ${d.messageId} failed for ${Math.round(this.opts.retry.horizonMs / 3_600_000)} h (last: ${error})`;
     await disableSubscription(this.pool, sub.id, reason);
     this.opts.log?.warn({ webhook: sub.id, owner: sub.ownerId, reason }, 'webhook endpoint disabled');
+    await this.tellOwner(sub, reason);
+  }
+
+  /** The owner hears of it on their other live endpoints (and sees it on GET /v1/webhooks). */
+  private async tellOwner(sub: StoredSubscription, reason: string): Promise<void> {
+    const others = (await activeSubscriptions(this.pool)).filter((s) => s.ownerId === sub.ownerId && s.id !== sub.id);
+    const at = new Date().toISOString();
+    await enqueueDeliveries(
+      this.pool,
+      others.map((o) => ({
+        subscriptionId: o.id,
+        messageId: `msg_webhook_disabled_${sub.id}`,
+        city: '',
+        streamId: '',
+        type: 'webhook.disabled',
+        body: {
+          specversion: '1.0',
+          id: `webhook_disabled_${sub.id}`,
+          source: `/webhooks/${sub.id}`,
+          type: 'webhook.disabled',
+          subject: sub.id,
+          time: at,
+          datacontenttype: 'application/json',
+          data: { webhookId: sub.id, url: sub.url, reason },
+        },
+        replay: 0,
+      })),
+    );
   }
 
   /** Standard Webhooks 1.0: id, timestamp, and a v1 signature per live secret (two during a rotation). */

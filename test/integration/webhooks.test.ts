@@ -41,6 +41,8 @@ const secrets = new Map<string, string[]>();
 const received = new Map<string, { id: string; type: string }[]>();
 let unverified = 0;
 let refusedWhileDown = 0;
+/** Paths that always answer 500. */
+const failPaths = new Set<string>();
 
 async function call(token: string, method: string, path: string, body?: unknown, at = base) {
   const res = await fetch(`${at}${path}`, {
@@ -65,7 +67,7 @@ before(async () => {
       body += d.toString();
     });
     req.on('end', () => {
-      if (Date.now() < failUntil) {
+      if (Date.now() < failUntil || failPaths.has(req.url ?? '')) {
         refusedWhileDown++;
         res.writeHead(500).end();
         return;
@@ -272,4 +274,42 @@ test('a rotated secret verifies; replay re-sends with the same webhook-id', { ti
   assert.equal((await call(tok.hostB, 'POST', `/v1/webhooks/${id}/replay`, { from: first })).status, 404);
   assert.equal((await call(tok.hostA, 'DELETE', `/v1/webhooks/${id}`)).status, 204);
   assert.equal((await call(tok.hostA, 'GET', `/v1/webhooks/${id}`)).status, 404);
+});
+
+test('an endpoint failing past the horizon: dead letter, disabled, and its owner is told elsewhere', {
+  timeout: 60_000,
+}, async () => {
+  await dispatcher.stop();
+  dispatcher = new WebhookDispatcher(stores.redis, stores.pool, inv, {
+    retry: { baseMs: 100, maxMs: 300, horizonMs: 2_000 },
+    timeoutMs: 1_000,
+    allowPrivate: true,
+    pollMs: 20,
+  });
+  dispatcher.start();
+  const broken = await subscribe('hostB', '/broken');
+  await subscribe('hostB', '/host-b-inbox', { types: ['webhook.disabled'] });
+  failPaths.add('/broken');
+  await addVehicle(inv, city, { hostId: 'host-b' });
+  const deadline = Date.now() + 30_000;
+  let sub: Record<string, unknown> = {};
+  while (Date.now() < deadline) {
+    sub = (await call(tok.hostB, 'GET', `/v1/webhooks/${broken}`)).json;
+    if (sub.status === 'disabled' && received.get('/host-b-inbox')?.length) break;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.equal(sub.status, 'disabled', JSON.stringify(sub));
+  assert.match(String(sub.disabledReason), /failed/);
+  const attempts = (await call(tok.hostB, 'GET', `/v1/webhooks/${broken}/deliveries`)).json.attempts as {
+    deliveryStatus: string;
+  }[];
+  assert.ok(
+    attempts.some((a) => a.deliveryStatus === 'dead'),
+    'the delivery went to the dead letters',
+  );
+  assert.deepEqual(
+    received.get('/host-b-inbox')?.map((r) => r.type),
+    ['webhook.disabled'],
+    'the owner heard of it on another endpoint',
+  );
 });
