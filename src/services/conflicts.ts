@@ -143,15 +143,22 @@ export class ConflictDesk {
 
   /**
    * Free vehicles for the booking's window, the same category or better, near its pickup; and,
-   * when the customer allowed the trip to move (`flexMinutes`), the same category at windows
-   * shifted by up to that much, in 30-minute steps, nearest shifts first.
+   * when the customer allowed the trip to move (`flexMinutes`), the same category (the same
+   * vehicle included, after a fixed block) at windows shifted by up to that much, in 30-minute
+   * steps, nearest shifts first.
    */
   private async alternativesFor(booking: BookingEntry, vehicle: Vehicle): Promise<Alternative[]> {
     const city = vehicle.city;
+    // The read model must know every vehicle written before the conflict (a vehicle added a moment
+    // ago is an alternative too): catch it up with the stream first.
+    await this.readModel.catchUp([city]);
     const near = { near: vehicle.location, radiusKm: this.policy.maxDistanceKm, sort: 'distance' as const, offset: 0 };
+    // The same vehicle, moved: after a fixed block (maintenance, the host's), not after a late
+    // return or an accident, whose end nobody knows yet.
+    const sameVehicle = booking.conflictCause !== 'late_return' && booking.conflictCause !== 'accident';
     const found = async (from: number, to: number, shiftMinutes: number, orBetter: boolean, limit: number) =>
       (await this.readModel.search(city, { from, to, category: vehicle.category, orBetter, limit, ...near })).hits
-        .filter((h) => h.vehicleId !== vehicle.id)
+        .filter((h) => h.vehicleId !== vehicle.id || (shiftMinutes !== 0 && sameVehicle))
         .map((h) => ({ ...h, distanceKm: h.distanceKm ?? 0, from, to, shiftMinutes }));
     const out = await found(booking.from, booking.to, 0, true, Math.max(12, this.policy.maxOffers * 4));
     for (const shift of flexShifts(booking.flexMinutes ?? 0)) {

@@ -23,6 +23,7 @@ const upgrade = testCity();
 const none = testCity();
 const post = testCity();
 const flexible = testCity();
+const flexSelf = testCity();
 let server: RedisServer;
 let redis: Redis;
 let inv: Inventory;
@@ -55,7 +56,7 @@ const offersOf = (city: City, id: string) => until(() => recordOf(city, id));
 before(async () => {
   server = await startRedis();
   redis = connect(server.url);
-  inv = new Inventory(redis, { cities: new CityCatalog([main, upgrade, none, post, flexible]) });
+  inv = new Inventory(redis, { cities: new CityCatalog([main, upgrade, none, post, flexible, flexSelf]) });
   readModel = new ReadModel(redis, inv);
   await readModel.start(5);
   desk = new ConflictDesk(redis, inv, readModel, { offerTtlMs: OFFER_TTL });
@@ -291,6 +292,30 @@ describe('when nothing equivalent is free', () => {
     const moved = await desk.accept(b.booking.id, shifted.id, 'f1');
     assert.deepEqual([moved.booking.from, moved.booking.to], [t + HOUR, t + 3 * HOUR]);
     assertCityInvariants(await readCity(redis, flexible.id), flexible.turnaroundMs);
+  });
+
+  test('after a maintenance, the same vehicle an hour later is offered, and the booking stays on it', async () => {
+    const t = futureHour(96 * HOUR);
+    const only = await vehicle(flexSelf);
+    const b = await inv.book({ vehicleId: only, customerId: 's1', from: t, to: t + 2 * HOUR, flexibleMinutes: 90 });
+    await inv.placeBlock({ vehicleId: only, reason: 'maintenance', from: t - HOUR, to: t + HOUR });
+    const rec = await offersOf(flexSelf, b.booking.id);
+    assert.equal(rec.status, 'open', JSON.stringify(rec));
+    assert.equal(rec.offers.length, 1);
+    const [offer] = rec.offers;
+    assert.deepEqual([offer?.vehicleId, offer?.kind, offer?.shiftMinutes], [only, 'shifted', 60]);
+    const moved = await desk.accept(b.booking.id, offer?.id ?? '', 's1');
+    assert.deepEqual(
+      [moved.booking.status, moved.booking.from, moved.booking.to],
+      ['confirmed', t + HOUR, t + 3 * HOUR],
+    );
+    const state = await inv.getVehicleState(only);
+    assert.deepEqual(
+      state.entries.filter((e) => e.kind === 'booking').map((e) => [e.id, e.status, e.from]),
+      [[b.booking.id, 'confirmed', t + HOUR]],
+      'one booking on the vehicle, at the moved window',
+    );
+    assertCityInvariants(await readCity(redis, flexSelf.id), flexSelf.turnaroundMs);
   });
 
   test('nothing at all: cancelled with NO_ALTERNATIVE and a credit', async () => {

@@ -42,7 +42,11 @@ local booking = orig.by_id[rec.bookingId]
 if booking == nil then fail('NOT_FOUND', { entity = 'booking', id = rec.bookingId }) end
 require_status(booking, { 'conflicted' })
 local ctxs = {}
-for i, o in ipairs(rec.offers) do ctxs[i] = open_vehicle(KEYS[11 + 2 * (i - 1)], KEYS[12 + 2 * (i - 1)], o.vehicleId, buffer) end
+-- An offer of the original vehicle (at a shifted window) is worked on through `orig` itself.
+for i, o in ipairs(rec.offers) do
+  ctxs[i] = o.vehicleId == rec.vehicleId and orig
+    or open_vehicle(KEYS[11 + 2 * (i - 1)], KEYS[12 + 2 * (i - 1)], o.vehicleId, buffer)
+end
 local target = ctxs[chosen_i]
 local hold = target.by_id[chosen.holdId]
 if hold == nil or hold.status ~= 'held' or hold.expiresAt <= NOW then

@@ -44,8 +44,11 @@ local expires = NOW + ttl
 local offers = {}
 for i, c in ipairs(candidates) do
   if #offers >= most then break end
-  if c.vehicleId ~= ARGV[5] then
-    local ctx = open_vehicle(KEYS[10 + 2 * (i - 1)], KEYS[11 + 2 * (i - 1)], c.vehicleId, buffer)
+  -- The original vehicle itself is a candidate only at a shifted window (after a maintenance, say):
+  -- it is then worked on through its one open context, never a second copy of it.
+  if c.vehicleId ~= ARGV[5] or c.from then
+    local ctx = c.vehicleId == ARGV[5] and orig
+      or open_vehicle(KEYS[10 + 2 * (i - 1)], KEYS[11 + 2 * (i - 1)], c.vehicleId, buffer)
     -- The search may be a moment behind: only a vehicle free now, in this step, gets an offer.
     local from, to = c.from or booking.from, c.to or booking.to
     -- A shifted window never starts in the past; the booked one may (a late return displaces it at pickup).
