@@ -85,6 +85,8 @@ const ConfigSchema = Type.Object({
   SYNC_CLAIM_IDLE_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 3_600_000 }),
   SYNC_MAX_ATTEMPTS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   STREAM_RETENTION_MS: Type.Integer({ default: 600_000, minimum: 0 }),
+  /** 1: demo mode (`npm start`): the console offers the demo identities (`GET /v1/demo/identities`). */
+  DEMO: Type.Integer({ default: 0, minimum: 0, maximum: 1 }),
   /** Outbound webhooks (docs/webhooks.md). 1: private and loopback targets allowed (development, tests). */
   WEBHOOK_ALLOW_PRIVATE: Type.Integer({ default: 0, minimum: 0, maximum: 1 }),
   WEBHOOK_RETRY_BASE_MS: Type.Integer({ default: 1_000, minimum: 10 }),

@@ -26,6 +26,8 @@ import { offerRoutes } from './routes/offers.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { webhookDeliveryRoutes, webhookRoutes } from './routes/webhooks.ts';
 import { gbfsRoutes } from './routes/gbfs.ts';
+import { consoleRoutes } from './routes/console.ts';
+import { marketRoutes } from './routes/market.ts';
 import { tripListRoutes } from './routes/trips.ts';
 import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.ts';
 import { LiveHub } from './live.ts';
@@ -50,6 +52,7 @@ const V1_ROUTES = [
   blockRoutes,
   eventRoutes,
   searchRoutes,
+  marketRoutes,
   batchRoutes,
   conflictsAnalyticsRoutes,
   utilizationAnalyticsRoutes,
@@ -198,6 +201,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
 
   await app.register(operationsRoutes, deps);
   await app.register(gbfsRoutes, deps);
+  await app.register(consoleRoutes, deps);
   await app.register(async (v1) => {
     for (const routes of V1_ROUTES) await v1.register(routes, deps);
   });

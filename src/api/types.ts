@@ -26,6 +26,8 @@ export interface HttpLimits {
 }
 
 export interface AppDeps {
+  /** Demo mode: the console's three identities are minted with this secret (`GET /v1/demo/identities`). */
+  demo?: { secret: Uint8Array; hostId: string };
   /** Webhook subscriptions (needs PostgreSQL); without it those routes answer 503. */
   webhooks?: WebhookDesk;
   /** The running configuration (admin's `GET /v1/admin/config`). */

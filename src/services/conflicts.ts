@@ -169,6 +169,14 @@ export class ConflictDesk {
     return out;
   }
 
+  /** The city's conflicts whose offers are still open, soonest to lapse first. */
+  async openOffers(city: string): Promise<OfferRecord[]> {
+    const all = Object.values(await this.redis.hgetall(keys.offers(city))).map((raw) =>
+      normalise(fromScript<OfferRecord>(raw)),
+    );
+    return all.filter((r) => r.status === 'open').sort((a, b) => (a.expiresAt ?? 0) - (b.expiresAt ?? 0));
+  }
+
   /** The offers of a booking, as they stand. */
   async offersOf(bookingId: string): Promise<OfferRecord> {
     const city = this.cityOf(bookingId);

@@ -5,16 +5,18 @@
  * verified against Redis in one round trip, so no vehicle booked before the response is shown
  * as free, however far the tail lags.
  */
-import { occupies, overlapsWindow, type CalendarEntry } from '../domain/calendar.ts';
+import { deriveStatus, occupies, overlapsWindow, type CalendarEntry } from '../domain/calendar.ts';
 import type { CityCatalog } from '../domain/cities.ts';
 import {
   CATEGORIES,
   FUELS,
   isSameOrBetter,
+  LISTING_STATES,
   oneOf,
   TRANSMISSIONS,
   type Category,
   type VehicleSpec,
+  type VehicleStatus,
 } from '../domain/vehicle.ts';
 import { DomainError } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
@@ -101,6 +103,17 @@ function isTaken(v: ReadVehicle, from: number, to: number, turnaroundMs: number,
     if (occupies(e, now) && overlapsWindow(e, from, to, true, turnaroundMs, now)) return true;
   }
   return false;
+}
+
+/** A vehicle on the city's map: where it is and its status now. */
+export interface VehicleNow {
+  id: string;
+  hostId: string;
+  category: Category;
+  listing: string;
+  lat: number;
+  lng: number;
+  status: VehicleStatus;
 }
 
 export class ReadModel {
@@ -208,6 +221,21 @@ export class ReadModel {
   /** The city's vehicles as this model holds them (call `catchUp` first for read-your-writes). */
   vehiclesOf(city: string): Iterable<ReadVehicle> {
     return this.views.get(city)?.vehicles.values() ?? [];
+  }
+
+  /** Every vehicle of the city with its status now, derived from its calendar (the map of a city). */
+  async statuses(city: string): Promise<VehicleNow[]> {
+    await this.catchUp([city]);
+    const now = Date.now();
+    return [...this.vehiclesOf(city)].map((v) => ({
+      id: v.id,
+      hostId: v.hostId,
+      category: v.category,
+      listing: v.listing,
+      lat: v.lat,
+      lng: v.lng,
+      status: deriveStatus(oneOf(LISTING_STATES, v.listing, 'listing'), [...v.entries.values()], now).status,
+    }));
   }
 
   /** Calendar entries (with their vehicle) that `keep` selects, in every city or in `cities`. */

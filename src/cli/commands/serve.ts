@@ -44,6 +44,9 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   else log.info({ durability }, 'Redis durability: acknowledged writes survive a crash (AOF, appendfsync always)');
   log.info(await migrate(config.DATABASE_URL), 'PostgreSQL migrated');
   if (opt.demo) {
+    // API processes (forked below) and this one offer the demo identities to the console.
+    process.env.DEMO = '1';
+    config.DEMO = 1;
     const perCity = Number(opt['vehicles-per-city'] ?? 200);
     log.info({ perCity }, 'seeding demo fleets into empty cities');
     log.info(await seedAll(inventory, redis, perCity), 'demo data ready');
@@ -93,11 +96,7 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   const url = api.url;
   const demo = {
     customer: await mintToken(secret, { sub: 'demo-customer', role: 'customer' }),
-    host: await mintToken(secret, {
-      sub: 'demo-host',
-      role: 'host',
-      hostId: `host-${inventory.cities.all()[0]?.id ?? 'blr'}-1`,
-    }),
+    host: await mintToken(secret, { sub: 'demo-host', role: 'host', hostId: demoHostId(inventory) }),
     ops: await mintToken(secret, { sub: 'demo-ops', role: 'ops' }),
   };
   log.info({ url, docs: `${url}/docs`, processes }, 'API listening');
@@ -129,6 +128,9 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
 }
 
 /** One API process: its own read model, WebSocket hub and connections; the port is shared. */
+/** The demo host: the first host of the first city's seeded fleet. */
+const demoHostId = (inventory: Inventory) => `host-${inventory.cities.all()[0]?.id ?? 'blr'}-1`;
+
 async function startApi(
   config: Config,
   inventory: Inventory,
@@ -153,6 +155,7 @@ async function startApi(
     ...(redisTopology ? { redisTopology } : {}),
     conflicts: new ConflictDesk(redis, inventory, readModel, offerPolicy(config)),
     webhooks: newWebhookDesk(config, pool, inventory),
+    ...(config.DEMO ? { demo: { secret, hostId: demoHostId(inventory) } } : {}),
     lag: () => Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id))),
     rateLimits: {
       customer: config.RATE_LIMIT_CUSTOMER,

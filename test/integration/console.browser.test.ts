@@ -1,0 +1,219 @@
+/**
+ * The web console in a real browser (Debian's chromium through playwright-core), against
+ * `fleet serve --demo` on private stores: a host adds a vehicle, a customer searches and books it,
+ * the host blocks it, the customer's page shows the conflict and its offers without reloading and
+ * accepts one, the booking shows the new vehicle, and the operations page's counts and conflict
+ * funnel change live. No console errors, no failed requests, no serious or critical axe-core
+ * violations on any view; screenshots of each view go to docs/console/.
+ */
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, mkdirSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { after, before, test } from 'node:test';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { freePort } from '../support/redis.ts';
+import { startStores, type Stores } from '../support/stores.ts';
+
+const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
+const SHOTS = new URL('../../docs/console/', import.meta.url);
+const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
+let stores: Stores;
+let child: ChildProcess;
+let browser: Browser;
+let base = '';
+let output = '';
+const problems: string[] = [];
+
+before(async () => {
+  assert.ok(existsSync(CHROMIUM), `a browser at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)`);
+  stores = await startStores({ redis: { external: 'never' } });
+  const port = await freePort();
+  child = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'serve', '--demo', '--vehicles-per-city', '30'],
+    {
+      env: {
+        ...process.env,
+        PORT: String(port),
+        WEB_CONCURRENCY: '1',
+        CITIES: 'blr,del',
+        REDIS_URL: stores.server.url,
+        DATABASE_URL: stores.db.url,
+        LOG_LEVEL: 'warn',
+        JWT_SECRET: 'console-test-secret-of-32-bytes-or-more',
+        POST_VALIDATION_INTERVAL_MS: '0',
+      },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
+  const hear = (d: Buffer) => {
+    output += d.toString();
+  };
+  child.stdout?.on('data', hear);
+  child.stderr?.on('data', hear);
+  const deadline = Date.now() + 90_000;
+  while (!/ops: +\S+/.test(output)) {
+    if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start:\n${output}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  base = `http://127.0.0.1:${port}`;
+  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  mkdirSync(SHOTS, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  await stores?.stop();
+});
+
+/** A page signed in as one demo identity, watched for console errors and failed requests. */
+async function signedIn(who: 'Customer' | 'Host' | 'Operations', width = 1280): Promise<Page> {
+  const context = await browser.newContext({ viewport: { width, height: 900 } });
+  const page = await context.newPage();
+  page.on('console', (m) => {
+    if (m.type() === 'error') problems.push(`${who} console: ${m.text()}`);
+  });
+  page.on('pageerror', (e) => problems.push(`${who} page error: ${e.message}`));
+  page.on('requestfailed', (r) => {
+    // A WebSocket closed with its page is not a failed request.
+    if (!r.url().includes('/v1/live')) problems.push(`${who} request failed: ${r.url()} ${r.failure()?.errorText}`);
+  });
+  page.on('response', (r) => {
+    if (r.status() >= 400) problems.push(`${who} ${r.request().method()} ${r.url()} → ${r.status()}`);
+  });
+  await page.goto(`${base}/`);
+  await page.getByRole('button', { name: new RegExp(`^${who}`) }).click();
+  await page.getByRole('heading', { level: 2 }).first().waitFor();
+  return page;
+}
+
+async function axe(page: Page, view: string): Promise<void> {
+  await page.addScriptTag({ path: AXE });
+  const violations = (await page.evaluate(async () => {
+    const run = (globalThis as unknown as { axe: { run(): Promise<{ violations: unknown[] }> } }).axe.run;
+    return (await run()).violations;
+  })) as { id: string; impact: string; nodes: unknown[] }[];
+  const bad = violations.filter((v) => v.impact === 'serious' || v.impact === 'critical');
+  assert.deepEqual(
+    bad.map((v) => `${v.id} (${v.impact}, ${v.nodes.length} nodes)`),
+    [],
+    `${view}: serious or critical accessibility violations`,
+  );
+}
+
+const outcome = (page: Page) => page.locator('.outcome');
+
+test('a booking displaced by a host block turns into offers, live, across the three views', {
+  timeout: 240_000,
+}, async () => {
+  const signin = await browser.newPage();
+  await signin.goto(`${base}/`);
+  await signin.getByRole('button', { name: /^Customer/ }).waitFor();
+  await axe(signin, 'sign-in');
+  await signin.screenshot({ path: new URL('signin.png', SHOTS).pathname });
+  await signin.close();
+
+  const ops = await signedIn('Operations');
+  const blrVehicles = () => ops.locator('tr[data-city="blr"] td').first().textContent();
+  await ops.locator('tr[data-city="blr"]').waitFor();
+  const vehiclesBefore = Number(await blrVehicles());
+  const funnelConflicts = () => ops.locator('[data-stage="conflicts"] dd').textContent();
+  await ops.locator('[data-stage="conflicts"]').waitFor();
+  const conflictsBefore = Number(await funnelConflicts());
+
+  // The host adds the cheapest sedan of the city.
+  const host = await signedIn('Host');
+  await host.getByLabel('Category').selectOption('sedan');
+  await host.getByLabel('Make').fill('Maruti');
+  await host.getByLabel('Model').fill('Ciaz');
+  await host.getByLabel('Price per hour').fill('1');
+  await host.getByRole('button', { name: 'Add vehicle' }).click();
+  await assertOutcome(host, /^Added Maruti Ciaz \((veh_\S+)\)/);
+  const vehicleId = /\((veh_\S+)\)/.exec((await outcome(host).textContent()) ?? '')?.[1] ?? '';
+  // Operations see the city's count move without reloading.
+  await waitFor(async () => Number(await blrVehicles()) === vehiclesBefore + 1, 'the ops count of blr moved live');
+
+  // The customer searches sedans and books the cheapest: the host's new car.
+  const customer = await signedIn('Customer');
+  await customer.getByLabel('Category').selectOption('sedan');
+  await customer.getByRole('button', { name: 'Search' }).click();
+  await assertOutcome(customer, /vehicle\(s\) free/);
+  const first = customer.locator('.hits li').first();
+  assert.match((await first.textContent()) ?? '', /Maruti Ciaz/);
+  await first.getByRole('button', { name: 'Hold' }).click();
+  await assertOutcome(customer, /^Held Maruti Ciaz/);
+  await customer.getByRole('button', { name: 'Book', exact: true }).click();
+  await assertOutcome(customer, /^Booked: (bkg_\S+)\./);
+  const bookingId = /(bkg_\S+)\./.exec((await outcome(customer).textContent()) ?? '')?.[1] ?? '';
+  const row = customer.locator(`tr[data-booking="${bookingId}"]`);
+  assert.equal(await row.locator('.vehicle').textContent(), vehicleId);
+
+  // The host blocks that vehicle over the booked window (maintenance, from the next hour on).
+  await host.locator('tr', { hasText: vehicleId }).getByRole('button').click();
+  await host
+    .locator('form', { has: host.getByRole('button', { name: 'Block' }) })
+    .getByLabel('Reason')
+    .selectOption('maintenance');
+  await host.getByRole('button', { name: 'Block', exact: true }).click();
+  await assertOutcome(host, /^Blocked \(maintenance\)/);
+  await host.locator('.entries li[data-kind="block"]').first().waitFor();
+
+  // The customer's page shows the conflict and its offers without reloading, and takes one.
+  const notice = customer.getByRole('alert');
+  await notice.waitFor({ timeout: 30_000 });
+  assert.match((await notice.textContent()) ?? '', new RegExp(`${bookingId} was displaced \\(maintenance\\)`));
+  const offer = notice.locator('.offers li').first();
+  const offered = /^(veh_\S+)/.exec(((await offer.textContent()) ?? '').trim())?.[1] ?? '';
+  assert.ok(offered && offered !== vehicleId, `an alternative is offered (${offered})`);
+  await customer.screenshot({ path: new URL('customer.png', SHOTS).pathname, fullPage: true });
+  await offer.getByRole('button', { name: 'Accept' }).click();
+  await assertOutcome(customer, new RegExp(`^Moved to ${offered}\\.`));
+  await waitFor(
+    async () => (await row.locator('.vehicle').textContent()) === offered,
+    'the booking shows the new vehicle',
+  );
+  assert.equal(await row.locator('.status').textContent(), 'confirmed');
+
+  // Operations: the conflict funnel moves (PostgreSQL, through the sync), without reloading.
+  await waitFor(async () => Number(await funnelConflicts()) > conflictsBefore, 'the ops funnel moved live', 60_000);
+  await ops.locator('.map circle').first().waitFor();
+
+  await axe(customer, 'customer');
+  await axe(host, 'host');
+  await axe(ops, 'operations');
+  await host.screenshot({ path: new URL('host.png', SHOTS).pathname, fullPage: true });
+  await ops.screenshot({ path: new URL('ops.png', SHOTS).pathname, fullPage: true });
+
+  // A phone's width: the customer view still works and stays accessible.
+  const phone = await signedIn('Customer', 390);
+  await phone.locator(`tr[data-booking="${bookingId}"]`).waitFor();
+  await axe(phone, 'customer (phone)');
+  await phone.screenshot({ path: new URL('customer-phone.png', SHOTS).pathname, fullPage: true });
+
+  assert.deepEqual(problems, [], 'no console errors and no failed requests');
+});
+
+async function assertOutcome(page: Page, expected: RegExp): Promise<void> {
+  await waitFor(
+    async () => expected.test((await outcome(page).textContent()) ?? ''),
+    `outcome ${expected}`,
+    20_000,
+    async () => String(await outcome(page).textContent()),
+  );
+}
+
+async function waitFor(
+  check: () => Promise<boolean>,
+  what: string,
+  timeoutMs = 20_000,
+  show: () => Promise<string> = async () => '',
+): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  assert.fail(`${what}: not within ${timeoutMs} ms ${await show()}`);
+}

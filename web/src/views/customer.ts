@@ -1,0 +1,289 @@
+/**
+ * A customer: search (city, window, category, a place picked on the map), hold then book, the
+ * bookings with cancellation, and — live — a conflicted booking's offers to accept or decline.
+ */
+import { html, render } from 'lit';
+import { api, Live, ok, type Client, type OffersDoc, type Session } from '../client.ts';
+import { cityMap, type MapPoint } from '../widgets/map.ts';
+import {
+  field,
+  fromLocal,
+  HOUR,
+  localInput,
+  money,
+  nextHour,
+  outcomeOf,
+  outcomeView,
+  when,
+  type Outcome,
+} from '../ui.ts';
+
+type Hit = {
+  vehicleId: string;
+  category: string;
+  seats: number;
+  make: string;
+  model: string;
+  pricePerHour: number;
+  distanceKm?: number;
+  location: { lat: number; lng: number };
+};
+type Booking = { id: string; vehicleId: string; status: string; from: string; to: string };
+type Hold = { id: string; vehicleId: string; from: string; to: string; expiresAt: string };
+const CATEGORIES = ['', 'hatchback', 'sedan', 'suv', 'premium', 'luxury'];
+
+export class CustomerView {
+  private readonly client: Client;
+  private readonly live: Live;
+  private cities: { id: string; name: string }[] = [];
+  private city = 'blr';
+  private from = nextHour(2 * HOUR);
+  private to = nextHour(2 * HOUR) + 4 * HOUR;
+  private category = '';
+  private near: { lat: number; lng: number } | undefined;
+  private background: MapPoint[] = [];
+  private hits: Hit[] = [];
+  private hold: Hold | undefined;
+  private bookings: Booking[] = [];
+  private offers = new Map<string, OffersDoc>();
+  private outcome: Outcome | undefined;
+  private readonly ticker: ReturnType<typeof setInterval>;
+
+  constructor(
+    private readonly el: HTMLElement,
+    session: Session,
+  ) {
+    this.client = api(session);
+    this.live = new Live(session);
+    this.live.onEvent = (topic) => {
+      const id = topic.replace(/^booking:/, '');
+      void this.act(async () => {
+        await this.loadBookings();
+        await this.loadOffers(id);
+      });
+    };
+    // Offers lapse: their countdown moves every second.
+    this.ticker = setInterval(() => this.offers.size && this.draw(), 1_000);
+    void this.start();
+  }
+
+  stop(): void {
+    this.live.close();
+    clearInterval(this.ticker);
+  }
+
+  private async act(run: () => Promise<string | void>): Promise<void> {
+    try {
+      const text = await run();
+      if (text) this.outcome = { kind: 'ok', text };
+    } catch (err) {
+      this.outcome = outcomeOf(err);
+    }
+    this.draw();
+  }
+
+  private async start(): Promise<void> {
+    await this.act(async () => {
+      this.cities = (await ok(this.client.GET('/v1/cities'))).cities;
+      this.city = this.cities.find((c) => c.id === 'blr')?.id ?? this.cities[0]?.id ?? '';
+      await Promise.all([this.loadBackground(), this.loadBookings()]);
+      for (const b of this.bookings) await this.loadOffers(b.id);
+    });
+  }
+
+  /** The city's vehicles as GBFS publishes them: the map to pick a place on. */
+  private async loadBackground(): Promise<void> {
+    const res = await fetch(`/gbfs/${this.city}/vehicle_status.json`);
+    const doc = (await res.json()) as { data?: { vehicles?: { vehicle_id: string; lat: number; lon: number }[] } };
+    this.background = (doc.data?.vehicles ?? []).map((v) => ({ id: v.vehicle_id, lat: v.lat, lng: v.lon }));
+  }
+
+  private async loadBookings(): Promise<void> {
+    const r = await ok(this.client.GET('/v1/bookings', { params: { query: { limit: '50' } } }));
+    this.bookings = r.bookings.filter((b) => Date.parse(b.to) > Date.now() - 24 * HOUR);
+    for (const b of this.bookings) this.live.subscribe(`booking:${b.id}`);
+  }
+
+  private async loadOffers(bookingId: string): Promise<void> {
+    const b = this.bookings.find((x) => x.id === bookingId);
+    if (!b || b.status !== 'conflicted') {
+      this.offers.delete(bookingId);
+      return;
+    }
+    const r = await this.client.GET('/v1/bookings/{id}/offers', { params: { path: { id: bookingId } } });
+    if (r.data && r.data.status === 'open') this.offers.set(bookingId, r.data);
+    else this.offers.delete(bookingId);
+  }
+
+  private search(): Promise<void> {
+    return this.act(async () => {
+      const r = await ok(
+        this.client.GET('/v1/cities/{city}/availability', {
+          params: {
+            path: { city: this.city },
+            query: {
+              from: new Date(this.from).toISOString(),
+              to: new Date(this.to).toISOString(),
+              ...(this.category ? { category: this.category as 'sedan' } : {}),
+              ...(this.near
+                ? { near: `${this.near.lat.toFixed(5)},${this.near.lng.toFixed(5)}`, sort: 'distance' as const }
+                : { sort: 'price' as const }),
+              limit: '20',
+            },
+          },
+        }),
+      );
+      this.hits = r.vehicles;
+      return `${r.vehicles.length} vehicle(s) free for that window.`;
+    });
+  }
+
+  private holdVehicle(hit: Hit): Promise<void> {
+    return this.act(async () => {
+      this.hold = await ok(
+        this.client.POST('/v1/holds', {
+          body: {
+            vehicleId: hit.vehicleId,
+            from: new Date(this.from).toISOString(),
+            to: new Date(this.to).toISOString(),
+          },
+        }),
+      );
+      return `Held ${hit.make} ${hit.model} until ${when(this.hold.expiresAt)}: book it to keep it.`;
+    });
+  }
+
+  private book(): Promise<void> {
+    return this.act(async () => {
+      if (!this.hold) return;
+      const b = await ok(this.client.POST('/v1/bookings', { body: { holdId: this.hold.id } }));
+      this.hold = undefined;
+      this.hits = [];
+      await this.loadBookings();
+      return `Booked: ${b.id}.`;
+    });
+  }
+
+  private cancel(id: string): Promise<void> {
+    return this.act(async () => {
+      await ok(this.client.POST('/v1/bookings/{id}/cancel', { params: { path: { id } }, body: {} }));
+      await this.loadBookings();
+      return `Cancelled ${id}.`;
+    });
+  }
+
+  private accept(bookingId: string, offerId: string): Promise<void> {
+    return this.act(async () => {
+      const b = await ok(
+        this.client.POST('/v1/bookings/{id}/offers/{offerId}/accept', {
+          params: { path: { id: bookingId, offerId } },
+          body: {},
+        }),
+      );
+      this.offers.delete(bookingId);
+      await this.loadBookings();
+      return `Moved to ${b.vehicleId}.`;
+    });
+  }
+
+  private decline(bookingId: string): Promise<void> {
+    return this.act(async () => {
+      await ok(this.client.POST('/v1/bookings/{id}/offers/decline', { params: { path: { id: bookingId } }, body: {} }));
+      this.offers.delete(bookingId);
+      await this.loadBookings();
+      return 'Declined: cancelled with a full refund.';
+    });
+  }
+
+  private offerView(bookingId: string, rec: OffersDoc) {
+    const left = Math.max(0, Math.round((Date.parse(rec.expiresAt ?? '') - Date.now()) / 1000));
+    return html`<section class="notice" role="alert" aria-labelledby="offer-${bookingId}">
+      <h4 id="offer-${bookingId}">Booking ${bookingId} was displaced (${rec.cause})</h4>
+      <p>Choose an alternative within ${Math.floor(left / 60)} min ${left % 60} s, or decline for a full refund.</p>
+      <ul class="offers">${rec.offers.map(
+        (o) => html`<li data-offer=${o.id}>${o.vehicleId} · ${o.category} · ${o.distanceKm.toFixed(1)} km away ·
+          ${o.incentive.kind === 'free_upgrade' ? 'free upgrade' : `credit ${money(o.incentive.amount)}`}
+          ${o.from ? html` · ${when(o.from)}` : ''}
+          <button type="button" @click=${() => this.accept(bookingId, o.id)}>Accept</button></li>`,
+      )}</ul>
+      <button type="button" @click=${() => this.decline(bookingId)}>Decline all</button>
+    </section>`;
+  }
+
+  private draw(): void {
+    const points: MapPoint[] = this.hits.length
+      ? this.hits.map((h) => ({ id: h.vehicleId, lat: h.location.lat, lng: h.location.lng, status: 'available' }))
+      : this.background;
+    render(
+      html`<main class="view customer">
+        <h2>Find a car</h2>
+        ${outcomeView(this.outcome)}
+        ${[...this.offers].map(([id, rec]) => this.offerView(id, rec))}
+        <form class="row wrap" @submit=${(e: SubmitEvent) => (e.preventDefault(), void this.search())}>
+          ${field(
+            'City',
+            html`<select @change=${(e: Event) => {
+              this.city = (e.target as HTMLSelectElement).value;
+              this.near = undefined;
+              this.hits = [];
+              void this.act(() => this.loadBackground());
+            }}>${this.cities.map((c) => html`<option value=${c.id} ?selected=${c.id === this.city}>${c.name}</option>`)}</select>`,
+          )}
+          ${field(
+            'From',
+            html`<input type="datetime-local" .value=${localInput(this.from)} @change=${(e: Event) => {
+              this.from = Date.parse(fromLocal((e.target as HTMLInputElement).value));
+            }} />`,
+          )}
+          ${field(
+            'To',
+            html`<input type="datetime-local" .value=${localInput(this.to)} @change=${(e: Event) => {
+              this.to = Date.parse(fromLocal((e.target as HTMLInputElement).value));
+            }} />`,
+          )}
+          ${field(
+            'Category',
+            html`<select @change=${(e: Event) => {
+              this.category = (e.target as HTMLSelectElement).value;
+            }}>${CATEGORIES.map((c) => html`<option value=${c} ?selected=${c === this.category}>${c || 'any'}</option>`)}</select>`,
+          )}
+          <button type="submit">Search</button>
+        </form>
+        <p class="muted">${this.near ? `Near ${this.near.lat.toFixed(4)}, ${this.near.lng.toFixed(4)} (click the map to move)` : 'Click the map to search near a place.'}</p>
+        <div class="grid">
+          ${cityMap(points, {
+            title: `map of ${this.city}: click to choose a place`,
+            onPick: (at) => {
+              this.near = at;
+              void this.search();
+            },
+            ...(this.near ? { marker: this.near } : {}),
+          })}
+          <section aria-labelledby="hits-h">
+            <h3 id="hits-h">Results</h3>
+            <ol class="hits">${this.hits.map(
+              (h) => html`<li>${h.make} ${h.model} · ${h.category} · ${h.seats} seats · ${money(h.pricePerHour)}/h
+                ${h.distanceKm !== undefined ? html` · ${h.distanceKm.toFixed(1)} km` : ''}
+                <button type="button" @click=${() => this.holdVehicle(h)}>Hold</button></li>`,
+            )}</ol>
+            ${this.hold ? html`<p>Held ${this.hold.vehicleId} until ${when(this.hold.expiresAt)}. <button type="button" @click=${() => this.book()}>Book</button></p>` : ''}
+          </section>
+        </div>
+        <section aria-labelledby="mine-h">
+          <h3 id="mine-h">My bookings</h3>
+          <table class="bookings">
+            <thead><tr><th scope="col">Booking</th><th scope="col">Vehicle</th><th scope="col">When</th><th scope="col">Status</th><th scope="col"><span class="sr-only">Actions</span></th></tr></thead>
+            <tbody>${this.bookings.map(
+              (
+                b,
+              ) => html`<tr data-booking=${b.id}><td>${b.id}</td><td class="vehicle">${b.vehicleId}</td><td>${when(b.from)} → ${when(b.to)}</td>
+                <td class="status">${b.status}</td>
+                <td>${b.status === 'confirmed' ? html`<button type="button" @click=${() => this.cancel(b.id)}>Cancel</button>` : ''}</td></tr>`,
+            )}</tbody>
+          </table>
+        </section>
+      </main>`,
+      this.el,
+    );
+  }
+}

@@ -1,0 +1,205 @@
+/**
+ * Operations: every city's live counts, a live event feed, a city's map, its open conflicts and
+ * their offers, the conflict funnel, utilization over time, and the stores' health.
+ */
+import { html, render } from 'lit';
+import { api, Live, ok, type Client, type OffersDoc, type Session } from '../client.ts';
+import { drawUtilization } from '../widgets/chart.ts';
+import { cityMap } from '../widgets/map.ts';
+import { HOUR, outcomeOf, outcomeView, when, type Outcome } from '../ui.ts';
+
+type CityCounts = { city: string; vehicles: number; byStatus: Record<string, number> };
+const STATUSES = ['available', 'held', 'booked', 'in_trip', 'maintenance', 'accident', 'blocked', 'delisted'];
+
+export class OpsView {
+  private readonly client: Client;
+  private readonly live: Live;
+  private cities: CityCounts[] = [];
+  private city = '';
+  private feed: { topic: string; type: string; subject: string; time: string }[] = [];
+  private vehicles: { id: string; status: string; location: { lat: number; lng: number } }[] = [];
+  private conflicts: OffersDoc[] = [];
+  private funnel: Record<string, number> = {};
+  private health: Record<string, unknown> = {};
+  private connected = false;
+  private outcome: Outcome | undefined;
+  private readonly timers: ReturnType<typeof setTimeout>[] = [];
+  private pending: ReturnType<typeof setTimeout> | undefined;
+  private readonly chart = document.createElement('div');
+
+  constructor(
+    private readonly el: HTMLElement,
+    session: Session,
+  ) {
+    this.client = api(session);
+    this.live = new Live(session);
+    this.live.onState = (c) => {
+      this.connected = c;
+      this.draw();
+    };
+    this.live.onEvent = (topic, e) => {
+      this.feed = [{ topic, type: e.type, subject: e.subject, time: e.time }, ...this.feed].slice(0, 40);
+      this.soon();
+    };
+    this.chart.className = 'chart';
+    void this.load();
+    this.timers.push(setInterval(() => void this.refreshSlow(), 5_000));
+  }
+
+  stop(): void {
+    this.live.close();
+    for (const t of this.timers) clearInterval(t);
+    clearTimeout(this.pending);
+  }
+
+  private async load(): Promise<void> {
+    try {
+      await this.refreshCounts();
+      this.city = this.cities[0]?.city ?? '';
+      for (const c of this.cities) this.live.subscribe(`city:${c.city}`);
+      await Promise.all([this.refreshCity(), this.refreshSlow()]);
+    } catch (err) {
+      this.outcome = outcomeOf(err);
+    }
+    this.draw();
+  }
+
+  /** Events come in bursts: refresh what they change at most twice a second. */
+  private soon(): void {
+    this.draw();
+    if (this.pending) return;
+    this.pending = setTimeout(() => {
+      this.pending = undefined;
+      void Promise.all([this.refreshCounts(), this.refreshCity()])
+        .catch((err: unknown) => {
+          this.outcome = outcomeOf(err);
+        })
+        .then(() => this.draw());
+    }, 500);
+  }
+
+  private async refreshCounts(): Promise<void> {
+    this.cities = (await ok(this.client.GET('/v1/analytics/cities'))).cities;
+  }
+
+  private async refreshCity(): Promise<void> {
+    if (!this.city) return;
+    const params = { path: { city: this.city } };
+    const [v, c] = await Promise.all([
+      ok(this.client.GET('/v1/cities/{city}/vehicles', { params })),
+      ok(this.client.GET('/v1/cities/{city}/conflicts', { params })),
+    ]);
+    this.vehicles = v.vehicles;
+    this.conflicts = c.conflicts;
+  }
+
+  /** PostgreSQL's figures (the funnel, utilization) and the stores' health. */
+  private async refreshSlow(): Promise<void> {
+    if (!this.city) return;
+    const now = Date.now();
+    try {
+      const [funnel, utilization, ready] = await Promise.all([
+        ok(
+          this.client.GET('/v1/analytics/conflicts', {
+            params: {
+              query: {
+                city: this.city,
+                from: new Date(now - 7 * 24 * HOUR).toISOString(),
+                to: new Date(now + HOUR).toISOString(),
+              },
+            },
+          }),
+        ),
+        ok(
+          this.client.GET('/v1/analytics/utilization', {
+            params: {
+              query: {
+                city: this.city,
+                from: new Date(Math.floor(now / HOUR) * HOUR - 24 * HOUR).toISOString(),
+                to: new Date(Math.floor(now / HOUR) * HOUR + 24 * HOUR).toISOString(),
+                granularity: 'hour',
+              },
+            },
+          }),
+        ),
+        fetch('/readyz').then((r) => r.json() as Promise<Record<string, unknown>>),
+      ]);
+      const t = funnel.totals;
+      this.funnel = {
+        conflicts: t.conflicts,
+        offered: t.offersMade,
+        accepted: t.accepted,
+        declined: t.declined,
+        lapsed: t.lapsed,
+        'no alternative': t.noAlternative,
+        open: t.open,
+      };
+      this.health = ready;
+      drawUtilization(this.chart, utilization.buckets);
+    } catch (err) {
+      this.outcome = outcomeOf(err);
+    }
+    this.draw();
+  }
+
+  private pick(city: string): void {
+    this.city = city;
+    void Promise.all([this.refreshCity(), this.refreshSlow()]).then(() => this.draw());
+  }
+
+  private draw(): void {
+    render(
+      html`<main class="view ops">
+        <h2>Operations</h2>
+        <p class="muted">Live: ${this.connected ? 'connected' : 'connecting…'}</p>
+        ${outcomeView(this.outcome)}
+        <section aria-labelledby="cities-h">
+          <h3 id="cities-h">Cities</h3>
+          <div class="scroll" tabindex="0" role="region" aria-label="live counts per city"><table class="counts">
+            <thead><tr><th scope="col">City</th><th scope="col">Vehicles</th>${STATUSES.map((s) => html`<th scope="col">${s}</th>`)}</tr></thead>
+            <tbody>${this.cities.map(
+              (c) => html`<tr class=${c.city === this.city ? 'selected' : ''} data-city=${c.city}>
+                <th scope="row"><button type="button" class="link" @click=${() => this.pick(c.city)}>${c.city}</button></th>
+                <td>${c.vehicles}</td>${STATUSES.map((s) => html`<td data-status=${s}>${c.byStatus[s] ?? 0}</td>`)}</tr>`,
+            )}</tbody>
+          </table></div>
+        </section>
+        <div class="grid">
+          <section aria-labelledby="map-h">
+            <h3 id="map-h">Map of ${this.city}</h3>
+            ${cityMap(
+              this.vehicles.map((v) => ({ id: v.id, lat: v.location.lat, lng: v.location.lng, status: v.status })),
+              { title: `vehicles of ${this.city} by status` },
+            )}
+          </section>
+          <section aria-labelledby="feed-h">
+            <h3 id="feed-h">Live events</h3>
+            <ol class="feed" tabindex="0" aria-label="latest events">${this.feed.map((f) => html`<li><time>${f.time.slice(11, 19)}</time> <code>${f.type}</code> ${f.subject}</li>`)}</ol>
+          </section>
+        </div>
+        <div class="grid">
+          <section aria-labelledby="conf-h">
+            <h3 id="conf-h">Open conflicts in ${this.city}</h3>
+            ${this.conflicts.length === 0 ? html`<p class="muted">None open.</p>` : ''}
+            <ul class="conflicts">${this.conflicts.map(
+              (
+                c,
+              ) => html`<li><strong>${c.bookingId}</strong> (${c.cause}) — ${c.offers.length} offer(s), until ${c.expiresAt ? when(c.expiresAt) : '—'}
+                <ul>${c.offers.map((o) => html`<li>${o.vehicleId} · ${o.category} · ${o.distanceKm.toFixed(1)} km · ${o.incentive.kind} ${o.incentive.amount}</li>`)}</ul></li>`,
+            )}</ul>
+          </section>
+          <section aria-labelledby="funnel-h">
+            <h3 id="funnel-h">Conflict funnel (7 days)</h3>
+            <dl class="funnel">${Object.entries(this.funnel).map(([k, v]) => html`<div data-stage=${k}><dt>${k}</dt><dd>${v}</dd></div>`)}</dl>
+          </section>
+        </div>
+        <section aria-labelledby="util-h"><h3 id="util-h">Utilization of ${this.city}</h3>${this.chart}</section>
+        <section aria-labelledby="health-h">
+          <h3 id="health-h">Stores and sync</h3>
+          <pre class="health" tabindex="0">${JSON.stringify(this.health, null, 2)}</pre>
+        </section>
+      </main>`,
+      this.el,
+    );
+  }
+}
