@@ -135,6 +135,19 @@ test('a booking displaced by a host block turns into offers, live, across the th
   // Operations see the city's count move without reloading.
   await waitFor(async () => Number(await blrVehicles()) === vehiclesBefore + 1, 'the ops count of blr moved live');
 
+  // A CSV through the batch API: a result per row, the bad row refused with the API's detail.
+  await host.getByLabel('Bulk add from CSV').setInputFiles({
+    name: 'fleet.csv',
+    mimeType: 'text/csv',
+    buffer: Buffer.from(
+      'city,category,seats,make,model,transmission,fuel,lat,lng,pricePerHour\n' +
+        'blr,suv,7,Mahindra,XUV700,manual,diesel,12.95,77.6,55\n' +
+        'blr,spaceship,7,Acme,Rocket,manual,diesel,12.95,77.6,55\n',
+    ),
+  });
+  await assertOutcome(host, /^1 of 2 rows added\./);
+  assert.match((await host.locator('.rows tr.error').textContent()) ?? '', /category/);
+
   // The customer searches sedans and books the cheapest: the host's new car.
   const customer = await signedIn('Customer');
   await customer.getByLabel('Category').selectOption('sedan');
@@ -190,6 +203,7 @@ test('a booking displaced by a host block turns into offers, live, across the th
   const phone = await signedIn('Customer', 390);
   await phone.locator(`tr[data-booking="${bookingId}"]`).waitFor();
   await axe(phone, 'customer (phone)');
+  for (const who of ['Host', 'Operations'] as const) await axe(await signedIn(who, 390), `${who} (phone)`);
   await phone.screenshot({ path: new URL('customer-phone.png', SHOTS).pathname, fullPage: true });
 
   assert.deepEqual(problems, [], 'no console errors and no failed requests');
