@@ -5,7 +5,7 @@
  * verified against Redis in one round trip, so no vehicle booked before the response is shown
  * as free, however far the tail lags.
  */
-import { deriveStatus, occupies, overlapsWindow, type CalendarEntry } from '../domain/calendar.ts';
+import { deriveStatus, type CalendarEntry } from '../domain/calendar.ts';
 import type { CityCatalog } from '../domain/cities.ts';
 import {
   CATEGORIES,
@@ -24,6 +24,19 @@ import { fromScript, type RedisConnection } from '../redis/scripts.ts';
 import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { Inventory } from './inventory.ts';
 import { survived } from '../log.ts';
+import { BusyIntervals, CityIndex } from './search-index.ts';
+
+/** What the city index sorts and places by: a change here rebuilds it. */
+function specChanged(prior: ReadVehicle, state: Record<string, unknown>): boolean {
+  return (
+    prior.listing !== String(state.listing) ||
+    prior.pricePerHour !== Number(state.pricePerHour) ||
+    prior.lat !== Number(state.lat) ||
+    prior.lng !== Number(state.lng) ||
+    prior.category !== state.category ||
+    prior.seats !== Number(state.seats)
+  );
+}
 
 export interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
   id: string;
@@ -31,11 +44,15 @@ export interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
   lng: number;
   listing: string;
   entries: Map<string, CalendarEntry>;
+  /** The calendar's occupied time, indexed; dropped whenever an entry changes. */
+  busy?: BusyIntervals;
 }
 
 interface CityView {
   vehicles: Map<string, ReadVehicle>;
   lastId: string;
+  /** Price order and kd-tree of the listed vehicles; dropped when a vehicle's spec or listing changes. */
+  index?: CityIndex<ReadVehicle>;
 }
 
 export interface SearchQuery {
@@ -99,10 +116,8 @@ function readVehicle(id: string, s: Record<string, unknown>, entries = new Map<s
 
 /** Is [from, to) taken on this vehicle (turnaround included)? The same rule as the scripts' `require_free`. */
 function isTaken(v: ReadVehicle, from: number, to: number, turnaroundMs: number, now: number): boolean {
-  for (const e of v.entries.values()) {
-    if (occupies(e, now) && overlapsWindow(e, from, to, true, turnaroundMs, now)) return true;
-  }
-  return false;
+  v.busy ??= BusyIntervals.of(v.entries.values(), turnaroundMs);
+  return v.busy.taken(from, to, turnaroundMs, now);
 }
 
 /** A vehicle on the city's map: where it is and its status now. */
@@ -284,11 +299,14 @@ export class ReadModel {
         // A restore replaces the whole calendar: entries that vanished must vanish here too.
         const restored = new Map((e.data.entries as CalendarEntry[]).map((x) => [x.id, x]));
         view.vehicles.set(e.vehicle, readVehicle(e.vehicle, e.state, restored));
+        view.index = undefined;
         continue;
       }
       if (e.type.startsWith('vehicle.')) {
         const prior = view.vehicles.get(e.vehicle);
         view.vehicles.set(e.vehicle, readVehicle(e.vehicle, e.state, prior?.entries));
+        // Calendar-only vehicle events (a status moving with the clock) leave the index as it is.
+        if (!prior || specChanged(prior, e.state)) view.index = undefined;
         continue;
       }
       const v = view.vehicles.get(e.vehicle);
@@ -296,6 +314,7 @@ export class ReadModel {
       const entry = e.state as unknown as CalendarEntry;
       v.entries.set(entry.id, entry);
       for (const [k, old] of v.entries) if (old.to !== undefined && old.to < horizon) v.entries.delete(k);
+      v.busy = undefined;
     }
     if (heard.length) for (const listener of this.listeners) listener(city, heard);
     if (reload) {
@@ -330,27 +349,43 @@ export class ReadModel {
     const view = this.views.get(city);
     if (!c || !view) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
     const now = Date.now();
-    // Hot path (every search scans the city): no per-vehicle allocation until the page is built.
+    view.index ??= new CityIndex(view.vehicles.values());
+    const index = view.index;
+    const fits = (v: ReadVehicle) =>
+      (!q.category || (q.orBetter ? isSameOrBetter(v.category, q.category) : v.category === q.category)) &&
+      (q.minSeats === undefined || v.seats >= q.minSeats) &&
+      !isTaken(v, q.from, q.to, c.turnaroundMs, now);
+    // The first `n` candidates in the answer's order, found without touching the rest of the city:
+    // nearest-first from the kd-tree, or cheapest-first along the price order.
     const candidates: Array<{ v: ReadVehicle; d: number | undefined }> = [];
-    for (const v of view.vehicles.values()) {
-      if (v.listing !== 'active') continue;
-      if (q.category && !(q.orBetter ? isSameOrBetter(v.category, q.category) : v.category === q.category)) continue;
-      if (q.minSeats !== undefined && v.seats < q.minSeats) continue;
-      const d = q.near ? distanceKm(q.near, { lat: v.lat, lng: v.lng }) : undefined;
-      if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
-      if (isTaken(v, q.from, q.to, c.turnaroundMs, now)) continue;
-      candidates.push({ v, d });
-    }
-    const byPrice = (a: { v: ReadVehicle }, b: { v: ReadVehicle }) =>
-      a.v.pricePerHour - b.v.pricePerHour || (a.v.id < b.v.id ? -1 : a.v.id > b.v.id ? 1 : 0);
-    const byDistance = (a: { v: ReadVehicle; d: number | undefined }, b: { v: ReadVehicle; d: number | undefined }) =>
-      (a.d ?? 0) - (b.d ?? 0) || byPrice(a, b);
-    candidates.sort(q.sort === 'distance' && q.near ? byDistance : byPrice);
+    let exhausted = false;
+    const extend = (n: number) => {
+      if (exhausted || candidates.length >= n) return;
+      candidates.length = 0;
+      if (q.near && q.sort === 'distance') {
+        const near = q.near;
+        const found = index.nearest(near, n, q.radiusKm, fits);
+        for (const v of found) candidates.push({ v, d: distanceKm(near, v) });
+        exhausted = found.length < n;
+        return;
+      }
+      for (const v of index.byPrice) {
+        const d = q.near ? distanceKm(q.near, v) : undefined;
+        if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
+        if (!fits(v)) continue;
+        candidates.push({ v, d });
+        if (candidates.length >= n) return;
+      }
+      exhausted = true;
+    };
+    extend(q.offset + q.limit * 2);
     // Verify against the truth; what memory thought free but Redis says taken is skipped and the
     // page filled from further candidates.
     const hits: SearchHit[] = [];
     let i = q.offset;
-    while (hits.length < q.limit && i < candidates.length) {
+    for (;;) {
+      if (i >= candidates.length) extend(Math.max(candidates.length * 2, i + q.limit * 2));
+      if (hits.length >= q.limit || i >= candidates.length) break;
       const slice = candidates.slice(i, i + (q.limit - hits.length) * 2);
       const free = new Set(
         await this.inventory.verifyAvailable(
@@ -378,6 +413,7 @@ export class ReadModel {
         });
       }
     }
+    extend(i + 1);
     return { hits, nextOffset: i < candidates.length ? i : null };
   }
 }

@@ -1,0 +1,99 @@
+/**
+ * The read model's indexes (docs/api.md, "Search is real time"): a search touches only what it
+ * returns, not the whole city.
+ * - `BusyIntervals`: a vehicle's occupied time for a new trip, turnaround included, answered by a
+ *   binary search over its stable entries (sorted by padded start, with a running maximum of the
+ *   padded ends) plus a look at the few entries whose occupation moves with the clock (live holds,
+ *   trips under way). The same rule as `overlapsWindow` (src/domain/calendar.ts).
+ * - `CityIndex`: the listed vehicles in price order, and a kd-tree of them for nearest-first
+ *   (kdbush, geokdbush), rebuilt only when a vehicle's spec or listing changes.
+ */
+import KDBush from 'kdbush';
+import { around } from 'geokdbush';
+import { isTrip, occupies, overlapsWindow, type CalendarEntry } from '../domain/calendar.ts';
+
+export class BusyIntervals {
+  private constructor(
+    private readonly starts: Float64Array,
+    /** ends[i] = the largest padded end among entries 0..i (by padded start). */
+    private readonly ends: Float64Array,
+    /** Entries whose occupation depends on `now`: live holds, trips under way. */
+    private readonly moving: readonly CalendarEntry[],
+  ) {}
+
+  static of(entries: Iterable<CalendarEntry>, turnaroundMs: number): BusyIntervals {
+    const stable: { start: number; end: number }[] = [];
+    const moving: CalendarEntry[] = [];
+    for (const e of entries) {
+      if (e.kind === 'hold' ? e.status === 'held' : e.kind === 'booking' && e.status === 'active') {
+        moving.push(e);
+        continue;
+      }
+      // Confirmed and completed bookings, active blocks: their occupation does not move with the clock.
+      if (!occupies(e, 0)) continue;
+      const pad = isTrip(e) ? turnaroundMs : 0;
+      stable.push({ start: e.from - pad, end: (e.to ?? Number.POSITIVE_INFINITY) + pad });
+    }
+    stable.sort((a, b) => a.start - b.start);
+    const starts = new Float64Array(stable.length);
+    const ends = new Float64Array(stable.length);
+    let max = Number.NEGATIVE_INFINITY;
+    stable.forEach((s, i) => {
+      starts[i] = s.start;
+      max = Math.max(max, s.end);
+      ends[i] = max;
+    });
+    return new BusyIntervals(starts, ends, moving);
+  }
+
+  /** Is [from, to) taken for a new trip at `now`? */
+  taken(from: number, to: number, turnaroundMs: number, now: number): boolean {
+    // The last stable entry starting (padded) before `to`: any overlap ends after `from`.
+    let lo = 0;
+    let hi = this.starts.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      if ((this.starts[mid] ?? 0) < to) lo = mid + 1;
+      else hi = mid;
+    }
+    if (lo > 0 && (this.ends[lo - 1] ?? 0) > from) return true;
+    for (const e of this.moving)
+      if (occupies(e, now) && overlapsWindow(e, from, to, true, turnaroundMs, now)) return true;
+    return false;
+  }
+}
+
+export interface Indexed {
+  id: string;
+  pricePerHour: number;
+  lat: number;
+  lng: number;
+  listing: string;
+}
+
+export class CityIndex<V extends Indexed> {
+  /** Listed vehicles by price, then id. */
+  readonly byPrice: V[];
+  private readonly geo: KDBush | undefined;
+
+  constructor(vehicles: Iterable<V>) {
+    this.byPrice = [...vehicles]
+      .filter((v) => v.listing === 'active')
+      .sort((a, b) => a.pricePerHour - b.pricePerHour || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
+    if (this.byPrice.length) {
+      const geo = new KDBush(this.byPrice.length);
+      for (const v of this.byPrice) geo.add(v.lng, v.lat);
+      geo.finish();
+      this.geo = geo;
+    }
+  }
+
+  /** Up to `max` vehicles that `keep` accepts, nearest first, within `radiusKm`. */
+  nearest(at: { lat: number; lng: number }, max: number, radiusKm: number | undefined, keep: (v: V) => boolean): V[] {
+    if (!this.geo) return [];
+    return around(this.geo, at.lng, at.lat, max, radiusKm ?? Number.POSITIVE_INFINITY, (i) => {
+      const v = this.byPrice[i];
+      return v !== undefined && keep(v);
+    }).flatMap((i) => this.byPrice[i] ?? []);
+  }
+}

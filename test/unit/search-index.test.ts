@@ -1,0 +1,133 @@
+/**
+ * The read model's indexes answer exactly as the plain rules do: BusyIntervals (binary search)
+ * as `occupies` + `overlapsWindow` over every entry; CityIndex's nearest-first as a full scan
+ * sorted by distance.
+ */
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { occupies, overlapsWindow, type CalendarEntry } from '../../src/domain/calendar.ts';
+import { distanceKm } from '../../src/services/read-model.ts';
+import { BusyIntervals, CityIndex } from '../../src/services/search-index.ts';
+import { seeded } from '../support/random.ts';
+
+const M = 60_000;
+const NOW = 1_000 * 60 * M;
+const TURNAROUND = 30 * M;
+
+const entry = fc
+  .record({
+    kind: fc.constantFrom('hold', 'booking', 'block'),
+    status: fc.constantFrom(
+      'held',
+      'released',
+      'confirmed',
+      'active',
+      'completed',
+      'cancelled',
+      'conflicted',
+      'cleared',
+    ),
+    from: fc.integer({ min: -600, max: 600 }),
+    len: fc.integer({ min: 1, max: 300 }),
+    open: fc.boolean(),
+    expires: fc.integer({ min: -60, max: 60 }),
+  })
+  .map((r): CalendarEntry => {
+    const from = NOW + r.from * M;
+    const to = from + r.len * M;
+    if (r.kind === 'hold')
+      return {
+        id: 'h',
+        kind: 'hold',
+        status: r.status === 'held' ? 'held' : 'released',
+        from,
+        to,
+        customerId: 'c',
+        expiresAt: NOW + r.expires * M,
+        createdAt: 0,
+        updatedAt: 0,
+      };
+    if (r.kind === 'booking') {
+      const status =
+        (['confirmed', 'active', 'completed', 'cancelled', 'conflicted'] as const).find((s) => s === r.status) ??
+        'confirmed';
+      return { id: 'b', kind: 'booking', status, from, to, customerId: 'c', createdAt: 0, updatedAt: 0 };
+    }
+    return {
+      id: 'k',
+      kind: 'block',
+      reason: 'maintenance',
+      status: r.status === 'cleared' ? 'cleared' : 'active',
+      from,
+      ...(r.open ? {} : { to }),
+      createdAt: 0,
+      updatedAt: 0,
+    } as CalendarEntry;
+  });
+
+test('property: BusyIntervals.taken equals the rule over every entry', () => {
+  const { seed } = seeded('search-index.busy');
+  fc.assert(
+    fc.property(
+      fc.array(entry, { maxLength: 12 }),
+      fc.integer({ min: -700, max: 700 }),
+      fc.integer({ min: 1, max: 400 }),
+      fc.integer({ min: -120, max: 120 }),
+      (entries, start, len, shift) => {
+        const now = NOW + shift * M;
+        const from = NOW + start * M;
+        const to = from + len * M;
+        const expected = entries.some((e) => occupies(e, now) && overlapsWindow(e, from, to, true, TURNAROUND, now));
+        assert.equal(BusyIntervals.of(entries, TURNAROUND).taken(from, to, TURNAROUND, now), expected);
+      },
+    ),
+    { seed, numRuns: 2_000 },
+  );
+});
+
+test('property: nearest-first from the kd-tree is the full scan sorted by distance', () => {
+  const { seed } = seeded('search-index.nearest');
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          lat: fc.double({ min: 12.8, max: 13.1, noNaN: true }),
+          lng: fc.double({ min: 77.4, max: 77.8, noNaN: true }),
+          price: fc.integer({ min: 1, max: 50 }),
+          listed: fc.boolean(),
+        }),
+        { maxLength: 60 },
+      ),
+      fc.record({
+        lat: fc.double({ min: 12.8, max: 13.1, noNaN: true }),
+        lng: fc.double({ min: 77.4, max: 77.8, noNaN: true }),
+      }),
+      fc.integer({ min: 1, max: 20 }),
+      (specs, at, k) => {
+        const vehicles = specs.map((s, i) => ({
+          id: `v${String(i).padStart(3, '0')}`,
+          pricePerHour: s.price,
+          lat: s.lat,
+          lng: s.lng,
+          listing: s.listed ? 'active' : 'delisted',
+        }));
+        const index = new CityIndex(vehicles);
+        const even = (v: { id: string }) => Number(v.id.slice(1)) % 2 === 0;
+        const got = index.nearest(at, k, 15, even).map((v) => distanceKm(at, v));
+        const want = vehicles
+          .filter((v) => v.listing === 'active' && even(v) && distanceKm(at, v) <= 15)
+          .map((v) => distanceKm(at, v))
+          .sort((a, b) => a - b)
+          .slice(0, k);
+        assert.equal(got.length, want.length);
+        got.forEach((d, i) => assert.ok(Math.abs(d - (want[i] ?? Number.NaN)) < 1e-6, `${d} vs ${want[i]}`));
+        assert.deepEqual(
+          index.byPrice.map((v) => v.pricePerHour),
+          [...index.byPrice.map((v) => v.pricePerHour)].sort((a, b) => a - b),
+        );
+      },
+    ),
+    { seed, numRuns: 500 },
+  );
+});
