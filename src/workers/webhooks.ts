@@ -57,6 +57,8 @@ export class WebhookDispatcher {
   private loop: Promise<void> | undefined;
   private subscriptions = new Map<string, StoredSubscription>();
   private groupsReady = false;
+  /** The last intake left entries in a stream (a full batch): the next round comes at once. */
+  private backlog = false;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -104,8 +106,10 @@ export class WebhookDispatcher {
         const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK]);
         if (rows[0]?.ok) {
           while (!this.stopped) {
-            const { read, sent } = await this.runOnce();
-            if (read === 0 && sent === 0) await sleep(this.opts.pollMs ?? 100);
+            const { sent } = await this.runOnce();
+            // Paced: a round per poll interval, unless a stream or a queue has more waiting. A busy
+            // marketplace then costs the dispatcher a few reads a second, not a loop at full speed.
+            if (!this.backlog && sent < SEND_BATCH) await sleep(this.opts.pollMs ?? 100);
           }
           await client.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK]);
         }
@@ -119,33 +123,10 @@ export class WebhookDispatcher {
   }
 
   private async intake(): Promise<number> {
-    const read: { stream: string; ids: string[]; events: StreamEvent[] }[] = [];
-    for (const c of this.inventory.cities.all()) {
-      const stream = keys.events(c.id);
-      const res = (await this.redis.xreadgroup(
-        'GROUP',
-        WEBHOOK_GROUP,
-        this.consumer,
-        'COUNT',
-        READ_BATCH,
-        'STREAMS',
-        stream,
-        // What this consumer read but did not acknowledge (a crash) comes first.
-        (await this.redis.xpending(stream, WEBHOOK_GROUP, '-', '+', 1, this.consumer)).length ? '0' : '>',
-      )) as [string, [string, string[] | null][]][] | null;
-      const entries = res?.[0]?.[1] ?? [];
-      if (!entries.length) continue;
-      const events: StreamEvent[] = [];
-      for (const [id, fields] of entries) {
-        if (!fields) continue;
-        try {
-          events.push(parseStreamEntry(c.id, id, fields));
-        } catch (err) {
-          survived('webhooks.parse', err);
-        }
-      }
-      read.push({ stream, ids: entries.map(([id]) => id), events });
-    }
+    // One read per city, all in flight at once (one round trip on the connection's pipeline).
+    const read = (await Promise.all(this.inventory.cities.all().map((c) => this.readCity(c.id)))).filter(
+      (r) => r.ids.length > 0,
+    );
     if (!read.length) return 0;
     // Subscriptions are read after the events: every one created before an event was written hears it.
     this.subscriptions = new Map((await activeSubscriptions(this.pool)).map((s) => [s.id, s]));
@@ -164,8 +145,40 @@ export class WebhookDispatcher {
               replay: 0,
             });
     await enqueueDeliveries(this.pool, rows);
-    for (const { stream, ids } of read) await this.redis.xack(stream, WEBHOOK_GROUP, ...ids);
+    await Promise.all(read.map(({ stream, ids }) => this.redis.xack(stream, WEBHOOK_GROUP, ...ids)));
+    this.backlog = read.some((r) => r.ids.length >= READ_BATCH);
     return read.reduce((n, r) => n + r.ids.length, 0);
+  }
+
+  /** Cities whose own unacknowledged entries (a crash) were read again since this dispatcher started. */
+  private readonly recovered = new Set<string>();
+
+  private async readCity(city: string): Promise<{ stream: string; ids: string[]; events: StreamEvent[] }> {
+    const stream = keys.events(city);
+    // First what this consumer read but did not acknowledge before a crash, then new entries.
+    const from = this.recovered.has(city) ? '>' : '0';
+    const res = (await this.redis.xreadgroup(
+      'GROUP',
+      WEBHOOK_GROUP,
+      this.consumer,
+      'COUNT',
+      READ_BATCH,
+      'STREAMS',
+      stream,
+      from,
+    )) as [string, [string, string[] | null][]][] | null;
+    const entries = res?.[0]?.[1] ?? [];
+    if (from === '0' && entries.length === 0) this.recovered.add(city);
+    const events: StreamEvent[] = [];
+    for (const [id, fields] of entries) {
+      if (!fields) continue;
+      try {
+        events.push(parseStreamEntry(city, id, fields));
+      } catch (err) {
+        survived('webhooks.parse', err);
+      }
+    }
+    return { stream, ids: entries.map(([id]) => id), events };
   }
 
   private async send(): Promise<number> {
