@@ -304,9 +304,14 @@ export class ReadModel {
       }
       if (e.type.startsWith('vehicle.')) {
         const prior = view.vehicles.get(e.vehicle);
-        view.vehicles.set(e.vehicle, readVehicle(e.vehicle, e.state, prior?.entries));
-        // Calendar-only vehicle events (a status moving with the clock) leave the index as it is.
-        if (!prior || specChanged(prior, e.state)) view.index = undefined;
+        const next = readVehicle(e.vehicle, e.state, prior?.entries);
+        if (prior && !specChanged(prior, e.state)) {
+          // The same place in the index (which holds this object): updated in place, its cache dropped.
+          Object.assign(prior, next, { busy: undefined });
+          continue;
+        }
+        view.vehicles.set(e.vehicle, next);
+        view.index = undefined;
         continue;
       }
       const v = view.vehicles.get(e.vehicle);

@@ -139,6 +139,21 @@ describe('availability search', () => {
     assert.equal(res.status, 404);
   });
 
+  test('a vehicle freed after a change to it that leaves its place in the index is found again', async () => {
+    const v = vehicles[1]?.id ?? '';
+    const t = futureHour(900 * HOUR);
+    const q = { from: t, to: t + HOUR, sort: 'price' as const, limit: 100, offset: 0 };
+    const found = async () => (await readModel.search(city.id, q)).hits.some((h) => h.vehicleId === v);
+    const b = await inv.book({ vehicleId: v, customerId: 'x', from: t, to: t + HOUR });
+    await readModel.catchUp([city.id]);
+    assert.equal(await found(), false, 'booked: not offered');
+    // A change that keeps the vehicle's place (its make), then the booking is cancelled.
+    await inv.updateVehicle(v, { make: 'Renamed' }, undefined);
+    await inv.cancelBooking(b.booking.id, undefined);
+    await readModel.catchUp([city.id]);
+    assert.equal(await found(), true, 'freed: offered again');
+  });
+
   test('freshness: while bookings storm, no search lists a vehicle booked before it was sent', {
     timeout: 60_000,
   }, async () => {
