@@ -82,6 +82,8 @@ const ConfigSchema = Type.Object({
   /** 0: `fleet serve` runs no sync worker (run `fleet worker` beside it, as its own process). */
   SERVE_SYNC: Type.Integer({ default: 1, minimum: 0, maximum: 1 }),
   SYNC_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
+  /** Cities the sync applies at once, each in its own transaction. */
+  SYNC_PARALLEL: Type.Integer({ default: 3, minimum: 1, maximum: 32 }),
   SYNC_CLAIM_IDLE_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 3_600_000 }),
   SYNC_MAX_ATTEMPTS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   STREAM_RETENTION_MS: Type.Integer({ default: 600_000, minimum: 0 }),

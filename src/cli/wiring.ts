@@ -59,7 +59,8 @@ export async function withConflictDesk<T>(
 }
 
 export function newPool(config: Config, log: Logger, url = config.DATABASE_URL): FollowingPool {
-  const pool = createPool(url, { max: 4, connectionTimeoutMillis: 5_000, query_timeout: 30_000 });
+  // The sync's parallel cities, the webhook dispatcher's lock, the resolver and analytics share it.
+  const pool = createPool(url, { max: 8, connectionTimeoutMillis: 5_000, query_timeout: 30_000 });
   // Idle clients die with the server; the sync backs off and reconnects.
   pool.on('error', (err) => log.warn({ err: err.message }, 'PostgreSQL connection lost'));
   return pool;
@@ -82,6 +83,7 @@ export function newSyncWorker(
   );
   const sync = new SyncWorker(redis, pool, inventory.cities, {
     batchSize: config.SYNC_BATCH_SIZE,
+    parallel: config.SYNC_PARALLEL,
     claimIdleMs: config.SYNC_CLAIM_IDLE_MS,
     maxAttempts: config.SYNC_MAX_ATTEMPTS,
     retentionMs: config.STREAM_RETENTION_MS,

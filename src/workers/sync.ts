@@ -42,6 +42,8 @@ export type Failpoint = 'mid_batch' | 'before_commit' | 'after_commit';
 
 export interface SyncOptions {
   batchSize?: number;
+  /** Cities applied at once, each in its own transaction (SYNC_PARALLEL). */
+  parallel?: number;
   /** Pause when every stream was empty. */
   idleMs?: number;
   /** A pending entry idle this long belongs to a dead consumer and is reclaimed. */
@@ -107,6 +109,7 @@ export class SyncWorker {
     this.consumer = opts.consumer ?? `${hostname()}-${process.pid}-${Math.random().toString(36).slice(2, 8)}`;
     this.o = {
       batchSize: opts.batchSize ?? defaults.SYNC_BATCH_SIZE,
+      parallel: opts.parallel ?? defaults.SYNC_PARALLEL,
       idleMs: opts.idleMs ?? 50,
       claimIdleMs: opts.claimIdleMs ?? defaults.SYNC_CLAIM_IDLE_MS,
       maxAttempts: opts.maxAttempts ?? defaults.SYNC_MAX_ATTEMPTS,
@@ -171,8 +174,25 @@ export class SyncWorker {
       this.lastClaim = now;
       for (const c of this.cities.all()) await this.reclaim(c.id);
     }
+    // Cities are independent (a cursor and a transaction each): several apply at once, each city's
+    // batches still one after another, in stream order.
+    const queue = this.cities.all().map((c) => c.id);
     let handled = 0;
-    for (const c of this.cities.all()) handled += await this.syncCity(c.id);
+    const failures: unknown[] = [];
+    await Promise.all(
+      Array.from({ length: Math.min(this.o.parallel, queue.length) }, async () => {
+        for (let city = queue.shift(); city !== undefined; city = queue.shift()) {
+          try {
+            // Read after the await: `handled += await …` would add to a stale total.
+            const n = await this.syncCity(city);
+            handled += n;
+          } catch (err) {
+            failures.push(err);
+          }
+        }
+      }),
+    );
+    if (failures.length) throw failures[0];
     if (now - this.lastTrim >= 10_000) {
       this.lastTrim = now;
       for (const c of this.cities.all()) await this.trim(c.id);
