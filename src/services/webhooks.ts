@@ -18,6 +18,7 @@ import {
   listSubscriptions,
   nextReplay,
   rotateSecret,
+  type NewDelivery,
   type StoredSubscription,
 } from '../pg/webhooks.ts';
 import type { CityCatalog } from '../domain/cities.ts';
@@ -32,6 +33,25 @@ export interface WebhookOwner {
   hostId?: string;
   /** Staff limited to cities. */
   cities?: ReadonlySet<string>;
+}
+
+/** The queued delivery of an event to a subscription (`replay` 0: the first; a replay's number else). */
+export function deliveryOf(subscriptionId: string, e: StreamEvent, replay: number): NewDelivery {
+  return {
+    subscriptionId,
+    messageId: messageIdOf(e.city, e.id),
+    city: e.city,
+    streamId: e.id,
+    type: e.type,
+    body: toCloudEvent(e),
+    replay,
+  };
+}
+
+/** The first private or loopback address `host` resolves to, if any. */
+export async function privateAddressOf(host: string): Promise<string | undefined> {
+  const addresses = await lookup(host.replace(/^\[|\]$/g, ''), { all: true });
+  return addresses.find((a) => isPrivateAddress(a.address))?.address;
 }
 
 export const newSecret = () => `whsec_${randomBytes(24).toString('base64')}`;
@@ -53,13 +73,12 @@ export async function checkTarget(url: string, allowPrivate: boolean): Promise<v
   if (u.username || u.password)
     throw new DomainError('VALIDATION', 'a webhook url carries no credentials', { field: 'url' });
   if (allowPrivate) return;
-  const host = u.hostname.replace(/^\[|\]$/g, '');
-  const addresses = await lookup(host, { all: true }).catch(() => {
+  const host = u.hostname;
+  const refused = await privateAddressOf(host).catch(() => {
     throw new DomainError('VALIDATION', `the host ${host} does not resolve`, { field: 'url' });
   });
-  const refused = addresses.find((a) => isPrivateAddress(a.address));
   if (refused)
-    throw new DomainError('VALIDATION', `${host} resolves to ${refused.address}, a private or loopback address`, {
+    throw new DomainError('VALIDATION', `${host} resolves to ${refused}, a private or loopback address`, {
       field: 'url',
       reason: 'private_address',
     });
@@ -173,26 +192,14 @@ export class WebhookDesk {
     const [ms, seq] = from.streamId.split('-').map(Number) as [number, number];
     const before = seq > 0 ? `${ms}-${seq - 1}` : `${ms - 1}-999999999`;
     const replay = await nextReplay(this.pool);
-    const rows = [];
+    const heard: StreamEvent[] = [];
     for (const c of this.cities.all()) {
       if (sub.cities && !sub.cities.includes(c.id)) continue;
       const after = c.id === from.city ? before : `${ms - 1}-999999999`;
-      for (const e of await loggedEventsAfter(this.pool, c.id, after, MAX_REPLAY)) {
-        if (!(await this.matcher.hears(sub, e))) continue;
-        rows.push({
-          subscriptionId: sub.id,
-          messageId: messageIdOf(e.city, e.id),
-          city: e.city,
-          streamId: e.id,
-          type: e.type,
-          body: toCloudEvent(e),
-          replay,
-          ms: e.ms,
-          seq: e.seq,
-        });
-      }
+      for (const e of await loggedEventsAfter(this.pool, c.id, after, MAX_REPLAY))
+        if (await this.matcher.hears(sub, e)) heard.push(e);
     }
-    rows.sort((a, b) => a.ms - b.ms || a.seq - b.seq);
+    const rows = heard.sort((a, b) => a.ms - b.ms || a.seq - b.seq).map((e) => deliveryOf(sub.id, e, replay));
     await enqueueDeliveries(this.pool, rows.slice(0, MAX_REPLAY));
     return { queued: Math.min(rows.length, MAX_REPLAY) };
   }

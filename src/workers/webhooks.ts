@@ -12,12 +12,11 @@
  *   failing after the horizon (25 h) goes to the dead letters and disables the endpoint.
  */
 import { hostname } from 'node:os';
-import { lookup } from 'node:dns/promises';
 import type pg from 'pg';
 import type { Logger } from 'pino';
 import { Webhook } from 'standardwebhooks';
 import { messageOf } from '../domain/errors.ts';
-import { isPrivateAddress, messageIdOf, nextDelayMs, type RetryPolicy } from '../domain/webhooks.ts';
+import { nextDelayMs, type RetryPolicy } from '../domain/webhooks.ts';
 import {
   activeSubscriptions,
   disableSubscription,
@@ -32,9 +31,8 @@ import { metrics } from '../metrics.ts';
 import { keys } from '../redis/keys.ts';
 import { parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
-import { toCloudEvent } from '../services/cloud-events.ts';
 import type { Inventory } from '../services/inventory.ts';
-import { EventMatcher } from '../services/webhooks.ts';
+import { EventMatcher, deliveryOf, privateAddressOf } from '../services/webhooks.ts';
 import { survived } from '../log.ts';
 
 export const WEBHOOK_GROUP = 'webhooks';
@@ -134,16 +132,7 @@ export class WebhookDispatcher {
     for (const { events } of read)
       for (const e of events)
         for (const sub of this.subscriptions.values())
-          if (await this.matcher.hears(sub, e))
-            rows.push({
-              subscriptionId: sub.id,
-              messageId: messageIdOf(e.city, e.id),
-              city: e.city,
-              streamId: e.id,
-              type: e.type,
-              body: toCloudEvent(e),
-              replay: 0,
-            });
+          if (await this.matcher.hears(sub, e)) rows.push(deliveryOf(sub.id, e, 0));
     await enqueueDeliveries(this.pool, rows);
     await Promise.all(read.map(({ stream, ids }) => this.redis.xack(stream, WEBHOOK_GROUP, ...ids)));
     this.backlog = read.some((r) => r.ids.length >= READ_BATCH);
@@ -277,10 +266,9 @@ export class WebhookDispatcher {
   /** DNS may have changed since the subscription was made: a private address is refused here too. */
   private async checkAddress(url: string): Promise<void> {
     if (this.opts.allowPrivate) return;
-    const host = new URL(url).hostname.replace(/^\[|\]$/g, '');
-    const addresses = await lookup(host, { all: true });
-    const refused = addresses.find((a) => isPrivateAddress(a.address));
-    if (refused) throw new Error(`${host} resolves to a private address (${refused.address})`);
+    const host = new URL(url).hostname;
+    const refused = await privateAddressOf(host);
+    if (refused) throw new Error(`${host} resolves to a private address (${refused})`);
   }
 }
 

@@ -121,7 +121,8 @@ test('property: nearest-first from the kd-tree is the full scan sorted by distan
           .sort((a, b) => a - b)
           .slice(0, k);
         assert.equal(got.length, want.length);
-        got.forEach((d, i) => assert.ok(Math.abs(d - (want[i] ?? Number.NaN)) < 1e-6, `${d} vs ${want[i]}`));
+        for (const [i, d] of got.entries())
+          assert.ok(Math.abs(d - (want[i] ?? Number.NaN)) < 1e-6, `${d} vs ${want[i]}`);
         assert.deepEqual(
           index.byPrice.map((v) => v.pricePerHour),
           [...index.byPrice.map((v) => v.pricePerHour)].sort((a, b) => a - b),

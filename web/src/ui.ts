@@ -13,6 +13,16 @@ export function outcomeOf(err: unknown): Outcome {
   return { kind: 'error', text: err instanceof Error ? err.message : String(err) };
 }
 
+/** Runs an action and gives its outcome: its own message when it returns one, or the refusal. */
+export async function attempt(run: () => Promise<string | void>): Promise<Outcome | undefined> {
+  try {
+    const text = await run();
+    return text ? { kind: 'ok', text } : undefined;
+  } catch (err) {
+    return outcomeOf(err);
+  }
+}
+
 export function outcomeView(o: Outcome | undefined): TemplateResult {
   return html`<p class="outcome ${o?.kind ?? ''}" role="status" aria-live="polite">${o?.text ?? ''}</p>`;
 }

@@ -12,7 +12,7 @@ import {
   localInput,
   money,
   nextHour,
-  outcomeOf,
+  attempt,
   outcomeView,
   when,
   type Outcome,
@@ -72,13 +72,9 @@ export class CustomerView {
     clearInterval(this.ticker);
   }
 
+  /** Runs an action and shows its outcome (a silent success keeps the last message). */
   private async act(run: () => Promise<string | void>): Promise<void> {
-    try {
-      const text = await run();
-      if (text) this.outcome = { kind: 'ok', text };
-    } catch (err) {
-      this.outcome = outcomeOf(err);
-    }
+    this.outcome = (await attempt(run)) ?? this.outcome;
     this.draw();
   }
 

@@ -13,7 +13,7 @@ import {
   localInput,
   money,
   nextHour,
-  outcomeOf,
+  attempt,
   outcomeView,
   when,
   type Outcome,
@@ -84,14 +84,9 @@ export class HostView {
     });
   }
 
-  /** Runs an action and shows its outcome. */
+  /** Runs an action and shows its outcome (a silent success keeps the last message). */
   private async act(run: () => Promise<string | void>): Promise<void> {
-    try {
-      const text = await run();
-      if (text) this.outcome = { kind: 'ok', text };
-    } catch (err) {
-      this.outcome = outcomeOf(err);
-    }
+    this.outcome = (await attempt(run)) ?? this.outcome;
     this.draw();
   }
 
