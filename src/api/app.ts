@@ -6,6 +6,7 @@ import Fastify, { type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
+import { defaults } from '../config.ts';
 import { DomainError } from '../domain/errors.ts';
 import { metrics } from '../metrics.ts';
 import type { Actor } from './auth.ts';
@@ -36,7 +37,13 @@ import type { App, AppDeps, HttpLimits } from './types.ts';
 export type { App, AppDeps } from './types.ts';
 
 /** Requests per minute per caller, by role, and per address without a valid token (RATE_LIMIT_* in the environment). */
-export const DEFAULT_RATE_LIMITS: RateLimits = { customer: 120, host: 1200, ops: 3000, admin: 3000, anonymous: 60 };
+export const DEFAULT_RATE_LIMITS: RateLimits = {
+  customer: defaults.RATE_LIMIT_CUSTOMER,
+  host: defaults.RATE_LIMIT_HOST,
+  ops: defaults.RATE_LIMIT_OPS,
+  admin: defaults.RATE_LIMIT_ADMIN,
+  anonymous: defaults.RATE_LIMIT_ANONYMOUS,
+};
 
 /** Every /v1 route plugin, in the order the OpenAPI document lists them. */
 const V1_ROUTES = [
@@ -65,11 +72,12 @@ const V1_ROUTES = [
   webhookDeliveryRoutes,
 ];
 
+/** Connection limits (HTTP_* in the environment); the defaults are config.ts's. */
 export const DEFAULT_HTTP_LIMITS: HttpLimits = {
-  headersTimeoutMs: 10_000,
-  requestTimeoutMs: 30_000,
-  keepAliveTimeoutMs: 5_000,
-  maxConnectionsPerIp: 256,
+  headersTimeoutMs: defaults.HTTP_HEADERS_TIMEOUT_MS,
+  requestTimeoutMs: defaults.HTTP_REQUEST_TIMEOUT_MS,
+  keepAliveTimeoutMs: defaults.HTTP_KEEP_ALIVE_TIMEOUT_MS,
+  maxConnectionsPerIp: defaults.HTTP_MAX_CONNECTIONS_PER_IP,
 };
 
 /**
