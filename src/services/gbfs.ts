@@ -47,7 +47,16 @@ const typeId = (v: Pick<ReadVehicle, 'category' | 'fuel'>) => `${v.category}-${v
 const stationId = (v: Pick<ReadVehicle, 'id'>) => `home-${v.id}`;
 const rfc3339 = (ms: number) => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
 
+/** A built feed is served again, without rebuilding, while its city has no new event and for at most this long. */
+const REUSE_MS = 1_000;
+
 export class GbfsFeeds {
+  /** The last build of each feed: public feeds are polled by many; a flood costs one build a second. */
+  private readonly built = new Map<
+    string,
+    { position: string | undefined; at: number; doc: Record<string, unknown> }
+  >();
+
   constructor(
     private readonly readModel: ReadModel,
     private readonly now: () => number = Date.now,
@@ -56,6 +65,17 @@ export class GbfsFeeds {
   /** Every feed of the city; `base` is the absolute URL prefix of `/gbfs/<city>`. */
   async feed(city: City, name: GbfsFeed | 'gbfs', base: string): Promise<Record<string, unknown>> {
     await this.readModel.catchUp([city.id]);
+    const key = `${city.id}|${name}|${base}`;
+    const position = this.readModel.position(city.id);
+    const last = this.built.get(key);
+    if (last && last.position === position && this.now() - last.at < REUSE_MS) return last.doc;
+    const doc = this.build(city, name, base);
+    if (this.built.size > 1_000) this.built.clear();
+    this.built.set(key, { position, at: this.now(), doc });
+    return doc;
+  }
+
+  private build(city: City, name: GbfsFeed | 'gbfs', base: string): Record<string, unknown> {
     const now = this.now();
     const listed = [...this.readModel.vehiclesOf(city.id)].filter((v) => v.listing === 'active');
     const envelope = (data: unknown) => ({ last_updated: rfc3339(now), ttl: TTL_S, version: GBFS_VERSION, data });
