@@ -76,7 +76,6 @@ async function probe(args: unknown) {
       to: from + (2 + ((i * 13) % 46)) * HOUR,
       sort: 'price',
       limit: 20,
-      offset: 0,
       ...(i % 4 === 1 ? { category: CATEGORIES[i % CATEGORIES.length]!, orBetter: i % 8 === 1 } : {}),
     };
     const t = performance.now();

@@ -152,7 +152,7 @@ export class ConflictDesk {
     // The read model must know every vehicle written before the conflict (a vehicle added a moment
     // ago is an alternative too): catch it up with the stream first.
     await this.readModel.catchUp([city]);
-    const near = { near: vehicle.location, radiusKm: this.policy.maxDistanceKm, sort: 'distance' as const, offset: 0 };
+    const near = { near: vehicle.location, radiusKm: this.policy.maxDistanceKm, sort: 'distance' as const };
     // The same vehicle, moved: after a fixed block (maintenance, the host's), not after a late
     // return or an accident, whose end nobody knows yet.
     const sameVehicle = booking.conflictCause !== 'late_return' && booking.conflictCause !== 'accident';

@@ -66,7 +66,14 @@ export interface SearchQuery {
   radiusKm?: number;
   sort: 'distance' | 'price';
   limit: number;
-  offset: number;
+  /** Keyset: only what sorts after this (the previous page's last sort key and id). */
+  after?: SearchKey;
+}
+
+/** Where a page ended: the sort key (price, or distance with `near`) and the vehicle id. */
+export interface SearchKey {
+  key: number;
+  id: string;
 }
 
 export interface SearchHit {
@@ -349,7 +356,7 @@ export class ReadModel {
   }
 
   /** Candidates from memory, sorted and paged, each page verified against Redis before it is returned. */
-  async search(city: string, q: SearchQuery): Promise<{ hits: SearchHit[]; nextOffset: number | null }> {
+  async search(city: string, q: SearchQuery): Promise<{ hits: SearchHit[]; next: SearchKey | null }> {
     const c = this.cities.get(city);
     const view = this.views.get(city);
     if (!c || !view) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
@@ -360,21 +367,29 @@ export class ReadModel {
       (!q.category || (q.orBetter ? isSameOrBetter(v.category, q.category) : v.category === q.category)) &&
       (q.minSeats === undefined || v.seats >= q.minSeats) &&
       !isTaken(v, q.from, q.to, c.turnaroundMs, now);
-    // The first `n` candidates in the answer's order, found without touching the rest of the city:
-    // nearest-first from the kd-tree, or cheapest-first along the price order.
+    // The first `n` candidates after the cursor in the answer's order, found without touching the
+    // rest of the city: nearest-first from the kd-tree, or cheapest-first along the price order.
+    // Keyset pages: a vehicle booked or freed between two pages never shifts the next one.
+    const byDistance = !!q.near && q.sort === 'distance';
+    const keyOf = (v: ReadVehicle, d: number | undefined) => (byDistance ? (d ?? 0) : v.pricePerHour);
+    const after = q.after;
+    const beyond = (v: ReadVehicle, d: number | undefined) =>
+      !after || keyOf(v, d) > after.key || (keyOf(v, d) === after.key && v.id > after.id);
     const candidates: Array<{ v: ReadVehicle; d: number | undefined }> = [];
     let exhausted = false;
     const extend = (n: number) => {
       if (exhausted || candidates.length >= n) return;
       candidates.length = 0;
-      if (q.near && q.sort === 'distance') {
+      if (q.near && byDistance) {
         const near = q.near;
-        const found = index.nearest(near, n, q.radiusKm, fits);
+        const found = index.nearest(near, n, q.radiusKm, (v) => beyond(v, distanceKm(near, v)) && fits(v));
         for (const v of found) candidates.push({ v, d: distanceKm(near, v) });
         exhausted = found.length < n;
         return;
       }
-      for (const v of index.byPrice) {
+      for (let k = after ? index.firstAfterPrice(after) : 0; k < index.byPrice.length; k++) {
+        const v = index.byPrice[k];
+        if (!v) break;
         const d = q.near ? distanceKm(q.near, v) : undefined;
         if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
         if (!fits(v)) continue;
@@ -383,11 +398,11 @@ export class ReadModel {
       }
       exhausted = true;
     };
-    extend(q.offset + q.limit * 2);
+    extend(q.limit * 2);
     // Verify against the truth; what memory thought free but Redis says taken is skipped and the
     // page filled from further candidates.
     const hits: SearchHit[] = [];
-    let i = q.offset;
+    let i = 0;
     for (;;) {
       if (i >= candidates.length) extend(Math.max(candidates.length * 2, i + q.limit * 2));
       if (hits.length >= q.limit || i >= candidates.length) break;
@@ -419,6 +434,7 @@ export class ReadModel {
       }
     }
     extend(i + 1);
-    return { hits, nextOffset: i < candidates.length ? i : null };
+    const last = candidates[i - 1];
+    return { hits, next: i < candidates.length && last ? { key: keyOf(last.v, last.d), id: last.v.id } : null };
   }
 }

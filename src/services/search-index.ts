@@ -88,6 +88,19 @@ export class CityIndex<V extends Indexed> {
     }
   }
 
+  /** The position in price order of the first vehicle after (price, id). */
+  firstAfterPrice(after: { key: number; id: string }): number {
+    let lo = 0;
+    let hi = this.byPrice.length;
+    while (lo < hi) {
+      const mid = (lo + hi) >>> 1;
+      const v = this.byPrice[mid];
+      if (v && (v.pricePerHour < after.key || (v.pricePerHour === after.key && v.id <= after.id))) lo = mid + 1;
+      else hi = mid;
+    }
+    return lo;
+  }
+
   /** Up to `max` vehicles that `keep` accepts, nearest first, within `radiusKm`. */
   nearest(at: { lat: number; lng: number }, max: number, radiusKm: number | undefined, keep: (v: V) => boolean): V[] {
     if (!this.geo) return [];

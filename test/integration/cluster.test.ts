@@ -101,7 +101,6 @@ test('the whole flow on a three-node Redis Cluster', { timeout: 120_000 }, async
       to: t + 12 * HOUR,
       sort: 'price',
       limit: 10,
-      offset: 0,
     });
     assert.equal(search.hits.length, 1, 'the free vehicle (the other is in an accident)');
 

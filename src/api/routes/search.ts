@@ -5,9 +5,26 @@ import { DomainError } from '../../domain/errors.ts';
 import { describeInterval, intervalFault } from '../../domain/calendar.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
+import type { SearchKey } from '../../services/read-model.ts';
 import { IsoTime, toMs } from '../schemas.ts';
 
 const problem = { $ref: 'Problem#' } as const;
+
+/** The cursor of a search page: where it ended, as base64url JSON [key, id]. */
+function encodeSearchCursor(k: SearchKey): string {
+  return Buffer.from(JSON.stringify([k.key, k.id])).toString('base64url');
+}
+
+function decodeSearchCursor(cursor: string): SearchKey {
+  try {
+    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
+    if (Array.isArray(v) && v.length === 2 && Number.isFinite(v[0]) && typeof v[1] === 'string')
+      return { key: v[0], id: v[1] };
+  } catch {
+    // Not base64url JSON: refused below like any other malformed cursor.
+  }
+  throw new DomainError('VALIDATION', `cursor ${cursor.slice(0, 40)} is not one this API issued`, { field: 'cursor' });
+}
 const digits = (max: number, description: string) => Type.String({ pattern: `^[0-9]{1,${max}}$`, description });
 
 const Query = Type.Object(
@@ -27,7 +44,9 @@ const Query = Type.Object(
     radiusKm: Type.Optional(digits(4, 'with near: only vehicles within this distance')),
     sort: Type.Optional(Type.Union([Type.Literal('distance'), Type.Literal('price')])),
     limit: Type.Optional(Type.String({ pattern: '^(?:[1-9][0-9]?|100)$', description: '1 to 100 (default 20)' })),
-    cursor: Type.Optional(digits(7, 'from the previous page')),
+    cursor: Type.Optional(
+      Type.String({ maxLength: 200, pattern: '^[A-Za-z0-9_-]+$', description: 'from the previous page (opaque)' }),
+    ),
   },
   { additionalProperties: false },
 );
@@ -73,18 +92,18 @@ export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { re
       const [lat, lng] = q.near ? q.near.split(',').map(Number) : [];
       if (lat !== undefined && (Math.abs(lat) > 90 || Math.abs(lng ?? 0) > 180))
         throw new DomainError('VALIDATION', 'near must be a valid lat,lng', { field: 'near' });
-      const { hits, nextOffset } = await readModel.search(request.params.city, {
+      const { hits, next } = await readModel.search(request.params.city, {
         from,
         to,
         sort: q.sort ?? (q.near ? 'distance' : 'price'),
         limit: Number(q.limit ?? 20),
-        offset: Number(q.cursor ?? 0),
+        ...(q.cursor ? { after: decodeSearchCursor(q.cursor) } : {}),
         ...(q.category ? { category: q.category, orBetter: q.orBetter === 'true' } : {}),
         ...(q.minSeats ? { minSeats: Number(q.minSeats) } : {}),
         ...(lat !== undefined && lng !== undefined ? { near: { lat, lng } } : {}),
         ...(q.radiusKm ? { radiusKm: Number(q.radiusKm) } : {}),
       });
-      return { vehicles: hits, cursor: nextOffset === null ? null : String(nextOffset) };
+      return { vehicles: hits, cursor: next ? encodeSearchCursor(next) : null };
     },
   );
 };
