@@ -2115,7 +2115,7 @@ export interface paths {
           sort?: "distance" | "price";
           /** @description 1 to 100 (default 20) */
           limit?: string;
-          /** @description from the previous page */
+          /** @description from the previous page (opaque) */
           cursor?: string;
         };
         path: {
