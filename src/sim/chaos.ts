@@ -314,20 +314,27 @@ async function checkAfterRun(
   await sup.stop();
   const pool = createPool(ha.DATABASE_URL!, { max: 4, connectionTimeoutMillis: 5_000 });
   pool.on('error', () => {});
-  await new SyncWorker(redis, pool, catalog).drain(120_000);
-  const invariants = await checkInvariants(
-    redis as Redis,
-    pool,
-    cities.map((c) => c.id),
-    market.acknowledged,
-  );
-  const failoverConflicts = await conflictsOfFailovers(
-    redis,
-    cities.map((c) => c.id),
-  );
-  await pool.end();
-
-  return { invariants, failoverConflicts };
+  // The checks use a connection of their own: the run's long-lived one went through every failover
+  // (once, under a loaded CI machine, it was found closed for good here; cause not found).
+  const checker = createRedis({ sentinels: ha.REDIS_SENTINELS!, sentinelMaster: ha.REDIS_SENTINEL_MASTER! });
+  checker.on('error', () => {});
+  try {
+    await new SyncWorker(checker, pool, catalog).drain(120_000);
+    const invariants = await checkInvariants(
+      checker as Redis,
+      pool,
+      cities.map((c) => c.id),
+      market.acknowledged,
+    );
+    const failoverConflicts = await conflictsOfFailovers(
+      checker,
+      cities.map((c) => c.id),
+    );
+    return { invariants, failoverConflicts };
+  } finally {
+    checker.disconnect();
+    await pool.end();
+  }
 }
 
 export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, unknown>; ok: boolean }> {

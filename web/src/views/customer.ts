@@ -55,11 +55,14 @@ export class CustomerView {
   ) {
     this.client = api(session);
     this.live = new Live(session);
-    this.live.onEvent = (topic) => {
+    this.live.onEvent = (topic, e) => {
       const id = topic.replace(/^booking:/, '');
       void this.act(async () => {
         await this.loadBookings();
-        await this.loadOffers(id);
+        // A conflict's offers exist once `conflict.offers_ready` is heard (the resolver makes them
+        // a moment after `booking.conflicted`); any other event may close them.
+        if (e.type === 'conflict.offers_ready') await this.loadOffers(id);
+        else if (this.bookings.find((b) => b.id === id)?.status !== 'conflicted') this.offers.delete(id);
       });
     };
     // Offers lapse: their countdown moves every second.
