@@ -18,6 +18,7 @@ import {
   type VehicleSpec,
   type VehicleStatus,
 } from '../domain/vehicle.ts';
+import type { PageKey } from '../domain/cursor.ts';
 import { DomainError } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
 import { fromScript, type RedisConnection } from '../redis/scripts.ts';
@@ -71,10 +72,7 @@ export interface SearchQuery {
 }
 
 /** Where a page ended: the sort key (price, or distance with `near`) and the vehicle id. */
-export interface SearchKey {
-  key: number;
-  id: string;
-}
+export type SearchKey = PageKey;
 
 export interface SearchHit {
   vehicleId: string;

@@ -15,7 +15,7 @@ import {
   type HoldEntry,
   type TripPhase,
 } from '../domain/calendar.ts';
-import { DomainError } from '../domain/errors.ts';
+import { decodeCursor, encodeCursor } from '../domain/cursor.ts';
 import { listBookings } from '../pg/bookings.ts';
 import type { ReadModel } from './read-model.ts';
 
@@ -48,21 +48,6 @@ const after = (a: Key, b: Key) => a.from > b.from || (a.from === b.from && a.id 
 const byKey = (a: Trip, b: Trip) =>
   a.booking.from - b.booking.from || (a.booking.id < b.booking.id ? -1 : a.booking.id > b.booking.id ? 1 : 0);
 
-export function encodeCursor(k: Key): string {
-  return Buffer.from(JSON.stringify([k.from, k.id])).toString('base64url');
-}
-
-export function decodeCursor(cursor: string): Key {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && Number.isSafeInteger(v[0]) && typeof v[1] === 'string')
-      return { from: v[0], id: v[1] };
-  } catch {
-    // Not base64url JSON: refused below like any other malformed cursor.
-  }
-  throw new DomainError('VALIDATION', `cursor ${cursor.slice(0, 40)} is not one this API issued`, { field: 'cursor' });
-}
-
 export class TripLists {
   constructor(
     private readonly readModel: ReadModel,
@@ -71,7 +56,8 @@ export class TripLists {
   ) {}
 
   async bookings(filter: TripFilter, page: { limit: number; cursor?: string }): Promise<TripPage> {
-    const start = page.cursor ? decodeCursor(page.cursor) : undefined;
+    const at = page.cursor ? decodeCursor(page.cursor) : undefined;
+    const start = at ? { from: at.key, id: at.id } : undefined;
     const now = this.now();
     await this.readModel.catchUp(filter.cities ? [...filter.cities] : undefined);
     // Every booking of the owner the read model knows, whatever its state: it decides for those.
@@ -119,8 +105,7 @@ export class TripLists {
     const last = trips.at(-1);
     return {
       trips,
-      cursor:
-        merged.length > page.limit && last ? encodeCursor({ from: last.booking.from, id: last.booking.id }) : null,
+      cursor: merged.length > page.limit && last ? encodeCursor({ key: last.booking.from, id: last.booking.id }) : null,
     };
   }
 

@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { mintToken } from '../auth.ts';
+import { mintDemoTokens } from '../auth.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { AppDeps } from '../types.ts';
 
@@ -55,12 +55,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { d
     },
     async () => {
       if (!demo) throw new DomainError('NOT_FOUND', 'not in demo mode', { entity: 'demo' });
-      return {
-        customer: await mintToken(demo.secret, { sub: 'demo-customer', role: 'customer' }),
-        host: await mintToken(demo.secret, { sub: 'demo-host', role: 'host', hostId: demo.hostId }),
-        ops: await mintToken(demo.secret, { sub: 'demo-ops', role: 'ops' }),
-        hostId: demo.hostId,
-      };
+      return { ...(await mintDemoTokens(demo.secret, demo.hostId)), hostId: demo.hostId };
     },
   );
 };

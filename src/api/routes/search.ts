@@ -5,26 +5,11 @@ import { DomainError } from '../../domain/errors.ts';
 import { describeInterval, intervalFault } from '../../domain/calendar.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import type { SearchKey } from '../../services/read-model.ts';
+import { decodeCursor, encodeCursor } from '../../domain/cursor.ts';
 import { IsoTime, toMs } from '../schemas.ts';
 
 const problem = { $ref: 'Problem#' } as const;
 
-/** The cursor of a search page: where it ended, as base64url JSON [key, id]. */
-function encodeSearchCursor(k: SearchKey): string {
-  return Buffer.from(JSON.stringify([k.key, k.id])).toString('base64url');
-}
-
-function decodeSearchCursor(cursor: string): SearchKey {
-  try {
-    const v: unknown = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8'));
-    if (Array.isArray(v) && v.length === 2 && Number.isFinite(v[0]) && typeof v[1] === 'string')
-      return { key: v[0], id: v[1] };
-  } catch {
-    // Not base64url JSON: refused below like any other malformed cursor.
-  }
-  throw new DomainError('VALIDATION', `cursor ${cursor.slice(0, 40)} is not one this API issued`, { field: 'cursor' });
-}
 const digits = (max: number, description: string) => Type.String({ pattern: `^[0-9]{1,${max}}$`, description });
 
 const Query = Type.Object(
@@ -97,13 +82,13 @@ export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { re
         to,
         sort: q.sort ?? (q.near ? 'distance' : 'price'),
         limit: Number(q.limit ?? 20),
-        ...(q.cursor ? { after: decodeSearchCursor(q.cursor) } : {}),
+        ...(q.cursor ? { after: decodeCursor(q.cursor) } : {}),
         ...(q.category ? { category: q.category, orBetter: q.orBetter === 'true' } : {}),
         ...(q.minSeats ? { minSeats: Number(q.minSeats) } : {}),
         ...(lat !== undefined && lng !== undefined ? { near: { lat, lng } } : {}),
         ...(q.radiusKm ? { radiusKm: Number(q.radiusKm) } : {}),
       });
-      return { vehicles: hits, cursor: next ? encodeSearchCursor(next) : null };
+      return { vehicles: hits, cursor: next ? encodeCursor(next) : null };
     },
   );
 };

@@ -7,7 +7,7 @@ import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
 import { pino, type Logger } from 'pino';
 import { buildApp } from '../../api/app.ts';
-import { authenticator, mintToken } from '../../api/auth.ts';
+import { authenticator, mintDemoTokens } from '../../api/auth.ts';
 import { listen } from '../../api/server.ts';
 import { offerPolicy, type Config } from '../../config.ts';
 import { migrate } from '../../pg/migrate.ts';
@@ -94,11 +94,7 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   }
   const metricsServer = serveMetrics(config, log, workers ? () => workers.metrics() : undefined);
   const url = api.url;
-  const demo = {
-    customer: await mintToken(secret, { sub: 'demo-customer', role: 'customer' }),
-    host: await mintToken(secret, { sub: 'demo-host', role: 'host', hostId: demoHostId(inventory) }),
-    ops: await mintToken(secret, { sub: 'demo-ops', role: 'ops' }),
-  };
+  const demo = await mintDemoTokens(secret, demoHostId(inventory));
   log.info({ url, docs: `${url}/docs`, processes }, 'API listening');
   console.log(
     `\nfleet-inventory API at ${url} on ${processes} process(es) (OpenAPI: ${url}/openapi.json, docs: ${url}/docs, live: ${url.replace('http', 'ws')}/v1/live)\nDemo tokens (24 h):\n  customer: ${demo.customer}\n  host:     ${demo.host}\n  ops:      ${demo.ops}\nTry: curl -H "authorization: Bearer $TOKEN" ${url}/v1/cities\n`,
