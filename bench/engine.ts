@@ -112,8 +112,7 @@ async function main() {
           redis,
           'book',
           [
-            keys.vehicle(cityId, vehicleId),
-            keys.calendar(cityId, vehicleId),
+            ...keys.vehicleKeys(cityId, vehicleId),
             keys.counters(cityId),
             keys.events(cityId),
             keys.statusDue(cityId),

@@ -15,6 +15,14 @@ export const keys = {
   vehicle: (city: string, vehicleId: string) => `${tag(city)}:v:${vehicleId}`,
   /** HASH entryId -> JSON calendar entry (hold, booking, block) of one vehicle. */
   calendar: (city: string, vehicleId: string) => `${tag(city)}:cal:${vehicleId}`,
+  /** ZSET entryId -> start of the entries that may take a vehicle's time (-1: read by every command); see includes/engine.lua. */
+  calendarIndex: (city: string, vehicleId: string) => `${tag(city)}:cali:${vehicleId}`,
+  /** The three keys of one vehicle, in the order every script takes them: hash, calendar documents, calendar index. */
+  vehicleKeys: (city: string, vehicleId: string): [string, string, string] => [
+    `${tag(city)}:v:${vehicleId}`,
+    `${tag(city)}:cal:${vehicleId}`,
+    `${tag(city)}:cali:${vehicleId}`,
+  ],
   /** HASH of exact counters: `s:<status>`, `c:<category>`, `cs:<category>:<status>`. */
   counters: (city: string) => `${tag(city)}:counters`,
   /** STREAM: the city's outbox; every change appends its event here, in the same script. */

@@ -117,12 +117,11 @@ export class ConflictDesk {
       this.redis,
       'make_offers',
       [
-        keys.vehicle(city, vehicle.id),
-        keys.calendar(city, vehicle.id),
+        ...keys.vehicleKeys(city, vehicle.id),
         ...this.cityKeys(city),
         keys.offers(city),
         keys.offersDue(city),
-        ...candidates.flatMap((c) => [keys.vehicle(city, c.vehicleId), keys.calendar(city, c.vehicleId)]),
+        ...candidates.flatMap((c) => keys.vehicleKeys(city, c.vehicleId)),
       ],
       [
         randomUUID(),
@@ -266,8 +265,7 @@ export class ConflictDesk {
             this.redis,
             'mark_conflicted',
             [
-              keys.vehicle(city, vehicleId),
-              keys.calendar(city, vehicleId),
+              ...keys.vehicleKeys(city, vehicleId),
               ...this.cityKeys(city),
               keys.noIdempotency(city),
             ],
@@ -328,13 +326,12 @@ export class ConflictDesk {
   private recordKeys(record: OfferRecord, idemKey: string): string[] {
     const city = record.city;
     return [
-      keys.vehicle(city, record.vehicleId),
-      keys.calendar(city, record.vehicleId),
+      ...keys.vehicleKeys(city, record.vehicleId),
       ...this.cityKeys(city),
       keys.offers(city),
       keys.offersDue(city),
       idemKey,
-      ...record.offers.flatMap((o) => [keys.vehicle(city, o.vehicleId), keys.calendar(city, o.vehicleId)]),
+      ...record.offers.flatMap((o) => keys.vehicleKeys(city, o.vehicleId)),
     ];
   }
 

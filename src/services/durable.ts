@@ -176,8 +176,7 @@ export async function restoreVehicle(
     redis,
     'restore_vehicle',
     [
-      keys.vehicle(city, id),
-      keys.calendar(city, id),
+      ...keys.vehicleKeys(city, id),
       keys.counters(city),
       keys.events(city),
       keys.statusDue(city),

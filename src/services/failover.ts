@@ -157,8 +157,7 @@ export async function verifyCity(deps: VerifierDeps, city: string, cause: Failov
       deps.redis,
       'restore_entries',
       [
-        keys.vehicle(city, id),
-        keys.calendar(city, id),
+        ...keys.vehicleKeys(city, id),
         keys.counters(city),
         keys.events(city),
         keys.statusDue(city),

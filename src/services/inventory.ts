@@ -424,7 +424,7 @@ export class Inventory {
       batch,
     );
     if (due.length === 0) return { vehicles: 0, expired: 0, events: [] };
-    const vehicleKeys = due.flatMap((v) => [keys.vehicle(city, v), keys.calendar(city, v)]);
+    const vehicleKeys = due.flatMap((v) => keys.vehicleKeys(city, v));
     const raw = await runScript(
       this.redis,
       'expire_holds',
@@ -464,7 +464,7 @@ export class Inventory {
           await runScript(
             this.redis,
             'trim_calendar',
-            [keys.entries(city), ...ids.map((v) => keys.calendar(city, v))],
+            [keys.entries(city), ...ids.flatMap((v) => [keys.calendar(city, v), keys.calendarIndex(city, v)])],
             [time(before, 'before'), time(Math.min(syncedThrough, MAX_TIMESTAMP_MS), 'syncedThrough')],
           ),
         );
@@ -480,7 +480,7 @@ export class Inventory {
     const raw = await runScript(
       this.redis,
       'vehicle_state',
-      [keys.vehicle(city, vehicleId), keys.calendar(city, vehicleId)],
+      keys.vehicleKeys(city, vehicleId),
       [],
     );
     if (raw === null)
@@ -506,7 +506,7 @@ export class Inventory {
     const c = this.city(city);
     if (vehicleIds.length === 0) return [];
     for (const id of vehicleIds) this.cityOf(id, 'vehicle', city);
-    const k = vehicleIds.flatMap((v) => [keys.vehicle(city, v), keys.calendar(city, v)]);
+    const k = vehicleIds.flatMap((v) => keys.vehicleKeys(city, v));
     const free = await runScript(this.redis, 'verify_available', k, [
       time(from, 'from'),
       time(to, 'to'),
@@ -633,8 +633,7 @@ export class Inventory {
     const c = this.city(city);
     const { key: idemKey, fingerprint } = this.idempotency(city, script, opts, fingerprintArgs);
     const scriptKeys = [
-      keys.vehicle(city, vehicleId),
-      keys.calendar(city, vehicleId),
+      ...keys.vehicleKeys(city, vehicleId),
       keys.counters(city),
       keys.events(city),
       keys.statusDue(city),

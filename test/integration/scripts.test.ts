@@ -1,6 +1,6 @@
 /**
  * Every script, through the service layer: each success path and each error code. On every
- * refusal the city's keys and stream must be byte-for-byte unchanged (DUMP snapshots).
+ * refusal the city's keys and stream must be unchanged, content for content (snapshotCity).
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -668,6 +668,98 @@ describe('vehicle_state and verify_available', () => {
       () => f.inv.verifyAvailable(f.city.id, [`veh_other_0000000000000000000`], f.t, f.t + HOUR),
       'NOT_FOUND',
     );
+  });
+});
+
+describe('calendar index', () => {
+  /** The index as the engine must keep it: entries that may take time, scored by start or -1. */
+  async function expectedIndex(f: Fixture, v: string): Promise<string[]> {
+    const docs = Object.values(await redis.hgetall(keys.calendar(f.city.id, v))).map(
+      (j) => JSON.parse(j) as CalendarEntry,
+    );
+    const takesTime = (e: CalendarEntry) =>
+      e.kind === 'hold'
+        ? e.status === 'held'
+        : e.kind === 'booking'
+          ? ['confirmed', 'active', 'completed'].includes(e.status)
+          : e.status === 'active';
+    const sticky = (e: CalendarEntry) =>
+      e.kind === 'hold' || (e.kind === 'booking' && e.status === 'active') || e.to === undefined;
+    return docs
+      .filter(takesTime)
+      .map((e) => `${e.id}:${sticky(e) ? -1 : e.from}`)
+      .sort();
+  }
+  async function actualIndex(f: Fixture, v: string): Promise<string[]> {
+    const flat = await redis.zrange(keys.calendarIndex(f.city.id, v), '0', '-1', 'WITHSCORES');
+    const out: string[] = [];
+    for (let i = 0; i < flat.length; i += 2) out.push(`${flat[i]}:${flat[i + 1]}`);
+    return out.sort();
+  }
+
+  test('every command keeps the index equal to the calendar; a command far from the rest reads only its window', async () => {
+    const f = await fixture();
+    const ids: string[] = [];
+    for (let d = 0; d < 60; d++) {
+      const b = await f.inv.book({
+        vehicleId: f.v,
+        customerId: `c${d}`,
+        from: f.t + d * 24 * HOUR,
+        to: f.t + d * 24 * HOUR + 3 * HOUR,
+      });
+      ids.push(b.booking.id);
+    }
+    await f.inv.cancelBooking(ids[3]!, 'c3');
+    await f.inv.placeHold({ vehicleId: f.v, customerId: 'h', from: f.t + 5 * HOUR, to: f.t + 6 * HOUR });
+    await f.inv.placeBlock({
+      vehicleId: f.v,
+      reason: 'maintenance',
+      from: f.t + 30 * 24 * HOUR,
+      to: f.t + 31 * 24 * HOUR,
+    });
+    await f.inv.extendBooking(ids[10]!, 'c10', f.t + 10 * 24 * HOUR + 20 * HOUR);
+    assert.deepEqual(await actualIndex(f, f.v), await expectedIndex(f, f.v));
+    const reach = Number(await redis.hget(keys.vehicle(f.city.id, f.v), 'calReach'));
+    assert.equal(reach, 24 * HOUR, 'the longest window indexed (the block, a whole day)');
+    // Refusals and successes near the 10th day see the extended booking (it starts before the window).
+    await refused(
+      f,
+      () =>
+        f.inv.book({
+          vehicleId: f.v,
+          customerId: 'x',
+          from: f.t + 10 * 24 * HOUR + 18 * HOUR,
+          to: f.t + 10 * 24 * HOUR + 19 * HOUR,
+        }),
+      'NOT_AVAILABLE',
+    );
+    await f.inv.book({
+      vehicleId: f.v,
+      customerId: 'x',
+      from: f.t + 10 * 24 * HOUR + 21 * HOUR,
+      to: f.t + 10 * 24 * HOUR + 22 * HOUR,
+    });
+    assert.deepEqual(await actualIndex(f, f.v), await expectedIndex(f, f.v));
+  });
+
+  test('a calendar written before the index existed is indexed on first touch, and its rules hold', async () => {
+    const f = await fixture();
+    const b1 = await f.inv.book({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + 2 * HOUR });
+    await f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t + 48 * HOUR, to: f.t + 50 * HOUR });
+    const expected = await actualIndex(f, f.v);
+    await redis.del(keys.calendarIndex(f.city.id, f.v));
+    await redis.hdel(keys.vehicle(f.city.id, f.v), 'calReach');
+    // Search's check reads the documents while the index is missing, and agrees.
+    assert.deepEqual(await f.inv.verifyAvailable(f.city.id, [f.v], f.t + HOUR, f.t + 3 * HOUR), []);
+    await assert.rejects(
+      f.inv.book({ vehicleId: f.v, customerId: 'c3', from: f.t + 2 * HOUR, to: f.t + 3 * HOUR }),
+      (e: DomainError) => e.code === 'NOT_AVAILABLE',
+      'the turnaround after b1 is seen before any index exists',
+    );
+    assert.deepEqual(await actualIndex(f, f.v), expected, 'indexed once, on first touch');
+    await f.inv.cancelBooking(b1.booking.id, 'c1');
+    assert.deepEqual(await actualIndex(f, f.v), await expectedIndex(f, f.v));
+    assert.deepEqual(await f.inv.verifyAvailable(f.city.id, [f.v], f.t + HOUR, f.t + 3 * HOUR), [f.v]);
   });
 });
 

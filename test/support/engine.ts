@@ -57,6 +57,11 @@ export function futureHour(aheadMs = HOUR): number {
 }
 
 /** Every key of the city with its DUMP bytes and TTL presence: equal snapshots = byte-for-byte equal. */
+/**
+ * Every key of the city with its whole content in a canonical form (a hash's fields sorted, a
+ * stream's entries with their ids) and whether it expires. Content, not DUMP bytes: a read may
+ * advance a hash table's incremental rehash, which reorders a DUMP without changing anything.
+ */
 export async function snapshotCity(redis: Redis, cityId: string): Promise<Map<string, string>> {
   const snap = new Map<string, string>();
   let cursor = '0';
@@ -64,8 +69,16 @@ export async function snapshotCity(redis: Redis, cityId: string): Promise<Map<st
     const [next, batch] = await redis.scan(cursor, 'MATCH', cityKeyPattern(cityId), 'COUNT', 1000);
     cursor = next;
     for (const k of batch) {
-      const [dump, ttl] = await Promise.all([redis.dumpBuffer(k), redis.pttl(k)]);
-      if (dump) snap.set(k, `${dump.toString('base64')}|ttl:${ttl >= 0 ? 'yes' : 'no'}`);
+      const [type, ttl] = await Promise.all([redis.type(k), redis.pttl(k)]);
+      let content: unknown;
+      if (type === 'hash') content = Object.entries(await redis.hgetall(k)).sort(([a], [b]) => (a < b ? -1 : 1));
+      else if (type === 'zset') content = await redis.zrange(k, '0', '-1', 'WITHSCORES');
+      else if (type === 'set') content = (await redis.smembers(k)).sort();
+      else if (type === 'stream') content = [await redis.xrange(k, '-', '+'), await redis.xinfo('GROUPS', k)];
+      else if (type === 'string') content = await redis.get(k);
+      else if (type === 'none') continue;
+      else content = (await redis.dumpBuffer(k))?.toString('base64');
+      snap.set(k, `${type}:${JSON.stringify(content)}|ttl:${ttl >= 0 ? 'yes' : 'no'}`);
     }
   } while (cursor !== '0');
   return snap;

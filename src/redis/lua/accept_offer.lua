@@ -3,12 +3,12 @@
   vehicle and becomes the offered vehicle's booking (same id, the held window, a record of where
   it came from), the offer's hold converts, and every other offer hold is released.
 
-  KEYS[1] original vehicle hash      KEYS[2] original calendar
-  KEYS[3] city counters              KEYS[4] city event stream
-  KEYS[5] status-due zset            KEYS[6] entries index
-  KEYS[7] live holds                 KEYS[8] offers hash
-  KEYS[9] offers-due zset            KEYS[10] idempotency record (or the unused placeholder)
-  KEYS[11 + 2(i-1)], KEYS[12 + 2(i-1)]  hash and calendar of offer i's vehicle, in the record's order
+  KEYS[1] original vehicle hash      KEYS[2] original calendar      KEYS[3] its calendar index
+  KEYS[4] city counters              KEYS[5] city event stream
+  KEYS[6] status-due zset            KEYS[7] entries index
+  KEYS[8] live holds                 KEYS[9] offers hash
+  KEYS[10] offers-due zset           KEYS[11] idempotency record (or the unused placeholder)
+  KEYS[12 + 3(i-1)] .. KEYS[14 + 3(i-1)]  the three keys of offer i's vehicle, in the record's order
   ARGV[1] command id   ARGV[2] idempotency fingerprint   ARGV[3] city   ARGV[4] turnaround (ms)
   ARGV[5] booking id   ARGV[6] offer id   ARGV[7] customer id ('' = any: staff)
 
@@ -20,10 +20,10 @@
            hold.converted + booking.confirmed (data.reaccommodatedFrom) on the offered vehicle,
            hold.released* (reason offer_not_chosen) on the others
 ]]
-local replay = idem_replay(KEYS[10], ARGV[2])
+local replay = idem_replay(KEYS[11], ARGV[2])
 if replay then return { replay, 1 } end
 
-local raw = redis.call('HGET', KEYS[8], ARGV[5])
+local raw = redis.call('HGET', KEYS[9], ARGV[5])
 if not raw then fail('NOT_FOUND', { entity = 'offers', id = ARGV[5] }) end
 local rec = cjson.decode(raw)
 if ARGV[7] ~= '' and rec.customerId ~= ARGV[7] then fail('NOT_FOUND', { entity = 'offers', id = ARGV[5] }) end
@@ -36,19 +36,19 @@ if not chosen then fail('NOT_FOUND', { entity = 'offer', id = ARGV[6] }) end
 if rec.expiresAt <= NOW then fail('HOLD_EXPIRED', { entity = 'offer', id = ARGV[6], expiresAt = rec.expiresAt }) end
 
 local buffer = num(ARGV[4], 'buffer')
-local shared = city_shared(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[3])
-local orig = open_vehicle(KEYS[1], KEYS[2], rec.vehicleId, buffer)
-local booking = orig.by_id[rec.bookingId]
+local shared = city_shared(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[1], ARGV[3])
+local orig = open_vehicle(KEYS[1], KEYS[2], KEYS[3], rec.vehicleId, buffer)
+local booking = entry(orig, rec.bookingId)
 if booking == nil then fail('NOT_FOUND', { entity = 'booking', id = rec.bookingId }) end
 require_status(booking, { 'conflicted' })
 local ctxs = {}
 -- An offer of the original vehicle (at a shifted window) is worked on through `orig` itself.
 for i, o in ipairs(rec.offers) do
   ctxs[i] = o.vehicleId == rec.vehicleId and orig
-    or open_vehicle(KEYS[11 + 2 * (i - 1)], KEYS[12 + 2 * (i - 1)], o.vehicleId, buffer)
+    or open_vehicle(KEYS[12 + 3 * (i - 1)], KEYS[13 + 3 * (i - 1)], KEYS[14 + 3 * (i - 1)], o.vehicleId, buffer)
 end
 local target = ctxs[chosen_i]
-local hold = target.by_id[chosen.holdId]
+local hold = entry(target, chosen.holdId)
 if hold == nil or hold.status ~= 'held' or hold.expiresAt <= NOW then
   fail('HOLD_EXPIRED', { entity = 'offer', id = chosen.id, holdStatus = hold and hold.status })
 end
@@ -80,7 +80,7 @@ commit(target, shared)
 for i, o in ipairs(rec.offers) do
   if i ~= chosen_i then
     local ctx = ctxs[i]
-    local h = ctx.by_id[o.holdId]
+    local h = entry(ctx, o.holdId)
     if h and h.status == 'held' then
       h.status = 'released'
       h.releaseReason = 'offer_not_chosen'
@@ -96,6 +96,6 @@ end
 rec.status = 'accepted'
 rec.acceptedOfferId = chosen.id
 rec.resolvedAt = NOW
-redis.call('HSET', KEYS[8], rec.bookingId, cjson.encode(rec))
-redis.call('ZREM', KEYS[9], rec.bookingId)
-return finish(KEYS[10], ARGV[2], { booking = moved, record = rec })
+redis.call('HSET', KEYS[9], rec.bookingId, cjson.encode(rec))
+redis.call('ZREM', KEYS[10], rec.bookingId)
+return finish(KEYS[11], ARGV[2], { booking = moved, record = rec })

@@ -1,7 +1,7 @@
 --[[
   book: confirm a booking on [from, to), directly or by converting the customer's live hold.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     booking id   ARGV[7] customer id
   ARGV[8]     from   ARGV[9] to   (ignored when converting a hold: the hold's window is booked)
@@ -14,7 +14,7 @@
            INVALID_STATE (hold not live), HOLD_EXPIRED
   Events   hold.converted (when from a hold), booking.confirmed
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -52,4 +52,4 @@ emit(ctx, 'booking.confirmed', booking.id,
   { customerId = booking.customerId, from = booking.from, to = booking.to, holdId = booking.holdId })
 local out = commit(ctx, shared)
 out.booking = booking
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

@@ -1,7 +1,7 @@
 --[[
   cancel_booking: the customer (or ops) cancels a booking that has not started.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     booking id   ARGV[7] customer id ('' = any: ops)   ARGV[8] reason
 
@@ -9,7 +9,7 @@
   Errors   NOT_FOUND, INVALID_STATE (active, completed, cancelled, reaccommodated)
   Events   booking.cancelled
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -25,4 +25,4 @@ emit(ctx, 'booking.cancelled', booking.id,
   { customerId = booking.customerId, reason = ARGV[8], previousStatus = previous })
 local out = commit(ctx, shared)
 out.booking = booking
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

@@ -2,8 +2,8 @@
   close_offers: the customer declines the offers, or they lapse. The conflicted booking is
   cancelled with a full-refund flag and every offer hold still live is released.
 
-  KEYS[1..10]  as accept_offer
-  KEYS[11 + 2(i-1)], KEYS[12 + 2(i-1)]  hash and calendar of offer i's vehicle, in the record's order
+  KEYS[1..11]  as accept_offer
+  KEYS[12 + 3(i-1)] .. KEYS[14 + 3(i-1)]  the three keys of offer i's vehicle, in the record's order
   ARGV[1] command id   ARGV[2] idempotency fingerprint   ARGV[3] city   ARGV[4] turnaround (ms)
   ARGV[5] booking id   ARGV[6] customer id ('' = any)   ARGV[7] declined | lapsed
 
@@ -13,12 +13,12 @@
   Events   booking.cancelled (reason offers_declined | offers_lapsed, refund full) on the original
            vehicle — unless the booking was cancelled meanwhile — and hold.released* on the offers
 ]]
-local replay = idem_replay(KEYS[10], ARGV[2])
+local replay = idem_replay(KEYS[11], ARGV[2])
 if replay then return { replay, 1 } end
 
 local outcome = ARGV[7]
 if outcome ~= 'declined' and outcome ~= 'lapsed' then fail('VALIDATION', { field = 'outcome' }) end
-local raw = redis.call('HGET', KEYS[8], ARGV[5])
+local raw = redis.call('HGET', KEYS[9], ARGV[5])
 if not raw then fail('NOT_FOUND', { entity = 'offers', id = ARGV[5] }) end
 local rec = cjson.decode(raw)
 if ARGV[6] ~= '' and rec.customerId ~= ARGV[6] then fail('NOT_FOUND', { entity = 'offers', id = ARGV[5] }) end
@@ -27,10 +27,10 @@ if outcome == 'lapsed' and rec.expiresAt > NOW then fail('INVALID_STATE', { enti
 if outcome == 'declined' and rec.expiresAt <= NOW then fail('HOLD_EXPIRED', { entity = 'offers', id = ARGV[5], expiresAt = rec.expiresAt }) end
 
 local buffer = num(ARGV[4], 'buffer')
-local shared = city_shared(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[3])
+local shared = city_shared(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[1], ARGV[3])
 local reason = 'offers_' .. outcome
-local orig = open_vehicle(KEYS[1], KEYS[2], rec.vehicleId, buffer)
-local booking = orig.by_id[rec.bookingId]
+local orig = open_vehicle(KEYS[1], KEYS[2], KEYS[3], rec.vehicleId, buffer)
+local booking = entry(orig, rec.bookingId)
 if booking and booking.status == 'conflicted' then
   booking.status = 'cancelled'
   booking.cancelReason = reason
@@ -41,8 +41,8 @@ if booking and booking.status == 'conflicted' then
   commit(orig, shared)
 end
 for i, o in ipairs(rec.offers) do
-  local ctx = open_vehicle(KEYS[11 + 2 * (i - 1)], KEYS[12 + 2 * (i - 1)], o.vehicleId, buffer)
-  local h = ctx.by_id[o.holdId]
+  local ctx = open_vehicle(KEYS[12 + 3 * (i - 1)], KEYS[13 + 3 * (i - 1)], KEYS[14 + 3 * (i - 1)], o.vehicleId, buffer)
+  local h = entry(ctx, o.holdId)
   if h and h.status == 'held' then
     h.status = 'released'
     h.releaseReason = reason
@@ -54,6 +54,6 @@ for i, o in ipairs(rec.offers) do
 end
 rec.status = outcome
 rec.resolvedAt = NOW
-redis.call('HSET', KEYS[8], rec.bookingId, cjson.encode(rec))
-redis.call('ZREM', KEYS[9], rec.bookingId)
-return finish(KEYS[10], ARGV[2], { booking = booking, record = rec })
+redis.call('HSET', KEYS[9], rec.bookingId, cjson.encode(rec))
+redis.call('ZREM', KEYS[10], rec.bookingId)
+return finish(KEYS[11], ARGV[2], { booking = booking, record = rec })

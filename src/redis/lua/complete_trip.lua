@@ -6,7 +6,7 @@
   - late (now > to): the trip is extended to now, and every confirmed booking it now overlaps
     (turnaround included) becomes `conflicted` (cause `late_return`); live holds there are released.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     booking id   ARGV[7] customer id ('' = any: host, ops)
 
@@ -14,7 +14,7 @@
   Errors   NOT_FOUND, INVALID_STATE (not active)
   Events   booking.completed (data.completion: early | on_time | late), booking.conflicted*, hold.released*
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -42,4 +42,4 @@ if completion == 'late' then
 end
 local out = commit(ctx, shared)
 out.booking = booking
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

@@ -5,7 +5,7 @@
 
   KEYS[1] counters   KEYS[2] event stream   KEYS[3] status-due zset
   KEYS[4] entries index   KEYS[5] live holds
-  KEYS[6 + 2i], KEYS[7 + 2i]  vehicle hash and calendar of the i-th vehicle (i from 0)
+  KEYS[6 + 3i] .. KEYS[8 + 3i]  the three keys of the i-th vehicle (i from 0)
   ARGV[1] command id   ARGV[2] city   ARGV[3 + i] id of the i-th vehicle
 
   Returns  json { expired = n, changed = n, events = { stream ids } }
@@ -13,10 +13,10 @@
 ]]
 local shared = city_shared(KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], ARGV[1], ARGV[2])
 local expired, changed, all_ids = 0, 0, {}
-local n = (#KEYS - 5) / 2
+local n = (#KEYS - 5) / 3
 for i = 0, n - 1 do
   local vid = ARGV[3 + i]
-  local ctx = open_vehicle(KEYS[6 + 2 * i], KEYS[7 + 2 * i], vid, 0)
+  local ctx = open_vehicle(KEYS[6 + 3 * i], KEYS[7 + 3 * i], KEYS[8 + 3 * i], vid, 0)
   if ctx.vehicle == nil then
     redis.call('ZREM', shared.due, vid)
   else
@@ -28,7 +28,7 @@ for i = 0, n - 1 do
         expired = expired + 1
       end
     end
-    local status, due = derive(ctx.vehicle.listing, ctx.entries, NOW)
+    local status, due = status_now(ctx)
     if #ctx.events == 0 and status ~= ctx.old_status then
       emit(ctx, 'vehicle.status_changed', vid, { from = ctx.old_status, to = status })
     end

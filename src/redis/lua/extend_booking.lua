@@ -4,7 +4,7 @@
   ops-forced extension instead marks the overlapped confirmed bookings `conflicted` (cause
   `forced_extension`) and releases the holds there. A block or a trip under way is never overridden.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     booking id   ARGV[7] customer id ('' = any)   ARGV[8] new end   ARGV[9] '1' = forced
 
@@ -12,7 +12,7 @@
   Errors   NOT_FOUND, INVALID_STATE, INVALID_INTERVAL (not later, not on a minute, > 30 days), NOT_AVAILABLE
   Events   booking.conflicted*, hold.released* (forced only), then booking.extended
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -25,6 +25,7 @@ if new_to <= booking.to then fail('INVALID_INTERVAL', { problem = 'not_later', t
 check_interval(booking.from, new_to, true, false)
 
 local old_to = booking.to
+read_window(ctx, old_to, new_to)
 for _, e in ipairs(ctx.entries) do
   if e.id ~= booking.id and occupies(e, NOW) and overlaps(e, old_to, new_to, true, ctx.buffer, NOW) then
     local overridable = forced and ((e.kind == 'booking' and e.status == 'confirmed') or e.kind == 'hold')
@@ -43,4 +44,4 @@ emit(ctx, 'booking.extended', booking.id,
   { customerId = booking.customerId, previousTo = old_to, to = new_to, forced = forced })
 local out = commit(ctx, shared)
 out.booking = booking
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

@@ -5,12 +5,12 @@
   it with reason NO_ALTERNATIVE and a credit. Runs once per conflict: a second call answers the
   record it made.
 
-  KEYS[1] original vehicle hash      KEYS[2] original calendar
-  KEYS[3] city counters              KEYS[4] city event stream
-  KEYS[5] status-due zset            KEYS[6] entries index
-  KEYS[7] live holds                 KEYS[8] offers hash (bookingId -> record)
-  KEYS[9] offers-due zset
-  KEYS[10 + 2(i-1)], KEYS[11 + 2(i-1)]  hash and calendar of candidate i (best first)
+  KEYS[1] original vehicle hash      KEYS[2] original calendar      KEYS[3] its calendar index
+  KEYS[4] city counters              KEYS[5] city event stream
+  KEYS[6] status-due zset            KEYS[7] entries index
+  KEYS[8] live holds                 KEYS[9] offers hash (bookingId -> record)
+  KEYS[10] offers-due zset
+  KEYS[11 + 3(i-1)] .. KEYS[13 + 3(i-1)]  the three keys of candidate i (best first)
   ARGV[1] command id   ARGV[2] city   ARGV[3] turnaround (ms)
   ARGV[4] booking id   ARGV[5] original vehicle id
   ARGV[6] offer ttl (ms)   ARGV[7] most offers to make
@@ -23,14 +23,14 @@
            vehicle conflict.offers_ready (data.offers) — or booking.cancelled (reason NO_ALTERNATIVE)
 ]]
 local buffer = num(ARGV[3], 'buffer')
-local shared = city_shared(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[2])
-local orig = open_vehicle(KEYS[1], KEYS[2], ARGV[5], buffer)
-local booking = orig.by_id[ARGV[4]]
+local shared = city_shared(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[1], ARGV[2])
+local orig = open_vehicle(KEYS[1], KEYS[2], KEYS[3], ARGV[5], buffer)
+local booking = entry(orig, ARGV[4])
 if not orig.vehicle or booking == nil or booking.kind ~= 'booking' then return cjson.encode({ outcome = 'not_found' }) end
 if booking.status ~= 'conflicted' then return cjson.encode({ outcome = 'not_conflicted' }) end
 -- One record per conflict: a booking moved by an accepted offer may be displaced again later,
 -- and that new conflict gets offers of its own (the old record is history, in the stream).
-local existing = redis.call('HGET', KEYS[8], ARGV[4])
+local existing = redis.call('HGET', KEYS[9], ARGV[4])
 if existing then
   local rec = cjson.decode(existing)
   if rec.status == 'open' or rec.conflictedAt == booking.conflictedAt then
@@ -48,7 +48,7 @@ for i, c in ipairs(candidates) do
   -- it is then worked on through its one open context, never a second copy of it.
   if c.vehicleId ~= ARGV[5] or c.from then
     local ctx = c.vehicleId == ARGV[5] and orig
-      or open_vehicle(KEYS[10 + 2 * (i - 1)], KEYS[11 + 2 * (i - 1)], c.vehicleId, buffer)
+      or open_vehicle(KEYS[11 + 3 * (i - 1)], KEYS[12 + 3 * (i - 1)], KEYS[13 + 3 * (i - 1)], c.vehicleId, buffer)
     -- The search may be a moment behind: only a vehicle free now, in this step, gets an offer.
     local from, to = c.from or booking.from, c.to or booking.to
     -- A shifted window never starts in the past; the booked one may (a late return displaces it at pickup).
@@ -89,8 +89,8 @@ else
   record.status = 'open'
   record.expiresAt = expires
   record.offers = offers
-  redis.call('ZADD', KEYS[9], expires, booking.id)
+  redis.call('ZADD', KEYS[10], expires, booking.id)
 end
 commit(orig, shared)
-redis.call('HSET', KEYS[8], booking.id, cjson.encode(record))
+redis.call('HSET', KEYS[9], booking.id, cjson.encode(record))
 return cjson.encode({ outcome = record.status == 'open' and 'offered' or 'no_alternative', record = record })

@@ -3,7 +3,7 @@
   occupying entry (an overlap that slipped in another way, e.g. a write lost in a failover).
   Re-checked here, atomically: only a booking that still overlaps becomes `conflicted`.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     booking id
 
@@ -16,6 +16,7 @@ require_vehicle(ctx)
 local booking = require_entry(ctx, ARGV[6], 'booking', nil)
 if booking.status ~= 'confirmed' then return { cjson.encode({ outcome = 'clean', at = NOW }), 0 } end
 local by = nil
+read_window(ctx, booking.from, booking.to)
 for _, e in ipairs(ctx.entries) do
   if e.id ~= booking.id and e.kind ~= 'hold' and occupies(e, NOW) and overlaps(e, booking.from, booking.to, e.kind ~= 'block', ctx.buffer, NOW) then
     by = e
@@ -33,4 +34,4 @@ local out = commit(ctx, shared)
 out.outcome = 'conflicted'
 out.booking = booking
 out.by = by.id
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

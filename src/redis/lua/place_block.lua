@@ -5,7 +5,7 @@
   becomes `conflicted` (cause = the reason) and live holds there are released. Blocks may
   overlap each other. Trips already under way keep the car.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     block id   ARGV[7] reason
   ARGV[8]     from ('' = now, accidents only)   ARGV[9] to ('' = open-ended, accidents only)
@@ -15,7 +15,7 @@
   Errors   NOT_FOUND, VALIDATION (reason), INVALID_INTERVAL
   Events   block.placed, booking.conflicted*, hold.released*
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -35,4 +35,4 @@ emit(ctx, 'block.placed', block.id, { reason = reason, from = from, to = to, not
 displace(ctx, from, to or FOREVER, false, reason, block.id)
 local out = commit(ctx, shared)
 out.block = block
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

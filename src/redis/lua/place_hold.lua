@@ -1,8 +1,8 @@
 --[[
   place_hold: a checkout hold on [from, to) that lapses at now + ttl unless converted.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
-  KEYS[9]     the customer's holds zset in this city (holdId -> expiresAt); other scripts
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[10]    the customer's holds zset in this city (holdId -> expiresAt); other scripts
               never touch it: a member whose hold left `held` is dropped here, lazily
   ARGV[1..5]  common prefix
   ARGV[6]     hold id   ARGV[7] customer id   ARGV[8] from   ARGV[9] to
@@ -13,7 +13,7 @@
   Errors   NOT_FOUND, INVALID_INTERVAL, NOT_AVAILABLE (overlap incl. turnaround; delisted), HOLD_LIMIT
   Events   hold.placed
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -27,8 +27,8 @@ require_free(ctx, from, to, true, nil)
 -- Count the customer's live holds: the zset may keep members another script released.
 local live = 0
 local stale = {}
-for _, id in ipairs(redis.call('ZRANGE', KEYS[9], 0, -1)) do
-  if redis.call('HEXISTS', shared.live, id) == 1 and tonumber(redis.call('ZSCORE', KEYS[9], id)) > NOW then
+for _, id in ipairs(redis.call('ZRANGE', KEYS[10], 0, -1)) do
+  if redis.call('HEXISTS', shared.live, id) == 1 and tonumber(redis.call('ZSCORE', KEYS[10], id)) > NOW then
     live = live + 1
   else
     stale[#stale + 1] = id
@@ -40,10 +40,10 @@ local hold = { id = ARGV[6], kind = 'hold', status = 'held', from = from, to = t
                customerId = ARGV[7], expiresAt = NOW + ttl }
 put(ctx, hold)
 emit(ctx, 'hold.placed', hold.id, { customerId = hold.customerId, from = from, to = to, expiresAt = hold.expiresAt })
-if #stale > 0 then redis.call('ZREM', KEYS[9], unpack(stale)) end
-redis.call('ZADD', KEYS[9], hold.expiresAt, hold.id)
+if #stale > 0 then redis.call('ZREM', KEYS[10], unpack(stale)) end
+redis.call('ZADD', KEYS[10], hold.expiresAt, hold.id)
 -- The zset lives as long as the customer's latest hold; released members are dropped lazily above.
-if redis.call('PEXPIRETIME', KEYS[9]) < hold.expiresAt then redis.call('PEXPIREAT', KEYS[9], hold.expiresAt) end
+if redis.call('PEXPIRETIME', KEYS[10]) < hold.expiresAt then redis.call('PEXPIREAT', KEYS[10], hold.expiresAt) end
 local out = commit(ctx, shared)
 out.hold = hold
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

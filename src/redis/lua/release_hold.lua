@@ -1,7 +1,7 @@
 --[[
   release_hold: the customer lets a live hold go before it lapses.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     hold id   ARGV[7] customer id ('' = any: ops)
 
@@ -9,7 +9,7 @@
   Errors   NOT_FOUND, INVALID_STATE (converted/released/expired), HOLD_EXPIRED (lapsed, not yet swept)
   Events   hold.released
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -25,4 +25,4 @@ put(ctx, hold)
 emit(ctx, 'hold.released', hold.id, { reason = 'customer', customerId = hold.customerId })
 local out = commit(ctx, shared)
 out.hold = hold
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

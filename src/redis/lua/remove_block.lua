@@ -2,7 +2,7 @@
   remove_block: clear a block that has begun (it ends now) or cancel one not yet begun.
   Bookings the block displaced stay `conflicted`: their customers have been offered alternatives.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     block id
 
@@ -10,7 +10,7 @@
   Errors   NOT_FOUND, INVALID_STATE (already cleared or cancelled)
   Events   block.cleared | block.cancelled
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -31,4 +31,4 @@ put(ctx, block)
 emit(ctx, etype, block.id, { reason = block.reason, from = block.from, to = block.to })
 local out = commit(ctx, shared)
 out.block = block
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

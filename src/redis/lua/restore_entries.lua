@@ -4,7 +4,7 @@
   checked against the calendar here: an overlap a restored entry makes is found right after by
   the post-validation pass, which turns it into a conflict with offers (DESIGN §8).
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     JSON array of entries (holds, bookings, blocks) as PostgreSQL holds them
   ARGV[7]     vehicle JSON with the listing and spec PostgreSQL holds ('' = keep Redis's)
@@ -20,7 +20,7 @@ require_vehicle(ctx)
 local list = cjson.decode(ARGV[6])
 local restored = {}
 for _, e in ipairs(list) do
-  local cur = ctx.by_id[e.id]
+  local cur = entry(ctx, e.id)
   if cur == nil or (tonumber(cur.updatedAt) or 0) < (tonumber(e.updatedAt) or 0) then
     if cur then remove(ctx, cur) end
     local created, updated = e.createdAt, e.updatedAt

@@ -5,8 +5,8 @@
   leave it, with their index rows. The status is derived again at the server's now; counters move
   from whatever Redis held; the version moves on from the copy's.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
-  KEYS[9]     city vehicles set   KEYS[10] host vehicles set   KEYS[11] city geo set
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[10]    city vehicles set   KEYS[11] host vehicles set   KEYS[12] city geo set
   ARGV[1..5]  common prefix
   ARGV[6]     vehicle JSON (spec fields, listing, version, createdAt)
   ARGV[7]     JSON array of calendar entries
@@ -20,6 +20,7 @@ local ctx, shared = open_command()
 local doc = cjson.decode(ARGV[6])
 local list = cjson.decode(ARGV[7])
 local vanished = {}
+read_all(ctx)
 for _, e in ipairs(ctx.entries) do vanished[e.id] = e end
 
 local v = ctx.vehicle or {}
@@ -47,9 +48,12 @@ for id, e in pairs(vanished) do
 end
 
 emit(ctx, 'vehicle.restored', ctx.vid, { reason = ARGV[8], entries = list })
-redis.call('SADD', KEYS[9], ctx.vid)
 redis.call('SADD', KEYS[10], ctx.vid)
-redis.call('GEOADD', KEYS[11], v.lng, v.lat, ctx.vid)
+redis.call('SADD', KEYS[11], ctx.vid)
+redis.call('GEOADD', KEYS[12], v.lng, v.lat, ctx.vid)
+-- Every entry of the restored calendar is written again (put above), so its index is rebuilt from them.
+redis.call('DEL', KEYS[3])
+ctx.reach = 0
 local out = commit(ctx, shared)
 out.entries = #list
 return cjson.encode(out)

@@ -5,7 +5,7 @@
   refused while the vehicle has trips to come, unless forced, which displaces them as a delisting
   does (cause `retired`), so that the resolver offers alternatives.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     'delisted' | 'active' | 'retired'
   ARGV[7]     reason (free text, recorded in the event)
@@ -16,7 +16,7 @@
            HAS_FUTURE_BOOKINGS (retire without force: data.bookings lists them)
   Events   vehicle.delisted | vehicle.relisted | vehicle.retired, booking.conflicted*, hold.released*
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -29,6 +29,7 @@ end
 
 if target == 'retired' and ARGV[8] ~= '1' then
   local ahead = {}
+  read_window(ctx, NOW, FOREVER)
   for _, e in ipairs(ctx.entries) do
     if e.kind == 'booking' and (e.status == 'active' or (e.status == 'confirmed' and e.to > NOW)) then
       ahead[#ahead + 1] = e.id
@@ -47,4 +48,4 @@ elseif target == 'delisted' then
 else
   emit(ctx, 'vehicle.relisted', ctx.vid, { reason = ARGV[7] })
 end
-return finish(KEYS[8], ARGV[2], commit(ctx, shared))
+return finish(KEYS[9], ARGV[2], commit(ctx, shared))

@@ -3,7 +3,7 @@
   Allowed from START_EARLY before the window until its end, and only once the previous trip
   has been completed (one car, one driver).
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     booking id   ARGV[7] customer id ('' = any: host, ops)
 
@@ -12,7 +12,7 @@
            NOT_AVAILABLE (another trip still under way, or an active block now)
   Events   booking.started
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -23,6 +23,8 @@ if NOW < booking.from - START_EARLY or NOW >= booking.to then
   fail('INVALID_STATE', { entity = 'booking', id = booking.id, status = booking.status,
                           problem = 'outside_pickup_window', from = booking.from, to = booking.to })
 end
+-- Trips under way are always read (STICKY); blocks that cover now are read here.
+read_window(ctx, NOW, NOW + 1)
 for _, e in ipairs(ctx.entries) do
   if e.id ~= booking.id and occupies(e, NOW) then
     local trip_under_way = e.kind == 'booking' and e.status == 'active'
@@ -39,4 +41,4 @@ put(ctx, booking)
 emit(ctx, 'booking.started', booking.id, { customerId = booking.customerId, startedAt = NOW })
 local out = commit(ctx, shared)
 out.booking = booking
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

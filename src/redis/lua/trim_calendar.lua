@@ -6,7 +6,7 @@
   Status, counters and versions do not move: such entries no longer count for either.
 
   KEYS[1] entries index (entryId -> vehicleId)
-  KEYS[1 + i] calendar hash of vehicle i
+  KEYS[2i], KEYS[2i + 1]  calendar documents and calendar index of vehicle i (i from 1)
   ARGV[1] window end before which entries may go (ms)
   ARGV[2] synced through: every change before this instant is in PostgreSQL (ms)
 
@@ -17,7 +17,7 @@ local before, synced = num(ARGV[1], 'before'), num(ARGV[2], 'synced')
 local FINAL = { completed = true, cancelled = true, reaccommodated = true, converted = true,
                 released = true, expired = true, cleared = true }
 local removed = 0
-for i = 2, #KEYS do
+for i = 2, #KEYS, 2 do
   local raw = redis.call('HVALS', KEYS[i])
   local doomed = {}
   for _, json in ipairs(raw) do
@@ -28,6 +28,7 @@ for i = 2, #KEYS do
   end
   if #doomed > 0 then
     redis.call('HDEL', KEYS[i], unpack(doomed))
+    redis.call('ZREM', KEYS[i + 1], unpack(doomed))
     redis.call('HDEL', KEYS[1], unpack(doomed))
     removed = removed + #doomed
   end

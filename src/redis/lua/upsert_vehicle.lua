@@ -1,10 +1,10 @@
 --[[
   upsert_vehicle: create a vehicle, or update its spec, with an optional expected-version check.
 
-  KEYS[1..8]  common single-vehicle layout (see includes/engine.lua)
-  KEYS[9]     city vehicles set
-  KEYS[10]    host vehicles set (of the host in ARGV[7]'s hostId)
-  KEYS[11]    city geo set
+  KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
+  KEYS[10]    city vehicles set
+  KEYS[11]    host vehicles set (of the host in ARGV[7]'s hostId)
+  KEYS[12]    city geo set
   ARGV[1..5]  common prefix
   ARGV[6]     expected version: '' = any, '0' = must not exist yet, n = must be exactly n
   ARGV[7]     JSON spec; on create every field of VehicleSpec, on update any subset
@@ -14,7 +14,7 @@
   Errors   VERSION_MISMATCH, VALIDATION (missing fields on create), INVALID_STATE (owner change)
   Events   vehicle.created | vehicle.updated (data: the fields set)
 ]]
-local replay = idem_replay(KEYS[8], ARGV[2])
+local replay = idem_replay(KEYS[9], ARGV[2])
 if replay then return { replay, 1 } end
 
 local ctx, shared = open_command()
@@ -56,15 +56,15 @@ end
 if created then
   changed.hostId = v.hostId
   emit(ctx, 'vehicle.created', ctx.vid, changed)
-  redis.call('SADD', KEYS[9], ctx.vid)
   redis.call('SADD', KEYS[10], ctx.vid)
+  redis.call('SADD', KEYS[11], ctx.vid)
 else
   emit(ctx, 'vehicle.updated', ctx.vid, changed)
 end
 if spec.location ~= nil then
-  redis.call('GEOADD', KEYS[11], spec.location.lng, spec.location.lat, ctx.vid)
+  redis.call('GEOADD', KEYS[12], spec.location.lng, spec.location.lat, ctx.vid)
 end
 local out = commit(ctx, shared)
 out.created = created
 out.vehicleId = ctx.vid
-return finish(KEYS[8], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out)

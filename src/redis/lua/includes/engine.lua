@@ -2,11 +2,14 @@
   Shared core of every script, prepended to each script body by scripts.ts.
 
   Conventions
-  - Every key comes in KEYS. Single-vehicle commands share this layout:
-      KEYS[1] vehicle hash          KEYS[5] status-due zset
-      KEYS[2] calendar hash         KEYS[6] entries index (entryId -> vehicleId)
-      KEYS[3] city counters         KEYS[7] live holds (holdId -> vehicleId)
-      KEYS[4] city event stream     KEYS[8] idempotency record (or the unused placeholder)
+  - Every key comes in KEYS. A vehicle is always three keys, in this order (keys.vehicleKeys):
+    its hash, its calendar documents (hash entryId -> JSON entry) and its calendar index (zset,
+    see "Calendar" below). Single-vehicle commands share this layout:
+      KEYS[1] vehicle hash          KEYS[6] status-due zset
+      KEYS[2] calendar documents    KEYS[7] entries index (entryId -> vehicleId)
+      KEYS[3] calendar index        KEYS[8] live holds (holdId -> vehicleId)
+      KEYS[4] city counters         KEYS[9] idempotency record (or the unused placeholder)
+      KEYS[5] city event stream
     and this ARGV prefix:
       ARGV[1] command id (correlates events with the command)
       ARGV[2] idempotency fingerprint ('' = not idempotent; `auto:` prefix = a key the service
@@ -166,28 +169,135 @@ local function load_entries(calkey)
   return list
 end
 
+-- Calendar --------------------------------------------------------------------------------
+-- A command reads the entries near its window, never the whole calendar, so its cost does not
+-- grow with the calendar. The documents stay in the calendar hash; the calendar index (a zset)
+-- names the entries that may take time (`indexed`), scored by start. Three kinds are scored
+-- STICKY instead and read by every command, because their reach is not their window: live
+-- holds (their expiry is a due instant wherever they sit), trips under way (an overdue one
+-- occupies until now) and open-ended blocks. Every other indexed entry ends at most `calReach`
+-- (on the vehicle hash: the longest window the index has held) after its start, so whatever
+-- touches [from, to), turnaround included, starts in (from - buffer - reach, to + buffer).
+local STICKY = -1
+
+local function indexed(e)
+  if e.kind == 'hold' then return e.status == 'held' end
+  if e.kind == 'booking' then return e.status == 'confirmed' or e.status == 'active' or e.status == 'completed' end
+  return e.status == 'active'
+end
+
+local function index_score(e)
+  if e.kind == 'hold' or (e.kind == 'booking' and e.status == 'active') or e.to == nil then return STICKY end
+  return e.from
+end
+
+local function bound(x)
+  if x >= FOREVER then return '+inf' end
+  return string.format('%d', x)
+end
+
+-- Adds to the context the documents of `ids` it does not hold yet (nor took out).
+local function take(ctx, ids)
+  local missing = {}
+  for _, id in ipairs(ids) do
+    if ctx.by_id[id] == nil and not ctx.removed[id] then missing[#missing + 1] = id end
+  end
+  if #missing == 0 then return end
+  for i = 1, #missing, 1000 do
+    local part = { unpack(missing, i, math.min(i + 999, #missing)) }
+    local raw = redis.call('HMGET', ctx.calkey, unpack(part))
+    for k = 1, #part do
+      if raw[k] then
+        local e = cjson.decode(raw[k])
+        ctx.by_id[e.id] = e
+        ctx.entries[#ctx.entries + 1] = e
+      end
+    end
+  end
+  table.sort(ctx.entries, by_start)
+end
+
+-- After this the context holds every entry that may take time on [from, to).
+local function read_window(ctx, from, to)
+  if ctx.all or not ctx.vehicle then return end
+  take(ctx, redis.call('ZRANGEBYSCORE', ctx.idxkey,
+    '(' .. bound(from - ctx.buffer - ctx.reach), '(' .. bound(to + ctx.buffer)))
+end
+
+-- The whole calendar, for the few commands that rewrite it (restore).
+local function read_all(ctx)
+  if ctx.all then return end
+  ctx.all = true
+  if not ctx.vehicle then return end
+  local raw = redis.call('HVALS', ctx.calkey)
+  local ids = {}
+  for i = 1, #raw do
+    local e = cjson.decode(raw[i])
+    if ctx.by_id[e.id] == nil and not ctx.removed[e.id] then
+      ctx.by_id[e.id] = e
+      ctx.entries[#ctx.entries + 1] = e
+    end
+  end
+  table.sort(ctx.entries, by_start)
+end
+
+-- A calendar written before the index existed (no calReach) is indexed once, on first touch.
+local function index_calendar(ctx)
+  read_all(ctx)
+  ctx.reach = 0
+  for _, e in ipairs(ctx.entries) do
+    if indexed(e) then
+      local score = index_score(e)
+      redis.call('ZADD', ctx.idxkey, score, e.id)
+      if score ~= STICKY and e.to - e.from > ctx.reach then ctx.reach = e.to - e.from end
+    end
+  end
+  redis.call('HSET', ctx.vkey, 'calReach', ctx.reach)
+end
+
+-- An entry of this vehicle by id (nil when it has none).
+local function entry(ctx, id)
+  if id == nil then return nil end
+  if ctx.by_id[id] == nil and ctx.vehicle then take(ctx, { id }) end
+  return ctx.by_id[id]
+end
+
 -- shared: the city-wide keys and the command id, for commit.
 local function city_shared(counters, events, due, index, live, cmd, city)
   return { counters = counters, events = events, due = due, index = index, live = live, cmd = cmd, city = city }
 end
 
-local function open_vehicle(vkey, calkey, vid, buffer)
-  local ctx = { vkey = vkey, calkey = calkey, vid = vid, buffer = buffer,
-                vehicle = load_vehicle(vkey), entries = {}, by_id = {}, dirty = {}, events = {} }
+local function open_vehicle(vkey, calkey, idxkey, vid, buffer)
+  local ctx = { vkey = vkey, calkey = calkey, idxkey = idxkey, vid = vid, buffer = buffer, reach = 0,
+                vehicle = load_vehicle(vkey), entries = {}, by_id = {}, dirty = {}, events = {}, removed = {} }
   if ctx.vehicle then
-    ctx.entries = load_entries(calkey)
     ctx.old_status = ctx.vehicle.status
     ctx.old_category = ctx.vehicle.category
+    ctx.reach = tonumber(ctx.vehicle.calReach)
+    if ctx.reach == nil then
+      index_calendar(ctx)
+    else
+      take(ctx, redis.call('ZRANGEBYSCORE', idxkey, STICKY, STICKY))
+    end
   end
-  for _, e in ipairs(ctx.entries) do ctx.by_id[e.id] = e end
   return ctx
 end
 
 -- The usual opening of a single-vehicle command (layout above).
 local function open_command()
-  local shared = city_shared(KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7], ARGV[1], ARGV[3])
-  local ctx = open_vehicle(KEYS[1], KEYS[2], ARGV[4], num(ARGV[5], 'buffer'))
+  local shared = city_shared(KEYS[4], KEYS[5], KEYS[6], KEYS[7], KEYS[8], ARGV[1], ARGV[3])
+  local ctx = open_vehicle(KEYS[1], KEYS[2], KEYS[3], ARGV[4], num(ARGV[5], 'buffer'))
   return ctx, shared
+end
+
+-- "Status now" of the vehicle and the next instant it may change by time alone: it reads the
+-- entries around now and the first to start after it (any later one starts and ends later).
+local function status_now(ctx)
+  if not ctx.all and ctx.vehicle then
+    read_window(ctx, NOW, NOW + 1)
+    take(ctx, redis.call('ZRANGEBYSCORE', ctx.idxkey, '(' .. bound(NOW), '+inf', 'LIMIT', 0, 1))
+  end
+  return derive(ctx.vehicle.listing, ctx.entries, NOW)
 end
 
 local function require_vehicle(ctx)
@@ -198,7 +308,7 @@ end
 -- An entry of this vehicle, of the expected kind, owned by `customer` when one is given.
 -- A foreign entry answers NOT_FOUND, like a missing one: ids of others are not confirmed.
 local function require_entry(ctx, id, kind, customer)
-  local e = ctx.by_id[id]
+  local e = entry(ctx, id)
   if e == nil or e.kind ~= kind or (customer ~= nil and customer ~= '' and e.customerId ~= customer) then
     fail('NOT_FOUND', { entity = kind, id = id })
   end
@@ -213,6 +323,7 @@ local function require_status(e, allowed)
 end
 
 local function require_free(ctx, from, to, trip, except_id)
+  read_window(ctx, from, to)
   for _, e in ipairs(ctx.entries) do
     if e.id ~= except_id and occupies(e, NOW) and overlaps(e, from, to, trip, ctx.buffer, NOW) then
       fail('NOT_AVAILABLE', { blocking = window_of(e), turnaroundMs = ctx.buffer })
@@ -251,7 +362,6 @@ local function remove(ctx, e)
   for i, x in ipairs(ctx.entries) do
     if x.id == e.id then table.remove(ctx.entries, i) break end
   end
-  ctx.removed = ctx.removed or {}
   ctx.removed[e.id] = true
 end
 
@@ -264,6 +374,7 @@ end
 -- Is [from, to) free on this vehicle (listed, nothing occupying it, turnaround included)?
 local function is_free(ctx, from, to)
   if not ctx.vehicle or ctx.vehicle.listing ~= 'active' then return false end
+  read_window(ctx, from, to)
   for _, e in ipairs(ctx.entries) do
     if occupies(e, NOW) and overlaps(e, from, to, true, ctx.buffer, NOW) then return false end
   end
@@ -274,6 +385,7 @@ end
 -- `conflicted` (handed to the resolver) and every live hold there is released. Trips already
 -- under way keep the car.
 local function displace(ctx, from, to, trip, cause, by_id)
+  read_window(ctx, from, to)
   for _, e in ipairs(ctx.entries) do
     if e.id ~= by_id and occupies(e, NOW) and overlaps(e, from, to, trip, ctx.buffer, NOW) then
       if e.kind == 'booking' and e.status == 'confirmed' then
@@ -310,8 +422,8 @@ local VEHICLE_FIELDS = { 'id', 'city', 'hostId', 'category', 'seats', 'transmiss
   'model', 'lat', 'lng', 'pricePerHour', 'listing', 'createdAt' }
 
 -- The vehicle hash and its place in the status-due schedule.
-local function write_vehicle(vkey, due_key, vid, v, status, due)
-  local fields = { 'status', status, 'version', v.version, 'updatedAt', NOW, 'statusDue', due or '' }
+local function write_vehicle(vkey, due_key, vid, v, status, due, reach)
+  local fields = { 'status', status, 'version', v.version, 'updatedAt', NOW, 'statusDue', due or '', 'calReach', reach }
   for _, f in ipairs(VEHICLE_FIELDS) do
     if v[f] ~= nil then
       table.insert(fields, f)
@@ -326,21 +438,31 @@ end
 -- append the events. Returns { version, status, events = { stream ids } }.
 local function commit(ctx, shared)
   local v = ctx.vehicle
-  for id in pairs(ctx.removed or {}) do redis.call('HDEL', ctx.calkey, id) end
+  for id in pairs(ctx.removed) do
+    redis.call('HDEL', ctx.calkey, id)
+    redis.call('ZREM', ctx.idxkey, id)
+  end
   ctx.removed = {}
   for id, e in pairs(ctx.dirty) do
     redis.call('HSET', ctx.calkey, id, cjson.encode(e))
+    if indexed(e) then
+      local score = index_score(e)
+      redis.call('ZADD', ctx.idxkey, score, id)
+      if score ~= STICKY and e.to - e.from > ctx.reach then ctx.reach = e.to - e.from end
+    else
+      redis.call('ZREM', ctx.idxkey, id)
+    end
     redis.call('HSET', shared.index, id, ctx.vid)
     if e.kind == 'hold' then
       if e.status == 'held' then redis.call('HSET', shared.live, id, ctx.vid)
       else redis.call('HDEL', shared.live, id) end
     end
   end
-  local status, due = derive(v.listing, ctx.entries, NOW)
+  local status, due = status_now(ctx)
   move_counters(shared.counters, ctx.old_category, ctx.old_status, v.category, status)
   v.status = status
   v.version = v.version + 1
-  write_vehicle(ctx.vkey, shared.due, ctx.vid, v, status, due)
+  write_vehicle(ctx.vkey, shared.due, ctx.vid, v, status, due, ctx.reach)
   -- Events carry the state they leave behind (the entry, or the vehicle), so a consumer can
   -- project the calendar exactly without reading Redis.
   local vstate = {}
