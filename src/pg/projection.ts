@@ -11,8 +11,6 @@ import { MalformedEventError, type StreamEvent } from '../redis/events.ts';
 import { survived } from '../log.ts';
 import { metrics } from '../metrics.ts';
 
-const ts = 'to_timestamp($N::double precision / 1000)';
-const at = (n: number) => ts.replace('$N', `$${n}`);
 
 /** What a batch leaves behind, collapsed: the last state of each vehicle and entry, and the conflict facts. */
 interface BatchStates {
@@ -124,7 +122,7 @@ export async function projectStates(
 }
 
 async function writeVehicles(db: pg.ClientBase, { vehicleDocs, lastByVehicle }: BatchStates): Promise<void> {
-  for (const doc of vehicleDocs.values()) await upsertVehicle(db, doc);
+  if (vehicleDocs.size) await upsertVehicles(db, [...vehicleDocs.values()]);
   await db.query(
     `UPDATE vehicles v SET status = x.status, version = x.version, updated_at = to_timestamp(x.time::double precision / 1000)
      FROM jsonb_to_recordset($1::jsonb) AS x(vehicle text, status text, version bigint, time bigint)
@@ -345,35 +343,47 @@ function collectConflictFacts(e: StreamEvent, offers: Record<string, unknown>[],
   outcomes.push({ booking, ms: e.ms, seq: e.seq, time: e.time, resolution, offer });
 }
 
-/** The vehicle row from a vehicle document (the `state` of vehicle events, or Redis' hash). */
-export async function upsertVehicle(db: pg.ClientBase, s: Record<string, unknown>): Promise<void> {
-  await db.query('INSERT INTO hosts (id) VALUES ($1) ON CONFLICT DO NOTHING', [s.hostId]);
+/**
+ * The vehicle rows from vehicle documents (the `state` of vehicle events, or Redis' hashes), one
+ * statement for the hosts and one for the vehicles, never over a newer version. One document per
+ * vehicle (the batch keeps the last): a statement may not update a row twice.
+ */
+async function upsertVehicles(db: pg.ClientBase, docs: readonly Record<string, unknown>[]): Promise<void> {
+  const rows = JSON.stringify(
+    docs.map((s) => ({
+      id: s.id,
+      city: s.city,
+      hostId: s.hostId,
+      category: s.category,
+      seats: Number(s.seats),
+      transmission: s.transmission,
+      fuel: s.fuel,
+      make: s.make,
+      model: s.model,
+      lat: Number(s.lat),
+      lng: Number(s.lng),
+      pricePerHour: Number(s.pricePerHour),
+      listing: s.listing,
+      status: s.status,
+      version: Number(s.version),
+      createdAt: Number(s.createdAt),
+      updatedAt: Number(s.updatedAt ?? s.createdAt),
+    })),
+  );
+  const x = `jsonb_to_recordset($1::jsonb) AS x(id text, city text, "hostId" text, category text, seats int, transmission text,
+       fuel text, make text, model text, lat double precision, lng double precision, "pricePerHour" numeric, listing text,
+       status text, version bigint, "createdAt" bigint, "updatedAt" bigint)`;
+  await db.query(`INSERT INTO hosts (id) SELECT DISTINCT x."hostId" FROM ${x} ON CONFLICT DO NOTHING`, [rows]);
   await db.query(
     `INSERT INTO vehicles (id, city, host_id, category, seats, transmission, fuel, make, model, lat, lng, price_per_hour, listing, status, version, created_at, updated_at)
-     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, ${at(16)}, ${at(17)})
+     SELECT x.id, x.city, x."hostId", x.category, x.seats, x.transmission, x.fuel, x.make, x.model, x.lat, x.lng, x."pricePerHour",
+            x.listing, x.status, x.version, to_timestamp(x."createdAt"::double precision / 1000), to_timestamp(x."updatedAt"::double precision / 1000)
+     FROM ${x}
      ON CONFLICT (id) DO UPDATE SET category = EXCLUDED.category, seats = EXCLUDED.seats, transmission = EXCLUDED.transmission,
        fuel = EXCLUDED.fuel, make = EXCLUDED.make, model = EXCLUDED.model, lat = EXCLUDED.lat, lng = EXCLUDED.lng,
        price_per_hour = EXCLUDED.price_per_hour, listing = EXCLUDED.listing, status = EXCLUDED.status,
        version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
      WHERE vehicles.version <= EXCLUDED.version`,
-    [
-      s.id,
-      s.city,
-      s.hostId,
-      s.category,
-      Number(s.seats),
-      s.transmission,
-      s.fuel,
-      s.make,
-      s.model,
-      Number(s.lat),
-      Number(s.lng),
-      Number(s.pricePerHour),
-      s.listing,
-      s.status,
-      Number(s.version),
-      Number(s.createdAt),
-      Number(s.updatedAt ?? s.createdAt),
-    ],
+    [rows],
   );
 }
