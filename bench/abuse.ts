@@ -8,7 +8,8 @@
  *
  *   npm run bench:abuse            (BENCH_ABUSE_SECONDS=10 per phase)
  */
-import { execFileSync, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
+import { commitStamp } from './lib/stamp.ts';
 import { readFileSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { connect as tcpConnect, type Socket } from 'node:net';
@@ -315,13 +316,7 @@ async function main() {
 
   const baseline = phases[0]!;
   const result = {
-    commit: (() => {
-      try {
-        return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
-      } catch {
-        return 'unknown';
-      }
-    })(),
+    commit: commitStamp(),
     date: new Date().toISOString(),
     machine: `${os.cpus().length} cores`,
     secondsPerPhase: SECONDS,

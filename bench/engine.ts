@@ -5,6 +5,7 @@
  *
  *   npm run bench            (BENCH_BOOKINGS=20000 BENCH_CONCURRENCY=50 to change the load)
  */
+import { runStamp } from './lib/stamp.ts';
 import { randomUUID } from 'node:crypto';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -194,7 +195,7 @@ async function main() {
   console.log(table);
 
   const meta = {
-    date: new Date().toISOString(),
+    ...runStamp(),
     node: process.version,
     cpus: os.cpus().length,
     bookings: BOOKINGS,
@@ -225,7 +226,7 @@ same private redis-server, ${meta.concurrency} in flight, ${meta.vehicles} vehic
 alternating rounds. Redis runs with AOF; \`always\` is the default (an acknowledged booking
 survives \`kill -9\`), \`everysec\` is shown for comparison. Latencies are client-side.
 
-Last run: ${meta.date}, node ${meta.node}, ${meta.cpus} cores, ${meta.bookings} bookings per path, ${Math.round(Number(meta.seconds))} s.
+Last run: commit \`${meta.commit}\`, ${meta.date}, node ${meta.node}, ${meta.cpus} cores, ${meta.bookings} bookings per path, ${Math.round(Number(meta.seconds))} s.
 
 ${table}
 

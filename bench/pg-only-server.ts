@@ -1,8 +1,9 @@
 /**
  * The PostgreSQL-only booking service most teams build first, on the same HTTP stack (fastify 5):
  * a bookings table with an exclusion constraint on (vehicle_id WITH =, period WITH &&) using
- * btree_gist, and per booking one transaction: lock the vehicle row (`SELECT ... FOR UPDATE`),
- * INSERT, COMMIT. A constraint violation is a 409. No authentication or validation either.
+ * btree_gist, and per booking one statement (`INSERT ... SELECT` from the listed vehicle), which
+ * the constraint serialises per vehicle: what a competent team writes, one round trip per
+ * booking. A constraint violation is a 409. No authentication or validation either.
  *
  *   POST /book  {vehicleId, from, to} (ISO) -> 201 or 409
  *
@@ -37,28 +38,20 @@ const app = Fastify({ logger: false });
 app.post('/book', async (request, reply) => {
   const b = request.body as { vehicleId: string; from: string; to: string };
   const id = randomUUID();
-  const client = await pool.connect();
   try {
-    await client.query('BEGIN');
-    const v = await client.query("SELECT id FROM vehicles WHERE id = $1 AND listing = 'active' FOR UPDATE", [
-      b.vehicleId,
-    ]);
-    if (v.rowCount === 0) {
-      await client.query('ROLLBACK');
-      return reply.code(404).send({ code: 'NOT_FOUND' });
-    }
-    // The turnaround (30 min) is part of the occupied range, as in the engine.
-    await client.query(
-      "INSERT INTO bookings (id, vehicle_id, customer_id, period) VALUES ($1, $2, $3, tstzrange($4::timestamptz, $5::timestamptz + interval '30 minutes'))",
+    // One statement, one round trip, its own transaction: the exclusion constraint refuses an
+    // overlap (the turnaround, 30 min, is part of the occupied range, as in the engine), and the
+    // SELECT inserts nothing for an unknown or delisted vehicle.
+    const r = await pool.query(
+      `INSERT INTO bookings (id, vehicle_id, customer_id, period)
+       SELECT $1, v.id, $3, tstzrange($4::timestamptz, $5::timestamptz + interval '30 minutes')
+       FROM vehicles v WHERE v.id = $2 AND v.listing = 'active'`,
       [id, b.vehicleId, 'c1', b.from, b.to],
     );
-    await client.query('COMMIT');
+    if (r.rowCount === 0) return reply.code(404).send({ code: 'NOT_FOUND' });
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => {});
     if ((err as { code?: string }).code === '23P01') return reply.code(409).send({ code: 'NOT_AVAILABLE' });
     throw err;
-  } finally {
-    client.release();
   }
   return reply.code(201).send({ id, vehicleId: b.vehicleId, from: b.from, to: b.to });
 });

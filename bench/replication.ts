@@ -8,7 +8,7 @@
  *
  *   npm run bench:replication     (BENCH_BOOKINGS=40000 BENCH_CONCURRENCY=50,200)
  */
-import { execFileSync } from 'node:child_process';
+import { commitStamp } from './lib/stamp.ts';
 import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
@@ -69,14 +69,6 @@ function cpuSeconds(pid: number): number {
     return (Number(fields[11]) + Number(fields[12])) / 100;
   } catch {
     return 0;
-  }
-}
-
-function commit(): string {
-  try {
-    return execFileSync('git', ['rev-parse', '--short=12', 'HEAD'], { encoding: 'utf8' }).trim();
-  } catch {
-    return 'unknown';
   }
 }
 
@@ -174,7 +166,7 @@ async function main() {
       });
     }
     const result = {
-      commit: commit(),
+      commit: commitStamp(),
       date: new Date().toISOString(),
       machine: `${os.cpus().length} cores, ${os.cpus()[0]?.model ?? ''}`.trim(),
       bookings: BOOKINGS,

@@ -8,6 +8,7 @@
  *
  *   npm run bench:sync
  */
+import { runStamp } from './lib/stamp.ts';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -121,7 +122,7 @@ async function main() {
     await worker.drain();
 
     const r = {
-      date: new Date().toISOString(),
+      ...runStamp(),
       node: process.version,
       cpus: os.cpus().length,
       throughput: {
@@ -162,7 +163,7 @@ the local PostgreSQL, ${VEHICLES} vehicles, ${CONCURRENCY} bookings in flight, a
 Lag is sampled every 50 ms from the consumer group (\`fleet lag\`): seconds since the oldest
 event not yet in PostgreSQL.
 
-Last run: ${r.date}, node ${r.node}, ${r.cpus} cores.
+Last run: commit \`${r.commit}\`, ${r.date}, node ${r.node}, ${r.cpus} cores.
 
 ${table}
 

@@ -12,6 +12,7 @@ import { startRedis, type RedisServer } from '../../test/support/redis.ts';
 import { spawnChild, type Child } from '../lib/child.ts';
 import { cpuBetween, cpuSnapshot, machineBusy, summarizeProfile, type ProfileSummary } from '../lib/cpu.ts';
 import { runLoad, type LoadResult } from '../lib/load.ts';
+import { writeFlameGraph } from '../lib/flamegraph.ts';
 
 export const QUICK = process.argv.includes('--quick') || (!!process.env.BENCH_QUICK && process.env.BENCH_QUICK !== '0');
 export const CONNECTIONS = 50;
@@ -29,6 +30,8 @@ export const C = QUICK
       profileSeconds: process.env.BENCH_PROFILE === '1' ? 1 : 0,
       seedDeadline: 30,
       maxQuietWait: 0,
+      memoryVehicles: 50,
+      memoryDays: 3,
     }
   : {
       writeVehicles: 10_000,
@@ -43,6 +46,8 @@ export const C = QUICK
       profileSeconds: process.env.BENCH_PROFILE === '0' ? 0 : 6,
       seedDeadline: 240,
       maxQuietWait: 60,
+      memoryVehicles: 500,
+      memoryDays: 60,
     };
 export const READS_PER_WRITE = 50;
 export const LAG_SAMPLE_MS = 100;
@@ -50,7 +55,17 @@ export const SECRET = 'side-by-side-bench-secret-0123456789abcdef';
 /** The whole run is bounded: the seed day (the only open-ended part) is cut short to stay within it. */
 export const RUN_BUDGET_MS = QUICK ? 120_000 : 570_000;
 export const runStarted = Date.now();
-export const TARGETS = { vsFloor: 0.6, vsPg: 5, bookingP99Ms: 25, searchP99Ms: 5, seedDaySeconds: 30, lagP99Ms: 500 };
+export const TARGETS = {
+  vsFloor: 0.6,
+  vsPg: 5,
+  searchVsFloor: 0.5,
+  searchCpuUs: 100,
+  searchLoadP99Ms: 10,
+  seedDaySeconds: 20,
+  lagP99Ms: 500,
+};
+/** Bookings in the write scenarios come from this many customers' tokens, in turn. */
+export const WRITE_CALLERS = QUICK ? 20 : 500;
 
 // Everything started here is released at the end, or on Ctrl-C.
 export const cleanups: (() => Promise<unknown>)[] = [];
@@ -153,6 +168,7 @@ export async function profile(
   script: string,
   env: Record<string, string>,
   request: RequestSpec,
+  flame?: { file: string; title: string },
 ): Promise<ProfileSummary | undefined> {
   if (!C.profileSeconds) return undefined;
   const dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-prof-'));
@@ -163,7 +179,10 @@ export async function profile(
     await runLoad({ url: c.url, connections: CONNECTIONS, duration: C.profileSeconds, request });
     await stop(c);
     const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'));
-    return file ? await summarizeProfile(path.join(dir, file)) : undefined;
+    if (!file) return undefined;
+    // A quick run writes nothing in the tree.
+    if (flame && !QUICK) await writeFlameGraph(path.join(dir, file), flame.file, flame.title);
+    return await summarizeProfile(path.join(dir, file));
   } finally {
     await rm(dir, { recursive: true, force: true });
   }

@@ -6,7 +6,7 @@ import { seedCity } from '../../src/services/demo.ts';
 import { Inventory } from '../../src/services/inventory.ts';
 import type { Percentiles } from '../lib/stats.ts';
 import { HOUR } from '../lib/workload.ts';
-import { C, SECRET, child, measure, privateRedis, profile, rng, stop } from './harness.ts';
+import { C, CONNECTIONS, SECRET, child, measure, privateRedis, profile, rng, stop } from './harness.ts';
 
 // Reads --------------------------------------------------------------------------------------
 
@@ -77,7 +77,10 @@ export async function reads(base: number, token: string) {
   // The cost of one search alone: N searches one after another in the server process, nothing else running.
   const probe = await svc.call<Percentiles>('probe', { city: city.id, n: C.probeN });
   await stop(svc);
-  const prof = await profile('service-server.ts', env, searchRequest(rng(3)));
+  const prof = await profile('service-server.ts', env, searchRequest(rng(3)), {
+    file: 'docs/profiles/search.svg',
+    title: `GET /v1/cities/{city}/availability, ${ids.length}-vehicle city, ${CONNECTIONS} clients, ${C.profileSeconds} s: the API process`,
+  });
   return {
     vehicles: ids.length,
     floor: floorResult,

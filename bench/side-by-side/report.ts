@@ -19,6 +19,7 @@ import {
 import type { writes } from './writes.ts';
 import type { reads } from './reads.ts';
 import type { seedDay } from './seed-day.ts';
+import type { memory } from './memory.ts';
 
 // Report -------------------------------------------------------------------------------------
 
@@ -49,6 +50,7 @@ export const groupsText = (p: ProfileSummary | undefined, n = 5) =>
 export type Writes = Awaited<ReturnType<typeof writes>>;
 export type Reads = Awaited<ReturnType<typeof reads>>;
 export type SeedDay = Awaited<ReturnType<typeof seedDay>>;
+export type Memory = Awaited<ReturnType<typeof memory>>;
 
 /** Sequential writes to a private redis-server with appendfsync always: what one fsync costs here. */
 export async function fsyncProbe(): Promise<number> {
@@ -69,7 +71,7 @@ export function tables(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, n
     row('writes (a) floor: fastify + ioredis, one EVALSHA', w.floor),
     row('writes (b) this service: `POST /v1/bookings`', w.service),
     row('writes (b+sync) the same, sync worker running beside it', w.serviceWithSync),
-    row('writes (c) PostgreSQL only: `FOR UPDATE` + INSERT, exclusion constraint', w.pgOnly),
+    row('writes (c) PostgreSQL only: one INSERT per booking, exclusion constraint', w.pgOnly),
     row("reads (a') floor: fastify + `HGETALL`", r.floor),
     row(`reads (b') this service: availability search, ${r.vehicles}-vehicle city`, r.service),
     `| seed day: ${s.completed} ops, ${s.readsPerWrite} reads per write, ${s.cities} cities | ${Math.round(s.opsPerSec)} | ${f2(s.p50)} | ${f2(s.p99)} | ${s.completed} in ${f1(s.seconds)} s | ${pct(okShare(s.status, s.completed))} | ${s.cpuUsPerRequest.server} | ${s.cpuUsPerRequest.store} |`,
@@ -129,8 +131,38 @@ export function tables(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, n
   return { main, ratioTable, server, lagLine, breakdown, seedKinds, cpu };
 }
 
-/** The reading of this run's figures, written from them (so it never goes stale). */
-export function reading(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, number>, fsyncMs: number): string {
+/** The read model's heap, sampled at the end of every tenth simulated day (and the last). */
+export function memoryTable(m: Memory): string {
+  const rows = m.samples.filter((x, i) => x.day % 10 === 0 || x.day === 1 || i === m.samples.length - 1);
+  return [
+    '| simulated day | heap after GC, MB (bench process) | calendar entries held | entries per vehicle |',
+    '|---|---|---|---|',
+    ...rows.map((x) => `| ${x.day} | ${f1(x.heapBytes / 1e6)} | ${x.entries} | ${f2(x.entries / m.vehicles)} |`),
+  ].join('\n');
+}
+
+/** A function's share of a profile's busy time, as the reading names the hottest ones. */
+function hottest(p: ProfileSummary | undefined, n: number): string {
+  return p
+    ? p.byFunction
+        .slice(0, n)
+        .map((x) => `${x.fn} ${pct(x.share)}`)
+        .join(', ')
+    : 'not profiled';
+}
+
+/**
+ * The reading of this run's figures. Every sentence is written from them, and a sentence that
+ * judges (a limit, a target) is chosen by them: none of it can go stale with a new run.
+ */
+export function reading(
+  w: Writes,
+  r: Reads,
+  s: SeedDay,
+  m: Memory,
+  ratios: Record<string, number>,
+  fsyncMs: number,
+): string {
   const a = w.floor;
   const b = w.service;
   const c = w.pgOnly;
@@ -143,33 +175,68 @@ export function reading(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, 
   const jwtUs = asIs && noJwt ? asIs.cpuUsPerRequest.server - noJwt.cpuUsPerRequest.server : 0;
   const readModelUs = noJwt && noReadModel ? noJwt.cpuUsPerRequest.server - noReadModel.cpuUsPerRequest.server : 0;
   const busiest = [a, b, w.serviceWithSync, c, r.floor, r.service].reduce(
-    (m, x) => Math.max(m, x.cores.other ?? 0),
+    (mx, x) => Math.max(mx, x.cores.other ?? 0),
     s.cores.other ?? 0,
   );
   const p = r.service.server.probe;
   const sv = r.service.server.search;
-  const machine = (x: { cores: Record<string, number> }) => `${f2(x.cores.machine ?? 0)} of ${os.cpus().length}`;
-  return [
-    `**In short.** Each server under test is one Node.js process, and its CPU time per request sets its ceiling: one core gives it about 1 s / (CPU per request), a little more since the garbage collector and the thread pool run beside its JavaScript thread. The floor's process spends ${a.cpuUsPerRequest.server} µs per booking; this service's ${b.cpuUsPerRequest.server} µs (a ceiling of about ${ceiling(b.cpuUsPerRequest.server)}/s; it reached ${Math.round(b.perSec)}/s, its process at ${f2(b.cores.server ?? 0)} cores, the machine at ${machine(b)}), ${r.service.cpuUsPerRequest.server} µs per search in a ${r.vehicles}-vehicle city (ceiling ${ceiling(r.service.cpuUsPerRequest.server)}/s) and ${s.cpuUsPerRequest.server} µs per seed-day operation (ceiling ${ceiling(s.cpuUsPerRequest.server)}/s, where the ${TARGETS.seedDaySeconds} s target needs ${Math.round(s.operations / TARGETS.seedDaySeconds)}/s). Redis is not the limit: ${b.cpuUsPerRequest.store} µs per booking (${ceiling(b.cpuUsPerRequest.store)}/s).`,
-    `**Bookings against the floor (b/a ${f2(ratios.bookingVsFloor!)}).** JWT verification no longer weighs: \`authenticator\` (src/api/auth.ts) imports the HMAC key once and remembers a verified token for up to a minute (never past its \`exp\`), so taking it away changes ${jwtUs} µs of the process's CPU per booking (${asIs ? `${asIs.cpuUsPerRequest.server} → ${noJwt?.cpuUsPerRequest.server}` : 'n/a'} µs; ${rel(noJwt)}); the profile shows JWT verification (jose, WebCrypto) at ${pct(w.profile?.groups.find((g) => g.group.startsWith('JWT'))?.share ?? 0)} of the process's busy time. The read model tailing the streams in the API process costs ${readModelUs} µs per booking (without it as well: ${rel(noReadModel)}). The rest is the request's path itself: per-caller rate limiting (counted in process, added up in Redis every 50 ms), schema validation and serialization, the service layer (per-vehicle queue, idempotency, result parsing) and one Redis round trip to the \`book\` script — a much bigger script than the floor's: it loads and decodes the vehicle's whole calendar, re-derives the status, keeps the city counters exact and appends an event that carries the entry's full state. It is a write, which with \`appendfsync always\` Redis answers only after the fsync of its event-loop turn (${f2(fsyncMs)} ms for a write alone here): with \`everysec\` as well, ${rel(everysec)}; the floor with everysec: ${floorEverysec ? `${Math.round(floorEverysec.perSec)}/s` : 'n/a'}. Profile of the process under the bookings: ${groupsText(w.profile, 6)}.`,
-    `**Bookings against PostgreSQL only (b/c ${f2(ratios.bookingVsPgOnly!)}x).** The PostgreSQL-only service's Node process does little per booking (${c.cpuUsPerRequest.server} µs, four round trips), and PostgreSQL, which group-commits its 20 connections' transactions, spends ${c.cpuUsPerRequest.store} µs per booking on ${f2(c.cores.postgres ?? 0)} cores (machine ${machine(c)}): it reaches ${Math.round(c.perSec)}/s with about all the machine has left after the load generator. Five times that is ${Math.round(5 * c.perSec)}/s, more than one Node process spending ${b.cpuUsPerRequest.server} µs per booking can do (about ${ceiling(b.cpuUsPerRequest.server)}/s); the floor's process (${a.cpuUsPerRequest.server} µs) could. \`fleet serve\` runs one API process per core; this benchmark runs one, like the floor and the PostgreSQL-only service.`,
+  const cores = os.cpus().length;
+  const machine = (x: { cores: Record<string, number> }) => `${f2(x.cores.machine ?? 0)} of ${cores}`;
+  const bUs = b.cpuUsPerRequest.server;
+  const redisUs = b.cpuUsPerRequest.store;
+  const limit =
+    ceiling(redisUs) > ceiling(bUs)
+      ? `Redis is not the limit: ${redisUs} µs per booking (a ceiling of ${ceiling(redisUs)}/s)`
+      : `Redis is as much a limit as the process: ${redisUs} µs per booking (a ceiling of ${ceiling(redisUs)}/s)`;
+  const needFloor = TARGETS.vsFloor * a.perSec;
+  const needPg = TARGETS.vsPg * c.perSec;
+  const searchNeed = TARGETS.searchVsFloor * r.floor.perSec;
+  const seedNeed = s.operations / TARGETS.seedDaySeconds;
+  const loadgenShare = (x: Measured) => x.cores.loadgen ?? 0;
+  const text: string[] = [];
+  text.push(
+    `**In short.** Each server under test is one Node.js process, and its CPU time per request sets its ceiling: one core gives it about 1 s / (CPU per request). The floor's process spends ${a.cpuUsPerRequest.server} µs per booking; this service's ${bUs} µs (a ceiling of about ${ceiling(bUs)}/s; it reached ${Math.round(b.perSec)}/s, its process at ${f2(b.cores.server ?? 0)} cores, the machine at ${machine(b)}), ${r.service.cpuUsPerRequest.server} µs per search in a ${r.vehicles}-vehicle city (ceiling ${ceiling(r.service.cpuUsPerRequest.server)}/s) and ${s.cpuUsPerRequest.server} µs per seed-day operation (ceiling ${ceiling(s.cpuUsPerRequest.server)}/s). ${limit}.`,
+  );
+  text.push(
+    `**Bookings against the floor (b/a ${f2(ratios.bookingVsFloor!)}; the target, ${TARGETS.vsFloor}, needs ${Math.round(needFloor)}/s, which at ${bUs} µs per booking ${ceiling(bUs) >= needFloor ? 'one process can reach' : `is beyond one process (${ceiling(bUs)}/s): each booking would have to cost at most ${Math.round(1e6 / needFloor)} µs`}).** The bookings came from ${w.callers} customers' tokens in turn. Taking JWT verification away changes ${jwtUs} µs of the process's CPU per booking (${asIs ? `${asIs.cpuUsPerRequest.server} → ${noJwt?.cpuUsPerRequest.server}` : 'n/a'} µs; ${rel(noJwt)}); the profile puts JWT verification (jose, WebCrypto) at ${pct(w.profile?.groups.find((g) => g.group.startsWith('JWT'))?.share ?? 0)} of the process's busy time. The read model tailing the streams in the API process costs ${readModelUs} µs per booking (without it as well: ${rel(noReadModel)}). Redis spends ${redisUs} µs per booking against the floor's ${a.cpuUsPerRequest.store} µs: the \`book\` script reads the vehicle and only the calendar entries its index places near the window, re-derives the status, keeps the city counters exact and appends an event carrying the entry's full state. With \`appendfsync always\` Redis answers a write only after the fsync of its event-loop turn (${f2(fsyncMs)} ms for a write alone here): with \`everysec\` as well, ${rel(everysec)}; the floor with everysec: ${floorEverysec ? `${Math.round(floorEverysec.perSec)}/s` : 'n/a'}. Where the process's time goes (profile, \`docs/profiles/booking.svg\`): ${groupsText(w.profile, 6)}; the hottest functions: ${hottest(w.profile, 6)}.`,
+  );
+  text.push(
+    `**Bookings against PostgreSQL only (b/c ${f2(ratios.bookingVsPgOnly!)}x).** The PostgreSQL-only service sends one statement per booking; its Node process spends ${c.cpuUsPerRequest.server} µs per booking and PostgreSQL ${c.cpuUsPerRequest.store} µs on ${f2(c.cores.postgres ?? 0)} cores (machine ${machine(c)}), for ${Math.round(c.perSec)}/s. ${TARGETS.vsPg} times that is ${Math.round(needPg)}/s, ${ceiling(bUs) >= needPg ? `within one process of this service at ${bUs} µs per booking (${ceiling(bUs)}/s)` : `more than one process of this service can do at ${bUs} µs per booking (${ceiling(bUs)}/s)${ceiling(a.cpuUsPerRequest.server) >= needPg ? `; the floor's process (${a.cpuUsPerRequest.server} µs) could` : ''}`}. \`fleet serve\` runs one API process per core; this benchmark runs one, like the floor and the PostgreSQL-only service.`,
+  );
+  text.push(
     `**Booking latency (p99 ${f1(b.p99)} ms).** With ${CONNECTIONS} clients always waiting, the mean latency is ${CONNECTIONS} / throughput (${f1((CONNECTIONS / b.perSec) * 1000)} ms at ${Math.round(b.perSec)}/s): latency follows throughput.`,
-    `**Search (b'/a' ${f2(ratios.searchVsFloor!)}).** In a ${r.vehicles}-vehicle city a search costs the process ${r.service.cpuUsPerRequest.server} µs of CPU where an \`HGETALL\` behind fastify costs ${r.floor.cpuUsPerRequest.server} µs. For each search the read model walks its city index (the listed vehicles in price order, or a kd-tree for nearest-first), tests each candidate's calendar by binary search until a page and a margin are found, and verifies that page against Redis in one round trip; the profile: ${groupsText(r.profile, 5)}. One search alone takes ${f2(p.p50)} ms at the median and ${f2(p.p99)} ms at p99 (${p.n} in a row, in-process); under ${CONNECTIONS} clients${sv ? ` the same call measures ${f2(sv.p50)} / ${f2(sv.p99)} ms (p50 / p99)` : ''}, queueing behind the other searches on one event loop.`,
-    `**Seed day (${f1(s.seconds)} s, ${Math.round(s.opsPerSec)} ops/s).** ${pct(READS_PER_WRITE / (READS_PER_WRITE + 1))} of the operations are reads, mostly searches in ${s.vehiclesPerCity}-vehicle cities. Every request, reads included, is authenticated (a remembered token) and counted against its caller's rate limit (in process; Redis every 50 ms) before its handler runs. The process used ${f2(s.cores.server ?? 0)} cores (${s.cpuUsPerRequest.server} µs per operation), Redis ${f2(s.cores.redis ?? 0)}, the load generator ${f2(s.cores.loadgen ?? 0)}: the API process is the limit.`,
-    `**Sync lag (p99 ${Math.round(w.serviceWithSync.lag.p99Ms)} ms).** Measured at ${Math.round(w.serviceWithSync.perSec)} bookings/s: with the sync worker (${f2(w.serviceWithSync.cores.sync ?? 0)} cores) and PostgreSQL (${f2(w.serviceWithSync.cores.postgres ?? 0)}) on the same cores, bookings drop from ${Math.round(b.perSec)}/s to that${w.serviceWithSync.lag.p99Ms < TARGETS.lagP99Ms ? ', and the worker keeps up' : `; the worker, left ${f2(w.serviceWithSync.cores.sync ?? 0)} cores by the rest, drains fewer events per second than the bookings make, so the lag grows for as long as bookings come at that rate (it is bounded by the run, and gone ${f1(w.serviceWithSync.lag.drainAfterLoadSeconds ?? 0)} s after the load stops). On its own the worker drains faster (see Sync above); a deployment gives PostgreSQL and the worker cores of their own, and spreads cities over several workers`}.`,
-    `**The machine.** ${os.cpus().length} cores for everything: the load generator (autocannon: ${f2(a.cores.loadgen ?? 0)} cores during the floor's run, ${f2(b.cores.loadgen ?? 0)} during the service's), the server under test, redis-server or PostgreSQL, and in (b+sync) the sync worker. The floors are partly held back by the load generator, so the ratios against them flatter the service a little; on separate machines every figure would be higher. Processes outside the benchmark used up to ${f2(busiest)} cores during a measured run (\`other\`).`,
-  ].join('\n\n');
+  );
+  text.push(
+    `**Search (b'/a' ${f2(ratios.searchVsFloor!)}; the target, ${TARGETS.searchVsFloor}, needs ${Math.round(searchNeed)}/s, ${ceiling(r.service.cpuUsPerRequest.server) >= searchNeed ? 'within' : 'beyond'} one process at ${r.service.cpuUsPerRequest.server} µs per search).** In a ${r.vehicles}-vehicle city a search costs the process ${r.service.cpuUsPerRequest.server} µs of CPU (target ${TARGETS.searchCpuUs} µs) where an \`HGETALL\` behind fastify costs ${r.floor.cpuUsPerRequest.server} µs, and Redis ${r.service.cpuUsPerRequest.store} µs (the page's verification) against ${r.floor.cpuUsPerRequest.store} µs. One search alone takes ${f2(p.p50)} ms at the median and ${f2(p.p99)} ms at p99 (${p.n} in a row, in-process); under ${CONNECTIONS} clients${sv ? ` the same call measures ${f2(sv.p50)} / ${f2(sv.p99)} ms (p50 / p99)` : ''}, and the whole request ${f1(r.service.p99)} ms at p99 client-side (target ${TARGETS.searchLoadP99Ms} ms): with ${CONNECTIONS} clients always waiting the mean is ${f1((CONNECTIONS / r.service.perSec) * 1000)} ms, so the p99 follows throughput. Where the process's time goes (profile, \`docs/profiles/search.svg\`): ${groupsText(r.profile, 6)}; the hottest functions: ${hottest(r.profile, 6)}.`,
+  );
+  text.push(
+    `**Seed day (${f1(s.seconds)} s, ${Math.round(s.opsPerSec)} ops/s; the target, ${TARGETS.seedDaySeconds} s, needs ${Math.round(seedNeed)}/s).** ${pct(READS_PER_WRITE / (READS_PER_WRITE + 1))} of the operations are reads, mostly searches in ${s.vehiclesPerCity}-vehicle cities; every request is authenticated and counted against its caller's rate limit before its handler runs. The API process used ${f2(s.cores.server ?? 0)} cores (${s.cpuUsPerRequest.server} µs per operation: a ceiling of ${ceiling(s.cpuUsPerRequest.server)}/s), Redis ${f2(s.cores.redis ?? 0)}, the load generator ${f2(s.cores.loadgen ?? 0)}, the machine ${machine(s)}. ${ceiling(s.cpuUsPerRequest.server) >= seedNeed ? 'One process could reach the target rate.' : `Reaching ${Math.round(seedNeed)}/s takes ${Math.ceil(seedNeed / ceiling(s.cpuUsPerRequest.server))} API processes at this cost (\`fleet serve\` starts one per core), each operation at ${s.cpuUsPerRequest.server} µs, on a machine with the cores for them.`}`,
+  );
+  const lag = w.serviceWithSync.lag;
+  text.push(
+    `**Sync lag (p99 ${Math.round(lag.p99Ms)} ms, target ${TARGETS.lagP99Ms} ms).** Measured at ${Math.round(w.serviceWithSync.perSec)} bookings/s, the top rate the service reaches with the worker beside it (without it: ${Math.round(b.perSec)}/s); the worker used ${f2(w.serviceWithSync.cores.sync ?? 0)} cores and PostgreSQL ${f2(w.serviceWithSync.cores.postgres ?? 0)}. ${lag.p99Ms <= TARGETS.lagP99Ms ? 'The worker kept up' : `The worker fell behind the bookings for part of the run (p99 ${lag.p99Events} events behind)`}; the backlog was gone ${f1(lag.drainAfterLoadSeconds)} s after the load stopped.`,
+  );
+  text.push(
+    `**Memory.** The read model holds a vehicle in ${Math.round(m.start.bytesPerVehicle)} bytes of heap with ${f2(m.start.entriesPerVehicle)} calendar entries on average (just seeded, ${m.vehicles} vehicles), and in ${Math.round(m.end.bytesPerVehicle)} bytes with ${f2(m.end.entriesPerVehicle)} entries after ${m.days} simulated days (${m.bookings} bookings, ${m.trips} trips, ${m.cancelled} cancellations; ${m.refused} bookings refused: taken). Once the calendars had filled (a day of past and three days ahead), the heap after garbage collection moved by ${f2(m.heapDrift * 100)}% between the first and the second half of the days that followed: ${Math.abs(m.heapDrift) <= 0.05 ? 'flat' : 'not flat'}.`,
+  );
+  text.push(
+    `**The machine.** ${cores} cores for everything: the load generator (autocannon: ${f2(loadgenShare(a))} cores during the floor's run, ${f2(loadgenShare(b))} during the service's), the server under test, redis-server or PostgreSQL, and in (b+sync) the sync worker. ${loadgenShare(a) > loadgenShare(b) ? "The load generator took more of the machine during the floors' runs than during the service's, so the ratios against the floors flatter the service a little." : "The load generator took no more of the machine during the floors' runs than during the service's."} Processes outside the benchmark used up to ${f2(busiest)} cores during a measured run (\`other\`).`,
+  );
+  return text.join('\n\n');
 }
 
 export function section(
   x: ReturnType<typeof tables> & {
     targetTable: string;
+    memoryTable: string;
     text: string;
     w: Writes;
     r: Reads;
     s: SeedDay;
+    m: Memory;
     seconds: number;
     date: string;
+    commit: string;
   },
 ): string {
   return `## Side by side
@@ -187,10 +254,11 @@ redis-server (AOF, \`appendfsync always\`) or fresh database (PostgreSQL 15, \`f
   interval of the vehicle's sorted set overlap, turnaround included? ZADD + XADD), no auth or
   validation. (b) \`bench/service-server.ts\`: the real \`buildApp\` as \`fleet serve\` runs one API
   process (JWT authenticator, per-caller rate limits in Redis raised out of the way but still
-  counted, the search read model tailing the streams), one customer's token. (b+sync) the same with
+  counted, the search read model tailing the streams), ${x.w.callers} customers' tokens in turn. (b+sync) the same with
   \`bench/sync-worker.ts\` (the sync worker as \`fleet worker\` runs it) projecting into a fresh
-  database. (c) \`bench/pg-only-server.ts\`: fastify + pg (pool 20), \`BEGIN; SELECT ... FROM vehicles
-  WHERE id = $1 FOR UPDATE; INSERT\` into a table with \`EXCLUDE USING gist (vehicle_id WITH =, period WITH &&)\`; \`COMMIT\`.
+  database. (c) \`bench/pg-only-server.ts\`: fastify + pg (pool 20), one statement per booking,
+  \`INSERT INTO bookings ... SELECT ... FROM vehicles WHERE id = $2 AND listing = 'active'\`, into a table
+  with \`EXCLUDE USING gist (vehicle_id WITH =, period WITH &&)\`: an overlap is refused by the constraint.
 - **reads**: a ${x.r.vehicles}-vehicle city seeded by \`seedCity\` (some booked, some blocked). (a') \`HGETALL\`
   of a random vehicle's hash behind fastify; (b') \`GET /v1/cities/{city}/availability\`, a random
   window in the next 72 h, 2 to 48 h long, a quarter with a category filter, 20 per page.
@@ -198,13 +266,17 @@ redis-server (AOF, \`appendfsync always\`) or fresh database (PostgreSQL 15, \`f
   API with ${CONNECTIONS} clients, ${READS_PER_WRITE} reads per write: reads are availability searches (9 in 10) and
   \`GET /v1/vehicles/{id}\`; writes are bookings (7 in 10), holds (2 in 10) and cancellations (1 in 10) of
   bookings made earlier, by 500 customers, in random cities, vehicles and windows (some refused: taken).
+- **memory**: \`bench/side-by-side/memory.ts\`: a ${x.m.vehicles}-vehicle city and a read model in the bench
+  process; then ${x.m.days} simulated days on a shifted clock (an hour of the simulator's time, which plays
+  a day a minute): bookings every simulated hour, trips started and returned, cancellations, the
+  past trimmed daily; the heap sampled after garbage collection at the end of each day.
 
 Latencies are client-side and count every answer. CPU per request is the process's CPU time over
 the measured run divided by its requests (\`store\`: redis-server, or every PostgreSQL backend).
 **The machine has ${os.cpus().length} cores, shared by the load generator, the server process, redis-server,
 PostgreSQL and in (b+sync) the sync worker**: absolute figures are lower than on separate machines.
 
-Last run: ${x.date}, node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}).
+Last run: commit \`${x.commit}\`, ${x.date}, node ${process.version}, ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}).
 
 ${x.main}
 
@@ -226,6 +298,9 @@ ${x.breakdown}
 
 CPU profiles (\`--cpu-prof\`) of the service's server process under the same load, ${C.profileSeconds} s each, self time
 as a share of its busy time: bookings (b): ${groupsText(x.w.profile, 8)}; search (b'): ${groupsText(x.r.profile, 8)}.
+Flame graphs of the same profiles: [bookings](profiles/booking.svg), [search](profiles/search.svg).
+
+${x.memoryTable}
 
 Cores used during each measured run (CPU seconds per second from /proc; \`other\`: processes outside the benchmark):
 

@@ -43,27 +43,31 @@ export function bookingRequest(
   path: string,
   ids: readonly string[],
   base: number,
-  authorization?: string,
+  authorizations: readonly string[] = [],
 ): RequestSpec {
   let slot = 0;
   return {
     method: 'POST',
     path,
-    setupRequest: (req) => ({
-      ...req,
-      method: 'POST',
-      path,
-      body: bookingBody(slot++, ids, base),
-      headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
-    }),
+    setupRequest: (req) => {
+      // Request i is caller i mod n's: many callers, as in a marketplace, not one token.
+      const authorization = authorizations[slot % Math.max(1, authorizations.length)];
+      return {
+        ...req,
+        method: 'POST',
+        path,
+        body: bookingBody(slot++, ids, base),
+        headers: { 'content-type': 'application/json', ...(authorization ? { authorization } : {}) },
+      };
+    },
   };
 }
 
 // Writes -------------------------------------------------------------------------------------
 
-export async function writes(base: number, token: string) {
+export async function writes(base: number, tokens: readonly string[]) {
   const ids = vehicleIds(C.writeVehicles);
-  const auth = `Bearer ${token}`;
+  const auth = tokens.map((t) => `Bearer ${t}`);
   const out: Record<string, unknown> = {};
 
   console.error('writes (a): floor');
@@ -84,7 +88,10 @@ export async function writes(base: number, token: string) {
     out.service = await measure(c.url, bookingRequest('/v1/bookings', ids, base, auth), { server: c.pid, redis: pid });
     await stop(c);
     // Where the server's time goes: the same load against a profiled process (same Redis, later windows).
-    prof = await profile('service-server.ts', env, bookingRequest('/v1/bookings', ids, base + 400 * 24 * HOUR, auth));
+    prof = await profile('service-server.ts', env, bookingRequest('/v1/bookings', ids, base + 400 * 24 * HOUR, auth), {
+      file: 'docs/profiles/booking.svg',
+      title: `POST /v1/bookings, ${CONNECTIONS} clients, ${C.profileSeconds} s: the API process`,
+    });
   }
 
   console.error(
@@ -163,7 +170,8 @@ export async function writes(base: number, token: string) {
     };
     await stop(c);
   }
-  return { ...out, profile: prof } as {
+  return { ...out, profile: prof, callers: tokens.length } as {
+    callers: number;
     floor: Measured;
     service: Measured;
     pgOnly: Measured;
@@ -186,7 +194,11 @@ export interface BreakdownRow extends Measured {
  * The floor under everysec closes the table. Only for the reading: the compared figures above
  * are all with appendfsync always and the full app.
  */
-export async function bookingBreakdown(base: number, ids: readonly string[], auth: string): Promise<BreakdownRow[]> {
+export async function bookingBreakdown(
+  base: number,
+  ids: readonly string[],
+  auth: readonly string[],
+): Promise<BreakdownRow[]> {
   const variants: { variant: string; script: string; env: Record<string, string>; fsync: string; path: string }[] = [
     {
       variant: 'this service (b), as compared',
@@ -231,12 +243,7 @@ export async function bookingBreakdown(base: number, ids: readonly string[], aut
     if (v.script === 'service-server.ts') await seedWriteVehicles(redis);
     await redis.config('SET', 'appendfsync', v.fsync);
     const c = await child(v.script, { REDIS_URL: server.url, JWT_SECRET: SECRET, ...v.env });
-    const request = bookingRequest(
-      v.path,
-      ids,
-      base + k * 100 * 24 * HOUR,
-      v.script === 'floor-server.ts' ? undefined : auth,
-    );
+    const request = bookingRequest(v.path, ids, base + k * 100 * 24 * HOUR, v.script === 'floor-server.ts' ? [] : auth);
     rows.push({
       variant: v.variant,
       ...(await measure(

@@ -246,7 +246,7 @@ export class ReadModel {
   /** Every vehicle of the city with its status now, derived from its calendar (the map of a city). */
   async statuses(city: string): Promise<VehicleNow[]> {
     await this.catchUp([city]);
-    const now = Date.now();
+    const now = this.inventory.clock.now();
     return [...this.vehiclesOf(city)].map((v) => ({
       id: v.id,
       hostId: v.hostId,
@@ -282,7 +282,7 @@ export class ReadModel {
       | [string, [string, string[]][]][]
       | null;
     const entries = res?.[0]?.[1] ?? [];
-    const horizon = Date.now() - KEEP_PAST_MS;
+    const horizon = this.inventory.clock.now() - KEEP_PAST_MS;
     const heard: StreamEvent[] = [];
     let reload = false;
     for (const [id, fields] of entries) {
@@ -358,7 +358,7 @@ export class ReadModel {
     const c = this.cities.get(city);
     const view = this.views.get(city);
     if (!c || !view) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-    const now = Date.now();
+    const now = this.inventory.clock.now();
     view.index ??= new CityIndex(view.vehicles.values());
     const index = view.index;
     const fits = (v: ReadVehicle) =>
