@@ -55,7 +55,10 @@ const NO_WAIT: ReadonlySet<ScriptName> = new Set(['replication_probe', 'rate_lim
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
 
 export function loadScriptSources(dir = LUA_DIR, clockOffsetMs = 0): Map<ScriptName, string> {
-  const core = withClockOffset(readFileSync(path.join(dir, 'includes', 'engine.lua'), 'utf8'), clockOffsetMs);
+  const core = withSmallCalendar(
+    withClockOffset(readFileSync(path.join(dir, 'includes', 'engine.lua'), 'utf8'), clockOffsetMs),
+    smallCalendarEntries,
+  );
   const files = new Set(
     readdirSync(dir)
       .filter((f) => f.endsWith('.lua'))
@@ -75,6 +78,25 @@ function withClockOffset(core: string, offsetMs: number): string {
   if (!CLOCK_LINE.test(core)) throw new Error('engine.lua lost its `local CLOCK_OFFSET_MS = 0` line');
   if (!Number.isSafeInteger(offsetMs)) throw new Error(`clock offset ${offsetMs} is not an integer`);
   return offsetMs === 0 ? core : core.replace(CLOCK_LINE, `local CLOCK_OFFSET_MS = ${offsetMs}`);
+}
+
+const SMALL_CALENDAR_LINE = /^local SMALL_CALENDAR = 8$/m;
+let smallCalendarEntries = 8;
+
+function withSmallCalendar(core: string, entries: number): string {
+  if (!SMALL_CALENDAR_LINE.test(core)) throw new Error('engine.lua lost its `local SMALL_CALENDAR = 8` line');
+  return entries === 8 ? core : core.replace(SMALL_CALENDAR_LINE, `local SMALL_CALENDAR = ${entries}`);
+}
+
+/**
+ * Tests only: calendars of at most `entries` entries are read whole (engine.lua, "Calendar");
+ * 0 sends every command through the calendar index, so a test exercises it with few entries.
+ * Applies to connections registered after the call.
+ */
+export function setSmallCalendarForTests(entries: number): void {
+  if (!Number.isSafeInteger(entries) || entries < 0) throw new Error(`small calendar ${entries}: a whole number >= 0`);
+  smallCalendarEntries = entries;
+  cachedSources = undefined;
 }
 
 /**

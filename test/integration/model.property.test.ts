@@ -3,6 +3,8 @@
  * Redis as in the reference model, command by command, and the same final calendars.
  * Windows sit on a 30-minute grid so overlaps, turnaround collisions and exact adjacency are
  * frequent; some start in the past (ops) so trips can start, run late or end early.
+ * Every command reads its calendar through the index here (SMALL_CALENDAR 0): the sequences are
+ * short, and a calendar that small is otherwise read whole.
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -10,6 +12,7 @@ import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import type { BlockReason } from '../../src/domain/calendar.ts';
 import { DomainError } from '../../src/domain/errors.ts';
+import { setSmallCalendarForTests } from '../../src/redis/scripts.ts';
 import type { CommandResult, Inventory } from '../../src/services/inventory.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import {
@@ -36,6 +39,7 @@ const MAX_HOLDS = 2;
 let server: RedisServer;
 let redis: Redis;
 before(async () => {
+  setSmallCalendarForTests(0);
   server = await startRedis();
   redis = connect(server.url);
 });

@@ -56,7 +56,6 @@ export function futureHour(aheadMs = HOUR): number {
   return Math.ceil((Date.now() + aheadMs) / HOUR) * HOUR;
 }
 
-/** Every key of the city with its DUMP bytes and TTL presence: equal snapshots = byte-for-byte equal. */
 /**
  * Every key of the city with its whole content in a canonical form (a hash's fields sorted, a
  * stream's entries with their ids) and whether it expires. Content, not DUMP bytes: a read may

@@ -11,12 +11,15 @@
 local from, to, buffer = num(ARGV[1], 'from'), num(ARGV[2], 'to'), num(ARGV[3], 'buffer')
 local free = {}
 for i = 0, #KEYS / 3 - 1 do
-  local head = redis.call('HMGET', KEYS[1 + 3 * i], 'listing', 'calReach')
+  local head = redis.call('HMGET', KEYS[1 + 3 * i], 'listing', 'calReach', 'calSize')
   if head[1] == 'active' then
     local docs
-    local reach = tonumber(head[2])
-    if reach == nil then
-      docs = redis.call('HVALS', KEYS[2 + 3 * i]) -- not indexed yet: the next command indexes it
+    local reach, size = tonumber(head[2]), tonumber(head[3])
+    if size == 0 then
+      docs = {}
+    elseif reach == nil or (size ~= nil and size <= SMALL_CALENDAR) then
+      -- Small, or not indexed yet (the next command indexes it): read whole.
+      docs = redis.call('HVALS', KEYS[2 + 3 * i])
     else
       local ids = redis.call('ZRANGEBYSCORE', KEYS[3 + 3 * i], STICKY, STICKY)
       for _, id in ipairs(redis.call('ZRANGEBYSCORE', KEYS[3 + 3 * i],

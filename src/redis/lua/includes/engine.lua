@@ -178,7 +178,11 @@ end
 -- occupies until now) and open-ended blocks. Every other indexed entry ends at most `calReach`
 -- (on the vehicle hash: the longest window the index has held) after its start, so whatever
 -- touches [from, to), turnaround included, starts in (from - buffer - reach, to + buffer).
+-- A calendar of at most SMALL_CALENDAR entries (`calSize` on the vehicle hash) is read whole
+-- instead: one HVALS costs less than the index's lookups. Both ways read every entry that
+-- matters; the index is kept either way. (Tests set SMALL_CALENDAR to 0: src/redis/scripts.ts.)
 local STICKY = -1
+local SMALL_CALENDAR = 8
 
 local function indexed(e)
   if e.kind == 'hold' then return e.status == 'held' end
@@ -252,7 +256,8 @@ local function index_calendar(ctx)
       if score ~= STICKY and e.to - e.from > ctx.reach then ctx.reach = e.to - e.from end
     end
   end
-  redis.call('HSET', ctx.vkey, 'calReach', ctx.reach)
+  ctx.size = #ctx.entries
+  redis.call('HSET', ctx.vkey, 'calReach', ctx.reach, 'calSize', ctx.size)
 end
 
 -- An entry of this vehicle by id (nil when it has none).
@@ -274,8 +279,11 @@ local function open_vehicle(vkey, calkey, idxkey, vid, buffer)
     ctx.old_status = ctx.vehicle.status
     ctx.old_category = ctx.vehicle.category
     ctx.reach = tonumber(ctx.vehicle.calReach)
+    ctx.size = tonumber(ctx.vehicle.calSize)
     if ctx.reach == nil then
       index_calendar(ctx)
+    elseif ctx.size ~= nil and ctx.size <= SMALL_CALENDAR then
+      read_all(ctx)
     else
       take(ctx, redis.call('ZRANGEBYSCORE', idxkey, STICKY, STICKY))
     end
@@ -422,8 +430,9 @@ local VEHICLE_FIELDS = { 'id', 'city', 'hostId', 'category', 'seats', 'transmiss
   'model', 'lat', 'lng', 'pricePerHour', 'listing', 'createdAt' }
 
 -- The vehicle hash and its place in the status-due schedule.
-local function write_vehicle(vkey, due_key, vid, v, status, due, reach)
-  local fields = { 'status', status, 'version', v.version, 'updatedAt', NOW, 'statusDue', due or '', 'calReach', reach }
+local function write_vehicle(vkey, due_key, vid, v, status, due, reach, size)
+  local fields = { 'status', status, 'version', v.version, 'updatedAt', NOW, 'statusDue', due or '',
+                   'calReach', reach, 'calSize', size }
   for _, f in ipairs(VEHICLE_FIELDS) do
     if v[f] ~= nil then
       table.insert(fields, f)
@@ -462,7 +471,8 @@ local function commit(ctx, shared)
   move_counters(shared.counters, ctx.old_category, ctx.old_status, v.category, status)
   v.status = status
   v.version = v.version + 1
-  write_vehicle(ctx.vkey, shared.due, ctx.vid, v, status, due, ctx.reach)
+  ctx.size = redis.call('HLEN', ctx.calkey)
+  write_vehicle(ctx.vkey, shared.due, ctx.vid, v, status, due, ctx.reach, ctx.size)
   -- Events carry the state they leave behind (the entry, or the vehicle), so a consumer can
   -- project the calendar exactly without reading Redis.
   local vstate = {}
