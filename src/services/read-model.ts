@@ -26,6 +26,7 @@ import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/e
 import type { Inventory } from './inventory.ts';
 import { survived } from '../log.ts';
 import { BusyIntervals, CityIndex } from './search-index.ts';
+import type { Ranked } from '../domain/ranking.ts';
 
 /** What the city index sorts and places by: a change here rebuilds it. */
 function specChanged(prior: ReadVehicle, state: Record<string, unknown>): boolean {
@@ -65,7 +66,9 @@ export interface SearchQuery {
   minSeats?: number;
   near?: { lat: number; lng: number };
   radiusKm?: number;
-  sort: 'distance' | 'price';
+  /** `for_you`: by `rank` (the caller's likelihood to book), best first; every free vehicle still listed. */
+  sort: 'distance' | 'price' | 'for_you';
+  rank?: (v: ReadVehicle) => Ranked;
   limit: number;
   /** Keyset: only what sorts after this (the previous page's last sort key and id). */
   after?: SearchKey;
@@ -85,6 +88,8 @@ export interface SearchHit {
   location: { lat: number; lng: number };
   pricePerHour: number;
   distanceKm?: number;
+  /** With sort=for_you: the score the page is ordered by, and why. */
+  forYou?: Ranked;
 }
 
 /** Events applied per read of a stream. */
@@ -238,6 +243,11 @@ export class ReadModel {
     );
   }
 
+  /** One vehicle as this model holds it. */
+  vehicle(city: string, id: string): ReadVehicle | undefined {
+    return this.views.get(city)?.vehicles.get(id);
+  }
+
   /** The city's vehicles as this model holds them (call `catchUp` first for read-your-writes). */
   vehiclesOf(city: string): Iterable<ReadVehicle> {
     return this.views.get(city)?.vehicles.values() ?? [];
@@ -369,7 +379,20 @@ export class ReadModel {
     // rest of the city: nearest-first from the kd-tree, or cheapest-first along the price order.
     // Keyset pages: a vehicle booked or freed between two pages never shifts the next one.
     const byDistance = !!q.near && q.sort === 'distance';
-    const keyOf = (v: ReadVehicle, d: number | undefined) => (byDistance ? (d ?? 0) : v.pricePerHour);
+    // for_you: ordered by score, best first (the key is minus the score, rounded so a cursor
+    // carries it exactly); scores are computed once per vehicle and search.
+    const rank = q.sort === 'for_you' ? q.rank : undefined;
+    const scores = new Map<string, Ranked>();
+    const rankOf = (v: ReadVehicle): Ranked => {
+      let r = scores.get(v.id);
+      if (!r && rank) {
+        r = rank(v);
+        scores.set(v.id, r);
+      }
+      return r ?? { score: 0, reasons: [] };
+    };
+    const keyOf = (v: ReadVehicle, d: number | undefined) =>
+      rank ? -Math.round(rankOf(v).score * 1e6) / 1e6 : byDistance ? (d ?? 0) : v.pricePerHour;
     const after = q.after;
     const beyond = (v: ReadVehicle, d: number | undefined) =>
       !after || keyOf(v, d) > after.key || (keyOf(v, d) === after.key && v.id > after.id);
@@ -383,6 +406,17 @@ export class ReadModel {
         const found = index.nearest(near, n, q.radiusKm, (v) => beyond(v, distanceKm(near, v)) && fits(v));
         for (const v of found) candidates.push({ v, d: distanceKm(near, v) });
         exhausted = found.length < n;
+        return;
+      }
+      if (rank) {
+        // Every free vehicle that fits, in the caller's order: personalisation orders, never hides.
+        for (const v of index.byPrice) {
+          const d = q.near ? distanceKm(q.near, v) : undefined;
+          if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
+          if (beyond(v, d) && fits(v)) candidates.push({ v, d });
+        }
+        candidates.sort((a, b) => keyOf(a.v, a.d) - keyOf(b.v, b.d) || (a.v.id < b.v.id ? -1 : 1));
+        exhausted = true;
         return;
       }
       for (let k = after ? index.firstAfterPrice(after) : 0; k < index.byPrice.length; k++) {
@@ -428,6 +462,7 @@ export class ReadModel {
           location: { lat: v.lat, lng: v.lng },
           pricePerHour: v.pricePerHour,
           ...(d === undefined ? {} : { distanceKm: Math.round(d * 1000) / 1000 }),
+          ...(rank ? { forYou: rankOf(v) } : {}),
         });
       }
     }

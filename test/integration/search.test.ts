@@ -141,6 +141,61 @@ describe('availability search', () => {
     assert.equal(res.status, 404);
   });
 
+  test('sort=for_you: the preferred category first when free, reasons given, every free vehicle still listed', async () => {
+    const t = futureHour() + 300 * HOUR;
+    const suvs = vehicles.filter((v) => v.category === 'suv');
+    // Their history: three SUV trips (far from the searched window) and a hatchback.
+    for (const [i, v] of [suvs[0], suvs[1], suvs[2], vehicles.find((x) => x.category === 'hatchback')].entries())
+      await inv.book({
+        vehicleId: v!.id,
+        customerId: 'suv-lover',
+        from: t + (50 + 10 * i) * HOUR,
+        to: t + (52 + 10 * i) * HOUR,
+      });
+    await readModel.catchUp([city.id]);
+    const lover = await mintToken(SECRET, { sub: 'suv-lover', role: 'customer' });
+    const window = { from: iso(t), to: iso(t + 2 * HOUR) };
+    const pages: (Hit & { forYou?: { score: number; reasons: string[] } })[][] = [];
+    let cursor: string | null = null;
+    do {
+      const res: Response = await fetch(
+        `${base}/v1/cities/${city.id}/availability?${new URLSearchParams({ ...window, sort: 'for_you', limit: '7', ...(cursor ? { cursor } : {}) })}`,
+        { headers: { authorization: `Bearer ${lover}` } },
+      );
+      assert.equal(res.status, 200);
+      const body = (await res.json()) as {
+        vehicles: (Hit & { forYou?: { score: number; reasons: string[] } })[];
+        cursor: string | null;
+      };
+      pages.push(body.vehicles);
+      cursor = body.cursor;
+    } while (cursor && pages.length < 20);
+    const ranked = pages.flat();
+    assert.equal(ranked[0]?.category, 'suv', 'their category first');
+    assert.ok(ranked[0]?.forYou?.reasons.some((r) => r.startsWith('suv: 3 of your 4 trips')));
+    const scores = ranked.map((h) => h.forYou?.score ?? Number.NaN);
+    assert.deepEqual(
+      scores,
+      [...scores].sort((a, b) => b - a),
+      'best first, across pages',
+    );
+    const byPrice = await search({ ...window, limit: '100' });
+    assert.deepEqual(
+      ranked.map((h) => h.vehicleId).sort(),
+      byPrice.vehicles.map((h) => h.vehicleId).sort(),
+      'the same vehicles as any other order: none hidden, none repeated',
+    );
+    // Only a customer has a profile to rank by.
+    const host = await mintToken(SECRET, { sub: 'h', role: 'host', hostId: 'host-1' });
+    const refused = await fetch(
+      `${base}/v1/cities/${city.id}/availability?${new URLSearchParams({ ...window, sort: 'for_you' })}`,
+      {
+        headers: { authorization: `Bearer ${host}` },
+      },
+    );
+    assert.equal(refused.status, 403);
+  });
+
   test('keyset pages: a vehicle booked between two pages neither repeats nor hides another', async () => {
     const t = futureHour(1200 * HOUR);
     const window = { from: iso(t), to: iso(t + HOUR) };

@@ -2112,7 +2112,8 @@ export interface paths {
           near?: string;
           /** @description with near: only vehicles within this distance */
           radiusKm?: string;
-          sort?: "distance" | "price";
+          /** @description for_you (customers): ordered by how likely the caller is to book each vehicle, from their past trips, with the reasons; every free vehicle is still listed */
+          sort?: "distance" | "price" | "for_you";
           /** @description 1 to 100 (default 20) */
           limit?: string;
           /** @description from the previous page (opaque) */
@@ -2141,6 +2142,11 @@ export interface paths {
                   };
                   pricePerHour: number;
                   distanceKm?: number;
+                  /** @description sort=for_you: the log-likelihood the page is ordered by, and its parts in words */
+                  forYou?: {
+                    score: number;
+                    reasons: string[];
+                  };
                 }[];
               cursor: string | null;
             };
@@ -2154,6 +2160,12 @@ export interface paths {
         };
         /** @description RFC 9457 problem details with a stable `code` */
         401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
           content: {
             "application/json": components["schemas"]["def-0"];
           };

@@ -7,6 +7,10 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import { decodeCursor, encodeCursor } from '../../domain/cursor.ts';
 import { IsoTime, toMs } from '../schemas.ts';
+import { requireRole } from '../authorize.ts';
+import { forYou, type Ranked } from '../../domain/ranking.ts';
+import { CustomerProfiles } from '../../services/profiles.ts';
+import type { ReadVehicle } from '../../services/read-model.ts';
 
 const problem = { $ref: 'Problem#' } as const;
 
@@ -27,7 +31,12 @@ const Query = Type.Object(
       Type.String({ pattern: '^-?[0-9]{1,2}(\\.[0-9]{1,8})?,-?[0-9]{1,3}(\\.[0-9]{1,8})?$', description: 'lat,lng' }),
     ),
     radiusKm: Type.Optional(digits(4, 'with near: only vehicles within this distance')),
-    sort: Type.Optional(Type.Union([Type.Literal('distance'), Type.Literal('price')])),
+    sort: Type.Optional(
+      Type.Union([Type.Literal('distance'), Type.Literal('price'), Type.Literal('for_you')], {
+        description:
+          "for_you (customers): ordered by how likely the caller is to book each vehicle, from their past trips, with the reasons; every free vehicle is still listed",
+      }),
+    ),
     limit: Type.Optional(Type.String({ pattern: '^(?:[1-9][0-9]?|100)$', description: '1 to 100 (default 20)' })),
     cursor: Type.Optional(
       Type.String({ maxLength: 200, pattern: '^[A-Za-z0-9_-]+$', description: 'from the previous page (opaque)' }),
@@ -47,9 +56,16 @@ const Hit = Type.Object({
   location: Type.Object({ lat: Type.Number(), lng: Type.Number() }),
   pricePerHour: Type.Number(),
   distanceKm: Type.Optional(Type.Number()),
+  forYou: Type.Optional(
+    Type.Object(
+      { score: Type.Number(), reasons: Type.Array(Type.String()) },
+      { description: 'sort=for_you: the log-likelihood the page is ordered by, and its parts in words' },
+    ),
+  ),
 });
 
-export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { readModel }) => {
+export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { readModel, pool }) => {
+  const profiles = readModel ? new CustomerProfiles(readModel, pool) : undefined;
   app.get(
     '/v1/cities/:city/availability',
     {
@@ -62,6 +78,7 @@ export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { re
           200: Type.Object({ vehicles: Type.Array(Hit), cursor: Type.Union([Type.String(), Type.Null()]) }),
           400: problem,
           401: problem,
+          403: problem,
           404: problem,
           503: problem,
         },
@@ -77,10 +94,19 @@ export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { re
       const [lat, lng] = q.near ? q.near.split(',').map(Number) : [];
       if (lat !== undefined && (Math.abs(lat) > 90 || Math.abs(lng ?? 0) > 180))
         throw new DomainError('VALIDATION', 'near must be a valid lat,lng', { field: 'near' });
+      let rank: ((v: ReadVehicle) => Ranked) | undefined;
+      if (q.sort === 'for_you') {
+        // The ranking is the caller's own: only a customer has trips to learn from.
+        requireRole(request.actor, 'customer');
+        if (!profiles) throw new DomainError('UNAVAILABLE', 'search is not enabled in this process');
+        const profile = await profiles.profile(request.actor.id);
+        rank = (v) => forYou(profile, v);
+      }
       const { hits, next } = await readModel.search(request.params.city, {
         from,
         to,
         sort: q.sort ?? (q.near ? 'distance' : 'price'),
+        ...(rank ? { rank } : {}),
         limit: Number(q.limit ?? 20),
         ...(q.cursor ? { after: decodeCursor(q.cursor) } : {}),
         ...(q.category ? { category: q.category, orBetter: q.orBetter === 'true' } : {}),
