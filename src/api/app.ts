@@ -21,7 +21,13 @@ import { blockRoutes, fleetRoutes, listingRoutes, vehicleRoutes } from './routes
 import { eventRoutes } from './routes/events.ts';
 import { searchRoutes } from './routes/search.ts';
 import { batchRoutes } from './routes/batch.ts';
-import { citiesAnalyticsRoutes, conflictsAnalyticsRoutes, utilizationAnalyticsRoutes } from './routes/analytics.ts';
+import {
+  citiesAnalyticsRoutes,
+  conflictsAnalyticsRoutes,
+  forecastAnalyticsRoutes,
+  utilizationAnalyticsRoutes,
+} from './routes/analytics.ts';
+import { ForecastDesk, SearchDemandLog } from '../services/forecast.ts';
 import { icalRoutes } from './routes/calendar-ics.ts';
 import { offerRoutes } from './routes/offers.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -64,6 +70,7 @@ const V1_ROUTES = [
   conflictsAnalyticsRoutes,
   utilizationAnalyticsRoutes,
   citiesAnalyticsRoutes,
+  forecastAnalyticsRoutes,
   offerRoutes,
   icalRoutes,
   liveRoutes,
@@ -207,11 +214,25 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   app.decorate('live', live);
 
-  await app.register(operationsRoutes, deps);
-  await app.register(gbfsRoutes, deps);
-  await app.register(consoleRoutes, deps);
+  // Prediction (docs/prediction.md): forecasts read the replica when there is one; searches are
+  // counted into the primary.
+  const analyticsPool = deps.replicaPool ?? deps.pool;
+  const forecasts =
+    deps.forecasts ??
+    (analyticsPool ? new ForecastDesk(analyticsPool, (id) => deps.inventory.cities.get(id)) : undefined);
+  const searchDemand = deps.searchDemand ?? (deps.pool ? new SearchDemandLog(deps.pool) : undefined);
+  if (searchDemand && !deps.searchDemand) app.addHook('onClose', async () => searchDemand.close().catch(() => {}));
+  const routeDeps: AppDeps = {
+    ...deps,
+    ...(forecasts ? { forecasts } : {}),
+    ...(searchDemand ? { searchDemand } : {}),
+  };
+
+  await app.register(operationsRoutes, routeDeps);
+  await app.register(gbfsRoutes, routeDeps);
+  await app.register(consoleRoutes, routeDeps);
   await app.register(async (v1) => {
-    for (const routes of V1_ROUTES) await v1.register(routes, deps);
+    for (const routes of V1_ROUTES) await v1.register(routes, routeDeps);
   });
   return app;
 }

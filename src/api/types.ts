@@ -12,6 +12,7 @@ import type { RedisConnection } from '../redis/scripts.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import type { Inventory } from '../services/inventory.ts';
 import type { WebhookDesk } from '../services/webhooks.ts';
+import type { ForecastDesk, SearchDemandLog } from '../services/forecast.ts';
 import type { ReadModel } from '../services/read-model.ts';
 import type { CityLag } from '../workers/sync.ts';
 import type { Actor, Scope } from './auth.ts';
@@ -54,6 +55,10 @@ export interface AppDeps {
   live?: LiveOptions;
   /** Connection limits (HTTP_* in the environment; docs/api.md, "Limits"). */
   http?: Partial<HttpLimits>;
+  /** Demand forecasts (needs PostgreSQL); built by buildApp from `replicaPool ?? pool` when absent. */
+  forecasts?: ForecastDesk;
+  /** Counts searches for the forecast's unserved demand (needs PostgreSQL); built by buildApp likewise. */
+  searchDemand?: SearchDemandLog;
   /** How Redis is deployed and how many replicas confirm each write (shown by /readyz). */
   redisTopology?: { mode: string; syncReplicas: number };
 }

@@ -62,7 +62,8 @@ function unavailable(err: unknown): boolean {
   );
 }
 
-async function query<R extends pg.QueryResultRow>(db: pg.Pool, sql: string, params: unknown[]): Promise<R[]> {
+/** A read for analytics: the rows, or UNAVAILABLE (503) when the database cannot be reached. */
+export async function query<R extends pg.QueryResultRow>(db: pg.Pool, sql: string, params: unknown[]): Promise<R[]> {
   try {
     return (await db.query<R>(sql, params)).rows;
   } catch (err) {

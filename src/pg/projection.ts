@@ -11,7 +11,6 @@ import { MalformedEventError, type StreamEvent } from '../redis/events.ts';
 import { survived } from '../log.ts';
 import { metrics } from '../metrics.ts';
 
-
 /** What a batch leaves behind, collapsed: the last state of each vehicle and entry, and the conflict facts. */
 interface BatchStates {
   vehicleDocs: Map<string, Record<string, unknown>>;

@@ -264,11 +264,7 @@ export class ConflictDesk {
           const raw = await runScript(
             this.redis,
             'mark_conflicted',
-            [
-              ...keys.vehicleKeys(city, vehicleId),
-              ...this.cityKeys(city),
-              keys.noIdempotency(city),
-            ],
+            [...keys.vehicleKeys(city, vehicleId), ...this.cityKeys(city), keys.noIdempotency(city)],
             [randomUUID(), '', city, vehicleId, turnaround, b.id],
           );
           if (commandReply<{ outcome: string }>(raw).out.outcome === 'conflicted') conflicted.push(b.id);

@@ -477,12 +477,7 @@ export class Inventory {
 
   async getVehicleState(vehicleId: string): Promise<VehicleState> {
     const city = this.cityOf(vehicleId, 'vehicle');
-    const raw = await runScript(
-      this.redis,
-      'vehicle_state',
-      keys.vehicleKeys(city, vehicleId),
-      [],
-    );
+    const raw = await runScript(this.redis, 'vehicle_state', keys.vehicleKeys(city, vehicleId), []);
     if (raw === null)
       throw new DomainError('NOT_FOUND', `vehicle ${vehicleId} not found`, { entity: 'vehicle', id: vehicleId });
     const s = fromScript<{

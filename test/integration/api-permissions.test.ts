@@ -160,6 +160,7 @@ function request(op: { method: string; path: string }, own: boolean): { path: st
     '/v1/events': `?city=${city.id}`,
     '/v1/analytics/utilization': `?city=${city.id}&from=${later.from}&to=${later.to}&granularity=hour`,
     '/v1/analytics/conflicts': `?from=${later.from}&to=${later.to}`,
+    '/v1/analytics/forecast': `?city=${city.id}`,
   };
   const bodies: Record<string, unknown> = {
     'POST /v1/holds': { vehicleId: own ? ids.vehA : ids.vehB, ...later },

@@ -2149,6 +2149,8 @@ export interface paths {
                   };
                 }[];
               cursor: string | null;
+              /** @description by the latest demand forecast, the category asked for (or every category) is predicted ≥ 90% in use during the window (absent: no forecast yet) */
+              likelyToSellOut?: boolean;
             };
           };
         };
@@ -2708,6 +2710,105 @@ export interface paths {
         };
         /** @description RFC 9457 problem details with a stable `code` */
         403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/analytics/forecast": {
+    /**
+     * Predicted utilization per category and hour, shortfalls and suggested fleet moves (docs/prediction.md)
+     * @description From the last five weeks of bookings and of searches that found too little: a weekly seasonal baseline times the recent trend, per area of the city and category; with its backtested accuracy. Cached 5 minutes.
+     */
+    get: {
+      parameters: {
+        query: {
+          city: string;
+          /** @description 1 to 168 (default 24) */
+          horizonHours?: string;
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              city: string;
+              generatedAt: string;
+              horizonHours: number;
+              historyWeeks: number;
+              categories: {
+                  category: string;
+                  fleet: number;
+                  byArea: {
+                      area: string;
+                      fleet: number;
+                      peakUtilization: number;
+                    }[];
+                  hours: {
+                      start: string;
+                      inUse: number;
+                      utilization: number;
+                      unservedSearches: number;
+                    }[];
+                }[];
+              /** @description the first hour each category sells out (≥ 90% predicted in use) in each area */
+              shortfalls: {
+                  category: string;
+                  area: string;
+                  start: string;
+                  utilization: number;
+                  fleet: number;
+                }[];
+              /** @description vehicles an area with room (under 60% predicted) could send to one about to sell out */
+              moves: {
+                  category: string;
+                  from: string;
+                  to: string;
+                  vehicles: number;
+                  by: string;
+                  reason: string;
+                }[];
+              /** @description backtest on the same history: this forecast against the same hour last week */
+              accuracy: {
+                  horizonHours: number;
+                  mape: number;
+                  bias: number;
+                  naiveMape: number;
+                  naiveBias: number;
+                  points: number;
+                }[];
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        400: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
           content: {
             "application/json": components["schemas"]["def-0"];
           };

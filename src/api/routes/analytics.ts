@@ -356,3 +356,91 @@ export const citiesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
     },
   );
 };
+
+const ForecastHour = Type.Object({
+  start: Type.String(),
+  inUse: Type.Number(),
+  utilization: Type.Number(),
+  unservedSearches: Type.Number(),
+});
+const CityForecast = Type.Object({
+  city: Type.String(),
+  generatedAt: Type.String(),
+  horizonHours: Type.Integer(),
+  historyWeeks: Type.Integer(),
+  categories: Type.Array(
+    Type.Object({
+      category: Type.String(),
+      fleet: Type.Integer(),
+      byArea: Type.Array(Type.Object({ area: Type.String(), fleet: Type.Integer(), peakUtilization: Type.Number() })),
+      hours: Type.Array(ForecastHour),
+    }),
+  ),
+  shortfalls: Type.Array(
+    Type.Object({
+      category: Type.String(),
+      area: Type.String(),
+      start: Type.String(),
+      utilization: Type.Number(),
+      fleet: Type.Integer(),
+    }),
+    { description: 'the first hour each category sells out (≥ 90% predicted in use) in each area' },
+  ),
+  moves: Type.Array(
+    Type.Object({
+      category: Type.String(),
+      from: Type.String(),
+      to: Type.String(),
+      vehicles: Type.Integer(),
+      by: Type.String(),
+      reason: Type.String(),
+    }),
+    { description: 'vehicles an area with room (under 60% predicted) could send to one about to sell out' },
+  ),
+  accuracy: Type.Array(
+    Type.Object({
+      horizonHours: Type.Integer(),
+      mape: Type.Number(),
+      bias: Type.Number(),
+      naiveMape: Type.Number(),
+      naiveBias: Type.Number(),
+      points: Type.Integer(),
+    }),
+    { description: 'backtest on the same history: this forecast against the same hour last week' },
+  ),
+});
+
+/** Predicted utilization, shortfalls and suggested fleet moves (PostgreSQL history, cached 5 min). */
+export const forecastAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+  app.get(
+    '/v1/analytics/forecast',
+    {
+      config: { scope: 'analytics:read' },
+      schema: {
+        tags: ['analytics'],
+        summary:
+          'Predicted utilization per category and hour, shortfalls and suggested fleet moves (docs/prediction.md)',
+        description:
+          'From the last five weeks of bookings and of searches that found too little: a weekly seasonal baseline times the recent trend, per area of the city and category; with its backtested accuracy. Cached 5 minutes.',
+        querystring: Type.Object(
+          {
+            city: Type.String({ pattern: '^[a-z0-9]{2,16}$' }),
+            horizonHours: Type.Optional(
+              Type.String({ pattern: '^(?:[1-9][0-9]?|1[0-5][0-9]|16[0-8])$', description: '1 to 168 (default 24)' }),
+            ),
+          },
+          { additionalProperties: false },
+        ),
+        response: { 200: CityForecast, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+      },
+    },
+    async (request) => {
+      requireRole(request.actor, 'ops', 'admin');
+      const { city } = request.query;
+      servedCity(deps, city, request.actor);
+      if (!deps.forecasts)
+        throw new DomainError('UNAVAILABLE', 'forecasts need PostgreSQL, and none is configured in this process');
+      return await deps.forecasts.get(city, Number(request.query.horizonHours ?? 24));
+    },
+  );
+};

@@ -34,7 +34,7 @@ const Query = Type.Object(
     sort: Type.Optional(
       Type.Union([Type.Literal('distance'), Type.Literal('price'), Type.Literal('for_you')], {
         description:
-          "for_you (customers): ordered by how likely the caller is to book each vehicle, from their past trips, with the reasons; every free vehicle is still listed",
+          'for_you (customers): ordered by how likely the caller is to book each vehicle, from their past trips, with the reasons; every free vehicle is still listed',
       }),
     ),
     limit: Type.Optional(Type.String({ pattern: '^(?:[1-9][0-9]?|100)$', description: '1 to 100 (default 20)' })),
@@ -64,7 +64,10 @@ const Hit = Type.Object({
   ),
 });
 
-export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { readModel, pool }) => {
+export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
+  app,
+  { readModel, pool, forecasts, searchDemand },
+) => {
   const profiles = readModel ? new CustomerProfiles(readModel, pool) : undefined;
   app.get(
     '/v1/cities/:city/availability',
@@ -75,7 +78,16 @@ export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { re
         params: Type.Object({ city: Type.String({ pattern: '^[a-z0-9]{2,16}$' }) }),
         querystring: Query,
         response: {
-          200: Type.Object({ vehicles: Type.Array(Hit), cursor: Type.Union([Type.String(), Type.Null()]) }),
+          200: Type.Object({
+            vehicles: Type.Array(Hit),
+            cursor: Type.Union([Type.String(), Type.Null()]),
+            likelyToSellOut: Type.Optional(
+              Type.Boolean({
+                description:
+                  'by the latest demand forecast, the category asked for (or every category) is predicted ≥ 90% in use during the window (absent: no forecast yet)',
+              }),
+            ),
+          }),
           400: problem,
           401: problem,
           403: problem,
@@ -114,7 +126,15 @@ export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { re
         ...(lat !== undefined && lng !== undefined ? { near: { lat, lng } } : {}),
         ...(q.radiusKm ? { radiusKm: Number(q.radiusKm) } : {}),
       });
-      return { vehicles: hits, cursor: next ? encodeCursor(next) : null };
+      const limit = Number(q.limit ?? 20);
+      // A first page that found fewer than it asked for is demand the city did not serve.
+      if (!q.cursor) searchDemand?.record(request.params.city, q.category, from, hits.length, limit);
+      const sellOut = forecasts?.likelyToSellOut(request.params.city, from, to, q.category);
+      return {
+        vehicles: hits,
+        cursor: next ? encodeCursor(next) : null,
+        ...(sellOut !== undefined ? { likelyToSellOut: sellOut } : {}),
+      };
     },
   );
 };

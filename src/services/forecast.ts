@@ -1,0 +1,317 @@
+/**
+ * Demand and availability forecast per city × area × category × hour (docs/prediction.md): the
+ * hourly series of vehicles in use (bookings, from PostgreSQL) and of searches that went unserved
+ * (`search_demand`, written by `SearchDemandLog`), forecast by the weekly seasonal baseline times
+ * the recent trend (src/domain/forecast.ts), turned into predicted utilization, shortfalls and
+ * suggested fleet moves between the city's areas; its accuracy backtested on the same history
+ * against the naive last-week forecast.
+ */
+import type pg from 'pg';
+import { DomainError } from '../domain/errors.ts';
+import { query } from '../pg/analytics.ts';
+import { backtest, forecast, naiveLastWeek, WEEK_HOURS, type Accuracy } from '../domain/forecast.ts';
+import type { City } from '../domain/cities.ts';
+import { CATEGORIES, type Category } from '../domain/vehicle.ts';
+
+const HOUR = 3_600_000;
+/** Predicted utilization from which an hour is a shortfall (the category is about to sell out). */
+export const SELL_OUT_UTILIZATION = 0.9;
+/** Predicted utilization under which an area can spare vehicles of a category. */
+const SLACK_UTILIZATION = 0.6;
+
+/** A city's four areas: north-east, north-west, south-east, south-west of its centre. */
+export type Area = 'NE' | 'NW' | 'SE' | 'SW';
+const AREAS: readonly Area[] = ['NE', 'NW', 'SE', 'SW'];
+export function areaOf(city: City, p: { lat: number; lng: number }): Area {
+  return `${p.lat >= city.center.lat ? 'N' : 'S'}${p.lng >= city.center.lng ? 'E' : 'W'}` as Area;
+}
+
+export interface ForecastHour {
+  start: string;
+  /** Vehicles predicted in use, of the fleet. */
+  inUse: number;
+  utilization: number;
+  /** Searches predicted to find fewer vehicles than they asked for. */
+  unservedSearches: number;
+}
+
+export interface CategoryForecast {
+  category: Category;
+  fleet: number;
+  byArea: { area: Area; fleet: number; peakUtilization: number }[];
+  hours: ForecastHour[];
+}
+
+export interface Shortfall {
+  category: Category;
+  area: Area;
+  start: string;
+  utilization: number;
+  fleet: number;
+}
+
+export interface FleetMove {
+  category: Category;
+  from: Area;
+  to: Area;
+  vehicles: number;
+  by: string;
+  reason: string;
+}
+
+export interface CityForecast {
+  city: string;
+  generatedAt: string;
+  horizonHours: number;
+  historyWeeks: number;
+  categories: CategoryForecast[];
+  shortfalls: Shortfall[];
+  moves: FleetMove[];
+  /** Backtest of the city's hourly vehicles-in-use, against the naive last-week forecast. */
+  accuracy: (Accuracy & { naiveMape: number; naiveBias: number })[];
+}
+
+const round3 = (x: number) => Math.round(x * 1000) / 1000;
+
+export class ForecastDesk {
+  private readonly cache = new Map<string, { at: number; value: Promise<CityForecast> }>();
+
+  constructor(
+    private readonly db: pg.Pool,
+    private readonly cityOf: (id: string) => City | undefined,
+    private readonly ttlMs = 5 * 60_000,
+    private readonly historyWeeks = 5,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /** The city's forecast, computed at most once per `ttlMs` (its history changes slowly). */
+  async get(cityId: string, horizonHours: number): Promise<CityForecast> {
+    const key = `${cityId}|${horizonHours}`;
+    const hit = this.cache.get(key);
+    if (hit && this.now() - hit.at < this.ttlMs) return hit.value;
+    const value = this.compute(cityId, horizonHours);
+    this.cache.set(key, { at: this.now(), value });
+    value.catch(() => this.cache.delete(key));
+    return value;
+  }
+
+  /**
+   * The city's latest week-ahead forecast without waiting (search asks on its hot path): the last
+   * one computed, if any, and a fresh one is started in the background once it is `ttlMs` old.
+   */
+  peek(cityId: string): CityForecast | undefined {
+    const last = this.settled.get(`${cityId}|168`);
+    if (!last || this.now() - Date.parse(last.generatedAt) >= this.ttlMs) void this.get(cityId, 168).catch(() => {});
+    return last;
+  }
+
+  private readonly settled = new Map<string, CityForecast>();
+
+  private async compute(cityId: string, horizonHours: number): Promise<CityForecast> {
+    const city = this.cityOf(cityId);
+    if (!city) throw new DomainError('NOT_FOUND', `city ${cityId} not found`, { entity: 'city', id: cityId });
+    const end = Math.floor(this.now() / HOUR) * HOUR;
+    const start = end - this.historyWeeks * WEEK_HOURS * HOUR;
+    const n = (end - start) / HOUR;
+    const series = new Map<string, number[]>();
+    const seriesOf = (k: string) => {
+      let s = series.get(k);
+      if (!s) {
+        s = new Array<number>(n).fill(0);
+        series.set(k, s);
+      }
+      return s;
+    };
+    const fleet = new Map<string, number>();
+    const vehicles = await query<{ category: string; lat: number; lng: number }>(
+      this.db,
+      "SELECT category, lat, lng FROM vehicles WHERE city = $1 AND listing = 'active'",
+      [cityId],
+    );
+    for (const v of vehicles) {
+      const k = `${v.category}|${areaOf(city, v)}`;
+      fleet.set(k, (fleet.get(k) ?? 0) + 1);
+    }
+    // Vehicles in use per hour: each booking's share of every hour it covers.
+    const bookings = await query<{ category: string; lat: number; lng: number; a: string; b: string }>(
+      this.db,
+      `SELECT v.category, v.lat, v.lng, (extract(epoch FROM lower(k.period)) * 1000)::bigint AS a,
+              (extract(epoch FROM upper(k.period)) * 1000)::bigint AS b
+       FROM bookings k JOIN vehicles v ON v.id = k.vehicle_id
+       WHERE k.city = $1 AND k.status IN ('confirmed', 'active', 'completed')
+         AND k.period && tstzrange(to_timestamp($2::float8 / 1000), to_timestamp($3::float8 / 1000))`,
+      [cityId, start, end],
+    );
+    for (const r of bookings) {
+      const s = seriesOf(`${r.category}|${areaOf(city, r)}`);
+      const a = Math.max(start, Number(r.a));
+      const b = Math.min(end, Number(r.b));
+      for (let t = Math.floor(a / HOUR) * HOUR; t < b; t += HOUR) {
+        const i = (t - start) / HOUR;
+        if (i >= 0 && i < n) s[i] = (s[i] ?? 0) + (Math.min(b, t + HOUR) - Math.max(a, t)) / HOUR;
+      }
+    }
+    const unserved = new Map<string, number[]>();
+    const demand = await query<{ category: string; h: string; short: number }>(
+      this.db,
+      `SELECT category, (extract(epoch FROM hour) * 1000)::bigint AS h, short FROM search_demand
+       WHERE city = $1 AND hour >= to_timestamp($2::float8 / 1000) AND hour < to_timestamp($3::float8 / 1000)`,
+      [cityId, start, end],
+    );
+    for (const d of demand) {
+      let s = unserved.get(d.category);
+      if (!s) {
+        s = new Array<number>(n).fill(0);
+        unserved.set(d.category, s);
+      }
+      const i = (Number(d.h) - start) / HOUR;
+      if (i >= 0 && i < n) s[i] = (s[i] ?? 0) + d.short;
+    }
+    const hourIso = (h: number) => new Date(end + h * HOUR).toISOString();
+    const categories: CategoryForecast[] = [];
+    const shortfalls: Shortfall[] = [];
+    const moves: FleetMove[] = [];
+    const total = new Array<number>(n).fill(0);
+    for (const category of CATEGORIES) {
+      const perArea = AREAS.map((area) => {
+        const s = series.get(`${category}|${area}`) ?? new Array<number>(n).fill(0);
+        s.forEach((x, i) => {
+          total[i] = (total[i] ?? 0) + x;
+        });
+        return { area, fleet: fleet.get(`${category}|${area}`) ?? 0, f: forecast(s, horizonHours).values };
+      });
+      const catFleet = perArea.reduce((a, x) => a + x.fleet, 0);
+      const unservedF = forecast(unserved.get(category) ?? [], horizonHours).values;
+      // `any`: searches without a category count towards every category's unserved demand share.
+      const anyF = forecast(unserved.get('any') ?? [], horizonHours).values;
+      if (catFleet === 0 && unservedF.every((x) => x === 0)) continue;
+      const hours: ForecastHour[] = [];
+      for (let h = 0; h < horizonHours; h++) {
+        const inUse = Math.min(
+          catFleet,
+          perArea.reduce((a, x) => a + Math.min(x.fleet, x.f[h] ?? 0), 0),
+        );
+        hours.push({
+          start: hourIso(h),
+          inUse: round3(inUse),
+          utilization: catFleet ? round3(inUse / catFleet) : 1,
+          unservedSearches: round3((unservedF[h] ?? 0) + (anyF[h] ?? 0) / CATEGORIES.length),
+        });
+      }
+      const byArea = perArea.map((x) => ({
+        area: x.area,
+        fleet: x.fleet,
+        peakUtilization: x.fleet ? round3(Math.min(1, Math.max(0, ...x.f.map((v) => v / x.fleet)))) : 0,
+      }));
+      categories.push({ category, fleet: catFleet, byArea, hours });
+      // Per area: the first hour it sells out, and which areas have room then.
+      for (const x of perArea) {
+        if (x.fleet === 0) continue;
+        const h = x.f.findIndex((v) => v / x.fleet >= SELL_OUT_UTILIZATION);
+        if (h < 0) continue;
+        const utilization = round3(Math.min(1, (x.f[h] ?? 0) / x.fleet));
+        shortfalls.push({ category, area: x.area, start: hourIso(h), utilization, fleet: x.fleet });
+        const needed = Math.max(1, Math.ceil((x.f[h] ?? 0) - SELL_OUT_UTILIZATION * x.fleet + 1));
+        for (const y of perArea) {
+          if (y.area === x.area || y.fleet === 0) continue;
+          const spare = Math.floor(y.fleet * SLACK_UTILIZATION - (y.f[h] ?? 0));
+          if (spare <= 0) continue;
+          const k = Math.min(spare, needed);
+          moves.push({
+            category,
+            from: y.area,
+            to: x.area,
+            vehicles: k,
+            by: hourIso(h),
+            reason: `${category} in ${x.area} reaches ${Math.round(utilization * 100)}% at ${hourIso(h)}; ${y.area} is at ${Math.round(((y.f[h] ?? 0) / y.fleet) * 100)}% then`,
+          });
+          break;
+        }
+      }
+    }
+    const horizons = [1, 24, 168].filter((h) => n >= 4 * WEEK_HOURS + h);
+    const ours = backtest(total, horizons, (s, k) => forecast(s, k).values);
+    const naive = backtest(total, horizons, naiveLastWeek);
+    const value: CityForecast = {
+      city: cityId,
+      generatedAt: new Date(this.now()).toISOString(),
+      horizonHours,
+      historyWeeks: this.historyWeeks,
+      categories,
+      shortfalls,
+      moves,
+      accuracy: ours.map((a, i) => ({
+        ...a,
+        mape: round3(a.mape),
+        bias: round3(a.bias),
+        naiveMape: round3(naive[i]?.mape ?? 0),
+        naiveBias: round3(naive[i]?.bias ?? 0),
+      })),
+    };
+    this.settled.set(`${cityId}|${horizonHours}`, value);
+    return value;
+  }
+
+  /** Will the category (or the whole city) sell out during [from, to), by the latest forecast? */
+  likelyToSellOut(cityId: string, from: number, to: number, category?: Category): boolean | undefined {
+    const f = this.peek(cityId);
+    if (!f) return undefined;
+    const cats = f.categories.filter((c) => !category || c.category === category);
+    if (cats.length === 0) return undefined;
+    return cats.every((c) =>
+      c.hours.some((h) => {
+        const t = Date.parse(h.start);
+        return t + HOUR > from && t < to && h.utilization >= SELL_OUT_UTILIZATION;
+      }),
+    );
+  }
+}
+
+/**
+ * Searches, counted per city, category and hour of the window asked for, and written to
+ * `search_demand` set-wise every `flushMs`: the forecast's unserved demand. A search that found
+ * fewer vehicles than it asked for is `short`; none, `empty`.
+ */
+export class SearchDemandLog {
+  private counts = new Map<string, { searches: number; short: number; empty: number }>();
+  private readonly timer: NodeJS.Timeout;
+
+  constructor(
+    private readonly db: pg.Pool,
+    flushMs = 5_000,
+  ) {
+    this.timer = setInterval(() => void this.flush().catch(() => {}), flushMs);
+    this.timer.unref();
+  }
+
+  record(city: string, category: string | undefined, from: number, found: number, asked: number): void {
+    const key = `${city}|${category ?? 'any'}|${Math.floor(from / HOUR) * HOUR}`;
+    const c = this.counts.get(key) ?? { searches: 0, short: 0, empty: 0 };
+    c.searches++;
+    if (found < asked) c.short++;
+    if (found === 0) c.empty++;
+    this.counts.set(key, c);
+  }
+
+  async flush(): Promise<void> {
+    if (this.counts.size === 0) return;
+    const rows = [...this.counts].map(([k, c]) => {
+      const [city, category, hour] = k.split('|');
+      return { city, category, hour: Number(hour), ...c };
+    });
+    this.counts = new Map();
+    await this.db.query(
+      `INSERT INTO search_demand (city, category, hour, searches, short, empty)
+       SELECT x.city, x.category, to_timestamp(x.hour::float8 / 1000), x.searches, x.short, x.empty
+       FROM jsonb_to_recordset($1::jsonb) AS x(city text, category text, hour bigint, searches int, short int, empty int)
+       ON CONFLICT (city, category, hour) DO UPDATE SET searches = search_demand.searches + EXCLUDED.searches,
+         short = search_demand.short + EXCLUDED.short, empty = search_demand.empty + EXCLUDED.empty`,
+      [JSON.stringify(rows)],
+    );
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.flush();
+  }
+}
