@@ -2,6 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { OfferPolicy } from './domain/offers.ts';
+import type { AtRiskPolicy } from './services/late-returns.ts';
 
 const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65_535 }),
@@ -13,6 +14,12 @@ const ConfigSchema = Type.Object({
   OFFER_FAR_CREDIT: Type.Number({ default: 25, minimum: 0 }),
   OFFER_MAX_DISTANCE_KM: Type.Number({ default: 50, minimum: 0 }),
   NO_ALTERNATIVE_CREDIT: Type.Number({ default: 50, minimum: 0 }),
+  /** Late returns seen coming (docs/prediction.md): the probability that marks a booking at risk, */
+  AT_RISK_THRESHOLD: Type.Number({ default: 0.3, minimum: 0.01, maximum: 1 }),
+  /** how far ahead of a booking's start it is judged (minutes), */
+  AT_RISK_LEAD_MINUTES: Type.Integer({ default: 360, minimum: 1, maximum: 7 * 24 * 60 }),
+  /** and how often the trips under way are scanned (ms; 0: never). */
+  AT_RISK_SCAN_INTERVAL_MS: Type.Integer({ default: 30_000, minimum: 0 }),
   /** Period of the post-validation pass (ms; 0: off). */
   POST_VALIDATION_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0 }),
   /** Comma-separated reference city ids to serve (empty: all 25). */
@@ -130,6 +137,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
  * service runs with).
  */
 export const defaults: Readonly<Config> = loadConfig({});
+
+/** The at-risk policy (docs/prediction.md) the configuration sets. */
+export function atRiskPolicy(config: Config = defaults): Partial<AtRiskPolicy> {
+  return { threshold: config.AT_RISK_THRESHOLD, leadMs: config.AT_RISK_LEAD_MINUTES * 60_000 };
+}
 
 /** The conflict offers' policy (docs/conflicts.md) the configuration sets. */
 export function offerPolicy(config: Config = defaults): OfferPolicy {

@@ -28,6 +28,7 @@ import {
   utilizationAnalyticsRoutes,
 } from './routes/analytics.ts';
 import { ForecastDesk, SearchDemandLog } from '../services/forecast.ts';
+import { LateReturnWatch } from '../services/late-returns.ts';
 import { icalRoutes } from './routes/calendar-ics.ts';
 import { offerRoutes } from './routes/offers.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -222,8 +223,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     (analyticsPool ? new ForecastDesk(analyticsPool, (id) => deps.inventory.cities.get(id)) : undefined);
   const searchDemand = deps.searchDemand ?? (deps.pool ? new SearchDemandLog(deps.pool) : undefined);
   if (searchDemand && !deps.searchDemand) app.addHook('onClose', async () => searchDemand.close().catch(() => {}));
+  const lateReturns =
+    deps.lateReturns ??
+    (deps.conflicts && deps.readModel
+      ? new LateReturnWatch(deps.redis, deps.inventory, deps.readModel, deps.conflicts, deps.pool)
+      : undefined);
   const routeDeps: AppDeps = {
     ...deps,
+    ...(lateReturns ? { lateReturns } : {}),
     ...(forecasts ? { forecasts } : {}),
     ...(searchDemand ? { searchDemand } : {}),
   };

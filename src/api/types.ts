@@ -13,6 +13,7 @@ import type { ConflictDesk } from '../services/conflicts.ts';
 import type { Inventory } from '../services/inventory.ts';
 import type { WebhookDesk } from '../services/webhooks.ts';
 import type { ForecastDesk, SearchDemandLog } from '../services/forecast.ts';
+import type { LateReturnWatch } from '../services/late-returns.ts';
 import type { ReadModel } from '../services/read-model.ts';
 import type { CityLag } from '../workers/sync.ts';
 import type { Actor, Scope } from './auth.ts';
@@ -55,6 +56,8 @@ export interface AppDeps {
   live?: LiveOptions;
   /** Connection limits (HTTP_* in the environment; docs/api.md, "Limits"). */
   http?: Partial<HttpLimits>;
+  /** At-risk bookings (switch to the standby vehicle); built by buildApp from `conflicts` and `readModel` when absent. */
+  lateReturns?: LateReturnWatch;
   /** Demand forecasts (needs PostgreSQL); built by buildApp from `replicaPool ?? pool` when absent. */
   forecasts?: ForecastDesk;
   /** Counts searches for the forecast's unserved demand (needs PostgreSQL); built by buildApp likewise. */

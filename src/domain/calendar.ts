@@ -78,6 +78,8 @@ export interface HoldEntry extends EntryBase {
   /** An offer's hold, placed by the conflict resolver for this conflicted booking. */
   offerFor?: string;
   offerId?: string;
+  /** A vehicle held quietly for this at-risk booking (the customer may switch to it). */
+  standbyFor?: string;
 }
 
 export interface BookingEntry extends EntryBase {
@@ -104,10 +106,34 @@ export interface BookingEntry extends EntryBase {
   /** While offers are open for this conflicted booking. */
   offers?: { count: number; expiresAt: number };
   /** A booking moved here by accepting an offer: where it came from. */
-  reaccommodatedFrom?: { vehicleId: string; cause?: ConflictCause; offerId: string; at: number };
+  reaccommodatedFrom?: {
+    vehicleId: string;
+    cause?: ConflictCause | 'late_return_risk';
+    /** The accepted offer (or, for a switch from an at-risk booking, its standby hold). */
+    offerId: string;
+    at: number;
+  };
+  /** The trip before it may not be back in time (src/services/late-returns.ts, docs/prediction.md). */
+  atRisk?: AtRisk;
   incentive?: Incentive;
   /** Only in the event a booking leaves its vehicle with: where it went. */
   movedTo?: string;
+}
+
+/** A confirmed booking whose car may come back late from the trip before it. */
+export interface AtRisk {
+  /** Probability the car is not back by the booking's start, turnaround included. */
+  probability: number;
+  /** The trip under way that may run late. */
+  tripId: string;
+  /** When that trip is expected back (its end plus the expected overrun). */
+  expectedReturn: number;
+  since: number;
+  /** The vehicle held for the customer meanwhile, if one was free. */
+  standby?: { vehicleId: string; holdId: string; expiresAt: number };
+  /** Set once the risk is over: trip_back, conflicted or ended. */
+  cleared?: string;
+  clearedAt?: number;
 }
 
 /** What the marketplace gives a displaced customer (policy: src/domain/offers.ts). */

@@ -46,6 +46,9 @@ export const SCRIPT_NAMES = [
   'unschedule_lapse',
   'wipe_city',
   'trim_stream',
+  'hold_standby',
+  'clear_at_risk',
+  'switch_to_standby',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

@@ -28,6 +28,7 @@ import { keys } from '../redis/keys.ts';
 import { commandReply, fromScript, luaList, runScript, stringList, type RedisConnection } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
 import { newId } from './ids.ts';
+import { clearAtRisk } from './late-returns.ts';
 import type { CommandOptions, Inventory } from './inventory.ts';
 import type { ReadModel } from './read-model.ts';
 
@@ -88,6 +89,9 @@ export class ConflictDesk {
     // A window already over cannot be rebooked; the conflict stays on record as it is.
     if (booking.to <= Date.now()) return { outcome: 'past' };
     const city = vehicle.city;
+    // A vehicle held for it while it was at risk is released first, so that it can be offered.
+    if (booking.atRisk?.standby && !booking.atRisk.cleared)
+      await clearAtRisk(this.redis, this.inventory, city, booking, vehicle.id, 'conflicted');
     const original: Original = {
       category: vehicle.category,
       seats: vehicle.seats,
@@ -146,6 +150,27 @@ export class ConflictDesk {
    * vehicle included, after a fixed block) at windows shifted by up to that much, in 30-minute
    * steps, nearest shifts first.
    */
+  /**
+   * The vehicles that could stand in for a booking in its own window, most similar first (the
+   * same ranking as offers): what an at-risk booking is quietly held (services/late-returns.ts).
+   */
+  async standbyCandidates(booking: BookingEntry, vehicle: Vehicle): Promise<Alternative[]> {
+    const original: Original = {
+      category: vehicle.category,
+      seats: vehicle.seats,
+      transmission: vehicle.transmission,
+      fuel: vehicle.fuel,
+      pricePerHour: vehicle.pricePerHour,
+      hours: (booking.to - booking.from) / 3_600_000,
+    };
+    const all = await this.alternativesFor({ ...booking, flexMinutes: 0 }, vehicle);
+    return rankAlternatives(
+      original,
+      all.filter((a) => !a.shiftMinutes && a.vehicleId !== vehicle.id),
+      this.policy,
+    );
+  }
+
   private async alternativesFor(booking: BookingEntry, vehicle: Vehicle): Promise<Alternative[]> {
     const city = vehicle.city;
     // The read model must know every vehicle written before the conflict (a vehicle added a moment

@@ -12,6 +12,7 @@ import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
+import type { LateReturnWatch } from '../services/late-returns.ts';
 
 export const RESOLVER_GROUP = 'conflict-resolver';
 
@@ -23,6 +24,10 @@ export interface ResolverOptions {
   claimIdleMs?: number;
   /** Conflicts resolved at once per city. */
   concurrency?: number;
+  /** Trips under way are judged for late returns this often (ms; 0: never; needs `watch`). */
+  atRiskEveryMs?: number;
+  /** The late-return watch (services/late-returns.ts): at-risk bookings held a standby vehicle. */
+  watch?: LateReturnWatch;
   consumer?: string;
   log?: Logger;
 }
@@ -32,7 +37,7 @@ type Entries = [string, string[] | null][];
 export class ConflictWorker {
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private readonly o: Required<Omit<ResolverOptions, 'log'>> & { log?: Logger };
+  private readonly o: Required<Omit<ResolverOptions, 'log' | 'watch'>> & { log?: Logger; watch?: LateReturnWatch };
 
   constructor(
     private readonly redis: RedisConnection,
@@ -46,13 +51,14 @@ export class ConflictWorker {
       validateEveryMs: 60_000,
       claimIdleMs: 10_000,
       concurrency: 8,
+      atRiskEveryMs: 30_000,
       consumer: `resolver-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       ...opts,
     };
   }
 
   start(): void {
-    this.loop = Promise.all([this.run(), this.validate()]).then(() => undefined);
+    this.loop = Promise.all([this.run(), this.validate(), this.watchLateReturns()]).then(() => undefined);
   }
 
   async stop(): Promise<void> {
@@ -76,6 +82,31 @@ export class ConflictWorker {
             this.o.log?.warn({ city: c.id, ...r }, 'post-validation found conflicts');
         } catch (err) {
           this.o.log?.error({ err, city: c.id }, 'post-validation pass failed; next round retries');
+        }
+      }
+    }
+  }
+
+  /** Late returns seen coming, on a loop of its own (services/late-returns.ts). */
+  private async watchLateReturns(): Promise<void> {
+    const watch = this.o.watch;
+    if (!watch || this.o.atRiskEveryMs <= 0) return;
+    let last = 0;
+    while (!this.stopped) {
+      await sleep(Math.min(250, this.o.atRiskEveryMs));
+      if (Date.now() - last < this.o.atRiskEveryMs) continue;
+      last = Date.now();
+      for (const c of this.cities.all()) {
+        if (this.stopped) break;
+        try {
+          const r = await watch.scanCity(c.id);
+          if (r.flagged.length)
+            this.o.log?.info(
+              { city: c.id, atRisk: r.flagged.map((f) => f.bookingId) },
+              'bookings at risk of a late return',
+            );
+        } catch (err) {
+          this.o.log?.error({ err, city: c.id }, 'late-return scan failed; next round retries');
         }
       }
     }

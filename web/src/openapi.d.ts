@@ -3261,6 +3261,157 @@ export interface paths {
       };
     };
   };
+  "/v1/bookings/{id}/switch": {
+    /**
+     * Switch an at-risk booking to the vehicle held for it (the trip before it may run late)
+     * @description A booking marked at risk (`booking.at_risk`: the car may not be back in time) has a similar vehicle held for its window. Switching moves the booking there at once, same id and window; not switching keeps it, and the held vehicle is released when the car comes back in time (docs/prediction.md).
+     */
+    post: {
+      parameters: {
+        header?: {
+          "idempotency-key"?: string;
+        };
+        path: {
+          id: string;
+        };
+      };
+      requestBody: {
+        content: {
+          "application/json": Record<string, never>;
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              id: string;
+              vehicleId: string;
+              customerId: string;
+              status: string;
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              from: string;
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              to: string;
+              holdId?: string;
+              /** @description how far offers may move the trip if displaced */
+              flexibleMinutes?: number;
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              startedAt?: string;
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              completedAt?: string;
+              completion?: string;
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              scheduledTo?: string;
+              conflictCause?: string;
+              cancelReason?: string;
+              /** @enum {string} */
+              refund?: "full";
+              /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
+              credit?: {
+                kind: "free_upgrade" | "credit";
+                amount: number;
+                reason: string;
+              };
+              /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
+              incentive?: {
+                kind: "free_upgrade" | "credit";
+                amount: number;
+                reason: string;
+              };
+              reaccommodatedFrom?: {
+                vehicleId: string;
+                cause?: string;
+                offerId: string;
+                /**
+                 * Format: date-time
+                 * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+                 */
+                at: string;
+              };
+              offers?: {
+                count: number;
+                /**
+                 * Format: date-time
+                 * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+                 */
+                expiresAt: string;
+              };
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        400: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        409: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        410: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        422: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        429: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
   "/v1/vehicles/{id}/calendar.ics": {
     /** A vehicle's calendar as iCalendar (RFC 5545), overlapping [from, to) */
     get: {

@@ -34,7 +34,7 @@ const emptyBodyIsFine = async (request: FastifyRequest) => {
   request.body ??= {};
 };
 
-export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, conflicts }) => {
+export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, conflicts, lateReturns }) => {
   const desk = () => {
     if (!conflicts) throw new DomainError('UNAVAILABLE', 'conflict offers are not enabled in this process');
     return conflicts;
@@ -115,6 +115,36 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
       await visibleOffers(request);
       const r = await desk().decline(request.params.id, customerScope(request.actor), commandOptions(request));
       return offersOut(r.record);
+    },
+  );
+
+  app.post(
+    '/v1/bookings/:id/switch',
+    {
+      config: { scope: 'bookings:write' },
+      schema: {
+        tags: ['offers'],
+        summary: 'Switch an at-risk booking to the vehicle held for it (the trip before it may run late)',
+        description:
+          'A booking marked at risk (`booking.at_risk`: the car may not be back in time) has a similar vehicle held for its window. Switching moves the booking there at once, same id and window; not switching keeps it, and the held vehicle is released when the car comes back in time (docs/prediction.md).',
+        params: BookingParams,
+        headers: IdempotencyHeaders,
+        body: NoBody,
+        response: { 200: Booking, ...errors },
+      },
+      preValidation: emptyBodyIsFine,
+    },
+    async (request) => {
+      requireRole(request.actor, 'customer', 'ops', 'admin');
+      if (!lateReturns) throw new DomainError('UNAVAILABLE', 'at-risk switching is not enabled in this process');
+      const { entry, vehicle } = await inventory.getEntry(request.params.id, 'booking');
+      if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
+      const r = await lateReturns.switchToStandby(
+        request.params.id,
+        customerScope(request.actor),
+        commandOptions(request),
+      );
+      return bookingOut(r.booking, entry.atRisk?.standby?.vehicleId ?? vehicle.id);
     },
   );
 };

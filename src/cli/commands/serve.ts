@@ -9,11 +9,12 @@ import { pino, type Logger } from 'pino';
 import { buildApp } from '../../api/app.ts';
 import { authenticator, mintDemoTokens } from '../../api/auth.ts';
 import { listen } from '../../api/server.ts';
-import { offerPolicy, type Config } from '../../config.ts';
+import { atRiskPolicy, offerPolicy, type Config } from '../../config.ts';
 import { migrate } from '../../pg/migrate.ts';
 import { inspectDurability } from '../../redis/connection.ts';
 import type { RedisConnection } from '../../redis/scripts.ts';
 import { ConflictDesk } from '../../services/conflicts.ts';
+import { LateReturnWatch } from '../../services/late-returns.ts';
 import { recordCities } from '../../services/durable.ts';
 import type { Inventory } from '../../services/inventory.ts';
 import { ReadModel } from '../../services/read-model.ts';
@@ -71,6 +72,8 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   const resolverDesk = new ConflictDesk(redis, inventory, resolverModel, offerPolicy(config));
   const resolver = new ConflictWorker(redis, resolverDesk, inventory.cities, {
     validateEveryMs: config.POST_VALIDATION_INTERVAL_MS,
+    atRiskEveryMs: config.AT_RISK_SCAN_INTERVAL_MS,
+    watch: new LateReturnWatch(redis, inventory, resolverModel, resolverDesk, pool, atRiskPolicy(config)),
     log,
   });
   resolver.start();

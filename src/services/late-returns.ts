@@ -1,0 +1,288 @@
+/**
+ * Late returns, seen coming (docs/prediction.md). For every trip under way, the late-return model
+ * (src/domain/late-returns.ts, fitted on the trips PostgreSQL holds) estimates how likely the car
+ * is to be out past the start of the vehicle's next booking, turnaround included. A booking within
+ * the lead time whose probability reaches the threshold is marked at risk and the most similar
+ * free vehicle is held for it quietly (`hold_standby`); its customer hears of it at once
+ * (`booking.at_risk`, over WebSocket and webhooks) and may switch now (`switchToStandby`) or wait.
+ * When the car comes back in time the standby is released (`clear_at_risk`); when it does not, the
+ * conflict flow takes over, the standby released first so that it can be offered.
+ */
+import { randomUUID } from 'node:crypto';
+import type pg from 'pg';
+import type { BookingEntry } from '../domain/calendar.ts';
+import { DomainError } from '../domain/errors.ts';
+import {
+  fitLateReturns,
+  lateRisk,
+  pOverrunPast,
+  type EndedTrip,
+  type LateReturnModel,
+  type LateRisk,
+} from '../domain/late-returns.ts';
+import { keys } from '../redis/keys.ts';
+import { commandReply, fromScript, runScript, type RedisConnection } from '../redis/scripts.ts';
+import type { ConflictDesk } from './conflicts.ts';
+import { newId } from './ids.ts';
+import type { CommandOptions, Inventory } from './inventory.ts';
+import type { ReadModel } from './read-model.ts';
+
+const MINUTE = 60_000;
+const HOUR = 60 * MINUTE;
+
+export interface AtRiskPolicy {
+  /** Probability (car not back by the next booking's start, turnaround included) that marks it at risk. */
+  threshold: number;
+  /** Only bookings starting within this long are looked at (ms). */
+  leadMs: number;
+  /** The standby hold lapses this long after the booking's start (ms). */
+  standbyAfterStartMs: number;
+  /** Vehicles tried for the standby, most similar first. */
+  candidates: number;
+  /** How often the model is fitted again on PostgreSQL's history (ms). */
+  refitMs: number;
+}
+
+export const DEFAULT_AT_RISK: AtRiskPolicy = {
+  threshold: 0.3,
+  leadMs: 6 * HOUR,
+  standbyAfterStartMs: HOUR,
+  candidates: 6,
+  refitMs: 10 * 60_000,
+};
+
+export interface Flagged {
+  bookingId: string;
+  tripId: string;
+  probability: number;
+  standby?: { vehicleId: string; holdId: string };
+  risk: LateRisk;
+}
+
+/** The trips that ended, as the late-return model learns from them (PostgreSQL's bookings). */
+export async function endedTrips(pool: pg.Pool, limit = 50_000): Promise<EndedTrip[]> {
+  const { rows } = await pool.query<{
+    host_id: string;
+    vehicle_id: string;
+    customer_id: string;
+    from_ms: string;
+    scheduled_end: string;
+    completed_at: string | null;
+  }>(
+    `SELECT v.host_id, b.vehicle_id, b.customer_id, (b.doc->>'from') AS from_ms,
+            COALESCE(b.doc->>'scheduledTo', b.doc->>'to') AS scheduled_end, b.doc->>'completedAt' AS completed_at
+     FROM bookings b JOIN vehicles v ON v.id = b.vehicle_id
+     WHERE b.status = 'completed' AND b.doc ? 'completedAt'
+     ORDER BY b.updated_at DESC LIMIT $1`,
+    [limit],
+  );
+  return rows.map((r) => {
+    const end = Number(r.scheduled_end);
+    return {
+      hostId: r.host_id,
+      vehicleId: r.vehicle_id,
+      customerId: r.customer_id,
+      scheduledEnd: end,
+      hours: (end - Number(r.from_ms)) / HOUR,
+      lateMinutes: (Number(r.completed_at) - end) / MINUTE,
+    };
+  });
+}
+
+/**
+ * Ends a booking's risk and releases its standby hold if still held; `reason`: trip_back,
+ * conflicted or ended. Harmless when the booking is not (or no longer) at risk.
+ */
+export async function clearAtRisk(
+  redis: RedisConnection,
+  inventory: Inventory,
+  city: string,
+  booking: BookingEntry,
+  vehicleId: string,
+  reason: 'trip_back' | 'conflicted' | 'ended',
+): Promise<{ outcome: string; released: number }> {
+  const standby = booking.atRisk?.standby?.vehicleId ?? '';
+  const c = inventory.cities.get(city);
+  const raw = await runScript(
+    redis,
+    'clear_at_risk',
+    [...keys.vehicleKeys(city, vehicleId), ...cityKeys(city), ...keys.vehicleKeys(city, standby || vehicleId)],
+    [randomUUID(), city, c?.turnaroundMs ?? 0, booking.id, vehicleId, reason, standby],
+  );
+  return fromScript<{ outcome: string; released: number }>(raw);
+}
+
+function cityKeys(city: string): string[] {
+  return [keys.counters(city), keys.events(city), keys.statusDue(city), keys.entries(city), keys.liveHolds(city)];
+}
+
+export class LateReturnWatch {
+  readonly policy: AtRiskPolicy;
+  private model: LateReturnModel = fitLateReturns([]);
+  private fittedAt = Number.NEGATIVE_INFINITY;
+
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly inventory: Inventory,
+    private readonly readModel: ReadModel,
+    private readonly desk: ConflictDesk,
+    private readonly pool: pg.Pool | undefined,
+    policy: Partial<AtRiskPolicy> = {},
+  ) {
+    this.policy = { ...DEFAULT_AT_RISK, ...policy };
+  }
+
+  /** The model as last fitted (its trips, late rate, mean overrun). */
+  get current(): LateReturnModel {
+    return this.model;
+  }
+
+  /** Fits the model on PostgreSQL's history (without PostgreSQL, a prior: 1 trip in 20 late). */
+  async refit(): Promise<LateReturnModel> {
+    this.model = fitLateReturns(this.pool ? await endedTrips(this.pool) : []);
+    this.fittedAt = Date.now();
+    return this.model;
+  }
+
+  /**
+   * One pass over a city: at-risk bookings whose risk is over are cleared, then the next booking
+   * after each trip under way is judged. Returns what was flagged and cleared.
+   */
+  async scanCity(city: string): Promise<{ flagged: Flagged[]; cleared: string[] }> {
+    if (Date.now() - this.fittedAt >= this.policy.refitMs) await this.refit();
+    await this.readModel.catchUp([city]);
+    const now = this.inventory.clock.now();
+    const turnaround = this.inventory.cities.get(city)?.turnaroundMs ?? 0;
+    const flagged: Flagged[] = [];
+    const cleared: string[] = [];
+    for (const v of this.readModel.vehiclesOf(city)) {
+      const bookings = [...v.entries.values()].filter((e): e is BookingEntry => e.kind === 'booking');
+      const active = bookings.find((b) => b.status === 'active');
+      for (const b of bookings) {
+        if (!b.atRisk || b.atRisk.cleared || b.status === 'reaccommodated') continue;
+        const reason =
+          b.status === 'conflicted'
+            ? 'conflicted'
+            : b.status === 'cancelled'
+              ? 'ended'
+              : b.status !== 'confirmed' || active?.id !== b.atRisk.tripId
+                ? 'trip_back'
+                : undefined;
+        if (!reason) continue;
+        await clearAtRisk(this.redis, this.inventory, city, b, v.id, reason);
+        cleared.push(b.id);
+      }
+      if (!active) continue;
+      const next = bookings
+        .filter((b) => b.status === 'confirmed' && b.from >= active.from && b.from - now <= this.policy.leadMs)
+        .sort((a, b) => a.from - b.from)[0];
+      if (!next || (next.atRisk && !next.atRisk.cleared) || next.from <= now) continue;
+      const risk = lateRisk(this.model, {
+        hostId: v.hostId,
+        vehicleId: v.id,
+        customerId: active.customerId,
+        scheduledEnd: active.to,
+        hours: (active.to - active.from) / HOUR,
+      });
+      const gapMinutes = (next.from - turnaround - active.to) / MINUTE;
+      // Already late: overruns are memoryless, so what matters is the gap still ahead.
+      const overdueMinutes = Math.max(0, (now - active.to) / MINUTE);
+      const p =
+        overdueMinutes > 0
+          ? Math.exp(-Math.max(0, gapMinutes - overdueMinutes) / Math.max(1, risk.meanOverrunMinutes))
+          : pOverrunPast(risk, gapMinutes);
+      if (p < this.policy.threshold) continue;
+      const f = await this.holdStandby(city, v.id, next, active, p, risk);
+      if (f) flagged.push(f);
+    }
+    return { flagged, cleared };
+  }
+
+  private async holdStandby(
+    city: string,
+    vehicleId: string,
+    booking: BookingEntry,
+    trip: BookingEntry,
+    probability: number,
+    risk: LateRisk,
+  ): Promise<Flagged | undefined> {
+    const { vehicle } = await this.inventory.getVehicleState(vehicleId);
+    const candidates = (await this.desk.standbyCandidates(booking, vehicle))
+      .slice(0, this.policy.candidates)
+      .map((a) => ({ vehicleId: a.vehicleId, holdId: newId('hold', city) }));
+    const expectedReturn = Math.round(
+      Math.max(trip.to, this.inventory.clock.now()) + risk.meanOverrunMinutes * MINUTE * risk.pLate,
+    );
+    const raw = await runScript(
+      this.redis,
+      'hold_standby',
+      [
+        ...keys.vehicleKeys(city, vehicleId),
+        ...cityKeys(city),
+        ...candidates.flatMap((c) => keys.vehicleKeys(city, c.vehicleId)),
+      ],
+      [
+        randomUUID(),
+        city,
+        this.inventory.cities.get(city)?.turnaroundMs ?? 0,
+        booking.id,
+        vehicleId,
+        trip.id,
+        Math.round(probability * 1000) / 1000,
+        expectedReturn,
+        candidates.length ? JSON.stringify(candidates) : '[]',
+        booking.from + this.policy.standbyAfterStartMs,
+      ],
+    );
+    const out = fromScript<{ outcome: string; standby?: { vehicleId: string; holdId: string } }>(raw);
+    if (out.outcome !== 'at_risk') return undefined;
+    return {
+      bookingId: booking.id,
+      tripId: trip.id,
+      probability,
+      ...(out.standby ? { standby: out.standby } : {}),
+      risk,
+    };
+  }
+
+  /** The customer (undefined: staff) takes the vehicle held for their at-risk booking. */
+  async switchToStandby(
+    bookingId: string,
+    customerId: string | undefined,
+    opts: CommandOptions = {},
+  ): Promise<{ booking: BookingEntry; replayed: boolean }> {
+    const { entry: booking, vehicle } = await this.inventory.getEntry(bookingId, 'booking');
+    if (customerId !== undefined && booking.customerId !== customerId)
+      throw new DomainError('NOT_FOUND', `booking ${bookingId} not found`, { entity: 'booking', id: bookingId });
+    const standby = booking.atRisk && !booking.atRisk.cleared ? booking.atRisk.standby : undefined;
+    if (!standby)
+      throw new DomainError('INVALID_STATE', `booking ${bookingId} has no vehicle held for it`, {
+        entity: 'booking',
+        id: bookingId,
+        reason: 'no_standby',
+      });
+    const city = vehicle.city;
+    const idem = this.inventory.idempotency(city, 'switch_to_standby', opts, [bookingId]);
+    const reply = await runScript(
+      this.redis,
+      'switch_to_standby',
+      [
+        ...keys.vehicleKeys(city, vehicle.id),
+        ...cityKeys(city),
+        idem.key,
+        ...keys.vehicleKeys(city, standby.vehicleId),
+      ],
+      [
+        opts.commandId ?? randomUUID(),
+        idem.fingerprint,
+        city,
+        this.inventory.cities.get(city)?.turnaroundMs ?? 0,
+        bookingId,
+        vehicle.id,
+        customerId ?? '',
+      ],
+    );
+    const { out, replayed } = commandReply<{ booking: BookingEntry }>(reply);
+    return { booking: out.booking, replayed };
+  }
+}
