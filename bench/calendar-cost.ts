@@ -103,8 +103,8 @@ async function main() {
   try {
     execFileSync('git', ['worktree', 'add', '--detach', dir, BASELINE], { stdio: 'ignore' });
     await symlink(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
-    for (const f of ['calendar-cost.ts', 'lib/stamp.ts'])
-      await copyFile(path.join(root, 'bench', f), path.join(dir, 'bench', f));
+    for (const f of ['bench/calendar-cost.ts', 'bench/lib/stamp.ts', 'src/sim/stamp.ts'])
+      await copyFile(path.join(root, f), path.join(dir, f));
     console.error(`calendar cost: this tree, then ${BASELINE}; sizes ${SIZES.join(', ')}`);
     const now = runIn(root);
     const base = runIn(dir);

@@ -35,6 +35,7 @@ High availability (docs/reliability.md)
 
 Simulation (docs/simulation.md)
   simulate [--cities 25] [--vehicles-per-city 2000] [--duration 60s] [--rate 400] [--concurrency 32] [--seed N] [--out DIR] [--json]
+  simulate --compare [--seed N] [--days 4] [--vehicles 120] [--no-doc]   the same seeded week, prediction off then on (docs/prediction.md)
                                            a marketplace against a fresh service (SIM_REDIS_URL, SIM_DATABASE_URL)
 
   chaos [--duration 10m] [--fault-every 60s] [--faults a,b] [--seed N] [--out DIR] [--update-doc FILE]
@@ -57,6 +58,10 @@ export function parseCommandLine(argv: string[] = process.argv.slice(2)) {
     options: {
       demo: { type: 'boolean' },
       'vehicles-per-city': { type: 'string' },
+      compare: { type: 'boolean' },
+      days: { type: 'string' },
+      vehicles: { type: 'string' },
+      'no-doc': { type: 'boolean' },
       city: { type: 'string' },
       after: { type: 'string' },
       limit: { type: 'string' },

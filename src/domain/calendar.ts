@@ -142,6 +142,8 @@ export interface Incentive {
   /** What it costs the marketplace, in the vehicles' price currency. */
   amount: number;
   reason: string;
+  /** The multiple of the policy's credit the learning offer policy chose (src/domain/incentives.ts). */
+  level?: number;
 }
 
 export interface BlockEntry extends EntryBase {

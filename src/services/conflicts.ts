@@ -29,6 +29,7 @@ import { commandReply, fromScript, luaList, runScript, stringList, type RedisCon
 import { metrics } from '../metrics.ts';
 import { newId } from './ids.ts';
 import { clearAtRisk } from './late-returns.ts';
+import type { IncentiveLearner } from './incentives.ts';
 import type { CommandOptions, Inventory } from './inventory.ts';
 import type { ReadModel } from './read-model.ts';
 
@@ -78,6 +79,8 @@ export class ConflictDesk {
     private readonly inventory: Inventory,
     private readonly readModel: ReadModel,
     policy: Partial<OfferPolicy> = {},
+    /** The learning offer policy (docs/prediction.md); without it, the configured credits as they are. */
+    private readonly learner?: IncentiveLearner,
   ) {
     this.policy = { ...offerPolicy(), ...policy };
   }
@@ -113,7 +116,9 @@ export class ConflictDesk {
         holdId: newId('hold', city),
         category: a.category,
         distanceKm: a.distanceKm,
-        incentive: incentiveFor(original, a, this.policy),
+        incentive: this.learner
+          ? this.learner.adjust(city, alternativeKind(original, a), incentiveFor(original, a, this.policy))
+          : incentiveFor(original, a, this.policy),
         kind: alternativeKind(original, a),
         ...(a.shiftMinutes ? { from: a.from, to: a.to, shiftMinutes: a.shiftMinutes } : {}),
       }));
@@ -230,7 +235,9 @@ export class ConflictDesk {
       customerId ?? '',
     ]);
     const { out, replayed } = commandReply<{ booking: BookingEntry; record: OfferRecord }>(reply);
-    return { booking: out.booking, record: normalise(out.record), replayed };
+    const record2 = normalise(out.record);
+    if (!replayed) this.learner?.observe(city, record2.offers, offerId);
+    return { booking: out.booking, record: record2, replayed };
   }
 
   /** The customer declines every offer: the booking is cancelled with a full refund. */
@@ -337,6 +344,7 @@ export class ConflictDesk {
     ]);
     const { out, replayed } = commandReply<{ booking?: BookingEntry; record: OfferRecord }>(reply);
     metrics.conflictOutcomes.inc({ outcome });
+    if (!replayed) this.learner?.observe(city, normalise(out.record).offers);
     return {
       ...(out.booking && 'id' in out.booking ? { booking: out.booking } : {}),
       record: normalise(out.record),

@@ -139,7 +139,12 @@ export class LateReturnWatch {
 
   /** Fits the model on PostgreSQL's history (without PostgreSQL, a prior: 1 trip in 20 late). */
   async refit(): Promise<LateReturnModel> {
-    this.model = fitLateReturns(this.pool ? await endedTrips(this.pool) : []);
+    return this.fitFrom(this.pool ? await endedTrips(this.pool) : []);
+  }
+
+  /** Fits the model on these trips (the simulator's own history); kept for `refitMs`. */
+  fitFrom(history: readonly EndedTrip[]): LateReturnModel {
+    this.model = fitLateReturns(history);
     this.fittedAt = Date.now();
     return this.model;
   }

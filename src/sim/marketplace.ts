@@ -9,18 +9,7 @@ import type { Recorder } from './stats.ts';
 const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
-/** A small seeded generator: a run can be replayed. */
-export function rng(seed: number): () => number {
-  let s = seed >>> 0 || 1;
-  return () => {
-    s ^= s << 13;
-    s >>>= 0;
-    s ^= s >>> 17;
-    s ^= s << 5;
-    s >>>= 0;
-    return s / 2 ** 32;
-  };
-}
+export { rng } from '../domain/random.ts';
 
 export interface Offer {
   id: string;

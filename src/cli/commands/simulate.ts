@@ -6,6 +6,19 @@ export const simulateCommand: Command = {
   name: 'simulate',
   needsStore: false,
   async run({ opt }) {
+    if (opt.compare) {
+      const { compare, DEFAULT_COMPARE, writeComparison } = await import('../../sim/compare.ts');
+      const report = await compare({
+        ...DEFAULT_COMPARE,
+        ...(opt.seed ? { seed: Number(opt.seed) } : {}),
+        ...(opt.days ? { days: Number(opt.days) } : {}),
+        ...(opt.vehicles ? { vehicles: Number(opt.vehicles) } : {}),
+        ...(process.env.SIM_REDIS_URL ? { redisUrl: process.env.SIM_REDIS_URL } : {}),
+      });
+      print(report);
+      if (!opt['no-doc']) await writeComparison(report, path.join('docs', 'prediction.md'));
+      return 0;
+    }
     const { simulate, DEFAULT_SIM } = await import('../../sim/simulate.ts');
     const { report, ok } = await simulate({
       ...DEFAULT_SIM,
