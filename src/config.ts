@@ -20,6 +20,10 @@ const ConfigSchema = Type.Object({
   AT_RISK_LEAD_MINUTES: Type.Integer({ default: 360, minimum: 1, maximum: 7 * 24 * 60 }),
   /** and how often the trips under way are scanned (ms; 0: never). */
   AT_RISK_SCAN_INTERVAL_MS: Type.Integer({ default: 30_000, minimum: 0 }),
+  /** Incentives that learn (docs/prediction.md): on or off, the conversion to reach, the budget (highest credit multiple). */
+  INCENTIVE_LEARNING: Type.Integer({ default: 1, minimum: 0, maximum: 1 }),
+  INCENTIVE_TARGET_CONVERSION: Type.Number({ default: 0.8, minimum: 0.05, maximum: 0.99 }),
+  INCENTIVE_MAX_LEVEL: Type.Number({ default: 2, minimum: 0.5, maximum: 3 }),
   /** Period of the post-validation pass (ms; 0: off). */
   POST_VALIDATION_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0 }),
   /** Comma-separated reference city ids to serve (empty: all 25). */
@@ -137,6 +141,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
  * service runs with).
  */
 export const defaults: Readonly<Config> = loadConfig({});
+
+/** The learning offer policy (docs/prediction.md) the configuration sets. */
+export function learningPolicy(config: Config = defaults): { target: number; maxLevel: number } {
+  return { target: config.INCENTIVE_TARGET_CONVERSION, maxLevel: config.INCENTIVE_MAX_LEVEL };
+}
 
 /** The at-risk policy (docs/prediction.md) the configuration sets. */
 export function atRiskPolicy(config: Config = defaults): Partial<AtRiskPolicy> {

@@ -19,7 +19,7 @@ interface Profile {
 
 const WIDTH = 1200;
 const ROW = 16;
-const MIN_PX = 0.3;
+const MIN_PX = 1;
 
 const xml = (s: string) => s.replace(/[&<>"]/g, (c) => `&#${c.charCodeAt(0)};`);
 

@@ -25,6 +25,7 @@ import {
   citiesAnalyticsRoutes,
   conflictsAnalyticsRoutes,
   forecastAnalyticsRoutes,
+  incentivesAnalyticsRoutes,
   utilizationAnalyticsRoutes,
 } from './routes/analytics.ts';
 import { ForecastDesk, SearchDemandLog } from '../services/forecast.ts';
@@ -72,6 +73,7 @@ const V1_ROUTES = [
   utilizationAnalyticsRoutes,
   citiesAnalyticsRoutes,
   forecastAnalyticsRoutes,
+  incentivesAnalyticsRoutes,
   offerRoutes,
   icalRoutes,
   liveRoutes,

@@ -171,6 +171,13 @@ test('staff only; 503 without PostgreSQL', async () => {
     assert.equal((await forecastOf(fresh, tok.customer!)).status, 403);
     assert.equal((await forecastOf(fresh, tok.host!)).status, 403);
     assert.equal((await forecastOf(fresh, tok.ops!, '169')).status, 400);
+    // What the learning offer policy learnt: staff only; nothing yet on this history.
+    const learned = async (token: string) =>
+      fresh.inject({ method: 'GET', url: '/v1/analytics/incentives', headers: { authorization: `Bearer ${token}` } });
+    const ok = await learned(tok.ops!);
+    assert.equal(ok.statusCode, 200, ok.body);
+    assert.deepEqual(ok.json(), { enabled: true, target: 0.8, maxLevel: 2, learned: [] });
+    assert.equal((await learned(tok.customer!)).statusCode, 403);
   } finally {
     await fresh.close();
   }

@@ -7,6 +7,8 @@
 import type { FastifyReply } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { DomainError } from '../../domain/errors.ts';
+import { defaults, learningPolicy } from '../../config.ts';
+import { IncentiveLearner } from '../../services/incentives.ts';
 import { STEP_MS, computeConflicts, computeUtilization, type Granularity } from '../../pg/analytics.ts';
 import { readCityCounts } from '../../redis/counters.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
@@ -441,6 +443,56 @@ export const forecastAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async
       if (!deps.forecasts)
         throw new DomainError('UNAVAILABLE', 'forecasts need PostgreSQL, and none is configured in this process');
       return await deps.forecasts.get(city, Number(request.query.horizonHours ?? 24));
+    },
+  );
+};
+
+const Learned = Type.Object({
+  enabled: Type.Boolean(),
+  target: Type.Number({ description: 'the conversion the policy aims for' }),
+  maxLevel: Type.Number({ description: 'the budget: the highest multiple of the configured credit it may offer' }),
+  learned: Type.Array(
+    Type.Object({
+      city: Type.String(),
+      kind: Type.String(),
+      arms: Type.Array(
+        Type.Object({
+          level: Type.Number(),
+          offers: Type.Integer(),
+          accepted: Type.Integer(),
+          conversion: Type.Union([Type.Number(), Type.Null()]),
+          posteriorMean: Type.Number(),
+        }),
+      ),
+    }),
+  ),
+});
+
+/** What the learning offer policy has learnt (PostgreSQL's offers and conflicts; cached a minute). */
+export const incentivesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+  const cache = new AnswerCache<Static<typeof Learned>>(60_000, 4);
+  app.get(
+    '/v1/analytics/incentives',
+    {
+      config: { scope: 'analytics:read' },
+      schema: {
+        tags: ['analytics'],
+        summary: 'What the learning offer policy has learnt: conversion per credit level, city and kind of alternative',
+        response: { 200: Learned, 401: problem, 403: problem, 503: problem },
+      },
+    },
+    async (request, reply) => {
+      requireRole(request.actor, 'ops', 'admin');
+      const db = analyticsDb(deps, 'incentive analytics');
+      const config = deps.config ?? defaults;
+      const answer = await cache.get('all', async () => {
+        const learner = new IncentiveLearner(db, learningPolicy(config));
+        await learner.refresh();
+        return { enabled: config.INCENTIVE_LEARNING === 1, ...learner.policy, learned: learner.report() };
+      });
+      const all = cached(reply, answer, 60_000);
+      // Staff limited to cities see theirs only.
+      return { ...all, learned: all.learned.filter((x) => !request.actor.cities || request.actor.cities.has(x.city)) };
     },
   );
 };

@@ -9,12 +9,13 @@ import { pino, type Logger } from 'pino';
 import { buildApp } from '../../api/app.ts';
 import { authenticator, mintDemoTokens } from '../../api/auth.ts';
 import { listen } from '../../api/server.ts';
-import { atRiskPolicy, offerPolicy, type Config } from '../../config.ts';
+import { atRiskPolicy, learningPolicy, offerPolicy, type Config } from '../../config.ts';
 import { migrate } from '../../pg/migrate.ts';
 import { inspectDurability } from '../../redis/connection.ts';
 import type { RedisConnection } from '../../redis/scripts.ts';
 import { ConflictDesk } from '../../services/conflicts.ts';
 import { LateReturnWatch } from '../../services/late-returns.ts';
+import { IncentiveLearner } from '../../services/incentives.ts';
 import { recordCities } from '../../services/durable.ts';
 import type { Inventory } from '../../services/inventory.ts';
 import { ReadModel } from '../../services/read-model.ts';
@@ -69,7 +70,14 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   // The resolver runs once, here: its own read model finds the alternatives.
   const resolverModel = new ReadModel(redis, inventory);
   await resolverModel.start();
-  const resolverDesk = new ConflictDesk(redis, inventory, resolverModel, offerPolicy(config));
+  // Incentives that learn: the resolver's desk chooses the credit levels, from every process's
+  // outcomes as PostgreSQL holds them (read again every 5 minutes).
+  const learner = new IncentiveLearner(pool, learningPolicy(config));
+  learner.enabled = config.INCENTIVE_LEARNING === 1;
+  await learner.refresh().catch((err: unknown) => log.warn({ err }, 'incentive levels not read yet'));
+  const learnerTimer = setInterval(() => void learner.refresh().catch(() => {}), 5 * 60_000);
+  learnerTimer.unref();
+  const resolverDesk = new ConflictDesk(redis, inventory, resolverModel, offerPolicy(config), learner);
   const resolver = new ConflictWorker(redis, resolverDesk, inventory.cities, {
     validateEveryMs: config.POST_VALIDATION_INTERVAL_MS,
     atRiskEveryMs: config.AT_RISK_SCAN_INTERVAL_MS,
