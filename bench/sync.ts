@@ -120,6 +120,10 @@ async function main() {
     await sampler;
     await worker.stop();
     await worker.drain();
+    // What one event row weighs in PostgreSQL (the row and its out-of-line values, headers included).
+    const rowBytes = Number(
+      (await pool.query<{ b: string }>('SELECT avg(pg_column_size(e.*))::int AS b FROM events e')).rows[0]?.b ?? 0,
+    );
 
     const r = {
       ...runStamp(),
@@ -139,6 +143,9 @@ async function main() {
         maxS: Math.max(...lagSeconds),
         p99Events: q(lagEvents, 0.99),
       },
+      events: {
+        rowBytes,
+      },
     };
     const table = [
       '| measure | value |',
@@ -149,6 +156,7 @@ async function main() {
       `| bookings/s with the worker running beside them | ${r.lag.bookingsPerSec} |`,
       `| lag p50 / p99 / max (s) | ${r.lag.p50s.toFixed(3)} / ${r.lag.p99s.toFixed(3)} / ${r.lag.maxS.toFixed(3)} |`,
       `| lag p99 (events) | ${r.lag.p99Events} |`,
+      `| one event row in PostgreSQL (bytes, average) | ${r.events.rowBytes} |`,
     ].join('\n');
     console.log(table);
     await mkdir(path.join('bench', 'results'), { recursive: true });
@@ -168,11 +176,11 @@ Last run: commit \`${r.commit}\`, ${r.date}, node ${r.node}, ${r.cpus} cores.
 ${table}
 
 Reading it: a batch collapses to the last state of each vehicle and entry (events carry whole
-states) and is applied with one statement per table, so a batch of 500 costs about seven round
-trips. Draining alone, the sync reaches roughly two thirds of the top booking rate; with both
-running on the same two cores, bookings slow down and the lag stays bounded (about a second at
-p99) instead of growing. On separate machines the worker has PostgreSQL's cores to itself; and
-cities can be spread over several workers (one consumer group, any number of consumers).
+states) and is applied with one statement per table, vehicles included. Draining alone, the sync
+applied ${r.throughput.ratio.toFixed(2)} events for every booking the service took per second on its own; with both
+running on the same ${r.cpus} cores, bookings ran at ${r.lag.bookingsPerSec}/s and the lag was ${r.lag.p99s.toFixed(3)} s at p99
+(${r.lag.maxS.toFixed(3)} s at worst)${r.throughput.ratio >= 1 ? ', the worker draining faster than bookings arrive' : ', the worker draining slower than bookings arrive alone, so the lag grows while they do'}. An event row
+weighs ${r.events.rowBytes} bytes on average (\`data\` and \`state\` as json text; migration 005).
 `;
     const re = /## Sync\n[\s\S]*?(?=\n## |$)/;
     await writeFile(file, re.test(doc) ? doc.replace(re, section) : `${doc.trimEnd()}\n\n${section}`);

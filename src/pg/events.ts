@@ -11,7 +11,7 @@ export async function loggedEventsAfter(
 ): Promise<StreamEvent[]> {
   const [ms, seq] = after.split('-').map(Number);
   const { rows } = await pool.query<Record<string, unknown>>(
-    `SELECT stream_id, type, vehicle_id, subject, version, (extract(epoch from time) * 1000)::bigint AS time, status, cmd, data, state
+    `SELECT ms || '-' || seq AS stream_id, type, vehicle_id, subject, version, (extract(epoch from time) * 1000)::bigint AS time, status, cmd, data, state
      FROM events WHERE city = $1 AND (ms, seq) > ($2::bigint, $3::bigint) ORDER BY ms, seq LIMIT $4`,
     [city, ms, seq, limit],
   );

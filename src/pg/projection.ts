@@ -74,11 +74,11 @@ export async function applyEvents(
 ): Promise<void> {
   if (events.length === 0) return;
   await db.query(
-    `INSERT INTO events (city, stream_id, ms, seq, type, vehicle_id, subject, version, time, status, cmd, data, state)
-     SELECT e.city, e.id, e.ms, e.seq, e.type, e.vehicle, e.subject, e.version, to_timestamp(e.time::double precision / 1000),
+    `INSERT INTO events (city, ms, seq, type, vehicle_id, subject, version, time, status, cmd, data, state)
+     SELECT e.city, e.ms, e.seq, e.type, e.vehicle, e.subject, e.version, to_timestamp(e.time::double precision / 1000),
             e.status, e.cmd, e.data, e.state
-     FROM jsonb_to_recordset($1::jsonb) AS e(city text, id text, ms bigint, seq bigint, type text, vehicle text, subject text,
-          version bigint, time bigint, status text, cmd text, data jsonb, state jsonb)
+     FROM json_to_recordset($1::json) AS e(city text, ms bigint, seq bigint, type text, vehicle text, subject text,
+          version bigint, time bigint, status text, cmd text, data json, state json)
      ON CONFLICT DO NOTHING`,
     [JSON.stringify(events)],
   );

@@ -110,7 +110,10 @@ test('kill -9 of the sync worker at every failpoint, 21 rounds under load: no du
 
   const streamLength = await redis.xlen(keys.events(city.id));
   const ids = (await redis.xrange(keys.events(city.id), '-', '+')).map(([id]) => id);
-  const { rows } = await pool.query<{ stream_id: string }>('SELECT stream_id FROM events WHERE city = $1', [city.id]);
+  const { rows } = await pool.query<{ stream_id: string }>(
+    "SELECT ms || '-' || seq AS stream_id FROM events WHERE city = $1",
+    [city.id],
+  );
   const synced = new Set(rows.map((r) => r.stream_id));
   const missing = ids.filter((id) => !synced.has(id));
   const applied = Number(
