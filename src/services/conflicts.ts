@@ -95,14 +95,7 @@ export class ConflictDesk {
     // A vehicle held for it while it was at risk is released first, so that it can be offered.
     if (booking.atRisk?.standby && !booking.atRisk.cleared)
       await clearAtRisk(this.redis, this.inventory, city, booking, vehicle.id, 'conflicted');
-    const original: Original = {
-      category: vehicle.category,
-      seats: vehicle.seats,
-      transmission: vehicle.transmission,
-      fuel: vehicle.fuel,
-      pricePerHour: vehicle.pricePerHour,
-      hours: (booking.to - booking.from) / 3_600_000,
-    };
+    const original = originalOf(booking, vehicle);
     const ranked = rankAlternatives(original, await this.alternativesFor(booking, vehicle), this.policy);
     // More candidates than offers: one another resolver took a moment ago is skipped in the script.
     // One per vehicle: a vehicle is offered once, at its best window.
@@ -160,14 +153,7 @@ export class ConflictDesk {
    * same ranking as offers): what an at-risk booking is quietly held (services/late-returns.ts).
    */
   async standbyCandidates(booking: BookingEntry, vehicle: Vehicle): Promise<Alternative[]> {
-    const original: Original = {
-      category: vehicle.category,
-      seats: vehicle.seats,
-      transmission: vehicle.transmission,
-      fuel: vehicle.fuel,
-      pricePerHour: vehicle.pricePerHour,
-      hours: (booking.to - booking.from) / 3_600_000,
-    };
+    const original = originalOf(booking, vehicle);
     const all = await this.alternativesFor({ ...booking, flexMinutes: 0 }, vehicle);
     return rankAlternatives(
       original,
@@ -416,4 +402,16 @@ export function overlapLosers(entries: readonly CalendarEntry[], turnaround: num
 /** cjson writes an empty array as {}. */
 function normalise(r: OfferRecord): OfferRecord {
   return { ...r, offers: luaList(r.offers) };
+}
+
+/** What a displaced (or at-risk) booking had: the vehicle's class and the trip's length. */
+function originalOf(booking: BookingEntry, vehicle: Vehicle): Original {
+  return {
+    category: vehicle.category,
+    seats: vehicle.seats,
+    transmission: vehicle.transmission,
+    fuel: vehicle.fuel,
+    pricePerHour: vehicle.pricePerHour,
+    hours: (booking.to - booking.from) / 3_600_000,
+  };
 }

@@ -12,7 +12,9 @@ export function commitStamp(): string {
   try {
     const head = git(['rev-parse', '--short=12', 'HEAD']);
     // Results and docs a run rewrites do not count as changes to what was measured.
-    const changed = git(['status', '--porcelain', '--', '.', ':!docs', ':!bench/results', ':!node_modules']).split('\n').filter(Boolean);
+    const changed = git(['status', '--porcelain', '--', '.', ':!docs', ':!bench/results', ':!node_modules'])
+      .split('\n')
+      .filter(Boolean);
     return changed.length ? `${head}+changes` : head;
   } catch {
     return 'unknown';

@@ -2816,6 +2816,54 @@ export interface paths {
       };
     };
   };
+  "/v1/analytics/incentives": {
+    /** What the learning offer policy has learnt: conversion per credit level, city and kind of alternative */
+    get: {
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              enabled: boolean;
+              /** @description the conversion the policy aims for */
+              target: number;
+              /** @description the budget: the highest multiple of the configured credit it may offer */
+              maxLevel: number;
+              learned: ({
+                  city: string;
+                  kind: string;
+                  arms: ({
+                      level: number;
+                      offers: number;
+                      accepted: number;
+                      conversion: number | null;
+                      posteriorMean: number;
+                    })[];
+                })[];
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
   "/v1/bookings/{id}/offers": {
     /** A conflicted booking's offers: alternatives held for the customer, with incentives */
     get: {

@@ -53,26 +53,13 @@ if hold == nil or hold.status ~= 'held' or hold.expiresAt <= NOW then
   fail('HOLD_EXPIRED', { entity = 'offer', id = chosen.id, holdStatus = hold and hold.status })
 end
 
--- The booking leaves its vehicle...
-local left = copy(booking)
-left.status = 'reaccommodated'
-left.movedTo = chosen.vehicleId
-left.updatedAt = NOW
-remove(orig, booking)
-emit(orig, 'booking.reaccommodated', booking.id, { customerId = booking.customerId, offerId = chosen.id,
-  toVehicle = chosen.vehicleId, incentive = chosen.incentive, cause = booking.conflictCause }, left)
-commit(orig, shared)
-
--- ...and becomes the offered vehicle's booking, on the window its hold kept.
-hold.status = 'converted'
-hold.bookingId = booking.id
-put(target, hold)
-emit(target, 'hold.converted', hold.id, { bookingId = booking.id, customerId = hold.customerId, offerFor = booking.id })
-local moved = { id = booking.id, kind = 'booking', status = 'confirmed', customerId = booking.customerId,
-                from = hold.from, to = hold.to, holdId = hold.id, incentive = chosen.incentive,
-                reaccommodatedFrom = { vehicleId = rec.vehicleId, cause = booking.conflictCause, offerId = chosen.id, at = NOW } }
-put(target, moved)
-moved.createdAt = booking.createdAt
+-- The booking leaves its vehicle and becomes the offered vehicle's, on the window its hold kept.
+local moved = move_booking(orig, target, shared, booking, hold,
+  { customerId = booking.customerId, offerId = chosen.id, toVehicle = chosen.vehicleId, incentive = chosen.incentive,
+    cause = booking.conflictCause },
+  { bookingId = booking.id, customerId = hold.customerId, offerFor = booking.id },
+  { incentive = chosen.incentive,
+    reaccommodatedFrom = { vehicleId = rec.vehicleId, cause = booking.conflictCause, offerId = chosen.id, at = NOW } })
 emit(target, 'booking.confirmed', booking.id, { customerId = moved.customerId, from = moved.from, to = moved.to,
   holdId = hold.id, reaccommodatedFrom = rec.vehicleId, offerId = chosen.id, incentive = chosen.incentive })
 commit(target, shared)

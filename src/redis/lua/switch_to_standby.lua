@@ -32,24 +32,11 @@ if hold == nil or hold.status ~= 'held' or hold.expiresAt <= NOW then
   fail('HOLD_EXPIRED', { entity = 'hold', id = sb.holdId, holdStatus = hold and hold.status })
 end
 
-local left = copy(booking)
-left.status = 'reaccommodated'
-left.movedTo = sb.vehicleId
-left.updatedAt = NOW
-remove(orig, booking)
-emit(orig, 'booking.reaccommodated', booking.id, { customerId = booking.customerId, toVehicle = sb.vehicleId,
-  cause = 'late_return_risk', standbyHoldId = hold.id }, left)
-commit(orig, shared)
-
-hold.status = 'converted'
-hold.bookingId = booking.id
-put(target, hold)
-emit(target, 'hold.converted', hold.id, { bookingId = booking.id, customerId = hold.customerId, standbyFor = booking.id })
-local moved = { id = booking.id, kind = 'booking', status = 'confirmed', customerId = booking.customerId,
-                from = hold.from, to = hold.to, holdId = hold.id, flexMinutes = booking.flexMinutes,
-                reaccommodatedFrom = { vehicleId = ARGV[6], cause = 'late_return_risk', offerId = hold.id, at = NOW } }
-put(target, moved)
-moved.createdAt = booking.createdAt
+local moved = move_booking(orig, target, shared, booking, hold,
+  { customerId = booking.customerId, toVehicle = sb.vehicleId, cause = 'late_return_risk', standbyHoldId = hold.id },
+  { bookingId = booking.id, customerId = hold.customerId, standbyFor = booking.id },
+  { flexMinutes = booking.flexMinutes,
+    reaccommodatedFrom = { vehicleId = ARGV[6], cause = 'late_return_risk', offerId = hold.id, at = NOW } })
 emit(target, 'booking.confirmed', booking.id, { customerId = moved.customerId, from = moved.from, to = moved.to,
   holdId = hold.id, reaccommodatedFrom = ARGV[6], switchedAtRisk = true })
 commit(target, shared)

@@ -506,3 +506,28 @@ local function finish(idem_key, fingerprint, result)
   end
   return { json, 0 }
 end
+
+-- A booking leaves its vehicle for the hold kept for it on another (an accepted offer, a switch
+-- away from an at-risk booking), in one step: the same id, on the hold's window. The original
+-- vehicle records `booking.reaccommodated` (data `left_data`; state: the booking as it left), the
+-- hold converts (`hold.converted`, data `converted_data`); `extra` adds to the moved booking.
+-- Returns the moved booking, put but not yet committed: the caller emits `booking.confirmed`.
+local function move_booking(orig, target, shared, booking, hold, left_data, converted_data, extra)
+  local left = copy(booking)
+  left.status = 'reaccommodated'
+  left.movedTo = target.vid
+  left.updatedAt = NOW
+  remove(orig, booking)
+  emit(orig, 'booking.reaccommodated', booking.id, left_data, left)
+  commit(orig, shared)
+  hold.status = 'converted'
+  hold.bookingId = booking.id
+  put(target, hold)
+  emit(target, 'hold.converted', hold.id, converted_data)
+  local moved = { id = booking.id, kind = 'booking', status = 'confirmed', customerId = booking.customerId,
+                  from = hold.from, to = hold.to, holdId = hold.id }
+  for k, v in pairs(extra) do moved[k] = v end
+  put(target, moved)
+  moved.createdAt = booking.createdAt
+  return moved
+end
