@@ -31,7 +31,7 @@ import {
 import { ForecastDesk, SearchDemandLog } from '../services/forecast.ts';
 import { LateReturnWatch } from '../services/late-returns.ts';
 import { icalRoutes } from './routes/calendar-ics.ts';
-import { offerRoutes } from './routes/offers.ts';
+import { offerRoutes, standbyRoutes } from './routes/offers.ts';
 import { adminRoutes } from './routes/admin.ts';
 import { webhookDeliveryRoutes, webhookRoutes } from './routes/webhooks.ts';
 import { gbfsRoutes } from './routes/gbfs.ts';
@@ -75,6 +75,7 @@ const V1_ROUTES = [
   forecastAnalyticsRoutes,
   incentivesAnalyticsRoutes,
   offerRoutes,
+  standbyRoutes,
   icalRoutes,
   liveRoutes,
   adminRoutes,

@@ -111,125 +111,28 @@ export class ForecastDesk {
     const city = this.cityOf(cityId);
     if (!city) throw new DomainError('NOT_FOUND', `city ${cityId} not found`, { entity: 'city', id: cityId });
     const end = Math.floor(this.now() / HOUR) * HOUR;
-    const start = end - this.historyWeeks * WEEK_HOURS * HOUR;
-    const n = (end - start) / HOUR;
-    const series = new Map<string, number[]>();
-    const seriesOf = (k: string) => {
-      let s = series.get(k);
-      if (!s) {
-        s = new Array<number>(n).fill(0);
-        series.set(k, s);
-      }
-      return s;
-    };
-    const fleet = new Map<string, number>();
-    const vehicles = await query<{ category: string; lat: number; lng: number }>(
-      this.db,
-      "SELECT category, lat, lng FROM vehicles WHERE city = $1 AND listing = 'active'",
-      [cityId],
-    );
-    for (const v of vehicles) {
-      const k = `${v.category}|${areaOf(city, v)}`;
-      fleet.set(k, (fleet.get(k) ?? 0) + 1);
-    }
-    // Vehicles in use per hour: each booking's share of every hour it covers.
-    const bookings = await query<{ category: string; lat: number; lng: number; a: string; b: string }>(
-      this.db,
-      `SELECT v.category, v.lat, v.lng, (extract(epoch FROM lower(k.period)) * 1000)::bigint AS a,
-              (extract(epoch FROM upper(k.period)) * 1000)::bigint AS b
-       FROM bookings k JOIN vehicles v ON v.id = k.vehicle_id
-       WHERE k.city = $1 AND k.status IN ('confirmed', 'active', 'completed')
-         AND k.period && tstzrange(to_timestamp($2::float8 / 1000), to_timestamp($3::float8 / 1000))`,
-      [cityId, start, end],
-    );
-    for (const r of bookings) {
-      const s = seriesOf(`${r.category}|${areaOf(city, r)}`);
-      const a = Math.max(start, Number(r.a));
-      const b = Math.min(end, Number(r.b));
-      for (let t = Math.floor(a / HOUR) * HOUR; t < b; t += HOUR) {
-        const i = (t - start) / HOUR;
-        if (i >= 0 && i < n) s[i] = (s[i] ?? 0) + (Math.min(b, t + HOUR) - Math.max(a, t)) / HOUR;
-      }
-    }
-    const unserved = new Map<string, number[]>();
-    const demand = await query<{ category: string; h: string; short: number }>(
-      this.db,
-      `SELECT category, (extract(epoch FROM hour) * 1000)::bigint AS h, short FROM search_demand
-       WHERE city = $1 AND hour >= to_timestamp($2::float8 / 1000) AND hour < to_timestamp($3::float8 / 1000)`,
-      [cityId, start, end],
-    );
-    for (const d of demand) {
-      let s = unserved.get(d.category);
-      if (!s) {
-        s = new Array<number>(n).fill(0);
-        unserved.set(d.category, s);
-      }
-      const i = (Number(d.h) - start) / HOUR;
-      if (i >= 0 && i < n) s[i] = (s[i] ?? 0) + d.short;
-    }
-    const hourIso = (h: number) => new Date(end + h * HOUR).toISOString();
+    const h = await this.history(city, end - this.historyWeeks * WEEK_HOURS * HOUR, end);
+    const hourIso = (k: number) => new Date(end + k * HOUR).toISOString();
     const categories: CategoryForecast[] = [];
     const shortfalls: Shortfall[] = [];
     const moves: FleetMove[] = [];
-    const total = new Array<number>(n).fill(0);
+    const total = new Array<number>(h.n).fill(0);
     for (const category of CATEGORIES) {
       const perArea = AREAS.map((area) => {
-        const s = series.get(`${category}|${area}`) ?? new Array<number>(n).fill(0);
+        const s = h.inUse.get(`${category}|${area}`) ?? [];
         s.forEach((x, i) => {
           total[i] = (total[i] ?? 0) + x;
         });
-        return { area, fleet: fleet.get(`${category}|${area}`) ?? 0, f: forecast(s, horizonHours).values };
+        return { area, fleet: h.fleet.get(`${category}|${area}`) ?? 0, f: forecast(s, horizonHours).values };
       });
-      const catFleet = perArea.reduce((a, x) => a + x.fleet, 0);
-      const unservedF = forecast(unserved.get(category) ?? [], horizonHours).values;
-      // `any`: searches without a category count towards every category's unserved demand share.
-      const anyF = forecast(unserved.get('any') ?? [], horizonHours).values;
-      if (catFleet === 0 && unservedF.every((x) => x === 0)) continue;
-      const hours: ForecastHour[] = [];
-      for (let h = 0; h < horizonHours; h++) {
-        const inUse = Math.min(
-          catFleet,
-          perArea.reduce((a, x) => a + Math.min(x.fleet, x.f[h] ?? 0), 0),
-        );
-        hours.push({
-          start: hourIso(h),
-          inUse: round3(inUse),
-          utilization: catFleet ? round3(inUse / catFleet) : 1,
-          unservedSearches: round3((unservedF[h] ?? 0) + (anyF[h] ?? 0) / CATEGORIES.length),
-        });
-      }
-      const byArea = perArea.map((x) => ({
-        area: x.area,
-        fleet: x.fleet,
-        peakUtilization: x.fleet ? round3(Math.min(1, Math.max(0, ...x.f.map((v) => v / x.fleet)))) : 0,
-      }));
-      categories.push({ category, fleet: catFleet, byArea, hours });
-      // Per area: the first hour it sells out, and which areas have room then.
-      for (const x of perArea) {
-        if (x.fleet === 0) continue;
-        const h = x.f.findIndex((v) => v / x.fleet >= SELL_OUT_UTILIZATION);
-        if (h < 0) continue;
-        const utilization = round3(Math.min(1, (x.f[h] ?? 0) / x.fleet));
-        shortfalls.push({ category, area: x.area, start: hourIso(h), utilization, fleet: x.fleet });
-        const needed = Math.max(1, Math.ceil((x.f[h] ?? 0) - SELL_OUT_UTILIZATION * x.fleet + 1));
-        for (const y of perArea) {
-          if (y.area === x.area || y.fleet === 0) continue;
-          const spare = Math.floor(y.fleet * SLACK_UTILIZATION - (y.f[h] ?? 0));
-          if (spare <= 0) continue;
-          const k = Math.min(spare, needed);
-          moves.push({
-            category,
-            from: y.area,
-            to: x.area,
-            vehicles: k,
-            by: hourIso(h),
-            reason: `${category} in ${x.area} reaches ${Math.round(utilization * 100)}% at ${hourIso(h)}; ${y.area} is at ${Math.round(((y.f[h] ?? 0) / y.fleet) * 100)}% then`,
-          });
-          break;
-        }
-      }
+      const c = predictCategory(category, perArea, h.unserved, horizonHours, hourIso);
+      if (!c) continue;
+      categories.push(c);
+      const found = shortfallsAndMoves(category, perArea, hourIso);
+      shortfalls.push(...found.shortfalls);
+      moves.push(...found.moves);
     }
-    const horizons = [1, 24, 168].filter((h) => n >= 4 * WEEK_HOURS + h);
+    const horizons = [1, 24, 168].filter((k) => h.n >= 4 * WEEK_HOURS + k);
     const ours = backtest(total, horizons, (s, k) => forecast(s, k).values);
     const naive = backtest(total, horizons, naiveLastWeek);
     const value: CityForecast = {
@@ -250,6 +153,62 @@ export class ForecastDesk {
     };
     this.settled.set(`${cityId}|${horizonHours}`, value);
     return value;
+  }
+
+  /**
+   * The hourly history over [start, end): the listed fleet per category and area, vehicles in
+   * use per category and area (each booking's share of every hour it covers), and searches that
+   * came up short per category.
+   */
+  private async history(city: City, start: number, end: number) {
+    const n = (end - start) / HOUR;
+    const hourly = (m: Map<string, number[]>, k: string) => {
+      let s = m.get(k);
+      if (!s) {
+        s = new Array<number>(n).fill(0);
+        m.set(k, s);
+      }
+      return s;
+    };
+    const fleet = new Map<string, number>();
+    for (const v of await query<{ category: string; lat: number; lng: number }>(
+      this.db,
+      "SELECT category, lat, lng FROM vehicles WHERE city = $1 AND listing = 'active'",
+      [city.id],
+    )) {
+      const k = `${v.category}|${areaOf(city, v)}`;
+      fleet.set(k, (fleet.get(k) ?? 0) + 1);
+    }
+    const inUse = new Map<string, number[]>();
+    for (const r of await query<{ category: string; lat: number; lng: number; a: string; b: string }>(
+      this.db,
+      `SELECT v.category, v.lat, v.lng, (extract(epoch FROM lower(k.period)) * 1000)::bigint AS a,
+              (extract(epoch FROM upper(k.period)) * 1000)::bigint AS b
+       FROM bookings k JOIN vehicles v ON v.id = k.vehicle_id
+       WHERE k.city = $1 AND k.status IN ('confirmed', 'active', 'completed')
+         AND k.period && tstzrange(to_timestamp($2::float8 / 1000), to_timestamp($3::float8 / 1000))`,
+      [city.id, start, end],
+    )) {
+      const s = hourly(inUse, `${r.category}|${areaOf(city, r)}`);
+      const a = Math.max(start, Number(r.a));
+      const b = Math.min(end, Number(r.b));
+      for (let t = Math.floor(a / HOUR) * HOUR; t < b; t += HOUR) {
+        const i = (t - start) / HOUR;
+        if (i >= 0 && i < n) s[i] = (s[i] ?? 0) + (Math.min(b, t + HOUR) - Math.max(a, t)) / HOUR;
+      }
+    }
+    const unserved = new Map<string, number[]>();
+    for (const d of await query<{ category: string; h: string; short: number }>(
+      this.db,
+      `SELECT category, (extract(epoch FROM hour) * 1000)::bigint AS h, short FROM search_demand
+       WHERE city = $1 AND hour >= to_timestamp($2::float8 / 1000) AND hour < to_timestamp($3::float8 / 1000)`,
+      [city.id, start, end],
+    )) {
+      const s = hourly(unserved, d.category);
+      const i = (Number(d.h) - start) / HOUR;
+      if (i >= 0 && i < n) s[i] = (s[i] ?? 0) + d.short;
+    }
+    return { n, fleet, inUse, unserved };
   }
 
   /** Will the category (or the whole city) sell out during [from, to), by the latest forecast? */
@@ -314,4 +273,73 @@ export class SearchDemandLog {
     clearInterval(this.timer);
     await this.flush();
   }
+}
+
+type AreaForecast = { area: Area; fleet: number; f: number[] };
+
+/** A category's forecast hour by hour (undefined when it has neither vehicles nor demand). */
+function predictCategory(
+  category: Category,
+  perArea: readonly AreaForecast[],
+  unserved: ReadonlyMap<string, number[]>,
+  horizonHours: number,
+  hourIso: (h: number) => string,
+): CategoryForecast | undefined {
+  const catFleet = perArea.reduce((a, x) => a + x.fleet, 0);
+  const unservedF = forecast(unserved.get(category) ?? [], horizonHours).values;
+  // `any`: searches without a category count towards every category's unserved demand share.
+  const anyF = forecast(unserved.get('any') ?? [], horizonHours).values;
+  if (catFleet === 0 && unservedF.every((x) => x === 0)) return undefined;
+  const hours: ForecastHour[] = [];
+  for (let h = 0; h < horizonHours; h++) {
+    const inUse = Math.min(
+      catFleet,
+      perArea.reduce((a, x) => a + Math.min(x.fleet, x.f[h] ?? 0), 0),
+    );
+    hours.push({
+      start: hourIso(h),
+      inUse: round3(inUse),
+      utilization: catFleet ? round3(inUse / catFleet) : 1,
+      unservedSearches: round3((unservedF[h] ?? 0) + (anyF[h] ?? 0) / CATEGORIES.length),
+    });
+  }
+  const byArea = perArea.map((x) => ({
+    area: x.area,
+    fleet: x.fleet,
+    peakUtilization: x.fleet ? round3(Math.min(1, Math.max(0, ...x.f.map((v) => v / x.fleet)))) : 0,
+  }));
+  return { category, fleet: catFleet, byArea, hours };
+}
+
+/** Per area: the first hour the category sells out there, and an area with room then to send some. */
+function shortfallsAndMoves(
+  category: Category,
+  perArea: readonly AreaForecast[],
+  hourIso: (h: number) => string,
+): { shortfalls: Shortfall[]; moves: FleetMove[] } {
+  const shortfalls: Shortfall[] = [];
+  const moves: FleetMove[] = [];
+  for (const x of perArea) {
+    if (x.fleet === 0) continue;
+    const h = x.f.findIndex((v) => v / x.fleet >= SELL_OUT_UTILIZATION);
+    if (h < 0) continue;
+    const utilization = round3(Math.min(1, (x.f[h] ?? 0) / x.fleet));
+    shortfalls.push({ category, area: x.area, start: hourIso(h), utilization, fleet: x.fleet });
+    const needed = Math.max(1, Math.ceil((x.f[h] ?? 0) - SELL_OUT_UTILIZATION * x.fleet + 1));
+    for (const y of perArea) {
+      if (y.area === x.area || y.fleet === 0) continue;
+      const spare = Math.floor(y.fleet * SLACK_UTILIZATION - (y.f[h] ?? 0));
+      if (spare <= 0) continue;
+      moves.push({
+        category,
+        from: y.area,
+        to: x.area,
+        vehicles: Math.min(spare, needed),
+        by: hourIso(h),
+        reason: `${category} in ${x.area} reaches ${Math.round(utilization * 100)}% at ${hourIso(h)}; ${y.area} is at ${Math.round(((y.f[h] ?? 0) / y.fleet) * 100)}% then`,
+      });
+      break;
+    }
+  }
+  return { shortfalls, moves };
 }

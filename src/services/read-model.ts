@@ -451,23 +451,28 @@ export class ReadModel {
         if (hits.length >= q.limit) break;
         i++;
         if (!free.has(v.id)) continue;
-        hits.push({
-          vehicleId: v.id,
-          category: v.category,
-          seats: v.seats,
-          make: v.make,
-          model: v.model,
-          transmission: v.transmission,
-          fuel: v.fuel,
-          location: { lat: v.lat, lng: v.lng },
-          pricePerHour: v.pricePerHour,
-          ...(d === undefined ? {} : { distanceKm: Math.round(d * 1000) / 1000 }),
-          ...(rank ? { forYou: rankOf(v) } : {}),
-        });
+        hits.push(hitOf(v, d, rank ? rankOf(v) : undefined));
       }
     }
     extend(i + 1);
     const last = candidates[i - 1];
     return { hits, next: i < candidates.length && last ? { key: keyOf(last.v, last.d), id: last.v.id } : null };
   }
+}
+
+/** A vehicle as a search answers it. */
+function hitOf(v: ReadVehicle, d: number | undefined, forYou: Ranked | undefined): SearchHit {
+  return {
+    vehicleId: v.id,
+    category: v.category,
+    seats: v.seats,
+    make: v.make,
+    model: v.model,
+    transmission: v.transmission,
+    fuel: v.fuel,
+    location: { lat: v.lat, lng: v.lng },
+    pricePerHour: v.pricePerHour,
+    ...(d === undefined ? {} : { distanceKm: Math.round(d * 1000) / 1000 }),
+    ...(forYou ? { forYou } : {}),
+  };
 }

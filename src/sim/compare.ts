@@ -145,123 +145,166 @@ async function wipe(redis: Redis, city: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-async function run(o: CompareOptions, features: Features, tag: string): Promise<RunFigures & { learned?: unknown }> {
-  const rand = rng(o.seed);
-  const cityId = `cmp${tag}${o.seed % 100000}`;
-  const city: City = {
-    id: cityId,
-    name: `compare ${tag}`,
-    timeZone: 'UTC',
-    turnaroundMs: 30 * MINUTE,
-    center: { lat: 12.97, lng: 77.59 },
-  };
-  const cities = new CityCatalog([city]);
-  const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 3 });
-  await wipe(redis, cityId);
-  const clock = new ShiftedClock(redis);
-  // Start on the next Monday 00:00 UTC, so the week's rhythm starts where a week starts.
-  const now0 = Date.now();
-  const monday = Math.ceil((now0 + DAY) / DAY) * DAY;
-  const start = monday + ((8 - new Date(monday).getUTCDay()) % 7) * DAY;
-  clock.advanceTo(start);
-  const inv = new Inventory(redis, { clock, cities, maxLiveHoldsPerCustomer: 10_000 });
-  const hosts: SimHost[] = Array.from({ length: 12 }, (_, i) => ({
-    id: `host-${i}`,
-    lateP: i % 3 === 0 ? 0.6 : 0.06,
-    meanLateMinutes: i % 3 === 0 ? 110 : 25,
-  }));
-  const hostOf = new Map<string, SimHost>();
-  const categoryOf = new Map<string, Category>();
-  for (let i = 0; i < o.vehicles; i++) {
-    const category = CATEGORIES[Math.min(4, Math.floor(rand() ** 1.4 * 5))] as Category;
-    const host = hosts[i % hosts.length] as SimHost;
-    const r = await inv.createVehicle(cityId, {
-      hostId: host.id,
-      category,
-      seats: category === 'suv' ? 7 : 5,
-      make: 'Sim',
-      model: category,
-      transmission: TRANSMISSIONS[i % 2] as (typeof TRANSMISSIONS)[number],
-      fuel: FUELS[i % FUELS.length] as (typeof FUELS)[number],
-      location: { lat: 12.97 + (rand() - 0.5) * 0.1, lng: 77.59 + (rand() - 0.5) * 0.1 },
-      pricePerHour: Math.round((8 + CATEGORIES.indexOf(category) * 6 + rand() * 4) * 100) / 100,
-    });
-    hostOf.set(r.vehicleId, host);
-    categoryOf.set(r.vehicleId, category);
+const emptyFigures = (features: Features): RunFigures => ({
+  features,
+  searches: 0,
+  bookings: 0,
+  searchToBook: 0,
+  tripsLate: 0,
+  conflictsAtPickup: 0,
+  atRiskFlagged: 0,
+  switched: 0,
+  prevented: 0,
+  conflicts: 0,
+  noAlternative: 0,
+  accepted: 0,
+  conversion: null,
+  incentiveCost: 0,
+  costPerConversion: null,
+});
+
+interface Trip {
+  customer: SimCustomer;
+  from: number;
+  to: number;
+  vehicleId: string;
+}
+
+/** One run: the marketplace, its engine (a private city on the shared Redis) and what it counts. */
+class SimRun {
+  readonly f: RunFigures;
+  private readonly rand: () => number;
+  private readonly hostOf = new Map<string, SimHost>();
+  private customers: SimCustomer[] = [];
+  private readonly history: EndedTrip[] = [];
+  private readonly booked = new Map<string, Trip>();
+  private readonly out = new Map<string, Trip & { returnAt: number }>();
+  /** Bookings switched away from a car expected to run late: the car and the booking's start. */
+  private readonly switchedFrom = new Map<string, { vehicleId: string; from: number }>();
+  private measuring = false;
+
+  private constructor(
+    private readonly o: CompareOptions,
+    private readonly features: Features,
+    private readonly city: City,
+    private readonly redis: Redis,
+    private readonly clock: ShiftedClock,
+    private readonly inv: Inventory,
+    private readonly readModel: ReadModel,
+    private readonly desk: ConflictDesk,
+    private readonly watch: LateReturnWatch,
+    readonly learner: IncentiveLearner,
+  ) {
+    this.f = emptyFigures(features);
+    this.rand = rng(o.seed);
   }
-  const customers: SimCustomer[] = Array.from({ length: o.customers }, (_, i) => ({
-    id: `sim-c${i}`,
-    likes: CATEGORIES[Math.floor(rand() * CATEGORIES.length)] as Category,
-    swayedBy: 0.004 + rand() * 0.012,
-    trips: [],
-  }));
-  const readModel = new ReadModel(redis, inv, cities);
-  await readModel.start(1_000);
-  const learner = new IncentiveLearner(undefined, { seed: o.seed });
-  const desk = new ConflictDesk(redis, inv, readModel, { offerTtlMs: 6 * HOUR }, learner);
-  const watch = new LateReturnWatch(redis, inv, readModel, desk, undefined, { threshold: 0.3, leadMs: 6 * HOUR });
 
-  const f: RunFigures = {
-    features,
-    searches: 0,
-    bookings: 0,
-    searchToBook: 0,
-    tripsLate: 0,
-    conflictsAtPickup: 0,
-    atRiskFlagged: 0,
-    switched: 0,
-    prevented: 0,
-    conflicts: 0,
-    noAlternative: 0,
-    accepted: 0,
-    conversion: null,
-    incentiveCost: 0,
-    costPerConversion: null,
-  };
-  const history: EndedTrip[] = [];
-  const booked = new Map<string, { customer: SimCustomer; from: number; to: number; vehicleId: string }>();
-  const out = new Map<
-    string,
-    { returnAt: number; customer: SimCustomer; to: number; from: number; vehicleId: string }
-  >();
-  /** Bookings switched away from a car, with the trip that was expected to run late. */
-  const switchedFrom = new Map<string, { vehicleId: string; from: number }>();
-  const step = o.stepMinutes * MINUTE;
-  const end = start + (o.warmupDays + o.days) * DAY;
-  let measuring = false;
-  const on = (x: boolean) => measuring && x;
+  static async open(o: CompareOptions, features: Features, tag: string): Promise<SimRun> {
+    const city: City = {
+      id: `cmp${tag}${o.seed % 100000}`,
+      name: `compare ${tag}`,
+      timeZone: 'UTC',
+      turnaroundMs: 30 * MINUTE,
+      center: { lat: 12.97, lng: 77.59 },
+    };
+    const cities = new CityCatalog([city]);
+    const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 3 });
+    await wipe(redis, city.id);
+    const clock = new ShiftedClock(redis);
+    const inv = new Inventory(redis, { clock, cities, maxLiveHoldsPerCustomer: 10_000 });
+    const readModel = new ReadModel(redis, inv, cities);
+    const learner = new IncentiveLearner(undefined, { seed: o.seed });
+    const desk = new ConflictDesk(redis, inv, readModel, { offerTtlMs: 6 * HOUR }, learner);
+    const watch = new LateReturnWatch(redis, inv, readModel, desk, undefined, { threshold: 0.3, leadMs: 6 * HOUR });
+    const run = new SimRun(o, features, city, redis, clock, inv, readModel, desk, watch, learner);
+    await run.populate();
+    await readModel.start(1_000);
+    return run;
+  }
 
-  while (clock.now() < end) {
-    clock.advance(step);
-    const now = clock.now();
-    if (!measuring && now >= start + o.warmupDays * DAY) {
-      measuring = true;
-      watch.fitFrom(history);
-      learner.enabled = features.learning;
+  /** Hosts with their hidden habits, their vehicles, and customers with their hidden tastes. */
+  private async populate(): Promise<void> {
+    // Start on a Monday 00:00 UTC, so the week's rhythm starts where a week starts.
+    const monday = Math.ceil((Date.now() + DAY) / DAY) * DAY;
+    this.clock.advanceTo(monday + ((8 - new Date(monday).getUTCDay()) % 7) * DAY);
+    const hosts: SimHost[] = Array.from({ length: 12 }, (_, i) => ({
+      id: `host-${i}`,
+      lateP: i % 3 === 0 ? 0.6 : 0.06,
+      meanLateMinutes: i % 3 === 0 ? 110 : 25,
+    }));
+    for (let i = 0; i < this.o.vehicles; i++) {
+      const category = CATEGORIES[Math.min(4, Math.floor(this.rand() ** 1.4 * 5))] as Category;
+      const host = hosts[i % hosts.length] as SimHost;
+      const r = await this.inv.createVehicle(this.city.id, {
+        hostId: host.id,
+        category,
+        seats: category === 'suv' ? 7 : 5,
+        make: 'Sim',
+        model: category,
+        transmission: TRANSMISSIONS[i % 2] as (typeof TRANSMISSIONS)[number],
+        fuel: FUELS[i % FUELS.length] as (typeof FUELS)[number],
+        location: { lat: 12.97 + (this.rand() - 0.5) * 0.1, lng: 77.59 + (this.rand() - 0.5) * 0.1 },
+        pricePerHour: Math.round((8 + CATEGORIES.indexOf(category) * 6 + this.rand() * 4) * 100) / 100,
+      });
+      this.hostOf.set(r.vehicleId, host);
     }
-    await readModel.catchUp([cityId]);
-    // 1. Customers search and book down the list they are shown.
-    const arrivals = poisson((o.searchesPerHour * demandShape(now) * step) / HOUR, rand);
+    this.customers = Array.from({ length: this.o.customers }, (_, i) => ({
+      id: `sim-c${i}`,
+      likes: CATEGORIES[Math.floor(this.rand() * CATEGORIES.length)] as Category,
+      swayedBy: 0.004 + this.rand() * 0.012,
+      trips: [],
+    }));
+  }
+
+  async play(): Promise<RunFigures & { learned?: unknown }> {
+    const start = this.clock.now();
+    const end = start + (this.o.warmupDays + this.o.days) * DAY;
+    const step = this.o.stepMinutes * MINUTE;
+    while (this.clock.now() < end) {
+      this.clock.advance(step);
+      const now = this.clock.now();
+      if (!this.measuring && now >= start + this.o.warmupDays * DAY) {
+        this.measuring = true;
+        this.watch.fitFrom(this.history);
+        this.learner.enabled = this.features.learning;
+      }
+      await this.readModel.catchUp([this.city.id]);
+      await this.searchAndBook(now, step);
+      await this.bringCarsBack(now);
+      await this.startTrips(now);
+      if (this.measuring && this.features.atRisk) await this.actOnRisks();
+    }
+    await this.readModel.stop();
+    await wipe(this.redis, this.city.id);
+    this.redis.disconnect();
+    const f = this.f;
+    f.searchToBook = f.searches ? f.bookings / f.searches : 0;
+    f.conversion = f.conflicts ? f.accepted / f.conflicts : null;
+    f.costPerConversion = f.accepted ? f.incentiveCost / f.accepted : null;
+    return { ...f, ...(this.features.learning ? { learned: this.learner.report() } : {}) };
+  }
+
+  /** Customers search and book down the list they are shown. */
+  private async searchAndBook(now: number, step: number): Promise<void> {
+    const arrivals = poisson((this.o.searchesPerHour * demandShape(now) * step) / HOUR, this.rand);
     for (let a = 0; a < arrivals; a++) {
-      const c = customers[Math.floor(rand() * customers.length)] as SimCustomer;
-      const from = Math.ceil(now / HOUR) * HOUR + (2 + Math.floor(rand() * 46)) * HOUR;
-      const to = from + (2 + Math.floor(rand() * 22)) * HOUR;
+      const c = this.customers[Math.floor(this.rand() * this.customers.length)] as SimCustomer;
+      const from = Math.ceil(now / HOUR) * HOUR + (2 + Math.floor(this.rand() * 46)) * HOUR;
+      const to = from + (2 + Math.floor(this.rand() * 22)) * HOUR;
       const profile = profileOf(c.trips);
-      const { hits } = await readModel.search(cityId, {
+      const ranked = this.measuring && this.features.forYou;
+      const { hits } = await this.readModel.search(this.city.id, {
         from,
         to,
         limit: 10,
-        ...(on(features.forYou)
-          ? { sort: 'for_you' as const, rank: (v) => forYou(profile, v) }
-          : { sort: 'price' as const }),
+        ...(ranked ? { sort: 'for_you' as const, rank: (v) => forYou(profile, v) } : { sort: 'price' as const }),
       });
-      if (measuring) f.searches++;
+      if (this.measuring) this.f.searches++;
       for (const [i, h] of hits.entries()) {
-        const p = (h.category === c.likes ? 0.45 : 0.05) * 0.85 ** i;
-        if (rand() >= p) continue;
+        if (this.rand() >= (h.category === c.likes ? 0.45 : 0.05) * 0.85 ** i) continue;
         try {
-          const r = await inv.book({ vehicleId: h.vehicleId, customerId: c.id, from, to });
-          booked.set(r.booking.id, { customer: c, from, to, vehicleId: h.vehicleId });
+          const r = await this.inv.book({ vehicleId: h.vehicleId, customerId: c.id, from, to });
+          this.booked.set(r.booking.id, { customer: c, from, to, vehicleId: h.vehicleId });
           c.trips.push({
             category: h.category as Category,
             pricePerHour: h.pricePerHour,
@@ -269,116 +312,115 @@ async function run(o: CompareOptions, features: Features, tag: string): Promise<
             lng: h.location.lng,
             hours: (to - from) / HOUR,
           });
-          if (measuring) f.bookings++;
+          if (this.measuring) this.f.bookings++;
         } catch {
           // Taken meanwhile: the customer walks away.
         }
         break;
       }
     }
-    // 2. Cars come back: on time or early mostly, late by their host's habit.
-    for (const [id, t] of out) {
+  }
+
+  /** Cars come back, on time or early mostly, late by their host's habit; late ones conflict the next booking. */
+  private async bringCarsBack(now: number): Promise<void> {
+    for (const [id, t] of this.out) {
       if (t.returnAt > now) continue;
-      out.delete(id);
+      this.out.delete(id);
       try {
-        const r = await inv.completeTrip(id, t.customer.id);
-        history.push({
-          hostId: hostOf.get(t.vehicleId)?.id ?? '',
+        const r = await this.inv.completeTrip(id, t.customer.id);
+        this.history.push({
+          hostId: this.hostOf.get(t.vehicleId)?.id ?? '',
           vehicleId: t.vehicleId,
           customerId: t.customer.id,
           scheduledEnd: t.to,
           hours: (t.to - t.from) / HOUR,
           lateMinutes: (r.at - t.to) / MINUTE,
         });
-        if (r.at > t.to && measuring) f.tripsLate++;
-        for (const [bid, s] of switchedFrom)
-          if (s.vehicleId === t.vehicleId && r.at + city.turnaroundMs > s.from && measuring) {
-            f.prevented++;
-            switchedFrom.delete(bid);
+        if (r.at > t.to && this.measuring) this.f.tripsLate++;
+        for (const [bid, s] of this.switchedFrom)
+          if (s.vehicleId === t.vehicleId && r.at + this.city.turnaroundMs > s.from) {
+            if (this.measuring) this.f.prevented++;
+            this.switchedFrom.delete(bid);
           }
-        // A late return conflicts the bookings after it: the desk offers, the customer weighs.
-        for (const eventId of r.events) {
-          const [ev] = await redis.xrange(keys.events(cityId), eventId, eventId);
-          const fields = ev?.[1] ?? [];
-          const type = fields[fields.indexOf('type') + 1];
-          const subject = fields[fields.indexOf('subject') + 1];
-          if (type !== 'booking.conflicted' || !subject) continue;
-          const b = booked.get(subject);
-          if (!b) continue;
-          if (measuring) {
-            f.conflictsAtPickup++;
-            f.conflicts++;
-          }
-          const res = await desk.resolve(subject);
-          if (res.outcome === 'no_alternative' && measuring) f.noAlternative++;
-          const offers = res.record?.offers ?? [];
-          const chance = (o2: (typeof offers)[number]) =>
-            Math.min(
-              0.95,
-              (o2.kind === 'upgrade' ? 0.6 : 0.4) +
-                b.customer.swayedBy * o2.incentive.amount * (o2.kind === 'upgrade' ? 0.3 : 1),
-            );
-          const best = [...offers].sort((x, y) => chance(y) - chance(x))[0];
-          if (best && rand() < chance(best)) {
-            await desk.accept(subject, best.id, b.customer.id);
-            if (measuring) {
-              f.accepted++;
-              f.incentiveCost += best.incentive.amount;
-            }
-          } else if (offers.length) await desk.decline(subject, b.customer.id);
-        }
+        for (const eventId of r.events) await this.conflicted(eventId);
       } catch {
         // A trip already ended (a conflict moved things along): nothing to bring back.
       }
     }
-    // 3. Trips whose window has begun start (if the car is there).
-    for (const [id, b] of booked) {
+  }
+
+  /** A booking a late return conflicted: the desk offers, the customer weighs them. */
+  private async conflicted(eventId: string): Promise<void> {
+    const [ev] = await this.redis.xrange(keys.events(this.city.id), eventId, eventId);
+    const fields = ev?.[1] ?? [];
+    const subject = fields[fields.indexOf('subject') + 1];
+    if (fields[fields.indexOf('type') + 1] !== 'booking.conflicted' || !subject) return;
+    const b = this.booked.get(subject);
+    if (!b) return;
+    if (this.measuring) {
+      this.f.conflictsAtPickup++;
+      this.f.conflicts++;
+    }
+    const res = await this.desk.resolve(subject);
+    if (res.outcome === 'no_alternative' && this.measuring) this.f.noAlternative++;
+    const offers = res.record?.offers ?? [];
+    const chance = (x: (typeof offers)[number]) =>
+      Math.min(
+        0.95,
+        (x.kind === 'upgrade' ? 0.6 : 0.4) +
+          b.customer.swayedBy * x.incentive.amount * (x.kind === 'upgrade' ? 0.3 : 1),
+      );
+    const best = [...offers].sort((x, y) => chance(y) - chance(x))[0];
+    if (best && this.rand() < chance(best)) {
+      await this.desk.accept(subject, best.id, b.customer.id);
+      if (this.measuring) {
+        this.f.accepted++;
+        this.f.incentiveCost += best.incentive.amount;
+      }
+    } else if (offers.length) await this.desk.decline(subject, b.customer.id);
+  }
+
+  /** Trips whose window has begun start, if the car is there; when it comes back is the host's habit. */
+  private async startTrips(now: number): Promise<void> {
+    for (const [id, b] of this.booked) {
       if (b.from > now) continue;
       try {
-        await inv.startTrip(id, b.customer.id);
-        const host = hostOf.get(b.vehicleId) as SimHost;
-        const late = rand() < host.lateP;
-        const returnAt = late
-          ? b.to + Math.round((-host.meanLateMinutes * Math.log(1 - rand())) / 1) * MINUTE
-          : b.to - Math.floor(rand() * 60) * MINUTE;
-        out.set(id, {
-          returnAt: Math.max(now + MINUTE, returnAt),
-          customer: b.customer,
-          to: b.to,
-          from: b.from,
-          vehicleId: b.vehicleId,
-        });
-        booked.delete(id);
+        await this.inv.startTrip(id, b.customer.id);
+        const host = this.hostOf.get(b.vehicleId) as SimHost;
+        const returnAt =
+          this.rand() < host.lateP
+            ? b.to + Math.round(-host.meanLateMinutes * Math.log(1 - this.rand())) * MINUTE
+            : b.to - Math.floor(this.rand() * 60) * MINUTE;
+        this.out.set(id, { ...b, returnAt: Math.max(now + MINUTE, returnAt) });
+        this.booked.delete(id);
       } catch {
         // The car is not back yet (its late return will conflict this booking), or the booking moved.
-        if (b.to <= now) booked.delete(id);
-      }
-    }
-    // 4. Late returns seen coming: the customer switches to the held vehicle, or waits.
-    if (on(features.atRisk)) {
-      const { flagged } = await watch.scanCity(cityId);
-      for (const x of flagged) {
-        f.atRiskFlagged++;
-        const b = booked.get(x.bookingId);
-        if (!b || !x.standby || rand() >= 0.7) continue;
-        try {
-          await watch.switchToStandby(x.bookingId, b.customer.id);
-          f.switched++;
-          switchedFrom.set(x.bookingId, { vehicleId: b.vehicleId, from: b.from });
-          booked.set(x.bookingId, { ...b, vehicleId: x.standby.vehicleId });
-        } catch {
-          // The standby went meanwhile: the customer waits.
-        }
+        if (b.to <= now) this.booked.delete(id);
       }
     }
   }
-  await readModel.stop();
-  f.searchToBook = f.searches ? f.bookings / f.searches : 0;
-  f.conversion = f.conflicts ? f.accepted / f.conflicts : null;
-  f.costPerConversion = f.accepted ? f.incentiveCost / f.accepted : null;
-  await wipe(redis, cityId);
-  redis.disconnect();
-  return { ...f, ...(features.learning ? { learned: learner.report() } : {}) };
+
+  /** Late returns seen coming: the customer switches to the held vehicle (7 in 10), or waits. */
+  private async actOnRisks(): Promise<void> {
+    const { flagged } = await this.watch.scanCity(this.city.id);
+    for (const x of flagged) {
+      this.f.atRiskFlagged++;
+      const b = this.booked.get(x.bookingId);
+      if (!b || !x.standby || this.rand() >= 0.7) continue;
+      try {
+        await this.watch.switchToStandby(x.bookingId, b.customer.id);
+        this.f.switched++;
+        this.switchedFrom.set(x.bookingId, { vehicleId: b.vehicleId, from: b.from });
+        this.booked.set(x.bookingId, { ...b, vehicleId: x.standby.vehicleId });
+      } catch {
+        // The standby went meanwhile: the customer waits.
+      }
+    }
+  }
+}
+
+async function run(o: CompareOptions, features: Features, tag: string): Promise<RunFigures & { learned?: unknown }> {
+  return (await SimRun.open(o, features, tag)).play();
 }
 
 /** Forecast error on the marketplace's own demand: eight weeks of hourly searches, backtested. */

@@ -34,7 +34,7 @@ const emptyBodyIsFine = async (request: FastifyRequest) => {
   request.body ??= {};
 };
 
-export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, conflicts, lateReturns }) => {
+export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, conflicts }) => {
   const desk = () => {
     if (!conflicts) throw new DomainError('UNAVAILABLE', 'conflict offers are not enabled in this process');
     return conflicts;
@@ -117,7 +117,10 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
       return offersOut(r.record);
     },
   );
+};
 
+/** An at-risk booking's switch to the vehicle held for it (docs/prediction.md). */
+export const standbyRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, lateReturns }) => {
   app.post(
     '/v1/bookings/:id/switch',
     {
