@@ -53,6 +53,8 @@ export const DEFAULT_AT_RISK: AtRiskPolicy = {
 
 export interface Flagged {
   bookingId: string;
+  /** Marked at risk before, without a standby; a vehicle is held for it now. */
+  again: boolean;
   tripId: string;
   probability: number;
   standby?: { vehicleId: string; holdId: string };
@@ -181,7 +183,8 @@ export class LateReturnWatch {
       const next = bookings
         .filter((b) => b.status === 'confirmed' && b.from >= active.from && b.from - now <= this.policy.leadMs)
         .sort((a, b) => a.from - b.from)[0];
-      if (!next || (next.atRisk && !next.atRisk.cleared) || next.from <= now) continue;
+      // Marked already: tried again only while no vehicle is held for it.
+      if (!next || (next.atRisk && !next.atRisk.cleared && next.atRisk.standby) || next.from <= now) continue;
       const risk = lateRisk(this.model, {
         hostId: v.hostId,
         vehicleId: v.id,
@@ -240,9 +243,10 @@ export class LateReturnWatch {
       ],
     );
     const out = fromScript<{ outcome: string; standby?: { vehicleId: string; holdId: string } }>(raw);
-    if (out.outcome !== 'at_risk') return undefined;
+    if (out.outcome !== 'at_risk' && out.outcome !== 'standby_added') return undefined;
     return {
       bookingId: booking.id,
+      again: out.outcome === 'standby_added',
       tripId: trip.id,
       probability,
       ...(out.standby ? { standby: out.standby } : {}),

@@ -404,7 +404,7 @@ class SimRun {
   private async actOnRisks(): Promise<void> {
     const { flagged } = await this.watch.scanCity(this.city.id);
     for (const x of flagged) {
-      this.f.atRiskFlagged++;
+      if (!x.again) this.f.atRiskFlagged++;
       const b = this.booked.get(x.bookingId);
       if (!b || !x.standby || this.rand() >= 0.7) continue;
       try {

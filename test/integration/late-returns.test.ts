@@ -47,12 +47,12 @@ after(async () => {
 });
 
 /** A late host's car on a trip ending in an hour, and the next booking on it soon after. */
-async function scene(label: string) {
+async function scene(label: string, category: 'suv' | 'luxury' = 'suv') {
   const hostId = `late-host-${label}`;
   // Each scene in its own part of town: its spare is the nearest similar vehicle.
   const here = 0.2 * (label.charCodeAt(0) - 97);
-  const car = await addVehicle(inv, city, { hostId, category: 'suv', location: at(here) });
-  const spare = await addVehicle(inv, city, { hostId: `other-${label}`, category: 'suv', location: at(here + 0.005) });
+  const car = await addVehicle(inv, city, { hostId, category, location: at(here) });
+  const spare = await addVehicle(inv, city, { hostId: `other-${label}`, category, location: at(here + 0.005) });
   await new SyncWorker(stores.redis, stores.pool, new CityCatalog([city])).drain();
   // Their history: 40 trips on this car, 30 of them back about two hours late.
   const rows = Array.from({ length: 40 }, (_, i) => {
@@ -186,4 +186,23 @@ test('the car comes back late after all: the conflict gets offers, the held vehi
     'the standby was released to be offered',
   );
   assert.equal(((await entryOf(f.standby.holdId, 'hold')) as HoldEntry).status, 'released');
+});
+
+test('nothing similar free at first: each scan tries again, and holds the vehicle once it is free', async () => {
+  // Luxury: the top class, so only this scene's spare can stand in; it is taken for the window.
+  const s = await scene('d', 'luxury');
+  const taken = await inv.book({ vehicleId: s.spare, customerId: 'someone', from: s.next.from, to: s.next.to });
+  const first = (await watch.scanCity(city.id)).flagged.find((x) => x.bookingId === s.next.id);
+  assert.ok(first && !first.again && first.standby === undefined, 'marked, nothing held');
+  assert.equal((await watch.scanCity(city.id)).flagged.length, 0, 'nothing new while nothing is free');
+  await inv.cancelBooking(taken.booking.id, 'someone');
+  const again = (await watch.scanCity(city.id)).flagged.find((x) => x.bookingId === s.next.id);
+  assert.ok(again?.again, 'tried again');
+  assert.equal(again.standby?.vehicleId, s.spare);
+  const told = (await readEvents(stores.redis, city.id)).filter(
+    (e) => e.type === 'booking.at_risk' && e.subject === s.next.id,
+  );
+  assert.equal(told.length, 2, 'the customer is told again, with the vehicle held');
+  assert.equal((told[1]?.data.standby as { vehicleId: string }).vehicleId, s.spare);
+  await inv.completeTrip(s.trip.id, 'driver-d');
 });
