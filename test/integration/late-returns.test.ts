@@ -203,6 +203,8 @@ test('nothing similar free at first: each scan tries again, and holds the vehicl
     (e) => e.type === 'booking.at_risk' && e.subject === s.next.id,
   );
   assert.equal(told.length, 2, 'the customer is told again, with the vehicle held');
-  assert.equal((told[1]?.data.standby as { vehicleId: string }).vehicleId, s.spare);
+  const second = told[1];
+  assert.ok(second);
+  assert.equal((second.data.standby as { vehicleId: string }).vehicleId, s.spare);
   await inv.completeTrip(s.trip.id, 'driver-d');
 });
