@@ -112,15 +112,7 @@ async function main() {
         return runScript(
           redis,
           'book',
-          [
-            ...keys.vehicleKeys(cityId, vehicleId),
-            keys.counters(cityId),
-            keys.events(cityId),
-            keys.statusDue(cityId),
-            keys.entries(cityId),
-            keys.liveHolds(cityId),
-            keys.noIdempotency(cityId),
-          ],
+          [...keys.vehicleKeys(cityId, vehicleId), ...keys.cityScriptKeys(cityId), keys.noIdempotency(cityId)],
           [
             randomUUID(),
             '',

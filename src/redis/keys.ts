@@ -23,6 +23,17 @@ export const keys = {
     `${tag(city)}:cal:${vehicleId}`,
     `${tag(city)}:cali:${vehicleId}`,
   ],
+  /**
+   * The five city keys every vehicle script takes after its vehicle's three, in this order:
+   * counters, event stream, status-due zset, entries index, live holds (includes/engine.lua).
+   */
+  cityScriptKeys: (city: string): string[] => [
+    keys.counters(city),
+    keys.events(city),
+    keys.statusDue(city),
+    keys.entries(city),
+    keys.liveHolds(city),
+  ],
   /** HASH of exact counters: `s:<status>`, `c:<category>`, `cs:<category>:<status>`. */
   counters: (city: string) => `${tag(city)}:counters`,
   /** STREAM: the city's outbox; every change appends its event here, in the same script. */

@@ -120,7 +120,7 @@ export class ConflictDesk {
       'make_offers',
       [
         ...keys.vehicleKeys(city, vehicle.id),
-        ...this.cityKeys(city),
+        ...keys.cityScriptKeys(city),
         keys.offers(city),
         keys.offersDue(city),
         ...candidates.flatMap((c) => keys.vehicleKeys(city, c.vehicleId)),
@@ -282,7 +282,7 @@ export class ConflictDesk {
           const raw = await runScript(
             this.redis,
             'mark_conflicted',
-            [...keys.vehicleKeys(city, vehicleId), ...this.cityKeys(city), keys.noIdempotency(city)],
+            [...keys.vehicleKeys(city, vehicleId), ...keys.cityScriptKeys(city), keys.noIdempotency(city)],
             [randomUUID(), '', city, vehicleId, turnaround, b.id],
           );
           if (commandReply<{ outcome: string }>(raw).out.outcome === 'conflicted') conflicted.push(b.id);
@@ -342,16 +342,12 @@ export class ConflictDesk {
     const city = record.city;
     return [
       ...keys.vehicleKeys(city, record.vehicleId),
-      ...this.cityKeys(city),
+      ...keys.cityScriptKeys(city),
       keys.offers(city),
       keys.offersDue(city),
       idemKey,
       ...record.offers.flatMap((o) => keys.vehicleKeys(city, o.vehicleId)),
     ];
-  }
-
-  private cityKeys(city: string): string[] {
-    return [keys.counters(city), keys.events(city), keys.statusDue(city), keys.entries(city), keys.liveHolds(city)];
   }
 
   private turnaround(city: string): number {

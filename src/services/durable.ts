@@ -177,11 +177,7 @@ export async function restoreVehicle(
     'restore_vehicle',
     [
       ...keys.vehicleKeys(city, id),
-      keys.counters(city),
-      keys.events(city),
-      keys.statusDue(city),
-      keys.entries(city),
-      keys.liveHolds(city),
+      ...keys.cityScriptKeys(city),
       keys.noIdempotency(city),
       keys.vehicles(city),
       keys.hostVehicles(city, d.hostId),

@@ -156,15 +156,7 @@ export async function verifyCity(deps: VerifierDeps, city: string, cause: Failov
     const raw = await runScript(
       deps.redis,
       'restore_entries',
-      [
-        ...keys.vehicleKeys(city, id),
-        keys.counters(city),
-        keys.events(city),
-        keys.statusDue(city),
-        keys.entries(city),
-        keys.liveHolds(city),
-        keys.noIdempotency(city),
-      ],
+      [...keys.vehicleKeys(city, id), ...keys.cityScriptKeys(city), keys.noIdempotency(city)],
       [
         randomUUID(),
         '',

@@ -216,13 +216,18 @@ export class ForecastDesk {
     const f = this.peek(cityId);
     if (!f) return undefined;
     const cats = f.categories.filter((c) => !category || c.category === category);
-    if (cats.length === 0) return undefined;
-    return cats.every((c) =>
-      c.hours.some((h) => {
-        const t = Date.parse(h.start);
-        return t + HOUR > from && t < to && h.utilization >= SELL_OUT_UTILIZATION;
-      }),
-    );
+    const first = cats[0]?.hours[0];
+    if (!first) return undefined;
+    // Every category's hours start at the same hour, one an hour: only the window's are looked at
+    // (search asks this on its hot path).
+    const t0 = Date.parse(first.start);
+    const lo = Math.max(0, Math.floor((from - t0) / HOUR));
+    const hi = Math.ceil((to - t0) / HOUR);
+    return cats.every((c) => {
+      for (let i = lo; i < Math.min(hi, c.hours.length); i++)
+        if ((c.hours[i]?.utilization ?? 0) >= SELL_OUT_UTILIZATION) return true;
+      return false;
+    });
   }
 }
 

@@ -428,14 +428,7 @@ export class Inventory {
     const raw = await runScript(
       this.redis,
       'expire_holds',
-      [
-        keys.counters(city),
-        keys.events(city),
-        keys.statusDue(city),
-        keys.entries(city),
-        keys.liveHolds(city),
-        ...vehicleKeys,
-      ],
+      [...keys.cityScriptKeys(city), ...vehicleKeys],
       [randomUUID(), city, ...due],
     );
     const out = fromScript<{ expired: number; events: string[] | Record<string, never>; at: number }>(raw);
@@ -627,16 +620,7 @@ export class Inventory {
   ): Promise<T & CommandResult> {
     const c = this.city(city);
     const { key: idemKey, fingerprint } = this.idempotency(city, script, opts, fingerprintArgs);
-    const scriptKeys = [
-      ...keys.vehicleKeys(city, vehicleId),
-      keys.counters(city),
-      keys.events(city),
-      keys.statusDue(city),
-      keys.entries(city),
-      keys.liveHolds(city),
-      idemKey,
-      ...extraKeys,
-    ];
+    const scriptKeys = [...keys.vehicleKeys(city, vehicleId), ...keys.cityScriptKeys(city), idemKey, ...extraKeys];
     const argv = [opts.commandId ?? randomUUID(), fingerprint, city, vehicleId, c.turnaroundMs, ...args];
     let reply: unknown;
     try {

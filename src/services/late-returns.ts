@@ -11,6 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { BookingEntry } from '../domain/calendar.ts';
+import type { Vehicle } from '../domain/vehicle.ts';
 import { DomainError } from '../domain/errors.ts';
 import {
   fitLateReturns,
@@ -108,14 +109,14 @@ export async function clearAtRisk(
   const raw = await runScript(
     redis,
     'clear_at_risk',
-    [...keys.vehicleKeys(city, vehicleId), ...cityKeys(city), ...keys.vehicleKeys(city, standby || vehicleId)],
+    [
+      ...keys.vehicleKeys(city, vehicleId),
+      ...keys.cityScriptKeys(city),
+      ...keys.vehicleKeys(city, standby || vehicleId),
+    ],
     [randomUUID(), city, c?.turnaroundMs ?? 0, booking.id, vehicleId, reason, standby],
   );
   return fromScript<{ outcome: string; released: number }>(raw);
-}
-
-function cityKeys(city: string): string[] {
-  return [keys.counters(city), keys.events(city), keys.statusDue(city), keys.entries(city), keys.liveHolds(city)];
 }
 
 export class LateReturnWatch {
@@ -226,7 +227,7 @@ export class LateReturnWatch {
       'hold_standby',
       [
         ...keys.vehicleKeys(city, vehicleId),
-        ...cityKeys(city),
+        ...keys.cityScriptKeys(city),
         ...candidates.flatMap((c) => keys.vehicleKeys(city, c.vehicleId)),
       ],
       [
@@ -254,13 +255,17 @@ export class LateReturnWatch {
     };
   }
 
-  /** The customer (undefined: staff) takes the vehicle held for their at-risk booking. */
+  /**
+   * The customer (undefined: staff) takes the vehicle held for their at-risk booking, as the
+   * caller read it (`Inventory.getEntry`): the script checks it again against Redis.
+   */
   async switchToStandby(
-    bookingId: string,
+    at: { entry: BookingEntry; vehicle: Vehicle },
     customerId: string | undefined,
     opts: CommandOptions = {},
   ): Promise<{ booking: BookingEntry; replayed: boolean }> {
-    const { entry: booking, vehicle } = await this.inventory.getEntry(bookingId, 'booking');
+    const { entry: booking, vehicle } = at;
+    const bookingId = booking.id;
     if (customerId !== undefined && booking.customerId !== customerId)
       throw new DomainError('NOT_FOUND', `booking ${bookingId} not found`, { entity: 'booking', id: bookingId });
     const standby = booking.atRisk && !booking.atRisk.cleared ? booking.atRisk.standby : undefined;
@@ -277,7 +282,7 @@ export class LateReturnWatch {
       'switch_to_standby',
       [
         ...keys.vehicleKeys(city, vehicle.id),
-        ...cityKeys(city),
+        ...keys.cityScriptKeys(city),
         idem.key,
         ...keys.vehicleKeys(city, standby.vehicleId),
       ],

@@ -408,7 +408,7 @@ class SimRun {
       const b = this.booked.get(x.bookingId);
       if (!b || !x.standby || this.rand() >= 0.7) continue;
       try {
-        await this.watch.switchToStandby(x.bookingId, b.customer.id);
+        await this.watch.switchToStandby(await this.inv.getEntry(x.bookingId, 'booking'), b.customer.id);
         this.f.switched++;
         this.switchedFrom.set(x.bookingId, { vehicleId: b.vehicleId, from: b.from });
         this.booked.set(x.bookingId, { ...b, vehicleId: x.standby.vehicleId });

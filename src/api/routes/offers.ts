@@ -140,13 +140,10 @@ export const standbyRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { i
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
       if (!lateReturns) throw new DomainError('UNAVAILABLE', 'at-risk switching is not enabled in this process');
-      const { entry, vehicle } = await inventory.getEntry(request.params.id, 'booking');
+      const at = await inventory.getEntry(request.params.id, 'booking');
+      const { entry, vehicle } = at;
       if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
-      const r = await lateReturns.switchToStandby(
-        request.params.id,
-        customerScope(request.actor),
-        commandOptions(request),
-      );
+      const r = await lateReturns.switchToStandby(at, customerScope(request.actor), commandOptions(request));
       return bookingOut(r.booking, entry.atRisk?.standby?.vehicleId ?? vehicle.id);
     },
   );
