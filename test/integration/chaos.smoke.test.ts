@@ -46,7 +46,13 @@ test('chaos at tiny scale: faults come and go, nothing acknowledged is lost', { 
       }),
     );
     assert.ok(ok, 'no acknowledged write lost, no overlap, no drift');
-    assert.equal(r.faults.length, 4, 'every fault was injected');
+    // Faults come one at a time, every 4 s after the last one ended: a quick run fits a fifth
+    // (the first kind again). What matters is that each kind was injected.
+    assert.deepEqual(
+      [...new Set(r.faults.map((f) => f.kind))].sort(),
+      ['api-process-kill', 'postgres-primary-crash', 'redis-primary-kill', 'sync-worker-kill'],
+      'every fault was injected',
+    );
     for (const f of r.faults) assert.doesNotMatch(f.detail, /^failed/, `${f.kind}: ${f.detail}`);
     assert.ok(r.requests > 200, 'traffic flowed');
     assert.ok(r.invariants.acknowledgedBookings! > 0, 'bookings were acknowledged');
