@@ -81,30 +81,47 @@ const PRICE_WEIGHT = 1.5;
 /** Each km from the usual pickup area costs this many nats. */
 const KM_WEIGHT = 0.08;
 
-export function forYou(profile: CustomerProfile, v: Candidate): Ranked {
-  const reasons: string[] = [];
-  if (profile.trips === 0) return { score: 0, reasons: ['no trips yet: every vehicle is as likely'] };
+/**
+ * How likely the customer is to book `v` (a log-likelihood, higher is likelier). Allocates
+ * nothing: search scores every free vehicle of a city with it and explains only the page.
+ */
+export function forYouScore(profile: CustomerProfile, v: Candidate): number {
+  if (profile.trips === 0) return 0;
   const booked = (profile.categories[v.category] ?? 0) * profile.trips;
-  const pCategory = (booked + PSEUDO_TRIPS) / (profile.trips + PSEUDO_TRIPS * CATEGORIES.length);
-  let score = Math.log(pCategory);
-  reasons.push(
-    booked > 0
-      ? `${v.category}: ${Math.round(booked)} of your ${profile.trips} trips`
-      : `${v.category}: none of your ${profile.trips} trips`,
-  );
+  let score = Math.log((booked + PSEUDO_TRIPS) / (profile.trips + PSEUDO_TRIPS * CATEGORIES.length));
   if (profile.price) {
     const ratio = Math.log(v.pricePerHour / Math.max(0.01, profile.price.median));
     score -= PRICE_WEIGHT * ratio * ratio;
+  }
+  if (profile.area) score -= KM_WEIGHT * km(profile.area, v);
+  return score;
+}
+
+/** The score with its reasons, one per part of it. */
+export function forYou(profile: CustomerProfile, v: Candidate): Ranked {
+  const score = forYouScore(profile, v);
+  if (profile.trips === 0) return { score, reasons: ['no trips yet: every vehicle is as likely'] };
+  const booked = (profile.categories[v.category] ?? 0) * profile.trips;
+  const reasons = [
+    booked > 0
+      ? `${v.category}: ${Math.round(booked)} of your ${profile.trips} trips`
+      : `${v.category}: none of your ${profile.trips} trips`,
+  ];
+  const band = profile.price;
+  if (band)
     reasons.push(
-      v.pricePerHour >= profile.price.low && v.pricePerHour <= profile.price.high
-        ? `${v.pricePerHour}/h: in your usual band (${profile.price.low}-${profile.price.high})`
-        : `${v.pricePerHour}/h: outside your usual band (${profile.price.low}-${profile.price.high})`,
+      `${v.pricePerHour}/h: ${v.pricePerHour >= band.low && v.pricePerHour <= band.high ? 'in' : 'outside'} your usual band (${band.low}-${band.high})`,
     );
-  }
-  if (profile.area) {
-    const d = km(profile.area, v);
-    score -= KM_WEIGHT * d;
-    reasons.push(`${d.toFixed(1)} km from where you usually pick up`);
-  }
+  if (profile.area) reasons.push(`${km(profile.area, v).toFixed(1)} km from where you usually pick up`);
   return { score, reasons };
+}
+
+/** A ranking as search uses it: the score of every candidate, the reasons of the page's. */
+export interface Ranking {
+  score(v: Candidate): number;
+  explain(v: Candidate): Ranked;
+}
+
+export function rankingFor(profile: CustomerProfile): Ranking {
+  return { score: (v) => forYouScore(profile, v), explain: (v) => forYou(profile, v) };
 }

@@ -25,8 +25,8 @@ import { fromScript, type RedisConnection } from '../redis/scripts.ts';
 import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { Inventory } from './inventory.ts';
 import { survived } from '../log.ts';
-import { BusyIntervals, CityIndex } from './search-index.ts';
-import type { Ranked } from '../domain/ranking.ts';
+import { BusyIntervals, CityIndex, TopK } from './search-index.ts';
+import type { Ranked, Ranking } from '../domain/ranking.ts';
 
 /** What the city index sorts and places by: a change here rebuilds it. */
 function specChanged(prior: ReadVehicle, state: Record<string, unknown>): boolean {
@@ -68,7 +68,7 @@ export interface SearchQuery {
   radiusKm?: number;
   /** `for_you`: by `rank` (the caller's likelihood to book), best first; every free vehicle still listed. */
   sort: 'distance' | 'price' | 'for_you';
-  rank?: (v: ReadVehicle) => Ranked;
+  rank?: Ranking;
   limit: number;
   /** Keyset: only what sorts after this (the previous page's last sort key and id). */
   after?: SearchKey;
@@ -363,101 +363,110 @@ export class ReadModel {
       this.verifications.set(city, { status: 'ok', at: e.time, report: e.data });
   }
 
-  /** Candidates from memory, sorted and paged, each page verified against Redis before it is returned. */
+  /**
+   * Candidates from memory in the answer's order, each round verified against Redis before it is
+   * returned: a round verifies exactly what the page still needs (twice that after a miss), and
+   * what memory thought free but Redis says taken is skipped, the page filled from further on.
+   */
   async search(city: string, q: SearchQuery): Promise<{ hits: SearchHit[]; next: SearchKey | null }> {
     const c = this.cities.get(city);
     const view = this.views.get(city);
     if (!c || !view) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-    const now = this.inventory.clock.now();
     view.index ??= new CityIndex(view.vehicles.values());
-    const index = view.index;
-    const fits = (v: ReadVehicle) =>
-      (!q.category || (q.orBetter ? isSameOrBetter(v.category, q.category) : v.category === q.category)) &&
-      (q.minSeats === undefined || v.seats >= q.minSeats) &&
-      !isTaken(v, q.from, q.to, c.turnaroundMs, now);
-    // The first `n` candidates after the cursor in the answer's order, found without touching the
-    // rest of the city: nearest-first from the kd-tree, or cheapest-first along the price order.
-    // Keyset pages: a vehicle booked or freed between two pages never shifts the next one.
-    const byDistance = !!q.near && q.sort === 'distance';
-    // for_you: ordered by score, best first (the key is minus the score, rounded so a cursor
-    // carries it exactly); scores are computed once per vehicle and search.
-    const rank = q.sort === 'for_you' ? q.rank : undefined;
-    const scores = new Map<string, Ranked>();
-    const rankOf = (v: ReadVehicle): Ranked => {
-      let r = scores.get(v.id);
-      if (!r && rank) {
-        r = rank(v);
-        scores.set(v.id, r);
-      }
-      return r ?? { score: 0, reasons: [] };
-    };
-    const keyOf = (v: ReadVehicle, d: number | undefined) =>
-      rank ? -Math.round(rankOf(v).score * 1e6) / 1e6 : byDistance ? (d ?? 0) : v.pricePerHour;
-    const after = q.after;
-    const beyond = (v: ReadVehicle, d: number | undefined) =>
-      !after || keyOf(v, d) > after.key || (keyOf(v, d) === after.key && v.id > after.id);
-    const candidates: Array<{ v: ReadVehicle; d: number | undefined }> = [];
-    let exhausted = false;
-    const extend = (n: number) => {
-      if (exhausted || candidates.length >= n) return;
-      candidates.length = 0;
-      if (q.near && byDistance) {
-        const near = q.near;
-        const found = index.nearest(near, n, q.radiusKm, (v) => beyond(v, distanceKm(near, v)) && fits(v));
-        for (const v of found) candidates.push({ v, d: distanceKm(near, v) });
-        exhausted = found.length < n;
-        return;
-      }
-      if (rank) {
-        // Every free vehicle that fits, in the caller's order: personalisation orders, never hides.
-        for (const v of index.byPrice) {
-          const d = q.near ? distanceKm(q.near, v) : undefined;
-          if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
-          if (beyond(v, d) && fits(v)) candidates.push({ v, d });
-        }
-        candidates.sort((a, b) => keyOf(a.v, a.d) - keyOf(b.v, b.d) || (a.v.id < b.v.id ? -1 : 1));
-        exhausted = true;
-        return;
-      }
-      for (let k = after ? index.firstAfterPrice(after) : 0; k < index.byPrice.length; k++) {
-        const v = index.byPrice[k];
-        if (!v) break;
-        const d = q.near ? distanceKm(q.near, v) : undefined;
-        if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
-        if (!fits(v)) continue;
-        candidates.push({ v, d });
-        if (candidates.length >= n) return;
-      }
-      exhausted = true;
-    };
-    extend(q.limit * 2);
-    // Verify against the truth; what memory thought free but Redis says taken is skipped and the
-    // page filled from further candidates.
+    const s: Selection = { index: view.index, q, turnaroundMs: c.turnaroundMs, now: this.inventory.clock.now() };
     const hits: SearchHit[] = [];
-    let i = 0;
+    let at = q.after;
+    let margin = 0;
     for (;;) {
-      if (i >= candidates.length) extend(Math.max(candidates.length * 2, i + q.limit * 2));
-      if (hits.length >= q.limit || i >= candidates.length) break;
-      const slice = candidates.slice(i, i + (q.limit - hits.length) * 2);
-      const free = new Set(
-        await this.inventory.verifyAvailable(
-          city,
-          slice.map((h) => h.v.id),
-          q.from,
-          q.to,
-        ),
-      );
-      for (const { v, d } of slice) {
-        if (hits.length >= q.limit) break;
-        i++;
+      const verify = q.limit - hits.length + margin;
+      // One more than verified: whether a next page exists is known without another round.
+      const { found, exhausted } = select(s, at, verify + 1);
+      const round = found.slice(0, verify);
+      if (round.length === 0) return { hits, next: null };
+      const free = new Set(await this.inventory.verifyAvailable(city, ids(round), q.from, q.to));
+      for (const [j, { v, d, key }] of round.entries()) {
+        at = { key, id: v.id };
         if (!free.has(v.id)) continue;
-        hits.push(hitOf(v, d, rank ? rankOf(v) : undefined));
+        hits.push(hitOf(v, d, q.rank?.explain(v)));
+        if (hits.length === q.limit) return { hits, next: found.length > j + 1 ? at : null };
       }
+      if (exhausted) return { hits, next: null };
+      margin = q.limit - hits.length;
     }
-    extend(i + 1);
-    const last = candidates[i - 1];
-    return { hits, next: i < candidates.length && last ? { key: keyOf(last.v, last.d), id: last.v.id } : null };
   }
+}
+
+/** What one search asks of its city's index, fixed for the search. */
+interface Selection {
+  index: CityIndex<ReadVehicle>;
+  q: SearchQuery;
+  turnaroundMs: number;
+  now: number;
+}
+
+/** A vehicle in the running for the page: its distance when the query has a place, its sort key. */
+interface Candidate {
+  v: ReadVehicle;
+  d: number | undefined;
+  key: number;
+}
+
+const ids = (cs: readonly Candidate[]) => cs.map((x) => x.v.id);
+
+/** Does the vehicle answer the query's filters, and is it free for the window (in memory)? */
+function fits({ q, turnaroundMs, now }: Selection, v: ReadVehicle): boolean {
+  return (
+    (!q.category || (q.orBetter ? isSameOrBetter(v.category, q.category) : v.category === q.category)) &&
+    (q.minSeats === undefined || v.seats >= q.minSeats) &&
+    !isTaken(v, q.from, q.to, turnaroundMs, now)
+  );
+}
+
+/** Keyset order: (key, id) strictly after the cursor. */
+function beyond(key: number, id: string, at: SearchKey | undefined): boolean {
+  return !at || key > at.key || (key === at.key && id > at.id);
+}
+
+/** for_you's key: minus the score, rounded so that a cursor carries it exactly. */
+const forYouKey = (score: number) => -Math.round(score * 1e6) / 1e6;
+
+/**
+ * Up to `count` candidates after `at`, in the answer's order, touching no more of the city than
+ * that order needs: the kd-tree walks outwards (nearest first), the price order is read from the
+ * cursor on (cheapest first); only for_you reads every vehicle, keeping the best `count` (TopK).
+ * `exhausted`: nothing after these.
+ */
+function select(s: Selection, at: SearchKey | undefined, count: number): { found: Candidate[]; exhausted: boolean } {
+  const { q, index } = s;
+  const near = q.near;
+  if (near && q.sort === 'distance') {
+    const vs = index.nearest(near, count, q.radiusKm, (v) => beyond(distanceKm(near, v), v.id, at) && fits(s, v));
+    const found = vs.map((v) => {
+      const d = distanceKm(near, v);
+      return { v, d, key: d };
+    });
+    return { found, exhausted: found.length < count };
+  }
+  const rank = q.sort === 'for_you' ? q.rank : undefined;
+  if (rank) {
+    // Every free vehicle that fits, in the caller's order: personalisation orders, never hides.
+    const top = new TopK<ReadVehicle>(count);
+    for (const v of index.byPrice) {
+      if (near && q.radiusKm !== undefined && distanceKm(near, v) > q.radiusKm) continue;
+      const key = forYouKey(rank.score(v));
+      if (beyond(key, v.id, at) && fits(s, v)) top.offer(v, key);
+    }
+    const found = top.sorted().map(({ v, key }) => ({ v, d: near ? distanceKm(near, v) : undefined, key }));
+    return { found, exhausted: found.length < count };
+  }
+  const found: Candidate[] = [];
+  for (let k = at ? index.firstAfterPrice(at) : 0; k < index.byPrice.length && found.length < count; k++) {
+    const v = index.byPrice[k] as ReadVehicle;
+    const d = near ? distanceKm(near, v) : undefined;
+    if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
+    if (fits(s, v)) found.push({ v, d, key: v.pricePerHour });
+  }
+  return { found, exhausted: found.length < count };
 }
 
 /** A vehicle as a search answers it. */

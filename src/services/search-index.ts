@@ -110,3 +110,73 @@ export class CityIndex<V extends Indexed> {
     }).flatMap((i) => this.byPrice[i] ?? []);
   }
 }
+
+/**
+ * The `capacity` smallest of a stream of (key, id) pairs, in order: a bounded max-heap, so
+ * ordering a whole city by a score keeps a page's worth, never the city.
+ */
+export class TopK<V extends { id: string }> {
+  private readonly keys: Float64Array;
+  private readonly items: V[] = [];
+
+  constructor(readonly capacity: number) {
+    this.keys = new Float64Array(capacity);
+  }
+
+  /** Does (a, ida) sort after (b, idb)? */
+  private static after(a: number, ida: string, b: number, idb: string): boolean {
+    return a > b || (a === b && ida > idb);
+  }
+
+  private later(i: number, j: number): boolean {
+    return TopK.after(this.keys[i] ?? 0, this.items[i]?.id ?? '', this.keys[j] ?? 0, this.items[j]?.id ?? '');
+  }
+
+  private swap(i: number, j: number): void {
+    const k = this.keys[i] ?? 0;
+    this.keys[i] = this.keys[j] ?? 0;
+    this.keys[j] = k;
+    const v = this.items[i] as V;
+    this.items[i] = this.items[j] as V;
+    this.items[j] = v;
+  }
+
+  offer(v: V, key: number): void {
+    if (this.capacity === 0) return;
+    let i = this.items.length;
+    if (i < this.capacity) {
+      this.items.push(v);
+      this.keys[i] = key;
+      // Up while the parent sorts before: the root is the latest of the kept.
+      while (i > 0) {
+        const parent = (i - 1) >>> 1;
+        if (!this.later(i, parent)) break;
+        this.swap(i, parent);
+        i = parent;
+      }
+      return;
+    }
+    const root = this.items[0] as V;
+    if (!TopK.after(this.keys[0] ?? 0, root.id, key, v.id)) return;
+    this.items[0] = v;
+    this.keys[0] = key;
+    i = 0;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let top = i;
+      if (l < this.items.length && this.later(l, top)) top = l;
+      if (r < this.items.length && this.later(r, top)) top = r;
+      if (top === i) return;
+      this.swap(i, top);
+      i = top;
+    }
+  }
+
+  /** What was kept, earliest first. */
+  sorted(): { v: V; key: number }[] {
+    return this.items
+      .map((v, i) => ({ v, key: this.keys[i] ?? 0 }))
+      .sort((a, b) => a.key - b.key || (a.v.id < b.v.id ? -1 : a.v.id > b.v.id ? 1 : 0));
+  }
+}

@@ -19,7 +19,7 @@ import { Redis } from 'ioredis';
 import { CityCatalog, type City } from '../domain/cities.ts';
 import { backtest, forecast, naiveLastWeek } from '../domain/forecast.ts';
 import type { EndedTrip } from '../domain/late-returns.ts';
-import { forYou, profileOf, type PastTrip } from '../domain/ranking.ts';
+import { profileOf, rankingFor, type PastTrip } from '../domain/ranking.ts';
 import { CATEGORIES, FUELS, TRANSMISSIONS, type Category } from '../domain/vehicle.ts';
 import { ShiftedClock } from '../redis/clock.ts';
 import { keys, cityKeyPattern } from '../redis/keys.ts';
@@ -297,7 +297,7 @@ class SimRun {
         from,
         to,
         limit: 10,
-        ...(ranked ? { sort: 'for_you' as const, rank: (v) => forYou(profile, v) } : { sort: 'price' as const }),
+        ...(ranked ? { sort: 'for_you' as const, rank: rankingFor(profile) } : { sort: 'price' as const }),
       });
       if (this.measuring) this.f.searches++;
       for (const [i, h] of hits.entries()) {

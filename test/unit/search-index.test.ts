@@ -1,14 +1,14 @@
 /**
  * The read model's indexes answer exactly as the plain rules do: BusyIntervals (binary search)
  * as `occupies` + `overlapsWindow` over every entry; CityIndex's nearest-first as a full scan
- * sorted by distance.
+ * sorted by distance; TopK as a full sort cut to its capacity.
  */
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { occupies, overlapsWindow, type CalendarEntry } from '../../src/domain/calendar.ts';
 import { distanceKm } from '../../src/services/read-model.ts';
-import { BusyIntervals, CityIndex } from '../../src/services/search-index.ts';
+import { BusyIntervals, CityIndex, TopK } from '../../src/services/search-index.ts';
 import { seeded } from '../support/random.ts';
 
 const M = 60_000;
@@ -130,5 +130,35 @@ test('property: nearest-first from the kd-tree is the full scan sorted by distan
       },
     ),
     { seed, numRuns: 500 },
+  );
+});
+
+test('property: TopK keeps what a full sort by (key, id) puts first, in that order', () => {
+  const { seed } = seeded('search-index.topk');
+  fc.assert(
+    fc.property(
+      // Few distinct keys: ties broken by id are the case that matters.
+      fc.array(fc.record({ key: fc.integer({ min: -5, max: 5 }), id: fc.integer({ min: 0, max: 99 }) }), {
+        maxLength: 80,
+      }),
+      fc.integer({ min: 0, max: 30 }),
+      (offers, k) => {
+        const seen = new Set<number>();
+        const items = offers
+          .filter((o) => !seen.has(o.id) && seen.add(o.id))
+          .map((o) => ({ id: `v${o.id}`, key: o.key / 4 }));
+        const top = new TopK<{ id: string }>(k);
+        for (const x of items) top.offer(x, x.key);
+        const want = [...items]
+          .sort((a, b) => a.key - b.key || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
+          .slice(0, k)
+          .map((x) => `${x.id}@${x.key}`);
+        assert.deepEqual(
+          top.sorted().map(({ v, key }) => `${v.id}@${key}`),
+          want,
+        );
+      },
+    ),
+    { seed, numRuns: 300 },
   );
 });

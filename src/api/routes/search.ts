@@ -8,9 +8,8 @@ import type { AppDeps } from '../types.ts';
 import { decodeCursor, encodeCursor } from '../../domain/cursor.ts';
 import { IsoTime, toMs } from '../schemas.ts';
 import { requireRole } from '../authorize.ts';
-import { forYou, type Ranked } from '../../domain/ranking.ts';
+import { rankingFor, type Ranking } from '../../domain/ranking.ts';
 import { CustomerProfiles } from '../../services/profiles.ts';
-import type { ReadVehicle } from '../../services/read-model.ts';
 
 const problem = { $ref: 'Problem#' } as const;
 
@@ -106,13 +105,12 @@ export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
       const [lat, lng] = q.near ? q.near.split(',').map(Number) : [];
       if (lat !== undefined && (Math.abs(lat) > 90 || Math.abs(lng ?? 0) > 180))
         throw new DomainError('VALIDATION', 'near must be a valid lat,lng', { field: 'near' });
-      let rank: ((v: ReadVehicle) => Ranked) | undefined;
+      let rank: Ranking | undefined;
       if (q.sort === 'for_you') {
         // The ranking is the caller's own: only a customer has trips to learn from.
         requireRole(request.actor, 'customer');
         if (!profiles) throw new DomainError('UNAVAILABLE', 'search is not enabled in this process');
-        const profile = await profiles.profile(request.actor.id);
-        rank = (v) => forYou(profile, v);
+        rank = rankingFor(await profiles.profile(request.actor.id));
       }
       const { hits, next } = await readModel.search(request.params.city, {
         from,
