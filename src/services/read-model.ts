@@ -25,7 +25,7 @@ import { fromScript, type RedisConnection } from '../redis/scripts.ts';
 import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { Inventory } from './inventory.ts';
 import { survived } from '../log.ts';
-import { BusyIntervals, CityIndex, TopK } from './search-index.ts';
+import { BusyIntervals, CityIndex, TopK, type TripWindow } from './search-index.ts';
 import type { Ranked, Ranking } from '../domain/ranking.ts';
 
 /** What the city index sorts and places by: a change here rebuilds it. */
@@ -125,9 +125,9 @@ function readVehicle(id: string, s: Record<string, unknown>, entries = new Map<s
 }
 
 /** Is [from, to) taken on this vehicle (turnaround included)? The same rule as the scripts' `require_free`. */
-function isTaken(v: ReadVehicle, from: number, to: number, turnaroundMs: number, now: number): boolean {
-  v.busy ??= BusyIntervals.of(v.entries.values(), turnaroundMs);
-  return v.busy.taken(from, to, turnaroundMs, now);
+function isTaken(v: ReadVehicle, w: TripWindow): boolean {
+  v.busy ??= BusyIntervals.of(v.entries.values(), w.turnaroundMs);
+  return v.busy.taken(w);
 }
 
 /** A vehicle on the city's map: where it is and its status now. */
@@ -373,7 +373,14 @@ export class ReadModel {
     const view = this.views.get(city);
     if (!c || !view) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
     view.index ??= new CityIndex(view.vehicles.values());
-    const s: Selection = { index: view.index, q, turnaroundMs: c.turnaroundMs, now: this.inventory.clock.now() };
+    const s: Selection = {
+      index: view.index,
+      q,
+      from: q.from,
+      to: q.to,
+      turnaroundMs: c.turnaroundMs,
+      now: this.inventory.clock.now(),
+    };
     const hits: SearchHit[] = [];
     let at = q.after;
     let margin = 0;
@@ -397,11 +404,9 @@ export class ReadModel {
 }
 
 /** What one search asks of its city's index, fixed for the search. */
-interface Selection {
+interface Selection extends TripWindow {
   index: CityIndex<ReadVehicle>;
   q: SearchQuery;
-  turnaroundMs: number;
-  now: number;
 }
 
 /** A vehicle in the running for the page: its distance when the query has a place, its sort key. */
@@ -414,11 +419,12 @@ interface Candidate {
 const ids = (cs: readonly Candidate[]) => cs.map((x) => x.v.id);
 
 /** Does the vehicle answer the query's filters, and is it free for the window (in memory)? */
-function fits({ q, turnaroundMs, now }: Selection, v: ReadVehicle): boolean {
+function fits(s: Selection, v: ReadVehicle): boolean {
+  const q = s.q;
   return (
     (!q.category || (q.orBetter ? isSameOrBetter(v.category, q.category) : v.category === q.category)) &&
     (q.minSeats === undefined || v.seats >= q.minSeats) &&
-    !isTaken(v, q.from, q.to, turnaroundMs, now)
+    !isTaken(v, s)
   );
 }
 
@@ -426,9 +432,6 @@ function fits({ q, turnaroundMs, now }: Selection, v: ReadVehicle): boolean {
 function beyond(key: number, id: string, at: SearchKey | undefined): boolean {
   return !at || key > at.key || (key === at.key && id > at.id);
 }
-
-/** for_you's key: minus the score, rounded so that a cursor carries it exactly. */
-const forYouKey = (score: number) => -Math.round(score * 1e6) / 1e6;
 
 /**
  * Up to `count` candidates after `at`, in the answer's order, touching no more of the city than
@@ -450,13 +453,26 @@ function select(s: Selection, at: SearchKey | undefined, count: number): { found
   const rank = q.sort === 'for_you' ? q.rank : undefined;
   if (rank) {
     // Every free vehicle that fits, in the caller's order: personalisation orders, never hides.
-    const top = new TopK<ReadVehicle>(count);
-    for (const v of index.byPrice) {
+    // Scores go into the index's scratch keys and the best `count` positions into a TopK; nothing
+    // here is allocated per vehicle (select is synchronous, so the scratch is this search's).
+    const all = index.byPrice;
+    const keys = index.keys();
+    rank.scores(all, keys);
+    const top = new TopK(count, keys, all);
+    for (let i = 0; i < all.length; i++) {
+      const v = all[i] as ReadVehicle;
+      // The key is minus the score, rounded so that a cursor carries it exactly; written out rather
+      // than called (a double handed to a call that is not inlined is boxed).
+      const key = -Math.round((keys[i] ?? 0) * 1e6) / 1e6;
+      keys[i] = key;
       if (near && q.radiusKm !== undefined && distanceKm(near, v) > q.radiusKm) continue;
-      const key = forYouKey(rank.score(v));
-      if (beyond(key, v.id, at) && fits(s, v)) top.offer(v, key);
+      if (at && (key < at.key || (key === at.key && v.id <= at.id))) continue;
+      if (fits(s, v)) top.offer(i);
     }
-    const found = top.sorted().map(({ v, key }) => ({ v, d: near ? distanceKm(near, v) : undefined, key }));
+    const found = top.sorted().map((i) => {
+      const v = all[i] as ReadVehicle;
+      return { v, d: near ? distanceKm(near, v) : undefined, key: keys[i] ?? 0 };
+    });
     return { found, exhausted: found.length < count };
   }
   const found: Candidate[] = [];

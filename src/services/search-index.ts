@@ -46,21 +46,34 @@ export class BusyIntervals {
     return new BusyIntervals(starts, ends, moving);
   }
 
-  /** Is [from, to) taken for a new trip at `now`? */
-  taken(from: number, to: number, turnaroundMs: number, now: number): boolean {
+  /**
+   * Is [from, to) taken for a new trip at `now`? The window comes as one object: a double read from
+   * an object and handed to a call is boxed anew each time, and search asks this of many vehicles.
+   */
+  taken(w: TripWindow): boolean {
     // The last stable entry starting (padded) before `to`: any overlap ends after `from`.
     let lo = 0;
     let hi = this.starts.length;
     while (lo < hi) {
       const mid = (lo + hi) >>> 1;
-      if ((this.starts[mid] ?? 0) < to) lo = mid + 1;
+      if ((this.starts[mid] ?? 0) < w.to) lo = mid + 1;
       else hi = mid;
     }
-    if (lo > 0 && (this.ends[lo - 1] ?? 0) > from) return true;
-    for (const e of this.moving)
-      if (occupies(e, now) && overlapsWindow(e, from, to, true, turnaroundMs, now)) return true;
+    if (lo > 0 && (this.ends[lo - 1] ?? 0) > w.from) return true;
+    for (let i = 0; i < this.moving.length; i++) {
+      const e = this.moving[i] as CalendarEntry;
+      if (occupies(e, w.now) && overlapsWindow(e, w.from, w.to, true, w.turnaroundMs, w.now)) return true;
+    }
     return false;
   }
+}
+
+/** A new trip's window, its city's turnaround and the time of asking. */
+export interface TripWindow {
+  from: number;
+  to: number;
+  turnaroundMs: number;
+  now: number;
 }
 
 export interface Indexed {
@@ -75,6 +88,7 @@ export class CityIndex<V extends Indexed> {
   /** Listed vehicles by price, then id. */
   readonly byPrice: V[];
   private readonly geo: KDBush | undefined;
+  private scratch: Float64Array | undefined;
 
   constructor(vehicles: Iterable<V>) {
     this.byPrice = [...vehicles]
@@ -86,6 +100,15 @@ export class CityIndex<V extends Indexed> {
       geo.finish();
       this.geo = geo;
     }
+  }
+
+  /**
+   * One key per vehicle in price order, for a search to fill and read synchronously (for_you):
+   * the city's searches share it, so ranking a city allocates nothing per search.
+   */
+  keys(): Float64Array {
+    this.scratch ??= new Float64Array(this.byPrice.length);
+    return this.scratch;
   }
 
   /** The position in price order of the first vehicle after (price, id). */
@@ -112,71 +135,64 @@ export class CityIndex<V extends Indexed> {
 }
 
 /**
- * The `capacity` smallest of a stream of (key, id) pairs, in order: a bounded max-heap, so
- * ordering a whole city by a score keeps a page's worth, never the city.
+ * The `capacity` first positions of a list by (key, id): a bounded max-heap over positions, the
+ * keys read from a Float64Array, so ordering a whole city by a score keeps a page's worth and
+ * boxes no number on the way.
  */
-export class TopK<V extends { id: string }> {
-  private readonly keys: Float64Array;
-  private readonly items: V[] = [];
+export class TopK {
+  private readonly heap: Int32Array;
+  private size = 0;
 
-  constructor(readonly capacity: number) {
-    this.keys = new Float64Array(capacity);
+  constructor(
+    readonly capacity: number,
+    private readonly keys: Float64Array,
+    private readonly items: readonly { id: string }[],
+  ) {
+    this.heap = new Int32Array(capacity);
   }
 
-  /** Does (a, ida) sort after (b, idb)? */
-  private static after(a: number, ida: string, b: number, idb: string): boolean {
-    return a > b || (a === b && ida > idb);
-  }
-
-  private later(i: number, j: number): boolean {
-    return TopK.after(this.keys[i] ?? 0, this.items[i]?.id ?? '', this.keys[j] ?? 0, this.items[j]?.id ?? '');
+  /** Does position a sort after position b? */
+  private after(a: number, b: number): boolean {
+    const ka = this.keys[a] ?? 0;
+    const kb = this.keys[b] ?? 0;
+    return ka > kb || (ka === kb && (this.items[a]?.id ?? '') > (this.items[b]?.id ?? ''));
   }
 
   private swap(i: number, j: number): void {
-    const k = this.keys[i] ?? 0;
-    this.keys[i] = this.keys[j] ?? 0;
-    this.keys[j] = k;
-    const v = this.items[i] as V;
-    this.items[i] = this.items[j] as V;
-    this.items[j] = v;
+    const x = this.heap[i] ?? 0;
+    this.heap[i] = this.heap[j] ?? 0;
+    this.heap[j] = x;
   }
 
-  offer(v: V, key: number): void {
-    if (this.capacity === 0) return;
-    let i = this.items.length;
-    if (i < this.capacity) {
-      this.items.push(v);
-      this.keys[i] = key;
+  offer(position: number): void {
+    if (this.size < this.capacity) {
+      let i = this.size++;
+      this.heap[i] = position;
       // Up while the parent sorts before: the root is the latest of the kept.
       while (i > 0) {
         const parent = (i - 1) >>> 1;
-        if (!this.later(i, parent)) break;
+        if (!this.after(this.heap[i] ?? 0, this.heap[parent] ?? 0)) break;
         this.swap(i, parent);
         i = parent;
       }
       return;
     }
-    const root = this.items[0] as V;
-    if (!TopK.after(this.keys[0] ?? 0, root.id, key, v.id)) return;
-    this.items[0] = v;
-    this.keys[0] = key;
-    i = 0;
-    for (;;) {
+    if (this.capacity === 0 || !this.after(this.heap[0] ?? 0, position)) return;
+    this.heap[0] = position;
+    for (let i = 0; ; ) {
       const l = 2 * i + 1;
       const r = l + 1;
       let top = i;
-      if (l < this.items.length && this.later(l, top)) top = l;
-      if (r < this.items.length && this.later(r, top)) top = r;
+      if (l < this.size && this.after(this.heap[l] ?? 0, this.heap[top] ?? 0)) top = l;
+      if (r < this.size && this.after(this.heap[r] ?? 0, this.heap[top] ?? 0)) top = r;
       if (top === i) return;
       this.swap(i, top);
       i = top;
     }
   }
 
-  /** What was kept, earliest first. */
-  sorted(): { v: V; key: number }[] {
-    return this.items
-      .map((v, i) => ({ v, key: this.keys[i] ?? 0 }))
-      .sort((a, b) => a.key - b.key || (a.v.id < b.v.id ? -1 : a.v.id > b.v.id ? 1 : 0));
+  /** The kept positions, first first. */
+  sorted(): number[] {
+    return Array.from(this.heap.subarray(0, this.size)).sort((a, b) => (this.after(a, b) ? 1 : -1));
   }
 }

@@ -239,9 +239,12 @@ describe('availability search', () => {
   }, async () => {
     const { seed } = seeded('search.pages');
     // Ties on purpose: the order is then decided by id, across pages too.
+    const score = (v: { pricePerHour: number }) => v.pricePerHour % 4;
     const rank: Ranking = {
-      score: (v) => v.pricePerHour % 4,
-      explain: (v) => ({ score: v.pricePerHour % 4, reasons: [] }),
+      scores: (vs, out) => {
+        for (const [i, v] of vs.entries()) out[i] = score(v);
+      },
+      explain: (v) => ({ score: score(v), reasons: [] }),
     };
     let run = 0;
     await fc.assert(
@@ -310,7 +313,7 @@ describe('availability search', () => {
             ),
           );
           const keyOf = (v: ReadVehicle) =>
-            sort === 'for_you' ? -rank.score(v) : sort === 'distance' && near ? distanceKm(near, v) : v.pricePerHour;
+            sort === 'for_you' ? -score(v) : sort === 'distance' && near ? distanceKm(near, v) : v.pricePerHour;
           const want = listed
             .filter(
               (v) =>

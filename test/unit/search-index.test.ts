@@ -79,7 +79,10 @@ test('property: BusyIntervals.taken equals the rule over every entry', () => {
         const from = NOW + start * M;
         const to = from + len * M;
         const expected = entries.some((e) => occupies(e, now) && overlapsWindow(e, from, to, true, TURNAROUND, now));
-        assert.equal(BusyIntervals.of(entries, TURNAROUND).taken(from, to, TURNAROUND, now), expected);
+        assert.equal(
+          BusyIntervals.of(entries, TURNAROUND).taken({ from, to, turnaroundMs: TURNAROUND, now }),
+          expected,
+        );
       },
     ),
     { seed, numRuns: 2_000 },
@@ -147,14 +150,18 @@ test('property: TopK keeps what a full sort by (key, id) puts first, in that ord
         const items = offers
           .filter((o) => !seen.has(o.id) && seen.add(o.id))
           .map((o) => ({ id: `v${o.id}`, key: o.key / 4 }));
-        const top = new TopK<{ id: string }>(k);
-        for (const x of items) top.offer(x, x.key);
+        const top = new TopK(
+          k,
+          Float64Array.from(items, (x) => x.key),
+          items,
+        );
+        for (const i of items.keys()) top.offer(i);
         const want = [...items]
           .sort((a, b) => a.key - b.key || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0))
           .slice(0, k)
           .map((x) => `${x.id}@${x.key}`);
         assert.deepEqual(
-          top.sorted().map(({ v, key }) => `${v.id}@${key}`),
+          top.sorted().map((i) => `${items[i]?.id}@${items[i]?.key}`),
           want,
         );
       },
