@@ -44,3 +44,32 @@ test('the side-by-side benchmark runs end to end in quick mode', { timeout: 240_
     rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('the search-cost benchmark measures every kind of search in a small city', { timeout: 120_000 }, async () => {
+  // Its measuring half only (what it runs in this tree and in the baseline's worktree): no worktree, no docs.
+  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/search-cost.ts'], {
+    env: { ...process.env, SEARCH_COST_CHILD: '1', BENCH_SIZES: '60', BENCH_SEARCHES: '40' },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    err += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  assert.equal(code, 0, err.slice(-3000));
+  const result = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<
+    string,
+    Record<string, { cpuUs: number; bytes: number; hits: number; p50: number }>
+  >;
+  const city = result['60'];
+  assert.ok(city, 'the 60-vehicle city measured');
+  for (const kind of ['price', 'nearest', 'for_you', 'radius']) {
+    const cost = city[kind];
+    assert.ok(cost && cost.cpuUs > 0 && cost.bytes > 0 && cost.p50 > 0, `${kind}: ${JSON.stringify(cost)}`);
+  }
+  assert.ok((city.price?.hits ?? 0) > 0, 'searches found vehicles');
+});
