@@ -10,12 +10,12 @@
  *
  *   npm run bench:calendar          (BASELINE=<commit>, BENCH_SIZES=0,10,100,500, BENCH_MEASURED=2000)
  */
-import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CityCatalog } from '../src/domain/cities.ts';
 import { runStamp } from './lib/stamp.ts';
+import { measureAgainst, writeSection } from './lib/baseline.ts';
 import { Inventory } from '../src/services/inventory.ts';
 import { startRedis } from '../test/support/redis.ts';
 import { SEDAN, testCity } from '../test/support/engine.ts';
@@ -86,42 +86,27 @@ async function measure(): Promise<Record<string, number>> {
 
 const BASELINE = process.env.BASELINE ?? '4e54be8';
 
-/** This file, run by tsx in `cwd`; its last line of output is the JSON of `measure`. */
-function runIn(cwd: string): Record<string, number> {
-  const out = execFileSync('npx', ['tsx', 'bench/calendar-cost.ts'], {
-    cwd,
-    env: { ...process.env, CALENDAR_COST_CHILD: '1' },
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, number>;
-}
-
 async function main() {
-  const root = process.cwd();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-calendar-baseline-'));
-  try {
-    execFileSync('git', ['worktree', 'add', '--detach', dir, BASELINE], { stdio: 'ignore' });
-    await symlink(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
-    for (const f of ['bench/calendar-cost.ts', 'bench/lib/stamp.ts', 'src/sim/stamp.ts'])
-      await copyFile(path.join(root, f), path.join(dir, f));
-    console.error(`calendar cost: this tree, then ${BASELINE}; sizes ${SIZES.join(', ')}`);
-    const now = runIn(root);
-    const base = runIn(dir);
-    const stamp = runStamp();
-    const result = { ...stamp, baseline: BASELINE, vehicles: VEHICLES, measured: MEASURED, now, base };
-    await mkdir(path.join('bench', 'results'), { recursive: true });
-    await writeFile(path.join('bench', 'results', 'calendar-latest.json'), `${JSON.stringify(result, null, 2)}\n`);
-    const rows = SIZES.map((n) => {
-      const a = now[String(n)] ?? 0;
-      const b = base[String(n)] ?? 0;
-      return `| ${n} | ${a} | ${b} | ${b ? (a / b).toFixed(2) : 'n/a'} |`;
-    });
-    const first = now[String(SIZES[0])] ?? 0;
-    const last = now[String(SIZES.at(-1))] ?? 0;
-    const bFirst = base[String(SIZES[0])] ?? 0;
-    const bLast = base[String(SIZES.at(-1))] ?? 0;
-    const section = `## Calendar size (\`npm run bench:calendar\`)
+  console.error(`calendar cost: this tree, then ${BASELINE}; sizes ${SIZES.join(', ')}`);
+  const { now, base } = await measureAgainst<Record<string, number>>(
+    BASELINE,
+    'bench/calendar-cost.ts',
+    'CALENDAR_COST_CHILD',
+  );
+  const stamp = runStamp();
+  const result = { ...stamp, baseline: BASELINE, vehicles: VEHICLES, measured: MEASURED, now, base };
+  await mkdir(path.join('bench', 'results'), { recursive: true });
+  await writeFile(path.join('bench', 'results', 'calendar-latest.json'), `${JSON.stringify(result, null, 2)}\n`);
+  const rows = SIZES.map((n) => {
+    const a = now[String(n)] ?? 0;
+    const b = base[String(n)] ?? 0;
+    return `| ${n} | ${a} | ${b} | ${b ? (a / b).toFixed(2) : 'n/a'} |`;
+  });
+  const first = now[String(SIZES[0])] ?? 0;
+  const last = now[String(SIZES.at(-1))] ?? 0;
+  const bFirst = base[String(SIZES[0])] ?? 0;
+  const bLast = base[String(SIZES.at(-1))] ?? 0;
+  const section = `## Calendar size (\`npm run bench:calendar\`)
 
 What one booking costs Redis (µs inside EVALSHA, from \`INFO commandstats\`) when each of ${VEHICLES}
 vehicles already has that many bookings and ${MEASURED} more land in gaps spread through the
@@ -136,15 +121,8 @@ ${rows.join('\n')}
 
 From ${SIZES[0]} to ${SIZES.at(-1)} entries a booking's cost went from ${first} to ${last} µs here (×${first ? (last / first).toFixed(2) : 'n/a'}), and from ${bFirst} to ${bLast} µs at \`${BASELINE}\` (×${bFirst ? (bLast / bFirst).toFixed(2) : 'n/a'}).
 `;
-    const file = path.join('docs', 'benchmarks.md');
-    const doc = await readFile(file, 'utf8');
-    const re = /## Calendar size[^\n]*\n[\s\S]*?(?=\n## |$)/;
-    await writeFile(file, re.test(doc) ? doc.replace(re, () => section) : `${doc.trimEnd()}\n\n${section}`);
-    console.log(section);
-  } finally {
-    execFileSync('git', ['worktree', 'remove', '--force', dir], { stdio: 'ignore' });
-    await rm(dir, { recursive: true, force: true });
-  }
+  await writeSection('## Calendar size', section);
+  console.log(section);
 }
 
 if (process.env.CALENDAR_COST_CHILD) console.log(JSON.stringify(await measure()));

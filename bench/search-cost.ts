@@ -17,13 +17,13 @@
  *
  *   npm run bench:search            (BASELINE=<commit>, BENCH_SIZES=500,2000,8000, BENCH_SEARCHES=1000)
  */
-import { execFileSync } from 'node:child_process';
-import { copyFile, mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, writeFile } from 'node:fs/promises';
 import { Session } from 'node:inspector/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { CityCatalog, REFERENCE_CITIES } from '../src/domain/cities.ts';
 import * as ranking from '../src/domain/ranking.ts';
+import { rng } from '../src/domain/random.ts';
 import { CATEGORIES } from '../src/domain/vehicle.ts';
 import { seedCity } from '../src/services/demo.ts';
 import { Inventory } from '../src/services/inventory.ts';
@@ -32,6 +32,7 @@ import { startRedis } from '../test/support/redis.ts';
 import { Redis } from 'ioredis';
 import { percentiles } from './lib/stats.ts';
 import { runStamp } from './lib/stamp.ts';
+import { measureAgainst, writeSection } from './lib/baseline.ts';
 
 const HOUR = 3_600_000;
 const SIZES = (process.env.BENCH_SIZES ?? '500,2000,8000').split(',').map(Number);
@@ -50,17 +51,6 @@ interface Cost {
   /** By the Redis client (ioredis, its parser, the socket). */
   clientBytes: number;
   hits: number;
-}
-
-function rng(seed: number): () => number {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** The ranking as the tree under test takes it: an object (score, explain) here, a function before. */
@@ -197,18 +187,6 @@ async function measure(): Promise<Record<string, Record<Kind, Cost>>> {
 
 const BASELINE = process.env.BASELINE ?? '01d0a3b';
 
-/** This file, run by tsx in `cwd`; its last line of output is the JSON of `measure`. */
-function runIn(cwd: string): Record<string, Record<Kind, Cost>> {
-  const out = execFileSync('npx', ['tsx', 'bench/search-cost.ts'], {
-    cwd,
-    env: { ...process.env, SEARCH_COST_CHILD: '1' },
-    encoding: 'utf8',
-    stdio: ['ignore', 'pipe', 'inherit'],
-    maxBuffer: 64 * 1024 * 1024,
-  });
-  return JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<string, Record<Kind, Cost>>;
-}
-
 const kb = (b: number) => (b / 1024).toFixed(1);
 
 function section(
@@ -270,32 +248,21 @@ ${summary}
 }
 
 async function main() {
-  const root = process.cwd();
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-search-baseline-'));
-  try {
-    execFileSync('git', ['worktree', 'add', '--detach', dir, BASELINE], { stdio: 'ignore' });
-    await symlink(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
-    for (const f of ['bench/search-cost.ts', 'bench/lib/stamp.ts', 'bench/lib/stats.ts', 'src/sim/stamp.ts'])
-      await copyFile(path.join(root, f), path.join(dir, f));
-    console.error(`search cost: this tree, then ${BASELINE}; sizes ${SIZES.join(', ')}`);
-    const now = runIn(root);
-    const base = runIn(dir);
-    const stamp = runStamp();
-    await mkdir(path.join('bench', 'results'), { recursive: true });
-    await writeFile(
-      path.join('bench', 'results', 'search-latest.json'),
-      `${JSON.stringify({ ...stamp, baseline: BASELINE, searches: SEARCHES, now, base }, null, 2)}\n`,
-    );
-    const text = section(stamp, now, base);
-    const file = path.join('docs', 'benchmarks.md');
-    const doc = await readFile(file, 'utf8');
-    const re = /## Search cost by city size[^\n]*\n[\s\S]*?(?=\n## |$)/;
-    await writeFile(file, re.test(doc) ? doc.replace(re, () => text) : `${doc.trimEnd()}\n\n${text}`);
-    console.log(text);
-  } finally {
-    execFileSync('git', ['worktree', 'remove', '--force', dir], { stdio: 'ignore' });
-    await rm(dir, { recursive: true, force: true });
-  }
+  console.error(`search cost: this tree, then ${BASELINE}; sizes ${SIZES.join(', ')}`);
+  const { now, base } = await measureAgainst<Record<string, Record<Kind, Cost>>>(
+    BASELINE,
+    'bench/search-cost.ts',
+    'SEARCH_COST_CHILD',
+  );
+  const stamp = runStamp();
+  await mkdir(path.join('bench', 'results'), { recursive: true });
+  await writeFile(
+    path.join('bench', 'results', 'search-latest.json'),
+    `${JSON.stringify({ ...stamp, baseline: BASELINE, searches: SEARCHES, now, base }, null, 2)}\n`,
+  );
+  const text = section(stamp, now, base);
+  await writeSection('## Search cost by city size', text);
+  console.log(text);
 }
 
 if (process.env.SEARCH_COST_CHILD) console.log(JSON.stringify(await measure()));

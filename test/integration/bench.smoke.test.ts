@@ -10,23 +10,34 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'node:test';
 
+/** Runs a bench file under tsx; its exit code and what it printed. */
+async function runBench(
+  file: string,
+  env: Record<string, string>,
+): Promise<{ code: number | null; out: string; log: string }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', ...file.split(' ')], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let log = '';
+  child.stdout.on('data', (d: Buffer) => {
+    out += d.toString();
+    log += d.toString();
+  });
+  child.stderr.on('data', (d: Buffer) => {
+    log += d.toString();
+  });
+  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  return { code, out, log };
+}
+
 test('the side-by-side benchmark runs end to end in quick mode', { timeout: 240_000 }, async () => {
   const dir = mkdtempSync(path.join(tmpdir(), 'fleet-bench-smoke-'));
   const out = path.join(dir, 'quick.json');
   try {
     const before = readFileSync('docs/benchmarks.md', 'utf8');
-    const child = spawn(process.execPath, ['--import', 'tsx', 'bench/side-by-side.ts', '--quick'], {
-      env: { ...process.env, BENCH_QUICK_OUT: out },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let log = '';
-    child.stdout.on('data', (d: Buffer) => {
-      log += d.toString();
-    });
-    child.stderr.on('data', (d: Buffer) => {
-      log += d.toString();
-    });
-    const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+    const { code, log } = await runBench('bench/side-by-side.ts --quick', { BENCH_QUICK_OUT: out });
     assert.equal(code, 0, log.slice(-3000));
     const result = JSON.parse(readFileSync(out, 'utf8')) as {
       mode: string;
@@ -47,20 +58,12 @@ test('the side-by-side benchmark runs end to end in quick mode', { timeout: 240_
 
 test('the search-cost benchmark measures every kind of search in a small city', { timeout: 120_000 }, async () => {
   // Its measuring half only (what it runs in this tree and in the baseline's worktree): no worktree, no docs.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'bench/search-cost.ts'], {
-    env: { ...process.env, SEARCH_COST_CHILD: '1', BENCH_SIZES: '60', BENCH_SEARCHES: '40' },
-    stdio: ['ignore', 'pipe', 'pipe'],
+  const { code, out, log } = await runBench('bench/search-cost.ts', {
+    SEARCH_COST_CHILD: '1',
+    BENCH_SIZES: '60',
+    BENCH_SEARCHES: '40',
   });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => {
-    out += d.toString();
-  });
-  child.stderr.on('data', (d: Buffer) => {
-    err += d.toString();
-  });
-  const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
-  assert.equal(code, 0, err.slice(-3000));
+  assert.equal(code, 0, log.slice(-3000));
   const result = JSON.parse(out.trim().split('\n').at(-1) ?? '{}') as Record<
     string,
     Record<string, { cpuUs: number; bytes: number; hits: number; p50: number }>
