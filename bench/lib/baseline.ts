@@ -32,7 +32,7 @@ export async function measureAgainst<T>(
   try {
     execFileSync('git', ['worktree', 'add', '--detach', dir, baseline], { stdio: 'ignore' });
     await symlink(path.join(root, 'node_modules'), path.join(dir, 'node_modules'));
-    for (const f of [file, 'bench/lib/stamp.ts', 'bench/lib/stats.ts', 'src/sim/stamp.ts'])
+    for (const f of [file, 'bench/lib/baseline.ts', 'bench/lib/stamp.ts', 'bench/lib/stats.ts', 'src/sim/stamp.ts'])
       await copyFile(path.join(root, f), path.join(dir, f));
     const now = runChild<T>(root, file, childVar);
     const base = runChild<T>(dir, file, childVar);
