@@ -475,6 +475,8 @@ function select(s: Selection, at: SearchKey | undefined, count: number): { found
     });
     return { found, exhausted: found.length < count };
   }
+  const box = near && q.radiusKm !== undefined ? index.boxAround(near, q.radiusKm, count) : undefined;
+  if (near && box) return cheapestWithin(s, box, near, at, count);
   const found: Candidate[] = [];
   for (let k = at ? index.firstAfterPrice(at) : 0; k < index.byPrice.length && found.length < count; k++) {
     const v = index.byPrice[k] as ReadVehicle;
@@ -482,6 +484,36 @@ function select(s: Selection, at: SearchKey | undefined, count: number): { found
     if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
     if (fits(s, v)) found.push({ v, d, key: v.pricePerHour });
   }
+  return { found, exhausted: found.length < count };
+}
+
+/**
+ * Cheapest first within a small circle: the vehicles of its box (`CityIndex.boxAround`) within
+ * the radius, after the cursor, that fit; the best `count` kept by price in a TopK.
+ */
+function cheapestWithin(
+  s: Selection,
+  box: readonly number[],
+  near: { lat: number; lng: number },
+  at: SearchKey | undefined,
+  count: number,
+): { found: Candidate[]; exhausted: boolean } {
+  const all = s.index.byPrice;
+  const keys = s.index.keys();
+  const radiusKm = s.q.radiusKm ?? Number.POSITIVE_INFINITY;
+  const top = new TopK(count, keys, all);
+  for (const i of box) {
+    const v = all[i] as ReadVehicle;
+    if (distanceKm(near, v) > radiusKm) continue;
+    const key = v.pricePerHour;
+    if (at && (key < at.key || (key === at.key && v.id <= at.id))) continue;
+    keys[i] = key;
+    if (fits(s, v)) top.offer(i);
+  }
+  const found = top.sorted().map((i) => {
+    const v = all[i] as ReadVehicle;
+    return { v, d: distanceKm(near, v), key: v.pricePerHour };
+  });
   return { found, exhausted: found.length < count };
 }
 

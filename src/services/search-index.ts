@@ -84,11 +84,21 @@ export interface Indexed {
   listing: string;
 }
 
+const EARTH_KM = 6371;
+
+/** The share of [lo, hi] that [a, b] covers (1 or 0 for a single point). */
+function overlap(lo: number, hi: number, a: number, b: number): number {
+  if (hi - lo < 1e-9) return a <= hi && b >= lo ? 1 : 0;
+  return Math.max(0, Math.min(hi, b) - Math.max(lo, a)) / (hi - lo);
+}
+
 export class CityIndex<V extends Indexed> {
   /** Listed vehicles by price, then id. */
   readonly byPrice: V[];
   private readonly geo: KDBush | undefined;
   private scratch: Float64Array | undefined;
+  /** Where the listed vehicles are: the box of their positions. */
+  private readonly bounds = { minLat: 90, maxLat: -90, minLng: 180, maxLng: -180 };
 
   constructor(vehicles: Iterable<V>) {
     this.byPrice = [...vehicles]
@@ -96,10 +106,42 @@ export class CityIndex<V extends Indexed> {
       .sort((a, b) => a.pricePerHour - b.pricePerHour || (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
     if (this.byPrice.length) {
       const geo = new KDBush(this.byPrice.length);
-      for (const v of this.byPrice) geo.add(v.lng, v.lat);
+      const b = this.bounds;
+      for (const v of this.byPrice) {
+        geo.add(v.lng, v.lat);
+        b.minLat = Math.min(b.minLat, v.lat);
+        b.maxLat = Math.max(b.maxLat, v.lat);
+        b.minLng = Math.min(b.minLng, v.lng);
+        b.maxLng = Math.max(b.maxLng, v.lng);
+      }
       geo.finish();
       this.geo = geo;
     }
+  }
+
+  /**
+   * The positions (in price order) of the listed vehicles in the box around a circle, when the
+   * circle covers so little of the city that reading its box beats walking the price order until
+   * `count` fit; undefined when walking is cheaper (or the box wraps a pole or the antimeridian).
+   * Walking reads about count / f vehicles where the circle covers a share f of the city, the
+   * box about f × the city: the box wins while f² × city < count. A superset of the circle:
+   * the caller keeps what is within `radiusKm`.
+   */
+  boxAround(at: { lat: number; lng: number }, radiusKm: number, count: number): number[] | undefined {
+    if (!this.geo) return [];
+    // Latitude: r / R radians either way, 1% over; longitude: a point within r lies within
+    // asin(sin(r/R) / cos(lat)) of the centre's, at most (r/R) / cos(poleward edge), 1% over.
+    const dLat = 1.01 * (radiusKm / EARTH_KM) * (180 / Math.PI);
+    const edge = Math.abs(at.lat) + dLat;
+    if (edge >= 89) return undefined;
+    const dLng = ((1.01 * (radiusKm / EARTH_KM)) / Math.cos((edge * Math.PI) / 180)) * (180 / Math.PI);
+    if (at.lng - dLng < -180 || at.lng + dLng > 180) return undefined;
+    const b = this.bounds;
+    const share =
+      overlap(b.minLat, b.maxLat, at.lat - dLat, at.lat + dLat) *
+      overlap(b.minLng, b.maxLng, at.lng - dLng, at.lng + dLng);
+    if (share * share * this.byPrice.length >= count) return undefined;
+    return this.geo.range(at.lng - dLng, at.lat - dLat, at.lng + dLng, at.lat + dLat);
   }
 
   /**

@@ -169,3 +169,44 @@ test('property: TopK keeps what a full sort by (key, id) puts first, in that ord
     { seed, numRuns: 300 },
   );
 });
+
+test('property: the box around a small circle holds every listed vehicle within the radius', () => {
+  const { seed } = seeded('search-index.box');
+  let boxed = 0;
+  fc.assert(
+    fc.property(
+      fc.array(
+        fc.record({
+          lat: fc.double({ min: 59.7, max: 60.1, noNaN: true }),
+          lng: fc.double({ min: 10.5, max: 11.1, noNaN: true }),
+          listed: fc.boolean(),
+        }),
+        { minLength: 1, maxLength: 300 },
+      ),
+      fc.record({
+        lat: fc.double({ min: 59.6, max: 60.2, noNaN: true }),
+        lng: fc.double({ min: 10.4, max: 11.2, noNaN: true }),
+      }),
+      fc.double({ min: 0.1, max: 30, noNaN: true }),
+      fc.integer({ min: 1, max: 40 }),
+      (specs, at, radiusKm, count) => {
+        const vehicles = specs.map((s, i) => ({
+          id: `v${i}`,
+          pricePerHour: 10,
+          lat: s.lat,
+          lng: s.lng,
+          listing: s.listed ? 'active' : 'delisted',
+        }));
+        const index = new CityIndex(vehicles);
+        const box = index.boxAround(at, radiusKm, count);
+        if (!box) return;
+        boxed++;
+        const inBox = new Set(box.map((i) => index.byPrice[i]?.id));
+        for (const v of index.byPrice)
+          if (distanceKm(at, v) <= radiusKm) assert.ok(inBox.has(v.id), `${v.id} at ${distanceKm(at, v)} km`);
+      },
+    ),
+    { seed, numRuns: 300 },
+  );
+  assert.ok(boxed > 50, `the box was chosen in ${boxed} of 300 runs`);
+});
