@@ -113,7 +113,8 @@ export function forYouScores(profile: CustomerProfile, vs: readonly Candidate[],
       const y = (v.lat - area.lat) * rad;
       score -= KM_WEIGHT * Math.sqrt(x * x + y * y) * 6371;
     }
-    out[i] = score;
+    // Finite, so that a cursor carries it: a price of 0 (log 0) is the least likely, not -Infinity.
+    out[i] = Number.isNaN(score) ? -1e9 : Math.min(1e9, Math.max(-1e9, score));
   }
 }
 

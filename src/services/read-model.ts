@@ -25,7 +25,9 @@ import { fromScript, type RedisConnection } from '../redis/scripts.ts';
 import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { Inventory } from './inventory.ts';
 import { survived } from '../log.ts';
-import { BusyIntervals, CityIndex, TopK, type TripWindow } from './search-index.ts';
+import { BusyIntervals, CityIndex, distanceKm, TopK, type TripWindow } from './search-index.ts';
+
+export { distanceKm };
 import type { Ranked, Ranking } from '../domain/ranking.ts';
 
 /** What the city index sorts and places by: a change here rebuilds it. */
@@ -97,14 +99,6 @@ const TAIL_BATCH = 1000;
 
 /** Entries older than this are dropped from memory (history lives in PostgreSQL). */
 const KEEP_PAST_MS = 24 * 3600_000;
-
-export function distanceKm(a: { lat: number; lng: number }, b: { lat: number; lng: number }): number {
-  const rad = Math.PI / 180;
-  const dLat = (b.lat - a.lat) * rad;
-  const dLng = (b.lng - a.lng) * rad;
-  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLng / 2) ** 2;
-  return 2 * 6371 * Math.asin(Math.min(1, Math.sqrt(h)));
-}
 
 function readVehicle(id: string, s: Record<string, unknown>, entries = new Map<string, CalendarEntry>()): ReadVehicle {
   return {
@@ -365,8 +359,8 @@ export class ReadModel {
 
   /**
    * Candidates from memory in the answer's order, each round verified against Redis before it is
-   * returned: a round verifies exactly what the page still needs (twice that after a miss), and
-   * what memory thought free but Redis says taken is skipped, the page filled from further on.
+   * returned: the first round verifies exactly the page, each after a miss twice the one before,
+   * and what memory thought free but Redis says taken is skipped, the page filled from further on.
    */
   async search(city: string, q: SearchQuery): Promise<{ hits: SearchHit[]; next: SearchKey | null }> {
     const c = this.cities.get(city);
@@ -381,11 +375,11 @@ export class ReadModel {
       turnaroundMs: c.turnaroundMs,
       now: this.inventory.clock.now(),
     };
+    const rank = q.sort === 'for_you' ? q.rank : undefined;
     const hits: SearchHit[] = [];
     let at = q.after;
-    let margin = 0;
+    let verify = q.limit;
     for (;;) {
-      const verify = q.limit - hits.length + margin;
       // One more than verified: whether a next page exists is known without another round.
       const { found, exhausted } = select(s, at, verify + 1);
       const round = found.slice(0, verify);
@@ -394,11 +388,13 @@ export class ReadModel {
       for (const [j, { v, d, key }] of round.entries()) {
         at = { key, id: v.id };
         if (!free.has(v.id)) continue;
-        hits.push(hitOf(v, d, q.rank?.explain(v)));
-        if (hits.length === q.limit) return { hits, next: found.length > j + 1 ? at : null };
+        hits.push(hitOf(v, d, rank?.explain(v)));
+        if (hits.length >= q.limit) return { hits, next: found.length > j + 1 ? at : null };
       }
       if (exhausted) return { hits, next: null };
-      margin = q.limit - hits.length;
+      // Memory was behind: each further round verifies twice as many, so even a model that missed
+      // most bookings needs few rounds (a for_you round scores the city again).
+      verify = Math.max(q.limit - hits.length, 2 * verify);
     }
   }
 }
@@ -443,11 +439,9 @@ function select(s: Selection, at: SearchKey | undefined, count: number): { found
   const { q, index } = s;
   const near = q.near;
   if (near && q.sort === 'distance') {
-    const vs = index.nearest(near, count, q.radiusKm, (v) => beyond(distanceKm(near, v), v.id, at) && fits(s, v));
-    const found = vs.map((v) => {
-      const d = distanceKm(near, v);
-      return { v, d, key: d };
-    });
+    const found = index
+      .nearest(near, count, q.radiusKm, (v) => beyond(distanceKm(near, v), v.id, at) && fits(s, v))
+      .map(({ v, d }) => ({ v, d, key: d }));
     return { found, exhausted: found.length < count };
   }
   const rank = q.sort === 'for_you' ? q.rank : undefined;
@@ -466,7 +460,7 @@ function select(s: Selection, at: SearchKey | undefined, count: number): { found
       const key = -Math.round((keys[i] ?? 0) * 1e6) / 1e6;
       keys[i] = key;
       if (near && q.radiusKm !== undefined && distanceKm(near, v) > q.radiusKm) continue;
-      if (at && (key < at.key || (key === at.key && v.id <= at.id))) continue;
+      if (at && !(key > at.key || (key === at.key && v.id > at.id))) continue;
       if (fits(s, v)) top.offer(i);
     }
     const found = top.sorted().map((i) => {
@@ -506,7 +500,7 @@ function cheapestWithin(
     const v = all[i] as ReadVehicle;
     if (distanceKm(near, v) > radiusKm) continue;
     const key = v.pricePerHour;
-    if (at && (key < at.key || (key === at.key && v.id <= at.id))) continue;
+    if (at && !(key > at.key || (key === at.key && v.id > at.id))) continue;
     keys[i] = key;
     if (fits(s, v)) top.offer(i);
   }

@@ -85,6 +85,17 @@ export interface Indexed {
 }
 
 const EARTH_KM = 6371;
+/** Distances closer than this (a millimetre) may be ordered differently by two haversines: a tie. */
+const TIE_KM = 1e-6;
+
+/** Great-circle distance (haversine), the distance every search answers and orders by. */
+export function distanceKm(a: { lat: number; lng: number }, b: { lat: number; lng: number }): number {
+  const rad = Math.PI / 180;
+  const dLat = (b.lat - a.lat) * rad;
+  const dLng = (b.lng - a.lng) * rad;
+  const h = Math.sin(dLat / 2) ** 2 + Math.cos(a.lat * rad) * Math.cos(b.lat * rad) * Math.sin(dLng / 2) ** 2;
+  return 2 * EARTH_KM * Math.asin(Math.min(1, Math.sqrt(h)));
+}
 
 /** The share of [lo, hi] that [a, b] covers (1 or 0 for a single point). */
 function overlap(lo: number, hi: number, a: number, b: number): number {
@@ -166,13 +177,37 @@ export class CityIndex<V extends Indexed> {
     return lo;
   }
 
-  /** Up to `max` vehicles that `keep` accepts, nearest first, within `radiusKm`. */
-  nearest(at: { lat: number; lng: number }, max: number, radiusKm: number | undefined, keep: (v: V) => boolean): V[] {
-    if (!this.geo) return [];
-    return around(this.geo, at.lng, at.lat, max, radiusKm ?? Number.POSITIVE_INFINITY, (i) => {
-      const v = this.byPrice[i];
-      return v !== undefined && keep(v);
-    }).flatMap((i) => this.byPrice[i] ?? []);
+  /**
+   * Up to `max` vehicles that `keep` accepts within `radiusKm`, nearest first by `distanceKm`, ties
+   * by id. The kd-tree's walk (geokdbush) orders by its own haversine and leaves equal distances
+   * (vehicles at one depot) in any order, so its answer is sorted again, and when the first left
+   * out is as near as the last kept (within TIE_KM), every vehicle that near is fetched and sorted
+   * before the cut: a keyset cursor then neither repeats nor skips a vehicle.
+   */
+  nearest(
+    at: { lat: number; lng: number },
+    max: number,
+    radiusKm: number | undefined,
+    keep: (v: V) => boolean,
+  ): { v: V; d: number }[] {
+    const geo = this.geo;
+    if (!geo || max <= 0) return [];
+    const walk = (n: number, within: number) =>
+      around(geo, at.lng, at.lat, n, within, (i) => {
+        const v = this.byPrice[i];
+        return v !== undefined && keep(v);
+      })
+        .flatMap((i) => {
+          const v = this.byPrice[i];
+          return v ? [{ v, d: distanceKm(at, v) }] : [];
+        })
+        .sort((a, b) => a.d - b.d || (a.v.id < b.v.id ? -1 : a.v.id > b.v.id ? 1 : 0));
+    const radius = radiusKm ?? Number.POSITIVE_INFINITY;
+    const first = walk(max + 1, radius);
+    const last = first[max - 1]?.d;
+    const next = first[max]?.d;
+    if (last === undefined || next === undefined || next > last + TIE_KM) return first.slice(0, max);
+    return walk(Number.POSITIVE_INFINITY, Math.min(radius, last + TIE_KM)).slice(0, max);
   }
 }
 

@@ -30,13 +30,17 @@ before(async () => {
   server = await startRedis();
   redis = connect(server.url);
   inv = newInventory(redis, city, { maxLiveHoldsPerCustomer: 1000 });
-  // 60 vehicles scattered over about 11 x 11 km, prices from a few values (ties decided by id).
+  // 60 vehicles over about 11 x 11 km, prices from a few values (ties decided by id).
   for (let i = 0; i < 60; i++)
     ids.push(
       await addVehicle(inv, city, {
         category: CATEGORIES[i % CATEGORIES.length] as Category,
         seats: i % 3 === 0 ? 7 : 5,
-        location: { lat: CENTER.lat + (random() - 0.5) * 0.1, lng: CENTER.lng + (random() - 0.5) * 0.1 },
+        // A third of the fleet at three depots: equal distances, ordered by id.
+        location:
+          i % 3 === 0
+            ? { lat: CENTER.lat + 0.01 * (i % 9), lng: CENTER.lng - 0.01 * (i % 9) }
+            : { lat: CENTER.lat + (random() - 0.5) * 0.1, lng: CENTER.lng + (random() - 0.5) * 0.1 },
         pricePerHour: 10 + 5 * Math.floor(random() * 4),
       }),
     );
@@ -89,10 +93,12 @@ async function pages(model: ReadModel, q: Parameters<ReadModel['search']>[1], li
     const page = await model.search(city.id, { ...q, ...(at ? { after: at } : {}) });
     assert.ok(page.hits.length <= limit);
     got.push(...page.hits.map((h) => h.vehicleId));
-    if (!page.next) break;
+    if (!page.next) return got;
+    // A page with a next one is full: the cursor is never handed out for nothing.
+    assert.equal(page.hits.length, limit, 'a page with a cursor after it is full');
     at = page.next;
   }
-  return got;
+  assert.fail('the pages never ended');
 }
 
 test('property: every page of any query, in order, exactly the free vehicles that fit', {

@@ -89,43 +89,46 @@ test('property: BusyIntervals.taken equals the rule over every entry', () => {
   );
 });
 
-test('property: nearest-first from the kd-tree is the full scan sorted by distance', () => {
+test('property: nearest-first from the kd-tree is the full scan sorted by distance, then id', () => {
   const { seed } = seeded('search-index.nearest');
+  const spot = fc.record({
+    lat: fc.double({ min: 12.8, max: 13.1, noNaN: true }),
+    lng: fc.double({ min: 77.4, max: 77.8, noNaN: true }),
+  });
+  // Vehicles at one depot are at the same distance from anywhere: ties the order decides by id.
+  const depots = [
+    { lat: 12.95, lng: 77.6 },
+    { lat: 13.0, lng: 77.5 },
+  ];
   fc.assert(
     fc.property(
       fc.array(
         fc.record({
-          lat: fc.double({ min: 12.8, max: 13.1, noNaN: true }),
-          lng: fc.double({ min: 77.4, max: 77.8, noNaN: true }),
+          at: fc.oneof(spot, fc.constantFrom(...depots)),
           price: fc.integer({ min: 1, max: 50 }),
           listed: fc.boolean(),
         }),
         { maxLength: 60 },
       ),
-      fc.record({
-        lat: fc.double({ min: 12.8, max: 13.1, noNaN: true }),
-        lng: fc.double({ min: 77.4, max: 77.8, noNaN: true }),
-      }),
+      spot,
       fc.integer({ min: 1, max: 20 }),
       (specs, at, k) => {
         const vehicles = specs.map((s, i) => ({
           id: `v${String(i).padStart(3, '0')}`,
           pricePerHour: s.price,
-          lat: s.lat,
-          lng: s.lng,
+          lat: s.at.lat,
+          lng: s.at.lng,
           listing: s.listed ? 'active' : 'delisted',
         }));
         const index = new CityIndex(vehicles);
         const even = (v: { id: string }) => Number(v.id.slice(1)) % 2 === 0;
-        const got = index.nearest(at, k, 15, even).map((v) => distanceKm(at, v));
+        const got = index.nearest(at, k, 15, even).map(({ v }) => v.id);
         const want = vehicles
           .filter((v) => v.listing === 'active' && even(v) && distanceKm(at, v) <= 15)
-          .map((v) => distanceKm(at, v))
-          .sort((a, b) => a - b)
-          .slice(0, k);
-        assert.equal(got.length, want.length);
-        for (const [i, d] of got.entries())
-          assert.ok(Math.abs(d - (want[i] ?? Number.NaN)) < 1e-6, `${d} vs ${want[i]}`);
+          .sort((a, b) => distanceKm(at, a) - distanceKm(at, b) || (a.id < b.id ? -1 : 1))
+          .slice(0, k)
+          .map((v) => v.id);
+        assert.deepEqual(got, want);
         assert.deepEqual(
           index.byPrice.map((v) => v.pricePerHour),
           [...index.byPrice.map((v) => v.pricePerHour)].sort((a, b) => a - b),
