@@ -231,9 +231,8 @@ client side of the verification); Redis µs is Redis's own time inside the verif
 EVALSHA; bytes are what this process allocated per search (V8's sampling heap profiler, collected
 objects included), in brackets the part allocated by the search's own code (read model, indexes,
 ranking, kd-tree); the rest is the Redis client's command and reply, the page, and the runtime.
-Radius reads the vehicles of the kd-tree's box around its circle (docs/api.md): more of them the
-denser the city, so its bytes grow with the city's density there; a smaller city also fills a
-smaller page (hits column).
+Radius reads the vehicles of the kd-tree's box around its circle (docs/api.md), so it reads more
+of them in a denser city, and a smaller city may fill a smaller page (hits column).
 
 Last run: commit \`${stamp.commit}\`, ${stamp.date}, node ${process.version}, ${os.cpus().length} cores.
 
