@@ -445,30 +445,7 @@ function select(s: Selection, at: SearchKey | undefined, count: number): { found
     return { found, exhausted: found.length < count };
   }
   const rank = q.sort === 'for_you' ? q.rank : undefined;
-  if (rank) {
-    // Every free vehicle that fits, in the caller's order: personalisation orders, never hides.
-    // Scores go into the index's scratch keys and the best `count` positions into a TopK; nothing
-    // here is allocated per vehicle (select is synchronous, so the scratch is this search's).
-    const all = index.byPrice;
-    const keys = index.keys();
-    rank.scores(all, keys);
-    const top = new TopK(count, keys, all);
-    for (let i = 0; i < all.length; i++) {
-      const v = all[i] as ReadVehicle;
-      // The key is minus the score, rounded so that a cursor carries it exactly; written out rather
-      // than called (a double handed to a call that is not inlined is boxed).
-      const key = -Math.round((keys[i] ?? 0) * 1e6) / 1e6;
-      keys[i] = key;
-      if (near && q.radiusKm !== undefined && distanceKm(near, v) > q.radiusKm) continue;
-      if (at && !(key > at.key || (key === at.key && v.id > at.id))) continue;
-      if (fits(s, v)) top.offer(i);
-    }
-    const found = top.sorted().map((i) => {
-      const v = all[i] as ReadVehicle;
-      return { v, d: near ? distanceKm(near, v) : undefined, key: keys[i] ?? 0 };
-    });
-    return { found, exhausted: found.length < count };
-  }
+  if (rank) return bestForYou(s, rank, at, count);
   const box = near && q.radiusKm !== undefined ? index.boxAround(near, q.radiusKm, count) : undefined;
   if (near && box) return cheapestWithin(s, box, near, at, count);
   const found: Candidate[] = [];
@@ -478,6 +455,40 @@ function select(s: Selection, at: SearchKey | undefined, count: number): { found
     if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
     if (fits(s, v)) found.push({ v, d, key: v.pricePerHour });
   }
+  return { found, exhausted: found.length < count };
+}
+
+/**
+ * for_you: every free vehicle that fits, in the caller's order (personalisation orders, never
+ * hides). Scores go into the index's scratch keys and the best `count` positions into a TopK;
+ * nothing here is allocated per vehicle (select is synchronous, so the scratch is this search's).
+ */
+function bestForYou(
+  s: Selection,
+  rank: Ranking,
+  at: SearchKey | undefined,
+  count: number,
+): { found: Candidate[]; exhausted: boolean } {
+  const { q, index } = s;
+  const near = q.near;
+  const all = index.byPrice;
+  const keys = index.keys();
+  rank.scores(all, keys);
+  const top = new TopK(count, keys, all);
+  for (let i = 0; i < all.length; i++) {
+    const v = all[i] as ReadVehicle;
+    // The key is minus the score, rounded so that a cursor carries it exactly; written out rather
+    // than called (a double handed to a call that is not inlined is boxed).
+    const key = -Math.round((keys[i] ?? 0) * 1e6) / 1e6;
+    keys[i] = key;
+    if (near && q.radiusKm !== undefined && distanceKm(near, v) > q.radiusKm) continue;
+    if (at && !(key > at.key || (key === at.key && v.id > at.id))) continue;
+    if (fits(s, v)) top.offer(i);
+  }
+  const found = top.sorted().map((i) => {
+    const v = all[i] as ReadVehicle;
+    return { v, d: near ? distanceKm(near, v) : undefined, key: keys[i] ?? 0 };
+  });
   return { found, exhausted: found.length < count };
 }
 
