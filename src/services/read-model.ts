@@ -424,11 +424,6 @@ function fits(s: Selection, v: ReadVehicle): boolean {
   );
 }
 
-/** Keyset order: (key, id) strictly after the cursor. */
-function beyond(key: number, id: string, at: SearchKey | undefined): boolean {
-  return !at || key > at.key || (key === at.key && id > at.id);
-}
-
 /**
  * Up to `count` candidates after `at`, in the answer's order, touching no more of the city than
  * that order needs: the kd-tree walks outwards (nearest first), the price order is read from the
@@ -440,7 +435,11 @@ function select(s: Selection, at: SearchKey | undefined, count: number): { found
   const near = q.near;
   if (near && q.sort === 'distance') {
     const found = index
-      .nearest(near, count, q.radiusKm, (v) => beyond(distanceKm(near, v), v.id, at) && fits(s, v))
+      .nearest(near, count, q.radiusKm, (v) => {
+        // The cursor check written out: the distance is not handed to a call (it would be boxed).
+        const d = distanceKm(near, v);
+        return (!at || d > at.key || (d === at.key && v.id > at.id)) && fits(s, v);
+      })
       .map(({ v, d }) => ({ v, d, key: d }));
     return { found, exhausted: found.length < count };
   }
@@ -498,7 +497,7 @@ function bestForYou(
  */
 function cheapestWithin(
   s: Selection,
-  box: readonly number[],
+  box: Int32Array,
   near: { lat: number; lng: number },
   at: SearchKey | undefined,
   count: number,
@@ -507,7 +506,8 @@ function cheapestWithin(
   const keys = s.index.keys();
   const radiusKm = s.q.radiusKm ?? Number.POSITIVE_INFINITY;
   const top = new TopK(count, keys, all);
-  for (const i of box) {
+  for (let b = 0; b < box.length; b++) {
+    const i = box[b] ?? 0;
     const v = all[i] as ReadVehicle;
     if (distanceKm(near, v) > radiusKm) continue;
     const key = v.pricePerHour;

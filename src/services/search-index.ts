@@ -6,10 +6,11 @@
  *   padded ends) plus a look at the few entries whose occupation moves with the clock (live holds,
  *   trips under way). The same rule as `overlapsWindow` (src/domain/calendar.ts).
  * - `CityIndex`: the listed vehicles in price order, and a kd-tree of them for nearest-first
- *   (kdbush, geokdbush), rebuilt only when a vehicle's spec or listing changes.
+ *   (kdbush, walked by KdWalker: src/services/kd-walk.ts), rebuilt only when a vehicle's spec or
+ *   listing changes.
  */
 import KDBush from 'kdbush';
-import { around } from 'geokdbush';
+import { KdWalker } from './kd-walk.ts';
 import { isTrip, occupies, overlapsWindow, type CalendarEntry } from '../domain/calendar.ts';
 
 export class BusyIntervals {
@@ -106,7 +107,8 @@ function overlap(lo: number, hi: number, a: number, b: number): number {
 export class CityIndex<V extends Indexed> {
   /** Listed vehicles by price, then id. */
   readonly byPrice: V[];
-  private readonly geo: KDBush | undefined;
+  /** Walks the kd-tree of the listed vehicles (positions in price order) without garbage. */
+  private readonly geo: KdWalker | undefined;
   private scratch: Float64Array | undefined;
   /** Where the listed vehicles are: the box of their positions. */
   private readonly bounds = { minLat: 90, maxLat: -90, minLng: 180, maxLng: -180 };
@@ -126,7 +128,7 @@ export class CityIndex<V extends Indexed> {
         b.maxLng = Math.max(b.maxLng, v.lng);
       }
       geo.finish();
-      this.geo = geo;
+      this.geo = new KdWalker(geo);
     }
   }
 
@@ -138,8 +140,8 @@ export class CityIndex<V extends Indexed> {
    * box about f × the city: the box wins while f² × city < count. A superset of the circle:
    * the caller keeps what is within `radiusKm`.
    */
-  boxAround(at: { lat: number; lng: number }, radiusKm: number, count: number): number[] | undefined {
-    if (!this.geo) return [];
+  boxAround(at: { lat: number; lng: number }, radiusKm: number, count: number): Int32Array | undefined {
+    if (!this.geo) return new Int32Array(0);
     // Latitude: r / R radians either way, 1% over; longitude: a point within r lies within
     // asin(sin(r/R) / cos(lat)) of the centre's, at most (r/R) / cos(poleward edge), 1% over.
     const dLat = 1.01 * (radiusKm / EARTH_KM) * (180 / Math.PI);
@@ -152,7 +154,8 @@ export class CityIndex<V extends Indexed> {
       overlap(b.minLat, b.maxLat, at.lat - dLat, at.lat + dLat) *
       overlap(b.minLng, b.maxLng, at.lng - dLng, at.lng + dLng);
     if (share * share * this.byPrice.length >= count) return undefined;
-    return this.geo.range(at.lng - dLng, at.lat - dLat, at.lng + dLng, at.lat + dLat);
+    const n = this.geo.range(at.lng - dLng, at.lat - dLat, at.lng + dLng, at.lat + dLat);
+    return this.geo.out.subarray(0, n);
   }
 
   /**
@@ -179,7 +182,7 @@ export class CityIndex<V extends Indexed> {
 
   /**
    * Up to `max` vehicles that `keep` accepts within `radiusKm`, nearest first by `distanceKm`, ties
-   * by id. The kd-tree's walk (geokdbush) orders by its own haversine and leaves equal distances
+   * by id. The kd-tree's walk (KdWalker, geokdbush's algorithm) orders by its own haversine and leaves equal distances
    * (vehicles at one depot) in any order, so its answer is sorted again, and when the first left
    * out is as near as the last kept (within TIE_KM), every vehicle that near is fetched and sorted
    * before the cut: a keyset cursor then neither repeats nor skips a vehicle.
@@ -192,16 +195,19 @@ export class CityIndex<V extends Indexed> {
   ): { v: V; d: number }[] {
     const geo = this.geo;
     if (!geo || max <= 0) return [];
-    const walk = (n: number, within: number) =>
-      around(geo, at.lng, at.lat, n, within, (i) => {
-        const v = this.byPrice[i];
-        return v !== undefined && keep(v);
-      })
-        .flatMap((i) => {
-          const v = this.byPrice[i];
-          return v ? [{ v, d: distanceKm(at, v) }] : [];
-        })
-        .sort((a, b) => a.d - b.d || (a.v.id < b.v.id ? -1 : a.v.id > b.v.id ? 1 : 0));
+    const keepAt = (i: number) => {
+      const v = this.byPrice[i];
+      return v !== undefined && keep(v);
+    };
+    const walk = (n: number, within: number) => {
+      const found: { v: V; d: number }[] = [];
+      const k = geo.nearest(at.lng, at.lat, n, within, keepAt);
+      for (let j = 0; j < k; j++) {
+        const v = this.byPrice[geo.out[j] ?? -1];
+        if (v) found.push({ v, d: distanceKm(at, v) });
+      }
+      return found.sort((a, b) => a.d - b.d || (a.v.id < b.v.id ? -1 : a.v.id > b.v.id ? 1 : 0));
+    };
     const radius = radiusKm ?? Number.POSITIVE_INFINITY;
     const first = walk(max + 1, radius);
     const last = first[max - 1]?.d;

@@ -204,7 +204,7 @@ test('property: the box around a small circle holds every listed vehicle within 
         const box = index.boxAround(at, radiusKm, count);
         if (!box) return;
         boxed++;
-        const inBox = new Set(box.map((i) => index.byPrice[i]?.id));
+        const inBox = new Set(Array.from(box, (i) => index.byPrice[i]?.id));
         for (const v of index.byPrice)
           if (distanceKm(at, v) <= radiusKm) assert.ok(inBox.has(v.id), `${v.id} at ${distanceKm(at, v)} km`);
       },
