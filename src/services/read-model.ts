@@ -26,8 +26,6 @@ import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/e
 import type { Inventory } from './inventory.ts';
 import { survived } from '../log.ts';
 import { BusyIntervals, CityIndex, distanceKm, TopK, type TripWindow } from './search-index.ts';
-
-export { distanceKm };
 import type { Ranked, Ranking } from '../domain/ranking.ts';
 
 /** What the city index sorts and places by: a change here rebuilds it. */

@@ -67,46 +67,46 @@ export class ConflictWorker {
   }
 
   /** The post-validation pass, on a loop of its own: a long pass never delays new conflicts. */
-  private async validate(): Promise<void> {
-    if (this.o.validateEveryMs <= 0) return;
-    let last = Date.now();
-    while (!this.stopped) {
-      await sleep(Math.min(250, this.o.validateEveryMs));
-      if (Date.now() - last < this.o.validateEveryMs) continue;
-      last = Date.now();
-      for (const c of this.cities.all()) {
-        if (this.stopped) break;
-        try {
-          const r = await this.desk.postValidate(c.id);
-          if (r.conflicted.length || r.resolved.length)
-            this.o.log?.warn({ city: c.id, ...r }, 'post-validation found conflicts');
-        } catch (err) {
-          this.o.log?.error({ err, city: c.id }, 'post-validation pass failed; next round retries');
-        }
-      }
-    }
+  private validate(): Promise<void> {
+    return this.everyCity(this.o.validateEveryMs, 'after', 'post-validation pass', async (city) => {
+      const r = await this.desk.postValidate(city);
+      if (r.conflicted.length || r.resolved.length) this.o.log?.warn({ city, ...r }, 'post-validation found conflicts');
+    });
   }
 
   /** Late returns seen coming, on a loop of its own (services/late-returns.ts). */
-  private async watchLateReturns(): Promise<void> {
+  private watchLateReturns(): Promise<void> {
     const watch = this.o.watch;
-    if (!watch || this.o.atRiskEveryMs <= 0) return;
-    let last = 0;
+    if (!watch) return Promise.resolve();
+    return this.everyCity(this.o.atRiskEveryMs, 'now', 'late-return scan', async (city) => {
+      const r = await watch.scanCity(city);
+      if (r.flagged.length)
+        this.o.log?.info({ city, atRisk: r.flagged.map((f) => f.bookingId) }, 'bookings at risk of a late return');
+    });
+  }
+
+  /**
+   * `pass` over every city every `everyMs` (0: never), until stopped; the first round `now` or one
+   * period `after` the start. A city whose pass fails is logged and tried again next round.
+   */
+  private async everyCity(
+    everyMs: number,
+    first: 'now' | 'after',
+    what: string,
+    pass: (city: string) => Promise<void>,
+  ): Promise<void> {
+    if (everyMs <= 0) return;
+    let last = first === 'now' ? 0 : Date.now();
     while (!this.stopped) {
-      await sleep(Math.min(250, this.o.atRiskEveryMs));
-      if (Date.now() - last < this.o.atRiskEveryMs) continue;
+      await sleep(Math.min(250, everyMs));
+      if (Date.now() - last < everyMs) continue;
       last = Date.now();
       for (const c of this.cities.all()) {
         if (this.stopped) break;
         try {
-          const r = await watch.scanCity(c.id);
-          if (r.flagged.length)
-            this.o.log?.info(
-              { city: c.id, atRisk: r.flagged.map((f) => f.bookingId) },
-              'bookings at risk of a late return',
-            );
+          await pass(c.id);
         } catch (err) {
-          this.o.log?.error({ err, city: c.id }, 'late-return scan failed; next round retries');
+          this.o.log?.error({ err, city: c.id }, `${what} failed; next round retries`);
         }
       }
     }

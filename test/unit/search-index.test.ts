@@ -7,8 +7,7 @@ import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
 import { occupies, overlapsWindow, type CalendarEntry } from '../../src/domain/calendar.ts';
-import { distanceKm } from '../../src/services/read-model.ts';
-import { BusyIntervals, CityIndex, TopK } from '../../src/services/search-index.ts';
+import { BusyIntervals, CityIndex, distanceKm, TopK } from '../../src/services/search-index.ts';
 import { seeded } from '../support/random.ts';
 
 const M = 60_000;
