@@ -49,6 +49,7 @@ await build({
   logLevel: 'warning',
 });
 copyFileSync(new URL('index.html', root), new URL('dist/index.html', root));
+copyFileSync(new URL('favicon.svg', root), new URL('dist/favicon.svg', root));
 writeFileSync(
   new URL('dist/app.css', root),
   readFileSync(new URL('../node_modules/uplot/dist/uPlot.min.css', root), 'utf8') +

@@ -1,5 +1,5 @@
 /**
- * The web console in a real browser (Debian's chromium through playwright-core), against
+ * The web console in a real browser (Chromium through playwright-core: test/support/browser.ts), against
  * `fleet serve --demo` on private stores: a host adds a vehicle, a customer searches and books it,
  * the host blocks it, the customer's page shows the conflict and its offers without reloading and
  * accepts one, the booking shows the new vehicle, and the operations page's counts and conflict
@@ -8,14 +8,14 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdirSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
+import { launchChromium, PAGE_OPTIONS } from '../support/browser.ts';
 import { freePort } from '../support/redis.ts';
 import { startStores, type Stores } from '../support/stores.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
 const SHOTS = new URL('../../docs/console/', import.meta.url);
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
 let stores: Stores;
@@ -26,7 +26,6 @@ let output = '';
 const problems: string[] = [];
 
 before(async () => {
-  assert.ok(existsSync(CHROMIUM), `a browser at ${CHROMIUM} (apt-get install chromium; .ci/run installs it)`);
   stores = await startStores({ redis: { external: 'never' } });
   const port = await freePort();
   child = spawn(
@@ -58,7 +57,7 @@ before(async () => {
     await new Promise((r) => setTimeout(r, 100));
   }
   base = `http://127.0.0.1:${port}`;
-  browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox'] });
+  browser = await launchChromium();
   mkdirSync(SHOTS, { recursive: true });
 });
 
@@ -69,8 +68,12 @@ after(async () => {
 });
 
 /** A page signed in as one demo identity, watched for console errors and failed requests. */
-async function signedIn(who: 'Customer' | 'Host' | 'Operations', width = 1280): Promise<Page> {
-  const context = await browser.newContext({ viewport: { width, height: 900 } });
+async function signedIn(
+  who: 'Customer' | 'Host' | 'Operations',
+  width = 1280,
+  locale = PAGE_OPTIONS.locale,
+): Promise<Page> {
+  const context = await browser.newContext({ ...PAGE_OPTIONS, locale, viewport: { width, height: 900 } });
   const page = await context.newPage();
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`${who} console: ${m.text()}`);
@@ -108,7 +111,7 @@ const outcome = (page: Page) => page.locator('.outcome');
 test('a booking displaced by a host block turns into offers, live, across the three views', {
   timeout: 240_000,
 }, async () => {
-  const signin = await browser.newPage();
+  const signin = await browser.newPage(PAGE_OPTIONS);
   await signin.goto(`${base}/`);
   await signin.getByRole('button', { name: /^Customer/ }).waitFor();
   await axe(signin, 'sign-in');
@@ -205,6 +208,12 @@ test('a booking displaced by a host block turns into offers, live, across the th
   await axe(phone, 'customer (phone)');
   for (const who of ['Host', 'Operations'] as const) await axe(await signedIn(who, 390), `${who} (phone)`);
   await phone.screenshot({ path: new URL('customer-phone.png', SHOTS).pathname, fullPage: true });
+
+  // A browser whose language Intl refuses (Chromium under LANG=C.UTF-8) still gets every view.
+  const posix = await signedIn('Customer', 1280, 'en-US@posix');
+  assert.equal(await posix.evaluate(() => navigator.language), 'en-US');
+  await posix.locator(`tr[data-booking="${bookingId}"]`).waitFor();
+  await (await signedIn('Operations', 1280, 'en-US@posix')).locator('tr[data-city="blr"]').waitFor();
 
   assert.deepEqual(problems, [], 'no console errors and no failed requests');
 });

@@ -1,4 +1,6 @@
 /** The console: sign in (demo identities or a bearer token), then the view of the caller's role. */
+// First: a browser language that Intl refuses is replaced before any module formats with it.
+import './locale.ts';
 import { html, nothing, render } from 'lit';
 import { api, ok, sessionOf, type Session } from './client.ts';
 import { CustomerView } from './views/customer.ts';

@@ -1,6 +1,7 @@
 /** Small shared pieces of the views: outcome messages, formatting, time inputs. */
 import { html, type TemplateResult } from 'lit';
 import { ApiError } from './client.ts';
+import { LOCALE } from './locale.ts';
 
 export interface Outcome {
   kind: 'ok' | 'error';
@@ -28,7 +29,7 @@ export function outcomeView(o: Outcome | undefined): TemplateResult {
 }
 
 export const money = (n: number) => n.toFixed(2);
-export const when = (iso: string) => new Date(iso).toLocaleString([], { dateStyle: 'medium', timeStyle: 'short' });
+export const when = (iso: string) => new Date(iso).toLocaleString(LOCALE, { dateStyle: 'medium', timeStyle: 'short' });
 
 /** A datetime-local value (local time, minutes) for an instant. */
 export function localInput(ms: number): string {

@@ -1,5 +1,5 @@
 /**
- * The web console (docs/console.md): `/` and its two files, built into `web/dist` by
+ * The web console (docs/console.md): `/`, its script, styles and icon, built into `web/dist` by
  * `npm run build:web` (part of `npm start` and `npm test`), read once at start-up. In demo mode,
  * the three demo identities the console offers.
  */
@@ -15,6 +15,9 @@ const FILES = [
   ['/', 'index.html', 'text/html; charset=utf-8'],
   ['/app.js', 'app.js', 'text/javascript; charset=utf-8'],
   ['/app.css', 'app.css', 'text/css; charset=utf-8'],
+  // The page names /favicon.svg; /favicon.ico is what a browser asks for when a page names none.
+  ['/favicon.svg', 'favicon.svg', 'image/svg+xml'],
+  ['/favicon.ico', 'favicon.svg', 'image/svg+xml'],
 ] as const;
 
 function read(file: string): Buffer | undefined {
