@@ -13,6 +13,18 @@ export const metrics = {
     name: 'fleet_webhook_attempts_total',
     help: 'Webhook delivery attempts by result',
     labelNames: ['result'] as const,
+    registers: [registry],
+  }),
+  /** 1 while this process's webhook dispatcher holds the leader lock. */
+  webhookLeading: new Gauge({
+    name: 'fleet_webhook_dispatcher_leading',
+    help: '1 while this process leads webhook delivery (holds the PostgreSQL advisory lock)',
+    registers: [registry],
+  }),
+  webhookLeaderships: new Counter({
+    name: 'fleet_webhook_leader_acquisitions_total',
+    help: 'Times this process took the webhook leader lock (again after a lost PostgreSQL session)',
+    registers: [registry],
   }),
   /** Every engine command, by script and outcome (`ok` or the error code). */
   commands: new Counter({

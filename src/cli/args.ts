@@ -38,8 +38,9 @@ Simulation (docs/simulation.md)
   simulate --compare [--seed N] [--days 4] [--vehicles 120] [--no-doc]   the same seeded week, prediction off then on (docs/prediction.md)
                                            a marketplace against a fresh service (SIM_REDIS_URL, SIM_DATABASE_URL)
 
-  chaos [--duration 10m] [--fault-every 60s] [--faults a,b] [--seed N] [--out DIR] [--update-doc FILE]
-                                           the marketplace against the HA topology under a seeded fault schedule (docs/reliability.md)
+  chaos [--duration 10m] [--fault-every 60s] [--faults a,b] [--seed N] [--out DIR] [--update-doc FILE] [--min-availability 0.999]
+                                           the marketplace against the HA topology under a seeded fault schedule (docs/reliability.md);
+                                           exits 1 when a target is missed (availability, a failover window over 10 s, a loss, a process ended)
 
 Conflicts (docs/conflicts.md)
   offers <bookingId>                       a conflicted booking's offers
@@ -83,6 +84,7 @@ export function parseCommandLine(argv: string[] = process.argv.slice(2)) {
       'fault-every': { type: 'string' },
       faults: { type: 'string' },
       'update-doc': { type: 'string' },
+      'min-availability': { type: 'string' },
       role: { type: 'string' },
       scope: { type: 'string' },
       sub: { type: 'string' },

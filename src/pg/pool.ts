@@ -146,6 +146,10 @@ export class FollowingPool extends pg.Pool {
         const target = selector.current;
         super({ ...config, connectionString: target.url });
         this.target = target;
+        // Every client, idle or checked out, hears its own death: a checked-out client with no
+        // listener makes the server's crash an unhandled 'error' event, which ends the process.
+        // Its user learns of it from the next query (which fails); release() then drops it.
+        this.on('error', () => selector.failed(target.host, target.port));
       }
     }
     super({

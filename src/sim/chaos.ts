@@ -66,6 +66,9 @@ export interface ChaosOptions {
   /** Rewrite the generated section of this file (docs/reliability.md). */
   updateDoc?: string;
   progress: boolean;
+  /** Targets: the run fails (exit 1) below this availability, or when a failover window is longer. */
+  minAvailability: number;
+  maxFailoverWindowMs: number;
 }
 
 export const DEFAULT_CHAOS: ChaosOptions = {
@@ -79,6 +82,8 @@ export const DEFAULT_CHAOS: ChaosOptions = {
   seed: 7,
   out: 'chaos-report',
   progress: true,
+  minAvailability: 0.999,
+  maxFailoverWindowMs: 10_000,
 };
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
@@ -93,16 +98,38 @@ interface FaultRecord {
   windowMs?: number;
 }
 
-/** The processes the supervisor keeps alive: the service (`fleet serve`) and the sync worker (`fleet worker`). */
+/** An exit of a supervised process that no fault caused: a bug (a store dying must never end a process). */
+export interface UnexpectedExit {
+  process: 'fleet serve' | 'fleet worker';
+  atSecond: number;
+  code: number | null;
+  signal: string | null;
+  /** The last lines it printed. */
+  lastWords: string;
+}
+
+/**
+ * The processes the supervisor keeps alive, as systemd or Kubernetes would: the service (`fleet
+ * serve`) and the sync worker (`fleet worker`). A fault kills the worker on purpose; any other exit
+ * is recorded (the run fails on it) and the process started again.
+ */
 class Supervisor {
   service?: ChildProcess;
   worker?: ChildProcess;
   private output = '';
+  private workerOutput = '';
+  private stopping = false;
+  private perCity = 0;
+  readonly unexpectedExits: UnexpectedExit[] = [];
 
-  constructor(private readonly env: NodeJS.ProcessEnv) {}
+  constructor(
+    private readonly env: NodeJS.ProcessEnv,
+    private readonly started: () => number,
+  ) {}
 
   async startService(perCity: number): Promise<void> {
-    this.service = spawn(
+    this.perCity = perCity;
+    const service = spawn(
       process.execPath,
       [
         '--import',
@@ -119,29 +146,67 @@ class Supervisor {
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
-    this.service.stdout!.on('data', (d: Buffer) => {
+    this.service = service;
+    const mark = this.output.length;
+    const hear = (d: Buffer) => {
       this.output = (this.output + d.toString()).slice(-20_000);
-    });
-    this.service.stderr!.on('data', (d: Buffer) => {
-      this.output = (this.output + d.toString()).slice(-20_000);
+    };
+    service.stdout!.on('data', hear);
+    service.stderr!.on('data', hear);
+    service.once('exit', (code, signal) => {
+      if (this.stopping || this.service !== service) return;
+      this.recordExit('fleet serve', code, signal, this.output);
+      void this.startService(this.perCity).catch(() => undefined);
     });
     const deadline = Date.now() + 600_000;
-    while (!this.output.includes('Demo tokens')) {
-      if (this.service.exitCode !== null || Date.now() > deadline)
+    while (!this.output.slice(Math.max(0, mark - 20)).includes('Demo tokens')) {
+      if (service.exitCode !== null || Date.now() > deadline)
         throw new Error(`the service did not start:\n${this.output.slice(-3000)}`);
       await sleep(100);
     }
   }
 
   startWorker(): void {
-    this.worker = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
+    const worker = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'src/cli/main.ts'), 'worker'], {
       cwd: ROOT,
       env: this.env,
-      stdio: 'ignore',
+      stdio: ['ignore', 'ignore', 'pipe'],
+    });
+    this.worker = worker;
+    worker.stderr!.on('data', (d: Buffer) => {
+      this.workerOutput = (this.workerOutput + d.toString()).slice(-20_000);
+    });
+    worker.once('exit', (code, signal) => {
+      // A fault's kill is SIGKILL from here (killWorker); anything else is unexpected.
+      if (this.stopping || this.worker !== worker || worker.killedOnPurpose) return;
+      this.recordExit('fleet worker', code, signal, this.workerOutput);
+      this.startWorker();
+    });
+  }
+
+  /** The fault: kill -9 of the sync worker, restarted after a second. */
+  async killWorker(): Promise<void> {
+    const worker = this.worker;
+    if (worker) {
+      worker.killedOnPurpose = true;
+      worker.kill('SIGKILL');
+    }
+    await sleep(1_000);
+    this.startWorker();
+  }
+
+  private recordExit(name: UnexpectedExit['process'], code: number | null, signal: string | null, out: string) {
+    this.unexpectedExits.push({
+      process: name,
+      atSecond: round((Date.now() - this.started()) / 1000),
+      code,
+      signal,
+      lastWords: out.slice(-1500),
     });
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     for (const child of [this.worker, this.service]) {
       if (!child || child.exitCode !== null || child.signalCode !== null) continue;
       const exited = new Promise((r) => child.once('exit', r));
@@ -154,6 +219,13 @@ class Supervisor {
 
   get log(): string {
     return this.output;
+  }
+}
+
+declare module 'node:child_process' {
+  interface ChildProcess {
+    /** Set by the supervisor before a fault kills the process. */
+    killedOnPurpose?: boolean;
   }
 }
 
@@ -262,9 +334,7 @@ async function inject(
       return `API process ${pid} killed (the service starts another)`;
     }
     case 'sync-worker-kill': {
-      sup.worker?.kill('SIGKILL');
-      await sleep(1_000);
-      sup.startWorker();
+      await sup.killWorker();
       return 'sync worker killed; restarted after 1 s';
     }
   }
@@ -350,7 +420,8 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
   const base = `http://127.0.0.1:${port}`;
   const ha = haEnvironment(layout);
   const env = serviceEnvironment(o, ha, port, cities);
-  const sup = new Supervisor(env);
+  let started = Date.now();
+  const sup = new Supervisor(env, () => started);
   const faults: FaultRecord[] = [];
   const redis = createRedis({ sentinels: ha.REDIS_SENTINELS!, sentinelMaster: ha.REDIS_SENTINEL_MASTER! });
   redis.on('error', () => {});
@@ -377,7 +448,7 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
     log(
       `driving ${o.rate} operations/s for ${o.durationMs / 1000} s; a fault every ${o.faultEveryMs / 1000} s (seed ${o.seed}) ...`,
     );
-    const started = Date.now();
+    started = Date.now();
     await trafficUnderFaults({
       o,
       market,
@@ -397,7 +468,16 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
 
     log('draining the sync, then checking the invariants ...');
     const { invariants, failoverConflicts } = await checkAfterRun(redis, ha, cities, sup, market);
-    const { report, ok } = chaosReport({ o, recorder, faults, invariants, failoverConflicts, started, elapsed });
+    const { report, ok } = chaosReport({
+      o,
+      recorder,
+      faults,
+      invariants,
+      failoverConflicts,
+      started,
+      elapsed,
+      unexpectedExits: sup.unexpectedExits,
+    });
     mkdirSync(o.out, { recursive: true });
     writeFileSync(path.join(o.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
     writeFileSync(path.join(o.out, 'report.html'), renderChaosHtml(report));
@@ -491,10 +571,16 @@ interface ChaosFigures {
   failoverConflicts: Awaited<ReturnType<typeof conflictsOfFailovers>>;
   started: number;
   elapsed: number;
+  unexpectedExits: UnexpectedExit[];
 }
 
-/** The run's report, and whether nothing acknowledged was lost, nothing overlaps and nothing drifts. */
-function chaosReport({ o, recorder, faults, invariants, failoverConflicts, started, elapsed }: ChaosFigures) {
+/**
+ * The run's report, and whether it met every target: nothing acknowledged lost, nothing overlapping,
+ * nothing drifting, no process ended by a fault it was not the target of, availability at least
+ * `minAvailability`, and every failover window within `maxFailoverWindowMs`. `missed` says which not.
+ */
+function chaosReport(figures: ChaosFigures) {
+  const { o, recorder, faults, invariants, failoverConflicts, started, elapsed, unexpectedExits } = figures;
   const windows = faults
     .map((f) => f.windowMs)
     .filter((w): w is number => w !== undefined)
@@ -503,13 +589,14 @@ function chaosReport({ o, recorder, faults, invariants, failoverConflicts, start
     (f) => f.kind === 'redis-primary-kill' || f.kind === 'redis-primary-stop' || f.kind === 'postgres-primary-crash',
   ).length;
   const failed = recorder.serverErrors;
+  const availability = recorder.total ? 1 - failed / recorder.total : 1;
   const report = {
     generatedAt: new Date().toISOString(),
     commit: commitOf(),
     options: { ...o },
     durationSeconds: round(elapsed),
     requests: recorder.total,
-    availability: recorder.total ? round((1 - failed / recorder.total) * 10_000) / 10_000 : 1,
+    availability: Math.floor(availability * 1e6) / 1e6,
     failedRequests: failed,
     outcomes: Object.fromEntries([...recorder.codes].sort((a, b) => b[1] - a[1])),
     faults: faults.map((f) => ({
@@ -523,13 +610,32 @@ function chaosReport({ o, recorder, faults, invariants, failoverConflicts, start
     acknowledgedWritesLost: invariants.acknowledgedMissingFromRedis + invariants.acknowledgedMissingFromPostgres,
     invariants,
     failoverConflicts,
+    unexpectedExits,
+    targets: { minAvailability: o.minAvailability, maxFailoverWindowMs: o.maxFailoverWindowMs },
+    missed: [] as string[],
     endpoints: recorder.endpoints(),
   };
-  const ok =
-    report.acknowledgedWritesLost === 0 &&
-    invariants.overlappingConfirmedBookings === 0 &&
-    invariants.driftAfterSync === 0;
-  return { report, ok };
+  const missed = report.missed;
+  if (report.acknowledgedWritesLost > 0) missed.push(`${report.acknowledgedWritesLost} acknowledged writes lost`);
+  if (invariants.overlappingConfirmedBookings > 0)
+    missed.push(`${invariants.overlappingConfirmedBookings} overlapping confirmed bookings`);
+  if (invariants.driftAfterSync > 0) missed.push(`drift after the sync drained: ${invariants.driftAfterSync}`);
+  if (availability < o.minAvailability)
+    missed.push(
+      `availability ${(report.availability * 100).toFixed(3)}% is below ${(o.minAvailability * 100).toFixed(3)}% (${failed} of ${recorder.total} requests failed)`,
+    );
+  // A fault in the run's last seconds may have no write after it to measure by: not a miss.
+  const measurable = (f: { atSecond: number }) => f.atSecond * 1000 < elapsed * 1000 - o.maxFailoverWindowMs;
+  const slow = report.faults.filter((f) => (f.windowMs === null ? measurable(f) : f.windowMs > o.maxFailoverWindowMs));
+  for (const f of slow)
+    missed.push(
+      `${f.kind} at ${f.atSecond} s: ${f.windowMs === null ? 'no acknowledged write after it' : `acknowledgements stopped for ${f.windowMs} ms`} (limit ${o.maxFailoverWindowMs} ms)`,
+    );
+  for (const e of unexpectedExits)
+    missed.push(
+      `${e.process} exited at ${e.atSecond} s (code ${e.code}, signal ${e.signal}) without a fault aimed at it`,
+    );
+  return { report, ok: missed.length === 0 };
 }
 
 async function waitFor(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
@@ -631,6 +737,9 @@ function updateDoc(file: string, r: Record<string, unknown>): void {
       outcomes: Record<string, number>;
     };
     faults: { kind: string; atSecond: number; detail: string; windowMs: number | null }[];
+    targets: { minAvailability: number; maxFailoverWindowMs: number };
+    missed: string[];
+    unexpectedExits: UnexpectedExit[];
   };
   const lines = [
     start,
@@ -647,6 +756,11 @@ function updateDoc(file: string, r: Record<string, unknown>): void {
     `| drift after the sync drained | ${f.invariants.driftAfterSync} |`,
     `| verifications / entries restored / vehicles restored / repaired in PostgreSQL | ${f.failoverConflicts.verifications} / ${f.failoverConflicts.entriesRestored} / ${f.failoverConflicts.vehiclesRestored} / ${f.failoverConflicts.repairedInPg} |`,
     `| conflicts raised by failovers (how they ended) | ${f.failoverConflicts.conflicts} ${JSON.stringify(f.failoverConflicts.outcomes)} |`,
+    `| processes that exited without a fault aimed at them | ${f.unexpectedExits.length} |`,
+    '',
+    f.missed.length === 0
+      ? `Every target was met: availability at least ${(f.targets.minAvailability * 100).toFixed(1)}%, every failover window within ${f.targets.maxFailoverWindowMs / 1000} s, nothing acknowledged lost, no overlap, no drift, no process ended by a store's failure.`
+      : `Targets missed (the run exited non-zero): ${f.missed.join('; ')}.`,
     '',
     '| at (s) | fault | what happened | window (ms) |',
     '|---|---|---|---|',

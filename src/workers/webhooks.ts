@@ -34,6 +34,7 @@ import type { RedisConnection } from '../redis/scripts.ts';
 import type { Inventory } from '../services/inventory.ts';
 import { EventMatcher, deliveryOf, privateAddressOf } from '../services/webhooks.ts';
 import { survived } from '../log.ts';
+import { HeldSession } from '../pg/session.ts';
 
 export const WEBHOOK_GROUP = 'webhooks';
 const LEADER_LOCK = 7_421_002;
@@ -95,29 +96,48 @@ export class WebhookDispatcher {
     return { read, sent };
   }
 
-  /** Holds the leader lock (on its own connection) while running both loops; stands by otherwise. */
+  /**
+   * Holds the leader lock (on a session of its own) while running both loops; stands by otherwise.
+   * The lock lives as long as its connection: when PostgreSQL dies or fails over, the session is
+   * lost, this loop stops leading at once and competes for the lock again on the next host.
+   */
   private async lead(): Promise<void> {
     while (!this.stopped) {
-      let client: pg.PoolClient | undefined;
+      let session: HeldSession | undefined;
       try {
-        client = await this.pool.connect();
-        const { rows } = await client.query<{ ok: boolean }>('SELECT pg_try_advisory_lock($1) AS ok', [LEADER_LOCK]);
-        if (rows[0]?.ok) {
-          while (!this.stopped) {
+        session = await HeldSession.open(this.pool);
+        if (await session.tryAdvisoryLock(LEADER_LOCK)) {
+          this.setLeading(true);
+          this.leaderships++;
+          metrics.webhookLeaderships.inc();
+          while (!this.stopped && !session.lost) {
             const { sent } = await this.runOnce();
-            // Paced: a round per poll interval, unless a stream or a queue has more waiting. A busy
-            // marketplace then costs the dispatcher a few reads a second, not a loop at full speed.
-            if (!this.backlog && sent < SEND_BATCH) await sleep(this.opts.pollMs ?? 100);
+            // Paced: a round per poll interval while nothing is waiting. After a round that sent,
+            // the next comes at once: a subscription's deliveries go one at a time, in order, so a
+            // pause after each would cap every subscription at ten events a second.
+            if (!this.backlog && sent === 0) await sleep(this.opts.pollMs ?? 100);
           }
-          await client.query('SELECT pg_advisory_unlock($1)', [LEADER_LOCK]);
+          this.setLeading(false);
+          if (session.lost) this.opts.log?.warn('webhook dispatcher: leader lock lost with its PostgreSQL session');
+          await session.advisoryUnlock(LEADER_LOCK);
         }
       } catch (err) {
         survived('webhooks.dispatcher', err);
       } finally {
-        client?.release();
+        this.setLeading(false);
+        session?.release();
       }
       if (!this.stopped) await sleep(1_000);
     }
+  }
+
+  /** True while this dispatcher holds the leader lock; how many times it took it. */
+  leading = false;
+  leaderships = 0;
+
+  private setLeading(leading: boolean): void {
+    this.leading = leading;
+    metrics.webhookLeading.set(leading ? 1 : 0);
   }
 
   private async intake(): Promise<number> {

@@ -313,3 +313,34 @@ test('an endpoint failing past the horizon: dead letter, disabled, and its owner
     'the owner heard of it on another endpoint',
   );
 });
+
+test('the leader lock dies with its PostgreSQL session: the dispatcher stops leading, takes it again and delivers on', {
+  timeout: 60_000,
+}, async () => {
+  const path = '/after-session-loss';
+  await subscribe('ops', path, { types: ['vehicle.created'], cities: [city.id] });
+  const until = async (what: string, check: () => boolean) => {
+    const deadline = Date.now() + 20_000;
+    while (!check()) {
+      if (Date.now() > deadline) assert.fail(`${what}: not within 20 s`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  };
+  await until('the dispatcher leads', () => dispatcher.leading);
+  const taken = dispatcher.leaderships;
+  // The lock's session is cut, as a crash or a promotion of PostgreSQL would cut it.
+  const { rows } = await stores.pool.query<{ gone: boolean }>(
+    `SELECT pg_terminate_backend(pid) AS gone FROM pg_locks WHERE locktype = 'advisory' AND objid = 7421002 AND granted`,
+  );
+  assert.deepEqual(
+    rows.map((r) => r.gone),
+    [true],
+    'one session held the lock',
+  );
+  await until('the lock is taken again on a new session', () => dispatcher.leaderships === taken + 1);
+  const vehicleId = await addVehicle(inv, city);
+  await until('the event after the loss is delivered', () =>
+    (received.get(path) ?? []).some((r) => r.type === 'vehicle.created'),
+  );
+  assert.ok(vehicleId);
+});
