@@ -35,14 +35,28 @@ export interface Actor {
 export interface AuthConfig {
   secret: Uint8Array;
   jwksUrl?: string;
+  /**
+   * A token signed with a key the cached set does not hold makes the set be fetched again, at most
+   * once per this long (a rotated-in key is accepted within it; random `kid`s cannot hammer the
+   * identity provider). The set is fetched again anyway once it is `JWKS_MAX_AGE_MS` old.
+   */
+  jwksCooldownMs?: number;
 }
+
+const JWKS_COOLDOWN_MS = 5_000;
+const JWKS_MAX_AGE_MS = 5 * 60_000;
 
 /** Verified tokens are remembered this long at most (and never past their `exp`). */
 const VERIFIED_TTL_MS = 60_000;
 const VERIFIED_MAX = 10_000;
 
 export function authenticator(cfg: AuthConfig): (authorization: string | undefined) => Promise<Actor> {
-  const jwks = cfg.jwksUrl ? createRemoteJWKSet(new URL(cfg.jwksUrl)) : undefined;
+  const jwks = cfg.jwksUrl
+    ? createRemoteJWKSet(new URL(cfg.jwksUrl), {
+        cooldownDuration: cfg.jwksCooldownMs ?? JWKS_COOLDOWN_MS,
+        cacheMaxAge: JWKS_MAX_AGE_MS,
+      })
+    : undefined;
   // The HMAC key is imported once: handing jose the raw bytes re-imports it on every request.
   const hmacKey = createSecretKey(cfg.secret);
   // A caller sends the same token with every request: the signature check (a third of a booking's

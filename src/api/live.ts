@@ -12,7 +12,7 @@
  * stream id, so the cursor is the same one `GET /v1/events` takes).
  *
  * One hub per process, fed by the process's search read model, which already tails every city
- * stream (DESIGN §6: the same tail feeds the WebSocket fan-out). The stream is the outbox, so a
+ * stream (architecture.md §6: the same tail feeds the WebSocket fan-out). The stream is the outbox, so a
  * process that restarts loses no event a client cannot replay.
  */
 import { defaults } from '../config.ts';

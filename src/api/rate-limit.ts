@@ -1,5 +1,5 @@
 /**
- * Per-caller budgets for every request under /v1 (DESIGN §7), charged before anything else runs:
+ * Per-caller budgets for every request under /v1 (architecture.md §7), charged before anything else runs:
  * before validation and before routing, so a flood of malformed requests or of unknown routes
  * spends the caller's budget like any other. The caller is the verified token's subject (budget by
  * role), or — for requests without a valid token — the client address (RATE_LIMIT_ANONYMOUS).

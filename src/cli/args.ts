@@ -34,7 +34,7 @@ High availability (docs/reliability.md)
   ha env | ha promote-pg | ha down         the environment again; promote the PostgreSQL standby; stop it all
 
 Simulation (docs/simulation.md)
-  simulate [--cities 25] [--vehicles-per-city 2000] [--duration 60s] [--rate 400] [--concurrency 32] [--seed N] [--out DIR] [--json]
+  simulate [--cities 25] [--vehicles-per-city 2000] [--duration 60s] [--rate 400] [--concurrency 32] [--seed N] [--out DIR] [--json] [--update-doc FILE]
   simulate --compare [--seed N] [--days 4] [--vehicles 120] [--no-doc]   the same seeded week, prediction off then on (docs/prediction.md)
                                            a marketplace against a fresh service (SIM_REDIS_URL, SIM_DATABASE_URL)
 

@@ -259,7 +259,7 @@ export function firstOverlap(
 const FINAL = new Set(['completed', 'cancelled', 'reaccommodated', 'converted', 'released', 'expired', 'cleared']);
 
 /**
- * May this entry leave Redis (DESIGN §3: Redis holds the present and the future; history lives
+ * May this entry leave Redis (architecture.md §3: Redis holds the present and the future; history lives
  * in PostgreSQL)? Only a final one whose window ended before `before`. The caller adds the other
  * condition: its last change is already in PostgreSQL.
  */
@@ -357,7 +357,7 @@ export const STATUS_PRECEDENCE: readonly VehicleStatus[] = [
   'held',
 ];
 
-/** "Status now" from the listing and the calendar (DESIGN §3); precedence as STATUS_PRECEDENCE. */
+/** "Status now" from the listing and the calendar (architecture.md §3); precedence as STATUS_PRECEDENCE. */
 export function deriveStatus(listing: ListingState, entries: readonly CalendarEntry[], now: number): DerivedStatus {
   const present = new Set<VehicleStatus>();
   if (listing !== 'active') present.add('delisted');

@@ -1,4 +1,4 @@
-/** The reference set of cities: the unit of consistency and of placement (DESIGN §1). */
+/** The reference set of cities: the unit of consistency and of placement (architecture.md §1). */
 export interface City {
   /** Short, stable id; part of every Redis key of the city (`{c:<id>}`) and of every entity id. */
   readonly id: string;

@@ -1,5 +1,5 @@
 /**
- * Conflicts become rebookings (DESIGN §4): which alternatives a displaced customer is offered,
+ * Conflicts become rebookings (architecture.md §4): which alternatives a displaced customer is offered,
  * in what order, and with what incentive. Pure rules; the resolver (src/services/conflicts.ts)
  * finds the free vehicles and the scripts place the holds.
  */

@@ -15,7 +15,7 @@ export const LISTING_STATES = ['active', 'delisted', 'retired'] as const;
 export type ListingState = (typeof LISTING_STATES)[number];
 
 /**
- * "Status now", derived from the calendar at the server's time (DESIGN §3). The order is the
+ * "Status now", derived from the calendar at the server's time (architecture.md §3). The order is the
  * precedence when several apply: an accident outranks a trip, a trip outranks maintenance, ...
  */
 export const VEHICLE_STATUSES = [

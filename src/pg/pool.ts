@@ -1,5 +1,5 @@
 /**
- * PostgreSQL pools that follow a promotion (DESIGN §8). `DATABASE_URL` may name several hosts in
+ * PostgreSQL pools that follow a promotion (architecture.md §8). `DATABASE_URL` may name several hosts in
  * libpq's syntax — `postgres://u@h1:5432,h2:5432/fleet?target_session_attrs=read-write` — and the
  * pool connects to the first host whose session matches, as libpq does: `read-write` / `primary`
  * (the writers: after a promotion they move to the promoted standby), `read-only` / `standby`,

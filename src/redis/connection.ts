@@ -108,7 +108,7 @@ export interface DurabilityReport {
 }
 
 /**
- * Reads the durability settings of the Redis we were given (DESIGN §2): with AOF and
+ * Reads the durability settings of the Redis we were given (architecture.md §2): with AOF and
  * `appendfsync always`, an acknowledged booking survives a crash; anything less can lose it —
  * unless every acknowledged write is also on a replica (REDIS_SYNC_REPLICAS, see replication.ts).
  */

@@ -1,5 +1,5 @@
 /**
- * Synchronous replication of acknowledged writes (DESIGN §8): a script that changed state is
+ * Synchronous replication of acknowledged writes (architecture.md §8): a script that changed state is
  * acknowledged only once `n` replicas hold it, so a failover cannot take an acknowledged write back.
  *
  * `WAIT n timeout` waits for the replicas to reach the last write *of the connection it is sent

@@ -1,5 +1,5 @@
 /**
- * Conflicts become rebookings (DESIGN §4). A conflicted booking gets real offers — holds on the
+ * Conflicts become rebookings (architecture.md §4). A conflicted booking gets real offers — holds on the
  * most similar free vehicles of its city, each with an incentive — or, when nothing equivalent
  * or better is free, a cancellation with reason NO_ALTERNATIVE and a credit. The customer
  * accepts one offer (the booking moves, atomically) or declines; offers that lapse are closed

@@ -1,5 +1,5 @@
 /**
- * Verification of a city after a failover (DESIGN §8): a promoted Redis replica may lack the last
+ * Verification of a city after a failover (architecture.md §8): a promoted Redis replica may lack the last
  * writes of the old primary (WAIT narrows that to nothing for acknowledged writes, but a write
  * can be applied and then its acknowledgement lost), and a promoted PostgreSQL standby may lack
  * the last transactions of the old primary. The two copies are compared entry by entry:

@@ -584,7 +584,7 @@ export class Inventory {
   /**
    * The idempotency record key and fingerprint of a command. Without a client key the command gets
    * one of its own (`auto:` fingerprint, kept 15 min): a command resent after a lost connection or
-   * an unconfirmed write then returns its first result instead of applying twice (DESIGN §8).
+   * an unconfirmed write then returns its first result instead of applying twice (architecture.md §8).
    */
   idempotency(
     city: string,

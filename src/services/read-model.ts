@@ -1,5 +1,5 @@
 /**
- * The search read model (DESIGN §6): each process keeps its cities' vehicles and calendars in
+ * The search read model (architecture.md §6): each process keeps its cities' vehicles and calendars in
  * memory, loaded from Redis once and then fed by tailing the city streams (events carry whole
  * states, so applying one twice is harmless). Searches are answered from memory; the page is then
  * verified against Redis in one round trip, so no vehicle booked before the response is shown

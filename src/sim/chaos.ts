@@ -9,7 +9,7 @@
  * the conflicts failovers raised with how they ended (docs/reliability.md).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -41,6 +41,7 @@ import { httpApi } from './api.ts';
 import { Recorder, percentile, round } from './stats.ts';
 import { messageOf } from '../domain/errors.ts';
 import { fieldMap } from '../redis/events.ts';
+import { commitStamp, writeSection } from './stamp.ts';
 
 export const FAULTS = [
   'redis-primary-kill',
@@ -592,7 +593,7 @@ function chaosReport(figures: ChaosFigures) {
   const availability = recorder.total ? 1 - failed / recorder.total : 1;
   const report = {
     generatedAt: new Date().toISOString(),
-    commit: commitOf(),
+    commit: commitStamp(),
     options: { ...o },
     durationSeconds: round(elapsed),
     requests: recorder.total,
@@ -675,18 +676,6 @@ async function conflictsOfFailovers(redis: ReturnType<typeof createRedis>, citie
   };
 }
 
-function commitOf(): string {
-  try {
-    const head = readFileSync(path.join(ROOT, '.git', 'HEAD'), 'utf8').trim();
-    if (!head.startsWith('ref: ')) return head.slice(0, 12);
-    return readFileSync(path.join(ROOT, '.git', head.slice(5)), 'utf8')
-      .trim()
-      .slice(0, 12);
-  } catch {
-    return 'unknown';
-  }
-}
-
 const esc = (s: unknown) =>
   String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
@@ -711,12 +700,6 @@ function renderChaosHtml(
 
 /** Rewrites the part of `file` between the chaos markers with this run's figures. */
 function updateDoc(file: string, r: Record<string, unknown>): void {
-  const start = '<!-- chaos:start -->';
-  const end = '<!-- chaos:end -->';
-  const text = readFileSync(file, 'utf8');
-  const i = text.indexOf(start);
-  const j = text.indexOf(end);
-  if (i < 0 || j < i) throw new Error(`${file} has no ${start} ... ${end} section`);
   const f = r as {
     commit: string;
     generatedAt: string;
@@ -742,7 +725,6 @@ function updateDoc(file: string, r: Record<string, unknown>): void {
     unexpectedExits: UnexpectedExit[];
   };
   const lines = [
-    start,
     `Latest run: commit \`${f.commit}\`, ${f.generatedAt}, ${f.durationSeconds} s, ${f.faults.length} faults (${f.failovers} store failovers).`,
     '',
     '| figure | value |',
@@ -765,7 +747,6 @@ function updateDoc(file: string, r: Record<string, unknown>): void {
     '| at (s) | fault | what happened | window (ms) |',
     '|---|---|---|---|',
     ...f.faults.map((x) => `| ${x.atSecond} | ${x.kind} | ${x.detail} | ${x.windowMs ?? '-'} |`),
-    end,
   ];
-  writeFileSync(file, text.slice(0, i) + lines.join('\n') + text.slice(j + end.length));
+  writeSection(file, 'chaos', lines.join('\n'));
 }

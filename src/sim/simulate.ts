@@ -18,6 +18,7 @@ import { SyncWorker, cityLag } from '../workers/sync.ts';
 import { Marketplace, rng, type Api, type Offer } from './marketplace.ts';
 import { renderHtml } from './report.ts';
 import { httpApi } from './api.ts';
+import { runStamp, writeSection } from './stamp.ts';
 import { Recorder, round } from './stats.ts';
 
 export interface SimOptions {
@@ -36,6 +37,8 @@ export interface SimOptions {
   /** How long offers stay open in the simulated service (short, so lapses happen in a run). */
   offerTtlMs: number;
   progress: boolean;
+  /** Rewrite the generated section of this file (docs/simulation.md) with this run's figures. */
+  updateDoc?: string;
 }
 
 export const DEFAULT_SIM: SimOptions = {
@@ -133,6 +136,7 @@ export async function simulate(o: SimOptions): Promise<{ report: Record<string, 
   mkdirSync(o.out, { recursive: true });
   writeFileSync(path.join(o.out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
   writeFileSync(path.join(o.out, 'report.html'), renderHtml(report));
+  if (o.updateDoc) writeSection(o.updateDoc, 'simulate', simulationSection(report, ok));
   return { report, ok };
 }
 
@@ -398,8 +402,10 @@ function reportOf({
   conflictsFromApi,
 }: RunFigures) {
   const f = market.funnel;
+  const stamp = runStamp();
   const report = {
-    generatedAt: new Date().toISOString(),
+    generatedAt: stamp.date,
+    commit: stamp.commit,
     options: { ...o, redisUrl: redact(o.redisUrl), databaseUrl: redact(o.databaseUrl) },
     seedSeconds: round(seedSeconds),
     durationSeconds: round(elapsed),
@@ -430,4 +436,39 @@ function reportOf({
     invariants.deadLetters === 0 &&
     recorder.serverErrors === 0;
   return { report, ok };
+}
+
+type SimReport = ReturnType<typeof reportOf>['report'];
+
+/** The "latest run" section of docs/simulation.md, every figure from `report`. */
+export function simulationSection(r: SimReport, ok: boolean): string {
+  const o = r.options;
+  const at = (endpoint: string) => r.endpoints.find((e) => e.endpoint === endpoint);
+  const latency = (endpoint: string) => {
+    const e = at(endpoint);
+    return e ? `p50 ${e.p50Ms} ms, p95 ${e.p95Ms} ms, p99 ${e.p99Ms} ms (${e.count})` : 'not called';
+  };
+  const c = r.conflicts;
+  const ttfo = (c.analytics as { timeToFirstOffer?: { p50Ms: number | null; p99Ms: number | null } } | null)
+    ?.timeToFirstOffer;
+  const inv = r.invariants;
+  return [
+    `Latest run: commit \`${r.commit}\`, ${r.generatedAt}: \`npm run simulate -- --cities ${o.cities} --vehicles-per-city ${o.vehiclesPerCity} --duration ${o.durationMs / 1000}s --rate ${o.rate} --seed ${o.seed}\` (2 cores shared by the service, Redis, PostgreSQL and the simulator).`,
+    '',
+    '| | |',
+    '|---|---|',
+    `| seeding (${o.cities} cities × ${o.vehiclesPerCity} vehicles) | ${r.seedSeconds} s |`,
+    `| requests | ${r.totals.requests} in ${r.durationSeconds} s (${r.throughput.requestsPerSecond}/s), ${r.totals.serverErrors} server errors, ${r.totals.shortfall} operations not started (shortfall) |`,
+    `| availability search | ${latency('GET /v1/cities/{city}/availability')} |`,
+    `| \`GET /v1/vehicles/{id}\` | ${latency('GET /v1/vehicles/{id}')} |`,
+    `| \`GET /v1/bookings/{id}\` | ${latency('GET /v1/bookings/{id}')} |`,
+    `| \`POST /v1/bookings\` | ${latency('POST /v1/bookings')} |`,
+    `| conflicts | ${c.conflicts}: ${c.offered} offered, ${c.accepted} accepted, ${c.declined} declined, ${c.lapsed} lapsed, ${c.noAlternative} without an alternative; accepted / conflicts ${c.resolutionRate === null ? '-' : `${Math.round(c.resolutionRate * 100)}%`} |`,
+    `| time to first offer (PostgreSQL) | ${ttfo ? `p50 ${ttfo.p50Ms ?? '-'} ms, p99 ${ttfo.p99Ms ?? '-'} ms` : 'not read'} |`,
+    `| invariants | overlapping confirmed bookings ${inv.overlappingConfirmedBookings}; acknowledged bookings (${inv.acknowledgedBookings}) missing from Redis ${inv.acknowledgedMissingFromRedis}, from PostgreSQL ${inv.acknowledgedMissingFromPostgres}; drift after sync ${inv.driftAfterSync}; dead letters ${inv.deadLetters} |`,
+    '',
+    ok
+      ? 'Every invariant held, with no server error.'
+      : 'AN INVARIANT WAS VIOLATED or a server error occurred (the run exited 1).',
+  ].join('\n');
 }

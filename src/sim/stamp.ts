@@ -4,6 +4,7 @@
  * the work tree differed from it) and when it ran.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 
 const git = (args: string[]) =>
   execFileSync('git', args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim();
@@ -23,4 +24,18 @@ export function commitStamp(): string {
 
 export function runStamp(): { commit: string; date: string } {
   return { commit: commitStamp(), date: new Date().toISOString() };
+}
+
+/**
+ * Replaces the text between `<!-- name:start -->` and `<!-- name:end -->` in `file` with `body`:
+ * a document keeps its prose, and the figures a run produced are only ever written by that run.
+ */
+export function writeSection(file: string, name: string, body: string): void {
+  const start = `<!-- ${name}:start -->`;
+  const end = `<!-- ${name}:end -->`;
+  const text = readFileSync(file, 'utf8');
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  if (i < 0 || j < i) throw new Error(`${file} has no ${start} ... ${end} section`);
+  writeFileSync(file, `${text.slice(0, i)}${start}\n${body}\n${text.slice(j)}`);
 }

@@ -27,7 +27,7 @@ export interface Sweeper {
   sweepOnce(): Promise<{ vehicles: number; expired: number }>;
 }
 
-/** Trimming of past, final calendar entries (DESIGN §3), once PostgreSQL has them. */
+/** Trimming of past, final calendar entries (architecture.md §3), once PostgreSQL has them. */
 export interface TrimOptions {
   everyMs: number;
   /** Entries whose window ended longer ago than this may leave Redis. */

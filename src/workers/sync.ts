@@ -1,5 +1,5 @@
 /**
- * The sync worker: every city stream, through one consumer group, into PostgreSQL (DESIGN §5).
+ * The sync worker: every city stream, through one consumer group, into PostgreSQL (architecture.md §5).
  *
  * - A batch (up to `batchSize` events) is applied in ONE transaction together with the city's
  *   cursor (last applied stream id), so a re-delivered event is skipped, never applied twice.

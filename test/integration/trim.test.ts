@@ -1,5 +1,5 @@
 /**
- * Redis holds the present and the future (DESIGN §3): past, final calendar entries leave it once
+ * Redis holds the present and the future (architecture.md §3): past, final calendar entries leave it once
  * their window is older than the retention and PostgreSQL has their last change — and not before.
  * Status, counters and versions do not move; reconcile sees no drift; a past booking is still
  * readable over the API, from PostgreSQL; a rebuild does not bring history back into Redis.

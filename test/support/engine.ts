@@ -152,7 +152,7 @@ export function recomputeCounters(state: CityState): Record<string, number> {
 }
 
 /**
- * The invariants of DESIGN §3 over a city's state:
+ * The invariants of architecture.md §3 over a city's state:
  * - no two occupying trips (confirmed/active/completed bookings, live holds) overlap in their
  *   booked windows, turnaround included;
  * - no confirmed booking overlaps an active block (a block displaces it to `conflicted`);

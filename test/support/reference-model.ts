@@ -1,5 +1,5 @@
 /**
- * A small in-memory reference model of one city's calendars: the rules of DESIGN §3 written
+ * A small in-memory reference model of one city's calendars: the rules of architecture.md §3 written
  * plainly in TypeScript, to be compared with the Lua scripts command by command. It reuses the
  * domain's pure predicates (what occupies, what overlaps, interval rules) and states every
  * command's checks, in the order the scripts make them, and its effects.

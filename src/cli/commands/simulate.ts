@@ -31,6 +31,7 @@ export const simulateCommand: Command = {
       ...(opt.out ? { out: opt.out } : {}),
       ...(process.env.SIM_REDIS_URL ? { redisUrl: process.env.SIM_REDIS_URL } : {}),
       ...(process.env.SIM_DATABASE_URL ? { databaseUrl: process.env.SIM_DATABASE_URL } : {}),
+      ...(opt['update-doc'] ? { updateDoc: opt['update-doc'] } : {}),
       progress: !opt.json,
     });
     const summary = {

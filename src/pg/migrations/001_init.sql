@@ -1,4 +1,4 @@
--- Durable truth, fed by the city event streams (DESIGN §5). Rows are projections of events:
+-- Durable truth, fed by the city event streams (architecture.md §5). Rows are projections of events:
 -- each carries the full document of the entity as the last applied event left it (`doc`), plus
 -- the typed columns that queries, constraints and reports need.
 CREATE EXTENSION IF NOT EXISTS btree_gist;

@@ -2,7 +2,7 @@
   restore_entries: after a failover, put back the calendar entries (and vehicle changes) that
   Redis lost but PostgreSQL holds — each only if Redis has no newer state of it. Nothing is
   checked against the calendar here: an overlap a restored entry makes is found right after by
-  the post-validation pass, which turns it into a conflict with offers (DESIGN §8).
+  the post-validation pass, which turns it into a conflict with offers (architecture.md §8).
 
   KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix

@@ -1,5 +1,5 @@
 --[[
-  trim_calendar: past, final entries leave Redis (DESIGN §3: Redis holds the present and the
+  trim_calendar: past, final entries leave Redis (architecture.md §3: Redis holds the present and the
   future; PostgreSQL keeps history), so a city's memory stays flat as months go by. An entry goes
   only when it is final (completed, cancelled, converted, released, expired, cleared), its window
   ended before ARGV[1], and its last change is already in PostgreSQL (updatedAt < ARGV[2]).
