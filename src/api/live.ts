@@ -19,7 +19,7 @@ import { defaults } from '../config.ts';
 import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
-import { DomainError, ERROR_CODES } from '../domain/errors.ts';
+import { DomainError, ERROR_CODES, storeUnreachable } from '../domain/errors.ts';
 import { parseId } from '../domain/ids.ts';
 import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import { keys } from '../redis/keys.ts';
@@ -135,7 +135,12 @@ export class LiveHub {
   /** Takes over HTTP upgrades on `server` for LIVE_PATH; any other upgrade is refused. */
   attach(server: Server): void {
     server.on('upgrade', (req: IncomingMessage, socket: Duplex, head: Buffer) => {
-      void this.upgrade(req, socket, head);
+      // Anything an upgrade request can throw (a URL `new URL` refuses, a store away) is answered
+      // as a problem on that socket: one bad request must never end the process.
+      this.upgrade(req, socket, head).catch((err: unknown) => {
+        if (!(err instanceof DomainError) && !storeUnreachable(err)) survived('live.upgrade', err);
+        refuse(socket, err instanceof TypeError ? new DomainError('VALIDATION', 'malformed request target') : err);
+      });
     });
     this.unfeed = this.feed?.onEvents((city, events) => {
       this.delivering = this.delivering

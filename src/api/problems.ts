@@ -1,6 +1,6 @@
 /** Every error leaves the API as RFC 9457 problem+json with a stable `code`; mapped only here. */
 import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, ERROR_CODES, httpStatusOf, type ErrorCode } from '../domain/errors.ts';
+import { DomainError, ERROR_CODES, httpStatusOf, storeUnreachable, type ErrorCode } from '../domain/errors.ts';
 
 const RETRY_LATER: ReadonlySet<ErrorCode> = new Set([
   'BUSY',
@@ -37,7 +37,7 @@ export function problemOf(err: unknown): {
       extra: status === undefined ? extra : { ...extra, currentStatus: status },
     };
   }
-  if (isStoreUnavailable(err))
+  if (storeUnreachable(err))
     return { code: 'UNAVAILABLE', status: 503, detail: 'a store is unreachable; retry shortly', extra: {} };
   const f = err as Partial<FastifyError> & { validation?: unknown[] };
   if (f.validation)
@@ -83,34 +83,4 @@ export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: u
       code: p.code,
       instance: request.url,
     });
-}
-
-/** Redis or PostgreSQL cannot be reached (a connection refused, closed, or out of retries): 503, not a bug. */
-function isStoreUnavailable(err: unknown): boolean {
-  const e = err as { name?: string; code?: string; message?: string };
-  if (e?.name === 'MaxRetriesPerRequestError') return true;
-  if (
-    e?.code &&
-    [
-      'ECONNREFUSED',
-      'ECONNRESET',
-      'ETIMEDOUT',
-      'EPIPE',
-      'ENOTCONN',
-      'EHOSTUNREACH',
-      '57P01',
-      '57P02',
-      '57P03',
-      '08006',
-      '08001',
-      '25006',
-    ].includes(e.code)
-  )
-    return true;
-  return (
-    typeof e?.message === 'string' &&
-    /^(Connection is closed|Stream isn't writeable|connect ECONNREFUSED|timeout exceeded when trying to connect|Connection terminated|Command timed out|All sentinels are unreachable|Too many Cluster redirections|CLUSTERDOWN|READONLY|NOREPLICAS|MASTERDOWN|LOADING)/.test(
-      e.message,
-    )
-  );
 }

@@ -20,9 +20,15 @@ type Message =
 
 const TIMEOUT_MS = 2_000;
 
+/** To a worker that may have died meanwhile: the failure is reported by the callback, not thrown. */
+function send(worker: Worker, message: Message): void {
+  if (worker.isConnected()) worker.send(message, undefined, undefined, () => undefined);
+}
+
 /** Primary: forks `count` API workers, keeps them alive, answers their metrics requests. */
 export class ApiWorkers {
   private stopping = false;
+  private recentDeaths: number[] = [];
   private readonly pending = new Map<
     string,
     { left: Set<number>; parts: MetricsJson[]; done: (parts: MetricsJson[]) => void }
@@ -36,11 +42,26 @@ export class ApiWorkers {
   /** Forks the workers and resolves with the shared port when all of them listen. */
   async start(): Promise<number> {
     cluster.on('message', (worker, message: Message) => this.onMessage(worker, message));
+    // A message to a worker that just died fails with an 'error' event on the Worker: heard here,
+    // or it would end this process, and every API process with it.
+    cluster.on('fork', (worker) =>
+      worker.on('error', (err) => this.log.warn({ pid: worker.process.pid, err: err.message }, 'API process channel')),
+    );
     cluster.on('exit', (worker, code, signal) => {
       if (this.stopping) return;
-      // An API process died (a crash, an OOM kill): the others keep serving; replace it.
-      this.log.error({ pid: worker.process.pid, code, signal }, 'API process died; starting another');
-      cluster.fork();
+      // An API process died (a crash, an OOM kill): the others keep serving; replace it, backing
+      // off when replacements die one after another (a fault that outlives a restart).
+      const now = Date.now();
+      this.recentDeaths = this.recentDeaths.filter((t) => now - t < 60_000);
+      this.recentDeaths.push(now);
+      const delayMs = Math.min(10_000, 100 * 2 ** (this.recentDeaths.length - 1));
+      this.log.error(
+        { pid: worker.process.pid, code, signal, restartInMs: delayMs },
+        'API process died; starting another',
+      );
+      setTimeout(() => {
+        if (!this.stopping) cluster.fork();
+      }, delayMs);
     });
     const listening = Array.from(
       { length: this.count },
@@ -71,7 +92,7 @@ export class ApiWorkers {
               clearTimeout(timer);
               resolve();
             });
-            w.send({ type: 'fleet:shutdown' } satisfies Message);
+            send(w, { type: 'fleet:shutdown' });
           }),
       ),
     );
@@ -84,7 +105,7 @@ export class ApiWorkers {
     const parts = await new Promise<MetricsJson[]>((resolve) => {
       const entry = { left: new Set(workers.map((w) => w.id)), parts: [] as MetricsJson[], done: resolve };
       this.pending.set(id, entry);
-      for (const w of workers) w.send({ type: 'fleet:metrics?', id } satisfies Message);
+      for (const w of workers) send(w, { type: 'fleet:metrics?', id });
       if (workers.length === 0) resolve([]);
       // A worker that does not answer in time is left out rather than stalling the scrape.
       setTimeout(() => resolve(entry.parts), TIMEOUT_MS).unref();
@@ -101,11 +122,17 @@ export class ApiWorkers {
       p.left.delete(worker.id);
       if (p.left.size === 0) p.done(p.parts);
     } else if (message?.type === 'fleet:metrics?') {
-      void this.metrics().then((text) =>
-        worker.send({ type: 'fleet:metrics', id: message.id, text } satisfies Message),
+      void this.metrics().then(
+        (text) => send(worker, { type: 'fleet:metrics', id: message.id, text }),
+        (err: unknown) => this.log.warn({ err }, 'cluster metrics not gathered'),
       );
     }
   }
+}
+
+/** To the primary, while the channel is open (a primary that died ends this process anyway). */
+function toPrimary(message: Message): void {
+  if (process.connected) process.send?.(message, undefined, undefined, () => undefined);
 }
 
 /** Worker side: answers the primary's requests; returns the cluster-wide metrics getter and a shutdown signal. */
@@ -119,9 +146,7 @@ export function apiWorkerChannel(): { metrics: () => Promise<string>; shutdown: 
     if (message?.type === 'fleet:metrics?') {
       void registry
         .getMetricsAsJSON()
-        .then((json) =>
-          process.send?.({ type: 'fleet:metrics', id: message.id, json: json as MetricsJson } satisfies Message),
-        );
+        .then((json) => toPrimary({ type: 'fleet:metrics', id: message.id, json: json as MetricsJson }));
     } else if (message?.type === 'fleet:metrics' && message.text !== undefined) {
       waiting.get(message.id)?.(message.text);
       waiting.delete(message.id);
@@ -135,7 +160,7 @@ export function apiWorkerChannel(): { metrics: () => Promise<string>; shutdown: 
       new Promise<string>((resolve) => {
         const id = randomUUID();
         waiting.set(id, resolve);
-        process.send?.({ type: 'fleet:metrics?', id } satisfies Message);
+        toPrimary({ type: 'fleet:metrics?', id });
         // The primary is gone or slow: this process's own figures are better than nothing.
         setTimeout(() => {
           if (waiting.delete(id)) void registry.metrics().then(resolve);

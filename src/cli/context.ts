@@ -26,6 +26,8 @@ export interface Command {
   name: string;
   /** False: the command opens no store of its own (a token, the simulator, the HA topology). */
   needsStore?: boolean;
+  /** True: a long-running process that waits for its stores at start-up instead of failing (serve, worker). */
+  waitsForStores?: boolean;
   /** The exit code (0 when nothing is returned). */
   run(ctx: CliContext): Promise<number | void>;
 }

@@ -11,6 +11,7 @@ import { configureReplication, connectRedis } from '../redis/topology.ts';
 import { Inventory } from '../services/inventory.ts';
 import { VehicleLocks } from '../services/vehicle-locks.ts';
 import { USAGE, parseCommandLine } from './args.ts';
+import { whenStoresAnswer } from './boot.ts';
 import { COMMANDS } from './commands/index.ts';
 import type { CliContext } from './context.ts';
 
@@ -69,7 +70,8 @@ async function main(): Promise<number> {
     };
     // Commands that need no store (a token, the simulator, the HA topology) do not wait for one.
     if (command.needsStore !== false) {
-      const opened = await configureReplication(redis, config);
+      const configure = () => configureReplication(redis, config);
+      const opened = command.waitsForStores ? await whenStoresAnswer('Redis', configure, log) : await configure();
       ctx.redisTopology = { mode: opened.mode, syncReplicas: opened.syncReplicas };
     }
     return (await command.run(ctx)) ?? 0;
@@ -78,21 +80,27 @@ async function main(): Promise<number> {
   }
 }
 
+/**
+ * The exit status is the outcome. On a failure the process exits even if something still holds the
+ * event loop (a worker loop started before the failure): a half-started service must end, so its
+ * supervisor starts it again, rather than linger without serving.
+ */
+function exitWith(code: number): void {
+  process.exitCode = code;
+  if (code !== 0) process.stderr.write('', () => process.exit(code));
+}
+
 main()
-  .then((code) => {
-    process.exitCode = code;
-  })
+  .then((code) => exitWith(code))
   .catch((err: unknown) => {
     if (err instanceof DomainError) {
       console.error(`${err.code}: ${err.message}`);
-      process.exitCode = 2;
-      return;
+      return exitWith(2);
     }
     if (err instanceof ConfigError) {
       console.error(err.message);
-      process.exitCode = 78;
-      return;
+      return exitWith(78);
     }
     console.error(err);
-    process.exitCode = 1;
+    exitWith(1);
   });

@@ -70,3 +70,34 @@ export function codeOf(err: unknown): string | undefined {
 export function asError(err: unknown): Error {
   return err instanceof Error ? err : new Error(String(err));
 }
+
+/** Node's socket errors and PostgreSQL's connection SQLSTATEs that mean "the store is not there now". */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'ENOTCONN',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+  '57P01', // admin_shutdown
+  '57P02', // crash_shutdown
+  '57P03', // cannot_connect_now (starting up, in recovery)
+  '53300', // too_many_connections
+  '25006', // read_only_sql_transaction: a standby where a primary was expected (mid-promotion)
+]);
+const UNREACHABLE_MESSAGE =
+  /^(Connection is closed|Stream isn't writeable|connect ECONNREFUSED|timeout exceeded when trying to connect|Query read timeout|Connection terminated|Command timed out|All sentinels are unreachable|Too many Cluster redirections|CLUSTERDOWN|READONLY|NOREPLICAS|MASTERDOWN|LOADING)/;
+
+/**
+ * Redis or PostgreSQL cannot be reached now (refused, closed, timed out, failing over): the answer
+ * is a 503 and a retry, never a 500 and never the end of a process. One rule for the API's error
+ * handler, the analytics reads and the start-up retries.
+ */
+export function storeUnreachable(err: unknown): boolean {
+  if (err instanceof DomainError) return err.code === 'UNAVAILABLE';
+  if (err instanceof Error && err.name === 'MaxRetriesPerRequestError') return true;
+  const code = codeOf(err) ?? '';
+  if (UNREACHABLE_CODES.has(code) || code.startsWith('08')) return true;
+  return UNREACHABLE_MESSAGE.test(messageOf(err));
+}

@@ -4,7 +4,7 @@
  * is configured.
  */
 import type pg from 'pg';
-import { codeOf, DomainError, messageOf } from '../domain/errors.ts';
+import { DomainError, storeUnreachable } from '../domain/errors.ts';
 
 const HOUR_MS = 3_600_000;
 export const STEP_MS = { hour: HOUR_MS, day: 24 * HOUR_MS } as const;
@@ -51,23 +51,13 @@ export interface ConflictsAnswer {
   conversion: Conversion;
 }
 
-/** Connection trouble (the database or replica is down or unreachable) is a 503, not a 500. */
-function unavailable(err: unknown): boolean {
-  const code = codeOf(err) ?? '';
-  return (
-    code.startsWith('08') ||
-    code.startsWith('57P') ||
-    ['ECONNREFUSED', 'ECONNRESET', 'ENOTFOUND', 'ETIMEDOUT', 'EHOSTUNREACH', '25006'].includes(code) ||
-    /timeout|Connection terminated/i.test(messageOf(err))
-  );
-}
-
 /** A read for analytics: the rows, or UNAVAILABLE (503) when the database cannot be reached. */
 export async function query<R extends pg.QueryResultRow>(db: pg.Pool, sql: string, params: unknown[]): Promise<R[]> {
   try {
     return (await db.query<R>(sql, params)).rows;
   } catch (err) {
-    if (unavailable(err)) throw new DomainError('UNAVAILABLE', 'the analytics database is unavailable; retry shortly');
+    if (storeUnreachable(err))
+      throw new DomainError('UNAVAILABLE', 'the analytics database is unavailable; retry shortly');
     throw err;
   }
 }

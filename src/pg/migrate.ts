@@ -44,6 +44,7 @@ export async function ensureDatabase(url: string): Promise<void> {
   const admin = new URL(url);
   admin.pathname = '/postgres';
   const c = new pg.Client({ connectionString: admin.toString() });
+  c.on('error', () => {}); // a server dying mid-way fails the pending query, which says why
   await c.connect();
   try {
     const { rowCount } = await c.query('SELECT 1 FROM pg_database WHERE datname = $1', [name]);
@@ -65,6 +66,7 @@ export async function migrate(databaseUrl: string): Promise<{ applied: string[] 
   const url = await resolveUrl(databaseUrl);
   await ensureDatabase(url);
   const c = new pg.Client({ connectionString: url });
+  c.on('error', () => {}); // a server dying mid-way fails the pending query, which says why
   await c.connect();
   const applied: string[] = [];
   try {

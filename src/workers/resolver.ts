@@ -11,6 +11,7 @@ import { DomainError, messageOf } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
+import { survived } from '../log.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import type { LateReturnWatch } from '../services/late-returns.ts';
 
@@ -58,7 +59,12 @@ export class ConflictWorker {
   }
 
   start(): void {
-    this.loop = Promise.all([this.run(), this.validate(), this.watchLateReturns()]).then(() => undefined);
+    // Each loop handles its own errors; this catch is the last guard, so a bug logs instead of
+    // ending the process through an unhandled rejection.
+    this.loop = Promise.all([this.run(), this.validate(), this.watchLateReturns()]).then(
+      () => undefined,
+      (err: unknown) => this.o.log?.error({ err }, 'the conflict resolver stopped on an error'),
+    );
   }
 
   async stop(): Promise<void> {
@@ -132,7 +138,8 @@ export class ConflictWorker {
   }
 
   private async run(): Promise<void> {
-    await this.ensureGroups();
+    // Redis may be away at start-up: the loop below makes the groups once it answers (NOGROUP).
+    await this.ensureGroups().catch((err: unknown) => survived('resolver.groups', err));
     let lastLapse = 0;
     let lastClaim = Date.now();
     while (!this.stopped) {
@@ -149,7 +156,8 @@ export class ConflictWorker {
           for (const c of this.cities.all()) await this.reclaim(c.id);
         }
       } catch (err) {
-        if (/NOGROUP/.test(messageOf(err))) await this.ensureGroups().catch(() => {});
+        if (/NOGROUP/.test(messageOf(err)))
+          await this.ensureGroups().catch((e: unknown) => survived('resolver.groups', e));
         else this.o.log?.error({ err }, 'resolver round failed; retrying');
         await sleep(500);
       }

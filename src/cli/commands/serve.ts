@@ -23,6 +23,7 @@ import { ConflictWorker } from '../../workers/resolver.ts';
 import { startSweeper } from '../../workers/sweeper.ts';
 import { cityLag, syncedThrough } from '../../workers/sync.ts';
 import { ApiWorkers, apiWorkerChannel } from '../cluster.ts';
+import { whenStoresAnswer } from '../boot.ts';
 import type { CliContext, Command } from '../context.ts';
 import {
   jwtSecret,
@@ -36,25 +37,28 @@ import {
   summarize,
 } from '../wiring.ts';
 
-export const serveCommand: Command = { name: 'serve', run: serve };
+export const serveCommand: Command = { name: 'serve', run: serve, waitsForStores: true };
 
 async function serve({ config, inventory, redis, opt, redisTopology }: CliContext): Promise<void> {
   if (cluster.isWorker) return serveApiProcess(config, inventory, redis, redisTopology);
   const log = pino({ level: config.LOG_LEVEL });
-  const durability = await inspectDurability(redis);
+  const durability = await whenStoresAnswer('Redis durability check', () => inspectDurability(redis), log);
   if (durability.warning) log.warn({ durability }, `Redis durability: ${durability.warning}`);
   else log.info({ durability }, 'Redis durability: acknowledged writes survive a crash (AOF, appendfsync always)');
-  log.info(await migrate(config.DATABASE_URL), 'PostgreSQL migrated');
+  log.info(
+    await whenStoresAnswer('PostgreSQL migrations', () => migrate(config.DATABASE_URL), log),
+    'PostgreSQL migrated',
+  );
   if (opt.demo) {
     // API processes (forked below) and this one offer the demo identities to the console.
     process.env.DEMO = '1';
     config.DEMO = 1;
     const perCity = Number(opt['vehicles-per-city'] ?? 200);
     log.info({ perCity }, 'seeding demo fleets into empty cities');
-    log.info(await seedAll(inventory, redis, perCity), 'demo data ready');
+    log.info(await whenStoresAnswer('demo seed', () => seedAll(inventory, redis, perCity), log), 'demo data ready');
   }
   const pool = newPool(config, log);
-  await recordCities(pool, inventory.cities.all());
+  await whenStoresAnswer('PostgreSQL cities', () => recordCities(pool, inventory.cities.all()), log);
   // SERVE_SYNC=0: the sync runs as its own process (`fleet worker`), supervised apart.
   const sync = config.SERVE_SYNC ? newSyncWorker(config, redis, pool, inventory, log) : undefined;
   sync?.start();
@@ -69,7 +73,7 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   });
   // The resolver runs once, here: its own read model finds the alternatives.
   const resolverModel = new ReadModel(redis, inventory);
-  await resolverModel.start();
+  await whenStoresAnswer("the resolver's read model", () => resolverModel.start(), log);
   // Incentives that learn: the resolver's desk chooses the credit levels, from every process's
   // outcomes as PostgreSQL holds them (read again every 5 minutes).
   const learner = new IncentiveLearner(pool, learningPolicy(config));
@@ -150,7 +154,7 @@ async function startApi(
   const pool = newPool(config, log);
   const replicaPool = config.DATABASE_REPLICA_URL ? newPool(config, log, config.DATABASE_REPLICA_URL) : undefined;
   const readModel = new ReadModel(redis, inventory);
-  await readModel.start();
+  await whenStoresAnswer('the read model', () => readModel.start(), log);
   const app = await buildApp({
     config,
     inventory,

@@ -3,7 +3,7 @@ import { pino } from 'pino';
 import type { CliContext, Command } from '../context.ts';
 import { newFailoverMonitor, newPool, newSyncWorker, newWebhookDispatcher, serveMetrics } from '../wiring.ts';
 
-export const workerCommand: Command = { name: 'worker', run: runWorker };
+export const workerCommand: Command = { name: 'worker', run: runWorker, waitsForStores: true };
 
 async function runWorker({ config, inventory, redis }: CliContext): Promise<void> {
   const log = pino({ level: config.LOG_LEVEL });
