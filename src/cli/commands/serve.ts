@@ -42,21 +42,7 @@ export const serveCommand: Command = { name: 'serve', run: serve, waitsForStores
 async function serve({ config, inventory, redis, opt, redisTopology }: CliContext): Promise<void> {
   if (cluster.isWorker) return serveApiProcess(config, inventory, redis, redisTopology);
   const log = pino({ level: config.LOG_LEVEL });
-  const durability = await whenStoresAnswer('Redis durability check', () => inspectDurability(redis), log);
-  if (durability.warning) log.warn({ durability }, `Redis durability: ${durability.warning}`);
-  else log.info({ durability }, 'Redis durability: acknowledged writes survive a crash (AOF, appendfsync always)');
-  log.info(
-    await whenStoresAnswer('PostgreSQL migrations', () => migrate(config.DATABASE_URL), log),
-    'PostgreSQL migrated',
-  );
-  if (opt.demo) {
-    // API processes (forked below) and this one offer the demo identities to the console.
-    process.env.DEMO = '1';
-    config.DEMO = 1;
-    const perCity = Number(opt['vehicles-per-city'] ?? 200);
-    log.info({ perCity }, 'seeding demo fleets into empty cities');
-    log.info(await whenStoresAnswer('demo seed', () => seedAll(inventory, redis, perCity), log), 'demo data ready');
-  }
+  await prepareStores({ config, inventory, redis, opt }, log);
   const pool = newPool(config, log);
   await whenStoresAnswer('PostgreSQL cities', () => recordCities(pool, inventory.cities.all()), log);
   // SERVE_SYNC=0: the sync runs as its own process (`fleet worker`), supervised apart.
@@ -136,6 +122,28 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   await sync?.stop();
   await pool.end();
   log.info('stopped');
+}
+
+/** Before anything serves: the durability check, the migrations and (demo) the seed, each waiting for its store. */
+async function prepareStores(
+  { config, inventory, redis, opt }: Pick<CliContext, 'config' | 'inventory' | 'redis' | 'opt'>,
+  log: Logger,
+) {
+  const durability = await whenStoresAnswer('Redis durability check', () => inspectDurability(redis), log);
+  if (durability.warning) log.warn({ durability }, `Redis durability: ${durability.warning}`);
+  else log.info({ durability }, 'Redis durability: acknowledged writes survive a crash (AOF, appendfsync always)');
+  log.info(
+    await whenStoresAnswer('PostgreSQL migrations', () => migrate(config.DATABASE_URL), log),
+    'PostgreSQL migrated',
+  );
+  if (opt.demo) {
+    // API processes (forked below) and this one offer the demo identities to the console.
+    process.env.DEMO = '1';
+    config.DEMO = 1;
+    const perCity = Number(opt['vehicles-per-city'] ?? 200);
+    log.info({ perCity }, 'seeding demo fleets into empty cities');
+    log.info(await whenStoresAnswer('demo seed', () => seedAll(inventory, redis, perCity), log), 'demo data ready');
+  }
 }
 
 /** One API process: its own read model, WebSocket hub and connections; the port is shared. */
