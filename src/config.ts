@@ -26,8 +26,18 @@ const ConfigSchema = Type.Object({
   INCENTIVE_MAX_LEVEL: Type.Number({ default: 2, minimum: 0.5, maximum: 3 }),
   /** Period of the post-validation pass (ms; 0: off). */
   POST_VALIDATION_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0 }),
-  /** Comma-separated reference city ids to serve (empty: all 25). */
+  /** Comma-separated reference city ids to serve (empty: all 25, or this region's cities with REGIONS_FILE). */
   CITIES: Type.String({ default: '', pattern: '^[a-z0-9,]*$' }),
+  /** This deployment's region, a name of REGIONS_FILE (docs/regions.md). */
+  REGION: Type.String({ default: '', pattern: '^([a-z][a-z0-9-]{0,31})?$' }),
+  /** JSON `{"regions": {"<name>": {"cities": [...], "url": "..."}}}`; unset: one implicit region with every city. */
+  REGIONS_FILE: Type.String({ default: '' }),
+  /** How long a list that spans regions waits for another region before answering without it. */
+  REGION_FANOUT_TIMEOUT_MS: Type.Integer({ default: 2_000, minimum: 50, maximum: 60_000 }),
+  /** What an acknowledgement promises: `local` (the region's Redis primary and replica) or `remote` (also applied on the cross-region DR standby). */
+  DR_ACK: Type.Union([Type.Literal('local'), Type.Literal('remote')], { default: 'local' }),
+  /** DR_ACK=remote: how long a write waits for the DR standby before 503 (outcome unknown: retry with the idempotency key). */
+  DR_ACK_TIMEOUT_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 120_000 }),
   /** API processes for `serve` (0: one per core). */
   WEB_CONCURRENCY: Type.Integer({ default: 0, minimum: 0, maximum: 256 }),
   /** HS256 secret for tokens; a dev secret is generated (and printed) when unset. */
@@ -131,8 +141,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   );
   const value = Value.Default(ConfigSchema, Value.Convert(ConfigSchema, known));
   const problems = [...Value.Errors(ConfigSchema, value)].map((e) => `${e.path.slice(1) || '(root)'}: ${e.message}`);
+  const config = value as Config;
+  if (config.REGIONS_FILE && !config.REGION)
+    problems.push("REGION: required with REGIONS_FILE (this deployment's region)");
   if (problems.length > 0) throw new ConfigError(`invalid configuration:\n  ${problems.join('\n  ')}`);
-  return value as Config;
+  return config;
 }
 
 /**

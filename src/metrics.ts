@@ -15,6 +15,18 @@ export const metrics = {
     labelNames: ['result'] as const,
     registers: [registry],
   }),
+  /** DR_ACK=remote: how long acknowledged writes waited for the DR standby, and how many gave up. */
+  remoteAckWait: new Histogram({
+    name: 'fleet_dr_ack_wait_seconds',
+    help: 'DR_ACK=remote: from the script to the DR standby having applied the write',
+    buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  }),
+  remoteAckTimeouts: new Counter({
+    name: 'fleet_dr_ack_timeouts_total',
+    help: 'DR_ACK=remote: writes answered 503 because the DR standby did not confirm in time',
+    registers: [registry],
+  }),
   /** 1 while this process's webhook dispatcher holds the leader lock. */
   webhookLeading: new Gauge({
     name: 'fleet_webhook_dispatcher_leading',

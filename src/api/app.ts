@@ -38,6 +38,7 @@ import { gbfsRoutes } from './routes/gbfs.ts';
 import { consoleRoutes } from './routes/console.ts';
 import { marketRoutes } from './routes/market.ts';
 import { tripListRoutes } from './routes/trips.ts';
+import { regionRoutes, routeToRegions } from './routes/regions.ts';
 import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.ts';
 import { LiveHub } from './live.ts';
 import type { App, AppDeps, HttpLimits } from './types.ts';
@@ -56,6 +57,7 @@ export const DEFAULT_RATE_LIMITS: RateLimits = {
 /** Every /v1 route plugin, in the order the OpenAPI document lists them. */
 const V1_ROUTES = [
   cityRoutes,
+  regionRoutes,
   holdRoutes,
   bookRoutes,
   bookingRoutes,
@@ -210,6 +212,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   const live = new LiveHub(deps.redis, deps.inventory, deps.authenticate, deps.readModel, {
     // WebSocket messages spend the same budget as HTTP requests.
     charge: async (actor, address, cost) => (await limiter.take(actor, address, cost)).allowed,
+    ...(deps.regions ? { regions: deps.regions } : {}),
     ...deps.live,
   });
   live.attach(app.server);
@@ -238,6 +241,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     ...(searchDemand ? { searchDemand } : {}),
   };
 
+  // A city of another region: 307 to it (routes/regions.ts), for every route registered below.
+  if (deps.regions) routeToRegions(app, deps.regions);
   await app.register(operationsRoutes, routeDeps);
   await app.register(gbfsRoutes, routeDeps);
   await app.register(consoleRoutes, routeDeps);

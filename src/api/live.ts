@@ -20,6 +20,7 @@ import type { IncomingMessage, Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { DomainError, ERROR_CODES, storeUnreachable } from '../domain/errors.ts';
+import type { RegionMap } from '../services/regions.ts';
 import { parseId } from '../domain/ids.ts';
 import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import { keys } from '../redis/keys.ts';
@@ -36,6 +37,8 @@ import { survived } from '../log.ts';
 export const LIVE_PATH = '/v1/live';
 
 export interface LiveOptions {
+  /** The regions: a topic of another region's city is refused with WRONG_REGION, naming its URL. */
+  regions?: RegionMap;
   /** Heartbeat period (a JSON message and a ping frame); a client silent for two periods is dropped. */
   heartbeatMs?: number;
   /** Subscriptions per connection. */
@@ -103,7 +106,8 @@ export class LiveHub {
   private readonly hostOfVehicle = new Map<string, string>();
   private readonly heartbeatMs: number;
   private readonly maxTopics: number;
-  private readonly o: Required<Omit<LiveOptions, 'heartbeatMs' | 'maxTopics' | 'charge'>> & Pick<LiveOptions, 'charge'>;
+  private readonly o: Required<Omit<LiveOptions, 'heartbeatMs' | 'maxTopics' | 'charge' | 'regions'>> &
+    Pick<LiveOptions, 'charge' | 'regions'>;
   private readonly perCaller = new Map<string, number>();
   private heartbeat: NodeJS.Timeout | undefined;
   private unfeed: (() => void) | undefined;
@@ -129,6 +133,7 @@ export class LiveHub {
       slowConsumerMs: opts.slowConsumerMs ?? defaults.WS_SLOW_CONSUMER_MS,
       replayPageSize: opts.replayPageSize ?? 100,
       ...(opts.charge ? { charge: opts.charge } : {}),
+      ...(opts.regions ? { regions: opts.regions } : {}),
     };
   }
 
@@ -413,12 +418,27 @@ export class LiveHub {
     ws.send(JSON.stringify(message));
   }
 
-  /** Resolves a topic name for an actor, or refuses it (FORBIDDEN / NOT_FOUND / VALIDATION). */
+  /** A topic of a city that another region serves: watch it there (its URL in the refusal). */
+  private refuseOtherRegions(city: string | undefined): void {
+    const route = city ? this.o.regions?.route(city) : undefined;
+    if (route?.kind !== 'elsewhere') return;
+    throw new DomainError(
+      'WRONG_REGION',
+      `city ${city} is served by region ${route.region}: subscribe at ${route.url}`,
+      {
+        region: route.region,
+        url: route.url,
+      },
+    );
+  }
+
+  /** Resolves a topic name for an actor, or refuses it (FORBIDDEN / NOT_FOUND / VALIDATION / WRONG_REGION). */
   private async authorise(actor: Actor, name: string): Promise<Topic> {
     const m = /^(city|vehicle|booking|host):([A-Za-z0-9_-]{1,100})$/.exec(name);
     if (!m) throw new DomainError('VALIDATION', 'topics are city:<id>, vehicle:<id>, booking:<id> or host:<id>');
     const kind = m[1] as Topic['kind'];
     const id = m[2]!;
+    this.refuseOtherRegions(kind === 'city' ? id : kind === 'host' ? undefined : parseId(id)?.city);
     const forbidden = () =>
       new DomainError('FORBIDDEN', `${actor.role} ${actor.id} may not watch ${name}`, { topic: name });
     switch (kind) {
@@ -532,6 +552,7 @@ function errorMessage(err: unknown) {
     code: p.code,
     status: p.status,
     detail: p.detail,
+    ...(p.code === 'WRONG_REGION' ? p.extra : {}),
   };
 }
 

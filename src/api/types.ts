@@ -15,6 +15,7 @@ import type { WebhookDesk } from '../services/webhooks.ts';
 import type { ForecastDesk, SearchDemandLog } from '../services/forecast.ts';
 import type { LateReturnWatch } from '../services/late-returns.ts';
 import type { ReadModel } from '../services/read-model.ts';
+import type { RegionMap } from '../services/regions.ts';
 import type { CityLag } from '../workers/sync.ts';
 import type { Actor, Scope } from './auth.ts';
 import type { LiveHub, LiveOptions } from './live.ts';
@@ -62,6 +63,10 @@ export interface AppDeps {
   forecasts?: ForecastDesk;
   /** Counts searches for the forecast's unserved demand (needs PostgreSQL); built by buildApp likewise. */
   searchDemand?: SearchDemandLog;
+  /** The regions (docs/regions.md); without, one implicit region and nothing is routed away. */
+  regions?: RegionMap;
+  /** How long a list spanning regions waits for another region (REGION_FANOUT_TIMEOUT_MS). */
+  regionFanoutTimeoutMs?: number;
   /** How Redis is deployed and how many replicas confirm each write (shown by /readyz). */
   redisTopology?: { mode: string; syncReplicas: number };
 }

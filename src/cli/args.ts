@@ -29,6 +29,12 @@ Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
   block --vehicle V --reason accident|maintenance|host [--from T] [--to T] [--note N]
   unblock <blockId> | delist <vehicleId> | relist <vehicleId>
 
+Regions and disaster recovery (docs/regions.md)
+  dr failover --region R --to S [--standby-db URL]   R is lost: promote its DR standby, rebuild its cities into S's Redis, route them there
+  dr drill                                 two regions on this machine, one lost and failed over: RTO, RPO, latency (npm run dr:drill)
+  backup --dir D                           a base backup of the PostgreSQL primary (with the server's WAL archive: point-in-time restore)
+  restore --to T --dir NEW --backups D --archive WAL [--port P]   a fresh cluster restored to instant T; then fleet rebuild
+
 High availability (docs/reliability.md)
   ha up [--dir D] [--base-port P]          Redis primary + 2 replicas + 3 Sentinels, PostgreSQL primary + standby; prints the environment
   ha env | ha promote-pg | ha down         the environment again; promote the PostgreSQL standby; stop it all
@@ -85,6 +91,11 @@ export function parseCommandLine(argv: string[] = process.argv.slice(2)) {
       faults: { type: 'string' },
       'update-doc': { type: 'string' },
       'min-availability': { type: 'string' },
+      region: { type: 'string' },
+      'standby-db': { type: 'string' },
+      backups: { type: 'string' },
+      archive: { type: 'string' },
+      port: { type: 'string' },
       role: { type: 'string' },
       scope: { type: 'string' },
       sub: { type: 'string' },

@@ -6,6 +6,7 @@ import type { Config } from '../config.ts';
 import { DomainError } from '../domain/errors.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { CommandOptions, Inventory } from '../services/inventory.ts';
+import type { RegionMap } from '../services/regions.ts';
 import type { Options } from './args.ts';
 
 export interface CliContext {
@@ -16,6 +17,8 @@ export interface CliContext {
   config: Config;
   redis: RedisConnection;
   inventory: Inventory;
+  /** The regions (docs/regions.md): one implicit region without REGIONS_FILE. */
+  regions: RegionMap;
   /** How this process reaches Redis (for /readyz), once configured. */
   redisTopology?: { mode: string; syncReplicas: number };
   /** `--idempotency-key K`, scoped to the CLI as its caller. */

@@ -4,11 +4,12 @@
  * One command per file (commands/); this file opens what they need and dispatches.
  */
 import { ConfigError, loadConfig, type Config } from '../config.ts';
-import { CityCatalog, REFERENCE_CITIES } from '../domain/cities.ts';
+import { CityCatalog, REFERENCE_CITIES, type City } from '../domain/cities.ts';
 import { DomainError } from '../domain/errors.ts';
 import { log } from '../log.ts';
 import { configureReplication, connectRedis } from '../redis/topology.ts';
 import { Inventory } from '../services/inventory.ts';
+import { RegionMap } from '../services/regions.ts';
 import { VehicleLocks } from '../services/vehicle-locks.ts';
 import { USAGE, parseCommandLine } from './args.ts';
 import { whenStoresAnswer } from './boot.ts';
@@ -23,13 +24,26 @@ function redisError(err: Error): void {
   log.warn({ err: err.message }, 'Redis connection error (retrying)');
 }
 
-function inventoryOf(config: Config, redis: CliContext['redis']): Inventory {
-  // CITIES narrows the reference cities this process serves (a smaller demo, the simulator).
+/** The regions (REGIONS_FILE, REGION), or one implicit region with every city this process serves. */
+function regionsOf(config: Config, redis: CliContext['redis'], cities: readonly City[]): RegionMap {
+  if (!config.REGIONS_FILE) return RegionMap.implicit(cities);
+  return RegionMap.fromFile(config.REGIONS_FILE, config.REGION, REFERENCE_CITIES, redis);
+}
+
+/** The cities this process serves: CITIES, else its region's, else every reference city. */
+function citiesOf(config: Config): readonly City[] {
   const only = config.CITIES.split(',')
     .map((c) => c.trim())
     .filter(Boolean);
+  if (only.length) return REFERENCE_CITIES.filter((c) => only.includes(c.id));
+  if (!config.REGIONS_FILE) return REFERENCE_CITIES;
+  const mine = new Set(RegionMap.fromFile(config.REGIONS_FILE, config.REGION, REFERENCE_CITIES).citiesHere());
+  return REFERENCE_CITIES.filter((c) => mine.has(c.id));
+}
+
+function inventoryOf(config: Config, redis: CliContext['redis'], cities: readonly City[]): Inventory {
   return new Inventory(redis, {
-    cities: new CityCatalog(only.length ? REFERENCE_CITIES.filter((c) => only.includes(c.id)) : REFERENCE_CITIES),
+    cities: new CityCatalog(cities),
     holdTtlMs: config.HOLD_TTL_MS,
     maxLiveHoldsPerCustomer: config.MAX_LIVE_HOLDS_PER_CUSTOMER,
     holdLimits: {
@@ -59,13 +73,21 @@ async function main(): Promise<number> {
   // Connection errors during a failover are expected: commands wait and retry (REDIS_FAILOVER_WAIT_MS).
   redis.on('error', redisError);
   try {
+    const cities = citiesOf(config);
+    const regions = regionsOf(config, redis, cities);
+    const foreign = cities.filter((c) => regions.multi && !regions.citiesHere().includes(c.id));
+    if (foreign.length)
+      throw new ConfigError(
+        `CITIES names cities of other regions than ${config.REGION}: ${foreign.map((c) => c.id).join(', ')}`,
+      );
     const ctx: CliContext = {
       command: name,
       arg,
       opt,
       config,
       redis,
-      inventory: inventoryOf(config, redis),
+      regions,
+      inventory: inventoryOf(config, redis, cities),
       idem: opt['idempotency-key'] ? { idempotencyKey: opt['idempotency-key'], actorId: 'cli' } : {},
     };
     // Commands that need no store (a token, the simulator, the HA topology) do not wait for one.

@@ -87,6 +87,7 @@ export function newSyncWorker(
     claimIdleMs: config.SYNC_CLAIM_IDLE_MS,
     maxAttempts: config.SYNC_MAX_ATTEMPTS,
     retentionMs: config.STREAM_RETENTION_MS,
+    remoteApply: config.DR_ACK === 'remote',
     log,
     ...(points.size
       ? {

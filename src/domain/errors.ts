@@ -25,6 +25,8 @@ export const ERROR_CODES = {
   ROUTE_NOT_FOUND: { status: 404, title: 'No such route' },
   UPGRADE_REQUIRED: { status: 426, title: 'Upgrade to WebSocket required' },
   UNAVAILABLE: { status: 503, title: 'Temporarily unavailable' },
+  /** A city of another region (WebSocket topics; REST answers 307 to that region instead). */
+  WRONG_REGION: { status: 421, title: 'Served by another region' },
   INTERNAL: { status: 500, title: 'Internal error' },
 } as const;
 

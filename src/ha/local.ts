@@ -164,7 +164,7 @@ export async function asPostgres(cmd: string, args: string[]): Promise<{ stdout:
   return run(cmd, args);
 }
 
-async function ownedByPostgres(dir: string): Promise<void> {
+export async function ownedByPostgres(dir: string): Promise<void> {
   await mkdir(dir, { recursive: true });
   if (process.getuid?.() !== 0) return;
   const { stdout } = await run('id', ['-u', 'postgres']);

@@ -62,6 +62,8 @@ export const keys = {
   customerHoldRate: (customerId: string) => `${customerTag(customerId)}:hold-rate`,
   /** STRING counter the replication confirmer writes before each WAIT; `tag` is a city's hash tag on a cluster, or ''. */
   replicationProbe: (tag: string) => (tag ? `${tag}:replication-probe` : 'fleet:replication-probe'),
+  /** HASH region -> JSON {region, url, since}: a lost region's cities served by its standby (docs/regions.md). */
+  regionRouting: () => 'fleet:regions:served-by',
   /** Placeholder passed as the idempotency KEY when a command has none (never written). */
   noIdempotency: (city: string) => `${tag(city)}:idem:-`,
 };

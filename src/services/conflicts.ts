@@ -221,6 +221,7 @@ export class ConflictDesk {
       customerId ?? '',
     ]);
     const { out, replayed } = commandReply<{ booking: BookingEntry; record: OfferRecord }>(reply);
+    await this.inventory.remotelyConfirmed(city);
     const record2 = normalise(out.record);
     if (!replayed) this.learner?.observe(city, record2.offers, offerId);
     return { booking: out.booking, record: record2, replayed };

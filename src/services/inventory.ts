@@ -98,6 +98,11 @@ export class Inventory {
   readonly cities: CityCatalog;
   readonly locks: VehicleLocks;
   readonly clock: Clock;
+  /**
+   * DR_ACK=remote (docs/regions.md, set by `fleet serve`): every command is answered only once
+   * its events are applied on the cross-region DR standby. Unset: once Redis (and its replica) has it.
+   */
+  remoteAcks: { waitFor(city: string, eventIds: readonly string[]): Promise<void> } | undefined;
   private readonly holdTtlMs: number;
   private readonly maxLiveHolds: number;
   private readonly limits: HoldLimits;
@@ -631,7 +636,19 @@ export class Inventory {
       throw err;
     }
     const { out, replayed } = commandReply<T & CommandResult & { events: string[] | Record<string, never> }>(reply);
-    return { ...out, events: luaList(out.events), replayed };
+    const events = luaList(out.events);
+    await this.remoteAcks?.waitFor(city, events);
+    return { ...out, events, replayed };
+  }
+
+  /**
+   * DR_ACK=remote for a command whose reply names no events (a multi-vehicle script): waits for
+   * the city's whole stream as it is now, which holds them.
+   */
+  async remotelyConfirmed(city: string): Promise<void> {
+    if (!this.remoteAcks) return;
+    const [head] = await this.redis.xrevrange(keys.events(city), '+', '-', 'COUNT', 1);
+    if (head) await this.remoteAcks.waitFor(city, [head[0]]);
   }
 
   private city(id: string): City {

@@ -31,7 +31,8 @@ import { keys } from '../redis/keys.ts';
 import { runScript } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
-import { inTransaction, onlyRow } from '../pg/tx.ts';
+import { lockCursor, readCursor } from '../pg/cursors.ts';
+import { inTransaction } from '../pg/tx.ts';
 import { applyEvents } from '../pg/projection.ts';
 import { compareStreamIds, parseStreamEntry, parseStreamId, type StreamEvent } from '../redis/events.ts';
 import { messageOf, codeOf, asError } from '../domain/errors.ts';
@@ -58,6 +59,11 @@ export interface SyncOptions {
   failpoint?: (where: Failpoint) => void;
   /** How long an overlap refused by PostgreSQL waits for a verification to settle it. */
   overlapGraceMs?: number;
+  /**
+   * DR_ACK=remote (docs/regions.md): each batch commits with `synchronous_commit = remote_apply`,
+   * so a cursor visible on the primary is applied on the synchronous (cross-region) standby too.
+   */
+  remoteApply?: boolean;
 }
 
 /** PostgreSQL's cursor is behind what was applied: it lost transactions. */
@@ -87,7 +93,7 @@ function isPoison(err: unknown): boolean {
 
 export class SyncWorker {
   readonly consumer: string;
-  private readonly o: Required<Omit<SyncOptions, 'log' | 'onDeadLetter' | 'failpoint' | 'consumer'>>;
+  private readonly o: Required<Omit<SyncOptions, 'log' | 'onDeadLetter' | 'failpoint' | 'consumer' | 'remoteApply'>>;
   private readonly attempts = new Map<string, { count: number; firstAt: number }>();
   /** The cursor this worker last committed per city; PostgreSQL showing less means it lost them. */
   private readonly committed = new Map<string, string>();
@@ -407,6 +413,7 @@ export class SyncWorker {
    */
   private async applyBatch(city: string, events: StreamEvent[], cursorTo?: StreamEvent): Promise<void> {
     const fresh = await inTransaction(this.pool, async (db) => {
+      if (this.opts.remoteApply) await db.query('SET LOCAL synchronous_commit TO remote_apply');
       const cursor = await lockCursor(db, city);
       const known = this.committed.get(city);
       if (known && compareStreamIds(cursor, known) < 0) throw new SyncRewound(city, cursor, events[0]?.id ?? known);
@@ -553,30 +560,8 @@ async function syncState(
   };
 }
 
-/** The city's cursor, unlocked (undefined when the city never synced). */
-async function readCursor(pool: pg.Pool, city: string): Promise<string | undefined> {
-  const { rows } = await pool.query<{ last_ms: string; last_seq: string }>(
-    'SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1',
-    [city],
-  );
-  return rows[0] ? `${rows[0].last_ms}-${rows[0].last_seq}` : undefined;
-}
-
 function sqlstateOf(err: unknown): string | undefined {
   return codeOf(err);
-}
-
-/** The city's cursor row, locked for this transaction (created at zero the first time). */
-async function lockCursor(db: pg.ClientBase, city: string): Promise<string> {
-  await db.query('INSERT INTO sync_cursors (city, last_ms, last_seq) VALUES ($1, 0, 0) ON CONFLICT DO NOTHING', [city]);
-  const cursor = onlyRow(
-    await db.query<{ last_ms: string; last_seq: string }>(
-      'SELECT last_ms, last_seq FROM sync_cursors WHERE city = $1 FOR UPDATE',
-      [city],
-    ),
-    'sync cursor',
-  );
-  return `${cursor.last_ms}-${cursor.last_seq}`;
 }
 
 function toRecord(flat: unknown[]): Record<string, unknown> {

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import pg from 'pg';
+import { makeDrStandby } from '../../src/ha/dr-standby.ts';
 import { freePort } from './redis.ts';
 
 const run = promisify(execFile);
@@ -119,12 +120,22 @@ async function launchCluster(
   };
 }
 
-export async function startPgCluster(): Promise<PgCluster> {
+/** A private cluster; `options` adds server settings (`-c name=value ...`). */
+export async function startPgCluster(options = ''): Promise<PgCluster> {
   return launchCluster(
     'fleet-pg-',
     (dataDir) => asPostgres(`${PG_BIN}/initdb`, ['-D', dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']),
-    '-c fsync=on',
+    `-c fsync=on ${options}`.trim(),
   );
+}
+
+/** A directory of the `postgres` user's (a WAL archive, a backups directory, a restore's parent). */
+export async function postgresDir(prefix: string): Promise<{ path: string; remove(): Promise<void> }> {
+  const dir = await mkdtemp(path.join(tmpdir(), prefix));
+  const { stdout } = await run('id', ['-u', 'postgres']);
+  const uid = Number(stdout.trim());
+  await chown(dir, uid, uid);
+  return { path: dir, remove: () => rm(dir, { recursive: true, force: true }) };
 }
 
 /**
@@ -153,4 +164,12 @@ export async function startPgReplica(primary: PgCluster): Promise<PgCluster> {
       ]),
     '-c hot_standby=on',
   );
+}
+
+/**
+ * A region's DR standby (src/ha/dr-standby.ts): a streaming replica that reaches its primary
+ * through the delay proxy at `viaPort`, under the name `synchronous_standby_names` can give.
+ */
+export async function startPgDrStandby(viaPort: number): Promise<PgCluster> {
+  return launchCluster('fleet-pg-dr-', (dataDir) => makeDrStandby(viaPort, dataDir), '-c hot_standby=on');
 }

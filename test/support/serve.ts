@@ -14,14 +14,23 @@ export interface ServedFleet {
   /** Resolves with the exit code when the primary process exits. */
   exited: Promise<number | null>;
   stop(): Promise<void>;
+  /** kill -9 of the whole process tree (the primary and its API processes: one process group). */
+  kill9(): Promise<void>;
 }
 
-export async function startServe(env: Record<string, string>, args: string[] = ['--demo']): Promise<ServedFleet> {
-  const port = await freePort();
+export async function startServe(
+  env: Record<string, string>,
+  args: string[] = ['--demo'],
+  port?: number,
+): Promise<ServedFleet> {
+  port ??= await freePort();
+  // A process group of its own, so that kill9 reaches the API processes it forks too.
   const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', ...args], {
     env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
+    detached: true,
   });
+  groups.add(child);
   let output = '';
   const hear = (d: Buffer) => {
     output += d.toString();
@@ -43,11 +52,30 @@ export async function startServe(env: Record<string, string>, args: string[] = [
     output: () => output,
     exited,
     async stop() {
+      groups.delete(child);
       if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill('SIGTERM');
-      const timer = setTimeout(() => child.kill('SIGKILL'), 15_000);
+      const timer = setTimeout(() => killGroup(child, 'SIGKILL'), 15_000);
       await exited;
       clearTimeout(timer);
     },
+    async kill9() {
+      groups.delete(child);
+      killGroup(child, 'SIGKILL');
+      await exited;
+    },
   };
+}
+
+const groups = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const c of groups) killGroup(c, 'SIGKILL');
+});
+
+function killGroup(child: ChildProcess, signal: NodeJS.Signals): void {
+  try {
+    if (child.pid) process.kill(-child.pid, signal);
+  } catch {
+    // already gone
+  }
 }

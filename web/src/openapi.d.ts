@@ -89,6 +89,124 @@ export interface paths {
       };
     };
   };
+  "/v1/regions": {
+    /** The regions, their cities and URLs, and which are served by a standby after a disaster */
+    get: {
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              region: string;
+              regions: ({
+                  name: string;
+                  cities: string[];
+                  /** @description the region's own URL */
+                  url: string;
+                  /** @description the region of the deployment that answered */
+                  here: boolean;
+                  /** @description set after a disaster: the standby deployment serving the region's cities now */
+                  servedBy: {
+                    region: string;
+                    url: string;
+                    /** @description epoch ms */
+                    since: number;
+                  } | null;
+                })[];
+            };
+          };
+        };
+      };
+    };
+  };
+  "/v1/admin/regions/{region}/served-by": {
+    /** Admin: a lost region's cities are served by its standby now (fleet dr failover) */
+    put: {
+      parameters: {
+        path: {
+          region: string;
+        };
+      };
+      requestBody: {
+        content: {
+          "application/json": {
+            region: string;
+            /** Format: uri */
+            url: string;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              region: string;
+              url: string;
+              /** @description epoch ms */
+              since: number;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        400: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+    /** Admin: a region's cities are served by the region itself again (fleet dr failback) */
+    delete: {
+      parameters: {
+        path: {
+          region: string;
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        204: {
+          content: never;
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
   "/v1/holds": {
     /** The caller's live holds, soonest first */
     get: {
@@ -98,6 +216,8 @@ export interface paths {
           content: {
             "application/json": {
               holds: components["schemas"]["def-2"][];
+              /** @description regions that did not answer in time: their items are missing from this page (docs/regions.md) */
+              regionsUnavailable?: string[];
             };
           };
         };
@@ -351,6 +471,8 @@ export interface paths {
             "application/json": {
               bookings: components["schemas"]["def-1"][];
               cursor: string | null;
+              /** @description regions that did not answer in time: their items are missing from this page (docs/regions.md) */
+              regionsUnavailable?: string[];
             };
           };
         };
@@ -705,6 +827,8 @@ export interface paths {
             "application/json": {
               bookings: components["schemas"]["def-1"][];
               cursor: string | null;
+              /** @description regions that did not answer in time: their items are missing from this page (docs/regions.md) */
+              regionsUnavailable?: string[];
             };
           };
         };

@@ -3,10 +3,13 @@
  * exactly its own (staff: everything in their cities); services/trips.ts merges the live
  * calendars with PostgreSQL's history.
  */
-import { Type } from '@sinclair/typebox';
+import { Type, type Static } from '@sinclair/typebox';
+import type { FastifyRequest } from 'fastify';
+import { defaults } from '../../config.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BOOKING_STATUSES, TRIP_PHASES, type BookingStatus, type TripPhase } from '../../domain/calendar.ts';
 import { DomainError } from '../../domain/errors.ts';
+import { pageAcrossRegions, REGION_SCOPE_HEADER, type AcrossRegions } from '../../services/regions.ts';
 import { TripLists, type TripFilter } from '../../services/trips.ts';
 import type { Actor } from '../auth.ts';
 import { citiesOf, requireHostScope, requireRole } from '../authorize.ts';
@@ -53,7 +56,38 @@ const CustomerListQuery = Type.Composite(
   ],
   { additionalProperties: false },
 );
-const BookingList = Type.Object({ bookings: Type.Array(Booking), cursor: Type.Union([Type.String(), Type.Null()]) });
+const RegionsUnavailable = Type.Optional(
+  Type.Array(Type.String(), {
+    description: 'regions that did not answer in time: their items are missing from this page (docs/regions.md)',
+  }),
+);
+const BookingList = Type.Object({
+  bookings: Type.Array(Booking),
+  cursor: Type.Union([Type.String(), Type.Null()]),
+  regionsUnavailable: RegionsUnavailable,
+});
+type BookingOut = Static<typeof Booking>;
+type HoldOut = Static<typeof Hold>;
+const bookingKey = (b: BookingOut) => ({ key: Date.parse(b.from), id: b.id });
+const holdKey = (h: HoldOut) => ({ key: Date.parse(h.from), id: h.id });
+
+/** How this request asks the other regions for their part of a list (services/regions.ts). */
+function acrossRegions(request: FastifyRequest, { regions, regionFanoutTimeoutMs }: AppDeps): AcrossRegions {
+  const scope = request.headers[REGION_SCOPE_HEADER];
+  return {
+    regions,
+    pathAndQuery: request.url,
+    authorization: request.headers.authorization,
+    scope: typeof scope === 'string' ? scope : undefined,
+    timeoutMs: regionFanoutTimeoutMs ?? defaults.REGION_FANOUT_TIMEOUT_MS,
+  };
+}
+
+/** Another region's answer to the same list route, read as a page. */
+const bookingPageOf = (body: unknown) => {
+  const b = body as { bookings?: BookingOut[]; cursor?: string | null };
+  return { items: b.bookings ?? [], cursor: b.cursor ?? null };
+};
 
 function filterOf(q: {
   status?: string;
@@ -69,12 +103,16 @@ function filterOf(q: {
   };
 }
 
+const unavailable = (page: { regionsUnavailable?: string[] }) =>
+  page.regionsUnavailable ? { regionsUnavailable: page.regionsUnavailable } : {};
+
 const scopeOf = (actor: Actor) => {
   const cities = citiesOf(actor);
   return cities ? { cities } : {};
 };
 
-export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { readModel, pool }) => {
+export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+  const { readModel, pool } = deps;
   const lists = readModel ? new TripLists(readModel, pool) : undefined;
   const need = () => {
     if (!lists) throw new DomainError('UNAVAILABLE', 'lists need the read model, not enabled in this process');
@@ -98,11 +136,15 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { 
       const customerId = actor.role === 'customer' ? actor.id : request.query.customerId;
       if (actor.role === 'customer' && request.query.customerId !== undefined && request.query.customerId !== actor.id)
         throw new DomainError('FORBIDDEN', 'a customer lists only its own bookings', { field: 'customerId' });
-      const page = await need().bookings(
-        { ...filterOf(request.query), ...(customerId !== undefined ? { customerId } : {}), ...scopeOf(actor) },
-        { limit: Number(request.query.limit ?? 50), ...(request.query.cursor ? { cursor: request.query.cursor } : {}) },
-      );
-      return { bookings: page.trips.map((t) => bookingOut(t.booking, t.vehicleId)), cursor: page.cursor };
+      const limit = Number(request.query.limit ?? 50);
+      const local = need()
+        .bookings(
+          { ...filterOf(request.query), ...(customerId !== undefined ? { customerId } : {}), ...scopeOf(actor) },
+          { limit, ...(request.query.cursor ? { cursor: request.query.cursor } : {}) },
+        )
+        .then((page) => ({ items: page.trips.map((t) => bookingOut(t.booking, t.vehicleId)), cursor: page.cursor }));
+      const page = await pageAcrossRegions(acrossRegions(request, deps), local, bookingPageOf, bookingKey, limit);
+      return { bookings: page.items, cursor: page.cursor, ...unavailable(page) };
     },
   );
 
@@ -120,11 +162,15 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { 
     },
     async (request) => {
       requireHostScope(request.actor, request.params.hostId);
-      const page = await need().bookings(
-        { ...filterOf(request.query), hostId: request.params.hostId, ...scopeOf(request.actor) },
-        { limit: Number(request.query.limit ?? 50), ...(request.query.cursor ? { cursor: request.query.cursor } : {}) },
-      );
-      return { bookings: page.trips.map((t) => bookingOut(t.booking, t.vehicleId)), cursor: page.cursor };
+      const limit = Number(request.query.limit ?? 50);
+      const local = need()
+        .bookings(
+          { ...filterOf(request.query), hostId: request.params.hostId, ...scopeOf(request.actor) },
+          { limit, ...(request.query.cursor ? { cursor: request.query.cursor } : {}) },
+        )
+        .then((page) => ({ items: page.trips.map((t) => bookingOut(t.booking, t.vehicleId)), cursor: page.cursor }));
+      const page = await pageAcrossRegions(acrossRegions(request, deps), local, bookingPageOf, bookingKey, limit);
+      return { bookings: page.items, cursor: page.cursor, ...unavailable(page) };
     },
   );
 
@@ -135,13 +181,23 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { 
       schema: {
         tags: ['holds'],
         summary: "The caller's live holds, soonest first",
-        response: { 200: Type.Object({ holds: Type.Array(Hold) }), ...errors },
+        response: { 200: Type.Object({ holds: Type.Array(Hold), regionsUnavailable: RegionsUnavailable }), ...errors },
       },
     },
     async (request) => {
       requireRole(request.actor, 'customer');
-      const holds = await need().holds(request.actor.id);
-      return { holds: holds.map((h) => holdOut(h.hold, h.vehicleId)) };
+      const local = need()
+        .holds(request.actor.id)
+        .then((holds) => ({ items: holds.map((h) => holdOut(h.hold, h.vehicleId)), cursor: null }));
+      const holdsOf = (body: unknown) => ({ items: (body as { holds?: HoldOut[] }).holds ?? [], cursor: null });
+      const page = await pageAcrossRegions(
+        acrossRegions(request, deps),
+        local,
+        holdsOf,
+        holdKey,
+        Number.MAX_SAFE_INTEGER,
+      );
+      return { holds: page.items, ...unavailable(page) };
     },
   );
 };

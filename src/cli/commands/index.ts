@@ -6,6 +6,7 @@ import type { Command } from '../context.ts';
 
 export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map<string, () => Promise<Command>>([
   ['accept', async () => (await import('./accept.ts')).acceptCommand],
+  ['backup', async () => (await import('./backup.ts')).backupCommand],
   ['block', async () => (await import('./block.ts')).blockCommand],
   ['book', async () => (await import('./book.ts')).bookCommand],
   ['cancel', async () => (await import('./cancel.ts')).cancelCommand],
@@ -14,6 +15,7 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map<str
   ['counters', async () => (await import('./counters.ts')).countersCommand],
   ['decline', async () => (await import('./decline.ts')).declineCommand],
   ['delist', async () => (await import('./delist.ts')).delistCommand],
+  ['dr', async () => (await import('./dr.ts')).drCommand],
   ['durability', async () => (await import('./durability.ts')).durabilityCommand],
   ['events', async () => (await import('./events.ts')).eventsCommand],
   ['extend', async () => (await import('./extend.ts')).extendCommand],
@@ -24,6 +26,7 @@ export const COMMANDS: ReadonlyMap<string, () => Promise<Command>> = new Map<str
   ['offers', async () => (await import('./offers.ts')).offersCommand],
   ['rebuild', async () => (await import('./rebuild.ts')).rebuildCommand],
   ['reconcile', async () => (await import('./reconcile.ts')).reconcileCommand],
+  ['restore', async () => (await import('./backup.ts')).restoreCommand],
   ['release', async () => (await import('./release.ts')).releaseCommand],
   ['relist', async () => (await import('./relist.ts')).relistCommand],
   ['resolve', async () => (await import('./resolve.ts')).resolveCommand],

@@ -9,16 +9,18 @@ import { pino, type Logger } from 'pino';
 import { buildApp } from '../../api/app.ts';
 import { authenticator, mintDemoTokens } from '../../api/auth.ts';
 import { listen } from '../../api/server.ts';
-import { atRiskPolicy, learningPolicy, offerPolicy, type Config } from '../../config.ts';
+import { atRiskPolicy, ConfigError, learningPolicy, offerPolicy } from '../../config.ts';
 import { migrate } from '../../pg/migrate.ts';
+import type { FollowingPool } from '../../pg/pool.ts';
+import { synchronousStandbyNames } from '../../pg/settings.ts';
 import { inspectDurability } from '../../redis/connection.ts';
-import type { RedisConnection } from '../../redis/scripts.ts';
 import { ConflictDesk } from '../../services/conflicts.ts';
 import { LateReturnWatch } from '../../services/late-returns.ts';
 import { IncentiveLearner } from '../../services/incentives.ts';
 import { recordCities } from '../../services/durable.ts';
 import type { Inventory } from '../../services/inventory.ts';
 import { ReadModel } from '../../services/read-model.ts';
+import { RemoteAcks } from '../../services/remote-acks.ts';
 import { ConflictWorker } from '../../workers/resolver.ts';
 import { startSweeper } from '../../workers/sweeper.ts';
 import { cityLag, syncedThrough } from '../../workers/sync.ts';
@@ -39,12 +41,14 @@ import {
 
 export const serveCommand: Command = { name: 'serve', run: serve, waitsForStores: true };
 
-async function serve({ config, inventory, redis, opt, redisTopology }: CliContext): Promise<void> {
-  if (cluster.isWorker) return serveApiProcess(config, inventory, redis, redisTopology);
+async function serve(ctx: CliContext): Promise<void> {
+  const { config, inventory, redis, opt } = ctx;
+  if (cluster.isWorker) return serveApiProcess(ctx);
   const log = pino({ level: config.LOG_LEVEL });
   await prepareStores({ config, inventory, redis, opt }, log);
   const pool = newPool(config, log);
   await whenStoresAnswer('PostgreSQL cities', () => recordCities(pool, inventory.cities.all()), log);
+  if (config.DR_ACK === 'remote') await requireSynchronousStandby(pool, log);
   // SERVE_SYNC=0: the sync runs as its own process (`fleet worker`), supervised apart.
   const sync = config.SERVE_SYNC ? newSyncWorker(config, redis, pool, inventory, log) : undefined;
   sync?.start();
@@ -91,7 +95,7 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
     const w = workers;
     api = { url: `http://localhost:${port}`, close: () => w.stop() };
   } else {
-    api = await startApi(config, inventory, redis, log, secret, redisTopology);
+    api = await startApi(ctx, log, secret);
   }
   const metricsServer = serveMetrics(config, log, workers ? () => workers.metrics() : undefined);
   const url = api.url;
@@ -124,6 +128,22 @@ async function serve({ config, inventory, redis, opt, redisTopology }: CliContex
   log.info('stopped');
 }
 
+/**
+ * DR_ACK=remote promises that an acknowledged write is on the cross-region standby; without a
+ * synchronous standby named on the primary, `remote_apply` would wait for nothing. Refused.
+ */
+async function requireSynchronousStandby(pool: FollowingPool, log: Logger): Promise<void> {
+  const names = await whenStoresAnswer('PostgreSQL settings', () => synchronousStandbyNames(pool), log);
+  if (!names)
+    throw new ConfigError(
+      'DR_ACK=remote needs the PostgreSQL primary to name its DR standby in synchronous_standby_names (docs/regions.md)',
+    );
+  log.info(
+    { synchronous_standby_names: names },
+    'DR_ACK=remote: writes are acknowledged once the DR standby applied them',
+  );
+}
+
 /** Before anything serves: the durability check, the migrations and (demo) the seed, each waiting for its store. */
 async function prepareStores(
   { config, inventory, redis, opt }: Pick<CliContext, 'config' | 'inventory' | 'redis' | 'opt'>,
@@ -151,18 +171,19 @@ async function prepareStores(
 const demoHostId = (inventory: Inventory) => `host-${inventory.cities.all()[0]?.id ?? 'blr'}-1`;
 
 async function startApi(
-  config: Config,
-  inventory: Inventory,
-  redis: RedisConnection,
+  { config, inventory, redis, regions, redisTopology }: CliContext,
   log: Logger,
   secret: Uint8Array,
-  redisTopology?: CliContext['redisTopology'],
   metrics?: () => Promise<string>,
 ) {
+  await whenStoresAnswer('region routing', () => regions.refresh(), log);
+  regions.start(log);
   const pool = newPool(config, log);
   const replicaPool = config.DATABASE_REPLICA_URL ? newPool(config, log, config.DATABASE_REPLICA_URL) : undefined;
   const readModel = new ReadModel(redis, inventory);
   await whenStoresAnswer('the read model', () => readModel.start(), log);
+  // DR_ACK=remote: answers wait until the DR standby has applied the write (docs/regions.md).
+  if (config.DR_ACK === 'remote') inventory.remoteAcks = new RemoteAcks(pool, config.DR_ACK_TIMEOUT_MS);
   const app = await buildApp({
     config,
     inventory,
@@ -172,6 +193,8 @@ async function startApi(
     readModel,
     ...(metrics ? { metrics } : {}),
     ...(redisTopology ? { redisTopology } : {}),
+    regions,
+    regionFanoutTimeoutMs: config.REGION_FANOUT_TIMEOUT_MS,
     conflicts: new ConflictDesk(redis, inventory, readModel, offerPolicy(config)),
     webhooks: newWebhookDesk(config, pool, inventory),
     ...(config.DEMO ? { demo: { secret, hostId: demoHostId(inventory) } } : {}),
@@ -205,6 +228,7 @@ async function startApi(
     url,
     async close() {
       await app.close();
+      regions.stop();
       await readModel.stop();
       await pool.end();
       await replicaPool?.end();
@@ -212,24 +236,12 @@ async function startApi(
   };
 }
 
-async function serveApiProcess(
-  config: Config,
-  inventory: Inventory,
-  redis: RedisConnection,
-  redisTopology: CliContext['redisTopology'],
-) {
+async function serveApiProcess(ctx: CliContext) {
+  const { config, redis } = ctx;
   const log = pino({ level: config.LOG_LEVEL }).child({ process: 'api', pid: process.pid });
   const channel = apiWorkerChannel();
   // The primary passed its JWT secret down (generated or configured): every process checks the same tokens.
-  const api = await startApi(
-    config,
-    inventory,
-    redis,
-    log,
-    new TextEncoder().encode(config.JWT_SECRET),
-    redisTopology,
-    channel.metrics,
-  );
+  const api = await startApi(ctx, log, new TextEncoder().encode(config.JWT_SECRET), channel.metrics);
   // Ctrl-C reaches every process of the group; the primary orders the shutdown either way.
   process.on('SIGINT', () => undefined);
   process.once('SIGTERM', () => {

@@ -1,0 +1,58 @@
+/**
+ * `fleet dr failover --region R --to S [--standby-db URL]`: region R is lost; its DR standby (in
+ * S) is promoted, R's cities are rebuilt into S's Redis from it and verified, and the routing is
+ * published (docs/regions.md). Run with region S's environment (REGION=S, REGIONS_FILE, S's Redis).
+ * `fleet dr drill`: the disaster drill (two regions on this machine, measured).
+ */
+import { mintToken } from '../../api/auth.ts';
+import { REFERENCE_CITIES } from '../../domain/cities.ts';
+import { DomainError } from '../../domain/errors.ts';
+import { failoverRegion } from '../../services/dr.ts';
+import { need, print, type CliContext, type Command } from '../context.ts';
+import { pino } from 'pino';
+
+export const drCommand: Command = {
+  name: 'dr',
+  async run(ctx) {
+    switch (ctx.arg) {
+      case 'failover':
+        return failover(ctx);
+      default:
+        throw new DomainError('VALIDATION', 'fleet dr failover --region R --to S [--standby-db URL]');
+    }
+  },
+};
+
+async function failover({ opt, config, redis, regions }: CliContext): Promise<number> {
+  const lost = need('--region', opt.region);
+  const to = need('--to', opt.to);
+  if (!regions.multi) throw new DomainError('VALIDATION', 'fleet dr needs REGIONS_FILE and REGION');
+  if (to !== regions.here)
+    throw new DomainError(
+      'VALIDATION',
+      `run it with region ${to}'s environment (REGION=${to}, its Redis): REGION is ${regions.here}`,
+    );
+  const region = regions.doc.regions.find((r) => r.name === lost);
+  if (!region || lost === to) throw new DomainError('VALIDATION', `--region: another region of ${config.REGIONS_FILE}`);
+  const standbyUrl = region.standby?.url;
+  const database = opt['standby-db'] ?? region.standby?.database;
+  if (!standbyUrl || region.standby?.region !== to)
+    throw new DomainError('VALIDATION', `${lost}.standby in ${config.REGIONS_FILE} must name region ${to} and its url`);
+  if (!database) throw new DomainError('VALIDATION', `--standby-db, or ${lost}.standby.database in the regions file`);
+  const secret = config.JWT_SECRET ? new TextEncoder().encode(config.JWT_SECRET) : undefined;
+  const report = await failoverRegion({
+    region,
+    to,
+    standbyDatabaseUrl: database,
+    standbyUrl,
+    redis,
+    cities: REFERENCE_CITIES.filter((c) => region.cities.includes(c.id)),
+    regions,
+    ...(secret ? { adminToken: await mintToken(secret, { sub: 'fleet-dr', role: 'admin' }, 600) } : {}),
+    retentionMs: config.CALENDAR_RETENTION_MS,
+    // Progress on stderr: stdout is the report.
+    log: pino({ level: config.LOG_LEVEL }, pino.destination(2)),
+  });
+  print(report);
+  return report.cities.every((c) => c.drift === 0) ? 0 : 1;
+}
