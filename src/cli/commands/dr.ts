@@ -13,12 +13,16 @@ import { pino } from 'pino';
 
 export const drCommand: Command = {
   name: 'dr',
+  // The drill starts its own stores; failover uses the surviving region's Redis as it is (no WAIT policy).
+  needsStore: false,
   async run(ctx) {
     switch (ctx.arg) {
       case 'failover':
         return failover(ctx);
+      case 'drill':
+        return runDrill(ctx);
       default:
-        throw new DomainError('VALIDATION', 'fleet dr failover --region R --to S [--standby-db URL]');
+        throw new DomainError('VALIDATION', 'fleet dr failover --region R --to S [--standby-db URL] | fleet dr drill');
     }
   },
 };
@@ -55,4 +59,19 @@ async function failover({ opt, config, redis, regions }: CliContext): Promise<nu
   });
   print(report);
   return report.cities.every((c) => c.drift === 0) ? 0 : 1;
+}
+
+async function runDrill({ opt }: CliContext): Promise<number> {
+  const { drill, DEFAULT_DRILL } = await import('../../sim/dr-drill.ts');
+  const result = await drill({
+    ...DEFAULT_DRILL,
+    ...(opt.rtt ? { rttMs: Number(opt.rtt) } : {}),
+    ...(opt['vehicles-per-city'] ? { vehiclesPerCity: Number(opt['vehicles-per-city']) } : {}),
+    ...(opt['update-doc'] ? { updateDoc: opt['update-doc'] } : {}),
+    progress: !opt.json,
+  });
+  print(result);
+  if (result.ok) console.error('dr drill: every target met');
+  else console.error(`dr drill: TARGETS MISSED:\n  ${result.missed.join('\n  ')}`);
+  return result.ok ? 0 : 1;
 }
