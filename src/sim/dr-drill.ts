@@ -18,7 +18,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import pg from 'pg';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { mintToken } from '../api/auth.ts';
 import { REFERENCE_CITIES } from '../domain/cities.ts';
 import { startDelayProxy, type DelayProxy } from '../ha/delay-proxy.ts';
@@ -125,11 +125,66 @@ export async function drill(
   return { ok: missed.length === 0, figures, pitr, missed };
 }
 
+interface Rig {
+  rigs: Record<'a' | 'b', RegionRig>;
+  urls: { a: string; b: string; standbyA: string };
+  regionsFile: string;
+  standbyPort: number;
+}
+
+/** Both regions' stores, each region's DR standby in the other one, the proxies between, the regions file. */
+async function buildRegions(root: string, mode: AckMode, o: DrillOptions, proxies: DelayProxy[], rigs: Rig['rigs']) {
+  for (const r of [rigs.a, rigs.b]) {
+    r.layout = await haUp({ dir: path.join(root, r.name), replicas: 1, sentinels: 3 });
+    r.servePort = await freePort();
+  }
+  const via = async (port: number) => {
+    const p = await startDelayProxy({ port }, o.rttMs);
+    proxies.push(p);
+    return `http://127.0.0.1:${p.port}`;
+  };
+  // Each region's DR standby lives in the other one, a round trip away from its primary.
+  for (const [r, other] of [
+    [rigs.a, rigs.b],
+    [rigs.b, rigs.a],
+  ] as const) {
+    const toPrimary = await startDelayProxy({ port: r.layout.pg!.primary.port }, o.rttMs);
+    proxies.push(toPrimary);
+    const drRoot = path.join(other.layout.dir, 'pg-dr');
+    await ownedByPostgres(drRoot);
+    r.drStandby = await startDrStandby({
+      viaPort: toPrimary.port,
+      dataDir: path.join(drRoot, `dr-${r.name}`),
+      port: await freePort(),
+      log: path.join(drRoot, `dr-${r.name}.log`),
+    });
+    const primaryUrl = `postgres://postgres@127.0.0.1:${r.layout.pg!.primary.port}/postgres`;
+    await setSynchronousDrStandby(primaryUrl, mode === 'remote');
+    await waitForDrStandby(primaryUrl, mode === 'remote');
+  }
+  const standbyPort = await freePort();
+  const urls = { a: await via(rigs.a.servePort), b: await via(rigs.b.servePort), standbyA: await via(standbyPort) };
+  const regionsFile = path.join(root, 'regions.json');
+  await writeRegionsFile(regionsFile, {
+    a: {
+      cities: rigs.a.cities,
+      url: urls.a,
+      standby: {
+        region: 'b',
+        url: urls.standbyA,
+        database: `postgres://postgres@127.0.0.1:${rigs.a.drStandby!.port}/fleet`,
+      },
+    },
+    b: { cities: rigs.b.cities, url: urls.b },
+  });
+  return { urls, regionsFile, standbyPort };
+}
+
 async function drillMode(o: DrillOptions, mode: AckMode, log: (l: string) => void): Promise<ModeFigures> {
   const root = await mkdtemp(path.join(tmpdir(), `fleet-drill-${mode}-`));
   const proxies: DelayProxy[] = [];
   const half = Math.ceil(REFERENCE_CITIES.length / 2);
-  const rigs: Record<'a' | 'b', RegionRig> = {
+  const rigs: Rig['rigs'] = {
     a: {
       name: 'a',
       layout: undefined as unknown as HaLayout,
@@ -146,52 +201,7 @@ async function drillMode(o: DrillOptions, mode: AckMode, log: (l: string) => voi
   let standby: ChildProcess | undefined;
   try {
     log(`[${mode}] two regions: Redis primary + replica + 3 Sentinels, PostgreSQL primary + standby each ...`);
-    for (const r of [rigs.a, rigs.b]) {
-      r.layout = await haUp({ dir: path.join(root, r.name), replicas: 1, sentinels: 3 });
-      r.servePort = await freePort();
-    }
-    const via = async (port: number) => {
-      const p = await startDelayProxy({ port }, o.rttMs);
-      proxies.push(p);
-      return p;
-    };
-    // Each region's DR standby lives in the other one, 60 ms away from its primary.
-    for (const [r, other] of [
-      [rigs.a, rigs.b],
-      [rigs.b, rigs.a],
-    ] as const) {
-      const toPrimary = await via(r.layout.pg!.primary.port);
-      const drRoot = path.join(other.layout.dir, 'pg-dr');
-      await ownedByPostgres(drRoot);
-      r.drStandby = await startDrStandby({
-        viaPort: toPrimary.port,
-        dataDir: path.join(drRoot, `dr-${r.name}`),
-        port: await freePort(),
-        log: path.join(drRoot, `dr-${r.name}.log`),
-      });
-      const primaryUrl = `postgres://postgres@127.0.0.1:${r.layout.pg!.primary.port}/postgres`;
-      await setSynchronousDrStandby(primaryUrl, mode === 'remote');
-      await waitForDrStandby(primaryUrl, mode === 'remote');
-    }
-    const standbyPort = await freePort();
-    const urls = {
-      a: `http://127.0.0.1:${(await via(rigs.a.servePort)).port}`,
-      b: `http://127.0.0.1:${(await via(rigs.b.servePort)).port}`,
-      standbyA: `http://127.0.0.1:${(await via(standbyPort)).port}`,
-    };
-    const regionsFile = path.join(root, 'regions.json');
-    await writeRegionsFile(regionsFile, {
-      a: {
-        cities: rigs.a.cities,
-        url: urls.a,
-        standby: {
-          region: 'b',
-          url: urls.standbyA,
-          database: `postgres://postgres@127.0.0.1:${rigs.a.drStandby!.port}/fleet`,
-        },
-      },
-      b: { cities: rigs.b.cities, url: urls.b },
-    });
+    const { urls, regionsFile, standbyPort } = await buildRegions(root, mode, o, proxies, rigs);
     log(`[${mode}] starting fleet serve in each region (${o.vehiclesPerCity} vehicles per city) ...`);
     await Promise.all([rigs.a, rigs.b].map((r) => startRegionServe(r, regionsFile, mode, o.vehiclesPerCity)));
     const direct = { a: `http://127.0.0.1:${rigs.a.servePort}`, b: `http://127.0.0.1:${rigs.b.servePort}` };
@@ -215,13 +225,12 @@ async function drillMode(o: DrillOptions, mode: AckMode, log: (l: string) => voi
     log(`[${mode}] a's cities take bookings again through b after ${rtoAt ? rtoAt - killedAt : '-'} ms`);
     await sleep(o.outageMs);
     await traffic.stop();
-
     const checks = await afterFailover(rigs, traffic.acks, killedAt);
     return {
       mode,
       price,
       rtoMs: rtoAt ? rtoAt - killedAt : null,
-      acknowledgedInA: traffic.acks.a.length,
+      acknowledgedInA: traffic.acks.a.filter((x) => x.at <= killedAt).length,
       lost: checks.lost.length,
       lostWindowMs: checks.lost.length
         ? {
