@@ -12,7 +12,7 @@
  * bookings. Writes its section of docs/regions.md and exits 1 when a target is missed.
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -48,7 +48,7 @@ export interface DrillOptions {
   /** Open-loop traffic on both regions before the loss, and after it. */
   baselineMs: number;
   outageMs: number;
-  /** Operations per second per region (a fifth of them bookings). */
+  /** Operations per second per region (half of a's are bookings, a fifth of b's). */
   rate: number;
   modes: readonly AckMode[];
   updateDoc?: string;
@@ -182,6 +182,7 @@ async function buildRegions(root: string, mode: AckMode, o: DrillOptions, proxie
 
 async function drillMode(o: DrillOptions, mode: AckMode, log: (l: string) => void): Promise<ModeFigures> {
   const root = await mkdtemp(path.join(tmpdir(), `fleet-drill-${mode}-`));
+  await chmod(root, 0o755); // PostgreSQL, as `postgres`, reaches its directories inside
   const proxies: DelayProxy[] = [];
   const half = Math.ceil(REFERENCE_CITIES.length / 2);
   const rigs: Rig['rigs'] = {
@@ -526,7 +527,8 @@ class Traffic {
       const phase = this.phase;
       const started = performance.now();
       let ok = false;
-      const isBooking = k % 5 === 4;
+      // Region a books heavily (half its operations), so that its loss catches bookings in flight.
+      const isBooking = region === 'a' ? k % 2 === 1 : k % 5 === 4;
       try {
         const vehicle = await freeVehicle(this.base(region), city, headers, (20 + worker * 300 + k) * HOUR);
         ok = vehicle !== undefined;
