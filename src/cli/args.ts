@@ -31,6 +31,7 @@ Write (times: ISO 8601 or epoch ms; --idempotency-key K on any)
 
 Regions and disaster recovery (docs/regions.md)
   dr failover --region R --to S [--standby-db URL]   R is lost: promote its DR standby, rebuild its cities into S's Redis, route them there
+  dr failback --region R [--standby-db URL]  R's cities come home (run with R's environment, its database a replica of the standby's)
   dr drill [--rtt 60] [--update-doc FILE]  two regions on this machine, one lost and failed over: RTO, RPO, latency (npm run dr:drill)
   backup --dir D                           a base backup of the PostgreSQL primary (with the server's WAL archive: point-in-time restore)
   restore --to T --dir NEW --backups D --archive WAL [--port P]   a fresh cluster restored to instant T; then fleet rebuild

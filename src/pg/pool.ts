@@ -226,11 +226,14 @@ export class FollowingPool extends pg.Pool {
 }
 
 /** The pool every part of the service uses: single-host URLs behave exactly like pg.Pool. */
+/** The name the service's sessions carry (`pg_stat_activity.application_name`): operators and `fleet dr failback` see them. */
+export const APPLICATION_NAME = 'fleet-inventory';
+
 export function createPool(
   connectionString: string,
   options: Omit<pg.PoolConfig, 'connectionString'> = {},
 ): FollowingPool {
-  return new FollowingPool({ ...options, connectionString });
+  return new FollowingPool({ application_name: APPLICATION_NAME, ...options, connectionString });
 }
 
 /** The single-host connection string that a URL's session attributes select right now (one-off clients). */

@@ -15,10 +15,10 @@
  */
 import type { Logger } from 'pino';
 import { CityCatalog, type City } from '../domain/cities.ts';
-import { messageOf } from '../domain/errors.ts';
+import { DomainError, messageOf } from '../domain/errors.ts';
 import type { RegionSpec } from '../domain/regions.ts';
 import { createPool } from '../pg/pool.ts';
-import { promoteStandby } from '../pg/settings.ts';
+import { promoteStandby, serviceSessions, waitForReplay } from '../pg/settings.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { SyncWorker } from '../workers/sync.ts';
 import { rebuildCity, reconcileCity } from './durable.ts';
@@ -52,39 +52,51 @@ export interface FailoverReport {
   notified: Record<string, string>;
 }
 
-export async function failoverRegion(plan: FailoverPlan): Promise<FailoverReport> {
-  const started = Date.now();
-  const since = () => Date.now() - started;
-  const log = plan.log;
-  log?.warn({ region: plan.region.name, to: plan.to }, 'DR failover: promoting the DR standby');
-  const promoted = await promoteStandby(plan.standbyDatabaseUrl);
-  const promotedMs = since();
-  const pool = createPool(plan.standbyDatabaseUrl, { max: 4, connectionTimeoutMillis: 10_000 });
+/** Each city rebuilt into `redis` from the database at `databaseUrl`, what the rebuild wrote synced, then reconciled. */
+async function rebuildCities(
+  redis: RedisConnection,
+  databaseUrl: string,
+  cities: readonly City[],
+  retentionMs: number | undefined,
+  log: Logger | undefined,
+): Promise<FailoverReport['cities']> {
+  const pool = createPool(databaseUrl, { max: 4, connectionTimeoutMillis: 10_000 });
   pool.on('error', () => {});
-  const cities: FailoverReport['cities'] = [];
+  const out: FailoverReport['cities'] = [];
   try {
-    // The rebuild writes one `vehicle.restored` per vehicle: applied to the promoted database
-    // (as the standby deployment's sync would) before the two are compared.
-    const sync = new SyncWorker(plan.redis, pool, new CityCatalog(plan.cities));
-    for (const c of plan.cities) {
-      const rebuilt = await rebuildCity(plan.redis, pool, c.id, plan.retentionMs);
+    // The rebuild writes one `vehicle.restored` per vehicle: applied to the database (as the
+    // deployment's own sync would) before the two are compared.
+    const sync = new SyncWorker(redis, pool, new CityCatalog(cities));
+    for (const c of cities) {
+      const rebuilt = await rebuildCity(redis, pool, c.id, retentionMs);
       await sync.drain();
-      const { drift } = await reconcileCity(
-        plan.redis,
-        pool,
-        c.id,
-        plan.retentionMs ? { retentionMs: plan.retentionMs } : {},
-      );
-      cities.push({ city: c.id, vehicles: rebuilt.vehicles, entries: rebuilt.entries, drift: drift.length });
-      log?.info({ city: c.id, ...rebuilt, drift: drift.length }, 'DR failover: city rebuilt and verified');
+      const { drift } = await reconcileCity(redis, pool, c.id, retentionMs ? { retentionMs } : {});
+      out.push({ city: c.id, vehicles: rebuilt.vehicles, entries: rebuilt.entries, drift: drift.length });
+      log?.info({ city: c.id, ...rebuilt, drift: drift.length }, 'city rebuilt and verified');
     }
   } finally {
     await pool.end();
   }
+  return out;
+}
+
+export async function failoverRegion(plan: FailoverPlan): Promise<FailoverReport> {
+  const started = Date.now();
+  const since = () => Date.now() - started;
+  plan.log?.warn({ region: plan.region.name, to: plan.to }, 'DR failover: promoting the DR standby');
+  const promoted = await promoteStandby(plan.standbyDatabaseUrl);
+  const promotedMs = since();
+  const cities = await rebuildCities(plan.redis, plan.standbyDatabaseUrl, plan.cities, plan.retentionMs, plan.log);
   const rebuiltMs = since();
   const servedBy = { region: plan.to, url: plan.standbyUrl, since: Date.now() };
   await publishServedBy(plan.redis, plan.region.name, servedBy);
-  const notified = await tellOtherRegions(plan, servedBy);
+  const notified = await tellRegions(
+    plan.regions,
+    plan.region.name,
+    [plan.region.name, plan.to],
+    plan.adminToken,
+    servedBy,
+  );
   return {
     region: plan.region.name,
     to: plan.to,
@@ -95,22 +107,81 @@ export async function failoverRegion(plan: FailoverPlan): Promise<FailoverReport
   };
 }
 
-/** Every region but the lost one and the surviving one (whose Redis was written directly). */
-async function tellOtherRegions(
-  plan: FailoverPlan,
+export interface FailbackPlan {
+  region: RegionSpec;
+  /** The promoted DR standby that served the region's cities while it was away. */
+  standbyDatabaseUrl: string;
+  /** The region's new database: a streaming replica of the standby database, promoted here. */
+  databaseUrl: string;
+  /** The region's (new) Redis. */
+  redis: RedisConnection;
+  cities: readonly City[];
+  regions: RegionMap;
+  adminToken?: string;
+  retentionMs?: number;
+  log?: Logger;
+}
+
+export interface FailbackReport {
+  region: string;
+  promoted: boolean;
+  timings: { caughtUpMs: number; promotedMs: number; rebuiltMs: number; publishedMs: number };
+  cities: FailoverReport['cities'];
+  notified: Record<string, string>;
+}
+
+/**
+ * `fleet dr failback`: the region's cities come home. The standby deployment must be stopped
+ * (its shutdown drains its sync): no session of the service may be open on the standby database.
+ * The region's new database, a replica of it, replays everything it has, is promoted, the cities
+ * are rebuilt into the region's Redis from it, and every region is told to route them home.
+ */
+export async function failbackRegion(plan: FailbackPlan): Promise<FailbackReport> {
+  const started = Date.now();
+  const since = () => Date.now() - started;
+  const open = await serviceSessions(plan.standbyDatabaseUrl);
+  if (open > 0)
+    throw new DomainError(
+      'INVALID_STATE',
+      `the standby deployment still has ${open} session(s) on the standby database: stop it (once fleet lag shows 0) first`,
+    );
+  plan.log?.warn({ region: plan.region.name }, 'DR failback: waiting for the region database to replay the standby');
+  await waitForReplay(plan.standbyDatabaseUrl, plan.databaseUrl);
+  const caughtUpMs = since();
+  const promoted = await promoteStandby(plan.databaseUrl);
+  const promotedMs = since();
+  const cities = await rebuildCities(plan.redis, plan.databaseUrl, plan.cities, plan.retentionMs, plan.log);
+  const rebuiltMs = since();
+  await publishServedBy(plan.redis, plan.region.name, null);
+  const notified = await tellRegions(plan.regions, plan.region.name, [plan.region.name], plan.adminToken, null);
+  return {
+    region: plan.region.name,
+    promoted,
+    timings: { caughtUpMs, promotedMs, rebuiltMs, publishedMs: since() },
+    cities,
+    notified,
+  };
+}
+
+/** Tells every region but `skip` where `region`'s cities are served (admin API), or that they are home. */
+async function tellRegions(
+  regions: RegionMap,
+  region: string,
+  skip: readonly string[],
+  adminToken: string | undefined,
   servedBy: { region: string; url: string } | null,
 ): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  for (const r of plan.regions.doc.regions) {
-    if (r.name === plan.region.name || r.name === plan.to) continue;
-    if (!plan.adminToken) {
+  for (const r of regions.doc.regions) {
+    if (skip.includes(r.name)) continue;
+    if (!adminToken) {
       out[r.name] = 'not told (no admin token)';
       continue;
     }
     try {
-      const res = await fetch(`${r.url}/v1/admin/regions/${plan.region.name}/served-by`, {
+      const res = await fetch(`${r.url}/v1/admin/regions/${region}/served-by`, {
         method: servedBy ? 'PUT' : 'DELETE',
-        headers: { authorization: `Bearer ${plan.adminToken}`, 'content-type': 'application/json' },
+        headers: { authorization: `Bearer ${adminToken}`, ...(servedBy ? { 'content-type': 'application/json' } : {}) },
         ...(servedBy ? { body: JSON.stringify({ region: servedBy.region, url: servedBy.url }) } : {}),
         signal: AbortSignal.timeout(5_000),
       });

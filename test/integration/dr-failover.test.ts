@@ -7,7 +7,8 @@
  * --to b` promotes the DR standby, rebuilds blr into b's Redis and publishes the routing; the
  * standby deployment (`fleet serve` as region a on b's Redis and the promoted database) serves blr.
  * Every acknowledged booking is there, read through region b (307 followed), and blr takes
- * bookings again.
+ * bookings again. Then region a comes back (a fresh Redis, a new PostgreSQL replicating the
+ * promoted standby) and `fleet dr failback` brings blr home with everything booked meanwhile.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -31,6 +32,7 @@ import { fetchFollowing } from '../support/http.ts';
 import { startServe, type ServedFleet } from '../support/serve.ts';
 
 const run = promisify(execFile);
+type Ran = { stdout: string; stderr: string; code?: number };
 const SECRET = 'dr-test-secret-of-at-least-32-bytes!!';
 const HOUR = 3_600_000;
 const CLIENTS = 4;
@@ -46,6 +48,11 @@ let a: ServedFleet;
 let b: ServedFleet;
 let standby: ServedFleet | undefined;
 let standbyPort: number;
+let aPort: number;
+/** Region a's return: a fresh Redis, and a new PostgreSQL replicating the promoted standby. */
+let redisA2: RedisServer | undefined;
+let pgA2: PgCluster | undefined;
+let aAgain: ServedFleet | undefined;
 
 before(async () => {
   dir = await mkdtemp(path.join(tmpdir(), 'fleet-dr-'));
@@ -58,7 +65,8 @@ before(async () => {
   await waitForDrStandby(pgA.url, true);
   [redisA, redisB] = await Promise.all([startRedis({ external: 'never' }), startRedis({ external: 'never' })]);
   dbB = await createTestDatabase();
-  const [aPort, bPort] = [await freePort(), await freePort()];
+  aPort = await freePort();
+  const bPort = await freePort();
   standbyPort = await freePort();
   const via = async (port: number) => {
     const p = await startDelayProxy({ port }, 60);
@@ -100,7 +108,8 @@ before(async () => {
 });
 
 after(async () => {
-  await Promise.all([a?.stop(), b?.stop(), standby?.stop()]);
+  await Promise.all([a?.stop(), b?.stop(), standby?.stop(), aAgain?.stop()]);
+  await Promise.all([redisA2?.stop(), pgA2?.destroy()]);
   for (const p of proxies) await p.close();
   await Promise.all([redisA?.stop(), redisB?.stop()]);
   await dbB?.drop();
@@ -110,7 +119,7 @@ after(async () => {
 
 const secret = new TextEncoder().encode(SECRET);
 
-test('region a killed with kill -9, failed over to b with DR_ACK=remote: no acknowledged booking is lost', {
+test('region a killed with kill -9, failed over to b with DR_ACK=remote: no acknowledged booking is lost; failed back home with everything', {
   timeout: 240_000,
 }, async () => {
   const ops = await mintToken(secret, { sub: 'olga', role: 'ops' });
@@ -158,7 +167,6 @@ test('region a killed with kill -9, failed over to b with DR_ACK=remote: no ackn
   await load;
   assert.ok(acknowledged.length > 10, `bookings were acknowledged before the loss (${acknowledged.length})`);
 
-  type Ran = { stdout: string; stderr: string; code?: number };
   const { stdout, stderr, code }: Ran = await run(
     process.execPath,
     ['--import', 'tsx', 'src/cli/main.ts', 'dr', 'failover', '--region', 'a', '--to', 'b'],
@@ -224,4 +232,59 @@ test('region a killed with kill -9, failed over to b with DR_ACK=remote: no ackn
     }),
   });
   assert.equal(booked.status, 201, await booked.clone().text());
+  const madeAway = ((await booked.json()) as { id: string }).id;
+
+  // Region a comes back: a fresh Redis, a new PostgreSQL replicating the promoted standby (60 ms
+  // away); the standby deployment stops (its sync drains); fleet dr failback brings blr home.
+  redisA2 = await startRedis({ external: 'never' });
+  const toDr = await startDelayProxy({ port: drA.port }, 60);
+  proxies.push(toDr);
+  pgA2 = await startPgDrStandby(toDr.port);
+  await standby?.stop();
+  standby = undefined;
+  const back: Ran = await run(
+    process.execPath,
+    ['--import', 'tsx', 'src/cli/main.ts', 'dr', 'failback', '--region', 'a'],
+    {
+      env: {
+        ...process.env,
+        REGION: 'a',
+        REGIONS_FILE: regionsFile,
+        REDIS_URL: redisA2.url,
+        DATABASE_URL: `postgres://postgres@127.0.0.1:${pgA2.port}/fleet`,
+        JWT_SECRET: SECRET,
+        LOG_LEVEL: 'warn',
+      },
+    },
+  ).catch((err: Ran) => err);
+  assert.equal(back.code ?? 0, 0, `fleet dr failback failed:\n${back.stdout}\n${back.stderr}`);
+  assert.deepEqual(
+    (JSON.parse(back.stdout) as { cities: { city: string; drift: number }[]; notified: Record<string, string> })
+      .notified,
+    { b: 'told' },
+  );
+  aAgain = await startServe(
+    {
+      ...{ REGIONS_FILE: regionsFile, JWT_SECRET: SECRET, WEB_CONCURRENCY: '1' },
+      REGION: 'a',
+      REDIS_URL: redisA2.url,
+      DATABASE_URL: `postgres://postgres@127.0.0.1:${pgA2.port}/fleet`,
+    },
+    [],
+    aPort,
+  );
+  const home = (await (await fetch(`${b.base}/v1/regions`)).json()) as {
+    regions: { name: string; servedBy: unknown }[];
+  };
+  assert.equal(home.regions.find((r) => r.name === 'a')?.servedBy, null, 'b routes blr home again');
+  const redirect = await fetch(`${b.base}/v1/bookings/${madeAway}`, {
+    headers: await headersOf(9),
+    redirect: 'manual',
+  });
+  assert.equal(redirect.headers.get('x-fleet-region'), 'a');
+  const kept = await fetchFollowing(`${b.base}/v1/bookings/${madeAway}`, { headers: await headersOf(9) });
+  assert.equal(kept.status, 200, 'the booking made while a was away is home with it');
+  const first = acknowledged[0]!;
+  const old = await fetchFollowing(`${b.base}/v1/bookings/${first.id}`, { headers: await headersOf(first.client) });
+  assert.equal(old.status, 200, 'and so is one made before the loss');
 });

@@ -2,12 +2,15 @@
  * `fleet dr failover --region R --to S [--standby-db URL]`: region R is lost; its DR standby (in
  * S) is promoted, R's cities are rebuilt into S's Redis from it and verified, and the routing is
  * published (docs/regions.md). Run with region S's environment (REGION=S, REGIONS_FILE, S's Redis).
+ * `fleet dr failback --region R [--standby-db URL]`: R's cities come home. Run with region R's
+ * environment (REGION=R, its new Redis, DATABASE_URL its new database: a replica of the standby
+ * database), once the standby deployment is stopped.
  * `fleet dr drill`: the disaster drill (two regions on this machine, measured).
  */
 import { mintToken } from '../../api/auth.ts';
 import { REFERENCE_CITIES } from '../../domain/cities.ts';
 import { DomainError } from '../../domain/errors.ts';
-import { failoverRegion } from '../../services/dr.ts';
+import { failbackRegion, failoverRegion } from '../../services/dr.ts';
 import { need, print, type CliContext, type Command } from '../context.ts';
 import { pino } from 'pino';
 
@@ -19,10 +22,15 @@ export const drCommand: Command = {
     switch (ctx.arg) {
       case 'failover':
         return failover(ctx);
+      case 'failback':
+        return failback(ctx);
       case 'drill':
         return runDrill(ctx);
       default:
-        throw new DomainError('VALIDATION', 'fleet dr failover --region R --to S [--standby-db URL] | fleet dr drill');
+        throw new DomainError(
+          'VALIDATION',
+          'fleet dr failover --region R --to S [--standby-db URL] | fleet dr failback --region R [--standby-db URL] | fleet dr drill',
+        );
     }
   },
 };
@@ -55,6 +63,32 @@ async function failover({ opt, config, redis, regions }: CliContext): Promise<nu
     ...(secret ? { adminToken: await mintToken(secret, { sub: 'fleet-dr', role: 'admin' }, 600) } : {}),
     retentionMs: config.CALENDAR_RETENTION_MS,
     // Progress on stderr: stdout is the report.
+    log: pino({ level: config.LOG_LEVEL }, pino.destination(2)),
+  });
+  print(report);
+  return report.cities.every((c) => c.drift === 0) ? 0 : 1;
+}
+
+async function failback({ opt, config, redis, regions }: CliContext): Promise<number> {
+  const name = need('--region', opt.region);
+  if (!regions.multi || name !== regions.here)
+    throw new DomainError(
+      'VALIDATION',
+      `run it with region ${name}'s environment (REGION=${name}, its new Redis and database)`,
+    );
+  const region = regions.doc.regions.find((r) => r.name === name)!;
+  const database = opt['standby-db'] ?? region.standby?.database;
+  if (!database) throw new DomainError('VALIDATION', `--standby-db, or ${name}.standby.database in the regions file`);
+  const secret = config.JWT_SECRET ? new TextEncoder().encode(config.JWT_SECRET) : undefined;
+  const report = await failbackRegion({
+    region,
+    standbyDatabaseUrl: database,
+    databaseUrl: config.DATABASE_URL,
+    redis,
+    cities: REFERENCE_CITIES.filter((c) => region.cities.includes(c.id)),
+    regions,
+    ...(secret ? { adminToken: await mintToken(secret, { sub: 'fleet-dr', role: 'admin' }, 600) } : {}),
+    retentionMs: config.CALENDAR_RETENTION_MS,
     log: pino({ level: config.LOG_LEVEL }, pino.destination(2)),
   });
   print(report);

@@ -123,7 +123,10 @@ async function serve(ctx: CliContext): Promise<void> {
   await resolver.stop();
   await resolverModel.stop();
   await sweeper.stop();
+  // Nothing writes any more: what the streams still hold goes to PostgreSQL before the sync stops
+  // (a standby deployment stopped for a failback leaves nothing behind; docs/regions.md).
   await sync?.stop();
+  await sync?.drain(15_000).catch((err: unknown) => log.warn({ err }, 'sync not drained at shutdown'));
   await pool.end();
   log.info('stopped');
 }
