@@ -5,7 +5,7 @@
  * block ending — uses a `ShiftedClock` on a connection of its own and moves it, instead of
  * waiting for the wall clock.
  */
-import { registerShiftedScripts, type RedisConnection } from './scripts.ts';
+import { setClockOffset, type RedisConnection } from './scripts.ts';
 
 export interface Clock {
   now(): number;
@@ -18,10 +18,10 @@ export class ShiftedClock implements Clock {
 
   private readonly conns: RedisConnection[];
 
-  /** The connections become this clock's: their scripts are registered with the offset (and again on each move). */
+  /** The connections become this clock's: their scripts run with its offset (an argument, so Redis caches each script once). */
   constructor(...conns: RedisConnection[]) {
     this.conns = conns;
-    for (const conn of conns) registerShiftedScripts(conn, 0);
+    for (const conn of conns) setClockOffset(conn, 0);
   }
 
   now(): number {
@@ -32,7 +32,7 @@ export class ShiftedClock implements Clock {
   advance(ms: number): void {
     if (!(ms >= 0) || !Number.isSafeInteger(ms)) throw new Error(`advance by ${ms} ms: a whole, non-negative number`);
     this.offsetMs += ms;
-    for (const conn of this.conns) registerShiftedScripts(conn, this.offsetMs);
+    for (const conn of this.conns) setClockOffset(conn, this.offsetMs);
   }
 
   /** Moves time to `t` (or leaves it, if it is already past). */

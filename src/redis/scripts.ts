@@ -57,11 +57,8 @@ const READ_ONLY: ReadonlySet<ScriptName> = new Set(['vehicle_state', 'verify_ava
 const NO_WAIT: ReadonlySet<ScriptName> = new Set(['replication_probe', 'rate_limit_add', 'trim_stream']);
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
 
-export function loadScriptSources(dir = LUA_DIR, clockOffsetMs = 0): Map<ScriptName, string> {
-  const core = withSmallCalendar(
-    withClockOffset(readFileSync(path.join(dir, 'includes', 'engine.lua'), 'utf8'), clockOffsetMs),
-    smallCalendarEntries,
-  );
+export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {
+  const core = withSmallCalendar(readFileSync(path.join(dir, 'includes', 'engine.lua'), 'utf8'), smallCalendarEntries);
   const files = new Set(
     readdirSync(dir)
       .filter((f) => f.endsWith('.lua'))
@@ -73,14 +70,6 @@ export function loadScriptSources(dir = LUA_DIR, clockOffsetMs = 0): Map<ScriptN
     sources.set(name, `${core}\n${readFileSync(path.join(dir, `${name}.lua`), 'utf8')}`);
   }
   return sources;
-}
-
-const CLOCK_LINE = /^local CLOCK_OFFSET_MS = 0$/m;
-
-function withClockOffset(core: string, offsetMs: number): string {
-  if (!CLOCK_LINE.test(core)) throw new Error('engine.lua lost its `local CLOCK_OFFSET_MS = 0` line');
-  if (!Number.isSafeInteger(offsetMs)) throw new Error(`clock offset ${offsetMs} is not an integer`);
-  return offsetMs === 0 ? core : core.replace(CLOCK_LINE, `local CLOCK_OFFSET_MS = ${offsetMs}`);
 }
 
 const SMALL_CALENDAR_LINE = /^local SMALL_CALENDAR = 8$/m;
@@ -102,15 +91,21 @@ export function setSmallCalendarForTests(entries: number): void {
   cachedSources = undefined;
 }
 
+const clockOffsets = new WeakMap<object, number>();
+
 /**
- * Re-registers every script on `conn` with its clock shifted by `offsetMs` (src/redis/clock.ts,
- * tests only): the scripts then see Redis's TIME + offset as now.
+ * Shifts the scripts' clock on `conn` by `offsetMs` (src/redis/clock.ts, tests only): every script
+ * run on it gets `clock:<offset>` as its last argument, and sees Redis's TIME + offset as now.
  */
-export function registerShiftedScripts(conn: RedisConnection, offsetMs: number): void {
-  for (const [name, lua] of loadScriptSources(LUA_DIR, offsetMs)) {
-    conn.defineCommand(name, { lua, readOnly: READ_ONLY.has(name) });
-  }
-  registered.add(conn);
+export function setClockOffset(conn: RedisConnection, offsetMs: number): void {
+  if (!Number.isSafeInteger(offsetMs)) throw new Error(`clock offset ${offsetMs} is not an integer`);
+  clockOffsets.set(conn, offsetMs);
+}
+
+/** A script's arguments on `conn`, with the clock offset of a shifted connection appended. */
+function withClock(conn: RedisConnection, args: readonly (string | number)[]): readonly (string | number)[] {
+  const offset = clockOffsets.get(conn);
+  return offset ? [...args, `clock:${offset}`] : args;
 }
 
 let cachedSources: Map<ScriptName, string> | undefined;
@@ -256,7 +251,7 @@ export async function runScript(
         replica,
         keys.length,
         ...keys,
-        ...args,
+        ...withClock(conn, args),
       );
       metrics.replicaReads.inc({ served: 'replica' });
       return reply;
@@ -276,7 +271,7 @@ export async function runScript(
   for (let attempt = 1; ; attempt++) {
     const ticket = replication?.ticket(routing);
     try {
-      const reply = await fn.call(conn, keys.length, ...keys, ...args);
+      const reply = await fn.call(conn, keys.length, ...keys, ...withClock(conn, args));
       await replication?.confirm(routing, ticket);
       return reply;
     } catch (err) {

@@ -17,7 +17,8 @@
       ARGV[3] city id   ARGV[4] vehicle id   ARGV[5] turnaround buffer (ms)
   - Validate first, write after: `fail` raises before any write, so a refused command leaves
     no trace. Writes happen only in `commit` and `finish`.
-  - The clock is the server's: NOW is read once with TIME.
+  - The clock is the server's: NOW is read once with TIME (plus a test's offset: the optional last
+    ARGV `clock:<ms>`, removed before the script reads its arguments).
 ]]
 
 local FOREVER = 99999999999999 -- end of an open-ended block; never encoded
@@ -30,9 +31,14 @@ local IDEM_TTL = 86400
 -- outlive a failover's retries.
 local AUTO_IDEM_TTL = 900
 
--- The scripts' clock: Redis's TIME. A test may shift it (src/redis/clock.ts rewrites this line
--- when it registers the scripts on its own connection); production always runs with 0.
+-- The scripts' clock: Redis's TIME, plus an offset that a test on a shifted clock passes as the
+-- last argument, `clock:<ms>` (src/redis/clock.ts), taken off ARGV here so that the script sees
+-- its own arguments. Production passes none. Data, not source: Redis keeps one copy of each
+-- script however often a test moves its clock.
 local CLOCK_OFFSET_MS = 0
+if #ARGV > 0 and string.sub(ARGV[#ARGV], 1, 6) == 'clock:' then
+  CLOCK_OFFSET_MS = tonumber(string.sub(table.remove(ARGV), 7))
+end
 local NOW
 do
   local t = redis.call('TIME')
