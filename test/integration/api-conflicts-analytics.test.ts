@@ -7,9 +7,10 @@
  * and must equal the endpoint's exactly. The same stream applied as ONE batch to another fresh
  * database, and then once more (re-delivery), leaves the same conflicts and offers rows.
  */
+import { createPool } from '../../src/pg/pool.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { buildApp, type App } from '../../src/api/app.ts';
 import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
@@ -158,7 +159,7 @@ before(async () => {
   const common = { inventory: inv, redis, authenticate: authenticator({ secret: SECRET }), rateLimits: LIMITS };
   app = await buildApp({ ...common, pool: stores.pool });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
-  replica = new pg.Pool({ connectionString: stores.db.url, max: 2 });
+  replica = createPool(stores.db.url, { max: 2 });
   replicaApp = await buildApp({ ...common, pool: stores.pool, replicaPool: replica });
   tok.ops = await mintToken(SECRET, { sub: 'olga', role: 'ops' });
   tok.admin = await mintToken(SECRET, { sub: 'adam', role: 'admin' });
@@ -524,7 +525,7 @@ describe('projection of conflicts and offers', () => {
 
   test('the whole stream as ONE batch into a fresh database, then again (re-delivery): the same rows', async () => {
     const other: TestDatabase = await createTestDatabase();
-    const pool = new pg.Pool({ connectionString: other.url, max: 2 });
+    const pool = createPool(other.url, { max: 2 });
     try {
       await migrate(other.url);
       await inTransaction(pool, (db) => applyEvents(db, events));

@@ -3,9 +3,10 @@
  * into a fresh PostgreSQL database, and the API computes exact figures from the projection —
  * from the replica pool when one is given, from the main pool otherwise, cached for 10 s.
  */
+import { createPool } from '../../src/pg/pool.ts';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { buildApp, type App } from '../../src/api/app.ts';
 import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
@@ -48,7 +49,7 @@ before(async () => {
   await inv.delist(v3);
   await new SyncWorker(stores.redis, stores.pool, new CityCatalog([city])).drain();
 
-  replica = new pg.Pool({ connectionString: stores.db.url, max: 2 });
+  replica = createPool(stores.db.url, { max: 2 });
   const common = {
     inventory: inv,
     redis: stores.redis,

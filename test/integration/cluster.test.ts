@@ -6,10 +6,11 @@
  * and accepted, the sweeper, search, the API with its rate limits, the sync into PostgreSQL and a
  * clean reconcile — all against the cluster.
  */
+import { createPool } from '../../src/pg/pool.ts';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Cluster } from 'ioredis';
-import pg from 'pg';
+import type pg from 'pg';
 import { buildApp } from '../../src/api/app.ts';
 import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
@@ -37,7 +38,7 @@ before(async () => {
   redis = createRedis({ clusterNodes: cluster.nodes }) as Cluster;
   db = await createTestDatabase();
   await migrate(db.url);
-  pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  pool = createPool(db.url, { max: 4 });
   await recordCities(pool, cities);
 });
 

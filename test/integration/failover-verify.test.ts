@@ -7,12 +7,13 @@
  * PostgreSQL — with their events — and the overlap becomes a conflict: the later-made booking
  * yields. The figures are published as `system.failover_verified`.
  */
+import { createPool } from '../../src/pg/pool.ts';
 import assert from 'node:assert/strict';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
-import pg from 'pg';
+import type pg from 'pg';
 import { Redis } from 'ioredis';
 import { loadConfig } from '../../src/config.ts';
 import { haDown, haEnvironment, haUp, startRedisNode, type HaLayout } from '../../src/ha/local.ts';
@@ -39,7 +40,7 @@ before(async () => {
   opened = await openRedis(loadConfig({ ...haEnvironment(layout), REDIS_SYNC_REPLICAS: '0' }));
   db = await createTestDatabase();
   await migrate(db.url);
-  pool = new pg.Pool({ connectionString: db.url, max: 3 });
+  pool = createPool(db.url, { max: 3 });
 });
 after(async () => {
   opened?.redis.disconnect();

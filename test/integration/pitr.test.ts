@@ -5,6 +5,7 @@
  * cluster at that moment, where the first booking is and the second is not; `fleet rebuild`
  * makes Redis from it, with the first booking alone.
  */
+import { createPool } from '../../src/pg/pool.ts';
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
 import path from 'node:path';
@@ -62,7 +63,7 @@ const fleet = (args: string[], env: Record<string, string> = {}) =>
 test('restored to a moment between two bookings: the first is there, the second is not, and Redis is rebuilt from it', {
   timeout: 240_000,
 }, async () => {
-  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  const pool = createPool(url, { max: 2 });
   try {
     await recordCities(pool, [city]);
     const inv = newInventory(redis, city);

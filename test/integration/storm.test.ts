@@ -4,6 +4,7 @@
  * holds, bookings, cancels, blocks, extensions (plain and forced), trip starts and completions
  * (early and late). Afterwards the city must satisfy every invariant of the engine.
  */
+import { createPool } from '../../src/pg/pool.ts';
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
 import type { Redis } from 'ioredis';
@@ -14,7 +15,6 @@ import { startRedis, type RedisServer } from '../support/redis.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import { migrate } from '../../src/pg/migrate.ts';
 import { ShiftedClock } from '../../src/redis/clock.ts';
 import { keys } from '../../src/redis/keys.ts';
@@ -405,7 +405,7 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
 
   // Durable truth: after a drain, PostgreSQL holds exactly the stream, and `fleet reconcile`
   // finds no drift between the two stores.
-  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  const pool = createPool(db.url, { max: 4 });
   try {
     const deadLetters: string[] = [];
     await new SyncWorker(redis, pool, catalogWith(city), {

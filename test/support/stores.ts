@@ -1,5 +1,6 @@
 /** Both stores for a test file: a private Redis and a migrated throw-away database with a pool. */
-import pg from 'pg';
+import { createPool } from '../../src/pg/pool.ts';
+import type pg from 'pg';
 import type { Redis } from 'ioredis';
 import { migrate } from '../../src/pg/migrate.ts';
 import { connect } from './engine.ts';
@@ -19,7 +20,7 @@ export async function startStores(opts: { redis?: Parameters<typeof startRedis>[
   const redis = connect(server.url);
   const db = await createTestDatabase();
   await migrate(db.url);
-  const pool = new pg.Pool({ connectionString: db.url, max: 4 });
+  const pool = createPool(db.url, { max: 4 });
   return {
     server,
     redis,
