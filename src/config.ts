@@ -12,6 +12,27 @@ const ConfigSchema = Type.Object({
   OFFER_CREDIT: Type.Number({ default: 10, minimum: 0 }),
   OFFER_FAR_KM: Type.Number({ default: 5, minimum: 0 }),
   OFFER_FAR_CREDIT: Type.Number({ default: 25, minimum: 0 }),
+  /** A `farther` alternative (past OFFER_FAR_KM) is delivered: this much more credit per km past it. */
+  OFFER_DELIVERY_CREDIT_PER_KM: Type.Number({ default: 2, minimum: 0 }),
+  /** How many classes down an alternative may be (0: never); a downgrade refunds the difference plus OFFER_DOWNGRADE_CREDIT. */
+  OFFER_DOWNGRADE_TIERS: Type.Integer({ default: 1, minimum: 0, maximum: 4 }),
+  OFFER_DOWNGRADE_CREDIT: Type.Number({ default: 10, minimum: 0 }),
+  /** A conflict with nothing to offer waits for a freed vehicle until its start minus this (0: no wait list). */
+  WAITLIST_CUTOFF_MINUTES: Type.Integer({ default: 60, minimum: 0, maximum: 7 * 24 * 60 }),
+  /** 1: when no single vehicle is free, two one after the other may be offered (back_to_back). */
+  OFFER_BACK_TO_BACK: Type.Integer({ default: 1, minimum: 0, maximum: 1 }),
+  /** The conflict reserve (docs/conflicts.md): vehicles kept back per area, category and hour for the resolver (Littlewood's rule). */
+  RESERVE: Type.Union([Type.Literal('off'), Type.Literal('on')], { default: 'off' }),
+  /** A reserved vehicle goes back to search this long before its hour. */
+  RESERVE_RELEASE_MINUTES: Type.Integer({ default: 60, minimum: 1, maximum: 24 * 60 }),
+  /** Hours planned ahead, and how often the plan is topped up (ms). */
+  RESERVE_HORIZON_HOURS: Type.Integer({ default: 12, minimum: 1, maximum: 168 }),
+  RESERVE_EVERY_MS: Type.Integer({ default: 300_000, minimum: 1_000 }),
+  /** At most this share of an area's vehicles of a category is kept back. */
+  RESERVE_MAX_SHARE: Type.Number({ default: 0.2, minimum: 0, maximum: 1 }),
+  /** Littlewood's values (0: derived from the average booking, OFFER_CREDIT and NO_ALTERNATIVE_CREDIT). */
+  RESERVE_CONFLICT_VALUE: Type.Number({ default: 0, minimum: 0 }),
+  RESERVE_BOOKING_VALUE: Type.Number({ default: 0, minimum: 0 }),
   OFFER_MAX_DISTANCE_KM: Type.Number({ default: 50, minimum: 0 }),
   NO_ALTERNATIVE_CREDIT: Type.Number({ default: 50, minimum: 0 }),
   /** Late returns seen coming (docs/prediction.md): the probability that marks a booking at risk, */
@@ -20,6 +41,8 @@ const ConfigSchema = Type.Object({
   AT_RISK_LEAD_MINUTES: Type.Integer({ default: 360, minimum: 1, maximum: 7 * 24 * 60 }),
   /** and how often the trips under way are scanned (ms; 0: never). */
   AT_RISK_SCAN_INTERVAL_MS: Type.Integer({ default: 30_000, minimum: 0 }),
+  /** At most this many standby holds per area and category of a city at once (standbys never starve conflicts' offers). */
+  AT_RISK_STANDBY_CAP: Type.Integer({ default: 2, minimum: 0, maximum: 1_000 }),
   /** Incentives that learn (docs/prediction.md): on or off, the conversion to reach, the budget (highest credit multiple). */
   INCENTIVE_LEARNING: Type.Integer({ default: 1, minimum: 0, maximum: 1 }),
   INCENTIVE_TARGET_CONVERSION: Type.Number({ default: 0.8, minimum: 0.05, maximum: 0.99 }),
@@ -162,7 +185,22 @@ export function learningPolicy(config: Config = defaults): { target: number; max
 
 /** The at-risk policy (docs/prediction.md) the configuration sets. */
 export function atRiskPolicy(config: Config = defaults): Partial<AtRiskPolicy> {
-  return { threshold: config.AT_RISK_THRESHOLD, leadMs: config.AT_RISK_LEAD_MINUTES * 60_000 };
+  return {
+    threshold: config.AT_RISK_THRESHOLD,
+    leadMs: config.AT_RISK_LEAD_MINUTES * 60_000,
+    standbyCap: config.AT_RISK_STANDBY_CAP,
+  };
+}
+
+/** The conflict reserve's policy (docs/conflicts.md) the configuration sets. */
+export function reservePolicy(config: Config = defaults) {
+  return {
+    releaseMinutes: config.RESERVE_RELEASE_MINUTES,
+    horizonHours: config.RESERVE_HORIZON_HOURS,
+    maxShare: config.RESERVE_MAX_SHARE,
+    conflictValue: config.RESERVE_CONFLICT_VALUE,
+    bookingValue: config.RESERVE_BOOKING_VALUE,
+  };
 }
 
 /** The conflict offers' policy (docs/conflicts.md) the configuration sets. */
@@ -173,7 +211,12 @@ export function offerPolicy(config: Config = defaults): OfferPolicy {
     credit: config.OFFER_CREDIT,
     farKm: config.OFFER_FAR_KM,
     farCredit: config.OFFER_FAR_CREDIT,
+    deliveryCreditPerKm: config.OFFER_DELIVERY_CREDIT_PER_KM,
+    downgradeTiers: config.OFFER_DOWNGRADE_TIERS,
+    downgradeCredit: config.OFFER_DOWNGRADE_CREDIT,
     noAlternativeCredit: config.NO_ALTERNATIVE_CREDIT,
     maxDistanceKm: config.OFFER_MAX_DISTANCE_KM,
+    waitlistCutoffMinutes: config.WAITLIST_CUTOFF_MINUTES,
+    backToBack: config.OFFER_BACK_TO_BACK === 1,
   };
 }

@@ -6,7 +6,7 @@ import Fastify, { type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
-import { defaults } from '../config.ts';
+import { defaults, offerPolicy, reservePolicy } from '../config.ts';
 import { DomainError } from '../domain/errors.ts';
 import { metrics } from '../metrics.ts';
 import type { Actor } from './auth.ts';
@@ -30,6 +30,7 @@ import {
 } from './routes/analytics.ts';
 import { ForecastDesk, SearchDemandLog } from '../services/forecast.ts';
 import { LateReturnWatch } from '../services/late-returns.ts';
+import { ReservePlanner } from '../services/reserve.ts';
 import { icalRoutes } from './routes/calendar-ics.ts';
 import { offerRoutes, standbyRoutes } from './routes/offers.ts';
 import { adminRoutes } from './routes/admin.ts';
@@ -234,8 +235,21 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     (deps.conflicts && deps.readModel
       ? new LateReturnWatch(deps.redis, deps.inventory, deps.readModel, deps.conflicts, deps.pool)
       : undefined);
+  // The reserve is read from the read model (the resolver places it, services/reserve.ts).
+  const reserve =
+    deps.reserve ??
+    (deps.readModel
+      ? new ReservePlanner(
+          deps.redis,
+          deps.inventory,
+          deps.readModel,
+          reservePolicy(deps.config),
+          offerPolicy(deps.config),
+        )
+      : undefined);
   const routeDeps: AppDeps = {
     ...deps,
+    ...(reserve ? { reserve } : {}),
     ...(lateReturns ? { lateReturns } : {}),
     ...(forecasts ? { forecasts } : {}),
     ...(searchDemand ? { searchDemand } : {}),

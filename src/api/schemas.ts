@@ -56,7 +56,9 @@ export const Hold = Type.Object(
 
 const IncentiveSchema = Type.Object(
   {
-    kind: Type.Union([Type.Literal('free_upgrade'), Type.Literal('credit')]),
+    kind: Type.Union([Type.Literal('free_upgrade'), Type.Literal('credit'), Type.Literal('refund')], {
+      description: 'refund: a lower class, its price difference given back with a credit',
+    }),
     amount: Type.Number(),
     reason: Type.String(),
   },
@@ -103,10 +105,15 @@ export const Offers = Type.Object(
     customerId: Type.String(),
     cause: Type.String(),
     conflictedAt: IsoTime,
-    offeredAt: IsoTime,
+    offeredAt: Type.Optional({ ...IsoTime, description: 'absent while the conflict waits' }),
     from: IsoTime,
     to: IsoTime,
-    status: Type.Union(['open', 'accepted', 'declined', 'lapsed', 'no_alternative'].map((x) => Type.Literal(x))),
+    status: Type.Union(
+      ['waiting', 'open', 'accepted', 'declined', 'lapsed', 'no_alternative'].map((x) => Type.Literal(x)),
+      { description: 'waiting: nothing free yet; the first vehicle freed for it is offered (until waitUntil)' },
+    ),
+    waitingSince: Type.Optional(IsoTime),
+    waitUntil: Type.Optional(IsoTime),
     expiresAt: Type.Optional(IsoTime),
     acceptedOfferId: Type.Optional(Type.String()),
     credit: Type.Optional(IncentiveSchema),
@@ -120,10 +127,28 @@ export const Offers = Type.Object(
         distanceKm: Type.Number(),
         incentive: IncentiveSchema,
         status: Type.String(),
-        kind: Type.Optional(Type.String({ description: 'same_category, upgrade or shifted (a moved window)' })),
+        kind: Type.Optional(
+          Type.String({
+            description:
+              'same_category, upgrade, shifted (a moved window), farther (delivered), downgrade (difference refunded), back_to_back (two vehicles)',
+          }),
+        ),
         from: Type.Optional(IsoTime),
         to: Type.Optional(IsoTime),
         shiftMinutes: Type.Optional(Type.Integer()),
+        legs: Type.Optional(
+          Type.Object(
+            {
+              vehicleId: Type.String(),
+              holdId: Type.String(),
+              bookingId: Type.String({ description: 'the booking the rest of the trip becomes when accepted' }),
+              at: IsoTime,
+              category: Type.String(),
+              distanceKm: Type.Number(),
+            },
+            { description: 'back_to_back: the second vehicle, from `at` to the end of the trip' },
+          ),
+        ),
       }),
     ),
   },
@@ -138,7 +163,9 @@ export function offersOut(r: OfferRecord): Static<typeof Offers> {
     customerId: r.customerId,
     cause: r.cause,
     conflictedAt: iso(r.conflictedAt),
-    offeredAt: iso(r.offeredAt),
+    ...(r.offeredAt ? { offeredAt: iso(r.offeredAt) } : {}),
+    ...(r.waitingSince ? { waitingSince: iso(r.waitingSince) } : {}),
+    ...(r.waitUntil ? { waitUntil: iso(r.waitUntil) } : {}),
     from: iso(r.from),
     to: iso(r.to),
     status: r.status,
@@ -158,6 +185,7 @@ export function offersOut(r: OfferRecord): Static<typeof Offers> {
       ...(o.from !== undefined ? { from: iso(o.from) } : {}),
       ...(o.to !== undefined ? { to: iso(o.to) } : {}),
       ...(o.shiftMinutes ? { shiftMinutes: o.shiftMinutes } : {}),
+      ...(o.legs ? { legs: { ...o.legs, at: iso(o.legs.at) } } : {}),
     })),
   };
 }

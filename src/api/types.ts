@@ -16,6 +16,7 @@ import type { ForecastDesk, SearchDemandLog } from '../services/forecast.ts';
 import type { LateReturnWatch } from '../services/late-returns.ts';
 import type { ReadModel } from '../services/read-model.ts';
 import type { RegionMap } from '../services/regions.ts';
+import type { ReservePlanner } from '../services/reserve.ts';
 import type { CityLag } from '../workers/sync.ts';
 import type { Actor, Scope } from './auth.ts';
 import type { LiveHub, LiveOptions } from './live.ts';
@@ -51,6 +52,8 @@ export interface AppDeps {
   readModel?: ReadModel;
   /** The text `/metrics` answers; by default this process's registry (a cluster passes the sum of its processes). */
   metrics?: () => Promise<string>;
+  /** The conflict reserve (GET /v1/cities/{city}/reserve). */
+  reserve?: ReservePlanner;
   /** The conflict desk (offers: read, accept, decline); without it those routes answer 503. */
   conflicts?: ConflictDesk;
   /** WebSocket options for `GET /v1/live`. */

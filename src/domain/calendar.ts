@@ -80,6 +80,8 @@ export interface HoldEntry extends EntryBase {
   offerId?: string;
   /** A vehicle held quietly for this at-risk booking (the customer may switch to it). */
   standbyFor?: string;
+  /** The conflict reserve's hold (customer `system:reserve`): kept back for the resolver for this area, category and hour. */
+  reserve?: { area: string; category: string; hour: number };
 }
 
 export interface BookingEntry extends EntryBase {
@@ -138,7 +140,8 @@ export interface AtRisk {
 
 /** What the marketplace gives a displaced customer (policy: src/domain/offers.ts). */
 export interface Incentive {
-  kind: 'free_upgrade' | 'credit';
+  /** `refund`: a downgrade's price difference given back, with a credit. */
+  kind: 'free_upgrade' | 'credit' | 'refund';
   /** What it costs the marketplace, in the vehicles' price currency. */
   amount: number;
   reason: string;

@@ -13,13 +13,24 @@ export interface OfferPolicy {
   maxOffers: number;
   /** The credit given with a same-category alternative. */
   credit: number;
-  /** Beyond this distance from the original pickup, the credit is `farCredit` instead. */
+  /**
+   * Beyond this distance from the original pickup an alternative is `farther`: the vehicle is
+   * delivered, and the credit is `farCredit` plus `deliveryCreditPerKm` for every km past `farKm`.
+   */
   farKm: number;
   farCredit: number;
+  deliveryCreditPerKm: number;
+  /** A lower category may be offered, at most this many tiers down (0: never): the price difference refunded plus `downgradeCredit`. */
+  downgradeTiers: number;
+  downgradeCredit: number;
   /** The credit given when the booking is cancelled for want of any alternative. */
   noAlternativeCredit: number;
   /** Alternatives further than this from the original pickup are not offered. */
   maxDistanceKm: number;
+  /** With nothing to offer, a conflict waits for a freed vehicle until its start minus this (0: cancelled at once). */
+  waitlistCutoffMinutes: number;
+  /** Two vehicles one after the other may be offered when no single one is free. */
+  backToBack: boolean;
 }
 
 export interface Original {
@@ -43,14 +54,33 @@ export interface Alternative {
   shiftMinutes?: number;
   from?: number;
   to?: number;
+  /** back_to_back: the second vehicle, from `at` to the booking's end (this one covers the start). */
+  legs?: { vehicleId: string; at: number; category: Category; distanceKm: number; pricePerHour: number };
 }
 
-export const ALTERNATIVE_KINDS = ['same_category', 'upgrade', 'shifted'] as const;
+/**
+ * The kinds of alternative, each with its own incentive and counted apart in conflict analytics:
+ * the same class, a higher one (a free upgrade), the same class at a moved time (`shifted`), one
+ * delivered from further away (`farther`), a lower class (`downgrade`: the difference refunded),
+ * and two vehicles one after the other when no single one covers the window (`back_to_back`).
+ */
+export const ALTERNATIVE_KINDS = [
+  'same_category',
+  'upgrade',
+  'shifted',
+  'farther',
+  'downgrade',
+  'back_to_back',
+] as const;
 export type AlternativeKind = (typeof ALTERNATIVE_KINDS)[number];
 
-export function alternativeKind(o: Original, a: Alternative): AlternativeKind {
+export function alternativeKind(o: Original, a: Alternative, policy?: Pick<OfferPolicy, 'farKm'>): AlternativeKind {
+  if (a.legs) return 'back_to_back';
   if (a.shiftMinutes) return 'shifted';
-  return tierOf(a.category) > tierOf(o.category) ? 'upgrade' : 'same_category';
+  const tiers = tierOf(a.category) - tierOf(o.category);
+  if (tiers < 0) return 'downgrade';
+  if (tiers > 0) return 'upgrade';
+  return policy && a.distanceKm > policy.farKm ? 'farther' : 'same_category';
 }
 
 /** The shifts (minutes) to try for a customer who allows `flex`: ±30, ±60, … up to ±flex, nearest first. */
@@ -77,14 +107,18 @@ export function dissimilarity(o: Original, a: Alternative): number {
     a.distanceKm +
     Math.abs(a.pricePerHour - o.pricePerHour) / Math.max(1, o.pricePerHour) +
     // An hour's move weighs like 3 km: a car at the next corner an hour later beats one across town.
-    Math.abs(a.shiftMinutes ?? 0) / 20
+    Math.abs(a.shiftMinutes ?? 0) / 20 +
+    // A class down weighs like 8 km (worse than any move up), and a change of car midway like 6 km.
+    Math.max(0, -tiers) * 8 +
+    (a.legs ? 6 : 0)
   );
 }
 
-/** Same category or higher, near enough, most similar first. */
+/** Same category or higher (or a permitted downgrade), near enough, most similar first. */
 export function rankAlternatives(o: Original, candidates: readonly Alternative[], policy: OfferPolicy): Alternative[] {
+  const lowest = tierOf(o.category) - Math.max(0, policy.downgradeTiers);
   return candidates
-    .filter((a) => tierOf(a.category) >= tierOf(o.category) && a.distanceKm <= policy.maxDistanceKm)
+    .filter((a) => tierOf(a.category) >= lowest && a.distanceKm <= policy.maxDistanceKm)
     .sort((x, y) => dissimilarity(o, x) - dissimilarity(o, y) || x.vehicleId.localeCompare(y.vehicleId));
 }
 
@@ -93,6 +127,15 @@ export function rankAlternatives(o: Original, candidates: readonly Alternative[]
  * category gets a credit, a larger one when the alternative is far from the original pickup.
  */
 export function incentiveFor(o: Original, a: Alternative, policy: OfferPolicy): Incentive {
+  if (a.legs) return { kind: 'credit', amount: policy.credit * 2, reason: 'two vehicles, one after the other' };
+  if (tierOf(a.category) < tierOf(o.category)) {
+    const difference = Math.max(0, o.pricePerHour - a.pricePerHour) * o.hours;
+    return {
+      kind: 'refund',
+      amount: round2(difference + policy.downgradeCredit),
+      reason: `${o.category} → ${a.category}: ${round2(difference)} refunded and a credit`,
+    };
+  }
   if (a.shiftMinutes) {
     const m = a.shiftMinutes;
     return {
@@ -110,7 +153,11 @@ export function incentiveFor(o: Original, a: Alternative, policy: OfferPolicy): 
     };
   }
   if (a.distanceKm > policy.farKm)
-    return { kind: 'credit', amount: policy.farCredit, reason: `pickup ${a.distanceKm.toFixed(1)} km away` };
+    return {
+      kind: 'credit',
+      amount: round2(policy.farCredit + policy.deliveryCreditPerKm * (a.distanceKm - policy.farKm)),
+      reason: `delivered from ${a.distanceKm.toFixed(1)} km away`,
+    };
   return { kind: 'credit', amount: policy.credit, reason: 'vehicle changed' };
 }
 

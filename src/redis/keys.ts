@@ -54,6 +54,8 @@ export const keys = {
   offers: (city: string) => `${tag(city)}:offers`,
   /** ZSET bookingId -> expiresAt of offer records still open (lapse schedule). */
   offersDue: (city: string) => `${tag(city)}:offers-due`,
+  /** ZSET bookingId -> wait until: conflicts with nothing to offer yet, waiting for a freed vehicle. */
+  waitlist: (city: string) => `${tag(city)}:waitlist`,
   /** STRING fingerprint + first result of an idempotent command; 24 h. */
   idempotency: (city: string, scope: string, key: string) => `${tag(city)}:idem:${scope}:${key}`,
   /** ZSET holdId -> expiry of a customer's live holds in every city (the cap across cities). */

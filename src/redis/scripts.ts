@@ -49,6 +49,7 @@ export const SCRIPT_NAMES = [
   'hold_standby',
   'clear_at_risk',
   'switch_to_standby',
+  'place_reserve',
 ] as const;
 export type ScriptName = (typeof SCRIPT_NAMES)[number];
 

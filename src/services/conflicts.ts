@@ -16,13 +16,14 @@ import {
   flexShifts,
   incentiveFor,
   noAlternativeCredit,
+  dissimilarity,
   rankAlternatives,
   type Alternative,
   type AlternativeKind,
   type OfferPolicy,
   type Original,
 } from '../domain/offers.ts';
-import type { Vehicle } from '../domain/vehicle.ts';
+import { CATEGORIES, tierOf, type Vehicle } from '../domain/vehicle.ts';
 import { occupies, overlapsWindow } from '../domain/calendar.ts';
 import { keys } from '../redis/keys.ts';
 import { commandReply, fromScript, luaList, runScript, stringList, type RedisConnection } from '../redis/scripts.ts';
@@ -32,6 +33,7 @@ import { clearAtRisk } from './late-returns.ts';
 import type { IncentiveLearner } from './incentives.ts';
 import type { CommandOptions, Inventory } from './inventory.ts';
 import type { ReadModel } from './read-model.ts';
+import { distanceKm } from './search-index.ts';
 
 export interface Offer {
   id: string;
@@ -41,8 +43,10 @@ export interface Offer {
   distanceKm: number;
   incentive: Incentive;
   status: 'open' | 'accepted' | 'released';
-  /** same_category, upgrade, or shifted (the same class at a moved time); older records: absent. */
+  /** The kind of alternative (domain/offers.ts ALTERNATIVE_KINDS); older records: absent. */
   kind?: AlternativeKind;
+  /** back_to_back: the second vehicle, from `at` to the end; accepting makes its part a booking of its own (`bookingId`). */
+  legs?: { vehicleId: string; holdId: string; bookingId: string; at: number; category: string; distanceKm: number };
   /** The offered window (a shifted offer's differs from the booking's). */
   from?: number;
   to?: number;
@@ -60,8 +64,11 @@ export interface OfferRecord {
   conflictedAt: number;
   from: number;
   to: number;
-  offeredAt: number;
-  status: 'open' | 'accepted' | 'declined' | 'lapsed' | 'no_alternative';
+  offeredAt?: number;
+  /** `waiting`: nothing was free; on the wait list until `waitUntil` (the first vehicle freed is offered). */
+  status: 'waiting' | 'open' | 'accepted' | 'declined' | 'lapsed' | 'no_alternative';
+  waitingSince?: number;
+  waitUntil?: number;
   expiresAt?: number;
   offers: Offer[];
   acceptedOfferId?: string;
@@ -69,7 +76,29 @@ export interface OfferRecord {
   resolvedAt?: number;
 }
 
-export type ResolveOutcome = 'offered' | 'no_alternative' | 'exists' | 'not_conflicted' | 'not_found' | 'past';
+/** An alternative as make_offers takes it (its header). */
+interface Candidate {
+  vehicleId: string;
+  offerId: string;
+  holdId: string;
+  category: string;
+  distanceKm: number;
+  incentive: Incentive;
+  kind: AlternativeKind;
+  from?: number;
+  to?: number;
+  shiftMinutes?: number;
+  legs?: Offer['legs'];
+}
+
+export type ResolveOutcome =
+  | 'offered'
+  | 'waiting'
+  | 'no_alternative'
+  | 'exists'
+  | 'not_conflicted'
+  | 'not_found'
+  | 'past';
 
 export class ConflictDesk {
   readonly policy: OfferPolicy;
@@ -85,36 +114,34 @@ export class ConflictDesk {
     this.policy = { ...offerPolicy(), ...policy };
   }
 
-  /** Makes the offers of a conflicted booking (once; later calls answer the record). */
-  async resolve(bookingId: string): Promise<{ outcome: ResolveOutcome; record?: OfferRecord }> {
+  /** The inventory's clock (a simulation's shifted one, or the system's): one clock for the whole conflict path. */
+  private now(): number {
+    return this.inventory.clock.now();
+  }
+
+  /**
+   * Makes the offers of a conflicted booking (once; later calls answer the record). With nothing
+   * free, it waits (the wait list) until its start minus WAITLIST_CUTOFF_MINUTES, or, `final`,
+   * is cancelled NO_ALTERNATIVE at once; a waiting booking is tried again by calling this.
+   */
+  async resolve(
+    bookingId: string,
+    options: { final?: boolean } = {},
+  ): Promise<{ outcome: ResolveOutcome; record?: OfferRecord }> {
     const { entry: booking, vehicle } = await this.inventory.getEntry(bookingId, 'booking');
     if (booking.status !== 'conflicted') return { outcome: 'not_conflicted' };
     // A window already over cannot be rebooked; the conflict stays on record as it is.
-    if (booking.to <= Date.now()) return { outcome: 'past' };
+    if (booking.to <= this.now()) return { outcome: 'past' };
     const city = vehicle.city;
     // A vehicle held for it while it was at risk is released first, so that it can be offered.
     if (booking.atRisk?.standby && !booking.atRisk.cleared)
       await clearAtRisk(this.redis, this.inventory, city, booking, vehicle.id, 'conflicted');
     const original = originalOf(booking, vehicle);
-    const ranked = rankAlternatives(original, await this.alternativesFor(booking, vehicle), this.policy);
-    // More candidates than offers: one another resolver took a moment ago is skipped in the script.
-    // One per vehicle: a vehicle is offered once, at its best window.
-    const seen = new Set<string>();
-    const candidates = ranked
-      .filter((a) => !seen.has(a.vehicleId) && seen.add(a.vehicleId))
-      .slice(0, this.policy.maxOffers * 3)
-      .map((a) => ({
-        vehicleId: a.vehicleId,
-        offerId: newId('offer', city),
-        holdId: newId('hold', city),
-        category: a.category,
-        distanceKm: a.distanceKm,
-        incentive: this.learner
-          ? this.learner.adjust(city, alternativeKind(original, a), incentiveFor(original, a, this.policy))
-          : incentiveFor(original, a, this.policy),
-        kind: alternativeKind(original, a),
-        ...(a.shiftMinutes ? { from: a.from, to: a.to, shiftMinutes: a.shiftMinutes } : {}),
-      }));
+    const candidates = await this.candidatesFor(booking, vehicle, original);
+    const waitUntil =
+      options.final || this.policy.waitlistCutoffMinutes <= 0
+        ? 0
+        : booking.from - this.policy.waitlistCutoffMinutes * 60_000;
     const raw = await runScript(
       this.redis,
       'make_offers',
@@ -123,7 +150,11 @@ export class ConflictDesk {
         ...keys.cityScriptKeys(city),
         keys.offers(city),
         keys.offersDue(city),
-        ...candidates.flatMap((c) => keys.vehicleKeys(city, c.vehicleId)),
+        keys.waitlist(city),
+        ...candidates.flatMap((c) => [
+          ...keys.vehicleKeys(city, c.vehicleId),
+          ...(c.legs ? keys.vehicleKeys(city, c.legs.vehicleId) : []),
+        ]),
       ],
       [
         randomUUID(),
@@ -135,11 +166,104 @@ export class ConflictDesk {
         this.policy.maxOffers,
         candidates.length ? JSON.stringify(candidates) : '[]',
         JSON.stringify(noAlternativeCredit(this.policy)),
+        waitUntil,
       ],
     );
     const out = fromScript<{ outcome: ResolveOutcome; record?: OfferRecord }>(raw);
     metrics.conflictOutcomes.inc({ outcome: out.outcome });
     return { outcome: out.outcome, ...(out.record ? { record: normalise(out.record) } : {}) };
+  }
+
+  /**
+   * The offers to try, best first, one per vehicle (each at its best window), more than will be
+   * made: one another resolver took a moment ago is skipped in the script. Two vehicles back to
+   * back are looked for only when single vehicles are too few.
+   */
+  private async candidatesFor(booking: BookingEntry, vehicle: Vehicle, original: Original): Promise<Candidate[]> {
+    const city = vehicle.city;
+    const ranked = rankAlternatives(original, await this.alternativesFor(booking, vehicle), this.policy);
+    const seen = new Set<string>();
+    const singles = ranked.filter((a) => !seen.has(a.vehicleId) && seen.add(a.vehicleId));
+    const pairs =
+      this.policy.backToBack && singles.length < this.policy.maxOffers
+        ? await this.backToBack(booking, vehicle, original)
+        : [];
+    return [...singles.slice(0, this.policy.maxOffers * 3), ...pairs].map((a) => {
+      const kind = alternativeKind(original, a, this.policy);
+      const incentive = incentiveFor(original, a, this.policy);
+      return {
+        vehicleId: a.vehicleId,
+        offerId: newId('offer', city),
+        holdId: newId('hold', city),
+        category: a.category,
+        distanceKm: a.distanceKm,
+        incentive: this.learner ? this.learner.adjust(city, kind, incentive) : incentive,
+        kind,
+        ...(a.shiftMinutes ? { from: a.from, to: a.to, shiftMinutes: a.shiftMinutes } : {}),
+        ...(a.legs
+          ? {
+              legs: {
+                vehicleId: a.legs.vehicleId,
+                holdId: newId('hold', city),
+                bookingId: newId('booking', city),
+                at: a.legs.at,
+                category: a.legs.category,
+                distanceKm: a.legs.distanceKm,
+              },
+            }
+          : {}),
+      };
+    });
+  }
+
+  /**
+   * Two vehicles one after the other, when no single one covers the window: one free for its
+   * first part, another for the rest, changing over at a third, half or two thirds of the trip
+   * (whole hours); the most similar pairs first.
+   */
+  private async backToBack(booking: BookingEntry, vehicle: Vehicle, original: Original): Promise<Alternative[]> {
+    const hours = Math.floor((booking.to - booking.from) / 3_600_000);
+    if (hours < 2) return [];
+    const ats = [
+      ...new Set([1 / 3, 1 / 2, 2 / 3].map((f) => booking.from + Math.max(1, Math.round(hours * f)) * 3_600_000)),
+    ];
+    const out: Alternative[] = [];
+    for (const at of ats) {
+      if (at >= booking.to) continue;
+      const firsts = rankAlternatives(original, await this.freeFor(vehicle, booking.from, at), this.policy);
+      const seconds = rankAlternatives(original, await this.freeFor(vehicle, at, booking.to), this.policy);
+      const first = firsts[0];
+      const second = seconds.find((s) => s.vehicleId !== first?.vehicleId);
+      if (!first || !second) continue;
+      out.push({
+        ...first,
+        from: booking.from,
+        to: booking.to,
+        legs: {
+          vehicleId: second.vehicleId,
+          at,
+          category: second.category,
+          distanceKm: second.distanceKm,
+          pricePerHour: second.pricePerHour,
+        },
+      });
+    }
+    return out.sort((x, y) => dissimilarity(original, x) - dissimilarity(original, y)).slice(0, 1);
+  }
+
+  /** Vehicles other than the booked one free for [from, to) near its pickup, any class the policy allows. */
+  private async freeFor(vehicle: Vehicle, from: number, to: number): Promise<Alternative[]> {
+    const { hits } = await this.readModel.search(vehicle.city, {
+      from,
+      to,
+      limit: 12,
+      near: vehicle.location,
+      radiusKm: this.policy.maxDistanceKm,
+      sort: 'distance',
+    });
+    return hits
+      .filter((h) => h.vehicleId !== vehicle.id)
+      .map((h) => ({ ...h, distanceKm: h.distanceKm ?? 0, from, to }));
   }
 
   /**
@@ -175,21 +299,94 @@ export class ConflictDesk {
       (await this.readModel.search(city, { from, to, category: vehicle.category, orBetter, limit, ...near })).hits
         .filter((h) => h.vehicleId !== vehicle.id || (shiftMinutes !== 0 && sameVehicle))
         .map((h) => ({ ...h, distanceKm: h.distanceKm ?? 0, from, to, shiftMinutes }));
-    const out = await found(booking.from, booking.to, 0, true, Math.max(12, this.policy.maxOffers * 4));
+    const out: Alternative[] = await found(booking.from, booking.to, 0, true, Math.max(12, this.policy.maxOffers * 4));
+    // The conflict reserve is kept for exactly this: vehicles free but for a reserve hold.
+    out.push(...this.reservedFor(booking, vehicle));
+    // A class down, when the policy allows it (ranked after every class up).
+    for (let t = 1; t <= this.policy.downgradeTiers; t++) {
+      const lower = CATEGORIES[tierOf(vehicle.category) - t];
+      if (!lower) break;
+      out.push(
+        ...(
+          await this.readModel.search(city, {
+            from: booking.from,
+            to: booking.to,
+            category: lower,
+            limit: this.policy.maxOffers,
+            ...near,
+          })
+        ).hits.map((h) => ({
+          ...h,
+          distanceKm: h.distanceKm ?? 0,
+          from: booking.from,
+          to: booking.to,
+          shiftMinutes: 0,
+        })),
+      );
+    }
     for (const shift of flexShifts(booking.flexMinutes ?? 0)) {
       const from = booking.from + shift * 60_000;
-      if (from < Date.now()) continue;
+      if (from < this.now()) continue;
       out.push(...(await found(from, booking.to + shift * 60_000, shift, false, this.policy.maxOffers)));
     }
     return out;
   }
 
-  /** The city's conflicts whose offers are still open, soonest to lapse first. */
+  /**
+   * Vehicles of the city the conflict reserve keeps back over the booking's window, free but for
+   * that (search does not show them: only the resolver may use them), within reach.
+   */
+  private reservedFor(booking: BookingEntry, vehicle: Vehicle): Alternative[] {
+    const city = vehicle.city;
+    const turnaround = this.turnaround(city);
+    const now = this.now();
+    const reserved = new Set(
+      this.readModel
+        .entries(
+          (e, v) =>
+            v.city === city &&
+            e.kind === 'hold' &&
+            !!e.reserve &&
+            e.status === 'held' &&
+            e.expiresAt > now &&
+            overlapsWindow(e, booking.from, booking.to, true, turnaround, now),
+        )
+        .map((r) => r.vehicleId),
+    );
+    const out: Alternative[] = [];
+    for (const id of reserved) {
+      const v = this.readModel.vehicle(city, id);
+      if (!v || id === vehicle.id || v.listing !== 'active') continue;
+      const busy = [...v.entries.values()].some(
+        (e) =>
+          !(e.kind === 'hold' && e.reserve) &&
+          occupies(e, now) &&
+          overlapsWindow(e, booking.from, booking.to, true, turnaround, now),
+      );
+      if (busy) continue;
+      out.push({
+        vehicleId: v.id,
+        category: v.category,
+        seats: v.seats,
+        transmission: v.transmission,
+        fuel: v.fuel,
+        pricePerHour: v.pricePerHour,
+        distanceKm: Math.round(distanceKm(vehicle.location, v) * 1000) / 1000,
+        from: booking.from,
+        to: booking.to,
+        shiftMinutes: 0,
+      });
+    }
+    return out;
+  }
+
+  /** The city's conflicts still under way — offers open, or waiting for a car — soonest deadline first. */
   async openOffers(city: string): Promise<OfferRecord[]> {
     const all = Object.values(await this.redis.hgetall(keys.offers(city))).map((raw) =>
       normalise(fromScript<OfferRecord>(raw)),
     );
-    return all.filter((r) => r.status === 'open').sort((a, b) => (a.expiresAt ?? 0) - (b.expiresAt ?? 0));
+    const deadline = (r: OfferRecord) => r.expiresAt ?? r.waitUntil ?? 0;
+    return all.filter((r) => r.status === 'open' || r.status === 'waiting').sort((a, b) => deadline(a) - deadline(b));
   }
 
   /** The offers of a booking, as they stand. */
@@ -236,9 +433,50 @@ export class ConflictDesk {
     return this.close(bookingId, customerId, 'declined', opts);
   }
 
+  /**
+   * The wait list of `city` tried again, soonest deadline first, after a vehicle was freed: each
+   * waiting conflict gets offers if something fits it now. make_offers checks and holds in one
+   * step, so a freed vehicle goes to exactly one of them.
+   */
+  async retryWaiting(city: string): Promise<{ offered: string[]; cancelled: string[] }> {
+    const waiting = await this.redis.zrange(keys.waitlist(city), '0', '199');
+    return this.settleWaiting(waiting, false);
+  }
+
+  /** The conflicts of `city` waiting for a vehicle now (their records). */
+  async waitingIn(city: string): Promise<OfferRecord[]> {
+    const ids = await this.redis.zrange(keys.waitlist(city), '0', '-1');
+    if (!ids.length) return [];
+    const raws = await this.redis.hmget(keys.offers(city), ...ids);
+    return raws
+      .filter((r): r is string => r !== null)
+      .map((r) => normalise(fromScript<OfferRecord>(r)))
+      .filter((r) => r.status === 'waiting');
+  }
+
+  /** Waiting conflicts of `city` whose wait is over: a last try, then NO_ALTERNATIVE. */
+  async expireWaiting(city: string): Promise<{ offered: string[]; cancelled: string[] }> {
+    const due = await this.redis.zrangebyscore(keys.waitlist(city), '-inf', String(this.now()), 'LIMIT', 0, 100);
+    return this.settleWaiting(due, true);
+  }
+
+  private async settleWaiting(
+    ids: readonly string[],
+    final: boolean,
+  ): Promise<{ offered: string[]; cancelled: string[] }> {
+    const offered: string[] = [];
+    const cancelled: string[] = [];
+    for (const id of ids) {
+      const r = await this.resolve(id, { final });
+      if (r.outcome === 'offered') offered.push(id);
+      else if (r.outcome === 'no_alternative') cancelled.push(id);
+    }
+    return { offered, cancelled };
+  }
+
   /** Closes the open offers of `city` whose time is up; returns the bookings closed. */
   async lapseDue(city: string): Promise<string[]> {
-    const due = await this.redis.zrangebyscore(keys.offersDue(city), '-inf', Date.now(), 'LIMIT', 0, 100);
+    const due = await this.redis.zrangebyscore(keys.offersDue(city), '-inf', this.now(), 'LIMIT', 0, 100);
     const closed: string[] = [];
     for (const bookingId of due) {
       try {
@@ -275,7 +513,7 @@ export class ConflictDesk {
       const calendars = ((await pipe.exec()) ?? []).map(([err, raw]) =>
         err ? [] : stringList(raw).map((j) => fromScript<CalendarEntry>(j)),
       );
-      const now = Date.now();
+      const now = this.now();
       for (let k = 0; k < chunk.length; k++) {
         const vehicleId = chunk[k]!;
         const entries = calendars[k] ?? [];
@@ -347,7 +585,10 @@ export class ConflictDesk {
       keys.offers(city),
       keys.offersDue(city),
       idemKey,
-      ...record.offers.flatMap((o) => keys.vehicleKeys(city, o.vehicleId)),
+      ...record.offers.flatMap((o) => [
+        ...keys.vehicleKeys(city, o.vehicleId),
+        ...(o.legs ? keys.vehicleKeys(city, o.legs.vehicleId) : []),
+      ]),
     ];
   }
 

@@ -11,7 +11,7 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import type { BookingEntry } from '../domain/calendar.ts';
-import type { Vehicle } from '../domain/vehicle.ts';
+import { tierOf, type Vehicle } from '../domain/vehicle.ts';
 import { DomainError } from '../domain/errors.ts';
 import {
   fitLateReturns,
@@ -24,6 +24,7 @@ import {
 import { keys } from '../redis/keys.ts';
 import { commandReply, fromScript, runScript, type RedisConnection } from '../redis/scripts.ts';
 import type { ConflictDesk } from './conflicts.ts';
+import { areaOf } from './forecast.ts';
 import { newId } from './ids.ts';
 import type { CommandOptions, Inventory } from './inventory.ts';
 import type { ReadModel } from './read-model.ts';
@@ -42,6 +43,8 @@ export interface AtRiskPolicy {
   candidates: number;
   /** How often the model is fitted again on PostgreSQL's history (ms). */
   refitMs: number;
+  /** Standby holds at most per area and category of a city at once: standbys never starve the offers of conflicts. */
+  standbyCap: number;
 }
 
 export const DEFAULT_AT_RISK: AtRiskPolicy = {
@@ -50,6 +53,7 @@ export const DEFAULT_AT_RISK: AtRiskPolicy = {
   standbyAfterStartMs: HOUR,
   candidates: 6,
   refitMs: 10 * 60_000,
+  standbyCap: 2,
 };
 
 export interface Flagged {
@@ -102,7 +106,7 @@ export async function clearAtRisk(
   city: string,
   booking: BookingEntry,
   vehicleId: string,
-  reason: 'trip_back' | 'conflicted' | 'ended',
+  reason: 'trip_back' | 'conflicted' | 'ended' | 'risk_fell',
 ): Promise<{ outcome: string; released: number }> {
   const standby = booking.atRisk?.standby?.vehicleId ?? '';
   const c = inventory.cities.get(city);
@@ -184,8 +188,8 @@ export class LateReturnWatch {
       const next = bookings
         .filter((b) => b.status === 'confirmed' && b.from >= active.from && b.from - now <= this.policy.leadMs)
         .sort((a, b) => a.from - b.from)[0];
-      // Marked already: tried again only while no vehicle is held for it.
-      if (!next || (next.atRisk && !next.atRisk.cleared && next.atRisk.standby) || next.from <= now) continue;
+      if (!next || next.from <= now) continue;
+      const held = !!(next.atRisk && !next.atRisk.cleared && next.atRisk.standby);
       const risk = lateRisk(this.model, {
         hostId: v.hostId,
         vehicleId: v.id,
@@ -200,7 +204,15 @@ export class LateReturnWatch {
         overdueMinutes > 0
           ? Math.exp(-Math.max(0, gapMinutes - overdueMinutes) / Math.max(1, risk.meanOverrunMinutes))
           : pOverrunPast(risk, gapMinutes);
-      if (p < this.policy.threshold) continue;
+      // A standby held while the risk was high goes back once it has fallen well below the mark
+      // (half of it: a risk hovering at the mark does not hold and release a car each scan).
+      if (held && p < this.policy.threshold / 2) {
+        await clearAtRisk(this.redis, this.inventory, city, next, v.id, 'risk_fell');
+        cleared.push(next.id);
+        continue;
+      }
+      // Marked already: tried again only while no vehicle is held for it.
+      if (held || p < this.policy.threshold) continue;
       const f = await this.holdStandby(city, v.id, next, active, p, risk);
       if (f) flagged.push(f);
     }
@@ -216,9 +228,12 @@ export class LateReturnWatch {
     risk: LateRisk,
   ): Promise<Flagged | undefined> {
     const { vehicle } = await this.inventory.getVehicleState(vehicleId);
+    const spare = await this.spareForStandby(city, booking);
     const candidates = (await this.desk.standbyCandidates(booking, vehicle))
+      .filter((a) => spare(a.vehicleId))
       .slice(0, this.policy.candidates)
       .map((a) => ({ vehicleId: a.vehicleId, holdId: newId('hold', city) }));
+    if (candidates.length === 0 && booking.atRisk) return undefined;
     const expectedReturn = Math.round(
       Math.max(trip.to, this.inventory.clock.now()) + risk.meanOverrunMinutes * MINUTE * risk.pLate,
     );
@@ -252,6 +267,39 @@ export class LateReturnWatch {
       probability,
       ...(out.standby ? { standby: out.standby } : {}),
       risk,
+    };
+  }
+
+  /**
+   * Which vehicles a standby may take: not in an area and category already holding `standbyCap`
+   * standbys, and not one a waiting conflict of an overlapping window could have (a conflict
+   * already under way comes first: standbys never starve its offers).
+   */
+  private async spareForStandby(city: string, booking: BookingEntry): Promise<(vehicleId: string) => boolean> {
+    const c = this.inventory.cities.get(city);
+    const where = (id: string) => {
+      const v = this.readModel.vehicle(city, id);
+      return v && c ? { key: `${areaOf(c, v)}|${v.category}`, category: v.category } : undefined;
+    };
+    const now = this.inventory.clock.now();
+    const standbys = new Map<string, number>();
+    for (const { entry, vehicleId } of this.readModel.entries(
+      (e, v) => v.city === city && e.kind === 'hold' && !!e.standbyFor && e.status === 'held' && e.expiresAt > now,
+    )) {
+      const k = where(vehicleId)?.key;
+      if (k) standbys.set(k, (standbys.get(k) ?? 0) + 1);
+      void entry;
+    }
+    const waiting = await this.desk.waitingIn(city);
+    const needed = waiting
+      .filter((w) => w.from < booking.to && booking.from < w.to)
+      .map((w) => where(w.vehicleId)?.category)
+      .filter((x): x is NonNullable<typeof x> => !!x);
+    return (vehicleId) => {
+      const w = where(vehicleId);
+      if (!w) return false;
+      if ((standbys.get(w.key) ?? 0) >= this.policy.standbyCap) return false;
+      return !needed.some((category) => tierOf(w.category) >= tierOf(category));
     };
   }
 

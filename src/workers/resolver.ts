@@ -14,8 +14,22 @@ import { metrics } from '../metrics.ts';
 import { survived } from '../log.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import type { LateReturnWatch } from '../services/late-returns.ts';
+import type { ReservePlanner } from '../services/reserve.ts';
 
 export const RESOLVER_GROUP = 'conflict-resolver';
+
+/** Events after which a vehicle may be free where it was not: the wait list is tried again. */
+const FREES_A_VEHICLE: ReadonlySet<string> = new Set([
+  'booking.cancelled',
+  'booking.completed',
+  'booking.reaccommodated',
+  'hold.expired',
+  'hold.released',
+  'block.cleared',
+  'block.cancelled',
+  'vehicle.created',
+  'vehicle.relisted',
+]);
 
 export interface ResolverOptions {
   pollMs?: number;
@@ -29,6 +43,9 @@ export interface ResolverOptions {
   atRiskEveryMs?: number;
   /** The late-return watch (services/late-returns.ts): at-risk bookings held a standby vehicle. */
   watch?: LateReturnWatch;
+  /** The conflict reserve (services/reserve.ts), topped up every `reserveEveryMs`. */
+  reserve?: ReservePlanner;
+  reserveEveryMs?: number;
   consumer?: string;
   log?: Logger;
 }
@@ -38,7 +55,11 @@ type Entries = [string, string[] | null][];
 export class ConflictWorker {
   private stopped = false;
   private loop: Promise<void> | undefined;
-  private readonly o: Required<Omit<ResolverOptions, 'log' | 'watch'>> & { log?: Logger; watch?: LateReturnWatch };
+  private readonly o: Required<Omit<ResolverOptions, 'log' | 'watch' | 'reserve'>> & {
+    log?: Logger;
+    watch?: LateReturnWatch;
+    reserve?: ReservePlanner;
+  };
 
   constructor(
     private readonly redis: RedisConnection,
@@ -53,6 +74,7 @@ export class ConflictWorker {
       claimIdleMs: 10_000,
       concurrency: 8,
       atRiskEveryMs: 30_000,
+      reserveEveryMs: 300_000,
       consumer: `resolver-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       ...opts,
     };
@@ -61,7 +83,7 @@ export class ConflictWorker {
   start(): void {
     // Each loop handles its own errors; this catch is the last guard, so a bug logs instead of
     // ending the process through an unhandled rejection.
-    this.loop = Promise.all([this.run(), this.validate(), this.watchLateReturns()]).then(
+    this.loop = Promise.all([this.run(), this.validate(), this.watchLateReturns(), this.keepReserve()]).then(
       () => undefined,
       (err: unknown) => this.o.log?.error({ err }, 'the conflict resolver stopped on an error'),
     );
@@ -77,6 +99,16 @@ export class ConflictWorker {
     return this.everyCity(this.o.validateEveryMs, 'after', 'post-validation pass', async (city) => {
       const r = await this.desk.postValidate(city);
       if (r.conflicted.length || r.resolved.length) this.o.log?.warn({ city, ...r }, 'post-validation found conflicts');
+    });
+  }
+
+  /** The conflict reserve topped up, on a loop of its own (services/reserve.ts). */
+  private keepReserve(): Promise<void> {
+    const planner = this.o.reserve;
+    if (!planner) return Promise.resolve();
+    return this.everyCity(this.o.reserveEveryMs, 'now', 'reserve plan', async (city) => {
+      const r = await planner.plan(city);
+      if (r.placed) this.o.log?.info({ city, placed: r.placed, kept: r.kept }, 'conflict reserve topped up');
     });
   }
 
@@ -149,7 +181,10 @@ export class ConflictWorker {
         const now = Date.now();
         if (now - lastLapse >= this.o.lapseEveryMs) {
           lastLapse = now;
-          for (const c of this.cities.all()) await this.desk.lapseDue(c.id);
+          for (const c of this.cities.all()) {
+            await this.desk.lapseDue(c.id);
+            await this.desk.expireWaiting(c.id);
+          }
         }
         if (now - lastClaim >= this.o.claimIdleMs) {
           lastClaim = now;
@@ -168,18 +203,21 @@ export class ConflictWorker {
   private async handle(city: string, entries: Entries): Promise<number> {
     const done: string[] = [];
     const conflicts: Array<{ id: string; bookingId: string }> = [];
+    let freed = false;
     for (const [id, fields] of entries) {
       const type = fields ? fieldOf(fields, 'type') : undefined;
       if (type === 'booking.conflicted' && fields) conflicts.push({ id, bookingId: fieldOf(fields, 'subject') ?? '' });
       else done.push(id);
+      if (type && FREES_A_VEHICLE.has(type)) freed = true;
     }
     for (let i = 0; i < conflicts.length; i += this.o.concurrency) {
       await Promise.all(
         conflicts.slice(i, i + this.o.concurrency).map(async (c) => {
           try {
             const r = await this.desk.resolve(c.bookingId);
-            if (r.record && (r.outcome === 'offered' || r.outcome === 'no_alternative')) {
-              metrics.conflictTimeToOffer.observe(Math.max(0, r.record.offeredAt - r.record.conflictedAt) / 1000);
+            const decidedAt = r.record?.offeredAt ?? r.record?.waitingSince;
+            if (r.record && decidedAt && r.outcome !== 'exists') {
+              metrics.conflictTimeToOffer.observe(Math.max(0, decidedAt - r.record.conflictedAt) / 1000);
             }
             done.push(c.id);
           } catch (err) {
@@ -189,6 +227,12 @@ export class ConflictWorker {
           }
         }),
       );
+    }
+    // A vehicle was freed: the conflicts waiting for one are tried again (the wait list), before
+    // the entries are acknowledged, so a crash here tries them again.
+    if (freed && (await this.redis.zcard(keys.waitlist(city))) > 0) {
+      const r = await this.desk.retryWaiting(city);
+      if (r.offered.length) this.o.log?.info({ city, offered: r.offered }, 'waiting conflicts offered a freed vehicle');
     }
     if (done.length) await this.redis.xack(keys.events(city), RESOLVER_GROUP, ...done);
     return entries.length;

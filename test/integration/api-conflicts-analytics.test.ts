@@ -81,7 +81,12 @@ before(async () => {
   inv = new Inventory(redis, { cities: catalog });
   readModel = new ReadModel(redis, inv);
   await readModel.start(5);
-  desk = new ConflictDesk(redis, inv, readModel, { offerTtlMs: OFFER_TTL });
+  // The scripted scenario predates downgrades and the wait list: nothing free is NO_ALTERNATIVE at once.
+  desk = new ConflictDesk(redis, inv, readModel, {
+    offerTtlMs: OFFER_TTL,
+    downgradeTiers: 0,
+    waitlistCutoffMinutes: 0,
+  });
   resolver = new ConflictWorker(redis, desk, inv.cities, { pollMs: 5, lapseEveryMs: 100, validateEveryMs: 0 });
   resolver.start();
 

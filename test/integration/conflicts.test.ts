@@ -59,7 +59,12 @@ before(async () => {
   inv = new Inventory(redis, { cities: new CityCatalog([main, upgrade, none, post, flexible, flexSelf]) });
   readModel = new ReadModel(redis, inv);
   await readModel.start(5);
-  desk = new ConflictDesk(redis, inv, readModel, { offerTtlMs: OFFER_TTL });
+  // The base behaviours: no downgrade, no wait list (conflict-kinds.test.ts covers those).
+  desk = new ConflictDesk(redis, inv, readModel, {
+    offerTtlMs: OFFER_TTL,
+    downgradeTiers: 0,
+    waitlistCutoffMinutes: 0,
+  });
   worker = new ConflictWorker(redis, desk, inv.cities, { pollMs: 5, lapseEveryMs: 200, validateEveryMs: 0 });
   worker.start();
 });
@@ -99,7 +104,7 @@ describe('offers', () => {
     await Promise.all(
       bookings.map(async (id) => {
         const rec = await offersOf(main, id);
-        delays.push(rec.offeredAt - block.at);
+        delays.push((rec.offeredAt ?? Number.NaN) - block.at);
         assert.equal(rec.status, 'open', id);
         assert.ok(rec.offers.length >= 1 && rec.offers.length <= 3, `${id}: ${rec.offers.length} offers`);
         assert.equal(rec.cause, 'maintenance');

@@ -582,13 +582,15 @@ export interface paths {
               refund?: "full";
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               credit?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               incentive?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
@@ -716,13 +718,15 @@ export interface paths {
               refund?: "full";
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               credit?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               incentive?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
@@ -927,13 +931,15 @@ export interface paths {
               refund?: "full";
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               credit?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               incentive?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
@@ -1064,13 +1070,15 @@ export interface paths {
               refund?: "full";
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               credit?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               incentive?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
@@ -1201,13 +1209,15 @@ export interface paths {
               refund?: "full";
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               credit?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               incentive?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
@@ -1350,13 +1360,15 @@ export interface paths {
               refund?: "full";
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               credit?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               incentive?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
@@ -2366,7 +2378,7 @@ export interface paths {
     };
   };
   "/v1/cities/{city}/conflicts": {
-    /** A city's conflicts whose offers are open, soonest to lapse first */
+    /** A city's conflicts under way (offers open, or waiting for a car), soonest deadline first */
     get: {
       parameters: {
         path: {
@@ -2379,6 +2391,62 @@ export interface paths {
           content: {
             "application/json": {
               conflicts: components["schemas"]["def-5"][];
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/cities/{city}/reserve": {
+    /** The conflict reserve held in a city now: vehicles kept back for displaced customers, by area, category and hour */
+    get: {
+      parameters: {
+        path: {
+          city: string;
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              reserve: {
+                  holdId: string;
+                  vehicleId: string;
+                  area: string;
+                  category: string;
+                  /** Format: date-time */
+                  hour: string;
+                  /**
+                   * Format: date-time
+                   * @description back to search from then on
+                   */
+                  releasesAt: string;
+                }[];
             };
           };
         };
@@ -3014,9 +3082,9 @@ export interface paths {
               conflictedAt: string;
               /**
                * Format: date-time
-               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               * @description absent while the conflict waits
                */
-              offeredAt: string;
+              offeredAt?: string;
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -3027,7 +3095,18 @@ export interface paths {
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
                */
               to: string;
-              status: "open" | "accepted" | "declined" | "lapsed" | "no_alternative";
+              /** @description waiting: nothing free yet; the first vehicle freed for it is offered (until waitUntil) */
+              status: "waiting" | "open" | "accepted" | "declined" | "lapsed" | "no_alternative";
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              waitingSince?: string;
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              waitUntil?: string;
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -3036,7 +3115,8 @@ export interface paths {
               acceptedOfferId?: string;
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               credit?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
@@ -3053,12 +3133,13 @@ export interface paths {
                   distanceKm: number;
                   /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
                   incentive: {
-                    kind: "free_upgrade" | "credit";
+                    /** @description refund: a lower class, its price difference given back with a credit */
+                    kind: "free_upgrade" | "credit" | "refund";
                     amount: number;
                     reason: string;
                   };
                   status: string;
-                  /** @description same_category, upgrade or shifted (a moved window) */
+                  /** @description same_category, upgrade, shifted (a moved window), farther (delivered), downgrade (difference refunded), back_to_back (two vehicles) */
                   kind?: string;
                   /**
                    * Format: date-time
@@ -3071,6 +3152,20 @@ export interface paths {
                    */
                   to?: string;
                   shiftMinutes?: number;
+                  /** @description back_to_back: the second vehicle, from `at` to the end of the trip */
+                  legs?: {
+                    vehicleId: string;
+                    holdId: string;
+                    /** @description the booking the rest of the trip becomes when accepted */
+                    bookingId: string;
+                    /**
+                     * Format: date-time
+                     * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+                     */
+                    at: string;
+                    category: string;
+                    distanceKm: number;
+                  };
                 })[];
             };
           };
@@ -3193,13 +3288,15 @@ export interface paths {
               refund?: "full";
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               credit?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               incentive?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
@@ -3315,9 +3412,9 @@ export interface paths {
               conflictedAt: string;
               /**
                * Format: date-time
-               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               * @description absent while the conflict waits
                */
-              offeredAt: string;
+              offeredAt?: string;
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -3328,7 +3425,18 @@ export interface paths {
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
                */
               to: string;
-              status: "open" | "accepted" | "declined" | "lapsed" | "no_alternative";
+              /** @description waiting: nothing free yet; the first vehicle freed for it is offered (until waitUntil) */
+              status: "waiting" | "open" | "accepted" | "declined" | "lapsed" | "no_alternative";
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              waitingSince?: string;
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              waitUntil?: string;
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -3337,7 +3445,8 @@ export interface paths {
               acceptedOfferId?: string;
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               credit?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
@@ -3354,12 +3463,13 @@ export interface paths {
                   distanceKm: number;
                   /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
                   incentive: {
-                    kind: "free_upgrade" | "credit";
+                    /** @description refund: a lower class, its price difference given back with a credit */
+                    kind: "free_upgrade" | "credit" | "refund";
                     amount: number;
                     reason: string;
                   };
                   status: string;
-                  /** @description same_category, upgrade or shifted (a moved window) */
+                  /** @description same_category, upgrade, shifted (a moved window), farther (delivered), downgrade (difference refunded), back_to_back (two vehicles) */
                   kind?: string;
                   /**
                    * Format: date-time
@@ -3372,6 +3482,20 @@ export interface paths {
                    */
                   to?: string;
                   shiftMinutes?: number;
+                  /** @description back_to_back: the second vehicle, from `at` to the end of the trip */
+                  legs?: {
+                    vehicleId: string;
+                    holdId: string;
+                    /** @description the booking the rest of the trip becomes when accepted */
+                    bookingId: string;
+                    /**
+                     * Format: date-time
+                     * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+                     */
+                    at: string;
+                    category: string;
+                    distanceKm: number;
+                  };
                 })[];
             };
           };
@@ -3496,13 +3620,15 @@ export interface paths {
               refund?: "full";
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               credit?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
               /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
               incentive?: {
-                kind: "free_upgrade" | "credit";
+                /** @description refund: a lower class, its price difference given back with a credit */
+                kind: "free_upgrade" | "credit" | "refund";
                 amount: number;
                 reason: string;
               };
@@ -4135,13 +4261,15 @@ export interface components {
       refund?: "full";
       /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
       credit?: {
-        kind: "free_upgrade" | "credit";
+        /** @description refund: a lower class, its price difference given back with a credit */
+        kind: "free_upgrade" | "credit" | "refund";
         amount: number;
         reason: string;
       };
       /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
       incentive?: {
-        kind: "free_upgrade" | "credit";
+        /** @description refund: a lower class, its price difference given back with a credit */
+        kind: "free_upgrade" | "credit" | "refund";
         amount: number;
         reason: string;
       };
@@ -4237,9 +4365,9 @@ export interface components {
       conflictedAt: string;
       /**
        * Format: date-time
-       * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+       * @description absent while the conflict waits
        */
-      offeredAt: string;
+      offeredAt?: string;
       /**
        * Format: date-time
        * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -4250,7 +4378,18 @@ export interface components {
        * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
        */
       to: string;
-      status: "open" | "accepted" | "declined" | "lapsed" | "no_alternative";
+      /** @description waiting: nothing free yet; the first vehicle freed for it is offered (until waitUntil) */
+      status: "waiting" | "open" | "accepted" | "declined" | "lapsed" | "no_alternative";
+      /**
+       * Format: date-time
+       * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+       */
+      waitingSince?: string;
+      /**
+       * Format: date-time
+       * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+       */
+      waitUntil?: string;
       /**
        * Format: date-time
        * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -4259,7 +4398,8 @@ export interface components {
       acceptedOfferId?: string;
       /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
       credit?: {
-        kind: "free_upgrade" | "credit";
+        /** @description refund: a lower class, its price difference given back with a credit */
+        kind: "free_upgrade" | "credit" | "refund";
         amount: number;
         reason: string;
       };
@@ -4276,12 +4416,13 @@ export interface components {
           distanceKm: number;
           /** @description What the marketplace gives the displaced customer; amount = its cost, in the price currency */
           incentive: {
-            kind: "free_upgrade" | "credit";
+            /** @description refund: a lower class, its price difference given back with a credit */
+            kind: "free_upgrade" | "credit" | "refund";
             amount: number;
             reason: string;
           };
           status: string;
-          /** @description same_category, upgrade or shifted (a moved window) */
+          /** @description same_category, upgrade, shifted (a moved window), farther (delivered), downgrade (difference refunded), back_to_back (two vehicles) */
           kind?: string;
           /**
            * Format: date-time
@@ -4294,6 +4435,20 @@ export interface components {
            */
           to?: string;
           shiftMinutes?: number;
+          /** @description back_to_back: the second vehicle, from `at` to the end of the trip */
+          legs?: {
+            vehicleId: string;
+            holdId: string;
+            /** @description the booking the rest of the trip becomes when accepted */
+            bookingId: string;
+            /**
+             * Format: date-time
+             * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+             */
+            at: string;
+            category: string;
+            distanceKm: number;
+          };
         })[];
     };
   };

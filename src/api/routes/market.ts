@@ -10,7 +10,10 @@ const problem = { $ref: 'Problem#' } as const;
 const CityParams = Type.Object({ city: Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' }) });
 const errors = { 401: problem, 403: problem, 404: problem, 503: problem };
 
-export const marketRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, readModel, conflicts }) => {
+export const marketRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
+  app,
+  { inventory, readModel, conflicts, reserve },
+) => {
   const servedCity = (actor: Parameters<typeof requireCity>[0], city: string) => {
     requireRole(actor, 'ops', 'admin');
     if (!inventory.cities.get(city))
@@ -59,7 +62,7 @@ export const marketRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { in
       config: { scope: 'analytics:read' },
       schema: {
         tags: ['offers'],
-        summary: "A city's conflicts whose offers are open, soonest to lapse first",
+        summary: "A city's conflicts under way (offers open, or waiting for a car), soonest deadline first",
         params: CityParams,
         response: { 200: Type.Object({ conflicts: Type.Array(Offers) }), ...errors },
       },
@@ -68,6 +71,46 @@ export const marketRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { in
       servedCity(request.actor, request.params.city);
       if (!conflicts) throw new DomainError('UNAVAILABLE', 'offers are not enabled in this process');
       return { conflicts: (await conflicts.openOffers(request.params.city)).map(offersOut) };
+    },
+  );
+
+  app.get(
+    '/v1/cities/:city/reserve',
+    {
+      config: { scope: 'analytics:read' },
+      schema: {
+        tags: ['offers'],
+        summary:
+          'The conflict reserve held in a city now: vehicles kept back for displaced customers, by area, category and hour',
+        params: CityParams,
+        response: {
+          200: Type.Object({
+            reserve: Type.Array(
+              Type.Object({
+                holdId: Type.String(),
+                vehicleId: Type.String(),
+                area: Type.String(),
+                category: Type.String(),
+                hour: Type.String({ format: 'date-time' }),
+                releasesAt: Type.String({ format: 'date-time', description: 'back to search from then on' }),
+              }),
+            ),
+          }),
+          ...errors,
+        },
+      },
+    },
+    async (request) => {
+      servedCity(request.actor, request.params.city);
+      if (!reserve) throw new DomainError('UNAVAILABLE', 'the reserve is not readable in this process');
+      const held = await reserve.held(request.params.city);
+      return {
+        reserve: held.map((s) => ({
+          ...s,
+          hour: new Date(s.hour).toISOString(),
+          releasesAt: new Date(s.releasesAt).toISOString(),
+        })),
+      };
     },
   );
 };

@@ -9,7 +9,7 @@ import { pino, type Logger } from 'pino';
 import { buildApp } from '../../api/app.ts';
 import { authenticator, mintDemoTokens } from '../../api/auth.ts';
 import { listen } from '../../api/server.ts';
-import { atRiskPolicy, ConfigError, learningPolicy, offerPolicy } from '../../config.ts';
+import { atRiskPolicy, ConfigError, learningPolicy, offerPolicy, reservePolicy } from '../../config.ts';
 import { migrate } from '../../pg/migrate.ts';
 import type { FollowingPool } from '../../pg/pool.ts';
 import { synchronousStandbyNames } from '../../pg/settings.ts';
@@ -21,6 +21,7 @@ import { recordCities } from '../../services/durable.ts';
 import type { Inventory } from '../../services/inventory.ts';
 import { ReadModel } from '../../services/read-model.ts';
 import { RemoteAcks } from '../../services/remote-acks.ts';
+import { ReservePlanner } from '../../services/reserve.ts';
 import { ConflictWorker } from '../../workers/resolver.ts';
 import { startSweeper } from '../../workers/sweeper.ts';
 import { cityLag, syncedThrough } from '../../workers/sync.ts';
@@ -75,6 +76,12 @@ async function serve(ctx: CliContext): Promise<void> {
   const resolver = new ConflictWorker(redis, resolverDesk, inventory.cities, {
     validateEveryMs: config.POST_VALIDATION_INTERVAL_MS,
     atRiskEveryMs: config.AT_RISK_SCAN_INTERVAL_MS,
+    ...(config.RESERVE === 'on'
+      ? {
+          reserve: new ReservePlanner(redis, inventory, resolverModel, reservePolicy(config), resolverDesk.policy),
+          reserveEveryMs: config.RESERVE_EVERY_MS,
+        }
+      : {}),
     watch: new LateReturnWatch(redis, inventory, resolverModel, resolverDesk, pool, atRiskPolicy(config)),
     log,
   });

@@ -6,7 +6,7 @@
   KEYS[1..3]  the booking's vehicle   KEYS[4..8] as hold_standby
   KEYS[9..11] the standby vehicle's three keys (the booking's own again when it has none)
   ARGV[1] command id   ARGV[2] city   ARGV[3] turnaround (ms)
-  ARGV[4] booking id   ARGV[5] the booking's vehicle id   ARGV[6] why: trip_back | conflicted | ended
+  ARGV[4] booking id   ARGV[5] the booking's vehicle id   ARGV[6] why: trip_back | conflicted | ended | risk_fell
   ARGV[7] the standby vehicle id ('' = none)
 
   Returns  json { outcome = cleared | not_at_risk | not_found, released = 0|1 }

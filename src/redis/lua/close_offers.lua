@@ -3,7 +3,8 @@
   cancelled with a full-refund flag and every offer hold still live is released.
 
   KEYS[1..11]  as accept_offer
-  KEYS[12 + 3(i-1)] .. KEYS[14 + 3(i-1)]  the three keys of offer i's vehicle, in the record's order
+  KEYS[12 + 3(i-1)] .. KEYS[14 + 3(i-1)]  the three keys of the i-th vehicle the record's offers name
+          (each offer's vehicle, then its second vehicle when it has one)
   ARGV[1] command id   ARGV[2] idempotency fingerprint   ARGV[3] city   ARGV[4] turnaround (ms)
   ARGV[5] booking id   ARGV[6] customer id ('' = any)   ARGV[7] declined | lapsed
 
@@ -40,15 +41,20 @@ if booking and booking.status == 'conflicted' then
     previousStatus = 'conflicted', refund = 'full' })
   commit(orig, shared)
 end
-for i, o in ipairs(rec.offers) do
-  local ctx = open_vehicle(KEYS[12 + 3 * (i - 1)], KEYS[13 + 3 * (i - 1)], KEYS[14 + 3 * (i - 1)], o.vehicleId, buffer)
-  local h = entry(ctx, o.holdId)
-  if h and h.status == 'held' then
-    h.status = 'released'
-    h.releaseReason = reason
-    put(ctx, h)
-    emit(ctx, 'hold.released', h.id, { reason = reason, customerId = h.customerId, offerFor = rec.bookingId })
-    commit(ctx, shared)
+local vehicle = vehicle_pool(12, offer_vehicle_ids(rec.offers), buffer, { [rec.vehicleId] = orig })
+for _, o in ipairs(rec.offers) do
+  local holds = { { o.vehicleId, o.holdId } }
+  if o.legs then holds[2] = { o.legs.vehicleId, o.legs.holdId } end
+  for _, x in ipairs(holds) do
+    local ctx = vehicle(x[1])
+    local h = entry(ctx, x[2])
+    if h and h.status == 'held' then
+      h.status = 'released'
+      h.releaseReason = reason
+      put(ctx, h)
+      emit(ctx, 'hold.released', h.id, { reason = reason, customerId = h.customerId, offerFor = rec.bookingId })
+      commit(ctx, shared)
+    end
   end
   o.status = 'released'
 end

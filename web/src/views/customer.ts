@@ -32,6 +32,15 @@ type Booking = { id: string; vehicleId: string; status: string; from: string; to
 type Hold = { id: string; vehicleId: string; from: string; to: string; expiresAt: string };
 const CATEGORIES = ['', 'hatchback', 'sedan', 'suv', 'premium', 'luxury'];
 
+/** How each kind of alternative reads to the customer (the API's offer kinds, docs/conflicts.md). */
+const KIND_LABEL: Record<string, string> = {
+  upgrade: 'a class up ·',
+  shifted: 'at another time ·',
+  farther: 'delivered to you ·',
+  downgrade: 'a class down ·',
+  back_to_back: 'two cars, one after the other:',
+};
+
 export class CustomerView {
   private readonly client: Client;
   private readonly live: Live;
@@ -61,7 +70,7 @@ export class CustomerView {
         await this.loadBookings();
         // A conflict's offers exist once `conflict.offers_ready` is heard (the resolver makes them
         // a moment after `booking.conflicted`); any other event may close them.
-        if (e.type === 'conflict.offers_ready') await this.loadOffers(id);
+        if (e.type === 'conflict.offers_ready' || e.type === 'conflict.waiting') await this.loadOffers(id);
         else if (this.bookings.find((b) => b.id === id)?.status !== 'conflicted') this.offers.delete(id);
       });
     };
@@ -110,7 +119,7 @@ export class CustomerView {
       return;
     }
     const r = await this.client.GET('/v1/bookings/{id}/offers', { params: { path: { id: bookingId } } });
-    if (r.data && r.data.status === 'open') this.offers.set(bookingId, r.data);
+    if (r.data && (r.data.status === 'open' || r.data.status === 'waiting')) this.offers.set(bookingId, r.data);
     else this.offers.delete(bookingId);
   }
 
@@ -195,13 +204,21 @@ export class CustomerView {
   }
 
   private offerView(bookingId: string, rec: OffersDoc) {
+    if (rec.status === 'waiting')
+      return html`<section class="notice" role="alert" aria-labelledby="offer-${bookingId}">
+        <h4 id="offer-${bookingId}">Booking ${bookingId} was displaced (${rec.cause})</h4>
+        <p>No similar car is free yet: the first one freed is held for you and offered here, until
+          ${rec.waitUntil ? when(rec.waitUntil) : 'shortly before your trip'}.</p>
+      </section>`;
     const left = Math.max(0, Math.round((Date.parse(rec.expiresAt ?? '') - Date.now()) / 1000));
     return html`<section class="notice" role="alert" aria-labelledby="offer-${bookingId}">
       <h4 id="offer-${bookingId}">Booking ${bookingId} was displaced (${rec.cause})</h4>
       <p>Choose an alternative within ${Math.floor(left / 60)} min ${left % 60} s, or decline for a full refund.</p>
       <ul class="offers">${rec.offers.map(
         (o) => html`<li data-offer=${o.id}>${o.vehicleId} · ${o.category} · ${o.distanceKm.toFixed(1)} km away ·
-          ${o.incentive.kind === 'free_upgrade' ? 'free upgrade' : `credit ${money(o.incentive.amount)}`}
+          ${KIND_LABEL[o.kind ?? ''] ?? ''}
+          ${o.legs ? html`then ${o.legs.vehicleId} (${o.legs.category}) from ${when(o.legs.at)} ·` : ''}
+          ${o.incentive.kind === 'free_upgrade' ? 'free upgrade' : o.incentive.kind === 'refund' ? `refund and credit ${money(o.incentive.amount)}` : `credit ${money(o.incentive.amount)}`}
           ${o.from ? html` · ${when(o.from)}` : ''}
           <button type="button" @click=${() => this.accept(bookingId, o.id)}>Accept</button></li>`,
       )}</ul>

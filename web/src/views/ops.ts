@@ -19,6 +19,7 @@ export class OpsView {
   private feed: { topic: string; type: string; subject: string; time: string }[] = [];
   private vehicles: { id: string; status: string; location: { lat: number; lng: number } }[] = [];
   private conflicts: OffersDoc[] = [];
+  private reserve: { vehicleId: string; category: string; area: string; hour: string }[] = [];
   private funnel: Record<string, number> = {};
   private health: Record<string, unknown> = {};
   private connected = false;
@@ -85,12 +86,14 @@ export class OpsView {
   private async refreshCity(): Promise<void> {
     if (!this.city) return;
     const params = { path: { city: this.city } };
-    const [v, c] = await Promise.all([
+    const [v, c, r] = await Promise.all([
       ok(this.client.GET('/v1/cities/{city}/vehicles', { params })),
       ok(this.client.GET('/v1/cities/{city}/conflicts', { params })),
+      ok(this.client.GET('/v1/cities/{city}/reserve', { params })),
     ]);
     this.vehicles = v.vehicles;
     this.conflicts = c.conflicts;
+    this.reserve = r.reserve;
   }
 
   /** PostgreSQL's figures (the funnel, utilization) and the stores' health. */
@@ -182,11 +185,19 @@ export class OpsView {
             <h3 id="conf-h">Open conflicts in ${this.city}</h3>
             ${this.conflicts.length === 0 ? html`<p class="muted">None open.</p>` : ''}
             <ul class="conflicts">${this.conflicts.map(
-              (
-                c,
-              ) => html`<li><strong>${c.bookingId}</strong> (${c.cause}) — ${c.offers.length} offer(s), until ${c.expiresAt ? when(c.expiresAt) : '—'}
-                <ul>${c.offers.map((o) => html`<li>${o.vehicleId} · ${o.category} · ${o.distanceKm.toFixed(1)} km · ${o.incentive.kind} ${o.incentive.amount}</li>`)}</ul></li>`,
+              (c) =>
+                html`<li data-status=${c.status}><strong>${c.bookingId}</strong> (${c.cause}) — ${
+                  c.status === 'waiting'
+                    ? html`waiting for a car until ${c.waitUntil ? when(c.waitUntil) : '—'}`
+                    : html`${c.offers.length} offer(s), until ${c.expiresAt ? when(c.expiresAt) : '—'}`
+                }
+                <ul>${c.offers.map((o) => html`<li>${o.vehicleId} · ${o.kind ?? o.category} · ${o.distanceKm.toFixed(1)} km · ${o.incentive.kind} ${o.incentive.amount}</li>`)}</ul></li>`,
             )}</ul>
+            <p class="reserve" data-reserve=${this.reserve.length}>Conflict reserve: ${
+              this.reserve.length === 0
+                ? 'none held'
+                : `${this.reserve.length} vehicle(s) kept back (${[...new Set(this.reserve.map((s) => `${s.category} ${s.area} ${when(s.hour)}`))].join('; ')})`
+            }</p>
           </section>
           <section aria-labelledby="funnel-h">
             <h3 id="funnel-h">Conflict funnel (7 days)</h3>

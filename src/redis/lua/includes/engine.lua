@@ -385,6 +385,64 @@ local function copy(t)
   return c
 end
 
+-- The conflict reserve's holds on this vehicle that touch [from, to) (turnaround included): a
+-- reserve is kept back from everyone but the conflict resolver (docs/conflicts.md).
+local function reserves_in(ctx, from, to)
+  local out = {}
+  if not ctx.vehicle then return out end
+  read_window(ctx, from, to)
+  for _, e in ipairs(ctx.entries) do
+    if e.kind == 'hold' and e.reserve and occupies(e, NOW) and overlaps(e, from, to, true, ctx.buffer, NOW) then
+      out[#out + 1] = e
+    end
+  end
+  return out
+end
+
+-- Releases the reserve holds `reserves_in` found, for the conflict resolver: `hold.released`
+-- (reason reserve_used) with the reserve's area, category and hour.
+local function use_reserves(ctx, reserves, for_booking)
+  for _, e in ipairs(reserves) do
+    e.status = 'released'
+    e.releaseReason = 'reserve_used'
+    put(ctx, e)
+    emit(ctx, 'hold.released', e.id, { reason = 'reserve_used', customerId = e.customerId, reserve = e.reserve,
+      usedFor = for_booking })
+  end
+end
+
+-- Contexts of the vehicles named in `ids`, whose keys follow in KEYS from `first` (three each, in
+-- `ids` order), opened when first asked for; a vehicle named twice (or open already in `known`) is
+-- opened once, so that one vehicle is never worked on through two contexts.
+local function vehicle_pool(first, ids, buffer, known)
+  local open = {}
+  for id, ctx in pairs(known or {}) do open[id] = ctx end
+  local pos = {}
+  for i, id in ipairs(ids) do
+    if pos[id] == nil then pos[id] = i end
+  end
+  return function(id)
+    if open[id] == nil then
+      local i = pos[id]
+      if i == nil then fail('VALIDATION', { field = 'vehicle keys', vehicleId = id }) end
+      local k = first + 3 * (i - 1)
+      open[id] = open_vehicle(KEYS[k], KEYS[k + 1], KEYS[k + 2], id, buffer)
+    end
+    return open[id]
+  end
+end
+
+-- The vehicles an offer record works on, in KEYS order: each offer's vehicle, then its second
+-- vehicle when it has one (back to back).
+local function offer_vehicle_ids(offers)
+  local ids = {}
+  for _, o in ipairs(offers) do
+    ids[#ids + 1] = o.vehicleId
+    if o.legs then ids[#ids + 1] = o.legs.vehicleId end
+  end
+  return ids
+end
+
 -- Is [from, to) free on this vehicle (listed, nothing occupying it, turnaround included)?
 local function is_free(ctx, from, to)
   if not ctx.vehicle or ctx.vehicle.listing ~= 'active' then return false end
