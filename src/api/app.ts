@@ -137,6 +137,46 @@ function limitConnectionsPerAddress(server: import('http').Server, max: number):
   });
 }
 
+/**
+ * The services routes need that buildApp makes from the others when the caller gave none: demand
+ * forecasts and the search counts (PostgreSQL; forecasts on the replica when there is one), the
+ * late-return watch and the conflict reserve (the read model).
+ */
+function withDerivedDeps(app: App, deps: AppDeps): AppDeps {
+  // Prediction (docs/prediction.md): forecasts read the replica when there is one; searches are
+  // counted into the primary.
+  const analyticsPool = deps.replicaPool ?? deps.pool;
+  const forecasts =
+    deps.forecasts ??
+    (analyticsPool ? new ForecastDesk(analyticsPool, (id) => deps.inventory.cities.get(id)) : undefined);
+  const searchDemand = deps.searchDemand ?? (deps.pool ? new SearchDemandLog(deps.pool) : undefined);
+  if (searchDemand && !deps.searchDemand) app.addHook('onClose', async () => searchDemand.close().catch(() => {}));
+  const lateReturns =
+    deps.lateReturns ??
+    (deps.conflicts && deps.readModel
+      ? new LateReturnWatch(deps.redis, deps.inventory, deps.readModel, deps.conflicts, deps.pool)
+      : undefined);
+  // The reserve is read from the read model (the resolver places it, services/reserve.ts).
+  const reserve =
+    deps.reserve ??
+    (deps.readModel
+      ? new ReservePlanner(
+          deps.redis,
+          deps.inventory,
+          deps.readModel,
+          reservePolicy(deps.config),
+          offerPolicy(deps.config),
+        )
+      : undefined);
+  return {
+    ...deps,
+    ...(reserve ? { reserve } : {}),
+    ...(lateReturns ? { lateReturns } : {}),
+    ...(forecasts ? { forecasts } : {}),
+    ...(searchDemand ? { searchDemand } : {}),
+  };
+}
+
 export async function buildApp(deps: AppDeps): Promise<App> {
   const httpLimits = { ...DEFAULT_HTTP_LIMITS, ...deps.http };
   const app = Fastify({
@@ -222,38 +262,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   app.decorate('live', live);
 
-  // Prediction (docs/prediction.md): forecasts read the replica when there is one; searches are
-  // counted into the primary.
-  const analyticsPool = deps.replicaPool ?? deps.pool;
-  const forecasts =
-    deps.forecasts ??
-    (analyticsPool ? new ForecastDesk(analyticsPool, (id) => deps.inventory.cities.get(id)) : undefined);
-  const searchDemand = deps.searchDemand ?? (deps.pool ? new SearchDemandLog(deps.pool) : undefined);
-  if (searchDemand && !deps.searchDemand) app.addHook('onClose', async () => searchDemand.close().catch(() => {}));
-  const lateReturns =
-    deps.lateReturns ??
-    (deps.conflicts && deps.readModel
-      ? new LateReturnWatch(deps.redis, deps.inventory, deps.readModel, deps.conflicts, deps.pool)
-      : undefined);
-  // The reserve is read from the read model (the resolver places it, services/reserve.ts).
-  const reserve =
-    deps.reserve ??
-    (deps.readModel
-      ? new ReservePlanner(
-          deps.redis,
-          deps.inventory,
-          deps.readModel,
-          reservePolicy(deps.config),
-          offerPolicy(deps.config),
-        )
-      : undefined);
-  const routeDeps: AppDeps = {
-    ...deps,
-    ...(reserve ? { reserve } : {}),
-    ...(lateReturns ? { lateReturns } : {}),
-    ...(forecasts ? { forecasts } : {}),
-    ...(searchDemand ? { searchDemand } : {}),
-  };
+  const routeDeps = withDerivedDeps(app, deps);
 
   // A city of another region: 307 to it (routes/regions.ts), for every route registered below.
   if (deps.regions) routeToRegions(app, deps.regions);

@@ -43,6 +43,7 @@ High availability (docs/reliability.md)
 Simulation (docs/simulation.md)
   simulate [--cities 25] [--vehicles-per-city 2000] [--duration 60s] [--rate 400] [--concurrency 32] [--seed N] [--out DIR] [--json] [--update-doc FILE]
   simulate --compare [--seed N] [--days 4] [--vehicles 120] [--no-doc]   the same seeded week, prediction off then on (docs/prediction.md)
+  simulate --compare --seeds 5 --demand 0.25,0.5,1,2 [--no-doc]   conflicts converted, every feature off then on, per demand level (docs/conflicts.md)
                                            a marketplace against a fresh service (SIM_REDIS_URL, SIM_DATABASE_URL)
 
   chaos [--duration 10m] [--fault-every 60s] [--faults a,b] [--seed N] [--out DIR] [--update-doc FILE] [--min-availability 0.999]
@@ -95,6 +96,8 @@ export function parseCommandLine(argv: string[] = process.argv.slice(2)) {
       region: { type: 'string' },
       'standby-db': { type: 'string' },
       rtt: { type: 'string' },
+      seeds: { type: 'string' },
+      demand: { type: 'string' },
       backups: { type: 'string' },
       archive: { type: 'string' },
       port: { type: 'string' },
