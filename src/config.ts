@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { OfferPolicy } from './domain/offers.ts';
-import type { AtRiskPolicy } from './services/late-returns.ts';
+import type { AtRiskPolicy } from './domain/late-returns.ts';
 
 const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65_535 }),

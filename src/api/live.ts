@@ -22,9 +22,9 @@ import { WebSocketServer, type WebSocket } from 'ws';
 import { DomainError, ERROR_CODES, storeUnreachable } from '../domain/errors.ts';
 import type { RegionMap } from '../services/regions.ts';
 import { parseId } from '../domain/ids.ts';
-import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
-import { keys } from '../redis/keys.ts';
-import type { RedisConnection } from '../redis/scripts.ts';
+import { compareStreamIds, type StreamEvent } from '../domain/events.ts';
+import { streamPage } from '../services/event-feed.ts';
+import type { RedisConnection } from '../services/stores.ts';
 import type { Inventory } from '../services/inventory.ts';
 import type { ReadModel } from '../services/read-model.ts';
 import type { Actor } from './auth.ts';
@@ -344,14 +344,12 @@ export class LiveHub {
     let cursor = after;
     for (;;) {
       if (!(await this.drained(client))) return;
-      const page = await this.redis.xrange(keys.events(city), `(${cursor}`, '+', 'COUNT', this.o.replayPageSize);
-      for (const [id, fields] of page) {
-        cursor = id;
-        const event = safeParse(city, id, fields);
-        if (event && (await this.matches(topic, event)))
+      const page = await streamPage(this.redis, city, cursor, this.o.replayPageSize);
+      cursor = page.last;
+      for (const event of page.events)
+        if (await this.matches(topic, event))
           this.send(client, { type: 'event', topic: msg.topic, event: toCloudEvent(event) });
-      }
-      if (page.length < this.o.replayPageSize) break;
+      if (page.read < this.o.replayPageSize) break;
     }
     sub.sent.set(city, cursor);
     const buffered = sub.buffer ?? [];
@@ -486,7 +484,7 @@ export class LiveHub {
       this.hostOfVehicle.set(e.vehicle, e.state.hostId);
     let host = this.hostOfVehicle.get(e.vehicle);
     if (host === undefined) {
-      host = (await this.redis.hget(keys.vehicle(e.city, e.vehicle), 'hostId')) ?? '';
+      host = (await this.inventory.hostOfVehicle(e.vehicle)) ?? '';
       if (this.hostOfVehicle.size > 100_000) this.hostOfVehicle.clear();
       this.hostOfVehicle.set(e.vehicle, host);
     }
@@ -527,15 +525,6 @@ export class LiveHub {
       c.ws.ping();
       this.send(c, { type: 'heartbeat', time: new Date().toISOString() });
     }
-  }
-}
-
-function safeParse(city: string, id: string, fields: string[]): StreamEvent | undefined {
-  try {
-    return parseStreamEntry(city, id, fields);
-  } catch (err) {
-    survived('live.parse', err);
-    return undefined;
   }
 }
 

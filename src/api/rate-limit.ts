@@ -11,9 +11,9 @@
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DomainError } from '../domain/errors.ts';
-import type { RedisConnection } from '../redis/scripts.ts';
+import type { RedisConnection } from '../services/stores.ts';
 import type { Actor, Role } from './auth.ts';
-import { CallerBudgets, type Taken } from './rate-limit-store.ts';
+import { CallerBudgets, type Taken } from '../services/caller-budgets.ts';
 
 export type RateLimits = Record<Role, number> & { anonymous?: number };
 
@@ -21,7 +21,7 @@ export interface RateLimitOptions {
   redis: RedisConnection;
   limits: RateLimits;
   windowMs?: number;
-  /** Fraction of a limit one process admits between syncs with Redis (rate-limit-store.ts). */
+  /** Fraction of a limit one process admits between syncs with Redis (services/caller-budgets.ts). */
   localShare?: number;
   authenticate: (authorization: string | undefined) => Promise<Actor>;
 }

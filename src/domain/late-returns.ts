@@ -166,3 +166,30 @@ export function auc(scores: readonly number[], positive: readonly boolean[]): nu
   if (pos === 0 || neg === 0) return 0.5;
   return (rankSum - (pos * (pos + 1)) / 2) / (pos * neg);
 }
+
+const MINUTE_MS = 60_000;
+const HOUR_MS = 60 * MINUTE_MS;
+
+export interface AtRiskPolicy {
+  /** Probability (car not back by the next booking's start, turnaround included) that marks it at risk. */
+  threshold: number;
+  /** Only bookings starting within this long are looked at (ms). */
+  leadMs: number;
+  /** The standby hold lapses this long after the booking's start (ms). */
+  standbyAfterStartMs: number;
+  /** Vehicles tried for the standby, most similar first. */
+  candidates: number;
+  /** How often the model is fitted again on PostgreSQL's history (ms). */
+  refitMs: number;
+  /** Standby holds at most per area and category of a city at once: standbys never starve the offers of conflicts. */
+  standbyCap: number;
+}
+
+export const DEFAULT_AT_RISK: AtRiskPolicy = {
+  threshold: 0.3,
+  leadMs: 6 * HOUR_MS,
+  standbyAfterStartMs: HOUR_MS,
+  candidates: 6,
+  refitMs: 10 * MINUTE_MS,
+  standbyCap: 2,
+};

@@ -20,16 +20,9 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster, type Redis } from 'ioredis';
 import { metrics } from '../metrics.ts';
 import { keys } from './keys.ts';
-import { registerScripts, type RedisConnection } from './scripts.ts';
+import { registerScripts, ReplicationUnconfirmed, type RedisConnection, type WriteConfirmer } from './scripts.ts';
 import { survived } from '../log.ts';
 import { messageOf } from '../domain/errors.ts';
-
-export class ReplicationUnconfirmed extends Error {
-  constructor(reason: string) {
-    super(`write not confirmed by its replicas: ${reason}`);
-    this.name = 'ReplicationUnconfirmed';
-  }
-}
 
 export interface ReplicationOptions {
   /** Replicas that must hold each write (0: no WAIT). */
@@ -72,7 +65,7 @@ export interface WriteTicket {
 const runIdOf = (info: string) => /run_id:(\w+)/.exec(info)?.[1] ?? '';
 const tagOf = (key: string) => /^\{[^}]*\}/.exec(key)?.[0] ?? '';
 
-export class SyncReplication {
+export class SyncReplication implements WriteConfirmer {
   private readonly gates = new WeakMap<Redis, NodeGate>();
   private readonly confirmers = new Set<Redis>();
 

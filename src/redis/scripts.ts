@@ -10,7 +10,6 @@ import type { Cluster, Redis } from 'ioredis';
 import { DomainError, isErrorCode, messageOf } from '../domain/errors.ts';
 import { describeInterval } from '../domain/calendar.ts';
 import { defaults } from '../config.ts';
-import { ReplicationUnconfirmed, type SyncReplication } from './replication.ts';
 import { metrics } from '../metrics.ts';
 
 export type RedisConnection = Redis | Cluster;
@@ -193,10 +192,28 @@ function describe(code: string, d: Record<string, unknown>): string {
   }
 }
 
+/** A write its replicas did not confirm (replication.ts): its outcome is unknown, so it is sent again. */
+export class ReplicationUnconfirmed extends Error {
+  constructor(reason: string) {
+    super(`write not confirmed by its replicas: ${reason}`);
+    this.name = 'ReplicationUnconfirmed';
+  }
+}
+
+/** Where a write went, as the confirmer notes it before the write (replication.ts's ticket). */
+export type WriteTicket = unknown;
+
+/** What confirms a connection's writes on its replicas (replication.ts's SyncReplication). */
+export interface WriteConfirmer {
+  readonly enabled: boolean;
+  ticket(key: string): WriteTicket | undefined;
+  confirm(key: string, before: WriteTicket | undefined): Promise<void>;
+}
+
 /** How a connection's writes are confirmed and how long a command may wait through a failover. */
 export interface ConnectionPolicy {
   /** WAIT for replicas after every script that changes state (absent or 0 replicas: none). */
-  replication?: SyncReplication;
+  replication?: WriteConfirmer;
   failoverWaitMs: number;
   /**
    * Reads (vehicle_state, verify_available) from a replica, only while `allowed()` — every write

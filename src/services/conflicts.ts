@@ -29,7 +29,7 @@ import { keys } from '../redis/keys.ts';
 import { commandReply, fromScript, luaList, runScript, stringList, type RedisConnection } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
 import { newId } from './ids.ts';
-import { clearAtRisk } from './late-returns.ts';
+import { clearAtRisk } from './at-risk.ts';
 import type { IncentiveLearner } from './incentives.ts';
 import type { CommandOptions, Inventory } from './inventory.ts';
 import type { ReadModel } from './read-model.ts';

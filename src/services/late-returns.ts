@@ -14,6 +14,8 @@ import type { BookingEntry } from '../domain/calendar.ts';
 import { tierOf, type Vehicle } from '../domain/vehicle.ts';
 import { DomainError } from '../domain/errors.ts';
 import {
+  DEFAULT_AT_RISK,
+  type AtRiskPolicy,
   fitLateReturns,
   lateRisk,
   pOverrunPast,
@@ -23,6 +25,7 @@ import {
 } from '../domain/late-returns.ts';
 import { keys } from '../redis/keys.ts';
 import { commandReply, fromScript, runScript, type RedisConnection } from '../redis/scripts.ts';
+import { clearAtRisk } from './at-risk.ts';
 import type { ConflictDesk } from './conflicts.ts';
 import { areaOf } from './forecast.ts';
 import { newId } from './ids.ts';
@@ -31,30 +34,6 @@ import type { ReadModel } from './read-model.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
-
-export interface AtRiskPolicy {
-  /** Probability (car not back by the next booking's start, turnaround included) that marks it at risk. */
-  threshold: number;
-  /** Only bookings starting within this long are looked at (ms). */
-  leadMs: number;
-  /** The standby hold lapses this long after the booking's start (ms). */
-  standbyAfterStartMs: number;
-  /** Vehicles tried for the standby, most similar first. */
-  candidates: number;
-  /** How often the model is fitted again on PostgreSQL's history (ms). */
-  refitMs: number;
-  /** Standby holds at most per area and category of a city at once: standbys never starve the offers of conflicts. */
-  standbyCap: number;
-}
-
-export const DEFAULT_AT_RISK: AtRiskPolicy = {
-  threshold: 0.3,
-  leadMs: 6 * HOUR,
-  standbyAfterStartMs: HOUR,
-  candidates: 6,
-  refitMs: 10 * 60_000,
-  standbyCap: 2,
-};
 
 export interface Flagged {
   bookingId: string;
@@ -94,33 +73,6 @@ export async function endedTrips(pool: pg.Pool, limit = 50_000): Promise<EndedTr
       lateMinutes: (Number(r.completed_at) - end) / MINUTE,
     };
   });
-}
-
-/**
- * Ends a booking's risk and releases its standby hold if still held; `reason`: trip_back,
- * conflicted or ended. Harmless when the booking is not (or no longer) at risk.
- */
-export async function clearAtRisk(
-  redis: RedisConnection,
-  inventory: Inventory,
-  city: string,
-  booking: BookingEntry,
-  vehicleId: string,
-  reason: 'trip_back' | 'conflicted' | 'ended' | 'risk_fell',
-): Promise<{ outcome: string; released: number }> {
-  const standby = booking.atRisk?.standby?.vehicleId ?? '';
-  const c = inventory.cities.get(city);
-  const raw = await runScript(
-    redis,
-    'clear_at_risk',
-    [
-      ...keys.vehicleKeys(city, vehicleId),
-      ...keys.cityScriptKeys(city),
-      ...keys.vehicleKeys(city, standby || vehicleId),
-    ],
-    [randomUUID(), city, c?.turnaroundMs ?? 0, booking.id, vehicleId, reason, standby],
-  );
-  return fromScript<{ outcome: string; released: number }>(raw);
 }
 
 export class LateReturnWatch {

@@ -17,6 +17,9 @@ import {
 } from '../domain/calendar.ts';
 import { decodeCursor, encodeCursor } from '../domain/cursor.ts';
 import { listBookings } from '../pg/bookings.ts';
+
+/** A booking no longer in Redis (past, trimmed): its history, from PostgreSQL. */
+export { bookingFromHistory } from '../pg/bookings.ts';
 import type { ReadModel } from './read-model.ts';
 
 export interface TripFilter {

@@ -26,6 +26,8 @@ import { toCloudEvent } from './cloud-events.ts';
 import type { StreamEvent } from '../redis/events.ts';
 import type { Inventory } from './inventory.ts';
 
+export type { StoredSubscription } from '../pg/webhooks.ts';
+
 /** The caller, as the webhook rules need it. */
 export interface WebhookOwner {
   id: string;

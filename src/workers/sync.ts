@@ -37,7 +37,8 @@ import { applyEvents } from '../pg/projection.ts';
 import { compareStreamIds, parseStreamEntry, parseStreamId, type StreamEvent } from '../redis/events.ts';
 import { messageOf, codeOf, asError } from '../domain/errors.ts';
 
-export const SYNC_GROUP = 'pg-sync';
+export { cityLag, syncedThrough, SYNC_GROUP, type CityLag } from '../redis/sync-state.ts';
+import { cityLag, SYNC_GROUP, toRecord, type CityLag } from '../redis/sync-state.ts';
 
 export type Failpoint = 'mid_batch' | 'before_commit' | 'after_commit';
 
@@ -75,12 +76,6 @@ class SyncRewound extends Error {
   ) {
     super(`PostgreSQL's cursor for ${city} went back to ${cursor} (applied up to ${upTo})`);
   }
-}
-
-export interface CityLag {
-  city: string;
-  eventsBehind: number;
-  secondsBehind: number;
 }
 
 type Entries = [string, string[]][];
@@ -518,56 +513,8 @@ export class SyncWorker {
   }
 }
 
-export async function cityLag(redis: RedisConnection, city: string): Promise<CityLag> {
-  const s = await syncState(redis, city);
-  const secondsBehind = s.oldestUnsynced !== undefined ? Math.max(0, (Date.now() - s.oldestUnsynced) / 1000) : 0;
-  return { city, eventsBehind: s.eventsBehind, secondsBehind };
-}
-
-/**
- * Every change made before this instant (ms) is in PostgreSQL: the time of the oldest event the
- * sync has not acknowledged, or now when it has them all; 0 when no sync ever ran for the city.
- */
-export async function syncedThrough(redis: RedisConnection, city: string): Promise<number> {
-  const s = await syncState(redis, city);
-  if (!s.group) return 0;
-  return s.oldestUnsynced ?? Date.now();
-}
-
-async function syncState(
-  redis: RedisConnection,
-  city: string,
-): Promise<{ group: boolean; eventsBehind: number; oldestUnsynced?: number }> {
-  const stream = keys.events(city);
-  const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
-  const g = groups.map(toRecord).find((x) => x.name === SYNC_GROUP);
-  const length = await redis.xlen(stream);
-  if (!g) return { group: false, eventsBehind: length };
-  const pending = Number(g.pending);
-  // The group's `lag` is a counter Redis keeps alongside; after a failover it can be off (or
-  // null). Nothing is undelivered when the group has read up to the stream's last entry.
-  const lastId = (await redis.xrevrange(stream, '+', '-', 'COUNT', 1))[0]?.[0];
-  const caughtUp = !lastId || compareStreamIds(String(g['last-delivered-id']), lastId) >= 0;
-  const undelivered = caughtUp ? 0 : g.lag === null || g.lag === undefined ? length : Math.max(1, Number(g.lag));
-  let oldest: string | undefined;
-  if (pending > 0) oldest = ((await redis.xpending(stream, SYNC_GROUP)) as [number, string])[1];
-  else if (undelivered > 0)
-    oldest = (await redis.xrange(stream, `(${String(g['last-delivered-id'])}`, '+', 'COUNT', 1))[0]?.[0];
-  return {
-    group: true,
-    eventsBehind: pending + undelivered,
-    ...(oldest ? { oldestUnsynced: parseStreamId(oldest)[0] } : {}),
-  };
-}
-
 function sqlstateOf(err: unknown): string | undefined {
   return codeOf(err);
-}
-
-function toRecord(flat: unknown[]): Record<string, unknown> {
-  const r: Record<string, unknown> = {};
-  for (let i = 0; i + 1 < flat.length; i += 2) r[String(flat[i])] = flat[i + 1];
-  return r;
 }
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

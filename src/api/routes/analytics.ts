@@ -9,8 +9,13 @@ import { Type, type Static } from '@sinclair/typebox';
 import { DomainError } from '../../domain/errors.ts';
 import { defaults, learningPolicy } from '../../config.ts';
 import { IncentiveLearner } from '../../services/incentives.ts';
-import { STEP_MS, computeConflicts, computeUtilization, type Granularity } from '../../pg/analytics.ts';
-import { readCityCounts } from '../../redis/counters.ts';
+import {
+  STEP_MS,
+  computeConflicts,
+  computeUtilization,
+  readCityCounts,
+  type Granularity,
+} from '../../services/analytics.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import { citiesOf, requireCity, requireHostScope, requireRole } from '../authorize.ts';

@@ -2,7 +2,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import type { CommandOptions, Inventory } from '../../services/inventory.ts';
-import { bookingFromHistory } from '../../pg/bookings.ts';
+import { bookingFromHistory } from '../../services/trips.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';

@@ -5,8 +5,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import { DomainError } from '../../domain/errors.ts';
-import { loggedEventsAfter } from '../../pg/events.ts';
-import { compareStreamIds, oldestStreamId, readStream } from '../../redis/events.ts';
+import { eventsAfter } from '../../services/event-feed.ts';
 import { toCloudEvent } from '../../services/cloud-events.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
@@ -54,12 +53,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
       if (!inventory.cities.get(city))
         throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
       requireCity(request.actor, city);
-      const first = await oldestStreamId(redis, city);
-      // Older than what the stream still holds: the durable log.
-      const events =
-        pool && first && compareStreamIds(after, first) < 0
-          ? await loggedEventsAfter(pool, city, after, limit)
-          : await readStream(redis, city, after, limit);
+      const events = await eventsAfter(redis, pool, city, after, limit);
       return { events: events.map(toCloudEvent), next: events.at(-1)?.id ?? null };
     },
   );

@@ -4,7 +4,7 @@
  */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { registry } from '../../metrics.ts';
-import { inspectDurability } from '../../redis/connection.ts';
+import { inspectDurability } from '../../services/health.ts';
 import type { AppDeps } from '../types.ts';
 import { messageOf } from '../../domain/errors.ts';
 

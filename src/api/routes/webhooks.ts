@@ -5,7 +5,7 @@
 import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DomainError } from '../../domain/errors.ts';
-import type { StoredSubscription } from '../../pg/webhooks.ts';
+import type { StoredSubscription } from '../../services/webhooks.ts';
 import type { WebhookDesk, WebhookOwner } from '../../services/webhooks.ts';
 import type { Actor } from '../auth.ts';
 import { IdParams } from '../schemas.ts';

@@ -10,7 +10,7 @@
 import { mintToken } from '../../api/auth.ts';
 import { REFERENCE_CITIES } from '../../domain/cities.ts';
 import { DomainError } from '../../domain/errors.ts';
-import { failbackRegion, failoverRegion } from '../../services/dr.ts';
+import { failbackRegion, failoverRegion } from '../dr.ts';
 import { need, print, type CliContext, type Command } from '../context.ts';
 import { pino } from 'pino';
 

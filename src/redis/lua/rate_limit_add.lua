@@ -1,6 +1,6 @@
 --[[
   rate_limit_add: adds a process's requests to a caller's budget for the current window
-  (src/api/rate-limit-store.ts). Counted locally, sent here every few milliseconds: the caller's
+  (src/services/caller-budgets.ts). Counted locally, sent here every few milliseconds: the caller's
   count across every process, and how long its window still runs.
 
   KEYS[1]  the caller's window counter (`fleet-rl:<role>:<id>` or `fleet-rl:ip:<address>`)

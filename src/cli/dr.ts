@@ -21,8 +21,8 @@ import { createPool } from '../pg/pool.ts';
 import { promoteStandby, serviceSessions, waitForReplay } from '../pg/settings.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { SyncWorker } from '../workers/sync.ts';
-import { rebuildCity, reconcileCity } from './durable.ts';
-import { publishServedBy, type RegionMap } from './regions.ts';
+import { rebuildCity, reconcileCity } from '../services/durable.ts';
+import { publishServedBy, type RegionMap } from '../services/regions.ts';
 
 export interface FailoverPlan {
   /** The lost region, and the one whose infrastructure takes its cities. */

@@ -1,0 +1,74 @@
+/**
+ * A city stream's entries (the outbox, architecture.md §2) as every consumer reads them: the
+ * sync, the read models, the WebSocket hubs, the resolver, the webhooks, the event feed. Stream
+ * ids are `<ms>-<seq>` and order the events of a city. Pure: src/redis/events.ts reads them.
+ */
+import { messageOf } from './errors.ts';
+
+export interface StreamEvent {
+  id: string;
+  ms: number;
+  seq: number;
+  city: string;
+  type: string;
+  vehicle: string;
+  subject: string;
+  version: number;
+  time: number;
+  status: string;
+  cmd: string;
+  data: Record<string, unknown>;
+  state: Record<string, unknown> | null;
+}
+
+/** A stream entry that cannot be understood: poison, never retried as infrastructure. */
+export class MalformedEventError extends Error {
+  readonly sqlstate = '22000';
+}
+
+export function parseStreamId(id: string): [number, number] {
+  const [ms, seq] = id.split('-');
+  return [Number(ms), Number(seq ?? 0)];
+}
+
+export function compareStreamIds(a: string, b: string): number {
+  const [am, as] = parseStreamId(a);
+  const [bm, bs] = parseStreamId(b);
+  return am - bm || as - bs;
+}
+
+export function parseStreamEntry(city: string, id: string, fields: string[]): StreamEvent {
+  const f = fieldMap(fields);
+  const [ms, seq] = parseStreamId(id);
+  try {
+    if (!f.type || !f.vehicle) throw new Error('type and vehicle are required');
+    return {
+      id,
+      ms,
+      seq,
+      city: f.city ?? city,
+      type: f.type,
+      vehicle: f.vehicle,
+      subject: f.subject ?? '',
+      version: Number(f.version ?? 0),
+      time: Number(f.time ?? ms),
+      status: f.status ?? '',
+      cmd: f.cmd ?? '',
+      data: JSON.parse(f.data ?? '{}') as Record<string, unknown>,
+      state: f.state ? (JSON.parse(f.state) as Record<string, unknown>) : null,
+    };
+  } catch (err) {
+    throw new MalformedEventError(`event ${city}/${id}: ${messageOf(err)}`);
+  }
+}
+
+/** A stream entry's flat `[field, value, ...]` list as a record. */
+export function fieldMap(fields: readonly string[]): Record<string, string> {
+  const f: Record<string, string> = {};
+  for (let i = 0; i + 1 < fields.length; i += 2) {
+    const name = fields[i];
+    const value = fields[i + 1];
+    if (name !== undefined && value !== undefined) f[name] = value;
+  }
+  return f;
+}
