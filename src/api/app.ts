@@ -150,7 +150,7 @@ function withDerivedDeps(app: App, deps: AppDeps): AppDeps {
     deps.forecasts ??
     (analyticsPool ? new ForecastDesk(analyticsPool, (id) => deps.inventory.cities.get(id)) : undefined);
   const searchDemand = deps.searchDemand ?? (deps.pool ? new SearchDemandLog(deps.pool) : undefined);
-  if (searchDemand && !deps.searchDemand) app.addHook('onClose', async () => searchDemand.close().catch(() => {}));
+  if (searchDemand && !deps.searchDemand) app.addHook('onClose', async () => searchDemand.close());
   const lateReturns =
     deps.lateReturns ??
     (deps.conflicts && deps.readModel

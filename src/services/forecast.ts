@@ -8,7 +8,8 @@
  */
 import type pg from 'pg';
 import { DomainError } from '../domain/errors.ts';
-import { query } from '../pg/analytics.ts';
+import { addSearchDemand, bookedPeriods, listedFleet, shortSearches } from '../pg/forecast.ts';
+import { survived } from '../log.ts';
 import { backtest, forecast, naiveLastWeek, WEEK_HOURS, type Accuracy } from '../domain/forecast.ts';
 import type { City } from '../domain/cities.ts';
 import { CATEGORIES, type Category } from '../domain/vehicle.ts';
@@ -171,24 +172,12 @@ export class ForecastDesk {
       return s;
     };
     const fleet = new Map<string, number>();
-    for (const v of await query<{ category: string; lat: number; lng: number }>(
-      this.db,
-      "SELECT category, lat, lng FROM vehicles WHERE city = $1 AND listing = 'active'",
-      [city.id],
-    )) {
+    for (const v of await listedFleet(this.db, city.id)) {
       const k = `${v.category}|${areaOf(city, v)}`;
       fleet.set(k, (fleet.get(k) ?? 0) + 1);
     }
     const inUse = new Map<string, number[]>();
-    for (const r of await query<{ category: string; lat: number; lng: number; a: string; b: string }>(
-      this.db,
-      `SELECT v.category, v.lat, v.lng, (extract(epoch FROM lower(k.period)) * 1000)::bigint AS a,
-              (extract(epoch FROM upper(k.period)) * 1000)::bigint AS b
-       FROM bookings k JOIN vehicles v ON v.id = k.vehicle_id
-       WHERE k.city = $1 AND k.status IN ('confirmed', 'active', 'completed')
-         AND k.period && tstzrange(to_timestamp($2::float8 / 1000), to_timestamp($3::float8 / 1000))`,
-      [city.id, start, end],
-    )) {
+    for (const r of await bookedPeriods(this.db, city.id, start, end)) {
       const s = hourly(inUse, `${r.category}|${areaOf(city, r)}`);
       const a = Math.max(start, Number(r.a));
       const b = Math.min(end, Number(r.b));
@@ -198,12 +187,7 @@ export class ForecastDesk {
       }
     }
     const unserved = new Map<string, number[]>();
-    for (const d of await query<{ category: string; h: string; short: number }>(
-      this.db,
-      `SELECT category, (extract(epoch FROM hour) * 1000)::bigint AS h, short FROM search_demand
-       WHERE city = $1 AND hour >= to_timestamp($2::float8 / 1000) AND hour < to_timestamp($3::float8 / 1000)`,
-      [city.id, start, end],
-    )) {
+    for (const d of await shortSearches(this.db, city.id, start, end)) {
       const s = hourly(unserved, d.category);
       const i = (Number(d.h) - start) / HOUR;
       if (i >= 0 && i < n) s[i] = (s[i] ?? 0) + d.short;
@@ -244,7 +228,7 @@ export class SearchDemandLog {
     private readonly db: pg.Pool,
     flushMs = 5_000,
   ) {
-    this.timer = setInterval(() => void this.flush().catch(() => {}), flushMs);
+    this.timer = setInterval(() => void this.flush().catch((err: unknown) => survived('forecast.search-demand', err)), flushMs);
     this.timer.unref();
   }
 
@@ -259,24 +243,27 @@ export class SearchDemandLog {
 
   async flush(): Promise<void> {
     if (this.counts.size === 0) return;
-    const rows = [...this.counts].map(([k, c]) => {
-      const [city, category, hour] = k.split('|');
+    const taken = this.counts;
+    this.counts = new Map();
+    const rows = [...taken].map(([k, c]) => {
+      const [city = '', category = '', hour] = k.split('|');
       return { city, category, hour: Number(hour), ...c };
     });
-    this.counts = new Map();
-    await this.db.query(
-      `INSERT INTO search_demand (city, category, hour, searches, short, empty)
-       SELECT x.city, x.category, to_timestamp(x.hour::float8 / 1000), x.searches, x.short, x.empty
-       FROM jsonb_to_recordset($1::jsonb) AS x(city text, category text, hour bigint, searches int, short int, empty int)
-       ON CONFLICT (city, category, hour) DO UPDATE SET searches = search_demand.searches + EXCLUDED.searches,
-         short = search_demand.short + EXCLUDED.short, empty = search_demand.empty + EXCLUDED.empty`,
-      [JSON.stringify(rows)],
-    );
+    try {
+      await addSearchDemand(this.db, rows);
+    } catch (err) {
+      // Not written: the counts go back, added to what came meanwhile, for the next flush.
+      for (const [k, c] of taken) {
+        const now = this.counts.get(k);
+        this.counts.set(k, now ? { searches: now.searches + c.searches, short: now.short + c.short, empty: now.empty + c.empty } : c);
+      }
+      throw err;
+    }
   }
 
   async close(): Promise<void> {
     clearInterval(this.timer);
-    await this.flush();
+    await this.flush().catch((err: unknown) => survived('forecast.search-demand', err));
   }
 }
 
