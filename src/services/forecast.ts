@@ -228,7 +228,10 @@ export class SearchDemandLog {
     private readonly db: pg.Pool,
     flushMs = 5_000,
   ) {
-    this.timer = setInterval(() => void this.flush().catch((err: unknown) => survived('forecast.search-demand', err)), flushMs);
+    this.timer = setInterval(
+      () => void this.flush().catch((err: unknown) => survived('forecast.search-demand', err)),
+      flushMs,
+    );
     this.timer.unref();
   }
 
@@ -255,7 +258,10 @@ export class SearchDemandLog {
       // Not written: the counts go back, added to what came meanwhile, for the next flush.
       for (const [k, c] of taken) {
         const now = this.counts.get(k);
-        this.counts.set(k, now ? { searches: now.searches + c.searches, short: now.short + c.short, empty: now.empty + c.empty } : c);
+        this.counts.set(
+          k,
+          now ? { searches: now.searches + c.searches, short: now.short + c.short, empty: now.empty + c.empty } : c,
+        );
       }
       throw err;
     }
