@@ -44,7 +44,6 @@ export class RateLimiter {
     this.windowMs = o.windowMs ?? WINDOW_MS;
     this.budgets = new CallerBudgets({
       redis: o.redis,
-      prefix: 'fleet-rl:',
       ...(o.localShare !== undefined ? { localShare: o.localShare } : {}),
     });
   }

@@ -10,7 +10,7 @@
  */
 import { appendFile, readdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
+import { inRecovery, serverSetting } from '../pg/settings.ts';
 import { parseDatabaseUrl, resolveUrl } from '../pg/pool.ts';
 import { asPostgres, ownedByPostgres, PG_BIN, pgStart, type PgNodeLayout } from './local.ts';
 
@@ -23,18 +23,6 @@ export interface BackupManifest {
   source: string;
   /** The server's archive_mode when it was taken: without archiving, only the backup's end can be restored. */
   archiveMode: string;
-}
-
-async function serverSetting(url: string, name: string): Promise<string> {
-  const c = new pg.Client({ connectionString: url });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    const { rows } = await c.query<{ v: string }>('SELECT current_setting($1) AS v', [name]);
-    return rows[0]?.v ?? '';
-  } finally {
-    await c.end();
-  }
 }
 
 /** `fleet backup`: a base backup of the primary DATABASE_URL names, into `<backups>/base-<time>`. */
@@ -128,16 +116,10 @@ export async function restoreToTime(o: RestoreOptions): Promise<{ backup: Backup
 async function untilPromoted(url: string, timeoutMs = 120_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const c = new pg.Client({ connectionString: url });
-    c.on('error', () => {});
     try {
-      await c.connect();
-      const { rows } = await c.query<{ r: boolean }>('SELECT pg_is_in_recovery() AS r');
-      if (rows[0]?.r === false) return;
+      if (!(await inRecovery(url))) return;
     } catch {
       // still starting
-    } finally {
-      await c.end().catch(() => undefined);
     }
     if (Date.now() > deadline) throw new Error('the restored cluster did not finish recovery in time');
     await new Promise((r) => setTimeout(r, 200));

@@ -6,7 +6,7 @@
  */
 import { writeFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';
-import pg from 'pg';
+import { setSynchronousStandbyNames, standbyState } from '../pg/settings.ts';
 import { asPostgres, PG_BIN, pgStart, type PgNodeLayout } from './local.ts';
 
 /** The name the DR standby streams under (`application_name`), which `synchronous_standby_names` names. */
@@ -55,34 +55,18 @@ export async function startDrStandby(o: {
  * transactions ask for `remote_apply`; other commits wait for its flush while it is synchronous.
  */
 export async function setSynchronousDrStandby(primaryUrl: string, synchronous: boolean): Promise<void> {
-  const c = new pg.Client({ connectionString: primaryUrl });
-  c.on('error', () => {});
-  await c.connect();
-  try {
-    await c.query(`ALTER SYSTEM SET synchronous_standby_names = '${synchronous ? DR_STANDBY_NAME : ''}'`);
-    await c.query('SELECT pg_reload_conf()');
-  } finally {
-    await c.end();
-  }
+  await setSynchronousStandbyNames(primaryUrl, synchronous ? DR_STANDBY_NAME : '');
 }
 
 /** Waits until the primary sees the DR standby streaming (and, when asked, as its synchronous standby). */
 export async function waitForDrStandby(primaryUrl: string, synchronous: boolean, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
-    const c = new pg.Client({ connectionString: primaryUrl });
-    c.on('error', () => {});
     try {
-      await c.connect();
-      const { rows } = await c.query<{ sync_state: string }>(
-        'SELECT sync_state FROM pg_stat_replication WHERE application_name = $1 AND state = $2',
-        [DR_STANDBY_NAME, 'streaming'],
-      );
-      if (rows[0] && (!synchronous || rows[0].sync_state === 'sync')) return;
+      const state = await standbyState(primaryUrl, DR_STANDBY_NAME);
+      if (state && (!synchronous || state.syncState === 'sync')) return;
     } catch {
-      // not up yet
-    } finally {
-      await c.end().catch(() => undefined);
+      // the primary is not up yet: asked again until the deadline
     }
     if (Date.now() > deadline) throw new Error(`the DR standby is not streaming${synchronous ? ' synchronously' : ''}`);
     await new Promise((r) => setTimeout(r, 200));

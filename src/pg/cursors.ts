@@ -30,3 +30,40 @@ export async function lockCursor(db: pg.ClientBase, city: string): Promise<strin
     ),
   );
 }
+
+/** Moves the locked cursor to `to` (ms, seq), counting `applied` more events. */
+export async function advanceCursor(
+  db: pg.ClientBase,
+  city: string,
+  to: { ms: number | string; seq: number | string },
+  applied: number,
+): Promise<void> {
+  await db.query(
+    'UPDATE sync_cursors SET last_ms = $2, last_seq = $3, applied = applied + $4, updated_at = now() WHERE city = $1',
+    [city, to.ms, to.seq, applied],
+  );
+}
+
+/**
+ * Parks an event the sync cannot apply (`dead_letters`, for `fleet dead-letters`) and moves the
+ * locked cursor past it, never backwards.
+ */
+export async function deadLetterEvent(
+  db: pg.ClientBase,
+  city: string,
+  streamId: string,
+  event: unknown,
+  failure: { message: string; sqlstate: string | null; attempts: number },
+): Promise<void> {
+  const [ms, seq] = streamId.split('-');
+  await db.query(
+    `INSERT INTO dead_letters (city, stream_id, event, error, sqlstate, attempts) VALUES ($1, $2, $3, $4, $5, $6)
+     ON CONFLICT (city, stream_id) DO UPDATE SET attempts = EXCLUDED.attempts, error = EXCLUDED.error`,
+    [city, streamId, event, failure.message, failure.sqlstate, failure.attempts],
+  );
+  await db.query(
+    `UPDATE sync_cursors SET last_ms = $2, last_seq = $3, updated_at = now()
+     WHERE city = $1 AND (last_ms, last_seq) < ($2::bigint, $3::bigint)`,
+    [city, ms, seq],
+  );
+}

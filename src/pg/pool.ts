@@ -265,3 +265,9 @@ export async function resolveUrl(url: string): Promise<string> {
     await pool.end();
   }
 }
+
+/** A round trip to the server (readiness), and which server took the writes when the pool follows one. */
+export async function pingPool(pool: pg.Pool): Promise<{ writer?: WriterIdentity }> {
+  await pool.query('SELECT 1');
+  return pool instanceof FollowingPool && pool.writer ? { writer: pool.writer } : {};
+}

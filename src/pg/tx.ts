@@ -34,3 +34,8 @@ export function onlyRow<T>(result: { rows: T[] }, what: string): T {
   if (row === undefined) throw new Error(`${what}: the query returned no row`);
   return row;
 }
+
+/** This transaction commits only once a synchronous standby has applied it (DR_ACK=remote). */
+export async function awaitStandbyApply(db: pg.ClientBase): Promise<void> {
+  await db.query('SET LOCAL synchronous_commit TO remote_apply');
+}

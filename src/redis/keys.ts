@@ -68,7 +68,12 @@ export const keys = {
   regionRouting: () => 'fleet:regions:served-by',
   /** Placeholder passed as the idempotency KEY when a command has none (never written). */
   noIdempotency: (city: string) => `${tag(city)}:idem:-`,
+  /** STRING request count of one caller (`role:id` or `ip:address`) in the current window (rate_limit_add.lua). */
+  callerBudget: (caller: string) => `fleet-rl:${caller}`,
 };
+
+/** Whether `key` is one of a city's idempotency records (kept by `fleet rebuild`: retries stay answered). */
+export const isIdempotencyKey = (city: string, key: string) => key.startsWith(`${tag(city)}:idem:`);
 
 /** Every key of a city matches this pattern (for snapshots, rebuild, and wiping a city). */
 export const cityKeyPattern = (city: string) => `${tag(city)}:*`;

@@ -13,6 +13,7 @@
  */
 import { defaults } from '../config.ts';
 import { runScript, type RedisConnection } from '../redis/scripts.ts';
+import { keys } from '../redis/keys.ts';
 import { survived } from '../log.ts';
 
 /**
@@ -35,7 +36,6 @@ interface Counter {
 
 export interface BudgetOptions {
   redis: RedisConnection;
-  prefix: string;
   flushMs?: number;
   /** Fraction of a caller's limit one process may admit between syncs (0 < share ≤ 1). */
   localShare?: number;
@@ -111,7 +111,7 @@ export class CallerBudgets {
         const [current, ttl] = (await runScript(
           this.o.redis,
           'rate_limit_add',
-          [`${this.o.prefix}${key}`],
+          [keys.callerBudget(key)],
           [n, windowMs],
         )) as [number, number];
         c.confirmed += n;

@@ -7,44 +7,14 @@ import { defaults } from '../config.ts';
 import { randomUUID } from 'node:crypto';
 import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
-import { isArchivable, sortEntries, type BookingEntry, type CalendarEntry } from '../domain/calendar.ts';
-
-/** As `CALENDAR_RETENTION_MS`: past, final entries older than this may be absent from Redis. */
-import type { City } from '../domain/cities.ts';
-import { cityKeyPattern, keys } from '../redis/keys.ts';
+import { isArchivable, sortEntries, type CalendarEntry } from '../domain/calendar.ts';
+import { cityKeyPattern, isIdempotencyKey, keys } from '../redis/keys.ts';
 import { fromScript, runScript, type RedisConnection } from '../redis/scripts.ts';
+import { cityFleet, openOfferSnapshots, type StoredVehicle } from '../pg/fleet-state.ts';
 import { projectStates } from '../pg/projection.ts';
 import { inTransaction } from '../pg/tx.ts';
 
-/** The cities this process serves, recorded in PostgreSQL (reports join on them). */
-export async function recordCities(pool: pg.Pool, cities: readonly City[]): Promise<void> {
-  await pool.query(
-    `INSERT INTO cities (id, name, time_zone, turnaround_ms)
-     SELECT x.id, x.name, x."timeZone", x."turnaroundMs" FROM jsonb_to_recordset($1::jsonb) AS x(id text, name text, "timeZone" text, "turnaroundMs" integer)
-     ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, time_zone = EXCLUDED.time_zone, turnaround_ms = EXCLUDED.turnaround_ms`,
-    [JSON.stringify(cities)],
-  );
-}
-
-interface PgVehicle {
-  id: string;
-  city: string;
-  hostId: string;
-  category: string;
-  seats: number;
-  transmission: string;
-  fuel: string;
-  make: string;
-  model: string;
-  lat: number;
-  lng: number;
-  pricePerHour: number;
-  listing: string;
-  status: string;
-  version: number;
-  createdAt: number;
-  updatedAt: number;
-}
+export { recordCities } from '../pg/fleet-state.ts';
 
 export interface SideVehicle {
   doc: Record<string, unknown>;
@@ -61,23 +31,9 @@ export interface Side {
 }
 
 export async function readPg(pool: pg.Pool, city: string): Promise<Side> {
-  const vs = await pool.query<PgVehicle>(
-    `SELECT id, city, host_id AS "hostId", category, seats, transmission, fuel, make, model, lat, lng,
-            price_per_hour::float8 AS "pricePerHour", listing, status, version::int AS version,
-            (extract(epoch from created_at) * 1000)::bigint::float8 AS "createdAt",
-            (extract(epoch from updated_at) * 1000)::bigint::float8 AS "updatedAt"
-     FROM vehicles WHERE city = $1`,
-    [city],
-  );
-  const es = await pool.query<{ vehicle_id: string; doc: CalendarEntry }>(
-    `SELECT vehicle_id, doc FROM bookings WHERE city = $1 UNION ALL SELECT vehicle_id, doc FROM holds WHERE city = $1
-     UNION ALL SELECT vehicle_id, doc FROM blocks WHERE city = $1`,
-    [city],
-  );
-  const byVehicle = new Map<string, CalendarEntry[]>();
-  for (const r of es.rows) byVehicle.set(r.vehicle_id, [...(byVehicle.get(r.vehicle_id) ?? []), r.doc]);
+  const fleet = await cityFleet(pool, city);
   const vehicles: Side['vehicles'] = new Map();
-  for (const v of vs.rows) {
+  for (const v of fleet.vehicles) {
     vehicles.set(v.id, {
       doc: { ...v },
       version: v.version,
@@ -85,7 +41,7 @@ export async function readPg(pool: pg.Pool, city: string): Promise<Side> {
       status: v.status,
       category: v.category,
       updatedAt: v.updatedAt,
-      entries: sortEntries(byVehicle.get(v.id) ?? []),
+      entries: sortEntries(fleet.entries.get(v.id) ?? []),
     });
   }
   return { vehicles };
@@ -154,7 +110,7 @@ export async function restoreVehicle(
   reason: 'rebuild' | 'repair' | 'failover',
   turnaroundMs = 0,
 ): Promise<void> {
-  const d = v.doc as unknown as PgVehicle;
+  const d = v.doc as unknown as StoredVehicle;
   const doc = {
     id,
     city,
@@ -216,7 +172,7 @@ export async function rebuildCity(
   do {
     const [next, batch] = await redis.scan(cursor, 'MATCH', cityKeyPattern(city), 'COUNT', 1000);
     cursor = next;
-    const doomed = batch.filter((k) => !keep.has(k) && !k.startsWith(`{c:${city}}:idem:`));
+    const doomed = batch.filter((k) => !keep.has(k) && !isIdempotencyKey(city, k));
     if (doomed.length) await runScript(redis, 'wipe_city', doomed, []);
   } while (cursor !== '0');
   let entries = 0;
@@ -235,37 +191,20 @@ export async function rebuildCity(
  * with the calendars. The customer can still accept, and lapses are scheduled again.
  */
 async function restoreOpenOffers(redis: RedisConnection, pool: pg.Pool, city: string): Promise<number> {
-  const { rows } = await pool.query<{
-    subject: string;
-    vehicle_id: string;
-    data: Record<string, unknown>;
-    offered_at: string;
-    booking: BookingEntry;
-    host_id: string;
-  }>(
-    `SELECT DISTINCT ON (e.subject) e.subject, e.vehicle_id, e.data, (extract(epoch from e.time) * 1000)::bigint::text AS offered_at,
-            b.doc AS booking, c.host_id
-     FROM events e
-     JOIN bookings b ON b.id = e.subject AND b.status = 'conflicted'
-     JOIN LATERAL (SELECT host_id FROM conflicts c WHERE c.booking_id = e.subject ORDER BY c.conflicted_at DESC LIMIT 1) c ON true
-     WHERE e.city = $1 AND e.type = 'conflict.offers_ready'
-       AND EXISTS (SELECT 1 FROM offers o WHERE o.booking_id = e.subject AND o.status = 'open')
-     ORDER BY e.subject, e.ms DESC, e.seq DESC`,
-    [city],
-  );
+  const rows = await openOfferSnapshots(pool, city);
   for (const r of rows) {
     const d = r.data;
     const record = {
-      bookingId: r.subject,
+      bookingId: r.bookingId,
       city,
-      vehicleId: r.vehicle_id,
-      hostId: r.host_id,
+      vehicleId: r.vehicleId,
+      hostId: r.hostId,
       customerId: d.customerId,
       cause: d.cause,
       conflictedAt: d.conflictedAt,
       from: r.booking.from,
       to: r.booking.to,
-      offeredAt: Number(r.offered_at),
+      offeredAt: r.offeredAt,
       status: 'open',
       expiresAt: d.expiresAt,
       offers: d.offers,
@@ -274,7 +213,7 @@ async function restoreOpenOffers(redis: RedisConnection, pool: pg.Pool, city: st
       redis,
       'restore_offer_record',
       [keys.offers(city), keys.offersDue(city)],
-      [r.subject, JSON.stringify(record), Number(d.expiresAt)],
+      [r.bookingId, JSON.stringify(record), Number(d.expiresAt)],
     );
   }
   return rows.length;

@@ -8,7 +8,7 @@ import type { Incentive } from '../domain/calendar.ts';
 import { DEFAULT_LEARNING, chooseLevel, summarize, type ArmStats, type LearningPolicy } from '../domain/incentives.ts';
 import type { AlternativeKind } from '../domain/offers.ts';
 import { rng } from '../domain/random.ts';
-import { query } from '../pg/analytics.ts';
+import { incentiveOutcomes } from '../pg/history.ts';
 
 export class IncentiveLearner {
   /** Off: the configured credits, unchanged (the simulator's comparison turns it on and off). */
@@ -62,21 +62,12 @@ export class IncentiveLearner {
   /** Reads every ended conflict's offers from PostgreSQL (the counts of all processes). */
   async refresh(): Promise<void> {
     if (!this.pool) return;
-    const rows = await query<{ city: string; kind: string; level: string; offers: number; accepted: number }>(
-      this.pool,
-      `SELECT o.city, o.alternative AS kind, o.incentive->>'level' AS level, count(*)::int AS offers,
-              count(*) FILTER (WHERE o.status = 'accepted')::int AS accepted
-       FROM offers o JOIN conflicts c ON c.booking_id = o.booking_id
-       WHERE o.incentive ? 'level' AND o.alternative IS NOT NULL
-         AND (o.status = 'accepted' OR c.resolution IN ('declined', 'lapsed'))
-       GROUP BY 1, 2, 3`,
-      [],
-    );
+    const rows = await incentiveOutcomes(this.pool);
     this.stats.clear();
     for (const r of rows) {
       const key = `${r.city}|${r.kind}`;
       const arms = this.stats.get(key) ?? [];
-      arms.push({ level: Number(r.level), offers: r.offers, accepted: r.accepted });
+      arms.push({ level: r.level, offers: r.offers, accepted: r.accepted });
       this.stats.set(key, arms);
     }
   }

@@ -10,6 +10,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
+import { completedTrips } from '../pg/history.ts';
 import type { BookingEntry } from '../domain/calendar.ts';
 import { tierOf, type Vehicle } from '../domain/vehicle.ts';
 import { DomainError } from '../domain/errors.ts';
@@ -47,32 +48,15 @@ export interface Flagged {
 
 /** The trips that ended, as the late-return model learns from them (PostgreSQL's bookings). */
 export async function endedTrips(pool: pg.Pool, limit = 50_000): Promise<EndedTrip[]> {
-  const { rows } = await pool.query<{
-    host_id: string;
-    vehicle_id: string;
-    customer_id: string;
-    from_ms: string;
-    scheduled_end: string;
-    completed_at: string | null;
-  }>(
-    `SELECT v.host_id, b.vehicle_id, b.customer_id, (b.doc->>'from') AS from_ms,
-            COALESCE(b.doc->>'scheduledTo', b.doc->>'to') AS scheduled_end, b.doc->>'completedAt' AS completed_at
-     FROM bookings b JOIN vehicles v ON v.id = b.vehicle_id
-     WHERE b.status = 'completed' AND b.doc ? 'completedAt'
-     ORDER BY b.updated_at DESC LIMIT $1`,
-    [limit],
-  );
-  return rows.map((r) => {
-    const end = Number(r.scheduled_end);
-    return {
-      hostId: r.host_id,
-      vehicleId: r.vehicle_id,
-      customerId: r.customer_id,
-      scheduledEnd: end,
-      hours: (end - Number(r.from_ms)) / HOUR,
-      lateMinutes: (Number(r.completed_at) - end) / MINUTE,
-    };
-  });
+  const rows = await completedTrips(pool, limit);
+  return rows.map((r) => ({
+    hostId: r.hostId,
+    vehicleId: r.vehicleId,
+    customerId: r.customerId,
+    scheduledEnd: r.scheduledEnd,
+    hours: (r.scheduledEnd - r.from) / HOUR,
+    lateMinutes: (r.completedAt - r.scheduledEnd) / MINUTE,
+  }));
 }
 
 export class LateReturnWatch {

@@ -4,6 +4,7 @@
  * minute (a profile moves with trips, not with every search).
  */
 import type pg from 'pg';
+import { customerTrips } from '../pg/history.ts';
 import type { BookingEntry } from '../domain/calendar.ts';
 import { profileOf, type CustomerProfile, type PastTrip } from '../domain/ranking.ts';
 import { oneOf, CATEGORIES } from '../domain/vehicle.ts';
@@ -41,29 +42,15 @@ export class CustomerProfiles {
       });
     }
     if (this.pool) {
-      const { rows } = await this.pool.query<{
-        id: string;
-        category: string;
-        price: string;
-        lat: number;
-        lng: number;
-        hours: number;
-      }>(
-        `SELECT b.id, v.category, v.price_per_hour AS price, v.lat, v.lng,
-                extract(epoch FROM upper(b.period) - lower(b.period)) / 3600 AS hours
-         FROM bookings b JOIN vehicles v ON v.id = b.vehicle_id
-         WHERE b.customer_id = $1 AND b.status = ANY($2::text[])
-         ORDER BY lower(b.period) DESC LIMIT 200`,
-        [customerId, [...CHOSEN]],
-      );
+      const rows = await customerTrips(this.pool, customerId, [...CHOSEN]);
       for (const r of rows) {
         if (trips.has(r.id)) continue;
         trips.set(r.id, {
           category: oneOf(CATEGORIES, r.category, 'category'),
-          pricePerHour: Number(r.price),
-          lat: Number(r.lat),
-          lng: Number(r.lng),
-          hours: Number(r.hours) || 0,
+          pricePerHour: r.pricePerHour,
+          lat: r.lat,
+          lng: r.lng,
+          hours: r.hours,
         });
       }
     }

@@ -17,14 +17,21 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
-import pg from 'pg';
 import type { Redis } from 'ioredis';
 import { mintToken } from '../api/auth.ts';
 import { REFERENCE_CITIES } from '../domain/cities.ts';
 import { startDelayProxy, type DelayProxy } from '../ha/delay-proxy.ts';
-import { setSynchronousDrStandby, startDrStandby, waitForDrStandby, writeRegionsFile } from '../ha/dr-standby.ts';
+import {
+  DR_STANDBY_NAME,
+  setSynchronousDrStandby,
+  startDrStandby,
+  waitForDrStandby,
+  writeRegionsFile,
+} from '../ha/dr-standby.ts';
 import { freePort, haDown, haUp, ownedByPostgres, pgStop, type HaLayout, type PgNodeLayout } from '../ha/local.ts';
+import { bookingsPresent, syncAgeMs } from '../pg/audit.ts';
 import { createPool } from '../pg/pool.ts';
+import { standbyState, withServer } from '../pg/settings.ts';
 import { createRedis } from '../redis/connection.ts';
 import { checkInvariants } from './simulate.ts';
 import { percentile, round } from './stats.ts';
@@ -371,21 +378,15 @@ async function runFailover(
 
 /** The sync's lag on region a and its DR standby's replay lag, just before the kill. */
 async function lagsAtKill(a: RegionRig): Promise<{ syncMs: number | null; replicationMs: number | null }> {
-  const c = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${a.layout.pg!.primary.port}/fleet` });
-  c.on('error', () => {});
+  const url = `postgres://postgres@127.0.0.1:${a.layout.pg?.primary.port}/fleet`;
   try {
-    await c.connect();
-    const repl = await c.query<{ ms: number | null }>(
-      "SELECT (extract(epoch FROM replay_lag) * 1000)::float8 AS ms FROM pg_stat_replication WHERE application_name = 'dr_standby'",
-    );
-    const sync = await c.query<{ ms: number | null }>(
-      'SELECT (extract(epoch FROM now()) * 1000 - max(last_ms))::float8 AS ms FROM sync_cursors',
-    );
-    return { syncMs: round(Number(sync.rows[0]?.ms ?? 0)), replicationMs: round(Number(repl.rows[0]?.ms ?? 0)) };
+    const [standby, syncMs] = await Promise.all([
+      standbyState(url, DR_STANDBY_NAME),
+      withServer(url, (c) => syncAgeMs(c)),
+    ]);
+    return { syncMs: round(syncMs), replicationMs: round(standby?.replayLagMs ?? 0) };
   } catch {
-    return { syncMs: null, replicationMs: null };
-  } finally {
-    await c.end().catch(() => undefined);
+    return { syncMs: null, replicationMs: null }; // the report prints "unknown"
   }
 }
 
@@ -573,10 +574,10 @@ async function afterFailover(rigs: Record<'a' | 'b', RegionRig>, acks: Record<'a
   try {
     // What was acknowledged before the kill and is not in a's database now is lost.
     const before = acks.a.filter((x) => x.at <= killedAt);
-    const { rows } = await aPool.query<{ id: string }>('SELECT id FROM bookings WHERE id = ANY($1)', [
+    const present = await bookingsPresent(
+      aPool,
       before.map((x) => x.id),
-    ]);
-    const present = new Set(rows.map((r) => r.id));
+    );
     const lost = before.filter((x) => !present.has(x.id));
     await sleep(3_000); // the syncs of b and of the standby deployment drain
     const ackMap = (list: Ack[]) => new Map(list.map((x) => [x.id, x.customer]));

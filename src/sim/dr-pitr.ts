@@ -6,12 +6,14 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import pg from 'pg';
 import { Redis } from 'ioredis';
 import { CityCatalog, REFERENCE_CITIES } from '../domain/cities.ts';
 import { archivingOptions, restoreToTime, takeBaseBackup } from '../ha/backup.ts';
 import { asPostgres, freePort, ownedByPostgres, PG_BIN, pgStart, pgStop, type PgNodeLayout } from '../ha/local.ts';
+import { bookingsPresent } from '../pg/audit.ts';
 import { migrate } from '../pg/migrate.ts';
+import { createPool } from '../pg/pool.ts';
+import { lastArchivedWal, switchWal, withServer } from '../pg/settings.ts';
 import { keys } from '../redis/keys.ts';
 import { recordCities } from '../services/durable.ts';
 import { Inventory } from '../services/inventory.ts';
@@ -49,7 +51,7 @@ export async function pitrCheck(redisUrl = 'redis://127.0.0.1:6379/14'): Promise
     await redis.flushdb();
     const city = REFERENCE_CITIES[0]!;
     const inventory = new Inventory(redis, { cities: new CityCatalog([city]) });
-    const pool = new pg.Pool({ connectionString: url, max: 2 });
+    const pool = createPool(url, { max: 2 });
     pool.on('error', () => {});
     try {
       await recordCities(pool, [city]);
@@ -73,10 +75,9 @@ export async function pitrCheck(redisUrl = 'redis://127.0.0.1:6379/14'): Promise
       });
       await sync.drain();
       const gapMs = Date.now() - firstAt;
-      const { rows } = await pool.query<{ wal: string }>('SELECT pg_walfile_name(pg_switch_wal()) AS wal');
+      const wal = await switchWal(pool);
       for (let i = 0; i < 100; i++) {
-        const a = await pool.query<{ last: string | null }>('SELECT last_archived_wal AS last FROM pg_stat_archiver');
-        if ((a.rows[0]?.last ?? '') >= rows[0]!.wal) break;
+        if ((await lastArchivedWal(pool)) >= wal) break;
         await sleep(100);
       }
       const started = Date.now();
@@ -90,21 +91,10 @@ export async function pitrCheck(redisUrl = 'redis://127.0.0.1:6379/14'): Promise
         })
       ).node;
       const restoreMs = Date.now() - started;
-      const c = new pg.Client({ connectionString: `postgres://postgres@127.0.0.1:${restored.port}/fleet` });
-      c.on('error', () => {});
-      await c.connect();
-      try {
-        const found = new Set(
-          (
-            await c.query<{ id: string }>('SELECT id FROM bookings WHERE id = ANY($1)', [
-              [first.booking.id, second.booking.id],
-            ])
-          ).rows.map((r) => r.id),
-        );
-        return { gapMs, restoreMs, firstThere: found.has(first.booking.id), secondThere: found.has(second.booking.id) };
-      } finally {
-        await c.end();
-      }
+      const found = await withServer(`postgres://postgres@127.0.0.1:${restored.port}/fleet`, (c) =>
+        bookingsPresent(c, [first.booking.id, second.booking.id]),
+      );
+      return { gapMs, restoreMs, firstThere: found.has(first.booking.id), secondThere: found.has(second.booking.id) };
     } finally {
       await pool.end();
     }

@@ -8,10 +8,13 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import pg from 'pg';
+import type pg from 'pg';
 import WebSocket from 'ws';
 import { Redis } from 'ioredis';
 import { CityCatalog, REFERENCE_CITIES, type City } from '../domain/cities.ts';
+import { bookingsPresent, deadLetterCount, overlappingTrips } from '../pg/audit.ts';
+import { createPool } from '../pg/pool.ts';
+import { recreateDatabase } from '../pg/settings.ts';
 import { keys } from '../redis/keys.ts';
 import { reconcileCity } from '../services/durable.ts';
 import { SyncWorker, cityLag } from '../workers/sync.ts';
@@ -97,7 +100,7 @@ export async function simulate(o: SimOptions): Promise<{ report: Record<string, 
 
   log('stopping the service, draining the sync and checking the invariants ...');
   ws.close();
-  const pool = new pg.Pool({ connectionString: o.databaseUrl, max: 4 });
+  const pool = createPool(o.databaseUrl, { max: 4 });
   // Drained by the service first (the conflict figures read PostgreSQL), then stopped; whatever its
   // sweeper and resolver wrote while stopping is drained here, so the stores are still when compared.
   await waitForSync(
@@ -164,18 +167,8 @@ export async function checkInvariants(
   }
   // PostgreSQL's exclusion constraint already refuses two bookings on one window; what it does not
   // hold is the turnaround between trips (nor a completed trip's): checked here, so this can fail.
-  const { rows } = await pool.query(
-    `SELECT count(*)::int AS n FROM bookings a
-     JOIN bookings b ON a.vehicle_id = b.vehicle_id AND a.id < b.id
-     JOIN cities c ON c.id = a.city
-     WHERE a.status IN ('confirmed', 'active', 'completed') AND b.status IN ('confirmed', 'active', 'completed')
-       -- A trip returned before its start holds an empty period (its bounds read as NULL: unbounded).
-       AND NOT isempty(a.period) AND NOT isempty(b.period)
-       AND tstzrange(lower(a.period), upper(a.period) + c.turnaround_ms * interval '1 millisecond')
-        && tstzrange(lower(b.period), upper(b.period) + c.turnaround_ms * interval '1 millisecond')`,
-  );
-  overlapping += (rows[0] as { n: number }).n;
-  const deadLetters = (await pool.query<{ n: number }>('SELECT count(*)::int AS n FROM dead_letters')).rows[0]?.n ?? 0;
+  overlapping += await overlappingTrips(pool);
+  const deadLetters = await deadLetterCount(pool);
   const ackIds = [...acknowledged.keys()];
   let missingRedis = 0;
   for (const city of cities) {
@@ -184,7 +177,7 @@ export async function checkInvariants(
     const present = await redis.hmget(keys.entries(city), ...mine);
     missingRedis += present.filter((v) => v === null).length;
   }
-  const inPg = await pool.query('SELECT count(*)::int AS n FROM bookings WHERE id = ANY($1)', [ackIds]);
+  const inPg = await bookingsPresent(pool, ackIds);
   let drift = 0;
   for (const city of cities) drift += (await reconcileCity(redis, pool, city)).drift.length;
   return {
@@ -192,7 +185,7 @@ export async function checkInvariants(
     acknowledgedBookings: ackIds.length,
     overlappingConfirmedBookings: overlapping,
     acknowledgedMissingFromRedis: missingRedis,
-    acknowledgedMissingFromPostgres: ackIds.length - (inPg.rows[0] as { n: number }).n,
+    acknowledgedMissingFromPostgres: ackIds.length - inPg.size,
     driftAfterSync: drift,
     deadLetters,
   };
@@ -204,21 +197,6 @@ async function waitForSync(redis: Redis, cities: string[], timeoutMs = 60_000): 
     const lag = await Promise.all(cities.map((c) => cityLag(redis, c)));
     if (lag.every((l) => l.eventsBehind === 0)) return;
     await sleep(100);
-  }
-}
-
-async function recreateDatabase(url: string): Promise<void> {
-  const u = new URL(url);
-  const name = u.pathname.slice(1);
-  if (!/^[a-z0-9_]+$/.test(name)) throw new Error(`database name ${name} must be [a-z0-9_]+`);
-  u.pathname = '/postgres';
-  const admin = new pg.Client({ connectionString: u.toString() });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${name}`);
-  } finally {
-    await admin.end();
   }
 }
 

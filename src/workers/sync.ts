@@ -31,10 +31,10 @@ import { keys } from '../redis/keys.ts';
 import { runScript } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
-import { lockCursor, readCursor } from '../pg/cursors.ts';
-import { inTransaction } from '../pg/tx.ts';
+import { advanceCursor, deadLetterEvent, lockCursor, readCursor } from '../pg/cursors.ts';
+import { awaitStandbyApply, inTransaction } from '../pg/tx.ts';
 import { applyEvents } from '../pg/projection.ts';
-import { compareStreamIds, parseStreamEntry, parseStreamId, type StreamEvent } from '../redis/events.ts';
+import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import { messageOf, codeOf, asError } from '../domain/errors.ts';
 
 export { cityLag, syncedThrough, SYNC_GROUP, type CityLag } from '../redis/sync-state.ts';
@@ -408,7 +408,7 @@ export class SyncWorker {
    */
   private async applyBatch(city: string, events: StreamEvent[], cursorTo?: StreamEvent): Promise<void> {
     const fresh = await inTransaction(this.pool, async (db) => {
-      if (this.opts.remoteApply) await db.query('SET LOCAL synchronous_commit TO remote_apply');
+      if (this.opts.remoteApply) await awaitStandbyApply(db);
       const cursor = await lockCursor(db, city);
       const known = this.committed.get(city);
       if (known && compareStreamIds(cursor, known) < 0) throw new SyncRewound(city, cursor, events[0]?.id ?? known);
@@ -417,10 +417,7 @@ export class SyncWorker {
       const last =
         cursorTo && compareStreamIds(cursorTo.id, cursor) > 0 ? cursorTo : cursorTo ? undefined : todo.at(-1);
       if (last) {
-        await db.query(
-          'UPDATE sync_cursors SET last_ms = $2, last_seq = $3, applied = applied + $4, updated_at = now() WHERE city = $1',
-          [city, last.ms, last.seq, todo.length],
-        );
+        await advanceCursor(db, city, last, todo.length);
       }
       this.opts.failpoint?.('before_commit');
       return { applied: todo.length, last: last?.id };
@@ -439,19 +436,13 @@ export class SyncWorker {
     error: Error,
     attempts: number,
   ): Promise<void> {
-    const [ms, seq] = parseStreamId(event.id);
     await inTransaction(this.pool, async (db) => {
       await lockCursor(db, city);
-      await db.query(
-        `INSERT INTO dead_letters (city, stream_id, event, error, sqlstate, attempts) VALUES ($1, $2, $3, $4, $5, $6)
-         ON CONFLICT (city, stream_id) DO UPDATE SET attempts = EXCLUDED.attempts, error = EXCLUDED.error`,
-        [city, event.id, event, error.message, codeOf(error) ?? null, attempts],
-      );
-      await db.query(
-        `UPDATE sync_cursors SET last_ms = $2, last_seq = $3, updated_at = now()
-         WHERE city = $1 AND (last_ms, last_seq) < ($2::bigint, $3::bigint)`,
-        [city, ms, seq],
-      );
+      await deadLetterEvent(db, city, event.id, event, {
+        message: error.message,
+        sqlstate: codeOf(error) ?? null,
+        attempts,
+      });
     });
     this.stats.deadLettered++;
     metrics.syncDeadLetters.inc({ city });
