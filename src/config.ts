@@ -130,6 +130,8 @@ const ConfigSchema = Type.Object({
   SYNC_PARALLEL: Type.Integer({ default: 3, minimum: 1, maximum: 32 }),
   SYNC_CLAIM_IDLE_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 3_600_000 }),
   SYNC_MAX_ATTEMPTS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
+  /** How long an overlap PostgreSQL refuses (23P01) waits for a failover verification to settle it before it is dead-lettered. */
+  SYNC_OVERLAP_GRACE_MS: Type.Integer({ default: 60_000, minimum: 0, maximum: 3_600_000 }),
   STREAM_RETENTION_MS: Type.Integer({ default: 600_000, minimum: 0 }),
   /** 1: demo mode (`npm start`): the console offers the demo identities (`GET /v1/demo/identities`). */
   DEMO: Type.Integer({ default: 0, minimum: 0, maximum: 1 }),

@@ -5,7 +5,8 @@
  */
 import { compareStreamIds, parseStreamId } from '../domain/events.ts';
 import { keys } from './keys.ts';
-import type { RedisConnection } from './scripts.ts';
+import { runScript, type RedisConnection } from './scripts.ts';
+import { messageOf } from '../domain/errors.ts';
 
 export const SYNC_GROUP = 'pg-sync';
 
@@ -62,4 +63,30 @@ export function toRecord(flat: unknown[]): Record<string, unknown> {
   const r: Record<string, unknown> = {};
   for (let i = 0; i + 1 < flat.length; i += 2) r[String(flat[i])] = flat[i + 1];
   return r;
+}
+
+/**
+ * Trims the city's stream below what every group has acknowledged and below the retention window
+ * (`retentionMs`), never by a blind MAXLEN: an entry leaves Redis only once every reader has it.
+ */
+export async function trimStream(redis: RedisConnection, city: string, retentionMs: number): Promise<void> {
+  const stream = keys.events(city);
+  const groups = await redis.xinfo('GROUPS', stream).catch((err: unknown) => {
+    if (/no such key/i.test(messageOf(err))) return []; // no stream yet: nothing to trim
+    throw err;
+  });
+  if (!Array.isArray(groups) || groups.length === 0) return;
+  let safe = `${Date.now() - retentionMs}-0`;
+  for (const g of groups) {
+    const info = toRecord(Array.isArray(g) ? g : []);
+    const name = String(info.name);
+    const pending = Number(info.pending);
+    let floor = String(info['last-delivered-id']);
+    if (pending > 0) {
+      const summary = await redis.xpending(stream, name);
+      if (Array.isArray(summary) && typeof summary[1] === 'string') floor = summary[1];
+    }
+    if (compareStreamIds(floor, safe) < 0) safe = floor;
+  }
+  await runScript(redis, 'trim_stream', [stream], [safe]);
 }

@@ -56,7 +56,7 @@ export async function pitrCheck(redisUrl = 'redis://127.0.0.1:6379/14'): Promise
     try {
       await recordCities(pool, [city]);
       await seedCity(inventory, redis, city, 2);
-      const sync = new SyncWorker(redis, pool, inventory.cities, { idleMs: 20 });
+      const sync = new SyncWorker(redis, pool, inventory.cities);
       await sync.drain();
       await takeBaseBackup(url, backups);
       const [vehicle] = await redis.smembers(keys.vehicles(city.id));

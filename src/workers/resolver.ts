@@ -5,13 +5,14 @@
  * killed mid-way leaves it pending and the next one (or this one, after `claimIdleMs`) takes it
  * over; making offers twice is harmless (the script answers the record it made).
  */
+import { setTimeout as sleep } from 'node:timers/promises';
 import type { Logger } from 'pino';
 import type { CityCatalog } from '../domain/cities.ts';
-import { DomainError, messageOf } from '../domain/errors.ts';
+import { DomainError } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
+import { StreamConsumer, type StreamEntry } from '../redis/stream-consumer.ts';
 import { metrics } from '../metrics.ts';
-import { survived } from '../log.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import type { LateReturnWatch } from '../services/late-returns.ts';
 import type { ReservePlanner } from '../services/reserve.ts';
@@ -32,7 +33,7 @@ const FREES_A_VEHICLE: ReadonlySet<string> = new Set([
 ]);
 
 export interface ResolverOptions {
-  pollMs?: number;
+  /** Offers whose time is up are closed, and waits that ran out ended, this often (ms). */
   lapseEveryMs?: number;
   /** Period of the post-validation pass (0: never on its own). */
   validateEveryMs?: number;
@@ -50,11 +51,11 @@ export interface ResolverOptions {
   log?: Logger;
 }
 
-type Entries = [string, string[] | null][];
-
 export class ConflictWorker {
   private stopped = false;
+  private readonly stopping = new AbortController();
   private loop: Promise<void> | undefined;
+  private readonly reader: StreamConsumer;
   private readonly o: Required<Omit<ResolverOptions, 'log' | 'watch' | 'reserve'>> & {
     log?: Logger;
     watch?: LateReturnWatch;
@@ -68,7 +69,6 @@ export class ConflictWorker {
     opts: ResolverOptions = {},
   ) {
     this.o = {
-      pollMs: 20,
       lapseEveryMs: 1_000,
       validateEveryMs: 60_000,
       claimIdleMs: 10_000,
@@ -78,12 +78,24 @@ export class ConflictWorker {
       consumer: `resolver-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       ...opts,
     };
+    this.reader = new StreamConsumer({
+      name: 'resolver',
+      redis,
+      cities: () => cities.all().map((c) => c.id),
+      // From the stream's start: conflicts recorded while no resolver ran are resolved too.
+      group: { name: RESOLVER_GROUP, consumer: this.o.consumer, start: '0', claimIdleMs: this.o.claimIdleMs },
+      count: 200,
+      concurrency: 4,
+      handle: (city, entries) => this.handle(city, entries),
+      onError: (err) => this.o.log?.error({ err }, 'resolver round failed; retrying'),
+    });
   }
 
   start(): void {
     // Each loop handles its own errors; this catch is the last guard, so a bug logs instead of
     // ending the process through an unhandled rejection.
-    this.loop = Promise.all([this.run(), this.validate(), this.watchLateReturns(), this.keepReserve()]).then(
+    this.reader.start();
+    this.loop = Promise.all([this.lapse(), this.validate(), this.watchLateReturns(), this.keepReserve()]).then(
       () => undefined,
       (err: unknown) => this.o.log?.error({ err }, 'the conflict resolver stopped on an error'),
     );
@@ -91,7 +103,16 @@ export class ConflictWorker {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    await this.loop;
+    this.stopping.abort();
+    await Promise.all([this.reader.stop(), this.loop]);
+  }
+
+  /** Offers whose time is up closed, waits that ran out ended: on a loop of its own. */
+  private lapse(): Promise<void> {
+    return this.everyCity(this.o.lapseEveryMs, 'now', 'offer lapse', async (city) => {
+      await this.desk.lapseDue(city);
+      await this.desk.expireWaiting(city);
+    });
   }
 
   /** The post-validation pass, on a loop of its own: a long pass never delays new conflicts. */
@@ -136,7 +157,7 @@ export class ConflictWorker {
     if (everyMs <= 0) return;
     let last = first === 'now' ? 0 : Date.now();
     while (!this.stopped) {
-      await sleep(Math.min(250, everyMs));
+      await sleep(Math.min(250, everyMs), undefined, { signal: this.stopping.signal }).catch(() => undefined); // cut short by stop
       if (Date.now() - last < everyMs) continue;
       last = Date.now();
       for (const c of this.cities.all()) {
@@ -150,63 +171,19 @@ export class ConflictWorker {
     }
   }
 
-  /** One pass over every city: new conflicts, then reclaimed ones. Returns how many were handled. */
+  /** One pass over every city without waiting (tests): pending and new events. Returns how many were handled. */
   async drainOnce(): Promise<number> {
-    let handled = 0;
-    for (const c of this.cities.all()) {
-      const res = (await this.redis.xreadgroup(
-        'GROUP',
-        RESOLVER_GROUP,
-        this.o.consumer,
-        'COUNT',
-        200,
-        'STREAMS',
-        keys.events(c.id),
-        '>',
-      )) as [string, Entries][] | null;
-      handled += await this.handle(c.id, res?.[0]?.[1] ?? []);
-    }
-    return handled;
+    return this.reader.consumeOnce();
   }
 
-  private async run(): Promise<void> {
-    // Redis may be away at start-up: the loop below makes the groups once it answers (NOGROUP).
-    await this.ensureGroups().catch((err: unknown) => survived('resolver.groups', err));
-    let lastLapse = 0;
-    let lastClaim = Date.now();
-    while (!this.stopped) {
-      let handled = 0;
-      try {
-        handled = await this.drainOnce();
-        const now = Date.now();
-        if (now - lastLapse >= this.o.lapseEveryMs) {
-          lastLapse = now;
-          for (const c of this.cities.all()) {
-            await this.desk.lapseDue(c.id);
-            await this.desk.expireWaiting(c.id);
-          }
-        }
-        if (now - lastClaim >= this.o.claimIdleMs) {
-          lastClaim = now;
-          for (const c of this.cities.all()) await this.reclaim(c.id);
-        }
-      } catch (err) {
-        if (/NOGROUP/.test(messageOf(err)))
-          await this.ensureGroups().catch((e: unknown) => survived('resolver.groups', e));
-        else this.o.log?.error({ err }, 'resolver round failed; retrying');
-        await sleep(500);
-      }
-      if (handled === 0) await sleep(this.o.pollMs);
-    }
-  }
-
-  private async handle(city: string, entries: Entries): Promise<number> {
+  /** The stream consumer's handler: conflicts resolved, the wait list tried when a vehicle was freed; returns the ids done. */
+  private async handle(city: string, entries: readonly StreamEntry[]): Promise<string[]> {
     const done: string[] = [];
     const conflicts: Array<{ id: string; bookingId: string }> = [];
     let freed = false;
-    for (const [id, fields] of entries) {
-      const type = fields ? fieldOf(fields, 'type') : undefined;
-      if (type === 'booking.conflicted' && fields) conflicts.push({ id, bookingId: fieldOf(fields, 'subject') ?? '' });
+    for (const { id, fields } of entries) {
+      const type = fieldOf(fields, 'type');
+      if (type === 'booking.conflicted') conflicts.push({ id, bookingId: fieldOf(fields, 'subject') ?? '' });
       else done.push(id);
       if (type && FREES_A_VEHICLE.has(type)) freed = true;
     }
@@ -234,32 +211,7 @@ export class ConflictWorker {
       const r = await this.desk.retryWaiting(city);
       if (r.offered.length) this.o.log?.info({ city, offered: r.offered }, 'waiting conflicts offered a freed vehicle');
     }
-    if (done.length) await this.redis.xack(keys.events(city), RESOLVER_GROUP, ...done);
-    return entries.length;
-  }
-
-  private async reclaim(city: string): Promise<void> {
-    const res = (await this.redis.xautoclaim(
-      keys.events(city),
-      RESOLVER_GROUP,
-      this.o.consumer,
-      this.o.claimIdleMs,
-      '0-0',
-      'COUNT',
-      200,
-    )) as [string, Entries];
-    await this.handle(city, res[1] ?? []);
-  }
-
-  private async ensureGroups(): Promise<void> {
-    for (const c of this.cities.all()) {
-      try {
-        // From the stream's start: conflicts recorded while no resolver ran are resolved too.
-        await this.redis.xgroup('CREATE', keys.events(c.id), RESOLVER_GROUP, '0', 'MKSTREAM');
-      } catch (err) {
-        if (!/BUSYGROUP/.test(messageOf(err))) throw err;
-      }
-    }
+    return done;
   }
 }
 
@@ -267,5 +219,3 @@ function fieldOf(fields: string[], name: string): string | undefined {
   for (let i = 0; i < fields.length; i += 2) if (fields[i] === name) return fields[i + 1];
   return undefined;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

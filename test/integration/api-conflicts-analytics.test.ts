@@ -87,7 +87,7 @@ before(async () => {
     downgradeTiers: 0,
     waitlistCutoffMinutes: 0,
   });
-  resolver = new ConflictWorker(redis, desk, inv.cities, { pollMs: 5, lapseEveryMs: 100, validateEveryMs: 0 });
+  resolver = new ConflictWorker(redis, desk, inv.cities, { lapseEveryMs: 100, validateEveryMs: 0 });
   resolver.start();
 
   // Host A: two sedans that will be displaced, and the city's only luxury car. Host B: a sedan

@@ -47,7 +47,7 @@ before(async () => {
   readModel = new ReadModel(redis, inv);
   await readModel.start(5);
   const desk = new ConflictDesk(redis, inv, readModel);
-  worker = new ConflictWorker(redis, desk, inv.cities, { pollMs: 5, validateEveryMs: 0 });
+  worker = new ConflictWorker(redis, desk, inv.cities, { validateEveryMs: 0 });
   worker.start();
   app = await buildApp({
     inventory: inv,

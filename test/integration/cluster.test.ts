@@ -78,7 +78,7 @@ test('the whole flow on a three-node Redis Cluster', { timeout: 120_000 }, async
   const readModel = new ReadModel(redis, inv);
   await readModel.start(5);
   const desk = new ConflictDesk(redis, inv, readModel);
-  const resolver = new ConflictWorker(redis, desk, inv.cities, { pollMs: 5, validateEveryMs: 0 });
+  const resolver = new ConflictWorker(redis, desk, inv.cities, { validateEveryMs: 0 });
   resolver.start();
   try {
     // A conflict in each city becomes offers; the customer accepts: the booking moves, atomically.

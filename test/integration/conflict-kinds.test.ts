@@ -45,7 +45,7 @@ before(async () => {
   model = new ReadModel(stores.redis, inv);
   await model.start(5);
   desk = new ConflictDesk(stores.redis, inv, model, { offerTtlMs: 60_000 });
-  worker = new ConflictWorker(stores.redis, desk, inv.cities, { pollMs: 5, lapseEveryMs: 100, validateEveryMs: 0 });
+  worker = new ConflictWorker(stores.redis, desk, inv.cities, { lapseEveryMs: 100, validateEveryMs: 0 });
   worker.start();
 });
 

@@ -65,7 +65,7 @@ before(async () => {
     downgradeTiers: 0,
     waitlistCutoffMinutes: 0,
   });
-  worker = new ConflictWorker(redis, desk, inv.cities, { pollMs: 5, lapseEveryMs: 200, validateEveryMs: 0 });
+  worker = new ConflictWorker(redis, desk, inv.cities, { lapseEveryMs: 200, validateEveryMs: 0 });
   worker.start();
 });
 

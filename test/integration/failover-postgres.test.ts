@@ -64,7 +64,7 @@ test('primary crashed under load, a lagging standby promoted: the sync replays w
   const inv = newInventory(redis, city);
   const vehicles: string[] = [];
   for (let i = 0; i < 20; i++) vehicles.push(await addVehicle(inv, city));
-  const sync = new SyncWorker(redis, writes, catalogWith(city), { batchSize: 50, idleMs: 20 });
+  const sync = new SyncWorker(redis, writes, catalogWith(city), { batchSize: 50 });
   sync.start();
 
   const acknowledged: string[] = [];

@@ -68,7 +68,7 @@ test('restored to a moment between two bookings: the first is there, the second 
     await recordCities(pool, [city]);
     const inv = newInventory(redis, city);
     const vehicle = await addVehicle(inv, city);
-    const sync = new SyncWorker(redis, pool, catalogWith(city), { idleMs: 20 });
+    const sync = new SyncWorker(redis, pool, catalogWith(city));
     await sync.drain();
 
     const backup = JSON.parse((await fleet(['backup', '--dir', backups.path], { DATABASE_URL: url })).stdout) as {
