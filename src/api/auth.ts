@@ -41,6 +41,8 @@ export interface AuthConfig {
    * identity provider). The set is fetched again anyway once it is `JWKS_MAX_AGE_MS` old.
    */
   jwksCooldownMs?: number;
+  /** The clock tokens are judged by (`exp`, and how long a verified one is remembered); tests move it. Default: the system's. */
+  clock?: { now(): number };
 }
 
 const JWKS_COOLDOWN_MS = 5_000;
@@ -63,18 +65,22 @@ export function authenticator(cfg: AuthConfig): (authorization: string | undefin
   // CPU) is done once per token and minute. Keyed by the whole token, so a cached answer is the
   // answer for exactly those bytes; bounded in size and time (key rotation, `exp`).
   const verified = new Map<string, { actor: Actor; until: number }>();
+  const clock = cfg.clock ?? { now: () => Date.now() };
   return async (authorization) => {
     const m = /^Bearer ([A-Za-z0-9_\-.]+)$/.exec(authorization ?? '');
     if (!m?.[1]) throw new DomainError('UNAUTHENTICATED', 'a Bearer token is required', { reason: 'missing' });
-    const now = Date.now();
+    const now = clock.now();
     const hit = verified.get(m[1]);
     if (hit && hit.until > now) return hit.actor;
     let payload: JWTPayload;
+    // jose judges `exp` at `currentDate` (its default: the system clock): the same clock as the cache.
+    const at = { currentDate: new Date(now) };
     try {
       payload =
         jwks && !isHmac(m[1])
-          ? (await jwtVerify(m[1], jwks, { algorithms: ['RS256', 'EdDSA'], requiredClaims: ['exp', 'sub'] })).payload
-          : (await jwtVerify(m[1], hmacKey, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'] })).payload;
+          ? (await jwtVerify(m[1], jwks, { algorithms: ['RS256', 'EdDSA'], requiredClaims: ['exp', 'sub'], ...at }))
+              .payload
+          : (await jwtVerify(m[1], hmacKey, { algorithms: ['HS256'], requiredClaims: ['exp', 'sub'], ...at })).payload;
     } catch (err) {
       throw new DomainError('UNAUTHENTICATED', `invalid token: ${messageOf(err)}`, {
         reason: codeOf(err) ?? 'invalid',

@@ -143,8 +143,11 @@ export interface DueDelivery {
   createdAt: number;
 }
 
-/** The head of each active subscription's queue, when it is due: deliveries go out in order. */
-export async function dueHeads(pool: pg.Pool, limit: number): Promise<DueDelivery[]> {
+/**
+ * The head of each active subscription's queue, when it is due: deliveries go out in order. Due
+ * by PostgreSQL's now(), or by `at` (ms) when the dispatcher runs on a test's clock.
+ */
+export async function dueHeads(pool: pg.Pool, limit: number, at?: number): Promise<DueDelivery[]> {
   const { rows } = await pool.query<{
     seq: string;
     subscription_id: string;
@@ -158,8 +161,8 @@ export async function dueHeads(pool: pg.Pool, limit: number): Promise<DueDeliver
        SELECT DISTINCT ON (d.subscription_id) d.seq, d.subscription_id, d.message_id, d.body, d.attempts, d.created_at, d.next_attempt_at
        FROM webhook_deliveries d JOIN webhook_subscriptions s ON s.id = d.subscription_id AND s.status = 'active'
        WHERE d.status = 'pending' ORDER BY d.subscription_id, d.seq
-     ) heads WHERE next_attempt_at <= now() ORDER BY seq LIMIT $1`,
-    [limit],
+     ) heads WHERE next_attempt_at <= COALESCE(to_timestamp($2::float8 / 1000), now()) ORDER BY seq LIMIT $1`,
+    [limit, at ?? null],
   );
   return rows.map((r) => ({
     seq: Number(r.seq),

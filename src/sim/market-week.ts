@@ -255,17 +255,23 @@ export class MarketWeek {
     for (let i = 0; i < this.o.vehicles; i++) {
       const category = CATEGORIES[Math.min(4, Math.floor(this.rand() ** 1.4 * 5))] as Category;
       const host = hosts[i % hosts.length] as SimHost;
-      const r = await this.inv.createVehicle(this.city.id, {
-        hostId: host.id,
-        category,
-        seats: category === 'suv' ? 7 : 5,
-        make: 'Sim',
-        model: category,
-        transmission: TRANSMISSIONS[i % 2] as (typeof TRANSMISSIONS)[number],
-        fuel: FUELS[i % FUELS.length] as (typeof FUELS)[number],
-        location: { lat: 12.97 + (this.rand() - 0.5) * 0.1, lng: 77.59 + (this.rand() - 0.5) * 0.1 },
-        pricePerHour: Math.round((8 + CATEGORIES.indexOf(category) * 6 + this.rand() * 4) * 100) / 100,
-      });
+      const r = await this.inv.createVehicle(
+        this.city.id,
+        {
+          hostId: host.id,
+          category,
+          seats: category === 'suv' ? 7 : 5,
+          make: 'Sim',
+          model: category,
+          transmission: TRANSMISSIONS[i % 2] as (typeof TRANSMISSIONS)[number],
+          fuel: FUELS[i % FUELS.length] as (typeof FUELS)[number],
+          location: { lat: 12.97 + (this.rand() - 0.5) * 0.1, lng: 77.59 + (this.rand() - 0.5) * 0.1 },
+          pricePerHour: Math.round((8 + CATEGORIES.indexOf(category) * 6 + this.rand() * 4) * 100) / 100,
+        },
+        // Ids of the run's own, in creation order: equal scores are ordered by id (TopK), and a
+        // generated id is random, so the same seed would not play the same week twice.
+        { id: `veh_${this.city.id}_sim${String(i).padStart(6, '0')}` },
+      );
       this.hostOf.set(r.vehicleId, host);
     }
     this.customers = Array.from({ length: this.o.customers }, (_, i) => ({

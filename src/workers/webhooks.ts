@@ -47,6 +47,11 @@ export interface DispatcherOptions {
   allowPrivate: boolean;
   pollMs?: number;
   log?: Logger;
+  /**
+   * The clock retries are scheduled and found due by; tests move it instead of waiting out the
+   * back-off. Unset (production): PostgreSQL's now() says what is due, the system clock schedules.
+   */
+  clock?: { now(): number };
 }
 
 export class WebhookDispatcher {
@@ -191,7 +196,7 @@ export class WebhookDispatcher {
   }
 
   private async send(): Promise<number> {
-    const heads = await dueHeads(this.pool, SEND_BATCH);
+    const heads = await dueHeads(this.pool, SEND_BATCH, this.opts.clock?.now());
     if (!heads.length) return 0;
     const missing = heads.some((h) => !this.subscriptions.has(h.subscriptionId));
     if (missing) this.subscriptions = new Map((await activeSubscriptions(this.pool)).map((s) => [s.id, s]));
@@ -227,7 +232,7 @@ export class WebhookDispatcher {
       await recordAttempt(this.pool, d, { ...base, result: 'delivered' });
       return;
     }
-    const retryAt = Date.now() + nextDelayMs(this.opts.retry, d.attempts + 1);
+    const retryAt = (this.opts.clock?.now() ?? Date.now()) + nextDelayMs(this.opts.retry, d.attempts + 1);
     if (retryAt - d.createdAt <= this.opts.retry.horizonMs) {
       metrics.webhookAttempts.inc({ result: 'retry' });
       await recordAttempt(this.pool, d, { ...base, result: 'retry', retryAt });

@@ -30,6 +30,10 @@ const tok: Record<string, string> = {};
 let vehA: string;
 let vehA2: string;
 let vehB: string;
+/** A vehicle in each city of a host nobody watches: their bookings are the markers of `settled`. */
+let markA: string;
+let markB: string;
+let markers = 0;
 
 interface Message {
   type: string;
@@ -65,6 +69,19 @@ class LiveClient {
 
   send(message: unknown): void {
     this.ws.send(JSON.stringify(message));
+  }
+
+  /** A ping answered: the server sent the pong after everything it had sent this client before. */
+  async ping(): Promise<void> {
+    const pongs = () => this.messages.filter((m) => m.type === 'pong').length;
+    const before = pongs();
+    this.send({ type: 'ping' });
+    await this.waitFor(() => pongs() > before);
+  }
+
+  /** Whether the client subscribed to `topic`. */
+  hears(topic: string): boolean {
+    return this.messages.some((m) => m.type === 'subscribed' && m.topic === topic);
   }
 
   async waitFor(pred: (m: Message) => boolean, timeoutMs = 5000): Promise<Message> {
@@ -119,6 +136,32 @@ async function churn(n: number, offsetHours: number): Promise<string[]> {
   return bookings;
 }
 
+/**
+ * Returns once each client holds every message the hub will send it for the events written so far,
+ * so that what a client lacks then, it will never get. The hub delivers one batch after another,
+ * each city's events in stream order, to each client in turn, and each connection keeps its order.
+ * So a marker booked in city B and heard by a probe, then one in city A heard by the probe, were
+ * delivered after every earlier event was delivered to every client; a pong the client gets after
+ * that was sent after all of it. A client subscribed to city A waits for the marker itself first
+ * (a replaying subscription holds live events until its replay is done).
+ */
+async function settled(...clients: LiveClient[]): Promise<void> {
+  const probe = await LiveClient.open(tok.admin!);
+  for (const city of [cityB, cityA]) assert.equal((await probe.subscribe(`city:${city.id}`)).type, 'subscribed');
+  for (const [city, vehicleId] of [
+    [cityB, markB],
+    [cityA, markA],
+  ] as const) {
+    const from = futureHour(24 * HOUR) + (5000 + 2 * markers++) * HOUR;
+    await inv.book({ vehicleId, customerId: 'marker', from, to: from + HOUR });
+    const marker = await lastId(city.id);
+    await probe.waitFor((m) => m.event?.id === marker);
+    for (const c of clients) if (c.hears(`city:${city.id}`)) await c.waitFor((m) => m.event?.id === marker);
+  }
+  for (const c of clients) await c.ping();
+  await probe.close();
+}
+
 async function until(pred: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (!(await pred())) {
@@ -134,6 +177,8 @@ before(async () => {
   vehA = (await inv.createVehicle(cityA.id, { ...SEDAN, hostId: 'host-a' })).vehicleId;
   vehA2 = (await inv.createVehicle(cityA.id, { ...SEDAN, hostId: 'host-b' })).vehicleId;
   vehB = (await inv.createVehicle(cityB.id, { ...SEDAN, hostId: 'host-a' })).vehicleId;
+  markA = (await inv.createVehicle(cityA.id, { ...SEDAN, hostId: 'host-marker' })).vehicleId;
+  markB = (await inv.createVehicle(cityB.id, { ...SEDAN, hostId: 'host-marker' })).vehicleId;
   // The hub hears the streams through the read model's tail, as in every API process.
   readModel = new ReadModel(redis, inv);
   await readModel.start(5);
@@ -161,10 +206,9 @@ describe('WebSocket /v1/live', () => {
     assert.equal((await ops.subscribe(`city:${cityA.id}`)).type, 'subscribed');
     const start = await lastId(cityA.id);
     await churn(12, 0);
+    assert.ok((await streamIds(cityA.id, start)).length >= 12);
+    await settled(ops);
     const expected = await streamIds(cityA.id, start);
-    assert.ok(expected.length >= 12);
-    await until(() => ops.events().length >= expected.length);
-    await new Promise((r) => setTimeout(r, 100));
     const got = ops.events();
     assert.deepEqual(
       got.map((e) => e.id),
@@ -211,7 +255,7 @@ describe('WebSocket /v1/live', () => {
     await inv.book({ vehicleId: vehA2, customerId: 'bob', from: futureHour(500 * HOUR), to: futureHour(501 * HOUR) });
     await alice.waitFor((m) => m.type === 'event' && m.event?.type === 'booking.cancelled');
     await until(() => hostA.events('host:host-a').length >= 2);
-    await new Promise((r) => setTimeout(r, 150));
+    await settled(alice, bob, hostA, hostB);
     assert.deepEqual(
       alice.events().map((e) => e.subject),
       [bookingOfAlice],
@@ -267,9 +311,8 @@ describe('WebSocket /v1/live', () => {
     const writing = churn(8, 3000);
     assert.equal((await second.subscribe(topic, seen.at(-1))).type, 'subscribed');
     await writing;
+    await settled(second);
     const expected = await streamIds(cityA.id, start);
-    await until(() => seen.length + second.events().length >= expected.length);
-    await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual([...seen, ...second.events().map((e) => e.id)], expected);
     await second.close();
   });

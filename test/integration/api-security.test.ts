@@ -13,7 +13,9 @@ import type { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
 import { ConflictDesk } from '../../src/services/conflicts.ts';
 import { VehicleLocks } from '../../src/services/vehicle-locks.ts';
-import { HOUR, addVehicle, futureHour, newInventory, snapshotCity, testCity } from '../support/engine.ts';
+import { ShiftedClock } from '../../src/redis/clock.ts';
+import type { Redis } from 'ioredis';
+import { HOUR, addVehicle, connect, futureHour, newInventory, snapshotCity, testCity } from '../support/engine.ts';
 import { startStores, type Stores } from '../support/stores.ts';
 import { tenantTokens } from '../support/tokens.ts';
 
@@ -25,6 +27,9 @@ let inv: Inventory;
 let readModel: ReadModel;
 let app: App;
 let edge: App;
+/** The edge inventory's own connection, whose scripts run on `edgeClock` (a hold lapses at once). */
+let edgeRedis: Redis;
+let edgeClock: ShiftedClock;
 let base: string;
 let edgeBase: string;
 const tok: Record<string, string> = {};
@@ -104,7 +109,10 @@ before(async () => {
   });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   // The edge app: short holds, a one-deep vehicle queue, a tiny admin budget, no read model, no PostgreSQL.
-  const edgeInv = newInventory(stores.redis, city, {
+  edgeRedis = connect(stores.server.url);
+  edgeClock = new ShiftedClock(edgeRedis);
+  const edgeInv = newInventory(edgeRedis, city, {
+    clock: edgeClock,
     holdTtlMs: 1_000,
     locks: new VehicleLocks({ maxQueue: 1, maxWaitMs: 2_000 }),
     holdLimits: { holdsPerWindow: 2 },
@@ -122,6 +130,7 @@ before(async () => {
 after(async () => {
   await app.close();
   await edge.close();
+  edgeRedis.disconnect();
   await readModel.stop();
   await stores.stop();
 });
@@ -408,7 +417,7 @@ describe('every documented error code is reachable over HTTP', () => {
       edgeBase,
     );
     assert.equal(hold.status, 201);
-    await new Promise((r) => setTimeout(r, 1_100));
+    edgeClock.advance(1_100); // past the hold's second
     await expect(
       call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { holdId: hold.json.id } }, edgeBase),
       410,

@@ -129,7 +129,7 @@ test('back to back: no car is free for the whole trip — one until the change-o
   );
 });
 
-test('wait list: nothing free, the booking waits; a cancellation frees a car and it is offered at once', async () => {
+test('wait list: nothing free, the booking waits; a cancellation frees a car, and the waiting booking is offered it', async () => {
   const city = cities.waiting;
   const t = futureHour(48 * HOUR);
   const victim = await vehicle(city);

@@ -1,8 +1,9 @@
 /**
- * Conflicts become rebookings: a block over booked windows yields held offers within a second;
- * accept moves the booking in one step; decline and lapse cancel with a full refund and release
- * every hold; no equivalent means an upgrade, nothing at all means NO_ALTERNATIVE with a credit;
- * the post-validation pass catches an overlap written straight into Redis.
+ * Conflicts become rebookings: a block over booked windows yields held offers (how soon is the
+ * simulator's and the benchmarks' question: this test prints it and judges nothing by it); accept
+ * moves the booking in one step; decline and lapse cancel with a full refund and release every
+ * hold; no equivalent means an upgrade, nothing at all means NO_ALTERNATIVE with a credit; the
+ * post-validation pass catches an overlap written straight into Redis.
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -82,7 +83,7 @@ describe('offers', () => {
   const bookings: string[] = [];
   const equivalents: string[] = [];
 
-  test('a block over N booked windows: every conflicted booking has held offers within 1 s (p99), and they are exclusive', async () => {
+  test('a block over N booked windows: every conflicted booking has held offers, of its category or better, and they are exclusive', async () => {
     victim = await vehicle(main, { hostId: 'host-v' });
     for (let i = 0; i < 8; i++)
       equivalents.push(await vehicle(main, { hostId: `host-${i}`, location: { lat: 12.97 + i * 0.001, lng: 77.59 } }));

@@ -8,6 +8,7 @@ import { after, before, test } from 'node:test';
 import type { Redis } from 'ioredis';
 import { buildApp, type App } from '../../src/api/app.ts';
 import { authenticator, mintToken } from '../../src/api/auth.ts';
+import { keys } from '../../src/redis/keys.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { connect, newInventory, testCity } from '../support/engine.ts';
 
@@ -47,6 +48,19 @@ after(async () => {
 const get = (base: string, token: string) =>
   fetch(`${base}/v1/cities`, { headers: { authorization: `Bearer ${token}` } });
 
+/** The caller's count in Redis: what every process has flushed so far. */
+const shared = async (caller: string) => Number(await redis.get(keys.callerBudget(`customer:${caller}`)));
+
+/** Polls until the caller's count in Redis reaches `n` (the processes flush every 50 ms). */
+async function flushed(caller: string, n: number, timeoutMs = 5_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while ((await shared(caller)) < n) {
+    if (Date.now() > deadline)
+      assert.fail(`${caller}: ${await shared(caller)} in Redis, not ${n}, after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 test('a burst on one process is cut at the limit exactly', async () => {
   const token = await mintToken(SECRET, { sub: 'burst', role: 'customer' });
   const statuses = await Promise.all(Array.from({ length: 25 }, () => get(bases[0]!, token).then((r) => r.status)));
@@ -57,7 +71,7 @@ test('a burst on one process is cut at the limit exactly', async () => {
 test("two processes share a caller's budget; other callers keep theirs", async () => {
   const token = await mintToken(SECRET, { sub: 'shared', role: 'customer' });
   for (let i = 0; i < 6; i++) assert.equal((await get(bases[0]!, token)).status, 200);
-  await new Promise((r) => setTimeout(r, 150)); // past a flush
+  await flushed('shared', 6); // the first process's six are in Redis
   const second = [];
   for (let i = 0; i < 6; i++) second.push((await get(bases[1]!, token)).status);
   assert.deepEqual(second, [200, 200, 200, 200, 429, 429], 'the second process knows of the first six');
@@ -65,6 +79,5 @@ test("two processes share a caller's budget; other callers keep theirs", async (
   assert.ok(Number(last.headers.get('retry-after')) > 0);
   const other = await mintToken(SECRET, { sub: 'other', role: 'customer' });
   assert.equal((await get(bases[1]!, other)).status, 200);
-  await new Promise((r) => setTimeout(r, 150));
-  assert.ok(Number(await redis.get('fleet-rl:customer:shared')) >= 12, 'the counts reached Redis');
+  await flushed('shared', 12); // the counts reached Redis (fails if they do not)
 });

@@ -30,11 +30,14 @@ import {
 
 let server: RedisServer;
 let redis: Redis;
+/** Connections of the tests on a moved clock (timedFixture). */
+const timed: Redis[] = [];
 before(async () => {
   server = await startRedis();
   redis = connect(server.url);
 });
 after(async () => {
+  for (const conn of timed) conn.disconnect();
   redis.disconnect();
   await server.stop();
 });
@@ -50,6 +53,22 @@ async function fixture(opts: Omit<InventoryOptions, 'cities'> = {}): Promise<Fix
   const city = testCity();
   const inv = newInventory(redis, city, opts);
   return { city, inv, v: await addVehicle(inv, city), t: futureHour() };
+}
+
+type TimedFixture = Fixture & { clock: ShiftedClock; conn: Redis };
+
+/**
+ * A fixture on a connection of its own whose scripts run on a clock the test moves
+ * (redis/clock.ts): a hold lapses, a trip runs late, a block ends at once, instead of after a
+ * real wait. Reads of the city (snapshots, events, invariants) stay on the shared connection.
+ */
+async function timedFixture(opts: Omit<InventoryOptions, 'cities' | 'clock'> = {}): Promise<TimedFixture> {
+  const conn = redis.duplicate();
+  timed.push(conn);
+  const clock = new ShiftedClock(conn);
+  const city = testCity();
+  const inv = newInventory(conn, city, { ...opts, clock });
+  return { city, inv, v: await addVehicle(inv, city), t: futureHour(), clock, conn };
 }
 
 /** The command is refused with `code`, and nothing of the city changed, stream included. */
@@ -299,9 +318,9 @@ describe('release_hold', () => {
   });
 
   test('a lapsed hold is HOLD_EXPIRED, until the sweeper expires it', async () => {
-    const f = await fixture({ holdTtlMs: 150 });
+    const f = await timedFixture({ holdTtlMs: 150 });
     const h = await f.inv.placeHold({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR });
-    await new Promise((r) => setTimeout(r, 250));
+    f.clock.advance(250);
     await refused(f, () => f.inv.releaseHold(h.hold.id, 'c1'), 'HOLD_EXPIRED');
   });
 });
@@ -340,10 +359,10 @@ describe('book', () => {
   });
 
   test("another customer's hold is NOT_FOUND; a lapsed hold is HOLD_EXPIRED", async () => {
-    const f = await fixture({ holdTtlMs: 150 });
+    const f = await timedFixture({ holdTtlMs: 150 });
     const h = await f.inv.placeHold({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR });
     await refused(f, () => f.inv.book({ holdId: h.hold.id, customerId: 'c2' }), 'NOT_FOUND');
-    await new Promise((r) => setTimeout(r, 250));
+    f.clock.advance(250);
     await refused(f, () => f.inv.book({ holdId: h.hold.id, customerId: 'c1' }), 'HOLD_EXPIRED');
     // A lapsed hold no longer takes the window.
     await f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t, to: f.t + HOUR });
@@ -615,11 +634,11 @@ describe('place_block and remove_block', () => {
 
 describe('expire_holds (the sweeper)', () => {
   test('a lapsed hold expires; statuses follow the clock', async () => {
-    const f = await fixture({ holdTtlMs: 200 });
-    const m = thisMinute();
+    const f = await timedFixture({ holdTtlMs: 200 });
+    const m = Math.floor(f.clock.now() / MINUTE) * MINUTE;
     const h = await f.inv.placeHold({ vehicleId: f.v, customerId: 'c1', from: m, to: m + HOUR });
     assert.equal((await f.inv.getVehicleState(f.v)).status, 'held');
-    await new Promise((r) => setTimeout(r, 300));
+    f.clock.advance(300);
     const r = await f.inv.sweepCity(f.city.id);
     assert.equal(r.expired, 1);
     assert.deepEqual(await eventTypes(f, r.events), ['hold.expired']);
@@ -628,15 +647,15 @@ describe('expire_holds (the sweeper)', () => {
     const counters = await redis.hgetall(keys.counters(f.city.id));
     assert.deepEqual([counters['s:held'], counters['s:available']], ['0', '1']);
     assert.equal((await f.inv.sweepCity(f.city.id)).vehicles, 0, 'nothing more is due');
-    await done(f);
+    await done(f, f.clock.now());
   });
 });
 
 describe('expire_holds after another command', () => {
   test('a hold that lapsed before another command on its vehicle is still expired by the next sweep', async () => {
-    const f = await fixture({ holdTtlMs: 150 });
+    const f = await timedFixture({ holdTtlMs: 150 });
     const h = await f.inv.placeHold({ vehicleId: f.v, customerId: 'c1', from: f.t, to: f.t + HOUR });
-    await new Promise((r) => setTimeout(r, 250));
+    f.clock.advance(250);
     // The lapsed hold takes no time, so this booking of the same window succeeds...
     const b = await f.inv.book({ vehicleId: f.v, customerId: 'c2', from: f.t, to: f.t + HOUR });
     // ...and leaves the vehicle due at once, so the sweeper expires the hold and says so.
@@ -645,7 +664,7 @@ describe('expire_holds after another command', () => {
     assert.equal(r.expired, 1);
     assert.deepEqual(await eventTypes(f, r.events), ['hold.expired']);
     assert.equal((await entry(f, h.hold.id)).status, 'expired');
-    await done(f);
+    await done(f, f.clock.now());
   });
 });
 
@@ -840,17 +859,9 @@ describe('idempotency', () => {
   });
 });
 
-// Both wait for the next minute boundary (windows are whole minutes): they wait together.
 describe('the clock moves: late returns and time-driven statuses', () => {
-  // Each test owns a connection whose scripts run on a clock it moves (redis/clock.ts): time
+  // Each test owns a connection whose scripts run on a clock it moves (timedFixture): time
   // passes at once, instead of waiting for a real minute boundary.
-  async function timedFixture(): Promise<Fixture & { clock: ShiftedClock; conn: Redis }> {
-    const conn = redis.duplicate();
-    const clock = new ShiftedClock(conn);
-    const city = testCity();
-    const inv = newInventory(conn, city, { clock });
-    return { city, inv, v: await addVehicle(inv, city), t: futureHour(), clock, conn };
-  }
   const minuteOf = (clock: ShiftedClock) => Math.floor(clock.now() / MINUTE) * MINUTE;
 
   test('a late return extends the trip and conflicts the bookings it now overlaps', async () => {
@@ -879,7 +890,6 @@ describe('the clock moves: late returns and time-driven statuses', () => {
     assert.deepEqual([n.status, n.conflictCause, n.conflictedBy], ['conflicted', 'late_return', trip.booking.id]);
     assert.equal((await entry(f, hold.hold.id)).status, 'held', 'a hold beyond the turnaround stays');
     await done(f, f.clock.now());
-    f.conn.disconnect();
   });
   test('a status that changes by time alone emits vehicle.status_changed', async () => {
     const f = await timedFixture();
@@ -894,6 +904,5 @@ describe('the clock moves: late returns and time-driven statuses', () => {
     assert.deepEqual([ev?.type, ev?.data], ['vehicle.status_changed', { from: 'maintenance', to: 'available' }]);
     assert.equal(await redis.hget(keys.counters(f.city.id), 's:available'), '1');
     await done(f, f.clock.now());
-    f.conn.disconnect();
   });
 });

@@ -3,12 +3,17 @@
  * and its own in-process locks, so no lock can serialise the storm), 5 vehicles. They race
  * holds, bookings, cancels, blocks, extensions (plain and forced), trip starts and completions
  * (early and late). Afterwards the city must satisfy every invariant of the engine.
+ *
+ * The storm runs once (`before`); each case below judges one thing of it, and the durable truth
+ * (PostgreSQL after a drain, `fleet reconcile`) is judged after one more drain.
  */
 import { createPool } from '../../src/pg/pool.ts';
 import assert from 'node:assert/strict';
-import { after, before, test } from 'node:test';
+import { after, before, describe, test } from 'node:test';
 import type { Redis } from 'ioredis';
+import type pg from 'pg';
 import type { BookingEntry } from '../../src/domain/calendar.ts';
+import type { City } from '../../src/domain/cities.ts';
 import { DomainError } from '../../src/domain/errors.ts';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
@@ -30,6 +35,8 @@ import {
   readCity,
   readEvents,
   testCity,
+  type CityState,
+  type EventRecord,
 } from '../support/engine.ts';
 import { seeded } from '../support/random.ts';
 
@@ -92,7 +99,20 @@ function weightedOp(): Op {
 }
 const chance = (p: number) => random() < p;
 
-test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000 }, async () => {
+/** What the storm leaves to be judged. */
+interface Storm {
+  city: City;
+  clock: ShiftedClock;
+  redis: Redis;
+  outcomes: Outcome[];
+  repeats: Map<string, Outcome[]>;
+  /** Consistent snapshots judged while the storm ran, and the first that broke an invariant. */
+  snapshots: number;
+  violation: unknown;
+}
+
+/** Plays the storm to its end, then one sweep. */
+async function playStorm(): Promise<Storm> {
   const city = testCity(SLOT);
   const instances: Inventory[] = [];
   const mine: Redis[] = [];
@@ -282,13 +302,18 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
   }
 
   // The invariants must hold at every instant, not only at the end: check consistent snapshots
-  // (one MULTI each) while the storm runs.
+  // (one MULTI each) while the storm runs. The first one broken is kept for its case below.
   let stormDone = false;
   let snapshots = 0;
+  let violation: unknown;
   const watcher = (async () => {
-    while (!stormDone) {
+    while (!stormDone && violation === undefined) {
       await new Promise((res) => setTimeout(res, 500));
-      assertCityInvariants(await readCity(redis, city.id), city.turnaroundMs, clock.now());
+      try {
+        assertCityInvariants(await readCity(redis, city.id), city.turnaroundMs, clock.now());
+      } catch (err) {
+        violation = err;
+      }
       snapshots++;
     }
   })();
@@ -296,148 +321,207 @@ test('storm: 200 clients on 5 vehicles keep every invariant', { timeout: 180_000
     stormDone = true;
   });
   await watcher;
-  assert.ok(snapshots >= 5, `invariants checked during the storm (${snapshots} snapshots)`);
   await instances[0]!.sweepCity(city.id, 1000);
+  return { city, clock, redis, outcomes, repeats, snapshots, violation };
+}
 
-  const byOp = new Map<string, { ok: number; refused: number }>();
-  for (const o of outcomes) {
-    const s = byOp.get(o.op) ?? { ok: 0, refused: 0 };
-    if (o.ok) s.ok++;
-    else s.refused++;
-    byOp.set(o.op, s);
-  }
-  console.log('storm outcomes by op:', Object.fromEntries(byOp));
+let storm: Storm;
+let city: City;
+let redis: Redis;
+/** Per operation, how many succeeded and how many were refused. */
+const byOp = new Map<string, { ok: number; refused: number }>();
+/** The city after the storm and a sweep (read at `stateAt` on the scripts' clock), and its stream. */
+let state: CityState;
+let stateAt: number;
+let events: EventRecord[];
+
+describe('storm: 200 clients on 5 vehicles', () => {
+  before(
+    async () => {
+      storm = await playStorm();
+      ({ city, redis } = storm);
+      for (const o of storm.outcomes) {
+        const s = byOp.get(o.op) ?? { ok: 0, refused: 0 };
+        if (o.ok) s.ok++;
+        else s.refused++;
+        byOp.set(o.op, s);
+      }
+      console.log('storm outcomes by op:', Object.fromEntries(byOp));
+      state = await readCity(redis, city.id);
+      stateAt = storm.clock.now();
+      events = await readEvents(redis, city.id);
+    },
+    { timeout: 180_000 },
+  );
+
+  test('every snapshot taken during the storm keeps every invariant', () => {
+    if (storm.violation !== undefined) throw storm.violation;
+    assert.ok(storm.snapshots >= 5, `invariants checked during the storm (${storm.snapshots} snapshots)`);
+  });
 
   // Every kind of race really happened.
-  for (const op of [
-    'hold',
-    'book',
-    'book-hold',
-    'release',
-    'cancel',
-    'block',
-    'unblock',
-    'extend',
-    'extend-forced',
-    'start',
-    'complete-late',
-  ]) {
-    assert.ok((byOp.get(op)?.ok ?? 0) > 0, `some ${op} succeeded`);
-  }
+  test('every kind of race happened: each operation succeeded at least once', () => {
+    for (const op of [
+      'hold',
+      'book',
+      'book-hold',
+      'release',
+      'cancel',
+      'block',
+      'unblock',
+      'extend',
+      'extend-forced',
+      'start',
+      'complete-late',
+    ]) {
+      assert.ok((byOp.get(op)?.ok ?? 0) > 0, `some ${op} succeeded`);
+    }
+  });
+
+  const entries = () => [...state.vehicles.values()].flatMap((v) => v.entries);
+  const bookings = () => entries().filter((e): e is BookingEntry => e.kind === 'booking');
 
   // 1-3: no overlapping trips, blocks displaced what they overlap, counters and statuses exact.
-  const state = await readCity(redis, city.id);
-  assertCityInvariants(state, city.turnaroundMs, clock.now());
+  test('after it: no overlapping trips, blocks displaced what they overlap, counters and statuses exact', () => {
+    assertCityInvariants(state, city.turnaroundMs, stateAt);
+  });
 
-  const all = [...state.vehicles.values()].flatMap((v) => v.entries);
-  const bookings = all.filter((e): e is BookingEntry => e.kind === 'booking');
-  const held = [...state.vehicles.values()].map(
-    (v) => v.entries.filter((e) => e.kind === 'booking' && e.status === 'confirmed').length,
-  );
-  assert.ok(held.filter((n) => n >= 5).length >= 3, `most vehicles end with trips to judge: ${held.join(',')}`);
-  const late = bookings.filter((b) => b.completion === 'late');
-  assert.ok(late.length > 0, 'some trips came back late');
-  // Late trips displaced every confirmed booking they overlap (turnaround included).
-  for (const [vid, v] of state.vehicles) {
-    for (const t of v.entries.filter((e): e is BookingEntry => e.kind === 'booking' && e.completion === 'late')) {
-      for (const b of v.entries.filter((e): e is BookingEntry => e.kind === 'booking' && e.status === 'confirmed')) {
-        assert.ok(
-          !(b.from < t.to + city.turnaroundMs && t.from < b.to + city.turnaroundMs),
-          `vehicle ${vid}: confirmed ${b.id} overlaps late trip ${t.id}`,
-        );
+  test('most vehicles end with confirmed trips to judge', () => {
+    const held = [...state.vehicles.values()].map(
+      (v) => v.entries.filter((e) => e.kind === 'booking' && e.status === 'confirmed').length,
+    );
+    assert.ok(held.filter((n) => n >= 5).length >= 3, `most vehicles end with trips to judge: ${held.join(',')}`);
+  });
+
+  test('some trips came back late, and no confirmed booking overlaps a late trip (turnaround included)', () => {
+    const late = bookings().filter((b) => b.completion === 'late');
+    assert.ok(late.length > 0, 'some trips came back late');
+    // Late trips displaced every confirmed booking they overlap (turnaround included).
+    for (const [vid, v] of state.vehicles) {
+      for (const t of v.entries.filter((e): e is BookingEntry => e.kind === 'booking' && e.completion === 'late')) {
+        for (const b of v.entries.filter((e): e is BookingEntry => e.kind === 'booking' && e.status === 'confirmed')) {
+          assert.ok(
+            !(b.from < t.to + city.turnaroundMs && t.from < b.to + city.turnaroundMs),
+            `vehicle ${vid}: confirmed ${b.id} overlaps late trip ${t.id}`,
+          );
+        }
       }
     }
-  }
-  const conflicted = bookings.filter((b) => b.status === 'conflicted');
-  assert.ok(conflicted.length > 0, 'blocks and late returns conflicted some bookings');
-  for (const b of conflicted) assert.ok(b.conflictCause && b.conflictedBy, `conflicted ${b.id} names its cause`);
+  });
+
+  test('blocks and late returns conflicted some bookings, and each conflicted booking names its cause', () => {
+    const conflicted = bookings().filter((b) => b.status === 'conflicted');
+    assert.ok(conflicted.length > 0, 'blocks and late returns conflicted some bookings');
+    for (const b of conflicted) assert.ok(b.conflictCause && b.conflictedBy, `conflicted ${b.id} names its cause`);
+  });
 
   // 4: every successful command wrote its events exactly once; every failed one, none.
-  const events = await readEvents(redis, city.id);
-  const streamIds = new Set(events.map((e) => e.id));
-  assert.equal(streamIds.size, events.length);
-  const returned = outcomes.flatMap((o) => o.events);
-  assert.equal(new Set(returned).size, returned.length, 'no event id returned twice');
-  for (const id of returned) assert.ok(streamIds.has(id), `returned event ${id} is in the stream`);
-  const eventsByCmd = new Map<string, string[]>();
-  for (const e of events) {
-    if (!e.cmd.startsWith('cmd-')) continue; // set-up and sweeps
-    const list = eventsByCmd.get(e.cmd) ?? [];
-    list.push(e.id);
-    eventsByCmd.set(e.cmd, list);
-  }
-  const executedByCmd = new Map<string, Outcome[]>();
-  for (const o of outcomes) {
-    if (o.ok && o.events.length > 0) executedByCmd.set(o.cmd, [...(executedByCmd.get(o.cmd) ?? []), o]);
-  }
-  for (const [cmd, ids] of eventsByCmd) {
-    const executed = executedByCmd.get(cmd) ?? [];
-    assert.equal(executed.length, 1, `command ${cmd} with events executed exactly once`);
-    assert.deepEqual(executed[0]!.events, ids, `command ${cmd}: exactly its events, once`);
-  }
-  for (const cmd of executedByCmd.keys()) assert.ok(eventsByCmd.has(cmd), `successful ${cmd} has its events`);
-  const refusedOnly = new Set(outcomes.filter((o) => !o.ok).map((o) => o.cmd));
-  for (const o of outcomes) if (o.ok) refusedOnly.delete(o.cmd);
-  for (const cmd of refusedOnly) assert.ok(!eventsByCmd.has(cmd), `refused ${cmd} wrote no event`);
+  test('the stream holds each event once, and every event id a command returned is in it, once', () => {
+    const streamIds = new Set(events.map((e) => e.id));
+    assert.equal(streamIds.size, events.length);
+    const returned = storm.outcomes.flatMap((o) => o.events);
+    assert.equal(new Set(returned).size, returned.length, 'no event id returned twice');
+    for (const id of returned) assert.ok(streamIds.has(id), `returned event ${id} is in the stream`);
+  });
+
+  test('every successful command wrote its events exactly once; a refused one wrote none', () => {
+    const eventsByCmd = new Map<string, string[]>();
+    for (const e of events) {
+      if (!e.cmd.startsWith('cmd-')) continue; // set-up and sweeps
+      const list = eventsByCmd.get(e.cmd) ?? [];
+      list.push(e.id);
+      eventsByCmd.set(e.cmd, list);
+    }
+    const executedByCmd = new Map<string, Outcome[]>();
+    for (const o of storm.outcomes) {
+      if (o.ok && o.events.length > 0) executedByCmd.set(o.cmd, [...(executedByCmd.get(o.cmd) ?? []), o]);
+    }
+    for (const [cmd, ids] of eventsByCmd) {
+      const executed = executedByCmd.get(cmd) ?? [];
+      assert.equal(executed.length, 1, `command ${cmd} with events executed exactly once`);
+      assert.deepEqual(executed[0]!.events, ids, `command ${cmd}: exactly its events, once`);
+    }
+    for (const cmd of executedByCmd.keys()) assert.ok(eventsByCmd.has(cmd), `successful ${cmd} has its events`);
+    const refusedOnly = new Set(storm.outcomes.filter((o) => !o.ok).map((o) => o.cmd));
+    for (const o of storm.outcomes) if (o.ok) refusedOnly.delete(o.cmd);
+    for (const cmd of refusedOnly) assert.ok(!eventsByCmd.has(cmd), `refused ${cmd} wrote no event`);
+  });
 
   // 5: repeated idempotency keys returned identical answers once one had succeeded.
-  let replays = 0;
-  for (const [cmd, attempts] of repeats) {
-    const successes = attempts.filter((a) => a.ok);
-    for (const s of successes) assert.equal(s.answer, successes[0]!.answer, `idempotent ${cmd}: identical answers`);
-    const firstOk = attempts.findIndex((a) => a.ok);
-    if (firstOk >= 0 && firstOk < 2) {
-      assert.ok(
-        attempts[2]!.ok,
-        `idempotent ${cmd}: the retry after a success is that success: ${JSON.stringify(attempts)}`,
-      );
-      replays++;
+  test('a repeated idempotency key answers identically once one attempt succeeded', () => {
+    let replays = 0;
+    for (const [cmd, attempts] of storm.repeats) {
+      const successes = attempts.filter((a) => a.ok);
+      for (const s of successes) assert.equal(s.answer, successes[0]!.answer, `idempotent ${cmd}: identical answers`);
+      const firstOk = attempts.findIndex((a) => a.ok);
+      if (firstOk >= 0 && firstOk < 2) {
+        assert.ok(
+          attempts[2]!.ok,
+          `idempotent ${cmd}: the retry after a success is that success: ${JSON.stringify(attempts)}`,
+        );
+        replays++;
+      }
     }
-  }
-  assert.ok(replays > 10, `idempotent replays exercised (${replays})`);
+    assert.ok(replays > 10, `idempotent replays exercised (${replays})`);
+  });
 
   // Versions: each vehicle's version equals the number of commands that changed it.
-  for (const [vid, v] of state.vehicles) {
-    const versions = events.filter((e) => e.vehicle === vid).map((e) => e.version);
-    assert.equal(Math.max(...versions), v.version, `vehicle ${vid}: last event carries the version`);
-    for (let i = 1; i < versions.length; i++) assert.ok(versions[i]! >= versions[i - 1]!, 'versions never go back');
-  }
+  test("each vehicle's last event carries its version, and versions never go back", () => {
+    for (const [vid, v] of state.vehicles) {
+      const versions = events.filter((e) => e.vehicle === vid).map((e) => e.version);
+      assert.equal(Math.max(...versions), v.version, `vehicle ${vid}: last event carries the version`);
+      for (let i = 1; i < versions.length; i++) assert.ok(versions[i]! >= versions[i - 1]!, 'versions never go back');
+    }
+  });
 
   // Durable truth: after a drain, PostgreSQL holds exactly the stream, and `fleet reconcile`
   // finds no drift between the two stores.
-  const pool = createPool(db.url, { max: 4 });
-  try {
+  describe('durable truth, after a drain', () => {
+    let pool: pg.Pool;
     const deadLetters: string[] = [];
-    await new SyncWorker(redis, pool, catalogWith(city), {
-      batchSize: 50,
-      onDeadLetter: (_c, e) => deadLetters.push(e.id),
-    }).drain();
-    assert.deepEqual(deadLetters, [], 'everything Redis accepted applies in PostgreSQL');
-    const { stdout } = await promisify(execFile)(
-      process.execPath,
-      ['--import', 'tsx', 'src/cli/main.ts', 'reconcile', '--city', city.id, '--json'],
-      {
-        env: { ...process.env, REDIS_URL: server.url, DATABASE_URL: db.url },
-      },
-    );
-    const report = JSON.parse(stdout) as {
-      drift: number;
-      cities: { entries: { redis: number; pg: number }; vehicles: { redis: number; pg: number } }[];
-    };
-    assert.equal(report.drift, 0, 'fleet reconcile --json: zero drift');
-    assert.deepEqual(report.cities[0]!.vehicles, { redis: VEHICLES, pg: VEHICLES });
-    const rows = await pool.query<{ events: string; entries: string }>(
-      `SELECT (SELECT count(*) FROM events WHERE city = $1) AS events,
-              (SELECT count(*) FROM bookings WHERE city = $1) + (SELECT count(*) FROM holds WHERE city = $1) + (SELECT count(*) FROM blocks WHERE city = $1) AS entries`,
-      [city.id],
-    );
-    assert.equal(
-      Number(rows.rows[0]!.events),
-      await redis.xlen(keys.events(city.id)),
-      'one event row per stream entry',
-    );
-    assert.equal(Number(rows.rows[0]!.entries), all.length, 'one row per calendar entry');
-  } finally {
-    await pool.end();
-  }
+    before(async () => {
+      pool = createPool(db.url, { max: 4 });
+      await new SyncWorker(redis, pool, catalogWith(city), {
+        batchSize: 50,
+        onDeadLetter: (_c, e) => deadLetters.push(e.id),
+      }).drain();
+    });
+    after(async () => {
+      await pool?.end();
+    });
+
+    test('everything Redis accepted applies in PostgreSQL: no dead letter', () => {
+      assert.deepEqual(deadLetters, [], 'everything Redis accepted applies in PostgreSQL');
+    });
+
+    test('fleet reconcile --json finds zero drift, and every vehicle on both sides', async () => {
+      const { stdout } = await promisify(execFile)(
+        process.execPath,
+        ['--import', 'tsx', 'src/cli/main.ts', 'reconcile', '--city', city.id, '--json'],
+        {
+          env: { ...process.env, REDIS_URL: server.url, DATABASE_URL: db.url },
+        },
+      );
+      const report = JSON.parse(stdout) as {
+        drift: number;
+        cities: { entries: { redis: number; pg: number }; vehicles: { redis: number; pg: number } }[];
+      };
+      assert.equal(report.drift, 0, 'fleet reconcile --json: zero drift');
+      assert.deepEqual(report.cities[0]!.vehicles, { redis: VEHICLES, pg: VEHICLES });
+    });
+
+    test('PostgreSQL has one event row per stream entry and one row per calendar entry', async () => {
+      const rows = await pool.query<{ events: string; entries: string }>(
+        `SELECT (SELECT count(*) FROM events WHERE city = $1) AS events,
+                (SELECT count(*) FROM bookings WHERE city = $1) + (SELECT count(*) FROM holds WHERE city = $1) + (SELECT count(*) FROM blocks WHERE city = $1) AS entries`,
+        [city.id],
+      );
+      assert.equal(
+        Number(rows.rows[0]!.events),
+        await redis.xlen(keys.events(city.id)),
+        'one event row per stream entry',
+      );
+      assert.equal(Number(rows.rows[0]!.entries), entries().length, 'one row per calendar entry');
+    });
+  });
 });

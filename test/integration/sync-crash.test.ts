@@ -21,6 +21,8 @@ import { HOUR, addVehicle, futureHour, newInventory } from '../support/engine.ts
 
 const ROUNDS = 21;
 const POINTS = ['mid_batch', 'before_commit', 'after_commit'] as const;
+/** How long an entry a worker left pending waits before another worker takes it over. */
+const CLAIM_IDLE_MS = 300;
 
 let server: RedisServer;
 let redis: Redis;
@@ -36,6 +38,18 @@ after(async () => {
   await stores.stop();
 });
 
+/** Until every entry the dead workers left pending has been idle for the claim window: the next worker takes them over. */
+async function reclaimable(stream: string): Promise<void> {
+  for (const deadline = Date.now() + 10_000; ; ) {
+    const [pending] = (await redis.xpending(stream, 'pg-sync')) as [number];
+    if (pending === 0) return;
+    const idle = (await redis.xpending(stream, 'pg-sync', 'IDLE', CLAIM_IDLE_MS, '-', '+', pending)) as unknown[];
+    if (idle.length === pending) return;
+    assert.ok(Date.now() < deadline, `${idle.length} of ${pending} pending entries idle for ${CLAIM_IDLE_MS} ms`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
 /** Runs `fleet worker` until it kills itself at the failpoint (or `timeoutMs` passes). */
 function workerUntilFailpoint(point: string, timeoutMs: number): Promise<string | undefined> {
   return new Promise((resolve) => {
@@ -47,7 +61,7 @@ function workerUntilFailpoint(point: string, timeoutMs: number): Promise<string 
         LOG_LEVEL: 'silent',
         FLEET_FAILPOINTS: `${point}:0.35`,
         SYNC_BATCH_SIZE: '20',
-        SYNC_CLAIM_IDLE_MS: '300',
+        SYNC_CLAIM_IDLE_MS: String(CLAIM_IDLE_MS),
       },
       stdio: ['ignore', 'ignore', 'pipe'],
     });
@@ -98,14 +112,14 @@ test('kill -9 of the sync worker at every failpoint, 21 rounds under load: no du
     const hit = await workerUntilFailpoint(point, 15_000);
     assert.equal(hit, point, `round ${round}: the worker died at ${point}`);
     hits.set(point, (hits.get(point) ?? 0) + 1);
-    // Let the reclaim window pass, so the next worker takes over what this one left pending.
-    await new Promise((r) => setTimeout(r, 350));
+    // The reclaim window passes, so the next worker takes over what this one left pending.
+    await reclaimable(keys.events(city.id));
   }
   loading = false;
   await load;
 
-  const worker = new SyncWorker(redis, pool, new CityCatalog([city]), { batchSize: 100, claimIdleMs: 300 });
-  await new Promise((r) => setTimeout(r, 400));
+  const worker = new SyncWorker(redis, pool, new CityCatalog([city]), { batchSize: 100, claimIdleMs: CLAIM_IDLE_MS });
+  await reclaimable(keys.events(city.id));
   await worker.drain();
 
   const streamLength = await redis.xlen(keys.events(city.id));

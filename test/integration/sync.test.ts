@@ -311,7 +311,8 @@ describe('sync, reconcile, rebuild', () => {
 
   test('streams are trimmed only below what the group acknowledged', async () => {
     const { city, inv, vehicles } = await setup(1);
-    const worker = new SyncWorker(redis, pool, new CityCatalog([city]), { retentionMs: 0, claimIdleMs: 100 });
+    const claimIdleMs = 100;
+    const worker = new SyncWorker(redis, pool, new CityCatalog([city]), { retentionMs: 0, claimIdleMs });
     const stream = keys.events(city.id);
     const t = futureHour();
     const book = (i: number) =>
@@ -327,7 +328,13 @@ describe('sync, reconcile, rebuild', () => {
     await redis.xreadgroup('GROUP', 'pg-sync', 'dead-consumer', 'COUNT', 10, 'STREAMS', stream, '>');
     await worker.trim(city.id);
     assert.ok((await redis.xlen(stream)) >= 3, 'pending entries stay');
-    await new Promise((r) => setTimeout(r, 150));
+    // The worker takes them over once they have been idle for claimIdleMs: until Redis says they have.
+    for (const deadline = Date.now() + 5_000; ; ) {
+      const idle = (await redis.xpending(stream, 'pg-sync', 'IDLE', claimIdleMs, '-', '+', 10)) as unknown[];
+      if (idle.length === 3) break;
+      assert.ok(Date.now() < deadline, `the dead consumer's entries idle for ${claimIdleMs} ms (${idle.length} of 3)`);
+      await new Promise((r) => setTimeout(r, 10));
+    }
     await worker.drain();
     assert.equal(
       await count('SELECT applied AS n FROM sync_cursors WHERE city = $1', city.id),

@@ -4,6 +4,9 @@
  * arrives, in order per subscription, de-duplicable by `webhook-id`, none missing; a rotated
  * secret verifies; a loopback target is refused without WEBHOOK_ALLOW_PRIVATE; attempts and
  * replays are visible over the API.
+ *
+ * The outage and the back-off run on a clock the test moves (the dispatcher's `clock`), not on the
+ * wall clock: a step of it makes every retry due at once.
  */
 import assert from 'node:assert/strict';
 import { createServer, type Server } from 'node:http';
@@ -16,6 +19,7 @@ import type { Inventory } from '../../src/services/inventory.ts';
 import { EventMatcher, WebhookDesk } from '../../src/services/webhooks.ts';
 import { WebhookDispatcher } from '../../src/workers/webhooks.ts';
 import { SyncWorker } from '../../src/workers/sync.ts';
+import { ShiftedClock } from '../../src/redis/clock.ts';
 import { recordCities } from '../../src/services/durable.ts';
 import { HOUR, addVehicle, catalogWith, futureHour, newInventory, readEvents, testCity } from '../support/engine.ts';
 import { startStores, type Stores } from '../support/stores.ts';
@@ -23,6 +27,10 @@ import { tenantTokens, type Tenant } from '../support/tokens.ts';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 const OUTAGE_MS = 30_000;
+/** The dispatcher's retry policy: past `maxMs`, every delivery that failed is due again. */
+const RETRY = { baseMs: 500, maxMs: 4_000, horizonMs: 3_600_000 };
+/** The receiver's and the dispatcher's clock (no Redis connection: the scripts keep the real one). */
+const clock = new ShiftedClock();
 const city = testCity();
 let stores: Stores;
 let inv: Inventory;
@@ -41,6 +49,8 @@ const secrets = new Map<string, string[]>();
 const received = new Map<string, { id: string; type: string }[]>();
 let unverified = 0;
 let refusedWhileDown = 0;
+/** Requests answered 500, by path. */
+const refusals = new Map<string, number>();
 /** Paths that always answer 500. */
 const failPaths = new Set<string>();
 
@@ -67,8 +77,9 @@ before(async () => {
       body += d.toString();
     });
     req.on('end', () => {
-      if (Date.now() < failUntil || failPaths.has(req.url ?? '')) {
+      if (clock.now() < failUntil || failPaths.has(req.url ?? '')) {
         refusedWhileDown++;
+        refusals.set(req.url ?? '', (refusals.get(req.url ?? '') ?? 0) + 1);
         res.writeHead(500).end();
         return;
       }
@@ -119,10 +130,11 @@ before(async () => {
   });
   strictBase = await strict.listen({ port: 0, host: '127.0.0.1' });
   dispatcher = new WebhookDispatcher(stores.redis, stores.pool, inv, {
-    retry: { baseMs: 500, maxMs: 4_000, horizonMs: 3_600_000 },
+    retry: RETRY,
     timeoutMs: 2_000,
     allowPrivate: true,
     pollMs: 50,
+    clock,
   });
   await dispatcher.ensureGroups();
   dispatcher.start();
@@ -136,6 +148,15 @@ after(async () => {
   await new Promise((r) => receiver.close(r));
   await stores.stop();
 });
+
+/** Polls until `check` holds, or fails after `timeoutMs`. */
+async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
 
 async function subscribe(who: Tenant, path: string, filters: { types?: string[]; cities?: string[] } = {}) {
   const r = await call(tok[who], 'POST', '/v1/webhooks', { url: `${receiverUrl}${path}`, ...filters });
@@ -162,7 +183,7 @@ test('a loopback target is refused without WEBHOOK_ALLOW_PRIVATE, and nothing is
 });
 
 test('the receiver fails for 30 s, then recovers: every event arrives, in order, de-duplicable, none missing', {
-  timeout: 180_000,
+  timeout: 60_000,
 }, async () => {
   const subs = {
     '/host-a': await subscribe('hostA', '/host-a'),
@@ -171,9 +192,11 @@ test('the receiver fails for 30 s, then recovers: every event arrives, in order,
   };
   const mine = await addVehicle(inv, city, { hostId: 'host-a' });
   const theirs = await addVehicle(inv, city, { hostId: 'host-b' });
-  failUntil = Date.now() + OUTAGE_MS;
+  failUntil = clock.now() + OUTAGE_MS;
   const t = futureHour();
-  // Traffic before and during the outage: bookings, cancellations, a block, on both hosts' cars.
+  // Traffic during the outage and after it: bookings, cancellations, a block, on both hosts' cars.
+  // Each round moves the clock by the longest back-off, so every delivery that failed is due again;
+  // while the outage lasts, the round ends once the dispatcher has tried again and been refused.
   for (let i = 0; i < 12; i++) {
     const vehicleId = i % 3 === 0 ? theirs : mine;
     const b = await inv.book({
@@ -185,7 +208,9 @@ test('the receiver fails for 30 s, then recovers: every event arrives, in order,
     if (i % 4 === 0) await inv.cancelBooking(b.booking.id, undefined, 'customer');
     if (i === 6)
       await inv.placeBlock({ vehicleId: mine, reason: 'maintenance', from: t + 100 * HOUR, to: t + 101 * HOUR });
-    await new Promise((r) => setTimeout(r, 1_000));
+    const refused = refusedWhileDown;
+    clock.advance(RETRY.maxMs);
+    if (clock.now() < failUntil) await waitFor('a retry refused during the outage', () => refusedWhileDown > refused);
   }
   // What each subscription must hear: the stream, filtered by the rule.
   const events = await readEvents(stores.redis, city.id);
@@ -216,11 +241,14 @@ test('the receiver fails for 30 s, then recovers: every event arrives, in order,
     assert.ok(ids.length > 0, `${path} has something to hear`);
     expected.set(path, ids);
   }
-  // Everything arrives once the receiver is back.
-  const deadline = Date.now() + 90_000;
+  // Everything arrives once the receiver is back (each poll makes any retry still waiting due).
   const complete = () =>
     [...expected].every(([path, ids]) => new Set((received.get(path) ?? []).map((r) => r.id)).size >= ids.length);
-  while (!complete() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  const deadline = Date.now() + 30_000;
+  while (!complete() && Date.now() < deadline) {
+    clock.advance(RETRY.maxMs);
+    await new Promise((r) => setTimeout(r, 50));
+  }
   assert.ok(refusedWhileDown > 0, 'the outage was felt');
   assert.equal(unverified, 0, 'every delivery verified');
   for (const [path, ids] of expected) {
@@ -280,23 +308,30 @@ test('an endpoint failing past the horizon: dead letter, disabled, and its owner
   timeout: 60_000,
 }, async () => {
   await dispatcher.stop();
+  // A clock of its own, from now: the horizon counts from when the delivery was queued.
+  const horizonClock = new ShiftedClock();
+  const retry = { baseMs: 100, maxMs: 300, horizonMs: 2_000 };
   dispatcher = new WebhookDispatcher(stores.redis, stores.pool, inv, {
-    retry: { baseMs: 100, maxMs: 300, horizonMs: 2_000 },
+    retry,
     timeoutMs: 1_000,
     allowPrivate: true,
     pollMs: 20,
+    clock: horizonClock,
   });
   dispatcher.start();
   const broken = await subscribe('hostB', '/broken');
   await subscribe('hostB', '/host-b-inbox', { types: ['webhook.disabled'] });
   failPaths.add('/broken');
   await addVehicle(inv, city, { hostId: 'host-b' });
+  await waitFor('a first attempt, refused', () => (refusals.get('/broken') ?? 0) > 0);
+  // Then time passes a back-off at a time: every retry is due at once, until the horizon.
   const deadline = Date.now() + 30_000;
   let sub: Record<string, unknown> = {};
   while (Date.now() < deadline) {
     sub = (await call(tok.hostB, 'GET', `/v1/webhooks/${broken}`)).json;
     if (sub.status === 'disabled' && received.get('/host-b-inbox')?.length) break;
-    await new Promise((r) => setTimeout(r, 200));
+    horizonClock.advance(retry.maxMs);
+    await new Promise((r) => setTimeout(r, 20));
   }
   assert.equal(sub.status, 'disabled', JSON.stringify(sub));
   assert.match(String(sub.disabledReason), /failed/);
@@ -307,6 +342,7 @@ test('an endpoint failing past the horizon: dead letter, disabled, and its owner
     attempts.some((a) => a.deliveryStatus === 'dead'),
     'the delivery went to the dead letters',
   );
+  assert.ok((refusals.get('/broken') ?? 0) > 1, 'it was retried before the horizon');
   assert.deepEqual(
     received.get('/host-b-inbox')?.map((r) => r.type),
     ['webhook.disabled'],
@@ -319,27 +355,21 @@ test('the leader lock dies with its PostgreSQL session: the dispatcher stops lea
 }, async () => {
   const path = '/after-session-loss';
   await subscribe('ops', path, { types: ['vehicle.created'], cities: [city.id] });
-  const until = async (what: string, check: () => boolean) => {
-    const deadline = Date.now() + 20_000;
-    while (!check()) {
-      if (Date.now() > deadline) assert.fail(`${what}: not within 20 s`);
-      await new Promise((r) => setTimeout(r, 50));
-    }
-  };
-  await until('the dispatcher leads', () => dispatcher.leading);
+  await waitFor('the dispatcher leads', () => dispatcher.leading);
   const taken = dispatcher.leaderships;
   // The lock's session is cut, as a crash or a promotion of PostgreSQL would cut it.
   const { rows } = await stores.pool.query<{ gone: boolean }>(
-    `SELECT pg_terminate_backend(pid) AS gone FROM pg_locks WHERE locktype = 'advisory' AND objid = 7421002 AND granted`,
+    `SELECT pg_terminate_backend(pid) AS gone FROM pg_locks WHERE locktype = 'advisory' AND objid = 7421002 AND granted
+       AND database = (SELECT oid FROM pg_database WHERE datname = current_database())`,
   );
   assert.deepEqual(
     rows.map((r) => r.gone),
     [true],
     'one session held the lock',
   );
-  await until('the lock is taken again on a new session', () => dispatcher.leaderships === taken + 1);
+  await waitFor('the lock is taken again on a new session', () => dispatcher.leaderships === taken + 1);
   const vehicleId = await addVehicle(inv, city);
-  await until('the event after the loss is delivered', () =>
+  await waitFor('the event after the loss is delivered', () =>
     (received.get(path) ?? []).some((r) => r.type === 'vehicle.created'),
   );
   assert.ok(vehicleId);

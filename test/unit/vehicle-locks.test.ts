@@ -44,7 +44,7 @@ describe('VehicleLocks', () => {
     await slow;
   });
 
-  test('a full queue refuses at once with BUSY', async () => {
+  test('a full queue refuses with BUSY (queue_full) while the holder still runs', async () => {
     const locks = new VehicleLocks({ maxQueue: 2, maxWaitMs: 5_000 });
     let release!: () => void;
     const first = locks.run(
