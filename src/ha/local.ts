@@ -173,18 +173,47 @@ export async function ownedByPostgres(dir: string): Promise<void> {
 }
 
 export async function pgStart(node: PgNodeLayout, extra = ''): Promise<void> {
-  await asPostgres(`${PG_BIN}/pg_ctl`, [
-    '-D',
-    node.dataDir,
-    '-l',
-    node.log,
-    '-w',
-    '-t',
-    '60',
-    '-o',
-    `-p ${node.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on ${extra}`.trim(),
-    'start',
-  ]);
+  try {
+    await asPostgres(`${PG_BIN}/pg_ctl`, [
+      '-D',
+      node.dataDir,
+      '-l',
+      node.log,
+      '-w',
+      '-t',
+      '60',
+      '-o',
+      `-p ${node.port} -k /tmp -c listen_addresses=127.0.0.1 -c fsync=on ${extra}`.trim(),
+      'start',
+    ]);
+  } catch (err) {
+    // pg_ctl only says "examine the log": the log says why.
+    const tail = (await readFile(node.log, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
+    throw new PgStartFailed(node, tail, err);
+  }
+}
+
+export class PgStartFailed extends Error {
+  readonly portTaken: boolean;
+  constructor(node: PgNodeLayout, logTail: string, cause: unknown) {
+    super(`PostgreSQL at ${node.dataDir} (port ${node.port}) did not start:\n${logTail}`, { cause });
+    this.portTaken = /could not bind|Address already in use/i.test(logTail);
+  }
+}
+
+/**
+ * Starts a node on a port picked now, and picks again when another process took it between the pick and
+ * the bind (a free port is also any client's next source port). Only for nodes nobody refers to yet.
+ */
+async function pgStartOnFreePort(node: PgNodeLayout, extra = ''): Promise<void> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await pgStart(node, extra);
+    } catch (err) {
+      if (!(err instanceof PgStartFailed && err.portTaken) || attempt === 3) throw err;
+      node.port = await freePort();
+    }
+  }
 }
 
 export async function pgStop(node: PgNodeLayout, mode: 'immediate' | 'fast' = 'fast'): Promise<void> {
@@ -200,6 +229,7 @@ async function startPostgres(
   dir: string,
   primaryPort: number,
   standbyPort: number,
+  pickedPorts: boolean,
 ): Promise<{ primary: PgNodeLayout; standby: PgNodeLayout }> {
   const root = path.join(dir, 'pg');
   await ownedByPostgres(root);
@@ -214,12 +244,13 @@ async function startPostgres(
     log: path.join(root, 'standby.log'),
   };
   await asPostgres(`${PG_BIN}/initdb`, ['-D', primary.dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']);
-  await pgStart(primary);
+  const start = pickedPorts ? pgStartOnFreePort : pgStart;
+  await start(primary);
   await asPostgres(`${PG_BIN}/pg_basebackup`, [
     '-h',
     '127.0.0.1',
     '-p',
-    String(primaryPort),
+    String(primary.port),
     '-U',
     'postgres',
     '-D',
@@ -231,7 +262,7 @@ async function startPostgres(
     'fast',
     '--no-sync',
   ]);
-  await pgStart(standby, '-c hot_standby=on');
+  await start(standby, '-c hot_standby=on');
   return { primary, standby };
 }
 
@@ -282,7 +313,7 @@ export async function haUp(opts: HaOptions): Promise<HaLayout> {
     for (const s of sentinels) await startSentinel(s, nodes[0]!.port, opts.downAfterMs ?? 1_000);
     await sentinelsAgree(sentinels, replicas);
     if (pgPorts)
-      layout.pg = { ...(await startPostgres(dir, pgPorts[0], pgPorts[1])), database: opts.database ?? 'fleet' };
+      layout.pg = { ...(await startPostgres(dir, pgPorts[0], pgPorts[1], !opts.basePort)), database: opts.database ?? 'fleet' };
   } catch (err) {
     await haDown(dir, layout).catch(() => undefined);
     throw err;
