@@ -43,7 +43,7 @@ const IDLE_MS = Number(process.env.BENCH_IDLE_MS ?? 30_000);
 const SETTLE_MS = 15_000;
 const BOOKINGS = Number(process.env.BENCH_BOOKINGS ?? 300);
 const CONFLICTS = Number(process.env.BENCH_CONFLICTS ?? 40);
-const DEFAULT_BASELINE = 'e971806';
+const DEFAULT_BASELINE = '680a1c5';
 const TICK_MS = 10;
 
 type Percentiles = { n: number; p50: number; p95: number; p99: number };

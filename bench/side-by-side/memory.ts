@@ -48,7 +48,7 @@ export async function memory() {
 
   const before = heapAfterGc();
   const model = new ReadModel(redis, inventory, cities);
-  await model.start(50);
+  await model.start();
   const held = () => {
     let n = 0;
     for (const v of model.vehiclesOf(city.id)) n += v.entries.size;

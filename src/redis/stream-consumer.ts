@@ -68,7 +68,7 @@ const MAX_BACKOFF_MS = 5_000;
 export class StreamConsumer {
   private stopped = false;
   /** Cuts every pause short at `stop`. */
-  private readonly stopping = new AbortController();
+  private stopping = new AbortController();
   private readonly loops: Promise<void>[] = [];
   private readonly blockers = new Set<RedisConnection>();
   /** Cities whose own pending entries are read before anything new (all of them at start). */
@@ -99,7 +99,13 @@ export class StreamConsumer {
     this.groupsMade = true;
   }
 
+  /** Starts reading; a reader stopped before starts again (a webhook dispatcher that leads again). */
   start(): void {
+    if (this.loops.length) return;
+    this.stopped = false;
+    this.stopping = new AbortController();
+    // Whatever this consumer left pending when it stopped is handled first.
+    if (this.o.group) for (const c of this.o.cities()) this.pending.add(c);
     for (const p of this.partitions(this.o.cities())) this.loops.push(this.run(p));
   }
 
@@ -109,6 +115,7 @@ export class StreamConsumer {
     // A blocked read returns only when its connection closes.
     for (const b of this.blockers) b.disconnect();
     await Promise.all(this.loops);
+    this.loops.length = 0;
   }
 
   /**

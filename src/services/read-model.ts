@@ -1,7 +1,7 @@
 /**
  * The search read model (architecture.md §6): each process keeps its cities' vehicles and calendars in
- * memory, loaded from Redis once and then fed by tailing the city streams (events carry whole
- * states, so applying one twice is harmless). Searches are answered from memory; the page is then
+ * memory, loaded from Redis once and then fed by tailing the city streams (the one stream consumer,
+ * blocking until an event arrives; events carry whole states, so applying one twice is harmless). Searches are answered from memory; the page is then
  * verified against Redis in one round trip, so no vehicle booked before the response is shown
  * as free, however far the tail lags.
  */
@@ -25,6 +25,7 @@ import { fromScript, type RedisConnection } from '../redis/scripts.ts';
 import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { Inventory } from './inventory.ts';
 import { survived } from '../log.ts';
+import { StreamConsumer, type StreamEntry } from '../redis/stream-consumer.ts';
 import { BusyIntervals, CityIndex, distanceKm, TopK, type TripWindow } from './search-index.ts';
 import type { Ranked, Ranking } from '../domain/ranking.ts';
 
@@ -141,8 +142,7 @@ export class ReadModel {
     string,
     { status: 'verifying' | 'ok'; at: number; report?: Record<string, unknown> }
   >();
-  private stopped = false;
-  private loop: Promise<void> | undefined;
+  private readonly reader: StreamConsumer;
   /** The tail of a city in flight: one at a time, so listeners hear each event once. */
   private readonly tailing = new Map<string, Promise<number>>();
 
@@ -150,28 +150,33 @@ export class ReadModel {
     private readonly redis: RedisConnection,
     private readonly inventory: Inventory,
     private readonly cities: CityCatalog = inventory.cities,
-  ) {}
+  ) {
+    this.reader = new StreamConsumer({
+      name: 'read-model',
+      redis,
+      cities: () => [...this.views.keys()],
+      position: (city) => this.views.get(city)?.lastId,
+      count: TAIL_BATCH,
+      concurrency: 4,
+      // What `catchUp` applied meanwhile is behind the view's position: only what is after it.
+      handle: async (city, entries) => {
+        await this.serialised(city, () => this.apply(city, entries));
+        return undefined;
+      },
+    });
+  }
 
-  /** Loads every city, then keeps tailing the streams until `stop`. */
-  async start(pollMs = 20): Promise<void> {
+  /**
+   * Loads every city, then keeps tailing the streams until `stop`. While Redis is away the tail
+   * backs off and tries again; searches still verify against Redis (and fail loudly there).
+   */
+  async start(): Promise<void> {
     for (const c of this.cities.all()) await this.load(c.id);
-    this.loop = (async () => {
-      while (!this.stopped) {
-        let applied = 0;
-        try {
-          for (const c of this.cities.all()) applied += await this.tail(c.id);
-        } catch (err) {
-          // Redis unavailable: searches still verify against Redis (and fail loudly there).
-          survived('read-model.tail', err);
-        }
-        if (applied === 0) await new Promise((r) => setTimeout(r, pollMs));
-      }
-    })();
+    this.reader.start();
   }
 
   async stop(): Promise<void> {
-    this.stopped = true;
-    await this.loop;
+    await this.reader.stop();
   }
 
   /** Snapshot of a city: the stream position first, so nothing between is missed. */
@@ -212,9 +217,22 @@ export class ReadModel {
     return this.views.get(city)?.lastId;
   }
 
-  /** Applies the city's new events; returns how many. Serialised per city (the loop, `catchUp`). */
+  /** Applies the city's new events; returns how many were read. Serialised per city (the tail, `catchUp`). */
   async tail(city: string): Promise<number> {
-    const next = (this.tailing.get(city) ?? Promise.resolve(0)).catch(() => 0).then(() => this.tailOnce(city));
+    return this.serialised(city, async () => {
+      const view = this.views.get(city);
+      if (!view) return 0;
+      const res = (await this.redis.xread('COUNT', TAIL_BATCH, 'STREAMS', keys.events(city), view.lastId)) as
+        | [string, [string, string[]][]][]
+        | null;
+      const entries = (res?.[0]?.[1] ?? []).map(([id, fields]) => ({ id, fields }));
+      await this.apply(city, entries);
+      return entries.length;
+    });
+  }
+
+  private async serialised(city: string, work: () => Promise<number>): Promise<number> {
+    const next = (this.tailing.get(city) ?? Promise.resolve(0)).catch(() => 0).then(work);
     this.tailing.set(city, next);
     try {
       return await next;
@@ -277,17 +295,15 @@ export class ReadModel {
     return out;
   }
 
-  private async tailOnce(city: string): Promise<number> {
+  /** Applies the city's entries after the view's position, in order, and tells the listeners. */
+  private async apply(city: string, all: readonly StreamEntry[]): Promise<number> {
     const view = this.views.get(city);
     if (!view) return 0;
-    const res = (await this.redis.xread('COUNT', TAIL_BATCH, 'STREAMS', keys.events(city), view.lastId)) as
-      | [string, [string, string[]][]][]
-      | null;
-    const entries = res?.[0]?.[1] ?? [];
+    const entries = all.filter((e) => compareStreamIds(e.id, view.lastId) > 0);
     const horizon = this.inventory.clock.now() - KEEP_PAST_MS;
     const heard: StreamEvent[] = [];
     let reload = false;
-    for (const [id, fields] of entries) {
+    for (const { id, fields } of entries) {
       view.lastId = id;
       let e: StreamEvent;
       try {

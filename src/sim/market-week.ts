@@ -238,7 +238,7 @@ export class MarketWeek {
       : undefined;
     const run = new MarketWeek(o, features, city, redis, clock, inv, readModel, desk, watch, reserve, learner);
     await run.populate();
-    await readModel.start(1_000);
+    await readModel.start();
     return run;
   }
 

@@ -2,14 +2,17 @@
  * The webhook dispatcher (docs/webhooks.md). Two loops, run by one leader at a time (a
  * PostgreSQL advisory lock; every `fleet serve` and `fleet worker` stands by to take over):
  *
- * - intake: the city streams are read through the consumer group `webhooks`; each event is matched
- *   against the active subscriptions and one delivery per hearing subscription is queued in
- *   PostgreSQL, in one statement, before the entries are acknowledged. A crash in between reads
- *   them again, and the queue ignores what it already holds: a restart misses nothing.
+ * - intake: the city streams are read through the consumer group `webhooks` (the one stream
+ *   consumer, blocking until an event arrives); each event is matched against the active
+ *   subscriptions and one delivery per hearing subscription is queued in PostgreSQL, in one
+ *   statement, before the entries are acknowledged. A crash in between reads them again (a new
+ *   leader takes over what a dead one left pending), and the queue ignores what it already holds:
+ *   a restart misses nothing.
  * - delivery: the head of each subscription's queue is POSTed (Standard Webhooks 1.0 headers and
- *   signature; the body is the CloudEvent) when due. Deliveries of a subscription go out in
- *   order, at least once; a failure is retried with exponential back-off, and a delivery still
- *   failing after the horizon (25 h) goes to the dead letters and disables the endpoint.
+ *   signature; the body is the CloudEvent) when due. Woken by the intake as soon as it queues;
+ *   otherwise it looks for retries that came due every `pollMs`. Deliveries of a subscription go
+ *   out in order, at least once; a failure is retried with exponential back-off, and a delivery
+ *   still failing after the horizon (25 h) goes to the dead letters and disables the endpoint.
  */
 import { hostname } from 'node:os';
 import type pg from 'pg';
@@ -28,9 +31,9 @@ import {
   type StoredSubscription,
 } from '../pg/webhooks.ts';
 import { metrics } from '../metrics.ts';
-import { keys } from '../redis/keys.ts';
 import { parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
+import { StreamConsumer, type StreamEntry } from '../redis/stream-consumer.ts';
 import type { Inventory } from '../services/inventory.ts';
 import { EventMatcher, deliveryOf, privateAddressOf } from '../services/webhooks.ts';
 import { survived } from '../log.ts';
@@ -40,11 +43,14 @@ export const WEBHOOK_GROUP = 'webhooks';
 const LEADER_LOCK = 7_421_002;
 const READ_BATCH = 500;
 const SEND_BATCH = 32;
+/** Entries a dead leader left pending this long are taken over by the next one. */
+const CLAIM_IDLE_MS = 30_000;
 
 export interface DispatcherOptions {
   retry: RetryPolicy;
   timeoutMs: number;
   allowPrivate: boolean;
+  /** How often the delivery loop looks for retries that came due while no new event woke it (default 1 s). */
   pollMs?: number;
   log?: Logger;
   /**
@@ -55,33 +61,37 @@ export interface DispatcherOptions {
 }
 
 export class WebhookDispatcher {
-  private readonly consumer = `${hostname()}-${process.pid}`;
   private readonly matcher: EventMatcher;
+  private readonly reader: StreamConsumer;
   private stopped = false;
   private loop: Promise<void> | undefined;
   private subscriptions = new Map<string, StoredSubscription>();
-  private groupsReady = false;
-  /** The last intake left entries in a stream (a full batch): the next round comes at once. */
-  private backlog = false;
+  /** Wakes the delivery loop's wait (the intake queued something, or `stop`). */
+  private wake: (() => void) | undefined;
+  /** Something was queued while the delivery loop was busy: its next wait returns at once. */
+  private woken = false;
 
   constructor(
-    private readonly redis: RedisConnection,
+    redis: RedisConnection,
     private readonly pool: pg.Pool,
-    private readonly inventory: Inventory,
+    inventory: Inventory,
     private readonly opts: DispatcherOptions,
   ) {
     this.matcher = new EventMatcher(inventory);
+    this.reader = new StreamConsumer({
+      name: 'webhooks',
+      redis,
+      cities: () => inventory.cities.all().map((c) => c.id),
+      // From now on: history is for `replay`.
+      group: { name: WEBHOOK_GROUP, consumer: `${hostname()}-${process.pid}`, start: '$', claimIdleMs: CLAIM_IDLE_MS },
+      count: READ_BATCH,
+      handle: (city, entries) => this.intake(city, entries),
+    });
   }
 
   /** Creates the group on every city stream, from now on (history is for `replay`). */
-  async ensureGroups(): Promise<void> {
-    if (this.groupsReady) return;
-    for (const c of this.inventory.cities.all()) {
-      await this.redis.xgroup('CREATE', keys.events(c.id), WEBHOOK_GROUP, '$', 'MKSTREAM').catch((err: unknown) => {
-        if (!messageOf(err).includes('BUSYGROUP')) throw err;
-      });
-    }
-    this.groupsReady = true;
+  ensureGroups(): Promise<void> {
+    return this.reader.ensureGroups();
   }
 
   start(): void {
@@ -90,21 +100,22 @@ export class WebhookDispatcher {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    this.wakeDelivery();
     await this.loop;
   }
 
   /** One round of both loops (tests, `drain`): returns how much was read and sent. */
   async runOnce(): Promise<{ read: number; sent: number }> {
-    await this.ensureGroups();
-    const read = await this.intake();
+    const read = await this.reader.consumeOnce();
     const sent = await this.send();
     return { read, sent };
   }
 
   /**
-   * Holds the leader lock (on a session of its own) while running both loops; stands by otherwise.
-   * The lock lives as long as its connection: when PostgreSQL dies or fails over, the session is
-   * lost, this loop stops leading at once and competes for the lock again on the next host.
+   * Holds the leader lock (on a session of its own) while reading and delivering; stands by
+   * otherwise. The lock lives as long as its connection: when PostgreSQL dies or fails over, the
+   * session is lost, this dispatcher stops leading within a poll interval and competes for the
+   * lock again on the next host.
    */
   private async lead(): Promise<void> {
     while (!this.stopped) {
@@ -115,12 +126,16 @@ export class WebhookDispatcher {
           this.setLeading(true);
           this.leaderships++;
           metrics.webhookLeaderships.inc();
-          while (!this.stopped && !session.lost) {
-            const { sent } = await this.runOnce();
-            // Paced: a round per poll interval while nothing is waiting. After a round that sent,
-            // the next comes at once: a subscription's deliveries go one at a time, in order, so a
-            // pause after each would cap every subscription at ten events a second.
-            if (!this.backlog && sent === 0) await sleep(this.opts.pollMs ?? 100);
+          await this.reader.ensureGroups();
+          this.reader.start();
+          try {
+            while (!this.stopped && !session.lost) {
+              // After a round that sent, the next comes at once: a subscription's deliveries go one
+              // at a time, in order, so a pause after each would cap every subscription.
+              if ((await this.send()) === 0) await this.waitForWork(this.opts.pollMs ?? 1_000);
+            }
+          } finally {
+            await this.reader.stop();
           }
           this.setLeading(false);
           if (session.lost) this.opts.log?.warn('webhook dispatcher: leader lock lost with its PostgreSQL session');
@@ -132,8 +147,29 @@ export class WebhookDispatcher {
         this.setLeading(false);
         session?.release();
       }
-      if (!this.stopped) await sleep(1_000);
+      if (!this.stopped) await this.waitForWork(1_000);
     }
+  }
+
+  private async waitForWork(ms: number): Promise<void> {
+    if (this.woken || this.stopped) {
+      this.woken = false;
+      return;
+    }
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(resolve, ms);
+      this.wake = () => {
+        clearTimeout(timer);
+        resolve();
+      };
+    });
+    this.wake = undefined;
+    this.woken = false;
+  }
+
+  private wakeDelivery(): void {
+    this.woken = true;
+    this.wake?.();
   }
 
   /** True while this dispatcher holds the leader lock; how many times it took it. */
@@ -145,54 +181,25 @@ export class WebhookDispatcher {
     metrics.webhookLeading.set(leading ? 1 : 0);
   }
 
-  private async intake(): Promise<number> {
-    // One read per city, all in flight at once (one round trip on the connection's pipeline).
-    const read = (await Promise.all(this.inventory.cities.all().map((c) => this.readCity(c.id)))).filter(
-      (r) => r.ids.length > 0,
-    );
-    if (!read.length) return 0;
-    // Subscriptions are read after the events: every one created before an event was written hears it.
-    this.subscriptions = new Map((await activeSubscriptions(this.pool)).map((s) => [s.id, s]));
-    const rows: NewDelivery[] = [];
-    for (const { events } of read)
-      for (const e of events)
-        for (const sub of this.subscriptions.values())
-          if (await this.matcher.hears(sub, e)) rows.push(deliveryOf(sub.id, e, 0));
-    await enqueueDeliveries(this.pool, rows);
-    await Promise.all(read.map(({ stream, ids }) => this.redis.xack(stream, WEBHOOK_GROUP, ...ids)));
-    this.backlog = read.some((r) => r.ids.length >= READ_BATCH);
-    return read.reduce((n, r) => n + r.ids.length, 0);
-  }
-
-  /** Cities whose own unacknowledged entries (a crash) were read again since this dispatcher started. */
-  private readonly recovered = new Set<string>();
-
-  private async readCity(city: string): Promise<{ stream: string; ids: string[]; events: StreamEvent[] }> {
-    const stream = keys.events(city);
-    // First what this consumer read but did not acknowledge before a crash, then new entries.
-    const from = this.recovered.has(city) ? '>' : '0';
-    const res = (await this.redis.xreadgroup(
-      'GROUP',
-      WEBHOOK_GROUP,
-      this.consumer,
-      'COUNT',
-      READ_BATCH,
-      'STREAMS',
-      stream,
-      from,
-    )) as [string, [string, string[] | null][]][] | null;
-    const entries = res?.[0]?.[1] ?? [];
-    if (from === '0' && entries.length === 0) this.recovered.add(city);
+  /** One city's new entries: a delivery per hearing subscription, queued before they are acknowledged. */
+  private async intake(city: string, entries: StreamEntry[]): Promise<string[]> {
     const events: StreamEvent[] = [];
-    for (const [id, fields] of entries) {
-      if (!fields) continue;
+    for (const { id, fields } of entries) {
       try {
         events.push(parseStreamEntry(city, id, fields));
       } catch (err) {
-        survived('webhooks.parse', err);
+        survived('webhooks.parse', err); // counted; an entry no subscription can hear
       }
     }
-    return { stream, ids: entries.map(([id]) => id), events };
+    // Subscriptions are read after the events: every one created before an event was written hears it.
+    this.subscriptions = new Map((await activeSubscriptions(this.pool)).map((s) => [s.id, s]));
+    const rows: NewDelivery[] = [];
+    for (const e of events)
+      for (const sub of this.subscriptions.values())
+        if (await this.matcher.hears(sub, e)) rows.push(deliveryOf(sub.id, e, 0));
+    await enqueueDeliveries(this.pool, rows);
+    if (rows.length) this.wakeDelivery();
+    return entries.map((e) => e.id);
   }
 
   private async send(): Promise<number> {
@@ -296,5 +303,3 @@ export class WebhookDispatcher {
     if (refused) throw new Error(`${host} resolves to a private address (${refused})`);
   }
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));

@@ -80,7 +80,7 @@ before(async () => {
   const { redis } = stores;
   inv = new Inventory(redis, { cities: catalog });
   readModel = new ReadModel(redis, inv);
-  await readModel.start(5);
+  await readModel.start();
   // The scripted scenario predates downgrades and the wait list: nothing free is NO_ALTERNATIVE at once.
   desk = new ConflictDesk(redis, inv, readModel, {
     offerTtlMs: OFFER_TTL,

@@ -66,7 +66,7 @@ before(async () => {
     [city.id, today],
   );
   readModel = new ReadModel(stores.redis, inv);
-  await readModel.start(50);
+  await readModel.start();
   const common = {
     inventory: inv,
     redis: stores.redis,

@@ -181,7 +181,7 @@ before(async () => {
   markB = (await inv.createVehicle(cityB.id, { ...SEDAN, hostId: 'host-marker' })).vehicleId;
   // The hub hears the streams through the read model's tail, as in every API process.
   readModel = new ReadModel(redis, inv);
-  await readModel.start(5);
+  await readModel.start();
   app = await buildApp({
     inventory: inv,
     redis,

@@ -45,7 +45,7 @@ before(async () => {
   redis = connect(server.url);
   inv = newInventory(redis, city);
   readModel = new ReadModel(redis, inv);
-  await readModel.start(5);
+  await readModel.start();
   const desk = new ConflictDesk(redis, inv, readModel);
   worker = new ConflictWorker(redis, desk, inv.cities, { validateEveryMs: 0 });
   worker.start();

@@ -76,7 +76,7 @@ test('the whole flow on a three-node Redis Cluster', { timeout: 120_000 }, async
     bookings.push((await inv.book({ holdId: hold.hold.id, customerId: 'alice' })).booking.id);
   }
   const readModel = new ReadModel(redis, inv);
-  await readModel.start(5);
+  await readModel.start();
   const desk = new ConflictDesk(redis, inv, readModel);
   const resolver = new ConflictWorker(redis, desk, inv.cities, { validateEveryMs: 0 });
   resolver.start();

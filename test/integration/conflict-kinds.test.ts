@@ -43,7 +43,7 @@ before(async () => {
   await recordCities(stores.pool, all);
   inv = new Inventory(stores.redis, { cities: new CityCatalog(all) });
   model = new ReadModel(stores.redis, inv);
-  await model.start(5);
+  await model.start();
   desk = new ConflictDesk(stores.redis, inv, model, { offerTtlMs: 60_000 });
   worker = new ConflictWorker(stores.redis, desk, inv.cities, { lapseEveryMs: 100, validateEveryMs: 0 });
   worker.start();
@@ -210,7 +210,7 @@ test('a waiting conflict whose wait ends is cancelled NO_ALTERNATIVE', async () 
   const clock = new ShiftedClock(redis);
   const local = new Inventory(redis, { cities: new CityCatalog([city]), clock });
   const localModel = new ReadModel(redis, local);
-  await localModel.start(5);
+  await localModel.start();
   try {
     const localDesk = new ConflictDesk(redis, local, localModel, { waitlistCutoffMinutes: 60 });
     const t = futureHour(5 * HOUR);
@@ -233,7 +233,7 @@ test('five conflicts wait; one car is freed; five resolvers race: exactly one ge
   const city = testCity();
   const local = new Inventory(stores.redis, { cities: new CityCatalog([city]) });
   const localModel = new ReadModel(stores.redis, local);
-  await localModel.start(5);
+  await localModel.start();
   try {
     const localDesk = new ConflictDesk(stores.redis, local, localModel, { downgradeTiers: 0 });
     const t = futureHour(48 * HOUR);

@@ -59,7 +59,7 @@ before(async () => {
   redis = connect(server.url);
   inv = new Inventory(redis, { cities: new CityCatalog([main, upgrade, none, post, flexible, flexSelf]) });
   readModel = new ReadModel(redis, inv);
-  await readModel.start(5);
+  await readModel.start();
   // The base behaviours: no downgrade, no wait list (conflict-kinds.test.ts covers those).
   desk = new ConflictDesk(redis, inv, readModel, {
     offerTtlMs: OFFER_TTL,

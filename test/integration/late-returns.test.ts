@@ -36,7 +36,7 @@ before(async () => {
   clock = new ShiftedClock(stores.redis);
   inv = newInventory(stores.redis, city, { clock });
   readModel = new ReadModel(stores.redis, inv);
-  await readModel.start(20);
+  await readModel.start();
   desk = new ConflictDesk(stores.redis, inv, readModel);
   watch = new LateReturnWatch(stores.redis, inv, readModel, desk, stores.pool, { threshold: 0.3, leadMs: 6 * HOUR });
 });

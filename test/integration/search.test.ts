@@ -56,7 +56,7 @@ before(async () => {
   }
   readModel = new ReadModel(redis, inv);
   // A lagging read model on purpose: freshness must come from verifying against Redis.
-  await readModel.start(150);
+  await readModel.start();
   app = await buildApp({
     inventory: inv,
     redis,
