@@ -299,6 +299,14 @@ async function measure(): Promise<Measured> {
   }
 }
 
+/** A 0 is not a measuring fault: the reader heard the event before the client had its answer. */
+function zeroNote(now: Measured, base: Measured): string {
+  const zero = READERS.filter(([k]) => now.latency[k].p50 === 0 || base.latency[k].p50 === 0).map(([, l]) => l);
+  return zero.length
+    ? `\nA time is counted as 0 when the reader heard the event before the client had the booking's acknowledgement (${zero.join(', ')}: at p50 or more).\n`
+    : '';
+}
+
 const READERS = [
   ['readModel', 'read model tail (WebSocket event)'],
   ['sync', 'sync (PostgreSQL cursor)'],
@@ -351,7 +359,7 @@ From the client's acknowledgement to the reader hearing the event (resolver: fro
 | reader | events | p50 | p95 | p99 | p50 this / baseline |
 |---|---|---|---|---|---|
 ${rows.join('\n')}
-
+${zeroNote(now, base)}
 ${missed.length ? `Targets missed: ${missed.join('; ')}.` : 'Targets met: idle CPU and every p50 at or below the baseline (10 % and 1 ms of noise allowed).'}
 `;
   await writeSection('## Stream consumers', text);

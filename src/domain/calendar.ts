@@ -383,3 +383,30 @@ export function deriveStatus(listing: ListingState, entries: readonly CalendarEn
   }
   return { status: STATUS_PRECEDENCE.find((s) => present.has(s)) ?? 'available', due };
 }
+
+/**
+ * The confirmed bookings of one calendar that overlap another booking or an active block
+ * (turnaround included): of two bookings the later-made one, a booking before a block or a trip
+ * under way (which, past its end, keeps the car until now).
+ */
+export function overlapLosers(entries: readonly CalendarEntry[], turnaround: number, now: number): BookingEntry[] {
+  const live = entries
+    .filter((e) => e.kind !== 'hold' && occupies(e, now))
+    .map((e) => (e.kind === 'booking' && e.status === 'active' && e.to < now ? { ...e, to: now } : e))
+    .filter((e) => (e.to ?? Infinity) > now);
+  const losers: BookingEntry[] = [];
+  for (const b of live) {
+    if (b.kind !== 'booking' || b.status !== 'confirmed') continue;
+    const rival = live.find(
+      (o) =>
+        o.id !== b.id &&
+        overlapsWindow(o, b.from, b.to, true, turnaround, now) &&
+        (o.kind === 'block' ||
+          o.status !== 'confirmed' ||
+          o.createdAt < b.createdAt ||
+          (o.createdAt === b.createdAt && o.id < b.id)),
+    );
+    if (rival) losers.push(b);
+  }
+  return losers;
+}

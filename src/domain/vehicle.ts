@@ -102,6 +102,32 @@ export function validateVehiclePatch(patch: VehiclePatch): string[] {
 }
 
 /** `value` as one of `values`, read back from a store; anything else is a corrupted record, not input. */
+/**
+ * The one decoder of a stored vehicle: a Redis hash, or the whole state a vehicle event carries
+ * (the same fields). A field outside its enum is a fault of the store, not of the caller: it throws.
+ */
+export function vehicleOf(s: Readonly<Record<string, unknown>>): Vehicle {
+  const text = (v: unknown) => (v === undefined || v === null ? '' : String(v));
+  return {
+    id: text(s.id),
+    city: text(s.city),
+    hostId: text(s.hostId),
+    category: oneOf(CATEGORIES, s.category, 'category'),
+    seats: Number(s.seats),
+    transmission: oneOf(TRANSMISSIONS, s.transmission, 'transmission'),
+    fuel: oneOf(FUELS, s.fuel, 'fuel'),
+    make: text(s.make),
+    model: text(s.model),
+    location: { lat: Number(s.lat), lng: Number(s.lng) },
+    pricePerHour: Number(s.pricePerHour),
+    listing: oneOf(LISTING_STATES, s.listing, 'listing'),
+    status: oneOf(VEHICLE_STATUSES, s.status, 'status'),
+    version: Number(s.version),
+    createdAt: Number(s.createdAt),
+    updatedAt: Number(s.updatedAt ?? s.createdAt),
+  };
+}
+
 export function oneOf<T extends string>(values: readonly T[], value: unknown, field: string): T {
   const found = values.find((v) => v === value);
   if (found === undefined) throw new Error(`stored ${field} ${String(value)} is not one of ${values.join(', ')}`);

@@ -13,18 +13,16 @@ import { DomainError } from '../domain/errors.ts';
 import { parseId } from '../domain/ids.ts';
 import {
   alternativeKind,
-  flexShifts,
   incentiveFor,
   noAlternativeCredit,
-  dissimilarity,
   rankAlternatives,
   type Alternative,
   type AlternativeKind,
   type OfferPolicy,
   type Original,
 } from '../domain/offers.ts';
-import { CATEGORIES, tierOf, type Vehicle } from '../domain/vehicle.ts';
-import { occupies, overlapsWindow } from '../domain/calendar.ts';
+import type { Vehicle } from '../domain/vehicle.ts';
+import { overlapLosers } from '../domain/calendar.ts';
 import { keys } from '../redis/keys.ts';
 import { commandReply, fromScript, luaList, runScript, stringList, type RedisConnection } from '../redis/scripts.ts';
 import { metrics } from '../metrics.ts';
@@ -33,7 +31,7 @@ import { clearAtRisk } from './at-risk.ts';
 import type { IncentiveLearner } from './incentives.ts';
 import type { CommandOptions, Inventory } from './inventory.ts';
 import type { ReadModel } from './read-model.ts';
-import { distanceKm } from './search-index.ts';
+import { AlternativeFinder, originalOf, turnaroundOf } from './alternatives.ts';
 
 export interface Offer {
   id: string;
@@ -102,16 +100,26 @@ export type ResolveOutcome =
 
 export class ConflictDesk {
   readonly policy: OfferPolicy;
+  private readonly alternatives: AlternativeFinder;
 
   constructor(
     private readonly redis: RedisConnection,
     private readonly inventory: Inventory,
-    private readonly readModel: ReadModel,
+    readModel: ReadModel,
     policy: Partial<OfferPolicy> = {},
     /** The learning offer policy (docs/prediction.md); without it, the configured credits as they are. */
     private readonly learner?: IncentiveLearner,
   ) {
     this.policy = { ...offerPolicy(), ...policy };
+    this.alternatives = new AlternativeFinder(inventory, readModel, this.policy);
+  }
+
+  /**
+   * The vehicles that could stand in for a booking in its own window, most similar first (the
+   * same ranking as offers): what an at-risk booking is quietly held (services/late-returns.ts).
+   */
+  standbyCandidates(booking: BookingEntry, vehicle: Vehicle): Promise<Alternative[]> {
+    return this.alternatives.standbyCandidates(booking, vehicle);
   }
 
   /** The inventory's clock (a simulation's shifted one, or the system's): one clock for the whole conflict path. */
@@ -181,12 +189,12 @@ export class ConflictDesk {
    */
   private async candidatesFor(booking: BookingEntry, vehicle: Vehicle, original: Original): Promise<Candidate[]> {
     const city = vehicle.city;
-    const ranked = rankAlternatives(original, await this.alternativesFor(booking, vehicle), this.policy);
+    const ranked = rankAlternatives(original, await this.alternatives.alternativesFor(booking, vehicle), this.policy);
     const seen = new Set<string>();
     const singles = ranked.filter((a) => !seen.has(a.vehicleId) && seen.add(a.vehicleId));
     const pairs =
       this.policy.backToBack && singles.length < this.policy.maxOffers
-        ? await this.backToBack(booking, vehicle, original)
+        ? await this.alternatives.backToBack(booking, vehicle, original)
         : [];
     return [...singles.slice(0, this.policy.maxOffers * 3), ...pairs].map((a) => {
       const kind = alternativeKind(original, a, this.policy);
@@ -214,170 +222,6 @@ export class ConflictDesk {
           : {}),
       };
     });
-  }
-
-  /**
-   * Two vehicles one after the other, when no single one covers the window: one free for its
-   * first part, another for the rest, changing over at a third, half or two thirds of the trip
-   * (whole hours); the most similar pairs first.
-   */
-  private async backToBack(booking: BookingEntry, vehicle: Vehicle, original: Original): Promise<Alternative[]> {
-    const hours = Math.floor((booking.to - booking.from) / 3_600_000);
-    if (hours < 2) return [];
-    const ats = [
-      ...new Set([1 / 3, 1 / 2, 2 / 3].map((f) => booking.from + Math.max(1, Math.round(hours * f)) * 3_600_000)),
-    ];
-    const out: Alternative[] = [];
-    for (const at of ats) {
-      if (at >= booking.to) continue;
-      const firsts = rankAlternatives(original, await this.freeFor(vehicle, booking.from, at), this.policy);
-      const seconds = rankAlternatives(original, await this.freeFor(vehicle, at, booking.to), this.policy);
-      const first = firsts[0];
-      const second = seconds.find((s) => s.vehicleId !== first?.vehicleId);
-      if (!first || !second) continue;
-      out.push({
-        ...first,
-        from: booking.from,
-        to: booking.to,
-        legs: {
-          vehicleId: second.vehicleId,
-          at,
-          category: second.category,
-          distanceKm: second.distanceKm,
-          pricePerHour: second.pricePerHour,
-        },
-      });
-    }
-    return out.sort((x, y) => dissimilarity(original, x) - dissimilarity(original, y)).slice(0, 1);
-  }
-
-  /** Vehicles other than the booked one free for [from, to) near its pickup, any class the policy allows. */
-  private async freeFor(vehicle: Vehicle, from: number, to: number): Promise<Alternative[]> {
-    const { hits } = await this.readModel.search(vehicle.city, {
-      from,
-      to,
-      limit: 12,
-      near: vehicle.location,
-      radiusKm: this.policy.maxDistanceKm,
-      sort: 'distance',
-    });
-    return hits
-      .filter((h) => h.vehicleId !== vehicle.id)
-      .map((h) => ({ ...h, distanceKm: h.distanceKm ?? 0, from, to }));
-  }
-
-  /**
-   * Free vehicles for the booking's window, the same category or better, near its pickup; and,
-   * when the customer allowed the trip to move (`flexMinutes`), the same category (the same
-   * vehicle included, after a fixed block) at windows shifted by up to that much, in 30-minute
-   * steps, nearest shifts first.
-   */
-  /**
-   * The vehicles that could stand in for a booking in its own window, most similar first (the
-   * same ranking as offers): what an at-risk booking is quietly held (services/late-returns.ts).
-   */
-  async standbyCandidates(booking: BookingEntry, vehicle: Vehicle): Promise<Alternative[]> {
-    const original = originalOf(booking, vehicle);
-    const all = await this.alternativesFor({ ...booking, flexMinutes: 0 }, vehicle);
-    return rankAlternatives(
-      original,
-      all.filter((a) => !a.shiftMinutes && a.vehicleId !== vehicle.id),
-      this.policy,
-    );
-  }
-
-  private async alternativesFor(booking: BookingEntry, vehicle: Vehicle): Promise<Alternative[]> {
-    const city = vehicle.city;
-    // The read model must know every vehicle written before the conflict (a vehicle added a moment
-    // ago is an alternative too): catch it up with the stream first.
-    await this.readModel.catchUp([city]);
-    const near = { near: vehicle.location, radiusKm: this.policy.maxDistanceKm, sort: 'distance' as const };
-    // The same vehicle, moved: after a fixed block (maintenance, the host's), not after a late
-    // return or an accident, whose end nobody knows yet.
-    const sameVehicle = booking.conflictCause !== 'late_return' && booking.conflictCause !== 'accident';
-    const found = async (from: number, to: number, shiftMinutes: number, orBetter: boolean, limit: number) =>
-      (await this.readModel.search(city, { from, to, category: vehicle.category, orBetter, limit, ...near })).hits
-        .filter((h) => h.vehicleId !== vehicle.id || (shiftMinutes !== 0 && sameVehicle))
-        .map((h) => ({ ...h, distanceKm: h.distanceKm ?? 0, from, to, shiftMinutes }));
-    const out: Alternative[] = await found(booking.from, booking.to, 0, true, Math.max(12, this.policy.maxOffers * 4));
-    // The conflict reserve is kept for exactly this: vehicles free but for a reserve hold.
-    out.push(...this.reservedFor(booking, vehicle));
-    // A class down, when the policy allows it (ranked after every class up).
-    for (let t = 1; t <= this.policy.downgradeTiers; t++) {
-      const lower = CATEGORIES[tierOf(vehicle.category) - t];
-      if (!lower) break;
-      out.push(
-        ...(
-          await this.readModel.search(city, {
-            from: booking.from,
-            to: booking.to,
-            category: lower,
-            limit: this.policy.maxOffers,
-            ...near,
-          })
-        ).hits.map((h) => ({
-          ...h,
-          distanceKm: h.distanceKm ?? 0,
-          from: booking.from,
-          to: booking.to,
-          shiftMinutes: 0,
-        })),
-      );
-    }
-    for (const shift of flexShifts(booking.flexMinutes ?? 0)) {
-      const from = booking.from + shift * 60_000;
-      if (from < this.now()) continue;
-      out.push(...(await found(from, booking.to + shift * 60_000, shift, false, this.policy.maxOffers)));
-    }
-    return out;
-  }
-
-  /**
-   * Vehicles of the city the conflict reserve keeps back over the booking's window, free but for
-   * that (search does not show them: only the resolver may use them), within reach.
-   */
-  private reservedFor(booking: BookingEntry, vehicle: Vehicle): Alternative[] {
-    const city = vehicle.city;
-    const turnaround = this.turnaround(city);
-    const now = this.now();
-    const reserved = new Set(
-      this.readModel
-        .entries(
-          (e, v) =>
-            v.city === city &&
-            e.kind === 'hold' &&
-            !!e.reserve &&
-            e.status === 'held' &&
-            e.expiresAt > now &&
-            overlapsWindow(e, booking.from, booking.to, true, turnaround, now),
-        )
-        .map((r) => r.vehicleId),
-    );
-    const out: Alternative[] = [];
-    for (const id of reserved) {
-      const v = this.readModel.vehicle(city, id);
-      if (!v || id === vehicle.id || v.listing !== 'active') continue;
-      const busy = [...v.entries.values()].some(
-        (e) =>
-          !(e.kind === 'hold' && e.reserve) &&
-          occupies(e, now) &&
-          overlapsWindow(e, booking.from, booking.to, true, turnaround, now),
-      );
-      if (busy) continue;
-      out.push({
-        vehicleId: v.id,
-        category: v.category,
-        seats: v.seats,
-        transmission: v.transmission,
-        fuel: v.fuel,
-        pricePerHour: v.pricePerHour,
-        distanceKm: Math.round(distanceKm(vehicle.location, v) * 1000) / 1000,
-        from: booking.from,
-        to: booking.to,
-        shiftMinutes: 0,
-      });
-    }
-    return out;
   }
 
   /** The city's conflicts still under way — offers open, or waiting for a car — soonest deadline first. */
@@ -510,9 +354,11 @@ export class ConflictDesk {
       const chunk = vehicles.slice(i, i + 200);
       const pipe = this.redis.pipeline();
       for (const v of chunk) pipe.hvals(keys.calendar(city, v));
-      const calendars = ((await pipe.exec()) ?? []).map(([err, raw]) =>
-        err ? [] : stringList(raw).map((j) => fromScript<CalendarEntry>(j)),
-      );
+      // A calendar that could not be read is not an empty one: the pass fails and runs again.
+      const calendars = ((await pipe.exec()) ?? []).map(([err, raw]) => {
+        if (err) throw err;
+        return stringList(raw).map((j) => fromScript<CalendarEntry>(j));
+      });
       const now = this.now();
       for (let k = 0; k < chunk.length; k++) {
         const vehicleId = chunk[k]!;
@@ -593,9 +439,7 @@ export class ConflictDesk {
   }
 
   private turnaround(city: string): number {
-    const c = this.inventory.cities.get(city);
-    if (!c) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-    return c.turnaroundMs;
+    return turnaroundOf(this.inventory, city);
   }
 
   private cityOf(bookingId: string): string {
@@ -610,46 +454,7 @@ export class ConflictDesk {
   }
 }
 
-/**
- * The confirmed bookings of one calendar that overlap another booking or an active block
- * (turnaround included): of two bookings the later-made one, a booking before a block or a trip
- * under way (which, past its end, keeps the car until now).
- */
-export function overlapLosers(entries: readonly CalendarEntry[], turnaround: number, now: number): BookingEntry[] {
-  const live = entries
-    .filter((e) => e.kind !== 'hold' && occupies(e, now))
-    .map((e) => (e.kind === 'booking' && e.status === 'active' && e.to < now ? { ...e, to: now } : e))
-    .filter((e) => (e.to ?? Infinity) > now);
-  const losers: BookingEntry[] = [];
-  for (const b of live) {
-    if (b.kind !== 'booking' || b.status !== 'confirmed') continue;
-    const rival = live.find(
-      (o) =>
-        o.id !== b.id &&
-        overlapsWindow(o, b.from, b.to, true, turnaround, now) &&
-        (o.kind === 'block' ||
-          o.status !== 'confirmed' ||
-          o.createdAt < b.createdAt ||
-          (o.createdAt === b.createdAt && o.id < b.id)),
-    );
-    if (rival) losers.push(b);
-  }
-  return losers;
-}
-
 /** cjson writes an empty array as {}. */
 function normalise(r: OfferRecord): OfferRecord {
   return { ...r, offers: luaList(r.offers) };
-}
-
-/** What a displaced (or at-risk) booking had: the vehicle's class and the trip's length. */
-function originalOf(booking: BookingEntry, vehicle: Vehicle): Original {
-  return {
-    category: vehicle.category,
-    seats: vehicle.seats,
-    transmission: vehicle.transmission,
-    fuel: vehicle.fuel,
-    pricePerHour: vehicle.pricePerHour,
-    hours: (booking.to - booking.from) / 3_600_000,
-  };
 }

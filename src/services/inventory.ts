@@ -4,24 +4,15 @@
  * mutates, bumps the version and appends the events atomically) -> typed result.
  */
 import { systemClock, type Clock } from '../redis/clock.ts';
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
 import type { BlockEntry, BlockReason, BookingEntry, CalendarEntry, HoldEntry } from '../domain/calendar.ts';
-import { BLOCK_REASONS, MAX_TIMESTAMP_MS, MINUTE_MS } from '../domain/calendar.ts';
+import { BLOCK_REASONS } from '../domain/calendar.ts';
 import { defaults } from '../config.ts';
 import { CityCatalog, type City } from '../domain/cities.ts';
 import { DomainError } from '../domain/errors.ts';
 import { parseId, type IdKind } from '../domain/ids.ts';
 import type { Vehicle, VehiclePatch, VehicleSpec, VehicleStatus } from '../domain/vehicle.ts';
-import {
-  CATEGORIES,
-  FUELS,
-  LISTING_STATES,
-  type ListingState,
-  oneOf,
-  TRANSMISSIONS,
-  VEHICLE_STATUSES,
-  validateVehiclePatch,
-} from '../domain/vehicle.ts';
+import { type ListingState, validateVehiclePatch, vehicleOf } from '../domain/vehicle.ts';
 import { keys } from '../redis/keys.ts';
 import {
   commandReply,
@@ -34,65 +25,25 @@ import {
 } from '../redis/scripts.ts';
 import { newId } from './ids.ts';
 import { VehicleLocks } from './vehicle-locks.ts';
+import { sweepCity, trimCity } from './city-sweep.ts';
+import {
+  ceilMinute,
+  finite,
+  flag,
+  floorMinute,
+  idempotencyOf,
+  requireText,
+  time,
+  type CommandOptions,
+  type CommandResult,
+  type HoldLimits,
+  type InventoryOptions,
+  type VehicleState,
+} from './commands.ts';
+
+export type { CommandOptions, CommandResult, HoldLimits, InventoryOptions, VehicleState } from './commands.ts';
 import { metrics } from '../metrics.ts';
 import { survived } from '../log.ts';
-
-export interface CommandOptions {
-  /** Retrying with the same key returns the first result (24 h), never a second change. */
-  idempotencyKey?: string;
-  /** Whose keys these are: idempotency keys of different consumers never collide. */
-  actorId?: string;
-  /** Correlates the command's events (`cmd` field); defaults to a fresh UUID. */
-  commandId?: string;
-}
-
-export interface CommandResult {
-  /** The vehicle's version after the command. */
-  version: number;
-  /** The vehicle's status after the command. */
-  status: VehicleStatus;
-  /** Stream ids of the events the command appended, in order. */
-  events: string[];
-  /** Server time at which the command took effect. */
-  at: number;
-  /** True when this answer is the stored result of an earlier call with the same idempotency key. */
-  replayed: boolean;
-}
-
-export interface VehicleState {
-  vehicle: Vehicle;
-  entries: CalendarEntry[];
-  status: VehicleStatus;
-  due: number | undefined;
-  at: number;
-}
-
-export interface InventoryOptions {
-  cities?: CityCatalog;
-  locks?: VehicleLocks;
-  holdTtlMs?: number;
-  /** Live holds of one customer in one city. */
-  maxLiveHoldsPerCustomer?: number;
-  /** Live holds of one customer in every city together, and holds placed per rate window. */
-  holdLimits?: Partial<HoldLimits>;
-  /** Agrees with the scripts' clock (redis/clock.ts): the system clock, or a test's shifted one. */
-  clock?: Clock;
-}
-
-export interface HoldLimits {
-  maxLiveHoldsTotal: number;
-  holdsPerWindow: number;
-  holdRateWindowMs: number;
-}
-/** None by default (the engine's own tests): the service sets them from its configuration. */
-export const DEFAULT_HOLD_LIMITS: HoldLimits = {
-  maxLiveHoldsTotal: Infinity,
-  holdsPerWindow: Infinity,
-  holdRateWindowMs: 60_000,
-};
-
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,200}$/;
-const PRINTABLE = /^[\x21-\x7e]{1,128}$/;
 
 export class Inventory {
   readonly cities: CityCatalog;
@@ -116,7 +67,12 @@ export class Inventory {
     this.clock = opts.clock ?? systemClock;
     this.holdTtlMs = opts.holdTtlMs ?? defaults.HOLD_TTL_MS;
     this.maxLiveHolds = opts.maxLiveHoldsPerCustomer ?? defaults.MAX_LIVE_HOLDS_PER_CUSTOMER;
-    this.limits = { ...DEFAULT_HOLD_LIMITS, ...opts.holdLimits };
+    this.limits = {
+      maxLiveHoldsTotal: defaults.MAX_LIVE_HOLDS_PER_CUSTOMER_TOTAL,
+      holdsPerWindow: defaults.HOLDS_PER_MINUTE_PER_CUSTOMER,
+      holdRateWindowMs: 60_000,
+      ...opts.holdLimits,
+    };
   }
 
   // Vehicles -------------------------------------------------------------------------------
@@ -408,67 +364,16 @@ export class Inventory {
     return this.command<{ block: BlockEntry }>('remove_block', city, vehicleId, opts, [], [blockId], [blockId]);
   }
 
-  // Time-driven changes -------------------------------------------------------------------
-
-  /**
-   * One sweep over a city: lapsed holds expire and statuses move with the clock, for every
-   * vehicle whose next status change is due. Returns how many vehicles were looked at.
-   */
-  async sweepCity(
-    city: string,
-    batch = 100,
-  ): Promise<{ vehicles: number; expired: number; events: string[]; at?: number }> {
+  /** Lapsed holds expire and statuses move with the clock (services/city-sweep.ts). */
+  sweepCity(city: string, batch?: number) {
     this.city(city);
-    // Candidates by our clock (a little ahead for skew); the script decides by the server's.
-    const due = await this.redis.zrangebyscore(
-      keys.statusDue(city),
-      '-inf',
-      this.clock.now() + 1_000,
-      'LIMIT',
-      0,
-      batch,
-    );
-    if (due.length === 0) return { vehicles: 0, expired: 0, events: [] };
-    const vehicleKeys = due.flatMap((v) => keys.vehicleKeys(city, v));
-    const raw = await runScript(
-      this.redis,
-      'expire_holds',
-      [...keys.cityScriptKeys(city), ...vehicleKeys],
-      [randomUUID(), city, ...due],
-    );
-    const out = fromScript<{ expired: number; events: string[] | Record<string, never>; at: number }>(raw);
-    return {
-      vehicles: due.length,
-      expired: out.expired,
-      events: luaList(out.events),
-      at: out.at,
-    };
+    return sweepCity(this.redis, this.clock, city, batch);
   }
 
-  /**
-   * Past, final entries leave the city's calendars once PostgreSQL has them (`syncedThrough`:
-   * every change before it is synced). Returns how many entries were removed.
-   */
-  async trimCity(city: string, before: number, syncedThrough: number, batch = 200): Promise<number> {
+  /** Past, final entries PostgreSQL has leave the calendars (services/city-sweep.ts). */
+  trimCity(city: string, before: number, syncedThrough: number, batch?: number): Promise<number> {
     this.city(city);
-    if (syncedThrough <= 0) return 0;
-    let removed = 0;
-    let cursor = '0';
-    do {
-      const [next, ids] = await this.redis.sscan(keys.vehicles(city), cursor, 'COUNT', batch);
-      cursor = next;
-      if (ids.length) {
-        removed += Number(
-          await runScript(
-            this.redis,
-            'trim_calendar',
-            [keys.entries(city), ...ids.flatMap((v) => [keys.calendar(city, v), keys.calendarIndex(city, v)])],
-            [time(before, 'before'), time(Math.min(syncedThrough, MAX_TIMESTAMP_MS), 'syncedThrough')],
-          ),
-        );
-      }
-    } while (cursor !== '0');
-    return removed;
+    return trimCity(this.redis, city, before, syncedThrough, batch);
   }
 
   // Queries --------------------------------------------------------------------------------
@@ -486,7 +391,7 @@ export class Inventory {
       at: number;
     }>(raw);
     return {
-      vehicle: vehicleFromHash(s.vehicle),
+      vehicle: vehicleOf(s.vehicle),
       entries: luaList(s.entries),
       status: s.status,
       due: s.due,
@@ -586,28 +491,9 @@ export class Inventory {
     );
   }
 
-  /**
-   * The idempotency record key and fingerprint of a command. Without a client key the command gets
-   * one of its own (`auto:` fingerprint, kept 15 min): a command resent after a lost connection or
-   * an unconfirmed write then returns its first result instead of applying twice (architecture.md §8).
-   */
-  idempotency(
-    city: string,
-    script: ScriptName,
-    opts: CommandOptions,
-    fingerprintArgs: unknown[],
-  ): { key: string; fingerprint: string } {
-    const digest = () =>
-      createHash('sha1')
-        .update(JSON.stringify([script, ...fingerprintArgs]))
-        .digest('hex');
-    if (opts.idempotencyKey === undefined)
-      return { key: keys.idempotency(city, '~', randomUUID()), fingerprint: `auto:${digest()}` };
-    if (!IDEMPOTENCY_KEY.test(opts.idempotencyKey))
-      throw new DomainError('VALIDATION', 'idempotency key must be 1-200 printable characters', {
-        field: 'idempotencyKey',
-      });
-    return { key: keys.idempotency(city, opts.actorId ?? '-', opts.idempotencyKey), fingerprint: digest() };
+  /** The idempotency record key and fingerprint of a command (services/commands.ts). */
+  idempotency(city: string, script: ScriptName, opts: CommandOptions, fingerprintArgs: unknown[]) {
+    return idempotencyOf(city, script, opts, fingerprintArgs);
   }
 
   /**
@@ -673,43 +559,3 @@ export class Inventory {
       throw new DomainError('VALIDATION', `invalid ${problems.join(', ')}`, { fields: problems });
   }
 }
-
-function vehicleFromHash(h: Record<string, string>): Vehicle {
-  return {
-    id: h.id ?? '',
-    city: h.city ?? '',
-    hostId: h.hostId ?? '',
-    category: oneOf(CATEGORIES, h.category, 'category'),
-    seats: Number(h.seats),
-    transmission: oneOf(TRANSMISSIONS, h.transmission, 'transmission'),
-    fuel: oneOf(FUELS, h.fuel, 'fuel'),
-    make: h.make ?? '',
-    model: h.model ?? '',
-    location: { lat: Number(h.lat), lng: Number(h.lng) },
-    pricePerHour: Number(h.pricePerHour),
-    listing: oneOf(LISTING_STATES, h.listing, 'listing'),
-    status: oneOf(VEHICLE_STATUSES, h.status, 'status'),
-    version: Number(h.version),
-    createdAt: Number(h.createdAt),
-    updatedAt: Number(h.updatedAt),
-  };
-}
-
-const floorMinute = (t: number) => t - (t % MINUTE_MS);
-const ceilMinute = (t: number) => (t % MINUTE_MS === 0 ? t : t - (t % MINUTE_MS) + MINUTE_MS);
-
-function time(t: number, field: string): number {
-  if (typeof t !== 'number' || !Number.isSafeInteger(t) || t < 0 || t > MAX_TIMESTAMP_MS) {
-    throw new DomainError('INVALID_INTERVAL', `${field} must be epoch milliseconds`, { problem: 'range', field });
-  }
-  return t;
-}
-
-function requireText(v: unknown, field: string): void {
-  if (typeof v !== 'string' || !PRINTABLE.test(v))
-    throw new DomainError('VALIDATION', `${field} must be 1-128 printable characters`, { field });
-}
-
-const flag = (b: boolean | undefined) => (b ? '1' : '0');
-/** Lua numbers: "no limit" as a count no one reaches. */
-const finite = (n: number) => (Number.isFinite(n) ? n : 1e12);

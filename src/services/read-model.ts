@@ -7,18 +7,7 @@
  */
 import { deriveStatus, type CalendarEntry } from '../domain/calendar.ts';
 import type { CityCatalog } from '../domain/cities.ts';
-import {
-  CATEGORIES,
-  FUELS,
-  isSameOrBetter,
-  LISTING_STATES,
-  oneOf,
-  TRANSMISSIONS,
-  type Category,
-  type VehicleSpec,
-  type VehicleStatus,
-} from '../domain/vehicle.ts';
-import type { PageKey } from '../domain/cursor.ts';
+import { LISTING_STATES, oneOf, vehicleOf, type Category, type VehicleStatus } from '../domain/vehicle.ts';
 import { DomainError } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
 import { fromScript, type RedisConnection } from '../redis/scripts.ts';
@@ -26,8 +15,19 @@ import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/e
 import type { Inventory } from './inventory.ts';
 import { survived } from '../log.ts';
 import { StreamConsumer, type StreamEntry } from '../redis/stream-consumer.ts';
-import { BusyIntervals, CityIndex, distanceKm, TopK, type TripWindow } from './search-index.ts';
-import type { Ranked, Ranking } from '../domain/ranking.ts';
+import { CityIndex } from './search-index.ts';
+import {
+  hitOf,
+  ids,
+  select,
+  type ReadVehicle,
+  type SearchHit,
+  type SearchKey,
+  type SearchQuery,
+  type Selection,
+} from './search-planner.ts';
+
+export type { ReadVehicle, SearchHit, SearchKey, SearchQuery } from './search-planner.ts';
 
 /** What the city index sorts and places by: a change here rebuilds it. */
 function specChanged(prior: ReadVehicle, state: Record<string, unknown>): boolean {
@@ -41,56 +41,11 @@ function specChanged(prior: ReadVehicle, state: Record<string, unknown>): boolea
   );
 }
 
-export interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
-  id: string;
-  lat: number;
-  lng: number;
-  listing: string;
-  entries: Map<string, CalendarEntry>;
-  /** The calendar's occupied time, indexed; dropped whenever an entry changes. */
-  busy?: BusyIntervals;
-}
-
 interface CityView {
   vehicles: Map<string, ReadVehicle>;
   lastId: string;
   /** Price order and kd-tree of the listed vehicles; dropped when a vehicle's spec or listing changes. */
   index?: CityIndex<ReadVehicle>;
-}
-
-export interface SearchQuery {
-  from: number;
-  to: number;
-  category?: Category;
-  /** With `category`: that category or any higher one. */
-  orBetter?: boolean;
-  minSeats?: number;
-  near?: { lat: number; lng: number };
-  radiusKm?: number;
-  /** `for_you`: by `rank` (the caller's likelihood to book), best first; every free vehicle still listed. */
-  sort: 'distance' | 'price' | 'for_you';
-  rank?: Ranking;
-  limit: number;
-  /** Keyset: only what sorts after this (the previous page's last sort key and id). */
-  after?: SearchKey;
-}
-
-/** Where a page ended: the sort key (price, or distance with `near`) and the vehicle id. */
-export type SearchKey = PageKey;
-
-export interface SearchHit {
-  vehicleId: string;
-  category: Category;
-  seats: number;
-  make: string;
-  model: string;
-  transmission: string;
-  fuel: string;
-  location: { lat: number; lng: number };
-  pricePerHour: number;
-  distanceKm?: number;
-  /** With sort=for_you: the score the page is ordered by, and why. */
-  forYou?: Ranked;
 }
 
 /** Events applied per read of a stream. */
@@ -100,27 +55,16 @@ const TAIL_BATCH = 1000;
 const KEEP_PAST_MS = 24 * 3600_000;
 
 function readVehicle(id: string, s: Record<string, unknown>, entries = new Map<string, CalendarEntry>()): ReadVehicle {
-  return {
-    id,
-    hostId: String(s.hostId),
-    category: oneOf(CATEGORIES, s.category, 'category'),
-    seats: Number(s.seats),
-    transmission: oneOf(TRANSMISSIONS, s.transmission, 'transmission'),
-    fuel: oneOf(FUELS, s.fuel, 'fuel'),
-    make: String(s.make),
-    model: String(s.model),
-    lat: Number(s.lat),
-    lng: Number(s.lng),
-    pricePerHour: Number(s.pricePerHour),
-    listing: String(s.listing),
-    entries,
-  };
-}
-
-/** Is [from, to) taken on this vehicle (turnaround included)? The same rule as the scripts' `require_free`. */
-function isTaken(v: ReadVehicle, w: TripWindow): boolean {
-  v.busy ??= BusyIntervals.of(v.entries.values(), w.turnaroundMs);
-  return v.busy.taken(w);
+  const {
+    city: _city,
+    location,
+    status: _status,
+    version: _version,
+    createdAt: _c,
+    updatedAt: _u,
+    ...spec
+  } = vehicleOf(s);
+  return { ...spec, id, lat: location.lat, lng: location.lng, entries };
 }
 
 /** A vehicle on the city's map: where it is and its status now. */
@@ -411,144 +355,4 @@ export class ReadModel {
       verify = Math.max(q.limit - hits.length, 2 * verify);
     }
   }
-}
-
-/** What one search asks of its city's index, fixed for the search. */
-interface Selection extends TripWindow {
-  index: CityIndex<ReadVehicle>;
-  q: SearchQuery;
-}
-
-/** A vehicle in the running for the page: its distance when the query has a place, its sort key. */
-interface Candidate {
-  v: ReadVehicle;
-  d: number | undefined;
-  key: number;
-}
-
-const ids = (cs: readonly Candidate[]) => cs.map((x) => x.v.id);
-
-/** Does the vehicle answer the query's filters, and is it free for the window (in memory)? */
-function fits(s: Selection, v: ReadVehicle): boolean {
-  const q = s.q;
-  return (
-    (!q.category || (q.orBetter ? isSameOrBetter(v.category, q.category) : v.category === q.category)) &&
-    (q.minSeats === undefined || v.seats >= q.minSeats) &&
-    !isTaken(v, s)
-  );
-}
-
-/**
- * Up to `count` candidates after `at`, in the answer's order, touching no more of the city than
- * that order needs: the kd-tree walks outwards (nearest first), the price order is read from the
- * cursor on (cheapest first); only for_you reads every vehicle, keeping the best `count` (TopK).
- * `exhausted`: nothing after these.
- */
-function select(s: Selection, at: SearchKey | undefined, count: number): { found: Candidate[]; exhausted: boolean } {
-  const { q, index } = s;
-  const near = q.near;
-  if (near && q.sort === 'distance') {
-    const found = index
-      .nearest(near, count, q.radiusKm, (v) => {
-        // The cursor check written out: the distance is not handed to a call (it would be boxed).
-        const d = distanceKm(near, v);
-        return (!at || d > at.key || (d === at.key && v.id > at.id)) && fits(s, v);
-      })
-      .map(({ v, d }) => ({ v, d, key: d }));
-    return { found, exhausted: found.length < count };
-  }
-  const rank = q.sort === 'for_you' ? q.rank : undefined;
-  if (rank) return bestForYou(s, rank, at, count);
-  const box = near && q.radiusKm !== undefined ? index.boxAround(near, q.radiusKm, count) : undefined;
-  if (near && box) return cheapestWithin(s, box, near, at, count);
-  const found: Candidate[] = [];
-  for (let k = at ? index.firstAfterPrice(at) : 0; k < index.byPrice.length && found.length < count; k++) {
-    const v = index.byPrice[k] as ReadVehicle;
-    const d = near ? distanceKm(near, v) : undefined;
-    if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
-    if (fits(s, v)) found.push({ v, d, key: v.pricePerHour });
-  }
-  return { found, exhausted: found.length < count };
-}
-
-/**
- * for_you: every free vehicle that fits, in the caller's order (personalisation orders, never
- * hides). Scores go into the index's scratch keys and the best `count` positions into a TopK;
- * nothing here is allocated per vehicle (select is synchronous, so the scratch is this search's).
- */
-function bestForYou(
-  s: Selection,
-  rank: Ranking,
-  at: SearchKey | undefined,
-  count: number,
-): { found: Candidate[]; exhausted: boolean } {
-  const { q, index } = s;
-  const near = q.near;
-  const all = index.byPrice;
-  const keys = index.keys();
-  rank.scores(all, keys);
-  const top = new TopK(count, keys, all);
-  for (let i = 0; i < all.length; i++) {
-    const v = all[i] as ReadVehicle;
-    // The key is minus the score, rounded so that a cursor carries it exactly; written out rather
-    // than called (a double handed to a call that is not inlined is boxed).
-    const key = -Math.round((keys[i] ?? 0) * 1e6) / 1e6;
-    keys[i] = key;
-    if (near && q.radiusKm !== undefined && distanceKm(near, v) > q.radiusKm) continue;
-    if (at && !(key > at.key || (key === at.key && v.id > at.id))) continue;
-    if (fits(s, v)) top.offer(i);
-  }
-  const found = top.sorted().map((i) => {
-    const v = all[i] as ReadVehicle;
-    return { v, d: near ? distanceKm(near, v) : undefined, key: keys[i] ?? 0 };
-  });
-  return { found, exhausted: found.length < count };
-}
-
-/**
- * Cheapest first within a small circle: the vehicles of its box (`CityIndex.boxAround`) within
- * the radius, after the cursor, that fit; the best `count` kept by price in a TopK.
- */
-function cheapestWithin(
-  s: Selection,
-  box: Int32Array,
-  near: { lat: number; lng: number },
-  at: SearchKey | undefined,
-  count: number,
-): { found: Candidate[]; exhausted: boolean } {
-  const all = s.index.byPrice;
-  const keys = s.index.keys();
-  const radiusKm = s.q.radiusKm ?? Number.POSITIVE_INFINITY;
-  const top = new TopK(count, keys, all);
-  for (let b = 0; b < box.length; b++) {
-    const i = box[b] ?? 0;
-    const v = all[i] as ReadVehicle;
-    if (distanceKm(near, v) > radiusKm) continue;
-    const key = v.pricePerHour;
-    if (at && !(key > at.key || (key === at.key && v.id > at.id))) continue;
-    keys[i] = key;
-    if (fits(s, v)) top.offer(i);
-  }
-  const found = top.sorted().map((i) => {
-    const v = all[i] as ReadVehicle;
-    return { v, d: distanceKm(near, v), key: v.pricePerHour };
-  });
-  return { found, exhausted: found.length < count };
-}
-
-/** A vehicle as a search answers it. */
-function hitOf(v: ReadVehicle, d: number | undefined, forYou: Ranked | undefined): SearchHit {
-  return {
-    vehicleId: v.id,
-    category: v.category,
-    seats: v.seats,
-    make: v.make,
-    model: v.model,
-    transmission: v.transmission,
-    fuel: v.fuel,
-    location: { lat: v.lat, lng: v.lng },
-    pricePerHour: v.pricePerHour,
-    ...(d === undefined ? {} : { distanceKm: Math.round(d * 1000) / 1000 }),
-    ...(forYou ? { forYou } : {}),
-  };
 }
