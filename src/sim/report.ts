@@ -25,7 +25,8 @@ interface Report {
   series: SecondSample[];
 }
 
-const esc = (s: unknown) =>
+/** Text made safe inside HTML (an element's content or a quoted attribute). */
+export const escapeHtml = (s: unknown) =>
   String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
 /** A line chart of one or more series over the run's seconds. */
@@ -48,11 +49,13 @@ function lineChart(
     )
     .join('');
   const legend = series
-    .map((s, i) => `<text x="${pad + i * 150}" y="${h - 2}" fill="${s.color}" font-size="12">${esc(s.name)}</text>`)
+    .map(
+      (s, i) => `<text x="${pad + i * 150}" y="${h - 2}" fill="${s.color}" font-size="12">${escapeHtml(s.name)}</text>`,
+    )
     .join('');
-  return `<figure><figcaption>${esc(title)}</figcaption><svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${esc(title)}">
+  return `<figure><figcaption>${escapeHtml(title)}</figcaption><svg viewBox="0 0 ${w} ${h}" width="${w}" height="${h}" role="img" aria-label="${escapeHtml(title)}">
 <line x1="${pad}" y1="${y(0)}" x2="${w - 10}" y2="${y(0)}" stroke="#999"/><line x1="${pad}" y1="10" x2="${pad}" y2="${y(0)}" stroke="#999"/>
-<text x="2" y="16" font-size="11">${esc(round(max))} ${esc(unit)}</text><text x="2" y="${y(0)}" font-size="11">0</text>
+<text x="2" y="16" font-size="11">${escapeHtml(round(max))} ${escapeHtml(unit)}</text><text x="2" y="${y(0)}" font-size="11">0</text>
 <text x="${w - 60}" y="${y(0) + 14}" font-size="11">${n - 1} s</text>${lines}${legend}</svg></figure>`;
 }
 
@@ -62,14 +65,14 @@ function funnel(stages: Array<[string, number]>): string {
   const rows = stages
     .map(
       ([name, v], i) =>
-        `<text x="0" y="${i * 26 + 17}" font-size="12">${esc(name)}</text><rect x="130" y="${i * 26 + 4}" width="${(v / max) * 480}" height="18" fill="#4a7bd0"/><text x="${136 + (v / max) * 480}" y="${i * 26 + 17}" font-size="12">${v}</text>`,
+        `<text x="0" y="${i * 26 + 17}" font-size="12">${escapeHtml(name)}</text><rect x="130" y="${i * 26 + 4}" width="${(v / max) * 480}" height="18" fill="#4a7bd0"/><text x="${136 + (v / max) * 480}" y="${i * 26 + 17}" font-size="12">${v}</text>`,
     )
     .join('');
   return `<figure><figcaption>Conflict funnel</figcaption><svg viewBox="0 0 660 ${stages.length * 26 + 8}" width="660" height="${stages.length * 26 + 8}" role="img" aria-label="conflict funnel">${rows}</svg></figure>`;
 }
 
 function table(head: string[], rows: unknown[][]): string {
-  return `<table><thead><tr>${head.map((x) => `<th>${esc(x)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${esc(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
+  return `<table><thead><tr>${head.map((x) => `<th>${escapeHtml(x)}</th>`).join('')}</tr></thead><tbody>${rows.map((r) => `<tr>${r.map((c) => `<td>${escapeHtml(c)}</td>`).join('')}</tr>`).join('')}</tbody></table>`;
 }
 
 export function renderHtml(report: Report): string {
@@ -84,7 +87,7 @@ export function renderHtml(report: Report): string {
   return `<!doctype html><html lang="en"><head><meta charset="utf-8"><title>fleet-inventory simulation</title>
 <style>body{font:14px system-ui,sans-serif;margin:2em;max-width:1000px}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}figure{margin:1em 0}figcaption{font-weight:600}</style></head><body>
 <h1>Marketplace simulation</h1>
-<p>${esc(report.generatedAt)} · ${esc(report.durationSeconds)} s · ${esc(report.totals.requests)} requests (${esc(report.throughput.requestsPerSecond)}/s) · ${esc(report.totals.serverErrors)} server errors</p>
+<p>${escapeHtml(report.generatedAt)} · ${escapeHtml(report.durationSeconds)} s · ${escapeHtml(report.totals.requests)} requests (${escapeHtml(report.throughput.requestsPerSecond)}/s) · ${escapeHtml(report.totals.serverErrors)} server errors</p>
 <h2>Invariants</h2>${table(['invariant', 'value', ''], invRows)}
 ${lineChart('Throughput', 'requests/s', [{ name: 'requests/s', color: '#2a6', points: s.map((x) => x.ops) }])}
 ${lineChart('Latency', 'ms', [
@@ -100,7 +103,7 @@ ${funnel([
   ['lapsed', c.lapsed ?? 0],
   ['no alternative', c.noAlternative ?? 0],
 ])}
-<p>Resolution rate (accepted / conflicts): ${esc(c.resolutionRate ?? '–')}</p>
+<p>Resolution rate (accepted / conflicts): ${escapeHtml(c.resolutionRate ?? '–')}</p>
 <h2>Endpoints</h2>${table(
     ['endpoint', 'count', '5xx', 'p50 ms', 'p95 ms', 'p99 ms', 'max ms'],
     report.endpoints.map((e) => [e.endpoint, e.count, e.errors, e.p50Ms, e.p95Ms, e.p99Ms, e.maxMs]),

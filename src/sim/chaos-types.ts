@@ -1,0 +1,63 @@
+/** What a chaos run is asked to do, and what it records (src/sim/chaos.ts runs it). */
+
+export const FAULTS = [
+  'redis-primary-kill',
+  'redis-replica-kill',
+  'redis-primary-stop',
+  'postgres-primary-crash',
+  'api-process-kill',
+  'sync-worker-kill',
+] as const;
+export type Fault = (typeof FAULTS)[number];
+
+export interface ChaosOptions {
+  durationMs: number;
+  /** Time between faults. */
+  faultEveryMs: number;
+  faults: readonly Fault[];
+  cities: number;
+  vehiclesPerCity: number;
+  rate: number;
+  concurrency: number;
+  seed: number;
+  out: string;
+  /** Rewrite the generated section of this file (docs/reliability.md). */
+  updateDoc?: string;
+  progress: boolean;
+  /** Targets: the run fails (exit 1) below this availability, or when a failover window is longer. */
+  minAvailability: number;
+  maxFailoverWindowMs: number;
+}
+
+export const DEFAULT_CHAOS: ChaosOptions = {
+  durationMs: 600_000,
+  faultEveryMs: 60_000,
+  faults: FAULTS,
+  cities: 3,
+  vehiclesPerCity: 200,
+  rate: 150,
+  concurrency: 24,
+  seed: 7,
+  out: 'chaos-report',
+  progress: true,
+  minAvailability: 0.999,
+  maxFailoverWindowMs: 10_000,
+};
+
+export interface FaultRecord {
+  kind: Fault;
+  at: number;
+  detail: string;
+  recoveredAt?: number;
+  windowMs?: number;
+}
+
+/** An exit of a supervised process that no fault caused: a bug (a store dying must never end a process). */
+export interface UnexpectedExit {
+  process: 'fleet serve' | 'fleet worker';
+  atSecond: number;
+  code: number | null;
+  signal: string | null;
+  /** The last lines it printed. */
+  lastWords: string;
+}
