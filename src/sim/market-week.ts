@@ -18,130 +18,36 @@ import { Redis } from 'ioredis';
 import { offerPolicy, reservePolicy } from '../config.ts';
 import { CityCatalog, type City } from '../domain/cities.ts';
 import type { EndedTrip } from '../domain/late-returns.ts';
-import type { AlternativeKind } from '../domain/offers.ts';
-import { profileOf, rankingFor, type PastTrip } from '../domain/ranking.ts';
+import { profileOf, rankingFor } from '../domain/ranking.ts';
 import { rng } from '../domain/random.ts';
 import { CATEGORIES, FUELS, TRANSMISSIONS, type Category } from '../domain/vehicle.ts';
 import { ShiftedClock } from '../redis/clock.ts';
 import { cityKeyPattern, keys } from '../redis/keys.ts';
 import { runScript } from '../redis/scripts.ts';
-import { ConflictDesk, type Offer, type OfferRecord } from '../services/conflicts.ts';
+import { ConflictDesk, type OfferRecord } from '../services/conflicts.ts';
 import { IncentiveLearner } from '../services/incentives.ts';
 import { Inventory } from '../services/inventory.ts';
 import { LateReturnWatch } from '../services/late-returns.ts';
 import { ReadModel } from '../services/read-model.ts';
 import { ReservePlanner } from '../services/reserve.ts';
+import {
+  demandShape,
+  emptyFigures,
+  poisson,
+  takeChance,
+  type Features,
+  type SimCustomer,
+  type SimHost,
+  type Trip,
+  type WeekFigures,
+  type WeekOptions,
+} from './market-model.ts';
+
+export { demandShape, poisson, takeChance, type Features, type WeekFigures, type WeekOptions } from './market-model.ts';
 
 const MINUTE = 60_000;
 const HOUR = 60 * MINUTE;
 const DAY = 24 * HOUR;
-
-export interface WeekOptions {
-  redisUrl: string;
-  seed: number;
-  vehicles: number;
-  customers: number;
-  /** Days played with every feature off first (the history the late-return model learns from). */
-  warmupDays: number;
-  /** Days measured. */
-  days: number;
-  /** Searches per hour at the week's average, times `demand`. */
-  searchesPerHour: number;
-  demand: number;
-  /** Accidents and maintenance, per vehicle and day. */
-  incidentsPerVehicleDay: number;
-  stepMinutes: number;
-}
-
-export interface Features {
-  atRisk: boolean;
-  forYou: boolean;
-  learning: boolean;
-  /** The conflict features of issue 24: wider kinds of alternative, the wait list, the reserve, standby caps. */
-  conflicts: boolean;
-}
-
-export interface WeekFigures {
-  features: Features;
-  searches: number;
-  bookings: number;
-  searchToBook: number;
-  /** Time-averaged share of the fleet booked or on a trip. */
-  utilisation: number;
-  tripsLate: number;
-  /** Bookings conflicted by a late return: customers who met the problem at pickup. */
-  conflictsAtPickup: number;
-  atRiskFlagged: number;
-  switched: number;
-  prevented: number;
-  conflicts: number;
-  /** Conflicts that ended with nothing to offer (cancelled with a credit), waiting or not. */
-  noAlternative: number;
-  /** Conflicts that waited, and of them those offered a freed car. */
-  waited: number;
-  waitedOffered: number;
-  accepted: number;
-  acceptedByKind: Partial<Record<AlternativeKind, number>>;
-  conversion: number | null;
-  incentiveCost: number;
-  costPerConversion: number | null;
-  /** Searches that found nothing the customer took while a reserved car would have fit (an upper bound of bookings the reserve refused). */
-  refusedByReserve: number;
-  /** Booked value, less refunds of cancelled conflicts, incentives and NO_ALTERNATIVE credits. */
-  revenue: number;
-  netRevenue: number;
-  learned?: unknown;
-}
-
-interface SimCustomer {
-  id: string;
-  likes: Category;
-  /** How much a unit of credit raises the chance of taking an offer. */
-  swayedBy: number;
-  trips: PastTrip[];
-}
-
-interface SimHost {
-  id: string;
-  lateP: number;
-  meanLateMinutes: number;
-}
-
-interface Trip {
-  customer: SimCustomer;
-  from: number;
-  to: number;
-  vehicleId: string;
-  value: number;
-}
-
-/** Demand by hour of the week: a daily shape, busier Friday to Sunday. */
-export function demandShape(t: number): number {
-  const hour = new Date(t).getUTCHours();
-  const day = new Date(t).getUTCDay();
-  const daily = 0.35 + 1.3 * Math.max(0, Math.sin(((hour - 6) / 24) * 2 * Math.PI));
-  return daily * (day === 0 || day >= 5 ? 1.4 : 0.9);
-}
-
-export function poisson(mean: number, rand: () => number): number {
-  let k = 0;
-  let p = Math.exp(-mean);
-  let s = p;
-  const u = rand();
-  while (u > s && k < 1000) {
-    k++;
-    p *= mean / k;
-    s += p;
-  }
-  return k;
-}
-
-/** The customer's chance of taking an offer (the fixed decision model above). */
-export function takeChance(o: Pick<Offer, 'kind' | 'incentive'>, swayedBy: number): number {
-  const kind = o.kind ?? 'same_category';
-  const base = kind === 'upgrade' ? 0.6 : kind === 'downgrade' || kind === 'back_to_back' ? 0.3 : 0.4;
-  return Math.min(0.95, base + swayedBy * o.incentive.amount * (kind === 'upgrade' ? 0.3 : 1));
-}
 
 async function wipe(redis: Redis, city: string): Promise<void> {
   let cursor = '0';
@@ -151,31 +57,6 @@ async function wipe(redis: Redis, city: string): Promise<void> {
     if (batch.length) await runScript(redis, 'wipe_city', batch, []);
   } while (cursor !== '0');
 }
-
-const emptyFigures = (features: Features): WeekFigures => ({
-  features,
-  searches: 0,
-  bookings: 0,
-  searchToBook: 0,
-  utilisation: 0,
-  tripsLate: 0,
-  conflictsAtPickup: 0,
-  atRiskFlagged: 0,
-  switched: 0,
-  prevented: 0,
-  conflicts: 0,
-  noAlternative: 0,
-  waited: 0,
-  waitedOffered: 0,
-  accepted: 0,
-  acceptedByKind: {},
-  conversion: null,
-  incentiveCost: 0,
-  costPerConversion: null,
-  refusedByReserve: 0,
-  revenue: 0,
-  netRevenue: 0,
-});
 
 /** One week: the marketplace, its engine and what it counts. */
 export class MarketWeek {
