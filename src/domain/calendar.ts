@@ -258,8 +258,17 @@ export function firstOverlap(
   );
 }
 
-/** Final states: nothing can happen to such an entry any more. */
-const FINAL = new Set(['completed', 'cancelled', 'reaccommodated', 'converted', 'released', 'expired', 'cleared']);
+/** Final states: nothing can happen to such an entry any more (the scripts' FINAL_STATUS, held equal by a test). */
+export const FINAL_STATUSES = [
+  'completed',
+  'cancelled',
+  'reaccommodated',
+  'converted',
+  'released',
+  'expired',
+  'cleared',
+] as const;
+const FINAL: ReadonlySet<string> = new Set(FINAL_STATUSES);
 
 /**
  * May this entry leave Redis (architecture.md §3: Redis holds the present and the future; history lives

@@ -14,6 +14,21 @@ export interface CityCounts {
   byCategoryAndStatus: Record<string, Record<string, number>>;
 }
 
+/**
+ * The counter fields one vehicle adds to (the scripts' `move_counters` writes the same, held equal
+ * by test/unit/lua-constants): by status, by category, by both.
+ */
+export function counterFields(category: string, status: string): [string, string, string] {
+  return [`s:${status}`, `c:${category}`, `cs:${category}:${status}`];
+}
+
+/** The city's counters as the vehicles say they should be (zeros absent): what a check compares Redis's with. */
+export function tallyCounters(vehicles: Iterable<{ category: string; status: string }>): Record<string, number> {
+  const c: Record<string, number> = {};
+  for (const v of vehicles) for (const k of counterFields(v.category, v.status)) c[k] = (c[k] ?? 0) + 1;
+  return c;
+}
+
 export async function readCityCounts(redis: RedisConnection, city: string): Promise<CityCounts> {
   const raw = await redis.hgetall(keys.counters(city));
   const byStatus: Record<string, number> = {};

@@ -55,10 +55,15 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number];
 const READ_ONLY: ReadonlySet<ScriptName> = new Set(['vehicle_state', 'verify_available']);
 /** Writes that are not marketplace state: acknowledged without waiting for replicas. */
 const NO_WAIT: ReadonlySet<ScriptName> = new Set(['replication_probe', 'rate_limit_add', 'trim_stream']);
+/** The shared core every script opens with, in this order (each part uses the locals of those before). */
+const CORE_PARTS = ['engine.lua', 'calendar.lua', 'changes.lua'] as const;
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
 
 export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {
-  const core = withSmallCalendar(readFileSync(path.join(dir, 'includes', 'engine.lua'), 'utf8'), smallCalendarEntries);
+  const core = withSmallCalendar(
+    CORE_PARTS.map((f) => readFileSync(path.join(dir, 'includes', f), 'utf8')).join('\n'),
+    smallCalendarEntries,
+  );
   const files = new Set(
     readdirSync(dir)
       .filter((f) => f.endsWith('.lua'))
@@ -76,7 +81,8 @@ const SMALL_CALENDAR_LINE = /^local SMALL_CALENDAR = 8$/m;
 let smallCalendarEntries = 8;
 
 function withSmallCalendar(core: string, entries: number): string {
-  if (!SMALL_CALENDAR_LINE.test(core)) throw new Error('engine.lua lost its `local SMALL_CALENDAR = 8` line');
+  if (!SMALL_CALENDAR_LINE.test(core))
+    throw new Error('includes/calendar.lua lost its `local SMALL_CALENDAR = 8` line');
   return entries === 8 ? core : core.replace(SMALL_CALENDAR_LINE, `local SMALL_CALENDAR = ${entries}`);
 }
 

@@ -9,6 +9,7 @@ import { isDeepStrictEqual } from 'node:util';
 import type pg from 'pg';
 import { isArchivable, sortEntries, type CalendarEntry } from '../domain/calendar.ts';
 import { cityKeyPattern, isIdempotencyKey, keys } from '../redis/keys.ts';
+import { tallyCounters } from '../redis/counters.ts';
 import { fromScript, runScript, type RedisConnection } from '../redis/scripts.ts';
 import { cityFleet, openOfferSnapshots, type StoredVehicle } from '../pg/fleet-state.ts';
 import { projectStates } from '../pg/projection.ts';
@@ -73,16 +74,7 @@ export async function readRedis(
 }
 
 function tally(side: Side): Record<string, number> {
-  const c: Record<string, number> = {};
-  const inc = (k: string) => {
-    c[k] = (c[k] ?? 0) + 1;
-  };
-  for (const v of side.vehicles.values()) {
-    inc(`s:${v.status}`);
-    inc(`c:${v.category}`);
-    inc(`cs:${v.category}:${v.status}`);
-  }
-  return c;
+  return tallyCounters(side.vehicles.values());
 }
 
 export interface Drift {

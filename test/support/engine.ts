@@ -11,6 +11,7 @@ import { deriveStatus, isTrip, occupies, sortEntries, type CalendarEntry } from 
 import { CityCatalog, type City } from '../../src/domain/cities.ts';
 import type { ListingState, VehicleSpec, VehicleStatus } from '../../src/domain/vehicle.ts';
 import { cityKeyPattern, keys } from '../../src/redis/keys.ts';
+import { tallyCounters } from '../../src/redis/counters.ts';
 import { Inventory, type InventoryOptions } from '../../src/services/inventory.ts';
 import { parseStreamEntry, type StreamEvent } from '../../src/redis/events.ts';
 
@@ -139,16 +140,7 @@ export async function readCity(redis: Redis, cityId: string): Promise<CityState>
 
 /** Counters recomputed from the vehicles' stored statuses and categories (zeros dropped). */
 export function recomputeCounters(state: CityState): Record<string, number> {
-  const c: Record<string, number> = {};
-  const inc = (k: string) => {
-    c[k] = (c[k] ?? 0) + 1;
-  };
-  for (const v of state.vehicles.values()) {
-    inc(`s:${v.status}`);
-    inc(`c:${v.category}`);
-    inc(`cs:${v.category}:${v.status}`);
-  }
-  return c;
+  return tallyCounters(state.vehicles.values());
 }
 
 /**

@@ -12,16 +12,20 @@ import {
   BLOCK_STATUS,
   IDEMPOTENCY_TTL_S,
   MAX_INTERVAL_MS,
+  FINAL_STATUSES,
   MAX_TIMESTAMP_MS,
   MINUTE_MS,
   START_EARLY_MS,
   STATUS_PRECEDENCE,
 } from '../../src/domain/calendar.ts';
+import { counterFields } from '../../src/redis/counters.ts';
 
-const lua = readFileSync(
-  path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/redis/lua/includes/engine.lua'),
-  'utf8',
-);
+/** The scripts' shared core, every part (src/redis/scripts.ts prepends them in this order). */
+const lua = ['engine.lua', 'calendar.lua', 'changes.lua']
+  .map((f) =>
+    readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/redis/lua/includes', f), 'utf8'),
+  )
+  .join('\n');
 
 /** A `local NAME = <arithmetic of numbers and earlier names>` of the engine, evaluated. */
 function luaNumber(name: string, known: Record<string, number> = {}): number {
@@ -50,6 +54,25 @@ test('the status of each block reason and the precedence of statuses are equal i
     [...order.matchAll(/'(\w+)'/g)].map((m) => m[1]),
     [...STATUS_PRECEDENCE],
   );
+});
+
+test('the final statuses are the same set in Lua and TypeScript', () => {
+  const table = /local FINAL_STATUS = \{([^}]*)\}/.exec(lua)?.[1] ?? '';
+  const lua_ = [...table.matchAll(/(\w+) = true/g)].map((m) => m[1]).sort();
+  assert.deepEqual(lua_, [...FINAL_STATUSES].sort());
+});
+
+test('the counter fields are the same in Lua and TypeScript', () => {
+  const body = /local function move_counters\(([^)]*)\)([\s\S]*?)\nend/.exec(lua)?.[2] ?? '';
+  // The Lua concatenations of the new category and status, read back as the TypeScript builder's shape.
+  const written = [...body.matchAll(/HINCRBY', key, ([^,]+), 1\)/g)].map((m) =>
+    (m[1] ?? '')
+      .split('..')
+      .map((p) => p.trim())
+      .map((p) => (p === 'new_cat' ? 'CAT' : p === 'new_status' ? 'STATUS' : p.replace(/^'(.*)'$/, '$1')))
+      .join(''),
+  );
+  assert.deepEqual(written, counterFields('CAT', 'STATUS'));
 });
 
 test('which entries occupy a vehicle is the same rule in Lua and TypeScript', () => {

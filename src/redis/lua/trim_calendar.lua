@@ -14,15 +14,13 @@
   Events   none (history is not a change of the inventory; PostgreSQL keeps it)
 ]]
 local before, synced = num(ARGV[1], 'before'), num(ARGV[2], 'synced')
-local FINAL = { completed = true, cancelled = true, reaccommodated = true, converted = true,
-                released = true, expired = true, cleared = true }
 local removed = 0
 for i = 2, #KEYS, 2 do
   local raw = redis.call('HVALS', KEYS[i])
   local doomed = {}
   for _, json in ipairs(raw) do
     local e = cjson.decode(json)
-    if FINAL[e.status] and e.to ~= nil and e.to < before and (e.updatedAt or 0) < synced then
+    if FINAL_STATUS[e.status] and e.to ~= nil and e.to < before and (e.updatedAt or 0) < synced then
       doomed[#doomed + 1] = e.id
     end
   end
