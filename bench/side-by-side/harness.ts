@@ -113,17 +113,8 @@ export async function pool<T>(items: readonly T[], width: number, fn: (item: T) 
   );
 }
 
-/** A small deterministic generator, so two runs send the same requests. */
-export function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
-}
+/** The one seeded generator (src/domain/random.ts): two runs send the same requests. */
+export { rng } from '../../src/domain/random.ts';
 
 export interface Measured extends LoadResult {
   /** Cores each process used during the measured run (see lib/cpu.ts). */

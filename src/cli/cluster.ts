@@ -72,7 +72,9 @@ export class ApiWorkers {
           w.once('exit', (code) => reject(new Error(`API process exited with ${code} before listening`)));
         }),
     );
-    return (await Promise.all(listening))[0]!;
+    const [port] = await Promise.all(listening);
+    if (port === undefined) throw new Error('no API process to listen');
+    return port;
   }
 
   /** Asks every worker to finish its requests and exit; kills the ones that do not in time. */

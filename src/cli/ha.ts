@@ -9,9 +9,9 @@ import { haDown, haEnvironment, haUp, pgPromote, readLayout } from '../ha/local.
 
 export const DEFAULT_HA_DIR = path.join(tmpdir(), 'fleet-ha');
 
-const exports_ = (env: Record<string, string>) =>
+const exports_ = (env: Record<string, string | undefined>) =>
   Object.entries(env)
-    .map(([k, v]) => `export ${k}='${v}'`)
+    .flatMap(([k, v]) => (v === undefined ? [] : [`export ${k}='${v}'`]))
     .join('\n');
 
 export async function haCommand(sub: string | undefined, opts: { dir?: string; basePort?: number }): Promise<number> {
@@ -20,7 +20,7 @@ export async function haCommand(sub: string | undefined, opts: { dir?: string; b
     case 'up': {
       const layout = await haUp({ dir, basePort: opts.basePort ?? 6391 });
       console.error(
-        `Redis primary :${layout.redis.nodes[0]!.port}, replicas ${layout.redis.nodes
+        `Redis primary :${layout.redis.nodes[0]?.port}, replicas ${layout.redis.nodes
           .slice(1)
           .map((n) => `:${n.port}`)
           .join(' ')}, ` +

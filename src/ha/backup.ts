@@ -29,7 +29,8 @@ export interface BackupManifest {
 export async function takeBaseBackup(databaseUrl: string, backups: string): Promise<BackupManifest> {
   const url = await resolveUrl(databaseUrl);
   const { hosts } = parseDatabaseUrl(url);
-  const host = hosts[0]!;
+  const [host] = hosts;
+  if (!host) throw new Error(`${databaseUrl} names no host`);
   const startedAt = new Date().toISOString();
   const name = `base-${startedAt.replace(/[:.]/g, '-')}`;
   await ownedByPostgres(backups);

@@ -22,8 +22,12 @@ function pipeDelayed(from: Socket, to: Socket, delayMs: number): void {
   const flush = () => {
     timer = undefined;
     const now = Date.now();
-    while (queue.length && queue[0]!.at <= now) to.write(queue.shift()!.chunk);
-    if (queue.length) timer = setTimeout(flush, queue[0]!.at - now);
+    for (let head = queue[0]; head && head.at <= now; head = queue[0]) {
+      queue.shift();
+      to.write(head.chunk);
+    }
+    const next = queue[0];
+    if (next) timer = setTimeout(flush, next.at - now);
     else if (from.readableEnded) to.end();
   };
   from.on('data', (chunk: Buffer) => {

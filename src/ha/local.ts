@@ -308,9 +308,11 @@ export async function haUp(opts: HaOptions): Promise<HaLayout> {
   const pgPorts = opts.postgres === false ? undefined : ([await port(), await port()] as const);
   const layout: HaLayout = { dir, redis: { nodes, sentinels, master: SENTINEL_MASTER } };
   try {
-    await startRedisNode(nodes[0]!);
-    for (const n of nodes.slice(1)) await startRedisNode(n, nodes[0]!.port);
-    for (const s of sentinels) await startSentinel(s, nodes[0]!.port, opts.downAfterMs ?? 1_000);
+    const [primary, ...replicaNodes] = nodes;
+    if (!primary) throw new Error('a topology needs a Redis primary');
+    await startRedisNode(primary);
+    for (const n of replicaNodes) await startRedisNode(n, primary.port);
+    for (const s of sentinels) await startSentinel(s, primary.port, opts.downAfterMs ?? 1_000);
     await sentinelsAgree(sentinels, replicas);
     if (pgPorts)
       layout.pg = {
@@ -330,8 +332,16 @@ export async function readLayout(dir: string): Promise<HaLayout> {
 }
 
 /** The environment that points the service at the topology. */
-export function haEnvironment(layout: HaLayout): Record<string, string> {
-  const env: Record<string, string> = {
+export interface HaEnvironment extends Record<string, string | undefined> {
+  REDIS_SENTINELS: string;
+  REDIS_SENTINEL_MASTER: string;
+  /** With PostgreSQL in the topology. */
+  DATABASE_URL?: string;
+  DATABASE_REPLICA_URL?: string;
+}
+
+export function haEnvironment(layout: HaLayout): HaEnvironment {
+  const env: HaEnvironment = {
     REDIS_SENTINELS: layout.redis.sentinels.map((s) => `127.0.0.1:${s.port}`).join(','),
     REDIS_SENTINEL_MASTER: layout.redis.master,
   };
@@ -358,7 +368,7 @@ export async function haDown(dir: string, known?: HaLayout): Promise<void> {
   const layout = known ?? (await readLayout(dir).catch(() => undefined));
   if (layout) {
     for (const n of [...layout.redis.sentinels, ...layout.redis.nodes]) {
-      if (alive(n.pid)) process.kill(n.pid!, 'SIGKILL');
+      if (n.pid && alive(n.pid)) process.kill(n.pid, 'SIGKILL');
       // A node restarted since (a chaos run) has another pid: ask it by its port.
       const c = new Redis(n.port, '127.0.0.1', {
         lazyConnect: true,

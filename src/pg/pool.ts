@@ -21,6 +21,7 @@
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
 import { codeOf } from '../domain/errors.ts';
+import { inTurn } from '../domain/random.ts';
 
 export type SessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby' | 'prefer-standby';
 const ATTRS: readonly SessionAttrs[] = ['any', 'read-write', 'read-only', 'primary', 'standby', 'prefer-standby'];
@@ -99,7 +100,7 @@ class HostSelector extends EventEmitter {
   }
 
   get current(): ParsedUrl['hosts'][number] {
-    return this.parsed.hosts[this.index % this.parsed.hosts.length]!;
+    return inTurn(this.parsed.hosts, this.index);
   }
 
   /** prefer-standby: after a whole round without a standby, any host will do. */
@@ -160,7 +161,9 @@ export class FollowingPool extends pg.Pool {
         const { rows } = await client.query<{ standby: boolean; ro: string; started: string }>(
           `SELECT pg_is_in_recovery() AS standby, current_setting('transaction_read_only') AS ro, pg_postmaster_start_time()::text AS started`,
         );
-        const s = { standby: rows[0]!.standby, readOnly: rows[0]!.ro === 'on' };
+        const [row] = rows;
+        if (!row) throw new Error(`${target.host}:${target.port} did not answer the session check`);
+        const s = { standby: row.standby, readOnly: row.ro === 'on' };
         if (!matches(parsed.attrs, s, selector.anyAllowed)) {
           selector.failed(target.host, target.port);
           throw Object.assign(
@@ -170,7 +173,7 @@ export class FollowingPool extends pg.Pool {
             { code: '25006' },
           );
         }
-        selector.succeeded({ host: target.host, port: target.port, startedAt: rows[0]!.started });
+        selector.succeeded({ host: target.host, port: target.port, startedAt: row.started });
       },
     });
     this.selector = selector;
@@ -210,7 +213,7 @@ export class FollowingPool extends pg.Pool {
     ) => {
       if (cb) return attempt(tries, cb);
       return new Promise<pg.PoolClient>((resolve, reject) =>
-        attempt(tries, (err, client) => (err ? reject(err) : resolve(client!))),
+        attempt(tries, (err, client) => (client && !err ? resolve(client) : reject(err ?? new Error('no client')))),
       );
     };
   }
@@ -239,7 +242,8 @@ export function createPool(
 /** The single-host connection string that a URL's session attributes select right now (one-off clients). */
 export async function resolveUrl(url: string): Promise<string> {
   const { hosts } = parseDatabaseUrl(url);
-  if (hosts.length === 1) return hosts[0]!.url;
+  const [only] = hosts;
+  if (hosts.length === 1 && only) return only.url;
   // Session attributes belong to the server: ask through `postgres`, which exists before ours does.
   const pool = createPool(url.replace(/(\/\/[^/?]*)\/[^?]*/, '$1/postgres'), {
     max: 1,
@@ -253,7 +257,9 @@ export async function resolveUrl(url: string): Promise<string> {
         const client = await pool.connect();
         client.release();
         const { target } = client as unknown as { target: ParsedUrl['hosts'][number] };
-        return hosts.find((h) => h.host === target.host && h.port === target.port)!.url;
+        const found = hosts.find((h) => h.host === target.host && h.port === target.port);
+        if (!found) throw new Error(`${target.host}:${target.port} is not a host of the URL`);
+        return found.url;
       } catch (err) {
         last = err; // the pool moved on to the next host
       }

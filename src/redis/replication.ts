@@ -96,7 +96,7 @@ export class SyncReplication implements WriteConfirmer {
     const gate = this.gate(node);
     if (gate.epoch !== before.epoch) throw new ReplicationUnconfirmed('the connection was lost during the write');
     if ((await this.required(node, gate)) === 0) return;
-    const runId = await gate.runId!;
+    const runId = (await gate.runId) ?? '';
     if (gate.epoch !== before.epoch) throw new ReplicationUnconfirmed('the connection was lost during the write');
     const started = performance.now();
     await new Promise<void>((resolve, reject) => {

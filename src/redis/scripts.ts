@@ -271,12 +271,9 @@ export async function runScript(
     const replica = policy.replicaReads.conn;
     registerScripts(replica);
     try {
-      const reply = await (replica as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name]!.call(
-        replica,
-        keys.length,
-        ...keys,
-        ...withClock(conn, args),
-      );
+      const script = (replica as unknown as Record<string, ((...a: unknown[]) => Promise<unknown>) | undefined>)[name];
+      if (!script) throw new Error(`script ${name} is not registered on the replica`);
+      const reply = await script.call(replica, keys.length, ...keys, ...withClock(conn, args));
       metrics.replicaReads.inc({ served: 'replica' });
       return reply;
     } catch (err) {

@@ -83,7 +83,8 @@ export class CallerBudgets {
     }
     const fresh = !c;
     if (!c) {
-      if (this.counters.size >= this.maxKeys) this.counters.delete(this.counters.keys().next().value!);
+      const oldest = this.counters.keys().next();
+      if (this.counters.size >= this.maxKeys && !oldest.done) this.counters.delete(oldest.value);
       c = { local: 0, sent: 0, confirmed: 0, others: 0, windowEnd: now + windowMs };
       this.counters.set(key, c);
     }

@@ -360,8 +360,7 @@ export class ConflictDesk {
         return stringList(raw).map((j) => fromScript<CalendarEntry>(j));
       });
       const now = this.now();
-      for (let k = 0; k < chunk.length; k++) {
-        const vehicleId = chunk[k]!;
+      for (const [k, vehicleId] of chunk.entries()) {
         const entries = calendars[k] ?? [];
         for (const b of overlapLosers(entries, turnaround, now)) {
           const raw = await runScript(

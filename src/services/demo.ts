@@ -9,6 +9,7 @@ import type { City } from '../domain/cities.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { Inventory } from './inventory.ts';
+import { pick, rng } from '../domain/random.ts';
 
 const MODELS: Record<Category, [string, string, number][]> = {
   hatchback: [
@@ -38,15 +39,6 @@ const MODELS: Record<Category, [string, string, number][]> = {
   ],
 };
 const PRICE: Record<Category, number> = { hatchback: 6, sedan: 9, suv: 14, premium: 25, luxury: 60 };
-
-/** A small deterministic generator, so two demo runs look alike. */
-function rng(seed: number) {
-  let s = seed >>> 0;
-  return () => {
-    s = (s * 1664525 + 1013904223) >>> 0;
-    return s / 2 ** 32;
-  };
-}
 
 async function pool<T>(items: readonly T[], width: number, fn: (item: T) => Promise<unknown>): Promise<void> {
   let next = 0;
@@ -85,8 +77,8 @@ export async function seedCity(
       seats,
       make,
       model,
-      transmission: TRANSMISSIONS[rand() < 0.6 ? 1 : 0]!,
-      fuel: FUELS[Math.floor(rand() * FUELS.length)]!,
+      transmission: rand() < 0.6 ? TRANSMISSIONS[1] : TRANSMISSIONS[0],
+      fuel: pick(FUELS, rand),
       location: {
         lat: round(city.center.lat + (rand() - 0.5) * 0.3),
         lng: round(city.center.lng + (rand() - 0.5) * 0.3),

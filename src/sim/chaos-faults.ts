@@ -13,6 +13,7 @@ import {
   type RedisNodeLayout,
 } from '../ha/local.ts';
 import type { Fault } from './chaos-types.ts';
+import { pick } from '../domain/random.ts';
 import type { Supervisor } from './chaos-supervisor.ts';
 
 async function sentinelPrimary(layout: HaLayout): Promise<RedisNodeLayout> {
@@ -67,6 +68,12 @@ async function rebuildStandby(primary: PgNodeLayout, standby: PgNodeLayout): Pro
 }
 
 /** Injects one fault and has the supervisor repair what was killed. Returns what it did. */
+/** Sends a signal to a node of the topology (one this run started: its pid is known). */
+function signal(node: RedisNodeLayout, sig: NodeJS.Signals): void {
+  if (!node.pid) throw new Error(`Redis :${node.port} has no known process`);
+  process.kill(node.pid, sig);
+}
+
 export async function inject(
   kind: Fault,
   layout: HaLayout,
@@ -77,7 +84,7 @@ export async function inject(
   switch (kind) {
     case 'redis-primary-kill': {
       const p = await sentinelPrimary(layout);
-      process.kill(p.pid!, 'SIGKILL');
+      signal(p, 'SIGKILL');
       const promoted = await waitForPromotion(layout, p);
       await startRedisNode(p); // back as a primary: the Sentinels turn it into a replica
       return `Redis primary :${p.port} killed; :${promoted.port} promoted; :${p.port} restarted`;
@@ -85,21 +92,22 @@ export async function inject(
     case 'redis-replica-kill': {
       const p = await sentinelPrimary(layout);
       const replicas = layout.redis.nodes.filter((n) => n.port !== p.port);
-      const r = replicas[Math.floor(rand() * replicas.length)]!;
-      process.kill(r.pid!, 'SIGKILL');
+      const r = pick(replicas, rand);
+      signal(r, 'SIGKILL');
       await sleep(2_000);
       await startRedisNode(r, p.port);
       return `Redis replica :${r.port} killed and restarted after 2 s`;
     }
     case 'redis-primary-stop': {
       const p = await sentinelPrimary(layout);
-      process.kill(p.pid!, 'SIGSTOP');
+      signal(p, 'SIGSTOP');
       await sleep(5_000);
-      process.kill(p.pid!, 'SIGCONT');
+      signal(p, 'SIGCONT');
       return `Redis primary :${p.port} stopped (SIGSTOP) for 5 s`;
     }
     case 'postgres-primary-crash': {
-      const pg = layout.pg!;
+      const pg = layout.pg;
+      if (!pg) throw new Error('the topology has no PostgreSQL to crash');
       await pgStop(pg.primary, 'immediate');
       await pgPromote(pg.standby);
       const [oldPrimary, promoted] = [pg.primary, pg.standby];

@@ -51,8 +51,8 @@ export class Supervisor {
     const hear = (d: Buffer) => {
       this.output = (this.output + d.toString()).slice(-20_000);
     };
-    service.stdout!.on('data', hear);
-    service.stderr!.on('data', hear);
+    service.stdout?.on('data', hear);
+    service.stderr?.on('data', hear);
     service.once('exit', (code, signal) => {
       if (this.stopping || this.service !== service) return;
       this.recordExit('fleet serve', code, signal, this.output);
@@ -73,7 +73,7 @@ export class Supervisor {
       stdio: ['ignore', 'ignore', 'pipe'],
     });
     this.worker = worker;
-    worker.stderr!.on('data', (d: Buffer) => {
+    worker.stderr?.on('data', (d: Buffer) => {
       this.workerOutput = (this.workerOutput + d.toString()).slice(-20_000);
     });
     worker.once('exit', (code, signal) => {

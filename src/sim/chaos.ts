@@ -15,7 +15,8 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
 import { CityCatalog, REFERENCE_CITIES, type City } from '../domain/cities.ts';
-import { haDown, haEnvironment, haUp } from '../ha/local.ts';
+import { haDown, haEnvironment, haUp, type HaEnvironment } from '../ha/local.ts';
+import { inTurn } from '../domain/random.ts';
 import { createPool } from '../pg/pool.ts';
 import { createRedis } from '../redis/connection.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
@@ -36,7 +37,7 @@ const SECRET = 'fleet-chaos-secret-of-at-least-32-bytes!';
 
 function serviceEnvironment(
   o: ChaosOptions,
-  ha: Record<string, string>,
+  ha: HaEnvironment,
   port: number,
   cities: readonly { id: string }[],
 ): NodeJS.ProcessEnv {
@@ -61,10 +62,15 @@ function serviceEnvironment(
   };
 }
 
+function databaseUrlOf(ha: HaEnvironment): string {
+  if (!ha.DATABASE_URL) throw new Error('the chaos topology runs PostgreSQL: DATABASE_URL is missing');
+  return ha.DATABASE_URL;
+}
+
 /** Once the traffic stopped: the sync drained (the service stopped), then the invariants and the verifications' figures. */
 async function checkAfterRun(
   redis: RedisConnection,
-  ha: Record<string, string>,
+  ha: HaEnvironment,
   cities: readonly City[],
   sup: Supervisor,
   market: Marketplace,
@@ -75,11 +81,11 @@ async function checkAfterRun(
     120_000,
   );
   await sup.stop();
-  const pool = createPool(ha.DATABASE_URL!, { max: 4, connectionTimeoutMillis: 5_000 });
+  const pool = createPool(databaseUrlOf(ha), { max: 4, connectionTimeoutMillis: 5_000 });
   pool.on('error', () => {});
   // The checks use a connection of their own: the run's long-lived one went through every failover
   // (once, under a loaded CI machine, it was found closed for good here; cause not found).
-  const checker = createRedis({ sentinels: ha.REDIS_SENTINELS!, sentinelMaster: ha.REDIS_SENTINEL_MASTER! });
+  const checker = createRedis({ sentinels: ha.REDIS_SENTINELS, sentinelMaster: ha.REDIS_SENTINEL_MASTER });
   checker.on('error', () => {});
   try {
     await new SyncWorker(checker, pool, catalog).drain(120_000);
@@ -116,7 +122,7 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
   let started = Date.now();
   const sup = new Supervisor(env, () => started);
   const faults: FaultRecord[] = [];
-  const redis = createRedis({ sentinels: ha.REDIS_SENTINELS!, sentinelMaster: ha.REDIS_SENTINEL_MASTER! });
+  const redis = createRedis({ sentinels: ha.REDIS_SENTINELS, sentinelMaster: ha.REDIS_SENTINEL_MASTER });
   redis.on('error', () => {});
   try {
     log(
@@ -232,7 +238,7 @@ async function trafficUnderFaults({ o, market, faults, inject, rand, log, starte
       void market.finishTrips(now);
     }
     if (!injecting && now >= nextFault && order.length > 0) {
-      const kind = order[faultIndex++ % order.length]!;
+      const kind = inTurn(order, faultIndex++);
       const record: FaultRecord = { kind, at: now, detail: '' };
       faults.push(record);
       log(`  +${Math.round((now - started) / 1000)} s  ${kind} ...`);

@@ -48,6 +48,17 @@ const run = promisify(execFile);
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
 /** One region on this machine: its stores, its service, the proxies the other region reaches it by. */
+/** The PostgreSQL of a region's topology (a drill's topologies always run one). */
+function pgOf(l: HaLayout): NonNullable<HaLayout['pg']> {
+  if (!l.pg) throw new Error(`the topology in ${l.dir} has no PostgreSQL`);
+  return l.pg;
+}
+
+function drStandbyOf(r: RegionRig): PgNodeLayout {
+  if (!r.drStandby) throw new Error(`region ${r.name} has no DR standby yet`);
+  return r.drStandby;
+}
+
 interface RegionRig {
   name: 'a' | 'b';
   layout: HaLayout;
@@ -96,7 +107,7 @@ async function buildRegions(root: string, mode: AckMode, o: DrillOptions, proxie
     [rigs.a, rigs.b],
     [rigs.b, rigs.a],
   ] as const) {
-    const toPrimary = await startDelayProxy({ port: r.layout.pg!.primary.port }, o.rttMs);
+    const toPrimary = await startDelayProxy({ port: pgOf(r.layout).primary.port }, o.rttMs);
     proxies.push(toPrimary);
     const drRoot = path.join(other.layout.dir, 'pg-dr');
     await ownedByPostgres(drRoot);
@@ -106,7 +117,7 @@ async function buildRegions(root: string, mode: AckMode, o: DrillOptions, proxie
       port: await freePort(),
       log: path.join(drRoot, `dr-${r.name}.log`),
     });
-    const primaryUrl = `postgres://postgres@127.0.0.1:${r.layout.pg!.primary.port}/postgres`;
+    const primaryUrl = `postgres://postgres@127.0.0.1:${pgOf(r.layout).primary.port}/postgres`;
     await setSynchronousDrStandby(primaryUrl, mode === 'remote');
     await waitForDrStandby(primaryUrl, mode === 'remote');
   }
@@ -120,7 +131,7 @@ async function buildRegions(root: string, mode: AckMode, o: DrillOptions, proxie
       standby: {
         region: 'b',
         url: urls.standbyA,
-        database: `postgres://postgres@127.0.0.1:${rigs.a.drStandby!.port}/fleet`,
+        database: `postgres://postgres@127.0.0.1:${drStandbyOf(rigs.a).port}/fleet`,
       },
     },
     b: { cities: rigs.b.cities, url: urls.b },
@@ -169,7 +180,7 @@ async function drillMode(o: DrillOptions, mode: AckMode, log: (l: string) => voi
     await killRegion(rigs.a);
     const failover = await runFailover(regionsFile, rigs.b);
     log(`[${mode}] failed over (${JSON.stringify(failover?.timings ?? {})}); the standby deployment starts ...`);
-    standby = await startStandbyServe(regionsFile, rigs.b, rigs.a.drStandby!, standbyPort);
+    standby = await startStandbyServe(regionsFile, rigs.b, drStandbyOf(rigs.a), standbyPort);
     const rtoAt = await firstBookingThrough(urls.b, rigs.a.cities, killedAt + 120_000);
     log(`[${mode}] a's cities take bookings again through b after ${rtoAt ? rtoAt - killedAt : '-'} ms`);
     traffic.phase = 'outage';
@@ -244,7 +255,7 @@ async function spawnServe(env: NodeJS.ProcessEnv, args: string[]): Promise<Child
 
 const sentinelsOf = (l: HaLayout) => l.redis.sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
 const pgUrlOf = (l: HaLayout) =>
-  `postgres://postgres@127.0.0.1:${l.pg!.primary.port},127.0.0.1:${l.pg!.standby.port}/fleet?target_session_attrs=read-write`;
+  `postgres://postgres@127.0.0.1:${pgOf(l).primary.port},127.0.0.1:${pgOf(l).standby.port}/fleet?target_session_attrs=read-write`;
 
 async function startRegionServe(r: RegionRig, regionsFile: string, mode: AckMode, perCity: number): Promise<void> {
   r.serve = await spawnServe(
@@ -292,7 +303,7 @@ async function killRegion(r: RegionRig): Promise<void> {
       // gone already
     }
   }
-  await Promise.all([pgStop(r.layout.pg!.primary, 'immediate'), pgStop(r.layout.pg!.standby, 'immediate')]);
+  await Promise.all([pgStop(pgOf(r.layout).primary, 'immediate'), pgStop(pgOf(r.layout).standby, 'immediate')]);
 }
 
 async function runFailover(
@@ -334,7 +345,7 @@ async function lagsAtKill(a: RegionRig): Promise<{ syncMs: number | null; replic
 async function afterFailover(rigs: Record<'a' | 'b', RegionRig>, acks: Record<'a' | 'b', Ack[]>, killedAt: number) {
   const redis = createRedis({ sentinels: sentinelsOf(rigs.b.layout), sentinelMaster: rigs.b.layout.redis.master });
   redis.on('error', () => {});
-  const aPool = createPool(`postgres://postgres@127.0.0.1:${rigs.a.drStandby!.port}/fleet`, { max: 2 });
+  const aPool = createPool(`postgres://postgres@127.0.0.1:${drStandbyOf(rigs.a).port}/fleet`, { max: 2 });
   const bPool = createPool(pgUrlOf(rigs.b.layout), { max: 2 });
   for (const p of [aPool, bPool]) p.on('error', () => {});
   try {

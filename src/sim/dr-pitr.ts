@@ -49,7 +49,8 @@ export async function pitrCheck(redisUrl = 'redis://127.0.0.1:6379/14'): Promise
     const url = `postgres://postgres@127.0.0.1:${node.port}/fleet`;
     await migrate(url);
     await redis.flushdb();
-    const city = REFERENCE_CITIES[0]!;
+    const [city] = REFERENCE_CITIES;
+    if (!city) throw new Error('no reference city');
     const inventory = new Inventory(redis, { cities: new CityCatalog([city]) });
     const pool = createPool(url, { max: 2 });
     pool.on('error', () => {});
@@ -60,15 +61,16 @@ export async function pitrCheck(redisUrl = 'redis://127.0.0.1:6379/14'): Promise
       await sync.drain();
       await takeBaseBackup(url, backups);
       const [vehicle] = await redis.smembers(keys.vehicles(city.id));
+      if (!vehicle) throw new Error(`the seeded city ${city.id} has no vehicle`);
       const t = Math.ceil((Date.now() + 90 * 24 * HOUR) / HOUR) * HOUR;
-      const first = await inventory.book({ vehicleId: vehicle!, customerId: 'pitr-1', from: t, to: t + HOUR });
+      const first = await inventory.book({ vehicleId: vehicle, customerId: 'pitr-1', from: t, to: t + HOUR });
       await sync.drain();
       const firstAt = Date.now();
       await sleep(1_000);
       const between = new Date();
       await sleep(1_000);
       const second = await inventory.book({
-        vehicleId: vehicle!,
+        vehicleId: vehicle,
         customerId: 'pitr-2',
         from: t + 3 * HOUR,
         to: t + 4 * HOUR,

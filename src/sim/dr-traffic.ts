@@ -2,6 +2,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { mintToken } from '../api/auth.ts';
 import { percentile, round } from './stats.ts';
+import { inTurn } from '../domain/random.ts';
 
 /** The drill's token secret: its services verify what its customers present. */
 export const SECRET = 'fleet-dr-drill-secret-of-32-bytes-or-more';
@@ -102,7 +103,7 @@ export async function bookingBurst(
     Array.from({ length: concurrency }, async (_, c) => {
       const headers = await customerHeaders(`${tag}-${c}`);
       for (let k = 0; Date.now() < until; k++) {
-        const city = cities[(c + k) % cities.length]!;
+        const city = inTurn(cities, c + k);
         // Far apart in time: every booking finds its window free.
         const vehicle = await freeVehicle(base, city, headers, (400 + c * 500 + k * 3) * HOUR).catch(() => undefined);
         if (!vehicle) continue;
@@ -161,7 +162,7 @@ export class Traffic {
     const everyMs = (4 * 1000) / this.rate;
     for (let k = 0; this.running; k++) {
       const next = Date.now() + everyMs;
-      const city = cities[(worker + k) % cities.length]!;
+      const city = inTurn(cities, worker + k);
       const phase = this.phase;
       const started = performance.now();
       let ok = false;
@@ -204,7 +205,7 @@ export async function firstBookingThrough(b: string, aCities: string[], deadline
   const headers = await customerHeaders('rto-probe');
   let k = 0;
   while (Date.now() < deadline) {
-    const city = aCities[k++ % aCities.length]!;
+    const city = inTurn(aCities, k++);
     const vehicle = await freeVehicle(b, city, headers, 200 * HOUR + k * 2 * HOUR).catch(() => undefined);
     if (vehicle) {
       const r = await book(b, headers, vehicle.id, vehicle.from).catch(() => undefined);

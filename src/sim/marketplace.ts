@@ -10,6 +10,7 @@ const HOUR = 3_600_000;
 const DAY = 24 * HOUR;
 
 export { rng } from '../domain/random.ts';
+import { pick } from '../domain/random.ts';
 
 export interface Offer {
   id: string;
@@ -125,7 +126,7 @@ export class Marketplace {
   }
 
   private city() {
-    return this.cities[Math.floor(this.rand() * this.cities.length)]!;
+    return pick(this.cities, this.rand);
   }
 
   private customer(): string {
@@ -154,7 +155,7 @@ export class Marketplace {
     const c = this.city();
     const w = this.window();
     const q = new URLSearchParams({ from: iso(w.from), to: iso(w.to) });
-    if (this.rand() < 0.5) q.set('category', CATEGORIES[Math.floor(this.rand() * CATEGORIES.length)]!);
+    if (this.rand() < 0.5) q.set('category', pick(CATEGORIES, this.rand));
     if (this.rand() < 0.3) q.set('orBetter', 'true');
     if (this.rand() < 0.5) {
       q.set(
@@ -354,7 +355,7 @@ export class Marketplace {
     const hostId = `host-${c.id}-${1 + Math.floor(this.rand() * 10)}`;
     const token = await this.api.token('host', `sim-${hostId}`, hostId);
     this.recorder.operation('host.add_vehicle');
-    const category = CATEGORIES[Math.floor(this.rand() ** 1.6 * CATEGORIES.length)]!;
+    const category = pick(CATEGORIES, this.rand, 1.6);
     const r = await this.api.call(token, 'POST', '/v1/vehicles', 'POST /v1/vehicles', {
       city: c.id,
       category,
@@ -376,7 +377,8 @@ export class Marketplace {
     const token = await this.api.token('host', `sim-${hostId}`, hostId);
     const fleet = await this.api.call(token, 'GET', `/v1/hosts/${hostId}/vehicles`, 'GET /v1/hosts/{hostId}/vehicles');
     const vehicles = ((fleet.json.vehicles as Array<{ id: string }> | undefined) ?? []).slice(0, 20);
-    if (!vehicles.length) return;
+    const [first] = vehicles;
+    if (!first) return;
     const from = Math.ceil((Date.now() + (3 + this.rand() * 20) * DAY) / HOUR) * HOUR;
     this.recorder.operation('host.bulk_update');
     await this.api.call(token, 'POST', '/v1/blocks/batch', 'POST /v1/blocks/batch', {
@@ -384,7 +386,7 @@ export class Marketplace {
         .filter(() => this.rand() < 0.3)
         .map((v) => ({ vehicleId: v.id, reason: 'maintenance', from: iso(from), to: iso(from + 6 * HOUR) }))
         .concat([
-          { vehicleId: vehicles[0]!.id, reason: 'maintenance', from: iso(from + DAY), to: iso(from + DAY + 2 * HOUR) },
+          { vehicleId: first.id, reason: 'maintenance', from: iso(from + DAY), to: iso(from + DAY + 2 * HOUR) },
         ]),
     });
   }

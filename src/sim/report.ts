@@ -26,8 +26,8 @@ interface Report {
 }
 
 /** Text made safe inside HTML (an element's content or a quoted attribute). */
-export const escapeHtml = (s: unknown) =>
-  String(s).replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+const HTML_ENTITIES: Record<string, string> = { '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' };
+export const escapeHtml = (s: unknown) => String(s).replace(/[&<>"]/g, (c) => HTML_ENTITIES[c] ?? c);
 
 /** A line chart of one or more series over the run's seconds. */
 function lineChart(

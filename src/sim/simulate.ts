@@ -162,7 +162,10 @@ export async function checkInvariants(
         .map((j) => JSON.parse(j) as { kind: string; status: string; from: number; to: number })
         .filter((e) => e.kind === 'booking' && (e.status === 'confirmed' || e.status === 'active'))
         .sort((a, b) => a.from - b.from);
-      for (let i = 1; i < trips.length; i++) if (trips[i]!.from < trips[i - 1]!.to) overlapping++;
+      trips.forEach((t, i) => {
+        const before = trips[i - 1];
+        if (before && t.from < before.to) overlapping++;
+      });
     }
   }
   // PostgreSQL's exclusion constraint already refuses two bookings on one window; what it does not
@@ -236,10 +239,10 @@ async function startService(o: SimOptions, cities: string[], port: number): Prom
     },
   );
   let output = '';
-  child.stdout!.on('data', (d: Buffer) => {
+  child.stdout?.on('data', (d: Buffer) => {
     output += d.toString();
   });
-  child.stderr!.on('data', (d: Buffer) => {
+  child.stderr?.on('data', (d: Buffer) => {
     output += d.toString();
   });
   const deadline = Date.now() + 600_000;

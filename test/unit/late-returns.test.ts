@@ -7,7 +7,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { auc, fitLateReturns, lateRisk, pOverrunPast, type EndedTrip } from '../../src/domain/late-returns.ts';
-import { mulberry32, seeded } from '../support/random.ts';
+import { rng } from '../../src/domain/random.ts';
+import { seeded } from '../support/random.ts';
 
 const HOUR = 3_600_000;
 
@@ -61,7 +62,7 @@ test('ranks risky trips above safe ones (AUC), far above a random ranking', () =
 
 test('explains a risky trip by its habits, and sizes its overrun', () => {
   // A fixed history (seed 7): the explanation of one trip is checked, not a property of all histories.
-  const model = fitLateReturns(history(4000, mulberry32(7)));
+  const model = fitLateReturns(history(4000, rng(7)));
   const risky = lateRisk(model, {
     hostId: 'h0',
     vehicleId: 'v0',

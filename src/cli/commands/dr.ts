@@ -76,7 +76,8 @@ async function failback({ opt, config, redis, regions }: CliContext): Promise<nu
       'VALIDATION',
       `run it with region ${name}'s environment (REGION=${name}, its new Redis and database)`,
     );
-  const region = regions.doc.regions.find((r) => r.name === name)!;
+  const region = regions.doc.regions.find((r) => r.name === name);
+  if (!region) throw new DomainError('VALIDATION', `region ${name} is not in the regions file`);
   const database = opt['standby-db'] ?? region.standby?.database;
   if (!database) throw new DomainError('VALIDATION', `--standby-db, or ${name}.standby.database in the regions file`);
   const secret = config.JWT_SECRET ? new TextEncoder().encode(config.JWT_SECRET) : undefined;
