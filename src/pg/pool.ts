@@ -20,7 +20,7 @@
  */
 import { EventEmitter } from 'node:events';
 import pg from 'pg';
-import { codeOf } from '../domain/errors.ts';
+import { codeOf, messageOf } from '../domain/errors.ts';
 import { inTurn } from '../domain/random.ts';
 
 export type SessionAttrs = 'any' | 'read-write' | 'read-only' | 'primary' | 'standby' | 'prefer-standby';
@@ -40,8 +40,9 @@ export function parseDatabaseUrl(url: string): ParsedUrl {
     throw new Error('DATABASE_URL must be postgres://[user[:password]@]host[:port][,host[:port]...]/database[?params]');
   const [, scheme, auth, hostList, dbPath, query] = m;
   const params = new URLSearchParams(query ?? '');
-  const attrs = (params.get('target_session_attrs') ?? 'any') as SessionAttrs;
-  if (!ATTRS.includes(attrs)) throw new Error(`target_session_attrs must be one of ${ATTRS.join(', ')}`);
+  const asked = params.get('target_session_attrs') ?? 'any';
+  const attrs = ATTRS.find((a) => a === asked);
+  if (!attrs) throw new Error(`target_session_attrs must be one of ${ATTRS.join(', ')}`);
   params.delete('target_session_attrs');
   const rest = params.toString();
   const hosts = (hostList ?? '')
@@ -264,9 +265,7 @@ export async function resolveUrl(url: string): Promise<string> {
         last = err; // the pool moved on to the next host
       }
     }
-    throw new Error(
-      `no host of ${hosts.map((h) => `${h.host}:${h.port}`).join(',')} is ${attrs}: ${(last as Error)?.message}`,
-    );
+    throw new Error(`no host of ${hosts.map((h) => `${h.host}:${h.port}`).join(',')} is ${attrs}: ${messageOf(last)}`);
   } finally {
     await pool.end();
   }

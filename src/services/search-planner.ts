@@ -114,7 +114,8 @@ export function select(
   if (near && box) return cheapestWithin(s, box, near, at, count);
   const found: Candidate[] = [];
   for (let k = at ? index.firstAfterPrice(at) : 0; k < index.byPrice.length && found.length < count; k++) {
-    const v = index.byPrice[k] as ReadVehicle;
+    const v = index.byPrice[k];
+    if (!v) break;
     const d = near ? distanceKm(near, v) : undefined;
     if (q.radiusKm !== undefined && d !== undefined && d > q.radiusKm) continue;
     if (fits(s, v)) found.push({ v, d, key: v.pricePerHour });
@@ -140,7 +141,8 @@ function bestForYou(
   rank.scores(all, keys);
   const top = new TopK(count, keys, all);
   for (let i = 0; i < all.length; i++) {
-    const v = all[i] as ReadVehicle;
+    const v = all[i];
+    if (!v) continue;
     // The key is minus the score, rounded so that a cursor carries it exactly; written out rather
     // than called (a double handed to a call that is not inlined is boxed).
     const key = -Math.round((keys[i] ?? 0) * 1e6) / 1e6;
@@ -149,9 +151,9 @@ function bestForYou(
     if (at && !(key > at.key || (key === at.key && v.id > at.id))) continue;
     if (fits(s, v)) top.offer(i);
   }
-  const found = top.sorted().map((i) => {
-    const v = all[i] as ReadVehicle;
-    return { v, d: near ? distanceKm(near, v) : undefined, key: keys[i] ?? 0 };
+  const found = top.sorted().flatMap((i) => {
+    const v = all[i];
+    return v ? [{ v, d: near ? distanceKm(near, v) : undefined, key: keys[i] ?? 0 }] : [];
   });
   return { found, exhausted: found.length < count };
 }
@@ -173,16 +175,16 @@ function cheapestWithin(
   const top = new TopK(count, keys, all);
   for (let b = 0; b < box.length; b++) {
     const i = box[b] ?? 0;
-    const v = all[i] as ReadVehicle;
-    if (distanceKm(near, v) > radiusKm) continue;
+    const v = all[i];
+    if (!v || distanceKm(near, v) > radiusKm) continue;
     const key = v.pricePerHour;
     if (at && !(key > at.key || (key === at.key && v.id > at.id))) continue;
     keys[i] = key;
     if (fits(s, v)) top.offer(i);
   }
-  const found = top.sorted().map((i) => {
-    const v = all[i] as ReadVehicle;
-    return { v, d: distanceKm(near, v), key: v.pricePerHour };
+  const found = top.sorted().flatMap((i) => {
+    const v = all[i];
+    return v ? [{ v, d: distanceKm(near, v), key: v.pricePerHour }] : [];
   });
   return { found, exhausted: found.length < count };
 }

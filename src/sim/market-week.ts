@@ -19,8 +19,8 @@ import { offerPolicy, reservePolicy } from '../config.ts';
 import { CityCatalog, type City } from '../domain/cities.ts';
 import type { EndedTrip } from '../domain/late-returns.ts';
 import { profileOf, rankingFor } from '../domain/ranking.ts';
-import { rng } from '../domain/random.ts';
-import { CATEGORIES, FUELS, TRANSMISSIONS, type Category } from '../domain/vehicle.ts';
+import { inTurn, pick, rng } from '../domain/random.ts';
+import { CATEGORIES, FUELS, TRANSMISSIONS } from '../domain/vehicle.ts';
 import { ShiftedClock } from '../redis/clock.ts';
 import { cityKeyPattern, keys } from '../redis/keys.ts';
 import { runScript } from '../redis/scripts.ts';
@@ -134,8 +134,8 @@ export class MarketWeek {
       meanLateMinutes: i % 3 === 0 ? 110 : 25,
     }));
     for (let i = 0; i < this.o.vehicles; i++) {
-      const category = CATEGORIES[Math.min(4, Math.floor(this.rand() ** 1.4 * 5))] as Category;
-      const host = hosts[i % hosts.length] as SimHost;
+      const category = pick(CATEGORIES, this.rand, 1.4);
+      const host = inTurn(hosts, i);
       const r = await this.inv.createVehicle(
         this.city.id,
         {
@@ -157,7 +157,7 @@ export class MarketWeek {
     }
     this.customers = Array.from({ length: this.o.customers }, (_, i) => ({
       id: `sim-c${i}`,
-      likes: CATEGORIES[Math.floor(this.rand() * CATEGORIES.length)] as Category,
+      likes: pick(CATEGORIES, this.rand),
       swayedBy: 0.004 + this.rand() * 0.012,
       trips: [],
     }));
@@ -231,7 +231,7 @@ export class MarketWeek {
     const mean = (this.o.searchesPerHour * this.o.demand * demandShape(now) * step) / HOUR;
     const arrivals = poisson(mean, this.rand);
     for (let a = 0; a < arrivals; a++) {
-      const c = this.customers[Math.floor(this.rand() * this.customers.length)] as SimCustomer;
+      const c = pick(this.customers, this.rand);
       const from = Math.ceil(now / HOUR) * HOUR + (2 + Math.floor(this.rand() * 46)) * HOUR;
       const to = from + (2 + Math.floor(this.rand() * 22)) * HOUR;
       const ranked = this.measuring && this.features.forYou;
@@ -250,7 +250,7 @@ export class MarketWeek {
           const value = h.pricePerHour * ((to - from) / HOUR);
           this.booked.set(r.booking.id, { customer: c, from, to, vehicleId: h.vehicleId, value });
           c.trips.push({
-            category: h.category as Category,
+            category: h.category,
             pricePerHour: h.pricePerHour,
             lat: h.location.lat,
             lng: h.location.lng,
@@ -413,7 +413,8 @@ export class MarketWeek {
       if (b.from > now || this.waiting.has(id)) continue;
       try {
         await this.inv.startTrip(id, b.customer.id);
-        const host = this.hostOf.get(b.vehicleId) as SimHost;
+        const host = this.hostOf.get(b.vehicleId);
+        if (!host) throw new Error(`vehicle ${b.vehicleId} has no host in the simulation`);
         const returnAt =
           this.rand() < host.lateP
             ? b.to + Math.round(-host.meanLateMinutes * Math.log(1 - this.rand())) * MINUTE
