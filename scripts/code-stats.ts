@@ -2,11 +2,18 @@
  * `npm run code-stats`: how much the code leans on escape hatches — `as` casts (not `as const`),
  * non-null assertions (`!`), functions over 80 lines — counted over src/, test/ and bench/.
  * Biome finds the last two; casts are counted on the source with comments and strings removed.
+ *
+ * And the house rules a tool can hold over src/ (docs/codebase.md): no file over 500 lines
+ * (generated code aside), no SQL outside src/pg, no pg or Redis import in src/api, and casts and
+ * non-null assertions in src/ at or under their ceilings. `--check` (in `npm test`) exits 1 when
+ * one is broken and says which.
  */
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 
+const CAST_CEILING = 112;
+const NON_NULL_CEILING = 4;
 const root = path.resolve(process.argv.slice(2).find((a) => !a.startsWith('--')) ?? '.');
 const dirs = ['src', 'test', 'bench'];
 
@@ -92,7 +99,63 @@ const total = Object.values(byDir).reduce(
   }),
   { casts: 0, nonNull: 0, longFunctions: 0 },
 );
-console.log(JSON.stringify({ root, byDir, total }, null, 2));
+/** The figures this round ended at: a change may lower them, never raise them (lower the ceiling with it). */
+const CEILINGS = { casts: CAST_CEILING, nonNull: NON_NULL_CEILING };
+const MAX_LINES = 500;
+
+/** The code without comments (strings kept: SQL lives in them). */
+function withoutComments(text: string): string {
+  return text.replace(/\/\*[\s\S]*?\*\//g, '').replace(/(^|[^:'"`\\])\/\/[^\n]*/g, '$1');
+}
+
+const srcRoot = path.join(root, 'src');
+const srcFiles = (function walk(dir: string): string[] {
+  return readdirSync(dir).flatMap((name) => {
+    const p = path.join(dir, name);
+    return statSync(p).isDirectory() ? walk(p) : /\.(ts|lua)$/.test(name) && !name.endsWith('.d.ts') ? [p] : [];
+  });
+})(srcRoot);
+const rel = (f: string) => path.relative(root, f);
+const linesOf = (text: string) => text.split('\n').length - (text.endsWith('\n') ? 1 : 0);
+const generated = (text: string) => /@generated|do not edit/i.test(text.slice(0, 300));
+const filesOverLimit: string[] = [];
+const sqlOutsidePg: string[] = [];
+const storeImportsInApi: string[] = [];
+const SQL = /\b(SELECT\s[\s\S]{0,400}?\bFROM\b|INSERT\s+INTO\b|UPDATE\s+\w+\s+SET\b|DELETE\s+FROM\b|CREATE\s+(TABLE|INDEX)\b|ALTER\s+TABLE\b)|\.query\s*(<[^>]*>)?\(/;
+const STORE_IMPORT = /^\s*import\b[^;]*?from\s+['"](pg|ioredis|(\.\.\/)+(pg|redis)\/[^'"]*)['"]/m;
+for (const f of srcFiles) {
+  const text = readFileSync(f, 'utf8');
+  const r = rel(f);
+  if (!generated(text) && linesOf(text) > MAX_LINES) filesOverLimit.push(`${r} (${linesOf(text)} lines)`);
+  if (!f.endsWith('.ts')) continue;
+  const code = withoutComments(text);
+  if (!r.startsWith(`src${path.sep}pg${path.sep}`) && SQL.test(code)) {
+    const line = code.slice(0, code.search(SQL)).split('\n').length;
+    sqlOutsidePg.push(`${r}:${line}`);
+  }
+  if (r.startsWith(`src${path.sep}api${path.sep}`)) {
+    const m = STORE_IMPORT.exec(code);
+    if (m) storeImportsInApi.push(`${r}: ${m[0].trim()}`);
+  }
+}
+const src = byDir.src ?? { casts: 0, nonNull: 0, longFunctions: 0 };
+const broken = [
+  ...filesOverLimit.map((f) => `over ${MAX_LINES} lines: ${f}`),
+  ...sqlOutsidePg.map((f) => `SQL outside src/pg: ${f}`),
+  ...storeImportsInApi.map((f) => `a store imported in src/api: ${f}`),
+  ...(src.casts > CEILINGS.casts ? [`${src.casts} casts in src/, above the ceiling of ${CEILINGS.casts}`] : []),
+  ...(src.nonNull > CEILINGS.nonNull
+    ? [`${src.nonNull} non-null assertions in src/, above the ceiling of ${CEILINGS.nonNull}`]
+    : []),
+];
+const rules = { filesOverLimit, sqlOutsidePg, storeImportsInApi, ceilings: CEILINGS, broken };
+console.log(JSON.stringify({ root, byDir, total, rules }, null, 2));
+if (process.argv.includes('--check')) {
+  if (broken.length) {
+    console.error(`code-stats: ${broken.length} house rule(s) broken (docs/codebase.md):\n  ${broken.join('\n  ')}`);
+    process.exitCode = 1;
+  } else console.error('code-stats: every house rule holds (docs/codebase.md)');
+}
 if (process.argv.includes('--files')) {
   const top = [...castsByFile].sort((a, b) => b[1] - a[1]).filter(([f]) => f.includes(`${path.sep}src${path.sep}`));
   for (const [f, n] of top) console.log(`${String(n).padStart(4)} casts  ${path.relative(root, f)}`);

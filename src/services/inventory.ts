@@ -1,31 +1,28 @@
 /**
- * The inventory engine's commands and queries, shared by the API, the workers and the CLI.
+ * The inventory engine's commands (its queries: services/inventory-queries.ts), shared by the API,
+ * the workers and the CLI.
  * Each command: validate the shape -> per-vehicle in-process lock -> one Lua script (which checks,
  * mutates, bumps the version and appends the events atomically) -> typed result.
  */
-import { systemClock, type Clock } from '../redis/clock.ts';
 import { randomUUID } from 'node:crypto';
-import type { BlockEntry, BlockReason, BookingEntry, CalendarEntry, HoldEntry } from '../domain/calendar.ts';
+import type { BlockEntry, BlockReason, BookingEntry, HoldEntry } from '../domain/calendar.ts';
 import { BLOCK_REASONS } from '../domain/calendar.ts';
 import { defaults } from '../config.ts';
-import { CityCatalog, type City } from '../domain/cities.ts';
 import { DomainError } from '../domain/errors.ts';
-import { parseId, type IdKind } from '../domain/ids.ts';
-import type { Vehicle, VehiclePatch, VehicleSpec, VehicleStatus } from '../domain/vehicle.ts';
-import { type ListingState, validateVehiclePatch, vehicleOf } from '../domain/vehicle.ts';
+import { type ListingState, validateVehiclePatch, type VehiclePatch, type VehicleSpec } from '../domain/vehicle.ts';
 import { keys } from '../redis/keys.ts';
 import {
   commandReply,
   fromScript,
   luaList,
   runScript,
-  stringList,
   type RedisConnection,
   type ScriptName,
 } from '../redis/scripts.ts';
 import { newId } from './ids.ts';
 import { VehicleLocks } from './vehicle-locks.ts';
 import { sweepCity, trimCity } from './city-sweep.ts';
+import { InventoryQueries } from './inventory-queries.ts';
 import {
   ceilMinute,
   finite,
@@ -38,17 +35,14 @@ import {
   type CommandResult,
   type HoldLimits,
   type InventoryOptions,
-  type VehicleState,
 } from './commands.ts';
 
 export type { CommandOptions, CommandResult, HoldLimits, InventoryOptions, VehicleState } from './commands.ts';
 import { metrics } from '../metrics.ts';
 import { survived } from '../log.ts';
 
-export class Inventory {
-  readonly cities: CityCatalog;
+export class Inventory extends InventoryQueries {
   readonly locks: VehicleLocks;
-  readonly clock: Clock;
   /**
    * DR_ACK=remote (docs/regions.md, set by `fleet serve`): every command is answered only once
    * its events are applied on the cross-region DR standby. Unset: once Redis (and its replica) has it.
@@ -58,13 +52,9 @@ export class Inventory {
   private readonly maxLiveHolds: number;
   private readonly limits: HoldLimits;
 
-  constructor(
-    private readonly redis: RedisConnection,
-    opts: InventoryOptions = {},
-  ) {
-    this.cities = opts.cities ?? new CityCatalog();
+  constructor(redis: RedisConnection, opts: InventoryOptions = {}) {
+    super(redis, opts.cities, opts.clock);
     this.locks = opts.locks ?? new VehicleLocks();
-    this.clock = opts.clock ?? systemClock;
     this.holdTtlMs = opts.holdTtlMs ?? defaults.HOLD_TTL_MS;
     this.maxLiveHolds = opts.maxLiveHoldsPerCustomer ?? defaults.MAX_LIVE_HOLDS_PER_CUSTOMER;
     this.limits = {
@@ -376,78 +366,6 @@ export class Inventory {
     return trimCity(this.redis, city, before, syncedThrough, batch);
   }
 
-  // Queries --------------------------------------------------------------------------------
-
-  async getVehicleState(vehicleId: string): Promise<VehicleState> {
-    const city = this.cityOf(vehicleId, 'vehicle');
-    const raw = await runScript(this.redis, 'vehicle_state', keys.vehicleKeys(city, vehicleId), []);
-    if (raw === null)
-      throw new DomainError('NOT_FOUND', `vehicle ${vehicleId} not found`, { entity: 'vehicle', id: vehicleId });
-    const s = fromScript<{
-      vehicle: Record<string, string>;
-      entries: CalendarEntry[] | Record<string, never>;
-      status: VehicleStatus;
-      due?: number;
-      at: number;
-    }>(raw);
-    return {
-      vehicle: vehicleOf(s.vehicle),
-      entries: luaList(s.entries),
-      status: s.status,
-      due: s.due,
-      at: s.at,
-    };
-  }
-
-  /** Of the candidates (all in `city`), those free for [from, to) at this instant, in order. */
-  async verifyAvailable(city: string, vehicleIds: readonly string[], from: number, to: number): Promise<string[]> {
-    const c = this.city(city);
-    if (vehicleIds.length === 0) return [];
-    for (const id of vehicleIds) this.cityOf(id, 'vehicle', city);
-    const k = vehicleIds.flatMap((v) => keys.vehicleKeys(city, v));
-    const free = await runScript(this.redis, 'verify_available', k, [
-      time(from, 'from'),
-      time(to, 'to'),
-      c.turnaroundMs,
-      ...vehicleIds,
-    ]);
-    return stringList(free);
-  }
-
-  /** A host's vehicles in every city, by id (their states read together, pipelined on the connection). */
-  async vehiclesOfHost(hostId: string): Promise<Vehicle[]> {
-    const ids: string[] = [];
-    for (const c of this.cities.all()) ids.push(...(await this.redis.smembers(keys.hostVehicles(c.id, hostId))));
-    const states = await Promise.all(ids.sort().map((id) => this.getVehicleState(id)));
-    return states.map((s) => s.vehicle);
-  }
-
-  /** The host of a vehicle (a vehicle never changes hands), or undefined when unknown. */
-  async hostOfVehicle(vehicleId: string): Promise<string | undefined> {
-    const city = this.cityOf(vehicleId, 'vehicle');
-    return (await this.redis.hget(keys.vehicle(city, vehicleId), 'hostId')) ?? undefined;
-  }
-
-  /** A hold, booking or block with its vehicle, as Redis holds them now. */
-  async getEntry<K extends CalendarEntry['kind']>(
-    entryId: string,
-    kind: K,
-  ): Promise<{ entry: Extract<CalendarEntry, { kind: K }>; vehicle: Vehicle; at: number }> {
-    const { vehicleId } = await this.locate(entryId, kind);
-    const state = await this.getVehicleState(vehicleId);
-    const entry = state.entries.find((e) => e.id === entryId && e.kind === kind);
-    if (!entry) throw new DomainError('NOT_FOUND', `${kind} ${entryId} not found`, { entity: kind, id: entryId });
-    return { entry: entry as Extract<CalendarEntry, { kind: K }>, vehicle: state.vehicle, at: state.at };
-  }
-
-  /** Where a hold, booking or block lives. */
-  async locate(entryId: string, kind: IdKind): Promise<{ city: string; vehicleId: string }> {
-    const city = this.cityOf(entryId, kind);
-    const vehicleId = await this.redis.hget(keys.entries(city), entryId);
-    if (!vehicleId) throw new DomainError('NOT_FOUND', `${kind} ${entryId} not found`, { entity: kind, id: entryId });
-    return { city, vehicleId };
-  }
-
   // Internals ------------------------------------------------------------------------------
 
   private async upsert(
@@ -535,22 +453,6 @@ export class Inventory {
     if (!this.remoteAcks) return;
     const [head] = await this.redis.xrevrange(keys.events(city), '+', '-', 'COUNT', 1);
     if (head) await this.remoteAcks.waitFor(city, [head[0]]);
-  }
-
-  private city(id: string): City {
-    const c = this.cities.get(id);
-    if (!c) throw new DomainError('NOT_FOUND', `city ${id} not found`, { entity: 'city', id });
-    return c;
-  }
-
-  /** The city an id belongs to; a malformed id, or one of the wrong kind, is not found. */
-  private cityOf(id: string, kind: IdKind, expectedCity?: string): string {
-    const parsed = typeof id === 'string' ? parseId(id) : undefined;
-    if (!parsed || parsed.kind !== kind || (expectedCity !== undefined && parsed.city !== expectedCity)) {
-      throw new DomainError('NOT_FOUND', `${kind} ${String(id)} not found`, { entity: kind, id });
-    }
-    this.city(parsed.city);
-    return parsed.city;
   }
 
   private checkPatch(patch: VehiclePatch): void {
