@@ -11,6 +11,7 @@
 import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
+import { parseSync } from '@swc/core';
 
 const CAST_CEILING = 112;
 const NON_NULL_CEILING = 4;
@@ -138,17 +139,79 @@ for (const f of srcFiles) {
     if (m) storeImportsInApi.push(`${r}: ${m[0].trim()}`);
   }
 }
+/**
+ * Catches that swallow a failure without a word: an empty `catch {}` block, or `.catch(() => x)`
+ * whose handler does nothing but answer a constant. One that must swallow says why in a comment
+ * (inside the block, or on the handler's line); the rest retry, count (`survived`) or report.
+ */
+function swallowingCatches(file: string, text: string): string[] {
+  // swc's spans are byte offsets from a base that grows with every parse: a first statement of
+  // our own (`0;`, at byte 0) tells where this parse starts.
+  const source = `0;${text}`;
+  const mod = parseSync(source, { syntax: 'typescript', comments: false, target: 'es2022' });
+  const bytes = Buffer.from(source, 'utf8');
+  const base = (mod.body[0] as { span: Span } | undefined)?.span.start ?? 0;
+  const slice = (sp: Span) => bytes.subarray(sp.start - base, sp.end - base).toString('utf8');
+  const lineAt = (byte: number) => bytes.subarray(0, byte - base).toString('utf8').split('\n').length;
+  const lineText = (line: number) => text.split('\n')[line - 1] ?? '';
+  const saysWhy = (sp: Span) => /\/\/|\/\*/.test(slice(sp));
+  const constant = (e: Node): boolean =>
+    ['NullLiteral', 'BooleanLiteral', 'NumericLiteral', 'StringLiteral'].includes(e.type) ||
+    (e.type === 'Identifier' && e.value === 'undefined') ||
+    (e.type === 'ArrayExpression' && Array.isArray(e.elements) && e.elements.length === 0) ||
+    (e.type === 'ObjectExpression' && Array.isArray(e.properties) && e.properties.length === 0) ||
+    (e.type === 'ParenthesisExpression' && constant(e.expression as Node));
+  const found: string[] = [];
+  const visit = (n: unknown): void => {
+    if (Array.isArray(n)) return n.forEach(visit);
+    if (!n || typeof n !== 'object') return;
+    const node = n as Node;
+    if (node.type === 'CatchClause') {
+      const body = node.body as Node & { stmts: unknown[] };
+      if (body.stmts.length === 0 && !saysWhy(body.span))
+        found.push(`${rel(file)}:${lineAt(node.span.start)}: an empty catch block`);
+    }
+    if (node.type === 'CallExpression') {
+      const callee = node.callee as Node;
+      const args = node.arguments as { expression: Node }[];
+      const h = args.length === 1 ? args[0]?.expression : undefined;
+      const named = callee.type === 'MemberExpression' && (callee.property as Node).value === 'catch';
+      if (named && h && (h.type === 'ArrowFunctionExpression' || h.type === 'FunctionExpression')) {
+        const body = h.body as Node & { stmts?: unknown[] };
+        const swallows = Array.isArray(body.stmts) ? body.stmts.length === 0 : constant(body);
+        const endLine = lineAt(h.span.end);
+        if (swallows && !saysWhy(h.span) && !/\/\//.test(lineText(endLine)))
+          found.push(`${rel(file)}:${lineAt(h.span.start)}: .catch(${slice(h.span)})`);
+      }
+    }
+    for (const v of Object.values(node)) if (v && typeof v === 'object') visit(v);
+  };
+  visit(mod.body);
+  return found;
+}
+interface Span {
+  start: number;
+  end: number;
+}
+interface Node {
+  type: string;
+  span: Span;
+  value?: unknown;
+  [k: string]: unknown;
+}
+const swallowed = srcFiles.filter((f) => f.endsWith('.ts')).flatMap((f) => swallowingCatches(f, readFileSync(f, 'utf8')));
 const src = byDir.src ?? { casts: 0, nonNull: 0, longFunctions: 0 };
 const broken = [
   ...filesOverLimit.map((f) => `over ${MAX_LINES} lines: ${f}`),
   ...sqlOutsidePg.map((f) => `SQL outside src/pg: ${f}`),
   ...storeImportsInApi.map((f) => `a store imported in src/api: ${f}`),
+  ...swallowed.map((f) => `a failure swallowed without a reason: ${f}`),
   ...(src.casts > CEILINGS.casts ? [`${src.casts} casts in src/, above the ceiling of ${CEILINGS.casts}`] : []),
   ...(src.nonNull > CEILINGS.nonNull
     ? [`${src.nonNull} non-null assertions in src/, above the ceiling of ${CEILINGS.nonNull}`]
     : []),
 ];
-const rules = { filesOverLimit, sqlOutsidePg, storeImportsInApi, ceilings: CEILINGS, broken };
+const rules = { filesOverLimit, sqlOutsidePg, storeImportsInApi, swallowed, ceilings: CEILINGS, broken };
 console.log(JSON.stringify({ root, byDir, total, rules }, null, 2));
 if (process.argv.includes('--check')) {
   if (broken.length) {

@@ -188,7 +188,7 @@ export async function pgStart(node: PgNodeLayout, extra = ''): Promise<void> {
     ]);
   } catch (err) {
     // pg_ctl only says "examine the log": the log says why.
-    const tail = (await readFile(node.log, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n');
+    const tail = (await readFile(node.log, 'utf8').catch(() => '')).trim().split('\n').slice(-5).join('\n'); // no log yet: nothing to show
     throw new PgStartFailed(node, tail, err);
   }
 }
@@ -217,7 +217,7 @@ async function pgStartOnFreePort(node: PgNodeLayout, extra = ''): Promise<void> 
 }
 
 export async function pgStop(node: PgNodeLayout, mode: 'immediate' | 'fast' = 'fast'): Promise<void> {
-  await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', node.dataDir, '-m', mode, '-w', 'stop']).catch(() => undefined);
+  await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', node.dataDir, '-m', mode, '-w', 'stop']).catch(() => undefined); // not running: already stopped
 }
 
 export async function pgPromote(node: PgNodeLayout): Promise<void> {
@@ -320,7 +320,7 @@ export async function haUp(opts: HaOptions): Promise<HaLayout> {
         database: opts.database ?? 'fleet',
       };
   } catch (err) {
-    await haDown(dir, layout).catch(() => undefined);
+    await haDown(dir, layout).catch(() => undefined); // the start's own failure is the one thrown
     throw err;
   }
   await writeFile(path.join(dir, 'ha.json'), JSON.stringify(layout, null, 2));
@@ -365,7 +365,7 @@ function alive(pid: number | undefined): boolean {
 
 /** Stops every process of the topology and removes its directory. */
 export async function haDown(dir: string, known?: HaLayout): Promise<void> {
-  const layout = known ?? (await readLayout(dir).catch(() => undefined));
+  const layout = known ?? (await readLayout(dir).catch(() => undefined)); // no layout recorded: nothing to stop
   if (layout) {
     for (const n of [...layout.redis.sentinels, ...layout.redis.nodes]) {
       if (n.pid && alive(n.pid)) process.kill(n.pid, 'SIGKILL');
@@ -380,7 +380,7 @@ export async function haDown(dir: string, known?: HaLayout): Promise<void> {
       await c
         .connect()
         .then(() => c.call('SHUTDOWN', 'NOSAVE'))
-        .catch(() => undefined);
+        .catch(() => undefined); // not running: already stopped
       c.disconnect();
     }
     if (layout.pg) for (const n of [layout.pg.primary, layout.pg.standby]) await pgStop(n, 'immediate');

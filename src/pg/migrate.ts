@@ -101,7 +101,7 @@ export async function migrate(databaseUrl: string): Promise<{ applied: string[] 
       applied.push(`${String(m.version).padStart(3, '0')}_${m.name}`);
     }
   } finally {
-    await c.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => {});
+    await c.query('SELECT pg_advisory_unlock($1)', [LOCK_KEY]).catch(() => {}); // the session ends next: its locks go with it
     await c.end();
   }
   return { applied };

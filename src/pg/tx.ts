@@ -19,7 +19,7 @@ export async function inTransaction<T>(pool: pg.Pool, fn: (db: pg.PoolClient) =>
     return out;
   } catch (err) {
     failure = asError(err);
-    await db.query('ROLLBACK').catch(() => {});
+    await db.query('ROLLBACK').catch(() => {}); // a connection that cannot roll back is dropped; the first error is thrown
     throw err;
   } finally {
     db.off('error', swallow);

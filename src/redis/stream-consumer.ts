@@ -318,7 +318,7 @@ export class StreamConsumer {
       if (g && ack.length) await this.o.redis.xack(keys.events(city), g.name, ...ack);
       return { acked: ack.length, total: raw.length };
     });
-    const settled = run.catch(() => undefined);
+    const settled = run.catch(() => undefined); // its failure is its caller's (awaited below); the next batch of the city only waits for it
     this.inFlight.set(city, settled);
     try {
       return await run;

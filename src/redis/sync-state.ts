@@ -37,7 +37,11 @@ async function syncState(
   city: string,
 ): Promise<{ group: boolean; eventsBehind: number; oldestUnsynced?: number }> {
   const stream = keys.events(city);
-  const groups = (await redis.xinfo('GROUPS', stream).catch(() => [])) as unknown[][];
+  // A city without a stream yet has no group; any other failure is the caller's to hear.
+  const groups = (await redis.xinfo('GROUPS', stream).catch((err: unknown) => {
+    if (/no such key/i.test(messageOf(err))) return [];
+    throw err;
+  })) as unknown[][];
   const g = groups.map(toRecord).find((x) => x.name === SYNC_GROUP);
   const length = await redis.xlen(stream);
   if (!g) return { group: false, eventsBehind: length };

@@ -102,7 +102,8 @@ export class ForecastDesk {
    */
   peek(cityId: string): CityForecast | undefined {
     const last = this.settled.get(`${cityId}|168`);
-    if (!last || this.now() - Date.parse(last.generatedAt) >= this.ttlMs) void this.get(cityId, 168).catch(() => {});
+    if (!last || this.now() - Date.parse(last.generatedAt) >= this.ttlMs)
+      void this.get(cityId, 168).catch((err) => survived('forecast.refresh', err));
     return last;
   }
 

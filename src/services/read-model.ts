@@ -176,7 +176,7 @@ export class ReadModel {
   }
 
   private async serialised(city: string, work: () => Promise<number>): Promise<number> {
-    const next = (this.tailing.get(city) ?? Promise.resolve(0)).catch(() => 0).then(work);
+    const next = (this.tailing.get(city) ?? Promise.resolve(0)).catch(() => 0).then(work); // the previous tail's failure was its caller's; this one runs regardless
     this.tailing.set(city, next);
     try {
       return await next;

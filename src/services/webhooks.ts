@@ -109,7 +109,8 @@ export class EventMatcher {
     if (typeof e.state?.hostId === 'string') return e.state.hostId;
     if (!this.hosts.has(e.vehicle)) {
       if (this.hosts.size > 100_000) this.hosts.clear();
-      this.hosts.set(e.vehicle, await this.inventory.hostOfVehicle(e.vehicle).catch(() => undefined));
+      // A failed read fails the intake's batch, read again later: never matched without its host.
+      this.hosts.set(e.vehicle, await this.inventory.hostOfVehicle(e.vehicle));
     }
     return this.hosts.get(e.vehicle);
   }

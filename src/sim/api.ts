@@ -38,7 +38,7 @@ export function httpApi(base: string, recorder: Recorder, secret: string, o: Api
           },
           ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
         });
-        const json = (await res.json().catch(() => ({}))) as Record<string, unknown>;
+        const json = (await res.json().catch(() => ({}))) as Record<string, unknown>; // a body that is not JSON: the status says what happened
         recorder.call(
           endpoint,
           performance.now() - started,

@@ -5,6 +5,7 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import type { UnexpectedExit } from './chaos-types.ts';
 import { round } from './stats.ts';
+import { messageOf } from '../domain/errors.ts';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 
@@ -56,7 +57,9 @@ export class Supervisor {
     service.once('exit', (code, signal) => {
       if (this.stopping || this.service !== service) return;
       this.recordExit('fleet serve', code, signal, this.output);
-      void this.startService(this.perCity).catch(() => undefined);
+      void this.startService(this.perCity).catch((err: unknown) => {
+        this.output += `\n[supervisor] the restart failed: ${messageOf(err)}\n`;
+      });
     });
     const deadline = Date.now() + 600_000;
     while (!this.output.slice(Math.max(0, mark - 20)).includes('Demo tokens')) {

@@ -141,7 +141,7 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
       void fetch(`${base}/healthz`)
         .then((r) => r.json())
         .then((j) => pids.add(Number((j as { pid: number }).pid)))
-        .catch(() => undefined);
+        .catch(() => undefined); // a process that just died has no pid to list
     }, 200);
 
     log(
@@ -187,12 +187,12 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
     throw err;
   } finally {
     redis.disconnect();
-    await sup.stop().catch(() => undefined);
+    await sup.stop().catch(() => undefined); // stopping what may already be gone
     if (process.env.CHAOS_KEEP) {
       process.stderr.write(`CHAOS_KEEP: the topology stays up in ${dir} (${JSON.stringify(haEnvironment(layout))})\n`);
     } else {
-      await haDown(dir).catch(() => undefined);
-      await rm(dir, { recursive: true, force: true }).catch(() => undefined);
+      await haDown(dir).catch(() => undefined); // the run's own result is what is reported
+      await rm(dir, { recursive: true, force: true }).catch(() => undefined); // a leftover directory in tmp is harmless
     }
   }
 }
@@ -226,7 +226,7 @@ async function trafficUnderFaults({ o, market, faults, inject, rand, log, starte
       inFlight++;
       const p: Promise<void> = market
         .step()
-        .catch(() => undefined)
+        .catch(() => undefined) // the recorder counted the failure
         .finally(() => {
           inFlight--;
           running.delete(p);
@@ -265,7 +265,7 @@ async function trafficUnderFaults({ o, market, faults, inject, rand, log, starte
 async function waitFor(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
-    if (await cond().catch(() => false)) return;
+    if (await cond().catch(() => false)) return; // not yet: asked again
     await sleep(200);
   }
 }

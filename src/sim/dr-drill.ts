@@ -210,7 +210,7 @@ async function drillMode(o: DrillOptions, mode: AckMode, log: (l: string) => voi
     for (const p of proxies) await p.close();
     for (const r of [rigs.a, rigs.b]) {
       if (r.drStandby) await pgStop(r.drStandby, 'immediate');
-      if (r.layout) await haDown(r.layout.dir, r.layout).catch(() => undefined);
+      if (r.layout) await haDown(r.layout.dir, r.layout).catch(() => undefined); // the drill's result is what is reported
     }
     await rm(root, { recursive: true, force: true });
   }

@@ -105,10 +105,10 @@ export async function bookingBurst(
       for (let k = 0; Date.now() < until; k++) {
         const city = inTurn(cities, c + k);
         // Far apart in time: every booking finds its window free.
-        const vehicle = await freeVehicle(base, city, headers, (400 + c * 500 + k * 3) * HOUR).catch(() => undefined);
+        const vehicle = await freeVehicle(base, city, headers, (400 + c * 500 + k * 3) * HOUR).catch(() => undefined); // a region away: the next try
         if (!vehicle) continue;
         const started = performance.now();
-        const r = await book(base, headers, vehicle.id, vehicle.from).catch(() => undefined);
+        const r = await book(base, headers, vehicle.id, vehicle.from).catch(() => undefined); // a region away: not counted as booked
         if (r?.status === 201) latencies.push(performance.now() - started);
         await r?.arrayBuffer();
       }
@@ -206,9 +206,9 @@ export async function firstBookingThrough(b: string, aCities: string[], deadline
   let k = 0;
   while (Date.now() < deadline) {
     const city = inTurn(aCities, k++);
-    const vehicle = await freeVehicle(b, city, headers, 200 * HOUR + k * 2 * HOUR).catch(() => undefined);
+    const vehicle = await freeVehicle(b, city, headers, 200 * HOUR + k * 2 * HOUR).catch(() => undefined); // a's cities not served yet: asked again
     if (vehicle) {
-      const r = await book(b, headers, vehicle.id, vehicle.from).catch(() => undefined);
+      const r = await book(b, headers, vehicle.id, vehicle.from).catch(() => undefined); // a's cities not served yet: asked again
       if (r?.status === 201) return Date.now();
     }
     await sleep(250);

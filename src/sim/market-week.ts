@@ -318,7 +318,7 @@ export class MarketWeek {
     for (const [blockId, clearAt] of this.accidents) {
       if (clearAt > now) continue;
       this.accidents.delete(blockId);
-      await this.inv.removeBlock(blockId).catch(() => undefined);
+      await this.inv.removeBlock(blockId).catch(() => undefined); // the block ended on its own meanwhile
     }
     const p = (this.o.incidentsPerVehicleDay * step) / DAY;
     for (const v of this.readModel.vehiclesOf(this.city.id)) {

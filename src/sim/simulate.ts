@@ -326,7 +326,7 @@ async function drive(o: SimOptions, market: Marketplace, recorder: Recorder, red
       inFlight++;
       const p: Promise<void> = market
         .step()
-        .catch(() => undefined)
+        .catch(() => undefined) // the recorder counted the failure
         .finally(() => {
           inFlight--;
           running.delete(p);

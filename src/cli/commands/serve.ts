@@ -27,6 +27,7 @@ import { startSweeper } from '../../workers/sweeper.ts';
 import { cityLag, syncedThrough } from '../../workers/sync.ts';
 import { ApiWorkers, apiWorkerChannel } from '../cluster.ts';
 import { whenStoresAnswer } from '../boot.ts';
+import { survived } from '../../log.ts';
 import type { CliContext, Command } from '../context.ts';
 import {
   jwtSecret,
@@ -70,7 +71,10 @@ async function serve(ctx: CliContext): Promise<void> {
   const learner = new IncentiveLearner(pool, learningPolicy(config));
   learner.enabled = config.INCENTIVE_LEARNING === 1;
   await learner.refresh().catch((err: unknown) => log.warn({ err }, 'incentive levels not read yet'));
-  const learnerTimer = setInterval(() => void learner.refresh().catch(() => {}), 5 * 60_000);
+  const learnerTimer = setInterval(
+    () => void learner.refresh().catch((err) => survived('incentives.refresh', err)),
+    5 * 60_000,
+  );
   learnerTimer.unref();
   const resolverDesk = new ConflictDesk(redis, inventory, resolverModel, offerPolicy(config), learner);
   const resolver = new ConflictWorker(redis, resolverDesk, inventory.cities, {
