@@ -2,7 +2,7 @@
 import { Type, type Static } from '@sinclair/typebox';
 import { Value } from '@sinclair/typebox/value';
 import type { OfferPolicy } from './domain/offers.ts';
-import type { AtRiskPolicy } from './domain/late-returns.ts';
+import { AT_RISK_FIXED, type AtRiskPolicy } from './domain/late-returns.ts';
 
 const ConfigSchema = Type.Object({
   PORT: Type.Integer({ default: 3000, minimum: 0, maximum: 65_535 }),
@@ -49,6 +49,12 @@ const ConfigSchema = Type.Object({
   INCENTIVE_MAX_LEVEL: Type.Number({ default: 2, minimum: 0.5, maximum: 3 }),
   /** Period of the post-validation pass (ms; 0: off). */
   POST_VALIDATION_INTERVAL_MS: Type.Integer({ default: 60_000, minimum: 0 }),
+  /** How often the resolver closes offers whose time is up and ends waits that are over (ms). */
+  RESOLVER_LAPSE_INTERVAL_MS: Type.Integer({ default: 1_000, minimum: 10, maximum: 60_000 }),
+  /** A conflict pending this long with a resolver that died is taken over by another (ms). */
+  RESOLVER_CLAIM_IDLE_MS: Type.Integer({ default: 10_000, minimum: 100, maximum: 3_600_000 }),
+  /** Conflicts of one city resolved at once. */
+  RESOLVER_CONCURRENCY: Type.Integer({ default: 8, minimum: 1, maximum: 64 }),
   /** Comma-separated reference city ids to serve (empty: all 25, or this region's cities with REGIONS_FILE). */
   CITIES: Type.String({ default: '', pattern: '^[a-z0-9,]*$' }),
   /** This deployment's region, a name of REGIONS_FILE (docs/regions.md). */
@@ -117,6 +123,10 @@ const ConfigSchema = Type.Object({
   /** A subscriber's unsent bytes: past the high-water mark replay pauses; past it for WS_SLOW_CONSUMER_MS (or past 4×), the connection is closed. */
   WS_HIGH_WATER_BYTES: Type.Integer({ default: 1_048_576, minimum: 1_024 }),
   WS_SLOW_CONSUMER_MS: Type.Integer({ default: 10_000, minimum: 100 }),
+  /** A ping this often; a subscriber that misses one is closed (ms). */
+  WS_HEARTBEAT_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 600_000 }),
+  /** Events replayed per page to a subscriber resuming with `after`. */
+  WS_REPLAY_PAGE_SIZE: Type.Integer({ default: 100, minimum: 1, maximum: 10_000 }),
   LOCK_MAX_QUEUE: Type.Integer({ default: 64, minimum: 1, maximum: 10_000 }),
   LOCK_MAX_WAIT_MS: Type.Integer({ default: 2_000, minimum: 10, maximum: 60_000 }),
   /** Past, final calendar entries leave Redis this long after their window ended (once synced). */
@@ -137,6 +147,8 @@ const ConfigSchema = Type.Object({
   DEMO: Type.Integer({ default: 0, minimum: 0, maximum: 1 }),
   /** Outbound webhooks (docs/webhooks.md). 1: private and loopback targets allowed (development, tests). */
   WEBHOOK_ALLOW_PRIVATE: Type.Integer({ default: 0, minimum: 0, maximum: 1 }),
+  /** How often the dispatcher looks for retries that came due when no new event woke it (ms). */
+  WEBHOOK_POLL_MS: Type.Integer({ default: 1_000, minimum: 10, maximum: 60_000 }),
   WEBHOOK_RETRY_BASE_MS: Type.Integer({ default: 1_000, minimum: 10 }),
   WEBHOOK_RETRY_MAX_MS: Type.Integer({ default: 3_600_000, minimum: 10 }),
   /** A delivery still failing this long after it was queued goes to the dead letters (at least 24 h). */
@@ -186,8 +198,9 @@ export function learningPolicy(config: Config = defaults): { target: number; max
 }
 
 /** The at-risk policy (docs/prediction.md) the configuration sets. */
-export function atRiskPolicy(config: Config = defaults): Partial<AtRiskPolicy> {
+export function atRiskPolicy(config: Config = defaults): AtRiskPolicy {
   return {
+    ...AT_RISK_FIXED,
     threshold: config.AT_RISK_THRESHOLD,
     leadMs: config.AT_RISK_LEAD_MINUTES * 60_000,
     standbyCap: config.AT_RISK_STANDBY_CAP,

@@ -6,7 +6,7 @@ import { randomBytes } from 'node:crypto';
 import { createServer } from 'node:http';
 import type pg from 'pg';
 import type { Logger } from 'pino';
-import { offerPolicy, type Config } from '../config.ts';
+import { atRiskPolicy, learningPolicy, offerPolicy, reservePolicy, type Config } from '../config.ts';
 import { CityCatalog } from '../domain/cities.ts';
 import { registry } from '../metrics.ts';
 import { createPool, type FollowingPool } from '../pg/pool.ts';
@@ -17,6 +17,12 @@ import { seedCity } from '../services/demo.ts';
 import { verifyCity, type FailoverCause } from '../services/failover.ts';
 import type { Inventory } from '../services/inventory.ts';
 import { ReadModel } from '../services/read-model.ts';
+import { IncentiveLearner } from '../services/incentives.ts';
+import { LateReturnWatch } from '../services/late-returns.ts';
+import { ReservePlanner } from '../services/reserve.ts';
+import { ConflictWorker } from '../workers/resolver.ts';
+import { survived } from '../log.ts';
+import { whenStoresAnswer } from './boot.ts';
 import { FailoverMonitor } from '../workers/failover-monitor.ts';
 import { SyncWorker, cityLag, type Failpoint } from '../workers/sync.ts';
 import { WebhookDispatcher } from '../workers/webhooks.ts';
@@ -199,6 +205,7 @@ export function newWebhookDispatcher(
     },
     timeoutMs: config.WEBHOOK_TIMEOUT_MS,
     allowPrivate: config.WEBHOOK_ALLOW_PRIVATE === 1,
+    pollMs: config.WEBHOOK_POLL_MS,
     log,
   });
 }
@@ -208,4 +215,53 @@ export function newWebhookDesk(config: Config, pool: pg.Pool, inventory: Invento
     allowPrivate: config.WEBHOOK_ALLOW_PRIVATE === 1,
     secretGraceMs: config.WEBHOOK_SECRET_GRACE_MS,
   });
+}
+
+/**
+ * The conflict resolution of a deployment (one per deployment, in `fleet serve`'s primary): its own
+ * read model finds the alternatives; the learning incentives read every process's outcomes from
+ * PostgreSQL (again every 5 minutes); the late-return watch and, with RESERVE=on, the reserve.
+ */
+export async function startConflictResolution(
+  config: Config,
+  redis: RedisConnection,
+  pool: pg.Pool,
+  inventory: Inventory,
+  log: Logger,
+): Promise<{ desk: ConflictDesk; stop(): Promise<void> }> {
+  const model = new ReadModel(redis, inventory);
+  await whenStoresAnswer("the resolver's read model", () => model.start(), log);
+  const learner = new IncentiveLearner(pool, learningPolicy(config));
+  learner.enabled = config.INCENTIVE_LEARNING === 1;
+  await learner.refresh().catch((err: unknown) => log.warn({ err }, 'incentive levels not read yet'));
+  const learnerTimer = setInterval(
+    () => void learner.refresh().catch((err) => survived('incentives.refresh', err)),
+    5 * 60_000,
+  );
+  learnerTimer.unref();
+  const desk = new ConflictDesk(redis, inventory, model, offerPolicy(config), learner);
+  const worker = new ConflictWorker(redis, desk, inventory.cities, {
+    validateEveryMs: config.POST_VALIDATION_INTERVAL_MS,
+    lapseEveryMs: config.RESOLVER_LAPSE_INTERVAL_MS,
+    claimIdleMs: config.RESOLVER_CLAIM_IDLE_MS,
+    concurrency: config.RESOLVER_CONCURRENCY,
+    atRiskEveryMs: config.AT_RISK_SCAN_INTERVAL_MS,
+    ...(config.RESERVE === 'on'
+      ? {
+          reserve: new ReservePlanner(redis, inventory, model, reservePolicy(config), desk.policy),
+          reserveEveryMs: config.RESERVE_EVERY_MS,
+        }
+      : {}),
+    watch: new LateReturnWatch(redis, inventory, model, desk, pool, atRiskPolicy(config)),
+    log,
+  });
+  worker.start();
+  return {
+    desk,
+    async stop() {
+      clearInterval(learnerTimer);
+      await worker.stop();
+      await model.stop();
+    },
+  };
 }

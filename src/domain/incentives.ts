@@ -22,8 +22,6 @@ export interface LearningPolicy {
   maxLevel: number;
 }
 
-export const DEFAULT_LEARNING: LearningPolicy = { target: 0.8, maxLevel: 2 };
-
 /** Gamma(shape, 1) by Marsaglia and Tsang (shape >= 1; smaller shapes boosted). */
 function gamma(shape: number, rand: () => number): number {
   if (shape < 1) return gamma(shape + 1, rand) * rand() ** (1 / shape);

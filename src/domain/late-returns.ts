@@ -185,11 +185,9 @@ export interface AtRiskPolicy {
   standbyCap: number;
 }
 
-export const DEFAULT_AT_RISK: AtRiskPolicy = {
-  threshold: 0.3,
-  leadMs: 6 * HOUR_MS,
+/** The parts of the at-risk policy that are not settings (config.ts atRiskPolicy adds the rest). */
+export const AT_RISK_FIXED: Omit<AtRiskPolicy, 'threshold' | 'leadMs' | 'standbyCap'> = {
   standbyAfterStartMs: HOUR_MS,
   candidates: 6,
   refitMs: 10 * MINUTE_MS,
-  standbyCap: 2,
 };

@@ -5,10 +5,11 @@
  */
 import type pg from 'pg';
 import type { Incentive } from '../domain/calendar.ts';
-import { DEFAULT_LEARNING, chooseLevel, summarize, type ArmStats, type LearningPolicy } from '../domain/incentives.ts';
+import { chooseLevel, summarize, type ArmStats, type LearningPolicy } from '../domain/incentives.ts';
 import type { AlternativeKind } from '../domain/offers.ts';
 import { rng } from '../domain/random.ts';
 import { incentiveOutcomes } from '../pg/history.ts';
+import { learningPolicy } from '../config.ts';
 
 export class IncentiveLearner {
   /** Off: the configured credits, unchanged (the simulator's comparison turns it on and off). */
@@ -21,7 +22,7 @@ export class IncentiveLearner {
     private readonly pool: pg.Pool | undefined,
     opts: Partial<LearningPolicy> & { seed?: number } = {},
   ) {
-    this.policy = { ...DEFAULT_LEARNING, ...opts };
+    this.policy = { ...learningPolicy(), ...opts };
     this.rand = opts.seed !== undefined ? rng(opts.seed) : Math.random;
   }
 

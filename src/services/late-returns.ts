@@ -11,11 +11,11 @@
 import { randomUUID } from 'node:crypto';
 import type pg from 'pg';
 import { completedTrips } from '../pg/history.ts';
+import { atRiskPolicy } from '../config.ts';
 import type { BookingEntry } from '../domain/calendar.ts';
 import { tierOf, type Vehicle } from '../domain/vehicle.ts';
 import { DomainError } from '../domain/errors.ts';
 import {
-  DEFAULT_AT_RISK,
   type AtRiskPolicy,
   fitLateReturns,
   lateRisk,
@@ -72,7 +72,7 @@ export class LateReturnWatch {
     private readonly pool: pg.Pool | undefined,
     policy: Partial<AtRiskPolicy> = {},
   ) {
-    this.policy = { ...DEFAULT_AT_RISK, ...policy };
+    this.policy = { ...atRiskPolicy(), ...policy };
   }
 
   /** The model as last fitted (its trips, late rate, mean overrun). */

@@ -6,6 +6,7 @@
  */
 import { DomainError } from '../domain/errors.ts';
 import { metrics } from '../metrics.ts';
+import { defaults } from '../config.ts';
 
 export interface VehicleLockOptions {
   /** Commands allowed to wait behind the running one, per vehicle. */
@@ -31,7 +32,7 @@ export class VehicleLocks {
 
   private readonly opts: VehicleLockOptions;
 
-  constructor(opts: VehicleLockOptions = { maxQueue: 64, maxWaitMs: 2_000 }) {
+  constructor(opts: VehicleLockOptions = { maxQueue: defaults.LOCK_MAX_QUEUE, maxWaitMs: defaults.LOCK_MAX_WAIT_MS }) {
     this.opts = { ...opts, onWait: opts.onWait ?? ((ms, outcome) => metrics.lockWait.observe({ outcome }, ms / 1000)) };
   }
 

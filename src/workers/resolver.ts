@@ -12,6 +12,7 @@ import { DomainError } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { StreamConsumer, type StreamEntry } from '../redis/stream-consumer.ts';
+import { defaults } from '../config.ts';
 import { metrics } from '../metrics.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import type { LateReturnWatch } from '../services/late-returns.ts';
@@ -69,12 +70,12 @@ export class ConflictWorker {
     opts: ResolverOptions = {},
   ) {
     this.o = {
-      lapseEveryMs: 1_000,
-      validateEveryMs: 60_000,
-      claimIdleMs: 10_000,
-      concurrency: 8,
-      atRiskEveryMs: 30_000,
-      reserveEveryMs: 300_000,
+      lapseEveryMs: defaults.RESOLVER_LAPSE_INTERVAL_MS,
+      validateEveryMs: defaults.POST_VALIDATION_INTERVAL_MS,
+      claimIdleMs: defaults.RESOLVER_CLAIM_IDLE_MS,
+      concurrency: defaults.RESOLVER_CONCURRENCY,
+      atRiskEveryMs: defaults.AT_RISK_SCAN_INTERVAL_MS,
+      reserveEveryMs: defaults.RESERVE_EVERY_MS,
       consumer: `resolver-${process.pid}-${Math.random().toString(36).slice(2, 8)}`,
       ...opts,
     };

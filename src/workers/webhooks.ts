@@ -30,6 +30,7 @@ import {
   type NewDelivery,
   type StoredSubscription,
 } from '../pg/webhooks.ts';
+import { defaults } from '../config.ts';
 import { metrics } from '../metrics.ts';
 import { parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
@@ -50,7 +51,7 @@ export interface DispatcherOptions {
   retry: RetryPolicy;
   timeoutMs: number;
   allowPrivate: boolean;
-  /** How often the delivery loop looks for retries that came due while no new event woke it (default 1 s). */
+  /** How often the delivery loop looks for retries that came due while no new event woke it (WEBHOOK_POLL_MS). */
   pollMs?: number;
   log?: Logger;
   /**
@@ -132,7 +133,7 @@ export class WebhookDispatcher {
             while (!this.stopped && !session.lost) {
               // After a round that sent, the next comes at once: a subscription's deliveries go one
               // at a time, in order, so a pause after each would cap every subscription.
-              if ((await this.send()) === 0) await this.waitForWork(this.opts.pollMs ?? 1_000);
+              if ((await this.send()) === 0) await this.waitForWork(this.opts.pollMs ?? defaults.WEBHOOK_POLL_MS);
             }
           } finally {
             await this.reader.stop();

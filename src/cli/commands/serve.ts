@@ -9,25 +9,20 @@ import { pino, type Logger } from 'pino';
 import { buildApp } from '../../api/app.ts';
 import { authenticator, mintDemoTokens } from '../../api/auth.ts';
 import { listen } from '../../api/server.ts';
-import { atRiskPolicy, ConfigError, learningPolicy, offerPolicy, reservePolicy } from '../../config.ts';
+import { ConfigError, offerPolicy } from '../../config.ts';
 import { migrate } from '../../pg/migrate.ts';
 import type { FollowingPool } from '../../pg/pool.ts';
 import { synchronousStandbyNames } from '../../pg/settings.ts';
 import { inspectDurability } from '../../redis/connection.ts';
 import { ConflictDesk } from '../../services/conflicts.ts';
-import { LateReturnWatch } from '../../services/late-returns.ts';
-import { IncentiveLearner } from '../../services/incentives.ts';
 import { recordCities } from '../../services/durable.ts';
 import type { Inventory } from '../../services/inventory.ts';
 import { ReadModel } from '../../services/read-model.ts';
 import { RemoteAcks } from '../../services/remote-acks.ts';
-import { ReservePlanner } from '../../services/reserve.ts';
-import { ConflictWorker } from '../../workers/resolver.ts';
 import { startSweeper } from '../../workers/sweeper.ts';
 import { cityLag, syncedThrough } from '../../workers/sync.ts';
 import { ApiWorkers, apiWorkerChannel } from '../cluster.ts';
 import { whenStoresAnswer } from '../boot.ts';
-import { survived } from '../../log.ts';
 import type { CliContext, Command } from '../context.ts';
 import {
   jwtSecret,
@@ -38,6 +33,7 @@ import {
   newWebhookDispatcher,
   seedAll,
   serveMetrics,
+  startConflictResolution,
   summarize,
 } from '../wiring.ts';
 
@@ -63,37 +59,12 @@ async function serve(ctx: CliContext): Promise<void> {
       syncedThrough: (city) => syncedThrough(redis, city),
     },
   });
-  // The resolver runs once, here: its own read model finds the alternatives.
-  const resolverModel = new ReadModel(redis, inventory);
-  await whenStoresAnswer("the resolver's read model", () => resolverModel.start(), log);
-  // Incentives that learn: the resolver's desk chooses the credit levels, from every process's
-  // outcomes as PostgreSQL holds them (read again every 5 minutes).
-  const learner = new IncentiveLearner(pool, learningPolicy(config));
-  learner.enabled = config.INCENTIVE_LEARNING === 1;
-  await learner.refresh().catch((err: unknown) => log.warn({ err }, 'incentive levels not read yet'));
-  const learnerTimer = setInterval(
-    () => void learner.refresh().catch((err) => survived('incentives.refresh', err)),
-    5 * 60_000,
-  );
-  learnerTimer.unref();
-  const resolverDesk = new ConflictDesk(redis, inventory, resolverModel, offerPolicy(config), learner);
-  const resolver = new ConflictWorker(redis, resolverDesk, inventory.cities, {
-    validateEveryMs: config.POST_VALIDATION_INTERVAL_MS,
-    atRiskEveryMs: config.AT_RISK_SCAN_INTERVAL_MS,
-    ...(config.RESERVE === 'on'
-      ? {
-          reserve: new ReservePlanner(redis, inventory, resolverModel, reservePolicy(config), resolverDesk.policy),
-          reserveEveryMs: config.RESERVE_EVERY_MS,
-        }
-      : {}),
-    watch: new LateReturnWatch(redis, inventory, resolverModel, resolverDesk, pool, atRiskPolicy(config)),
-    log,
-  });
-  resolver.start();
+  // The resolver runs once, here (cli/wiring.ts: its read model, desk, learner, watch and reserve).
+  const resolution = await startConflictResolution(config, redis, pool, inventory, log);
   const dispatcher = newWebhookDispatcher(config, redis, pool, inventory, log);
   dispatcher.start();
   // Failovers of either store are noticed here and the affected cities verified (docs/reliability.md).
-  const monitor = newFailoverMonitor(config, redis, pool, inventory, log, (city) => resolverDesk.postValidate(city));
+  const monitor = newFailoverMonitor(config, redis, pool, inventory, log, (city) => resolution.desk.postValidate(city));
   monitor.start();
   const secret = jwtSecret(config, log);
   // One API process per core (WEB_CONCURRENCY); with one, the API runs in this process.
@@ -131,8 +102,7 @@ async function serve(ctx: CliContext): Promise<void> {
   metricsServer.close();
   await monitor.stop();
   await dispatcher.stop();
-  await resolver.stop();
-  await resolverModel.stop();
+  await resolution.stop();
   await sweeper.stop();
   // Nothing writes any more: what the streams still hold goes to PostgreSQL before the sync stops
   // (a standby deployment stopped for a failback leaves nothing behind; docs/regions.md).
