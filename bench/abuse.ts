@@ -21,12 +21,12 @@ import { mintToken } from '../src/api/auth.ts';
 import { REFERENCE_CITIES } from '../src/domain/cities.ts';
 import { createTestDatabase } from '../test/support/postgres.ts';
 import { freePort, startRedis } from '../test/support/redis.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const SECONDS = Number(process.env.BENCH_ABUSE_SECONDS ?? 10);
 const SECRET = 'abuse-bench-secret-of-at-least-32-bytes!';
 const CITIES = REFERENCE_CITIES.slice(0, 3);
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 interface Phase {
   name: string;

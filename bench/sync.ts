@@ -20,6 +20,7 @@ import { Inventory } from '../src/services/inventory.ts';
 import { SyncWorker } from '../src/workers/sync.ts';
 import { createTestDatabase } from '../test/support/postgres.ts';
 import { startRedis } from '../test/support/redis.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const BACKLOG = Number(process.env.BENCH_SYNC_BACKLOG ?? 30_000);
 const LAG_SECONDS = Number(process.env.BENCH_SYNC_SECONDS ?? 15);
@@ -101,7 +102,7 @@ async function main() {
         const [l] = await worker.lag();
         lagSeconds.push(l!.secondsBehind);
         lagEvents.push(l!.eventsBehind);
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
     })();
     t0 = performance.now();

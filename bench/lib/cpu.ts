@@ -5,6 +5,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const TICK_MS = 10; // USER_HZ = 100 on Linux
 
@@ -78,7 +79,7 @@ export function cpuBetween(a: CpuSnapshot, b: CpuSnapshot): Record<string, numbe
 export async function machineBusy(ms = 1000): Promise<number> {
   const a = machine();
   const t = performance.now();
-  await new Promise((r) => setTimeout(r, ms));
+  await sleep(ms);
   return (machine().busy - a.busy) / (performance.now() - t);
 }
 

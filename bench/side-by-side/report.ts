@@ -23,7 +23,6 @@ import type { memory } from './memory.ts';
 
 // Report -------------------------------------------------------------------------------------
 
-export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 export const f1 = (x: number) => x.toFixed(1);
 export const f2 = (x: number) => x.toFixed(2);
 export const pct = (x: number) => `${Math.round(x * 100)}%`;

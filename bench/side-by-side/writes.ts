@@ -19,7 +19,7 @@ import {
   profile,
   stop,
 } from './harness.ts';
-import { sleep } from './report.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export const SPEC = {
   hostId: 'h1',

@@ -27,6 +27,7 @@ import { FailoverMonitor } from '../workers/failover-monitor.ts';
 import { SyncWorker, cityLag, type Failpoint } from '../workers/sync.ts';
 import { WebhookDispatcher } from '../workers/webhooks.ts';
 import { EventMatcher, WebhookDesk } from '../services/webhooks.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export async function seedAll(inventory: Inventory, redis: RedisConnection, perCity: number, only?: string) {
   const cities = inventory.cities.all().filter((c) => !only || c.id === only);
@@ -167,8 +168,7 @@ export function newFailoverMonitor(
 /** Until PostgreSQL has every event of the city, or `timeoutMs`. */
 export async function waitForSync(redis: RedisConnection, city: string, timeoutMs: number): Promise<void> {
   const deadline = Date.now() + timeoutMs;
-  while ((await cityLag(redis, city)).eventsBehind > 0 && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 200));
+  while ((await cityLag(redis, city)).eventsBehind > 0 && Date.now() < deadline) await sleep(200);
 }
 
 export async function withPool<T>(config: Config, fn: (pool: pg.Pool) => Promise<T>): Promise<T> {

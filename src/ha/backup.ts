@@ -13,6 +13,7 @@ import path from 'node:path';
 import { inRecovery, serverSetting } from '../pg/settings.ts';
 import { parseDatabaseUrl, resolveUrl } from '../pg/pool.ts';
 import { asPostgres, ownedByPostgres, PG_BIN, pgStart, type PgNodeLayout } from './local.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface BackupManifest {
   /** Directory of the base backup, under the backups directory. */
@@ -123,7 +124,7 @@ async function untilPromoted(url: string, timeoutMs = 120_000): Promise<void> {
       // still starting
     }
     if (Date.now() > deadline) throw new Error('the restored cluster did not finish recovery in time');
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
 }
 

@@ -8,6 +8,7 @@ import { writeFile, appendFile } from 'node:fs/promises';
 import path from 'node:path';
 import { setSynchronousStandbyNames, standbyState } from '../pg/settings.ts';
 import { asPostgres, PG_BIN, pgStart, type PgNodeLayout } from './local.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** The name the DR standby streams under (`application_name`), which `synchronous_standby_names` names. */
 export const DR_STANDBY_NAME = 'dr_standby';
@@ -69,7 +70,7 @@ export async function waitForDrStandby(primaryUrl: string, synchronous: boolean,
       // the primary is not up yet: asked again until the deadline
     }
     if (Date.now() > deadline) throw new Error(`the DR standby is not streaming${synchronous ? ' synchronously' : ''}`);
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
 }
 

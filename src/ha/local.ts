@@ -15,6 +15,7 @@ import { createServer } from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const run = promisify(execFile);
 export const PG_BIN = process.env.PG_BIN ?? '/usr/lib/postgresql/15/bin';
@@ -62,8 +63,6 @@ export async function freePort(): Promise<number> {
     });
   });
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Arguments of one Redis data node of the topology (a replica when `replicaOf` is set). */
 export function redisNodeArgs(node: RedisNodeLayout, replicaOf?: number): string[] {

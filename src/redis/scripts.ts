@@ -11,6 +11,7 @@ import { DomainError, isErrorCode, messageOf } from '../domain/errors.ts';
 import { describeInterval } from '../domain/calendar.ts';
 import { defaults } from '../config.ts';
 import { metrics } from '../metrics.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export type RedisConnection = Redis | Cluster;
 
@@ -249,8 +250,6 @@ function isUnknownOutcome(err: unknown): boolean {
     (err as { name?: string })?.name === 'MaxRetriesPerRequestError'
   );
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * Runs a registered script; KEYS and ARGV as documented in its header. A script that changes

@@ -15,6 +15,7 @@ import { defaults } from '../config.ts';
 import { runScript, type RedisConnection } from '../redis/scripts.ts';
 import { keys } from '../redis/keys.ts';
 import { survived } from '../log.ts';
+import { setTimeout as wait } from 'node:timers/promises';
 
 /**
  * One caller's window in this process. A request's place in the window is what the other
@@ -53,10 +54,8 @@ export interface Taken {
   resetMs: number;
 }
 
-const sleep = (ms: number) =>
-  new Promise<void>((r) => {
-    setTimeout(r, ms).unref();
-  });
+/** A wait that does not keep the process alive. */
+const sleep = (ms: number) => wait(ms, undefined, { ref: false });
 
 export class CallerBudgets {
   private readonly counters = new Map<string, Counter>();

@@ -11,6 +11,7 @@ import { DomainError } from '../domain/errors.ts';
 import { metrics } from '../metrics.ts';
 import { readCursors } from '../pg/cursors.ts';
 import { compareStreamIds } from '../redis/events.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 interface Waiter {
   id: string;
@@ -54,7 +55,7 @@ export class RemoteAcks {
           cursors = undefined; // PostgreSQL away: the waits run into their deadline
         }
         this.settle(cursors ?? new Map());
-        if (this.waiting.size > 0) await new Promise((r) => setTimeout(r, this.pollMs));
+        if (this.waiting.size > 0) await sleep(this.pollMs);
       }
     } finally {
       this.polling = false;

@@ -19,6 +19,7 @@ import { recordCities } from '../services/durable.ts';
 import { Inventory } from '../services/inventory.ts';
 import { SyncWorker } from '../workers/sync.ts';
 import { seedCity } from '../services/demo.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface PitrFigures {
   gapMs: number;
@@ -28,7 +29,6 @@ export interface PitrFigures {
 }
 
 const HOUR = 3_600_000;
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 export async function pitrCheck(redisUrl = 'redis://127.0.0.1:6379/14'): Promise<PitrFigures> {
   const root = await mkdtemp(path.join(tmpdir(), 'fleet-drill-pitr-'));

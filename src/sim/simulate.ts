@@ -23,6 +23,7 @@ import { renderHtml } from './report.ts';
 import { httpApi } from './api.ts';
 import { runStamp, writeSection } from './stamp.ts';
 import { Recorder, round } from './stats.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface SimOptions {
   cities: number;
@@ -268,8 +269,6 @@ function redact(url: string): string {
   u.password = u.password ? '***' : '';
   return u.toString();
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Operations watch every city live; displaced customers hear of their offers the same way, and decide. */
 async function watchLive(base: string, api: Api, cities: readonly City[], market: Marketplace, rand: () => number) {

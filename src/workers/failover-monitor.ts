@@ -21,6 +21,7 @@ import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { FailoverCause, VerificationReport } from '../services/failover.ts';
 import { messageOf } from '../domain/errors.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface FailoverMonitorOptions {
   everyMs?: number;
@@ -60,7 +61,7 @@ export class FailoverMonitor {
         } catch (err) {
           this.opts.log?.debug({ err: messageOf(err) }, 'failover check skipped: Redis unreachable');
         }
-        await new Promise((r) => setTimeout(r, this.opts.everyMs ?? defaults.FAILOVER_CHECK_MS));
+        await sleep(this.opts.everyMs ?? defaults.FAILOVER_CHECK_MS);
       }
     })();
   }
@@ -125,7 +126,7 @@ export class FailoverMonitor {
         metrics.failoverVerifications.inc({ outcome: 'failed' });
         this.opts.log?.error({ err, city, cause }, 'failover verification failed; retrying');
         if (!this.stopped) {
-          await new Promise((r) => setTimeout(r, 1_000));
+          await sleep(1_000);
           this.schedule(city, cause);
         }
       }

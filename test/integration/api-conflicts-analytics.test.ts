@@ -27,6 +27,7 @@ import { SyncWorker } from '../../src/workers/sync.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { startStores, type Stores } from '../support/stores.ts';
 import { HOUR, SEDAN, futureHour, testCity } from '../support/engine.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 const LIMITS = { customer: 10_000, host: 10_000, ops: 10_000, admin: 10_000 };
@@ -55,7 +56,7 @@ async function until<T>(what: string, fn: () => Promise<T | undefined>, timeoutM
     const v = await fn();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
   }
 }
 

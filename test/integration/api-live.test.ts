@@ -16,6 +16,7 @@ import { keys } from '../../src/redis/keys.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, SEDAN, connect, futureHour, testCity } from '../support/engine.ts';
 import { tenantTokens } from '../support/tokens.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 const cityA = testCity();
@@ -166,7 +167,7 @@ async function until(pred: () => boolean | Promise<boolean>, timeoutMs = 5000): 
   const deadline = Date.now() + timeoutMs;
   while (!(await pred())) {
     if (Date.now() > deadline) throw new Error('condition not met in time');
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }
 

@@ -16,6 +16,7 @@ import { ConflictWorker } from '../../src/workers/resolver.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, addVehicle, connect, futureHour, newInventory, snapshotCity, testCity } from '../support/engine.ts';
 import { tenantTokens } from '../support/tokens.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 const city = testCity();
@@ -88,7 +89,7 @@ test('a displaced customer hears of the offers live, reads them and accepts one;
   ws.on('message', (raw) => messages.push(JSON.parse(raw.toString())));
   await new Promise((r) => ws.once('open', r));
   ws.send(JSON.stringify({ type: 'subscribe', topic: `booking:${id}` }));
-  while (!messages.some((m) => m.type === 'subscribed')) await new Promise((r) => setTimeout(r, 5));
+  while (!messages.some((m) => m.type === 'subscribed')) await sleep(5);
 
   assert.equal(
     (
@@ -103,7 +104,7 @@ test('a displaced customer hears of the offers live, reads them and accepts one;
   const deadline = Date.now() + 5_000;
   while (!messages.some((m) => m.event?.type === 'conflict.offers_ready')) {
     assert.ok(Date.now() < deadline, `no offers pushed: ${JSON.stringify(messages)}`);
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
   }
   assert.deepEqual(
     messages.filter((m) => m.type === 'event').map((m) => m.event!.type),
@@ -148,7 +149,7 @@ test('a displaced customer hears of the offers live, reads them and accepts one;
   assert.deepEqual([again.status, again.json.code], [409, 'INVALID_STATE']);
   const read = await call(tok.alice!, 'GET', `/v1/bookings/${id}`);
   assert.deepEqual([read.json.vehicleId, read.json.status], [list[0]!.vehicleId, 'confirmed']);
-  while (!messages.some((m) => m.event?.type === 'booking.confirmed')) await new Promise((r) => setTimeout(r, 5));
+  while (!messages.some((m) => m.event?.type === 'booking.confirmed')) await sleep(5);
   ws.close();
 });
 
@@ -170,7 +171,7 @@ test('declining over HTTP cancels with a full refund; no offers for a booking th
   const deadline = Date.now() + 5_000;
   while ((await call(tok.bob!, 'GET', `/v1/bookings/${id}/offers`)).status !== 200) {
     assert.ok(Date.now() < deadline);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
   const declined = await call(tok.bob!, 'POST', `/v1/bookings/${id}/offers/decline`);
   assert.deepEqual([declined.status, declined.json.status], [200, 'declined']);

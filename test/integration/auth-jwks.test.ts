@@ -13,6 +13,7 @@ import { buildApp, type App } from '../../src/api/app.ts';
 import { authenticator } from '../../src/api/auth.ts';
 import { newInventory, testCity } from '../support/engine.ts';
 import { startStores, type Stores } from '../support/stores.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 interface SigningKey {
   kid: string;
@@ -87,7 +88,7 @@ test('RS256 and EdDSA tokens from the JWKS verify; a key rotated in while runnin
   const rotated = await signingKey('rsa-2', 'RS256');
   published = [rsa, ed, rotated];
   const before = fetches;
-  await new Promise((r) => setTimeout(r, 250)); // past the cooldown since the last fetch
+  await sleep(250); // past the cooldown since the last fetch
   assert.equal((await cities(await sign(rotated, { role: 'customer' }, 'after-rotation'))).status, 200);
   assert.equal(fetches, before + 1, 'the unknown kid made the service fetch the set again, once');
 });
@@ -101,7 +102,7 @@ test('refused: a key never published, a key withdrawn, an HS256 token forged wit
   assert.equal(r.body.code, 'UNAUTHENTICATED');
 
   const withdrawn = await signingKey('old-1', 'EdDSA');
-  await new Promise((r) => setTimeout(r, 250));
+  await sleep(250);
   r = await cities(await sign(withdrawn, { role: 'ops' }, 'withdrawn'));
   assert.equal(r.status, 401, 'a kid the provider does not publish');
 

@@ -26,6 +26,7 @@ import { SyncWorker } from '../../src/workers/sync.ts';
 import { HOUR, SEDAN, futureHour, testCity } from '../support/engine.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
 import { startRedisCluster, type RedisCluster } from '../support/redis.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let cluster: RedisCluster;
 let redis: Cluster;
@@ -88,7 +89,7 @@ test('the whole flow on a three-node Redis Cluster', { timeout: 120_000 }, async
       for (let n = 0; n < 200 && !record; n++) {
         const raw = await redis.hget(keys.offers(c.id), bookings[i]!);
         record = raw ? (JSON.parse(raw) as { offers: { id: string; vehicleId: string }[] }) : undefined;
-        if (!record) await new Promise((r) => setTimeout(r, 10));
+        if (!record) await sleep(10);
       }
       assert.ok(record?.offers.length, `offers in ${c.id}`);
       const moved = await desk.accept(bookings[i]!, record.offers[0]!.id, 'alice');

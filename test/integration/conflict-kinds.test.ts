@@ -23,6 +23,7 @@ import { ConflictWorker } from '../../src/workers/resolver.ts';
 import { SyncWorker } from '../../src/workers/sync.ts';
 import { HOUR, SEDAN, connect, futureHour, testCity } from '../support/engine.ts';
 import { startStores, type Stores } from '../support/stores.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const cities = {
   farther: testCity(),
@@ -66,7 +67,7 @@ async function recordIn(city: City, bookingId: string, status: OfferRecord['stat
     const rec = raw ? (JSON.parse(raw) as OfferRecord) : undefined;
     if (rec?.status === status) return rec;
     if (Date.now() > deadline) assert.fail(`${bookingId}: ${rec?.status ?? 'no record'}, not ${status}`);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 

@@ -18,6 +18,7 @@ import { ReadModel } from '../../src/services/read-model.ts';
 import { ConflictWorker } from '../../src/workers/resolver.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, SEDAN, connect, futureHour, readCity, assertCityInvariants, testCity } from '../support/engine.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const main = testCity();
 const upgrade = testCity();
@@ -48,7 +49,7 @@ async function until<T>(fn: () => Promise<T | undefined>, timeoutMs = 5_000): Pr
     const v = await fn();
     if (v !== undefined) return v;
     if (Date.now() > deadline) throw new Error('timed out');
-    await new Promise((r) => setTimeout(r, 5));
+    await sleep(5);
   }
 }
 

@@ -15,6 +15,7 @@ import type { Browser, Page } from 'playwright-core';
 import { launchChromium, PAGE_OPTIONS } from '../support/browser.ts';
 import { freePort } from '../support/redis.ts';
 import { startStores, type Stores } from '../support/stores.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SHOTS = new URL('../../docs/console/', import.meta.url);
 const AXE = createRequire(import.meta.url).resolve('axe-core/axe.min.js');
@@ -54,7 +55,7 @@ before(async () => {
   const deadline = Date.now() + 90_000;
   while (!/ops: +\S+/.test(output)) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   base = `http://127.0.0.1:${port}`;
   browser = await launchChromium();
@@ -236,7 +237,7 @@ async function waitFor(
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
-    await new Promise((r) => setTimeout(r, 200));
+    await sleep(200);
   }
   assert.fail(`${what}: not within ${timeoutMs} ms ${await show()}`);
 }

@@ -22,6 +22,7 @@ import {
   testCity,
 } from '../support/engine.ts';
 import { seeded } from '../support/random.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Every draw of this file comes from here: TEST_SEED replays a run. */
 const random = seeded('crash');
@@ -92,7 +93,7 @@ test('kill -9 during a booking storm: acknowledged bookings survive whole, nothi
       }
     };
     const storm = Promise.all(Array.from({ length: CLIENTS }, (_, n) => client(n)));
-    await new Promise((r) => setTimeout(r, 700 + random() * 600));
+    await sleep(700 + random() * 600);
     const before = acked.length;
     await server.kill9();
     alive = false;

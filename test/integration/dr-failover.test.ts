@@ -30,6 +30,7 @@ import {
 import { freePort, startRedis, type RedisServer } from '../support/redis.ts';
 import { fetchFollowing } from '../support/http.ts';
 import { startServe, type ServedFleet } from '../support/serve.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const run = promisify(execFile);
 type Ran = { stdout: string; stderr: string; code?: number };
@@ -159,7 +160,7 @@ test('region a killed with kill -9, failed over to b with DR_ACK=remote: no ackn
     }
   };
   const load = Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
-  await new Promise((r) => setTimeout(r, 5_000));
+  await sleep(5_000);
 
   // Every process of region a, at once.
   await Promise.all([a.kill9(), redisA.kill9(), pgA.stopImmediate()]);

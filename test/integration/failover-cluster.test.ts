@@ -19,6 +19,7 @@ import type { FailoverCause, VerificationReport } from '../../src/services/failo
 import { FailoverMonitor } from '../../src/workers/failover-monitor.ts';
 import { HOUR, SEDAN, futureHour, testCity } from '../support/engine.ts';
 import { startRedisCluster, type RedisCluster } from '../support/redis.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let cluster: RedisCluster;
 let opened: OpenedRedis;
@@ -90,7 +91,7 @@ test('a master killed: its replica takes over, its cities are served again, no a
     }
   };
   const clients = Array.from({ length: 12 }, (_, n) => client(n));
-  await new Promise((r) => setTimeout(r, 1_500));
+  await sleep(1_500);
 
   const [host, port] = victim.split(':');
   const node = cluster.processes.find((p) => p.port === Number(port))!;
@@ -100,7 +101,7 @@ test('a master killed: its replica takes over, its cities are served again, no a
   let promotedAt = 0;
   for (let i = 0; !promotedAt; i++) {
     assert.ok(i < 300, 'the replica was promoted');
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
     const probe = new Redis(cluster.processes.find((p) => p.port !== Number(port))!.port, host ?? '127.0.0.1');
     try {
       const owner = await ownerOf(probe as unknown as Cluster, victimCities[0]!);
@@ -115,7 +116,7 @@ test('a master killed: its replica takes over, its cities are served again, no a
       i < 200,
       `the failed shard's cities are served again (${served()}); refused ${JSON.stringify(Object.fromEntries(refused))}`,
     );
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   const firstAgain = acknowledged.find((a) => victimCities.includes(a.city) && a.at > killedAt)!.at;
   stop = true;

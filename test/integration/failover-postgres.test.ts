@@ -20,6 +20,7 @@ import { SyncWorker } from '../../src/workers/sync.ts';
 import { HOUR, addVehicle, catalogWith, connect, futureHour, newInventory, testCity } from '../support/engine.ts';
 import { startPgCluster, startPgReplica, type PgCluster } from '../support/postgres.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let primary: PgCluster;
 let standby: PgCluster;
@@ -89,15 +90,15 @@ test('primary crashed under load, a lagging standby promoted: the sync replays w
       } catch (err) {
         if (!(err instanceof DomainError)) throw err;
       }
-      await new Promise((r) => setTimeout(r, 2));
+      await sleep(2);
     }
   })();
 
-  await new Promise((r) => setTimeout(r, 1_500));
+  await sleep(1_500);
   // The standby stops streaming (it falls behind); the primary keeps taking the sync's batches.
   await pgStop(asPgNode(standby), 'fast');
   const behindFrom = acknowledged.length;
-  await new Promise((r) => setTimeout(r, 2_000));
+  await sleep(2_000);
   const syncedOnPrimary = Number((await writes.query('SELECT count(*)::int AS n FROM bookings')).rows[0].n);
   // The primary crashes; the standby comes back and is promoted without the last transactions.
   await primary.stopImmediate();
@@ -106,7 +107,7 @@ test('primary crashed under load, a lagging standby promoted: the sync replays w
   console.log(
     `standby stopped after ${behindFrom} bookings; the primary had ${syncedOnPrimary} synced when it crashed`,
   );
-  await new Promise((r) => setTimeout(r, 2_000));
+  await sleep(2_000);
   loading = false;
   await load;
   await sync.drain(60_000);

@@ -25,6 +25,7 @@ import {
 import { openRedis, type OpenedRedis } from '../../src/redis/topology.ts';
 import { HOUR, addVehicle, futureHour, newInventory, testCity } from '../support/engine.ts';
 import { seeded } from '../support/random.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SECRET = new TextEncoder().encode('sentinel-secret-of-at-least-32-bytes!!');
 const CLIENTS = 16;
@@ -61,7 +62,7 @@ async function waitForNewPrimary(old: RedisNodeLayout, timeoutMs = 20_000): Prom
     const p = await currentPrimary();
     if (p.port !== old.port) return p;
     if (Date.now() > deadline) throw new Error('no failover');
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
 }
 
@@ -116,14 +117,14 @@ test('kill -9 of the primary, twice: every acknowledged booking survives, no 5xx
       } catch (err) {
         failures.push(`client ${c} booking ${k}: ${(err as Error).message} after ${Date.now() - started} ms`);
       }
-      await new Promise((r) => setTimeout(r, Math.floor(rnd() * 20)));
+      await sleep(Math.floor(rnd() * 20));
     }
   };
   const clients = Array.from({ length: CLIENTS }, (_, c) => client(c));
 
   const windows: number[] = [];
   for (let round = 0; round < 2; round++) {
-    await new Promise((r) => setTimeout(r, 2_000));
+    await sleep(2_000);
     const primary = await currentPrimary();
     const killedAt = Date.now();
     process.kill(primary.pid!, 'SIGKILL');
@@ -133,13 +134,13 @@ test('kill -9 of the primary, twice: every acknowledged booking survives, no 5xx
     // replica of the new one, and meanwhile `min-replicas-to-write` keeps it from taking writes.
     await startRedisNode(primary);
     const n = acknowledged.length;
-    await new Promise((r) => setTimeout(r, 4_000));
+    await sleep(4_000);
     const firstAfter = acknowledged.slice(n).find((a) => a.at > killedAt)?.at;
     console.log(
       `round ${round}: ${primary.port} killed, ${promoted.port} promoted after ${windows.at(-1)} ms; first acknowledgement after the kill at +${firstAfter ? firstAfter - killedAt : '-'} ms`,
     );
   }
-  await new Promise((r) => setTimeout(r, 2_000));
+  await sleep(2_000);
   stop = true;
   await Promise.all(clients);
 

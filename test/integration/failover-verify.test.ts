@@ -28,6 +28,7 @@ import { FailoverMonitor } from '../../src/workers/failover-monitor.ts';
 import { SyncWorker } from '../../src/workers/sync.ts';
 import { HOUR, SEDAN, catalogWith, futureHour, newInventory, readEvents, testCity } from '../support/engine.ts';
 import { createTestDatabase, type TestDatabase } from '../support/postgres.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let layout: HaLayout;
 let opened: OpenedRedis;
@@ -107,7 +108,7 @@ test('a booking and a vehicle lost in a failover are restored from PostgreSQL, a
   for (const r of replicas) await startRedisNode(r, port);
   for (let i = 0; (await primaryPort()) === port; i++) {
     assert.ok(i < 200, 'a replica was promoted');
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   await assert.rejects(inv.getEntry(lost.booking.id, 'booking'), /not found/, 'the new primary never had the booking');
 
@@ -151,7 +152,7 @@ test('a booking and a vehicle lost in a failover are restored from PostgreSQL, a
   // Read models learn all of it from the stream: /readyz goes back to ok.
   for (let i = 0; model.failoverState().status !== 'ok' || !model.failoverState().last; i++) {
     assert.ok(i < 100, 'the read model heard the verification');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   // PostgreSQL gets the restore's events like any others, overlap settled: no dead letter.
   await sync.drain();

@@ -19,6 +19,7 @@ import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, SEDAN, connect, futureHour, testCity } from '../support/engine.ts';
 import { seeded } from '../support/random.ts';
 import { tenantTokens } from '../support/tokens.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SECRET = new TextEncoder().encode('limits-http-secret-of-32-bytes-or-more!');
 const cities = [testCity(), testCity(), testCity()];
@@ -185,7 +186,7 @@ test("a keep-alive client's long sequential run meets no reset connection", { ti
   let ok = 0;
   for (let i = 0; i < 1_500; i++) {
     // Now and then the client pauses around the server's keep-alive timeout: the race that resets.
-    if (i % 150 === 149) await new Promise((r) => setTimeout(r, 800 + rnd() * 400));
+    if (i % 150 === 149) await sleep(800 + rnd() * 400);
     try {
       const r = await undiciFetch(`${base}/v1/cities`, {
         headers: { authorization: `Bearer ${tok.alice}` },

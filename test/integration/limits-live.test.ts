@@ -17,6 +17,7 @@ import { ReadModel } from '../../src/services/read-model.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, SEDAN, connect, futureHour, testCity } from '../support/engine.ts';
 import { tenantTokens } from '../support/tokens.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SECRET = new TextEncoder().encode('limits-live-secret-of-32-bytes-or-more!');
 const city = testCity();
@@ -86,7 +87,7 @@ async function until(cond: () => boolean, timeoutMs = 10_000, what = 'condition'
   const deadline = Date.now() + timeoutMs;
   while (!cond()) {
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }
 

@@ -26,6 +26,7 @@ import {
 } from '../support/engine.ts';
 import { ReferenceModel, comparable, type ModelOutcome } from '../support/reference-model.ts';
 import { seeded } from '../support/random.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** fast-check's seed for this run, printed, and drawn from TEST_SEED when set. */
 const propertySeed = () => Math.floor(seeded('model.property')() * 2 ** 31);
@@ -195,7 +196,7 @@ test('random command sequences: Redis and the reference model agree', { timeout:
         const label = c.op;
         switch (c.op) {
           case 'wait':
-            await new Promise((r) => setTimeout(r, c.ms));
+            await sleep(c.ms);
             continue;
           case 'sweep': {
             const r = await inv.sweepCity(city.id);

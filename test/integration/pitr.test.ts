@@ -22,6 +22,7 @@ import { SyncWorker } from '../../src/workers/sync.ts';
 import { HOUR, addVehicle, catalogWith, connect, futureHour, newInventory, testCity } from '../support/engine.ts';
 import { postgresDir, startPgCluster, type PgCluster } from '../support/postgres.ts';
 import { freePort, startRedis, type RedisServer } from '../support/redis.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const run = promisify(execFile);
 const city = testCity();
@@ -80,9 +81,9 @@ test('restored to a moment between two bookings: the first is there, the second 
     const t = futureHour(HOUR);
     const first = await inv.book({ vehicleId: vehicle, customerId: 'ana', from: t, to: t + HOUR });
     await sync.drain();
-    await new Promise((r) => setTimeout(r, 1_500));
+    await sleep(1_500);
     const between = new Date();
-    await new Promise((r) => setTimeout(r, 1_500));
+    await sleep(1_500);
     const second = await inv.book({ vehicleId: vehicle, customerId: 'ben', from: t + 3 * HOUR, to: t + 4 * HOUR });
     await sync.drain();
     // The segment holding both commits goes to the archive now rather than at the next timeout.
@@ -93,7 +94,7 @@ test('restored to a moment between two bookings: the first is there, the second 
         'SELECT last_archived_wal AS last FROM pg_stat_archiver',
       );
       if (a[0]?.last && a[0].last >= segment) break;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
 
     restoredDataDir = path.join(restoreRoot.path, 'data');

@@ -11,6 +11,7 @@ import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { keys } from '../../src/redis/keys.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { connect, newInventory, testCity } from '../support/engine.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 const LIMITS = { customer: 10, host: 10, ops: 10, admin: 10 };
@@ -57,7 +58,7 @@ async function flushed(caller: string, n: number, timeoutMs = 5_000): Promise<vo
   while ((await shared(caller)) < n) {
     if (Date.now() > deadline)
       assert.fail(`${caller}: ${await shared(caller)} in Redis, not ${n}, after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 

@@ -15,6 +15,7 @@ import { SyncWorker } from '../../src/workers/sync.ts';
 import { HOUR, addVehicle, catalogWith, connect, futureHour, newInventory, testCity } from '../support/engine.ts';
 import { startPgCluster, startPgReplica, type PgCluster } from '../support/postgres.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let primary: PgCluster;
 let replica: PgCluster;
@@ -58,7 +59,7 @@ test('the sync writes the primary; analytics read the streaming replica', { time
   // Streaming replication: the rows arrive on the replica shortly after the primary commits.
   for (let i = 0; (await reads.query('SELECT count(*)::int AS n FROM bookings')).rows[0].n < 1; i++) {
     assert.ok(i < 100, 'the replica caught up');
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 
   const secret = new TextEncoder().encode('replica-test-secret-of-32-bytes-or-more');

@@ -15,6 +15,7 @@ import { ReadModel } from '../../src/services/read-model.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, addVehicle, connect, futureHour, newInventory, testCity } from '../support/engine.ts';
 import { seeded } from '../support/random.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Every draw of this file comes from here: TEST_SEED replays a run. */
 const random = seeded('search');
@@ -248,7 +249,7 @@ describe('availability search', () => {
         } catch (err) {
           if (!(err instanceof DomainError)) throw err;
         }
-        await new Promise((r) => setTimeout(r, 15));
+        await sleep(15);
       }
       storming = false;
     })();

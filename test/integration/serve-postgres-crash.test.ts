@@ -17,6 +17,7 @@ import { pgPromote } from '../../src/ha/local.ts';
 import { startPgCluster, startPgReplica, type PgCluster } from '../support/postgres.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { startServe, type ServedFleet } from '../support/serve.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SECRET = 'pg-crash-secret-of-32-bytes-or-more';
 const CLIENTS = 8;
@@ -130,18 +131,18 @@ test('a PostgreSQL primary crash under booking load: fleet serve keeps answering
         else tally.failed.push(`search ${s.status}`);
       } catch (err) {
         tally.failed.push(`network: ${(err as Error).message}`);
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     }
   };
   const load = Promise.all(Array.from({ length: CLIENTS }, (_, c) => client(c)));
 
-  await new Promise((r) => setTimeout(r, 3_000));
+  await sleep(3_000);
   const beforeCrash = tally.acknowledged.length;
   await primary.stopImmediate();
-  await new Promise((r) => setTimeout(r, 1_500));
+  await sleep(1_500);
   await pgPromote({ port: standby.port, dataDir: standby.dataDir, log: `${standby.dataDir}/../pg.log` });
-  await new Promise((r) => setTimeout(r, 8_000));
+  await sleep(8_000);
   running = false;
   await load;
   const afterCrash = tally.acknowledged.length - beforeCrash;
@@ -165,7 +166,7 @@ test('a PostgreSQL primary crash under booking load: fleet serve keeps answering
       const { rows } = await promoted.query<{ id: string }>('SELECT id FROM bookings WHERE id = ANY($1)', [missing]);
       const present = new Set(rows.map((r) => r.id));
       missing = missing.filter((id) => !present.has(id));
-      if (missing.length) await new Promise((r) => setTimeout(r, 500));
+      if (missing.length) await sleep(500);
     }
     assert.deepEqual(missing, [], 'every acknowledged booking is in the promoted database');
   } finally {
@@ -175,7 +176,7 @@ test('a PostgreSQL primary crash under booking load: fleet serve keeps answering
   // one, and delivers what was booked after the crash.
   const last = tally.acknowledged.at(-1)!;
   const deadline = Date.now() + 60_000;
-  while (!delivered.has(last) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 250));
+  while (!delivered.has(last) && Date.now() < deadline) await sleep(250);
   assert.ok(delivered.has(last), `the last booking's webhook arrived (${delivered.size} delivered)`);
   assert.equal(fleet.child.exitCode, null, 'fleet serve is still running after the drain');
 });

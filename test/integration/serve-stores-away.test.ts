@@ -9,6 +9,7 @@ import { after, before, test } from 'node:test';
 import { startPgCluster, type PgCluster } from '../support/postgres.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { startServe, type ServedFleet } from '../support/serve.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let redis: RedisServer;
 let pg: PgCluster;
@@ -41,9 +42,9 @@ test('started with Redis and PostgreSQL down, fleet serve waits for them and the
     ['--demo', '--vehicles-per-city', '10'],
   );
   // Both stores stay away for a while: the process waits, it does not exit.
-  await new Promise((r) => setTimeout(r, 6_000));
+  await sleep(6_000);
   await redis.restart();
-  await new Promise((r) => setTimeout(r, 3_000));
+  await sleep(3_000);
   await pg.start();
   fleet = await serving;
   assert.match(fleet.output(), /a store is unreachable; waiting for it/, 'it said what it waited for');
@@ -70,7 +71,7 @@ test('a malformed WebSocket upgrade is refused on its socket; the process serves
     socket.on('error', reject);
   });
   assert.match(answer, /^HTTP\/1\.1 4\d\d /, answer);
-  await new Promise((r) => setTimeout(r, 500));
+  await sleep(500);
   for (let i = 0; i < 6; i++) {
     const r: Response = await fetch(`${fleet.base}/healthz`, { headers: { connection: 'close' } });
     assert.equal(r.status, 200);

@@ -8,6 +8,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { after, before, test } from 'node:test';
 import { freePort } from '../support/redis.ts';
 import { startStores, type Stores } from '../support/stores.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 let stores: Stores;
 let child: ChildProcess;
@@ -43,7 +44,7 @@ before(async () => {
   const deadline = Date.now() + 60_000;
   while (!/ops: +(\S+)/.test(output)) {
     if (Date.now() > deadline || child.exitCode !== null) throw new Error(`serve did not start:\n${output}`);
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   for (const role of ['customer', 'ops']) tokens[role] = new RegExp(`${role}: +(\\S+)`).exec(output)![1]!;
   base = `http://127.0.0.1:${port}`;

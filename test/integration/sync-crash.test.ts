@@ -18,6 +18,7 @@ import type { TestDatabase } from '../support/postgres.ts';
 import type { RedisServer } from '../support/redis.ts';
 import { startStores, type Stores } from '../support/stores.ts';
 import { HOUR, addVehicle, futureHour, newInventory } from '../support/engine.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const ROUNDS = 21;
 const POINTS = ['mid_batch', 'before_commit', 'after_commit'] as const;
@@ -46,7 +47,7 @@ async function reclaimable(stream: string): Promise<void> {
     const idle = (await redis.xpending(stream, 'pg-sync', 'IDLE', CLAIM_IDLE_MS, '-', '+', pending)) as unknown[];
     if (idle.length === pending) return;
     assert.ok(Date.now() < deadline, `${idle.length} of ${pending} pending entries idle for ${CLAIM_IDLE_MS} ms`);
-    await new Promise((r) => setTimeout(r, 10));
+    await sleep(10);
   }
 }
 
@@ -102,7 +103,7 @@ test('kill -9 of the sync worker at every failpoint, 21 rounds under load: no du
       } catch (err) {
         if (!(err instanceof DomainError)) throw err;
       }
-      if (slot % 10 === 0) await new Promise((r) => setTimeout(r, 5));
+      if (slot % 10 === 0) await sleep(5);
     }
   })();
 

@@ -15,6 +15,7 @@ import { SyncWorker } from '../../src/workers/sync.ts';
 import { startPgCluster, type PgCluster } from '../support/postgres.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, addVehicle, catalogWith, connect, futureHour, newInventory, testCity } from '../support/engine.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const OUTAGE_MS = 30_000;
 
@@ -60,7 +61,7 @@ test('PostgreSQL down for 30 s under load: bookings keep succeeding, the backlog
       } catch (err) {
         if (!(err instanceof DomainError)) throw err;
       }
-      if (slot % 20 === 0) await new Promise((r) => setTimeout(r, 10));
+      if (slot % 20 === 0) await sleep(10);
     }
   })();
 
@@ -72,30 +73,30 @@ test('PostgreSQL down for 30 s under load: bookings keep succeeding, the backlog
       const [lag] = await worker.lag();
       peakEvents = Math.max(peakEvents, lag?.eventsBehind ?? 0);
       peakSeconds = Math.max(peakSeconds, lag?.secondsBehind ?? 0);
-      await new Promise((r) => setTimeout(r, 200));
+      await sleep(200);
     }
   })();
 
   let drainMs = 0;
   let retriesDuring = 0;
   try {
-    await new Promise((r) => setTimeout(r, 3_000));
+    await sleep(3_000);
     await cluster.stopImmediate();
     phase = 'outage';
     const retriesBefore = worker.stats.retries;
-    await new Promise((r) => setTimeout(r, OUTAGE_MS));
+    await sleep(OUTAGE_MS);
     retriesDuring = worker.stats.retries - retriesBefore;
     await cluster.start();
     const restarted = Date.now();
     phase = 'after';
-    await new Promise((r) => setTimeout(r, 2_000));
+    await sleep(2_000);
     loading = false;
     await load;
     // Drain: the running worker catches up by itself.
     for (;;) {
       const [lag] = await worker.lag();
       if (lag?.eventsBehind === 0) break;
-      await new Promise((r) => setTimeout(r, 100));
+      await sleep(100);
     }
     drainMs = Date.now() - restarted;
   } finally {

@@ -24,6 +24,7 @@ import { startStores, type Stores } from '../support/stores.ts';
 import { HOUR, MINUTE, addVehicle, futureHour, newInventory, testCity, wipeCity } from '../support/engine.ts';
 import { seeded } from '../support/random.ts';
 import { randomUUID } from 'node:crypto';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 /** Every draw of this file comes from here: TEST_SEED replays a run. */
 const random = seeded('sync');
@@ -333,7 +334,7 @@ describe('sync, reconcile, rebuild', () => {
       const idle = (await redis.xpending(stream, 'pg-sync', 'IDLE', claimIdleMs, '-', '+', 10)) as unknown[];
       if (idle.length === 3) break;
       assert.ok(Date.now() < deadline, `the dead consumer's entries idle for ${claimIdleMs} ms (${idle.length} of 3)`);
-      await new Promise((r) => setTimeout(r, 10));
+      await sleep(10);
     }
     await worker.drain();
     assert.equal(

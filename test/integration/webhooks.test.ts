@@ -24,6 +24,7 @@ import { recordCities } from '../../src/services/durable.ts';
 import { HOUR, addVehicle, catalogWith, futureHour, newInventory, readEvents, testCity } from '../support/engine.ts';
 import { startStores, type Stores } from '../support/stores.ts';
 import { tenantTokens, type Tenant } from '../support/tokens.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
 const OUTAGE_MS = 30_000;
@@ -154,7 +155,7 @@ async function waitFor(what: string, check: () => boolean, timeoutMs = 20_000): 
   const deadline = Date.now() + timeoutMs;
   while (!check()) {
     if (Date.now() > deadline) assert.fail(`${what}: not within ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
 }
 
@@ -247,7 +248,7 @@ test('the receiver fails for 30 s, then recovers: every event arrives, in order,
   const deadline = Date.now() + 30_000;
   while (!complete() && Date.now() < deadline) {
     clock.advance(RETRY.maxMs);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
   assert.ok(refusedWhileDown > 0, 'the outage was felt');
   assert.equal(unverified, 0, 'every delivery verified');
@@ -277,8 +278,7 @@ test('a rotated secret verifies; replay re-sends with the same webhook-id', { ti
   const before = received.get('/host-a')?.length ?? 0;
   const mine = await addVehicle(inv, city, { hostId: 'host-a' });
   const deadline = Date.now() + 20_000;
-  while ((received.get('/host-a')?.length ?? 0) === before && Date.now() < deadline)
-    await new Promise((r) => setTimeout(r, 100));
+  while ((received.get('/host-a')?.length ?? 0) === before && Date.now() < deadline) await sleep(100);
   assert.ok(
     (received.get('/host-a')?.length ?? 0) > before,
     `an event about ${mine} arrived, signed with the new secret`,
@@ -294,8 +294,7 @@ test('a rotated secret verifies; replay re-sends with the same webhook-id', { ti
   const queued = Number(replay.json.queued);
   assert.ok(queued > 0);
   const until = Date.now() + 20_000;
-  while ((received.get('/host-a')?.length ?? 0) < count + queued && Date.now() < until)
-    await new Promise((r) => setTimeout(r, 100));
+  while ((received.get('/host-a')?.length ?? 0) < count + queued && Date.now() < until) await sleep(100);
   const again = (received.get('/host-a') ?? []).slice(count).map((r) => r.id);
   assert.equal(again[0], first, 'the replay starts at the event asked for, with its webhook-id');
   assert.equal(new Set(again).size, again.length, 'each once per replay');
@@ -331,7 +330,7 @@ test('an endpoint failing past the horizon: dead letter, disabled, and its owner
     sub = (await call(tok.hostB, 'GET', `/v1/webhooks/${broken}`)).json;
     if (sub.status === 'disabled' && received.get('/host-b-inbox')?.length) break;
     horizonClock.advance(retry.maxMs);
-    await new Promise((r) => setTimeout(r, 20));
+    await sleep(20);
   }
   assert.equal(sub.status, 'disabled', JSON.stringify(sub));
   assert.match(String(sub.disabledReason), /failed/);

@@ -8,6 +8,7 @@ import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface RedisServer {
   url: string;
@@ -62,7 +63,7 @@ async function waitReady(url: string, child: ChildProcess | undefined, timeoutMs
       probe.disconnect();
     }
     if (Date.now() > deadline) throw new Error(`redis-server at ${url} not ready after ${timeoutMs} ms`);
-    await new Promise((r) => setTimeout(r, 50));
+    await sleep(50);
   }
 }
 
@@ -221,7 +222,7 @@ export async function startRedisCluster(masters = 3, replicas = 0): Promise<Redi
         for (let i = 0; ; i++) {
           if (/cluster_state:ok/.test((await probe.cluster('INFO')) as string)) break;
           if (i > 100) throw new Error('cluster did not come up');
-          await new Promise((r) => setTimeout(r, 100));
+          await sleep(100);
         }
       } finally {
         probe.disconnect();
@@ -244,7 +245,7 @@ export async function startRedisCluster(masters = 3, replicas = 0): Promise<Redi
         }
         if (ok) break;
         if (i > 200) throw new Error('cluster replicas did not attach');
-        await new Promise((r) => setTimeout(r, 100));
+        await sleep(100);
       }
     }
     return { nodes: nodes.join(','), processes: started, stop };

@@ -5,6 +5,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { freePort } from './redis.ts';
+import { setTimeout as sleep } from 'node:timers/promises';
 
 export interface ServedFleet {
   base: string;
@@ -44,7 +45,7 @@ export async function startServe(
       child.kill('SIGKILL');
       throw new Error(`serve did not start:\n${output}`);
     }
-    await new Promise((r) => setTimeout(r, 100));
+    await sleep(100);
   }
   return {
     base: `http://127.0.0.1:${port}`,

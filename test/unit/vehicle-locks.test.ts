@@ -2,8 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { DomainError } from '../../src/domain/errors.ts';
 import { VehicleLocks } from '../../src/services/vehicle-locks.ts';
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+import { setTimeout as sleep } from 'node:timers/promises';
 
 describe('VehicleLocks', () => {
   test('commands on one vehicle run one at a time, in arrival order', async () => {
