@@ -3,7 +3,19 @@
  * bookings with cancellation, and — live — a conflicted booking's offers to accept or decline.
  */
 import { html, render } from 'lit';
-import { api, Live, ok, type Client, type OffersDoc, type Session } from '../client.ts';
+import { api, liveFor, ok, type Client, type Session } from '../client.ts';
+import type { Live } from '../live.ts';
+import {
+  CATEGORIES,
+  memberOf,
+  type Booking,
+  type Category,
+  type City,
+  type Hit,
+  type Hold,
+  type OffersDoc,
+  type SearchQuery,
+} from '../types.ts';
 import { cityMap, type MapPoint } from '../widgets/map.ts';
 import {
   field,
@@ -18,19 +30,23 @@ import {
   type Outcome,
 } from '../ui.ts';
 
-type Hit = {
-  vehicleId: string;
-  category: string;
-  seats: number;
-  make: string;
-  model: string;
-  pricePerHour: number;
-  distanceKm?: number;
-  location: { lat: number; lng: number };
-};
-type Booking = { id: string; vehicleId: string; status: string; from: string; to: string };
-type Hold = { id: string; vehicleId: string; from: string; to: string; expiresAt: string };
-const CATEGORIES = ['', 'hatchback', 'sedan', 'suv', 'premium', 'luxury'];
+/** The vehicles of a GBFS `vehicle_status.json` (GBFS 3: `data.vehicles[]` with `lat`/`lon`), as map points. */
+function gbfsVehicles(doc: Record<string, unknown>): MapPoint[] {
+  const data = doc.data;
+  const vehicles = data && typeof data === 'object' && 'vehicles' in data ? data.vehicles : undefined;
+  if (!Array.isArray(vehicles)) return [];
+  return vehicles.flatMap((v: unknown) =>
+    v &&
+    typeof v === 'object' &&
+    'vehicle_id' in v &&
+    'lat' in v &&
+    'lon' in v &&
+    typeof v.lat === 'number' &&
+    typeof v.lon === 'number'
+      ? [{ id: String(v.vehicle_id), lat: v.lat, lng: v.lon }]
+      : [],
+  );
+}
 
 /** How each kind of alternative reads to the customer (the API's offer kinds, docs/conflicts.md). */
 const KIND_LABEL: Record<string, string> = {
@@ -44,11 +60,11 @@ const KIND_LABEL: Record<string, string> = {
 export class CustomerView {
   private readonly client: Client;
   private readonly live: Live;
-  private cities: { id: string; name: string }[] = [];
+  private cities: City[] = [];
   private city = 'blr';
   private from = nextHour(2 * HOUR);
   private to = nextHour(2 * HOUR) + 4 * HOUR;
-  private category = '';
+  private category: Category | '' = '';
   private near: { lat: number; lng: number } | undefined;
   private background: MapPoint[] = [];
   private hits: Hit[] = [];
@@ -63,7 +79,10 @@ export class CustomerView {
     session: Session,
   ) {
     this.client = api(session);
-    this.live = new Live(session);
+    this.live = liveFor(session);
+    // Back after a drop: the booking topics resume after their last event, but a booking with no
+    // event heard yet has no position to resume from, so the list and its offers are read again.
+    this.live.onResume = () => void this.act(() => this.loadAll());
     this.live.onEvent = (topic, e) => {
       const id = topic.replace(/^booking:/, '');
       void this.act(async () => {
@@ -94,16 +113,21 @@ export class CustomerView {
     await this.act(async () => {
       this.cities = (await ok(this.client.GET('/v1/cities'))).cities;
       this.city = this.cities.find((c) => c.id === 'blr')?.id ?? this.cities[0]?.id ?? '';
-      await Promise.all([this.loadBackground(), this.loadBookings()]);
-      for (const b of this.bookings) await this.loadOffers(b.id);
+      await Promise.all([this.loadBackground(), this.loadAll()]);
     });
+  }
+
+  private async loadAll(): Promise<void> {
+    await this.loadBookings();
+    for (const b of this.bookings) await this.loadOffers(b.id);
   }
 
   /** The city's vehicles as GBFS publishes them: the map to pick a place on. */
   private async loadBackground(): Promise<void> {
-    const res = await fetch(`/gbfs/${this.city}/vehicle_status.json`);
-    const doc = (await res.json()) as { data?: { vehicles?: { vehicle_id: string; lat: number; lon: number }[] } };
-    this.background = (doc.data?.vehicles ?? []).map((v) => ({ id: v.vehicle_id, lat: v.lat, lng: v.lon }));
+    const doc = await ok(
+      this.client.GET('/gbfs/{city}/{feed}', { params: { path: { city: this.city, feed: 'vehicle_status.json' } } }),
+    );
+    this.background = gbfsVehicles(doc);
   }
 
   private async loadBookings(): Promise<void> {
@@ -125,21 +149,16 @@ export class CustomerView {
 
   private search(): Promise<void> {
     return this.act(async () => {
+      const query: SearchQuery = {
+        from: new Date(this.from).toISOString(),
+        to: new Date(this.to).toISOString(),
+        limit: '20',
+        sort: this.near ? 'distance' : 'price',
+        ...(this.category ? { category: this.category } : {}),
+        ...(this.near ? { near: `${this.near.lat.toFixed(5)},${this.near.lng.toFixed(5)}` } : {}),
+      };
       const r = await ok(
-        this.client.GET('/v1/cities/{city}/availability', {
-          params: {
-            path: { city: this.city },
-            query: {
-              from: new Date(this.from).toISOString(),
-              to: new Date(this.to).toISOString(),
-              ...(this.category ? { category: this.category as 'sedan' } : {}),
-              ...(this.near
-                ? { near: `${this.near.lat.toFixed(5)},${this.near.lng.toFixed(5)}`, sort: 'distance' as const }
-                : { sort: 'price' as const }),
-              limit: '20',
-            },
-          },
-        }),
+        this.client.GET('/v1/cities/{city}/availability', { params: { path: { city: this.city }, query } }),
       );
       this.hits = r.vehicles;
       return `${r.vehicles.length} vehicle(s) free for that window.`;
@@ -260,8 +279,9 @@ export class CustomerView {
           ${field(
             'Category',
             html`<select @change=${(e: Event) => {
-              this.category = (e.target as HTMLSelectElement).value;
-            }}>${CATEGORIES.map((c) => html`<option value=${c} ?selected=${c === this.category}>${c || 'any'}</option>`)}</select>`,
+              const value = (e.target as HTMLSelectElement).value;
+              this.category = value === '' ? '' : memberOf(CATEGORIES, value, 'category');
+            }}>${['' as const, ...CATEGORIES].map((c) => html`<option value=${c} ?selected=${c === this.category}>${c || 'any'}</option>`)}</select>`,
           )}
           <button type="submit">Search</button>
         </form>
