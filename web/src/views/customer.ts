@@ -6,6 +6,7 @@ import { html, render } from 'lit';
 import { api, liveFor, ok, type Client, type Session } from '../client.ts';
 import type { Live } from '../live.ts';
 import {
+  CANCELLABLE,
   CATEGORIES,
   memberOf,
   type Booking,
@@ -15,6 +16,7 @@ import {
   type Hold,
   type OffersDoc,
   type SearchQuery,
+  type TripPhase,
 } from '../types.ts';
 import { cityMap, type MapPoint } from '../widgets/map.ts';
 import {
@@ -29,6 +31,10 @@ import {
   when,
   type Outcome,
 } from '../ui.ts';
+
+/** The bookings shown: current ones, and those that ended or were cancelled in the last day. */
+const RECENT = 24 * HOUR;
+const PAGE = 50;
 
 /** The vehicles of a GBFS `vehicle_status.json` (GBFS 3: `data.vehicles[]` with `lat`/`lon`), as map points. */
 function gbfsVehicles(doc: Record<string, unknown>): MapPoint[] {
@@ -70,6 +76,8 @@ export class CustomerView {
   private hits: Hit[] = [];
   private hold: Hold | undefined;
   private bookings: Booking[] = [];
+  /** More current bookings than one page of each phase: only the first are shown. */
+  private more = false;
   private offers = new Map<string, OffersDoc>();
   private outcome: Outcome | undefined;
   private readonly ticker: ReturnType<typeof setInterval>;
@@ -130,10 +138,29 @@ export class CustomerView {
     this.background = gbfsVehicles(doc);
   }
 
+  /**
+   * The bookings under way and to come, each phase asked of the API (however long the history),
+   * then those that ended or were cancelled in the last day; the current ones are watched live.
+   */
   private async loadBookings(): Promise<void> {
-    const r = await ok(this.client.GET('/v1/bookings', { params: { query: { limit: '50' } } }));
-    this.bookings = r.bookings.filter((b) => Date.parse(b.to) > Date.now() - 24 * HOUR);
-    for (const b of this.bookings) this.live.subscribe(`booking:${b.id}`);
+    const list = (when: TripPhase, from?: string) =>
+      ok(
+        this.client.GET('/v1/bookings', {
+          params: { query: { when, limit: String(PAGE), ...(from ? { from } : {}) } },
+        }),
+      );
+    const [active, upcoming, recent] = await Promise.all([
+      list('active'),
+      list('upcoming'),
+      list('past', new Date(Date.now() - RECENT).toISOString()),
+    ]);
+    const current = [...active.bookings, ...upcoming.bookings];
+    const shown = new Map<string, Booking>();
+    // A booking that changed phase while the three were answered is shown once.
+    for (const b of [...current, ...recent.bookings]) if (!shown.has(b.id)) shown.set(b.id, b);
+    this.bookings = [...shown.values()];
+    this.more = active.cursor !== null || upcoming.cursor !== null;
+    for (const b of current) this.live.subscribe(`booking:${b.id}`);
   }
 
   private async loadOffers(bookingId: string): Promise<void> {
@@ -314,9 +341,10 @@ export class CustomerView {
                 b,
               ) => html`<tr data-booking=${b.id}><td>${b.id}</td><td class="vehicle">${b.vehicleId}</td><td>${when(b.from)} → ${when(b.to)}</td>
                 <td class="status">${b.status}</td>
-                <td>${b.status === 'confirmed' ? html`<button type="button" @click=${() => this.cancel(b.id)}>Cancel</button>` : ''}</td></tr>`,
+                <td>${CANCELLABLE.includes(b.status) ? html`<button type="button" @click=${() => this.cancel(b.id)}>Cancel</button>` : ''}</td></tr>`,
             )}</tbody>
           </table>
+          ${this.more ? html`<p class="muted">More than ${PAGE} current bookings: the first ${PAGE} of each kind are shown.</p>` : ''}
         </section>
       </main>`,
       this.el,
