@@ -5,12 +5,14 @@
 import { FormatRegistry, Type, type Static } from '@sinclair/typebox';
 import {
   BLOCK_REASONS,
+  BOOKING_STATUSES,
+  HOLD_STATUSES,
   type BlockEntry,
   type BookingEntry,
   type CalendarEntry,
   type HoldEntry,
 } from '../domain/calendar.ts';
-import { CATEGORIES, FUELS, TRANSMISSIONS, VEHICLE_STATUSES, type Vehicle } from '../domain/vehicle.ts';
+import { CATEGORIES, FUELS, LISTING_STATES, TRANSMISSIONS, VEHICLE_STATUSES, type Vehicle } from '../domain/vehicle.ts';
 import type { OfferRecord } from '../services/conflicts.ts';
 
 const literals = <T extends readonly string[]>(xs: T) =>
@@ -45,7 +47,7 @@ export const Hold = Type.Object(
     id: Type.String(),
     vehicleId: Type.String(),
     customerId: Type.String(),
-    status: Type.String(),
+    status: literals(HOLD_STATUSES),
     from: IsoTime,
     to: IsoTime,
     expiresAt: IsoTime,
@@ -70,7 +72,7 @@ export const Booking = Type.Object(
     id: Type.String(),
     vehicleId: Type.String(),
     customerId: Type.String(),
-    status: Type.String(),
+    status: literals(BOOKING_STATUSES),
     from: IsoTime,
     to: IsoTime,
     holdId: Type.Optional(Type.String()),
@@ -212,7 +214,7 @@ export const VehicleOut = Type.Object(
     model: Type.String(),
     location: Type.Object({ lat: Type.Number(), lng: Type.Number() }),
     pricePerHour: Type.Number(),
-    listing: Type.String(),
+    listing: literals(LISTING_STATES),
     status: literals(VEHICLE_STATUSES),
     version: Type.Integer(),
   },

@@ -179,6 +179,78 @@ describe('lists', () => {
   });
 });
 
+describe('lists by phase (when)', () => {
+  // carol: 60 trips behind her (more than a page; the older half only in PostgreSQL), one under
+  // way, three to come (one displaced by a block), one cancelled before it began.
+  const carol = { past: new Set<string>(), underWay: '', upcoming: [] as string[] };
+
+  before(async () => {
+    const [p1 = '', p2 = '', now1 = '', next1 = ''] = await Promise.all(
+      [0, 1, 2, 3].map(() => addVehicle(inv, city, { hostId: 'host-c' })),
+    );
+    const long = Math.floor((Date.now() - 9 * DAY) / HOUR) * HOUR;
+    for (let i = 0; i < 30; i++)
+      for (const vehicle of [p1, p2]) {
+        const id = await book('carol', vehicle, long + i * 3 * HOUR, true);
+        carol.past.add(id);
+        // The older half ends as no-shows (final: trimmed once synced); the rest stay confirmed, over.
+        if (i < 15) await inv.cancelBooking(id, undefined, 'no_show');
+      }
+    await new SyncWorker(stores.redis, stores.pool, catalogWith(city)).drain();
+    const trimmed = await inv.trimCity(city.id, Date.now() - 7 * DAY, await syncedThrough(stores.redis, city.id));
+    assert.ok(trimmed >= 10 && trimmed < 60, `part of the history is in PostgreSQL only (${trimmed} trimmed)`);
+    const startedAt = Math.floor(Date.now() / 60_000) * 60_000 - 30 * 60_000;
+    carol.underWay = await book('carol', now1, startedAt, true);
+    await inv.startTrip(carol.underWay, 'carol');
+    const t = futureHour(6 * HOUR);
+    carol.upcoming = [await book('carol', now1, t), await book('carol', next1, t + HOUR)];
+    const displaced = await book('carol', next1, t + 5 * HOUR);
+    await inv.placeBlock({ vehicleId: next1, reason: 'maintenance', from: t + 5 * HOUR, to: t + 7 * HOUR });
+    carol.upcoming.push(displaced);
+    const cancelled = await book('carol', p1, t + 24 * HOUR);
+    await inv.cancelBooking(cancelled, 'carol');
+    carol.past.add(cancelled);
+  });
+
+  const phase = async (when: string, limit: number) => {
+    const ids = await allPages(tok.carol, `/v1/bookings?when=${when}`, limit);
+    assert.equal(ids.length, new Set(ids).size, `${when}: no repeats`);
+    return ids;
+  };
+
+  test('a long history hides no current trip: each phase is asked for, and pages in start order', async () => {
+    // What the console did: the first page of everything holds none of the current trips.
+    const first = await call(tok.carol, 'GET', '/v1/bookings?limit=50');
+    const firstIds = (first.json.bookings as { id: string }[]).map((b) => b.id);
+    assert.ok(![carol.underWay, ...carol.upcoming].some((id) => firstIds.includes(id)), 'the first 50 are history');
+
+    assert.deepEqual(await phase('active', 1), [carol.underWay]);
+    assert.deepEqual(await phase('upcoming', 1), carol.upcoming, 'upcoming, the displaced one too, in start order');
+    const got = await call(tok.carol, 'GET', '/v1/bookings?when=upcoming&limit=50');
+    assert.deepEqual(
+      (got.json.bookings as { status: string }[]).map((b) => b.status),
+      ['confirmed', 'confirmed', 'conflicted'],
+    );
+  });
+
+  test('past: the history from both stores and what was cancelled before it began, in start order', async () => {
+    assert.deepEqual(new Set(await phase('past', 7)), carol.past);
+    const past = (await call(tok.carol, 'GET', '/v1/bookings?when=past&limit=200')).json.bookings as {
+      from: string;
+    }[];
+    assert.deepEqual(
+      past.map((b) => b.from),
+      past.map((b) => b.from).sort(),
+    );
+  });
+
+  test("a host's list takes the same filter; a phase that is not one is refused", async () => {
+    assert.deepEqual(await allPages(tok.ops, '/v1/hosts/host-c/bookings?when=upcoming', 2), carol.upcoming);
+    assert.deepEqual(await allPages(tok.ops, '/v1/hosts/host-c/bookings?when=active', 2), [carol.underWay]);
+    assert.equal((await call(tok.carol, 'GET', '/v1/bookings?when=soon')).status, 400);
+  });
+});
+
 describe('fleet self-service', () => {
   test('delist and relist through the API; another host is not found and nothing changes', async () => {
     const snap = await snapshotCity(stores.redis, city.id);

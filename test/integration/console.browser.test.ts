@@ -8,10 +8,10 @@
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
-import type { Browser, Page } from 'playwright-core';
+import type { Browser, BrowserContext, Page, WebSocketRoute } from 'playwright-core';
 import { launchChromium, PAGE_OPTIONS } from '../support/browser.ts';
 import { freePort } from '../support/redis.ts';
 import { startStores, type Stores } from '../support/stores.ts';
@@ -73,8 +73,10 @@ async function signedIn(
   who: 'Customer' | 'Host' | 'Operations',
   width = 1280,
   locale = PAGE_OPTIONS.locale,
+  prepare?: (context: BrowserContext) => Promise<void>,
 ): Promise<Page> {
   const context = await browser.newContext({ ...PAGE_OPTIONS, locale, viewport: { width, height: 900 } });
+  await prepare?.(context);
   const page = await context.newPage();
   page.on('console', (m) => {
     if (m.type() === 'error') problems.push(`${who} console: ${m.text()}`);
@@ -217,6 +219,149 @@ test('a booking displaced by a host block turns into offers, live, across the th
   await (await signedIn('Operations', 1280, 'en-US@posix')).locator('tr[data-city="blr"]').waitFor();
 
   assert.deepEqual(problems, [], 'no console errors and no failed requests');
+});
+
+/** The demo identities' tokens, and the API called with one of them (the answer must be a success). */
+async function demoApi() {
+  const ids = (await (await fetch(`${base}/v1/demo/identities`)).json()) as Record<string, string>;
+  const call = async (token: string | undefined, method: string, path: string, body?: unknown) => {
+    const res = await fetch(`${base}${path}`, {
+      method,
+      headers: { authorization: `Bearer ${token}`, 'content-type': 'application/json' },
+      ...(body !== undefined ? { body: JSON.stringify(body) } : {}),
+    });
+    const json = (await res.json()) as Record<string, unknown>;
+    assert.ok(res.ok, `${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
+    return json;
+  };
+  const addVehicle = async (model: string) =>
+    String(
+      (
+        await call(ids.host, 'POST', '/v1/vehicles', {
+          city: 'blr',
+          category: 'sedan',
+          seats: 5,
+          make: 'Test',
+          model,
+          transmission: 'manual',
+          fuel: 'petrol',
+          location: { lat: 12.97, lng: 77.59 },
+          pricePerHour: 5,
+        })
+      ).id,
+    );
+  return { ids, call, addVehicle };
+}
+
+const HOUR_MS = 3_600_000;
+const iso = (ms: number) => new Date(ms).toISOString();
+
+test('live: a dropped connection comes back after growing waits and resumes after the last event seen', {
+  timeout: 60_000,
+}, async () => {
+  const { addVehicle } = await demoApi();
+  // Operations, its WebSocket passed through a route the test can cut and refuse.
+  const subscribes: { topic: string; after?: string }[] = [];
+  let refuse = 0;
+  let cut = () => {};
+  const ops = await signedIn('Operations', 1280, PAGE_OPTIONS.locale, (context) =>
+    context.routeWebSocket(/\/v1\/live/, (ws: WebSocketRoute) => {
+      if (refuse > 0) {
+        refuse--;
+        return ws.close({ code: 1013, reason: 'refused by the test' });
+      }
+      const server = ws.connectToServer();
+      ws.onMessage((m) => {
+        const msg = JSON.parse(String(m)) as { type: string; topic: string; after?: string };
+        if (msg.type === 'subscribe') subscribes.push({ topic: msg.topic, ...(msg.after ? { after: msg.after } : {}) });
+        server.send(m);
+      });
+      cut = () => {
+        void server.close();
+        void ws.close({ code: 1006, reason: 'cut by the test' });
+      };
+    }),
+  );
+  const feed = () => ops.locator('.feed').textContent();
+  await waitFor(async () => subscribes.some((s) => s.topic === 'city:blr'), 'ops subscribed to city:blr');
+  const seen = await addVehicle('Seen');
+  await waitFor(async () => ((await feed()) ?? '').includes(seen), 'the event heard live');
+  const firstRound = subscribes.length;
+
+  // Cut, and refuse the next two attempts (the waits grow); a vehicle is added meanwhile.
+  refuse = 2;
+  cut();
+  await waitFor(
+    async () => /connecting/.test((await ops.locator('main p.muted').first().textContent()) ?? ''),
+    'shown as away',
+  );
+  const missed = await addVehicle('Missed');
+  await waitFor(async () => ((await feed()) ?? '').includes(missed), 'the event of the gap, replayed', 20_000);
+  assert.equal(refuse, 0, 'both refusals were met');
+  const resumed = subscribes.slice(firstRound).find((s) => s.topic === 'city:blr');
+  assert.match(resumed?.after ?? '', /^\d+-\d+$/, `resubscribed with after: ${JSON.stringify(subscribes)}`);
+  assert.match((await ops.locator('main p.muted').first().textContent()) ?? '', /connected/);
+  assert.deepEqual(problems, [], 'no console errors and no failed requests, the cut and refused connections included');
+});
+
+test('a conflicted booking is cancelled from the customer view', { timeout: 60_000 }, async () => {
+  const { ids, call, addVehicle } = await demoApi();
+  const vehicleId = await addVehicle('Displaced');
+  const from = Math.ceil((Date.now() + 3 * HOUR_MS) / HOUR_MS) * HOUR_MS;
+  const hold = await call(ids.customer, 'POST', '/v1/holds', { vehicleId, from: iso(from), to: iso(from + HOUR_MS) });
+  const booking = String((await call(ids.customer, 'POST', '/v1/bookings', { holdId: hold.id })).id);
+  await call(ids.host, 'POST', `/v1/vehicles/${vehicleId}/blocks`, {
+    reason: 'maintenance',
+    from: iso(from - HOUR_MS),
+    to: iso(from + 2 * HOUR_MS),
+  });
+  const customer = await signedIn('Customer');
+  const row = customer.locator(`tr[data-booking="${booking}"]`);
+  await waitFor(async () => (await row.locator('.status').textContent()) === 'conflicted', 'shown conflicted');
+  await row.getByRole('button', { name: 'Cancel' }).click();
+  await assertOutcome(customer, new RegExp(`^Cancelled ${booking}\\.`));
+  await waitFor(async () => (await row.locator('.status').textContent()) === 'cancelled', 'shown cancelled');
+  assert.equal(await row.getByRole('button', { name: 'Cancel' }).count(), 0);
+  assert.deepEqual(problems, []);
+});
+
+test("iCalendar: another channel's event comes in as a block, and the calendar goes out with it", {
+  timeout: 60_000,
+}, async () => {
+  const { addVehicle } = await demoApi();
+  const vehicleId = await addVehicle('Calendar');
+  const day = iso(Date.now() + 48 * HOUR_MS)
+    .slice(0, 10)
+    .replace(/-/g, '');
+  const host = await signedIn('Host');
+  await host.locator('tr', { hasText: vehicleId }).getByRole('button').click();
+  await host.getByLabel('Import iCalendar').setInputFiles({
+    name: 'other.ics',
+    mimeType: 'text/calendar',
+    buffer: Buffer.from(
+      [
+        'BEGIN:VCALENDAR',
+        'VERSION:2.0',
+        'PRODID:-//other channel//EN',
+        'BEGIN:VEVENT',
+        'DTSTAMP:20250101T000000Z',
+        'UID:elsewhere-1',
+        `DTSTART:${day}T090000Z`,
+        `DTEND:${day}T110000Z`,
+        'END:VEVENT',
+        'END:VCALENDAR',
+        '',
+      ].join('\r\n'),
+    ),
+  });
+  await assertOutcome(host, /^Imported 1 event\(s\) as blocks \(0 refused\)\./);
+  const [download] = await Promise.all([
+    host.waitForEvent('download'),
+    host.getByRole('button', { name: 'Export iCalendar' }).click(),
+  ]);
+  assert.equal(download.suggestedFilename(), `${vehicleId}.ics`);
+  assert.match(readFileSync(await download.path(), 'utf8'), new RegExp(`BEGIN:VEVENT[\\s\\S]*DTSTART:${day}T090000Z`));
+  assert.deepEqual(problems, []);
 });
 
 async function assertOutcome(page: Page, expected: RegExp): Promise<void> {

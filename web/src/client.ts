@@ -1,14 +1,11 @@
 /**
  * The console's only way to the service: the public REST API, typed from its OpenAPI document
- * (openapi.d.ts, generated), and the `/v1/live` WebSocket. Every error the API returns surfaces
- * with its `detail`.
+ * (openapi.d.ts, generated; the shapes the views use are in types.ts), and the `/v1/live`
+ * WebSocket (live.ts). Every error the API returns surfaces with its `detail`.
  */
 import createClient from 'openapi-fetch';
-import type { components, paths } from './openapi.d.ts';
-
-export type Schemas = components['schemas'];
-/** A conflicted booking's offers, as the API answers them. */
-export type OffersDoc = paths['/v1/bookings/{id}/offers']['get']['responses'][200]['content']['application/json'];
+import { Live } from './live.ts';
+import type { paths } from './openapi.d.ts';
 
 export interface Session {
   token: string;
@@ -64,50 +61,20 @@ export async function ok<T>(call: Promise<{ data?: T; error?: unknown; response:
   throw new ApiError(response.status, p.code ?? 'HTTP', p.detail ?? p.title ?? `HTTP ${response.status}`);
 }
 
-type LiveEvent = { type: string; subject: string; time: string; data: Record<string, unknown> };
-
-/** `/v1/live`: subscribe to topics, hear their events; reconnects and resubscribes by itself. */
-export class Live {
-  private ws: WebSocket | undefined;
-  private readonly topics = new Set<string>();
-  private closed = false;
-  onEvent: (topic: string, event: LiveEvent) => void = () => {};
-  onState: (connected: boolean) => void = () => {};
-
-  constructor(private readonly session: Session) {
-    this.open();
-  }
-
-  subscribe(topic: string): void {
-    if (this.topics.has(topic)) return;
-    this.topics.add(topic);
-    this.send({ type: 'subscribe', topic });
-  }
-
-  close(): void {
-    this.closed = true;
-    this.ws?.close();
-  }
-
-  private send(msg: unknown): void {
-    if (this.ws?.readyState === WebSocket.OPEN) this.ws.send(JSON.stringify(msg));
-  }
-
-  private open(): void {
-    const url = `${location.origin.replace(/^http/, 'ws')}/v1/live?access_token=${encodeURIComponent(this.session.token)}`;
+/** The session's `/v1/live` connection over the browser's WebSocket (live.ts: backoff, resume). */
+export function liveFor(session: Session): Live {
+  const url = `${location.origin.replace(/^http/, 'ws')}/v1/live?access_token=${encodeURIComponent(session.token)}`;
+  return new Live((events) => {
     const ws = new WebSocket(url);
-    this.ws = ws;
-    ws.onopen = () => {
-      this.onState(true);
-      for (const topic of this.topics) this.send({ type: 'subscribe', topic });
+    ws.onopen = () => events.opened();
+    ws.onmessage = (m) => events.message(String(m.data));
+    ws.onclose = () => events.closed();
+    return {
+      get open() {
+        return ws.readyState === WebSocket.OPEN;
+      },
+      send: (data) => ws.send(data),
+      close: () => ws.close(),
     };
-    ws.onmessage = (m) => {
-      const msg = JSON.parse(String(m.data)) as { type: string; topic?: string; event?: LiveEvent };
-      if (msg.type === 'event' && msg.topic && msg.event) this.onEvent(msg.topic, msg.event);
-    };
-    ws.onclose = () => {
-      this.onState(false);
-      if (!this.closed) setTimeout(() => this.open(), 1_000);
-    };
-  }
+  });
 }

@@ -285,7 +285,7 @@ export interface paths {
               id: string;
               vehicleId: string;
               customerId: string;
-              status: string;
+              status: "held" | "converted" | "released" | "expired";
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -372,7 +372,7 @@ export interface paths {
               id: string;
               vehicleId: string;
               customerId: string;
-              status: string;
+              status: "held" | "converted" | "released" | "expired";
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -546,7 +546,7 @@ export interface paths {
               id: string;
               vehicleId: string;
               customerId: string;
-              status: string;
+              status: "confirmed" | "active" | "completed" | "cancelled" | "conflicted" | "reaccommodated";
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -682,7 +682,7 @@ export interface paths {
               id: string;
               vehicleId: string;
               customerId: string;
-              status: string;
+              status: "confirmed" | "active" | "completed" | "cancelled" | "conflicted" | "reaccommodated";
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -895,7 +895,7 @@ export interface paths {
               id: string;
               vehicleId: string;
               customerId: string;
-              status: string;
+              status: "confirmed" | "active" | "completed" | "cancelled" | "conflicted" | "reaccommodated";
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -1034,7 +1034,7 @@ export interface paths {
               id: string;
               vehicleId: string;
               customerId: string;
-              status: string;
+              status: "confirmed" | "active" | "completed" | "cancelled" | "conflicted" | "reaccommodated";
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -1173,7 +1173,7 @@ export interface paths {
               id: string;
               vehicleId: string;
               customerId: string;
-              status: string;
+              status: "confirmed" | "active" | "completed" | "cancelled" | "conflicted" | "reaccommodated";
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -1324,7 +1324,7 @@ export interface paths {
               id: string;
               vehicleId: string;
               customerId: string;
-              status: string;
+              status: "confirmed" | "active" | "completed" | "cancelled" | "conflicted" | "reaccommodated";
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -1471,7 +1471,7 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
-              listing: string;
+              listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
             };
@@ -1524,7 +1524,7 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
-              listing: string;
+              listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
             };
@@ -1608,7 +1608,7 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
-              listing: string;
+              listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
             };
@@ -1823,7 +1823,7 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
-              listing: string;
+              listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
             };
@@ -1931,7 +1931,7 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
-              listing: string;
+              listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
             };
@@ -2007,7 +2007,7 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
-              listing: string;
+              listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
             };
@@ -3252,7 +3252,7 @@ export interface paths {
               id: string;
               vehicleId: string;
               customerId: string;
-              status: string;
+              status: "confirmed" | "active" | "completed" | "cancelled" | "conflicted" | "reaccommodated";
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -3584,7 +3584,7 @@ export interface paths {
               id: string;
               vehicleId: string;
               customerId: string;
-              status: string;
+              status: "confirmed" | "active" | "completed" | "cancelled" | "conflicted" | "reaccommodated";
               /**
                * Format: date-time
                * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -4225,7 +4225,7 @@ export interface components {
       id: string;
       vehicleId: string;
       customerId: string;
-      status: string;
+      status: "confirmed" | "active" | "completed" | "cancelled" | "conflicted" | "reaccommodated";
       /**
        * Format: date-time
        * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -4297,7 +4297,7 @@ export interface components {
       id: string;
       vehicleId: string;
       customerId: string;
-      status: string;
+      status: "held" | "converted" | "released" | "expired";
       /**
        * Format: date-time
        * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
@@ -4331,7 +4331,7 @@ export interface components {
         lng: number;
       };
       pricePerHour: number;
-      listing: string;
+      listing: "active" | "delisted" | "retired";
       status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
       version: number;
     };

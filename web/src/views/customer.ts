@@ -3,7 +3,21 @@
  * bookings with cancellation, and — live — a conflicted booking's offers to accept or decline.
  */
 import { html, render } from 'lit';
-import { api, Live, ok, type Client, type OffersDoc, type Session } from '../client.ts';
+import { api, liveFor, ok, type Client, type Session } from '../client.ts';
+import type { Live } from '../live.ts';
+import {
+  CANCELLABLE,
+  CATEGORIES,
+  memberOf,
+  type Booking,
+  type Category,
+  type City,
+  type Hit,
+  type Hold,
+  type OffersDoc,
+  type SearchQuery,
+  type TripPhase,
+} from '../types.ts';
 import { cityMap, type MapPoint } from '../widgets/map.ts';
 import {
   field,
@@ -18,19 +32,27 @@ import {
   type Outcome,
 } from '../ui.ts';
 
-type Hit = {
-  vehicleId: string;
-  category: string;
-  seats: number;
-  make: string;
-  model: string;
-  pricePerHour: number;
-  distanceKm?: number;
-  location: { lat: number; lng: number };
-};
-type Booking = { id: string; vehicleId: string; status: string; from: string; to: string };
-type Hold = { id: string; vehicleId: string; from: string; to: string; expiresAt: string };
-const CATEGORIES = ['', 'hatchback', 'sedan', 'suv', 'premium', 'luxury'];
+/** The bookings shown: current ones, and those that ended or were cancelled in the last day. */
+const RECENT = 24 * HOUR;
+const PAGE = 50;
+
+/** The vehicles of a GBFS `vehicle_status.json` (GBFS 3: `data.vehicles[]` with `lat`/`lon`), as map points. */
+function gbfsVehicles(doc: Record<string, unknown>): MapPoint[] {
+  const data = doc.data;
+  const vehicles = data && typeof data === 'object' && 'vehicles' in data ? data.vehicles : undefined;
+  if (!Array.isArray(vehicles)) return [];
+  return vehicles.flatMap((v: unknown) =>
+    v &&
+    typeof v === 'object' &&
+    'vehicle_id' in v &&
+    'lat' in v &&
+    'lon' in v &&
+    typeof v.lat === 'number' &&
+    typeof v.lon === 'number'
+      ? [{ id: String(v.vehicle_id), lat: v.lat, lng: v.lon }]
+      : [],
+  );
+}
 
 /** How each kind of alternative reads to the customer (the API's offer kinds, docs/conflicts.md). */
 const KIND_LABEL: Record<string, string> = {
@@ -44,16 +66,18 @@ const KIND_LABEL: Record<string, string> = {
 export class CustomerView {
   private readonly client: Client;
   private readonly live: Live;
-  private cities: { id: string; name: string }[] = [];
+  private cities: City[] = [];
   private city = 'blr';
   private from = nextHour(2 * HOUR);
   private to = nextHour(2 * HOUR) + 4 * HOUR;
-  private category = '';
+  private category: Category | '' = '';
   private near: { lat: number; lng: number } | undefined;
   private background: MapPoint[] = [];
   private hits: Hit[] = [];
   private hold: Hold | undefined;
   private bookings: Booking[] = [];
+  /** More current bookings than one page of each phase: only the first are shown. */
+  private more = false;
   private offers = new Map<string, OffersDoc>();
   private outcome: Outcome | undefined;
   private readonly ticker: ReturnType<typeof setInterval>;
@@ -63,7 +87,10 @@ export class CustomerView {
     session: Session,
   ) {
     this.client = api(session);
-    this.live = new Live(session);
+    this.live = liveFor(session);
+    // Back after a drop: the booking topics resume after their last event, but a booking with no
+    // event heard yet has no position to resume from, so the list and its offers are read again.
+    this.live.onResume = () => void this.act(() => this.loadAll());
     this.live.onEvent = (topic, e) => {
       const id = topic.replace(/^booking:/, '');
       void this.act(async () => {
@@ -94,22 +121,46 @@ export class CustomerView {
     await this.act(async () => {
       this.cities = (await ok(this.client.GET('/v1/cities'))).cities;
       this.city = this.cities.find((c) => c.id === 'blr')?.id ?? this.cities[0]?.id ?? '';
-      await Promise.all([this.loadBackground(), this.loadBookings()]);
-      for (const b of this.bookings) await this.loadOffers(b.id);
+      await Promise.all([this.loadBackground(), this.loadAll()]);
     });
+  }
+
+  private async loadAll(): Promise<void> {
+    await this.loadBookings();
+    for (const b of this.bookings) await this.loadOffers(b.id);
   }
 
   /** The city's vehicles as GBFS publishes them: the map to pick a place on. */
   private async loadBackground(): Promise<void> {
-    const res = await fetch(`/gbfs/${this.city}/vehicle_status.json`);
-    const doc = (await res.json()) as { data?: { vehicles?: { vehicle_id: string; lat: number; lon: number }[] } };
-    this.background = (doc.data?.vehicles ?? []).map((v) => ({ id: v.vehicle_id, lat: v.lat, lng: v.lon }));
+    const doc = await ok(
+      this.client.GET('/gbfs/{city}/{feed}', { params: { path: { city: this.city, feed: 'vehicle_status.json' } } }),
+    );
+    this.background = gbfsVehicles(doc);
   }
 
+  /**
+   * The bookings under way and to come, each phase asked of the API (however long the history),
+   * then those that ended or were cancelled in the last day; the current ones are watched live.
+   */
   private async loadBookings(): Promise<void> {
-    const r = await ok(this.client.GET('/v1/bookings', { params: { query: { limit: '50' } } }));
-    this.bookings = r.bookings.filter((b) => Date.parse(b.to) > Date.now() - 24 * HOUR);
-    for (const b of this.bookings) this.live.subscribe(`booking:${b.id}`);
+    const list = (when: TripPhase, from?: string) =>
+      ok(
+        this.client.GET('/v1/bookings', {
+          params: { query: { when, limit: String(PAGE), ...(from ? { from } : {}) } },
+        }),
+      );
+    const [active, upcoming, recent] = await Promise.all([
+      list('active'),
+      list('upcoming'),
+      list('past', new Date(Date.now() - RECENT).toISOString()),
+    ]);
+    const current = [...active.bookings, ...upcoming.bookings];
+    const shown = new Map<string, Booking>();
+    // A booking that changed phase while the three were answered is shown once.
+    for (const b of [...current, ...recent.bookings]) if (!shown.has(b.id)) shown.set(b.id, b);
+    this.bookings = [...shown.values()];
+    this.more = active.cursor !== null || upcoming.cursor !== null;
+    for (const b of current) this.live.subscribe(`booking:${b.id}`);
   }
 
   private async loadOffers(bookingId: string): Promise<void> {
@@ -125,21 +176,16 @@ export class CustomerView {
 
   private search(): Promise<void> {
     return this.act(async () => {
+      const query: SearchQuery = {
+        from: new Date(this.from).toISOString(),
+        to: new Date(this.to).toISOString(),
+        limit: '20',
+        sort: this.near ? 'distance' : 'price',
+        ...(this.category ? { category: this.category } : {}),
+        ...(this.near ? { near: `${this.near.lat.toFixed(5)},${this.near.lng.toFixed(5)}` } : {}),
+      };
       const r = await ok(
-        this.client.GET('/v1/cities/{city}/availability', {
-          params: {
-            path: { city: this.city },
-            query: {
-              from: new Date(this.from).toISOString(),
-              to: new Date(this.to).toISOString(),
-              ...(this.category ? { category: this.category as 'sedan' } : {}),
-              ...(this.near
-                ? { near: `${this.near.lat.toFixed(5)},${this.near.lng.toFixed(5)}`, sort: 'distance' as const }
-                : { sort: 'price' as const }),
-              limit: '20',
-            },
-          },
-        }),
+        this.client.GET('/v1/cities/{city}/availability', { params: { path: { city: this.city }, query } }),
       );
       this.hits = r.vehicles;
       return `${r.vehicles.length} vehicle(s) free for that window.`;
@@ -260,8 +306,9 @@ export class CustomerView {
           ${field(
             'Category',
             html`<select @change=${(e: Event) => {
-              this.category = (e.target as HTMLSelectElement).value;
-            }}>${CATEGORIES.map((c) => html`<option value=${c} ?selected=${c === this.category}>${c || 'any'}</option>`)}</select>`,
+              const value = (e.target as HTMLSelectElement).value;
+              this.category = value === '' ? '' : memberOf(CATEGORIES, value, 'category');
+            }}>${['' as const, ...CATEGORIES].map((c) => html`<option value=${c} ?selected=${c === this.category}>${c || 'any'}</option>`)}</select>`,
           )}
           <button type="submit">Search</button>
         </form>
@@ -294,9 +341,10 @@ export class CustomerView {
                 b,
               ) => html`<tr data-booking=${b.id}><td>${b.id}</td><td class="vehicle">${b.vehicleId}</td><td>${when(b.from)} → ${when(b.to)}</td>
                 <td class="status">${b.status}</td>
-                <td>${b.status === 'confirmed' ? html`<button type="button" @click=${() => this.cancel(b.id)}>Cancel</button>` : ''}</td></tr>`,
+                <td>${CANCELLABLE.includes(b.status) ? html`<button type="button" @click=${() => this.cancel(b.id)}>Cancel</button>` : ''}</td></tr>`,
             )}</tbody>
           </table>
+          ${this.more ? html`<p class="muted">More than ${PAGE} current bookings: the first ${PAGE} of each kind are shown.</p>` : ''}
         </section>
       </main>`,
       this.el,

@@ -4,7 +4,22 @@
  * and import.
  */
 import { html, render } from 'lit';
-import { api, ApiError, Live, ok, type Client, type Session } from '../client.ts';
+import { api, liveFor, ok, type Client, type Session } from '../client.ts';
+import { parseCsv } from '../csv.ts';
+import type { Live } from '../live.ts';
+import {
+  BLOCK_REASONS,
+  CATEGORIES,
+  FUELS,
+  memberOf,
+  members,
+  TRANSMISSIONS,
+  type BlockReason,
+  type CalendarEntry,
+  type City,
+  type HostVehicle,
+  type NewVehicle,
+} from '../types.ts';
 import { timeline } from '../widgets/timeline.ts';
 import {
   field,
@@ -19,52 +34,70 @@ import {
   type Outcome,
 } from '../ui.ts';
 
-type Vehicle = {
-  id: string;
-  city: string;
-  category: string;
-  make: string;
-  model: string;
-  status: string;
-  listing: string;
-  pricePerHour: number;
-};
-type Entry = { id: string; kind: string; status: string; from: string; to?: string | null; reason?: string };
 type RowResult = { row: number; ok: boolean; text: string };
 
-const CSV_COLUMNS = [
-  'city',
-  'category',
-  'seats',
-  'make',
-  'model',
-  'transmission',
-  'fuel',
-  'lat',
-  'lng',
-  'pricePerHour',
-];
-const CATEGORIES = ['hatchback', 'sedan', 'suv', 'premium', 'luxury'];
-const FUELS = ['petrol', 'diesel', 'electric', 'hybrid', 'cng'];
+/** The columns of a CSV of vehicles: the fields of `POST /v1/vehicles`, the location as lat and lng. */
+type CsvColumn = Exclude<keyof NewVehicle, 'location'> | 'lat' | 'lng';
+const CSV_COLUMNS = members<CsvColumn>({
+  city: true,
+  category: true,
+  seats: true,
+  make: true,
+  model: true,
+  transmission: true,
+  fuel: true,
+  lat: true,
+  lng: true,
+  pricePerHour: true,
+});
+const REASON_LABEL: Record<BlockReason, string> = {
+  maintenance: 'maintenance',
+  accident: 'accident',
+  host: 'host block',
+};
+
+/**
+ * A CSV row as a batch item: every field of a new vehicle, as written (numbers read as numbers);
+ * the batch API checks each item and answers for each.
+ */
+function vehicleItem(cells: Record<string, string>): Record<keyof NewVehicle, unknown> {
+  const get = (k: CsvColumn) => cells[k] ?? '';
+  return {
+    city: get('city'),
+    category: get('category'),
+    seats: Number(get('seats')),
+    make: get('make'),
+    model: get('model'),
+    transmission: get('transmission'),
+    fuel: get('fuel'),
+    location: { lat: Number(get('lat')), lng: Number(get('lng')) },
+    pricePerHour: Number(get('pricePerHour')),
+  };
+}
 
 export class HostView {
   private readonly client: Client;
   private readonly live: Live;
   private readonly hostId: string;
-  private fleet: Vehicle[] = [];
-  private cities: { id: string; name: string; turnaroundMinutes: number }[] = [];
+  private fleet: HostVehicle[] = [];
+  private cities: City[] = [];
   private selected: string | undefined;
-  private entries: Entry[] = [];
+  private entries: CalendarEntry[] = [];
   private rows: RowResult[] = [];
   private outcome: Outcome | undefined;
 
   constructor(
     private readonly el: HTMLElement,
-    private readonly session: Session,
+    session: Session,
   ) {
     this.client = api(session);
     this.hostId = session.hostId ?? '';
-    this.live = new Live(session);
+    this.live = liveFor(session);
+    // Back after a drop: the vehicle topic resumes after its last event; the fleet is read again.
+    this.live.onResume = () =>
+      void this.act(async () => {
+        await Promise.all([this.loadFleet(), this.loadCalendar()]);
+      });
     this.live.onEvent = (topic) => {
       if (topic === `vehicle:${this.selected}`) void this.loadCalendar();
       void this.loadFleet();
@@ -129,12 +162,12 @@ export class HostView {
         this.client.POST('/v1/vehicles', {
           body: {
             city: String(f.get('city')),
-            category: String(f.get('category')) as 'sedan',
+            category: memberOf(CATEGORIES, f.get('category'), 'category'),
             seats: Number(f.get('seats')),
             make: String(f.get('make')),
             model: String(f.get('model')),
-            transmission: String(f.get('transmission')) as 'automatic',
-            fuel: String(f.get('fuel')) as 'petrol',
+            transmission: memberOf(TRANSMISSIONS, f.get('transmission'), 'gearbox'),
+            fuel: memberOf(FUELS, f.get('fuel'), 'fuel'),
             location: { lat: Number(f.get('lat')), lng: Number(f.get('lng')) },
             pricePerHour: Number(f.get('price')),
           },
@@ -146,47 +179,37 @@ export class HostView {
     });
   }
 
-  /** A CSV of vehicles (header: the batch fields) through the batch API: a result per row. */
+  /**
+   * A CSV of vehicles (csv.ts; header: the batch fields) through the batch API: a result per row,
+   * the rows the CSV itself spoils (an open quote, missing cells) among them, never sent.
+   */
   private async bulkAdd(file: File): Promise<void> {
-    const lines = (await file.text()).split(/\r?\n/).filter((l) => l.trim());
-    const header = (lines.shift() ?? '').split(',').map((h) => h.trim());
-    const missing = CSV_COLUMNS.filter((c) => !header.includes(c));
+    const table = parseCsv(await file.text());
+    const missing = CSV_COLUMNS.filter((c) => !table.header.includes(c));
     if (missing.length) {
       this.outcome = { kind: 'error', text: `The CSV lacks the columns: ${missing.join(', ')}` };
       return this.draw();
     }
-    const items = lines.map((line) => {
-      const cells = line.split(',').map((c) => c.trim());
-      const get = (k: string) => cells[header.indexOf(k)] ?? '';
-      return {
-        city: get('city'),
-        category: get('category'),
-        seats: Number(get('seats')),
-        make: get('make'),
-        model: get('model'),
-        transmission: get('transmission'),
-        fuel: get('fuel'),
-        location: { lat: Number(get('lat')), lng: Number(get('lng')) },
-        pricePerHour: Number(get('pricePerHour')),
-      };
-    });
+    const spoilt: RowResult[] = table.problems.map((p) => ({ row: p.row, ok: false, text: p.text }));
     await this.act(async () => {
-      const r = await ok(this.client.POST('/v1/vehicles/batch', { body: { items } as never }));
-      this.rows = r.results.map((x) => ({
-        row: x.index + 2,
+      const items = table.records.map((r) => vehicleItem(r.cells));
+      const r = items.length ? await ok(this.client.POST('/v1/vehicles/batch', { body: { items } })) : { results: [] };
+      const sent: RowResult[] = r.results.map((x) => ({
+        row: table.records[x.index]?.row ?? x.index + 2,
         ok: x.ok,
         text: x.ok ? `added ${x.id ?? ''}` : `${x.detail ?? 'refused'} (${x.code ?? x.status})`,
       }));
+      this.rows = [...sent, ...spoilt].sort((a, b) => a.row - b.row);
       await this.loadFleet();
-      const added = this.rows.filter((x) => x.ok).length;
-      return `${added} of ${items.length} rows added.`;
+      const added = sent.filter((x) => x.ok).length;
+      return `${added} of ${items.length + spoilt.length} rows added.`;
     });
   }
 
   private block(form: HTMLFormElement): Promise<void> {
     const f = new FormData(form);
-    const reason = String(f.get('reason')) as 'maintenance' | 'accident' | 'host';
     return this.act(async () => {
+      const reason = memberOf(BLOCK_REASONS, f.get('reason'), 'reason');
       if (!this.selected) throw new Error('Choose a vehicle first.');
       const b = await ok(
         this.client.POST('/v1/vehicles/{id}/blocks', {
@@ -232,13 +255,11 @@ export class HostView {
   private exportIcs(): Promise<void> {
     return this.act(async () => {
       if (!this.selected) return;
-      const res = await fetch(`/v1/vehicles/${this.selected}/calendar.ics`, {
-        headers: { authorization: `Bearer ${this.session.token}` },
-      });
-      if (!res.ok)
-        throw new ApiError(res.status, 'HTTP', ((await res.json()) as { detail?: string }).detail ?? res.statusText);
+      const ics = await ok(
+        this.client.GET('/v1/vehicles/{id}/calendar.ics', { params: { path: { id: this.selected } }, parseAs: 'blob' }),
+      );
       const a = document.createElement('a');
-      a.href = URL.createObjectURL(await res.blob());
+      a.href = URL.createObjectURL(ics);
       a.download = `${this.selected}.ics`;
       a.click();
       return 'Calendar exported.';
@@ -248,15 +269,16 @@ export class HostView {
   private importIcs(file: File): Promise<void> {
     return this.act(async () => {
       if (!this.selected) return;
-      const res = await fetch(`/v1/vehicles/${this.selected}/calendar`, {
-        method: 'POST',
-        headers: { authorization: `Bearer ${this.session.token}`, 'content-type': 'text/calendar' },
-        body: await file.text(),
-      });
-      const body = (await res.json()) as { detail?: string; code?: string; imported?: number; failed?: number };
-      if (!res.ok) throw new ApiError(res.status, body.code ?? 'HTTP', body.detail ?? res.statusText);
+      const r = await ok(
+        this.client.POST('/v1/vehicles/{id}/calendar', {
+          params: { path: { id: this.selected } },
+          headers: { 'content-type': 'text/calendar' },
+          body: await file.text(),
+          bodySerializer: (text) => text,
+        }),
+      );
       await this.loadCalendar();
-      return `Imported ${body.imported ?? 0} event(s) as blocks (${body.failed ?? 0} refused).`;
+      return `Imported ${r.imported} event(s) as blocks (${r.failed} refused).`;
     });
   }
 
@@ -290,7 +312,7 @@ export class HostView {
                 ${e.kind === 'block' && e.status === 'active' ? html`<button type="button" @click=${() => this.unblock(e.id)}>Unblock</button>` : ''}</li>`,
             )}</ul>
             <form class="row" @submit=${(e: SubmitEvent) => (e.preventDefault(), void this.block(e.target as HTMLFormElement))}>
-              ${field('Reason', html`<select name="reason"><option>maintenance</option><option>accident</option><option value="host">host block</option></select>`)}
+              ${field('Reason', html`<select name="reason">${BLOCK_REASONS.map((r) => html`<option value=${r}>${REASON_LABEL[r]}</option>`)}</select>`)}
               ${field('From', html`<input type="datetime-local" name="from" .value=${localInput(start)} />`)}
               ${field('To', html`<input type="datetime-local" name="to" .value=${localInput(start + 4 * HOUR)} />`)}
               <button type="submit">Block</button>
@@ -317,7 +339,7 @@ export class HostView {
             ${field('Seats', html`<input name="seats" type="number" min="1" max="60" value="5" required />`)}
             ${field('Make', html`<input name="make" required value="Toyota" />`)}
             ${field('Model', html`<input name="model" required value="Corolla" />`)}
-            ${field('Gearbox', html`<select name="transmission"><option>automatic</option><option>manual</option></select>`)}
+            ${field('Gearbox', html`<select name="transmission">${TRANSMISSIONS.map((t) => html`<option>${t}</option>`)}</select>`)}
             ${field('Fuel', html`<select name="fuel">${FUELS.map((f) => html`<option>${f}</option>`)}</select>`)}
             ${field('Latitude', html`<input name="lat" type="number" step="any" value="12.97" required />`)}
             ${field('Longitude', html`<input name="lng" type="number" step="any" value="77.59" required />`)}

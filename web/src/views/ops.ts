@@ -3,13 +3,12 @@
  * their offers, the conflict funnel, utilization over time, and the stores' health.
  */
 import { html, render } from 'lit';
-import { api, Live, ok, type Client, type OffersDoc, type Session } from '../client.ts';
+import { api, liveFor, ok, type Client, type Session } from '../client.ts';
+import type { Live } from '../live.ts';
+import { VEHICLE_STATUSES, type CityCounts, type CityVehicle, type OffersDoc, type ReserveSlot } from '../types.ts';
 import { drawUtilization } from '../widgets/chart.ts';
 import { cityMap } from '../widgets/map.ts';
 import { HOUR, outcomeOf, outcomeView, when, type Outcome } from '../ui.ts';
-
-type CityCounts = { city: string; vehicles: number; byStatus: Record<string, number> };
-const STATUSES = ['available', 'held', 'booked', 'in_trip', 'maintenance', 'accident', 'blocked', 'delisted'];
 
 export class OpsView {
   private readonly client: Client;
@@ -17,9 +16,9 @@ export class OpsView {
   private cities: CityCounts[] = [];
   private city = '';
   private feed: { topic: string; type: string; subject: string; time: string }[] = [];
-  private vehicles: { id: string; status: string; location: { lat: number; lng: number } }[] = [];
+  private vehicles: CityVehicle[] = [];
   private conflicts: OffersDoc[] = [];
-  private reserve: { vehicleId: string; category: string; area: string; hour: string }[] = [];
+  private reserve: ReserveSlot[] = [];
   private funnel: Record<string, number> = {};
   private health: Record<string, unknown> = {};
   private connected = false;
@@ -33,7 +32,9 @@ export class OpsView {
     session: Session,
   ) {
     this.client = api(session);
-    this.live = new Live(session);
+    this.live = liveFor(session);
+    // Back after a drop: the city topics resume after their last event; the figures are read again.
+    this.live.onResume = () => this.soon();
     this.live.onState = (c) => {
       this.connected = c;
       this.draw();
@@ -159,11 +160,11 @@ export class OpsView {
         <section aria-labelledby="cities-h">
           <h3 id="cities-h">Cities</h3>
           <div class="scroll" tabindex="0" role="region" aria-label="live counts per city"><table class="counts">
-            <thead><tr><th scope="col">City</th><th scope="col">Vehicles</th>${STATUSES.map((s) => html`<th scope="col">${s}</th>`)}</tr></thead>
+            <thead><tr><th scope="col">City</th><th scope="col">Vehicles</th>${VEHICLE_STATUSES.map((s) => html`<th scope="col">${s}</th>`)}</tr></thead>
             <tbody>${this.cities.map(
               (c) => html`<tr class=${c.city === this.city ? 'selected' : ''} data-city=${c.city}>
                 <th scope="row"><button type="button" class="link" @click=${() => this.pick(c.city)}>${c.city}</button></th>
-                <td>${c.vehicles}</td>${STATUSES.map((s) => html`<td data-status=${s}>${c.byStatus[s] ?? 0}</td>`)}</tr>`,
+                <td>${c.vehicles}</td>${VEHICLE_STATUSES.map((s) => html`<td data-status=${s}>${c.byStatus[s] ?? 0}</td>`)}</tr>`,
             )}</tbody>
           </table></div>
         </section>

@@ -1,7 +1,8 @@
 /** A city drawn without tiles: vehicles as points on their lat/lng, coloured by status (SVG). */
 import { html, svg, type TemplateResult } from 'lit';
+import { VEHICLE_STATUSES, type VehicleStatus } from '../types.ts';
 
-export const STATUS_COLOURS: Record<string, string> = {
+const STATUS_COLOURS: Record<VehicleStatus, string> = {
   available: '#2e7d32',
   held: '#f9a825',
   booked: '#1565c0',
@@ -11,6 +12,12 @@ export const STATUS_COLOURS: Record<string, string> = {
   blocked: '#546e7a',
   delisted: '#9e9e9e',
 };
+
+/** A vehicle status's colour (any other label: a neutral one). */
+function colourOf(status: string | undefined): string {
+  const known = VEHICLE_STATUSES.find((s) => s === status);
+  return known ? STATUS_COLOURS[known] : '#37474f';
+}
 
 export interface MapPoint {
   id: string;
@@ -58,7 +65,7 @@ export function cityMap(
       <rect width=${W} height=${H} class="map-bg"></rect>
       ${points.map(
         (p) =>
-          svg`<circle cx=${x(p.lng).toFixed(1)} cy=${y(p.lat).toFixed(1)} r="4" fill=${STATUS_COLOURS[p.status ?? ''] ?? '#37474f'}><title>${p.label ?? p.id}${p.status ? ` (${p.status})` : ''}</title></circle>`,
+          svg`<circle cx=${x(p.lng).toFixed(1)} cy=${y(p.lat).toFixed(1)} r="4" fill=${colourOf(p.status)}><title>${p.label ?? p.id}${p.status ? ` (${p.status})` : ''}</title></circle>`,
       )}
       ${
         opts.marker
@@ -68,7 +75,7 @@ export function cityMap(
     </svg>
     ${
       legend.length
-        ? html`<figcaption>${legend.map((s) => html`<span class="dot" style="background:${STATUS_COLOURS[s] ?? '#37474f'}"></span>${s} `)}</figcaption>`
+        ? html`<figcaption>${legend.map((s) => html`<span class="dot" style="background:${colourOf(s)}"></span>${s} `)}</figcaption>`
         : ''
     }
   </figure>`;
