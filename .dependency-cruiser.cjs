@@ -42,12 +42,11 @@ module.exports = {
     },
     {
       name: 'api-calls-services',
-      comment: 'Routes parse, authorise and call a service: no SQL, no Redis command, no worker in src/api.',
+      comment: 'Routes parse, authorise and call a service: no SQL, no Redis command, no worker in src/api (not even a type).',
       severity: 'error',
       from: { path: layer('api') },
       to: {
         path: ['^src/(pg|redis|workers|cli|sim)/', '^node_modules/(pg|ioredis)/'],
-        dependencyTypesNot: ['type-only'],
       },
     },
     {

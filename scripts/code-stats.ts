@@ -12,6 +12,7 @@ import { execFileSync } from 'node:child_process';
 import { readFileSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { parseSync } from '@swc/core';
+import { runStamp, writeSection } from '../src/sim/stamp.ts';
 
 const CAST_CEILING = 112;
 const NON_NULL_CEILING = 4;
@@ -223,6 +224,29 @@ const broken = [
 ];
 const rules = { filesOverLimit, sqlOutsidePg, storeImportsInApi, swallowed, ceilings: CEILINGS, broken };
 console.log(JSON.stringify({ root, byDir, total, rules }, null, 2));
+const docAt = process.argv.indexOf('--update-doc');
+if (docAt >= 0) {
+  const stamp = runStamp();
+  const listed = (xs: string[]) => (xs.length ? xs.map((x) => `\`${x}\``).join(', ') : 'none');
+  writeSection(
+    process.argv[docAt + 1] ?? 'docs/codebase.md',
+    'code-stats',
+    [
+      `\`npm run code-stats\` at commit \`${stamp.commit}\`, ${stamp.date}:`,
+      '',
+      '| rule | holds? | found |',
+      '|---|---|---|',
+      `| no file in \`src/\` over ${MAX_LINES} lines (generated code aside) | ${filesOverLimit.length ? 'no' : 'yes'} | ${listed(filesOverLimit)} |`,
+      `| no SQL outside \`src/pg\` | ${sqlOutsidePg.length ? 'no' : 'yes'} | ${listed(sqlOutsidePg)} |`,
+      `| no \`pg\` or Redis import in \`src/api\` | ${storeImportsInApi.length ? 'no' : 'yes'} | ${listed(storeImportsInApi)} |`,
+      `| no failure swallowed without a reason | ${swallowed.length ? 'no' : 'yes'} | ${listed(swallowed)} |`,
+      `| casts in \`src/\` at or under ${CEILINGS.casts} | ${src.casts > CEILINGS.casts ? 'no' : 'yes'} | ${src.casts} |`,
+      `| non-null assertions in \`src/\` at or under ${CEILINGS.nonNull} | ${src.nonNull > CEILINGS.nonNull ? 'no' : 'yes'} | ${src.nonNull} |`,
+      '',
+      `In \`test/\`: ${byDir.test?.casts ?? 0} casts, ${byDir.test?.nonNull ?? 0} non-null assertions; in \`bench/\`: ${byDir.bench?.casts ?? 0} casts, ${byDir.bench?.nonNull ?? 0}.`,
+    ].join('\n'),
+  );
+}
 if (process.argv.includes('--check')) {
   if (broken.length) {
     console.error(`code-stats: ${broken.length} house rule(s) broken (docs/codebase.md):\n  ${broken.join('\n  ')}`);
