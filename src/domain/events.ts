@@ -19,6 +19,30 @@ export interface StreamEvent {
   cmd: string;
   data: Record<string, unknown>;
   state: Record<string, unknown> | null;
+  /** Who the change was made for (absent on events written before the audit trail). */
+  actor?: EventActor;
+  /** The request that made it (`x-request-id`), when it came through the API. */
+  requestId?: string;
+  /** The W3C trace context it was made in, with tracing on. */
+  traceparent?: string;
+}
+
+/** The one who acted: a signed-in caller, or a named part of the service (`system:sweeper` ...). */
+export interface EventActor {
+  sub: string;
+  role: string;
+  hostId?: string;
+  customerId?: string;
+  /** The token's id, when it has one. */
+  jti?: string;
+}
+
+function actorOf(raw: string | undefined): EventActor | undefined {
+  if (!raw) return undefined;
+  const a = JSON.parse(raw) as Record<string, unknown>;
+  if (typeof a.sub !== 'string' || typeof a.role !== 'string') throw new Error('actor needs sub and role');
+  const text = (k: string) => (typeof a[k] === 'string' ? { [k]: a[k] as string } : {});
+  return { sub: a.sub, role: a.role, ...text('hostId'), ...text('customerId'), ...text('jti') };
 }
 
 /** A stream entry that cannot be understood: poison, never retried as infrastructure. */
@@ -56,6 +80,9 @@ export function parseStreamEntry(city: string, id: string, fields: string[]): St
       cmd: f.cmd ?? '',
       data: JSON.parse(f.data ?? '{}') as Record<string, unknown>,
       state: f.state ? (JSON.parse(f.state) as Record<string, unknown>) : null,
+      ...(f.actor ? { actor: actorOf(f.actor) } : {}),
+      ...(f.req ? { requestId: f.req } : {}),
+      ...(f.tp ? { traceparent: f.tp } : {}),
     };
   } catch (err) {
     throw new MalformedEventError(`event ${city}/${id}: ${messageOf(err)}`);

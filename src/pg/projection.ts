@@ -74,11 +74,13 @@ export async function applyEvents(
 ): Promise<void> {
   if (events.length === 0) return;
   await db.query(
-    `INSERT INTO events (city, ms, seq, type, vehicle_id, subject, version, time, status, cmd, data, state)
+    `INSERT INTO events (city, ms, seq, type, vehicle_id, subject, version, time, status, cmd, data, state,
+                         actor, actor_sub, request_id, traceparent)
      SELECT e.city, e.ms, e.seq, e.type, e.vehicle, e.subject, e.version, to_timestamp(e.time::double precision / 1000),
-            e.status, e.cmd, e.data, e.state
+            e.status, e.cmd, e.data, e.state, e.actor, e.actor->>'sub', e."requestId", e.traceparent
      FROM json_to_recordset($1::json) AS e(city text, ms bigint, seq bigint, type text, vehicle text, subject text,
-          version bigint, time bigint, status text, cmd text, data json, state json)
+          version bigint, time bigint, status text, cmd text, data json, state json, actor json, "requestId" text,
+          traceparent text)
      ON CONFLICT DO NOTHING`,
     [JSON.stringify(events)],
   );

@@ -12,6 +12,7 @@ import { describeInterval } from '../domain/calendar.ts';
 import { defaults } from '../config.ts';
 import { metrics } from '../metrics.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { contextArgument } from './call-context.ts';
 
 export type RedisConnection = Redis | Cluster;
 
@@ -110,9 +111,16 @@ export function setClockOffset(conn: RedisConnection, offsetMs: number): void {
 }
 
 /** A script's arguments on `conn`, with the clock offset of a shifted connection appended. */
+/**
+ * The script's arguments, then the call context (who acts, the request, the trace:
+ * redis/call-context.ts) and a test's clock offset: the scripts' core takes both off ARGV, clock
+ * first.
+ */
 function withClock(conn: RedisConnection, args: readonly (string | number)[]): readonly (string | number)[] {
   const offset = clockOffsets.get(conn);
-  return offset ? [...args, `clock:${offset}`] : args;
+  const ctx = contextArgument();
+  if (!offset && !ctx) return args;
+  return [...args, ...(ctx ? [ctx] : []), ...(offset ? [`clock:${offset}`] : [])];
 }
 
 let cachedSources: Map<ScriptName, string> | undefined;

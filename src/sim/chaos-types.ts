@@ -27,6 +27,8 @@ export interface ChaosOptions {
   /** Targets: the run fails (exit 1) below this availability, or when a failover window is longer. */
   minAvailability: number;
   maxFailoverWindowMs: number;
+  /** Run past `durationMs` (up to three times it) until each kind of fault was injected once. */
+  everyFault?: boolean;
 }
 
 export const DEFAULT_CHAOS: ChaosOptions = {

@@ -217,7 +217,15 @@ async function trafficUnderFaults({ o, market, faults, inject, rand, log, starte
   const order = [...o.faults].sort(() => rand() - 0.5);
   let injecting: Promise<void> | undefined;
   let lastTrip = started;
-  while (Date.now() - started < o.durationMs) {
+  // With `everyFault`, the run goes on past its duration (up to three times it) until each kind of
+  // fault was injected once: on a loaded machine a fault and its repair take longer.
+  const allInjected = () => new Set(faults.map((f) => f.kind)).size >= new Set(o.faults).size;
+  const goOn = () => {
+    const elapsed = Date.now() - started;
+    if (elapsed < o.durationMs) return true;
+    return !!o.everyFault && !allInjected() && elapsed < 3 * o.durationMs;
+  };
+  while (goOn()) {
     const now = Date.now();
     due += (o.rate * 10) / 1000;
     while (due >= 1) {

@@ -22,6 +22,7 @@ import type { RedisConnection } from '../redis/scripts.ts';
 import type { FailoverCause, VerificationReport } from '../services/failover.ts';
 import { messageOf } from '../domain/errors.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { systemActor, withCallContext } from '../redis/call-context.ts';
 
 export interface FailoverMonitorOptions {
   everyMs?: number;
@@ -54,7 +55,8 @@ export class FailoverMonitor {
   }
 
   start(): void {
-    this.loop = (async () => {
+    // What a verification restores or conflicts is recorded as the failover's (the audit trail).
+    this.loop = withCallContext({ actor: systemActor('failover') }, async () => {
       while (!this.stopped) {
         try {
           await this.check();
@@ -63,7 +65,7 @@ export class FailoverMonitor {
         }
         await sleep(this.opts.everyMs ?? defaults.FAILOVER_CHECK_MS);
       }
-    })();
+    });
   }
 
   async stop(): Promise<void> {
@@ -75,7 +77,7 @@ export class FailoverMonitor {
   /** Verifies `city` (now, or after the verification under way). */
   schedule(city: string, cause: FailoverCause): void {
     this.pending.set(city, cause);
-    this.draining = this.draining.then(() => this.drain());
+    this.draining = this.draining.then(() => withCallContext({ actor: systemActor('failover') }, () => this.drain()));
   }
 
   /** Resolves once every scheduled verification has run. */

@@ -17,6 +17,7 @@ import { metrics } from '../metrics.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import type { LateReturnWatch } from '../services/late-returns.ts';
 import type { ReservePlanner } from '../services/reserve.ts';
+import { systemActor, withCallContext } from '../redis/call-context.ts';
 
 export const RESOLVER_GROUP = 'conflict-resolver';
 
@@ -93,13 +94,16 @@ export class ConflictWorker {
   }
 
   start(): void {
-    // Each loop handles its own errors; this catch is the last guard, so a bug logs instead of
-    // ending the process through an unhandled rejection.
-    this.reader.start();
-    this.loop = Promise.all([this.lapse(), this.validate(), this.watchLateReturns(), this.keepReserve()]).then(
-      () => undefined,
-      (err: unknown) => this.o.log?.error({ err }, 'the conflict resolver stopped on an error'),
-    );
+    // Every change the resolver makes is recorded as its own (the audit trail).
+    withCallContext({ actor: systemActor('resolver') }, () => {
+      // Each loop handles its own errors; this catch is the last guard, so a bug logs instead of
+      // ending the process through an unhandled rejection.
+      this.reader.start();
+      this.loop = Promise.all([this.lapse(), this.validate(), this.watchLateReturns(), this.keepReserve()]).then(
+        () => undefined,
+        (err: unknown) => this.o.log?.error({ err }, 'the conflict resolver stopped on an error'),
+      );
+    });
   }
 
   async stop(): Promise<void> {

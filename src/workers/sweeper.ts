@@ -5,6 +5,7 @@
  */
 import type { Logger } from 'pino';
 import type { Inventory } from '../services/inventory.ts';
+import { systemActor, withCallContext } from '../redis/call-context.ts';
 
 /** One pass over every city: drain each city's due vehicles batch by batch. */
 export async function sweepAllCities(inventory: Inventory, batch = 200, shouldStop: () => boolean = () => false) {
@@ -54,7 +55,9 @@ export function startSweeper(
   let running: Promise<unknown> = Promise.resolve();
   let lastTrim = 0;
 
-  const sweepOnce = () => sweepAllCities(inventory, batch, () => stopped);
+  // Holds that lapse and trips that move with the clock are the sweeper's doing (the audit trail).
+  const sweepOnce = () =>
+    withCallContext({ actor: systemActor('sweeper') }, () => sweepAllCities(inventory, batch, () => stopped));
   const maybeTrim = async () => {
     if (!opts.trim || stopped || Date.now() - lastTrim < opts.trim.everyMs) return;
     lastTrim = Date.now();

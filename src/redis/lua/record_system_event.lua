@@ -11,5 +11,5 @@
 ]]
 if string.sub(ARGV[1], 1, 7) ~= 'system.' then fail('VALIDATION', { field = 'type' }) end
 cjson.decode(ARGV[3])
-return redis.call('XADD', KEYS[1], '*', 'type', ARGV[1], 'city', ARGV[2], 'vehicle', '-', 'subject', '',
-  'version', 0, 'time', NOW, 'status', '', 'cmd', ARGV[4], 'data', ARGV[3])
+return redis.call('XADD', KEYS[1], '*', unpack(context_fields({ 'type', ARGV[1], 'city', ARGV[2], 'vehicle', '-',
+  'subject', '', 'version', 0, 'time', NOW, 'status', '', 'cmd', ARGV[4], 'data', ARGV[3] })))

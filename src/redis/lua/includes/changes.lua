@@ -197,10 +197,10 @@ local function commit(ctx, shared)
     local state = ev[4] or ctx.by_id[ev[2]]
     local state_json
     if state then state_json = cjson.encode(state) else state_json = cjson.encode(vstate) end
-    ids[#ids + 1] = redis.call('XADD', shared.events, '*',
+    ids[#ids + 1] = redis.call('XADD', shared.events, '*', unpack(context_fields({
       'type', ev[1], 'city', shared.city, 'vehicle', ctx.vid, 'subject', ev[2],
       'version', v.version, 'time', NOW, 'status', status, 'cmd', shared.cmd, 'data', cjson.encode(ev[3]),
-      'state', state_json)
+      'state', state_json })))
   end
   ctx.old_status = status
   ctx.old_category = v.category

@@ -41,6 +41,29 @@ local CLOCK_OFFSET_MS = 0
 if #ARGV > 0 and string.sub(ARGV[#ARGV], 1, 6) == 'clock:' then
   CLOCK_OFFSET_MS = tonumber(string.sub(table.remove(ARGV), 7))
 end
+-- Who the change is made for, in which request and trace (src/redis/call-context.ts): an optional
+-- argument `ctx:<json>` before the clock's, taken off ARGV the same way; its fields go into every
+-- event the script appends (`actor`, `req`, `tp`).
+local CALL_CTX = {}
+if #ARGV > 0 and string.sub(ARGV[#ARGV], 1, 4) == 'ctx:' then
+  CALL_CTX = cjson.decode(string.sub(table.remove(ARGV), 5))
+end
+-- The event fields of the call context, to append to an XADD's field list.
+local function context_fields(fields)
+  if CALL_CTX.actor then
+    fields[#fields + 1] = 'actor'
+    fields[#fields + 1] = cjson.encode(CALL_CTX.actor)
+  end
+  if CALL_CTX.req then
+    fields[#fields + 1] = 'req'
+    fields[#fields + 1] = tostring(CALL_CTX.req)
+  end
+  if CALL_CTX.tp then
+    fields[#fields + 1] = 'tp'
+    fields[#fields + 1] = tostring(CALL_CTX.tp)
+  end
+  return fields
+end
 local NOW
 do
   local t = redis.call('TIME')
