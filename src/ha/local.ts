@@ -313,7 +313,10 @@ export async function haUp(opts: HaOptions): Promise<HaLayout> {
     for (const s of sentinels) await startSentinel(s, nodes[0]!.port, opts.downAfterMs ?? 1_000);
     await sentinelsAgree(sentinels, replicas);
     if (pgPorts)
-      layout.pg = { ...(await startPostgres(dir, pgPorts[0], pgPorts[1], !opts.basePort)), database: opts.database ?? 'fleet' };
+      layout.pg = {
+        ...(await startPostgres(dir, pgPorts[0], pgPorts[1], !opts.basePort)),
+        database: opts.database ?? 'fleet',
+      };
   } catch (err) {
     await haDown(dir, layout).catch(() => undefined);
     throw err;
