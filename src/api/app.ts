@@ -41,7 +41,7 @@ import { marketRoutes } from './routes/market.ts';
 import { tripListRoutes } from './routes/trips.ts';
 import { regionRoutes, routeToRegions } from './routes/regions.ts';
 import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.ts';
-import { LiveHub } from './live.ts';
+import { LiveHub } from './live/hub.ts';
 import type { App, AppDeps, HttpLimits } from './types.ts';
 
 export type { App, AppDeps } from './types.ts';

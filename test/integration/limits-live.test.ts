@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import type { Redis } from 'ioredis';
 import { buildApp, type App } from '../../src/api/app.ts';
-import { CLOSE_POLICY, CLOSE_SLOW, type LiveOptions } from '../../src/api/live.ts';
+import { CLOSE_POLICY, CLOSE_SLOW, type LiveOptions } from '../../src/api/live/protocol.ts';
 import { authenticator } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
 import { Inventory } from '../../src/services/inventory.ts';

@@ -1,7 +1,7 @@
-/** `GET /v1/live` as a plain request: the WebSocket is answered on the raw server (live.ts); this documents it. */
+/** `GET /v1/live` as a plain request: the WebSocket is answered on the raw server (live/hub.ts); this documents it. */
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { DomainError } from '../../domain/errors.ts';
-import { LIVE_PATH } from '../live.ts';
+import { LIVE_PATH } from '../live/protocol.ts';
 import type { AppDeps } from '../types.ts';
 
 export const liveRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app) => {
