@@ -13,22 +13,31 @@ import { DomainError } from '../domain/errors.ts';
 import type { Vehicle } from '../domain/vehicle.ts';
 import type { Actor, Role, Scope } from './auth.ts';
 
-export function requireRole(actor: Actor, ...roles: Role[]): void {
-  if (!roles.includes(actor.role))
+/** An actor of one of these roles. */
+export type ActorOf<R extends Role> = Extract<Actor, { role: R }>;
+
+/** Refuses a role that may never do this (403); past it, the actor is known to be one of `roles`. */
+export function requireRole<R extends Role>(actor: Actor, ...roles: R[]): asserts actor is ActorOf<R> {
+  if (!roles.some((r) => r === actor.role))
     throw new DomainError('FORBIDDEN', `role ${actor.role} may not do this`, { role: actor.role, allowed: roles });
 }
 
-export const isStaff = (actor: Actor) => actor.role === 'ops' || actor.role === 'admin';
+export const isStaff = (actor: Actor): actor is ActorOf<'ops' | 'admin'> =>
+  actor.role === 'ops' || actor.role === 'admin';
+
+/** The cities a caller may see, or undefined for every city (only ops tokens are limited to cities). */
+export const citiesOf = (actor: Actor): ReadonlySet<string> | undefined =>
+  actor.role === 'ops' ? actor.cities : undefined;
+
+/** Whether the city is one the caller may see (every city, unless its token names some). */
+export const seesCity = (actor: Actor, city: string): boolean => citiesOf(actor)?.has(city) ?? true;
 
 /** Staff, in this city: ops limited to cities cover only those. */
-export const staffIn = (actor: Actor, city: string) => isStaff(actor) && (actor.cities?.has(city) ?? true);
-
-/** The cities a caller may see, or undefined for every city. */
-export const citiesOf = (actor: Actor): ReadonlySet<string> | undefined => actor.cities;
+export const staffIn = (actor: Actor, city: string) => isStaff(actor) && seesCity(actor, city);
 
 /** A city outside the caller's cities is, to them, a city that does not exist. */
 export function requireCity(actor: Actor, city: string): void {
-  if (actor.cities && !actor.cities.has(city)) throw notFound('city', city);
+  if (!seesCity(actor, city)) throw notFound('city', city);
 }
 
 /** A token narrowed by `scope` must carry this one; a token without `scope` has all of its role's. */

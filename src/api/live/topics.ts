@@ -11,7 +11,7 @@ import { parseId } from '../../domain/ids.ts';
 import type { Inventory } from '../../services/inventory.ts';
 import type { RegionMap } from '../../services/regions.ts';
 import type { Actor } from '../auth.ts';
-import { canSeeTrip, isStaff, mayManageVehicle } from '../authorize.ts';
+import { canSeeTrip, citiesOf, isStaff, mayManageVehicle, seesCity } from '../authorize.ts';
 
 export interface Topic {
   name: string;
@@ -48,13 +48,13 @@ export class TopicPolicy {
       new DomainError('FORBIDDEN', `${actor.role} ${actor.id} may not watch ${name}`, { topic: name });
     switch (kind) {
       case 'city':
-        if (!isStaff(actor) || (actor.cities && !actor.cities.has(id))) throw forbidden();
+        if (!isStaff(actor) || !seesCity(actor, id)) throw forbidden();
         if (!this.inventory.cities.get(id))
           throw new DomainError('NOT_FOUND', `city ${id} not found`, { entity: 'city', id });
         return { name, kind, id, city: id };
       case 'host':
         // A host's fleet spans cities: staff limited to some cities watch it city by city instead.
-        if (!(isStaff(actor) && !actor.cities) && !(actor.role === 'host' && actor.hostId === id)) throw forbidden();
+        if (!(isStaff(actor) && !citiesOf(actor)) && !(actor.role === 'host' && actor.hostId === id)) throw forbidden();
         return { name, kind, id };
       case 'vehicle': {
         if (parseId(id)?.kind !== 'vehicle')

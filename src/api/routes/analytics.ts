@@ -18,7 +18,7 @@ import {
 } from '../../services/analytics.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { citiesOf, requireCity, requireHostScope, requireRole } from '../authorize.ts';
+import { citiesOf, requireCity, requireHostScope, requireRole, seesCity } from '../authorize.ts';
 import type { Actor } from '../auth.ts';
 import { IsoTime, toMs } from '../schemas.ts';
 
@@ -357,8 +357,7 @@ export const citiesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
       requireRole(request.actor, 'ops', 'admin');
       const cities = [];
       for (const c of deps.inventory.cities.all())
-        if (!request.actor.cities || request.actor.cities.has(c.id))
-          cities.push({ city: c.id, ...(await readCityCounts(deps.redis, c.id)) });
+        if (seesCity(request.actor, c.id)) cities.push({ city: c.id, ...(await readCityCounts(deps.redis, c.id)) });
       return { cities };
     },
   );
@@ -497,7 +496,7 @@ export const incentivesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asy
       });
       const all = cached(reply, answer, 60_000);
       // Staff limited to cities see theirs only.
-      return { ...all, learned: all.learned.filter((x) => !request.actor.cities || request.actor.cities.has(x.city)) };
+      return { ...all, learned: all.learned.filter((x) => seesCity(request.actor, x.city)) };
     },
   );
 };

@@ -96,15 +96,12 @@ export const batchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
       },
     },
     async (request) => {
-      requireRole(request.actor, 'host');
+      const { actor } = request;
+      requireRole(actor, 'host');
       // A batch costs what its items cost: one unit of the caller's budget each (the request paid one).
       await request.charge(request.body.items.length - 1);
       return runItems(request, VehicleCreate, request.body.items, async ({ city, ...spec }, i) => {
-        const r = await inventory.createVehicle(
-          city,
-          { ...spec, hostId: request.actor.hostId! },
-          itemOptions(request, i),
-        );
+        const r = await inventory.createVehicle(city, { ...spec, hostId: actor.hostId }, itemOptions(request, i));
         return { id: r.vehicleId, status: 201 };
       });
     },

@@ -6,7 +6,7 @@ import { bookingFromHistory } from '../../services/trips.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { canSeeTrip, customerScope, isStaff, notFound, requireCity, requireRole } from '../authorize.ts';
+import { canSeeTrip, citiesOf, customerScope, isStaff, notFound, requireCity, requireRole } from '../authorize.ts';
 import {
   Booking,
   BookingRequest,
@@ -82,7 +82,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
-      if (request.actor.cities) requireCity(request.actor, (await inventory.locate(request.params.id, 'hold')).city);
+      if (citiesOf(request.actor)) requireCity(request.actor, (await inventory.locate(request.params.id, 'hold')).city);
       const r = await inventory.releaseHold(request.params.id, customerScope(request.actor), commandOptions(request));
       return holdOut(r.hold, (await inventory.locate(request.params.id, 'hold')).vehicleId);
     },

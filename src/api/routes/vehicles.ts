@@ -88,11 +88,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
     async (request, reply) => {
       requireRole(request.actor, 'host');
       const { city, ...spec } = request.body;
-      const r = await inventory.createVehicle(
-        city,
-        { ...spec, hostId: request.actor.hostId! },
-        commandOptions(request),
-      );
+      const r = await inventory.createVehicle(city, { ...spec, hostId: request.actor.hostId }, commandOptions(request));
       return reply.code(201).send(vehicleOut((await inventory.getVehicleState(r.vehicleId)).vehicle));
     },
   );

@@ -8,6 +8,7 @@ import { DomainError } from '../../domain/errors.ts';
 import type { StoredSubscription } from '../../services/webhooks.ts';
 import type { WebhookDesk, WebhookOwner } from '../../services/webhooks.ts';
 import type { Actor } from '../auth.ts';
+import { citiesOf } from '../authorize.ts';
 import { IdParams } from '../schemas.ts';
 import type { AppDeps } from '../types.ts';
 
@@ -43,12 +44,15 @@ const out = (s: StoredSubscription) => ({
   ...(s.disabledAt ? { disabledAt: new Date(s.disabledAt).toISOString() } : {}),
 });
 
-const ownerOf = (a: Actor): WebhookOwner => ({
-  id: a.id,
-  role: a.role,
-  ...(a.hostId ? { hostId: a.hostId } : {}),
-  ...(a.cities ? { cities: a.cities } : {}),
-});
+const ownerOf = (a: Actor): WebhookOwner => {
+  const cities = citiesOf(a);
+  return {
+    id: a.id,
+    role: a.role,
+    ...(a.role === 'host' ? { hostId: a.hostId } : {}),
+    ...(cities ? { cities } : {}),
+  };
+};
 
 const config = { scope: 'webhooks:manage' } as const;
 
