@@ -18,11 +18,11 @@ import {
 } from '../../services/analytics.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { citiesOf, requireCity, requireHostScope, requireRole, seesCity } from '../authorize.ts';
+import { citiesOf, requireHostScope, requireRole, seesCity } from '../authorize.ts';
 import type { Actor } from '../auth.ts';
 import { IsoTime, toMs } from '../schemas.ts';
+import { needs, problem, READ_PROBLEMS, visibleCity, type With } from '../route-kit.ts';
 
-const problem = { $ref: 'Problem#' } as const;
 const Counts = Type.Record(Type.String(), Type.Integer());
 
 /** How long a utilization answer is reused (and the `Cache-Control: max-age` it is sent with). */
@@ -228,17 +228,7 @@ function cached<T>(reply: FastifyReply, answer: { value: T; hit: boolean; ageMs:
 }
 
 /** PostgreSQL for the analytics: the read replica when one is configured, else the primary. */
-function analyticsDb({ pool, replicaPool }: AppDeps, what: string) {
-  const db = replicaPool ?? pool;
-  if (!db) throw new DomainError('UNAVAILABLE', `${what} needs PostgreSQL, and none is configured in this process`);
-  return db;
-}
-
-function servedCity({ inventory }: AppDeps, city: string, actor: Actor): void {
-  if (!inventory.cities.get(city))
-    throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-  requireCity(actor, city);
-}
+const analyticsDb = ({ pool, replicaPool }: With<'pool'>) => replicaPool ?? pool;
 
 /** Whose fleet an analytics answer covers: staff choose (or all); a host always its own. */
 function analyticsHost(actor: Actor, asked: string | undefined): string | undefined {
@@ -249,7 +239,7 @@ function analyticsHost(actor: Actor, asked: string | undefined): string | undefi
 }
 
 /** How conflicts ended, per city and host (PostgreSQL, cached). */
-export const conflictsAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+export const conflictsAnalyticsRoutes = needs('conflict analytics', ['pool'], async (app, deps) => {
   const conflictsCache = new AnswerCache<ConflictsAnswerT>(CONFLICTS_CACHE_TTL_MS, CONFLICTS_CACHE_MAX_ENTRIES);
   app.get(
     '/v1/analytics/conflicts',
@@ -262,16 +252,16 @@ export const conflictsAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asyn
         description:
           'Conflicts whose booking became conflicted in [from, to), optionally of one city and/or one host (the host of the original, displaced vehicle); totals, per city and per host. Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time. See docs/conflicts.md, "Tracking".',
         querystring: ConflictsQuery,
-        response: { 200: ConflictsAnswer, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+        response: { 200: ConflictsAnswer, ...READ_PROBLEMS },
       },
     },
     async (request, reply) => {
       const { city } = request.query;
       const hostId = analyticsHost(request.actor, request.query.hostId);
       const { from, to } = windowOf(request.query);
-      if (city !== undefined) servedCity(deps, city, request.actor);
+      if (city !== undefined) visibleCity(deps, request.actor, city);
       const cities = city === undefined ? citiesOf(request.actor) : undefined;
-      const db = analyticsDb(deps, 'conflict analytics');
+      const db = analyticsDb(deps);
       const q = {
         from,
         to,
@@ -285,10 +275,10 @@ export const conflictsAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asyn
       return cached(reply, answer, CONFLICTS_CACHE_TTL_MS);
     },
   );
-};
+});
 
 /** Utilization over time (PostgreSQL, cached). */
-export const utilizationAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+export const utilizationAnalyticsRoutes = needs('utilization', ['pool'], async (app, deps) => {
   const cache = new AnswerCache<UtilizationT>(UTILIZATION_CACHE_TTL_MS, UTILIZATION_CACHE_MAX_ENTRIES);
   app.get(
     '/v1/analytics/utilization',
@@ -300,7 +290,7 @@ export const utilizationAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = as
         description:
           'Buckets are whole UTC hours or days covering [from, to). Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time.',
         querystring: UtilizationQuery,
-        response: { 200: Utilization, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+        response: { 200: Utilization, ...READ_PROBLEMS },
       },
     },
     async (request, reply) => {
@@ -317,15 +307,15 @@ export const utilizationAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = as
           `at most ${max} ${granularity} buckets per request (asked for ${buckets})`,
           { buckets, max },
         );
-      servedCity(deps, city, request.actor);
-      const db = analyticsDb(deps, 'utilization');
+      visibleCity(deps, request.actor, city);
+      const db = analyticsDb(deps);
       const answer = await cache.get(`${city}|${from}|${to}|${granularity}|${hostId ?? ''}`, () =>
         computeUtilization(db, city, { from, to, granularity, first, buckets, ...(hostId ? { hostId } : {}) }),
       );
       return cached(reply, answer, UTILIZATION_CACHE_TTL_MS);
     },
   );
-};
+});
 
 /** Live counts per city, from the exact Redis counters. */
 export const citiesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
@@ -417,7 +407,7 @@ const CityForecast = Type.Object({
 });
 
 /** Predicted utilization, shortfalls and suggested fleet moves (PostgreSQL history, cached 5 min). */
-export const forecastAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+export const forecastAnalyticsRoutes = needs('forecasts', ['forecasts'], async (app, deps) => {
   app.get(
     '/v1/analytics/forecast',
     {
@@ -437,19 +427,17 @@ export const forecastAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async
           },
           { additionalProperties: false },
         ),
-        response: { 200: CityForecast, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+        response: { 200: CityForecast, ...READ_PROBLEMS },
       },
     },
     async (request) => {
       requireRole(request.actor, 'ops', 'admin');
       const { city } = request.query;
-      servedCity(deps, city, request.actor);
-      if (!deps.forecasts)
-        throw new DomainError('UNAVAILABLE', 'forecasts need PostgreSQL, and none is configured in this process');
+      visibleCity(deps, request.actor, city);
       return await deps.forecasts.get(city, Number(request.query.horizonHours ?? 24));
     },
   );
-};
+});
 
 const Learned = Type.Object({
   enabled: Type.Boolean(),
@@ -473,7 +461,7 @@ const Learned = Type.Object({
 });
 
 /** What the learning offer policy has learnt (PostgreSQL's offers and conflicts; cached a minute). */
-export const incentivesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+export const incentivesAnalyticsRoutes = needs('incentive analytics', ['pool'], async (app, deps) => {
   const cache = new AnswerCache<Static<typeof Learned>>(60_000, 4);
   app.get(
     '/v1/analytics/incentives',
@@ -482,12 +470,12 @@ export const incentivesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asy
       schema: {
         tags: ['analytics'],
         summary: 'What the learning offer policy has learnt: conversion per credit level, city and kind of alternative',
-        response: { 200: Learned, 401: problem, 403: problem, 503: problem },
+        response: { 200: Learned, 401: problem, 403: problem },
       },
     },
     async (request, reply) => {
       requireRole(request.actor, 'ops', 'admin');
-      const db = analyticsDb(deps, 'incentive analytics');
+      const db = analyticsDb(deps);
       const config = deps.config ?? defaults;
       const answer = await cache.get('all', async () => {
         const learner = new IncentiveLearner(db, learningPolicy(config));
@@ -499,4 +487,4 @@ export const incentivesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asy
       return { ...all, learned: all.learned.filter((x) => seesCity(request.actor, x.city)) };
     },
   );
-};
+});

@@ -12,8 +12,8 @@ import { isStaff, requireRole, requireVehicleManager } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { BlockCreate, EntityId, VehicleCreate, blockOut, toMs } from '../schemas.ts';
 import { IdempotencyHeaders, commandOptions } from './bookings.ts';
+import { problem } from '../route-kit.ts';
 
-const problem = { $ref: 'Problem#' } as const;
 export const MAX_BATCH = 1000;
 
 const ItemResult = Type.Object({

@@ -5,6 +5,7 @@ import type { CommandOptions, Inventory } from '../../services/inventory.ts';
 import { bookingFromHistory } from '../../services/trips.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { COMMAND_PROBLEMS } from '../route-kit.ts';
 import type { AppDeps } from '../types.ts';
 import { canSeeTrip, citiesOf, customerScope, isStaff, notFound, requireCity, requireRole } from '../authorize.ts';
 import {
@@ -20,17 +21,6 @@ import {
   toMs,
 } from '../schemas.ts';
 
-const problem = { $ref: 'Problem#' } as const;
-const errors = {
-  400: problem,
-  401: problem,
-  403: problem,
-  404: problem,
-  409: problem,
-  410: problem,
-  422: problem,
-  429: problem,
-};
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' })),
 });
@@ -56,7 +46,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         summary: 'Hold a vehicle for checkout',
         headers: IdempotencyHeaders,
         body: HoldRequest,
-        response: { 201: Hold, ...errors },
+        response: { 201: Hold, ...COMMAND_PROBLEMS },
       },
     },
     async (request, reply) => {
@@ -78,7 +68,12 @@ export const holdRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
     '/v1/holds/:id',
     {
       config: { scope: 'bookings:write' },
-      schema: { tags: ['holds'], summary: 'Release a hold', params: IdParams, response: { 200: Hold, ...errors } },
+      schema: {
+        tags: ['holds'],
+        summary: 'Release a hold',
+        params: IdParams,
+        response: { 200: Hold, ...COMMAND_PROBLEMS },
+      },
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
@@ -100,7 +95,7 @@ export const bookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         summary: 'Book a vehicle, directly or from a hold',
         headers: IdempotencyHeaders,
         body: BookingRequest,
-        response: { 201: Booking, ...errors },
+        response: { 201: Booking, ...COMMAND_PROBLEMS },
       },
     },
     async (request, reply) => {
@@ -138,7 +133,7 @@ export const bookingRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { i
         tags: ['bookings'],
         summary: 'A booking (past ones trimmed from Redis are read from PostgreSQL)',
         params: IdParams,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
     },
     async (request) => {
@@ -171,7 +166,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         params: IdParams,
         headers: IdempotencyHeaders,
         body: CancelRequest,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
       // The body is optional: an empty one means no reason given.
       preValidation: async (request) => {
@@ -201,7 +196,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         summary: 'Start the trip (pickup)',
         params: IdParams,
         headers: IdempotencyHeaders,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
     },
     async (request) => {
@@ -220,7 +215,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         summary: 'Complete the trip (return): early, on time or late',
         params: IdParams,
         headers: IdempotencyHeaders,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
     },
     async (request) => {
@@ -240,7 +235,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         params: IdParams,
         headers: IdempotencyHeaders,
         body: ExtendRequest,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
     },
     async (request) => {

@@ -14,8 +14,7 @@ import type { Inventory } from '../../services/inventory.ts';
 import { isStaff, requireRole, requireVehicleManager } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { CalendarQuery, IdParams, toMs } from '../schemas.ts';
-
-const problem = { $ref: 'Problem#' } as const;
+import { problem } from '../route-kit.ts';
 
 const ImportResult = Type.Object({
   uid: Type.String(),

@@ -12,8 +12,7 @@ import { parseId } from '../../domain/ids.ts';
 import { publishServedBy, type RegionMap } from '../../services/regions.ts';
 import { requireAdmin } from '../authorize.ts';
 import type { AppDeps } from '../types.ts';
-
-const problem = { $ref: 'Problem#' } as const;
+import { problem } from '../route-kit.ts';
 
 const ServedBy = Type.Object({
   region: Type.String(),

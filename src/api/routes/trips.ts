@@ -6,7 +6,6 @@
 import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { defaults } from '../../config.ts';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BOOKING_STATUSES, TRIP_PHASES, type BookingStatus, type TripPhase } from '../../domain/calendar.ts';
 import { DomainError } from '../../domain/errors.ts';
 import { pageAcrossRegions, REGION_SCOPE_HEADER, type AcrossRegions } from '../../services/regions.ts';
@@ -14,10 +13,8 @@ import { TripLists, type TripFilter } from '../../services/trips.ts';
 import type { Actor } from '../auth.ts';
 import { citiesOf, requireHostScope, requireRole } from '../authorize.ts';
 import { Booking, Hold, HostParams, IsoTime, bookingOut, holdOut, toMs } from '../schemas.ts';
+import { needs, READ_PROBLEMS } from '../route-kit.ts';
 import type { AppDeps } from '../types.ts';
-
-const problem = { $ref: 'Problem#' } as const;
-const errors = { 400: problem, 401: problem, 403: problem, 404: problem, 503: problem };
 
 const ListQuery = Type.Object(
   {
@@ -111,13 +108,8 @@ const scopeOf = (actor: Actor) => {
   return cities ? { cities } : {};
 };
 
-export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
-  const { readModel, pool } = deps;
-  const lists = readModel ? new TripLists(readModel, pool) : undefined;
-  const need = () => {
-    if (!lists) throw new DomainError('UNAVAILABLE', 'lists need the read model, not enabled in this process');
-    return lists;
-  };
+export const tripListRoutes = needs('lists', ['readModel'], async (app, deps) => {
+  const lists = new TripLists(deps.readModel, deps.pool);
 
   app.get(
     '/v1/bookings',
@@ -127,7 +119,7 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, de
         tags: ['bookings'],
         summary: "The caller's bookings (staff: any customer's), upcoming and past, in start order",
         querystring: CustomerListQuery,
-        response: { 200: BookingList, ...errors },
+        response: { 200: BookingList, ...READ_PROBLEMS },
       },
     },
     async (request) => {
@@ -137,7 +129,7 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, de
       if (actor.role === 'customer' && request.query.customerId !== undefined && request.query.customerId !== actor.id)
         throw new DomainError('FORBIDDEN', 'a customer lists only its own bookings', { field: 'customerId' });
       const limit = Number(request.query.limit ?? 50);
-      const local = need()
+      const local = lists
         .bookings(
           { ...filterOf(request.query), ...(customerId !== undefined ? { customerId } : {}), ...scopeOf(actor) },
           { limit, ...(request.query.cursor ? { cursor: request.query.cursor } : {}) },
@@ -157,13 +149,13 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, de
         summary: "The trips on a host's vehicles, upcoming, active and past, in start order",
         params: HostParams,
         querystring: ListQuery,
-        response: { 200: BookingList, ...errors },
+        response: { 200: BookingList, ...READ_PROBLEMS },
       },
     },
     async (request) => {
       requireHostScope(request.actor, request.params.hostId);
       const limit = Number(request.query.limit ?? 50);
-      const local = need()
+      const local = lists
         .bookings(
           { ...filterOf(request.query), hostId: request.params.hostId, ...scopeOf(request.actor) },
           { limit, ...(request.query.cursor ? { cursor: request.query.cursor } : {}) },
@@ -181,12 +173,15 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, de
       schema: {
         tags: ['holds'],
         summary: "The caller's live holds, soonest first",
-        response: { 200: Type.Object({ holds: Type.Array(Hold), regionsUnavailable: RegionsUnavailable }), ...errors },
+        response: {
+          200: Type.Object({ holds: Type.Array(Hold), regionsUnavailable: RegionsUnavailable }),
+          ...READ_PROBLEMS,
+        },
       },
     },
     async (request) => {
       requireRole(request.actor, 'customer');
-      const local = need()
+      const local = lists
         .holds(request.actor.id)
         .then((holds) => ({ items: holds.map((h) => holdOut(h.hold, h.vehicleId)), cursor: null }));
       const holdsOf = (body: unknown) => ({ items: (body as { holds?: HoldOut[] }).holds ?? [], cursor: null });
@@ -200,4 +195,4 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, de
       return { holds: page.items, ...unavailable(page) };
     },
   );
-};
+});

@@ -22,8 +22,7 @@ import {
   vehicleOut,
 } from '../schemas.ts';
 import { IdempotencyHeaders, commandOptions } from './bookings.ts';
-
-const problem = { $ref: 'Problem#' } as const;
+import { problem } from '../route-kit.ts';
 
 export const vehicleRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
   app.get(
