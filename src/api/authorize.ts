@@ -1,5 +1,6 @@
 /**
- * Who may touch what — one rule, in one place (docs/api.md, "Authorization"):
+ * Who may touch what — one rule, in one place (docs/api.md, "Authorization"); routes and the
+ * WebSocket hub call these, and hold no rule of their own:
  * - a role that may never use a route is refused with 403 FORBIDDEN (`requireRole`);
  * - a resource of another tenant answers 404 NOT_FOUND, exactly as a missing one would, so ids of
  *   others are never confirmed: another customer's booking, another host's vehicle, calendar,
@@ -7,7 +8,9 @@
  * Staff (ops, admin) see and manage everything, except that ops whose token names `cities` see
  * only those: another city's resources are another tenant's (404). On top of the role, a token
  * that carries `scope` may use only the routes of those scopes (403, `requireScope`); admin alone
- * reads the configuration and manages every webhook (`requireAdmin`).
+ * reads the configuration and manages every webhook (`requireAdmin`). The rules of particular
+ * moves follow at the end: who writes the past, clears an accident, forces an extension, whose
+ * bookings a list or an analytics answer covers, what a cancellation is put down to.
  */
 import { DomainError } from '../domain/errors.ts';
 import type { Vehicle } from '../domain/vehicle.ts';
@@ -89,3 +92,60 @@ export function notFound(kind: string, id: string): DomainError {
 
 /** The customer scope a script should enforce: the customer's own id, or any (staff, host). */
 export const customerScope = (actor: Actor) => (actor.role === 'customer' ? actor.id : undefined);
+
+/** A trip the caller may see (`canSeeTrip`); anyone else is told it does not exist. */
+export function requireTripViewer(
+  actor: Actor,
+  trip: { id: string; customerId: string },
+  vehicle: Pick<Vehicle, 'hostId' | 'city'>,
+  what = 'booking',
+): void {
+  if (!canSeeTrip(actor, trip, vehicle)) throw notFound(what, trip.id);
+}
+
+/**
+ * A conflicted booking's offers: whoever may see the booking, judged by the record's own host and
+ * city (those of the original vehicle, which may be gone by now).
+ */
+export function requireOffersViewer(
+  actor: Actor,
+  record: { bookingId: string; customerId: string; hostId: string; city: string },
+): void {
+  if (!canSeeTrip(actor, record, record)) throw notFound('offers', record.bookingId);
+}
+
+/** Staff may place a block that starts in the past (correcting the record); a host's start now at the earliest. */
+export const mayWriteThePast = (actor: Actor): boolean => isStaff(actor);
+
+/** An accident is cleared by staff only (the host may clear its other blocks). */
+export function requireBlockClearer(actor: Actor, block: { reason: string }): void {
+  if (block.reason === 'accident') requireRole(actor, 'ops', 'admin');
+}
+
+/** Only staff may force an extension over the bookings after it. */
+export function requireForceAllowed(actor: Actor, force: boolean | undefined): void {
+  if (force) requireRole(actor, 'ops', 'admin');
+}
+
+/** A cancellation without a reason is put down to who cancelled: `customer`, or the staff role. */
+export const cancelReason = (actor: Actor, given: string | undefined): string =>
+  given ?? (actor.role === 'customer' ? 'customer' : actor.role);
+
+/**
+ * Whose bookings a list covers: a customer's own (asking for another's is 403), or for staff the
+ * customer asked for (every one when none).
+ */
+export function listedCustomer(actor: ActorOf<'customer' | 'ops' | 'admin'>, asked: string | undefined) {
+  if (actor.role !== 'customer') return asked;
+  if (asked !== undefined && asked !== actor.id)
+    throw new DomainError('FORBIDDEN', 'a customer lists only its own bookings', { field: 'customerId' });
+  return actor.id;
+}
+
+/** Whose fleet an analytics answer covers: staff choose (or every one); a host always its own. */
+export function analyticsHost(actor: Actor, asked: string | undefined): string | undefined {
+  requireRole(actor, 'host', 'ops', 'admin');
+  if (actor.role !== 'host') return asked;
+  if (asked !== undefined) requireHostScope(actor, asked);
+  return actor.hostId;
+}

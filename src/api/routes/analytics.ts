@@ -18,8 +18,7 @@ import {
 } from '../../services/analytics.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { citiesOf, requireHostScope, requireRole, seesCity } from '../authorize.ts';
-import type { Actor } from '../auth.ts';
+import { analyticsHost, citiesOf, requireRole, seesCity } from '../authorize.ts';
 import { IsoTime, toMs } from '../schemas.ts';
 import { needs, problem, READ_PROBLEMS, visibleCity, type With } from '../route-kit.ts';
 
@@ -229,14 +228,6 @@ function cached<T>(reply: FastifyReply, answer: { value: T; hit: boolean; ageMs:
 
 /** PostgreSQL for the analytics: the read replica when one is configured, else the primary. */
 const analyticsDb = ({ pool, replicaPool }: With<'pool'>) => replicaPool ?? pool;
-
-/** Whose fleet an analytics answer covers: staff choose (or all); a host always its own. */
-function analyticsHost(actor: Actor, asked: string | undefined): string | undefined {
-  requireRole(actor, 'host', 'ops', 'admin');
-  if (actor.role !== 'host') return asked;
-  if (asked !== undefined) requireHostScope(actor, asked);
-  return actor.hostId;
-}
 
 /** How conflicts ended, per city and host (PostgreSQL, cached). */
 export const conflictsAnalyticsRoutes = needs('conflict analytics', ['pool'], async (app, deps) => {

@@ -8,7 +8,7 @@ import { DomainError } from '../../domain/errors.ts';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { isStaff, requireRole, requireVehicleManager } from '../authorize.ts';
+import { mayWriteThePast, requireRole, requireVehicleManager } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { BlockCreate, EntityId, VehicleCreate, blockOut, toMs } from '../schemas.ts';
 import { IdempotencyHeaders, commandOptions } from './bookings.ts';
@@ -131,7 +131,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
             ...(item.from ? { from: toMs(item.from) } : {}),
             ...(item.to ? { to: toMs(item.to) } : {}),
             ...(item.note ? { note: item.note } : {}),
-            allowPast: isStaff(request.actor),
+            allowPast: mayWriteThePast(request.actor),
           },
           itemOptions(request, i),
         );

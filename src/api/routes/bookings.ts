@@ -7,7 +7,16 @@ import { DomainError } from '../../domain/errors.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { COMMAND_PROBLEMS } from '../route-kit.ts';
 import type { AppDeps } from '../types.ts';
-import { canSeeTrip, citiesOf, customerScope, isStaff, notFound, requireCity, requireRole } from '../authorize.ts';
+import {
+  canSeeTrip,
+  cancelReason,
+  citiesOf,
+  customerScope,
+  requireCity,
+  requireForceAllowed,
+  requireRole,
+  requireTripViewer,
+} from '../authorize.ts';
 import {
   Booking,
   BookingRequest,
@@ -120,7 +129,7 @@ export const bookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
 /** The booking, if the caller may see it (its customer, the vehicle's host, staff); others: not found. */
 async function visibleBooking(inventory: Inventory, request: FastifyRequest<{ Params: { id: string } }>) {
   const { entry, vehicle } = await inventory.getEntry(request.params.id, 'booking');
-  if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
+  requireTripViewer(request.actor, entry, vehicle);
   return { entry, vehicleId: vehicle.id };
 }
 
@@ -176,7 +185,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
       const vehicleId = await authorised(request);
-      const reason = request.body?.reason ?? (request.actor.role === 'customer' ? 'customer' : request.actor.role);
+      const reason = cancelReason(request.actor, request.body?.reason);
       const r = await inventory.cancelBooking(
         request.params.id,
         customerScope(request.actor),
@@ -240,7 +249,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
-      if (request.body.force && !isStaff(request.actor)) requireRole(request.actor, 'ops', 'admin');
+      requireForceAllowed(request.actor, request.body.force);
       const vehicleId = await authorised(request);
       const r = await inventory.extendBooking(
         request.params.id,

@@ -11,7 +11,7 @@ import type { Actor } from '../auth.ts';
 import type { FastifyRequest } from 'fastify';
 import type { CalendarEntry } from '../../domain/calendar.ts';
 import type { Inventory } from '../../services/inventory.ts';
-import { isStaff, requireRole, requireVehicleManager } from '../authorize.ts';
+import { mayWriteThePast, requireRole, requireVehicleManager } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { CalendarQuery, IdParams, toMs } from '../schemas.ts';
 import { problem } from '../route-kit.ts';
@@ -164,7 +164,7 @@ async function importItems(
           from: item.from,
           to: item.to,
           note: `ical:${key} ${item.uid}`.slice(0, 512),
-          allowPast: isStaff(request.actor),
+          allowPast: mayWriteThePast(request.actor),
         },
         { actorId: 'ical-import', idempotencyKey: `ical:${key}`, commandId: request.id },
       );

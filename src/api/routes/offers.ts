@@ -4,7 +4,7 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import { canSeeTrip, customerScope, notFound, requireRole } from '../authorize.ts';
+import { customerScope, requireOffersViewer, requireRole, requireTripViewer } from '../authorize.ts';
 import { COMMAND_PROBLEMS, needs } from '../route-kit.ts';
 import { Booking, Offers, bookingOut, offersOut } from '../schemas.ts';
 import { IdempotencyHeaders, commandOptions } from './bookings.ts';
@@ -19,15 +19,11 @@ const emptyBodyIsFine = async (request: FastifyRequest) => {
   request.body ??= {};
 };
 
-export const offerRoutes = needs('conflict offers', ['conflicts'], async (app, { inventory, conflicts }) => {
+export const offerRoutes = needs('conflict offers', ['conflicts'], async (app, { conflicts }) => {
   /** The offers of a booking the caller may see (its customer, the host of its original vehicle, staff). */
   async function visibleOffers(request: FastifyRequest<{ Params: { id: string } }>) {
     const record = await conflicts.offersOf(request.params.id);
-    const { vehicle } = await inventory.getVehicleState(record.vehicleId).catch(() => ({ vehicle: undefined }));
-    const visible = vehicle
-      ? canSeeTrip(request.actor, record, vehicle)
-      : request.actor.role !== 'customer' && request.actor.role !== 'host';
-    if (!visible) throw notFound('offers', request.params.id);
+    requireOffersViewer(request.actor, record);
     return record;
   }
 
@@ -121,7 +117,7 @@ export const standbyRoutes = needs('at-risk switching', ['lateReturns'], async (
       requireRole(request.actor, 'customer', 'ops', 'admin');
       const at = await inventory.getEntry(request.params.id, 'booking');
       const { entry, vehicle } = at;
-      if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
+      requireTripViewer(request.actor, entry, vehicle);
       const r = await lateReturns.switchToStandby(at, customerScope(request.actor), commandOptions(request));
       return bookingOut(r.booking, entry.atRisk?.standby?.vehicleId ?? vehicle.id);
     },

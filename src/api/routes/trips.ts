@@ -7,11 +7,10 @@ import { Type, type Static } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
 import { defaults } from '../../config.ts';
 import { BOOKING_STATUSES, TRIP_PHASES, type BookingStatus, type TripPhase } from '../../domain/calendar.ts';
-import { DomainError } from '../../domain/errors.ts';
 import { pageAcrossRegions, REGION_SCOPE_HEADER, type AcrossRegions } from '../../services/regions.ts';
 import { TripLists, type TripFilter } from '../../services/trips.ts';
 import type { Actor } from '../auth.ts';
-import { citiesOf, requireHostScope, requireRole } from '../authorize.ts';
+import { citiesOf, listedCustomer, requireHostScope, requireRole } from '../authorize.ts';
 import { Booking, Hold, HostParams, IsoTime, bookingOut, holdOut, toMs } from '../schemas.ts';
 import { needs, READ_PROBLEMS } from '../route-kit.ts';
 import type { AppDeps } from '../types.ts';
@@ -125,9 +124,7 @@ export const tripListRoutes = needs('lists', ['readModel'], async (app, deps) =>
     async (request) => {
       const { actor } = request;
       requireRole(actor, 'customer', 'ops', 'admin');
-      const customerId = actor.role === 'customer' ? actor.id : request.query.customerId;
-      if (actor.role === 'customer' && request.query.customerId !== undefined && request.query.customerId !== actor.id)
-        throw new DomainError('FORBIDDEN', 'a customer lists only its own bookings', { field: 'customerId' });
+      const customerId = listedCustomer(actor, request.query.customerId);
       const limit = Number(request.query.limit ?? 50);
       const local = lists
         .bookings(
