@@ -114,6 +114,27 @@ export function requireOffersViewer(
   if (!canSeeTrip(actor, record, record)) throw notFound('offers', record.bookingId);
 }
 
+/**
+ * A city's live feed (`city:` topics): staff only (403: the feed names every customer), of a city
+ * they may see (404, as a city that does not exist).
+ */
+export function requireCityWatcher(actor: Actor, city: string): void {
+  requireRole(actor, 'ops', 'admin');
+  requireCity(actor, city);
+}
+
+/**
+ * A host's live fleet (`host:` topics): the host itself or staff, as its fleet over HTTP (another
+ * host's: 404); it spans cities, so ops limited to some watch it city by city instead (403).
+ */
+export function requireHostWatcher(actor: Actor, hostId: string): void {
+  requireHostScope(actor, hostId);
+  if (citiesOf(actor))
+    throw new DomainError('FORBIDDEN', "ops limited to cities watch a host's vehicles city by city", {
+      hostId,
+    });
+}
+
 /** Staff may place a block that starts in the past (correcting the record); a host's start now at the earliest. */
 export const mayWriteThePast = (actor: Actor): boolean => isStaff(actor);
 

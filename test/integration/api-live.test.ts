@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import type { Redis } from 'ioredis';
 import { buildApp, type App } from '../../src/api/app.ts';
-import { authenticator } from '../../src/api/auth.ts';
+import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
 import { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
@@ -39,6 +39,8 @@ interface Message {
   type: string;
   topic?: string;
   code?: string;
+  status?: number;
+  detail?: string;
   event?: { id: string; type: string; subject: string; source: string; data: Record<string, unknown> };
 }
 
@@ -233,12 +235,13 @@ describe('WebSocket /v1/live', () => {
     const refusals: Array<[LiveClient, string, string]> = [
       [alice, `city:${cityA.id}`, 'FORBIDDEN'],
       [hostA, `city:${cityA.id}`, 'FORBIDDEN'],
-      [alice, `vehicle:${vehA}`, 'FORBIDDEN'],
-      [hostB, `vehicle:${vehA}`, 'FORBIDDEN'],
-      [bob, `booking:${bookingOfAlice}`, 'FORBIDDEN'],
-      [hostB, `booking:${bookingOfAlice}`, 'FORBIDDEN'],
-      [hostB, 'host:host-a', 'FORBIDDEN'],
-      [alice, 'host:host-a', 'FORBIDDEN'],
+      // Another tenant's vehicle, booking or host: not found, as over HTTP (test below).
+      [alice, `vehicle:${vehA}`, 'NOT_FOUND'],
+      [hostB, `vehicle:${vehA}`, 'NOT_FOUND'],
+      [bob, `booking:${bookingOfAlice}`, 'NOT_FOUND'],
+      [hostB, `booking:${bookingOfAlice}`, 'NOT_FOUND'],
+      [hostB, 'host:host-a', 'NOT_FOUND'],
+      [alice, 'host:host-a', 'NOT_FOUND'],
       [alice, 'planet:mars', 'VALIDATION'],
       [alice, `booking:bkg_${cityA.id}_nope`, 'NOT_FOUND'],
     ];
@@ -270,6 +273,59 @@ describe('WebSocket /v1/live', () => {
     );
     for (const c of [bob, hostB]) assert.equal(c.events().length, 0, 'refused subscribers get nothing');
     await Promise.all([alice, bob, hostA, hostB].map((c) => c.close()));
+  });
+
+  test("another tenant's vehicle, booking, host or city: not found, exactly as one that does not exist, and as over HTTP", async () => {
+    const bookingOfAlice = (
+      await inv.book({ vehicleId: vehA, customerId: 'alice', from: futureHour(600 * HOUR), to: futureHour(601 * HOUR) })
+    ).booking.id;
+    const bob = await LiveClient.open(tok.bob!);
+    const hostB = await LiveClient.open(tok.hostB!);
+    const opsOfB = await LiveClient.open(await mintToken(SECRET, { sub: 'olaf', role: 'ops', cities: [cityB.id] }));
+    const noVehicle = `veh_${cityA.id}_nothere000`;
+    const noBooking = `bkg_${cityA.id}_nothere000`;
+    // [client, another tenant's topic, a topic of the same kind that does not exist]
+    const cases: Array<[LiveClient, string, string]> = [
+      [hostB, `vehicle:${vehA}`, `vehicle:${noVehicle}`],
+      [bob, `booking:${bookingOfAlice}`, `booking:${noBooking}`],
+      [hostB, `booking:${bookingOfAlice}`, `booking:${noBooking}`],
+      [hostB, 'host:host-a', 'host:host-nobody'],
+      [opsOfB, `city:${cityA.id}`, 'city:nowhere'],
+      [opsOfB, `vehicle:${vehA}`, `vehicle:${noVehicle}`],
+      [opsOfB, `booking:${bookingOfAlice}`, `booking:${noBooking}`],
+    ];
+    const seen = (m: Message, topic: string) => {
+      const id = topic.slice(topic.indexOf(':') + 1);
+      return { type: m.type, code: m.code, status: m.status, detail: m.detail?.replace(id, '<id>') };
+    };
+    for (const [client, foreign, missing] of cases) {
+      const a = await client.subscribe(foreign);
+      const b = await client.subscribe(missing);
+      assert.equal(a.code, 'NOT_FOUND', foreign);
+      assert.equal(a.status, 404, foreign);
+      assert.deepEqual(seen(a, foreign), seen(b, missing), `${foreign} is told apart from ${missing}`);
+    }
+    // The same answer as the REST API's for the same resource.
+    const http = async (token: string, path: string) => {
+      const res = await fetch(`${wsBase.replace('ws', 'http')}${path}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return (await res.json()) as { code: string; status: number; detail: string };
+    };
+    for (const [client, token, topic, path] of [
+      [bob, tok.bob!, `booking:${bookingOfAlice}`, `/v1/bookings/${bookingOfAlice}`],
+      [hostB, tok.hostB!, `vehicle:${vehA}`, `/v1/vehicles/${vehA}/calendar`],
+      [hostB, tok.hostB!, 'host:host-a', '/v1/hosts/host-a/vehicles'],
+    ] as const) {
+      const ws = client.messages.find((m) => m.type === 'error' && m.topic === topic);
+      const rest = await http(token, path);
+      assert.deepEqual(
+        { code: ws?.code, status: ws?.status },
+        { code: rest.code, status: rest.status },
+        `${topic} as ${path}`,
+      );
+    }
+    await Promise.all([bob, hostB, opsOfB].map((c) => c.close()));
   });
 
   test('an upgrade without a valid token is refused with 401; another path with 404', async () => {

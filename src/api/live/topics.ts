@@ -11,7 +11,13 @@ import { parseId } from '../../domain/ids.ts';
 import type { Inventory } from '../../services/inventory.ts';
 import type { RegionMap } from '../../services/regions.ts';
 import type { Actor } from '../auth.ts';
-import { canSeeTrip, citiesOf, isStaff, mayManageVehicle, seesCity } from '../authorize.ts';
+import {
+  notFound,
+  requireCityWatcher,
+  requireHostWatcher,
+  requireTripViewer,
+  requireVehicleManager,
+} from '../authorize.ts';
 
 export interface Topic {
   name: string;
@@ -40,34 +46,33 @@ export class TopicPolicy {
     private readonly regions: RegionMap | undefined,
   ) {}
 
-  /** Resolves a topic name for an actor, or refuses it (FORBIDDEN / NOT_FOUND / VALIDATION / WRONG_REGION). */
+  /**
+   * Resolves a topic name for an actor, or refuses it (FORBIDDEN / NOT_FOUND / VALIDATION /
+   * WRONG_REGION), by the rules of authorize.ts: another tenant's vehicle, booking or host is not
+   * found, exactly as one that does not exist (as over HTTP); a role that may never watch a kind
+   * of topic is forbidden.
+   */
   async authorise(actor: Actor, name: string): Promise<Topic> {
     const { kind, id } = parseTopic(name);
     this.refuseOtherRegions(kind === 'city' ? id : kind === 'host' ? undefined : parseId(id)?.city);
-    const forbidden = () =>
-      new DomainError('FORBIDDEN', `${actor.role} ${actor.id} may not watch ${name}`, { topic: name });
     switch (kind) {
       case 'city':
-        if (!isStaff(actor) || !seesCity(actor, id)) throw forbidden();
-        if (!this.inventory.cities.get(id))
-          throw new DomainError('NOT_FOUND', `city ${id} not found`, { entity: 'city', id });
+        requireCityWatcher(actor, id);
+        if (!this.inventory.cities.get(id)) throw notFound('city', id);
         return { name, kind, id, city: id };
       case 'host':
-        // A host's fleet spans cities: staff limited to some cities watch it city by city instead.
-        if (!(isStaff(actor) && !citiesOf(actor)) && !(actor.role === 'host' && actor.hostId === id)) throw forbidden();
+        requireHostWatcher(actor, id);
         return { name, kind, id };
       case 'vehicle': {
-        if (parseId(id)?.kind !== 'vehicle')
-          throw new DomainError('NOT_FOUND', `vehicle ${id} not found`, { entity: 'vehicle', id });
+        if (parseId(id)?.kind !== 'vehicle') throw notFound('vehicle', id);
         const { vehicle } = await this.inventory.getVehicleState(id);
-        if (!mayManageVehicle(actor, vehicle)) throw forbidden();
+        requireVehicleManager(actor, vehicle);
         return { name, kind, id, city: vehicle.city };
       }
       case 'booking': {
-        if (parseId(id)?.kind !== 'booking')
-          throw new DomainError('NOT_FOUND', `booking ${id} not found`, { entity: 'booking', id });
+        if (parseId(id)?.kind !== 'booking') throw notFound('booking', id);
         const { entry, vehicle } = await this.inventory.getEntry(id, 'booking');
-        if (!canSeeTrip(actor, entry, vehicle)) throw forbidden();
+        requireTripViewer(actor, entry, vehicle);
         return { name, kind, id, city: vehicle.city };
       }
     }
