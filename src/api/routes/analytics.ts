@@ -92,7 +92,10 @@ class AnswerCache<V> {
     if (found) this.entries.delete(key);
     const entry = { at: now, value: compute() };
     this.entries.set(key, entry);
-    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries) break;
+      this.entries.delete(oldest);
+    }
     try {
       return { value: await entry.value, hit: false, ageMs: 0 };
     } catch (err) {

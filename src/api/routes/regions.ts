@@ -33,13 +33,12 @@ const ID_FIELDS = ['id', 'vehicleId', 'bookingId', 'holdId', 'blockId'] as const
 
 /** The city a request is about, when one can be read from its path, query or body. */
 export function cityOfRequest(request: FastifyRequest): string | undefined {
-  const sources = [request.params, request.query, request.body] as unknown[];
+  const sources: unknown[] = [request.params, request.query, request.body];
   for (const source of sources) {
     if (typeof source !== 'object' || source === null || Array.isArray(source)) continue;
-    const fields = source as Record<string, unknown>;
-    if (typeof fields.city === 'string') return fields.city;
+    if ('city' in source && typeof source.city === 'string') return source.city;
     for (const f of ID_FIELDS) {
-      const v = fields[f];
+      const v: unknown = Reflect.get(source, f);
       const city = typeof v === 'string' ? parseId(v)?.city : undefined;
       if (city) return city;
     }

@@ -4,6 +4,7 @@
  * calendars with PostgreSQL's history.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FastifyRequest } from 'fastify';
 import { defaults } from '../../config.ts';
 import { BOOKING_STATUSES, TRIP_PHASES, type BookingStatus, type TripPhase } from '../../domain/calendar.ts';
@@ -62,6 +63,7 @@ const BookingList = Type.Object({
   cursor: Type.Union([Type.String(), Type.Null()]),
   regionsUnavailable: RegionsUnavailable,
 });
+const HoldList = Type.Object({ holds: Type.Array(Hold), regionsUnavailable: RegionsUnavailable });
 type BookingOut = Static<typeof Booking>;
 type HoldOut = Static<typeof Hold>;
 const bookingKey = (b: BookingOut) => ({ key: Date.parse(b.from), id: b.id });
@@ -79,11 +81,16 @@ function acrossRegions(request: FastifyRequest, { regions, regionFanoutTimeoutMs
   };
 }
 
-/** Another region's answer to the same list route, read as a page. */
-const bookingPageOf = (body: unknown) => {
-  const b = body as { bookings?: BookingOut[]; cursor?: string | null };
-  return { items: b.bookings ?? [], cursor: b.cursor ?? null };
-};
+/**
+ * Another region's answer to the same list route, read as a page: checked against the route's own
+ * schema (an answer of another shape adds nothing to the page).
+ */
+const BookingListCheck = TypeCompiler.Compile(BookingList);
+const HoldListCheck = TypeCompiler.Compile(HoldList);
+const bookingPageOf = (body: unknown) =>
+  BookingListCheck.Check(body) ? { items: body.bookings, cursor: body.cursor } : { items: [], cursor: null };
+const holdPageOf = (body: unknown) => ({ items: HoldListCheck.Check(body) ? body.holds : [], cursor: null });
+const isBookingStatus = (s: string): s is BookingStatus => BOOKING_STATUSES.some((b) => b === s);
 
 function filterOf(q: {
   status?: string;
@@ -92,7 +99,7 @@ function filterOf(q: {
   to?: string;
 }): Omit<TripFilter, 'customerId' | 'hostId'> {
   return {
-    ...(q.status ? { statuses: q.status.split(',') as BookingStatus[] } : {}),
+    ...(q.status ? { statuses: q.status.split(',').filter(isBookingStatus) } : {}),
     ...(q.when ? { phase: q.when } : {}),
     ...(q.from ? { from: toMs(q.from) } : {}),
     ...(q.to ? { to: toMs(q.to) } : {}),
@@ -170,10 +177,7 @@ export const tripListRoutes = needs('lists', ['readModel'], async (app, deps) =>
       schema: {
         tags: ['holds'],
         summary: "The caller's live holds, soonest first",
-        response: {
-          200: Type.Object({ holds: Type.Array(Hold), regionsUnavailable: RegionsUnavailable }),
-          ...READ_PROBLEMS,
-        },
+        response: { 200: HoldList, ...READ_PROBLEMS },
       },
     },
     async (request) => {
@@ -181,11 +185,10 @@ export const tripListRoutes = needs('lists', ['readModel'], async (app, deps) =>
       const local = lists
         .holds(request.actor.id)
         .then((holds) => ({ items: holds.map((h) => holdOut(h.hold, h.vehicleId)), cursor: null }));
-      const holdsOf = (body: unknown) => ({ items: (body as { holds?: HoldOut[] }).holds ?? [], cursor: null });
       const page = await pageAcrossRegions(
         acrossRegions(request, deps),
         local,
-        holdsOf,
+        holdPageOf,
         holdKey,
         Number.MAX_SAFE_INTEGER,
       );
