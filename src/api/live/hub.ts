@@ -150,6 +150,7 @@ export class LiveHub {
     if (!topic) return this.flow.send(client, { type: 'subscribed', topic: name });
     const sub: Subscription = { topic, sent: new Map(), buffer: after !== undefined ? [] : null };
     client.subs.set(name, sub);
+    // (A topic spanning cities has no cursor to resume from: `admit` refused that.)
     if (after === undefined || topic.city === undefined) {
       // Live from here: what the feed has already passed on is not this subscriber's.
       const cities = topic.city === undefined ? this.inventory.cities.all().map((c) => c.id) : [topic.city];

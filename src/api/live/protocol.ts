@@ -40,7 +40,7 @@ export const CLOSE_SLOW = 1013;
 /** A stream id, the cursor `after` takes (the event id of a CloudEvent). */
 const STREAM_ID = /^\d{1,16}-\d{1,10}$/;
 
-const ClientMessage = TypeCompiler.Compile(
+const ClientMessageCheck = TypeCompiler.Compile(
   Type.Union([
     Type.Object({ type: Type.Literal('ping') }),
     Type.Object({ type: Type.Literal('unsubscribe'), topic: Type.String() }),
@@ -62,7 +62,7 @@ export function parseClientMessage(raw: string): ClientMessage {
   } catch {
     throw new DomainError('VALIDATION', 'messages are JSON objects');
   }
-  if (!ClientMessage.Check(msg)) {
+  if (!ClientMessageCheck.Check(msg)) {
     throw new DomainError(
       'VALIDATION',
       'expected {"type":"subscribe"|"unsubscribe","topic":"<kind>:<id>"} or {"type":"ping"}',
