@@ -37,11 +37,11 @@ import { adminRoutes } from './routes/admin.ts';
 import { webhookDeliveryRoutes, webhookRoutes } from './routes/webhooks.ts';
 import { gbfsRoutes } from './routes/gbfs.ts';
 import { consoleRoutes } from './routes/console.ts';
-import { marketRoutes } from './routes/market.ts';
+import { cityConflictRoutes, cityReserveRoutes, cityVehicleRoutes } from './routes/market.ts';
 import { tripListRoutes } from './routes/trips.ts';
 import { regionRoutes, routeToRegions } from './routes/regions.ts';
 import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.ts';
-import { LiveHub } from './live.ts';
+import { LiveHub } from './live/hub.ts';
 import type { App, AppDeps, HttpLimits } from './types.ts';
 
 export type { App, AppDeps } from './types.ts';
@@ -70,7 +70,9 @@ const V1_ROUTES = [
   blockRoutes,
   eventRoutes,
   searchRoutes,
-  marketRoutes,
+  cityVehicleRoutes,
+  cityConflictRoutes,
+  cityReserveRoutes,
   batchRoutes,
   conflictsAnalyticsRoutes,
   utilizationAnalyticsRoutes,

@@ -21,16 +21,29 @@ export const SCOPES = [
 ] as const;
 export type Scope = (typeof SCOPES)[number];
 
-export interface Actor {
+interface Caller {
   id: string;
-  role: Role;
-  /** Set for hosts: the fleet they own. */
-  hostId?: string;
   /** Set when the token carries `scope`: only these; unset, the role's every permission. */
   scopes?: ReadonlySet<Scope>;
-  /** Set for staff whose token carries `cities`: the only cities they may see or change. */
-  cities?: ReadonlySet<string>;
 }
+
+/** The verified caller, by role: a host names its fleet; ops may be limited to some cities. */
+export type Actor =
+  | (Caller & { role: 'customer' })
+  | (Caller & {
+      role: 'host';
+      /** The fleet the host owns. */
+      hostId: string;
+    })
+  | (Caller & {
+      role: 'ops';
+      /** Set when the token carries `cities`: the only cities they may see or change. */
+      cities?: ReadonlySet<string>;
+    })
+  | (Caller & { role: 'admin' });
+
+export const isRole = (value: unknown): value is Role => ROLES.some((r) => r === value);
+const isScope = (value: string): value is Scope => SCOPES.some((s) => s === value);
 
 export interface AuthConfig {
   secret: Uint8Array;
@@ -86,36 +99,54 @@ export function authenticator(cfg: AuthConfig): (authorization: string | undefin
         reason: codeOf(err) ?? 'invalid',
       });
     }
-    const role = payload.role;
-    if (typeof payload.sub !== 'string' || !payload.sub || !ROLES.includes(role as Role)) {
-      throw new DomainError('UNAUTHENTICATED', 'token needs sub and a known role', { reason: 'claims' });
+    const actor = actorOf(payload);
+    if (verified.size >= VERIFIED_MAX) {
+      const oldest = verified.keys().next();
+      if (!oldest.done) verified.delete(oldest.value);
     }
-    if (role === 'host' && (typeof payload.hostId !== 'string' || !payload.hostId)) {
-      throw new DomainError('UNAUTHENTICATED', 'a host token needs hostId', { reason: 'claims' });
-    }
-    const actor: Actor = {
-      id: payload.sub,
-      role: role as Role,
-      ...(role === 'host' ? { hostId: payload.hostId as string } : {}),
-      ...narrowing(payload),
-    };
-    if (verified.size >= VERIFIED_MAX) verified.delete(verified.keys().next().value!);
-    verified.set(m[1], { actor, until: Math.min(now + VERIFIED_TTL_MS, (payload.exp as number) * 1000) });
+    // `exp` is a required claim: jose has checked it is there, and a number.
+    const exp = typeof payload.exp === 'number' ? payload.exp * 1000 : now;
+    verified.set(m[1], { actor, until: Math.min(now + VERIFIED_TTL_MS, exp) });
     return actor;
   };
 }
 
+/** The caller a verified token names; a missing or malformed claim refuses the token. */
+function actorOf(payload: JWTPayload): Actor {
+  const { sub, role } = payload;
+  if (typeof sub !== 'string' || !sub || !isRole(role)) {
+    throw new DomainError('UNAUTHENTICATED', 'token needs sub and a known role', { reason: 'claims' });
+  }
+  const hostId = role === 'host' ? hostIdOf(payload) : '';
+  const { scopes, cities } = narrowing(payload);
+  const caller = { id: sub, ...(scopes ? { scopes } : {}) };
+  switch (role) {
+    case 'host':
+      return { ...caller, role, hostId };
+    case 'ops':
+      return { ...caller, role, ...(cities ? { cities } : {}) };
+    default:
+      return { ...caller, role };
+  }
+}
+
+function hostIdOf(payload: JWTPayload): string {
+  if (typeof payload.hostId !== 'string' || !payload.hostId)
+    throw new DomainError('UNAUTHENTICATED', 'a host token needs hostId', { reason: 'claims' });
+  return payload.hostId;
+}
+
 /** The token's `scope` and (staff) `cities` claims; a malformed one refuses the token rather than widen it. */
-function narrowing(payload: JWTPayload): Pick<Actor, 'scopes' | 'cities'> {
+function narrowing(payload: JWTPayload): { scopes?: ReadonlySet<Scope>; cities?: ReadonlySet<string> } {
   const out: { scopes?: Set<Scope>; cities?: Set<string> } = {};
   if (payload.scope !== undefined) {
     const words = typeof payload.scope === 'string' ? payload.scope.split(' ').filter(Boolean) : undefined;
-    const unknown = words?.find((w) => !SCOPES.includes(w as Scope));
-    if (!words || unknown !== undefined)
+    const scopes = words?.filter(isScope);
+    if (!words || !scopes || scopes.length !== words.length)
       throw new DomainError('UNAUTHENTICATED', `scope must be space-separated scopes of ${SCOPES.join(', ')}`, {
         reason: 'claims',
       });
-    out.scopes = new Set(words as Scope[]);
+    out.scopes = new Set(scopes);
   }
   if (payload.cities !== undefined) {
     const cities = payload.cities;
@@ -130,8 +161,8 @@ function narrowing(payload: JWTPayload): Pick<Actor, 'scopes' | 'cities'> {
 
 function isHmac(token: string): boolean {
   try {
-    const header = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8')) as { alg?: string };
-    return header.alg === 'HS256';
+    const header: unknown = JSON.parse(Buffer.from(token.split('.')[0] ?? '', 'base64url').toString('utf8'));
+    return typeof header === 'object' && header !== null && 'alg' in header && header.alg === 'HS256';
   } catch {
     return false;
   }

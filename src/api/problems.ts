@@ -1,6 +1,6 @@
 /** Every error leaves the API as RFC 9457 problem+json with a stable `code`; mapped only here. */
-import type { FastifyError, FastifyReply, FastifyRequest } from 'fastify';
-import { DomainError, ERROR_CODES, httpStatusOf, storeUnreachable, type ErrorCode } from '../domain/errors.ts';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { codeOf, DomainError, ERROR_CODES, httpStatusOf, storeUnreachable, type ErrorCode } from '../domain/errors.ts';
 
 const RETRY_LATER: ReadonlySet<ErrorCode> = new Set([
   'BUSY',
@@ -20,16 +20,7 @@ export function problemOf(err: unknown): {
 } {
   if (err instanceof DomainError) {
     // The problem's own members win; an entity's `status` travels as `currentStatus`.
-    const {
-      at: _at,
-      status,
-      type: _t,
-      title: _ti,
-      detail: _d,
-      code: _c,
-      instance: _i,
-      ...extra
-    } = err.detail as Record<string, unknown>;
+    const { at: _at, status, type: _t, title: _ti, detail: _d, code: _c, instance: _i, ...extra } = err.detail;
     return {
       code: err.code,
       status: httpStatusOf(err.code),
@@ -39,10 +30,10 @@ export function problemOf(err: unknown): {
   }
   if (storeUnreachable(err))
     return { code: 'UNAVAILABLE', status: 503, detail: 'a store is unreachable; retry shortly', extra: {} };
-  const f = err as Partial<FastifyError> & { validation?: unknown[] };
+  const f = fastifyFields(err);
   if (f.validation)
     return { code: 'VALIDATION', status: 400, detail: f.message ?? 'invalid request', extra: { errors: f.validation } };
-  switch (f.code) {
+  switch (codeOf(err)) {
     case 'FST_ERR_MAX_PARAM_LENGTH':
       return { code: 'URI_TOO_LONG', status: 414, detail: 'a path parameter is too long', extra: {} };
     case 'FST_ERR_BAD_URL':
@@ -62,6 +53,16 @@ export function problemOf(err: unknown): {
       }
       return { code: 'INTERNAL', status: 500, detail: 'internal error', extra: {} };
   }
+}
+
+/** What fastify's errors carry besides a code: ajv's `validation` errors and an HTTP `statusCode`. */
+function fastifyFields(err: unknown): { validation?: unknown[]; statusCode?: number; message?: string } {
+  if (typeof err !== 'object' || err === null) return {};
+  return {
+    validation: 'validation' in err && Array.isArray(err.validation) ? err.validation : undefined,
+    statusCode: 'statusCode' in err && typeof err.statusCode === 'number' ? err.statusCode : undefined,
+    message: err instanceof Error ? err.message : undefined,
+  };
 }
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {

@@ -6,7 +6,7 @@
  *
  * Requests cost by weight: 1 by default, and `request.charge(n)` adds more once the body says
  * how much work it is (a batch of n items costs n). WebSocket messages are charged to the same
- * budget (live.ts). Answers carry `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`;
+ * budget (live/hub.ts). Answers carry `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`;
  * past the limit, 429 RATE_LIMITED with `Retry-After`.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';

@@ -17,7 +17,8 @@ import type { RegionMap } from '../services/regions.ts';
 import type { ReservePlanner } from '../services/reserve.ts';
 import type { CityLag, PgPool, RedisConnection } from '../services/stores.ts';
 import type { Actor, Scope } from './auth.ts';
-import type { LiveHub, LiveOptions } from './live.ts';
+import type { LiveHub } from './live/hub.ts';
+import type { LiveOptions } from './live/protocol.ts';
 import type { RateLimits } from './rate-limit.ts';
 
 export interface HttpLimits {

@@ -8,14 +8,14 @@ import { after, before, describe, test } from 'node:test';
 import WebSocket from 'ws';
 import type { Redis } from 'ioredis';
 import { buildApp, type App } from '../../src/api/app.ts';
-import { authenticator } from '../../src/api/auth.ts';
+import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
 import { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
 import { keys } from '../../src/redis/keys.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, SEDAN, connect, futureHour, testCity } from '../support/engine.ts';
-import { tenantTokens } from '../support/tokens.ts';
+import { TENANTS, tenantTokens } from '../support/tokens.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const SECRET = new TextEncoder().encode('test-secret-of-at-least-32-bytes-long!!');
@@ -40,6 +40,8 @@ interface Message {
   type: string;
   topic?: string;
   code?: string;
+  status?: number;
+  detail?: string;
   event?: { id: string; type: string; subject: string; source: string; data: Record<string, unknown> };
 }
 
@@ -234,12 +236,13 @@ describe('WebSocket /v1/live', () => {
     const refusals: Array<[LiveClient, string, string]> = [
       [alice, `city:${cityA.id}`, 'FORBIDDEN'],
       [hostA, `city:${cityA.id}`, 'FORBIDDEN'],
-      [alice, `vehicle:${vehA}`, 'FORBIDDEN'],
-      [hostB, `vehicle:${vehA}`, 'FORBIDDEN'],
-      [bob, `booking:${bookingOfAlice}`, 'FORBIDDEN'],
-      [hostB, `booking:${bookingOfAlice}`, 'FORBIDDEN'],
-      [hostB, 'host:host-a', 'FORBIDDEN'],
-      [alice, 'host:host-a', 'FORBIDDEN'],
+      // Another tenant's vehicle, booking or host: not found, as over HTTP (test below).
+      [alice, `vehicle:${vehA}`, 'NOT_FOUND'],
+      [hostB, `vehicle:${vehA}`, 'NOT_FOUND'],
+      [bob, `booking:${bookingOfAlice}`, 'NOT_FOUND'],
+      [hostB, `booking:${bookingOfAlice}`, 'NOT_FOUND'],
+      [hostB, 'host:host-a', 'NOT_FOUND'],
+      [alice, 'host:host-a', 'NOT_FOUND'],
       [alice, 'planet:mars', 'VALIDATION'],
       [alice, `booking:bkg_${cityA.id}_nope`, 'NOT_FOUND'],
     ];
@@ -271,6 +274,61 @@ describe('WebSocket /v1/live', () => {
     );
     for (const c of [bob, hostB]) assert.equal(c.events().length, 0, 'refused subscribers get nothing');
     await Promise.all([alice, bob, hostA, hostB].map((c) => c.close()));
+  });
+
+  test("another tenant's vehicle, booking, host or city: not found, exactly as one that does not exist, and as over HTTP", async () => {
+    const bookingOfAlice = (
+      await inv.book({ vehicleId: vehA, customerId: 'alice', from: futureHour(600 * HOUR), to: futureHour(601 * HOUR) })
+    ).booking.id;
+    const bobToken = await mintToken(SECRET, TENANTS.bob);
+    const hostBToken = await mintToken(SECRET, TENANTS.hostB);
+    const bob = await LiveClient.open(bobToken);
+    const hostB = await LiveClient.open(hostBToken);
+    const opsOfB = await LiveClient.open(await mintToken(SECRET, { sub: 'olaf', role: 'ops', cities: [cityB.id] }));
+    const noVehicle = `veh_${cityA.id}_nothere000`;
+    const noBooking = `bkg_${cityA.id}_nothere000`;
+    // [client, another tenant's topic, a topic of the same kind that does not exist]
+    const cases: Array<[LiveClient, string, string]> = [
+      [hostB, `vehicle:${vehA}`, `vehicle:${noVehicle}`],
+      [bob, `booking:${bookingOfAlice}`, `booking:${noBooking}`],
+      [hostB, `booking:${bookingOfAlice}`, `booking:${noBooking}`],
+      [hostB, 'host:host-a', 'host:host-nobody'],
+      [opsOfB, `city:${cityA.id}`, 'city:nowhere'],
+      [opsOfB, `vehicle:${vehA}`, `vehicle:${noVehicle}`],
+      [opsOfB, `booking:${bookingOfAlice}`, `booking:${noBooking}`],
+    ];
+    const seen = (m: Message, topic: string) => {
+      const id = topic.slice(topic.indexOf(':') + 1);
+      return { type: m.type, code: m.code, status: m.status, detail: m.detail?.replace(id, '<id>') };
+    };
+    for (const [client, foreign, missing] of cases) {
+      const a = await client.subscribe(foreign);
+      const b = await client.subscribe(missing);
+      assert.equal(a.code, 'NOT_FOUND', foreign);
+      assert.equal(a.status, 404, foreign);
+      assert.deepEqual(seen(a, foreign), seen(b, missing), `${foreign} is told apart from ${missing}`);
+    }
+    // The same answer as the REST API's for the same resource.
+    const http = async (token: string, path: string): Promise<{ code: string; status: number }> => {
+      const res = await fetch(`${wsBase.replace('ws', 'http')}${path}`, {
+        headers: { authorization: `Bearer ${token}` },
+      });
+      return res.json();
+    };
+    for (const [client, token, topic, path] of [
+      [bob, bobToken, `booking:${bookingOfAlice}`, `/v1/bookings/${bookingOfAlice}`],
+      [hostB, hostBToken, `vehicle:${vehA}`, `/v1/vehicles/${vehA}/calendar`],
+      [hostB, hostBToken, 'host:host-a', '/v1/hosts/host-a/vehicles'],
+    ] as const) {
+      const ws = client.messages.find((m) => m.type === 'error' && m.topic === topic);
+      const rest = await http(token, path);
+      assert.deepEqual(
+        { code: ws?.code, status: ws?.status },
+        { code: rest.code, status: rest.status },
+        `${topic} as ${path}`,
+      );
+    }
+    await Promise.all([bob, hostB, opsOfB].map((c) => c.close()));
   });
 
   test('an upgrade without a valid token is refused with 401; another path with 404', async () => {

@@ -467,3 +467,26 @@ describe('every documented error code is reachable over HTTP', () => {
     );
   });
 });
+
+describe('a service this process lacks (route-kit.ts, `needs`)', () => {
+  test('its routes answer 503 naming it, and are documented as in a process that has it', async () => {
+    const day = { from: iso(Number(ids.t)), to: iso(Number(ids.t) + 24 * HOUR) };
+    const cases: Array<[string | undefined, Call, string[]]> = [
+      [tok.alice, { method: 'GET', path: '/v1/bookings' }, ['readModel']],
+      [tok.alice, { method: 'GET', path: `/v1/bookings/${ids.conflicted}/offers` }, ['conflicts']],
+      [tok.alice, { method: 'POST', path: `/v1/bookings/${ids.conflicted}/switch`, body: {} }, ['lateReturns']],
+      [tok.ops, { method: 'GET', path: `/v1/analytics/conflicts?${new URLSearchParams(day)}` }, ['pool']],
+      [tok.ops, { method: 'GET', path: `/v1/cities/${city.id}/reserve` }, ['reserve']],
+      [tok.alice, { method: 'GET', path: '/v1/webhooks' }, ['webhooks']],
+    ];
+    for (const [token, c, needs] of cases) {
+      const r = await call(token, c, edgeBase);
+      isProblem(r, 503, 'UNAVAILABLE', c.path);
+      assert.deepEqual(r.json.needs, needs, c.path);
+      // The process that has it answers (or refuses) otherwise.
+      if (!needs.includes('webhooks')) assert.notEqual((await call(token, c)).status, 503, c.path);
+    }
+    const doc = async (at: string) => (await call(undefined, { method: 'GET', path: '/openapi.json' }, at)).json;
+    assert.deepEqual(await doc(edgeBase), await doc(base), 'one OpenAPI document, whatever the process has');
+  });
+});

@@ -9,7 +9,7 @@ import { after, before, test } from 'node:test';
 import WebSocket from 'ws';
 import type { Redis } from 'ioredis';
 import { buildApp, type App } from '../../src/api/app.ts';
-import { CLOSE_POLICY, CLOSE_SLOW, type LiveOptions } from '../../src/api/live.ts';
+import { CLOSE_POLICY, CLOSE_SLOW, type LiveOptions } from '../../src/api/live/protocol.ts';
 import { authenticator } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
 import { Inventory } from '../../src/services/inventory.ts';
@@ -118,7 +118,8 @@ test('a refused topic is looked up once', async () => {
   } finally {
     inv.getVehicleState = read;
   }
-  assert.ok(c.messages.filter((m) => m.type === 'error').every((m) => m.code === 'FORBIDDEN'));
+  // Another host's vehicle: not found, as over HTTP.
+  assert.ok(c.messages.filter((m) => m.type === 'error').every((m) => m.code === 'NOT_FOUND'));
   assert.equal(lookups, 1, 'the vehicle was read once, for the first refusal');
   c.ws.close();
 });

@@ -4,8 +4,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import { requireAdmin } from '../authorize.ts';
 import { loadConfig } from '../../config.ts';
-
-const problem = { $ref: 'Problem#' } as const;
+import { problem } from '../route-kit.ts';
 
 /** A value as an operator may see it: secrets hidden, passwords cut out of URLs. */
 export function redacted(name: string, value: unknown): unknown {

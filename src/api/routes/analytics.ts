@@ -18,11 +18,10 @@ import {
 } from '../../services/analytics.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { citiesOf, requireCity, requireHostScope, requireRole } from '../authorize.ts';
-import type { Actor } from '../auth.ts';
+import { analyticsHost, citiesOf, requireRole, seesCity } from '../authorize.ts';
 import { IsoTime, toMs } from '../schemas.ts';
+import { needs, problem, READ_PROBLEMS, visibleCity, type With } from '../route-kit.ts';
 
-const problem = { $ref: 'Problem#' } as const;
 const Counts = Type.Record(Type.String(), Type.Integer());
 
 /** How long a utilization answer is reused (and the `Cache-Control: max-age` it is sent with). */
@@ -93,7 +92,10 @@ class AnswerCache<V> {
     if (found) this.entries.delete(key);
     const entry = { at: now, value: compute() };
     this.entries.set(key, entry);
-    while (this.entries.size > this.maxEntries) this.entries.delete(this.entries.keys().next().value as string);
+    for (const oldest of this.entries.keys()) {
+      if (this.entries.size <= this.maxEntries) break;
+      this.entries.delete(oldest);
+    }
     try {
       return { value: await entry.value, hit: false, ageMs: 0 };
     } catch (err) {
@@ -228,28 +230,10 @@ function cached<T>(reply: FastifyReply, answer: { value: T; hit: boolean; ageMs:
 }
 
 /** PostgreSQL for the analytics: the read replica when one is configured, else the primary. */
-function analyticsDb({ pool, replicaPool }: AppDeps, what: string) {
-  const db = replicaPool ?? pool;
-  if (!db) throw new DomainError('UNAVAILABLE', `${what} needs PostgreSQL, and none is configured in this process`);
-  return db;
-}
-
-function servedCity({ inventory }: AppDeps, city: string, actor: Actor): void {
-  if (!inventory.cities.get(city))
-    throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-  requireCity(actor, city);
-}
-
-/** Whose fleet an analytics answer covers: staff choose (or all); a host always its own. */
-function analyticsHost(actor: Actor, asked: string | undefined): string | undefined {
-  requireRole(actor, 'host', 'ops', 'admin');
-  if (actor.role !== 'host') return asked;
-  if (asked !== undefined) requireHostScope(actor, asked);
-  return actor.hostId;
-}
+const analyticsDb = ({ pool, replicaPool }: With<'pool'>) => replicaPool ?? pool;
 
 /** How conflicts ended, per city and host (PostgreSQL, cached). */
-export const conflictsAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+export const conflictsAnalyticsRoutes = needs('conflict analytics', ['pool'], async (app, deps) => {
   const conflictsCache = new AnswerCache<ConflictsAnswerT>(CONFLICTS_CACHE_TTL_MS, CONFLICTS_CACHE_MAX_ENTRIES);
   app.get(
     '/v1/analytics/conflicts',
@@ -262,16 +246,16 @@ export const conflictsAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asyn
         description:
           'Conflicts whose booking became conflicted in [from, to), optionally of one city and/or one host (the host of the original, displaced vehicle); totals, per city and per host. Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time. See docs/conflicts.md, "Tracking".',
         querystring: ConflictsQuery,
-        response: { 200: ConflictsAnswer, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+        response: { 200: ConflictsAnswer, ...READ_PROBLEMS },
       },
     },
     async (request, reply) => {
       const { city } = request.query;
       const hostId = analyticsHost(request.actor, request.query.hostId);
       const { from, to } = windowOf(request.query);
-      if (city !== undefined) servedCity(deps, city, request.actor);
+      if (city !== undefined) visibleCity(deps, request.actor, city);
       const cities = city === undefined ? citiesOf(request.actor) : undefined;
-      const db = analyticsDb(deps, 'conflict analytics');
+      const db = analyticsDb(deps);
       const q = {
         from,
         to,
@@ -285,10 +269,10 @@ export const conflictsAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asyn
       return cached(reply, answer, CONFLICTS_CACHE_TTL_MS);
     },
   );
-};
+});
 
 /** Utilization over time (PostgreSQL, cached). */
-export const utilizationAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+export const utilizationAnalyticsRoutes = needs('utilization', ['pool'], async (app, deps) => {
   const cache = new AnswerCache<UtilizationT>(UTILIZATION_CACHE_TTL_MS, UTILIZATION_CACHE_MAX_ENTRIES);
   app.get(
     '/v1/analytics/utilization',
@@ -300,7 +284,7 @@ export const utilizationAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = as
         description:
           'Buckets are whole UTC hours or days covering [from, to). Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time.',
         querystring: UtilizationQuery,
-        response: { 200: Utilization, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+        response: { 200: Utilization, ...READ_PROBLEMS },
       },
     },
     async (request, reply) => {
@@ -317,15 +301,15 @@ export const utilizationAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = as
           `at most ${max} ${granularity} buckets per request (asked for ${buckets})`,
           { buckets, max },
         );
-      servedCity(deps, city, request.actor);
-      const db = analyticsDb(deps, 'utilization');
+      visibleCity(deps, request.actor, city);
+      const db = analyticsDb(deps);
       const answer = await cache.get(`${city}|${from}|${to}|${granularity}|${hostId ?? ''}`, () =>
         computeUtilization(db, city, { from, to, granularity, first, buckets, ...(hostId ? { hostId } : {}) }),
       );
       return cached(reply, answer, UTILIZATION_CACHE_TTL_MS);
     },
   );
-};
+});
 
 /** Live counts per city, from the exact Redis counters. */
 export const citiesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
@@ -357,8 +341,7 @@ export const citiesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
       requireRole(request.actor, 'ops', 'admin');
       const cities = [];
       for (const c of deps.inventory.cities.all())
-        if (!request.actor.cities || request.actor.cities.has(c.id))
-          cities.push({ city: c.id, ...(await readCityCounts(deps.redis, c.id)) });
+        if (seesCity(request.actor, c.id)) cities.push({ city: c.id, ...(await readCityCounts(deps.redis, c.id)) });
       return { cities };
     },
   );
@@ -418,7 +401,7 @@ const CityForecast = Type.Object({
 });
 
 /** Predicted utilization, shortfalls and suggested fleet moves (PostgreSQL history, cached 5 min). */
-export const forecastAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+export const forecastAnalyticsRoutes = needs('forecasts', ['forecasts'], async (app, deps) => {
   app.get(
     '/v1/analytics/forecast',
     {
@@ -438,19 +421,17 @@ export const forecastAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async
           },
           { additionalProperties: false },
         ),
-        response: { 200: CityForecast, 400: problem, 401: problem, 403: problem, 404: problem, 503: problem },
+        response: { 200: CityForecast, ...READ_PROBLEMS },
       },
     },
     async (request) => {
       requireRole(request.actor, 'ops', 'admin');
       const { city } = request.query;
-      servedCity(deps, city, request.actor);
-      if (!deps.forecasts)
-        throw new DomainError('UNAVAILABLE', 'forecasts need PostgreSQL, and none is configured in this process');
+      visibleCity(deps, request.actor, city);
       return await deps.forecasts.get(city, Number(request.query.horizonHours ?? 24));
     },
   );
-};
+});
 
 const Learned = Type.Object({
   enabled: Type.Boolean(),
@@ -474,7 +455,7 @@ const Learned = Type.Object({
 });
 
 /** What the learning offer policy has learnt (PostgreSQL's offers and conflicts; cached a minute). */
-export const incentivesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
+export const incentivesAnalyticsRoutes = needs('incentive analytics', ['pool'], async (app, deps) => {
   const cache = new AnswerCache<Static<typeof Learned>>(60_000, 4);
   app.get(
     '/v1/analytics/incentives',
@@ -483,12 +464,12 @@ export const incentivesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asy
       schema: {
         tags: ['analytics'],
         summary: 'What the learning offer policy has learnt: conversion per credit level, city and kind of alternative',
-        response: { 200: Learned, 401: problem, 403: problem, 503: problem },
+        response: { 200: Learned, 401: problem, 403: problem },
       },
     },
     async (request, reply) => {
       requireRole(request.actor, 'ops', 'admin');
-      const db = analyticsDb(deps, 'incentive analytics');
+      const db = analyticsDb(deps);
       const config = deps.config ?? defaults;
       const answer = await cache.get('all', async () => {
         const learner = new IncentiveLearner(db, learningPolicy(config));
@@ -497,7 +478,7 @@ export const incentivesAnalyticsRoutes: FastifyPluginAsyncTypebox<AppDeps> = asy
       });
       const all = cached(reply, answer, 60_000);
       // Staff limited to cities see theirs only.
-      return { ...all, learned: all.learned.filter((x) => !request.actor.cities || request.actor.cities.has(x.city)) };
+      return { ...all, learned: all.learned.filter((x) => seesCity(request.actor, x.city)) };
     },
   );
-};
+});

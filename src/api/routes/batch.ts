@@ -3,17 +3,17 @@
  * rest. The answer has a result per item, in order: 201-like success or the item's problem.
  */
 import { Type, type Static, type TSchema } from '@sinclair/typebox';
-import { TypeCompiler } from '@sinclair/typebox/compiler';
+import { TypeCompiler, type TypeCheck } from '@sinclair/typebox/compiler';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyRequest } from 'fastify';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { isStaff, requireRole, requireVehicleManager } from '../authorize.ts';
+import { mayWriteThePast, requireRole, requireVehicleManager } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { BlockCreate, EntityId, VehicleCreate, blockOut, toMs } from '../schemas.ts';
 import { IdempotencyHeaders, commandOptions } from './bookings.ts';
+import { problem } from '../route-kit.ts';
 
-const problem = { $ref: 'Problem#' } as const;
 export const MAX_BATCH = 1000;
 
 const ItemResult = Type.Object({
@@ -32,23 +32,23 @@ const BatchResponse = Type.Object({
 
 /**
  * Runs every item, sequentially (a batch is one caller's work, not a way around the locks).
- * Items are validated one by one against `schema`, so a malformed item is that item's 400.
+ * Items are validated one by one against `check` (an item's schema, compiled), so a malformed item
+ * is that item's 400.
  */
 async function runItems<S extends TSchema>(
   request: FastifyRequest,
-  schema: S,
+  check: TypeCheck<S>,
   items: unknown[],
   run: (item: Static<S>, index: number) => Promise<{ id: string; status: number }>,
 ) {
-  const check = compiled(schema);
   const results = [];
-  for (let i = 0; i < items.length; i++) {
+  for (const [i, item] of items.entries()) {
     try {
-      if (!check.Check(items[i])) {
-        const first = check.Errors(items[i]).First();
+      if (!check.Check(item)) {
+        const first = check.Errors(item).First();
         throw new DomainError('VALIDATION', `item ${i}${first ? `${first.path}: ${first.message}` : ''}`, { index: i });
       }
-      const r = await run(items[i] as Static<S>, i);
+      const r = await run(item, i);
       results.push({ index: i, ok: true, status: r.status, id: r.id });
     } catch (err) {
       const p = problemOf(err);
@@ -60,21 +60,14 @@ async function runItems<S extends TSchema>(
   return { succeeded, failed: results.length - succeeded, results };
 }
 
-const checkers = new Map<TSchema, ReturnType<typeof TypeCompiler.Compile>>();
-function compiled(schema: TSchema) {
-  let c = checkers.get(schema);
-  if (!c) {
-    c = TypeCompiler.Compile(schema);
-    checkers.set(schema, c);
-  }
-  return c;
-}
-
 const Items = Type.Object(
   { items: Type.Array(Type.Unknown(), { minItems: 1, maxItems: MAX_BATCH }) },
   { additionalProperties: false },
 );
-const BlockItem = Type.Object({ vehicleId: EntityId, ...BlockCreate.properties }, { additionalProperties: false });
+const VehicleItem = TypeCompiler.Compile(VehicleCreate);
+const BlockItem = TypeCompiler.Compile(
+  Type.Object({ vehicleId: EntityId, ...BlockCreate.properties }, { additionalProperties: false }),
+);
 
 /** Each item gets its own idempotency key derived from the batch's: a retried batch is safe. */
 function itemOptions(request: FastifyRequest, index: number) {
@@ -96,15 +89,12 @@ export const batchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
       },
     },
     async (request) => {
-      requireRole(request.actor, 'host');
+      const { actor } = request;
+      requireRole(actor, 'host');
       // A batch costs what its items cost: one unit of the caller's budget each (the request paid one).
       await request.charge(request.body.items.length - 1);
-      return runItems(request, VehicleCreate, request.body.items, async ({ city, ...spec }, i) => {
-        const r = await inventory.createVehicle(
-          city,
-          { ...spec, hostId: request.actor.hostId! },
-          itemOptions(request, i),
-        );
+      return runItems(request, VehicleItem, request.body.items, async ({ city, ...spec }, i) => {
+        const r = await inventory.createVehicle(city, { ...spec, hostId: actor.hostId }, itemOptions(request, i));
         return { id: r.vehicleId, status: 201 };
       });
     },
@@ -134,7 +124,7 @@ export const batchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
             ...(item.from ? { from: toMs(item.from) } : {}),
             ...(item.to ? { to: toMs(item.to) } : {}),
             ...(item.note ? { note: item.note } : {}),
-            allowPast: isStaff(request.actor),
+            allowPast: mayWriteThePast(request.actor),
           },
           itemOptions(request, i),
         );

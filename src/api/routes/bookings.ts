@@ -5,8 +5,18 @@ import type { CommandOptions, Inventory } from '../../services/inventory.ts';
 import { bookingFromHistory } from '../../services/trips.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
+import { COMMAND_PROBLEMS } from '../route-kit.ts';
 import type { AppDeps } from '../types.ts';
-import { canSeeTrip, customerScope, isStaff, notFound, requireCity, requireRole } from '../authorize.ts';
+import {
+  canSeeTrip,
+  cancelReason,
+  citiesOf,
+  customerScope,
+  requireCity,
+  requireForceAllowed,
+  requireRole,
+  requireTripViewer,
+} from '../authorize.ts';
 import {
   Booking,
   BookingRequest,
@@ -20,17 +30,6 @@ import {
   toMs,
 } from '../schemas.ts';
 
-const problem = { $ref: 'Problem#' } as const;
-const errors = {
-  400: problem,
-  401: problem,
-  403: problem,
-  404: problem,
-  409: problem,
-  410: problem,
-  422: problem,
-  429: problem,
-};
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' })),
 });
@@ -56,7 +55,7 @@ export const holdRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         summary: 'Hold a vehicle for checkout',
         headers: IdempotencyHeaders,
         body: HoldRequest,
-        response: { 201: Hold, ...errors },
+        response: { 201: Hold, ...COMMAND_PROBLEMS },
       },
     },
     async (request, reply) => {
@@ -78,11 +77,16 @@ export const holdRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
     '/v1/holds/:id',
     {
       config: { scope: 'bookings:write' },
-      schema: { tags: ['holds'], summary: 'Release a hold', params: IdParams, response: { 200: Hold, ...errors } },
+      schema: {
+        tags: ['holds'],
+        summary: 'Release a hold',
+        params: IdParams,
+        response: { 200: Hold, ...COMMAND_PROBLEMS },
+      },
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
-      if (request.actor.cities) requireCity(request.actor, (await inventory.locate(request.params.id, 'hold')).city);
+      if (citiesOf(request.actor)) requireCity(request.actor, (await inventory.locate(request.params.id, 'hold')).city);
       const r = await inventory.releaseHold(request.params.id, customerScope(request.actor), commandOptions(request));
       return holdOut(r.hold, (await inventory.locate(request.params.id, 'hold')).vehicleId);
     },
@@ -100,7 +104,7 @@ export const bookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         summary: 'Book a vehicle, directly or from a hold',
         headers: IdempotencyHeaders,
         body: BookingRequest,
-        response: { 201: Booking, ...errors },
+        response: { 201: Booking, ...COMMAND_PROBLEMS },
       },
     },
     async (request, reply) => {
@@ -125,7 +129,7 @@ export const bookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
 /** The booking, if the caller may see it (its customer, the vehicle's host, staff); others: not found. */
 async function visibleBooking(inventory: Inventory, request: FastifyRequest<{ Params: { id: string } }>) {
   const { entry, vehicle } = await inventory.getEntry(request.params.id, 'booking');
-  if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
+  requireTripViewer(request.actor, entry, vehicle);
   return { entry, vehicleId: vehicle.id };
 }
 
@@ -138,7 +142,7 @@ export const bookingRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { i
         tags: ['bookings'],
         summary: 'A booking (past ones trimmed from Redis are read from PostgreSQL)',
         params: IdParams,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
     },
     async (request) => {
@@ -171,7 +175,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         params: IdParams,
         headers: IdempotencyHeaders,
         body: CancelRequest,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
       // The body is optional: an empty one means no reason given.
       preValidation: async (request) => {
@@ -181,7 +185,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
       const vehicleId = await authorised(request);
-      const reason = request.body?.reason ?? (request.actor.role === 'customer' ? 'customer' : request.actor.role);
+      const reason = cancelReason(request.actor, request.body?.reason);
       const r = await inventory.cancelBooking(
         request.params.id,
         customerScope(request.actor),
@@ -201,7 +205,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         summary: 'Start the trip (pickup)',
         params: IdParams,
         headers: IdempotencyHeaders,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
     },
     async (request) => {
@@ -220,7 +224,7 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         summary: 'Complete the trip (return): early, on time or late',
         params: IdParams,
         headers: IdempotencyHeaders,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
     },
     async (request) => {
@@ -240,12 +244,12 @@ export const tripRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         params: IdParams,
         headers: IdempotencyHeaders,
         body: ExtendRequest,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
-      if (request.body.force && !isStaff(request.actor)) requireRole(request.actor, 'ops', 'admin');
+      requireForceAllowed(request.actor, request.body.force);
       const vehicleId = await authorised(request);
       const r = await inventory.extendBooking(
         request.params.id,

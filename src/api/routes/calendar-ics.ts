@@ -11,11 +11,10 @@ import type { Actor } from '../auth.ts';
 import type { FastifyRequest } from 'fastify';
 import type { CalendarEntry } from '../../domain/calendar.ts';
 import type { Inventory } from '../../services/inventory.ts';
-import { isStaff, requireRole, requireVehicleManager } from '../authorize.ts';
+import { mayWriteThePast, requireRole, requireVehicleManager } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { CalendarQuery, IdParams, toMs } from '../schemas.ts';
-
-const problem = { $ref: 'Problem#' } as const;
+import { problem } from '../route-kit.ts';
 
 const ImportResult = Type.Object({
   uid: Type.String(),
@@ -165,7 +164,7 @@ async function importItems(
           from: item.from,
           to: item.to,
           note: `ical:${key} ${item.uid}`.slice(0, 512),
-          allowPast: isStaff(request.actor),
+          allowPast: mayWriteThePast(request.actor),
         },
         { actorId: 'ical-import', idempotencyKey: `ical:${key}`, commandId: request.id },
       );

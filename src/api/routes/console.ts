@@ -9,6 +9,7 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { mintDemoTokens } from '../auth.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { AppDeps } from '../types.ts';
+import { problem } from '../route-kit.ts';
 
 const DIST = new URL('../../../web/dist/', import.meta.url);
 const FILES = [
@@ -52,7 +53,7 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { d
             ops: Type.String(),
             hostId: Type.String(),
           }),
-          404: { $ref: 'Problem#' },
+          404: problem,
         },
       },
     },

@@ -4,15 +4,13 @@
  * from PostgreSQL's event log.
  */
 import { Type } from '@sinclair/typebox';
-import { DomainError } from '../../domain/errors.ts';
 import { eventsAfter } from '../../services/event-feed.ts';
 import { toCloudEvent } from '../../services/cloud-events.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
-import { requireCity, requireRole } from '../authorize.ts';
+import { requireRole } from '../authorize.ts';
+import { READ_PROBLEMS, visibleCity } from '../route-kit.ts';
 import { EventsQuery } from '../schemas.ts';
-
-const problem = { $ref: 'Problem#' } as const;
 
 export const CloudEvent = Type.Object(
   {
@@ -39,10 +37,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
         querystring: EventsQuery,
         response: {
           200: Type.Object({ events: Type.Array(CloudEvent), next: Type.Union([Type.String(), Type.Null()]) }),
-          400: problem,
-          401: problem,
-          403: problem,
-          404: problem,
+          ...READ_PROBLEMS,
         },
       },
     },
@@ -50,9 +45,7 @@ export const eventRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
       requireRole(request.actor, 'ops', 'admin');
       const { city, after = '0-0' } = request.query;
       const limit = Number(request.query.limit ?? 100);
-      if (!inventory.cities.get(city))
-        throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-      requireCity(request.actor, city);
+      visibleCity({ inventory }, request.actor, city);
       const events = await eventsAfter(redis, pool, city, after, limit);
       return { events: events.map(toCloudEvent), next: events.at(-1)?.id ?? null };
     },

@@ -1,14 +1,10 @@
 /** GBFS 3.1 feeds per city: public and read-only (services/gbfs.ts builds them). */
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { DomainError } from '../../domain/errors.ts';
 import { GBFS_FEEDS, GbfsFeeds } from '../../services/gbfs.ts';
-import type { AppDeps } from '../types.ts';
+import { knownCity, needs, problem } from '../route-kit.ts';
 
-const problem = { $ref: 'Problem#' } as const;
-
-export const gbfsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, readModel }) => {
-  const feeds = readModel ? new GbfsFeeds(readModel) : undefined;
+export const gbfsRoutes = needs('GBFS', ['readModel'], async (app, deps) => {
+  const feeds = new GbfsFeeds(deps.readModel);
   app.get(
     '/gbfs/:city/:feed',
     {
@@ -21,17 +17,15 @@ export const gbfsRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
           city: Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' }),
           feed: Type.Union(['gbfs', ...GBFS_FEEDS].map((f) => Type.Literal(`${f}.json`))),
         }),
-        response: { 200: Type.Record(Type.String(), Type.Unknown()), 400: problem, 404: problem, 503: problem },
+        response: { 200: Type.Record(Type.String(), Type.Unknown()), 400: problem, 404: problem },
       },
     },
     async (request, reply) => {
-      const city = inventory.cities.get(request.params.city);
-      if (!city) throw new DomainError('NOT_FOUND', `city ${request.params.city} not found`, { entity: 'city' });
-      if (!feeds) throw new DomainError('UNAVAILABLE', 'GBFS needs the read model, not enabled in this process');
+      const city = knownCity(deps, request.params.city);
       const name = (['gbfs', ...GBFS_FEEDS] as const).find((f) => `${f}.json` === request.params.feed) ?? 'gbfs';
       const base = `${request.protocol}://${request.host}/gbfs/${city.id}`;
       reply.header('cache-control', 'public, max-age=60');
       return feeds.feed(city, name, base);
     },
   );
-};
+});

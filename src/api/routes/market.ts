@@ -1,26 +1,23 @@
 /** What operations watch: every vehicle of a city with its status now, and the open conflicts. */
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { DomainError } from '../../domain/errors.ts';
-import { requireCity, requireRole } from '../authorize.ts';
+import type { Actor } from '../auth.ts';
+import { requireRole } from '../authorize.ts';
+import { needs, problem, visibleCity } from '../route-kit.ts';
 import { Offers, offersOut } from '../schemas.ts';
 import type { AppDeps } from '../types.ts';
 
-const problem = { $ref: 'Problem#' } as const;
 const CityParams = Type.Object({ city: Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' }) });
-const errors = { 401: problem, 403: problem, 404: problem, 503: problem };
+/** Staff reads of a city; 503 when this process lacks the service (route-kit.ts, `needs`). */
+const errors = { 401: problem, 403: problem, 404: problem };
 
-export const marketRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
-  app,
-  { inventory, readModel, conflicts, reserve },
-) => {
-  const servedCity = (actor: Parameters<typeof requireCity>[0], city: string) => {
-    requireRole(actor, 'ops', 'admin');
-    if (!inventory.cities.get(city))
-      throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-    requireCity(actor, city);
-  };
+/** Staff of the city (others: 403; a city the caller may not see: 404). */
+function staffCity(deps: AppDeps, actor: Actor, city: string): void {
+  requireRole(actor, 'ops', 'admin');
+  visibleCity(deps, actor, city);
+}
 
+/** The city's map (the read model). */
+export const cityVehicleRoutes = needs("a city's map", ['readModel'], async (app, deps) => {
   app.get(
     '/v1/cities/:city/vehicles',
     {
@@ -47,15 +44,17 @@ export const marketRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
       },
     },
     async (request) => {
-      servedCity(request.actor, request.params.city);
-      if (!readModel) throw new DomainError('UNAVAILABLE', 'the read model is not enabled in this process');
-      const rows = await readModel.statuses(request.params.city);
+      staffCity(deps, request.actor, request.params.city);
+      const rows = await deps.readModel.statuses(request.params.city);
       return {
         vehicles: rows.map(({ lat, lng, ...v }) => ({ ...v, location: { lat, lng } })),
       };
     },
   );
+});
 
+/** The conflicts under way in a city (the conflict desk). */
+export const cityConflictRoutes = needs("a city's conflicts", ['conflicts'], async (app, deps) => {
   app.get(
     '/v1/cities/:city/conflicts',
     {
@@ -68,12 +67,14 @@ export const marketRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
       },
     },
     async (request) => {
-      servedCity(request.actor, request.params.city);
-      if (!conflicts) throw new DomainError('UNAVAILABLE', 'offers are not enabled in this process');
-      return { conflicts: (await conflicts.openOffers(request.params.city)).map(offersOut) };
+      staffCity(deps, request.actor, request.params.city);
+      return { conflicts: (await deps.conflicts.openOffers(request.params.city)).map(offersOut) };
     },
   );
+});
 
+/** The conflict reserve held in a city. */
+export const cityReserveRoutes = needs('the reserve', ['reserve'], async (app, deps) => {
   app.get(
     '/v1/cities/:city/reserve',
     {
@@ -101,9 +102,8 @@ export const marketRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
       },
     },
     async (request) => {
-      servedCity(request.actor, request.params.city);
-      if (!reserve) throw new DomainError('UNAVAILABLE', 'the reserve is not readable in this process');
-      const held = await reserve.held(request.params.city);
+      staffCity(deps, request.actor, request.params.city);
+      const held = await deps.reserve.held(request.params.city);
       return {
         reserve: held.map((s) => ({
           ...s,
@@ -113,4 +113,4 @@ export const marketRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
       };
     },
   );
-};
+});

@@ -4,25 +4,10 @@
  */
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import { DomainError } from '../../domain/errors.ts';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppDeps } from '../types.ts';
-import { canSeeTrip, customerScope, notFound, requireRole } from '../authorize.ts';
+import { customerScope, requireOffersViewer, requireRole, requireTripViewer } from '../authorize.ts';
+import { COMMAND_PROBLEMS, needs } from '../route-kit.ts';
 import { Booking, Offers, bookingOut, offersOut } from '../schemas.ts';
 import { IdempotencyHeaders, commandOptions } from './bookings.ts';
-
-const problem = { $ref: 'Problem#' } as const;
-const errors = {
-  400: problem,
-  401: problem,
-  403: problem,
-  404: problem,
-  409: problem,
-  410: problem,
-  422: problem,
-  429: problem,
-  503: problem,
-};
 const BookingParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' }) });
 const OfferParams = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' }),
@@ -34,20 +19,11 @@ const emptyBodyIsFine = async (request: FastifyRequest) => {
   request.body ??= {};
 };
 
-export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, conflicts }) => {
-  const desk = () => {
-    if (!conflicts) throw new DomainError('UNAVAILABLE', 'conflict offers are not enabled in this process');
-    return conflicts;
-  };
-
+export const offerRoutes = needs('conflict offers', ['conflicts'], async (app, { conflicts }) => {
   /** The offers of a booking the caller may see (its customer, the host of its original vehicle, staff). */
   async function visibleOffers(request: FastifyRequest<{ Params: { id: string } }>) {
-    const record = await desk().offersOf(request.params.id);
-    const { vehicle } = await inventory.getVehicleState(record.vehicleId).catch(() => ({ vehicle: undefined }));
-    const visible = vehicle
-      ? canSeeTrip(request.actor, record, vehicle)
-      : request.actor.role !== 'customer' && request.actor.role !== 'host';
-    if (!visible) throw notFound('offers', request.params.id);
+    const record = await conflicts.offersOf(request.params.id);
+    requireOffersViewer(request.actor, record);
     return record;
   }
 
@@ -59,7 +35,7 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
         tags: ['offers'],
         summary: "A conflicted booking's offers: alternatives held for the customer, with incentives",
         params: BookingParams,
-        response: { 200: Offers, ...errors },
+        response: { 200: Offers, ...COMMAND_PROBLEMS },
       },
     },
     async (request) => offersOut(await visibleOffers(request)),
@@ -76,14 +52,14 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
         params: OfferParams,
         headers: IdempotencyHeaders,
         body: NoBody,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
       preValidation: emptyBodyIsFine,
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
       await visibleOffers(request);
-      const r = await desk().accept(
+      const r = await conflicts.accept(
         request.params.id,
         request.params.offerId,
         customerScope(request.actor),
@@ -106,21 +82,21 @@ export const offerRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
         params: BookingParams,
         headers: IdempotencyHeaders,
         body: NoBody,
-        response: { 200: Offers, ...errors },
+        response: { 200: Offers, ...COMMAND_PROBLEMS },
       },
       preValidation: emptyBodyIsFine,
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
       await visibleOffers(request);
-      const r = await desk().decline(request.params.id, customerScope(request.actor), commandOptions(request));
+      const r = await conflicts.decline(request.params.id, customerScope(request.actor), commandOptions(request));
       return offersOut(r.record);
     },
   );
-};
+});
 
 /** An at-risk booking's switch to the vehicle held for it (docs/prediction.md). */
-export const standbyRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory, lateReturns }) => {
+export const standbyRoutes = needs('at-risk switching', ['lateReturns'], async (app, { inventory, lateReturns }) => {
   app.post(
     '/v1/bookings/:id/switch',
     {
@@ -133,18 +109,17 @@ export const standbyRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { i
         params: BookingParams,
         headers: IdempotencyHeaders,
         body: NoBody,
-        response: { 200: Booking, ...errors },
+        response: { 200: Booking, ...COMMAND_PROBLEMS },
       },
       preValidation: emptyBodyIsFine,
     },
     async (request) => {
       requireRole(request.actor, 'customer', 'ops', 'admin');
-      if (!lateReturns) throw new DomainError('UNAVAILABLE', 'at-risk switching is not enabled in this process');
       const at = await inventory.getEntry(request.params.id, 'booking');
       const { entry, vehicle } = at;
-      if (!canSeeTrip(request.actor, entry, vehicle)) throw notFound('booking', request.params.id);
+      requireTripViewer(request.actor, entry, vehicle);
       const r = await lateReturns.switchToStandby(at, customerScope(request.actor), commandOptions(request));
       return bookingOut(r.booking, entry.atRisk?.standby?.vehicleId ?? vehicle.id);
     },
   );
-};
+});

@@ -12,8 +12,7 @@ import { parseId } from '../../domain/ids.ts';
 import { publishServedBy, type RegionMap } from '../../services/regions.ts';
 import { requireAdmin } from '../authorize.ts';
 import type { AppDeps } from '../types.ts';
-
-const problem = { $ref: 'Problem#' } as const;
+import { problem } from '../route-kit.ts';
 
 const ServedBy = Type.Object({
   region: Type.String(),
@@ -34,13 +33,12 @@ const ID_FIELDS = ['id', 'vehicleId', 'bookingId', 'holdId', 'blockId'] as const
 
 /** The city a request is about, when one can be read from its path, query or body. */
 export function cityOfRequest(request: FastifyRequest): string | undefined {
-  const sources = [request.params, request.query, request.body] as unknown[];
+  const sources: unknown[] = [request.params, request.query, request.body];
   for (const source of sources) {
     if (typeof source !== 'object' || source === null || Array.isArray(source)) continue;
-    const fields = source as Record<string, unknown>;
-    if (typeof fields.city === 'string') return fields.city;
+    if ('city' in source && typeof source.city === 'string') return source.city;
     for (const f of ID_FIELDS) {
-      const v = fields[f];
+      const v: unknown = Reflect.get(source, f);
       const city = typeof v === 'string' ? parseId(v)?.city : undefined;
       if (city) return city;
     }

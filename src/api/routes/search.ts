@@ -3,15 +3,12 @@ import { Type } from '@sinclair/typebox';
 import { CATEGORIES, type Category } from '../../domain/vehicle.ts';
 import { DomainError } from '../../domain/errors.ts';
 import { describeInterval, intervalFault } from '../../domain/calendar.ts';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import type { AppDeps } from '../types.ts';
 import { decodeCursor, encodeCursor } from '../../domain/cursor.ts';
 import { IsoTime, toMs } from '../schemas.ts';
 import { requireRole } from '../authorize.ts';
 import { rankingFor, type Ranking } from '../../domain/ranking.ts';
 import { CustomerProfiles } from '../../services/profiles.ts';
-
-const problem = { $ref: 'Problem#' } as const;
+import { needs, READ_PROBLEMS } from '../route-kit.ts';
 
 const digits = (max: number, description: string) => Type.String({ pattern: `^[0-9]{1,${max}}$`, description });
 
@@ -63,76 +60,71 @@ const Hit = Type.Object({
   ),
 });
 
-export const searchRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
-  app,
-  { readModel, pool, forecasts, searchDemand },
-) => {
-  const profiles = readModel ? new CustomerProfiles(readModel, pool) : undefined;
-  app.get(
-    '/v1/cities/:city/availability',
-    {
-      schema: {
-        tags: ['search'],
-        summary: 'Vehicles free for [from, to), checked against the truth before the answer',
-        params: Type.Object({ city: Type.String({ pattern: '^[a-z0-9]{2,16}$' }) }),
-        querystring: Query,
-        response: {
-          200: Type.Object({
-            vehicles: Type.Array(Hit),
-            cursor: Type.Union([Type.String(), Type.Null()]),
-            likelyToSellOut: Type.Optional(
-              Type.Boolean({
-                description:
-                  'by the latest demand forecast, the category asked for (or every category) is predicted ≥ 90% in use during the window (absent: no forecast yet)',
-              }),
-            ),
-          }),
-          400: problem,
-          401: problem,
-          403: problem,
-          404: problem,
-          503: problem,
+export const searchRoutes = needs(
+  'search',
+  ['readModel'],
+  async (app, { readModel, pool, forecasts, searchDemand }) => {
+    const profiles = new CustomerProfiles(readModel, pool);
+    app.get(
+      '/v1/cities/:city/availability',
+      {
+        schema: {
+          tags: ['search'],
+          summary: 'Vehicles free for [from, to), checked against the truth before the answer',
+          params: Type.Object({ city: Type.String({ pattern: '^[a-z0-9]{2,16}$' }) }),
+          querystring: Query,
+          response: {
+            200: Type.Object({
+              vehicles: Type.Array(Hit),
+              cursor: Type.Union([Type.String(), Type.Null()]),
+              likelyToSellOut: Type.Optional(
+                Type.Boolean({
+                  description:
+                    'by the latest demand forecast, the category asked for (or every category) is predicted ≥ 90% in use during the window (absent: no forecast yet)',
+                }),
+              ),
+            }),
+            ...READ_PROBLEMS,
+          },
         },
       },
-    },
-    async (request) => {
-      if (!readModel) throw new DomainError('UNAVAILABLE', 'search is not enabled in this process');
-      const q = request.query;
-      const from = toMs(q.from);
-      const to = toMs(q.to);
-      const fault = intervalFault(from, to, Date.now());
-      if (fault) throw new DomainError('INVALID_INTERVAL', describeInterval(fault), fault);
-      const [lat, lng] = q.near ? q.near.split(',').map(Number) : [];
-      if (lat !== undefined && (Math.abs(lat) > 90 || Math.abs(lng ?? 0) > 180))
-        throw new DomainError('VALIDATION', 'near must be a valid lat,lng', { field: 'near' });
-      let rank: Ranking | undefined;
-      if (q.sort === 'for_you') {
-        // The ranking is the caller's own: only a customer has trips to learn from.
-        requireRole(request.actor, 'customer');
-        if (!profiles) throw new DomainError('UNAVAILABLE', 'search is not enabled in this process');
-        rank = rankingFor(await profiles.profile(request.actor.id));
-      }
-      const { hits, next } = await readModel.search(request.params.city, {
-        from,
-        to,
-        sort: q.sort ?? (q.near ? 'distance' : 'price'),
-        ...(rank ? { rank } : {}),
-        limit: Number(q.limit ?? 20),
-        ...(q.cursor ? { after: decodeCursor(q.cursor) } : {}),
-        ...(q.category ? { category: q.category, orBetter: q.orBetter === 'true' } : {}),
-        ...(q.minSeats ? { minSeats: Number(q.minSeats) } : {}),
-        ...(lat !== undefined && lng !== undefined ? { near: { lat, lng } } : {}),
-        ...(q.radiusKm ? { radiusKm: Number(q.radiusKm) } : {}),
-      });
-      const limit = Number(q.limit ?? 20);
-      // A first page that found fewer than it asked for is demand the city did not serve.
-      if (!q.cursor) searchDemand?.record(request.params.city, q.category, from, hits.length, limit);
-      const sellOut = forecasts?.likelyToSellOut(request.params.city, from, to, q.category);
-      return {
-        vehicles: hits,
-        cursor: next ? encodeCursor(next) : null,
-        ...(sellOut !== undefined ? { likelyToSellOut: sellOut } : {}),
-      };
-    },
-  );
-};
+      async (request) => {
+        const q = request.query;
+        const from = toMs(q.from);
+        const to = toMs(q.to);
+        const fault = intervalFault(from, to, Date.now());
+        if (fault) throw new DomainError('INVALID_INTERVAL', describeInterval(fault), fault);
+        const [lat, lng] = q.near ? q.near.split(',').map(Number) : [];
+        if (lat !== undefined && (Math.abs(lat) > 90 || Math.abs(lng ?? 0) > 180))
+          throw new DomainError('VALIDATION', 'near must be a valid lat,lng', { field: 'near' });
+        let rank: Ranking | undefined;
+        if (q.sort === 'for_you') {
+          // The ranking is the caller's own: only a customer has trips to learn from.
+          requireRole(request.actor, 'customer');
+          rank = rankingFor(await profiles.profile(request.actor.id));
+        }
+        const { hits, next } = await readModel.search(request.params.city, {
+          from,
+          to,
+          sort: q.sort ?? (q.near ? 'distance' : 'price'),
+          ...(rank ? { rank } : {}),
+          limit: Number(q.limit ?? 20),
+          ...(q.cursor ? { after: decodeCursor(q.cursor) } : {}),
+          ...(q.category ? { category: q.category, orBetter: q.orBetter === 'true' } : {}),
+          ...(q.minSeats ? { minSeats: Number(q.minSeats) } : {}),
+          ...(lat !== undefined && lng !== undefined ? { near: { lat, lng } } : {}),
+          ...(q.radiusKm ? { radiusKm: Number(q.radiusKm) } : {}),
+        });
+        const limit = Number(q.limit ?? 20);
+        // A first page that found fewer than it asked for is demand the city did not serve.
+        if (!q.cursor) searchDemand?.record(request.params.city, q.category, from, hits.length, limit);
+        const sellOut = forecasts?.likelyToSellOut(request.params.city, from, to, q.category);
+        return {
+          vehicles: hits,
+          cursor: next ? encodeCursor(next) : null,
+          ...(sellOut !== undefined ? { likelyToSellOut: sellOut } : {}),
+        };
+      },
+    );
+  },
+);

@@ -4,20 +4,17 @@
  * calendars with PostgreSQL's history.
  */
 import { Type, type Static } from '@sinclair/typebox';
+import { TypeCompiler } from '@sinclair/typebox/compiler';
 import type { FastifyRequest } from 'fastify';
 import { defaults } from '../../config.ts';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import { BOOKING_STATUSES, TRIP_PHASES, type BookingStatus, type TripPhase } from '../../domain/calendar.ts';
-import { DomainError } from '../../domain/errors.ts';
 import { pageAcrossRegions, REGION_SCOPE_HEADER, type AcrossRegions } from '../../services/regions.ts';
 import { TripLists, type TripFilter } from '../../services/trips.ts';
 import type { Actor } from '../auth.ts';
-import { citiesOf, requireHostScope, requireRole } from '../authorize.ts';
+import { citiesOf, listedCustomer, requireHostScope, requireRole } from '../authorize.ts';
 import { Booking, Hold, HostParams, IsoTime, bookingOut, holdOut, toMs } from '../schemas.ts';
+import { needs, READ_PROBLEMS } from '../route-kit.ts';
 import type { AppDeps } from '../types.ts';
-
-const problem = { $ref: 'Problem#' } as const;
-const errors = { 400: problem, 401: problem, 403: problem, 404: problem, 503: problem };
 
 const ListQuery = Type.Object(
   {
@@ -66,6 +63,7 @@ const BookingList = Type.Object({
   cursor: Type.Union([Type.String(), Type.Null()]),
   regionsUnavailable: RegionsUnavailable,
 });
+const HoldList = Type.Object({ holds: Type.Array(Hold), regionsUnavailable: RegionsUnavailable });
 type BookingOut = Static<typeof Booking>;
 type HoldOut = Static<typeof Hold>;
 const bookingKey = (b: BookingOut) => ({ key: Date.parse(b.from), id: b.id });
@@ -83,11 +81,16 @@ function acrossRegions(request: FastifyRequest, { regions, regionFanoutTimeoutMs
   };
 }
 
-/** Another region's answer to the same list route, read as a page. */
-const bookingPageOf = (body: unknown) => {
-  const b = body as { bookings?: BookingOut[]; cursor?: string | null };
-  return { items: b.bookings ?? [], cursor: b.cursor ?? null };
-};
+/**
+ * Another region's answer to the same list route, read as a page: checked against the route's own
+ * schema (an answer of another shape adds nothing to the page).
+ */
+const BookingListCheck = TypeCompiler.Compile(BookingList);
+const HoldListCheck = TypeCompiler.Compile(HoldList);
+const bookingPageOf = (body: unknown) =>
+  BookingListCheck.Check(body) ? { items: body.bookings, cursor: body.cursor } : { items: [], cursor: null };
+const holdPageOf = (body: unknown) => ({ items: HoldListCheck.Check(body) ? body.holds : [], cursor: null });
+const isBookingStatus = (s: string): s is BookingStatus => BOOKING_STATUSES.some((b) => b === s);
 
 function filterOf(q: {
   status?: string;
@@ -96,7 +99,7 @@ function filterOf(q: {
   to?: string;
 }): Omit<TripFilter, 'customerId' | 'hostId'> {
   return {
-    ...(q.status ? { statuses: q.status.split(',') as BookingStatus[] } : {}),
+    ...(q.status ? { statuses: q.status.split(',').filter(isBookingStatus) } : {}),
     ...(q.when ? { phase: q.when } : {}),
     ...(q.from ? { from: toMs(q.from) } : {}),
     ...(q.to ? { to: toMs(q.to) } : {}),
@@ -111,13 +114,8 @@ const scopeOf = (actor: Actor) => {
   return cities ? { cities } : {};
 };
 
-export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
-  const { readModel, pool } = deps;
-  const lists = readModel ? new TripLists(readModel, pool) : undefined;
-  const need = () => {
-    if (!lists) throw new DomainError('UNAVAILABLE', 'lists need the read model, not enabled in this process');
-    return lists;
-  };
+export const tripListRoutes = needs('lists', ['readModel'], async (app, deps) => {
+  const lists = new TripLists(deps.readModel, deps.pool);
 
   app.get(
     '/v1/bookings',
@@ -127,17 +125,15 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, de
         tags: ['bookings'],
         summary: "The caller's bookings (staff: any customer's), upcoming and past, in start order",
         querystring: CustomerListQuery,
-        response: { 200: BookingList, ...errors },
+        response: { 200: BookingList, ...READ_PROBLEMS },
       },
     },
     async (request) => {
       const { actor } = request;
       requireRole(actor, 'customer', 'ops', 'admin');
-      const customerId = actor.role === 'customer' ? actor.id : request.query.customerId;
-      if (actor.role === 'customer' && request.query.customerId !== undefined && request.query.customerId !== actor.id)
-        throw new DomainError('FORBIDDEN', 'a customer lists only its own bookings', { field: 'customerId' });
+      const customerId = listedCustomer(actor, request.query.customerId);
       const limit = Number(request.query.limit ?? 50);
-      const local = need()
+      const local = lists
         .bookings(
           { ...filterOf(request.query), ...(customerId !== undefined ? { customerId } : {}), ...scopeOf(actor) },
           { limit, ...(request.query.cursor ? { cursor: request.query.cursor } : {}) },
@@ -157,13 +153,13 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, de
         summary: "The trips on a host's vehicles, upcoming, active and past, in start order",
         params: HostParams,
         querystring: ListQuery,
-        response: { 200: BookingList, ...errors },
+        response: { 200: BookingList, ...READ_PROBLEMS },
       },
     },
     async (request) => {
       requireHostScope(request.actor, request.params.hostId);
       const limit = Number(request.query.limit ?? 50);
-      const local = need()
+      const local = lists
         .bookings(
           { ...filterOf(request.query), hostId: request.params.hostId, ...scopeOf(request.actor) },
           { limit, ...(request.query.cursor ? { cursor: request.query.cursor } : {}) },
@@ -181,23 +177,22 @@ export const tripListRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, de
       schema: {
         tags: ['holds'],
         summary: "The caller's live holds, soonest first",
-        response: { 200: Type.Object({ holds: Type.Array(Hold), regionsUnavailable: RegionsUnavailable }), ...errors },
+        response: { 200: HoldList, ...READ_PROBLEMS },
       },
     },
     async (request) => {
       requireRole(request.actor, 'customer');
-      const local = need()
+      const local = lists
         .holds(request.actor.id)
         .then((holds) => ({ items: holds.map((h) => holdOut(h.hold, h.vehicleId)), cursor: null }));
-      const holdsOf = (body: unknown) => ({ items: (body as { holds?: HoldOut[] }).holds ?? [], cursor: null });
       const page = await pageAcrossRegions(
         acrossRegions(request, deps),
         local,
-        holdsOf,
+        holdPageOf,
         holdKey,
         Number.MAX_SAFE_INTEGER,
       );
       return { holds: page.items, ...unavailable(page) };
     },
   );
-};
+});

@@ -4,7 +4,15 @@ import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import type { Actor } from '../auth.ts';
 import type { Inventory } from '../../services/inventory.ts';
-import { citiesOf, isStaff, notFound, requireHostScope, requireRole, requireVehicleManager } from '../authorize.ts';
+import {
+  citiesOf,
+  mayWriteThePast,
+  notFound,
+  requireBlockClearer,
+  requireHostScope,
+  requireRole,
+  requireVehicleManager,
+} from '../authorize.ts';
 import {
   BlockCreate,
   BlockOut,
@@ -22,8 +30,7 @@ import {
   vehicleOut,
 } from '../schemas.ts';
 import { IdempotencyHeaders, commandOptions } from './bookings.ts';
-
-const problem = { $ref: 'Problem#' } as const;
+import { problem } from '../route-kit.ts';
 
 export const vehicleRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
   app.get(
@@ -88,11 +95,7 @@ export const fleetRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
     async (request, reply) => {
       requireRole(request.actor, 'host');
       const { city, ...spec } = request.body;
-      const r = await inventory.createVehicle(
-        city,
-        { ...spec, hostId: request.actor.hostId! },
-        commandOptions(request),
-      );
+      const r = await inventory.createVehicle(city, { ...spec, hostId: request.actor.hostId }, commandOptions(request));
       return reply.code(201).send(vehicleOut((await inventory.getVehicleState(r.vehicleId)).vehicle));
     },
   );
@@ -233,7 +236,7 @@ export const blockRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
           ...(b.from ? { from: toMs(b.from) } : {}),
           ...(b.to ? { to: toMs(b.to) } : {}),
           ...(b.note ? { note: b.note } : {}),
-          allowPast: isStaff(request.actor),
+          allowPast: mayWriteThePast(request.actor),
         },
         commandOptions(request),
       );
@@ -256,7 +259,7 @@ export const blockRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inv
       await ownVehicle(inventory, request.actor, request.params.id);
       const { entry, vehicle } = await inventory.getEntry(request.params.blockId, 'block');
       if (vehicle.id !== request.params.id) throw notFound('block', request.params.blockId);
-      if (entry.reason === 'accident' && !isStaff(request.actor)) requireRole(request.actor, 'ops', 'admin');
+      requireBlockClearer(request.actor, entry);
       const r = await inventory.removeBlock(request.params.blockId, commandOptions(request));
       return blockOut(r.block, request.params.id);
     },

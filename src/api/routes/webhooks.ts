@@ -3,16 +3,11 @@
  * (hosts their fleet, customers their trips, staff cities and types); admin manages every one.
  */
 import { Type } from '@sinclair/typebox';
-import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { DomainError } from '../../domain/errors.ts';
-import type { StoredSubscription } from '../../services/webhooks.ts';
-import type { WebhookDesk, WebhookOwner } from '../../services/webhooks.ts';
+import type { StoredSubscription, WebhookOwner } from '../../services/webhooks.ts';
 import type { Actor } from '../auth.ts';
+import { citiesOf } from '../authorize.ts';
 import { IdParams } from '../schemas.ts';
-import type { AppDeps } from '../types.ts';
-
-const problem = { $ref: 'Problem#' } as const;
-const errors = { 400: problem, 401: problem, 403: problem, 404: problem, 503: problem };
+import { needs, READ_PROBLEMS } from '../route-kit.ts';
 const EventType = Type.String({ pattern: '^[a-z_]+\\.([a-z_]+|\\*)$', maxLength: 64 });
 
 const Webhook = Type.Object({
@@ -43,26 +38,20 @@ const out = (s: StoredSubscription) => ({
   ...(s.disabledAt ? { disabledAt: new Date(s.disabledAt).toISOString() } : {}),
 });
 
-const ownerOf = (a: Actor): WebhookOwner => ({
-  id: a.id,
-  role: a.role,
-  ...(a.hostId ? { hostId: a.hostId } : {}),
-  ...(a.cities ? { cities: a.cities } : {}),
-});
+const ownerOf = (a: Actor): WebhookOwner => {
+  const cities = citiesOf(a);
+  return {
+    id: a.id,
+    role: a.role,
+    ...(a.role === 'host' ? { hostId: a.hostId } : {}),
+    ...(cities ? { cities } : {}),
+  };
+};
 
 const config = { scope: 'webhooks:manage' } as const;
 
-function deskOf({ webhooks }: AppDeps): () => WebhookDesk {
-  return () => {
-    if (!webhooks) throw new DomainError('UNAVAILABLE', 'webhooks need PostgreSQL, not configured in this process');
-    return webhooks;
-  };
-}
-
 /** Subscriptions: create, list, read, delete, rotate the secret. */
-export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
-  const desk = deskOf(deps);
-
+export const webhookRoutes = needs('webhooks', ['webhooks'], async (app, { webhooks }) => {
   app.post(
     '/v1/webhooks',
     {
@@ -84,11 +73,11 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
           },
           { additionalProperties: false },
         ),
-        response: { 201: WithSecret, ...errors },
+        response: { 201: WithSecret, ...READ_PROBLEMS },
       },
     },
     async (request, reply) => {
-      const sub = await desk().create(ownerOf(request.actor), request.body);
+      const sub = await webhooks.create(ownerOf(request.actor), request.body);
       return reply.code(201).send({ ...out(sub), secret: sub.secret });
     },
   );
@@ -100,10 +89,10 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
       schema: {
         tags: ['webhooks'],
         summary: "The caller's subscriptions (admin: every one)",
-        response: { 200: Type.Object({ webhooks: Type.Array(Webhook) }), ...errors },
+        response: { 200: Type.Object({ webhooks: Type.Array(Webhook) }), ...READ_PROBLEMS },
       },
     },
-    async (request) => ({ webhooks: (await desk().list(ownerOf(request.actor))).map(out) }),
+    async (request) => ({ webhooks: (await webhooks.list(ownerOf(request.actor))).map(out) }),
   );
 
   app.get(
@@ -114,10 +103,10 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
         tags: ['webhooks'],
         summary: 'A subscription',
         params: IdParams,
-        response: { 200: Webhook, ...errors },
+        response: { 200: Webhook, ...READ_PROBLEMS },
       },
     },
-    async (request) => out(await desk().get(ownerOf(request.actor), request.params.id)),
+    async (request) => out(await webhooks.get(ownerOf(request.actor), request.params.id)),
   );
 
   app.delete(
@@ -128,11 +117,11 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
         tags: ['webhooks'],
         summary: 'Unsubscribe',
         params: IdParams,
-        response: { 204: Type.Null(), ...errors },
+        response: { 204: Type.Null(), ...READ_PROBLEMS },
       },
     },
     async (request, reply) => {
-      await desk().delete(ownerOf(request.actor), request.params.id);
+      await webhooks.delete(ownerOf(request.actor), request.params.id);
       return reply.code(204).send(null);
     },
   );
@@ -145,20 +134,18 @@ export const webhookRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, dep
         tags: ['webhooks'],
         summary: 'A new secret (shown once); the old one keeps signing beside it for the grace period',
         params: IdParams,
-        response: { 200: WithSecret, ...errors },
+        response: { 200: WithSecret, ...READ_PROBLEMS },
       },
     },
     async (request) => {
-      const { sub, secret } = await desk().rotate(ownerOf(request.actor), request.params.id);
+      const { sub, secret } = await webhooks.rotate(ownerOf(request.actor), request.params.id);
       return { ...out(sub), secret };
     },
   );
-};
+});
 
 /** What was sent: the attempts, and replays from an event. */
-export const webhookDeliveryRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
-  const desk = deskOf(deps);
-
+export const webhookDeliveryRoutes = needs('webhooks', ['webhooks'], async (app, { webhooks }) => {
   app.get(
     '/v1/webhooks/:id/deliveries',
     {
@@ -186,12 +173,16 @@ export const webhookDeliveryRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
               }),
             ),
           }),
-          ...errors,
+          ...READ_PROBLEMS,
         },
       },
     },
     async (request) => {
-      const rows = await desk().attempts(ownerOf(request.actor), request.params.id, Number(request.query.limit ?? 100));
+      const rows = await webhooks.attempts(
+        ownerOf(request.actor),
+        request.params.id,
+        Number(request.query.limit ?? 100),
+      );
       return {
         attempts: rows.map(({ messageId, at, ...r }) => ({
           webhookId: messageId,
@@ -214,10 +205,10 @@ export const webhookDeliveryRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (
           { from: Type.String({ maxLength: 80, description: 'a webhook-id, e.g. msg_blr_1733000000000-0' }) },
           { additionalProperties: false },
         ),
-        response: { 202: Type.Object({ queued: Type.Integer() }), ...errors },
+        response: { 202: Type.Object({ queued: Type.Integer() }), ...READ_PROBLEMS },
       },
     },
     async (request, reply) =>
-      reply.code(202).send(await desk().replay(ownerOf(request.actor), request.params.id, request.body.from)),
+      reply.code(202).send(await webhooks.replay(ownerOf(request.actor), request.params.id, request.body.from)),
   );
-};
+});

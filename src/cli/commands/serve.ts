@@ -204,6 +204,8 @@ async function startApi(
       maxTopics: config.WS_MAX_TOPICS,
       highWaterBytes: config.WS_HIGH_WATER_BYTES,
       slowConsumerMs: config.WS_SLOW_CONSUMER_MS,
+      heartbeatMs: config.WS_HEARTBEAT_MS,
+      replayPageSize: config.WS_REPLAY_PAGE_SIZE,
     },
     authenticate: authenticator({ secret, ...(config.JWKS_URL ? { jwksUrl: config.JWKS_URL } : {}) }),
   });
