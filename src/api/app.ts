@@ -2,6 +2,7 @@
  * Builds the HTTP app from its dependencies (nothing here listens; see server.ts). Routes parse,
  * authorise and call a service; business rules live in the services and the Lua scripts.
  */
+import { randomUUID } from 'node:crypto';
 import Fastify, { type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
@@ -9,7 +10,8 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { defaults, offerPolicy, reservePolicy } from '../config.ts';
 import { DomainError } from '../domain/errors.ts';
 import { metrics } from '../metrics.ts';
-import type { Actor } from './auth.ts';
+import { eventActorOf, type Actor } from './auth.ts';
+import { withCallContext } from '../services/audit.ts';
 import { sendProblem } from './problems.ts';
 import { requireScope } from './authorize.ts';
 import { Problem } from './schemas.ts';
@@ -43,6 +45,7 @@ import { regionRoutes, routeToRegions } from './routes/regions.ts';
 import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.ts';
 import { LiveHub } from './live/hub.ts';
 import type { App, AppDeps, HttpLimits } from './types.ts';
+import { auditRoutes } from './routes/audit.ts';
 
 export type { App, AppDeps } from './types.ts';
 
@@ -69,6 +72,7 @@ const V1_ROUTES = [
   listingRoutes,
   blockRoutes,
   eventRoutes,
+  auditRoutes,
   searchRoutes,
   cityVehicleRoutes,
   cityConflictRoutes,
@@ -179,11 +183,20 @@ function withDerivedDeps(app: App, deps: AppDeps): AppDeps {
   };
 }
 
+/** A request id a caller may choose: printable, no spaces, at most 128 characters. */
+const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
+
 export async function buildApp(deps: AppDeps): Promise<App> {
   const httpLimits = { ...DEFAULT_HTTP_LIMITS, ...deps.http };
   const app = Fastify({
     ...httpOptions(httpLimits),
     logger: deps.logger ?? false,
+    // Each request's id (its logs, its events' `req`, the audit trail): the caller's own
+    // `x-request-id` when it is a sane one, else a fresh UUID; answered in `x-request-id`.
+    genReqId: (req) => {
+      const given = req.headers['x-request-id'];
+      return typeof given === 'string' && REQUEST_ID.test(given) ? given : randomUUID();
+    },
     // Room for a full batch (1,000 vehicles), not much more.
     bodyLimit: deps.bodyLimit ?? 1024 * 1024,
     // Unknown fields are refused (400), never silently dropped; nothing is coerced behind the caller's back.
@@ -220,6 +233,9 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   // JSON only: a text body is refused (415), never parsed into something else.
   app.removeContentTypeParser('text/plain');
   app.setErrorHandler((err, request, reply) => sendProblem(request, reply, err));
+  app.addHook('onRequest', async (request, reply) => {
+    reply.header('x-request-id', request.id);
+  });
 
   // Authentication and per-caller budgets, before validation and routing (rate-limit.ts): every
   // request under /v1 is charged — malformed, unknown or unauthenticated ones too.
@@ -243,6 +259,13 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   app.addHook('onRoute', (route) => {
     const scope = route.config?.scope;
     if (scope && route.schema) route.schema = { ...route.schema, security: [{ bearer: [scope] }] };
+    // Every change a handler makes is recorded as the caller's, in this request (the audit
+    // trail): the call context reaches each script the handler runs (services/audit.ts).
+    const handler = route.handler;
+    route.handler = function inCallContext(request, reply) {
+      const ctx = { requestId: request.id, ...(request.caller ? { actor: eventActorOf(request.caller) } : {}) };
+      return withCallContext(ctx, () => handler.call(this, request, reply));
+    };
   });
   app.addHook('preHandler', async (request) => {
     const scope = request.routeOptions.config.scope;

@@ -3,9 +3,11 @@
  * JWT_SECRET, or RS256/EdDSA keys from JWKS_URL. Algorithms are pinned: `alg: none`, a wrong
  * key, an expired token or a missing claim is UNAUTHENTICATED.
  */
+import { randomUUID } from 'node:crypto';
 import { createSecretKey } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { codeOf, DomainError, messageOf } from '../domain/errors.ts';
+import type { EventActor } from '../services/audit.ts';
 
 export const ROLES = ['customer', 'host', 'ops', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -23,6 +25,8 @@ export type Scope = (typeof SCOPES)[number];
 
 interface Caller {
   id: string;
+  /** The token's id (`jti`), when it has one: the audit trail names it. */
+  jti?: string;
   /** Set when the token carries `scope`: only these; unset, the role's every permission. */
   scopes?: ReadonlySet<Scope>;
 }
@@ -41,6 +45,17 @@ export type Actor =
       cities?: ReadonlySet<string>;
     })
   | (Caller & { role: 'admin' });
+
+/** The caller as the events they cause name them (the audit trail, services/audit.ts). */
+export function eventActorOf(actor: Actor): EventActor {
+  return {
+    sub: actor.id,
+    role: actor.role,
+    ...(actor.role === 'host' ? { hostId: actor.hostId } : {}),
+    ...(actor.role === 'customer' ? { customerId: actor.id } : {}),
+    ...(actor.jti ? { jti: actor.jti } : {}),
+  };
+}
 
 export const isRole = (value: unknown): value is Role => ROLES.some((r) => r === value);
 const isScope = (value: string): value is Scope => SCOPES.some((s) => s === value);
@@ -119,7 +134,11 @@ function actorOf(payload: JWTPayload): Actor {
   }
   const hostId = role === 'host' ? hostIdOf(payload) : '';
   const { scopes, cities } = narrowing(payload);
-  const caller = { id: sub, ...(scopes ? { scopes } : {}) };
+  const caller = {
+    id: sub,
+    ...(scopes ? { scopes } : {}),
+    ...(typeof payload.jti === 'string' && payload.jti ? { jti: payload.jti } : {}),
+  };
   switch (role) {
     case 'host':
       return { ...caller, role, hostId };
@@ -182,6 +201,8 @@ export async function mintToken(
   })
     .setProtectedHeader({ alg: 'HS256' })
     .setSubject(claims.sub)
+    // Each token its own id: the audit trail names it, and a token can be told apart from its siblings.
+    .setJti(randomUUID())
     .setIssuedAt()
     .setExpirationTime(`${ttlSeconds}s`)
     .sign(secret);

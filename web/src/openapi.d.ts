@@ -2230,6 +2230,69 @@ export interface paths {
       };
     };
   };
+  "/v1/audit": {
+    /** The audit trail: every change with who made it, newest first (admin) */
+    get: {
+      parameters: {
+        query?: {
+          city?: string;
+          /** @description the actor subject (`sub`), e.g. system:sweeper */
+          actor?: string;
+          /** @description a vehicle, hold, booking or block id */
+          subject?: string;
+          type?: string;
+          /** @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z */
+          from?: string;
+          /** @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z */
+          to?: string;
+          cursor?: string;
+          /** @description 1 to 1000 (default 100) */
+          limit?: string;
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              events: components["schemas"]["def-5"][];
+              next: string | null;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        400: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
   "/v1/cities/{city}/availability": {
     /** Vehicles free for [from, to), checked against the truth before the answer */
     get: {
@@ -2390,7 +2453,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              conflicts: components["schemas"]["def-5"][];
+              conflicts: components["schemas"]["def-6"][];
             };
           };
         };
@@ -4350,8 +4413,31 @@ export interface components {
         [key: string]: unknown;
       };
     };
-    /** Offers */
+    /** AuditEntry */
     "def-5": {
+      /** @description the event id in its city stream */
+      id: string;
+      city: string;
+      type: string;
+      vehicle: string;
+      subject: string;
+      time: string;
+      /** @description null for events written before the audit trail */
+      actor: {
+        sub: string;
+        role: string;
+        hostId?: string;
+        customerId?: string;
+        jti?: string;
+      } | null;
+      requestId: string | null;
+      traceparent: string | null;
+      data: {
+        [key: string]: unknown;
+      };
+    };
+    /** Offers */
+    "def-6": {
       bookingId: string;
       city: string;
       /** @description the original vehicle */
