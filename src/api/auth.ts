@@ -193,19 +193,21 @@ export async function mintToken(
   claims: { sub: string; role: Role; hostId?: string; scope?: string; cities?: string[] },
   ttlSeconds = 24 * 3600,
 ): Promise<string> {
-  return new SignJWT({
-    role: claims.role,
-    ...(claims.hostId ? { hostId: claims.hostId } : {}),
-    ...(claims.scope !== undefined ? { scope: claims.scope } : {}),
-    ...(claims.cities ? { cities: claims.cities } : {}),
-  })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(claims.sub)
-    // Each token its own id: the audit trail names it, and a token can be told apart from its siblings.
-    .setJti(randomUUID())
-    .setIssuedAt()
-    .setExpirationTime(`${ttlSeconds}s`)
-    .sign(secret);
+  return (
+    new SignJWT({
+      role: claims.role,
+      ...(claims.hostId ? { hostId: claims.hostId } : {}),
+      ...(claims.scope !== undefined ? { scope: claims.scope } : {}),
+      ...(claims.cities ? { cities: claims.cities } : {}),
+    })
+      .setProtectedHeader({ alg: 'HS256' })
+      .setSubject(claims.sub)
+      // Each token its own id: the audit trail names it, and a token can be told apart from its siblings.
+      .setJti(randomUUID())
+      .setIssuedAt()
+      .setExpirationTime(`${ttlSeconds}s`)
+      .sign(secret)
+  );
 }
 
 /** The demo identities (`npm start`, the console's sign-in): a customer, a host of `hostId`, ops. */
