@@ -6,6 +6,7 @@
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventActor } from '../domain/events.ts';
+import { currentTraceparent } from '../telemetry/spans.ts';
 
 export type { EventActor } from '../domain/events.ts';
 
@@ -45,10 +46,12 @@ export const systemActor = (
 /** The script argument for the current context, or none. */
 export function contextArgument(): string | undefined {
   const ctx = storage.getStore();
-  if (!ctx || (!ctx.actor && !ctx.requestId && !ctx.traceparent)) return undefined;
+  // The span the script runs in (tracing on), else what the caller was given.
+  const tp = currentTraceparent() ?? ctx?.traceparent;
+  if (!ctx?.actor && !ctx?.requestId && !tp) return undefined;
   return `ctx:${JSON.stringify({
-    ...(ctx.actor ? { actor: ctx.actor } : {}),
-    ...(ctx.requestId ? { req: ctx.requestId } : {}),
-    ...(ctx.traceparent ? { tp: ctx.traceparent } : {}),
+    ...(ctx?.actor ? { actor: ctx.actor } : {}),
+    ...(ctx?.requestId ? { req: ctx.requestId } : {}),
+    ...(tp ? { tp } : {}),
   })}`;
 }

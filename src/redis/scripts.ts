@@ -13,6 +13,7 @@ import { defaults } from '../config.ts';
 import { metrics } from '../metrics.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { contextArgument } from './call-context.ts';
+import { inSpan } from '../telemetry/spans.ts';
 
 export type RedisConnection = Redis | Cluster;
 
@@ -267,7 +268,19 @@ function isUnknownOutcome(err: unknown): boolean {
  * applies it once if not. Every writing script is safe to resend: commands carry an idempotency
  * key, the others set a state rather than change one (expire, trim, restore, offers, marks).
  */
-export async function runScript(
+export function runScript(
+  conn: RedisConnection,
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  // A span of its own (tracing on): its trace context is what the script writes into its events.
+  return inSpan(`script ${name}`, { attributes: { 'db.system': 'redis', 'fleet.script': name } }, () =>
+    runScriptNow(conn, name, keys, args),
+  );
+}
+
+async function runScriptNow(
   conn: RedisConnection,
   name: ScriptName,
   keys: readonly string[],

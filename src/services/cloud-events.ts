@@ -20,5 +20,7 @@ export function toCloudEvent(e: StreamEvent) {
       vehicleStatus: e.status,
       state: e.state,
     },
+    // The CloudEvents distributed-tracing extension: the trace the change was made in (tracing on).
+    ...(e.traceparent ? { traceparent: e.traceparent } : {}),
   };
 }

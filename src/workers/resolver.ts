@@ -13,6 +13,7 @@ import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import { StreamConsumer, type StreamEntry } from '../redis/stream-consumer.ts';
 import { defaults } from '../config.ts';
+import { inSpan } from '../telemetry/spans.ts';
 import { metrics } from '../metrics.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import type { LateReturnWatch } from '../services/late-returns.ts';
@@ -184,11 +185,12 @@ export class ConflictWorker {
   /** The stream consumer's handler: conflicts resolved, the wait list tried when a vehicle was freed; returns the ids done. */
   private async handle(city: string, entries: readonly StreamEntry[]): Promise<string[]> {
     const done: string[] = [];
-    const conflicts: Array<{ id: string; bookingId: string }> = [];
+    const conflicts: Array<{ id: string; bookingId: string; traceparent: string | undefined }> = [];
     let freed = false;
     for (const { id, fields } of entries) {
       const type = fieldOf(fields, 'type');
-      if (type === 'booking.conflicted') conflicts.push({ id, bookingId: fieldOf(fields, 'subject') ?? '' });
+      if (type === 'booking.conflicted')
+        conflicts.push({ id, bookingId: fieldOf(fields, 'subject') ?? '', traceparent: fieldOf(fields, 'tp') });
       else done.push(id);
       if (type && FREES_A_VEHICLE.has(type)) freed = true;
     }
@@ -196,7 +198,9 @@ export class ConflictWorker {
       await Promise.all(
         conflicts.slice(i, i + this.o.concurrency).map(async (c) => {
           try {
-            const r = await this.desk.resolve(c.bookingId);
+            // The offers continue the trace of the change that displaced the booking (tracing on).
+            const span = { parent: c.traceparent, attributes: { 'fleet.booking': c.bookingId } };
+            const r = await inSpan('conflict.resolve', span, () => this.desk.resolve(c.bookingId));
             const decidedAt = r.record?.offeredAt ?? r.record?.waitingSince;
             if (r.record && decidedAt && r.outcome !== 'exists') {
               metrics.conflictTimeToOffer.observe(Math.max(0, decidedAt - r.record.conflictedAt) / 1000);

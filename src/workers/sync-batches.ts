@@ -10,6 +10,7 @@ import { asError, codeOf } from '../domain/errors.ts';
 import { metrics } from '../metrics.ts';
 import { advanceCursor, deadLetterEvent, lockCursor } from '../pg/cursors.ts';
 import { applyEvents } from '../pg/projection.ts';
+import { inSpan } from '../telemetry/spans.ts';
 import { awaitStandbyApply, inTransaction } from '../pg/tx.ts';
 import { compareStreamIds, parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import { keys } from '../redis/keys.ts';
@@ -162,18 +163,27 @@ export class BatchApplier {
    */
   async applyBatch(city: string, events: StreamEvent[], cursorTo?: StreamEvent): Promise<void> {
     const { failpoint } = this.o;
-    const fresh = await inTransaction(this.pool, async (db) => {
-      if (this.o.remoteApply) await awaitStandbyApply(db);
-      const cursor = await lockCursor(db, city);
-      this.guard.verify(city, cursor, events[0]?.id);
-      const todo = events.filter((e) => compareStreamIds(e.id, cursor) > 0);
-      await applyEvents(db, todo, failpoint ? () => failpoint('mid_batch') : undefined);
-      const last =
-        cursorTo && compareStreamIds(cursorTo.id, cursor) > 0 ? cursorTo : cursorTo ? undefined : todo.at(-1);
-      if (last) await advanceCursor(db, city, last, todo.length);
-      failpoint?.('before_commit');
-      return { applied: todo.length, last: last?.id };
-    });
+    // The sync's transaction continues the trace of the batch's first traced event and links the others.
+    const traced = events.map((e) => e.traceparent).filter((tp) => tp !== undefined);
+    const span = {
+      parent: traced[0],
+      links: traced.slice(1),
+      attributes: { 'fleet.city': city, 'fleet.events': events.length },
+    };
+    const fresh = await inSpan('sync.apply', span, () =>
+      inTransaction(this.pool, async (db) => {
+        if (this.o.remoteApply) await awaitStandbyApply(db);
+        const cursor = await lockCursor(db, city);
+        this.guard.verify(city, cursor, events[0]?.id);
+        const todo = events.filter((e) => compareStreamIds(e.id, cursor) > 0);
+        await applyEvents(db, todo, failpoint ? () => failpoint('mid_batch') : undefined);
+        const last =
+          cursorTo && compareStreamIds(cursorTo.id, cursor) > 0 ? cursorTo : cursorTo ? undefined : todo.at(-1);
+        if (last) await advanceCursor(db, city, last, todo.length);
+        failpoint?.('before_commit');
+        return { applied: todo.length, last: last?.id };
+      }),
+    );
     if (fresh.last) this.guard.committed.set(city, fresh.last);
     failpoint?.('after_commit');
     metrics.syncApplied.inc({ city }, fresh.applied);

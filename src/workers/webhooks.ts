@@ -31,6 +31,7 @@ import {
   type StoredSubscription,
 } from '../pg/webhooks.ts';
 import { defaults } from '../config.ts';
+import { currentTraceparent, inSpan } from '../telemetry/spans.ts';
 import { metrics } from '../metrics.ts';
 import { parseStreamEntry, type StreamEvent } from '../redis/events.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
@@ -212,7 +213,13 @@ export class WebhookDispatcher {
     return heads.length;
   }
 
-  private async deliver(d: DueDelivery): Promise<void> {
+  /** One delivery, in the trace of the change it tells (tracing on). */
+  private deliver(d: DueDelivery): Promise<void> {
+    const span = { parent: traceparentOf(d.body), attributes: { 'fleet.webhook': d.subscriptionId } };
+    return inSpan('webhook.deliver', span, () => this.deliverNow(d));
+  }
+
+  private async deliverNow(d: DueDelivery): Promise<void> {
     const sub = this.subscriptions.get(d.subscriptionId);
     if (!sub) return;
     const started = performance.now();
@@ -293,6 +300,8 @@ export class WebhookDispatcher {
       'webhook-id': d.messageId,
       'webhook-timestamp': String(Math.floor(at.getTime() / 1000)),
       'webhook-signature': secrets.map((s) => new Webhook(s).sign(d.messageId, at, body)).join(' '),
+      // The receiver's work joins the trace of the change (W3C Trace Context).
+      ...withTraceparent(),
     };
   }
 
@@ -303,4 +312,15 @@ export class WebhookDispatcher {
     const refused = await privateAddressOf(host);
     if (refused) throw new Error(`${host} resolves to a private address (${refused})`);
   }
+}
+
+function withTraceparent(): Record<string, string> {
+  const tp = currentTraceparent();
+  return tp ? { traceparent: tp } : {};
+}
+
+/** The trace context a queued CloudEvent carries (its distributed-tracing extension). */
+function traceparentOf(body: unknown): string | undefined {
+  if (typeof body !== 'object' || body === null || !('traceparent' in body)) return undefined;
+  return typeof body.traceparent === 'string' ? body.traceparent : undefined;
 }

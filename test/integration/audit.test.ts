@@ -94,6 +94,7 @@ test("a customer's booking names the customer, the token and the request it came
   assert.ok(e, 'the booking event is in the stream');
   assert.deepEqual(e.actor, { sub: 'alice', role: 'customer', customerId: 'alice', jti: decodeJwt(tok.alice).jti });
   assert.equal(e.requestId, 'req-audit-1');
+  assert.equal(e.traceparent, undefined, 'tracing off (no OTEL_*): no trace context in the event');
 });
 
 test('a request without an id of its own gets one, answered and recorded alike', async () => {

@@ -4412,6 +4412,8 @@ export interface components {
       data: {
         [key: string]: unknown;
       };
+      /** @description CloudEvents distributed tracing: the W3C trace context of the change */
+      traceparent?: string;
     };
     /** AuditEntry */
     "def-5": {

@@ -4,6 +4,7 @@
  */
 import { compareStreamIds, type StreamEvent } from '../../domain/events.ts';
 import { toCloudEvent } from '../../services/cloud-events.ts';
+import { inSpan, isTracing } from '../../telemetry/spans.ts';
 import type { Client, Subscription } from './client.ts';
 import type { Flow } from './flow.ts';
 import type { TopicPolicy } from './topics.ts';
@@ -20,6 +21,14 @@ export class FanOut {
 
   /** One batch of a city's events from the feed, to every subscription of that city. */
   async dispatch(city: string, events: StreamEvent[]): Promise<void> {
+    if (this.clients.size === 0) return;
+    // One span per batch pushed (tracing on): in the first event's trace, linked to the others'.
+    const traced = isTracing() ? events.map((e) => e.traceparent).filter((tp) => tp !== undefined) : [];
+    const span = { parent: traced[0], links: traced.slice(1), attributes: { 'fleet.city': city } };
+    await inSpan('live.push', span, () => this.dispatchNow(city, events));
+  }
+
+  private async dispatchNow(city: string, events: StreamEvent[]): Promise<void> {
     for (const event of events) {
       for (const client of this.clients) {
         for (const sub of client.subs.values()) {

@@ -22,6 +22,9 @@ export const CloudEvent = Type.Object(
     time: Type.String(),
     datacontenttype: Type.Literal('application/json'),
     data: Type.Record(Type.String(), Type.Unknown()),
+    traceparent: Type.Optional(
+      Type.String({ description: 'CloudEvents distributed tracing: the W3C trace context of the change' }),
+    ),
   },
   { $id: 'CloudEvent' },
 );
