@@ -246,6 +246,8 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     ...(deps.rateLimitShare !== undefined ? { localShare: deps.rateLimitShare } : {}),
   });
   registerRateLimits(app, limiter, deps.authenticate);
+  // Counts not yet sent die with the app: no flush waits on a Redis connection about to close.
+  app.addHook('onClose', async () => limiter.budgets.close());
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
       request,

@@ -64,6 +64,7 @@ export class CallerBudgets {
   private readonly syncWaitMs: number;
   private readonly maxKeys: number;
   private timer: NodeJS.Timeout | undefined;
+  private closed = false;
 
   constructor(private readonly o: BudgetOptions) {
     this.flushMs = o.flushMs ?? 50;
@@ -100,8 +101,19 @@ export class CallerBudgets {
     return { allowed: current <= limit, current, limit, resetMs: Math.max(0, c.windowEnd - Date.now()) };
   }
 
+  /**
+   * Stops sending counts (the app closes, its Redis connection next): what was not sent is this
+   * process's share of a window that ends with it. A flush already sent still settles.
+   */
+  close(): void {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+  }
+
   /** Sends what this process counted for `key` since the last flush; the answer tells the others' count. */
   private flush(key: string, c: Counter, windowMs: number): Promise<void> {
+    if (this.closed) return Promise.resolve();
     if (c.flushing) return c.flushing.then(() => (c.local > c.sent ? this.flush(key, c, windowMs) : undefined));
     const n = c.local - c.sent;
     if (n === 0) return Promise.resolve();
@@ -129,7 +141,7 @@ export class CallerBudgets {
   }
 
   private schedule(windowMs: number): void {
-    if (this.timer) return;
+    if (this.timer || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
       const now = Date.now();
