@@ -194,4 +194,26 @@ export const metrics = {
     labelNames: ['caller'] as const,
     registers: [registry],
   }),
+  /** The failover monitor's look at each store (every FAILOVER_CHECK_MS): 1 when it answered, 0 when it did not. */
+  storeUp: new Gauge({
+    name: 'fleet_store_up',
+    help: "1 when the store (redis, postgres) answered the failover monitor's last probe, 0 when it did not",
+    labelNames: ['store'] as const,
+    aggregator: 'min',
+    registers: [registry],
+  }),
+  /** A city's verification under way: since its first attempt (retries included); gone once verified. */
+  failoverVerificationStarted: new Gauge({
+    name: 'fleet_failover_verification_started_seconds',
+    help: 'Unix time the verification of a city under way started (its first attempt); absent when none runs',
+    labelNames: ['city'] as const,
+    aggregator: 'min',
+    registers: [registry],
+  }),
+  failoverVerificationDuration: new Histogram({
+    name: 'fleet_failover_verification_duration_seconds',
+    help: 'How long a successful verification of a city after a failover took',
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
+    registers: [registry],
+  }),
 };
