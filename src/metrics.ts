@@ -1,6 +1,11 @@
 /**
  * Prometheus metrics of the process, in one registry: the API's `/metrics` and the worker's
- * metrics port expose it. Names follow Prometheus conventions (`_total`, `_seconds`).
+ * metrics port expose it. Names follow Prometheus conventions (`_total`, `_seconds`). The
+ * dashboard and the alerts users load (`deploy/`, docs/operations.md) name only these, and
+ * `test/integration/deploy-files.test.ts` holds them to it.
+ *
+ * `fleet serve` on several processes sums each metric over them (cli/cluster.ts); a gauge that
+ * is not a count says how to combine instead (`aggregator`).
  */
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 
@@ -166,6 +171,49 @@ export const metrics = {
     name: 'fleet_sync_lag_seconds',
     help: 'Age of the oldest event not yet in PostgreSQL',
     labelNames: ['city'] as const,
+    registers: [registry],
+  }),
+  /** Every HTTP answer, by method, route template (`unmatched` when no route matched: never the raw URL) and status. */
+  httpRequests: new Counter({
+    name: 'fleet_http_requests_total',
+    help: 'HTTP requests answered, by method, route template and status code',
+    labelNames: ['method', 'route', 'status_code'] as const,
+    registers: [registry],
+  }),
+  httpDuration: new Histogram({
+    name: 'fleet_http_request_duration_seconds',
+    help: 'From a request arriving to its answer sent, by method and route template',
+    labelNames: ['method', 'route'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [registry],
+  }),
+  /** The per-caller budget (api/rate-limit.ts) refusing a request or a WebSocket message, by kind of caller. */
+  rateLimited: new Counter({
+    name: 'fleet_rate_limited_total',
+    help: 'Requests and WebSocket messages refused by the per-caller budget (429 RATE_LIMITED), by caller role or anonymous',
+    labelNames: ['caller'] as const,
+    registers: [registry],
+  }),
+  /** The failover monitor's look at each store (every FAILOVER_CHECK_MS): 1 when it answered, 0 when it did not. */
+  storeUp: new Gauge({
+    name: 'fleet_store_up',
+    help: "1 when the store (redis, postgres) answered the failover monitor's last probe, 0 when it did not",
+    labelNames: ['store'] as const,
+    aggregator: 'min',
+    registers: [registry],
+  }),
+  /** A city's verification under way: since its first attempt (retries included); gone once verified. */
+  failoverVerificationStarted: new Gauge({
+    name: 'fleet_failover_verification_started_seconds',
+    help: 'Unix time the verification of a city under way started (its first attempt); absent when none runs',
+    labelNames: ['city'] as const,
+    aggregator: 'min',
+    registers: [registry],
+  }),
+  failoverVerificationDuration: new Histogram({
+    name: 'fleet_failover_verification_duration_seconds',
+    help: 'How long a successful verification of a city after a failover took',
+    buckets: [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600],
     registers: [registry],
   }),
 };

@@ -143,6 +143,15 @@ function limitConnectionsPerAddress(server: import('http').Server, max: number):
   });
 }
 
+/** Every answer counted and timed by route template (`unmatched` when no route matched: never the raw URL). */
+function measureRequests(app: App): void {
+  app.addHook('onResponse', async (request, reply) => {
+    const labels = { method: request.method, route: request.routeOptions.url ?? 'unmatched' };
+    metrics.httpRequests.inc({ ...labels, status_code: String(reply.statusCode) });
+    metrics.httpDuration.observe(labels, reply.elapsedTime / 1000);
+  });
+}
+
 /**
  * The services routes need that buildApp makes from the others when the caller gave none: demand
  * forecasts and the search counts (PostgreSQL; forecasts on the replica when there is one), the
@@ -206,6 +215,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       sendProblem(request, reply, err);
     },
   }).withTypeProvider<TypeBoxTypeProvider>();
+  measureRequests(app);
 
   await app.register(swagger, {
     openapi: {

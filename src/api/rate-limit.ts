@@ -7,10 +7,11 @@
  * Requests cost by weight: 1 by default, and `request.charge(n)` adds more once the body says
  * how much work it is (a batch of n items costs n). WebSocket messages are charged to the same
  * budget (live/hub.ts). Answers carry `RateLimit-Limit`, `RateLimit-Remaining`, `RateLimit-Reset`;
- * past the limit, 429 RATE_LIMITED with `Retry-After`.
+ * past the limit, 429 RATE_LIMITED with `Retry-After`, counted in `fleet_rate_limited_total{caller}`.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { DomainError } from '../domain/errors.ts';
+import { metrics } from '../metrics.ts';
 import type { RedisConnection } from '../services/stores.ts';
 import type { Actor, Role } from './auth.ts';
 import { CallerBudgets, type Taken } from '../services/caller-budgets.ts';
@@ -55,7 +56,9 @@ export class RateLimiter {
 
   async take(actor: Actor | undefined, address: string, cost: number): Promise<Taken> {
     const { key, limit } = this.keyOf(actor, address);
-    return this.budgets.take(key, cost, limit, this.windowMs);
+    const taken = await this.budgets.take(key, cost, limit, this.windowMs);
+    if (!taken.allowed) metrics.rateLimited.inc({ caller: actor?.role ?? 'anonymous' });
+    return taken;
   }
 
   /** 429 RATE_LIMITED for a refused charge. */

@@ -194,6 +194,7 @@ export async function verifyCity(deps: VerifierDeps, city: string, cause: Failov
 
   if (deps.postValidate) report.conflicts = (await deps.postValidate(city)).conflicted;
   report.durationMs = Date.now() - startedAt;
+  metrics.failoverVerificationDuration.observe(report.durationMs / 1000);
   metrics.failoverConflicts.inc(report.conflicts.length);
   metrics.failoverVerifications.inc({ outcome: report.unresolved.length ? 'unresolved' : 'ok' });
   await recordSystemEvent(deps.redis, city, 'system.failover_verified', { ...report });

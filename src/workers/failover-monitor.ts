@@ -8,7 +8,11 @@
  * - PostgreSQL: the writer the pool reaches changes (a promoted standby, a restart).
  *
  * Checks run every `everyMs`; verifications run one city at a time, a city at most once at a
- * time (a second failover during a verification queues one more).
+ * time (a second failover during a verification queues one more). Each look tells whether the
+ * store answered (`fleet_store_up{store}`: Redis, and PostgreSQL when the monitor has the pool,
+ * each probed in a loop of its own so that one store's timeouts never delay the other's look);
+ * a city being verified is `fleet_failover_verification_started_seconds{city}` from its first
+ * attempt until one succeeds.
  */
 import { defaults } from '../config.ts';
 import { Cluster } from 'ioredis';
@@ -16,7 +20,7 @@ import calculateSlot from 'cluster-key-slot';
 import type { Logger } from 'pino';
 import type { CityCatalog } from '../domain/cities.ts';
 import { metrics } from '../metrics.ts';
-import type { FollowingPool } from '../pg/pool.ts';
+import { pingPool, type FollowingPool } from '../pg/pool.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { FailoverCause, VerificationReport } from '../services/failover.ts';
@@ -36,6 +40,8 @@ const runIdOf = (info: string) => /run_id:(\w+)/.exec(info)?.[1] ?? '';
 export class FailoverMonitor {
   private readonly identities = new Map<string, string>();
   private readonly pending = new Map<string, FailoverCause>();
+  /** Cities whose verification is under way or being retried (their start is in the gauge). */
+  private readonly verifying = new Set<string>();
   private stopped = false;
   private loop: Promise<void> | undefined;
   private draining: Promise<void> = Promise.resolve();
@@ -55,17 +61,28 @@ export class FailoverMonitor {
   }
 
   start(): void {
+    const pool = this.opts.pool;
     // What a verification restores or conflicts is recorded as the failover's (the audit trail).
-    this.loop = withCallContext({ actor: systemActor('failover') }, async () => {
-      while (!this.stopped) {
-        try {
-          await this.check();
-        } catch (err) {
-          this.opts.log?.debug({ err: messageOf(err) }, 'failover check skipped: Redis unreachable');
-        }
-        await sleep(this.opts.everyMs ?? defaults.FAILOVER_CHECK_MS);
+    this.loop = withCallContext({ actor: systemActor('failover') }, () =>
+      Promise.all([
+        this.every('redis', () => this.check()),
+        ...(pool ? [this.every('postgres', () => pingPool(pool))] : []),
+      ]).then(() => undefined),
+    );
+  }
+
+  /** Looks at `store` every `everyMs` until stopped, saying in `fleet_store_up` whether it answered. */
+  private async every(store: 'redis' | 'postgres', look: () => Promise<unknown>): Promise<void> {
+    while (!this.stopped) {
+      try {
+        await look();
+        metrics.storeUp.set({ store }, 1);
+      } catch (err) {
+        metrics.storeUp.set({ store }, 0);
+        this.opts.log?.debug({ store, err: messageOf(err) }, 'failover check skipped: store unreachable');
       }
-    });
+      await sleep(this.opts.everyMs ?? defaults.FAILOVER_CHECK_MS);
+    }
   }
 
   async stop(): Promise<void> {
@@ -121,9 +138,15 @@ export class FailoverMonitor {
   private async drain(): Promise<void> {
     for (const [city, cause] of [...this.pending]) {
       this.pending.delete(city);
+      if (!this.verifying.has(city)) {
+        this.verifying.add(city);
+        metrics.failoverVerificationStarted.set({ city }, Date.now() / 1000);
+      }
       try {
         this.reports.push(await this.verify(city, cause));
         if (this.reports.length > 100) this.reports.shift();
+        this.verifying.delete(city);
+        metrics.failoverVerificationStarted.remove({ city });
       } catch (err) {
         metrics.failoverVerifications.inc({ outcome: 'failed' });
         this.opts.log?.error({ err, city, cause }, 'failover verification failed; retrying');

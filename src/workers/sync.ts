@@ -144,6 +144,9 @@ export class SyncWorker {
   }
 
   start(): void {
+    // Every city's dead-letter series exists from the start, at 0, so that an alert on its
+    // increase sees the first one (a series born at 1 has no increase).
+    for (const c of this.cities.all()) metrics.syncDeadLetters.inc({ city: c.id }, 0);
     this.reader.start();
     this.housekeeping = this.keepHouse();
   }

@@ -97,6 +97,9 @@ export class WebhookDispatcher {
   }
 
   start(): void {
+    // Each result's series exists from the start, at 0: an alert on the increase of dead ones
+    // sees the first (a series born at 1 has no increase).
+    for (const result of ['delivered', 'retry', 'dead']) metrics.webhookAttempts.inc({ result }, 0);
     this.loop = this.lead();
   }
 
