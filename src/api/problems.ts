@@ -1,6 +1,7 @@
 /** Every error leaves the API as RFC 9457 problem+json with a stable `code`; mapped only here. */
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { codeOf, DomainError, ERROR_CODES, httpStatusOf, storeUnreachable, type ErrorCode } from '../domain/errors.ts';
+import { log } from '../log.ts';
 
 const RETRY_LATER: ReadonlySet<ErrorCode> = new Set([
   'BUSY',
@@ -67,7 +68,11 @@ function fastifyFields(err: unknown): { validation?: unknown[]; statusCode?: num
 
 export function sendProblem(request: FastifyRequest, reply: FastifyReply, err: unknown): FastifyReply {
   const p = problemOf(err);
-  if (p.status >= 500) request.log.error({ err }, 'unhandled error');
+  // A 500 is a bug: the service's own log says it (fleet serve builds the app without request
+  // logs), with the request id the caller got. A 503 is a store away: the request log's, if any.
+  if (p.status === 500)
+    log.error({ err, reqId: request.id, method: request.method, url: request.url }, 'unhandled error');
+  else if (p.status > 500) request.log.warn({ err: p.code }, 'unavailable');
   // Refusals that pass with time say when (`retryAfterMs` of the refusal); a busy vehicle frees up within a second.
   const retryAfterMs = typeof p.extra.retryAfterMs === 'number' ? p.extra.retryAfterMs : undefined;
   if (retryAfterMs !== undefined) void reply.header('retry-after', String(Math.max(1, Math.ceil(retryAfterMs / 1000))));
