@@ -210,11 +210,12 @@ export async function mintToken(
   );
 }
 
-/** The demo identities (`npm start`, the console's sign-in): a customer, a host of `hostId`, ops. */
+/** The demo identities (`npm start`, the console's sign-in): a customer, a host of `hostId`, ops, an admin. */
 export async function mintDemoTokens(secret: Uint8Array, hostId: string) {
   return {
     customer: await mintToken(secret, { sub: 'demo-customer', role: 'customer' }),
     host: await mintToken(secret, { sub: 'demo-host', role: 'host', hostId }),
     ops: await mintToken(secret, { sub: 'demo-ops', role: 'ops' }),
+    admin: await mintToken(secret, { sub: 'demo-admin', role: 'admin' }),
   };
 }

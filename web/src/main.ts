@@ -74,6 +74,7 @@ async function showSignIn(outcome?: Outcome): Promise<void> {
                 <button type="button" @click=${() => tryToken(demo.customer)}>Customer</button>
                 <button type="button" @click=${() => tryToken(demo.host)}>Host (${demo.hostId})</button>
                 <button type="button" @click=${() => tryToken(demo.ops)}>Operations</button>
+                <button type="button" @click=${() => tryToken(demo.admin)}>Admin</button>
               </div></section>`
           : ''
       }

@@ -46,7 +46,7 @@ export interface paths {
     };
   };
   "/v1/demo/identities": {
-    /** Demo mode only: a token for the demo customer, host and operations (24 h) */
+    /** Demo mode only: a token for the demo customer, host, operations and admin (24 h) */
     get: {
       responses: {
         /** @description Default Response */
@@ -56,6 +56,7 @@ export interface paths {
               customer: string;
               host: string;
               ops: string;
+              admin: string;
               hostId: string;
             };
           };

@@ -41,6 +41,7 @@ export type BatchResult = Answer<paths['/v1/vehicles/batch']['post']>['results']
 
 export type CityCounts = Answer<paths['/v1/analytics/cities']['get']>['cities'][number];
 export type CityVehicle = Answer<paths['/v1/cities/{city}/vehicles']['get']>['vehicles'][number];
+export type AuditEntry = Answer<paths['/v1/audit']['get']>['events'][number];
 export type ReserveSlot = Answer<paths['/v1/cities/{city}/reserve']['get']>['reserve'][number];
 /** An event as `/v1/events` and the `/v1/live` WebSocket give it (CloudEvents 1.0). */
 export type CloudEvent = Answer<paths['/v1/events']['get']>['events'][number];

@@ -1,7 +1,7 @@
 /**
  * The web console (docs/console.md): `/`, its script, styles and icon, built into `web/dist` by
  * `npm run build:web` (part of `npm start` and `npm test`), read once at start-up. In demo mode,
- * the three demo identities the console offers.
+ * the demo identities the console offers.
  */
 import { readFileSync } from 'node:fs';
 import { Type } from '@sinclair/typebox';
@@ -44,13 +44,14 @@ export const consoleRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { d
       config: { public: true },
       schema: {
         tags: ['console'],
-        summary: 'Demo mode only: a token for the demo customer, host and operations (24 h)',
+        summary: 'Demo mode only: a token for the demo customer, host, operations and admin (24 h)',
         security: [],
         response: {
           200: Type.Object({
             customer: Type.String(),
             host: Type.String(),
             ops: Type.String(),
+            admin: Type.String(),
             hostId: Type.String(),
           }),
           404: problem,

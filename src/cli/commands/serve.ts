@@ -84,7 +84,7 @@ async function serve(ctx: CliContext): Promise<void> {
   const demo = await mintDemoTokens(secret, demoHostId(inventory));
   log.info({ url, docs: `${url}/docs`, processes }, 'API listening');
   console.log(
-    `\nfleet-inventory API at ${url} on ${processes} process(es) (OpenAPI: ${url}/openapi.json, docs: ${url}/docs, live: ${url.replace('http', 'ws')}/v1/live)\nDemo tokens (24 h):\n  customer: ${demo.customer}\n  host:     ${demo.host}\n  ops:      ${demo.ops}\nTry: curl -H "authorization: Bearer $TOKEN" ${url}/v1/cities\n`,
+    `\nfleet-inventory API at ${url} on ${processes} process(es) (OpenAPI: ${url}/openapi.json, docs: ${url}/docs, live: ${url.replace('http', 'ws')}/v1/live)\nDemo tokens (24 h):\n  customer: ${demo.customer}\n  host:     ${demo.host}\n  ops:      ${demo.ops}\n  admin:    ${demo.admin}\nTry: curl -H "authorization: Bearer $TOKEN" ${url}/v1/cities\n`,
   );
   const summary = setInterval(() => {
     void summarize(inventory, redis)

@@ -1,11 +1,19 @@
 /**
  * Operations: every city's live counts, a live event feed, a city's map, its open conflicts and
- * their offers, the conflict funnel, utilization over time, and the stores' health.
+ * their offers, the conflict funnel, utilization over time, the stores' health, and (admins) a
+ * vehicle's or a booking's history with who did what (the audit trail).
  */
 import { html, render } from 'lit';
 import { api, liveFor, ok, type Client, type Session } from '../client.ts';
 import type { Live } from '../live.ts';
-import { VEHICLE_STATUSES, type CityCounts, type CityVehicle, type OffersDoc, type ReserveSlot } from '../types.ts';
+import {
+  VEHICLE_STATUSES,
+  type AuditEntry,
+  type CityCounts,
+  type CityVehicle,
+  type OffersDoc,
+  type ReserveSlot,
+} from '../types.ts';
 import { drawUtilization } from '../widgets/chart.ts';
 import { cityMap } from '../widgets/map.ts';
 import { HOUR, outcomeOf, outcomeView, when, type Outcome } from '../ui.ts';
@@ -26,10 +34,11 @@ export class OpsView {
   private readonly timers: ReturnType<typeof setTimeout>[] = [];
   private pending: ReturnType<typeof setTimeout> | undefined;
   private readonly chart = document.createElement('div');
+  private history: { subject: string; events: AuditEntry[] } | undefined;
 
   constructor(
     private readonly el: HTMLElement,
-    session: Session,
+    private readonly session: Session,
   ) {
     this.client = api(session);
     this.live = liveFor(session);
@@ -146,6 +155,46 @@ export class OpsView {
     this.draw();
   }
 
+  /** The audit trail of one vehicle, hold, booking or block: every change, who made it, in which request. */
+  private async showHistory(subject: string): Promise<void> {
+    try {
+      const r = await ok(this.client.GET('/v1/audit', { params: { query: { subject, limit: '100' } } }));
+      this.history = { subject, events: r.events };
+      this.outcome = undefined;
+    } catch (err) {
+      this.outcome = outcomeOf(err);
+    }
+    this.draw();
+  }
+
+  private historyView() {
+    if (this.session.role !== 'admin')
+      return html`<p class="muted">The audit trail is for admins: sign in with an admin token to see who did what.</p>`;
+    const h = this.history;
+    return html`<form class="row" @submit=${(e: SubmitEvent) => {
+      e.preventDefault();
+      const value = String(new FormData(e.target as HTMLFormElement).get('subject') ?? '').trim();
+      if (value) void this.showHistory(value);
+    }}>
+        <label class="field"><span>Vehicle, hold, booking or block id</span><input name="subject" required maxlength="80" /></label>
+        <button type="submit">Show history</button>
+      </form>
+      ${
+        h
+          ? html`<div class="scroll" tabindex="0" role="region" aria-label="history of ${h.subject}"><table class="history">
+              <thead><tr><th scope="col">When</th><th scope="col">What</th><th scope="col">Who</th><th scope="col">Request</th></tr></thead>
+              <tbody>${h.events.map(
+                (
+                  e,
+                ) => html`<tr data-type=${e.type}><td><time>${when(e.time)}</time></td><td><code>${e.type}</code> ${e.subject}</td>
+                  <td>${e.actor ? html`${e.actor.sub} <span class="muted">(${e.actor.role})</span>` : html`<span class="muted">unknown</span>`}</td>
+                  <td><code>${e.requestId ?? '—'}</code></td></tr>`,
+              )}</tbody></table></div>
+              ${h.events.length === 0 ? html`<p class="muted">No change recorded for ${h.subject} (yet: the trail is PostgreSQL's, a moment behind).</p>` : ''}`
+          : ''
+      }`;
+  }
+
   private pick(city: string): void {
     this.city = city;
     void Promise.all([this.refreshCity(), this.refreshSlow()]).then(() => this.draw());
@@ -206,6 +255,7 @@ export class OpsView {
           </section>
         </div>
         <section aria-labelledby="util-h"><h3 id="util-h">Utilization of ${this.city}</h3>${this.chart}</section>
+        <section aria-labelledby="hist-h"><h3 id="hist-h">History: who did what</h3>${this.historyView()}</section>
         <section aria-labelledby="health-h">
           <h3 id="health-h">Stores and sync</h3>
           <pre class="health" tabindex="0">${JSON.stringify(this.health, null, 2)}</pre>
