@@ -10,7 +10,7 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { defaults, offerPolicy, reservePolicy } from '../config.ts';
 import { DomainError } from '../domain/errors.ts';
 import { metrics } from '../metrics.ts';
-import { eventActorOf, type Actor } from './auth.ts';
+import { eventActorOf, unlessRevoked, type Actor } from './auth.ts';
 import { withCallContext } from '../services/audit.ts';
 import { sendProblem } from './problems.ts';
 import { requireScope } from './authorize.ts';
@@ -46,6 +46,10 @@ import { RateLimiter, registerRateLimits, type RateLimits } from './rate-limit.t
 import { LiveHub } from './live/hub.ts';
 import type { App, AppDeps, HttpLimits } from './types.ts';
 import { auditRoutes } from './routes/audit.ts';
+import { apiClientRoutes, revocationRoutes } from './routes/api-clients.ts';
+import { oauthRoutes } from './routes/oauth.ts';
+import { ApiClientDesk } from '../services/api-clients.ts';
+import { TokenRevocations } from '../services/token-revocations.ts';
 
 export type { App, AppDeps } from './types.ts';
 
@@ -88,6 +92,9 @@ const V1_ROUTES = [
   icalRoutes,
   liveRoutes,
   adminRoutes,
+  apiClientRoutes,
+  revocationRoutes,
+  oauthRoutes,
   webhookRoutes,
   webhookDeliveryRoutes,
 ];
@@ -192,6 +199,30 @@ function withDerivedDeps(app: App, deps: AppDeps): AppDeps {
   };
 }
 
+/**
+ * Token revocations (always: every process checks them; Redis) and the API client registry (with
+ * PostgreSQL), made here when the caller gave none, and closed with the app.
+ */
+async function accessDeps(
+  app: App,
+  deps: AppDeps,
+): Promise<{ revocations: TokenRevocations; clients: ApiClientDesk | undefined }> {
+  let revocations = deps.revocations;
+  if (!revocations) {
+    const made = new TokenRevocations(deps.redis);
+    app.addHook('onClose', async () => made.close());
+    await made.start();
+    revocations = made;
+  }
+  let clients = deps.clients;
+  if (!clients && deps.pool) {
+    const made = new ApiClientDesk(deps.pool, deps.redis, revocations);
+    app.addHook('onClose', async () => made.close());
+    clients = made;
+  }
+  return { revocations, clients };
+}
+
 /** A request id a caller may choose: printable, no spaces, at most 128 characters. */
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
@@ -247,16 +278,22 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     reply.header('x-request-id', request.id);
   });
 
+  // Tokens revoked before they expire are refused on every path a token comes in by (HTTP and
+  // WebSocket); API clients are charged to their own quotas.
+  const { revocations, clients } = await accessDeps(app, deps);
+  const authenticate = unlessRevoked(deps.authenticate, revocations);
+
   // Authentication and per-caller budgets, before validation and routing (rate-limit.ts): every
   // request under /v1 is charged — malformed, unknown or unauthenticated ones too.
   const limiter = new RateLimiter({
     redis: deps.redis,
     limits: deps.rateLimits ?? DEFAULT_RATE_LIMITS,
-    authenticate: deps.authenticate,
+    authenticate,
+    ...(clients ? { clients } : {}),
     ...(deps.rateLimitShare !== undefined ? { localShare: deps.rateLimitShare } : {}),
   });
-  registerRateLimits(app, limiter, deps.authenticate);
-  // Counts not yet sent die with the app: no flush waits on a Redis connection about to close.
+  registerRateLimits(app, limiter, authenticate);
+  // Counts not yet sent go out as the app closes (services/caller-budgets.ts close()).
   app.addHook('onClose', async () => limiter.budgets.close());
   app.setNotFoundHandler((request, reply) =>
     sendProblem(
@@ -287,7 +324,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   limitConnectionsPerAddress(app.server, httpLimits.maxConnectionsPerIp);
 
   // WebSocket upgrades never reach the router: the hub answers them on the raw server.
-  const live = new LiveHub(deps.redis, deps.inventory, deps.authenticate, deps.readModel, {
+  const live = new LiveHub(deps.redis, deps.inventory, authenticate, deps.readModel, {
     // WebSocket messages spend the same budget as HTTP requests.
     charge: async (actor, address, cost) => (await limiter.take(actor, address, cost)).allowed,
     ...(deps.regions ? { regions: deps.regions } : {}),
@@ -299,7 +336,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
   });
   app.decorate('live', live);
 
-  const routeDeps = withDerivedDeps(app, deps);
+  const routeDeps = withDerivedDeps(app, { ...deps, authenticate, revocations, ...(clients ? { clients } : {}) });
 
   // A city of another region: 307 to it (routes/regions.ts), for every route registered below.
   if (deps.regions) routeToRegions(app, deps.regions);

@@ -1,13 +1,15 @@
 /**
  * Who is calling: a verified JWT (`sub`, `role`, `hostId` for hosts, `exp` required), HS256 with
  * JWT_SECRET, or RS256/EdDSA keys from JWKS_URL. Algorithms are pinned: `alg: none`, a wrong
- * key, an expired token or a missing claim is UNAUTHENTICATED.
+ * key, an expired token or a missing claim is UNAUTHENTICATED. An API client's token (`client_id`,
+ * POST /v1/oauth/token) names its client; `unlessRevoked` refuses tokens revoked before they expire.
  */
 import { randomUUID } from 'node:crypto';
 import { createSecretKey } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, SignJWT, type JWTPayload } from 'jose';
 import { codeOf, DomainError, messageOf } from '../domain/errors.ts';
 import type { EventActor } from '../services/audit.ts';
+import type { TokenRevocations } from '../services/token-revocations.ts';
 
 export const ROLES = ['customer', 'host', 'ops', 'admin'] as const;
 export type Role = (typeof ROLES)[number];
@@ -29,6 +31,12 @@ interface Caller {
   jti?: string;
   /** Set when the token carries `scope`: only these; unset, the role's every permission. */
   scopes?: ReadonlySet<Scope>;
+  /**
+   * Set for an API client's token (`client_id`, with `sub` = `client:<client_id>`): the client's
+   * own quota, usage and revocation; `generation` (`client_gen`) is the generation of the client's
+   * tokens it belongs to (revoking them all makes a new one).
+   */
+  client?: { id: string; generation: number };
 }
 
 /** The verified caller, by role: a host names its fleet; ops may be limited to some cities. */
@@ -134,10 +142,12 @@ function actorOf(payload: JWTPayload): Actor {
   }
   const hostId = role === 'host' ? hostIdOf(payload) : '';
   const { scopes, cities } = narrowing(payload);
+  const client = clientOf(payload, sub);
   const caller = {
     id: sub,
     ...(scopes ? { scopes } : {}),
     ...(typeof payload.jti === 'string' && payload.jti ? { jti: payload.jti } : {}),
+    ...(client ? { client } : {}),
   };
   switch (role) {
     case 'host':
@@ -147,6 +157,37 @@ function actorOf(payload: JWTPayload): Actor {
     default:
       return { ...caller, role };
   }
+}
+
+/**
+ * An API client's token (POST /v1/oauth/token): `client_id` and `sub` = `client:<client_id>`. A
+ * `client_id` on someone else's token (an identity provider's access token for a user) is not
+ * this service's client: that token is its user's.
+ */
+function clientOf(payload: JWTPayload, sub: string): { id: string; generation: number } | undefined {
+  const id = payload.client_id;
+  if (typeof id !== 'string' || !id || sub !== `client:${id}`) return undefined;
+  const generation = payload.client_gen ?? 0;
+  if (typeof generation !== 'number' || !Number.isSafeInteger(generation) || generation < 0)
+    throw new DomainError('UNAUTHENTICATED', 'client_gen must be a whole number', { reason: 'claims' });
+  return { id, generation };
+}
+
+/**
+ * `authenticate`, refusing a revoked token (services/token-revocations.ts). Checked on every
+ * request, after the verified-token cache: a revoked token is refused although its signature was
+ * checked before.
+ */
+export function unlessRevoked(
+  authenticate: (authorization: string | undefined) => Promise<Actor>,
+  revocations: Pick<TokenRevocations, 'isRevoked'>,
+): (authorization: string | undefined) => Promise<Actor> {
+  return async (authorization) => {
+    const actor = await authenticate(authorization);
+    if (revocations.isRevoked(actor))
+      throw new DomainError('UNAUTHENTICATED', 'this token was revoked', { reason: 'revoked' });
+    return actor;
+  };
 }
 
 function hostIdOf(payload: JWTPayload): string {
@@ -187,10 +228,20 @@ function isHmac(token: string): boolean {
   }
 }
 
-/** A dev token (`fleet token`, `npm start`), signed with the HS256 secret. */
+/**
+ * A token signed with the HS256 secret: a dev token (`fleet token`, `npm start`), or an API
+ * client's (`client`: `client_id` and `client_gen`; POST /v1/oauth/token).
+ */
 export async function mintToken(
   secret: Uint8Array,
-  claims: { sub: string; role: Role; hostId?: string; scope?: string; cities?: string[] },
+  claims: {
+    sub: string;
+    role: Role;
+    hostId?: string;
+    scope?: string;
+    cities?: string[];
+    client?: { id: string; generation: number };
+  },
   ttlSeconds = 24 * 3600,
 ): Promise<string> {
   return (
@@ -199,6 +250,7 @@ export async function mintToken(
       ...(claims.hostId ? { hostId: claims.hostId } : {}),
       ...(claims.scope !== undefined ? { scope: claims.scope } : {}),
       ...(claims.cities ? { cities: claims.cities } : {}),
+      ...(claims.client ? { client_id: claims.client.id, client_gen: claims.client.generation } : {}),
     })
       .setProtectedHeader({ alg: 'HS256' })
       .setSubject(claims.sub)

@@ -48,6 +48,9 @@ const OPTIONAL = {
   forecasts: 'demand forecasts (PostgreSQL)',
   lateReturns: 'the late-return watch (the read model and the conflict desk)',
   reserve: 'the conflict reserve (the read model)',
+  clients: 'the API client registry (PostgreSQL)',
+  revocations: 'token revocations (Redis)',
+  tokenSecret: 'a token signing secret (JWT_SECRET)',
 } as const satisfies { [K in keyof AppDeps]?: string };
 
 export type OptionalDep = keyof typeof OPTIONAL;

@@ -10,6 +10,8 @@ import type { Config } from '../config.ts';
 import type { ConflictDesk } from '../services/conflicts.ts';
 import type { Inventory } from '../services/inventory.ts';
 import type { WebhookDesk } from '../services/webhooks.ts';
+import type { ApiClientDesk } from '../services/api-clients.ts';
+import type { TokenRevocations } from '../services/token-revocations.ts';
 import type { ForecastDesk, SearchDemandLog } from '../services/forecast.ts';
 import type { LateReturnWatch } from '../services/late-returns.ts';
 import type { ReadModel } from '../services/read-model.ts';
@@ -65,6 +67,12 @@ export interface AppDeps {
   forecasts?: ForecastDesk;
   /** Counts searches for the forecast's unserved demand (needs PostgreSQL); built by buildApp likewise. */
   searchDemand?: SearchDemandLog;
+  /** API clients (docs/api.md, "API clients"; registry in PostgreSQL); built by buildApp from `pool` when absent. */
+  clients?: ApiClientDesk;
+  /** Tokens revoked before they expire (Redis); built by buildApp when absent, and checked on every request. */
+  revocations?: TokenRevocations;
+  /** The HS256 secret API clients' tokens are signed with (`JWT_SECRET`); without it `POST /v1/oauth/token` answers 503. */
+  tokenSecret?: Uint8Array;
   /** The regions (docs/regions.md); without, one implicit region and nothing is routed away. */
   regions?: RegionMap;
   /** How long a list spanning regions waits for another region (REGION_FANOUT_TIMEOUT_MS). */

@@ -68,8 +68,26 @@ export const keys = {
   regionRouting: () => 'fleet:regions:served-by',
   /** Placeholder passed as the idempotency KEY when a command has none (never written). */
   noIdempotency: (city: string) => `${tag(city)}:idem:-`,
-  /** STRING request count of one caller (`role:id` or `ip:address`) in the current window (rate_limit_add.lua). */
+  /**
+   * STRING request count of one caller (`role:id`, `ip:address`, or an API client's `client:<id>` and
+   * its one-second `client:<id>:s`) in the current window (rate_limit_add.lua).
+   */
   callerBudget: (caller: string) => `fleet-rl:${caller}`,
+  /**
+   * ZSET jti -> the token's expiry (ms): tokens revoked before they expire. This key, the next and
+   * the version share the tag `{fleet-auth}`, so one MULTI writes them together on Redis Cluster.
+   */
+  revokedTokens: () => '{fleet-auth}:revoked-jti',
+  /** HASH clientId -> the oldest generation of that API client's tokens still valid (revoking them all raises it). */
+  clientTokenGenerations: () => '{fleet-auth}:client-gen',
+  /** STRING counter raised with every revocation: each process reloads the two above when it moves. */
+  revocationsVersion: () => '{fleet-auth}:version',
+  /**
+   * HASH of one API client's usage on one UTC day (`day`: days since the epoch): `r:<minute>`,
+   * `u:<minute>`, `x:<minute>` (requests, units charged, refusals; minutes since the epoch). A
+   * client's days share its tag, so they are read in one pipeline.
+   */
+  clientUsage: (clientId: string, day: number) => `fleet-usage:{cl:${clientId}}:${day}`,
 };
 
 /** Whether `key` is one of a city's idempotency records (kept by `fleet rebuild`: retries stay answered). */

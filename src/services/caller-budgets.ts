@@ -32,6 +32,8 @@ interface Counter {
   others: number;
   /** When the caller's window ends (ms). */
   windowEnd: number;
+  /** How long the caller's windows last (a key's window never changes: an API client's burst has its own key). */
+  windowMs: number;
   flushing?: Promise<void>;
 }
 
@@ -52,6 +54,8 @@ export interface Taken {
   limit: number;
   /** ms until the window ends. */
   resetMs: number;
+  /** How long the window lasts. */
+  windowMs: number;
 }
 
 /** A wait that does not keep the process alive. */
@@ -85,7 +89,7 @@ export class CallerBudgets {
     if (!c) {
       const oldest = this.counters.keys().next();
       if (this.counters.size >= this.maxKeys && !oldest.done) this.counters.delete(oldest.value);
-      c = { local: 0, sent: 0, confirmed: 0, others: 0, windowEnd: now + windowMs };
+      c = { local: 0, sent: 0, confirmed: 0, others: 0, windowEnd: now + windowMs, windowMs };
       this.counters.set(key, c);
     }
     c.local += cost;
@@ -93,28 +97,17 @@ export class CallerBudgets {
     const share = Math.max(1, Math.floor(limit * this.localShare));
     if (fresh || c.local - c.sent >= share) {
       // A new window starts from the shared count; a process past its share syncs before deciding.
-      await Promise.race([this.flush(key, c, windowMs), sleep(this.syncWaitMs)]);
+      await Promise.race([this.flush(key, c), sleep(this.syncWaitMs)]);
     } else {
-      this.schedule(windowMs);
+      this.schedule();
     }
     const current = c.others + place;
-    return { allowed: current <= limit, current, limit, resetMs: Math.max(0, c.windowEnd - Date.now()) };
-  }
-
-  /**
-   * Stops sending counts (the app closes, its Redis connection next): what was not sent is this
-   * process's share of a window that ends with it. A flush already sent still settles.
-   */
-  close(): void {
-    this.closed = true;
-    if (this.timer) clearTimeout(this.timer);
-    this.timer = undefined;
+    return { allowed: current <= limit, current, limit, resetMs: Math.max(0, c.windowEnd - Date.now()), windowMs };
   }
 
   /** Sends what this process counted for `key` since the last flush; the answer tells the others' count. */
-  private flush(key: string, c: Counter, windowMs: number): Promise<void> {
-    if (this.closed) return Promise.resolve();
-    if (c.flushing) return c.flushing.then(() => (c.local > c.sent ? this.flush(key, c, windowMs) : undefined));
+  private flush(key: string, c: Counter): Promise<void> {
+    if (c.flushing) return c.flushing.then(() => (c.local > c.sent ? this.flush(key, c) : undefined));
     const n = c.local - c.sent;
     if (n === 0) return Promise.resolve();
     c.sent += n;
@@ -124,7 +117,7 @@ export class CallerBudgets {
           this.o.redis,
           'rate_limit_add',
           [keys.callerBudget(key)],
-          [n, windowMs],
+          [n, c.windowMs],
         )) as [number, number];
         c.confirmed += n;
         c.others = Math.max(0, Number(current) - c.confirmed);
@@ -140,7 +133,19 @@ export class CallerBudgets {
     return c.flushing;
   }
 
-  private schedule(windowMs: number): void {
+  /**
+   * Sends what is still counted here (waiting at most `syncWaitMs`) and stops flushing: the app
+   * closes before its Redis connection does, so no flush is left to meet a closed connection.
+   */
+  async close(): Promise<void> {
+    this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = undefined;
+    const pending = [...this.counters].filter(([, c]) => c.local > c.sent).map(([key, c]) => this.flush(key, c));
+    await Promise.race([Promise.all(pending), sleep(this.syncWaitMs)]);
+  }
+
+  private schedule(): void {
     if (this.timer || this.closed) return;
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -148,13 +153,13 @@ export class CallerBudgets {
       let more = false;
       for (const [key, c] of this.counters) {
         if (c.local > c.sent) {
-          void this.flush(key, c, windowMs);
+          void this.flush(key, c);
           more = true;
         } else if (c.windowEnd <= now && !c.flushing) {
           this.counters.delete(key);
         }
       }
-      if (more) this.schedule(windowMs);
+      if (more) this.schedule();
     }, this.flushMs);
     this.timer.unref();
   }

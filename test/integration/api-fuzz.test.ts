@@ -46,6 +46,7 @@ before(async () => {
       secretGraceMs: 0,
     }),
     authenticate: authenticator({ secret: SECRET }),
+    tokenSecret: SECRET,
   });
   base = await app.listen({ port: 0, host: '127.0.0.1' });
   // Every documented operation is fuzzed (new routes join by being documented), plus a few that do not exist.
@@ -236,7 +237,17 @@ test('2,000+ random requests over every route: never a 5xx, refusals are problem
       const text = await res.text();
       statuses.set(res.status, (statuses.get(res.status) ?? 0) + 1);
       assert.ok(res.status < 500, `${method} ${path}?${qs} -> ${res.status}: ${text.slice(0, 300)}`);
-      if (res.status >= 400 && path.startsWith('/v1')) {
+      // The token endpoint refuses as OAuth does (RFC 6749 §5.2: `error`, application/json), what
+      // comes before OAuth's turn (the budget's 429) as every route.
+      const oauth = path === '/v1/oauth/token' && (res.status === 400 || res.status === 401);
+      if (oauth) {
+        assert.match(
+          res.headers.get('content-type') ?? '',
+          /^application\/json/,
+          `${method} ${path}: ${text.slice(0, 200)}`,
+        );
+        assert.equal(typeof (JSON.parse(text) as { error?: unknown }).error, 'string');
+      } else if (res.status >= 400 && path.startsWith('/v1')) {
         assert.match(
           res.headers.get('content-type') ?? '',
           /application\/problem\+json/,

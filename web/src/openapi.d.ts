@@ -3861,6 +3861,402 @@ export interface paths {
       };
     };
   };
+  "/v1/admin/clients": {
+    /** Every API client, oldest first; no secrets (admin only) */
+    get: {
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              clients: components["schemas"]["def-7"][];
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        400: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+    /** Register an API client; its secret is shown once (admin only) */
+    post: {
+      requestBody: {
+        content: {
+          "application/json": {
+            name: string;
+            role: "customer" | "host" | "ops";
+            /** @description the fleet a host client owns (host only) */
+            hostId?: string;
+            /** @description the only scopes its tokens carry; absent, every permission of the role */
+            scopes?: ("bookings:read" | "bookings:write" | "fleet:read" | "fleet:write" | "analytics:read" | "webhooks:manage")[];
+            /** @description ops only: the only cities it sees */
+            cities?: string[];
+            /** @description budget units per minute */
+            quotaPerMinute: number;
+            /** @description requests in any one second (at most quotaPerMinute) */
+            burst: number;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        201: {
+          content: {
+            "application/json": {
+              clientId: string;
+              name: string;
+              role: "customer" | "host" | "ops";
+              hostId?: string;
+              scopes?: string[];
+              cities?: string[];
+              quotaPerMinute: number;
+              burst: number;
+              /** @description the admin who registered it (`sub`) */
+              createdBy: string;
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              createdAt: string;
+              clientSecret: string;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        400: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/admin/clients/{id}": {
+    /** Delete an API client; every token it holds is refused within a second (admin only) */
+    delete: {
+      parameters: {
+        path: {
+          id: string;
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        204: {
+          content: never;
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        400: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/admin/clients/{id}/usage": {
+    /** An API client's requests, units and refusals per minute or hour (admin only) */
+    get: {
+      parameters: {
+        query?: {
+          /** @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z */
+          from?: string;
+          /** @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z */
+          to?: string;
+          granularity?: "minute" | "hour";
+        };
+        path: {
+          id: string;
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              clientId: string;
+              granularity: "minute" | "hour";
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              from: string;
+              /**
+               * Format: date-time
+               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               */
+              to: string;
+              buckets: {
+                  /**
+                   * Format: date-time
+                   * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+                   */
+                  at: string;
+                  /** @description requests and WebSocket messages charged to the client, refused ones included */
+                  requests: number;
+                  /** @description budget units charged (a batch of n items: n) */
+                  units: number;
+                  /** @description charges refused with 429 */
+                  refused: number;
+                }[];
+              totals: {
+                /** @description requests and WebSocket messages charged to the client, refused ones included */
+                requests: number;
+                /** @description budget units charged (a batch of n items: n) */
+                units: number;
+                /** @description charges refused with 429 */
+                refused: number;
+              };
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        400: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/admin/revocations": {
+    /**
+     * Revoke a token by its jti, or every token of an API client; refused everywhere within a second (admin only)
+     * @description Exactly one of `jti` (with its `expiresAt`, when known) and `clientId`.
+     */
+    post: {
+      requestBody: {
+        content: {
+          "application/json": {
+            /** @description revoke this token */
+            jti?: string;
+            /**
+             * Format: date-time
+             * @description with `jti`: the token's expiry (`exp`), until which it is refused; default 24 h from now
+             */
+            expiresAt?: string;
+            /** @description revoke every token this API client holds now */
+            clientId?: string;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              jti?: string;
+              /**
+               * Format: date-time
+               * @description the token is refused until then
+               */
+              until?: string;
+              clientId?: string;
+              /** @description the generation of the client's next tokens; every older one is refused */
+              generation?: number;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        400: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        401: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        403: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        404: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
+  "/v1/oauth/token": {
+    /**
+     * An API client's token (OAuth 2.0 client credentials, RFC 6749 §4.4)
+     * @description Form-encoded. The client authenticates with HTTP Basic (client_id:client_secret) or client_id and client_secret in the form. Refusals are OAuth errors (RFC 6749 §5.2), not problem+json.
+     */
+    post: {
+      requestBody: {
+        content: {
+          "application/x-www-form-urlencoded": {
+            /** @description `client_credentials` */
+            grant_type: string;
+            /** @description with client_secret, when not in HTTP Basic */
+            client_id?: string;
+            client_secret?: string;
+            /** @description space-separated; at most the client's scopes */
+            scope?: string;
+            [key: string]: unknown;
+          };
+        };
+      };
+      responses: {
+        /** @description Default Response */
+        200: {
+          content: {
+            "application/json": {
+              access_token: string;
+              /** @enum {string} */
+              token_type: "Bearer";
+              /** @description seconds */
+              expires_in: number;
+              scope?: string;
+            };
+          };
+        };
+        /** @description Default Response */
+        400: {
+          content: {
+            "application/json": {
+              /** @description invalid_request, invalid_client, unsupported_grant_type, invalid_scope */
+              error: string;
+              error_description?: string;
+            };
+          };
+        };
+        /** @description Default Response */
+        401: {
+          content: {
+            "application/json": {
+              /** @description invalid_request, invalid_client, unsupported_grant_type, invalid_scope */
+              error: string;
+              error_description?: string;
+            };
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        429: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+        /** @description RFC 9457 problem details with a stable `code` */
+        503: {
+          content: {
+            "application/json": components["schemas"]["def-0"];
+          };
+        };
+      };
+    };
+  };
   "/v1/webhooks": {
     /** The caller's subscriptions (admin: every one) */
     get: {
@@ -4539,6 +4935,24 @@ export interface components {
             distanceKm: number;
           };
         })[];
+    };
+    /** ApiClient */
+    "def-7": {
+      clientId: string;
+      name: string;
+      role: "customer" | "host" | "ops";
+      hostId?: string;
+      scopes?: string[];
+      cities?: string[];
+      quotaPerMinute: number;
+      burst: number;
+      /** @description the admin who registered it (`sub`) */
+      createdBy: string;
+      /**
+       * Format: date-time
+       * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+       */
+      createdAt: string;
     };
   };
   responses: never;

@@ -182,6 +182,8 @@ async function startApi(
     conflicts: new ConflictDesk(redis, inventory, readModel, offerPolicy(config)),
     webhooks: newWebhookDesk(config, pool, inventory),
     ...(config.DEMO ? { demo: { secret, hostId: demoHostId(inventory) } } : {}),
+    // API clients' tokens (POST /v1/oauth/token) are signed like the service's own.
+    tokenSecret: secret,
     lag: () => Promise.all(inventory.cities.all().map((c) => cityLag(redis, c.id))),
     rateLimits: {
       customer: config.RATE_LIMIT_CUSTOMER,
