@@ -2995,6 +2995,8 @@ export interface paths {
           content: {
             "application/json": {
               city: string;
+              /** @description the city's IANA time zone: the forecast's times are written in its local time and offset (its hours are those of the UTC clock) */
+              timeZone: string;
               generatedAt: string;
               horizonHours: number;
               historyWeeks: number;

@@ -341,6 +341,10 @@ const ForecastHour = Type.Object({
 });
 const CityForecast = Type.Object({
   city: Type.String(),
+  timeZone: Type.String({
+    description:
+      "the city's IANA time zone: the forecast's times are written in its local time and offset (its hours are those of the UTC clock)",
+  }),
   generatedAt: Type.String(),
   horizonHours: Type.Integer(),
   historyWeeks: Type.Integer(),
