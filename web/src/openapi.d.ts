@@ -3794,7 +3794,7 @@ export interface paths {
         };
       };
       responses: {
-        /** @description text/calendar; one VEVENT per hold, booking and block */
+        /** @description text/calendar; one VEVENT per hold, booking and block, in the city's local time (TZID, with its VTIMEZONE) */
         200: {
           content: {
             "text/calendar": string;
