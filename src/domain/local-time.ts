@@ -175,11 +175,6 @@ export function startOfDay(zone: string, t: number): number {
   return firstAtWall(zone, wall - mod(wall, DAY_MS), t - 2 * DAY_MS);
 }
 
-/** The start of the local day `date` (YYYY-MM-DD as epoch ms of its UTC midnight). */
-export function startOfLocalDate(zone: string, date: number): number {
-  return firstAtWall(zone, date, date - 2 * DAY_MS);
-}
-
 /** The instants a wall-clock reading happens at: none (clocks going forward skip it), one, or two (clocks going back). */
 export function instantsOfWall(zone: string, wall: number): number[] {
   const before = offsetAt(zone, wall - DAY_MS);
@@ -241,11 +236,6 @@ export function localIso(zone: string, t: number): string {
   const text = offsetText(offset);
   if (offset === 0 || text === undefined) return new Date(t).toISOString();
   return new Date(t + offset).toISOString().replace('Z', text);
-}
-
-/** The local date of `t`: 2026-12-03. */
-export function localDate(zone: string, t: number): string {
-  return new Date(wallOf(zone, t)).toISOString().slice(0, 10);
 }
 
 /** ±hhmm[ss], as iCalendar writes offsets (RFC 5545 §3.3.14). */

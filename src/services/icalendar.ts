@@ -10,7 +10,16 @@ import { createHash } from 'node:crypto';
 import ICAL from 'ical.js';
 import { MINUTE_MS, type CalendarEntry } from '../domain/calendar.ts';
 import { DomainError, messageOf } from '../domain/errors.ts';
-import { icalOffset, instantsOfWall, isUtc, offsetAt, offsetChanges, wallOf } from '../domain/local-time.ts';
+import {
+  icalOffset,
+  instantOfWall,
+  instantsOfWall,
+  isUtc,
+  offsetAt,
+  offsetChanges,
+  timeZoneOf,
+  wallOf,
+} from '../domain/local-time.ts';
 
 /** Control characters (but TAB) have no place in a text value: RFC 5545 §3.3.11. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
@@ -325,28 +334,9 @@ function instant(t: Time, c: Component, prop: 'dtstart' | 'dtend'): number {
   return ms;
 }
 
-/** Wall-clock time in an IANA zone to UTC (two passes settle DST edges). */
+/** Wall-clock time in an IANA zone to UTC, as RFC 5545 reads it (a repeated time is its first pass). */
 function zonedToUtc(wall: number, tzid: string): number {
-  let fmt: Intl.DateTimeFormat;
-  try {
-    fmt = new Intl.DateTimeFormat('en-US', {
-      timeZone: tzid,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
-  } catch {
-    throw new Error(`unknown TZID ${tzid} (no VTIMEZONE in the file)`);
-  }
-  const offset = (ms: number) => {
-    const parts = new Map(fmt.formatToParts(ms).map((x) => [x.type, Number(x.value)]));
-    const p = (type: Intl.DateTimeFormatPartTypes) => parts.get(type) ?? 0;
-    return Date.UTC(p('year'), p('month') - 1, p('day'), p('hour'), p('minute'), p('second')) - ms;
-  };
-  const guess = wall - offset(wall);
-  return wall - offset(guess);
+  const zone = timeZoneOf(tzid);
+  if (zone === undefined) throw new Error(`unknown TZID ${tzid} (no VTIMEZONE in the file)`);
+  return instantOfWall(zone, wall);
 }
