@@ -7,6 +7,7 @@ export const ERROR_CODES = {
   NOT_FOUND: { status: 404, title: 'Not found' },
   NOT_AVAILABLE: { status: 409, title: 'Not available for that window' },
   INVALID_INTERVAL: { status: 400, title: 'Invalid interval' },
+  INVALID_TIME_ZONE: { status: 400, title: 'Unknown time zone' },
   INVALID_STATE: { status: 409, title: 'Not allowed in the current state' },
   VERSION_MISMATCH: { status: 409, title: 'Stale version' },
   HAS_FUTURE_BOOKINGS: { status: 409, title: 'The vehicle has trips to come' },

@@ -5,10 +5,9 @@
  */
 import type pg from 'pg';
 import { DomainError, storeUnreachable } from '../domain/errors.ts';
+import { HOUR_MS, localIso, type Granularity } from '../domain/local-time.ts';
 
-const HOUR_MS = 3_600_000;
-export const STEP_MS = { hour: HOUR_MS, day: 24 * HOUR_MS } as const;
-export type Granularity = keyof typeof STEP_MS;
+export type { Granularity };
 
 export interface UtilizationBucket {
   start: string;
@@ -21,6 +20,7 @@ export interface UtilizationBucket {
 }
 export interface UtilizationAnswer {
   city: string;
+  timeZone: string;
   from: string;
   to: string;
   granularity: Granularity;
@@ -66,18 +66,20 @@ const round6 = (x: number) => Math.round(x * 1e6) / 1e6;
 const round2 = (x: number) => Math.round(x * 100) / 100;
 
 /**
- * One row per bucket. $1 city, $2 first bucket start (epoch ms: any year, 0000 included), $3 bucket
- * length, $4 number of buckets, $5 one host's fleet or null (the whole city).
- * Only vehicles counted in a bucket contribute hours to it, so utilization never exceeds 1.
+ * One row per bucket. $1 city, $2 the buckets' bounds (epoch ms, n + 1 for n buckets: any year,
+ * 0000 included; local days and hours are cut in src/domain/local-time.ts), $3 one host's fleet
+ * or null (the whole city). Only vehicles counted in a bucket contribute hours to it, so
+ * utilization never exceeds 1.
  */
 const UTILIZATION_SQL = `
-WITH buckets AS (
-  SELECT g.i, tstzrange(to_timestamp($2::float8 / 1000) + g.i * $3::interval, to_timestamp($2::float8 / 1000) + (g.i + 1) * $3::interval, '[)') AS r
-  FROM generate_series(0, $4::int - 1) AS g(i)
+WITH bounds AS (
+  SELECT b.i, to_timestamp(b.t / 1000) AS t FROM unnest($2::float8[]) WITH ORDINALITY AS b(t, i)
+), buckets AS (
+  SELECT a.i, tstzrange(a.t, z.t, '[)') AS r FROM bounds a JOIN bounds z ON z.i = a.i + 1
 ), fleet AS (
-  SELECT id, created_at FROM vehicles WHERE city = $1 AND listing = 'active' AND ($5::text IS NULL OR host_id = $5::text)
+  SELECT id, created_at FROM vehicles WHERE city = $1 AND listing = 'active' AND ($3::text IS NULL OR host_id = $3::text)
 )
-SELECT lower(b.r) AS start, upper(b.r) AS "end",
+SELECT
   (SELECT count(*) FROM fleet f WHERE f.created_at < upper(b.r))::int AS vehicles,
   (SELECT COALESCE(sum(extract(epoch FROM upper(k.period * b.r) - lower(k.period * b.r))), 0)
      FROM bookings k JOIN fleet f ON f.id = k.vehicle_id AND f.created_at < upper(b.r)
@@ -87,34 +89,50 @@ SELECT lower(b.r) AS start, upper(b.r) AS "end",
      WHERE k.city = $1 AND k.status IN ('active', 'cleared') AND k.period && b.r)::float8 / 3600 AS blocked_hours
 FROM buckets b ORDER BY b.i`;
 
+/**
+ * Utilization per bucket; `bounds` are the buckets' n + 1 bounds in `timeZone`, whose local time
+ * and offset the answer's times are written in.
+ */
 export async function computeUtilization(
   db: pg.Pool,
   city: string,
-  q: { from: number; to: number; granularity: Granularity; first: number; buckets: number; hostId?: string },
+  q: {
+    from: number;
+    to: number;
+    granularity: Granularity;
+    timeZone: string;
+    bounds: readonly number[];
+    hostId?: string;
+  },
 ): Promise<UtilizationAnswer> {
-  const step = STEP_MS[q.granularity];
-  // Hours, never days, as the step: '1 day' would follow the session time zone's DST changes.
-  const rows = await query<{ start: Date; end: Date; vehicles: number; booked_hours: number; blocked_hours: number }>(
-    db,
-    UTILIZATION_SQL,
-    [city, q.first, `${step / HOUR_MS} hours`, q.buckets, q.hostId ?? null],
-  );
-  const capacity = (vehicles: number) => vehicles * (step / HOUR_MS);
+  const rows = await query<{ vehicles: number; booked_hours: number; blocked_hours: number }>(db, UTILIZATION_SQL, [
+    city,
+    q.bounds,
+    q.hostId ?? null,
+  ]);
+  const at = (t: number) => localIso(q.timeZone, t);
   return {
     city,
     ...(q.hostId !== undefined ? { hostId: q.hostId } : {}),
-    from: new Date(q.from).toISOString(),
-    to: new Date(q.to).toISOString(),
+    timeZone: q.timeZone,
+    from: at(q.from),
+    to: at(q.to),
     granularity: q.granularity,
-    buckets: rows.map((r) => ({
-      start: r.start.toISOString(),
-      end: r.end.toISOString(),
-      vehicles: r.vehicles,
-      bookedHours: round6(r.booked_hours),
-      blockedHours: round6(r.blocked_hours),
-      utilization: r.vehicles > 0 ? round6(r.booked_hours / capacity(r.vehicles)) : 0,
-      blockedShare: r.vehicles > 0 ? round6(r.blocked_hours / capacity(r.vehicles)) : 0,
-    })),
+    buckets: rows.map((r, i) => {
+      const start = q.bounds[i] ?? Number.NaN;
+      const end = q.bounds[i + 1] ?? Number.NaN;
+      // A local day is 23 or 25 hours long when the clocks change.
+      const capacity = r.vehicles * ((end - start) / HOUR_MS);
+      return {
+        start: at(start),
+        end: at(end),
+        vehicles: r.vehicles,
+        bookedHours: round6(r.booked_hours),
+        blockedHours: round6(r.blocked_hours),
+        utilization: capacity > 0 ? round6(r.booked_hours / capacity) : 0,
+        blockedShare: capacity > 0 ? round6(r.blocked_hours / capacity) : 0,
+      };
+    }),
   };
 }
 

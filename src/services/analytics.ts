@@ -6,7 +6,6 @@
 export {
   computeConflicts,
   computeUtilization,
-  STEP_MS,
   type ConflictsAnswer,
   type Granularity,
 } from '../pg/analytics.ts';

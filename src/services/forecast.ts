@@ -12,6 +12,7 @@ import { addSearchDemand, bookedPeriods, listedFleet, shortSearches } from '../p
 import { survived } from '../log.ts';
 import { backtest, forecast, naiveLastWeek, WEEK_HOURS, type Accuracy } from '../domain/forecast.ts';
 import type { City } from '../domain/cities.ts';
+import { localIso } from '../domain/local-time.ts';
 import { CATEGORIES, type Category } from '../domain/vehicle.ts';
 
 const HOUR = 3_600_000;
@@ -62,6 +63,8 @@ export interface FleetMove {
 
 export interface CityForecast {
   city: string;
+  /** The city's time zone, whose local time and offset the forecast's times are written in. */
+  timeZone: string;
   generatedAt: string;
   horizonHours: number;
   historyWeeks: number;
@@ -114,7 +117,7 @@ export class ForecastDesk {
     if (!city) throw new DomainError('NOT_FOUND', `city ${cityId} not found`, { entity: 'city', id: cityId });
     const end = Math.floor(this.now() / HOUR) * HOUR;
     const h = await this.history(city, end - this.historyWeeks * WEEK_HOURS * HOUR, end);
-    const hourIso = (k: number) => new Date(end + k * HOUR).toISOString();
+    const hourIso = (k: number) => localIso(city.timeZone, end + k * HOUR);
     const categories: CategoryForecast[] = [];
     const shortfalls: Shortfall[] = [];
     const moves: FleetMove[] = [];
@@ -139,7 +142,8 @@ export class ForecastDesk {
     const naive = backtest(total, horizons, naiveLastWeek);
     const value: CityForecast = {
       city: cityId,
-      generatedAt: new Date(this.now()).toISOString(),
+      timeZone: city.timeZone,
+      generatedAt: localIso(city.timeZone, this.now()),
       horizonHours,
       historyWeeks: this.historyWeeks,
       categories,

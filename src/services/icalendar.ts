@@ -1,6 +1,7 @@
 /**
  * iCalendar (RFC 5545) for vehicle calendars, both ways, as pure functions (no I/O):
- * - export: a vehicle's holds, bookings and blocks as VEVENTs (hand-written: a few lines, no library);
+ * - export: a vehicle's holds, bookings and blocks as VEVENTs in the city's local time, with the
+ *   VTIMEZONE that defines it (hand-written: a few lines, no library);
  * - import: another channel's VEVENTs as intervals the route turns into `host` blocks (parsed with
  *   ical.js, which unfolds lines, resolves VTIMEZONEs and expands recurrences).
  * Decisions are documented in docs/api.md, section "iCalendar".
@@ -9,6 +10,16 @@ import { createHash } from 'node:crypto';
 import ICAL from 'ical.js';
 import { MINUTE_MS, type CalendarEntry } from '../domain/calendar.ts';
 import { DomainError, messageOf } from '../domain/errors.ts';
+import {
+  icalOffset,
+  instantOfWall,
+  instantsOfWall,
+  isUtc,
+  offsetAt,
+  offsetChanges,
+  timeZoneOf,
+  wallOf,
+} from '../domain/local-time.ts';
 
 /** Control characters (but TAB) have no place in a text value: RFC 5545 §3.3.11. */
 // biome-ignore lint/suspicious/noControlCharactersInRegex: matching control characters is the point
@@ -21,6 +32,8 @@ export const DAY_MS = 24 * 60 * MINUTE_MS;
 export const HORIZON_MS = 365 * DAY_MS;
 /** Intervals one import may place (occurrences included); beyond, the whole file is refused. */
 export const MAX_IMPORT_BLOCKS = 500;
+/** Times this far from the export are written in UTC (and left out of the VTIMEZONE, which stays small). */
+export const LOCAL_SPAN_MS = 20 * 365 * DAY_MS;
 /** Steps a single recurrence may take to reach the horizon (guards against FREQ=SECONDLY since 1970). */
 const MAX_RECURRENCE_STEPS = 10_000;
 
@@ -36,6 +49,66 @@ export const icalTime = (ms: number) =>
     .toISOString()
     .replace(/\.\d{3}/, '')
     .replace(/[-:]/g, '');
+
+/** Epoch ms read as a wall clock -> 20261201T153000 (local time: no Z). */
+const wallStamp = (wall: number) => icalTime(wall).replace(/Z$/, '');
+
+/**
+ * A zone's local time, as an export writes it: `DTSTART;TZID=Asia/Kolkata:20261201T153000`, and
+ * the VTIMEZONE that says what that means. UTC (`DTSTART:20261201T100000Z`) for a city in UTC,
+ * for a time more than LOCAL_SPAN_MS from the export, and for a time in an hour the clocks repeat
+ * (RFC 5545 §3.3.5 reads a local time there as the first pass, ical.js as the second: UTC is the
+ * same instant for every reader).
+ */
+class LocalTimes {
+  private readonly used: number[] = [];
+  constructor(
+    private readonly zone: string | undefined,
+    private readonly now: number,
+  ) {}
+
+  /** The property with its time; seconds and less are dropped, as in UTC. */
+  property(name: string, ms: number): string {
+    const t = ms - (((ms % 1000) + 1000) % 1000);
+    const zone = this.zone;
+    if (zone === undefined || Math.abs(t - this.now) > LOCAL_SPAN_MS) return `${name}:${icalTime(t)}`;
+    const wall = wallOf(zone, t);
+    if (instantsOfWall(zone, wall).length !== 1) return `${name}:${icalTime(t)}`;
+    this.used.push(t);
+    return `${name};TZID=${zone}:${wallStamp(wall)}`;
+  }
+
+  /**
+   * The VTIMEZONE for the local times written: one observance from 1 January (UTC) of the year of
+   * the first, then one per offset change up to the last (no RRULE: each is exact as ICU has it,
+   * rule changes included). The higher offsets are DAYLIGHT, the lowest STANDARD.
+   */
+  vtimezone(): string[] {
+    const zone = this.zone;
+    if (zone === undefined || this.used.length === 0) return [];
+    const lo = Math.min(...this.used);
+    const hi = Math.max(...this.used);
+    const a = new Date(0).setUTCFullYear(new Date(lo).getUTCFullYear(), 0, 1);
+    const first = offsetAt(zone, a);
+    const observances = [{ at: a, from: first, to: first }];
+    for (const c of offsetChanges(zone, a, hi))
+      observances.push({ at: c.at, from: observances.at(-1)?.to ?? first, to: c.offset });
+    const standard = Math.min(...observances.map((o) => o.to));
+    const lines = ['BEGIN:VTIMEZONE', `TZID:${zone}`];
+    for (const o of observances) {
+      const kind = o.to > standard ? 'DAYLIGHT' : 'STANDARD';
+      lines.push(
+        `BEGIN:${kind}`,
+        `DTSTART:${wallStamp(o.at + o.from)}`,
+        `TZOFFSETFROM:${icalOffset(o.from)}`,
+        `TZOFFSETTO:${icalOffset(o.to)}`,
+        `END:${kind}`,
+      );
+    }
+    lines.push('END:VTIMEZONE');
+    return lines;
+  }
+}
 
 /** TEXT escaping (RFC 5545 3.3.11); other control characters are dropped. */
 export const escapeText = (s: string) =>
@@ -64,7 +137,8 @@ export function foldLine(line: string): string {
 }
 
 /**
- * A VCALENDAR with one VEVENT per entry. `openEndedUntil` ends a block that has no end yet (an
+ * A VCALENDAR with one VEVENT per entry, its times in `timeZone` (the vehicle's city's; UTC when
+ * absent) with that zone's VTIMEZONE. `openEndedUntil` ends a block that has no end yet (an
  * accident until cleared): the end of the requested window, marked `X-FLEET-OPEN-ENDED:TRUE`.
  */
 export function toICalendar(cal: {
@@ -72,14 +146,19 @@ export function toICalendar(cal: {
   entries: readonly CalendarEntry[];
   openEndedUntil: number;
   now: number;
+  timeZone?: string;
 }): string {
+  const zone = cal.timeZone === undefined || isUtc(cal.timeZone) ? undefined : cal.timeZone;
+  const local = new LocalTimes(zone, cal.now);
   const lines = [
     'BEGIN:VCALENDAR',
     'VERSION:2.0',
     'PRODID:-//fleet-inventory//vehicle calendar//EN',
     'CALSCALE:GREGORIAN',
     `X-WR-CALNAME:${escapeText(cal.name)}`,
+    ...(zone === undefined ? [] : [`X-WR-TIMEZONE:${zone}`]),
   ];
+  const events: string[] = [];
   for (const e of cal.entries) {
     const status = TENTATIVE.has(e.status)
       ? 'TENTATIVE'
@@ -95,12 +174,12 @@ export function toICalendar(cal: {
             ...(e.note ? [`note: ${e.note}`] : []),
           ].join('\n')
         : undefined;
-    lines.push(
+    events.push(
       'BEGIN:VEVENT',
       `UID:${escapeText(e.id)}${UID_DOMAIN}`,
       `DTSTAMP:${icalTime(e.updatedAt ?? cal.now)}`,
-      `DTSTART:${icalTime(e.from)}`,
-      `DTEND:${icalTime(end)}`,
+      local.property('DTSTART', e.from),
+      local.property('DTEND', end),
       `SUMMARY:${escapeText(`${e.kind} (${e.status})`)}`,
       `STATUS:${status}`,
       `CATEGORIES:${escapeText(e.kind)}`,
@@ -110,7 +189,7 @@ export function toICalendar(cal: {
       'END:VEVENT',
     );
   }
-  lines.push('END:VCALENDAR');
+  lines.push(...local.vtimezone(), ...events, 'END:VCALENDAR');
   return lines.map(foldLine).join('\r\n') + '\r\n';
 }
 
@@ -255,28 +334,9 @@ function instant(t: Time, c: Component, prop: 'dtstart' | 'dtend'): number {
   return ms;
 }
 
-/** Wall-clock time in an IANA zone to UTC (two passes settle DST edges). */
+/** Wall-clock time in an IANA zone to UTC, as RFC 5545 reads it (a repeated time is its first pass). */
 function zonedToUtc(wall: number, tzid: string): number {
-  let fmt: Intl.DateTimeFormat;
-  try {
-    fmt = new Intl.DateTimeFormat('en-US', {
-      timeZone: tzid,
-      hourCycle: 'h23',
-      year: 'numeric',
-      month: 'numeric',
-      day: 'numeric',
-      hour: 'numeric',
-      minute: 'numeric',
-      second: 'numeric',
-    });
-  } catch {
-    throw new Error(`unknown TZID ${tzid} (no VTIMEZONE in the file)`);
-  }
-  const offset = (ms: number) => {
-    const parts = new Map(fmt.formatToParts(ms).map((x) => [x.type, Number(x.value)]));
-    const p = (type: Intl.DateTimeFormatPartTypes) => parts.get(type) ?? 0;
-    return Date.UTC(p('year'), p('month') - 1, p('day'), p('hour'), p('minute'), p('second')) - ms;
-  };
-  const guess = wall - offset(wall);
-  return wall - offset(guess);
+  const zone = timeZoneOf(tzid);
+  if (zone === undefined) throw new Error(`unknown TZID ${tzid} (no VTIMEZONE in the file)`);
+  return instantOfWall(zone, wall);
 }

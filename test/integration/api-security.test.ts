@@ -332,6 +332,14 @@ describe('every documented error code is reachable over HTTP', () => {
       400,
       'INVALID_INTERVAL',
     );
+    await expect(
+      call(tok.ops, {
+        method: 'GET',
+        path: `/v1/analytics/utilization?${new URLSearchParams({ city: city.id, ...w(0, 24), granularity: 'day', tz: 'Mars/Olympus' })}`,
+      }),
+      400,
+      'INVALID_TIME_ZONE',
+    );
     const b = await call(tok.bob, { method: 'POST', path: '/v1/bookings', body: { vehicleId: ids.vehB, ...w(100) } });
     assert.equal(b.status, 201);
     await call(tok.bob, { method: 'POST', path: `/v1/bookings/${String(b.json.id)}/cancel`, body: {} });

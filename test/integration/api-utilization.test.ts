@@ -121,6 +121,7 @@ describe('GET /v1/analytics/utilization', () => {
     assert.equal(first.status, 200, JSON.stringify(first.json));
     assert.deepEqual(first.json, {
       city: city.id,
+      timeZone: 'UTC',
       from: iso(D - DAY),
       to: iso(D + DAY),
       granularity: 'day',
@@ -141,7 +142,7 @@ describe('GET /v1/analytics/utilization', () => {
     assert.equal((await get(app, q(D - DAY, D + DAY, 'hour'))).headers['x-cache'], 'miss');
   });
 
-  test('hour buckets are whole UTC hours covering [from, to)', async () => {
+  test('hour buckets are whole hours of the city (in UTC here) covering [from, to)', async () => {
     // from 02:30 before midnight, in +05:30: the first bucket starts at the whole hour before it.
     const from = new Date(D - 3 * HOUR + 30 * 60_000);
     const local = new Date(from.getTime() + 5.5 * HOUR).toISOString().replace('Z', '+05:30');

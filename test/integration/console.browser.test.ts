@@ -11,6 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { after, before, test } from 'node:test';
+import ICAL from 'ical.js';
 import type { Browser, BrowserContext, Page, WebSocketRoute } from 'playwright-core';
 import { launchChromium, PAGE_OPTIONS } from '../support/browser.ts';
 import { freePort } from '../support/redis.ts';
@@ -363,9 +364,8 @@ test("iCalendar: another channel's event comes in as a block, and the calendar g
 }, async () => {
   const { addVehicle } = await demoApi();
   const vehicleId = await addVehicle('Calendar');
-  const day = iso(Date.now() + 48 * HOUR_MS)
-    .slice(0, 10)
-    .replace(/-/g, '');
+  const date = iso(Date.now() + 48 * HOUR_MS).slice(0, 10);
+  const day = date.replace(/-/g, '');
   const host = await signedIn('Host');
   await host.locator('tr', { hasText: vehicleId }).getByRole('button').click();
   await host.getByLabel('Import iCalendar').setInputFiles({
@@ -393,7 +393,13 @@ test("iCalendar: another channel's event comes in as a block, and the calendar g
     host.getByRole('button', { name: 'Export iCalendar' }).click(),
   ]);
   assert.equal(download.suggestedFilename(), `${vehicleId}.ics`);
-  assert.match(readFileSync(await download.path(), 'utf8'), new RegExp(`BEGIN:VEVENT[\\s\\S]*DTSTART:${day}T090000Z`));
+  // Written in the city's local time (TZID): read back, it starts at 09:00 UTC that day.
+  const text = readFileSync(await download.path(), 'utf8');
+  assert.match(text, /\r\nDTSTART;TZID=[A-Za-z_/]+:\d{8}T\d{6}\r\n/);
+  const starts = new ICAL.Component(ICAL.parse(text))
+    .getAllSubcomponents('vevent')
+    .map((c) => new ICAL.Event(c).startDate.toUnixTime() * 1000);
+  assert.ok(starts.includes(Date.parse(`${date}T09:00:00Z`)), String(starts));
   assert.deepEqual(problems, []);
 });
 

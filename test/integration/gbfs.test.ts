@@ -10,6 +10,7 @@ import addFormats from 'ajv-formats';
 import { buildApp, type App } from '../../src/api/app.ts';
 import { authenticator } from '../../src/api/auth.ts';
 import { freeWindows } from '../../src/domain/calendar.ts';
+import { REFERENCE_CITIES } from '../../src/domain/cities.ts';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
 import { GBFS_FEEDS } from '../../src/services/gbfs.ts';
@@ -17,7 +18,8 @@ import { HOUR, MINUTE, addVehicle, futureHour, newInventory, testCity } from '..
 import { startStores, type Stores } from '../support/stores.ts';
 
 const SCHEMAS = new URL('../fixtures/gbfs-json-schema/v3.1-RC3/', import.meta.url);
-const city = testCity();
+// A city in a zone of its own (not UTC), which system_information must name.
+const city = { ...testCity(), timeZone: 'America/Los_Angeles' };
 let stores: Stores;
 let inv: Inventory;
 let readModel: ReadModel;
@@ -81,6 +83,18 @@ test('every GBFS file validates against the official 3.1 schema, without a token
     assert.equal((await fetch(f.url)).status, 200, `${f.url} is served`);
   assert.equal((await fetch(`${base}/gbfs/zz404/gbfs.json`)).status, 404);
   assert.equal((await fetch(`${base}/gbfs/${city.id}/free_bike_status.json`)).status, 400);
+});
+
+test("system_information names the city's time zone, and every reference city's zone is one GBFS knows", async () => {
+  assert.equal((await feed('system_information')).data.timezone, 'America/Los_Angeles');
+  const schema = JSON.parse(readFileSync(new URL('system_information.json', SCHEMAS), 'utf8')) as {
+    properties: { data: { properties: { timezone: { enum: string[] } } } };
+  };
+  const zones = new Set(schema.properties.data.properties.timezone.enum);
+  assert.deepEqual(
+    REFERENCE_CITIES.filter((c) => !zones.has(c.timeZone)).map((c) => c.timeZone),
+    [],
+  );
 });
 
 test('vehicle_status and vehicle_availability agree with the live calendars', async () => {

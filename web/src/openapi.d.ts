@@ -2838,8 +2838,8 @@ export interface paths {
   };
   "/v1/analytics/utilization": {
     /**
-     * Booked and blocked vehicle-hours per UTC hour or day, and utilization (PostgreSQL; cached 10 s)
-     * @description Buckets are whole UTC hours or days covering [from, to). Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time.
+     * Booked and blocked vehicle-hours per local hour or day, and utilization (PostgreSQL; cached 10 s)
+     * @description Buckets are the local hours or days covering [from, to), in the city's time zone or `tz` (docs/api.md, "Local time"). Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time.
      */
     get: {
       parameters: {
@@ -2851,8 +2851,10 @@ export interface paths {
           from: string;
           /** @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z */
           to: string;
-          /** @description UTC hours or UTC days */
+          /** @description local hours or local days, in `tz` */
           granularity: "hour" | "day";
+          /** @description the IANA time zone of the buckets (Asia/Kolkata, America/Los_Angeles, UTC); the city's own by default; an unknown zone is 400 INVALID_TIME_ZONE */
+          tz?: string;
         };
       };
       responses: {
@@ -2862,14 +2864,16 @@ export interface paths {
             "application/json": {
               city: string;
               hostId?: string;
+              /** @description the IANA time zone the buckets are cut and written in */
+              timeZone: string;
               /**
                * Format: date-time
-               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               * @description RFC 3339 in the local time and offset of `timeZone`, e.g. 2026-12-03T00:00:00.000+05:30 (Z when 0)
                */
               from: string;
               /**
                * Format: date-time
-               * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+               * @description RFC 3339 in the local time and offset of `timeZone`, e.g. 2026-12-03T00:00:00.000+05:30 (Z when 0)
                */
               to: string;
               /** @enum {string} */
@@ -2877,12 +2881,12 @@ export interface paths {
               buckets: {
                   /**
                    * Format: date-time
-                   * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+                   * @description RFC 3339 in the local time and offset of `timeZone`, e.g. 2026-12-03T00:00:00.000+05:30 (Z when 0)
                    */
                   start: string;
                   /**
                    * Format: date-time
-                   * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+                   * @description RFC 3339 in the local time and offset of `timeZone`, e.g. 2026-12-03T00:00:00.000+05:30 (Z when 0)
                    */
                   end: string;
                   /** @description vehicles of the city listed now (not delisted) and created before the bucket ends */
@@ -2992,6 +2996,8 @@ export interface paths {
           content: {
             "application/json": {
               city: string;
+              /** @description the city's IANA time zone: the forecast's times are written in its local time and offset (its hours are those of the UTC clock) */
+              timeZone: string;
               generatedAt: string;
               horizonHours: number;
               historyWeeks: number;
@@ -3789,7 +3795,7 @@ export interface paths {
         };
       };
       responses: {
-        /** @description text/calendar; one VEVENT per hold, booking and block */
+        /** @description text/calendar; one VEVENT per hold, booking and block, in the city's local time (TZID, with its VTIMEZONE) */
         200: {
           content: {
             "text/calendar": string;

@@ -4,18 +4,13 @@
  * PostgreSQL from the projected tables (a read replica when one is configured), cached briefly
  * in process.
  */
-import type { FastifyReply } from 'fastify';
 import { Type, type Static } from '@sinclair/typebox';
 import { DomainError } from '../../domain/errors.ts';
+import { DAY_MS, HOUR_MS, bucketBounds, timeZoneOf, type Granularity } from '../../domain/local-time.ts';
 import { defaults, learningPolicy } from '../../config.ts';
 import { IncentiveLearner } from '../../services/incentives.ts';
-import {
-  STEP_MS,
-  computeConflicts,
-  computeUtilization,
-  readCityCounts,
-  type Granularity,
-} from '../../services/analytics.ts';
+import { computeConflicts, computeUtilization, readCityCounts } from '../../services/analytics.ts';
+import { AnswerCache, cached } from '../answer-cache.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import { analyticsHost, citiesOf, requireRole, seesCity } from '../authorize.ts';
@@ -47,15 +42,27 @@ const UtilizationQuery = Type.Object(
     granularity: Type.Unsafe<Granularity>({
       type: 'string',
       enum: ['hour', 'day'],
-      description: 'UTC hours or UTC days',
+      description: 'local hours or local days, in `tz`',
     }),
+    tz: Type.Optional(
+      Type.String({
+        maxLength: 64,
+        description:
+          "the IANA time zone of the buckets (Asia/Kolkata, America/Los_Angeles, UTC); the city's own by default; an unknown zone is 400 INVALID_TIME_ZONE",
+      }),
+    ),
   },
   { additionalProperties: false },
 );
 
+const LocalTime = Type.String({
+  format: 'date-time',
+  maxLength: 40,
+  description: 'RFC 3339 in the local time and offset of `timeZone`, e.g. 2026-12-03T00:00:00.000+05:30 (Z when 0)',
+});
 const Bucket = Type.Object({
-  start: IsoTime,
-  end: IsoTime,
+  start: LocalTime,
+  end: LocalTime,
   vehicles: Type.Integer({
     description: 'vehicles of the city listed now (not delisted) and created before the bucket ends',
   }),
@@ -69,41 +76,13 @@ const Bucket = Type.Object({
 const Utilization = Type.Object({
   city: Type.String(),
   hostId: Type.Optional(Type.String()),
-  from: IsoTime,
-  to: IsoTime,
+  timeZone: Type.String({ description: 'the IANA time zone the buckets are cut and written in' }),
+  from: LocalTime,
+  to: LocalTime,
   granularity: Type.Unsafe<Granularity>({ type: 'string', enum: ['hour', 'day'] }),
   buckets: Type.Array(Bucket),
 });
 type UtilizationT = Static<typeof Utilization>;
-
-/** A small TTL cache of answers (in flight ones included, so a burst of equal requests runs one query). */
-class AnswerCache<V> {
-  private readonly entries = new Map<string, { at: number; value: Promise<V> }>();
-  constructor(
-    private readonly ttlMs: number,
-    private readonly maxEntries: number,
-  ) {}
-
-  /** The cached answer and its age, or a fresh one from `compute`. */
-  async get(key: string, compute: () => Promise<V>): Promise<{ value: V; hit: boolean; ageMs: number }> {
-    const now = Date.now();
-    const found = this.entries.get(key);
-    if (found && now - found.at < this.ttlMs) return { value: await found.value, hit: true, ageMs: now - found.at };
-    if (found) this.entries.delete(key);
-    const entry = { at: now, value: compute() };
-    this.entries.set(key, entry);
-    for (const oldest of this.entries.keys()) {
-      if (this.entries.size <= this.maxEntries) break;
-      this.entries.delete(oldest);
-    }
-    try {
-      return { value: await entry.value, hit: false, ageMs: 0 };
-    } catch (err) {
-      if (this.entries.get(key) === entry) this.entries.delete(key); // failures are never cached
-      throw err;
-    }
-  }
-}
 
 /** How long a conflicts answer is reused (and the `Cache-Control: max-age` it is sent with). */
 export const CONFLICTS_CACHE_TTL_MS = 10_000;
@@ -222,11 +201,16 @@ function windowOf(q: { from: string; to: string }): { from: number; to: number }
   return { from, to };
 }
 
-/** A cached answer with its freshness headers (`private`: staff-only figures). */
-function cached<T>(reply: FastifyReply, answer: { value: T; hit: boolean; ageMs: number }, ttlMs: number): T {
-  const maxAge = Math.max(0, Math.ceil((ttlMs - answer.ageMs) / 1000));
-  void reply.header('cache-control', `private, max-age=${maxAge}`).header('x-cache', answer.hit ? 'hit' : 'miss');
-  return answer.value;
+/** The zone asked for (`tz`), else the city's; 400 INVALID_TIME_ZONE for a name that is no zone. */
+function zoneOf(tz: string | undefined, cityZone: string): string {
+  if (tz === undefined) return cityZone;
+  const zone = timeZoneOf(tz);
+  if (!zone)
+    throw new DomainError('INVALID_TIME_ZONE', `${JSON.stringify(tz)} is not an IANA time zone`, {
+      field: 'tz',
+      timeZone: tz,
+    });
+  return zone;
 }
 
 /** PostgreSQL for the analytics: the read replica when one is configured, else the primary. */
@@ -280,31 +264,33 @@ export const utilizationAnalyticsRoutes = needs('utilization', ['pool'], async (
       config: { scope: 'analytics:read' },
       schema: {
         tags: ['analytics'],
-        summary: 'Booked and blocked vehicle-hours per UTC hour or day, and utilization (PostgreSQL; cached 10 s)',
+        summary: 'Booked and blocked vehicle-hours per local hour or day, and utilization (PostgreSQL; cached 10 s)',
         description:
-          'Buckets are whole UTC hours or days covering [from, to). Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time.',
+          'Buckets are the local hours or days covering [from, to), in the city\'s time zone or `tz` (docs/api.md, "Local time"). Read from the replica when one is configured; the answer may lag the live engine by the sync delay plus the cache time.',
         querystring: UtilizationQuery,
         response: { 200: Utilization, ...READ_PROBLEMS },
       },
     },
     async (request, reply) => {
-      const { city, granularity } = request.query;
+      const { granularity } = request.query;
       const hostId = analyticsHost(request.actor, request.query.hostId);
       const { from, to } = windowOf(request.query);
-      const step = STEP_MS[granularity];
-      const first = Math.floor(from / step) * step;
-      const buckets = Math.ceil((to - first) / step);
+      const city = visibleCity(deps, request.actor, request.query.city);
+      const timeZone = zoneOf(request.query.tz, city.timeZone);
       const max = UTILIZATION_MAX_BUCKETS[granularity];
-      if (buckets > max)
+      const bounds = bucketBounds(timeZone, granularity, from, to, max);
+      if (bounds.length - 1 > max) {
+        const buckets = Math.max(max + 1, Math.ceil((to - from) / (granularity === 'day' ? DAY_MS : HOUR_MS)));
         throw new DomainError(
           'VALIDATION',
-          `at most ${max} ${granularity} buckets per request (asked for ${buckets})`,
+          `at most ${max} ${granularity} buckets per request (asked for about ${buckets})`,
           { buckets, max },
         );
-      visibleCity(deps, request.actor, city);
+      }
       const db = analyticsDb(deps);
-      const answer = await cache.get(`${city}|${from}|${to}|${granularity}|${hostId ?? ''}`, () =>
-        computeUtilization(db, city, { from, to, granularity, first, buckets, ...(hostId ? { hostId } : {}) }),
+      const key = JSON.stringify([city.id, from, to, granularity, timeZone, hostId ?? null]);
+      const answer = await cache.get(key, () =>
+        computeUtilization(db, city.id, { from, to, granularity, timeZone, bounds, ...(hostId ? { hostId } : {}) }),
       );
       return cached(reply, answer, UTILIZATION_CACHE_TTL_MS);
     },
@@ -355,6 +341,10 @@ const ForecastHour = Type.Object({
 });
 const CityForecast = Type.Object({
   city: Type.String(),
+  timeZone: Type.String({
+    description:
+      "the city's IANA time zone: the forecast's times are written in its local time and offset (its hours are those of the UTC clock)",
+  }),
   generatedAt: Type.String(),
   horizonHours: Type.Integer(),
   historyWeeks: Type.Integer(),

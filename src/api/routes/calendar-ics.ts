@@ -49,7 +49,8 @@ export const icalRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
         querystring: CalendarQuery,
         response: {
           200: {
-            description: 'text/calendar; one VEVENT per hold, booking and block',
+            description:
+              "text/calendar; one VEVENT per hold, booking and block, in the city's local time (TZID, with its VTIMEZONE)",
             content: { 'text/calendar': { schema: Type.String() } },
           },
           401: problem,
@@ -63,6 +64,7 @@ export const icalRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inve
       const to = request.query.to ? toMs(request.query.to) : Number.POSITIVE_INFINITY;
       const ics = toICalendar({
         name: `${vehicle.make} ${vehicle.model} (${vehicle.id})`,
+        timeZone: inventory.cities.get(vehicle.city)?.timeZone ?? 'UTC',
         now: at,
         entries: entries.filter((e) => e.from < to && (e.to ?? Number.POSITIVE_INFINITY) > from),
         openEndedUntil: Number.isFinite(to) ? to : at + HORIZON_MS,
