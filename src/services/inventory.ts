@@ -20,6 +20,7 @@ import {
   type ScriptName,
 } from '../redis/scripts.ts';
 import { newId } from './ids.ts';
+import { pricingOf } from '../domain/pricing.ts';
 import { VehicleLocks } from './vehicle-locks.ts';
 import { sweepCity, trimCity } from './city-sweep.ts';
 import { InventoryQueries } from './inventory-queries.ts';
@@ -71,7 +72,7 @@ export class Inventory extends InventoryQueries {
     this.city(city);
     if (opts.id !== undefined) this.cityOf(opts.id, 'vehicle', city);
     requireText(spec.hostId, 'hostId');
-    this.checkPatch(spec);
+    this.checkPatch(city, spec);
     // A generated id is not part of the request: a retry with the same key must match it.
     return this.upsert(city, opts.id ?? newId('vehicle', city), spec, 0, opts, opts.id ?? '');
   }
@@ -83,7 +84,7 @@ export class Inventory extends InventoryQueries {
     opts: CommandOptions = {},
   ) {
     const city = this.cityOf(vehicleId, 'vehicle');
-    this.checkPatch(patch);
+    this.checkPatch(city, patch);
     return this.upsert(city, vehicleId, patch, expectedVersion, opts, vehicleId);
   }
 
@@ -371,7 +372,7 @@ export class Inventory extends InventoryQueries {
   private async upsert(
     city: string,
     vehicleId: string,
-    spec: Partial<VehicleSpec>,
+    spec: VehiclePatch & { hostId?: string },
     expectedVersion: number | undefined,
     opts: CommandOptions,
     requestedId: string,
@@ -455,8 +456,9 @@ export class Inventory extends InventoryQueries {
     if (head) await this.remoteAcks.waitFor(city, [head[0]]);
   }
 
-  private checkPatch(patch: VehiclePatch): void {
-    const problems = validateVehiclePatch(patch);
+  /** Prices are checked in the city's currency: a whole number of its minor units. */
+  private checkPatch(city: string, patch: VehiclePatch): void {
+    const problems = validateVehiclePatch(patch, pricingOf(this.city(city)).exponent);
     if (problems.length > 0)
       throw new DomainError('VALIDATION', `invalid ${problems.join(', ')}`, { fields: problems });
   }
