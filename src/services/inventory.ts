@@ -30,6 +30,7 @@ import {
   flag,
   floorMinute,
   idempotencyOf,
+  pricingArgs,
   requireText,
   time,
   type CommandOptions,
@@ -41,6 +42,9 @@ import {
 export type { CommandOptions, CommandResult, HoldLimits, InventoryOptions, VehicleState } from './commands.ts';
 import { metrics } from '../metrics.ts';
 import { survived } from '../log.ts';
+
+/** The scripts that fix a price, with the event, when they run (domain/pricing.ts). */
+const PRICED: ReadonlySet<ScriptName> = new Set(['place_hold', 'book', 'extend_booking']);
 
 export class Inventory extends InventoryQueries {
   readonly locks: VehicleLocks;
@@ -431,7 +435,9 @@ export class Inventory extends InventoryQueries {
     const c = this.city(city);
     const { key: idemKey, fingerprint } = this.idempotency(city, script, opts, fingerprintArgs);
     const scriptKeys = [...keys.vehicleKeys(city, vehicleId), ...keys.cityScriptKeys(city), idemKey, ...extraKeys];
-    const argv = [opts.commandId ?? randomUUID(), fingerprint, city, vehicleId, c.turnaroundMs, ...args];
+    // The scripts that price (holds, bookings, extensions) take the city's currency last.
+    const priced = PRICED.has(script) ? pricingArgs(c) : [];
+    const argv = [opts.commandId ?? randomUUID(), fingerprint, city, vehicleId, c.turnaroundMs, ...args, ...priced];
     let reply: unknown;
     try {
       reply = await this.locks.run(`${city}:${vehicleId}`, () => runScript(this.redis, script, scriptKeys, argv));
