@@ -12,7 +12,7 @@ export interface paths {
       parameters: {
         path: {
           city: string;
-          feed: "gbfs.json" | "system_information.json" | "vehicle_types.json" | "station_information.json" | "station_status.json" | "vehicle_status.json" | "vehicle_availability.json";
+          feed: "gbfs.json" | "system_information.json" | "vehicle_types.json" | "system_pricing_plans.json" | "station_information.json" | "station_status.json" | "vehicle_status.json" | "vehicle_availability.json";
         };
       };
       responses: {
@@ -82,6 +82,12 @@ export interface paths {
                   name: string;
                   timeZone: string;
                   turnaroundMinutes: number;
+                  currency: {
+                    /** @description ISO 4217 */
+                    code: string;
+                    /** @description minor units: an amount of n is n × 10^-exponent of the currency */
+                    exponent: number;
+                  };
                 }[];
             };
           };
@@ -215,7 +221,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              holds: components["schemas"]["def-2"][];
+              holds: components["schemas"]["def-3"][];
               /** @description regions that did not answer in time: their items are missing from this page (docs/regions.md) */
               regionsUnavailable?: string[];
             };
@@ -302,6 +308,7 @@ export interface paths {
                */
               expiresAt: string;
               bookingId?: string;
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -389,6 +396,7 @@ export interface paths {
                */
               expiresAt: string;
               bookingId?: string;
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -469,7 +477,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              bookings: components["schemas"]["def-1"][];
+              bookings: components["schemas"]["def-2"][];
               cursor: string | null;
               /** @description regions that did not answer in time: their items are missing from this page (docs/regions.md) */
               regionsUnavailable?: string[];
@@ -612,6 +620,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -748,6 +757,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -829,7 +839,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              bookings: components["schemas"]["def-1"][];
+              bookings: components["schemas"]["def-2"][];
               cursor: string | null;
               /** @description regions that did not answer in time: their items are missing from this page (docs/regions.md) */
               regionsUnavailable?: string[];
@@ -961,6 +971,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -1100,6 +1111,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -1239,6 +1251,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -1390,6 +1403,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -1471,6 +1485,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -1524,6 +1540,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -1585,7 +1603,10 @@ export interface paths {
               lat: number;
               lng: number;
             };
+            /** @description in the city's currency (major unit, e.g. 12.5 INR); a whole number of minor units */
             pricePerHour?: number;
+            /** @description null removes the cap */
+            pricePerDay?: number | null;
           };
         };
       };
@@ -1608,6 +1629,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -1800,7 +1823,10 @@ export interface paths {
               lat: number;
               lng: number;
             };
+            /** @description in the city's currency (major unit, e.g. 12.5 INR); a whole number of minor units */
             pricePerHour: number;
+            /** @description the most one 24 h period costs (the daily cap), like pricePerHour; absent: no cap */
+            pricePerDay?: number;
           };
         };
       };
@@ -1823,6 +1849,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -1875,7 +1903,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              vehicles: components["schemas"]["def-3"][];
+              vehicles: components["schemas"]["def-4"][];
             };
           };
         };
@@ -1931,6 +1959,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -2007,6 +2037,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -2198,7 +2230,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              events: components["schemas"]["def-4"][];
+              events: components["schemas"]["def-5"][];
               next: string | null;
             };
           };
@@ -2255,7 +2287,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              events: components["schemas"]["def-5"][];
+              events: components["schemas"]["def-6"][];
               next: string | null;
             };
           };
@@ -2340,6 +2372,13 @@ export interface paths {
                     lng: number;
                   };
                   pricePerHour: number;
+                  /** @description the daily cap, when the vehicle has one */
+                  pricePerDay?: number;
+                  /** @description the window's total by the pricing rule, in minor units of the city's currency (docs/api.md, Prices) */
+                  price: {
+                    currency: string;
+                    total: number;
+                  };
                   distanceKm?: number;
                   /** @description sort=for_you: the log-likelihood the page is ordered by, and its parts in words */
                   forYou?: {
@@ -2453,7 +2492,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              conflicts: components["schemas"]["def-6"][];
+              conflicts: components["schemas"]["def-7"][];
             };
           };
         };
@@ -3215,6 +3254,14 @@ export interface paths {
                    */
                   to?: string;
                   shiftMinutes?: number;
+                  price?: components["schemas"]["def-1"];
+                  /** @description what the customer pays if they take it: the booking's price less the incentive's credit or refund */
+                  customerPays?: {
+                    /** @description ISO 4217 */
+                    currency: string;
+                    /** @description minor units of the currency */
+                    total: number;
+                  };
                   /** @description back_to_back: the second vehicle, from `at` to the end of the trip */
                   legs?: {
                     vehicleId: string;
@@ -3381,6 +3428,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -3545,6 +3593,14 @@ export interface paths {
                    */
                   to?: string;
                   shiftMinutes?: number;
+                  price?: components["schemas"]["def-1"];
+                  /** @description what the customer pays if they take it: the booking's price less the incentive's credit or refund */
+                  customerPays?: {
+                    /** @description ISO 4217 */
+                    currency: string;
+                    /** @description minor units of the currency */
+                    total: number;
+                  };
                   /** @description back_to_back: the second vehicle, from `at` to the end of the trip */
                   legs?: {
                     vehicleId: string;
@@ -3713,6 +3769,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -4283,8 +4340,40 @@ export interface components {
       instance?: string;
       [key: string]: unknown;
     };
-    /** Booking */
+    /** Price */
     "def-1": {
+      /** @description ISO 4217 */
+      currency: string;
+      /** @description in minor units of the currency (INR: paise, JPY: yen): the breakdown plus the adjustment */
+      total: number;
+      breakdown: ({
+          /**
+           * Format: date-time
+           * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+           */
+          from: string;
+          /**
+           * Format: date-time
+           * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+           */
+          to: string;
+          /** @description started hours in [from, to) */
+          hours: number;
+          /** @description hourly: the hourly rate; daily_cap: the daily rate (minor units) */
+          unitAmount: number;
+          /** @description hourly: hours × unitAmount; daily_cap: unitAmount per 24 h period */
+          amount: number;
+          kind: "hourly" | "daily_cap";
+        })[];
+      /** @description a booking moved by an accepted offer: what the customer pays minus the alternative’s price */
+      adjustment?: {
+        /** @description minor units, signed */
+        amount: number;
+        offerId: string;
+      };
+    };
+    /** Booking */
+    "def-2": {
       id: string;
       vehicleId: string;
       customerId: string;
@@ -4354,9 +4443,10 @@ export interface components {
          */
         expiresAt: string;
       };
+      price?: components["schemas"]["def-1"];
     };
     /** Hold */
-    "def-2": {
+    "def-3": {
       id: string;
       vehicleId: string;
       customerId: string;
@@ -4377,9 +4467,10 @@ export interface components {
        */
       expiresAt: string;
       bookingId?: string;
+      price?: components["schemas"]["def-1"];
     };
     /** Vehicle */
-    "def-3": {
+    "def-4": {
       id: string;
       city: string;
       hostId: string;
@@ -4394,12 +4485,14 @@ export interface components {
         lng: number;
       };
       pricePerHour: number;
+      /** @description the daily cap, when the vehicle has one */
+      pricePerDay?: number;
       listing: "active" | "delisted" | "retired";
       status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
       version: number;
     };
     /** CloudEvent */
-    "def-4": {
+    "def-5": {
       /** @enum {string} */
       specversion: "1.0";
       id: string;
@@ -4414,7 +4507,7 @@ export interface components {
       };
     };
     /** AuditEntry */
-    "def-5": {
+    "def-6": {
       /** @description the event id in its city stream */
       id: string;
       city: string;
@@ -4437,7 +4530,7 @@ export interface components {
       };
     };
     /** Offers */
-    "def-6": {
+    "def-7": {
       bookingId: string;
       city: string;
       /** @description the original vehicle */
@@ -4521,6 +4614,14 @@ export interface components {
            */
           to?: string;
           shiftMinutes?: number;
+          price?: components["schemas"]["def-1"];
+          /** @description what the customer pays if they take it: the booking's price less the incentive's credit or refund */
+          customerPays?: {
+            /** @description ISO 4217 */
+            currency: string;
+            /** @description minor units of the currency */
+            total: number;
+          };
           /** @description back_to_back: the second vehicle, from `at` to the end of the trip */
           legs?: {
             vehicleId: string;
