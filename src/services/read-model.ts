@@ -276,6 +276,8 @@ export class ReadModel {
         if (prior && !specChanged(prior, e.state)) {
           // The same place in the index (which holds this object): updated in place, its cache dropped.
           Object.assign(prior, next, { busy: undefined });
+          // An optional field the vehicle no longer has (a daily cap removed) is not in `next`.
+          if (next.pricePerDay === undefined) delete prior.pricePerDay;
           continue;
         }
         view.vehicles.set(e.vehicle, next);

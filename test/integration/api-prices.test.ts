@@ -140,8 +140,10 @@ test('hold, booking, extension: each price fixed at its moment, in paise', async
   });
 
   // The host raises the rate and drops the cap: the hold keeps its price, and so does its booking.
-  const patched = await call(tok.hostA, 'PATCH', `/v1/vehicles/${v}`, { pricePerHour: 20, pricePerDay: null });
+  const patched = await call(tok.hostA, 'PATCH', `/v1/vehicles/${v}`, { pricePerHour: 20 });
   assert.equal(patched.status, 200, JSON.stringify(patched.json));
+  const uncapped = await call(tok.hostA, 'PATCH', `/v1/vehicles/${v}`, { pricePerDay: null });
+  assert.equal(uncapped.status, 200, JSON.stringify(uncapped.json));
   const vehicleAfter = await call(tok.alice, 'GET', `/v1/vehicles/${v}`);
   assert.equal(vehicleAfter.json.pricePerHour, 20);
   assert.equal(vehicleAfter.json.pricePerDay, undefined, 'the cap is gone');
@@ -164,6 +166,9 @@ test('hold, booking, extension: each price fixed at its moment, in paise', async
     kind: 'hourly',
   });
   assert.deepEqual(priceOf((await call(tok.alice, 'GET', `/v1/bookings/${id}`)).json), p);
+
+  // The read model knows the cap is gone: 26 h by the hour now.
+  assert.deepEqual(await hitTotal(v, t + 40 * HOUR, t + 66 * HOUR), { currency: 'INR', total: 52_000 });
 
   // A direct booking of 61 minutes: two started hours at 20.00.
   const later = t + 40 * HOUR;
