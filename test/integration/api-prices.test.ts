@@ -3,8 +3,9 @@
  * a booking carry the price fixed when they were made, whatever the host does to the rates after;
  * an extension prices the added time at the rates of its moment; an offer states the
  * alternative's price and what the customer pays, and accepting it makes that the booking's price;
- * PostgreSQL gets every price through the sync; amounts are integers in minor units of the
- * city's currency (a JPY city prices in whole yen and refuses fractional rates).
+ * PostgreSQL gets every price through the sync, and a rebuild from it brings them back; amounts
+ * are integers in minor units of the city's currency (a JPY city prices in whole yen and refuses
+ * fractional rates).
  */
 import assert from 'node:assert/strict';
 import { after, before, test } from 'node:test';
@@ -13,6 +14,8 @@ import { authenticator } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
 import { windowTotal } from '../../src/domain/pricing.ts';
 import { ConflictDesk } from '../../src/services/conflicts.ts';
+import { rebuildCity, reconcileCity } from '../../src/services/durable.ts';
+import { keys } from '../../src/redis/keys.ts';
 import { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
 import { SyncWorker } from '../../src/workers/sync.ts';
@@ -290,4 +293,27 @@ test('a JPY city prices in whole yen and refuses fractional rates', async () => 
     { currency: priceOf(hold.json).currency, total: priceOf(hold.json).total },
     { currency: 'JPY', total: 9000 },
   );
+});
+
+test('rebuilt from PostgreSQL, every rate and price is as it was', async () => {
+  await new SyncWorker(stores.redis, stores.pool, inv.cities).drain();
+  const ids = await stores.redis.smembers(keys.vehicles(city.id));
+  assert.ok(ids.length >= 4);
+  const seen = async () =>
+    Promise.all(
+      ids.sort().map(async (id) => {
+        const s = await inv.getVehicleState(id);
+        return {
+          id,
+          rates: [s.vehicle.pricePerHour, s.vehicle.pricePerDay],
+          prices: s.entries.map((e) => [e.id, e.kind === 'block' ? null : (e.price ?? null)]),
+        };
+      }),
+    );
+  const before = await seen();
+  assert.ok(before.some((v) => v.rates[1] !== undefined) && before.some((v) => v.rates[1] === undefined));
+  await rebuildCity(stores.redis, stores.pool, city.id);
+  assert.deepEqual(await seen(), before);
+  await new SyncWorker(stores.redis, stores.pool, inv.cities).drain();
+  assert.deepEqual((await reconcileCity(stores.redis, stores.pool, city.id)).drift, []);
 });
