@@ -65,7 +65,14 @@ async function load(n: number, op: (i: number) => Promise<unknown>): Promise<{ l
 
 async function setUp(url: string, cityId: string) {
   const cities = new CityCatalog([
-    { id: cityId, name: 'Bench', timeZone: 'UTC', turnaroundMs: 30 * 60_000, center: { lat: 0, lng: 0 } },
+    {
+      id: cityId,
+      name: 'Bench',
+      timeZone: 'UTC',
+      turnaroundMs: 30 * 60_000,
+      center: { lat: 0, lng: 0 },
+      currency: 'INR',
+    },
   ]);
   const redis = new Redis(url);
   const inventory = new Inventory(redis, { cities });

@@ -78,7 +78,14 @@ async function main() {
   const sentinels = layout.redis.sentinels.map((s) => `127.0.0.1:${s.port}`).join(',');
   const cityId = 'bench';
   const cities = new CityCatalog([
-    { id: cityId, name: 'Bench', timeZone: 'UTC', turnaroundMs: 30 * 60_000, center: { lat: 0, lng: 0 } },
+    {
+      id: cityId,
+      name: 'Bench',
+      timeZone: 'UTC',
+      turnaroundMs: 30 * 60_000,
+      center: { lat: 0, lng: 0 },
+      currency: 'INR',
+    },
   ]);
   // One connection per side, as one API process has: the same work, only the WAIT differs.
   const plain = createRedis({ sentinels }) as Redis;

@@ -40,7 +40,14 @@ async function main() {
   const pool = new pg.Pool({ connectionString: db.url, max: 4 });
   try {
     await migrate(db.url);
-    const city = { id: 'bench', name: 'Bench', timeZone: 'UTC', turnaroundMs: 30 * 60_000, center: { lat: 0, lng: 0 } };
+    const city = {
+      id: 'bench',
+      name: 'Bench',
+      timeZone: 'UTC',
+      turnaroundMs: 30 * 60_000,
+      center: { lat: 0, lng: 0 },
+      currency: 'INR',
+    };
     const cities = new CityCatalog([city]);
     const inventory = new Inventory(redis, { cities });
     const vehicles: string[] = [];

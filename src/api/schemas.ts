@@ -14,6 +14,7 @@ import {
 } from '../domain/calendar.ts';
 import { CATEGORIES, FUELS, LISTING_STATES, TRANSMISSIONS, VEHICLE_STATUSES, type Vehicle } from '../domain/vehicle.ts';
 import type { OfferRecord } from '../services/conflicts.ts';
+import type { Price } from '../domain/pricing.ts';
 
 const literals = <T extends readonly string[]>(xs: T) =>
   Type.Unsafe<T[number]>(Type.Union(xs.map((x) => Type.Literal(x))));
@@ -42,6 +43,35 @@ export const Problem = Type.Object(
   { additionalProperties: true, $id: 'Problem', description: 'RFC 9457 problem details with a stable `code`' },
 );
 
+const Minor = (description: string) => Type.Integer({ description });
+const Currency = Type.String({ pattern: '^[A-Z]{3}$', description: 'ISO 4217' });
+
+/** What the engine fixed when the hold, booking or offer was made (domain/pricing.ts; docs/api.md, "Prices"). */
+export const PriceSchema = Type.Object(
+  {
+    currency: Currency,
+    total: Minor('in minor units of the currency (INR: paise, JPY: yen): the breakdown plus the adjustment'),
+    breakdown: Type.Array(
+      Type.Object({
+        from: IsoTime,
+        to: IsoTime,
+        hours: Type.Integer({ description: 'started hours in [from, to)' }),
+        unitAmount: Minor('hourly: the hourly rate; daily_cap: the daily rate (minor units)'),
+        amount: Minor('hourly: hours × unitAmount; daily_cap: unitAmount per 24 h period'),
+        kind: Type.Union([Type.Literal('hourly'), Type.Literal('daily_cap')]),
+      }),
+    ),
+    adjustment: Type.Optional(
+      Type.Object(
+        { amount: Minor('minor units, signed'), offerId: Type.String() },
+        { description: 'a booking moved by an accepted offer: what the customer pays minus the alternative’s price' },
+      ),
+    ),
+  },
+  { $id: 'Price' },
+);
+const Amount = Type.Object({ currency: Currency, total: Minor('minor units of the currency') });
+
 export const Hold = Type.Object(
   {
     id: Type.String(),
@@ -52,6 +82,7 @@ export const Hold = Type.Object(
     to: IsoTime,
     expiresAt: IsoTime,
     bookingId: Type.Optional(Type.String()),
+    price: Type.Optional(PriceSchema),
   },
   { $id: 'Hold' },
 );
@@ -95,6 +126,7 @@ export const Booking = Type.Object(
       }),
     ),
     offers: Type.Optional(Type.Object({ count: Type.Integer(), expiresAt: IsoTime })),
+    price: Type.Optional(PriceSchema),
   },
   { $id: 'Booking' },
 );
@@ -138,6 +170,12 @@ export const Offers = Type.Object(
         from: Type.Optional(IsoTime),
         to: Type.Optional(IsoTime),
         shiftMinutes: Type.Optional(Type.Integer()),
+        price: Type.Optional({ ...PriceSchema, description: "the alternative's price for the offered window" }),
+        customerPays: Type.Optional({
+          ...Amount,
+          description:
+            "what the customer pays if they take it: the booking's price less the incentive's credit or refund",
+        }),
         legs: Type.Optional(
           Type.Object(
             {
@@ -187,6 +225,8 @@ export function offersOut(r: OfferRecord): Static<typeof Offers> {
       ...(o.from !== undefined ? { from: iso(o.from) } : {}),
       ...(o.to !== undefined ? { to: iso(o.to) } : {}),
       ...(o.shiftMinutes ? { shiftMinutes: o.shiftMinutes } : {}),
+      ...(o.price ? { price: priceOut(o.price) } : {}),
+      ...(o.customerPays ? { customerPays: o.customerPays } : {}),
       ...(o.legs ? { legs: { ...o.legs, at: iso(o.legs.at) } } : {}),
     })),
   };
@@ -214,6 +254,7 @@ export const VehicleOut = Type.Object(
     model: Type.String(),
     location: Type.Object({ lat: Type.Number(), lng: Type.Number() }),
     pricePerHour: Type.Number(),
+    pricePerDay: Type.Optional(Type.Number({ description: 'the daily cap, when the vehicle has one' })),
     listing: literals(LISTING_STATES),
     status: literals(VEHICLE_STATUSES),
     version: Type.Integer(),
@@ -226,6 +267,10 @@ export const City = Type.Object({
   name: Type.String(),
   timeZone: Type.String(),
   turnaroundMinutes: Type.Integer(),
+  currency: Type.Object({
+    code: Currency,
+    exponent: Type.Integer({ description: 'minor units: an amount of n is n × 10^-exponent of the currency' }),
+  }),
 });
 
 export const HoldRequest = Type.Object(
@@ -273,18 +318,35 @@ const specFields = {
   transmission: literals(TRANSMISSIONS),
   fuel: literals(FUELS),
   location: Location,
-  // Whole cents are checked by the domain (tolerant of binary fractions), not by multipleOf.
-  pricePerHour: Type.Number({ minimum: 0, maximum: 10_000_000 }),
+  // Whole minor units of the city's currency are checked by the domain (tolerant of binary
+  // fractions), not by multipleOf.
+  pricePerHour: Type.Number({
+    minimum: 0,
+    maximum: 10_000_000,
+    description: "in the city's currency (major unit, e.g. 12.5 INR); a whole number of minor units",
+  }),
 };
+const PricePerDay = Type.Number({
+  minimum: 0,
+  maximum: 10_000_000,
+  description: 'the most one 24 h period costs (the daily cap), like pricePerHour; absent: no cap',
+});
 /** A host lists a vehicle; the owner comes from the token, never from the body. */
 export const VehicleCreate = Type.Object(
-  { city: Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' }), ...specFields },
+  {
+    city: Type.String({ minLength: 2, maxLength: 16, pattern: '^[a-z0-9]+$' }),
+    ...specFields,
+    pricePerDay: Type.Optional(PricePerDay),
+  },
   { additionalProperties: false },
 );
-export const VehiclePatch = Type.Partial(Type.Object(specFields, { additionalProperties: false }), {
-  additionalProperties: false,
-  minProperties: 1,
-});
+export const VehiclePatch = Type.Partial(
+  Type.Object(
+    { ...specFields, pricePerDay: Type.Union([PricePerDay, Type.Null()], { description: 'null removes the cap' }) },
+    { additionalProperties: false },
+  ),
+  { additionalProperties: false, minProperties: 1 },
+);
 export const BlockCreate = Type.Object(
   {
     reason: literals(BLOCK_REASONS),
@@ -346,6 +408,17 @@ export function holdOut(h: HoldEntry, vehicleId: string): Static<typeof Hold> {
     to: iso(h.to),
     expiresAt: iso(h.expiresAt),
     ...(h.bookingId ? { bookingId: h.bookingId } : {}),
+    ...(h.price ? { price: priceOut(h.price) } : {}),
+  };
+}
+
+/** A stored price as the API answers it: the same integers, times as ISO strings. */
+export function priceOut(p: Price): Static<typeof PriceSchema> {
+  return {
+    currency: p.currency,
+    total: p.total,
+    breakdown: (Array.isArray(p.breakdown) ? p.breakdown : []).map((i) => ({ ...i, from: iso(i.from), to: iso(i.to) })),
+    ...(p.adjustment ? { adjustment: p.adjustment } : {}),
   };
 }
 
@@ -373,6 +446,7 @@ export function bookingOut(b: BookingEntry, vehicleId: string): Static<typeof Bo
       ? { reaccommodatedFrom: { ...b.reaccommodatedFrom, at: iso(b.reaccommodatedFrom.at) } }
       : {}),
     ...(b.offers ? { offers: { count: b.offers.count, expiresAt: iso(b.offers.expiresAt) } } : {}),
+    ...(b.price ? { price: priceOut(b.price) } : {}),
   };
 }
 

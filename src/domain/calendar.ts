@@ -6,6 +6,7 @@
  * the reference model of the property tests, the read models, the reconciler. The property test
  * keeps the two in agreement.
  */
+import type { Price } from './pricing.ts';
 import type { ListingState, VehicleStatus } from './vehicle.ts';
 
 export const MINUTE_MS = 60_000;
@@ -82,6 +83,8 @@ export interface HoldEntry extends EntryBase {
   standbyFor?: string;
   /** The conflict reserve's hold (customer `system:reserve`): kept back for the resolver for this area, category and hour. */
   reserve?: { area: string; category: string; hour: number };
+  /** Fixed when placed (absent on the service's own holds: reserve, standby; and on holds older than prices). */
+  price?: Price;
 }
 
 export interface BookingEntry extends EntryBase {
@@ -118,6 +121,8 @@ export interface BookingEntry extends EntryBase {
   /** The trip before it may not be back in time (src/services/late-returns.ts, docs/prediction.md). */
   atRisk?: AtRisk;
   incentive?: Incentive;
+  /** Fixed when booked (the hold's), grown by extensions, replaced by an accepted offer; absent on bookings older than prices. */
+  price?: Price;
   /** Only in the event a booking leaves its vehicle with: where it went. */
   movedTo?: string;
 }

@@ -4,6 +4,7 @@
  * finds the free vehicles and the scripts place the holds.
  */
 import type { Incentive } from './calendar.ts';
+import { ratesOf, windowTotal } from './pricing.ts';
 import { tierOf, type Category, type Fuel, type Transmission } from './vehicle.ts';
 
 export interface OfferPolicy {
@@ -39,7 +40,11 @@ export interface Original {
   transmission: Transmission;
   fuel: Fuel;
   pricePerHour: number;
+  pricePerDay?: number;
   hours: number;
+  /** The booked window: with it, price differences follow the pricing rule (domain/pricing.ts), else hours × rates. */
+  from?: number;
+  to?: number;
 }
 
 export interface Alternative {
@@ -49,6 +54,7 @@ export interface Alternative {
   transmission: string;
   fuel: string;
   pricePerHour: number;
+  pricePerDay?: number;
   distanceKm: number;
   /** Minutes the offered window moves from the booked one (0 or absent: the same window). */
   shiftMinutes?: number;
@@ -129,7 +135,7 @@ export function rankAlternatives(o: Original, candidates: readonly Alternative[]
 export function incentiveFor(o: Original, a: Alternative, policy: OfferPolicy): Incentive {
   if (a.legs) return { kind: 'credit', amount: policy.credit * 2, reason: 'two vehicles, one after the other' };
   if (tierOf(a.category) < tierOf(o.category)) {
-    const difference = Math.max(0, o.pricePerHour - a.pricePerHour) * o.hours;
+    const difference = Math.max(0, bookedPrice(o, o) - bookedPrice(o, a));
     return {
       kind: 'refund',
       amount: round2(difference + policy.downgradeCredit),
@@ -145,7 +151,7 @@ export function incentiveFor(o: Original, a: Alternative, policy: OfferPolicy): 
     };
   }
   if (tierOf(a.category) > tierOf(o.category)) {
-    const difference = Math.max(0, a.pricePerHour - o.pricePerHour) * o.hours;
+    const difference = Math.max(0, bookedPrice(o, a) - bookedPrice(o, o));
     return {
       kind: 'free_upgrade',
       amount: round2(difference),
@@ -166,3 +172,13 @@ export function noAlternativeCredit(policy: OfferPolicy): Incentive {
 }
 
 const round2 = (n: number) => Math.round(n * 100) / 100;
+
+/**
+ * What the booked window costs at `rates`, in major units (incentives are): the pricing rule in
+ * hundredths, exact for prices of at most two places, whatever the city's exponent.
+ */
+function bookedPrice(o: Original, rates: { pricePerHour: number; pricePerDay?: number | undefined }): number {
+  if (o.from === undefined || o.to === undefined) return rates.pricePerHour * o.hours;
+  const { hour, day } = ratesOf(rates, 2);
+  return windowTotal(hour, day, o.from, o.to) / 100;
+}

@@ -1,4 +1,5 @@
 /** Vehicles and hosts: what a marketplace lists. */
+import { isWholeMinor } from './pricing.ts';
 
 /** Tier order matters: an upgrade is any category later in this list. */
 export const CATEGORIES = ['hatchback', 'sedan', 'suv', 'premium', 'luxury'] as const;
@@ -53,8 +54,14 @@ export interface VehicleSpec {
   make: string;
   model: string;
   location: { lat: number; lng: number };
-  /** Price of one hour, in the city's currency (decimal, two places at most). */
+  /**
+   * Price of one hour, in the city's currency's major unit (a decimal: a whole number of its minor
+   * units, so two places at most in INR, none in JPY). Prices are computed in minor units
+   * (domain/pricing.ts).
+   */
   pricePerHour: number;
+  /** The most one 24 h period costs (the daily cap), in the same unit; absent: no cap. */
+  pricePerDay?: number;
 }
 
 export interface Vehicle extends VehicleSpec {
@@ -69,26 +76,24 @@ export interface Vehicle extends VehicleSpec {
   updatedAt: number;
 }
 
-/** Fields a vehicle update may change (owner and city never change). */
-export type VehiclePatch = Partial<Omit<VehicleSpec, 'hostId'>>;
+/** Fields a vehicle update may change (owner and city never change); `pricePerDay: null` removes the cap. */
+export type VehiclePatch = Partial<Omit<VehicleSpec, 'hostId' | 'pricePerDay'>> & { pricePerDay?: number | null };
 
-export function validateVehiclePatch(patch: VehiclePatch): string[] {
+/** A price field: finite, 0 to 10^7, and a whole number of minor units at `exponent` (2 unless a city says). */
+function isPrice(v: number, exponent: number): boolean {
+  return Number.isFinite(v) && v >= 0 && v <= 1e7 && isWholeMinor(v, exponent);
+}
+
+export function validateVehiclePatch(patch: VehiclePatch, exponent = 2): string[] {
   const problems: string[] = [];
   if (patch.category !== undefined && !CATEGORIES.includes(patch.category)) problems.push('category');
   if (patch.transmission !== undefined && !TRANSMISSIONS.includes(patch.transmission)) problems.push('transmission');
   if (patch.fuel !== undefined && !FUELS.includes(patch.fuel)) problems.push('fuel');
   if (patch.seats !== undefined && !(Number.isInteger(patch.seats) && patch.seats >= 1 && patch.seats <= 60))
     problems.push('seats');
-  if (
-    patch.pricePerHour !== undefined &&
-    !(
-      Number.isFinite(patch.pricePerHour) &&
-      patch.pricePerHour >= 0 &&
-      patch.pricePerHour <= 1e7 &&
-      Math.abs(Math.round(patch.pricePerHour * 100) - patch.pricePerHour * 100) < 1e-6
-    )
-  )
-    problems.push('pricePerHour');
+  if (patch.pricePerHour !== undefined && !isPrice(patch.pricePerHour, exponent)) problems.push('pricePerHour');
+  if (patch.pricePerDay !== undefined && patch.pricePerDay !== null && !isPrice(patch.pricePerDay, exponent))
+    problems.push('pricePerDay');
   for (const f of ['make', 'model'] as const) {
     const v = patch[f];
     if (v !== undefined && !(typeof v === 'string' && v.length >= 1 && v.length <= 64)) problems.push(f);
@@ -120,6 +125,9 @@ export function vehicleOf(s: Readonly<Record<string, unknown>>): Vehicle {
     model: text(s.model),
     location: { lat: Number(s.lat), lng: Number(s.lng) },
     pricePerHour: Number(s.pricePerHour),
+    ...(s.pricePerDay === undefined || s.pricePerDay === null || s.pricePerDay === ''
+      ? {}
+      : { pricePerDay: Number(s.pricePerDay) }),
     listing: oneOf(LISTING_STATES, s.listing, 'listing'),
     status: oneOf(VEHICLE_STATUSES, s.status, 'status'),
     version: Number(s.version),

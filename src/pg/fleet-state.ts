@@ -9,9 +9,11 @@ import type { City } from '../domain/cities.ts';
 /** Records the cities this process serves (reports join on them). */
 export async function recordCities(pool: pg.Pool, cities: readonly City[]): Promise<void> {
   await pool.query(
-    `INSERT INTO cities (id, name, time_zone, turnaround_ms)
-     SELECT x.id, x.name, x."timeZone", x."turnaroundMs" FROM jsonb_to_recordset($1::jsonb) AS x(id text, name text, "timeZone" text, "turnaroundMs" integer)
-     ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, time_zone = EXCLUDED.time_zone, turnaround_ms = EXCLUDED.turnaround_ms`,
+    `INSERT INTO cities (id, name, time_zone, turnaround_ms, currency)
+     SELECT x.id, x.name, x."timeZone", x."turnaroundMs", x.currency
+     FROM jsonb_to_recordset($1::jsonb) AS x(id text, name text, "timeZone" text, "turnaroundMs" integer, currency text)
+     ON CONFLICT (id) DO UPDATE SET name = EXCLUDED.name, time_zone = EXCLUDED.time_zone, turnaround_ms = EXCLUDED.turnaround_ms,
+       currency = EXCLUDED.currency`,
     [JSON.stringify(cities)],
   );
 }
@@ -30,6 +32,8 @@ export interface StoredVehicle {
   lat: number;
   lng: number;
   pricePerHour: number;
+  /** null: no daily cap. */
+  pricePerDay: number | null;
   listing: string;
   status: string;
   version: number;
@@ -45,7 +49,7 @@ export async function cityFleet(
   const [vs, es] = await Promise.all([
     pool.query<StoredVehicle>(
       `SELECT id, city, host_id AS "hostId", category, seats, transmission, fuel, make, model, lat, lng,
-              price_per_hour::float8 AS "pricePerHour", listing, status, version::int AS version,
+              price_per_hour::float8 AS "pricePerHour", price_per_day::float8 AS "pricePerDay", listing, status, version::int AS version,
               (extract(epoch from created_at) * 1000)::bigint::float8 AS "createdAt",
               (extract(epoch from updated_at) * 1000)::bigint::float8 AS "updatedAt"
        FROM vehicles WHERE city = $1`,

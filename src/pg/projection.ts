@@ -153,21 +153,24 @@ async function writeEntries(db: pg.ClientBase, entries: BatchStates['entries']):
   const period = `tstzrange(to_timestamp(x."from"::double precision / 1000), CASE WHEN x."to" IS NULL THEN NULL ELSE to_timestamp(x."to"::double precision / 1000) END, '[)')`;
   const stamps = `to_timestamp(x."createdAt"::double precision / 1000), to_timestamp(x."updatedAt"::double precision / 1000)`;
   const cols = `id text, city text, "vehicleId" text, status text, "from" bigint, "to" bigint, "createdAt" bigint, "updatedAt" bigint`;
+  // The price a hold or booking was fixed at (extended, or replaced by an accepted offer, since).
+  const price = `d.doc->'price'->>'currency', (d.doc->'price'->>'total')::bigint`;
   if (kinds.has('booking'))
     await db.query(
-      `INSERT INTO bookings (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id)
-     SELECT x.id, x.city, x."vehicleId", x.status, ${period}, d.doc - 'vehicleId' - 'city', ${stamps}, x."customerId"
+      `INSERT INTO bookings (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id, currency, price_total)
+     SELECT x.id, x.city, x."vehicleId", x.status, ${period}, d.doc - 'vehicleId' - 'city', ${stamps}, x."customerId", ${price}
      FROM jsonb_array_elements($1::jsonb) AS d(doc), jsonb_to_record(d.doc) AS x(${cols}, "customerId" text)
      ON CONFLICT (id) DO UPDATE SET vehicle_id = EXCLUDED.vehicle_id, status = EXCLUDED.status, period = EXCLUDED.period,
-       doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
+       doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at, currency = EXCLUDED.currency, price_total = EXCLUDED.price_total`,
       [rows('booking')],
     );
   if (kinds.has('hold'))
     await db.query(
-      `INSERT INTO holds (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id, expires_at)
-     SELECT x.id, x.city, x."vehicleId", x.status, ${period}, d.doc - 'vehicleId' - 'city', ${stamps}, x."customerId", to_timestamp(x."expiresAt"::double precision / 1000)
+      `INSERT INTO holds (id, city, vehicle_id, status, period, doc, created_at, updated_at, customer_id, expires_at, currency, price_total)
+     SELECT x.id, x.city, x."vehicleId", x.status, ${period}, d.doc - 'vehicleId' - 'city', ${stamps}, x."customerId", to_timestamp(x."expiresAt"::double precision / 1000), ${price}
      FROM jsonb_array_elements($1::jsonb) AS d(doc), jsonb_to_record(d.doc) AS x(${cols}, "customerId" text, "expiresAt" bigint)
-     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at`,
+     ON CONFLICT (id) DO UPDATE SET status = EXCLUDED.status, doc = EXCLUDED.doc, updated_at = EXCLUDED.updated_at,
+       currency = EXCLUDED.currency, price_total = EXCLUDED.price_total`,
       [rows('hold')],
     );
   if (kinds.has('block'))
@@ -195,9 +198,12 @@ async function writeConflictFacts(db: pg.ClientBase, { conflicts, offers, outcom
   // their outcome together, and each statement sees what the ones before it wrote.
   if (offers.length) {
     await db.query(
-      `INSERT INTO offers (id, booking_id, city, vehicle_id, hold_id, incentive, alternative, shift_minutes, status, created_at, updated_at)
-       SELECT x.id, x.booking, x.city, x.vehicle, x.hold, x.incentive, x.alternative, x.shift, 'open', to_timestamp(x.time::double precision / 1000), to_timestamp(x.time::double precision / 1000)
-       FROM jsonb_to_recordset($1::jsonb) AS x(id text, booking text, city text, vehicle text, hold text, incentive jsonb, alternative text, shift integer, time bigint)
+      `INSERT INTO offers (id, booking_id, city, vehicle_id, hold_id, incentive, alternative, shift_minutes, status, created_at, updated_at,
+                           currency, price_total, customer_pays)
+       SELECT x.id, x.booking, x.city, x.vehicle, x.hold, x.incentive, x.alternative, x.shift, 'open', to_timestamp(x.time::double precision / 1000), to_timestamp(x.time::double precision / 1000),
+              x.currency, x."priceTotal", x."customerPays"
+       FROM jsonb_to_recordset($1::jsonb) AS x(id text, booking text, city text, vehicle text, hold text, incentive jsonb, alternative text, shift integer, time bigint,
+            currency text, "priceTotal" bigint, "customerPays" bigint)
        ON CONFLICT (id) DO NOTHING`,
       [JSON.stringify(offers)],
     );
@@ -334,6 +340,7 @@ function collectConflictFacts(e: StreamEvent, offers: Record<string, unknown>[],
         alternative: o.kind ?? null,
         shift: o.shiftMinutes ?? null,
         time: e.time,
+        ...offerPrice(o),
       });
     }
     return;
@@ -364,6 +371,9 @@ async function upsertVehicles(db: pg.ClientBase, docs: readonly Record<string, u
       lat: Number(s.lat),
       lng: Number(s.lng),
       pricePerHour: Number(s.pricePerHour),
+      // '' (or absent) on a vehicle without a daily cap.
+      pricePerDay:
+        s.pricePerDay === undefined || s.pricePerDay === null || s.pricePerDay === '' ? null : Number(s.pricePerDay),
       listing: s.listing,
       status: s.status,
       version: Number(s.version),
@@ -372,19 +382,30 @@ async function upsertVehicles(db: pg.ClientBase, docs: readonly Record<string, u
     })),
   );
   const x = `jsonb_to_recordset($1::jsonb) AS x(id text, city text, "hostId" text, category text, seats int, transmission text,
-       fuel text, make text, model text, lat double precision, lng double precision, "pricePerHour" numeric, listing text,
+       fuel text, make text, model text, lat double precision, lng double precision, "pricePerHour" numeric, "pricePerDay" numeric, listing text,
        status text, version bigint, "createdAt" bigint, "updatedAt" bigint)`;
   await db.query(`INSERT INTO hosts (id) SELECT DISTINCT x."hostId" FROM ${x} ON CONFLICT DO NOTHING`, [rows]);
   await db.query(
-    `INSERT INTO vehicles (id, city, host_id, category, seats, transmission, fuel, make, model, lat, lng, price_per_hour, listing, status, version, created_at, updated_at)
-     SELECT x.id, x.city, x."hostId", x.category, x.seats, x.transmission, x.fuel, x.make, x.model, x.lat, x.lng, x."pricePerHour",
+    `INSERT INTO vehicles (id, city, host_id, category, seats, transmission, fuel, make, model, lat, lng, price_per_hour, price_per_day, listing, status, version, created_at, updated_at)
+     SELECT x.id, x.city, x."hostId", x.category, x.seats, x.transmission, x.fuel, x.make, x.model, x.lat, x.lng, x."pricePerHour", x."pricePerDay",
             x.listing, x.status, x.version, to_timestamp(x."createdAt"::double precision / 1000), to_timestamp(x."updatedAt"::double precision / 1000)
      FROM ${x}
      ON CONFLICT (id) DO UPDATE SET category = EXCLUDED.category, seats = EXCLUDED.seats, transmission = EXCLUDED.transmission,
        fuel = EXCLUDED.fuel, make = EXCLUDED.make, model = EXCLUDED.model, lat = EXCLUDED.lat, lng = EXCLUDED.lng,
-       price_per_hour = EXCLUDED.price_per_hour, listing = EXCLUDED.listing, status = EXCLUDED.status,
+       price_per_hour = EXCLUDED.price_per_hour, price_per_day = EXCLUDED.price_per_day, listing = EXCLUDED.listing, status = EXCLUDED.status,
        version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
      WHERE vehicles.version <= EXCLUDED.version`,
     [rows],
   );
+}
+
+/** An offer's prices as the offers row keeps them (null on offers made before prices). */
+function offerPrice(o: Record<string, unknown>): { currency: unknown; priceTotal: unknown; customerPays: unknown } {
+  const field = (x: unknown, k: string): unknown =>
+    typeof x === 'object' && x !== null && Object.hasOwn(x, k) ? Reflect.get(x, k) : null;
+  return {
+    currency: field(o.price, 'currency'),
+    priceTotal: field(o.price, 'total'),
+    customerPays: field(o.customerPays, 'total'),
+  };
 }

@@ -6,6 +6,7 @@
  */
 import type { BookingEntry } from '../domain/calendar.ts';
 import { occupies, overlapsWindow } from '../domain/calendar.ts';
+import type { City } from '../domain/cities.ts';
 import { DomainError } from '../domain/errors.ts';
 import {
   dissimilarity,
@@ -182,6 +183,7 @@ export class AlternativeFinder {
         transmission: v.transmission,
         fuel: v.fuel,
         pricePerHour: v.pricePerHour,
+        ...(v.pricePerDay === undefined ? {} : { pricePerDay: v.pricePerDay }),
         distanceKm: Math.round(distanceKm(vehicle.location, v) * 1000) / 1000,
         from: booking.from,
         to: booking.to,
@@ -200,13 +202,21 @@ export function originalOf(booking: BookingEntry, vehicle: Vehicle): Original {
     transmission: vehicle.transmission,
     fuel: vehicle.fuel,
     pricePerHour: vehicle.pricePerHour,
+    ...(vehicle.pricePerDay === undefined ? {} : { pricePerDay: vehicle.pricePerDay }),
     hours: (booking.to - booking.from) / 3_600_000,
+    from: booking.from,
+    to: booking.to,
   };
 }
 
 /** The city's turnaround between two trips of a vehicle. */
 export function turnaroundOf(inventory: Inventory, city: string): number {
+  return cityIn(inventory, city).turnaroundMs;
+}
+
+/** A city the inventory serves. */
+export function cityIn(inventory: Inventory, city: string): City {
   const c = inventory.cities.get(city);
   if (!c) throw new DomainError('NOT_FOUND', `city ${city} not found`, { entity: 'city', id: city });
-  return c.turnaroundMs;
+  return c;
 }

@@ -7,6 +7,7 @@ import type { CalendarEntry } from '../domain/calendar.ts';
 import { MAX_TIMESTAMP_MS, MINUTE_MS } from '../domain/calendar.ts';
 import type { CityCatalog } from '../domain/cities.ts';
 import { DomainError } from '../domain/errors.ts';
+import { pricingOf } from '../domain/pricing.ts';
 import type { Vehicle, VehicleStatus } from '../domain/vehicle.ts';
 import type { Clock } from '../redis/clock.ts';
 import { keys } from '../redis/keys.ts';
@@ -106,3 +107,9 @@ export function requireText(v: unknown, field: string): void {
 export const flag = (b: boolean | undefined) => (b ? '1' : '0');
 /** Lua numbers: "no limit" as a count no one reaches. */
 export const finite = (n: number) => (Number.isFinite(n) ? n : 1e12);
+
+/** The pricing scripts' last two arguments: the city's currency and its minor-unit exponent (domain/pricing.ts). */
+export function pricingArgs(city: { currency: string }): [string, number] {
+  const p = pricingOf(city);
+  return [p.currency, p.exponent];
+}

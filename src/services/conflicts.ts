@@ -31,7 +31,9 @@ import { clearAtRisk } from './at-risk.ts';
 import type { IncentiveLearner } from './incentives.ts';
 import type { CommandOptions, Inventory } from './inventory.ts';
 import type { ReadModel } from './read-model.ts';
-import { AlternativeFinder, originalOf, turnaroundOf } from './alternatives.ts';
+import { AlternativeFinder, cityIn, originalOf, turnaroundOf } from './alternatives.ts';
+import { pricingArgs } from './commands.ts';
+import type { Price } from '../domain/pricing.ts';
 
 export interface Offer {
   id: string;
@@ -49,6 +51,10 @@ export interface Offer {
   from?: number;
   to?: number;
   shiftMinutes?: number;
+  /** The alternative's price for the offered window (both vehicles' for back to back); absent on older records. */
+  price?: Price;
+  /** What the customer pays if they take it: the booking's price less the incentive's credit or refund. */
+  customerPays?: { currency: string; total: number };
 }
 
 /** What Redis keeps per conflicted booking (HASH offers, field = booking id). */
@@ -175,6 +181,7 @@ export class ConflictDesk {
         candidates.length ? JSON.stringify(candidates) : '[]',
         JSON.stringify(noAlternativeCredit(this.policy)),
         waitUntil,
+        ...pricingArgs(cityIn(this.inventory, city)),
       ],
     );
     const out = fromScript<{ outcome: ResolveOutcome; record?: OfferRecord }>(raw);

@@ -6,6 +6,7 @@
 import { CATEGORIES, FUELS, TRANSMISSIONS, type Category, type VehicleSpec } from '../domain/vehicle.ts';
 import { HOUR_MS } from '../domain/calendar.ts';
 import type { City } from '../domain/cities.ts';
+import { currencyExponent, minorRound } from '../domain/pricing.ts';
 import { keys } from '../redis/keys.ts';
 import type { RedisConnection } from '../redis/scripts.ts';
 import type { Inventory } from './inventory.ts';
@@ -83,7 +84,8 @@ export async function seedCity(
         lat: round(city.center.lat + (rand() - 0.5) * 0.3),
         lng: round(city.center.lng + (rand() - 0.5) * 0.3),
       },
-      pricePerHour: Math.round(PRICE[category] * 100 + rand() * 400) / 100,
+      // A whole number of the city's minor units (no fraction of a yen).
+      pricePerHour: minorRound(PRICE[category] + rand() * 4, currencyExponent(city.currency)),
     };
   });
   const ids: string[] = [];

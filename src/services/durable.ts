@@ -36,7 +36,8 @@ export async function readPg(pool: pg.Pool, city: string): Promise<Side> {
   const vehicles: Side['vehicles'] = new Map();
   for (const v of fleet.vehicles) {
     vehicles.set(v.id, {
-      doc: { ...v },
+      // As the vehicle hash has it: '' for no daily cap.
+      doc: { ...v, pricePerDay: v.pricePerDay ?? '' },
       version: v.version,
       listing: v.listing,
       status: v.status,
@@ -116,6 +117,8 @@ export async function restoreVehicle(
     lat: d.lat,
     lng: d.lng,
     pricePerHour: d.pricePerHour,
+    // The scripts keep '' for "no daily cap".
+    pricePerDay: d.pricePerDay ?? '',
     listing: d.listing,
     version: d.version,
     createdAt: d.createdAt,

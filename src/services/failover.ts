@@ -108,12 +108,14 @@ const SPEC = [
   'lat',
   'lng',
   'pricePerHour',
+  'pricePerDay',
   'listing',
 ] as const;
 
 function vehicleChanged(pgSide: SideVehicle, redisSide: SideVehicle): boolean {
   if (pgSide.updatedAt <= redisSide.updatedAt) return false;
-  return SPEC.some((f) => String(pgSide.doc[f]) !== String(redisSide.doc[f]));
+  // A field absent from the hash (a daily cap never set) is '' there, as in PostgreSQL's copy.
+  return SPEC.some((f) => String(pgSide.doc[f] ?? '') !== String(redisSide.doc[f] ?? ''));
 }
 
 /** Compares the city's two copies and repairs Redis (with events) and PostgreSQL; see the top of the file. */

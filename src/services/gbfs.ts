@@ -5,17 +5,20 @@
  * Cars here are round-trip car sharing: each vehicle has a home spot, published as a virtual
  * station of its own (`station_information`), which is what `vehicle_availability` (the future
  * windows, GBFS 3.1) refers to. Vehicles off the market (delisted, retired) are not published;
- * vehicles on a rental are left out of `vehicle_status`, as GBFS requires.
+ * vehicles on a rental are left out of `vehicle_status`, as GBFS requires. `system_pricing_plans`
+ * states the engine's own rates (services/gbfs-pricing.ts); every vehicle and type names its plans.
  */
 import { deriveStatus, freeWindows } from '../domain/calendar.ts';
 import type { City } from '../domain/cities.ts';
 import type { Fuel, VehicleStatus } from '../domain/vehicle.ts';
 import type { ReadModel, ReadVehicle } from './read-model.ts';
+import { pricingPlans, typePlans } from './gbfs-pricing.ts';
 
 export const GBFS_VERSION = '3.1-RC3';
 export const GBFS_FEEDS = [
   'system_information',
   'vehicle_types',
+  'system_pricing_plans',
   'station_information',
   'station_status',
   'vehicle_status',
@@ -78,6 +81,8 @@ export class GbfsFeeds {
   private build(city: City, name: GbfsFeed | 'gbfs', base: string): Record<string, unknown> {
     const now = this.now();
     const listed = [...this.readModel.vehiclesOf(city.id)].filter((v) => v.listing === 'active');
+    // Each listed vehicle's plan (services/gbfs-pricing.ts), named by the vehicle feeds.
+    const pricing = pricingPlans(city, listed);
     const envelope = (data: unknown) => ({ last_updated: rfc3339(now), ttl: TTL_S, version: GBFS_VERSION, data });
     switch (name) {
       case 'gbfs':
@@ -94,7 +99,9 @@ export class GbfsFeeds {
           timezone: city.timeZone,
         });
       case 'vehicle_types':
-        return envelope({ vehicle_types: vehicleTypes(listed) });
+        return envelope({ vehicle_types: vehicleTypes(listed, pricing.planOf) });
+      case 'system_pricing_plans':
+        return envelope({ plans: pricing.plans });
       case 'station_information':
         return envelope({
           stations: listed.map((v) => ({
@@ -124,13 +131,14 @@ export class GbfsFeeds {
           }),
         });
       case 'vehicle_status':
-        return envelope({ vehicles: vehicleStatus(listed, now) });
+        return envelope({ vehicles: vehicleStatus(listed, now, pricing.planOf) });
       case 'vehicle_availability':
         return envelope({
           vehicles: listed.map((v) => ({
             vehicle_id: v.id,
             vehicle_type_id: typeId(v),
             station_id: stationId(v),
+            ...planField(pricing.planOf, v),
             availabilities: freeWindows([...v.entries.values()], city.turnaroundMs, now).map((w) => ({
               from: rfc3339(w.from),
               ...(w.until !== undefined ? { until: rfc3339(w.until) } : {}),
@@ -141,29 +149,40 @@ export class GbfsFeeds {
   }
 }
 
-function vehicleTypes(listed: readonly ReadVehicle[]) {
-  const types = new Map<string, { seats: number; v: ReadVehicle }>();
+function vehicleTypes(listed: readonly ReadVehicle[], planOf: ReadonlyMap<string, string>) {
+  const types = new Map<string, { seats: number; v: ReadVehicle; ids: string[] }>();
   for (const v of listed) {
     const t = types.get(typeId(v));
-    if (!t || v.seats > t.seats) types.set(typeId(v), { seats: v.seats, v });
+    if (!t) types.set(typeId(v), { seats: v.seats, v, ids: [v.id] });
+    else {
+      t.ids.push(v.id);
+      if (v.seats > t.seats) Object.assign(t, { seats: v.seats, v });
+    }
   }
   return [...types.entries()]
     .sort(([a], [b]) => (a < b ? -1 : 1))
-    .map(([id, { seats, v }]) => ({
+    .map(([id, { seats, v, ids }]) => ({
       vehicle_type_id: id,
       form_factor: 'car',
       propulsion_type: PROPULSION[v.fuel],
       max_range_meters: NOMINAL_RANGE_M[v.fuel],
       name: en(`${v.category} (${v.fuel})`),
       rider_capacity: seats,
+      ...typePlans(ids, planOf),
     }));
 }
+
+/** The vehicle's own plan (it may differ from its type's default). */
+const planField = (planOf: ReadonlyMap<string, string>, v: Pick<ReadVehicle, 'id'>) => {
+  const plan = planOf.get(v.id);
+  return plan === undefined ? {} : { pricing_plan_id: plan };
+};
 
 /** Off the road now: an accident, maintenance or the host's own block. */
 const isDisabled = (status: VehicleStatus) => status === 'accident' || status === 'maintenance' || status === 'blocked';
 
 /** Status now, derived from the calendar as the engine derives it; vehicles on a rental are left out. */
-function vehicleStatus(listed: readonly ReadVehicle[], now: number) {
+function vehicleStatus(listed: readonly ReadVehicle[], now: number, planOf: ReadonlyMap<string, string>) {
   const out = [];
   for (const v of listed) {
     const { status } = deriveStatus('active', [...v.entries.values()], now);
@@ -174,6 +193,7 @@ function vehicleStatus(listed: readonly ReadVehicle[], now: number) {
       lon: v.lng,
       station_id: stationId(v),
       vehicle_type_id: typeId(v),
+      ...planField(planOf, v),
       is_reserved: status === 'booked' || status === 'held',
       is_disabled: isDisabled(status),
       last_reported: rfc3339(now),

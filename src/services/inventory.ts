@@ -20,6 +20,7 @@ import {
   type ScriptName,
 } from '../redis/scripts.ts';
 import { newId } from './ids.ts';
+import { pricingOf } from '../domain/pricing.ts';
 import { VehicleLocks } from './vehicle-locks.ts';
 import { sweepCity, trimCity } from './city-sweep.ts';
 import { InventoryQueries } from './inventory-queries.ts';
@@ -29,6 +30,7 @@ import {
   flag,
   floorMinute,
   idempotencyOf,
+  pricingArgs,
   requireText,
   time,
   type CommandOptions,
@@ -40,6 +42,9 @@ import {
 export type { CommandOptions, CommandResult, HoldLimits, InventoryOptions, VehicleState } from './commands.ts';
 import { metrics } from '../metrics.ts';
 import { survived } from '../log.ts';
+
+/** The scripts that fix a price, with the event, when they run (domain/pricing.ts). */
+const PRICED: ReadonlySet<ScriptName> = new Set(['place_hold', 'book', 'extend_booking']);
 
 export class Inventory extends InventoryQueries {
   readonly locks: VehicleLocks;
@@ -71,7 +76,7 @@ export class Inventory extends InventoryQueries {
     this.city(city);
     if (opts.id !== undefined) this.cityOf(opts.id, 'vehicle', city);
     requireText(spec.hostId, 'hostId');
-    this.checkPatch(spec);
+    this.checkPatch(city, spec);
     // A generated id is not part of the request: a retry with the same key must match it.
     return this.upsert(city, opts.id ?? newId('vehicle', city), spec, 0, opts, opts.id ?? '');
   }
@@ -83,7 +88,7 @@ export class Inventory extends InventoryQueries {
     opts: CommandOptions = {},
   ) {
     const city = this.cityOf(vehicleId, 'vehicle');
-    this.checkPatch(patch);
+    this.checkPatch(city, patch);
     return this.upsert(city, vehicleId, patch, expectedVersion, opts, vehicleId);
   }
 
@@ -371,7 +376,7 @@ export class Inventory extends InventoryQueries {
   private async upsert(
     city: string,
     vehicleId: string,
-    spec: Partial<VehicleSpec>,
+    spec: VehiclePatch & { hostId?: string },
     expectedVersion: number | undefined,
     opts: CommandOptions,
     requestedId: string,
@@ -430,7 +435,9 @@ export class Inventory extends InventoryQueries {
     const c = this.city(city);
     const { key: idemKey, fingerprint } = this.idempotency(city, script, opts, fingerprintArgs);
     const scriptKeys = [...keys.vehicleKeys(city, vehicleId), ...keys.cityScriptKeys(city), idemKey, ...extraKeys];
-    const argv = [opts.commandId ?? randomUUID(), fingerprint, city, vehicleId, c.turnaroundMs, ...args];
+    // The scripts that price (holds, bookings, extensions) take the city's currency last.
+    const priced = PRICED.has(script) ? pricingArgs(c) : [];
+    const argv = [opts.commandId ?? randomUUID(), fingerprint, city, vehicleId, c.turnaroundMs, ...args, ...priced];
     let reply: unknown;
     try {
       reply = await this.locks.run(`${city}:${vehicleId}`, () => runScript(this.redis, script, scriptKeys, argv));
@@ -455,8 +462,9 @@ export class Inventory extends InventoryQueries {
     if (head) await this.remoteAcks.waitFor(city, [head[0]]);
   }
 
-  private checkPatch(patch: VehiclePatch): void {
-    const problems = validateVehiclePatch(patch);
+  /** Prices are checked in the city's currency: a whole number of its minor units. */
+  private checkPatch(city: string, patch: VehiclePatch): void {
+    const problems = validateVehiclePatch(patch, pricingOf(this.city(city)).exponent);
     if (problems.length > 0)
       throw new DomainError('VALIDATION', `invalid ${problems.join(', ')}`, { fields: problems });
   }

@@ -7,6 +7,7 @@
  */
 import { deriveStatus, type CalendarEntry } from '../domain/calendar.ts';
 import type { CityCatalog } from '../domain/cities.ts';
+import { pricingOf } from '../domain/pricing.ts';
 import { LISTING_STATES, oneOf, vehicleOf, type Category, type VehicleStatus } from '../domain/vehicle.ts';
 import { DomainError } from '../domain/errors.ts';
 import { keys } from '../redis/keys.ts';
@@ -275,6 +276,8 @@ export class ReadModel {
         if (prior && !specChanged(prior, e.state)) {
           // The same place in the index (which holds this object): updated in place, its cache dropped.
           Object.assign(prior, next, { busy: undefined });
+          // An optional field the vehicle no longer has (a daily cap removed) is not in `next`.
+          if (next.pricePerDay === undefined) delete prior.pricePerDay;
           continue;
         }
         view.vehicles.set(e.vehicle, next);
@@ -334,6 +337,7 @@ export class ReadModel {
       now: this.inventory.clock.now(),
     };
     const rank = q.sort === 'for_you' ? q.rank : undefined;
+    const pricing = pricingOf(c);
     const hits: SearchHit[] = [];
     let at = q.after;
     let verify = q.limit;
@@ -346,7 +350,7 @@ export class ReadModel {
       for (const [j, { v, d, key }] of round.entries()) {
         at = { key, id: v.id };
         if (!free.has(v.id)) continue;
-        hits.push(hitOf(v, d, rank?.explain(v)));
+        hits.push(hitOf(v, d, rank?.explain(v), q, pricing));
         if (hits.length >= q.limit) return { hits, next: found.length > j + 1 ? at : null };
       }
       if (exhausted) return { hits, next: null };

@@ -7,6 +7,7 @@ import type { CalendarEntry } from '../domain/calendar.ts';
 import type { PageKey } from '../domain/cursor.ts';
 import type { Ranked, Ranking } from '../domain/ranking.ts';
 import { isSameOrBetter, type Category, type VehicleSpec } from '../domain/vehicle.ts';
+import { toMinor, windowTotal, type Pricing } from '../domain/pricing.ts';
 import { BusyIntervals, type CityIndex, distanceKm, TopK, type TripWindow } from './search-index.ts';
 
 export interface ReadVehicle extends Omit<VehicleSpec, 'location'> {
@@ -49,6 +50,10 @@ export interface SearchHit {
   fuel: string;
   location: { lat: number; lng: number };
   pricePerHour: number;
+  /** The vehicle's daily cap, when it has one. */
+  pricePerDay?: number;
+  /** The window's total by the pricing rule (domain/pricing.ts), in minor units of the city's currency. */
+  price: { currency: string; total: number };
   distanceKm?: number;
   /** With sort=for_you: the score the page is ordered by, and why. */
   forYou?: Ranked;
@@ -189,8 +194,19 @@ function cheapestWithin(
   return { found, exhausted: found.length < count };
 }
 
-/** A vehicle as a search answers it. */
-export function hitOf(v: ReadVehicle, d: number | undefined, forYou: Ranked | undefined): SearchHit {
+/**
+ * A vehicle as a search answers it, priced for the window (`w`) in the city's currency: only the
+ * page's hits are priced, with arithmetic (no allocation beyond the hit).
+ */
+export function hitOf(
+  v: ReadVehicle,
+  d: number | undefined,
+  forYou: Ranked | undefined,
+  w: { from: number; to: number },
+  pricing: Pricing,
+): SearchHit {
+  const hour = toMinor(v.pricePerHour, pricing.exponent);
+  const day = v.pricePerDay === undefined ? undefined : toMinor(v.pricePerDay, pricing.exponent);
   return {
     vehicleId: v.id,
     category: v.category,
@@ -201,6 +217,8 @@ export function hitOf(v: ReadVehicle, d: number | undefined, forYou: Ranked | un
     fuel: v.fuel,
     location: { lat: v.lat, lng: v.lng },
     pricePerHour: v.pricePerHour,
+    ...(v.pricePerDay === undefined ? {} : { pricePerDay: v.pricePerDay }),
+    price: { currency: pricing.currency, total: windowTotal(hour, day, w.from, w.to) },
     ...(d === undefined ? {} : { distanceKm: Math.round(d * 1000) / 1000 }),
     ...(forYou ? { forYou } : {}),
   };

@@ -98,6 +98,7 @@ export class MarketWeek {
       timeZone: 'UTC',
       turnaroundMs: 30 * MINUTE,
       center: { lat: 12.97, lng: 77.59 },
+      currency: 'INR',
     };
     const cities = new CityCatalog([city]);
     const redis = new Redis(o.redisUrl, { maxRetriesPerRequest: 3 });

@@ -11,6 +11,7 @@ const DAY = 24 * HOUR;
 
 export { rng } from '../domain/random.ts';
 import { pick } from '../domain/random.ts';
+import { currencyExponent, minorRound } from '../domain/pricing.ts';
 
 export interface Offer {
   id: string;
@@ -52,7 +53,7 @@ export class Marketplace {
   constructor(
     private readonly api: Api,
     private readonly recorder: Recorder,
-    private readonly cities: readonly { id: string; center: { lat: number; lng: number } }[],
+    private readonly cities: readonly { id: string; center: { lat: number; lng: number }; currency: string }[],
     private readonly rand: () => number,
     private readonly customers: number,
   ) {}
@@ -365,7 +366,8 @@ export class Marketplace {
       transmission: this.rand() < 0.6 ? 'automatic' : 'manual',
       fuel: 'petrol',
       location: { lat: c.center.lat + (this.rand() - 0.5) * 0.3, lng: c.center.lng + (this.rand() - 0.5) * 0.3 },
-      pricePerHour: 5 + Math.round(this.rand() * 3000) / 100,
+      // A whole number of the city's minor units (no fraction of a yen).
+      pricePerHour: minorRound(5 + this.rand() * 30, currencyExponent(c.currency)),
     });
     if (r.status === 201) this.vehiclesByCity.get(c.id)?.push(String(r.json.id));
   }

@@ -1,6 +1,7 @@
 /**
- * GBFS 3.1 feeds: every file validates against the official schema of its version (Ajv), and
- * `vehicle_status` and `vehicle_availability` agree with the live calendars in Redis.
+ * GBFS 3.1 feeds: every file validates against the official schema of its version (Ajv),
+ * `vehicle_status` and `vehicle_availability` agree with the live calendars in Redis, and
+ * `system_pricing_plans` states the prices the engine charges.
  */
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
@@ -14,6 +15,7 @@ import { REFERENCE_CITIES } from '../../src/domain/cities.ts';
 import type { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
 import { GBFS_FEEDS } from '../../src/services/gbfs.ts';
+import { currencyExponent, ratesOf, windowTotal } from '../../src/domain/pricing.ts';
 import { HOUR, MINUTE, addVehicle, futureHour, newInventory, testCity } from '../support/engine.ts';
 import { startStores, type Stores } from '../support/stores.ts';
 
@@ -30,8 +32,11 @@ const vehicles: string[] = [];
 before(async () => {
   stores = await startStores();
   inv = newInventory(stores.redis, city);
+  // Two rates: 12.50 an hour (SEDAN's), and 12.50 capped at 100.00 a day.
   for (const [i, fuel] of (['petrol', 'electric', 'diesel', 'hybrid', 'cng', 'petrol'] as const).entries())
-    vehicles.push(await addVehicle(inv, city, { fuel, hostId: `host-${i % 2}` }));
+    vehicles.push(
+      await addVehicle(inv, city, { fuel, hostId: `host-${i % 2}`, ...(i % 2 ? { pricePerDay: 100 } : {}) }),
+    );
   const t = futureHour();
   const [free, booked, held, broken, renting, delisted] = vehicles as [string, string, string, string, string, string];
   void free;
@@ -150,4 +155,53 @@ test('vehicle_status and vehicle_availability agree with the live calendars', as
     (await feed('vehicle_availability')).data.vehicles as { vehicle_id: string; availabilities: unknown[] }[]
   ).find((v) => v.vehicle_id === free);
   assert.equal(after?.availabilities.length, 2, 'the new booking splits the free time');
+});
+
+test('system_pricing_plans: the prices the engine charges, named by each listed vehicle and its type', async () => {
+  const { plans } = (await feed('system_pricing_plans')).data as {
+    plans: {
+      plan_id: string;
+      currency: string;
+      price: number;
+      per_min_pricing: { start: number; rate: number; interval: number }[];
+      fare_capping?: { duration: number; price: number };
+    }[];
+  };
+  assert.deepEqual(
+    plans.map((p) => p.plan_id),
+    ['hourly-1250', 'hourly-1250-daily-10000'],
+  );
+  const types = (await feed('vehicle_types')).data.vehicle_types as {
+    vehicle_type_id: string;
+    default_pricing_plan_id: string;
+    pricing_plan_ids: string[];
+  }[];
+  const status = (await feed('vehicle_status')).data.vehicles as { vehicle_id: string; pricing_plan_id: string }[];
+  const byId = new Map(plans.map((p) => [p.plan_id, p]));
+  for (const t of types) {
+    assert.ok(byId.has(t.default_pricing_plan_id), `${t.vehicle_type_id}: its default plan is published`);
+    assert.ok(t.pricing_plan_ids.includes(t.default_pricing_plan_id));
+  }
+  const exponent = currencyExponent(city.currency);
+  for (const v of status) {
+    const plan = byId.get(v.pricing_plan_id);
+    assert.ok(plan, `${v.vehicle_id}: its plan is published`);
+    assert.equal(plan.currency, city.currency);
+    // The plan, read as GBFS defines it, charges what the engine charges for any window.
+    const state = await inv.getVehicleState(v.vehicle_id);
+    const { hour, day } = ratesOf(state.vehicle, exponent);
+    for (const minutes of [1, 59, 60, 61, 600, 1439, 1440, 1441, 3000, 43_200]) {
+      const seg = plan.per_min_pricing[0];
+      assert.ok(seg && plan.per_min_pricing.length === 1);
+      const cap = plan.fare_capping;
+      let gbfs: number = plan.price;
+      for (let m = 0; m < minutes; m += cap?.duration ?? minutes) {
+        const span = Math.min(minutes - m, cap?.duration ?? minutes);
+        const byTime = Math.ceil(span / seg.interval) * seg.rate;
+        gbfs += cap ? Math.min(byTime, cap.price) : byTime;
+      }
+      const engine = windowTotal(hour, day, 0, minutes * MINUTE);
+      assert.equal(Math.round(gbfs * 10 ** exponent), engine, `${v.vehicle_id} for ${minutes} min`);
+    }
+  }
 });

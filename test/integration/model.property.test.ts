@@ -36,6 +36,17 @@ const VEHICLES = 3;
 const CUSTOMERS = ['c0', 'c1', 'c2'];
 const HOLD_TTL_MS = 400;
 const MAX_HOLDS = 2;
+/**
+ * Rates a vehicle may have (major units, as the API takes them), and the same in minor units for
+ * the model: no cap, caps that bind within the windows drawn (a 2 h window by the hour is 25.00),
+ * and a fractional hourly rate. Holds and bookings keep the price of their moment.
+ */
+const RATES: { spec: { pricePerHour: number; pricePerDay: number | null }; hour: number; day: number | undefined }[] = [
+  { spec: { pricePerHour: 12.5, pricePerDay: null }, hour: 1250, day: undefined },
+  { spec: { pricePerHour: 12.5, pricePerDay: 20 }, hour: 1250, day: 2000 },
+  { spec: { pricePerHour: 7.35, pricePerDay: 30.05 }, hour: 735, day: 3005 },
+  { spec: { pricePerHour: 0.01, pricePerDay: null }, hour: 1, day: undefined },
+];
 
 let server: RedisServer;
 let redis: Redis;
@@ -62,6 +73,7 @@ type Cmd =
   | { op: 'block'; v: number; reason: BlockReason; k: number; len: number; past: boolean }
   | { op: 'unblock'; x: number }
   | { op: 'listing'; v: number; delist: boolean }
+  | { op: 'reprice'; v: number; rates: number }
   | { op: 'wait'; ms: number }
   | { op: 'sweep' };
 
@@ -134,6 +146,14 @@ const cmd: fc.Arbitrary<Cmd> = fc.oneof(
       delist: fc.boolean(),
     }),
   },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      op: fc.constant('reprice' as const),
+      v: fc.nat({ max: VEHICLES - 1 }),
+      rates: fc.nat({ max: RATES.length - 1 }),
+    }),
+  },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('wait' as const), ms: fc.integer({ min: 100, max: 500 }) }) },
   { weight: 1, arbitrary: fc.record({ op: fc.constant('sweep' as const) }) },
 );
@@ -179,8 +199,14 @@ test('random command sequences: Redis and the reference model agree', { timeout:
       const model = new ReferenceModel(city.turnaroundMs, HOLD_TTL_MS, MAX_HOLDS);
       const vehicles: string[] = [];
       for (let i = 0; i < VEHICLES; i++) {
-        vehicles.push(await addVehicle(inv, city));
-        model.addVehicle(vehicles[i]!);
+        const r = RATES[i % RATES.length]!;
+        vehicles.push(
+          await addVehicle(inv, city, {
+            pricePerHour: r.spec.pricePerHour,
+            ...(r.spec.pricePerDay ? { pricePerDay: r.spec.pricePerDay } : {}),
+          }),
+        );
+        model.addVehicle(vehicles[i]!, { hour: r.hour, day: r.day });
       }
       // The grid: slot 0 is the current minute; negative slots are in the past.
       const m = Math.floor(Date.now() / MINUTE) * MINUTE;
@@ -305,6 +331,14 @@ test('random command sequences: Redis and the reference model agree', { timeout:
             res = await engine(() => inv.removeBlock(x));
             judge = (now) => model.removeBlock(now, x);
             break;
+          }
+          case 'reprice': {
+            // Not a calendar command: no decision to compare, only what it changes in later prices.
+            const vid = vehicles[c.v]!;
+            const r = RATES[c.rates]!;
+            await inv.updateVehicle(vid, r.spec, undefined);
+            model.setRates(vid, { hour: r.hour, day: r.day });
+            continue;
           }
           case 'listing': {
             const vid = vehicles[c.v]!;

@@ -25,6 +25,7 @@ export function testCity(turnaroundMs = 30 * MINUTE): City {
     timeZone: 'UTC',
     turnaroundMs,
     center: { lat: 12.97, lng: 77.59 },
+    currency: 'INR',
   };
 }
 

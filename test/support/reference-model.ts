@@ -22,6 +22,7 @@ import {
   type HoldEntry,
 } from '../../src/domain/calendar.ts';
 import type { ErrorCode } from '../../src/domain/errors.ts';
+import { extendPrice, priceWindow, type Price } from '../../src/domain/pricing.ts';
 import type { ListingState } from '../../src/domain/vehicle.ts';
 
 export type ModelOutcome = { ok: true } | { error: ErrorCode };
@@ -30,9 +31,16 @@ const FOREVER = Number.POSITIVE_INFINITY;
 const refuse = (error: ErrorCode): ModelOutcome => ({ error });
 const OK: ModelOutcome = { ok: true };
 
+/** A vehicle's rates in minor units (`day` undefined: no daily cap). */
+export interface ModelRates {
+  hour: number;
+  day: number | undefined;
+}
+
 interface ModelVehicle {
   listing: ListingState;
   entries: Map<string, CalendarEntry>;
+  rates: ModelRates;
 }
 
 export class ReferenceModel {
@@ -44,10 +52,23 @@ export class ReferenceModel {
     readonly turnaroundMs: number,
     readonly holdTtlMs: number,
     readonly maxLiveHolds: number,
+    /** Prices are in this currency (domain/pricing.ts). */
+    readonly currency = 'INR',
   ) {}
 
-  addVehicle(id: string): void {
-    this.vehicles.set(id, { listing: 'active', entries: new Map() });
+  addVehicle(id: string, rates: ModelRates = { hour: 0, day: undefined }): void {
+    this.vehicles.set(id, { listing: 'active', entries: new Map(), rates });
+  }
+
+  /** A vehicle's new rates: what is held or booked keeps its price; what comes next is priced at these. */
+  setRates(id: string, rates: ModelRates): void {
+    const v = this.vehicles.get(id);
+    if (v) v.rates = rates;
+  }
+
+  /** [from, to) on the vehicle at its rates now. */
+  private price(v: ModelVehicle, from: number, to: number): Price {
+    return priceWindow(this.currency, v.rates.hour, v.rates.day, from, to);
   }
 
   private sorted(v: ModelVehicle): CalendarEntry[] {
@@ -116,6 +137,7 @@ export class ReferenceModel {
       expiresAt: now + this.holdTtlMs,
       createdAt: now,
       updatedAt: now,
+      price: this.price(v, from, to),
     });
     return OK;
   }
@@ -151,6 +173,7 @@ export class ReferenceModel {
       customerId,
       createdAt: now,
       updatedAt: now,
+      price: this.price(v, from, to),
     });
     return OK;
   }
@@ -174,6 +197,8 @@ export class ReferenceModel {
       holdId,
       createdAt: now,
       updatedAt: now,
+      // The hold's price, fixed when it was placed.
+      price: h.price ?? this.price(v, h.from, h.to),
     });
     return OK;
   }
@@ -229,6 +254,10 @@ export class ReferenceModel {
       if (!overridable) return refuse('NOT_AVAILABLE');
     }
     const oldTo = b.to;
+    // The added time at the rates of now, added to what was fixed.
+    b.price = b.price
+      ? extendPrice(b.price, v.rates.hour, v.rates.day, oldTo, newTo).price
+      : this.price(v, b.from, newTo);
     b.to = newTo;
     if (force) this.displace(v, oldTo, newTo, true, 'forced_extension', b.id, now);
     return OK;
@@ -307,6 +336,7 @@ export interface ComparableEntry {
   from: number;
   to: number | null;
   cause: string | null;
+  price: Price | null;
 }
 
 export function comparable(entries: readonly CalendarEntry[]): ComparableEntry[] {
@@ -317,5 +347,6 @@ export function comparable(entries: readonly CalendarEntry[]): ComparableEntry[]
     from: e.from,
     to: e.to ?? null,
     cause: (e as BookingEntry).conflictCause ?? (e as HoldEntry).releaseReason ?? (e as BlockEntry).reason ?? null,
+    price: e.kind === 'block' ? null : (e.price ?? null),
   }));
 }

@@ -19,9 +19,10 @@ import {
   STATUS_PRECEDENCE,
 } from '../../src/domain/calendar.ts';
 import { counterFields } from '../../src/redis/counters.ts';
+import { PRICE_PERIOD_MS } from '../../src/domain/pricing.ts';
 
 /** The scripts' shared core, every part (src/redis/scripts.ts prepends them in this order). */
-const lua = ['engine.lua', 'calendar.lua', 'changes.lua']
+const lua = ['engine.lua', 'calendar.lua', 'changes.lua', 'pricing.lua']
   .map((f) =>
     readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/redis/lua/includes', f), 'utf8'),
   )
@@ -43,6 +44,9 @@ test('interval and time constants are equal in Lua and TypeScript', () => {
   assert.equal(luaNumber('MAX_TIME'), MAX_TIMESTAMP_MS);
   assert.equal(luaNumber('START_EARLY', { MINUTE: minute }), START_EARLY_MS);
   assert.equal(luaNumber('IDEM_TTL'), IDEMPOTENCY_TTL_S);
+  // The pricing rule's period and hour (its functions are held equal through Redis: integration/pricing.test.ts).
+  assert.equal(luaNumber('PRICE_PERIOD'), PRICE_PERIOD_MS);
+  assert.equal(luaNumber('PRICE_HOUR'), 60 * MINUTE_MS);
 });
 
 test('the status of each block reason and the precedence of statuses are equal in Lua and TypeScript', () => {

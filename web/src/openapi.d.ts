@@ -12,7 +12,7 @@ export interface paths {
       parameters: {
         path: {
           city: string;
-          feed: "gbfs.json" | "system_information.json" | "vehicle_types.json" | "station_information.json" | "station_status.json" | "vehicle_status.json" | "vehicle_availability.json";
+          feed: "gbfs.json" | "system_information.json" | "vehicle_types.json" | "system_pricing_plans.json" | "station_information.json" | "station_status.json" | "vehicle_status.json" | "vehicle_availability.json";
         };
       };
       responses: {
@@ -83,6 +83,12 @@ export interface paths {
                   name: string;
                   timeZone: string;
                   turnaroundMinutes: number;
+                  currency: {
+                    /** @description ISO 4217 */
+                    code: string;
+                    /** @description minor units: an amount of n is n × 10^-exponent of the currency */
+                    exponent: number;
+                  };
                 }[];
             };
           };
@@ -216,7 +222,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              holds: components["schemas"]["def-2"][];
+              holds: components["schemas"]["def-3"][];
               /** @description regions that did not answer in time: their items are missing from this page (docs/regions.md) */
               regionsUnavailable?: string[];
             };
@@ -303,6 +309,7 @@ export interface paths {
                */
               expiresAt: string;
               bookingId?: string;
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -390,6 +397,7 @@ export interface paths {
                */
               expiresAt: string;
               bookingId?: string;
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -470,7 +478,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              bookings: components["schemas"]["def-1"][];
+              bookings: components["schemas"]["def-2"][];
               cursor: string | null;
               /** @description regions that did not answer in time: their items are missing from this page (docs/regions.md) */
               regionsUnavailable?: string[];
@@ -613,6 +621,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -749,6 +758,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -830,7 +840,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              bookings: components["schemas"]["def-1"][];
+              bookings: components["schemas"]["def-2"][];
               cursor: string | null;
               /** @description regions that did not answer in time: their items are missing from this page (docs/regions.md) */
               regionsUnavailable?: string[];
@@ -962,6 +972,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -1101,6 +1112,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -1240,6 +1252,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -1391,6 +1404,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -1472,6 +1486,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -1525,6 +1541,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -1586,7 +1604,10 @@ export interface paths {
               lat: number;
               lng: number;
             };
+            /** @description in the city's currency (major unit, e.g. 12.5 INR); a whole number of minor units */
             pricePerHour?: number;
+            /** @description null removes the cap */
+            pricePerDay?: number | null;
           };
         };
       };
@@ -1609,6 +1630,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -1801,7 +1824,10 @@ export interface paths {
               lat: number;
               lng: number;
             };
+            /** @description in the city's currency (major unit, e.g. 12.5 INR); a whole number of minor units */
             pricePerHour: number;
+            /** @description the most one 24 h period costs (the daily cap), like pricePerHour; absent: no cap */
+            pricePerDay?: number;
           };
         };
       };
@@ -1824,6 +1850,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -1876,7 +1904,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              vehicles: components["schemas"]["def-3"][];
+              vehicles: components["schemas"]["def-4"][];
             };
           };
         };
@@ -1932,6 +1960,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -2008,6 +2038,8 @@ export interface paths {
                 lng: number;
               };
               pricePerHour: number;
+              /** @description the daily cap, when the vehicle has one */
+              pricePerDay?: number;
               listing: "active" | "delisted" | "retired";
               status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
               version: number;
@@ -2199,7 +2231,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              events: components["schemas"]["def-4"][];
+              events: components["schemas"]["def-5"][];
               next: string | null;
             };
           };
@@ -2256,7 +2288,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              events: components["schemas"]["def-5"][];
+              events: components["schemas"]["def-6"][];
               next: string | null;
             };
           };
@@ -2341,6 +2373,13 @@ export interface paths {
                     lng: number;
                   };
                   pricePerHour: number;
+                  /** @description the daily cap, when the vehicle has one */
+                  pricePerDay?: number;
+                  /** @description the window's total by the pricing rule, in minor units of the city's currency (docs/api.md, Prices) */
+                  price: {
+                    currency: string;
+                    total: number;
+                  };
                   distanceKm?: number;
                   /** @description sort=for_you: the log-likelihood the page is ordered by, and its parts in words */
                   forYou?: {
@@ -2454,7 +2493,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              conflicts: components["schemas"]["def-6"][];
+              conflicts: components["schemas"]["def-7"][];
             };
           };
         };
@@ -3222,6 +3261,14 @@ export interface paths {
                    */
                   to?: string;
                   shiftMinutes?: number;
+                  price?: components["schemas"]["def-1"];
+                  /** @description what the customer pays if they take it: the booking's price less the incentive's credit or refund */
+                  customerPays?: {
+                    /** @description ISO 4217 */
+                    currency: string;
+                    /** @description minor units of the currency */
+                    total: number;
+                  };
                   /** @description back_to_back: the second vehicle, from `at` to the end of the trip */
                   legs?: {
                     vehicleId: string;
@@ -3388,6 +3435,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -3552,6 +3600,14 @@ export interface paths {
                    */
                   to?: string;
                   shiftMinutes?: number;
+                  price?: components["schemas"]["def-1"];
+                  /** @description what the customer pays if they take it: the booking's price less the incentive's credit or refund */
+                  customerPays?: {
+                    /** @description ISO 4217 */
+                    currency: string;
+                    /** @description minor units of the currency */
+                    total: number;
+                  };
                   /** @description back_to_back: the second vehicle, from `at` to the end of the trip */
                   legs?: {
                     vehicleId: string;
@@ -3720,6 +3776,7 @@ export interface paths {
                  */
                 expiresAt: string;
               };
+              price?: components["schemas"]["def-1"];
             };
           };
         };
@@ -3875,7 +3932,7 @@ export interface paths {
         200: {
           content: {
             "application/json": {
-              clients: components["schemas"]["def-7"][];
+              clients: components["schemas"]["def-8"][];
             };
           };
         };
@@ -4686,8 +4743,40 @@ export interface components {
       instance?: string;
       [key: string]: unknown;
     };
-    /** Booking */
+    /** Price */
     "def-1": {
+      /** @description ISO 4217 */
+      currency: string;
+      /** @description in minor units of the currency (INR: paise, JPY: yen): the breakdown plus the adjustment */
+      total: number;
+      breakdown: ({
+          /**
+           * Format: date-time
+           * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+           */
+          from: string;
+          /**
+           * Format: date-time
+           * @description ISO 8601 with offset, e.g. 2026-12-01T10:00:00Z
+           */
+          to: string;
+          /** @description started hours in [from, to) */
+          hours: number;
+          /** @description hourly: the hourly rate; daily_cap: the daily rate (minor units) */
+          unitAmount: number;
+          /** @description hourly: hours × unitAmount; daily_cap: unitAmount per 24 h period */
+          amount: number;
+          kind: "hourly" | "daily_cap";
+        })[];
+      /** @description a booking moved by an accepted offer: what the customer pays minus the alternative’s price */
+      adjustment?: {
+        /** @description minor units, signed */
+        amount: number;
+        offerId: string;
+      };
+    };
+    /** Booking */
+    "def-2": {
       id: string;
       vehicleId: string;
       customerId: string;
@@ -4757,9 +4846,10 @@ export interface components {
          */
         expiresAt: string;
       };
+      price?: components["schemas"]["def-1"];
     };
     /** Hold */
-    "def-2": {
+    "def-3": {
       id: string;
       vehicleId: string;
       customerId: string;
@@ -4780,9 +4870,10 @@ export interface components {
        */
       expiresAt: string;
       bookingId?: string;
+      price?: components["schemas"]["def-1"];
     };
     /** Vehicle */
-    "def-3": {
+    "def-4": {
       id: string;
       city: string;
       hostId: string;
@@ -4797,12 +4888,14 @@ export interface components {
         lng: number;
       };
       pricePerHour: number;
+      /** @description the daily cap, when the vehicle has one */
+      pricePerDay?: number;
       listing: "active" | "delisted" | "retired";
       status: "accident" | "in_trip" | "maintenance" | "delisted" | "blocked" | "booked" | "held" | "available";
       version: number;
     };
     /** CloudEvent */
-    "def-4": {
+    "def-5": {
       /** @enum {string} */
       specversion: "1.0";
       id: string;
@@ -4819,7 +4912,7 @@ export interface components {
       traceparent?: string;
     };
     /** AuditEntry */
-    "def-5": {
+    "def-6": {
       /** @description the event id in its city stream */
       id: string;
       city: string;
@@ -4842,7 +4935,7 @@ export interface components {
       };
     };
     /** Offers */
-    "def-6": {
+    "def-7": {
       bookingId: string;
       city: string;
       /** @description the original vehicle */
@@ -4926,6 +5019,14 @@ export interface components {
            */
           to?: string;
           shiftMinutes?: number;
+          price?: components["schemas"]["def-1"];
+          /** @description what the customer pays if they take it: the booking's price less the incentive's credit or refund */
+          customerPays?: {
+            /** @description ISO 4217 */
+            currency: string;
+            /** @description minor units of the currency */
+            total: number;
+          };
           /** @description back_to_back: the second vehicle, from `at` to the end of the trip */
           legs?: {
             vehicleId: string;
@@ -4943,7 +5044,7 @@ export interface components {
         })[];
     };
     /** ApiClient */
-    "def-7": {
+    "def-8": {
       clientId: string;
       name: string;
       role: "customer" | "host" | "ops";

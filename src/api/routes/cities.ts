@@ -2,6 +2,7 @@ import { Type } from '@sinclair/typebox';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { AppDeps } from '../types.ts';
 import { City } from '../schemas.ts';
+import { pricingOf } from '../../domain/pricing.ts';
 
 export const cityRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) => {
   app.get(
@@ -14,9 +15,16 @@ export const cityRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, deps) 
       },
     },
     async () => ({
-      cities: deps.inventory.cities
-        .all()
-        .map((c) => ({ id: c.id, name: c.name, timeZone: c.timeZone, turnaroundMinutes: c.turnaroundMs / 60_000 })),
+      cities: deps.inventory.cities.all().map((c) => {
+        const { currency: code, exponent } = pricingOf(c);
+        return {
+          id: c.id,
+          name: c.name,
+          timeZone: c.timeZone,
+          turnaroundMinutes: c.turnaroundMs / 60_000,
+          currency: { code, exponent },
+        };
+      }),
     }),
   );
 };

@@ -51,6 +51,14 @@ const Hit = Type.Object({
   fuel: Type.String(),
   location: Type.Object({ lat: Type.Number(), lng: Type.Number() }),
   pricePerHour: Type.Number(),
+  pricePerDay: Type.Optional(Type.Number({ description: 'the daily cap, when the vehicle has one' })),
+  price: Type.Object(
+    { currency: Type.String(), total: Type.Integer() },
+    {
+      description:
+        "the window's total by the pricing rule, in minor units of the city's currency (docs/api.md, Prices)",
+    },
+  ),
   distanceKm: Type.Optional(Type.Number()),
   forYou: Type.Optional(
     Type.Object(

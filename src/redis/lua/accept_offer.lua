@@ -13,6 +13,11 @@
   ARGV[1] command id   ARGV[2] idempotency fingerprint   ARGV[3] city   ARGV[4] turnaround (ms)
   ARGV[5] booking id   ARGV[6] offer id   ARGV[7] customer id ('' = any: staff)
 
+  The moved booking's price is what the offer said the customer pays: the alternative's breakdown
+  (both vehicles' for back to back; the continuation booking carries none), and an adjustment from
+  the alternative's price to what the customer pays. An offer made before prices existed keeps the
+  booking's price.
+
   Returns  { json { booking, record, continuation? }, replayed }
   Errors   NOT_FOUND (no offers for this booking / this customer, unknown offer),
            INVALID_STATE (offers already accepted, declined, lapsed; booking no longer conflicted),
@@ -59,12 +64,20 @@ if chosen.legs then
   end
 end
 
+-- What the customer pays from now on (includes/pricing.lua; the offer fixed it when it was made).
+local price = booking.price
+if chosen.price and chosen.customerPays then
+  price = { currency = chosen.price.currency, total = chosen.customerPays.total, breakdown = chosen.price.breakdown }
+  local adjustment = chosen.customerPays.total - chosen.price.total
+  if adjustment ~= 0 then price.adjustment = { amount = adjustment, offerId = chosen.id } end
+end
+
 -- The booking leaves its vehicle and becomes the offered vehicle's, on the window its hold kept.
 local moved = move_booking(orig, target, shared, booking, hold,
   { customerId = booking.customerId, offerId = chosen.id, toVehicle = chosen.vehicleId, incentive = chosen.incentive,
     cause = booking.conflictCause },
   { bookingId = booking.id, customerId = hold.customerId, offerFor = booking.id },
-  { incentive = chosen.incentive,
+  { incentive = chosen.incentive, price = price,
     reaccommodatedFrom = { vehicleId = rec.vehicleId, cause = booking.conflictCause, offerId = chosen.id, at = NOW } })
 emit(target, 'booking.confirmed', booking.id, { customerId = moved.customerId, from = moved.from, to = moved.to,
   holdId = hold.id, reaccommodatedFrom = rec.vehicleId, offerId = chosen.id, incentive = chosen.incentive })

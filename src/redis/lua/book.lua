@@ -8,6 +8,10 @@
   ARGV[10]    hold id ('' = direct booking)
   ARGV[11]    '1' when the caller may write the past (ops)
   ARGV[12]    minutes the customer allows the trip to move, should it be displaced (0-120; '' = 0)
+  ARGV[13]    the city's currency (ISO 4217)   ARGV[14] its minor-unit exponent
+
+  The booking carries its price: the hold's, fixed when it was placed; a direct booking's is fixed
+  now, at the vehicle's rates (includes/pricing.lua).
 
   Returns  { json { booking, version, status, events }, replayed }
   Errors   NOT_FOUND (vehicle, or hold not this customer's), INVALID_INTERVAL, NOT_AVAILABLE,
@@ -20,6 +24,7 @@ if replay then return { replay, 1 } end
 local ctx, shared = open_command()
 require_vehicle(ctx)
 local booking = { id = ARGV[6], kind = 'booking', status = 'confirmed', customerId = ARGV[7] }
+local pricing = pricing_arg(ARGV[13], ARGV[14])
 local flex = tonumber(ARGV[12] or '') or 0
 if flex < 0 or flex > 120 or flex % 1 ~= 0 then fail('VALIDATION', { field = 'flexibleMinutes' }) end
 if flex > 0 then booking.flexMinutes = flex end
@@ -41,6 +46,8 @@ else
   require_free(ctx, booking.from, booking.to, true, nil)
 end
 
+-- A hold placed before prices existed has none: the booking is priced now, like a direct one.
+booking.price = (hold and hold.price) or price_window(pricing, ctx.vehicle, booking.from, booking.to)
 if hold then
   hold.status = 'converted'
   hold.bookingId = booking.id
@@ -49,7 +56,8 @@ if hold then
 end
 put(ctx, booking)
 emit(ctx, 'booking.confirmed', booking.id,
-  { customerId = booking.customerId, from = booking.from, to = booking.to, holdId = booking.holdId })
+  { customerId = booking.customerId, from = booking.from, to = booking.to, holdId = booking.holdId,
+    price = { currency = booking.price.currency, total = booking.price.total } })
 local out = commit(ctx, shared)
 out.booking = booking
 return finish(KEYS[9], ARGV[2], out)

@@ -7,6 +7,11 @@
   KEYS[1..9]  common single-vehicle layout (see includes/engine.lua)
   ARGV[1..5]  common prefix
   ARGV[6]     booking id   ARGV[7] customer id ('' = any)   ARGV[8] new end   ARGV[9] '1' = forced
+  ARGV[10]    the city's currency (ISO 4217)   ARGV[11] its minor-unit exponent
+
+  The added time is priced now, at the vehicle's rates, on its own (its 24 h periods from the old
+  end), and added to the booking's price: total and breakdown (includes/pricing.lua). A booking
+  made before prices existed is priced whole now.
 
   Returns  { json { booking, version, status, events }, replayed }
   Errors   NOT_FOUND, INVALID_STATE, INVALID_INTERVAL (not later, not on a minute, > 30 days), NOT_AVAILABLE
@@ -21,6 +26,7 @@ local booking = require_entry(ctx, ARGV[6], 'booking', ARGV[7])
 require_status(booking, { 'confirmed', 'active' })
 local new_to = num(ARGV[8], 'to')
 local forced = ARGV[9] == '1'
+local pricing = pricing_arg(ARGV[10], ARGV[11])
 if new_to <= booking.to then fail('INVALID_INTERVAL', { problem = 'not_later', to = booking.to }) end
 check_interval(booking.from, new_to, true, false)
 
@@ -35,13 +41,21 @@ for _, e in ipairs(ctx.entries) do
   end
 end
 
+local added
+if booking.price then
+  booking.price, added = extend_price(pricing, ctx.vehicle, booking.price, old_to, new_to)
+else
+  booking.price = price_window(pricing, ctx.vehicle, booking.from, new_to)
+  added = booking.price.total
+end
 booking.to = new_to
 put(ctx, booking)
 -- The displaced bookings' events come first: a consumer applying any prefix of this command's
 -- events (a sync batch may end between them) never sees two confirmed bookings overlap.
 if forced then displace(ctx, old_to, new_to, true, 'forced_extension', booking.id) end
 emit(ctx, 'booking.extended', booking.id,
-  { customerId = booking.customerId, previousTo = old_to, to = new_to, forced = forced })
+  { customerId = booking.customerId, previousTo = old_to, to = new_to, forced = forced,
+    price = { currency = booking.price.currency, total = booking.price.total, added = added } })
 local out = commit(ctx, shared)
 out.booking = booking
 return finish(KEYS[9], ARGV[2], out)

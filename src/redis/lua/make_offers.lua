@@ -23,6 +23,12 @@
           best first
   ARGV[9] JSON credit given when nothing is free ({kind, amount})
   ARGV[10] wait until (ms): with nothing free before it, the booking waits (0: never waits)
+  ARGV[11] the city's currency (ISO 4217)   ARGV[12] its minor-unit exponent
+
+  Prices (includes/pricing.lua): each offer's hold carries the alternative's price for its window,
+  at the vehicle's rates now; the offer states that price (`price`, both holds' for back to back)
+  and what the customer pays if they take it (`customerPays`: the booking's price, less the
+  incentive's credit or refund).
 
   Returns  json { outcome = offered | waiting | no_alternative | exists | not_conflicted | not_found, record? }
   Events   hold.released (reason reserve_used) on a reserved alternative; hold.placed* (data.offerFor,
@@ -57,6 +63,9 @@ if existing then
 end
 
 local ttl, most = num(ARGV[6], 'ttl'), num(ARGV[7], 'maxOffers')
+local pricing = pricing_arg(ARGV[11], ARGV[12])
+-- What the booking costs the customer: its price as booked (one made before prices existed: now).
+local booked = booking.price or price_window(pricing, orig.vehicle, booking.from, booking.to)
 local wait_until = num(ARGV[10], 'waitUntil')
 local candidates = cjson.decode(ARGV[8])
 local vehicle = vehicle_pool(12, offer_vehicle_ids(candidates), buffer, { [ARGV[5]] = orig })
@@ -74,13 +83,15 @@ local function usable(ctx, from, to)
   return reserves
 end
 
--- A hold kept for this booking on `ctx` over [from, to).
+-- A hold kept for this booking on `ctx` over [from, to), with the alternative's price; returns the hold.
 local function hold_for(ctx, id, offer_id, from, to)
   local hold = { id = id, kind = 'hold', status = 'held', from = from, to = to, customerId = booking.customerId,
-                 expiresAt = expires, offerFor = booking.id, offerId = offer_id }
+                 expiresAt = expires, offerFor = booking.id, offerId = offer_id,
+                 price = price_window(pricing, ctx.vehicle, from, to) }
   put(ctx, hold)
   emit(ctx, 'hold.placed', hold.id, { customerId = hold.customerId, from = from, to = to, expiresAt = expires,
-    offerFor = booking.id, offerId = offer_id })
+    offerFor = booking.id, offerId = offer_id, price = { currency = hold.price.currency, total = hold.price.total } })
+  return hold
 end
 
 local offers = {}
@@ -98,15 +109,21 @@ for _, c in ipairs(candidates) do
     local r2 = c.legs and second and usable(second, c.legs.at, to) or nil
     if r1 and (not c.legs or r2) then
       use_reserves(ctx, r1, booking.id)
-      hold_for(ctx, c.holdId, c.offerId, from, first_to)
+      local price = hold_for(ctx, c.holdId, c.offerId, from, first_to).price
       commit(ctx, shared)
       local offer = { id = c.offerId, vehicleId = c.vehicleId, holdId = c.holdId, category = c.category,
                       distanceKm = c.distanceKm, incentive = c.incentive, status = 'open', kind = c.kind,
-                      from = from, to = to, shiftMinutes = c.shiftMinutes }
+                      from = from, to = to, shiftMinutes = c.shiftMinutes, price = price,
+                      customerPays = { currency = pricing.currency,
+                                       total = customer_pays(booked.total, c.incentive, pricing.exponent) } }
       if c.legs then
         use_reserves(second, r2, booking.id)
-        hold_for(second, c.legs.holdId, c.offerId, c.legs.at, to)
+        local rest = hold_for(second, c.legs.holdId, c.offerId, c.legs.at, to).price
         commit(second, shared)
+        local both = { currency = price.currency, total = price.total + rest.total, breakdown = {} }
+        for _, i in ipairs(price.breakdown) do both.breakdown[#both.breakdown + 1] = i end
+        for _, i in ipairs(rest.breakdown) do both.breakdown[#both.breakdown + 1] = i end
+        offer.price = both
         offer.legs = { vehicleId = c.legs.vehicleId, holdId = c.legs.holdId, bookingId = c.legs.bookingId,
                        at = c.legs.at, category = c.legs.category, distanceKm = c.legs.distanceKm }
       end

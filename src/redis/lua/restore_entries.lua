@@ -34,8 +34,10 @@ end
 local vehicle_back = 0
 if ARGV[7] ~= '' then
   local doc = cjson.decode(ARGV[7])
-  for _, f in ipairs({ 'category', 'seats', 'transmission', 'fuel', 'make', 'model', 'lat', 'lng', 'pricePerHour', 'listing' }) do
-    if doc[f] ~= nil and tostring(doc[f]) ~= tostring(ctx.vehicle[f]) then
+  for _, f in ipairs({ 'category', 'seats', 'transmission', 'fuel', 'make', 'model', 'lat', 'lng', 'pricePerHour',
+                      'pricePerDay', 'listing' }) do
+    -- A field the hash lacks (a daily cap never set) is '' in the copy.
+    if doc[f] ~= nil and tostring(doc[f]) ~= tostring(ctx.vehicle[f] or '') then
       ctx.vehicle[f] = doc[f]
       vehicle_back = 1
     end

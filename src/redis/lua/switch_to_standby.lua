@@ -35,7 +35,8 @@ end
 local moved = move_booking(orig, target, shared, booking, hold,
   { customerId = booking.customerId, toVehicle = sb.vehicleId, cause = 'late_return_risk', standbyHoldId = hold.id },
   { bookingId = booking.id, customerId = hold.customerId, standbyFor = booking.id },
-  { flexMinutes = booking.flexMinutes,
+  -- The customer keeps the price they booked at (the standby is the service's doing).
+  { flexMinutes = booking.flexMinutes, price = booking.price,
     reaccommodatedFrom = { vehicleId = ARGV[6], cause = 'late_return_risk', offerId = hold.id, at = NOW } })
 emit(target, 'booking.confirmed', booking.id, { customerId = moved.customerId, from = moved.from, to = moved.to,
   holdId = hold.id, reaccommodatedFrom = ARGV[6], switchedAtRisk = true })

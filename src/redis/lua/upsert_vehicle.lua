@@ -7,8 +7,8 @@
   KEYS[12]    city geo set
   ARGV[1..5]  common prefix
   ARGV[6]     expected version: '' = any, '0' = must not exist yet, n = must be exactly n
-  ARGV[7]     JSON spec; on create every field of VehicleSpec, on update any subset
-              (hostId may be repeated but never changed)
+  ARGV[7]     JSON spec; on create every field of VehicleSpec (pricePerDay optional), on update
+              any subset (hostId may be repeated but never changed; pricePerDay null removes the cap)
 
   Returns  { json { vehicleId, created, version, status, events }, replayed }
   Errors   VERSION_MISMATCH, VALIDATION (missing fields on create), INVALID_STATE (owner change)
@@ -46,6 +46,14 @@ for _, f in ipairs(SPEC_FIELDS) do
     v[f] = spec[f]
     changed[f] = spec[f]
   end
+end
+-- The daily cap is optional: null removes it ('' on the hash and in the event's state).
+if spec.pricePerDay == cjson.null then
+  v.pricePerDay = ''
+  changed.pricePerDay = cjson.null
+elseif spec.pricePerDay ~= nil then
+  v.pricePerDay = spec.pricePerDay
+  changed.pricePerDay = spec.pricePerDay
 end
 if spec.location ~= nil then
   v.lat = spec.location.lat

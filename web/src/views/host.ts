@@ -36,8 +36,11 @@ import {
 
 type RowResult = { row: number; ok: boolean; text: string };
 
-/** The columns of a CSV of vehicles: the fields of `POST /v1/vehicles`, the location as lat and lng. */
-type CsvColumn = Exclude<keyof NewVehicle, 'location'> | 'lat' | 'lng';
+/**
+ * The columns of a CSV of vehicles: the fields of `POST /v1/vehicles`, the location as lat and lng;
+ * `pricePerDay` (the daily cap) may be added, and left empty for none.
+ */
+type CsvColumn = Exclude<keyof NewVehicle, 'location' | 'pricePerDay'> | 'lat' | 'lng';
 const CSV_COLUMNS = members<CsvColumn>({
   city: true,
   category: true,
@@ -72,6 +75,7 @@ function vehicleItem(cells: Record<string, string>): Record<keyof NewVehicle, un
     fuel: get('fuel'),
     location: { lat: Number(get('lat')), lng: Number(get('lng')) },
     pricePerHour: Number(get('pricePerHour')),
+    pricePerDay: cells.pricePerDay ? Number(cells.pricePerDay) : undefined,
   };
 }
 

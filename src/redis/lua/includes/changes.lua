@@ -140,8 +140,9 @@ local function move_counters(key, old_cat, old_status, new_cat, new_status)
   redis.call('HINCRBY', key, 'cs:' .. new_cat .. ':' .. new_status, 1)
 end
 
+-- pricePerDay is '' when the vehicle has no daily cap.
 local VEHICLE_FIELDS = { 'id', 'city', 'hostId', 'category', 'seats', 'transmission', 'fuel', 'make',
-  'model', 'lat', 'lng', 'pricePerHour', 'listing', 'createdAt' }
+  'model', 'lat', 'lng', 'pricePerHour', 'pricePerDay', 'listing', 'createdAt' }
 
 -- The vehicle hash and its place in the status-due schedule.
 local function write_vehicle(vkey, due_key, vid, v, status, due, reach, size)

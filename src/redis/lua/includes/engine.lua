@@ -1,7 +1,8 @@
 --[[
   Shared core of every script, prepended to each script body by scripts.ts together with
-  includes/calendar.lua (reading a vehicle's calendar) and includes/changes.lua (changing it,
-  committing, the events), in that order: one chunk, so a later part uses an earlier one's locals.
+  includes/calendar.lua (reading a vehicle's calendar), includes/changes.lua (changing it,
+  committing, the events) and includes/pricing.lua (the pricing rule), in that order: one chunk,
+  so a later part uses an earlier one's locals.
 
   Conventions
   - Every key comes in KEYS. A vehicle is always three keys, in this order (keys.vehicleKeys):
