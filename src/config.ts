@@ -138,6 +138,8 @@ const ConfigSchema = Type.Object({
   SYNC_BATCH_SIZE: Type.Integer({ default: 500, minimum: 1, maximum: 10_000 }),
   /** Cities the sync applies at once, each in its own transaction. */
   SYNC_PARALLEL: Type.Integer({ default: 3, minimum: 1, maximum: 32 }),
+  /** After a batch smaller than SYNC_BATCH_SIZE, the sync waits this long for more (fewer, larger transactions under load; ms). */
+  SYNC_LINGER_MS: Type.Integer({ default: 25, minimum: 0, maximum: 1_000 }),
   SYNC_CLAIM_IDLE_MS: Type.Integer({ default: 15_000, minimum: 100, maximum: 3_600_000 }),
   SYNC_MAX_ATTEMPTS: Type.Integer({ default: 5, minimum: 1, maximum: 100 }),
   /** How long an overlap PostgreSQL refuses (23P01) waits for a failover verification to settle it before it is dead-lettered. */

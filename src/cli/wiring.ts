@@ -91,6 +91,7 @@ export function newSyncWorker(
   const sync = new SyncWorker(redis, pool, inventory.cities, {
     batchSize: config.SYNC_BATCH_SIZE,
     parallel: config.SYNC_PARALLEL,
+    lingerMs: config.SYNC_LINGER_MS,
     claimIdleMs: config.SYNC_CLAIM_IDLE_MS,
     maxAttempts: config.SYNC_MAX_ATTEMPTS,
     retentionMs: config.STREAM_RETENTION_MS,

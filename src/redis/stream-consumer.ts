@@ -50,6 +50,12 @@ export interface StreamConsumerOptions {
   /** Cities handled at once after one read. */
   concurrency?: number;
   /**
+   * After a read that handled entries but fewer than `count`, wait this long before the next one
+   * (default 0): under a steady flow, batches gather more entries each, fewer and larger (the
+   * sync's transactions); an idle stream is not slowed, its first entry still wakes the reader.
+   */
+  lingerMs?: number;
+  /**
    * A city's entries, in stream order. Returns the ids to acknowledge (a group); an entry not
    * returned stays pending and comes back, before anything newer of its city. A throw leaves the
    * whole batch pending and backs the reader off.
@@ -189,8 +195,10 @@ export class StreamConsumer {
           }
           const reply = await this.readNew(blocker, open, block);
           if (this.stopped) break;
-          await this.handleReply(open, reply);
+          const handled = await this.handleReply(open, reply);
           backoff = 0;
+          const linger = this.o.lingerMs ?? 0;
+          if (linger > 0 && handled > 0 && !reply?.some(([, e]) => e.length >= this.o.count)) await this.pause(linger);
         } catch (err) {
           if (this.stopped) break;
           if (GROUP_GONE.test(messageOf(err))) this.groupsMade = false;

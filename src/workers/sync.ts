@@ -51,6 +51,8 @@ export interface SyncOptions {
   batchSize?: number;
   /** Cities applied at once, each in its own transaction (SYNC_PARALLEL). */
   parallel?: number;
+  /** After a batch smaller than a full one, wait this long for more (SYNC_LINGER_MS). */
+  lingerMs?: number;
   /** A pending entry idle this long belongs to a dead consumer and is reclaimed. */
   claimIdleMs?: number;
   maxAttempts?: number;
@@ -126,6 +128,7 @@ export class SyncWorker {
       // Cities are independent (a cursor and a transaction each): several apply at once, each
       // city's batches still one after another, in stream order.
       concurrency: opts.parallel ?? defaults.SYNC_PARALLEL,
+      lingerMs: opts.lingerMs ?? defaults.SYNC_LINGER_MS,
       handle: (city, entries) => applier.handle(city, entries),
       onError: (err) => {
         // PostgreSQL or Redis away: the entries stay pending and the reader backs off.
