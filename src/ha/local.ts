@@ -265,7 +265,7 @@ async function startPostgres(
   return { primary, standby };
 }
 
-async function sentinelsAgree(sentinels: RedisNodeLayout[], replicas: number, timeoutMs = 20_000): Promise<void> {
+async function sentinelsAgree(sentinels: RedisNodeLayout[], replicas: number, timeoutMs = 60_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     let ok = true;
