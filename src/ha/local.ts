@@ -223,6 +223,29 @@ export async function pgPromote(node: PgNodeLayout): Promise<void> {
   await asPostgres(`${PG_BIN}/pg_ctl`, ['-D', node.dataDir, '-w', 'promote']);
 }
 
+/**
+ * A streaming standby's data directory from the primary at `primaryPort`: pg_basebackup with the
+ * recovery settings written (-R), the WAL streamed alongside (-X stream), a fast checkpoint.
+ */
+export async function baseBackup(primaryPort: number, dataDir: string): Promise<void> {
+  await asPostgres(`${PG_BIN}/pg_basebackup`, [
+    '-h',
+    '127.0.0.1',
+    '-p',
+    String(primaryPort),
+    '-U',
+    'postgres',
+    '-D',
+    dataDir,
+    '-R',
+    '-X',
+    'stream',
+    '-c',
+    'fast',
+    '--no-sync',
+  ]);
+}
+
 /** A primary (initdb) and a hot standby streaming from it (pg_basebackup -R). */
 async function startPostgres(
   dir: string,
@@ -245,22 +268,7 @@ async function startPostgres(
   await asPostgres(`${PG_BIN}/initdb`, ['-D', primary.dataDir, '-A', 'trust', '-U', 'postgres', '--no-sync']);
   const start = pickedPorts ? pgStartOnFreePort : pgStart;
   await start(primary);
-  await asPostgres(`${PG_BIN}/pg_basebackup`, [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(primary.port),
-    '-U',
-    'postgres',
-    '-D',
-    standby.dataDir,
-    '-R',
-    '-X',
-    'stream',
-    '-c',
-    'fast',
-    '--no-sync',
-  ]);
+  await baseBackup(primary.port, standby.dataDir);
   await start(standby, '-c hot_standby=on');
   return { primary, standby };
 }

@@ -3,11 +3,11 @@ import { setTimeout as sleep } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import {
   asPostgres,
+  baseBackup,
   pgPromote,
   pgStart,
   pgStop,
   startRedisNode,
-  PG_BIN,
   type HaLayout,
   type PgNodeLayout,
   type RedisNodeLayout,
@@ -48,22 +48,7 @@ async function waitForPromotion(layout: HaLayout, old: RedisNodeLayout, timeoutM
 async function rebuildStandby(primary: PgNodeLayout, standby: PgNodeLayout): Promise<void> {
   await pgStop(standby, 'immediate');
   await asPostgres('rm', ['-rf', standby.dataDir]);
-  await asPostgres(`${PG_BIN}/pg_basebackup`, [
-    '-h',
-    '127.0.0.1',
-    '-p',
-    String(primary.port),
-    '-U',
-    'postgres',
-    '-D',
-    standby.dataDir,
-    '-R',
-    '-X',
-    'stream',
-    '-c',
-    'fast',
-    '--no-sync',
-  ]);
+  await baseBackup(primary.port, standby.dataDir);
   await pgStart(standby, '-c hot_standby=on');
 }
 

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import pg from 'pg';
 import { makeDrStandby } from '../../src/ha/dr-standby.ts';
 import { freePort } from './redis.ts';
+import { baseBackup } from '../../src/ha/local.ts';
 
 const run = promisify(execFile);
 const PG_BIN = '/usr/lib/postgresql/15/bin';
@@ -143,27 +144,7 @@ export async function postgresDir(prefix: string): Promise<{ path: string; remov
  * own port: a real hot standby, read-only, fed by the primary's WAL.
  */
 export async function startPgReplica(primary: PgCluster): Promise<PgCluster> {
-  return launchCluster(
-    'fleet-pg-replica-',
-    (dataDir) =>
-      asPostgres(`${PG_BIN}/pg_basebackup`, [
-        '-h',
-        '127.0.0.1',
-        '-p',
-        String(primary.port),
-        '-U',
-        'postgres',
-        '-D',
-        dataDir,
-        '-R',
-        '-X',
-        'stream',
-        '-c',
-        'fast',
-        '--no-sync',
-      ]),
-    '-c hot_standby=on',
-  );
+  return launchCluster('fleet-pg-replica-', (dataDir) => baseBackup(primary.port, dataDir), '-c hot_standby=on');
 }
 
 /**
