@@ -37,12 +37,15 @@ export interface EventActor {
   jti?: string;
 }
 
-function actorOf(raw: string | undefined): EventActor | undefined {
-  if (!raw) return undefined;
+function actorOf(raw: string): EventActor {
   const a = JSON.parse(raw) as Record<string, unknown>;
   if (typeof a.sub !== 'string' || typeof a.role !== 'string') throw new Error('actor needs sub and role');
-  const text = (k: string) => (typeof a[k] === 'string' ? { [k]: a[k] as string } : {});
-  return { sub: a.sub, role: a.role, ...text('hostId'), ...text('customerId'), ...text('jti') };
+  // Assigned one by one, not spread: this runs for every event in every consumer.
+  const actor: EventActor = { sub: a.sub, role: a.role };
+  if (typeof a.hostId === 'string') actor.hostId = a.hostId;
+  if (typeof a.customerId === 'string') actor.customerId = a.customerId;
+  if (typeof a.jti === 'string') actor.jti = a.jti;
+  return actor;
 }
 
 /** A stream entry that cannot be understood: poison, never retried as infrastructure. */
@@ -66,7 +69,7 @@ export function parseStreamEntry(city: string, id: string, fields: string[]): St
   const [ms, seq] = parseStreamId(id);
   try {
     if (!f.type || !f.vehicle) throw new Error('type and vehicle are required');
-    return {
+    const event: StreamEvent = {
       id,
       ms,
       seq,
@@ -80,10 +83,11 @@ export function parseStreamEntry(city: string, id: string, fields: string[]): St
       cmd: f.cmd ?? '',
       data: JSON.parse(f.data ?? '{}') as Record<string, unknown>,
       state: f.state ? (JSON.parse(f.state) as Record<string, unknown>) : null,
-      ...(f.actor ? { actor: actorOf(f.actor) } : {}),
-      ...(f.req ? { requestId: f.req } : {}),
-      ...(f.tp ? { traceparent: f.tp } : {}),
     };
+    if (f.actor) event.actor = actorOf(f.actor);
+    if (f.req) event.requestId = f.req;
+    if (f.tp) event.traceparent = f.tp;
+    return event;
   } catch (err) {
     throw new MalformedEventError(`event ${city}/${id}: ${messageOf(err)}`);
   }

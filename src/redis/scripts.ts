@@ -58,6 +58,13 @@ export type ScriptName = (typeof SCRIPT_NAMES)[number];
 const READ_ONLY: ReadonlySet<ScriptName> = new Set(['vehicle_state', 'verify_available']);
 /** Writes that are not marketplace state: acknowledged without waiting for replicas. */
 const NO_WAIT: ReadonlySet<ScriptName> = new Set(['replication_probe', 'rate_limit_add', 'trim_stream']);
+/** Scripts that append no event: the call context would only cost a JSON encode and decode. */
+const NO_EVENTS: ReadonlySet<ScriptName> = new Set([
+  ...READ_ONLY,
+  ...NO_WAIT,
+  'trim_calendar',
+  'unschedule_lapse',
+]);
 /** The shared core every script opens with, in this order (each part uses the locals of those before). */
 const CORE_PARTS = ['engine.lua', 'calendar.lua', 'changes.lua', 'pricing.lua'] as const;
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
@@ -111,15 +118,18 @@ export function setClockOffset(conn: RedisConnection, offsetMs: number): void {
   clockOffsets.set(conn, offsetMs);
 }
 
-/** A script's arguments on `conn`, with the clock offset of a shifted connection appended. */
 /**
  * The script's arguments, then the call context (who acts, the request, the trace:
  * redis/call-context.ts) and a test's clock offset: the scripts' core takes both off ARGV, clock
  * first.
  */
-function withClock(conn: RedisConnection, args: readonly (string | number)[]): readonly (string | number)[] {
+function withClock(
+  conn: RedisConnection,
+  name: ScriptName,
+  args: readonly (string | number)[],
+): readonly (string | number)[] {
   const offset = clockOffsets.get(conn);
-  const ctx = contextArgument();
+  const ctx = NO_EVENTS.has(name) ? undefined : contextArgument();
   if (!offset && !ctx) return args;
   return [...args, ...(ctx ? [ctx] : []), ...(offset ? [`clock:${offset}`] : [])];
 }
@@ -293,7 +303,7 @@ async function runScriptNow(
     try {
       const script = (replica as unknown as Record<string, ((...a: unknown[]) => Promise<unknown>) | undefined>)[name];
       if (!script) throw new Error(`script ${name} is not registered on the replica`);
-      const reply = await script.call(replica, keys.length, ...keys, ...withClock(conn, args));
+      const reply = await script.call(replica, keys.length, ...keys, ...withClock(conn, name, args));
       metrics.replicaReads.inc({ served: 'replica' });
       return reply;
     } catch (err) {
@@ -312,7 +322,7 @@ async function runScriptNow(
   for (let attempt = 1; ; attempt++) {
     const ticket = replication?.ticket(routing);
     try {
-      const reply = await fn.call(conn, keys.length, ...keys, ...withClock(conn, args));
+      const reply = await fn.call(conn, keys.length, ...keys, ...withClock(conn, name, args));
       await replication?.confirm(routing, ticket);
       return reply;
     } catch (err) {
