@@ -59,12 +59,7 @@ const READ_ONLY: ReadonlySet<ScriptName> = new Set(['vehicle_state', 'verify_ava
 /** Writes that are not marketplace state: acknowledged without waiting for replicas. */
 const NO_WAIT: ReadonlySet<ScriptName> = new Set(['replication_probe', 'rate_limit_add', 'trim_stream']);
 /** Scripts that append no event: the call context would only cost a JSON encode and decode. */
-const NO_EVENTS: ReadonlySet<ScriptName> = new Set([
-  ...READ_ONLY,
-  ...NO_WAIT,
-  'trim_calendar',
-  'unschedule_lapse',
-]);
+const NO_EVENTS: ReadonlySet<ScriptName> = new Set([...READ_ONLY, ...NO_WAIT, 'trim_calendar', 'unschedule_lapse']);
 /** The shared core every script opens with, in this order (each part uses the locals of those before). */
 const CORE_PARTS = ['engine.lua', 'calendar.lua', 'changes.lua', 'pricing.lua'] as const;
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
