@@ -119,7 +119,7 @@ app.get('/v1/cities/:city/availability', async (request, reply) => {
   }
   const shape: SearchShape = {
     sort: q.sort === 'distance' || (near && q.sort === undefined) ? 'distance' : 'price',
-    ...(tier >= 0 ? { category: q.orBetter === 'true' ? 'gte' : 'eq' } : {}),
+    ...(tier >= 0 ? (q.orBetter === 'true' ? { category: 'gte', tier } : { category: 'eq' }) : {}),
     ...(q.minSeats ? { minSeats: true } : {}),
     ...(near ? { near: true } : {}),
     ...(near && q.radiusKm ? { radius: true } : {}),
@@ -136,7 +136,7 @@ app.get('/v1/cities/:city/availability', async (request, reply) => {
     city.exponent,
     city.currency,
   ];
-  if (shape.category) values.push(tier);
+  if (shape.category === 'eq') values.push(tier);
   if (shape.minSeats) values.push(Number(q.minSeats));
   if (near) values.push(near[0], near[1]);
   if (shape.radius) values.push(Number(q.radiusKm));

@@ -138,7 +138,9 @@ SELECT v.*, ARRAY(
 FROM vehicles v WHERE v.id = $1`;
 
 export interface SearchShape {
+  /** eq: the tier ($9); gte: this tier or better, each tier read in order and merged (no parameter). */
   category?: 'eq' | 'gte';
+  tier?: number;
   minSeats?: boolean;
   near?: boolean;
   radius?: boolean;
@@ -151,17 +153,18 @@ const haversine = (lat: string, lng: string) =>
      + cos(radians(${lat})) * cos(radians(v.lat)) * sin(radians(v.lng - ${lng}) / 2) ^ 2))))`;
 
 /**
- * One statement per query shape (so each is prepared once, with a plan for its shape): the
- * city's listed vehicles in the answer's order, those with an entry in the way skipped, `limit`
- * (one more than the page: whether there is a next page). Params: $1 city, $2 from, $3 to,
- * $4 to + turnaround, $5 limit, $6 window ms, $7 exponent, $8 currency, then the shape's.
+ * One statement per query shape (each prepared once): the city's listed vehicles read in the
+ * answer's order (the price index, the category index per tier, or the GiST nearest-first), each
+ * skipped when an entry is in its way (one probe of calendar_busy, kept a per-row subplan so that
+ * the walk stops at the page whatever plan the statement caches), `limit` rows (one more than
+ * the page: whether there is a next one). Params: $1 city, $2 from, $3 to, $4 to + turnaround,
+ * $5 limit, $6 window ms, $7 exponent, $8 currency, then the shape's.
  */
 export function searchSql(s: SearchShape): string {
   let n = 8;
   const p = () => `$${++n}`;
   const where = [`v.city = $1`, `v.listing = 'active'`];
   if (s.category === 'eq') where.push(`v.tier = ${p()}`);
-  if (s.category === 'gte') where.push(`v.tier >= ${p()}`);
   if (s.minSeats) where.push(`v.seats >= ${p()}`);
   let lat = '';
   let lng = '';
@@ -180,28 +183,30 @@ export function searchSql(s: SearchShape): string {
   }
   const key = s.sort === 'distance' ? dist : 'v.price_per_hour';
   if (s.after) where.push(`(${key}, v.id) > (${p()}::float8, ${p()}::text)`);
-  const order =
-    s.sort === 'distance'
-      ? `ll_to_earth(v.lat, v.lng) <-> ll_to_earth(${lat}, ${lng}), v.id`
-      : 'v.price_per_hour, v.id';
-  return `
-SELECT v.id, v.category, v.seats, v.make, v.model, v.transmission, v.fuel, v.lat, v.lng,
-       v.price_per_hour, v.price_per_day, ${dist} AS distance, ${key} AS key,
-       window_total(minor(v.price_per_hour, $7), minor(v.price_per_day, $7), $6) AS total, $8::text AS currency
-  FROM vehicles v
- WHERE ${where.join('\n   AND ')}
-   AND NOT EXISTS (
-     SELECT 1 FROM calendar c
+  where.push(`(SELECT c.id FROM calendar c
       WHERE c.vehicle_id = v.id AND c.status IN ${LIVE}
         AND c.span && tstzrange($2::timestamptz, $4::timestamptz)
         AND (c.kind <> 'block' OR lower(c.span) < $3::timestamptz)
-        AND (c.kind <> 'hold' OR c.expires_at > now()))
- ORDER BY ${order}
- LIMIT $5`;
+        AND (c.kind <> 'hold' OR c.expires_at > now())
+      LIMIT 1) IS NULL`);
+  // Nearest first by the GiST index's own distance (the chord: the same order), then exactly.
+  const order =
+    s.sort === 'distance' ? `ll_to_earth(v.lat, v.lng) <-> ll_to_earth(${lat}, ${lng})` : 'v.price_per_hour, v.id';
+  const tiers = s.category === 'gte' ? Array.from({ length: 5 - (s.tier ?? 0) }, (_, i) => (s.tier ?? 0) + i) : [-1];
+  const branch = (t: number) => `(
+  SELECT v.*, ${dist} AS distance, ${key} AS key FROM vehicles v
+   WHERE ${[...where, ...(t >= 0 ? [`v.tier = ${t}`] : [])].join('\n     AND ')}
+   ORDER BY ${order} LIMIT $5)`;
+  return `
+SELECT x.id, x.category, x.seats, x.make, x.model, x.transmission, x.fuel, x.lat, x.lng,
+       x.price_per_hour, x.price_per_day, x.distance, x.key,
+       window_total(minor(x.price_per_hour, $7), minor(x.price_per_day, $7), $6) AS total, $8::text AS currency
+  FROM (${tiers.map(branch).join('\n  UNION ALL ')}) x
+ ORDER BY x.key, x.id LIMIT $5`;
 }
 
 export const searchName = (s: SearchShape) =>
-  `search:${s.sort}:${s.category ?? '-'}:${s.minSeats ? 's' : '-'}:${s.near ? 'n' : '-'}:${s.radius ? 'r' : '-'}:${s.after ? 'a' : '-'}`;
+  `search:${s.sort}:${s.category ?? '-'}${s.category === 'gte' ? s.tier : ''}:${s.minSeats ? 's' : '-'}:${s.near ? 'n' : '-'}:${s.radius ? 'r' : '-'}:${s.after ? 'a' : '-'}`;
 
 /** A city of ours as plain JSON (bench/side-by-side/pg-only.ts exportCity), for the `load` call. */
 export interface CityExport {
