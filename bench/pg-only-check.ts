@@ -75,6 +75,27 @@ try {
   report('searches (searchPath)', await compare(searches(300)));
   report('searches (near, radiusKm, sort)', await compare(nearPaths));
   report('vehicle reads', await compare(vehiclePaths(50)));
+  // Second pages, each service following its own cursor.
+  const page = async (url: string, path: string, auth?: string) =>
+    (await (await fetch(url + path, auth ? { headers: { authorization: `Bearer ${auth}` } } : {})).json()) as {
+      vehicles: { vehicleId: string }[];
+      cursor: string | null;
+    };
+  let pages = 0;
+  let pagesSame = 0;
+  for (const path of [...searches(30), ...nearPaths.slice(0, 20)]) {
+    const [a, b] = await Promise.all([page(svc.url, path, token), page(pgo.url, path)]);
+    if (!a.cursor || !b.cursor) continue;
+    const [a2, b2] = await Promise.all([
+      page(svc.url, `${path}&cursor=${a.cursor}`, token),
+      page(pgo.url, `${path}&cursor=${b.cursor}`),
+    ]);
+    pages++;
+    const ids = (x: typeof a2) => x.vehicles.map((h) => h.vehicleId).join(',') + (x.cursor ? '+' : '');
+    if (ids(a2) === ids(b2)) pagesSame++;
+    else failures.push(`second page of ${path}: ours ${ids(a2)}, PostgreSQL-only ${ids(b2)}`);
+  }
+  console.log(`second pages: ${pagesSame}/${pages} the same`);
 
   // Writes, the same sequence to both: statuses compared. Seeded entries give edge cases.
   const send = async (url: string, path: string, body: unknown, auth: string | false) => {
