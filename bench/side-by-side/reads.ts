@@ -6,7 +6,9 @@ import { seedCity } from '../../src/services/demo.ts';
 import { Inventory } from '../../src/services/inventory.ts';
 import type { Percentiles } from '../lib/stats.ts';
 import { HOUR } from '../lib/workload.ts';
-import { C, CONNECTIONS, SECRET, child, measure, privateRedis, profile, rng, stop } from './harness.ts';
+import { C, CONNECTIONS, SECRET, child, freshDatabase, measure, privateRedis, profile, rng, stop } from './harness.ts';
+import { drained, served } from './as-served.ts';
+import { compareAnswers, exportCity } from './pg-only.ts';
 
 // Reads --------------------------------------------------------------------------------------
 
@@ -76,7 +78,38 @@ export async function reads(base: number, token: string) {
   const stats = await svc.call<{ routes: Record<string, Percentiles>; search: Percentiles }>('stats', { reset: true });
   // The cost of one search alone: N searches one after another in the server process, nothing else running.
   const probe = await svc.call<Percentiles>('probe', { city: city.id, n: C.probeN });
+
+  // The PostgreSQL-only service holds the same city (vehicles and calendars copied from ours) and
+  // must answer a sample of the same searches with the same vehicles, in the same order.
+  const pgDb = await freshDatabase();
+  const pg = await child('pg-only-server.ts', { DATABASE_URL: pgDb.url, BENCH_VEHICLES: '0' });
+  await pg.call('load', await exportCity(redis, city.id), 300_000);
+  const sample = rng(4);
+  const answers = await compareAnswers({
+    serviceUrl: svc.url,
+    pgUrl: pg.url,
+    token,
+    paths: [
+      ...Array.from({ length: C.compareN }, () => searchPath(city.id, base, sample)),
+      ...ids.slice(0, Math.ceil(C.compareN / 5)).map((id) => `/v1/vehicles/${id}`),
+    ],
+  });
   await stop(svc);
+
+  console.error(
+    `reads (c'): PostgreSQL only, the same searches (${answers.same} of ${answers.compared} answers the same as ours)`,
+  );
+  const pgResult = await measure(pg.url, searchRequest(rng(2)), { server: pg.pid }, { store: 'postgres' });
+  await stop(pg);
+
+  console.error(`reads (b', served): as \`npm start\` runs it, every part on, the same searches`);
+  const db = await freshDatabase();
+  const fleet = await served(server.url, db.url);
+  await drained(redis);
+  const servedResult = await measure(fleet.url, searchRequest(rng(2)), { ...fleet.pids(), redis: pid });
+  const servedProcesses = Object.keys(fleet.pids()).length;
+  await fleet.stop();
+
   const prof = await profile('service-server.ts', env, searchRequest(rng(3)), {
     file: 'docs/profiles/search.svg',
     title: `GET /v1/cities/{city}/availability, ${ids.length}-vehicle city, ${CONNECTIONS} clients, ${C.profileSeconds} s: the API process`,
@@ -88,6 +121,8 @@ export async function reads(base: number, token: string) {
       ...serviceResult,
       server: { request: stats.routes['GET /v1/cities/:city/availability'], search: stats.search, probe },
     },
+    served: { ...servedResult, processes: servedProcesses },
+    pgOnly: { ...pgResult, answers },
     profile: prof,
   };
 }

@@ -61,9 +61,17 @@ export async function fsyncProbe(): Promise<number> {
   return (performance.now() - t) / n;
 }
 
-export function tables(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, number>) {
+export function tables(
+  w: Writes,
+  r: Reads,
+  s: SeedDay,
+  ratios: Record<string, number>,
+  days: { served: SeedDay; pgOnly: SeedDay },
+) {
   const row = (name: string, x: Measured) =>
     `| ${name} | ${Math.round(x.perSec)} | ${f2(x.p50)} | ${f2(x.p99)} | ${x.requests} | ${pct(okShare(x.status, x.requests))} | ${x.cpuUsPerRequest.server} | ${x.cpuUsPerRequest.store} |`;
+  const dayRow = (name: string, d: SeedDay) =>
+    `| ${name} | ${Math.round(d.opsPerSec)} | ${f2(d.p50)} | ${f2(d.p99)} | ${d.completed} in ${f1(d.seconds)} s | ${pct(okShare(d.status, d.completed))} | ${d.cpuUsPerRequest.server} | ${d.cpuUsPerRequest.store} |`;
   const main = [
     '| scenario | req/s | p50 ms | p99 ms | requests | 2xx | server CPU µs/req | store CPU µs/req |',
     '|---|---|---|---|---|---|---|---|',
@@ -73,7 +81,12 @@ export function tables(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, n
     row('writes (c) PostgreSQL only: one INSERT per booking, exclusion constraint', w.pgOnly),
     row("reads (a') floor: fastify + `HGETALL`", r.floor),
     row(`reads (b') this service: availability search, ${r.vehicles}-vehicle city`, r.service),
-    `| seed day: ${s.completed} ops, ${s.readsPerWrite} reads per write, ${s.cities} cities | ${Math.round(s.opsPerSec)} | ${f2(s.p50)} | ${f2(s.p99)} | ${s.completed} in ${f1(s.seconds)} s | ${pct(okShare(s.status, s.completed))} | ${s.cpuUsPerRequest.server} | ${s.cpuUsPerRequest.store} |`,
+    row('writes (b, served) this service as `npm start` runs it, every part on', w.served),
+    row(`reads (b', served) the same searches as \`npm start\` runs it`, r.served),
+    row(`reads (c') PostgreSQL only: the same searches, same city`, r.pgOnly),
+    dayRow(`seed day: ${s.completed} ops, ${s.readsPerWrite} reads per write, ${s.cities} cities`, s),
+    dayRow('seed day, as `npm start` runs it', days.served),
+    dayRow('seed day, PostgreSQL only', days.pgOnly),
   ].join('\n');
   const ratioTable = [
     '| ratio (throughput) | value |',
@@ -125,7 +138,12 @@ export function tables(w: Writes, r: Reads, s: SeedDay, ratios: Record<string, n
     `- writes (c): ${coresText(w.pgOnly.cores)}`,
     `- reads (a'): ${coresText(r.floor.cores)}`,
     `- reads (b'): ${coresText(r.service.cores)}`,
+    `- writes (b, served): ${coresText(w.served.cores)}`,
+    `- reads (b', served): ${coresText(r.served.cores)}`,
+    `- reads (c'): ${coresText(r.pgOnly.cores)}`,
     `- seed day: ${coresText(s.cores)}`,
+    `- seed day, served: ${coresText(days.served.cores)}`,
+    `- seed day, PostgreSQL only: ${coresText(days.pgOnly.cores)}`,
   ].join('\n');
   return { main, ratioTable, server, lagLine, breakdown, seedKinds, cpu };
 }
@@ -227,6 +245,8 @@ export function reading(
 export function section(
   x: ReturnType<typeof tables> & {
     targetTable: string;
+    earnedTable: string;
+    earnedText: string;
     memoryTable: string;
     text: string;
     w: Writes;
@@ -255,7 +275,7 @@ redis-server (AOF, \`appendfsync always\`) or fresh database (PostgreSQL 15, \`f
   process (JWT authenticator, per-caller rate limits in Redis raised out of the way but still
   counted, the search read model tailing the streams), ${x.w.callers} customers' tokens in turn. (b+sync) the same with
   \`bench/sync-worker.ts\` (the sync worker as \`fleet worker\` runs it) projecting into a fresh
-  database. (c) \`bench/pg-only-server.ts\`: fastify + pg (pool 20), one statement per booking,
+  database. (c) \`bench/pg-only-book-server.ts\`: fastify + pg (pool 20), one statement per booking,
   \`INSERT INTO bookings ... SELECT ... FROM vehicles WHERE id = $2 AND listing = 'active'\`, into a table
   with \`EXCLUDE USING gist (vehicle_id WITH =, period WITH &&)\`: an overlap is refused by the constraint.
 - **reads**: a ${x.r.vehicles}-vehicle city seeded by \`seedCity\` (some booked, some blocked). (a') \`HGETALL\`
@@ -290,6 +310,20 @@ Seed day by kind: ${x.seedKinds}.
 ### Targets
 
 ${x.targetTable}
+
+### Against PostgreSQL only, and as \`npm start\` runs it
+
+Every scenario of this service runs twice: as above (one API process, \`bench/service-server.ts\`), and
+as \`npm start\` runs it (\`served\`: \`fleet serve --demo\`, its real process tree started from outside:
+the primary with the sync, resolver, webhook dispatcher, sweeper and failover monitor, one API
+process per core, each with its read model and live hub; rate limits raised out of the way, the
+only change). (c') and the PostgreSQL-only seed day run \`bench/pg-only-server.ts\`, the whole
+seed-day workload on PostgreSQL alone, loaded with the same vehicles and calendars as ours; ${x.r.pgOnly.answers.same} of
+${x.r.pgOnly.answers.compared} sampled answers were the same as ours (same vehicles, same order).
+
+${x.earnedTable}
+
+${x.earnedText}
 
 ### Where the time goes
 

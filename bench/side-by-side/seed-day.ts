@@ -16,12 +16,17 @@ import {
   SECRET,
   awaitQuiet,
   child,
+  freshDatabase,
   privateRedis,
+  serverCores,
   rng,
   runStarted,
   stop,
 } from './harness.ts';
 import { searchPath } from './reads.ts';
+import { drained, served } from './as-served.ts';
+import { exportCity } from './pg-only.ts';
+import type { Redis } from 'ioredis';
 
 // Seed day -----------------------------------------------------------------------------------
 
@@ -31,7 +36,48 @@ export interface KindStats {
   status: Record<string, number>;
 }
 
-export async function seedDay(base: number) {
+/** Where the seed day runs: this service (as the bench runs it, or as `npm start` does), or the PostgreSQL-only service. */
+export type SeedDayTarget = 'service' | 'served' | 'pg-only';
+
+interface DayServer {
+  url: string;
+  pids: Record<string, number | undefined>;
+  store: 'redis' | 'postgres';
+  stats?: () => Promise<{ routes: Record<string, Percentiles> }>;
+  stop(): Promise<void>;
+}
+
+async function startTarget(
+  target: SeedDayTarget,
+  cities: { city: City; ids: string[] }[],
+  redisUrl: string,
+  redis: Redis,
+  redisPid: number,
+): Promise<DayServer> {
+  if (target === 'service') {
+    const svc = await child('service-server.ts', { REDIS_URL: redisUrl, JWT_SECRET: SECRET });
+    await svc.call('stats', { reset: true });
+    return {
+      url: svc.url,
+      pids: { server: svc.pid, redis: redisPid },
+      store: 'redis',
+      stats: () => svc.call('stats', { reset: true }),
+      stop: () => stop(svc),
+    };
+  }
+  if (target === 'served') {
+    const db = await freshDatabase();
+    const fleet = await served(redisUrl, db.url);
+    await drained(redis);
+    return { url: fleet.url, pids: { ...fleet.pids(), redis: redisPid }, store: 'redis', stop: fleet.stop };
+  }
+  const db = await freshDatabase();
+  const pg = await child('pg-only-server.ts', { DATABASE_URL: db.url, BENCH_VEHICLES: '0' });
+  for (const { city } of cities) await pg.call('load', await exportCity(redis, city.id), 300_000);
+  return { url: pg.url, pids: { server: pg.pid }, store: 'postgres', stop: () => stop(pg) };
+}
+
+export async function seedDay(base: number, target: SeedDayTarget = 'service') {
   const { server, redis, pid } = await privateRedis();
   const inventory = new Inventory(redis);
   const t0 = Date.now();
@@ -41,13 +87,13 @@ export async function seedDay(base: number) {
     cities.push({ city, ids: await redis.smembers(keys.vehicles(city.id)) });
   }
   console.error(
-    `seed day: ${cities.length} cities x ${C.seedPerCity} vehicles seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${C.seedOps} operations, ${READS_PER_WRITE} reads per write`,
+    `seed day (${target}): ${cities.length} cities x ${C.seedPerCity} vehicles seeded in ${((Date.now() - t0) / 1000).toFixed(1)} s; ${C.seedOps} operations, ${READS_PER_WRITE} reads per write`,
   );
   const secret = new TextEncoder().encode(SECRET);
   const tokens = await Promise.all(
     Array.from({ length: 500 }, (_, i) => mintToken(secret, { sub: `bench-customer-${i}`, role: 'customer' })),
   );
-  const svc = await child('service-server.ts', { REDIS_URL: server.url, JWT_SECRET: SECRET });
+  const svc = await startTarget(target, cities, server.url, redis, pid);
 
   const rand = rng(42);
   const kinds: Record<string, KindStats> = {};
@@ -133,17 +179,17 @@ export async function seedDay(base: number) {
         }),
       },
     });
-  await svc.call('stats', { reset: true });
+  await svc.stats?.();
   const quietWaitSeconds = await awaitQuiet();
-  const before = cpuSnapshot({ loadgen: process.pid, server: svc.pid, redis: pid });
+  const before = cpuSnapshot({ loadgen: process.pid, ...svc.pids });
   const deadlineSeconds = Math.max(
     20,
     Math.min(C.seedDeadline, (RUN_BUDGET_MS - (Date.now() - runStarted)) / 1000 - 20),
   );
   const r = await runLoad({ url: svc.url, connections: CONNECTIONS, amount: C.seedOps, deadlineSeconds, request });
-  const cores = cpuBetween(before, cpuSnapshot({ loadgen: process.pid, server: svc.pid, redis: pid }));
-  const stats = await svc.call<{ routes: Record<string, Percentiles> }>('stats', { reset: true });
-  await stop(svc);
+  const cores = cpuBetween(before, cpuSnapshot({ loadgen: process.pid, ...svc.pids }));
+  const stats = (await svc.stats?.()) ?? { routes: {} };
+  await svc.stop();
   const byKind = Object.fromEntries(
     Object.entries(kinds).map(([k, v]) => {
       const p = percentiles(v.lat);
@@ -151,6 +197,7 @@ export async function seedDay(base: number) {
     }),
   );
   return {
+    target,
     cities: cities.length,
     vehiclesPerCity: C.seedPerCity,
     operations: C.seedOps,
@@ -169,8 +216,8 @@ export async function seedDay(base: number) {
     cores,
     quietWaitSeconds,
     cpuUsPerRequest: {
-      server: Math.round(((cores.server ?? 0) * r.seconds * 1e6) / Math.max(1, r.requests)),
-      store: Math.round(((cores.redis ?? 0) * r.seconds * 1e6) / Math.max(1, r.requests)),
+      server: Math.round((serverCores(cores) * r.seconds * 1e6) / Math.max(1, r.requests)),
+      store: Math.round(((cores[svc.store] ?? 0) * r.seconds * 1e6) / Math.max(1, r.requests)),
     },
   };
 }

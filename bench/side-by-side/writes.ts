@@ -20,6 +20,7 @@ import {
   stop,
 } from './harness.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { drained, profileServed, type ServedProfiles, served } from './as-served.ts';
 
 export const SPEC = {
   hostId: 'h1',
@@ -155,10 +156,39 @@ export async function writes(base: number, tokens: readonly string[]) {
     };
   }
 
+  console.error('writes (b, served): as `npm start` runs it, every part on, measured from outside');
+  {
+    const { server, redis, pid } = await privateRedis();
+    const db = await freshDatabase();
+    await seedWriteVehicles(redis);
+    const fleet = await served(server.url, db.url);
+    const ready = await drained(redis);
+    const r = await measure(fleet.url, bookingRequest('/v1/bookings', ids, base, auth), {
+      ...fleet.pids(),
+      redis: pid,
+    });
+    const t0 = Date.now();
+    const caughtUp = await drained(redis);
+    out.served = {
+      ...r,
+      processes: Object.keys(fleet.pids()).length,
+      backlogDrainedBefore: ready,
+      syncCaughtUpSeconds: caughtUp ? (Date.now() - t0) / 1000 : null,
+    };
+    await fleet.stop();
+    // Where each process of the tree spends its time under the same bookings (later windows).
+    out.servedProfiles = await profileServed(
+      server.url,
+      db.url,
+      bookingRequest('/v1/bookings', ids, base + 500 * 24 * HOUR, auth),
+      'booking',
+    );
+  }
+
   console.error('writes (c): PostgreSQL only');
   {
     const db = await freshDatabase();
-    const c = await child('pg-only-server.ts', {
+    const c = await child('pg-only-book-server.ts', {
       DATABASE_URL: db.url,
       BENCH_VEHICLES: String(C.writeVehicles),
       PG_POOL: '20',
@@ -177,6 +207,8 @@ export async function writes(base: number, tokens: readonly string[]) {
     pgOnly: Measured;
     breakdown: BreakdownRow[];
     profile?: ProfileSummary;
+    served: Measured & { processes: number; syncCaughtUpSeconds: number | null };
+    servedProfiles?: ServedProfiles;
     serviceWithSync: Measured & {
       lag: { p50Ms: number; p99Ms: number; maxMs: number; p99Events: number; drainAfterLoadSeconds: number };
     };

@@ -23,10 +23,12 @@ export async function startServe(
   env: Record<string, string>,
   args: string[] = ['--demo'],
   port?: number,
+  /** Node's own flags (`--cpu-prof`, say); the API processes it forks inherit them. */
+  nodeArgs: string[] = [],
 ): Promise<ServedFleet> {
   port ??= await freePort();
   // A process group of its own, so that kill9 reaches the API processes it forks too.
-  const child = spawn(process.execPath, ['--import', 'tsx', 'src/cli/main.ts', 'serve', ...args], {
+  const child = spawn(process.execPath, [...nodeArgs, '--import', 'tsx', 'src/cli/main.ts', 'serve', ...args], {
     env: { ...process.env, PORT: String(port), LOG_LEVEL: 'warn', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
     detached: true,
