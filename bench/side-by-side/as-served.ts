@@ -27,18 +27,20 @@ const UNLIMITED = '1000000000';
 
 export interface ServedFleet {
   url: string;
-  /** The processes of the tree, for CPU accounting: `server` (the primary) and `server:<pid>` (API processes). */
+  /** The processes of the tree, for CPU accounting: `server` (the primary) and `server:<comm>:<pid>` (what it started). */
   pids(): Record<string, number>;
   stop(): Promise<void>;
 }
 
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
+/** The processes `pid` started: its API processes (node), and whatever else it runs (esbuild for tsx, say). */
+function childrenOf(pid: number): { pid: number; comm: string }[] {
+  const out: { pid: number; comm: string }[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === pid) out.push(Number(d));
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      out.push({ pid: Number(d), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
     } catch {
       // the process ended while we looked
     }
@@ -74,7 +76,7 @@ export async function served(redisUrl: string, databaseUrl: string, nodeArgs: st
     url: fleet.base,
     pids: () => ({
       server: primary,
-      ...Object.fromEntries(childrenOf(primary).map((pid) => [`server:${pid}`, pid])),
+      ...Object.fromEntries(childrenOf(primary).map((c) => [`server:${c.comm}:${c.pid}`, c.pid])),
     }),
     stop,
   };
