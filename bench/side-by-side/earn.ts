@@ -173,7 +173,7 @@ function procLine(x: Measured): string {
     .filter(([k]) => k !== 'machine' && k !== 'other')
     .map(
       ([k, v]) =>
-        `${k.startsWith('server:') ? 'API process' : k === 'server' ? 'primary (sync, resolver, webhooks, sweeper, monitor)' : k} ${f2(v)} cores`,
+        `${k === 'server' ? 'primary (sync, resolver, webhooks, sweeper, monitor)' : k.startsWith('server:node:') ? 'API process' : k.startsWith('server:') ? `${k.split(':')[1]} (started by the primary)` : k} ${f2(v)} cores`,
     )
     .join(', ');
 }
