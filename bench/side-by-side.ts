@@ -14,14 +14,22 @@
  *   reads   (a') floor: HGETALL of a vehicle hash behind fastify
  *           (b') this service: GET /v1/cities/{city}/availability in a 2,000-vehicle city, plus
  *                its server-side time (in-process)
- *   seed day  300,000 API operations, 50 reads per write, 25 cities, as fast as they go
+ *           (c') PostgreSQL only: the same searches on bench/pg-only-server.ts, loaded with the
+ *                same city; a sample of answers compared with ours
+ *   served   (b) and (b') again with this service as `npm start` runs it (fleet serve's real tree,
+ *            every part on, started from outside), with flame graphs of its processes
+ *   seed day  300,000 API operations, 50 reads per write, 25 cities, as fast as they go: this
+ *            service as above, as `npm start` runs it, and the PostgreSQL-only service
+ *   issue 27  WAIT's cost (bench/replication.ts) and the failover window (bench/failover.ts), run
+ *            from here, so that every target is judged from one run
  *   memory    the read model's bytes per vehicle, and its heap over 60 simulated days (memory.ts)
  *   profiles  flame graphs of the API process under the bookings and the searches (docs/profiles/)
  *
  * Prints a table with ratios and targets, writes bench/results/latest.json and the "Side by side"
  * section of docs/benchmarks.md, every result stamped with the commit and the date.
  *
- *   npm run bench                  (~6 min, bounded to 10; BENCH_SECONDS=15 per scenario, BENCH_PROFILE=0 to skip profiles)
+ *   npm run bench                  (~20 min, the seed days bounded to 20; BENCH_SECONDS=15 per scenario, BENCH_PROFILE=0 to skip profiles,
+ *                                  BENCH_FAILOVER=0 to skip the 10 Redis primary kills)
  *   npm run bench -- --quick       (or BENCH_QUICK=1: every scenario at tiny scale, < 1 min, writes nothing in the tree)
  */
 import { runStamp } from './lib/stamp.ts';

@@ -344,7 +344,7 @@ ${x.text}
 ### Reproduce
 
 \`\`\`
-npm run bench                  # this section and bench/results/latest.json (~6 min, at most 10; BENCH_SECONDS=15, BENCH_PROFILE=0)
+npm run bench                  # this section and bench/results/latest.json (~20 min; BENCH_SECONDS=15, BENCH_PROFILE=0, BENCH_FAILOVER=0)
 npm run bench -- --quick       # every scenario at tiny scale in under a minute (or BENCH_QUICK=1); writes nothing in the tree
 npm run bench:engine           # the Engine section; npm run bench:sync: the Sync section
 \`\`\`
