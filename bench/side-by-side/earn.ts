@@ -130,7 +130,14 @@ export function earn(
     target: `bookings with the sync beside them >= ${EARN_TARGETS.bookingsWithSyncVsPg}x the PostgreSQL-only service (b+sync)/c`,
     value: `${f2(ratios.bookingsWithSyncVsPg)}x (${r0(bs.perSec)} against ${r0(w.pgOnly.perSec)}/s)`,
     met: ratios.bookingsWithSyncVsPg >= EARN_TARGETS.bookingsWithSyncVsPg,
-    reading: `${budget(EARN_TARGETS.bookingsWithSyncVsPg * w.pgOnly.perSec, bs)}. A booking here is paid three times over: the API process and the \`book\` script, then the sync's share of the event in PostgreSQL (one event row and the state it projects), on the same ${cores} cores; the PostgreSQL-only service pays once. What would close it: the event log written off the hot transaction (COPY, or partitioned by day) and events that carry what changed, so the sync's PostgreSQL share shrinks.`,
+    reading: `${budget(EARN_TARGETS.bookingsWithSyncVsPg * w.pgOnly.perSec, bs)}. A booking here is paid three times over: the API process and the \`book\` script, then the sync's share of the event in PostgreSQL (one event row and the state it projects), on the same ${cores} cores; the PostgreSQL-only service pays once. A booking's event weighs ${w.events.bytes} bytes in the stream (${Object.entries(
+      w.events.byField,
+    )
+      .slice(0, 4)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(
+        ', ',
+      )}; ${w.events.sampled} sampled), decoded by every reader. What would close it: the event log written off the hot transaction (COPY, or partitioned by day) and events that carry what changed, so the sync's PostgreSQL share shrinks.`,
   });
   const sv = w.served;
   targets.push({

@@ -1,5 +1,6 @@
 import type { Redis } from 'ioredis';
 import type { RequestSpec } from 'autocannon';
+import { keys } from '../../src/redis/keys.ts';
 import { Inventory } from '../../src/services/inventory.ts';
 import { cityLag } from '../../src/workers/sync.ts';
 import type { ProfileSummary } from '../lib/cpu.ts';
@@ -87,6 +88,7 @@ export async function writes(base: number, tokens: readonly string[]) {
     const env = { REDIS_URL: server.url, JWT_SECRET: SECRET };
     const c = await child('service-server.ts', env);
     out.service = await measure(c.url, bookingRequest('/v1/bookings', ids, base, auth), { server: c.pid, redis: pid });
+    out.events = await eventBytes(redis, WRITE_CITY);
     await stop(c);
     // Where the server's time goes: the same load against a profiled process (same Redis, later windows).
     prof = await profile('service-server.ts', env, bookingRequest('/v1/bookings', ids, base + 400 * 24 * HOUR, auth), {
@@ -202,6 +204,7 @@ export async function writes(base: number, tokens: readonly string[]) {
   }
   return { ...out, profile: prof, callers: tokens.length } as {
     callers: number;
+    events: EventBytes;
     floor: Measured;
     service: Measured;
     pgOnly: Measured;
@@ -212,6 +215,35 @@ export async function writes(base: number, tokens: readonly string[]) {
     serviceWithSync: Measured & {
       lag: { p50Ms: number; p99Ms: number; maxMs: number; p99Events: number; drainAfterLoadSeconds: number };
     };
+  };
+}
+
+/** What a booking's event weighs in the stream, by field: every reader of the stream decodes all of it. */
+export interface EventBytes {
+  sampled: number;
+  bytes: number;
+  byField: Record<string, number>;
+}
+
+async function eventBytes(redis: Redis, city: string): Promise<EventBytes> {
+  const entries = (await redis.xrevrange(keys.events(city), '+', '-', 'COUNT', 2000)) as [string, string[]][];
+  const byField: Record<string, number> = {};
+  let bytes = 0;
+  for (const [, fields] of entries)
+    for (let i = 0; i + 1 < fields.length; i += 2) {
+      const n = Buffer.byteLength(fields[i] ?? '') + Buffer.byteLength(fields[i + 1] ?? '');
+      bytes += n;
+      byField[fields[i] ?? '?'] = (byField[fields[i] ?? '?'] ?? 0) + n;
+    }
+  const per = (x: number) => Math.round(x / Math.max(1, entries.length));
+  return {
+    sampled: entries.length,
+    bytes: per(bytes),
+    byField: Object.fromEntries(
+      Object.entries(byField)
+        .map(([k, v]): [string, number] => [k, per(v)])
+        .sort((a, b) => b[1] - a[1]),
+    ),
   };
 }
 
