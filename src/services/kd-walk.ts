@@ -56,7 +56,9 @@ export class KdWalker {
     this.qLng = lng;
     this.qLat = lat;
     this.qCos = Math.cos(lat * RAD);
-    const maxH = maxKm === Number.POSITIVE_INFINITY ? 1 : haverSin(Math.min(Math.PI, maxKm / EARTH_KM));
+    // Beyond half the globe every point is within reach: no bound (an antipode's haversine can
+    // round to just above 1, and would be cut at a bound of 1).
+    const maxH = maxKm >= Math.PI * EARTH_KM ? Number.POSITIVE_INFINITY : haverSin(maxKm / EARTH_KM);
     this.slots = 0;
     this.size = 0;
     let found = 0;

@@ -99,3 +99,15 @@ test('property: a box walk finds exactly the points inside the box', () => {
     { seed, numRuns: 300 },
   );
 });
+
+test('an antipode is within reach of an unbounded walk (its haversine rounds to just above 1)', () => {
+  // Found by the nearest-first property (TEST_SEED=1064415302): the walk stopped at a bound of 1.
+  const at = { lat: 51.759, lng: 114.918 };
+  const points = [
+    { lat: -51.759, lng: -65.082 },
+    { lat: 0, lng: 0 },
+  ];
+  const walker = new KdWalker(indexOf(points, 1));
+  const n = walker.nearest(at.lng, at.lat, Number.POSITIVE_INFINITY, Number.POSITIVE_INFINITY, () => true);
+  assert.deepEqual(Array.from(walker.out.subarray(0, n)).sort(), [0, 1]);
+});
