@@ -54,6 +54,8 @@ interface FailoverResult {
   /** Milestones from the kill, p50 (ms). */
   milestones: { sdown: number; odown: number; elected: number; promoted: number; switchMaster: number };
   abortedElections: number;
+  /** Promoted primaries the Sentinels declared down again within 10 s of a kill (a failover nobody caused). */
+  secondFailovers: number;
   requests: number;
   availability: number;
   acknowledgedBookings: number;
@@ -118,6 +120,7 @@ async function measure(): Promise<FailoverResult> {
       switchMaster: p50(parts.map((x) => x.switchMasterMs)),
     },
     abortedElections: parts.reduce((n, x) => n + x.abortedAttempts, 0),
+    secondFailovers: parts.reduce((n, x) => n + x.secondFailovers, 0),
     requests: r.requests,
     availability: r.availability,
     acknowledgedBookings: r.invariants.acknowledgedBookings,
@@ -129,6 +132,8 @@ async function measure(): Promise<FailoverResult> {
   const missed = result.missed;
   if (figures.windowMs.p99 > TARGET_P99_MS)
     missed.push(`the window's p99 is ${figures.windowMs.p99} ms, over the target of ${TARGET_P99_MS} ms`);
+  if (result.secondFailovers > 0)
+    missed.push(`${result.secondFailovers} promoted primaries were failed over again within 10 s of a kill`);
   if (result.acknowledgedWritesLost > 0) missed.push(`${result.acknowledgedWritesLost} acknowledged writes lost`);
   if (result.overlappingConfirmedBookings > 0)
     missed.push(`${result.overlappingConfirmedBookings} overlapping confirmed bookings`);
@@ -153,7 +158,7 @@ function describe(r: FailoverResult, title: string): string[] {
     row('promotion (+odown to REPLICAOF NO ONE sent)', r, 'promotionMs'),
     row('reconnect (REPLICAOF NO ONE sent to the write acknowledged)', r, 'reconnectMs'),
     '',
-    `Milestones from the kill (p50): +sdown ${r.milestones.sdown} ms, +odown ${r.milestones.odown} ms, +elected-leader ${r.milestones.elected} ms, +promoted-slave ${r.milestones.promoted} ms, +switch-master ${r.milestones.switchMaster} ms; elections aborted and retried: ${r.abortedElections}. ${r.requests} requests (${(r.availability * 100).toFixed(3)}% without a 5xx), ${r.acknowledgedBookings} acknowledged bookings, ${r.acknowledgedWritesLost} acknowledged writes lost, ${r.overlappingConfirmedBookings} overlapping.`,
+    `Milestones from the kill (p50): +sdown ${r.milestones.sdown} ms, +odown ${r.milestones.odown} ms, +elected-leader ${r.milestones.elected} ms, +promoted-slave ${r.milestones.promoted} ms, +switch-master ${r.milestones.switchMaster} ms; elections aborted and retried: ${r.abortedElections}; promoted primaries declared down again within 10 s (a second failover nobody caused): ${r.secondFailovers ?? 0}. ${r.requests} requests (${(r.availability * 100).toFixed(3)}% without a 5xx), ${r.acknowledgedBookings} acknowledged bookings, ${r.acknowledgedWritesLost} acknowledged writes lost, ${r.overlappingConfirmedBookings} overlapping.`,
     '',
     r.missed.length
       ? `Targets missed (exit 1): ${r.missed.join('; ')}.`

@@ -44,6 +44,11 @@ export interface FailoverParts {
   switchMasterMs?: number;
   /** Elections that failed before the one that promoted (`-failover-abort-*`). */
   abortedAttempts: number;
+  /**
+   * Another primary (the promoted one) declared down by the Sentinels within 10 s of the kill: a
+   * second failover nobody caused, which stops acknowledgements again.
+   */
+  secondFailovers: number;
 }
 
 const LINE = /^\d+:X (\d{2}) (\w{3}) (\d{4}) (\d{2}):(\d{2}):(\d{2})\.(\d{3}) [*#.-] ([+-][\w-]+) (.*)$/;
@@ -112,6 +117,11 @@ export function failoverParts(
     electedMs: since(about('+elected-leader', master)),
     promotedMs: since(about('+promoted-slave', slaveOf)),
     switchMasterMs: since(switched),
+    secondFailovers: new Set(
+      events
+        .filter((e) => e.at > killedAt && e.at < killedAt + 10_000 && e.event === '+odown' && !master.test(e.detail))
+        .map((e) => e.detail.split(' ')[3]),
+    ).size,
     abortedAttempts: events.filter(
       (e) =>
         e.at >= killedAt && e.at <= toldToPromote && e.event.startsWith('-failover-abort') && master.test(e.detail),
