@@ -47,7 +47,10 @@ export interface HaOptions {
   postgres?: boolean;
   /** First port to use (Redis nodes, then Sentinels, then PostgreSQL); 0 = free ports. */
   basePort?: number;
-  /** Sentinel `down-after-milliseconds`: how long a silent primary is tolerated. */
+  /**
+   * Sentinel `down-after-milliseconds`: how long a silent primary is tolerated (default
+   * `DOWN_AFTER_MS`).
+   */
   downAfterMs?: number;
   database?: string;
 }
@@ -134,6 +137,14 @@ export async function startRedisNode(node: RedisNodeLayout, replicaOf?: number):
   await waitForRedis(node.port);
   return node.pid;
 }
+
+/**
+ * A primary silent for this long is down: the failover window's first part (bench/failover.ts,
+ * docs/reliability.md "The Redis failover window"). Not lower: at 750 ms one kill in 10, at 500 ms
+ * two, saw the freshly promoted primary declared down as well within a second of its promotion
+ * (under this machine's load it did not answer the Sentinels in time): a second failover.
+ */
+export const DOWN_AFTER_MS = 1_000;
 
 async function startSentinel(node: RedisNodeLayout, masterPort: number, downAfterMs: number): Promise<void> {
   await mkdir(node.dir, { recursive: true });
@@ -319,7 +330,7 @@ export async function haUp(opts: HaOptions): Promise<HaLayout> {
     if (!primary) throw new Error('a topology needs a Redis primary');
     await startRedisNode(primary);
     for (const n of replicaNodes) await startRedisNode(n, primary.port);
-    for (const s of sentinels) await startSentinel(s, primary.port, opts.downAfterMs ?? 1_000);
+    for (const s of sentinels) await startSentinel(s, primary.port, opts.downAfterMs ?? DOWN_AFTER_MS);
     await sentinelsAgree(sentinels, replicas);
     if (pgPorts)
       layout.pg = {

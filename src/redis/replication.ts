@@ -44,7 +44,12 @@ interface Waiter {
 }
 
 interface NodeGate {
-  /** Bumped whenever the scripts' connection to this node closes. */
+  /**
+   * Bumped whenever the scripts' connection to this node closes after it was ready: only a ready
+   * connection carries commands (ioredis queues them offline until then), so the refused attempts
+   * of a reconnect leave it alone, and a write queued meanwhile is confirmed on the connection
+   * that sends it instead of being sent a second time (bench/failover.ts: ~60 ms of each window).
+   */
   epoch: number;
   /** The run id of the server the scripts' connection reaches, for the current epoch. */
   runId?: Promise<string>;
@@ -151,10 +156,15 @@ export class SyncReplication implements WriteConfirmer {
     gate.inflight = false;
   }
 
-  /** Replicas a write to this node must reach now. */
+  /**
+   * Replicas a write to this node must reach now. With `auto`, a count of 0 is looked at again
+   * before a write goes unconfirmed: it was read before the write, and a replica may have attached
+   * since (a promoted primary answers before its replica is back, then takes writes once it is:
+   * those must wait for it).
+   */
   private async required(node: Redis, gate: NodeGate): Promise<number> {
     if (!this.opts.auto) return this.opts.replicas;
-    if (gate.replicas === undefined || Date.now() - gate.replicasAt > 1_000) {
+    if (gate.replicas === undefined || gate.replicas === 0 || Date.now() - gate.replicasAt > 1_000) {
       gate.refreshing ??= node
         .info('replication')
         .then((info) => {
@@ -165,8 +175,9 @@ export class SyncReplication implements WriteConfirmer {
         .finally(() => {
           gate.refreshing = undefined;
         });
-      // The first time, wait for the answer; later, the last known count will do meanwhile.
-      if (gate.replicas === undefined) await gate.refreshing;
+      // The first time (or when no replica was known), wait for the answer; later, the last known
+      // count will do meanwhile.
+      if (gate.replicas === undefined || gate.replicas === 0) await gate.refreshing;
     }
     return Math.min(this.opts.replicas, gate.replicas ?? this.opts.replicas);
   }
@@ -180,10 +191,15 @@ export class SyncReplication implements WriteConfirmer {
       };
       // Replies that arrive on a connection precede its close event, so a reply always sees the
       // epoch of the connection that carried it; the run id is asked on the connection itself.
+      let carried = node.status === 'ready';
       node.on('close', () => {
-        g.epoch++;
+        if (carried) g.epoch++;
+        carried = false;
       });
-      node.on('ready', learnRunId);
+      node.on('ready', () => {
+        carried = true;
+        learnRunId();
+      });
       learnRunId();
       this.gates.set(node, g);
       gate = g;

@@ -52,23 +52,28 @@ async function rebuildStandby(primary: PgNodeLayout, standby: PgNodeLayout): Pro
   await pgStart(standby, '-c hot_standby=on');
 }
 
-/** Injects one fault and has the supervisor repair what was killed. Returns what it did. */
 /** Sends a signal to a node of the topology (one this run started: its pid is known). */
 function signal(node: RedisNodeLayout, sig: NodeJS.Signals): void {
   if (!node.pid) throw new Error(`Redis :${node.port} has no known process`);
   process.kill(node.pid, sig);
 }
 
+/**
+ * Injects one fault and has the supervisor repair what was killed. Returns what it did. `strike` is
+ * told the moment the fault strikes (and the Redis node it strikes), after the look-ups before it.
+ */
 export async function inject(
   kind: Fault,
   layout: HaLayout,
   sup: Supervisor,
   apiPids: () => number[],
   rand: () => number,
+  strike: (port?: number) => void = () => {},
 ): Promise<string> {
   switch (kind) {
     case 'redis-primary-kill': {
       const p = await sentinelPrimary(layout);
+      strike(p.port);
       signal(p, 'SIGKILL');
       const promoted = await waitForPromotion(layout, p);
       await startRedisNode(p); // back as a primary: the Sentinels turn it into a replica
@@ -78,6 +83,7 @@ export async function inject(
       const p = await sentinelPrimary(layout);
       const replicas = layout.redis.nodes.filter((n) => n.port !== p.port);
       const r = pick(replicas, rand);
+      strike(r.port);
       signal(r, 'SIGKILL');
       await sleep(2_000);
       await startRedisNode(r, p.port);
@@ -85,6 +91,7 @@ export async function inject(
     }
     case 'redis-primary-stop': {
       const p = await sentinelPrimary(layout);
+      strike(p.port);
       signal(p, 'SIGSTOP');
       await sleep(5_000);
       signal(p, 'SIGCONT');
@@ -93,6 +100,7 @@ export async function inject(
     case 'postgres-primary-crash': {
       const pg = layout.pg;
       if (!pg) throw new Error('the topology has no PostgreSQL to crash');
+      strike();
       await pgStop(pg.primary, 'immediate');
       await pgPromote(pg.standby);
       const [oldPrimary, promoted] = [pg.primary, pg.standby];
@@ -105,6 +113,7 @@ export async function inject(
       const pids = apiPids();
       const pid = pids[Math.floor(rand() * pids.length)];
       if (!pid) return 'no API process known yet';
+      strike();
       try {
         process.kill(pid, 'SIGKILL');
       } catch {
@@ -113,10 +122,9 @@ export async function inject(
       return `API process ${pid} killed (the service starts another)`;
     }
     case 'sync-worker-kill': {
+      strike();
       await sup.killWorker();
       return 'sync worker killed; restarted after 1 s';
     }
   }
 }
-
-/** The environment `fleet serve` and `fleet worker` run with under chaos: the topology, two API processes, no limits. */

@@ -50,6 +50,7 @@ export function chaosReport(figures: ChaosFigures) {
       atSecond: round((f.at - started) / 1000),
       detail: f.detail,
       windowMs: f.windowMs ?? null,
+      ...(f.parts ? { parts: f.parts } : {}),
     })),
     failovers,
     failoverWindowMs: { p50: percentile(windows, 50), p99: percentile(windows, 99), max: windows.at(-1) ?? 0 },

@@ -1,4 +1,5 @@
 /** What a chaos run is asked to do, and what it records (src/sim/chaos.ts runs it). */
+import type { FailoverParts } from './failover-parts.ts';
 
 export const FAULTS = [
   'redis-primary-kill',
@@ -29,6 +30,10 @@ export interface ChaosOptions {
   maxFailoverWindowMs: number;
   /** Run past `durationMs` (up to three times it) until each kind of fault was injected once. */
   everyFault?: boolean;
+  /** Stop after this many faults (once the last one's repair is `faultEveryMs` behind): bench/failover.ts. */
+  maxFaults?: number;
+  /** Clients that do nothing but book, back to back, besides the marketplace's traffic (a booking storm). */
+  bookingStorm?: number;
 }
 
 export const DEFAULT_CHAOS: ChaosOptions = {
@@ -48,7 +53,12 @@ export const DEFAULT_CHAOS: ChaosOptions = {
 
 export interface FaultRecord {
   kind: Fault;
+  /** When the fault struck (the signal sent, the process stopped). */
   at: number;
+  /** The Redis node it struck, for the Redis faults. */
+  port?: number;
+  /** A Redis primary's kill: where the window went (the Sentinels' logs, src/sim/failover-parts.ts). */
+  parts?: FailoverParts;
   detail: string;
   recoveredAt?: number;
   windowMs?: number;

@@ -30,6 +30,7 @@ import { chaosReport, conflictsOfFailovers, renderChaosHtml, updateChaosDoc } fr
 import { inject } from './chaos-faults.ts';
 import { Supervisor } from './chaos-supervisor.ts';
 import type { ChaosOptions, Fault, FaultRecord } from './chaos-types.ts';
+import { failoverParts, sentinelEvents } from './failover-parts.ts';
 
 export { DEFAULT_CHAOS, FAULTS, type ChaosOptions, type Fault, type UnexpectedExit } from './chaos-types.ts';
 
@@ -152,15 +153,18 @@ export async function chaos(o: ChaosOptions): Promise<{ report: Record<string, u
       o,
       market,
       faults,
-      inject: (kind) => inject(kind, layout, sup, () => [...pids], rand),
+      inject: (kind, strike) => inject(kind, layout, sup, () => [...pids], rand, strike),
       rand,
       log,
       started,
     });
     clearInterval(pidProbe);
     await market.finishTrips(Date.now(), true);
+    const sentinelLog = sentinelEvents(layout);
     for (const f of faults) {
-      f.recoveredAt = writeAcks.find((t) => t > f.at);
+      // A primary's kill: the window from the Sentinels' view, without the replies already on their way.
+      if (f.kind === 'redis-primary-kill' && f.port) f.parts = failoverParts(sentinelLog, f.port, f.at, writeAcks);
+      f.recoveredAt = f.parts ? f.at + f.parts.windowMs : writeAcks.find((t) => t > f.at);
       if (f.recoveredAt) f.windowMs = f.recoveredAt - f.at;
     }
     const elapsed = (Date.now() - started) / 1000;
@@ -201,7 +205,7 @@ interface TrafficRun {
   o: ChaosOptions;
   market: Marketplace;
   faults: FaultRecord[];
-  inject: (kind: Fault) => Promise<string>;
+  inject: (kind: Fault, strike: (port?: number) => void) => Promise<string>;
   rand: () => number;
   log: (line: string) => void;
   started: number;
@@ -217,11 +221,17 @@ async function trafficUnderFaults({ o, market, faults, inject, rand, log, starte
   const order = [...o.faults].sort(() => rand() - 0.5);
   let injecting: Promise<void> | undefined;
   let lastTrip = started;
+  // A booking storm besides: clients that only search and book, back to back.
+  let stormOver = false;
+  const storm = Array.from({ length: o.bookingStorm ?? 0 }, async () => {
+    while (!stormOver) await market.bookOnce().catch(() => sleep(10)); // the recorder counted the failure
+  });
   // With `everyFault`, the run goes on past its duration (up to three times it) until each kind of
   // fault was injected once: on a loaded machine a fault and its repair take longer.
   const allInjected = () => new Set(faults.map((f) => f.kind)).size >= new Set(o.faults).size;
   const goOn = () => {
     const elapsed = Date.now() - started;
+    if (o.maxFaults !== undefined && faults.length >= o.maxFaults) return !!injecting || Date.now() < nextFault;
     if (elapsed < o.durationMs) return true;
     return !!o.everyFault && !allInjected() && elapsed < 3 * o.durationMs;
   };
@@ -250,7 +260,11 @@ async function trafficUnderFaults({ o, market, faults, inject, rand, log, starte
       const record: FaultRecord = { kind, at: now, detail: '' };
       faults.push(record);
       log(`  +${Math.round((now - started) / 1000)} s  ${kind} ...`);
-      injecting = inject(kind)
+      const strike = (port?: number) => {
+        record.at = Date.now();
+        if (port) record.port = port;
+      };
+      injecting = inject(kind, strike)
         .then((detail) => {
           record.detail = detail;
           log(`  +${Math.round((Date.now() - started) / 1000)} s  ${detail}`);
@@ -266,8 +280,9 @@ async function trafficUnderFaults({ o, market, faults, inject, rand, log, starte
     }
     await sleep(10);
   }
+  stormOver = true;
   await injecting;
-  await Promise.all(running);
+  await Promise.all([...running, ...storm]);
 }
 
 async function waitFor(cond: () => Promise<boolean>, timeoutMs: number): Promise<void> {

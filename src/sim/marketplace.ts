@@ -206,6 +206,11 @@ export class Marketplace {
     );
   }
 
+  /** One booking, as a customer of a booking storm makes it (search, pick, book). */
+  bookOnce(): Promise<void> {
+    return this.book();
+  }
+
   /** Search, pick, then hold-and-book (checkout) or book at once. */
   private async book(): Promise<void> {
     const c = this.city();

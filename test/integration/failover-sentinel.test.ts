@@ -67,7 +67,7 @@ async function waitForNewPrimary(old: RedisNodeLayout, timeoutMs = 20_000): Prom
 }
 
 test('kill -9 of the primary, twice: every acknowledged booking survives, no 5xx, no long gap', {
-  timeout: 120_000,
+  timeout: 300_000,
 }, async () => {
   const rnd = seeded('failover-sentinel');
   assert.equal(opened.mode, 'sentinel');
