@@ -19,7 +19,22 @@ function procTimes(pid: number): number | undefined {
   }
 }
 
-/** CPU ms of every process whose command name is `comm` (e.g. all PostgreSQL backends). */
+/** CPU ms of the children `pid` has waited for (ended ones): a PostgreSQL postmaster's ended backends. */
+function endedChildrenTimes(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[13]) + Number(f[14])) * TICK_MS; // cutime + cstime
+  } catch {
+    return 0;
+  }
+}
+
+/**
+ * CPU ms of every process whose command name is `comm` (e.g. all PostgreSQL backends), and of
+ * those that ended (counted by their parent): a backend that ends during a run (a connection
+ * closed and opened again) would otherwise take its CPU time out of the sum with it.
+ */
 function commTimes(comm: string): number {
   let total = 0;
   for (const d of readdirSync('/proc')) {
@@ -29,7 +44,7 @@ function commTimes(comm: string): number {
     } catch {
       continue;
     }
-    total += procTimes(Number(d)) ?? 0;
+    total += (procTimes(Number(d)) ?? 0) + endedChildrenTimes(Number(d));
   }
   return total;
 }

@@ -47,6 +47,10 @@ export interface FailoverResult {
     reconnectMs?: { p99: number };
   };
   acknowledgedWritesLost: number;
+  /** Promoted primaries failed over again within 10 s, by nobody's kill. */
+  secondFailovers?: number;
+  /** What bench/failover.ts's own checks found missed. */
+  missed?: string[];
 }
 
 /** Runs `npx tsx <script>` with `env` and reads the JSON it leaves at `resultFile`. */
@@ -168,11 +172,11 @@ export function earn(
     target: `failover: acknowledgements resume within ${EARN_TARGETS.failoverP99Ms / 1000} s at p99 over 10 Redis primary kills, 0 acknowledged bookings lost`,
     value:
       fo && fw
-        ? `p99 ${r0(fw.p99)} ms over ${fo.measured} kills (p50 ${r0(fw.p50)}, max ${r0(fw.max)} ms); ${fo.acknowledgedWritesLost} lost`
+        ? `p99 ${r0(fw.p99)} ms over ${fo.measured} kills (p50 ${r0(fw.p50)}, max ${r0(fw.max)} ms); ${fo.acknowledgedWritesLost} lost${fo.missed?.length ? `; bench:failover's own checks: ${fo.missed.join('; ')}` : ''}`
         : `not measured: ${failover.note ?? 'no result'}`,
     met: !!fw && !!fo && fo.measured >= 10 && fw.p99 <= EARN_TARGETS.failoverP99Ms && fo.acknowledgedWritesLost === 0,
     reading: fo
-      ? `The window's parts at p99: detection ${r0(fo.figures.detectionMs?.p99 ?? 0)} ms (Sentinel's down-after-milliseconds and the vote), promotion ${r0(fo.figures.promotionMs?.p99 ?? 0)} ms, the service's reconnection and first acknowledgement ${r0(fo.figures.reconnectMs?.p99 ?? 0)} ms (docs/reliability.md, from the same run).`
+      ? `The window's parts at p99: detection ${r0(fo.figures.detectionMs?.p99 ?? 0)} ms (Sentinel's down-after-milliseconds and the vote), promotion ${r0(fo.figures.promotionMs?.p99 ?? 0)} ms, the service's reconnection and first acknowledgement ${r0(fo.figures.reconnectMs?.p99 ?? 0)} ms (docs/reliability.md, from the same run).${fo.secondFailovers ? ` ${fo.secondFailovers} promoted primaries were failed over again within 10 s by the Sentinels themselves (down-after-milliseconds 1 s under a loaded machine): the acknowledgement gap stayed within the target, but each is a failover nobody caused.` : ''}`
       : 'The failover bench gave no result in this run.',
   });
   return { ratios, targets };
