@@ -127,7 +127,7 @@ export function earn(
     target: `seed day, as \`npm start\` runs it, >= ${EARN_TARGETS.seedDayVsPg}x the PostgreSQL-only service`,
     value: `${f2(ratios.seedDayServedVsPg)}x (${r0(sd.opsPerSec)} against ${r0(day.pgOnly.opsPerSec)} ops/s; as the bench runs one API process: ${f2(ratios.seedDayServiceVsPg)}x)`,
     met: ratios.seedDayServedVsPg >= EARN_TARGETS.seedDayVsPg && sd.finished,
-    reading: `${budget(sdNeed, sd)}. The PostgreSQL-only service answered the same ${day.pgOnly.completed} operations with ${day.pgOnly.cpuUsPerRequest.server} µs of its process and ${day.pgOnly.cpuUsPerRequest.store} µs of PostgreSQL each. What would close it: the service's own CPU per operation (every request authenticated, rate-limited in Redis, a search planned over the read model and verified in Redis) is the larger share; fewer Redis round trips per request (the rate limit and the verification in one script) and a cheaper search path are where it is.`,
+    reading: `${budget(sdNeed, sd)}. The PostgreSQL-only service answered the same ${day.pgOnly.completed} operations with ${day.pgOnly.cpuUsPerRequest.server} µs of its process and ${day.pgOnly.cpuUsPerRequest.store} µs of PostgreSQL each. The service's own processes are the larger share: every request is authenticated and counted against its caller's budget (in memory, flushed to Redis in batches), a search is planned over the read model and its page verified in Redis (one round trip), and each API process decodes every event of every city for its read model. What would close it: a page verified only where the read model has not yet heard an entry's latest event, and one read of the stream per process, shared by its consumers.`,
   });
   const bs = w.serviceWithSync;
   targets.push({
@@ -154,7 +154,7 @@ export function earn(
     target: `search >= ${EARN_TARGETS.searchVsPg}x the PostgreSQL-only search at the same p99 or better (b'/c')`,
     value: `${f2(ratios.searchVsPg)}x (${r0(r.service.perSec)} against ${r0(r.pgOnly.perSec)}/s; p99 ${f2(r.service.p99)} against ${f2(r.pgOnly.p99)} ms; as \`npm start\` runs it: ${f2(ratios.servedSearchVsPg)}x, p99 ${f2(r.served.p99)} ms)`,
     met: ratios.searchVsPg >= EARN_TARGETS.searchVsPg && r.service.p99 <= r.pgOnly.p99,
-    reading: `${budget(EARN_TARGETS.searchVsPg * r.pgOnly.perSec, r.service)}. PostgreSQL answers a search from its indexes in ${r.pgOnly.cpuUsPerRequest.store} µs of its backends and ${r.pgOnly.cpuUsPerRequest.server} µs of its Node process; ours plans it in memory and verifies the page in Redis. What would close it: the verification only for the entries the read model has not yet heard confirmed, and the per-request authentication and rate-limit round trip made cheaper.`,
+    reading: `${budget(EARN_TARGETS.searchVsPg * r.pgOnly.perSec, r.service)}. PostgreSQL answers a search from its indexes in ${r.pgOnly.cpuUsPerRequest.store} µs of its backends and ${r.pgOnly.cpuUsPerRequest.server} µs of its Node process; ours plans it in memory and verifies the page in Redis. What would close it: the page verified only where the read model has not yet heard an entry's latest event (today every hit is verified in Redis), and less work per request around the search (authentication, serialization).`,
   });
   targets.push({
     target: `WAIT's cost <= ${EARN_TARGETS.waitCostMax * 100}% of booking throughput at 50 in flight (\`npm run bench:replication\`, in this run)`,
