@@ -25,12 +25,12 @@ import { Inventory } from '../src/services/inventory.ts';
 import { createTestDatabase } from '../test/support/postgres.ts';
 import { startRedis } from '../test/support/redis.ts';
 import { runStamp } from './lib/stamp.ts';
+import { BENCH_CITY, BENCH_VEHICLE, HOUR } from './lib/workload.ts';
 
 const EVENTS = Number(process.env.BENCH_EVENTS ?? 20_000);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const BATCH = 500;
 const VEHICLES = 2_000;
-const HOUR = 3_600_000;
 
 /** The event log's secondary indexes as the migrations leave them, and the variants measured. */
 const VARIANTS: { name: string; ddl: string[] }[] = [
@@ -59,32 +59,10 @@ async function engineEvents(): Promise<StreamEvent[]> {
   const server = await startRedis({ external: 'never' });
   const redis = new Redis(server.url);
   try {
-    const city = {
-      id: 'bench',
-      name: 'Bench',
-      timeZone: 'UTC',
-      turnaroundMs: 30 * 60_000,
-      center: { lat: 0, lng: 0 },
-      currency: 'INR',
-    };
+    const city = BENCH_CITY;
     const inventory = new Inventory(redis, { cities: new CityCatalog([city]) });
     const vehicles: string[] = [];
-    for (let i = 0; i < VEHICLES; i++)
-      vehicles.push(
-        (
-          await inventory.createVehicle(city.id, {
-            hostId: 'h1',
-            category: 'sedan',
-            seats: 5,
-            transmission: 'automatic',
-            fuel: 'petrol',
-            make: 'B',
-            model: 'C',
-            location: { lat: 1, lng: 1 },
-            pricePerHour: 10,
-          })
-        ).vehicleId,
-      );
+    for (let i = 0; i < VEHICLES; i++) vehicles.push((await inventory.createVehicle(city.id, BENCH_VEHICLE)).vehicleId);
     const base = Math.ceil(Date.now() / HOUR) * HOUR + HOUR;
     let next = 0;
     await Promise.all(

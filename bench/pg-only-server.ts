@@ -12,11 +12,10 @@
  *   POST /v1/holds {vehicleId, from, to}     -> 201 (a hold lapsing after HOLD_TTL_MS), 409 when taken
  *   POST /v1/bookings {vehicleId, from, to}  -> 201, 409 when taken
  *   POST /v1/bookings/:id/cancel             -> 200, 409 when not cancellable, 404
- *   POST /book {vehicleId, from, to}         -> as /v1/bookings (the write scenario's path)
  *
  * Env: DATABASE_URL (a fresh database; the schema is created here), BENCH_VEHICLES (plain vehicles
- * of the write city), PG_POOL (default: 4 connections per core), HOLD_TTL_MS (default: ours).
- * Started by bench/side-by-side.ts; IPC (bench/lib/child.ts): `count` (bookings), `cpu`, and
+ * of the write city, for bench/pg-only-check.ts's hold lapse), PG_POOL (default: 4 connections per core), HOLD_TTL_MS (default: ours).
+ * Started by bench/side-by-side.ts; IPC (bench/lib/child.ts): `cpu`, and
  * `load` {city, vehicles, entries} (bench/side-by-side/pg-only.ts exports a city of ours).
  */
 import { randomUUID } from 'node:crypto';
@@ -250,7 +249,6 @@ async function placeTrip(kind: 'hold' | 'booking', body: unknown, reply: Fastify
 
 app.post('/v1/holds', (request, reply) => placeTrip('hold', request.body, reply));
 app.post('/v1/bookings', (request, reply) => placeTrip('booking', request.body, reply));
-app.post('/book', (request, reply) => placeTrip('booking', request.body, reply));
 
 app.post('/v1/bookings/:id/cancel', async (request, reply) => {
   const { id } = request.params as { id: string };
@@ -275,8 +273,6 @@ serveParent(
   url,
   {
     cpu: () => cpuMs(),
-    count: async () =>
-      Number((await pool.query("SELECT count(*) AS n FROM calendar WHERE kind = 'booking'")).rows[0].n),
     load: (args) => loadCity(pool, args as CityExport),
     pool: () => POOL,
   },

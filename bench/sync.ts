@@ -9,6 +9,7 @@
  *   npm run bench:sync
  */
 import { runStamp } from './lib/stamp.ts';
+import { BENCH_CITY, BENCH_VEHICLE, HOUR } from './lib/workload.ts';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -26,7 +27,6 @@ const BACKLOG = Number(process.env.BENCH_SYNC_BACKLOG ?? 30_000);
 const LAG_SECONDS = Number(process.env.BENCH_SYNC_SECONDS ?? 15);
 const CONCURRENCY = 50;
 const VEHICLES = 2_000;
-const HOUR = 3_600_000;
 
 const q = (xs: number[], p: number) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -40,35 +40,14 @@ async function main() {
   const pool = new pg.Pool({ connectionString: db.url, max: 4 });
   try {
     await migrate(db.url);
-    const city = {
-      id: 'bench',
-      name: 'Bench',
-      timeZone: 'UTC',
-      turnaroundMs: 30 * 60_000,
-      center: { lat: 0, lng: 0 },
-      currency: 'INR',
-    };
+    const city = BENCH_CITY;
     const cities = new CityCatalog([city]);
     const inventory = new Inventory(redis, { cities });
     const vehicles: string[] = [];
     for (let i = 0; i < VEHICLES; i += CONCURRENCY) {
       await Promise.all(
         Array.from({ length: Math.min(CONCURRENCY, VEHICLES - i) }, async () => {
-          vehicles.push(
-            (
-              await inventory.createVehicle(city.id, {
-                hostId: 'h1',
-                category: 'sedan',
-                seats: 5,
-                transmission: 'automatic',
-                fuel: 'petrol',
-                make: 'B',
-                model: 'C',
-                location: { lat: 1, lng: 1 },
-                pricePerHour: 10,
-              })
-            ).vehicleId,
-          );
+          vehicles.push((await inventory.createVehicle(city.id, BENCH_VEHICLE)).vehicleId);
         }),
       );
     }

@@ -19,6 +19,22 @@ function procTimes(pid: number): number | undefined {
   }
 }
 
+/** The processes `pid` started: its API processes (node), and whatever else it runs (esbuild for tsx, say). */
+export function childrenOf(pid: number): { pid: number; comm: string }[] {
+  const out: { pid: number; comm: string }[] = [];
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
+      out.push({ pid: Number(d), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
+    } catch {
+      // the process ended while we looked
+    }
+  }
+  return out;
+}
+
 /** CPU ms of the children `pid` has waited for (ended ones): a PostgreSQL postmaster's ended backends. */
 function endedChildrenTimes(pid: number): number {
   try {

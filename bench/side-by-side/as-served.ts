@@ -8,12 +8,11 @@
  * One setting differs from what ships: the per-caller rate limits are raised out of the way (they
  * are still counted on every request), since the bench's callers send far more than 120 a minute.
  */
-import { readFileSync, readdirSync } from 'node:fs';
 import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { RequestSpec } from 'autocannon';
-import { summarizeProfile, type ProfileSummary } from '../lib/cpu.ts';
+import { childrenOf, summarizeProfile, type ProfileSummary } from '../lib/cpu.ts';
 import { writeFlameGraph } from '../lib/flamegraph.ts';
 import { runLoad } from '../lib/load.ts';
 import type { Redis } from 'ioredis';
@@ -30,22 +29,6 @@ export interface ServedFleet {
   /** The processes of the tree, for CPU accounting: `server` (the primary) and `server:<comm>:<pid>` (what it started). */
   pids(): Record<string, number>;
   stop(): Promise<void>;
-}
-
-/** The processes `pid` started: its API processes (node), and whatever else it runs (esbuild for tsx, say). */
-function childrenOf(pid: number): { pid: number; comm: string }[] {
-  const out: { pid: number; comm: string }[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      if (Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) !== pid) continue;
-      out.push({ pid: Number(d), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
-    } catch {
-      // the process ended while we looked
-    }
-  }
-  return out;
 }
 
 export async function served(redisUrl: string, databaseUrl: string, nodeArgs: string[] = []): Promise<ServedFleet> {
