@@ -8,18 +8,14 @@
  * One setting differs from what ships: the per-caller rate limits are raised out of the way (they
  * are still counted on every request), since the bench's callers send far more than 120 a minute.
  */
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
-import os from 'node:os';
 import path from 'node:path';
 import type { RequestSpec } from 'autocannon';
-import { childrenOf, summarizeProfile, type ProfileSummary } from '../lib/cpu.ts';
-import { writeFlameGraph } from '../lib/flamegraph.ts';
-import { runLoad } from '../lib/load.ts';
+import { childrenOf, type ProfileSummary } from '../lib/cpu.ts';
 import type { Redis } from 'ioredis';
 import { REFERENCE_CITIES } from '../../src/domain/cities.ts';
 import { startServe } from '../../test/support/serve.ts';
 import { cityLag } from '../../src/workers/sync.ts';
-import { C, CONNECTIONS, QUICK, SECRET, cleanups } from './harness.ts';
+import { C, CONNECTIONS, QUICK, SECRET, cleanups, summarized, underProfile } from './harness.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
 
 const UNLIMITED = '1000000000';
@@ -97,39 +93,29 @@ export async function profileServed(
   request: RequestSpec,
   name: string,
 ): Promise<ServedProfiles | undefined> {
-  if (!C.profileSeconds) return undefined;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-served-prof-'));
-  try {
-    const fleet = await served(redisUrl, databaseUrl, [
-      '--cpu-prof',
-      `--cpu-prof-dir=${dir}`,
-      '--cpu-prof-interval=500',
-    ]);
-    const primaryPid = fleet.pids().server;
-    await runLoad({ url: fleet.url, connections: CONNECTIONS, duration: 2, request });
-    await runLoad({ url: fleet.url, connections: CONNECTIONS, duration: C.profileSeconds, request });
-    await fleet.stop();
-    // Main threads only (`.0.`): a worker thread (the logger's, say) writes a profile of its own.
-    const files = (await readdir(dir)).filter((f) => /\.0\.\d+\.cpuprofile$/.test(f));
-    const primaryFile = files.find((f) => f.includes(`.${primaryPid}.`));
-    const apiFile = files.find((f) => f !== primaryFile);
-    const out: ServedProfiles = {};
-    for (const [role, file] of [
-      ['primary', primaryFile],
-      ['api', apiFile],
-    ] as const) {
-      if (!file) continue;
-      const full = path.join(dir, file);
-      if (!QUICK)
-        await writeFlameGraph(
-          full,
-          `docs/profiles/served-${name}-${role}.svg`,
-          `${name}s as npm start runs it, ${CONNECTIONS} clients, ${C.profileSeconds} s: the ${role === 'primary' ? 'primary process (sync, resolver, webhooks, sweeper, monitor)' : 'API process (one of two)'}`,
-        );
-      out[role] = await summarizeProfile(full);
-    }
-    return out;
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  let primaryPid = 0;
+  return underProfile(
+    async (nodeArgs) => {
+      const fleet = await served(redisUrl, databaseUrl, nodeArgs);
+      primaryPid = fleet.pids().server ?? 0;
+      return fleet;
+    },
+    request,
+    async (files) => {
+      const primaryFile = files.find((f) => path.basename(f).includes(`.${primaryPid}.`));
+      const apiFile = files.find((f) => f !== primaryFile);
+      const out: ServedProfiles = {};
+      for (const [role, file] of [
+        ['primary', primaryFile],
+        ['api', apiFile],
+      ] as const) {
+        if (!file) continue;
+        out[role] = await summarized(file, {
+          file: `docs/profiles/served-${name}-${role}.svg`,
+          title: `${name}s as npm start runs it, ${CONNECTIONS} clients, ${C.profileSeconds} s: the ${role === 'primary' ? 'primary process (sync, resolver, webhooks, sweeper, monitor)' : 'API process (one of two)'}`,
+        });
+      }
+      return out;
+    },
+  );
 }

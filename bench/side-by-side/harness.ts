@@ -164,26 +164,49 @@ export async function measure(
   };
 }
 
-export async function profile(
+/**
+ * The load against a server started by `start` with `--cpu-prof` (2 s of warm-up, then
+ * `profileSeconds` profiled), stopped, then `read` given the main threads' profiles (a file name
+ * carries its process id; a worker thread writes one of its own, left out) before they are removed.
+ */
+export async function underProfile<T>(
+  start: (nodeArgs: string[]) => Promise<{ url: string; stop(): Promise<void> }>,
+  request: RequestSpec,
+  read: (files: string[]) => Promise<T>,
+): Promise<T | undefined> {
+  if (!C.profileSeconds) return undefined;
+  const dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-prof-'));
+  try {
+    const server = await start(['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=500']);
+    await runLoad({ url: server.url, connections: CONNECTIONS, duration: 2, request });
+    // The profile covers the whole process; the start-up part is small next to the load.
+    await runLoad({ url: server.url, connections: CONNECTIONS, duration: C.profileSeconds, request });
+    await server.stop();
+    const files = (await readdir(dir)).filter((f) => /\.0\.\d+\.cpuprofile$/.test(f));
+    return await read(files.map((f) => path.join(dir, f)));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** A profile's summary, and its flame graph in the tree (a quick run writes nothing there). */
+export async function summarized(file: string, flame?: { file: string; title: string }): Promise<ProfileSummary> {
+  if (flame && !QUICK) await writeFlameGraph(file, flame.file, flame.title);
+  return summarizeProfile(file);
+}
+
+export function profile(
   script: string,
   env: Record<string, string>,
   request: RequestSpec,
   flame?: { file: string; title: string },
 ): Promise<ProfileSummary | undefined> {
-  if (!C.profileSeconds) return undefined;
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'fleet-bench-prof-'));
-  try {
-    const c = await child(script, env, ['--cpu-prof', `--cpu-prof-dir=${dir}`, '--cpu-prof-interval=500']);
-    await runLoad({ url: c.url, connections: CONNECTIONS, duration: 2, request });
-    // The profile covers the whole process; the start-up part is small next to the load.
-    await runLoad({ url: c.url, connections: CONNECTIONS, duration: C.profileSeconds, request });
-    await stop(c);
-    const file = (await readdir(dir)).find((f) => f.endsWith('.cpuprofile'));
-    if (!file) return undefined;
-    // A quick run writes nothing in the tree.
-    if (flame && !QUICK) await writeFlameGraph(path.join(dir, file), flame.file, flame.title);
-    return await summarizeProfile(path.join(dir, file));
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  return underProfile(
+    async (nodeArgs) => {
+      const c = await child(script, env, nodeArgs);
+      return { url: c.url, stop: () => stop(c) };
+    },
+    request,
+    async ([file]) => (file ? summarized(file, flame) : undefined),
+  );
 }
