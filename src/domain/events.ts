@@ -64,7 +64,14 @@ export function compareStreamIds(a: string, b: string): number {
   return am - bm || as - bs;
 }
 
-export function parseStreamEntry(city: string, id: string, fields: string[]): StreamEvent {
+/** Events whose `data` a reader of states still needs (a restore's entries, a verification's report). */
+const DATA_FOR_STATE = /^(vehicle\.restored|system\.failover_)/;
+
+/**
+ * A stream entry as an event. `stateOnly`: for a reader that keeps states (the search read model
+ * with no one to tell): `data` is parsed only where a state reader needs it (else `{}`), the actor not at all.
+ */
+export function parseStreamEntry(city: string, id: string, fields: string[], stateOnly = false): StreamEvent {
   const f = fieldMap(fields);
   const [ms, seq] = parseStreamId(id);
   try {
@@ -81,9 +88,10 @@ export function parseStreamEntry(city: string, id: string, fields: string[]): St
       time: Number(f.time ?? ms),
       status: f.status ?? '',
       cmd: f.cmd ?? '',
-      data: JSON.parse(f.data ?? '{}') as Record<string, unknown>,
+      data: stateOnly && !DATA_FOR_STATE.test(f.type) ? {} : (JSON.parse(f.data ?? '{}') as Record<string, unknown>),
       state: f.state ? (JSON.parse(f.state) as Record<string, unknown>) : null,
     };
+    if (stateOnly) return event;
     if (f.actor) event.actor = actorOf(f.actor);
     if (f.req) event.requestId = f.req;
     if (f.tp) event.traceparent = f.tp;

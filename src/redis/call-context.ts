@@ -1,6 +1,6 @@
 /**
  * Who a change is made for, and in which request and trace: carried to every script a caller runs
- * (the one trailing argument `ctx:<json>`, taken off ARGV by the scripts' core like `clock:`) and
+ * (the one trailing argument `ctx:...`, taken off ARGV by the scripts' core like `clock:`) and
  * written into each event the script appends (`actor`, `req`, `tp`). Set once per HTTP request by
  * the API and once per loop by each worker; nothing between them passes it by hand.
  */
@@ -43,15 +43,28 @@ export const systemActor = (
   role: 'system',
 });
 
-/** The script argument for the current context, or none. */
+/** The parts of the script argument that do not change within a context: encoded once per context. */
+const encodedParts = new WeakMap<CallContext, { req: string; actor: string }>();
+/** Separates the argument's parts (ASCII unit separator): never inside a request id or a traceparent. */
+const SEP = '\u001f';
+
+/**
+ * The script argument for the current context, or none: `ctx:<request id>\x1f<traceparent>\x1f<actor
+ * json>` (src/redis/lua/includes/engine.lua splits it and writes the parts into the events as they
+ * are). JSON escapes the separator inside the actor; the request id has it removed.
+ */
 export function contextArgument(): string | undefined {
   const ctx = storage.getStore();
   // The span the script runs in (tracing on), else what the caller was given.
   const tp = currentTraceparent() ?? ctx?.traceparent;
   if (!ctx?.actor && !ctx?.requestId && !tp) return undefined;
-  return `ctx:${JSON.stringify({
-    ...(ctx?.actor ? { actor: ctx.actor } : {}),
-    ...(ctx?.requestId ? { req: ctx.requestId } : {}),
-    ...(tp ? { tp } : {}),
-  })}`;
+  let parts = ctx ? encodedParts.get(ctx) : undefined;
+  if (!parts) {
+    parts = {
+      req: ctx?.requestId ? ctx.requestId.replaceAll(SEP, '') : '',
+      actor: ctx?.actor ? JSON.stringify(ctx.actor) : '',
+    };
+    if (ctx) encodedParts.set(ctx, parts);
+  }
+  return `ctx:${parts.req}${SEP}${tp ? tp.replaceAll(SEP, '') : ''}${SEP}${parts.actor}`;
 }

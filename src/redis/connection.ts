@@ -92,6 +92,11 @@ export function createRedis(opts: RedisOptions = {}): RedisConnection {
   return new Redis(opts.url ?? 'redis://127.0.0.1:6379', base);
 }
 
+/** A Redis Cluster connection (a script's keys must then share a slot). */
+export function isCluster(redis: RedisConnection): redis is Cluster {
+  return redis instanceof Cluster;
+}
+
 /** Every master node of the connection (one, unless it is a cluster). */
 export function masterNodes(conn: RedisConnection): Redis[] {
   return conn instanceof Cluster ? conn.nodes('master') : [conn];

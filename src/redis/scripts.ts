@@ -82,13 +82,14 @@ export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {
   return sources;
 }
 
-const SMALL_CALENDAR_LINE = /^local SMALL_CALENDAR = 8$/m;
-let smallCalendarEntries = 8;
+const SMALL_CALENDAR = 2;
+const SMALL_CALENDAR_LINE = new RegExp(`^local SMALL_CALENDAR = ${SMALL_CALENDAR}$`, 'm');
+let smallCalendarEntries = SMALL_CALENDAR;
 
 function withSmallCalendar(core: string, entries: number): string {
   if (!SMALL_CALENDAR_LINE.test(core))
-    throw new Error('includes/calendar.lua lost its `local SMALL_CALENDAR = 8` line');
-  return entries === 8 ? core : core.replace(SMALL_CALENDAR_LINE, `local SMALL_CALENDAR = ${entries}`);
+    throw new Error(`includes/calendar.lua lost its \`local SMALL_CALENDAR = ${SMALL_CALENDAR}\` line`);
+  return entries === SMALL_CALENDAR ? core : core.replace(SMALL_CALENDAR_LINE, `local SMALL_CALENDAR = ${entries}`);
 }
 
 /**

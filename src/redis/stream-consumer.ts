@@ -14,9 +14,9 @@
  * is its own slot and a read may not span slots, so each city gets its own blocking connection.
  */
 import { setTimeout as sleep } from 'node:timers/promises';
-import { Cluster } from 'ioredis';
 import { messageOf } from '../domain/errors.ts';
 import { survived } from '../log.ts';
+import { isCluster } from './connection.ts';
 import { keys } from './keys.ts';
 import type { RedisConnection } from './scripts.ts';
 
@@ -367,10 +367,6 @@ function replyOf(reply: unknown): Reply {
   const pairs: NonNullable<Reply> = [];
   for (let i = 0; i + 1 < reply.length; i += 2) pairs.push([String(reply[i]), reply[i + 1]]);
   return pairs;
-}
-
-function isCluster(redis: RedisConnection): redis is Cluster {
-  return redis instanceof Cluster;
 }
 
 /** The connection's command timeout (a blocked read must return before it). */

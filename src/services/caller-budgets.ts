@@ -13,6 +13,7 @@
  */
 import { defaults } from '../config.ts';
 import { runScript, type RedisConnection } from '../redis/scripts.ts';
+import { isCluster } from '../redis/connection.ts';
 import { keys } from '../redis/keys.ts';
 import { survived } from '../log.ts';
 import { setTimeout as wait } from 'node:timers/promises';
@@ -57,6 +58,9 @@ export interface Taken {
   /** How long the window lasts. */
   windowMs: number;
 }
+
+/** Callers sent in one script call at most. */
+const FLUSH_BATCH = 500;
 
 /** A wait that does not keep the process alive. */
 const sleep = (ms: number) => wait(ms, undefined, { ref: false });
@@ -108,29 +112,43 @@ export class CallerBudgets {
   /** Sends what this process counted for `key` since the last flush; the answer tells the others' count. */
   private flush(key: string, c: Counter): Promise<void> {
     if (c.flushing) return c.flushing.then(() => (c.local > c.sent ? this.flush(key, c) : undefined));
-    const n = c.local - c.sent;
-    if (n === 0) return Promise.resolve();
-    c.sent += n;
-    c.flushing = (async () => {
+    return this.send([[key, c]]);
+  }
+
+  /**
+   * Sends the counts of `batch` in one script call (rate_limit_add.lua takes many callers); a
+   * counter already on its way is left for the next flush.
+   */
+  private send(batch: readonly (readonly [string, Counter])[]): Promise<void> {
+    const items = batch.flatMap(([key, c]) =>
+      c.flushing || c.local === c.sent ? [] : [{ key, c, n: c.local - c.sent }],
+    );
+    if (!items.length) return Promise.resolve();
+    for (const i of items) i.c.sent += i.n;
+    const sending = (async () => {
       try {
-        const [current, ttl] = (await runScript(
+        const reply = (await runScript(
           this.o.redis,
           'rate_limit_add',
-          [keys.callerBudget(key)],
-          [n, c.windowMs],
-        )) as [number, number];
-        c.confirmed += n;
-        c.others = Math.max(0, Number(current) - c.confirmed);
-        c.windowEnd = Date.now() + Number(ttl);
+          items.map((i) => keys.callerBudget(i.key)),
+          items.flatMap((i) => [i.n, i.c.windowMs]),
+        )) as number[];
+        const now = Date.now();
+        items.forEach(({ c, n }, k) => {
+          c.confirmed += n;
+          c.others = Math.max(0, Number(reply[2 * k]) - c.confirmed);
+          c.windowEnd = now + Number(reply[2 * k + 1]);
+        });
       } catch (err) {
         // Redis unreachable: send these counts again with the next flush.
         survived('rate-limit.flush', err);
-        c.sent -= n;
+        for (const { c, n } of items) c.sent -= n;
       } finally {
-        c.flushing = undefined;
+        for (const { c } of items) c.flushing = undefined;
       }
     })();
-    return c.flushing;
+    for (const { c } of items) c.flushing = sending;
+    return sending;
   }
 
   /**
@@ -150,16 +168,16 @@ export class CallerBudgets {
     this.timer = setTimeout(() => {
       this.timer = undefined;
       const now = Date.now();
-      let more = false;
+      const due: [string, Counter][] = [];
       for (const [key, c] of this.counters) {
-        if (c.local > c.sent) {
-          void this.flush(key, c);
-          more = true;
-        } else if (c.windowEnd <= now && !c.flushing) {
-          this.counters.delete(key);
-        }
+        if (c.local > c.sent) due.push([key, c]);
+        else if (c.windowEnd <= now && !c.flushing) this.counters.delete(key);
       }
-      if (more) this.schedule();
+      // One call for every caller counted meanwhile; on a Redis Cluster one per caller (a script's
+      // keys must share a slot).
+      if (isCluster(this.o.redis)) for (const d of due) void this.send([d]);
+      else for (let i = 0; i < due.length; i += FLUSH_BATCH) void this.send(due.slice(i, i + FLUSH_BATCH));
+      if (due.length) this.schedule();
     }, this.flushMs);
     this.timer.unref();
   }

@@ -82,7 +82,10 @@ export interface VehicleNow {
 export class ReadModel {
   private readonly views = new Map<string, CityView>();
   /** Who else hears the tail (the WebSocket hub): one read of each stream per process. */
-  private readonly listeners = new Set<(city: string, events: StreamEvent[]) => void>();
+  private readonly listeners = new Set<{
+    hear: (city: string, events: StreamEvent[]) => void;
+    wanted: () => boolean;
+  }>();
   private readonly verifications = new Map<
     string,
     { status: 'verifying' | 'ok'; at: number; report?: Record<string, unknown> }
@@ -151,10 +154,15 @@ export class ReadModel {
     this.views.set(city, view);
   }
 
-  /** Hears every event this model applies, city by city, in stream order. Returns the unsubscribe. */
-  onEvents(listener: (city: string, events: StreamEvent[]) => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
+  /**
+   * Hears every event this model applies, city by city, in stream order, while `wanted` says so
+   * (the live hub: while it has connections); events nobody wants are read only for their state.
+   * Returns the unsubscribe.
+   */
+  onEvents(listener: (city: string, events: StreamEvent[]) => void, wanted: () => boolean = () => true): () => void {
+    const l = { hear: listener, wanted };
+    this.listeners.add(l);
+    return () => this.listeners.delete(l);
   }
 
   /** The id of the last event of the city this model has applied (and told its listeners of). */
@@ -244,20 +252,24 @@ export class ReadModel {
   private async apply(city: string, all: readonly StreamEntry[]): Promise<number> {
     const view = this.views.get(city);
     if (!view) return 0;
-    const entries = all.filter((e) => compareStreamIds(e.id, view.lastId) > 0);
+    // Stream order: what `catchUp` applied meanwhile is a prefix.
+    let first = 0;
+    while (first < all.length && compareStreamIds(all[first]!.id, view.lastId) <= 0) first++;
     const horizon = this.inventory.clock.now() - KEEP_PAST_MS;
+    const listeners = [...this.listeners].filter((l) => l.wanted());
     const heard: StreamEvent[] = [];
     let reload = false;
-    for (const { id, fields } of entries) {
+    for (let i = first; i < all.length; i++) {
+      const { id, fields } = all[i]!;
       view.lastId = id;
       let e: StreamEvent;
       try {
-        e = parseStreamEntry(city, id, fields);
+        e = parseStreamEntry(city, id, fields, listeners.length === 0);
       } catch (err) {
         survived('read-model.parse', err);
         continue;
       }
-      heard.push(e);
+      if (listeners.length) heard.push(e);
       if (e.type.startsWith('system.failover_')) this.noteVerification(city, e);
       // A failover may have taken back writes this model had applied: once the city is verified
       // (what was lost restored, with events), load it afresh from Redis.
@@ -288,10 +300,10 @@ export class ReadModel {
       if (!v) continue;
       const entry = e.state as unknown as CalendarEntry;
       v.entries.set(entry.id, entry);
-      for (const [k, old] of v.entries) if (old.to !== undefined && old.to < horizon) v.entries.delete(k);
+      for (const old of v.entries.values()) if (old.to !== undefined && old.to < horizon) v.entries.delete(old.id);
       v.busy = undefined;
     }
-    if (heard.length) for (const listener of this.listeners) listener(city, heard);
+    if (heard.length) for (const l of listeners) l.hear(city, heard);
     if (reload) {
       const position = view.lastId;
       await this.load(city);
@@ -299,7 +311,7 @@ export class ReadModel {
       const reloaded = this.views.get(city);
       if (reloaded && compareStreamIds(reloaded.lastId, position) < 0) reloaded.lastId = position;
     }
-    return entries.length;
+    return all.length - first;
   }
 
   /**

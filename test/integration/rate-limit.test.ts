@@ -9,6 +9,7 @@ import type { Redis } from 'ioredis';
 import { buildApp, type App } from '../../src/api/app.ts';
 import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { keys } from '../../src/redis/keys.ts';
+import { CallerBudgets } from '../../src/services/caller-budgets.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { connect, newInventory, testCity } from '../support/engine.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -81,4 +82,22 @@ test("two processes share a caller's budget; other callers keep theirs", async (
   const other = await mintToken(SECRET, { sub: 'other', role: 'customer' });
   assert.equal((await get(bases[1]!, other)).status, 200);
   await flushed('shared', 12); // the counts reached Redis (fails if they do not)
+});
+
+test("one flush sends every caller counted meanwhile, each caller's count to its own key", async () => {
+  const budgets = new CallerBudgets({ redis, flushMs: 20 });
+  const callers = Array.from({ length: 40 }, (_, i) => `batch-${i}`);
+  const key = (c: string) => `customer:${c}`;
+  // A caller's first request of a window waits for the shared count: one call each.
+  await Promise.all(callers.map((c) => budgets.take(key(c), 1, 1_000, 60_000)));
+  await redis.config('RESETSTAT');
+  // The next ones (within the process's share) are counted here and sent by the timer, together.
+  await Promise.all(
+    callers.flatMap((c, i) => Array.from({ length: 1 + (i % 3) }, () => budgets.take(key(c), 1, 1_000, 60_000))),
+  );
+  for (const [i, c] of callers.entries()) await flushed(c, 2 + (i % 3));
+  const calls = Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+  assert.ok(calls > 0 && calls <= 5, `${calls} script calls for 40 callers' counts (one per flush expected)`);
+  for (const [i, c] of callers.entries()) assert.equal(await shared(c), 2 + (i % 3), c);
+  await budgets.close();
 });

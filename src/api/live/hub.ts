@@ -88,11 +88,15 @@ export class LiveHub {
     this.gate.listen(server, (req, socket, head, admitted) =>
       this.wss.handleUpgrade(req, socket, head, (ws) => this.connect(ws, admitted)),
     );
-    this.unfeed = this.feed?.onEvents((city, events) => {
-      this.delivering = this.delivering
-        .then(() => this.fanOut.dispatch(city, events))
-        .catch((err: unknown) => survived('live.dispatch', err));
-    });
+    // Events are wanted while someone is connected; one who connects later replays from Redis.
+    this.unfeed = this.feed?.onEvents(
+      (city, events) => {
+        this.delivering = this.delivering
+          .then(() => this.fanOut.dispatch(city, events))
+          .catch((err: unknown) => survived('live.dispatch', err));
+      },
+      () => this.clients.size > 0,
+    );
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs).unref();
   }
 

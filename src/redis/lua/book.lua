@@ -59,5 +59,4 @@ emit(ctx, 'booking.confirmed', booking.id,
   { customerId = booking.customerId, from = booking.from, to = booking.to, holdId = booking.holdId,
     price = { currency = booking.price.currency, total = booking.price.total } })
 local out = commit(ctx, shared)
-out.booking = booking
-return finish(KEYS[9], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out, { booking = entry_json(ctx, booking) })

@@ -24,5 +24,4 @@ put(ctx, booking)
 emit(ctx, 'booking.cancelled', booking.id,
   { customerId = booking.customerId, reason = ARGV[8], previousStatus = previous })
 local out = commit(ctx, shared)
-out.booking = booking
-return finish(KEYS[9], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out, { booking = entry_json(ctx, booking) })

@@ -41,5 +41,4 @@ if completion == 'late' then
   displace(ctx, scheduled, NOW, true, 'late_return', booking.id)
 end
 local out = commit(ctx, shared)
-out.booking = booking
-return finish(KEYS[9], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out, { booking = entry_json(ctx, booking) })

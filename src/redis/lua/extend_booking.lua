@@ -57,5 +57,4 @@ emit(ctx, 'booking.extended', booking.id,
   { customerId = booking.customerId, previousTo = old_to, to = new_to, forced = forced,
     price = { currency = booking.price.currency, total = booking.price.total, added = added } })
 local out = commit(ctx, shared)
-out.booking = booking
-return finish(KEYS[9], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out, { booking = entry_json(ctx, booking) })

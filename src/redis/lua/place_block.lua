@@ -34,5 +34,4 @@ put(ctx, block)
 emit(ctx, 'block.placed', block.id, { reason = reason, from = from, to = to, note = block.note })
 displace(ctx, from, to or FOREVER, false, reason, block.id)
 local out = commit(ctx, shared)
-out.block = block
-return finish(KEYS[9], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out, { block = entry_json(ctx, block) })

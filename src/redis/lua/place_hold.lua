@@ -50,5 +50,4 @@ redis.call('ZADD', KEYS[10], hold.expiresAt, hold.id)
 -- The zset lives as long as the customer's latest hold; released members are dropped lazily above.
 if redis.call('PEXPIRETIME', KEYS[10]) < hold.expiresAt then redis.call('PEXPIREAT', KEYS[10], hold.expiresAt) end
 local out = commit(ctx, shared)
-out.hold = hold
-return finish(KEYS[9], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out, { hold = entry_json(ctx, hold) })

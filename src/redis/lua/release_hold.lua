@@ -24,5 +24,4 @@ hold.releaseReason = 'customer'
 put(ctx, hold)
 emit(ctx, 'hold.released', hold.id, { reason = 'customer', customerId = hold.customerId })
 local out = commit(ctx, shared)
-out.hold = hold
-return finish(KEYS[9], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out, { hold = entry_json(ctx, hold) })

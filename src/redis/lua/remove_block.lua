@@ -30,5 +30,4 @@ end
 put(ctx, block)
 emit(ctx, etype, block.id, { reason = block.reason, from = block.from, to = block.to })
 local out = commit(ctx, shared)
-out.block = block
-return finish(KEYS[9], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out, { block = entry_json(ctx, block) })

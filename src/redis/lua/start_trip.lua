@@ -40,5 +40,4 @@ booking.startedAt = NOW
 put(ctx, booking)
 emit(ctx, 'booking.started', booking.id, { customerId = booking.customerId, startedAt = NOW })
 local out = commit(ctx, shared)
-out.booking = booking
-return finish(KEYS[9], ARGV[2], out)
+return finish(KEYS[9], ARGV[2], out, { booking = entry_json(ctx, booking) })

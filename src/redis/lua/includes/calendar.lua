@@ -11,10 +11,11 @@
 -- (on the vehicle hash: the longest window the index has held) after its start, so whatever
 -- touches [from, to), turnaround included, starts in (from - buffer - reach, to + buffer).
 -- A calendar of at most SMALL_CALENDAR entries (`calSize` on the vehicle hash) is read whole
--- instead: one HVALS costs less than the index's lookups. Both ways read every entry that
--- matters; the index is kept either way. (Tests set SMALL_CALENDAR to 0: src/redis/scripts.ts.)
+-- instead: one HVALS costs less than the index's lookups while there are few entries to decode
+-- (a priced entry takes microseconds to decode: past two entries, the lookups cost less).
+-- Both ways read every entry that matters; the index is kept either way. (Tests set SMALL_CALENDAR to 0: src/redis/scripts.ts.)
 local STICKY = -1
-local SMALL_CALENDAR = 8
+local SMALL_CALENDAR = 2
 
 local function indexed(e)
   if e.kind == 'hold' then return e.status == 'held' end
@@ -105,8 +106,10 @@ local function city_shared(counters, events, due, index, live, cmd, city)
 end
 
 local function open_vehicle(vkey, calkey, idxkey, vid, buffer)
+  local vehicle, stored = load_vehicle(vkey)
   local ctx = { vkey = vkey, calkey = calkey, idxkey = idxkey, vid = vid, buffer = buffer, reach = 0,
-                vehicle = load_vehicle(vkey), entries = {}, by_id = {}, dirty = {}, events = {}, removed = {} }
+                vehicle = vehicle, stored = stored or {}, entries = {}, by_id = {}, dirty = {}, events = {},
+                removed = {}, json = {} }
   if ctx.vehicle then
     ctx.old_status = ctx.vehicle.status
     ctx.old_category = ctx.vehicle.category

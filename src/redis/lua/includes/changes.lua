@@ -144,14 +144,17 @@ end
 local VEHICLE_FIELDS = { 'id', 'city', 'hostId', 'category', 'seats', 'transmission', 'fuel', 'make',
   'model', 'lat', 'lng', 'pricePerHour', 'pricePerDay', 'listing', 'createdAt' }
 
--- The vehicle hash and its place in the status-due schedule.
-local function write_vehicle(vkey, due_key, vid, v, status, due, reach, size)
+-- The vehicle hash and its place in the status-due schedule. Of the vehicle's own fields, only those
+-- that differ from the hash as it was read (`stored`) are written: a booking changes none of them.
+local function write_vehicle(vkey, due_key, vid, v, stored, status, due, reach, size)
   local fields = { 'status', status, 'version', v.version, 'updatedAt', NOW, 'statusDue', due or '',
                    'calReach', reach, 'calSize', size }
   for _, f in ipairs(VEHICLE_FIELDS) do
-    if v[f] ~= nil then
-      table.insert(fields, f)
-      table.insert(fields, v[f])
+    local value = v[f]
+    if value ~= nil and tostring(value) ~= stored[f] then
+      fields[#fields + 1] = f
+      fields[#fields + 1] = value
+      stored[f] = tostring(value)
     end
   end
   redis.call('HSET', vkey, unpack(fields))
@@ -159,7 +162,8 @@ local function write_vehicle(vkey, due_key, vid, v, status, due, reach, size)
 end
 
 -- Write the changed entries, re-derive the status, keep counters exact, bump the version and
--- append the events. Returns { version, status, events = { stream ids } }.
+-- append the events. Returns { version, status, events = { stream ids } }. Each changed entry is
+-- encoded once (`ctx.json[id]`): the calendar, its event's state and `finish`'s reply share it.
 local function commit(ctx, shared)
   local v = ctx.vehicle
   for id in pairs(ctx.removed) do
@@ -168,7 +172,9 @@ local function commit(ctx, shared)
   end
   ctx.removed = {}
   for id, e in pairs(ctx.dirty) do
-    redis.call('HSET', ctx.calkey, id, cjson.encode(e))
+    local json = cjson.encode(e)
+    ctx.json[id] = json
+    redis.call('HSET', ctx.calkey, id, json)
     if indexed(e) then
       local score = index_score(e)
       redis.call('ZADD', ctx.idxkey, score, id)
@@ -187,17 +193,28 @@ local function commit(ctx, shared)
   v.status = status
   v.version = v.version + 1
   ctx.size = redis.call('HLEN', ctx.calkey)
-  write_vehicle(ctx.vkey, shared.due, ctx.vid, v, status, due, ctx.reach, ctx.size)
+  write_vehicle(ctx.vkey, shared.due, ctx.vid, v, ctx.stored, status, due, ctx.reach, ctx.size)
   -- Events carry the state they leave behind (the entry, or the vehicle), so a consumer can
   -- project the calendar exactly without reading Redis.
-  local vstate = {}
-  for _, f in ipairs(VEHICLE_FIELDS) do vstate[f] = v[f] end
-  vstate.status, vstate.version = status, v.version
+  local vstate_json = nil
   local ids = {}
   for _, ev in ipairs(ctx.events) do
-    local state = ev[4] or ctx.by_id[ev[2]]
     local state_json
-    if state then state_json = cjson.encode(state) else state_json = cjson.encode(vstate) end
+    if ev[4] then
+      state_json = cjson.encode(ev[4])
+    elseif ctx.dirty[ev[2]] then
+      state_json = ctx.json[ev[2]]
+    elseif ctx.by_id[ev[2]] then
+      state_json = cjson.encode(ctx.by_id[ev[2]])
+    else
+      if vstate_json == nil then
+        local vstate = {}
+        for _, f in ipairs(VEHICLE_FIELDS) do vstate[f] = v[f] end
+        vstate.status, vstate.version = status, v.version
+        vstate_json = cjson.encode(vstate)
+      end
+      state_json = vstate_json
+    end
     ids[#ids + 1] = redis.call('XADD', shared.events, '*', unpack(context_fields({
       'type', ev[1], 'city', shared.city, 'vehicle', ctx.vid, 'subject', ev[2],
       'version', v.version, 'time', NOW, 'status', status, 'cmd', shared.cmd, 'data', cjson.encode(ev[3]),
@@ -210,10 +227,22 @@ local function commit(ctx, shared)
   return { version = v.version, status = status, events = ids }
 end
 
--- Record the result under the idempotency key and reply { result json, replayed = 0 }.
-local function finish(idem_key, fingerprint, result)
+-- An entry as `commit` last encoded it (or encoded now, if it was not written).
+local function entry_json(ctx, e)
+  return ctx.json[e.id] or cjson.encode(e)
+end
+
+-- Record the result under the idempotency key and reply { result json, replayed = 0 }. `encoded`
+-- (optional) adds fields already encoded as JSON (an entry `commit` encoded: `ctx.json[id]`), spliced
+-- in rather than encoded again.
+local function finish(idem_key, fingerprint, result, encoded)
   result.at = NOW
   local json = cjson.encode(result)
+  if encoded then
+    local parts = {}
+    for k, raw in pairs(encoded) do parts[#parts + 1] = '"' .. k .. '":' .. raw end
+    if #parts > 0 then json = string.sub(json, 1, -2) .. ',' .. table.concat(parts, ',') .. '}' end
+  end
   if fingerprint ~= '' then
     local ttl = IDEM_TTL
     if string.sub(fingerprint, 1, 5) == 'auto:' then ttl = AUTO_IDEM_TTL end
