@@ -253,14 +253,13 @@ export class ReadModel {
     const view = this.views.get(city);
     if (!view) return 0;
     // Stream order: what `catchUp` applied meanwhile is a prefix.
-    let first = 0;
-    while (first < all.length && compareStreamIds(all[first]!.id, view.lastId) <= 0) first++;
+    const first = all.findIndex((e) => compareStreamIds(e.id, view.lastId) > 0);
+    const entries = first < 0 ? [] : first === 0 ? all : all.slice(first);
     const horizon = this.inventory.clock.now() - KEEP_PAST_MS;
     const listeners = [...this.listeners].filter((l) => l.wanted());
     const heard: StreamEvent[] = [];
     let reload = false;
-    for (let i = first; i < all.length; i++) {
-      const { id, fields } = all[i]!;
+    for (const { id, fields } of entries) {
       view.lastId = id;
       let e: StreamEvent;
       try {
@@ -311,7 +310,7 @@ export class ReadModel {
       const reloaded = this.views.get(city);
       if (reloaded && compareStreamIds(reloaded.lastId, position) < 0) reloaded.lastId = position;
     }
-    return all.length - first;
+    return entries.length;
   }
 
   /**

@@ -188,6 +188,10 @@ export class WebhookDispatcher {
 
   /** One city's new entries: a delivery per hearing subscription, queued before they are acknowledged. */
   private async intake(city: string, entries: StreamEntry[]): Promise<string[]> {
+    // Subscriptions are read after the events were: every one created before an event was written
+    // hears it. With none, nothing is parsed: the entries are only acknowledged.
+    this.subscriptions = new Map((await activeSubscriptions(this.pool)).map((s) => [s.id, s]));
+    if (this.subscriptions.size === 0) return entries.map((e) => e.id);
     const events: StreamEvent[] = [];
     for (const { id, fields } of entries) {
       try {
@@ -196,8 +200,6 @@ export class WebhookDispatcher {
         survived('webhooks.parse', err); // counted; an entry no subscription can hear
       }
     }
-    // Subscriptions are read after the events: every one created before an event was written hears it.
-    this.subscriptions = new Map((await activeSubscriptions(this.pool)).map((s) => [s.id, s]));
     const rows: NewDelivery[] = [];
     for (const e of events)
       for (const sub of this.subscriptions.values())
