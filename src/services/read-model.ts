@@ -56,16 +56,27 @@ const TAIL_BATCH = 1000;
 const KEEP_PAST_MS = 24 * 3600_000;
 
 function readVehicle(id: string, s: Record<string, unknown>, entries = new Map<string, CalendarEntry>()): ReadVehicle {
-  const {
-    city: _city,
-    location,
-    status: _status,
-    version: _version,
-    createdAt: _c,
-    updatedAt: _u,
-    ...spec
-  } = vehicleOf(s);
-  return { ...spec, id, lat: location.lat, lng: location.lng, entries };
+  const v = vehicleOf(s);
+  // One shape for every vehicle: each field present (a missing daily cap is undefined, the busy
+  // intervals too until a search builds them), always in this order, so the search's loop over
+  // thousands of them reads one hidden class, never a dictionary.
+  return {
+    id,
+    hostId: v.hostId,
+    category: v.category,
+    seats: v.seats,
+    transmission: v.transmission,
+    fuel: v.fuel,
+    make: v.make,
+    model: v.model,
+    pricePerHour: v.pricePerHour,
+    pricePerDay: v.pricePerDay,
+    listing: v.listing,
+    lat: v.location.lat,
+    lng: v.location.lng,
+    entries,
+    busy: undefined,
+  };
 }
 
 /** A vehicle on the city's map: where it is and its status now. */
@@ -286,9 +297,8 @@ export class ReadModel {
         const next = readVehicle(e.vehicle, e.state, prior?.entries);
         if (prior && !specChanged(prior, e.state)) {
           // The same place in the index (which holds this object): updated in place, its cache dropped.
-          Object.assign(prior, next, { busy: undefined });
-          // An optional field the vehicle no longer has (a daily cap removed) is not in `next`.
-          if (next.pricePerDay === undefined) delete prior.pricePerDay;
+          // `next` has every field (a removed daily cap is undefined): the object keeps its shape.
+          Object.assign(prior, next);
           continue;
         }
         view.vehicles.set(e.vehicle, next);
