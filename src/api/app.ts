@@ -3,7 +3,7 @@
  * authorise and call a service; business rules live in the services and the Lua scripts.
  */
 import { randomUUID } from 'node:crypto';
-import Fastify, { type FastifyRequest } from 'fastify';
+import Fastify, { type FastifyReply, type FastifyRequest } from 'fastify';
 import swagger from '@fastify/swagger';
 import swaggerUi from '@fastify/swagger-ui';
 import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
@@ -244,6 +244,18 @@ async function accessDeps(
 /** A request id a caller may choose: printable, no spaces, at most 128 characters. */
 const REQUEST_ID = /^[\x21-\x7e]{1,128}$/;
 
+/** The route's scope, if it names one: a callback, not an async hook (nothing waits; a promise per request costs). */
+function checkScope(request: FastifyRequest, _reply: FastifyReply, done: (err?: Error) => void): void {
+  const scope = request.routeOptions.config.scope;
+  try {
+    if (scope) requireScope(request.actor, scope);
+  } catch (err) {
+    done(err instanceof Error ? err : new Error(String(err)));
+    return;
+  }
+  done();
+}
+
 export async function buildApp(deps: AppDeps): Promise<App> {
   const httpLimits = { ...DEFAULT_HTTP_LIMITS, ...deps.http };
   const app = Fastify({
@@ -338,10 +350,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
       return withCallContext(ctx, () => handler.call(this, request, reply));
     };
   });
-  app.addHook('preHandler', async (request) => {
-    const scope = request.routeOptions.config.scope;
-    if (scope) requireScope(request.actor, scope);
-  });
+  app.addHook('preHandler', checkScope);
 
   limitConnectionsPerAddress(app.server, httpLimits.maxConnectionsPerIp);
 
