@@ -47,13 +47,14 @@ export class InventoryQueries {
   }
 
   /**
-   * Of the candidates, those free for [from, to) at this instant, in order. The candidates come
-   * from the city's read model (vehicles of `city` by construction): their ids are not parsed again
-   * on every search.
+   * Of the candidates (all in `city`), those free for [from, to) at this instant, in order. A search
+   * asks this for every page: an id is only parsed (and refused) when it lacks the city's prefix.
    */
   async verifyAvailable(city: string, vehicleIds: readonly string[], from: number, to: number): Promise<string[]> {
     const c = this.city(city);
     if (vehicleIds.length === 0) return [];
+    const prefix = `veh_${city}_`;
+    for (const id of vehicleIds) if (!id.startsWith(prefix)) this.cityOf(id, 'vehicle', city);
     const k = vehicleIds.flatMap((v) => keys.vehicleKeys(city, v));
     const free = await runScript(this.redis, 'verify_available', k, [
       time(from, 'from'),
