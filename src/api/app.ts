@@ -10,11 +10,12 @@ import type { TypeBoxTypeProvider } from '@fastify/type-provider-typebox';
 import { defaults, offerPolicy, reservePolicy } from '../config.ts';
 import { DomainError } from '../domain/errors.ts';
 import { metrics } from '../metrics.ts';
-import { eventActorOf, unlessRevoked, type Actor } from './auth.ts';
-import { withCallContext } from '../services/audit.ts';
+import { unlessRevoked, type Actor } from './auth.ts';
+import { asRequest } from '../services/audit.ts';
 import { sendProblem } from './problems.ts';
 import { requireScope } from './authorize.ts';
 import { Problem } from './schemas.ts';
+import { requestContext } from './route-kit.ts';
 import { operationsRoutes } from './routes/operations.ts';
 import { liveRoutes } from './routes/live.ts';
 import { bookRoutes, bookingRoutes, holdRoutes, tripRoutes } from './routes/bookings.ts';
@@ -340,14 +341,14 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     const scope = route.config?.scope;
     if (scope && route.schema) route.schema = { ...route.schema, security: [{ bearer: [scope] }] };
     // Every change a handler makes is recorded as the caller's, in this request (the audit
-    // trail): the call context reaches each script the handler runs (services/audit.ts).
-    // Reads change nothing: only the handlers of methods that write get one.
+    // trail): the handler passes its context with its commands (`commandOptions`); under the
+    // tests' check, a script that appends events without it throws (redis/call-context.ts).
+    // Reads change nothing: only the handlers of methods that write are checked.
     const methods = Array.isArray(route.method) ? route.method : [route.method];
     if (methods.every((m) => m === 'GET' || m === 'HEAD')) return;
     const handler = route.handler;
     route.handler = function inCallContext(request, reply) {
-      const ctx = { requestId: request.id, ...(request.caller ? { actor: eventActorOf(request.caller) } : {}) };
-      return withCallContext(ctx, () => handler.call(this, request, reply));
+      return asRequest(requestContext(request), () => handler.call(this, request, reply));
     };
   });
   app.addHook('preHandler', checkScope);

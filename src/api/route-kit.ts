@@ -12,7 +12,9 @@
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
 import type { City } from '../domain/cities.ts';
 import { DomainError } from '../domain/errors.ts';
-import type { Actor } from './auth.ts';
+import type { FastifyRequest } from 'fastify';
+import type { CallContext } from '../services/audit.ts';
+import { eventActorOf, type Actor } from './auth.ts';
 import { notFound, requireCity } from './authorize.ts';
 import type { AppDeps } from './types.ts';
 
@@ -112,4 +114,16 @@ function standIns<K extends OptionalDep>(
   };
   const standIn = new Proxy(Object.freeze({}), { get: refuse, has: refuse, set: refuse });
   for (const key of missing) Object.defineProperty(deps, key, { value: standIn, enumerable: true });
+}
+
+const contexts = new WeakMap<FastifyRequest, CallContext>();
+
+/** Who a request acts as, and the request: made once per request, passed to its commands. */
+export function requestContext(request: FastifyRequest): CallContext {
+  let ctx = contexts.get(request);
+  if (!ctx) {
+    ctx = { requestId: request.id, ...(request.caller ? { actor: eventActorOf(request.caller) } : {}) };
+    contexts.set(request, ctx);
+  }
+  return ctx;
 }

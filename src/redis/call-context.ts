@@ -20,6 +20,23 @@ export interface CallContext {
 
 const storage = new AsyncLocalStorage<CallContext>();
 
+/**
+ * `FLEET_CALL_CONTEXT_CHECK=1` (npm test sets it): an API request's handler runs inside a marked
+ * context, and a script that appends events inside it without the request's context passed
+ * explicitly (`CommandOptions.context`) throws: the tests find a write path that would record no
+ * actor. Without the check no request enters the store at all, so an API process pays no promise
+ * hook for it (Node 20's AsyncLocalStorage hooks every promise once any context was entered).
+ */
+const CHECK = process.env.FLEET_CALL_CONTEXT_CHECK === '1';
+const requests = new WeakSet<CallContext>();
+
+/** Runs an API request's handler: marked for the check (tests), as it is otherwise. */
+export function asRequest<T>(ctx: CallContext, fn: () => T): T {
+  if (!CHECK) return fn();
+  requests.add(ctx);
+  return storage.run(ctx, fn);
+}
+
 /** Runs `fn` with `ctx` as the call context of every script it runs (merged over an outer one). */
 export function withCallContext<T>(ctx: CallContext, fn: () => T): T {
   const outer = storage.getStore();
@@ -49,12 +66,16 @@ const encodedParts = new WeakMap<CallContext, { req: string; actor: string }>();
 const SEP = '\u001f';
 
 /**
- * The script argument for the current context, or none: `ctx:<request id>\x1f<traceparent>\x1f<actor
+ * The script argument for `explicit` (an API request's context, passed down with its command
+ * options) or else the current context, or none: `ctx:<request id>\x1f<traceparent>\x1f<actor
  * json>` (src/redis/lua/includes/engine.lua splits it and writes the parts into the events as they
  * are). JSON escapes the separator inside the actor; the request id has it removed.
  */
-export function contextArgument(): string | undefined {
-  const ctx = storage.getStore();
+export function contextArgument(script: string, explicit?: CallContext): string | undefined {
+  const stored = storage.getStore();
+  if (CHECK && !explicit && stored && requests.has(stored))
+    throw new Error(`${script} ran in an API request without the request's call context (pass CommandOptions.context)`);
+  const ctx = explicit ?? stored;
   // The span the script runs in (tracing on), else what the caller was given.
   const tp = currentTraceparent() ?? ctx?.traceparent;
   if (!ctx?.actor && !ctx?.requestId && !tp) return undefined;

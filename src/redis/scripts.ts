@@ -12,7 +12,7 @@ import { describeInterval } from '../domain/calendar.ts';
 import { defaults } from '../config.ts';
 import { metrics } from '../metrics.ts';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { contextArgument } from './call-context.ts';
+import { contextArgument, type CallContext } from './call-context.ts';
 import { inSpan } from '../telemetry/spans.ts';
 
 export type RedisConnection = Redis | Cluster;
@@ -59,7 +59,16 @@ const READ_ONLY: ReadonlySet<ScriptName> = new Set(['vehicle_state', 'verify_ava
 /** Writes that are not marketplace state: acknowledged without waiting for replicas. */
 const NO_WAIT: ReadonlySet<ScriptName> = new Set(['replication_probe', 'rate_limit_add', 'trim_stream']);
 /** Scripts that append no event: the call context would only cost a JSON encode and decode. */
-const NO_EVENTS: ReadonlySet<ScriptName> = new Set([...READ_ONLY, ...NO_WAIT, 'trim_calendar', 'unschedule_lapse']);
+const NO_EVENTS: ReadonlySet<ScriptName> = new Set([
+  ...READ_ONLY,
+  ...NO_WAIT,
+  'trim_calendar',
+  'unschedule_lapse',
+  'reserve_hold',
+  'release_hold_reservation',
+  'restore_offer_record',
+  'wipe_city',
+]);
 /** The shared core every script opens with, in this order (each part uses the locals of those before). */
 const CORE_PARTS = ['engine.lua', 'calendar.lua', 'changes.lua', 'pricing.lua'] as const;
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
@@ -123,9 +132,10 @@ function withClock(
   conn: RedisConnection,
   name: ScriptName,
   args: readonly (string | number)[],
+  context: CallContext | undefined,
 ): readonly (string | number)[] {
   const offset = clockOffsets.get(conn);
-  const ctx = NO_EVENTS.has(name) ? undefined : contextArgument();
+  const ctx = NO_EVENTS.has(name) ? undefined : contextArgument(name, context);
   if (!offset && !ctx) return args;
   return [...args, ...(ctx ? [ctx] : []), ...(offset ? [`clock:${offset}`] : [])];
 }
@@ -279,10 +289,11 @@ export function runScript(
   name: ScriptName,
   keys: readonly string[],
   args: readonly (string | number)[],
+  context?: CallContext,
 ): Promise<unknown> {
   // A span of its own (tracing on): its trace context is what the script writes into its events.
   return inSpan(`script ${name}`, { attributes: { 'db.system': 'redis', 'fleet.script': name } }, () =>
-    runScriptNow(conn, name, keys, args),
+    runScriptNow(conn, name, keys, args, context),
   );
 }
 
@@ -291,6 +302,7 @@ async function runScriptNow(
   name: ScriptName,
   keys: readonly string[],
   args: readonly (string | number)[],
+  context: CallContext | undefined,
 ): Promise<unknown> {
   const policy = connectionPolicy(conn);
   if (READ_ONLY.has(name) && policy.replicaReads?.allowed()) {
@@ -299,7 +311,7 @@ async function runScriptNow(
     try {
       const script = (replica as unknown as Record<string, ((...a: unknown[]) => Promise<unknown>) | undefined>)[name];
       if (!script) throw new Error(`script ${name} is not registered on the replica`);
-      const reply = await script.call(replica, keys.length, ...keys, ...withClock(conn, name, args));
+      const reply = await script.call(replica, keys.length, ...keys, ...withClock(conn, name, args, context));
       metrics.replicaReads.inc({ served: 'replica' });
       return reply;
     } catch (err) {
@@ -318,7 +330,7 @@ async function runScriptNow(
   for (let attempt = 1; ; attempt++) {
     const ticket = replication?.ticket(routing);
     try {
-      const reply = await fn.call(conn, keys.length, ...keys, ...withClock(conn, name, args));
+      const reply = await fn.call(conn, keys.length, ...keys, ...withClock(conn, name, args, context));
       await replication?.confirm(routing, ticket);
       return reply;
     } catch (err) {

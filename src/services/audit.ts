@@ -1,7 +1,8 @@
 /**
  * The audit trail: who did what, when, in which request (docs/operations.md). Every event carries
- * its actor; the API sets the caller's for each request and each worker its own (`system:*`), through
- * the call context of src/redis/call-context.ts, re-exported here for the layers above services.
+ * its actor: the API passes the caller's with each request's commands (`CommandOptions.context`),
+ * each worker sets its own (`system:*`) as the call context of src/redis/call-context.ts,
+ * re-exported here for the layers above services.
  * Answered from PostgreSQL, newest first.
  */
 import type pg from 'pg';
@@ -11,6 +12,7 @@ import type { StreamEvent } from '../domain/events.ts';
 import { auditTrail, type AuditFilter } from '../pg/events.ts';
 
 export {
+  asRequest,
   callContext,
   enterCallContext,
   systemActor,

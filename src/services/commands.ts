@@ -9,6 +9,7 @@ import type { CityCatalog } from '../domain/cities.ts';
 import { DomainError } from '../domain/errors.ts';
 import { pricingOf } from '../domain/pricing.ts';
 import type { Vehicle, VehicleStatus } from '../domain/vehicle.ts';
+import type { CallContext } from '../redis/call-context.ts';
 import type { Clock } from '../redis/clock.ts';
 import { keys } from '../redis/keys.ts';
 import type { ScriptName } from '../redis/scripts.ts';
@@ -21,6 +22,11 @@ export interface CommandOptions {
   actorId?: string;
   /** Correlates the command's events (`cmd` field); defaults to a fresh UUID. */
   commandId?: string;
+  /**
+   * Who the change is made for, in which request: an API request passes its own here (the
+   * scripts write it into their events); without it, the current call context (workers, CLI).
+   */
+  context?: CallContext;
 }
 
 export interface CommandResult {

@@ -259,15 +259,21 @@ export class ConflictDesk {
     const record = await this.offersOf(bookingId);
     const city = record.city;
     const idem = this.inventory.idempotency(city, 'accept_offer', opts, [bookingId, offerId]);
-    const reply = await runScript(this.redis, 'accept_offer', this.recordKeys(record, idem.key), [
-      opts.commandId ?? randomUUID(),
-      idem.fingerprint,
-      city,
-      this.turnaround(city),
-      bookingId,
-      offerId,
-      customerId ?? '',
-    ]);
+    const reply = await runScript(
+      this.redis,
+      'accept_offer',
+      this.recordKeys(record, idem.key),
+      [
+        opts.commandId ?? randomUUID(),
+        idem.fingerprint,
+        city,
+        this.turnaround(city),
+        bookingId,
+        offerId,
+        customerId ?? '',
+      ],
+      opts.context,
+    );
     const { out, replayed } = commandReply<{ booking: BookingEntry; record: OfferRecord }>(reply);
     await this.inventory.remotelyConfirmed(city);
     const record2 = normalise(out.record);
@@ -410,15 +416,21 @@ export class ConflictDesk {
     const record = await this.offersOf(bookingId);
     const city = record.city;
     const idem = this.inventory.idempotency(city, 'close_offers', opts, [bookingId, outcome]);
-    const reply = await runScript(this.redis, 'close_offers', this.recordKeys(record, idem.key), [
-      opts.commandId ?? randomUUID(),
-      idem.fingerprint,
-      city,
-      this.turnaround(city),
-      bookingId,
-      customerId ?? '',
-      outcome,
-    ]);
+    const reply = await runScript(
+      this.redis,
+      'close_offers',
+      this.recordKeys(record, idem.key),
+      [
+        opts.commandId ?? randomUUID(),
+        idem.fingerprint,
+        city,
+        this.turnaround(city),
+        bookingId,
+        customerId ?? '',
+        outcome,
+      ],
+      opts.context,
+    );
     const { out, replayed } = commandReply<{ booking?: BookingEntry; record: OfferRecord }>(reply);
     metrics.conflictOutcomes.inc({ outcome });
     if (!replayed) this.learner?.observe(city, normalise(out.record).offers);

@@ -440,7 +440,9 @@ export class Inventory extends InventoryQueries {
     const argv = [opts.commandId ?? randomUUID(), fingerprint, city, vehicleId, c.turnaroundMs, ...args, ...priced];
     let reply: unknown;
     try {
-      reply = await this.locks.run(`${city}:${vehicleId}`, () => runScript(this.redis, script, scriptKeys, argv));
+      reply = await this.locks.run(`${city}:${vehicleId}`, () =>
+        runScript(this.redis, script, scriptKeys, argv, opts.context),
+      );
       metrics.commands.inc({ command: script, outcome: 'ok' });
     } catch (err) {
       metrics.commands.inc({ command: script, outcome: err instanceof DomainError ? err.code : 'error' });

@@ -279,6 +279,7 @@ export class LateReturnWatch {
         vehicle.id,
         customerId ?? '',
       ],
+      opts.context,
     );
     const { out, replayed } = commandReply<{ booking: BookingEntry }>(reply);
     return { booking: out.booking, replayed };

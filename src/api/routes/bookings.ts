@@ -5,7 +5,7 @@ import type { CommandOptions, Inventory } from '../../services/inventory.ts';
 import { bookingFromHistory } from '../../services/trips.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { COMMAND_PROBLEMS } from '../route-kit.ts';
+import { COMMAND_PROBLEMS, requestContext } from '../route-kit.ts';
 import type { AppDeps } from '../types.ts';
 import {
   canSeeTrip,
@@ -34,12 +34,16 @@ export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' })),
 });
 
-/** The command options of a request: its idempotency key, scoped by the caller. */
+/**
+ * The command options of a request: its idempotency key, scoped by the caller, and its call
+ * context (who acts, in which request: written into every event its scripts append).
+ */
 export function commandOptions(request: FastifyRequest): CommandOptions {
   const key = request.headers['idempotency-key'];
   return {
     actorId: request.actor.id,
     commandId: request.id,
+    context: requestContext(request),
     ...(typeof key === 'string' ? { idempotencyKey: key } : {}),
   };
 }

@@ -14,7 +14,7 @@ import type { Inventory } from '../../services/inventory.ts';
 import { mayWriteThePast, requireRole, requireVehicleManager } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { CalendarQuery, IdParams, toMs } from '../schemas.ts';
-import { problem } from '../route-kit.ts';
+import { problem, requestContext } from '../route-kit.ts';
 
 const ImportResult = Type.Object({
   uid: Type.String(),
@@ -168,7 +168,12 @@ async function importItems(
           note: `ical:${key} ${item.uid}`.slice(0, 512),
           allowPast: mayWriteThePast(request.actor),
         },
-        { actorId: 'ical-import', idempotencyKey: `ical:${key}`, commandId: request.id },
+        {
+          actorId: 'ical-import',
+          idempotencyKey: `ical:${key}`,
+          commandId: request.id,
+          context: requestContext(request),
+        },
       );
       known.set(key, r.block.id);
       results.push({ ...base, status: r.replayed ? 'exists' : 'created', blockId: r.block.id });
