@@ -19,6 +19,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Redis } from 'ioredis';
+import type { RequestSpec } from 'autocannon';
 import { mintToken } from '../src/api/auth.ts';
 import { REFERENCE_CITIES } from '../src/domain/cities.ts';
 import { writeSection } from './lib/baseline.ts';
@@ -26,7 +27,7 @@ import { percentiles } from './lib/stats.ts';
 import { firstSlot, HOUR, vehicleIds, WRITE_CITY } from './lib/workload.ts';
 import { runStamp } from './lib/stamp.ts';
 import { C, SECRET, child, cleanUp, cleanups, measure, pool, privateRedis, rng, stop } from './side-by-side/harness.ts';
-import { searchPath } from './side-by-side/reads.ts';
+import { availabilityRequest } from './side-by-side/reads.ts';
 import { bookingRequest, SPEC } from './side-by-side/writes.ts';
 
 const arg = (name: string) => {
@@ -100,55 +101,28 @@ const rounds: Record<'bookings' | 'searches', Record<Tree, Round[]>> = {
 const slot = firstSlot();
 const city = REFERENCE_CITIES[0]!.id;
 
+/** One round of one tree: its API process on a private redis-server seeded by `seed`, under `request`. */
+async function measureTree(
+  tree: string,
+  seed: (tree: string, redis: Redis) => Promise<void>,
+  request: RequestSpec,
+): Promise<Round> {
+  const { server, redis, pid } = await privateRedis();
+  await seed(tree, redis);
+  const c = await serviceOf(tree, server.url);
+  const m = await measure(c.url, request, { server: c.pid, redis: pid }, { warmup: 2, seconds: SECONDS });
+  await stop(c);
+  return { perSec: m.perSec, p99: m.p99, serverUs: m.cpuUsPerRequest.server, storeUs: m.cpuUsPerRequest.store };
+}
+
 try {
   for (let r = 0; r < ROUNDS; r++) {
     for (const tree of ['baseline', 'now'] as const) {
       console.error(`round ${r + 1}/${ROUNDS}: ${tree} (${tree === 'now' ? 'this tree' : BASELINE})`);
-      {
-        const { server, redis, pid } = await privateRedis();
-        await seedVehicles(trees[tree], redis);
-        const c = await serviceOf(trees[tree], server.url);
-        const m = await measure(
-          c.url,
-          bookingRequest('/v1/bookings', vehicleIds(C.writeVehicles), slot + r * 1000 * HOUR, auth),
-          { server: c.pid, redis: pid },
-          { warmup: 2, seconds: SECONDS },
-        );
-        rounds.bookings[tree].push({
-          perSec: m.perSec,
-          p99: m.p99,
-          serverUs: m.cpuUsPerRequest.server,
-          storeUs: m.cpuUsPerRequest.store,
-        });
-        await stop(c);
-      }
-      {
-        const { server, redis, pid } = await privateRedis();
-        await seedSearchCity(trees[tree], redis);
-        const c = await serviceOf(trees[tree], server.url);
-        const rand = rng(2 + r);
-        const m = await measure(
-          c.url,
-          {
-            method: 'GET',
-            setupRequest: (req) => ({
-              ...req,
-              method: 'GET',
-              path: searchPath(city, slot, rand),
-              headers: { authorization: auth[0] ?? '' },
-            }),
-          },
-          { server: c.pid, redis: pid },
-          { warmup: 2, seconds: SECONDS },
-        );
-        rounds.searches[tree].push({
-          perSec: m.perSec,
-          p99: m.p99,
-          serverUs: m.cpuUsPerRequest.server,
-          storeUs: m.cpuUsPerRequest.store,
-        });
-        await stop(c);
-      }
+      const bookings = bookingRequest('/v1/bookings', vehicleIds(C.writeVehicles), slot + r * 1000 * HOUR, auth);
+      rounds.bookings[tree].push(await measureTree(trees[tree], seedVehicles, bookings));
+      const searches = availabilityRequest(city, slot, rng(2 + r), auth[0] ?? '');
+      rounds.searches[tree].push(await measureTree(trees[tree], seedSearchCity, searches));
     }
   }
 } finally {

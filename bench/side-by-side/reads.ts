@@ -27,6 +27,24 @@ export function searchPath(city: string, base: number, rand: () => number): stri
   return `/v1/cities/${city}/availability?${q}`;
 }
 
+/** Availability searches in `city` as `searchPath` draws them, one caller's. */
+export function availabilityRequest(
+  city: string,
+  base: number,
+  rand: () => number,
+  authorization: string,
+): RequestSpec {
+  return {
+    method: 'GET',
+    setupRequest: (req) => ({
+      ...req,
+      method: 'GET',
+      path: searchPath(city, base, rand),
+      headers: { authorization },
+    }),
+  };
+}
+
 export async function reads(base: number, token: string) {
   const city = REFERENCE_CITIES[0]!;
   const { server, redis, pid } = await privateRedis();
@@ -60,15 +78,7 @@ export async function reads(base: number, token: string) {
   const env = { REDIS_URL: server.url, JWT_SECRET: SECRET };
   const svc = await child('service-server.ts', env);
   const randB = rng(2);
-  const searchRequest = (rand: () => number): RequestSpec => ({
-    method: 'GET',
-    setupRequest: (req) => ({
-      ...req,
-      method: 'GET',
-      path: searchPath(city.id, base, rand),
-      headers: { authorization: `Bearer ${token}` },
-    }),
-  });
+  const searchRequest = (rand: () => number) => availabilityRequest(city.id, base, rand, `Bearer ${token}`);
   const serviceResult = await measure(
     svc.url,
     searchRequest(randB),

@@ -14,6 +14,7 @@ import type { City } from '../domain/cities.ts';
 import { DomainError } from '../domain/errors.ts';
 import type { FastifyRequest } from 'fastify';
 import type { CallContext } from '../services/audit.ts';
+import type { CommandOptions } from '../services/inventory.ts';
 import { eventActorOf, type Actor } from './auth.ts';
 import { notFound, requireCity } from './authorize.ts';
 import type { AppDeps } from './types.ts';
@@ -126,4 +127,18 @@ export function requestContext(request: FastifyRequest): CallContext {
     contexts.set(request, ctx);
   }
   return ctx;
+}
+
+/**
+ * The command options of a request: its idempotency key, scoped by the caller, and its call
+ * context (who acts, in which request: written into every event its scripts append).
+ */
+export function commandOptions(request: FastifyRequest): CommandOptions {
+  const key = request.headers['idempotency-key'];
+  return {
+    actorId: request.actor.id,
+    commandId: request.id,
+    context: requestContext(request),
+    ...(typeof key === 'string' ? { idempotencyKey: key } : {}),
+  };
 }

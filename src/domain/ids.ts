@@ -7,6 +7,9 @@ export type IdKind = keyof typeof ID_PREFIXES;
 
 const ID_PATTERN = /^(veh|hld|bkg|blk|ofr)_([a-z0-9]{2,16})_([0-9A-Za-z]{6,40})$/;
 
+/** How every id of `kind` in `city` begins (`veh_blr_`): a cheap test for ids already known well-formed. */
+export const idPrefix = (kind: IdKind, city: string): string => `${ID_PREFIXES[kind]}_${city}_`;
+
 export function parseId(id: string): { kind: IdKind; city: string } | undefined {
   const m = ID_PATTERN.exec(id);
   if (!m) return undefined;

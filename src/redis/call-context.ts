@@ -1,8 +1,9 @@
 /**
  * Who a change is made for, and in which request and trace: carried to every script a caller runs
  * (the one trailing argument `ctx:...`, taken off ARGV by the scripts' core like `clock:`) and
- * written into each event the script appends (`actor`, `req`, `tp`). Set once per HTTP request by
- * the API and once per loop by each worker; nothing between them passes it by hand.
+ * written into each event the script appends (`actor`, `req`, `tp`). An API request passes its own
+ * explicitly with its commands (`CommandOptions.context`, from `commandOptions(request)`); each
+ * worker sets its own once per loop (`withCallContext`), for everything the loop runs.
  */
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { EventActor } from '../domain/events.ts';
@@ -41,11 +42,6 @@ export function asRequest<T>(ctx: CallContext, fn: () => T): T {
 export function withCallContext<T>(ctx: CallContext, fn: () => T): T {
   const outer = storage.getStore();
   return storage.run(outer ? { ...outer, ...ctx } : ctx, fn);
-}
-
-/** Sets the context for the rest of the current asynchronous flow (a request's hooks and handler). */
-export function enterCallContext(ctx: CallContext): void {
-  storage.enterWith(ctx);
 }
 
 export function callContext(): CallContext | undefined {

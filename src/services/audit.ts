@@ -14,7 +14,6 @@ import { auditTrail, type AuditFilter } from '../pg/events.ts';
 export {
   asRequest,
   callContext,
-  enterCallContext,
   systemActor,
   withCallContext,
   type CallContext,

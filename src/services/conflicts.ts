@@ -258,21 +258,12 @@ export class ConflictDesk {
   ): Promise<{ booking: BookingEntry; record: OfferRecord; replayed: boolean }> {
     const record = await this.offersOf(bookingId);
     const city = record.city;
-    const idem = this.inventory.idempotency(city, 'accept_offer', opts, [bookingId, offerId]);
-    const reply = await runScript(
-      this.redis,
+    const reply = await this.recordCommand(
       'accept_offer',
-      this.recordKeys(record, idem.key),
-      [
-        opts.commandId ?? randomUUID(),
-        idem.fingerprint,
-        city,
-        this.turnaround(city),
-        bookingId,
-        offerId,
-        customerId ?? '',
-      ],
-      opts.context,
+      record,
+      opts,
+      [bookingId, offerId],
+      [bookingId, offerId, customerId ?? ''],
     );
     const { out, replayed } = commandReply<{ booking: BookingEntry; record: OfferRecord }>(reply);
     await this.inventory.remotelyConfirmed(city);
@@ -415,21 +406,12 @@ export class ConflictDesk {
   ) {
     const record = await this.offersOf(bookingId);
     const city = record.city;
-    const idem = this.inventory.idempotency(city, 'close_offers', opts, [bookingId, outcome]);
-    const reply = await runScript(
-      this.redis,
+    const reply = await this.recordCommand(
       'close_offers',
-      this.recordKeys(record, idem.key),
-      [
-        opts.commandId ?? randomUUID(),
-        idem.fingerprint,
-        city,
-        this.turnaround(city),
-        bookingId,
-        customerId ?? '',
-        outcome,
-      ],
-      opts.context,
+      record,
+      opts,
+      [bookingId, outcome],
+      [bookingId, customerId ?? '', outcome],
     );
     const { out, replayed } = commandReply<{ booking?: BookingEntry; record: OfferRecord }>(reply);
     metrics.conflictOutcomes.inc({ outcome });
@@ -439,6 +421,28 @@ export class ConflictDesk {
       record: normalise(out.record),
       replayed,
     };
+  }
+
+  /**
+   * A script on the offer record and its vehicles (accept_offer, close_offers): idempotent by
+   * `fingerprintArgs`, its arguments after the common prefix (command id, fingerprint, city,
+   * turnaround), run in the caller's context.
+   */
+  private recordCommand(
+    script: 'accept_offer' | 'close_offers',
+    record: OfferRecord,
+    opts: CommandOptions,
+    fingerprintArgs: unknown[],
+    args: (string | number)[],
+  ): Promise<unknown> {
+    const idem = this.inventory.idempotency(record.city, script, opts, fingerprintArgs);
+    return runScript(
+      this.redis,
+      script,
+      this.recordKeys(record, idem.key),
+      [opts.commandId ?? randomUUID(), idem.fingerprint, record.city, this.turnaround(record.city), ...args],
+      opts.context,
+    );
   }
 
   private recordKeys(record: OfferRecord, idemKey: string): string[] {

@@ -5,7 +5,7 @@
 import { CityCatalog, type City } from '../domain/cities.ts';
 import type { CalendarEntry } from '../domain/calendar.ts';
 import { DomainError } from '../domain/errors.ts';
-import { parseId, type IdKind } from '../domain/ids.ts';
+import { idPrefix, parseId, type IdKind } from '../domain/ids.ts';
 import { type Vehicle, type VehicleStatus, vehicleOf } from '../domain/vehicle.ts';
 import { systemClock, type Clock } from '../redis/clock.ts';
 import { keys } from '../redis/keys.ts';
@@ -53,7 +53,7 @@ export class InventoryQueries {
   async verifyAvailable(city: string, vehicleIds: readonly string[], from: number, to: number): Promise<string[]> {
     const c = this.city(city);
     if (vehicleIds.length === 0) return [];
-    const prefix = `veh_${city}_`;
+    const prefix = idPrefix('vehicle', city);
     for (const id of vehicleIds) if (!id.startsWith(prefix)) this.cityOf(id, 'vehicle', city);
     const k = vehicleIds.flatMap((v) => keys.vehicleKeys(city, v));
     const free = await runScript(this.redis, 'verify_available', k, [

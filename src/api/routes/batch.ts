@@ -11,7 +11,8 @@ import type { AppDeps } from '../types.ts';
 import { mayWriteThePast, requireRole, requireVehicleManager } from '../authorize.ts';
 import { problemOf } from '../problems.ts';
 import { BlockCreate, EntityId, VehicleCreate, blockOut, toMs } from '../schemas.ts';
-import { IdempotencyHeaders, commandOptions } from './bookings.ts';
+import { IdempotencyHeaders } from './bookings.ts';
+import { commandOptions } from '../route-kit.ts';
 import { problem } from '../route-kit.ts';
 
 export const MAX_BATCH = 1000;

@@ -1,11 +1,11 @@
 /** Holds and bookings: customers book for themselves; hosts run trips on their vehicles; staff all. */
 import { Type } from '@sinclair/typebox';
 import type { FastifyRequest } from 'fastify';
-import type { CommandOptions, Inventory } from '../../services/inventory.ts';
+import type { Inventory } from '../../services/inventory.ts';
 import { bookingFromHistory } from '../../services/trips.ts';
 import { DomainError } from '../../domain/errors.ts';
 import type { FastifyPluginAsyncTypebox } from '@fastify/type-provider-typebox';
-import { COMMAND_PROBLEMS, requestContext } from '../route-kit.ts';
+import { COMMAND_PROBLEMS, commandOptions } from '../route-kit.ts';
 import type { AppDeps } from '../types.ts';
 import {
   canSeeTrip,
@@ -33,20 +33,6 @@ import {
 export const IdempotencyHeaders = Type.Object({
   'idempotency-key': Type.Optional(Type.String({ minLength: 1, maxLength: 200, pattern: '^[\\x21-\\x7e]+$' })),
 });
-
-/**
- * The command options of a request: its idempotency key, scoped by the caller, and its call
- * context (who acts, in which request: written into every event its scripts append).
- */
-export function commandOptions(request: FastifyRequest): CommandOptions {
-  const key = request.headers['idempotency-key'];
-  return {
-    actorId: request.actor.id,
-    commandId: request.id,
-    context: requestContext(request),
-    ...(typeof key === 'string' ? { idempotencyKey: key } : {}),
-  };
-}
 
 /** Holds: a customer places one for checkout and releases it (staff may release any). */
 export const holdRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {

@@ -7,7 +7,8 @@ import type { FastifyRequest } from 'fastify';
 import { customerScope, requireOffersViewer, requireRole, requireTripViewer } from '../authorize.ts';
 import { COMMAND_PROBLEMS, needs } from '../route-kit.ts';
 import { Booking, Offers, bookingOut, offersOut } from '../schemas.ts';
-import { IdempotencyHeaders, commandOptions } from './bookings.ts';
+import { IdempotencyHeaders } from './bookings.ts';
+import { commandOptions } from '../route-kit.ts';
 const BookingParams = Type.Object({ id: Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' }) });
 const OfferParams = Type.Object({
   id: Type.String({ minLength: 1, maxLength: 80, pattern: '^[A-Za-z0-9_\\-]+$' }),

@@ -29,7 +29,8 @@ import {
   toMs,
   vehicleOut,
 } from '../schemas.ts';
-import { IdempotencyHeaders, commandOptions } from './bookings.ts';
+import { IdempotencyHeaders } from './bookings.ts';
+import { commandOptions } from '../route-kit.ts';
 import { problem } from '../route-kit.ts';
 
 export const vehicleRoutes: FastifyPluginAsyncTypebox<AppDeps> = async (app, { inventory }) => {
