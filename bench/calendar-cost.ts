@@ -3,7 +3,7 @@
  * and for a baseline commit (by default the last one that read whole calendars), in one run.
  * For each calendar size, 200 vehicles get that many bookings (an hour every four, from tomorrow
  * on), then 2,000 more bookings land in gaps spread through those calendars; Redis's own
- * accounting (`INFO commandstats`: microseconds spent inside EVALSHA) gives the script's cost
+ * accounting (`INFO commandstats`: microseconds spent inside FCALL) gives the script's cost
  * per booking, free of the network and of the client. The baseline is measured by this same
  * file in a temporary git worktree of that commit. Writes the "Calendar size" section of
  * docs/benchmarks.md and bench/results/calendar-latest.json.
@@ -29,7 +29,7 @@ const CONCURRENCY = 20;
 
 async function evalUsec(redis: Redis): Promise<{ calls: number; usec: number }> {
   const info = await redis.info('commandstats');
-  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(info);
+  const m = /cmdstat_fcall:calls=(\d+),usec=(\d+)/.exec(info);
   return { calls: Number(m?.[1] ?? 0), usec: Number(m?.[2] ?? 0) };
 }
 
@@ -108,7 +108,7 @@ async function main() {
   const bLast = base[String(SIZES.at(-1))] ?? 0;
   const section = `## Calendar size (\`npm run bench:calendar\`)
 
-What one booking costs Redis (µs inside EVALSHA, from \`INFO commandstats\`) when each of ${VEHICLES}
+What one booking costs Redis (µs inside FCALL, from \`INFO commandstats\`) when each of ${VEHICLES}
 vehicles already has that many bookings and ${MEASURED} more land in gaps spread through the
 calendars; this tree against \`${BASELINE}\`, the last commit whose scripts read a vehicle's whole
 calendar, measured by the same file in one run.

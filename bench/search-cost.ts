@@ -10,7 +10,7 @@
  *   for_you   a customer's order (a profile of six past trips);
  *   radius    cheapest first within 3 km of a random point.
  * Per search: wall time (p50, p99), this process's CPU (the selection, the verification's client
- * side), Redis's own µs inside EVALSHA (the verification), and the bytes this process allocated
+ * side), Redis's own µs inside FCALL_RO (the verification), and the bytes this process allocated
  * (V8's sampling heap profiler, collected objects included), split by where they were allocated.
  * Writes the "Search cost by city size" section of docs/benchmarks.md and
  * bench/results/search-latest.json.
@@ -85,7 +85,7 @@ function queryOf(kind: Kind, rand: () => number, center: { lat: number; lng: num
 }
 
 async function evalUsec(redis: Redis): Promise<{ calls: number; usec: number }> {
-  const m = /cmdstat_evalsha:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'));
+  const m = /cmdstat_fcall_ro:calls=(\d+),usec=(\d+)/.exec(await redis.info('commandstats'));
   return { calls: Number(m?.[1] ?? 0), usec: Number(m?.[2] ?? 0) };
 }
 
@@ -228,7 +228,7 @@ free vehicle for for_you, and verified twice the page), measured by the same fil
 Kinds: price (cheapest first, a quarter filtered by category), nearest (nearest first), for_you
 (a customer's order), radius (cheapest within 3 km). CPU is this process's (selection, and the
 client side of the verification); Redis µs is Redis's own time inside the verification's
-EVALSHA; bytes are what this process allocated per search (V8's sampling heap profiler, collected
+FCALL_RO; bytes are what this process allocated per search (V8's sampling heap profiler, collected
 objects included), in brackets the part allocated by the search's own code (read model, indexes,
 ranking, kd-tree); the rest is the Redis client's command and reply, the page, and the runtime.
 Radius reads the vehicles of the kd-tree's box around its circle (docs/api.md), so it reads more

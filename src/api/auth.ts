@@ -55,14 +55,22 @@ export type Actor =
   | (Caller & { role: 'admin' });
 
 /** The caller as the events they cause name them (the audit trail, services/audit.ts). */
+/** Each caller's event actor, made once: a verified token's Actor is the same object for a minute. */
+const eventActors = new WeakMap<Actor, EventActor>();
+
 export function eventActorOf(actor: Actor): EventActor {
-  return {
-    sub: actor.id,
-    role: actor.role,
-    ...(actor.role === 'host' ? { hostId: actor.hostId } : {}),
-    ...(actor.role === 'customer' ? { customerId: actor.id } : {}),
-    ...(actor.jti ? { jti: actor.jti } : {}),
-  };
+  let made = eventActors.get(actor);
+  if (!made) {
+    made = {
+      sub: actor.id,
+      role: actor.role,
+      ...(actor.role === 'host' ? { hostId: actor.hostId } : {}),
+      ...(actor.role === 'customer' ? { customerId: actor.id } : {}),
+      ...(actor.jti ? { jti: actor.jti } : {}),
+    };
+    eventActors.set(actor, made);
+  }
+  return made;
 }
 
 export const isRole = (value: unknown): value is Role => ROLES.some((r) => r === value);

@@ -56,8 +56,8 @@ export const systemActor = (
   role: 'system',
 });
 
-/** The parts of the script argument that do not change within a context: encoded once per context. */
-const encodedParts = new WeakMap<CallContext, { req: string; actor: string }>();
+/** Each actor's JSON, encoded once: a request's actor is its caller's, the same object every time. */
+const encodedActors = new WeakMap<EventActor, string>();
 /** Separates the argument's parts (ASCII unit separator): never inside a request id or a traceparent. */
 const SEP = '\u001f';
 
@@ -75,13 +75,12 @@ export function contextArgument(script: string, explicit?: CallContext): string 
   // The span the script runs in (tracing on), else what the caller was given.
   const tp = currentTraceparent() ?? ctx?.traceparent;
   if (!ctx?.actor && !ctx?.requestId && !tp) return undefined;
-  let parts = ctx ? encodedParts.get(ctx) : undefined;
-  if (!parts) {
-    parts = {
-      req: ctx?.requestId ? ctx.requestId.replaceAll(SEP, '') : '',
-      actor: ctx?.actor ? JSON.stringify(ctx.actor) : '',
-    };
-    if (ctx) encodedParts.set(ctx, parts);
+  let actor = '';
+  if (ctx?.actor) {
+    const known = encodedActors.get(ctx.actor);
+    actor = known ?? JSON.stringify(ctx.actor);
+    if (known === undefined) encodedActors.set(ctx.actor, actor);
   }
-  return `ctx:${parts.req}${SEP}${tp ? tp.replaceAll(SEP, '') : ''}${SEP}${parts.actor}`;
+  const req = ctx?.requestId ? ctx.requestId.replaceAll(SEP, '') : '';
+  return `ctx:${req}${SEP}${tp ? tp.replaceAll(SEP, '') : ''}${SEP}${actor}`;
 }

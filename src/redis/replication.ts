@@ -20,7 +20,13 @@ import calculateSlot from 'cluster-key-slot';
 import { Cluster, type Redis } from 'ioredis';
 import { metrics } from '../metrics.ts';
 import { keys } from './keys.ts';
-import { registerScripts, ReplicationUnconfirmed, type RedisConnection, type WriteConfirmer } from './scripts.ts';
+import {
+  callScript,
+  loadScripts,
+  ReplicationUnconfirmed,
+  type RedisConnection,
+  type WriteConfirmer,
+} from './scripts.ts';
 import { survived } from '../log.ts';
 import { messageOf } from '../domain/errors.ts';
 
@@ -129,12 +135,11 @@ export class SyncReplication implements WriteConfirmer {
       try {
         const required = Math.max(1, await this.required(node, gate));
         metrics.replicationRounds.inc();
-        // The probe and the WAIT go out together, in order, on the confirmer's connection.
+        // The probe and the WAIT go out together, in order, on the confirmer's connection: the
+        // library is loaded first, so that callScript sends the probe at once, before the WAIT.
+        await loadScripts(confirmer);
         const [probe, acked] = await Promise.all([
-          (confirmer as unknown as { replication_probe(n: number, key: string): Promise<string> }).replication_probe(
-            1,
-            keys.replicationProbe(tag),
-          ),
+          callScript(confirmer, 'replication_probe', [keys.replicationProbe(tag)], []),
           confirmer.wait(required, this.opts.timeoutMs),
         ]);
         probedOn = String(probe);
@@ -212,7 +217,6 @@ export class SyncReplication implements WriteConfirmer {
     if (!gate.confirmer) {
       const confirmer = node.duplicate();
       confirmer.on('error', () => {}); // its failures reject the rounds, which say why
-      registerScripts(confirmer);
       this.confirmers.add(confirmer);
       // It lives as long as the connection it confirms for.
       node.once('end', () => {

@@ -1,8 +1,14 @@
 /**
- * Loads `lua/*.lua` at start-up, prepends the shared core (`lua/includes/engine.lua`) and
- * registers each script by its file name on a connection (EVALSHA, falling back to EVAL).
- * Error replies of the form "CODE {json}" become DomainErrors; anything else is rethrown as is.
+ * Loads `lua/*.lua` at start-up into one Redis Functions library: the shared core
+ * (`lua/includes/*.lua`) once, then each script as a function named by its file name and the
+ * library's hash (`book_<hash>`), loaded on each server once (FUNCTION LOAD) and called with
+ * FCALL. An EVAL body would run the core's definitions on every call, on the server's single
+ * thread; a function runs only its own body (docs/engine.md, "Scripts as Redis functions").
+ * The hash names the library by its content: two versions of the service side by side (a rolling
+ * deploy) each call their own. Error replies of the form "CODE {json}" become DomainErrors;
+ * anything else is rethrown as is.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
@@ -73,7 +79,14 @@ const NO_EVENTS: ReadonlySet<ScriptName> = new Set([
 const CORE_PARTS = ['engine.lua', 'calendar.lua', 'changes.lua', 'pricing.lua'] as const;
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
 
-export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {
+/** The scripts' library: its FUNCTION LOAD source, its name and each script's function name. */
+export interface ScriptLibrary {
+  name: string;
+  code: string;
+  functions: ReadonlyMap<ScriptName, string>;
+}
+
+export function loadScriptLibrary(dir = LUA_DIR): ScriptLibrary {
   const core = withSmallCalendar(
     CORE_PARTS.map((f) => readFileSync(path.join(dir, 'includes', f), 'utf8')).join('\n'),
     smallCalendarEntries,
@@ -83,12 +96,26 @@ export function loadScriptSources(dir = LUA_DIR): Map<ScriptName, string> {
       .filter((f) => f.endsWith('.lua'))
       .map((f) => f.slice(0, -4)),
   );
-  const sources = new Map<ScriptName, string>();
-  for (const name of SCRIPT_NAMES) {
+  const bodies = SCRIPT_NAMES.map((name) => {
     if (!files.has(name)) throw new Error(`missing Lua script ${name}.lua in ${dir}`);
-    sources.set(name, `${core}\n${readFileSync(path.join(dir, `${name}.lua`), 'utf8')}`);
-  }
-  return sources;
+    return { name, body: readFileSync(path.join(dir, `${name}.lua`), 'utf8') };
+  });
+  const hash = createHash('sha1')
+    .update(core)
+    .update(JSON.stringify(bodies))
+    .update(JSON.stringify([...READ_ONLY]))
+    .digest('hex')
+    .slice(0, 12);
+  const functions = new Map<ScriptName, string>();
+  const registered = bodies.map(({ name, body }) => {
+    const fn = `${name}_${hash}`;
+    functions.set(name, fn);
+    // The body is the function's: its KEYS and ARGV are the core's, set by begin_call.
+    const flags = READ_ONLY.has(name) ? "'no-writes'" : '';
+    return `redis.register_function{function_name='${fn}', flags={${flags}}, callback=function(keys, args)\nbegin_call(keys, args)\n${body}\nend}`;
+  });
+  const name = `fleet_${hash}`;
+  return { name, functions, code: `#!lua name=${name}\n${core}\n${registered.join('\n')}\n` };
 }
 
 const SMALL_CALENDAR = 2;
@@ -109,7 +136,7 @@ function withSmallCalendar(core: string, entries: number): string {
 export function setSmallCalendarForTests(entries: number): void {
   if (!Number.isSafeInteger(entries) || entries < 0) throw new Error(`small calendar ${entries}: a whole number >= 0`);
   smallCalendarEntries = entries;
-  cachedSources = undefined;
+  cachedLibrary = undefined;
 }
 
 const clockOffsets = new WeakMap<object, number>();
@@ -140,17 +167,72 @@ function withClock(
   return [...args, ...(ctx ? [ctx] : []), ...(offset ? [`clock:${offset}`] : [])];
 }
 
-let cachedSources: Map<ScriptName, string> | undefined;
-const registered = new WeakSet<object>();
+let cachedLibrary: ScriptLibrary | undefined;
+const scriptLibrary = () => (cachedLibrary ??= loadScriptLibrary());
 
-/** Registers every script on the connection (once per connection). */
-export function registerScripts(conn: RedisConnection): void {
-  if (registered.has(conn)) return;
-  cachedSources ??= loadScriptSources();
-  for (const [name, lua] of cachedSources) {
-    conn.defineCommand(name, { lua, readOnly: READ_ONLY.has(name) });
-  }
-  registered.add(conn);
+/** Per connection: the library as loaded on its server(s) (settled), or being loaded. */
+const loaded = new WeakMap<object, { library: ScriptLibrary; ready: Promise<void>; settled: boolean }>();
+const FUNCTION_MISSING = /Function not found|Library .* not found/i;
+
+/**
+ * Loads the scripts' library on the connection's server — every primary of a Cluster — once per
+ * connection (a server that has it already answers "already exists"); replicas get it by
+ * replication. `callScript` waits for it. A connection whose server lost the library (restarted
+ * without persistence) loads it again on the next call.
+ */
+export function loadScripts(conn: RedisConnection): Promise<void> {
+  const library = scriptLibrary();
+  const known = loaded.get(conn);
+  if (known && known.library === library) return known.ready;
+  const servers: { call(...args: string[]): Promise<unknown> }[] = 'nodes' in conn ? conn.nodes('master') : [conn];
+  const entry = {
+    library,
+    settled: false,
+    ready: Promise.all(
+      servers.map((server) =>
+        server.call('FUNCTION', 'LOAD', library.code).catch((err: unknown) => {
+          if (!/already exists/i.test(messageOf(err))) throw err;
+        }),
+      ),
+    ).then(() => {
+      entry.settled = true;
+    }),
+  };
+  entry.ready.catch(() => {
+    if (loaded.get(conn) === entry) loaded.delete(conn);
+  });
+  loaded.set(conn, entry);
+  return entry.ready;
+}
+
+/**
+ * Calls a script's function on `conn`. Once the library is loaded the command is sent at once, in
+ * the order of the calls (the replication probe relies on it: its WAIT follows it); `load: false`
+ * (a replica, which cannot load) sends it without loading. A server without the library is
+ * forgotten as loaded, and the error rethrown: the next call loads it again.
+ */
+export function callScript(
+  conn: RedisConnection,
+  name: ScriptName,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+  o: { load?: boolean } = {},
+): Promise<unknown> {
+  const library = scriptLibrary();
+  const fn = library.functions.get(name);
+  if (!fn) throw new Error(`script ${name} is not in the library`);
+  const send = () =>
+    (READ_ONLY.has(name)
+      ? conn.fcall_ro(fn, keys.length, ...keys, ...args)
+      : conn.fcall(fn, keys.length, ...keys, ...args)
+    ).catch((err: unknown) => {
+      if (FUNCTION_MISSING.test(messageOf(err)) && loaded.get(conn)?.library === library) loaded.delete(conn);
+      throw err;
+    });
+  if (o.load === false) return send();
+  const entry = loaded.get(conn);
+  if (entry?.settled && entry.library === library) return send();
+  return loadScripts(conn).then(send);
 }
 
 /**
@@ -307,11 +389,8 @@ async function runScriptNow(
   const policy = connectionPolicy(conn);
   if (READ_ONLY.has(name) && policy.replicaReads?.allowed()) {
     const replica = policy.replicaReads.conn;
-    registerScripts(replica);
     try {
-      const script = (replica as unknown as Record<string, ((...a: unknown[]) => Promise<unknown>) | undefined>)[name];
-      if (!script) throw new Error(`script ${name} is not registered on the replica`);
-      const reply = await script.call(replica, keys.length, ...keys, ...withClock(conn, name, args, context));
+      const reply = await callScript(replica, name, keys, withClock(conn, name, args, context), { load: false });
       metrics.replicaReads.inc({ served: 'replica' });
       return reply;
     } catch (err) {
@@ -322,18 +401,17 @@ async function runScriptNow(
   }
   const replication =
     !READ_ONLY.has(name) && !NO_WAIT.has(name) && policy.replication?.enabled ? policy.replication : undefined;
-  registerScripts(conn);
-  const fn = (conn as unknown as Record<string, (...a: unknown[]) => Promise<unknown>>)[name];
-  if (!fn) throw new Error(`script ${name} not registered`);
   const deadline = Date.now() + policy.failoverWaitMs;
   const routing = keys[0] ?? '';
   for (let attempt = 1; ; attempt++) {
     const ticket = replication?.ticket(routing);
     try {
-      const reply = await fn.call(conn, keys.length, ...keys, ...withClock(conn, name, args, context));
+      const reply = await callScript(conn, name, keys, withClock(conn, name, args, context));
       await replication?.confirm(routing, ticket);
       return reply;
     } catch (err) {
+      // A server that lost the library (restarted without persistence) ran nothing: load it, send again.
+      if (attempt === 1 && FUNCTION_MISSING.test(messageOf(err))) continue;
       if (!isUnknownOutcome(err)) throw toDomainError(err);
       if (Date.now() >= deadline) {
         throw new DomainError(

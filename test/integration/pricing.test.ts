@@ -34,6 +34,9 @@ for _, c in ipairs(cjson.decode(ARGV[1])) do
 end
 return cjson.encode(out)`;
 
+/** The core and the body as one EVAL: the core's KEYS and ARGV are the call's (begin_call, as a function's are). */
+const EVAL_SOURCE = `local EVAL_KEYS, EVAL_ARGV = KEYS, ARGV\n${CORE}\nbegin_call(EVAL_KEYS, EVAL_ARGV)\n${BODY}`;
+
 let server: RedisServer;
 let redis: Redis;
 before(async () => {
@@ -84,7 +87,7 @@ test('Lua and TypeScript price every window alike (total, breakdown, extension, 
         more: c.moreMinutes * MINUTE_MS,
         incentive: c.incentive,
       }));
-      const got = JSON.parse(String(await redis.eval(`${CORE}\n${BODY}`, 0, JSON.stringify(sent)))) as unknown[];
+      const got = JSON.parse(String(await redis.eval(EVAL_SOURCE, 0, JSON.stringify(sent)))) as unknown[];
       for (const [i, c] of cases.entries()) {
         const to = c.from + c.minutes * MINUTE_MS;
         const r = ratesOf({ pricePerHour: c.hour, pricePerDay: c.day }, c.exponent);

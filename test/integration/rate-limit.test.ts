@@ -96,7 +96,7 @@ test("one flush sends every caller counted meanwhile, each caller's count to its
     callers.flatMap((c, i) => Array.from({ length: 1 + (i % 3) }, () => budgets.take(key(c), 1, 1_000, 60_000))),
   );
   for (const [i, c] of callers.entries()) await flushed(c, 2 + (i % 3));
-  const calls = Number(/cmdstat_evalsha:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
+  const calls = Number(/cmdstat_fcall:calls=(\d+)/.exec(await redis.info('commandstats'))?.[1] ?? 0);
   assert.ok(calls > 0 && calls <= 5, `${calls} script calls for 40 callers' counts (one per flush expected)`);
   for (const [i, c] of callers.entries()) assert.equal(await shared(c), 2 + (i % 3), c);
   await budgets.close();

@@ -168,7 +168,7 @@ test("one booking is one trace: the request, its script, the sync's transaction 
   assert.equal(sent.split('-')[2], deliver.spanId, "as the delivery span's child");
   // The instrumented stores under the service's own spans (ioredis's and pg's instrumentations).
   assert.ok(
-    spans.some((s) => s.traceId === traceId && s.parentSpanId === script.spanId && /evalsha/i.test(s.name)),
+    spans.some((s) => s.traceId === traceId && s.parentSpanId === script.spanId && /fcall/i.test(s.name)),
     `the script's Redis command under its span (${spans.filter((s) => s.traceId === traceId).map((s) => s.name)})`,
   );
   assert.ok(

@@ -1,8 +1,12 @@
 --[[
-  Shared core of every script, prepended to each script body by scripts.ts together with
-  includes/calendar.lua (reading a vehicle's calendar), includes/changes.lua (changing it,
-  committing, the events) and includes/pricing.lua (the pricing rule), in that order: one chunk,
-  so a later part uses an earlier one's locals.
+  Shared core of every script. scripts.ts builds one Redis Functions library of it (FUNCTION LOAD,
+  once per server): this file, then includes/calendar.lua (reading a vehicle's calendar),
+  includes/changes.lua (changing it, committing, the events) and includes/pricing.lua (the pricing
+  rule), in that order — one chunk, so a later part uses an earlier one's locals — then every
+  script body as a function (`FCALL <name>_<library hash>`). The core is therefore defined once per
+  library, not on every call as an EVAL body's prelude is; each call starts with `begin_call`,
+  which sets what belongs to the call alone (KEYS, ARGV, NOW, the call context). Nothing else in
+  the core may change between calls: its tables are constants.
 
   Conventions
   - Every key comes in KEYS. A vehicle is always three keys, in this order (keys.vehicleKeys):
@@ -34,27 +38,40 @@ local IDEM_TTL = 86400
 -- outlive a failover's retries.
 local AUTO_IDEM_TTL = 900
 
+-- What belongs to one call, set by `begin_call` as the call starts. KEYS and ARGV are the call's
+-- keys and arguments (a function gets them as parameters, an EVAL as globals: either way they are
+-- these locals to the core and to the body).
+local KEYS, ARGV = {}, {}
 -- The scripts' clock: Redis's TIME, plus an offset that a test on a shifted clock passes as the
--- last argument, `clock:<ms>` (src/redis/clock.ts), taken off ARGV here so that the script sees
--- its own arguments. Production passes none. Data, not source: Redis keeps one copy of each
--- script however often a test moves its clock.
-local CLOCK_OFFSET_MS = 0
-if #ARGV > 0 and string.sub(ARGV[#ARGV], 1, 6) == 'clock:' then
-  CLOCK_OFFSET_MS = tonumber(string.sub(table.remove(ARGV), 7))
-end
+-- last argument, `clock:<ms>` (src/redis/clock.ts), taken off ARGV so that the script sees its own
+-- arguments. Production passes none. Data, not source: the library is the same however often a
+-- test moves its clock.
+local NOW
 -- Who the change is made for, in which request and trace (src/redis/call-context.ts): an optional
 -- argument `ctx:<request id>\31<traceparent>\31<actor json>` before the clock's, taken off ARGV the
 -- same way; its parts go into every event the script appends (`req`, `tp`, `actor`) as they came:
 -- the script never decodes them, so passing who acted costs a string split, not a JSON round trip.
 local CTX_REQ, CTX_TP, CTX_ACTOR = '', '', ''
-if #ARGV > 0 and string.sub(ARGV[#ARGV], 1, 4) == 'ctx:' then
-  local s = table.remove(ARGV)
-  local a = string.find(s, '\31', 5, true)
-  local b = a and string.find(s, '\31', a + 1, true)
-  if b then
-    CTX_REQ, CTX_TP, CTX_ACTOR = string.sub(s, 5, a - 1), string.sub(s, a + 1, b - 1), string.sub(s, b + 1)
+
+local function begin_call(keys, args)
+  KEYS, ARGV = keys, args
+  local offset = 0
+  if #ARGV > 0 and string.sub(ARGV[#ARGV], 1, 6) == 'clock:' then
+    offset = tonumber(string.sub(table.remove(ARGV), 7))
   end
+  CTX_REQ, CTX_TP, CTX_ACTOR = '', '', ''
+  if #ARGV > 0 and string.sub(ARGV[#ARGV], 1, 4) == 'ctx:' then
+    local s = table.remove(ARGV)
+    local a = string.find(s, '\31', 5, true)
+    local b = a and string.find(s, '\31', a + 1, true)
+    if b then
+      CTX_REQ, CTX_TP, CTX_ACTOR = string.sub(s, 5, a - 1), string.sub(s, a + 1, b - 1), string.sub(s, b + 1)
+    end
+  end
+  local t = redis.call('TIME')
+  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + offset
 end
+
 -- The event fields of the call context, to append to an XADD's field list.
 local function context_fields(fields)
   if CTX_ACTOR ~= '' then
@@ -70,11 +87,6 @@ local function context_fields(fields)
     fields[#fields + 1] = CTX_TP
   end
   return fields
-end
-local NOW
-do
-  local t = redis.call('TIME')
-  NOW = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + CLOCK_OFFSET_MS
 end
 
 -- Abort with a stable code; the reply is "CODE {json detail}".
