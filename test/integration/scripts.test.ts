@@ -906,3 +906,27 @@ describe('the clock moves: late returns and time-driven statuses', () => {
     await done(f, f.clock.now());
   });
 });
+
+describe('the scripts as a Redis function library (redis/scripts.ts)', () => {
+  test('a server that lost its functions gets them again, and the command runs once', async () => {
+    const f = await fixture();
+    await f.inv.book({ vehicleId: f.v, customerId: 'ana', from: f.t, to: f.t + HOUR });
+    await redis.call('FUNCTION', 'FLUSH');
+    const again = await f.inv.book({ vehicleId: f.v, customerId: 'ben', from: f.t + 3 * HOUR, to: f.t + 4 * HOUR });
+    assert.equal(again.booking.status, 'confirmed');
+    const confirmed = (await readEvents(redis, f.city.id)).filter((e) => e.type === 'booking.confirmed');
+    assert.equal(confirmed.length, 2, 'each booking once');
+    assertCityInvariants(await readCity(redis, f.city.id), f.city.turnaroundMs);
+  });
+
+  test("another version's library on the same server is left alone: each calls its own", async () => {
+    const f = await fixture();
+    const other = "#!lua name=fleet_0ther0version\nredis.register_function('book_0ther0version', function() return 'old' end)";
+    await redis.call('FUNCTION', 'LOAD', 'REPLACE', other);
+    await f.inv.book({ vehicleId: f.v, customerId: 'ana', from: f.t, to: f.t + HOUR });
+    assert.equal(await redis.call('FCALL', 'book_0ther0version', 0), 'old');
+    const names = JSON.stringify(await redis.call('FUNCTION', 'LIST', 'LIBRARYNAME', 'fleet_*'));
+    assert.match(names, /fleet_0ther0version/);
+    assert.ok((names.match(/"fleet_[0-9a-f]{12}"/g) ?? []).length >= 1, `this version's library is there too: ${names}`);
+  });
+});
