@@ -208,31 +208,41 @@ export function loadScripts(conn: RedisConnection): Promise<void> {
 /**
  * Calls a script's function on `conn`. Once the library is loaded the command is sent at once, in
  * the order of the calls (the replication probe relies on it: its WAIT follows it); `load: false`
- * (a replica, which cannot load) sends it without loading. A server without the library is
- * forgotten as loaded, and the error rethrown: the next call loads it again.
+ * (a replica, which cannot load) sends it without loading.
  */
 export function callScript(
   conn: RedisConnection,
   name: ScriptName,
   keys: readonly string[],
   args: readonly (string | number)[],
-  o: { load?: boolean } = {},
+  o?: { load: false },
 ): Promise<unknown> {
   const library = scriptLibrary();
   const fn = library.functions.get(name);
   if (!fn) throw new Error(`script ${name} is not in the library`);
-  const send = () =>
-    (READ_ONLY.has(name)
-      ? conn.fcall_ro(fn, keys.length, ...keys, ...args)
-      : conn.fcall(fn, keys.length, ...keys, ...args)
-    ).catch((err: unknown) => {
-      if (FUNCTION_MISSING.test(messageOf(err)) && loaded.get(conn)?.library === library) loaded.delete(conn);
-      throw err;
-    });
-  if (o.load === false) return send();
-  const entry = loaded.get(conn);
-  if (entry?.settled && entry.library === library) return send();
-  return loadScripts(conn).then(send);
+  if (!o) {
+    const entry = loaded.get(conn);
+    if (!entry?.settled || entry.library !== library)
+      return loadScripts(conn).then(() => sendFunction(conn, name, fn, keys, args));
+  }
+  return sendFunction(conn, name, fn, keys, args);
+}
+
+function sendFunction(
+  conn: RedisConnection,
+  name: ScriptName,
+  fn: string,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<unknown> {
+  return READ_ONLY.has(name)
+    ? conn.fcall_ro(fn, keys.length, ...keys, ...args)
+    : conn.fcall(fn, keys.length, ...keys, ...args);
+}
+
+/** The connection's server lost the library (it answered "Function not found"): the next call loads it. */
+function forgetScripts(conn: RedisConnection): void {
+  loaded.delete(conn);
 }
 
 /**
@@ -411,7 +421,10 @@ async function runScriptNow(
       return reply;
     } catch (err) {
       // A server that lost the library (restarted without persistence) ran nothing: load it, send again.
-      if (attempt === 1 && FUNCTION_MISSING.test(messageOf(err))) continue;
+      if (attempt === 1 && FUNCTION_MISSING.test(messageOf(err))) {
+        forgetScripts(conn);
+        continue;
+      }
       if (!isUnknownOutcome(err)) throw toDomainError(err);
       if (Date.now() >= deadline) {
         throw new DomainError(
