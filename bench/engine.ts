@@ -1,6 +1,6 @@
 /**
  * bench/engine: bookings per second through the service layer (validation, per-vehicle lock,
- * id generation, result parsing) against the same `book` script called bare with EVALSHA, in one
+ * id generation, result parsing) against the same `book` script called bare (FCALL, as redis/scripts.ts calls it), in one
  * run, same Redis, same concurrency, alternating rounds. Reported as a ratio with p50/p99.
  *
  *   npm run bench            (BENCH_BOOKINGS=20000 BENCH_CONCURRENCY=50 to change the load)
@@ -177,7 +177,7 @@ async function main() {
   const rows: string[] = [];
   for (const [mode, r] of Object.entries(results) as [string, { bare: Stats; service: Stats; ratio: number }][]) {
     for (const [name, s] of [
-      ['bare script (EVALSHA)', r.bare],
+      ['bare script (FCALL)', r.bare],
       ['service layer', r.service],
     ] as const) {
       rows.push(
@@ -226,7 +226,7 @@ Run them with \`npm run bench\`; raw results land in \`bench/results/\`.
   const section = `## Engine
 
 Bookings through the service layer (\`Inventory.book\`: validation, per-vehicle lock, id
-generation, result parsing) against the same \`book\` Lua script called bare with EVALSHA, on the
+generation, result parsing) against the same \`book\` Lua script called bare with FCALL, on the
 same private redis-server, ${meta.concurrency} in flight, ${meta.vehicles} vehicles, every booking free,
 alternating rounds. Redis runs with AOF; \`always\` is the default (an acknowledged booking
 survives \`kill -9\`), \`everysec\` is shown for comparison. Latencies are client-side.

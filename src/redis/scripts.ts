@@ -184,7 +184,11 @@ export function loadScripts(conn: RedisConnection): Promise<void> {
   const library = scriptLibrary();
   const known = loaded.get(conn);
   if (known && known.library === library) return known.ready;
-  const servers: { call(...args: string[]): Promise<unknown> }[] = 'nodes' in conn ? conn.nodes('master') : [conn];
+  // A Cluster's primaries as the client knows them; none yet (still connecting): the cluster
+  // connection itself, which sends the load to one of them — a primary that still lacks the library
+  // answers "Function not found" and the retry loads it on every primary known by then.
+  const masters = 'nodes' in conn ? conn.nodes('master') : [];
+  const servers: { call(...args: string[]): Promise<unknown> }[] = masters.length > 0 ? masters : [conn];
   const entry = {
     library,
     settled: false,
