@@ -921,12 +921,16 @@ describe('the scripts as a Redis function library (redis/scripts.ts)', () => {
 
   test("another version's library on the same server is left alone: each calls its own", async () => {
     const f = await fixture();
-    const other = "#!lua name=fleet_0ther0version\nredis.register_function('book_0ther0version', function() return 'old' end)";
+    const other =
+      "#!lua name=fleet_0ther0version\nredis.register_function('book_0ther0version', function() return 'old' end)";
     await redis.call('FUNCTION', 'LOAD', 'REPLACE', other);
     await f.inv.book({ vehicleId: f.v, customerId: 'ana', from: f.t, to: f.t + HOUR });
     assert.equal(await redis.call('FCALL', 'book_0ther0version', 0), 'old');
     const names = JSON.stringify(await redis.call('FUNCTION', 'LIST', 'LIBRARYNAME', 'fleet_*'));
     assert.match(names, /fleet_0ther0version/);
-    assert.ok((names.match(/"fleet_[0-9a-f]{12}"/g) ?? []).length >= 1, `this version's library is there too: ${names}`);
+    assert.ok(
+      (names.match(/"fleet_[0-9a-f]{12}"/g) ?? []).length >= 1,
+      `this version's library is there too: ${names}`,
+    );
   });
 });
