@@ -12,6 +12,7 @@ import { authenticator, mintToken } from '../../src/api/auth.ts';
 import { CityCatalog } from '../../src/domain/cities.ts';
 import { Inventory } from '../../src/services/inventory.ts';
 import { ReadModel } from '../../src/services/read-model.ts';
+import { TokenRevocations } from '../../src/services/token-revocations.ts';
 import { keys } from '../../src/redis/keys.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { HOUR, SEDAN, connect, futureHour, testCity } from '../support/engine.ts';
@@ -386,5 +387,33 @@ describe('WebSocket /v1/live', () => {
     c.send({ type: 'ping' });
     await c.waitFor((m) => m.type === 'pong');
     await c.close();
+  });
+
+  test("a revoked token's open connection is closed within a second; another token's stays", async () => {
+    const token = await mintToken(SECRET, { sub: 'erin', role: 'customer' });
+    const jti = JSON.parse(Buffer.from(token.split('.')[1] ?? '', 'base64url').toString('utf8')).jti;
+    assert.ok(typeof jti === 'string' && jti, 'the token has a jti');
+    const revokedClient = await LiveClient.open(token);
+    const other = await LiveClient.open(tok.alice ?? '');
+    const closed = new Promise<{ code: number; reason: string; at: number }>((resolve) =>
+      revokedClient.ws.once('close', (code, reason) => resolve({ code, reason: reason.toString(), at: Date.now() })),
+    );
+    // Revoked as an admin's POST /v1/admin/revocations does: in Redis, where every process polls it.
+    const revocations = new TokenRevocations(redis);
+    const since = Date.now();
+    await revocations.revokeToken(jti, Date.now() + HOUR);
+    const end = await Promise.race([
+      closed,
+      sleep(3_000).then(() => assert.fail('the connection is still open 3 s after the revocation')),
+    ]);
+    assert.equal(end.code, 1008);
+    assert.equal(end.reason, 'token revoked');
+    assert.ok(end.at - since < 1_000, `closed ${end.at - since} ms after the revocation`);
+    const last = revokedClient.messages.at(-1);
+    assert.equal(last?.type, 'error');
+    assert.equal(last?.code, 'UNAUTHENTICATED');
+    await other.ping();
+    assert.equal(other.ws.readyState, WebSocket.OPEN, "another caller's connection stays open");
+    await other.close();
   });
 });

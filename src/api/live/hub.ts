@@ -27,9 +27,12 @@ import type { Actor } from '../auth.ts';
 import { newClient, withinBudget, type Client, type MessageBudget, type Subscription } from './client.ts';
 import { FanOut } from './fan-out.ts';
 import { Flow } from './flow.ts';
-import { errorMessage, parseClientMessage, TopicRefusal, type LiveOptions } from './protocol.ts';
+import { CLOSE_POLICY, errorMessage, parseClientMessage, TopicRefusal, type LiveOptions } from './protocol.ts';
 import { TopicPolicy, type Topic } from './topics.ts';
 import { UpgradeGate, type Admitted } from './upgrade.ts';
+
+/** How often open connections are checked against the revoked tokens (polled every 200 ms: services/token-revocations.ts). */
+const REVOCATION_SWEEP_MS = 250;
 
 export class LiveHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 });
@@ -43,6 +46,8 @@ export class LiveHub {
   private readonly flow: Flow;
   private readonly fanOut: FanOut;
   private heartbeat: NodeJS.Timeout | undefined;
+  private revocationSweep: NodeJS.Timeout | undefined;
+  private readonly revoked: LiveOptions['revoked'];
   private unfeed: (() => void) | undefined;
   /** Batches from the feed, delivered one after another (a delivery may wait for a host lookup). */
   private delivering: Promise<void> = Promise.resolve();
@@ -63,6 +68,7 @@ export class LiveHub {
       messageBurst: opts.messageBurst ?? defaults.WS_MESSAGE_BURST,
     };
     this.charge = opts.charge;
+    this.revoked = opts.revoked;
     this.gate = new UpgradeGate({
       authenticate,
       charge: opts.charge,
@@ -98,12 +104,14 @@ export class LiveHub {
       () => this.clients.size > 0,
     );
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs).unref();
+    if (this.revoked) this.revocationSweep = setInterval(() => this.closeRevoked(), REVOCATION_SWEEP_MS).unref();
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.unfeed?.();
     clearInterval(this.heartbeat);
+    clearInterval(this.revocationSweep);
     for (const c of this.clients) c.ws.terminate();
     this.clients.clear();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
@@ -211,6 +219,25 @@ export class LiveHub {
       });
     }
     return answer;
+  }
+
+  /**
+   * A revoked token ends its open connections as it ends its HTTP requests: a last error message
+   * (UNAUTHENTICATED, reason revoked), then a policy close. Revocations reach a process within
+   * their poll (200 ms), connections within this sweep after.
+   */
+  private closeRevoked(): void {
+    const revoked = this.revoked;
+    if (!revoked) return;
+    for (const c of this.clients) {
+      if (!revoked(c.actor)) continue;
+      this.flow.send(
+        c,
+        errorMessage(new DomainError('UNAUTHENTICATED', 'this token was revoked', { reason: 'revoked' })),
+      );
+      c.ws.close(CLOSE_POLICY, 'token revoked');
+      this.clients.delete(c);
+    }
   }
 
   private beat(): void {

@@ -31,6 +31,11 @@ export interface LiveOptions {
   replayPageSize?: number;
   /** Charges the caller's HTTP budget (rate-limit.ts); false when spent. */
   charge?: (actor: Actor, address: string, cost: number) => Promise<boolean>;
+  /**
+   * Whether the token a connection was opened with has been revoked since (services/token-revocations.ts):
+   * its connections are closed (CLOSE_POLICY) at the hub's next sweep.
+   */
+  revoked?: (actor: Actor) => boolean;
 }
 
 /** Close codes (RFC 6455): the message budget was exceeded; the client reads too slowly. */
