@@ -45,7 +45,7 @@ export async function advanceCursor(
 }
 
 /**
- * Parks an event the sync cannot apply (`dead_letters`, for `fleet dead-letters`) and moves the
+ * Parks an event the sync cannot apply (`dead_letters`, read as docs/operations.md's runbook shows) and moves the
  * locked cursor past it, never backwards.
  */
 export async function deadLetterEvent(
