@@ -360,7 +360,7 @@ export async function buildApp(deps: AppDeps): Promise<App> {
     // WebSocket messages spend the same budget as HTTP requests.
     charge: async (actor, address, cost) => (await limiter.take(actor, address, cost)).allowed,
     // A revoked token's open connections are closed as its requests are refused.
-    revoked: (actor) => revocations.isRevoked(actor),
+    revocations,
     ...(deps.regions ? { regions: deps.regions } : {}),
     ...deps.live,
   });

@@ -54,10 +54,10 @@ export type Actor =
     })
   | (Caller & { role: 'admin' });
 
-/** The caller as the events they cause name them (the audit trail, services/audit.ts). */
 /** Each caller's event actor, made once: a verified token's Actor is the same object for a minute. */
 const eventActors = new WeakMap<Actor, EventActor>();
 
+/** The caller as the events they cause name them (the audit trail, services/audit.ts). */
 export function eventActorOf(actor: Actor): EventActor {
   let made = eventActors.get(actor);
   if (!made) {

@@ -24,6 +24,7 @@ import {
   callScript,
   loadScripts,
   ReplicationUnconfirmed,
+  scriptsLoaded,
   type RedisConnection,
   type WriteConfirmer,
 } from './scripts.ts';
@@ -137,7 +138,7 @@ export class SyncReplication implements WriteConfirmer {
         metrics.replicationRounds.inc();
         // The probe and the WAIT go out together, in order, on the confirmer's connection: the
         // library is loaded first, so that callScript sends the probe at once, before the WAIT.
-        await loadScripts(confirmer);
+        if (!scriptsLoaded(confirmer)) await loadScripts(confirmer);
         const [probe, acked] = await Promise.all([
           callScript(confirmer, 'replication_probe', [keys.replicationProbe(tag)], []),
           confirmer.wait(required, this.opts.timeoutMs),

@@ -79,18 +79,19 @@ const NO_EVENTS: ReadonlySet<ScriptName> = new Set([
 const CORE_PARTS = ['engine.lua', 'calendar.lua', 'changes.lua', 'pricing.lua'] as const;
 const LUA_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'lua');
 
-/** The scripts' library: its FUNCTION LOAD source, its name and each script's function name. */
+/** The scripts' library: its FUNCTION LOAD source and each script's function name. */
 export interface ScriptLibrary {
-  name: string;
   code: string;
   functions: ReadonlyMap<ScriptName, string>;
 }
 
+/** The shared core as every script sees it: the includes, in order (tests evaluate it too). */
+export function scriptCore(dir = LUA_DIR): string {
+  return CORE_PARTS.map((f) => readFileSync(path.join(dir, 'includes', f), 'utf8')).join('\n');
+}
+
 export function loadScriptLibrary(dir = LUA_DIR): ScriptLibrary {
-  const core = withSmallCalendar(
-    CORE_PARTS.map((f) => readFileSync(path.join(dir, 'includes', f), 'utf8')).join('\n'),
-    smallCalendarEntries,
-  );
+  const core = withSmallCalendar(scriptCore(dir), smallCalendarEntries);
   const files = new Set(
     readdirSync(dir)
       .filter((f) => f.endsWith('.lua'))
@@ -114,8 +115,7 @@ export function loadScriptLibrary(dir = LUA_DIR): ScriptLibrary {
     const flags = READ_ONLY.has(name) ? "'no-writes'" : '';
     return `redis.register_function{function_name='${fn}', flags={${flags}}, callback=function(keys, args)\nbegin_call(keys, args)\n${body}\nend}`;
   });
-  const name = `fleet_${hash}`;
-  return { name, functions, code: `#!lua name=${name}\n${core}\n${registered.join('\n')}\n` };
+  return { functions, code: `#!lua name=fleet_${hash}\n${core}\n${registered.join('\n')}\n` };
 }
 
 const SMALL_CALENDAR = 2;
@@ -209,6 +209,12 @@ export function loadScripts(conn: RedisConnection): Promise<void> {
   return entry.ready;
 }
 
+/** Whether the library is loaded on the connection's server(s): a call is then sent at once. */
+export function scriptsLoaded(conn: RedisConnection): boolean {
+  const entry = loaded.get(conn);
+  return entry !== undefined && entry.settled && entry.library === scriptLibrary();
+}
+
 /**
  * Calls a script's function on `conn`. Once the library is loaded the command is sent at once, in
  * the order of the calls (the replication probe relies on it: its WAIT follows it); `load: false`
@@ -224,11 +230,7 @@ export function callScript(
   const library = scriptLibrary();
   const fn = library.functions.get(name);
   if (!fn) throw new Error(`script ${name} is not in the library`);
-  if (!o) {
-    const entry = loaded.get(conn);
-    if (!entry?.settled || entry.library !== library)
-      return loadScripts(conn).then(() => sendFunction(conn, name, fn, keys, args));
-  }
+  if (!o && !scriptsLoaded(conn)) return loadScripts(conn).then(() => sendFunction(conn, name, fn, keys, args));
   return sendFunction(conn, name, fn, keys, args);
 }
 

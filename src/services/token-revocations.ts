@@ -37,6 +37,8 @@ export class TokenRevocations {
   private timer: NodeJS.Timeout | undefined;
   private closed = false;
   private readonly pollMs: number;
+  /** Who hears that the revocations changed (the WebSocket hub closes the revoked connections). */
+  private readonly listeners = new Set<() => void>();
 
   constructor(
     private readonly redis: RedisConnection,
@@ -57,6 +59,16 @@ export class TokenRevocations {
     this.timer = undefined;
   }
 
+  /** Calls `listener` whenever this process learns of new revocations; returns the unsubscribe. */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
+  }
+
+  private changed(): void {
+    for (const listener of this.listeners) listener();
+  }
+
   /** Whether the token was revoked, as this process knows now. */
   isRevoked(token: RevocableToken, now = Date.now()): boolean {
     const until = token.jti === undefined ? undefined : this.state.tokens.get(token.jti);
@@ -70,12 +82,14 @@ export class TokenRevocations {
   async revokeToken(jti: string, until: number): Promise<void> {
     await revokeTokenId(this.redis, jti, until, Date.now());
     this.state.tokens.set(jti, Math.max(until, this.state.tokens.get(jti) ?? 0));
+    this.changed();
   }
 
   /** Revokes every token the client holds now; answers the generation its next tokens carry. */
   async revokeClient(clientId: string): Promise<number> {
     const generation = await raiseClientGeneration(this.redis, clientId);
     this.state.clients.set(clientId, Math.max(generation, this.state.clients.get(clientId) ?? 0));
+    this.changed();
     return generation;
   }
 
@@ -83,6 +97,7 @@ export class TokenRevocations {
   async forgetClient(clientId: string): Promise<void> {
     await raiseClientGeneration(this.redis, clientId, EVERY_GENERATION);
     this.state.clients.set(clientId, EVERY_GENERATION);
+    this.changed();
   }
 
   /** The generation a token issued to the client now carries (read from Redis, not this process's copy). */
@@ -96,6 +111,7 @@ export class TokenRevocations {
       if (!this.loaded || version !== this.state.version) {
         this.state = await readRevocations(this.redis, Date.now());
         this.loaded = true;
+        this.changed();
       }
     } catch (err) {
       survived('token-revocations.poll', err);

@@ -6,19 +6,17 @@
  * customer pays.
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
 import { after, before, test } from 'node:test';
 import fc from 'fast-check';
 import type { Redis } from 'ioredis';
 import { MAX_INTERVAL_MS, MINUTE_MS } from '../../src/domain/calendar.ts';
 import { customerPays, extendPrice, priceWindow, ratesOf, toMinor } from '../../src/domain/pricing.ts';
+import { scriptCore } from '../../src/redis/scripts.ts';
 import { connect } from '../support/engine.ts';
 import { startRedis, type RedisServer } from '../support/redis.ts';
 import { seeded } from '../support/random.ts';
 
-const CORE = ['engine.lua', 'calendar.lua', 'changes.lua', 'pricing.lua']
-  .map((f) => readFileSync(new URL(`../../src/redis/lua/includes/${f}`, import.meta.url), 'utf8'))
-  .join('\n');
+const CORE = scriptCore();
 
 /** Each case priced by the scripts' functions: the window, its extension, and what a customer pays. */
 const BODY = `

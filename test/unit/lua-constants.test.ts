@@ -4,9 +4,6 @@
  * together here and by the property test (model.property.test.ts).
  */
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
 import {
   BLOCK_STATUS,
@@ -20,13 +17,10 @@ import {
 } from '../../src/domain/calendar.ts';
 import { counterFields } from '../../src/redis/counters.ts';
 import { PRICE_PERIOD_MS } from '../../src/domain/pricing.ts';
+import { scriptCore } from '../../src/redis/scripts.ts';
 
-/** The scripts' shared core, every part (src/redis/scripts.ts prepends them in this order). */
-const lua = ['engine.lua', 'calendar.lua', 'changes.lua', 'pricing.lua']
-  .map((f) =>
-    readFileSync(path.join(path.dirname(fileURLToPath(import.meta.url)), '../../src/redis/lua/includes', f), 'utf8'),
-  )
-  .join('\n');
+/** The scripts' shared core, every part, as src/redis/scripts.ts builds the library of it. */
+const lua = scriptCore();
 
 /** A `local NAME = <arithmetic of numbers and earlier names>` of the engine, evaluated. */
 function luaNumber(name: string, known: Record<string, number> = {}): number {

@@ -31,9 +31,6 @@ import { CLOSE_POLICY, errorMessage, parseClientMessage, TopicRefusal, type Live
 import { TopicPolicy, type Topic } from './topics.ts';
 import { UpgradeGate, type Admitted } from './upgrade.ts';
 
-/** How often open connections are checked against the revoked tokens (polled every 200 ms: services/token-revocations.ts). */
-const REVOCATION_SWEEP_MS = 250;
-
 export class LiveHub {
   private readonly wss = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 });
   private readonly clients = new Set<Client>();
@@ -46,8 +43,8 @@ export class LiveHub {
   private readonly flow: Flow;
   private readonly fanOut: FanOut;
   private heartbeat: NodeJS.Timeout | undefined;
-  private revocationSweep: NodeJS.Timeout | undefined;
-  private readonly revoked: LiveOptions['revoked'];
+  private readonly revocations: LiveOptions['revocations'];
+  private unrevoke: (() => void) | undefined;
   private unfeed: (() => void) | undefined;
   /** Batches from the feed, delivered one after another (a delivery may wait for a host lookup). */
   private delivering: Promise<void> = Promise.resolve();
@@ -68,7 +65,7 @@ export class LiveHub {
       messageBurst: opts.messageBurst ?? defaults.WS_MESSAGE_BURST,
     };
     this.charge = opts.charge;
-    this.revoked = opts.revoked;
+    this.revocations = opts.revocations;
     this.gate = new UpgradeGate({
       authenticate,
       charge: opts.charge,
@@ -104,14 +101,14 @@ export class LiveHub {
       () => this.clients.size > 0,
     );
     this.heartbeat = setInterval(() => this.beat(), this.heartbeatMs).unref();
-    if (this.revoked) this.revocationSweep = setInterval(() => this.closeRevoked(), REVOCATION_SWEEP_MS).unref();
+    this.unrevoke = this.revocations?.onChange(() => this.closeRevoked());
   }
 
   async close(): Promise<void> {
     this.closed = true;
     this.unfeed?.();
     clearInterval(this.heartbeat);
-    clearInterval(this.revocationSweep);
+    this.unrevoke?.();
     for (const c of this.clients) c.ws.terminate();
     this.clients.clear();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
@@ -223,14 +220,14 @@ export class LiveHub {
 
   /**
    * A revoked token ends its open connections as it ends its HTTP requests: a last error message
-   * (UNAUTHENTICATED, reason revoked), then a policy close. Revocations reach a process within
-   * their poll (200 ms), connections within this sweep after.
+   * (UNAUTHENTICATED, reason revoked), then a policy close — as soon as this process learns of the
+   * revocation (at once where it was made, within the revocations' poll elsewhere).
    */
   private closeRevoked(): void {
-    const revoked = this.revoked;
-    if (!revoked) return;
+    const revocations = this.revocations;
+    if (!revocations) return;
     for (const c of this.clients) {
-      if (!revoked(c.actor)) continue;
+      if (!revocations.isRevoked(c.actor)) continue;
       this.flow.send(
         c,
         errorMessage(new DomainError('UNAUTHENTICATED', 'this token was revoked', { reason: 'revoked' })),

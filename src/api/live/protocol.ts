@@ -7,6 +7,7 @@ import { Type } from '@sinclair/typebox';
 import { TypeCompiler } from '@sinclair/typebox/compiler';
 import { DomainError } from '../../domain/errors.ts';
 import type { RegionMap } from '../../services/regions.ts';
+import type { TokenRevocations } from '../../services/token-revocations.ts';
 import type { Actor } from '../auth.ts';
 import { problemOf } from '../problems.ts';
 
@@ -32,10 +33,10 @@ export interface LiveOptions {
   /** Charges the caller's HTTP budget (rate-limit.ts); false when spent. */
   charge?: (actor: Actor, address: string, cost: number) => Promise<boolean>;
   /**
-   * Whether the token a connection was opened with has been revoked since (services/token-revocations.ts):
-   * its connections are closed (CLOSE_POLICY) at the hub's next sweep.
+   * The revoked tokens as this process knows them (services/token-revocations.ts): when they
+   * change, the connections opened with a token now revoked are closed (CLOSE_POLICY).
    */
-  revoked?: (actor: Actor) => boolean;
+  revocations?: Pick<TokenRevocations, 'isRevoked' | 'onChange'>;
 }
 
 /** Close codes (RFC 6455): the message budget was exceeded; the client reads too slowly. */
